@@ -1,0 +1,62 @@
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Domain.Ledger;
+
+/// <summary>A request the ledger decides on; the scheduler actor receives these as messages.</summary>
+public interface ILedgerCommand
+{
+}
+
+/// <summary>Requests the ledger decides on. Each says which states allow it.</summary>
+public static class LedgerCommands
+{
+    /// <summary>Always allowed; re-registering a known host updates its capacity.</summary>
+    public sealed record RegisterHost(HostId HostId, int Cpus, long MemoryMiB, string Driver) : ILedgerCommand;
+
+    /// <summary>Allowed when the spec is valid and the tenant has no VM of that name.</summary>
+    public sealed record CreateVm(TenantId Tenant, VmSpec Spec, VmId NewId) : ILedgerCommand;
+
+    /// <summary>Allowed unless the VM is being deleted.</summary>
+    public sealed record StopVm(TenantId Tenant, string Name) : ILedgerCommand;
+
+    /// <summary>Allowed unless the VM is being deleted. Starting a Failed VM retries it.</summary>
+    public sealed record StartVm(TenantId Tenant, string Name) : ILedgerCommand;
+
+    /// <summary>Allowed in every state; deleting twice is a no-op.</summary>
+    public sealed record DeleteVm(TenantId Tenant, string Name) : ILedgerCommand;
+
+    /// <summary>From the VM's host; ignored when the epoch is not the VM's current one (a stale copy).</summary>
+    public sealed record ReportVm(VmId VmId, Epoch Epoch, VmStatus Status, string? Reason, int? Pid, int? Attempt) : ILedgerCommand;
+
+    /// <summary>From the VM's host after a delete: the process and its files are gone.</summary>
+    public sealed record ConfirmDeleted(VmId VmId) : ILedgerCommand;
+}
+
+public enum RefusalKind
+{
+    Invalid,
+    NotFound,
+    Conflict,
+}
+
+public sealed record Refusal(RefusalKind Kind, string Message, IReadOnlyList<FieldError> Errors)
+{
+    public static Refusal NotFound(string what) => new(RefusalKind.NotFound, what, []);
+
+    public static Refusal Conflict(string field, string message) => new(RefusalKind.Conflict, message, [new FieldError(field, message)]);
+
+    public static Refusal Invalid(IReadOnlyList<FieldError> errors) =>
+        new(RefusalKind.Invalid, "the request is not valid", errors);
+}
+
+/// <summary>What the ledger decided: events to persist (possibly none), or a refusal naming what is wrong.</summary>
+public sealed record Decision(IReadOnlyList<ILedgerEvent> Events, Refusal? Refusal)
+{
+    public static readonly Decision Nothing = new([], null);
+
+    public static Decision Accept(params ILedgerEvent[] events) => new(events, null);
+
+    public static Decision Refuse(Refusal refusal) => new([], refusal);
+
+    public bool IsRefused => Refusal is not null;
+}

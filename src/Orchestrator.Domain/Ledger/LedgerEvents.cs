@@ -1,0 +1,47 @@
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Domain.Ledger;
+
+/// <summary>
+/// What the scheduler's journal records. Persisted before anyone is told (invariant I1); each type has a stable
+/// manifest in the serializer, so renaming a record is a breaking change.
+/// </summary>
+public interface ILedgerEvent
+{
+}
+
+/// <summary>An event about one VM, tagged with its tenant for read models.</summary>
+public interface IVmLedgerEvent : ILedgerEvent
+{
+    VmId VmId { get; }
+}
+
+public static class LedgerEvents
+{
+    public sealed record HostRegistered(HostId HostId, int Cpus, long MemoryMiB, string Driver, DateTimeOffset At) : ILedgerEvent;
+
+    public sealed record VmRequested(VmId VmId, TenantId Tenant, VmSpec Spec, DateTimeOffset At) : IVmLedgerEvent;
+
+    /// <summary>The VM got a host; <paramref name="Epoch"/> is the fencing token of this placement.</summary>
+    public sealed record VmPlaced(VmId VmId, HostId HostId, Epoch Epoch) : IVmLedgerEvent;
+
+    /// <summary>No host has room; the VM waits as Pending.</summary>
+    public sealed record VmPending(VmId VmId, string Reason) : IVmLedgerEvent;
+
+    public sealed record VmStarted(VmId VmId, Epoch Epoch, int Pid) : IVmLedgerEvent;
+
+    public sealed record VmReady(VmId VmId, Epoch Epoch, DateTimeOffset At) : IVmLedgerEvent;
+
+    public sealed record VmRestarting(VmId VmId, Epoch Epoch, int Attempt, string Reason) : IVmLedgerEvent;
+
+    public sealed record VmStopped(VmId VmId, Epoch Epoch, string Reason) : IVmLedgerEvent;
+
+    public sealed record VmFailed(VmId VmId, Epoch Epoch, string Reason) : IVmLedgerEvent;
+
+    public sealed record VmDesiredStateChanged(VmId VmId, DesiredState Desired) : IVmLedgerEvent;
+
+    public sealed record VmDeleteRequested(VmId VmId) : IVmLedgerEvent;
+
+    /// <summary>The VM is gone from its host and its allocation is free.</summary>
+    public sealed record VmReleased(VmId VmId) : IVmLedgerEvent;
+}

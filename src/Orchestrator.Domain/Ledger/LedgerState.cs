@@ -1,0 +1,261 @@
+using System.Collections.Immutable;
+using Orchestrator.Domain.Placement;
+using Orchestrator.Domain.Vms;
+using static Orchestrator.Domain.Ledger.LedgerEvents;
+
+namespace Orchestrator.Domain.Ledger;
+
+/// <summary>What the ledger needs to know besides its own state to decide.</summary>
+public sealed record LedgerRules(PlacementPolicy Placement, VmSpecLimits Limits, IReadOnlySet<string> Images)
+{
+    public static LedgerRules Create(IEnumerable<string> images) =>
+        new(PlacementPolicy.Default, VmSpecLimits.Default, images.ToHashSet(StringComparer.Ordinal));
+}
+
+/// <summary>
+/// The scheduler's state: hosts, VMs and their allocations. Pure: <see cref="Decide"/> turns a command into events,
+/// <see cref="Apply"/> folds an event in. The persistent actor only persists what Decide returns and applies it.
+/// </summary>
+public sealed record LedgerState(
+    ImmutableDictionary<HostId, HostRecord> Hosts,
+    ImmutableDictionary<VmId, VmRecord> Vms,
+    ImmutableDictionary<(TenantId Tenant, string Name), VmId> Names)
+{
+    public static readonly LedgerState Empty = new(
+        ImmutableDictionary<HostId, HostRecord>.Empty,
+        ImmutableDictionary<VmId, VmRecord>.Empty,
+        ImmutableDictionary<(TenantId, string), VmId>.Empty);
+
+    /// <summary>Rebuilds the state from a snapshot's records.</summary>
+    public static LedgerState FromRecords(IEnumerable<HostRecord> hosts, IEnumerable<VmRecord> vms)
+    {
+        var vmList = vms.ToList();
+        return new LedgerState(
+            hosts.ToImmutableDictionary(h => h.Id),
+            vmList.ToImmutableDictionary(v => v.Id),
+            vmList.ToImmutableDictionary(v => (v.Tenant, v.Spec.Name), v => v.Id));
+    }
+
+    public VmRecord? FindVm(TenantId tenant, string name) =>
+        Names.TryGetValue((tenant, name), out var id) ? Vms[id] : null;
+
+    public IEnumerable<VmRecord> VmsOf(TenantId tenant) => Vms.Values.Where(v => v.Tenant == tenant);
+
+    public IEnumerable<VmRecord> VmsOn(HostId host) => Vms.Values.Where(v => v.Host == host);
+
+    public Decision Decide(ILedgerCommand command, LedgerRules rules, DateTimeOffset now) => command switch
+    {
+        LedgerCommands.RegisterHost c => DecideRegisterHost(c, rules, now),
+        LedgerCommands.CreateVm c => DecideCreate(c, rules, now),
+        LedgerCommands.StopVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Stopped),
+        LedgerCommands.StartVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Running),
+        LedgerCommands.DeleteVm c => DecideDelete(c, rules),
+        LedgerCommands.ReportVm c => DecideReport(c, now),
+        LedgerCommands.ConfirmDeleted c => DecideConfirmDeleted(c, rules),
+        _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
+    };
+
+    private Decision DecideRegisterHost(LedgerCommands.RegisterHost c, LedgerRules rules, DateTimeOffset now)
+    {
+        if (Hosts.TryGetValue(c.HostId, out var known)
+            && known.Cpus == c.Cpus && known.MemoryMiB == c.MemoryMiB && known.Driver == c.Driver && known.State == HostState.Up)
+        {
+            return Decision.Nothing;
+        }
+
+        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now);
+        return Decision.Accept([registered, .. Apply(registered).PlacePending(rules)]);
+    }
+
+    private Decision DecideCreate(LedgerCommands.CreateVm c, LedgerRules rules, DateTimeOffset now)
+    {
+        var errors = VmSpecValidator.Validate(c.Spec, rules.Limits, rules.Images);
+        if (errors.Count > 0)
+        {
+            return Decision.Refuse(Refusal.Invalid(errors));
+        }
+
+        if (Names.ContainsKey((c.Tenant, c.Spec.Name)))
+        {
+            return Decision.Refuse(Refusal.Conflict("name", $"a VM named '{c.Spec.Name}' already exists"));
+        }
+
+        var requested = new VmRequested(c.NewId, c.Tenant, c.Spec, now);
+        return Decision.Accept([requested, Apply(requested).Place(c.NewId, rules)]);
+    }
+
+    private Decision DecideDesired(TenantId tenant, string name, DesiredState desired)
+    {
+        var vm = FindVm(tenant, name);
+        if (vm is null)
+        {
+            return Decision.Refuse(Refusal.NotFound($"no VM named '{name}'"));
+        }
+
+        if (vm.Status == VmStatus.Deleting)
+        {
+            return Decision.Refuse(Refusal.Conflict("name", $"VM '{name}' is being deleted"));
+        }
+
+        // Starting a VM that is down (crashed for good, or powered off by its guest) is the way to bring it back,
+        // as `docker start` is, even though the tenant never asked for it to stop.
+        var alreadyThere = vm.Desired == desired
+            && !(desired == DesiredState.Running && vm.Status is VmStatus.Failed or VmStatus.Stopped);
+        return alreadyThere ? Decision.Nothing : Decision.Accept(new VmDesiredStateChanged(vm.Id, desired));
+    }
+
+    private Decision DecideDelete(LedgerCommands.DeleteVm c, LedgerRules rules)
+    {
+        var vm = FindVm(c.Tenant, c.Name);
+        if (vm is null)
+        {
+            return Decision.Refuse(Refusal.NotFound($"no VM named '{c.Name}'"));
+        }
+
+        if (vm.Status == VmStatus.Deleting)
+        {
+            return Decision.Nothing;
+        }
+
+        var deleteRequested = new VmDeleteRequested(vm.Id);
+        if (vm.Host is null)
+        {
+            // Never placed: nothing runs anywhere, release at once.
+            return Decision.Accept(deleteRequested, new VmReleased(vm.Id));
+        }
+
+        return Decision.Accept(deleteRequested);
+    }
+
+    private Decision DecideReport(LedgerCommands.ReportVm c, DateTimeOffset now)
+    {
+        if (!Vms.TryGetValue(c.VmId, out var vm) || vm.Epoch != c.Epoch || vm.Status == VmStatus.Deleting)
+        {
+            return Decision.Nothing;
+        }
+
+        ILedgerEvent? evt = c.Status switch
+        {
+            VmStatus.Running when vm.Status is not (VmStatus.Running or VmStatus.Ready) || vm.Pid != c.Pid =>
+                new VmStarted(vm.Id, c.Epoch, c.Pid ?? 0),
+            VmStatus.Ready when vm.Status != VmStatus.Ready => new VmReady(vm.Id, c.Epoch, now),
+            VmStatus.Restarting => new VmRestarting(vm.Id, c.Epoch, c.Attempt ?? vm.Restarts + 1, c.Reason ?? "exited"),
+            VmStatus.Stopped when vm.Status != VmStatus.Stopped => new VmStopped(vm.Id, c.Epoch, c.Reason ?? "stopped"),
+            VmStatus.Failed when vm.Status != VmStatus.Failed || vm.Reason != c.Reason =>
+                new VmFailed(vm.Id, c.Epoch, c.Reason ?? "failed"),
+            _ => null,
+        };
+        return evt is null ? Decision.Nothing : Decision.Accept(evt);
+    }
+
+    private Decision DecideConfirmDeleted(LedgerCommands.ConfirmDeleted c, LedgerRules rules)
+    {
+        if (!Vms.TryGetValue(c.VmId, out var vm) || vm.Status != VmStatus.Deleting)
+        {
+            return Decision.Nothing;
+        }
+
+        var released = new VmReleased(vm.Id);
+        return Decision.Accept([released, .. Apply(released).PlacePending(rules)]);
+    }
+
+    /// <summary>A placement for one VM: on the best host, or Pending with the reason.</summary>
+    private ILedgerEvent Place(VmId vmId, LedgerRules rules)
+    {
+        var vm = Vms[vmId];
+        var request = new ResourceRequest(vm.Spec.Vcpus, vm.Spec.MemoryMiB);
+        var host = Placement.Placement.ChooseHost(Hosts.Values, request, rules.Placement);
+        return host is null
+            ? new VmPending(vmId, Placement.Placement.ExplainNoFit(Hosts.Values.ToList(), request, rules.Placement))
+            : new VmPlaced(vmId, host.Id, vm.Epoch.Next());
+    }
+
+    /// <summary>Places waiting VMs, oldest first, for as long as they fit.</summary>
+    private IEnumerable<ILedgerEvent> PlacePending(LedgerRules rules)
+    {
+        var state = this;
+        foreach (var vm in Vms.Values.Where(v => v.Status == VmStatus.Pending).OrderBy(v => v.CreatedAt).ThenBy(v => v.Id.Value))
+        {
+            if (state.Place(vm.Id, rules) is VmPlaced placed)
+            {
+                state = state.Apply(placed);
+                yield return placed;
+            }
+        }
+    }
+
+    public LedgerState Apply(ILedgerEvent evt) => evt switch
+    {
+        HostRegistered e => this with
+        {
+            Hosts = Hosts.SetItem(e.HostId, Hosts.TryGetValue(e.HostId, out var h)
+                ? h with { Cpus = e.Cpus, MemoryMiB = e.MemoryMiB, Driver = e.Driver, State = HostState.Up }
+                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0)),
+        },
+        VmRequested e => this with
+        {
+            Vms = Vms.Add(e.VmId, new VmRecord(e.VmId, e.Tenant, e.Spec, DesiredState.Running, VmStatus.Pending,
+                null, null, Epoch.Zero, null, 0, e.At, null)),
+            Names = Names.Add((e.Tenant, e.Spec.Name), e.VmId),
+        },
+        VmPending e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason }),
+        VmPlaced e => MoveAllocation(e.VmId, e.HostId)
+            .UpdateVm(e.VmId, vm => vm with
+            {
+                Host = e.HostId, Epoch = e.Epoch, Pid = null, Reason = null,
+                Status = vm.Desired == DesiredState.Running ? VmStatus.Starting : VmStatus.Stopped,
+            }),
+        VmStarted e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Running, Pid = e.Pid, Reason = null }),
+        VmReady e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Ready, ReadyAt = e.At, Reason = null }),
+        VmRestarting e => UpdateVm(e.VmId, vm => vm with
+        {
+            Status = VmStatus.Restarting, Restarts = vm.Restarts + 1, Reason = e.Reason, Pid = null, ReadyAt = null,
+        }),
+        VmStopped e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Stopped, Reason = e.Reason, Pid = null, ReadyAt = null }),
+        VmFailed e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Failed, Reason = e.Reason, Pid = null, ReadyAt = null }),
+        VmDesiredStateChanged e => UpdateVm(e.VmId, vm => vm with
+        {
+            Desired = e.Desired,
+            Status = e.Desired == DesiredState.Running
+                ? (vm.Host is null ? VmStatus.Pending : VmStatus.Starting)
+                : VmStatus.Stopping,
+            Reason = null,
+        }),
+        VmDeleteRequested e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Deleting, Reason = null }),
+        VmReleased e => MoveAllocation(e.VmId, null) is var s && s.Vms[e.VmId] is var gone
+            ? s with { Vms = s.Vms.Remove(e.VmId), Names = s.Names.Remove((gone.Tenant, gone.Spec.Name)) }
+            : this,
+        _ => throw new ArgumentException($"unknown ledger event {evt.GetType().Name}", nameof(evt)),
+    };
+
+    private LedgerState UpdateVm(VmId id, Func<VmRecord, VmRecord> change) =>
+        Vms.TryGetValue(id, out var vm) ? this with { Vms = Vms.SetItem(id, change(vm)) } : this;
+
+    /// <summary>Moves a VM's resources from its current host (if any) to <paramref name="to"/> (if any).</summary>
+    private LedgerState MoveAllocation(VmId id, HostId? to)
+    {
+        var vm = Vms[id];
+        var hosts = Hosts;
+        if (vm.Host is { } from && hosts.TryGetValue(from, out var old))
+        {
+            hosts = hosts.SetItem(from, old with
+            {
+                AllocatedVcpus = old.AllocatedVcpus - vm.Spec.Vcpus,
+                AllocatedMemoryMiB = old.AllocatedMemoryMiB - vm.Spec.MemoryMiB,
+                VmCount = old.VmCount - 1,
+            });
+        }
+
+        if (to is { } target && hosts.TryGetValue(target, out var host))
+        {
+            hosts = hosts.SetItem(target, host with
+            {
+                AllocatedVcpus = host.AllocatedVcpus + vm.Spec.Vcpus,
+                AllocatedMemoryMiB = host.AllocatedMemoryMiB + vm.Spec.MemoryMiB,
+                VmCount = host.VmCount + 1,
+            });
+        }
+
+        return this with { Hosts = hosts, Vms = Vms.SetItem(id, vm with { Host = to }) };
+    }
+}

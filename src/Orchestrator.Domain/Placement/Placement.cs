@@ -1,0 +1,87 @@
+using Orchestrator.Domain.Ledger;
+
+namespace Orchestrator.Domain.Placement;
+
+public enum PlacementStrategy
+{
+    /// <summary>Prefer the emptiest host (vSphere DRS, Nova's default weighers).</summary>
+    Spread,
+
+    /// <summary>Prefer the fullest host that fits, to keep others free.</summary>
+    Pack,
+}
+
+/// <summary>How much may be promised per physical resource, and which hosts are preferred.</summary>
+public sealed record PlacementPolicy(double CpuAllocationRatio, double MemoryAllocationRatio, PlacementStrategy Strategy)
+{
+    public static readonly PlacementPolicy Default = new(4.0, 1.0, PlacementStrategy.Spread);
+}
+
+public sealed record ResourceRequest(int Vcpus, long MemoryMiB);
+
+/// <summary>Filters then weighers, Nova style, with a deterministic tie-break on the host id.</summary>
+public static class Placement
+{
+    public static bool Fits(HostRecord host, ResourceRequest request, PlacementPolicy policy) =>
+        host.State == HostState.Up
+        && host.AllocatedVcpus + request.Vcpus <= VcpuCapacity(host, policy)
+        && host.AllocatedMemoryMiB + request.MemoryMiB <= MemoryCapacity(host, policy);
+
+    public static int VcpuCapacity(HostRecord host, PlacementPolicy policy) =>
+        (int)Math.Floor(host.Cpus * policy.CpuAllocationRatio);
+
+    public static long MemoryCapacity(HostRecord host, PlacementPolicy policy) =>
+        (long)Math.Floor(host.MemoryMiB * policy.MemoryAllocationRatio);
+
+    /// <summary>The best host for the request, or null when none passes the filters.</summary>
+    public static HostRecord? ChooseHost(IEnumerable<HostRecord> hosts, ResourceRequest request, PlacementPolicy policy)
+    {
+        HostRecord? best = null;
+        var bestWeight = double.NegativeInfinity;
+        foreach (var host in hosts)
+        {
+            if (!Fits(host, request, policy))
+            {
+                continue;
+            }
+
+            var weight = Weigh(host, request, policy);
+            if (weight > bestWeight || (weight == bestWeight && string.CompareOrdinal(host.Id.Value, best!.Id.Value) < 0))
+            {
+                best = host;
+                bestWeight = weight;
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>Higher is better. The mean free fraction of vCPUs and memory after placing the request.</summary>
+    public static double Weigh(HostRecord host, ResourceRequest request, PlacementPolicy policy)
+    {
+        var cpuCapacity = Math.Max(1, VcpuCapacity(host, policy));
+        var memoryCapacity = Math.Max(1, MemoryCapacity(host, policy));
+        var freeCpu = (cpuCapacity - host.AllocatedVcpus - request.Vcpus) / (double)cpuCapacity;
+        var freeMemory = (memoryCapacity - host.AllocatedMemoryMiB - request.MemoryMiB) / (double)memoryCapacity;
+        var free = (freeCpu + freeMemory) / 2;
+        return policy.Strategy == PlacementStrategy.Spread ? free : -free;
+    }
+
+    /// <summary>Why nothing fits, in words an operator can act on.</summary>
+    public static string ExplainNoFit(IReadOnlyCollection<HostRecord> hosts, ResourceRequest request, PlacementPolicy policy)
+    {
+        if (hosts.Count == 0)
+        {
+            return "no host is registered";
+        }
+
+        var up = hosts.Count(h => h.State == HostState.Up);
+        if (up == 0)
+        {
+            return $"none of the {hosts.Count} hosts is up";
+        }
+
+        return $"no host has room for {request.Vcpus} vCPUs and {request.MemoryMiB} MiB " +
+               $"({up} hosts up, allocation ratios cpu {policy.CpuAllocationRatio}, memory {policy.MemoryAllocationRatio})";
+    }
+}

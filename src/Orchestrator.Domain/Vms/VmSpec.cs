@@ -1,0 +1,102 @@
+using System.Text.RegularExpressions;
+
+namespace Orchestrator.Domain.Vms;
+
+/// <summary>What the orchestrator does when a VM's process ends without being asked to (docker/nomad semantics).</summary>
+public enum RestartPolicy
+{
+    /// <summary>Restart after any exit the orchestrator did not ask for, a clean guest power-off included.</summary>
+    Always,
+
+    /// <summary>Restart after a crash or a guest panic; a clean guest power-off leaves the VM Stopped.</summary>
+    OnFailure,
+
+    /// <summary>Never restart: a crash leaves the VM Failed, a power-off leaves it Stopped.</summary>
+    Never,
+}
+
+public static class RestartPolicies
+{
+    public static string ToWire(this RestartPolicy policy) => policy switch
+    {
+        RestartPolicy.Always => "always",
+        RestartPolicy.OnFailure => "on-failure",
+        RestartPolicy.Never => "never",
+        _ => throw new ArgumentOutOfRangeException(nameof(policy)),
+    };
+
+    public static bool TryParse(string? text, out RestartPolicy policy)
+    {
+        switch (text)
+        {
+            case "always": policy = RestartPolicy.Always; return true;
+            case "on-failure": policy = RestartPolicy.OnFailure; return true;
+            case "never": policy = RestartPolicy.Never; return true;
+            default: policy = default; return false;
+        }
+    }
+}
+
+/// <summary>What a tenant asks for. Validated by <see cref="VmSpecValidator"/> before anything is persisted.</summary>
+public sealed record VmSpec(string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure);
+
+/// <summary>One thing wrong with a request, named by the field a person typed.</summary>
+public sealed record FieldError(string Field, string Message);
+
+/// <summary>Bounds on a single VM; the node reads them from config.</summary>
+public sealed record VmSpecLimits(int MaxVcpus = 64, int MinMemoryMiB = 64, int MaxMemoryMiB = 1024 * 1024)
+{
+    public static readonly VmSpecLimits Default = new();
+}
+
+public static partial class VmSpecValidator
+{
+    /// <summary>
+    /// A DNS label: it is safe to show anywhere and is never used as a path or an argument anyway
+    /// (drivers use the VM id).
+    /// </summary>
+    [GeneratedRegex("^[a-z][a-z0-9-]{0,61}[a-z0-9]$|^[a-z]$", RegexOptions.CultureInvariant)]
+    private static partial Regex NamePattern();
+
+    public static bool IsValidName(string? name) => name is not null && NamePattern().IsMatch(name);
+
+    public static IReadOnlyList<FieldError> Validate(VmSpec spec, VmSpecLimits limits, IReadOnlySet<string> knownImages)
+    {
+        var errors = new List<FieldError>();
+        if (!IsValidName(spec.Name))
+        {
+            errors.Add(new FieldError("name",
+                "must be 1-63 characters of lowercase letters, digits and '-', starting with a letter and not ending with '-'"));
+        }
+
+        if (spec.Vcpus < 1 || spec.Vcpus > limits.MaxVcpus)
+        {
+            errors.Add(new FieldError("vcpus", $"must be between 1 and {limits.MaxVcpus}, was {spec.Vcpus}"));
+        }
+
+        if (spec.MemoryMiB < limits.MinMemoryMiB || spec.MemoryMiB > limits.MaxMemoryMiB)
+        {
+            errors.Add(new FieldError("memoryMiB",
+                $"must be between {limits.MinMemoryMiB} and {limits.MaxMemoryMiB} MiB, was {spec.MemoryMiB}"));
+        }
+
+        if (string.IsNullOrEmpty(spec.Image))
+        {
+            errors.Add(new FieldError("image", "is required"));
+        }
+        else if (!knownImages.Contains(spec.Image))
+        {
+            // Never echo an arbitrary tenant string back unbounded.
+            var shown = spec.Image.Length > 64 ? spec.Image[..64] + "…" : spec.Image;
+            errors.Add(new FieldError("image",
+                $"unknown image '{shown}'; known images: {string.Join(", ", knownImages.Order(StringComparer.Ordinal))}"));
+        }
+
+        if (!Enum.IsDefined(spec.RestartPolicy))
+        {
+            errors.Add(new FieldError("restartPolicy", "must be one of always, on-failure, never"));
+        }
+
+        return errors;
+    }
+}

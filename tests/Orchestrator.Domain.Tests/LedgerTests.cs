@@ -1,0 +1,174 @@
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
+using static Orchestrator.Domain.Ledger.LedgerEvents;
+
+namespace Orchestrator.Domain.Tests;
+
+public class LedgerTests
+{
+    [Fact]
+    public void A_created_vm_is_placed_with_a_first_epoch()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        var vm = ledger.Create("web1");
+        Assert.Equal(new HostId("h1"), vm.Host);
+        Assert.Equal(new Epoch(1), vm.Epoch);
+        Assert.Equal(VmStatus.Starting, vm.Status);
+        Assert.Equal(1, ledger.State.Hosts[new HostId("h1")].AllocatedVcpus);
+    }
+
+    [Fact]
+    public void An_invalid_spec_is_refused_and_nothing_is_recorded()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        var decision = ledger.Send(new LedgerCommands.CreateVm(TenantId.System, new VmSpec("../x", 0, 256, "demo"), VmId.New()));
+        Assert.Equal(RefusalKind.Invalid, decision.Refusal?.Kind);
+        Assert.Empty(decision.Events);
+        Assert.Empty(ledger.State.Vms);
+    }
+
+    [Fact]
+    public void A_duplicate_name_in_the_same_tenant_is_a_conflict()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        ledger.Create("web1");
+        var decision = ledger.Send(new LedgerCommands.CreateVm(TenantId.System, new VmSpec("web1", 1, 256, "demo"), VmId.New()));
+        Assert.Equal(RefusalKind.Conflict, decision.Refusal?.Kind);
+        Assert.Equal("name", decision.Refusal!.Errors.Single().Field);
+        Assert.Single(ledger.State.Vms);
+    }
+
+    [Fact]
+    public void The_same_name_in_another_tenant_is_another_vm()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        var a = ledger.Create("web1", tenant: "a");
+        var b = ledger.Create("web1", tenant: "b");
+        Assert.NotEqual(a.Id, b.Id);
+        Assert.Null(ledger.State.FindVm(new TenantId("c"), "web1"));
+    }
+
+    [Fact]
+    public void A_vm_that_fits_nowhere_waits_as_pending_and_is_placed_when_a_host_appears()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("small", cpus: 1, memoryMiB: 512);
+        var vm = ledger.Create("big", vcpus: 2, memoryMiB: 1024);
+        Assert.Equal(VmStatus.Pending, vm.Status);
+        Assert.Contains("no host has room", vm.Reason);
+        Assert.Equal(0, ledger.State.Hosts[new HostId("small")].AllocatedVcpus);
+
+        ledger.Host("large", cpus: 8, memoryMiB: 8192);
+        var placed = ledger.State.Vms[vm.Id];
+        Assert.Equal(new HostId("large"), placed.Host);
+        Assert.Equal(VmStatus.Starting, placed.Status);
+    }
+
+    [Fact]
+    public void Deleting_frees_the_room_for_a_pending_vm()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1", cpus: 1, memoryMiB: 1024);
+        var first = ledger.Create("first", memoryMiB: 1024);
+        var second = ledger.Create("second", memoryMiB: 1024);
+        Assert.Equal(VmStatus.Pending, ledger.State.Vms[second.Id].Status);
+
+        ledger.Send(new LedgerCommands.DeleteVm(TenantId.System, "first"));
+        Assert.Equal(VmStatus.Deleting, ledger.State.Vms[first.Id].Status);
+        Assert.Equal(VmStatus.Pending, ledger.State.Vms[second.Id].Status);
+
+        ledger.Send(new LedgerCommands.ConfirmDeleted(first.Id));
+        Assert.False(ledger.State.Vms.ContainsKey(first.Id));
+        Assert.Null(ledger.State.FindVm(TenantId.System, "first"));
+        Assert.Equal(new HostId("h1"), ledger.State.Vms[second.Id].Host);
+    }
+
+    [Fact]
+    public void A_vm_that_was_never_placed_is_released_at_once_on_delete()
+    {
+        var ledger = new LedgerDriver();
+        var vm = ledger.Create("lonely");
+        ledger.Send(new LedgerCommands.DeleteVm(TenantId.System, "lonely"));
+        Assert.False(ledger.State.Vms.ContainsKey(vm.Id));
+    }
+
+    [Fact]
+    public void A_report_under_an_old_epoch_is_ignored()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        var vm = ledger.Create("web1");
+        var decision = ledger.Send(new LedgerCommands.ReportVm(vm.Id, Epoch.Zero, VmStatus.Ready, null, 42, null));
+        Assert.Empty(decision.Events);
+        Assert.Equal(VmStatus.Starting, ledger.State.Vms[vm.Id].Status);
+    }
+
+    [Fact]
+    public void Reports_move_the_vm_through_running_and_ready()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        var vm = ledger.Create("web1");
+        ledger.Send(new LedgerCommands.ReportVm(vm.Id, vm.Epoch, VmStatus.Running, null, 42, null));
+        Assert.Equal((VmStatus.Running, 42), (ledger.State.Vms[vm.Id].Status, ledger.State.Vms[vm.Id].Pid));
+        ledger.Send(new LedgerCommands.ReportVm(vm.Id, vm.Epoch, VmStatus.Ready, null, 42, null));
+        Assert.Equal(VmStatus.Ready, ledger.State.Vms[vm.Id].Status);
+        Assert.Equal(LedgerDriver.Now, ledger.State.Vms[vm.Id].ReadyAt);
+        var repeated = ledger.Send(new LedgerCommands.ReportVm(vm.Id, vm.Epoch, VmStatus.Ready, null, 42, null));
+        Assert.Empty(repeated.Events);
+    }
+
+    [Fact]
+    public void A_failed_vm_can_be_started_again()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        var vm = ledger.Create("web1");
+        ledger.Send(new LedgerCommands.ReportVm(vm.Id, vm.Epoch, VmStatus.Failed, "qemu missing", null, null));
+        var decision = ledger.Send(new LedgerCommands.StartVm(TenantId.System, "web1"));
+        Assert.IsType<VmDesiredStateChanged>(Assert.Single(decision.Events));
+        Assert.Equal(VmStatus.Starting, ledger.State.Vms[vm.Id].Status);
+    }
+
+    [Fact]
+    public void Stopping_twice_records_one_change()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        ledger.Create("web1");
+        Assert.Single(ledger.Send(new LedgerCommands.StopVm(TenantId.System, "web1")).Events);
+        Assert.Empty(ledger.Send(new LedgerCommands.StopVm(TenantId.System, "web1")).Events);
+    }
+
+    [Fact]
+    public void Commands_about_an_unknown_vm_are_refused_as_not_found()
+    {
+        var ledger = new LedgerDriver();
+        Assert.Equal(RefusalKind.NotFound, ledger.Send(new LedgerCommands.StopVm(TenantId.System, "ghost")).Refusal?.Kind);
+        Assert.Equal(RefusalKind.NotFound, ledger.Send(new LedgerCommands.DeleteVm(TenantId.System, "ghost")).Refusal?.Kind);
+    }
+
+    [Fact]
+    public void Replaying_the_journal_rebuilds_the_same_state()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        ledger.Host("h2");
+        for (var i = 0; i < 10; i++)
+        {
+            ledger.Create($"vm{i}", vcpus: 1 + (i % 3));
+        }
+
+        ledger.Send(new LedgerCommands.DeleteVm(TenantId.System, "vm3"));
+        var replayed = ledger.Journal.Aggregate(LedgerState.Empty, (state, evt) => state.Apply(evt));
+        Assert.Equal(ledger.State.Vms.Values.OrderBy(v => v.Id.Value), replayed.Vms.Values.OrderBy(v => v.Id.Value));
+        Assert.Equal(ledger.State.Hosts.Values.OrderBy(h => h.Id.Value), replayed.Hosts.Values.OrderBy(h => h.Id.Value));
+
+        var fromSnapshot = LedgerState.FromRecords(ledger.State.Hosts.Values, ledger.State.Vms.Values);
+        Assert.Equal(ledger.State.FindVm(TenantId.System, "vm5"), fromSnapshot.FindVm(TenantId.System, "vm5"));
+    }
+}
