@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the node and the tests need on a bare Debian 12 (QEMU, busybox, cpio) and builds the demo
+# guest image. Does nothing that is already done; needs root for apt-get.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+missing=()
+for package in qemu-system-x86 busybox-static cpio util-linux; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]}..." >&2
+  if [[ $(id -u) != 0 ]]; then
+    echo "error: need root to apt-get install ${missing[*]} (or install them yourself)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$root/images/build-demo-image.sh"

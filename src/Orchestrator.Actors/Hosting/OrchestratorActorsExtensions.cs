@@ -1,0 +1,67 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Hosting;
+using Orchestrator.Actors.Hosts;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Settings;
+using Orchestrator.Hypervisor;
+
+namespace Orchestrator.Actors.Hosting;
+
+/// <summary>Registry key for the scheduler singleton's proxy (present on every node).</summary>
+public sealed class SchedulerProxy
+{
+}
+
+/// <summary>Registry key for this node's host agent (host role only).</summary>
+public sealed class HostAgent
+{
+}
+
+public static class OrchestratorActorsExtensions
+{
+    /// <summary>
+    /// Starts the node's actors: the scheduler singleton (role control) and its proxy, and the host agent
+    /// (role host) with the given driver. A node with no seed nodes joins itself: the embedded single-node default.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddOrchestrator(
+        this AkkaConfigurationBuilder builder, OrchestratorSettings settings, Func<IHypervisor> createDriver)
+    {
+        return builder.WithActors((system, registry) =>
+        {
+            var cluster = Cluster.Get(system);
+            if (system.Settings.Config.GetStringList("akka.cluster.seed-nodes").Count == 0)
+            {
+                cluster.Join(cluster.SelfAddress);
+            }
+
+            if (settings.IsControl)
+            {
+                system.ActorOf(
+                    ClusterSingletonManager.Props(
+                        SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery),
+                        PoisonPill.Instance,
+                        ClusterSingletonManagerSettings.Create(system).WithRole(OrchestratorRoles.Control)
+                            .WithSingletonName(SchedulerActor.Name)),
+                    SchedulerActor.Name);
+            }
+
+            var proxy = system.ActorOf(
+                ClusterSingletonProxy.Props(
+                    $"/user/{SchedulerActor.Name}",
+                    ClusterSingletonProxySettings.Create(system).WithRole(OrchestratorRoles.Control)
+                        .WithSingletonName(SchedulerActor.Name)),
+                "scheduler-proxy");
+            registry.Register<SchedulerProxy>(proxy);
+
+            if (settings.IsHost)
+            {
+                var agent = system.ActorOf(
+                    HostAgentActor.Props(settings.Host, settings.HostId, createDriver(), proxy, settings.Images),
+                    HostAgentActor.Name);
+                registry.Register<HostAgent>(agent);
+            }
+        });
+    }
+}

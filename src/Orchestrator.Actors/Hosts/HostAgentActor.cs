@@ -1,0 +1,363 @@
+using Akka.Actor;
+using Akka.Event;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Settings;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
+using Orchestrator.Hypervisor;
+
+namespace Orchestrator.Actors.Hosts;
+
+/// <summary>
+/// One per host. Registers the host with the scheduler, converges the VMs the ledger assigns here (adopting live
+/// processes from an earlier run, killing the ones it must not run), restarts crashed VMs per their restart policy
+/// with backoff, and keeps the fence guard fed with heartbeats.
+/// </summary>
+public sealed class HostAgentActor : ReceiveActor, IWithTimers
+{
+    public const string Name = "host-agent";
+
+    private readonly HostSettings _settings;
+    private readonly HostId _hostId;
+    private readonly IHypervisor _driver;
+    private readonly IActorRef _scheduler;
+    private readonly ImageCatalog _images;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<VmId, VmSlot> _slots = [];
+
+    /// <summary>Live VM processes found at start, until the first assignments say what to do with them.</summary>
+    private Dictionary<VmId, DiscoveredVm>? _discovered;
+
+    public HostAgentActor(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images)
+    {
+        _settings = settings;
+        _hostId = hostId;
+        _driver = driver;
+        _scheduler = scheduler;
+        _images = images;
+
+        Receive<Heartbeat>(_ => _driver.Heartbeat());
+        Receive<Discovered>(OnDiscovered);
+        Receive<DiscoveryFailed>(failed =>
+        {
+            _log.Error(failed.Cause, "could not look for running VMs; starting with none");
+            OnDiscovered(new Discovered([]));
+        });
+        Receive<Register>(_ => _scheduler.Tell(new RegisterHostAgent(RegisterCommand()), Self));
+        Receive<SchedulerReplies.HostAssignments>(OnAssignments);
+        Receive<HostAgentCommands.Assign>(assign => Converge(assign.Assignment));
+        Receive<VmProtocol.Exited>(OnExited);
+        Receive<VmProtocol.StartFailed>(OnStartFailed);
+        Receive<RestartDue>(due =>
+        {
+            if (_slots.TryGetValue(due.VmId, out var slot) && slot.RestartPending && slot.Assignment.Epoch == due.Epoch)
+            {
+                slot.RestartPending = false;
+                Converge(slot.Assignment);
+            }
+        });
+        Receive<Terminated>(OnTerminated);
+        Receive<HostAgentCommands.GetVmRuntime>(query =>
+        {
+            if (_slots.TryGetValue(query.VmId, out var slot) && slot.Actor is { } actor)
+            {
+                actor.Forward(query);
+            }
+            else
+            {
+                Sender.Tell(VmRuntime.None(query.VmId));
+            }
+        });
+        Receive<KilledStale>(killed => _log.Info("killed VM process {0} (pid {1}): {2}", killed.Vm.VmId, killed.Vm.Pid, killed.Why));
+        Receive<KillStaleFailed>(failed => _log.Error(failed.Cause, "could not kill VM process {0}", failed.Vm.VmId));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images) =>
+        Akka.Actor.Props.Create(() => new HostAgentActor(settings, hostId, driver, scheduler, images));
+
+    protected override void PreStart()
+    {
+        _driver.Heartbeat();
+        Timers.StartPeriodicTimer("heartbeat", Heartbeat.Instance, _settings.HeartbeatInterval);
+        _driver.DiscoverAsync(CancellationToken.None)
+            .PipeTo(Self, success: found => new Discovered(found), failure: ex => new DiscoveryFailed(ex));
+    }
+
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        // A VM actor that throws has lost track of its process: stop it; Terminated without Exited counts as a crash.
+        new OneForOneStrategy(_ => Directive.Stop);
+
+    private void OnDiscovered(Discovered found)
+    {
+        _discovered = found.Vms.ToDictionary(v => v.VmId);
+        _log.Info("host {0}: {1} running VM process(es) found from an earlier run", _hostId, found.Vms.Count);
+        Self.Tell(Register.Instance);
+        Timers.StartPeriodicTimer("register", Register.Instance, _settings.RegisterInterval);
+    }
+
+    private void OnAssignments(SchedulerReplies.HostAssignments reply)
+    {
+        foreach (var assignment in reply.Assignments)
+        {
+            Converge(assignment);
+        }
+
+        if (_discovered is { Count: > 0 } leftovers)
+        {
+            // The ledger assigns none of these here (or no longer at that epoch): they must not run.
+            foreach (var vm in leftovers.Values)
+            {
+                KillStale(vm, "not assigned to this host by the ledger");
+            }
+        }
+
+        _discovered = null;
+    }
+
+    /// <summary>Brings one VM on this host to what the ledger says; idempotent.</summary>
+    private void Converge(VmAssignment assignment)
+    {
+        if (!_slots.TryGetValue(assignment.VmId, out var slot))
+        {
+            slot = new VmSlot(assignment);
+            _slots[assignment.VmId] = slot;
+        }
+        else if (assignment.Epoch < slot.Assignment.Epoch)
+        {
+            return; // an old message overtaken by a newer placement
+        }
+
+        var epochMoved = assignment.Epoch > slot.Assignment.Epoch;
+        slot.Assignment = assignment;
+        if (epochMoved)
+        {
+            slot.Attempts = 0;
+        }
+
+        if (slot.Actor is { } actor)
+        {
+            if (assignment.Deleting || epochMoved)
+            {
+                actor.Tell(VmProtocol.Kill.Instance);
+            }
+            else if (!assignment.ShouldRun)
+            {
+                actor.Tell(VmProtocol.Stop.Instance);
+            }
+
+            return; // the rest happens when the actor is gone
+        }
+
+        if (assignment.Deleting)
+        {
+            FinishDelete(slot);
+            return;
+        }
+
+        var discovered = TakeDiscovered(assignment.VmId);
+        if (!assignment.ShouldRun)
+        {
+            if (discovered is not null)
+            {
+                KillStale(discovered, "the ledger wants it stopped");
+            }
+
+            if (assignment.Status == VmStatus.Stopping)
+            {
+                ReportStatus(assignment, VmStatus.Stopped, "stopped on request");
+            }
+
+            return;
+        }
+
+        if (slot.RestartPending)
+        {
+            return; // waits out its backoff
+        }
+
+        if (discovered is not null && discovered.Epoch != assignment.Epoch)
+        {
+            KillStale(discovered, $"epoch {discovered.Epoch} is older than the ledger's {assignment.Epoch}");
+            discovered = null;
+        }
+
+        StartVmActor(slot, discovered);
+    }
+
+    private void StartVmActor(VmSlot slot, DiscoveredVm? adopt)
+    {
+        var assignment = slot.Assignment;
+        var image = _images.Find(assignment.Image);
+        if (image is null)
+        {
+            ReportStatus(assignment, VmStatus.Failed, $"image '{assignment.Image}' is not in this host's catalog");
+            return;
+        }
+
+        var actor = Context.ActorOf(
+            VmActor.Props(assignment, image, _driver, _scheduler, adopt, _settings.StopTimeout, _settings.VcpuSampleInterval),
+            $"vm-{assignment.VmId.Compact}-{++slot.Incarnation}");
+        Context.Watch(actor);
+        slot.Actor = actor;
+        slot.ExitHandled = false;
+    }
+
+    private void OnExited(VmProtocol.Exited exited)
+    {
+        if (!_slots.TryGetValue(exited.VmId, out var slot) || !Equals(slot.Actor, Sender))
+        {
+            return;
+        }
+
+        slot.ExitHandled = true;
+        AfterExit(slot, exited.Kind, exited.Reason, exited.Uptime);
+    }
+
+    private void OnStartFailed(VmProtocol.StartFailed failed)
+    {
+        if (!_slots.TryGetValue(failed.VmId, out var slot) || !Equals(slot.Actor, Sender))
+        {
+            return;
+        }
+
+        slot.ExitHandled = true;
+        if (slot.Assignment.Deleting || !slot.Assignment.ShouldRun || slot.Assignment.Epoch != failed.Epoch)
+        {
+            AfterExit(slot, ExitKind.Requested, failed.Reason, TimeSpan.Zero);
+            return;
+        }
+
+        // A start that fails (binary missing, image unreadable, disk full) would fail again: give up and say why.
+        ReportStatus(slot.Assignment, VmStatus.Failed, failed.Reason);
+        slot.Assignment = slot.Assignment with { Status = VmStatus.Failed };
+    }
+
+    private void OnTerminated(Terminated terminated)
+    {
+        var slot = _slots.Values.FirstOrDefault(s => Equals(s.Actor, terminated.ActorRef));
+        if (slot is null)
+        {
+            return;
+        }
+
+        slot.Actor = null;
+        if (!slot.ExitHandled)
+        {
+            AfterExit(slot, ExitKind.Crash, "the VM's supervisor failed", TimeSpan.Zero);
+        }
+
+        if (!slot.RestartPending)
+        {
+            Converge(slot.Assignment);
+        }
+    }
+
+    /// <summary>Decides what follows a process exit: finish a delete, settle a stop, or restart per policy.</summary>
+    private void AfterExit(VmSlot slot, ExitKind kind, string reason, TimeSpan uptime)
+    {
+        var assignment = slot.Assignment;
+        if (assignment.Deleting)
+        {
+            return; // Terminated follows and Converge finishes the delete
+        }
+
+        if (!assignment.ShouldRun)
+        {
+            ReportStatus(assignment, VmStatus.Stopped, kind == ExitKind.Requested ? "stopped on request" : reason);
+            slot.Assignment = assignment with { Status = VmStatus.Stopped };
+            return;
+        }
+
+        if (kind == ExitKind.Requested)
+        {
+            return; // stopped to be started again (a start after a stop, or a new epoch): Converge starts it
+        }
+
+        slot.Attempts = _settings.Backoff.AttemptsAfterUptime(slot.Attempts, uptime);
+        switch (_settings.Backoff.Decide(assignment.RestartPolicy, kind, slot.Attempts, reason))
+        {
+            case RestartDecision.RestartAfter restart:
+                slot.Attempts = restart.Attempt;
+                slot.RestartPending = true;
+                _log.Info("VM {0} ({1}): {2}; restart {3} in {4} ms", assignment.Name, assignment.VmId, reason, restart.Attempt,
+                    restart.Delay.TotalMilliseconds);
+                _scheduler.Tell(new LedgerCommands.ReportVm(assignment.VmId, assignment.Epoch, VmStatus.Restarting, reason, null,
+                    restart.Attempt));
+                slot.Assignment = assignment with { Status = VmStatus.Restarting };
+                Timers.StartSingleTimer($"restart-{assignment.VmId}", new RestartDue(assignment.VmId, assignment.Epoch), restart.Delay);
+                break;
+            case RestartDecision.StayDown down:
+                ReportStatus(assignment, down.FinalStatus, down.Reason);
+                slot.Assignment = assignment with { Status = down.FinalStatus };
+                break;
+        }
+    }
+
+    private void FinishDelete(VmSlot slot)
+    {
+        var vmId = slot.Assignment.VmId;
+        if (TakeDiscovered(vmId) is { } discovered)
+        {
+            KillStale(discovered, "deleted");
+        }
+
+        // Removing the run directory is a few unlinks; the scheduler frees the allocation once we confirm.
+        _driver.Cleanup(vmId);
+        _slots.Remove(vmId);
+        _scheduler.Tell(new LedgerCommands.ConfirmDeleted(vmId));
+    }
+
+    private DiscoveredVm? TakeDiscovered(VmId vmId)
+    {
+        if (_discovered is not null && _discovered.Remove(vmId, out var vm))
+        {
+            return vm;
+        }
+
+        return null;
+    }
+
+    private void KillStale(DiscoveredVm vm, string why) =>
+        _driver.KillAsync(vm, CancellationToken.None)
+            .PipeTo(Self, success: () => new KilledStale(vm, why), failure: ex => new KillStaleFailed(vm, ex));
+
+    private void ReportStatus(VmAssignment assignment, VmStatus status, string reason) =>
+        _scheduler.Tell(new LedgerCommands.ReportVm(assignment.VmId, assignment.Epoch, status, reason, null, null));
+
+    private LedgerCommands.RegisterHost RegisterCommand() =>
+        new(_hostId, _settings.Cpus, _settings.MemoryMiB, _driver.Name);
+
+    /// <summary>What the agent tracks per VM assigned here.</summary>
+    private sealed class VmSlot(VmAssignment assignment)
+    {
+        public VmAssignment Assignment { get; set; } = assignment;
+        public IActorRef? Actor { get; set; }
+        public int Incarnation { get; set; }
+        public int Attempts { get; set; }
+        public bool RestartPending { get; set; }
+        public bool ExitHandled { get; set; }
+    }
+
+    private sealed record Discovered(IReadOnlyList<DiscoveredVm> Vms);
+
+    private sealed record DiscoveryFailed(Exception Cause);
+
+    private sealed record RestartDue(VmId VmId, Epoch Epoch);
+
+    private sealed record KilledStale(DiscoveredVm Vm, string Why);
+
+    private sealed record KillStaleFailed(DiscoveredVm Vm, Exception Cause);
+
+    private sealed class Heartbeat
+    {
+        public static readonly Heartbeat Instance = new();
+    }
+
+    private sealed class Register
+    {
+        public static readonly Register Instance = new();
+    }
+}

@@ -1,0 +1,23 @@
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Serialization;
+using Orchestrator.Domain;
+
+namespace Orchestrator.Actors.Hosts;
+
+public static class HostAgentCommands
+{
+    /// <summary>From the scheduler: the ledger's current view of one VM on this host. The agent converges to it.</summary>
+    public sealed record Assign(VmAssignment Assignment) : IOrchestratorMessage;
+
+    /// <summary>Forwarded by the scheduler; answered by the VM's actor with <see cref="VmRuntime"/>.</summary>
+    public sealed record GetVmRuntime(VmId VmId) : IOrchestratorMessage;
+}
+
+public sealed record VcpuUsage(int Index, int ThreadId, double CpuSeconds);
+
+/// <summary>Live details of a VM from its host. Empty vCPUs when the VM is not running there.</summary>
+public sealed record VmRuntime(VmId VmId, int? Pid, IReadOnlyList<VcpuUsage> Vcpus, IReadOnlyList<string> ConsoleTail)
+    : IOrchestratorMessage
+{
+    public static VmRuntime None(VmId id) => new(id, null, [], []);
+}

@@ -1,0 +1,77 @@
+using Orchestrator.Actors.Serialization;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Actors.Scheduler;
+
+/// <summary>
+/// What the scheduler answers. Commands are the Domain's <see cref="LedgerCommands"/>; queries are below.
+/// </summary>
+public static class SchedulerReplies
+{
+    /// <summary>The command's events are persisted; <paramref name="Vm"/> is the VM as it now stands, if any.</summary>
+    public sealed record Accepted(VmRecord? Vm) : IOrchestratorMessage;
+
+    public sealed record Refused(Refusal Refusal) : IOrchestratorMessage;
+
+    public sealed record VmList(IReadOnlyList<VmRecord> Vms) : IOrchestratorMessage;
+
+    public sealed record HostList(IReadOnlyList<HostRecord> Hosts) : IOrchestratorMessage;
+
+    /// <summary>Answer to <see cref="SchedulerQueries.GetVm"/>; null when the tenant has no such VM.</summary>
+    public sealed record VmFound(VmRecord? Vm) : IOrchestratorMessage;
+
+    /// <summary>Answer to <see cref="RegisterHostAgent"/>: what this host must run, with the epochs it may run.</summary>
+    public sealed record HostAssignments(IReadOnlyList<VmAssignment> Assignments) : IOrchestratorMessage;
+}
+
+public static class SchedulerQueries
+{
+    /// <summary>All VMs of a tenant; every VM when Tenant is null (admin).</summary>
+    public sealed record ListVms(TenantId? Tenant) : IOrchestratorMessage;
+
+    public sealed record GetVm(TenantId Tenant, string Name) : IOrchestratorMessage;
+
+    public sealed record ListHosts : IOrchestratorMessage
+    {
+        public static readonly ListHosts Instance = new();
+    }
+
+    /// <summary>Live details (vCPU threads, CPU time) from the VM's host; forwarded there, answered with VmRuntime.</summary>
+    public sealed record GetVmRuntime(TenantId Tenant, string Name) : IOrchestratorMessage;
+}
+
+/// <summary>
+/// A host agent announcing itself (capacity) and asking what it must run. The sender is the agent; the scheduler
+/// tells it about later changes to its VMs. Sent at start and again periodically, so a recovered scheduler
+/// re-learns its hosts.
+/// </summary>
+public sealed record RegisterHostAgent(LedgerCommands.RegisterHost Host) : IOrchestratorMessage;
+
+/// <summary>What one host must do with one VM: the ledger's view, including the epoch it may run under.</summary>
+public sealed record VmAssignment(
+    VmId VmId,
+    string Name,
+    int Vcpus,
+    int MemoryMiB,
+    string Image,
+    RestartPolicy RestartPolicy,
+    Epoch Epoch,
+    DesiredState Desired,
+    bool Deleting,
+    VmStatus Status) : IOrchestratorMessage
+{
+    public static VmAssignment From(VmRecord vm) => new(
+        vm.Id, vm.Spec.Name, vm.Spec.Vcpus, vm.Spec.MemoryMiB, vm.Spec.Image, vm.Spec.RestartPolicy,
+        vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status);
+
+    /// <summary>
+    /// Whether a process for this VM should be running on its host. Not after the host gave up on it (Failed) or
+    /// its guest powered off (Stopped): only a new start request, which moves the ledger's status on, revives it.
+    /// </summary>
+    public bool ShouldRun => !Deleting && Desired == DesiredState.Running && Status is not (VmStatus.Failed or VmStatus.Stopped);
+}
+
+/// <summary>Snapshot of the ledger (the persistent actor's state).</summary>
+public sealed record LedgerSnapshot(IReadOnlyList<HostRecord> Hosts, IReadOnlyList<VmRecord> Vms) : IOrchestratorMessage;

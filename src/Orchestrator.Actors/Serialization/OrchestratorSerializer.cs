@@ -1,0 +1,64 @@
+using System.Collections.Frozen;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Akka.Actor;
+using Akka.Serialization;
+using Orchestrator.Domain.Ledger;
+
+namespace Orchestrator.Actors.Serialization;
+
+/// <summary>
+/// JSON with a short, stable manifest per type (its family and name). Journal rows stay readable with sqlite3/psql,
+/// and a renamed record fails loudly at recovery rather than silently.
+/// </summary>
+public sealed class OrchestratorSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.General)
+    {
+        Converters = { new JsonStringEnumConverter() },
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+
+    /// <summary>Every serializable type by manifest.</summary>
+    public static readonly FrozenDictionary<string, Type> TypesByManifest = DiscoverTypes().ToFrozenDictionary();
+
+    private static readonly FrozenDictionary<Type, string> ManifestsByType =
+        TypesByManifest.ToFrozenDictionary(kv => kv.Value, kv => kv.Key);
+
+    public override int Identifier => 4711;
+
+    public override string Manifest(object o) =>
+        ManifestsByType.TryGetValue(o.GetType(), out var manifest)
+            ? manifest
+            : throw new ArgumentException($"{o.GetType()} is not registered with {nameof(OrchestratorSerializer)}");
+
+    public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+
+    public override object FromBinary(byte[] bytes, string manifest) =>
+        TypesByManifest.TryGetValue(manifest, out var type)
+            ? JsonSerializer.Deserialize(bytes, type, Json) ?? throw new SerializationException($"null payload for {manifest}")
+            : throw new SerializationException($"unknown manifest '{manifest}'");
+
+    private static IEnumerable<KeyValuePair<string, Type>> DiscoverTypes()
+    {
+        var markers = new[] { typeof(ILedgerEvent), typeof(ILedgerCommand), typeof(IOrchestratorMessage) };
+        var types = new[] { typeof(ILedgerEvent).Assembly, typeof(OrchestratorSerializer).Assembly }
+            .SelectMany(a => a.GetTypes())
+            .Where(t => t is { IsAbstract: false, IsInterface: false } && markers.Any(m => m.IsAssignableFrom(t)));
+        var seen = new Dictionary<string, Type>(StringComparer.Ordinal);
+        foreach (var type in types)
+        {
+            // "LedgerEvents.VmPlaced": the family and the record, short and stable.
+            var manifest = type.DeclaringType is { } family ? $"{family.Name}.{type.Name}" : type.Name;
+            if (!seen.TryAdd(manifest, type))
+            {
+                throw new InvalidOperationException($"two serializable types are named {manifest}: {seen[manifest]} and {type}");
+            }
+        }
+
+        return seen;
+    }
+}
+
+public sealed class SerializationException(string message) : Exception(message);

@@ -1,0 +1,75 @@
+using Akka.Configuration;
+using Microsoft.Data.Sqlite;
+
+namespace Orchestrator.Actors.Settings;
+
+/// <summary>Builds the node's HOCON: defaults, the store overlay, the operator's files, then what the node computes.</summary>
+public static class OrchestratorConfig
+{
+    public static string ConfigDirectory => Path.Combine(AppContext.BaseDirectory, "config");
+
+    /// <param name="files">the operator's --config files; later ones win.</param>
+    public static Config Load(IReadOnlyList<string> files)
+    {
+        var config = Parse(Path.Combine(ConfigDirectory, "orchestrator.conf"));
+        config = Parse(Path.Combine(ConfigDirectory, "persistence-sqlite.conf")).WithFallback(config);
+        foreach (var file in files)
+        {
+            config = Parse(file).WithFallback(config);
+        }
+
+        // The SQL plugin's reference config (plugin classes, table layout) is not loaded by Akka on its own.
+        return config.WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+    }
+
+    /// <summary>What the node fills in at start: the SQLite file in the data dir, and the cluster roles.</summary>
+    public static Config Complete(Config config, string dataDir, IEnumerable<string> roles)
+    {
+        var sqliteFile = config.GetString("orchestrator.persistence.sqlite-file", "");
+        if (string.IsNullOrEmpty(sqliteFile))
+        {
+            sqliteFile = Path.Combine(dataDir, "orchestrator.db");
+        }
+
+        var connection = new SqliteConnectionStringBuilder { DataSource = sqliteFile, Cache = SqliteCacheMode.Shared }.ToString();
+        EnableWriteAheadLog(connection);
+        var quoted = Quote(connection);
+        var computed = $$"""
+            akka.persistence.journal.sql.connection-string = {{quoted}}
+            akka.persistence.snapshot-store.sql.connection-string = {{quoted}}
+            akka.persistence.query.journal.sql.connection-string = {{quoted}}
+            akka.cluster.roles = [{{string.Join(", ", roles.Select(Quote))}}]
+            """;
+        return ConfigurationFactory.ParseString(computed).WithFallback(config);
+    }
+
+    /// <summary>WAL lets readers (queries, backups) run beside the journal writer; the setting sticks to the file.</summary>
+    private static void EnableWriteAheadLog(string connectionString)
+    {
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode=WAL;";
+        command.ExecuteNonQuery();
+    }
+
+    private static Config Parse(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"configuration file not found: {path}", path);
+        }
+
+        try
+        {
+            return ConfigurationFactory.ParseString(File.ReadAllText(path));
+        }
+        catch (Exception ex) when (ex is not FileNotFoundException)
+        {
+            throw new ConfigurationException($"{path}: {ex.Message}");
+        }
+    }
+
+    private static string Quote(string value) =>
+        "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+}

@@ -1,0 +1,192 @@
+using Akka.Configuration;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Placement;
+using Orchestrator.Domain.Vms;
+using Orchestrator.Hypervisor;
+
+namespace Orchestrator.Actors.Settings;
+
+/// <summary>Everything the node reads from the <c>orchestrator</c> HOCON section, read once at start.</summary>
+public sealed record OrchestratorSettings(
+    IReadOnlySet<string> Roles,
+    string DataDir,
+    HostId HostId,
+    string ApiListen,
+    HostSettings Host,
+    SchedulerSettings Scheduler,
+    ImageCatalog Images)
+{
+    public bool IsHost => Roles.Contains(OrchestratorRoles.Host);
+    public bool IsControl => Roles.Contains(OrchestratorRoles.Control);
+
+    /// <param name="dataDir">already resolved by the caller (flag, environment, default).</param>
+    /// <param name="imageDir">where relative image paths point when the config names none.</param>
+    public static OrchestratorSettings Create(Config config, string dataDir, string imageDir)
+    {
+        var o = config.GetConfig("orchestrator") ?? throw new ConfigurationException("the orchestrator section is missing");
+        var roles = o.GetStringList("roles").ToHashSet(StringComparer.Ordinal);
+        foreach (var role in roles.Where(r => r != OrchestratorRoles.Host && r != OrchestratorRoles.Control))
+        {
+            throw new ConfigurationException($"orchestrator.roles: unknown role '{role}' (known: host, control)");
+        }
+
+        var hostId = o.GetString("host-id", "");
+        if (string.IsNullOrWhiteSpace(hostId))
+        {
+            hostId = Environment.MachineName.ToLowerInvariant();
+        }
+
+        var configuredImageDir = o.GetString("image-dir", "");
+        return new OrchestratorSettings(
+            roles,
+            dataDir,
+            new HostId(hostId),
+            o.GetString("api.listen", "127.0.0.1:7480"),
+            HostSettings.Create(o.GetConfig("host")),
+            SchedulerSettings.Create(o.GetConfig("scheduler")),
+            ImageCatalog.Create(o.GetConfig("images"), string.IsNullOrEmpty(configuredImageDir) ? imageDir : configuredImageDir));
+    }
+}
+
+public static class OrchestratorRoles
+{
+    public const string Host = "host";
+    public const string Control = "control";
+}
+
+public sealed record HostSettings(
+    string Driver,
+    int Cpus,
+    long MemoryMiB,
+    string QemuBinary,
+    string Accel,
+    TimeSpan HeartbeatInterval,
+    TimeSpan FenceAfter,
+    TimeSpan StopTimeout,
+    TimeSpan VcpuSampleInterval,
+    TimeSpan RegisterInterval,
+    RestartBackoff Backoff)
+{
+    public static HostSettings Create(Config c)
+    {
+        var settings = new HostSettings(
+            c.GetString("driver", "qemu"),
+            c.GetInt("cpus", 0) is > 0 and var cpus ? cpus : Environment.ProcessorCount,
+            c.GetLong("memory-mib", 0) is > 0 and var mem ? mem : MachineMemoryMiB(),
+            c.GetString("qemu-binary", "qemu-system-x86_64"),
+            c.GetString("accel", "auto"),
+            c.GetTimeSpan("heartbeat-interval", TimeSpan.FromMilliseconds(500)),
+            c.GetTimeSpan("fence-after", TimeSpan.FromSeconds(15)),
+            c.GetTimeSpan("stop-timeout", TimeSpan.FromSeconds(10)),
+            c.GetTimeSpan("vcpu-sample-interval", TimeSpan.FromSeconds(1)),
+            c.GetTimeSpan("register-interval", TimeSpan.FromSeconds(5)),
+            new RestartBackoff(
+                c.GetTimeSpan("restart-backoff.initial", TimeSpan.FromMilliseconds(500)),
+                c.GetTimeSpan("restart-backoff.max", TimeSpan.FromSeconds(30)),
+                c.GetTimeSpan("restart-backoff.reset-after-stable", TimeSpan.FromSeconds(60))));
+        if (settings.HeartbeatInterval * 2 >= settings.FenceAfter)
+        {
+            throw new ConfigurationException(
+                $"orchestrator.host.heartbeat-interval ({settings.HeartbeatInterval.TotalMilliseconds} ms) must be under half of " +
+                $"fence-after ({settings.FenceAfter.TotalMilliseconds} ms), or a healthy node would be fenced");
+        }
+
+        if (settings.Driver is not "qemu")
+        {
+            throw new ConfigurationException($"orchestrator.host.driver: unknown driver '{settings.Driver}' (known: qemu)");
+        }
+
+        if (settings.Accel is not ("auto" or "kvm" or "tcg"))
+        {
+            throw new ConfigurationException($"orchestrator.host.accel: unknown accelerator '{settings.Accel}' (known: auto, kvm, tcg)");
+        }
+
+        return settings;
+    }
+
+    private static long MachineMemoryMiB()
+    {
+        foreach (var line in File.ReadLines("/proc/meminfo"))
+        {
+            if (line.StartsWith("MemTotal:", StringComparison.Ordinal))
+            {
+                var kib = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+                return kib / 1024;
+            }
+        }
+
+        return 1024;
+    }
+}
+
+public sealed record SchedulerSettings(int SnapshotEvery, PlacementPolicy Placement, VmSpecLimits Limits)
+{
+    public static SchedulerSettings Create(Config c)
+    {
+        var strategy = c.GetString("strategy", "spread") switch
+        {
+            "spread" => PlacementStrategy.Spread,
+            "pack" => PlacementStrategy.Pack,
+            var other => throw new ConfigurationException($"orchestrator.scheduler.strategy: unknown '{other}' (known: spread, pack)"),
+        };
+        return new SchedulerSettings(
+            Math.Max(1, c.GetInt("snapshot-every", 1000)),
+            new PlacementPolicy(c.GetDouble("cpu-allocation-ratio", 4.0), c.GetDouble("memory-allocation-ratio", 1.0), strategy),
+            new VmSpecLimits(
+                c.GetInt("limits.max-vcpus", 64),
+                c.GetInt("limits.min-memory-mib", 64),
+                c.GetInt("limits.max-memory-mib", 1024 * 1024)));
+    }
+
+    public LedgerRules Rules(ImageCatalog images) => new(Placement, Limits, images.Names);
+}
+
+/// <summary>Name → files, checked when the node starts. Tenants name images; they never give paths.</summary>
+public sealed class ImageCatalog
+{
+    private readonly Dictionary<string, GuestImage> _images;
+
+    public ImageCatalog(IEnumerable<GuestImage> images, IReadOnlyList<string> problems)
+    {
+        _images = images.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        Names = _images.Keys.ToHashSet(StringComparer.Ordinal);
+        Problems = problems;
+    }
+
+    public IReadOnlySet<string> Names { get; }
+
+    /// <summary>Images left out of the catalog and why (the node logs them).</summary>
+    public IReadOnlyList<string> Problems { get; }
+
+    public IEnumerable<GuestImage> All => _images.Values.OrderBy(i => i.Name, StringComparer.Ordinal);
+
+    public GuestImage? Find(string name) => _images.GetValueOrDefault(name);
+
+    public static ImageCatalog Create(Config? images, string imageDir)
+    {
+        var found = new List<GuestImage>();
+        var problems = new List<string>();
+        if (images is null)
+        {
+            return new ImageCatalog(found, problems);
+        }
+
+        foreach (var (name, _) in images.AsEnumerable().Select(kv => (kv.Key.Split('.')[0], kv.Value)).DistinctBy(kv => kv.Item1))
+        {
+            var entry = images.GetConfig(name);
+            var kernel = Path.GetFullPath(entry.GetString("kernel", ""), imageDir);
+            var initrd = Path.GetFullPath(entry.GetString("initrd", ""), imageDir);
+            var missing = new[] { kernel, initrd }.Where(p => !File.Exists(p)).ToList();
+            if (missing.Count > 0)
+            {
+                problems.Add($"image '{name}' left out: missing {string.Join(", ", missing)} (build it with images/build-demo-image.sh)");
+                continue;
+            }
+
+            found.Add(new GuestImage(name, kernel, initrd, entry.GetString("description", "")));
+        }
+
+        return new ImageCatalog(found, problems);
+    }
+}

@@ -1,0 +1,227 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Akka.Actor;
+using Akka.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Orchestrator.Actors.Hosting;
+using Orchestrator.Actors.Hosts;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Settings;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Api;
+
+/// <summary>
+/// The HTTP API under /v1. It talks to the scheduler through messages only. Every request needs a key; this first
+/// version knows the admin key, whose VMs belong to the system tenant. Errors are RFC 7807 problem details naming
+/// the field.
+/// </summary>
+public static class OrchestratorApi
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new JsonStringEnumConverter() },
+        WriteIndented = false,
+    };
+
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
+
+    public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, ApiKeys keys, ImageCatalog images)
+    {
+        app.MapGet("/healthz", () => Results.Text("ok"));
+
+        var v1 = app.MapGroup("/v1").AddEndpointFilter(async (context, next) =>
+        {
+            var header = context.HttpContext.Request.Headers.Authorization.ToString();
+            var key = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : null;
+            if (!keys.IsAdmin(key))
+            {
+                return Problem(StatusCodes.Status401Unauthorized, "unauthorized",
+                    "send a valid API key as 'Authorization: Bearer <key>'");
+            }
+
+            return await next(context);
+        });
+
+        v1.MapGet("/vms", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var list = await AskAsync<SchedulerReplies.VmList>(scheduler, new SchedulerQueries.ListVms(null), ct);
+            return Results.Json(list.Vms.Select(v => VmDto.From(v)).ToList(), Json);
+        });
+
+        v1.MapGet("/vms/{name}", async (string name, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var tenant = TenantId.System;
+            var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, name), ct);
+            if (found.Vm is null)
+            {
+                return VmNotFound(name);
+            }
+
+            VmRuntime? runtime = null;
+            try
+            {
+                runtime = await scheduler.ActorRef.Ask<object>(new SchedulerQueries.GetVmRuntime(tenant, name), RuntimeTimeout, ct) as VmRuntime;
+            }
+            catch (AskTimeoutException)
+            {
+                // The host is slow or gone: show what the ledger knows.
+            }
+
+            return Results.Json(VmDto.From(found.Vm, runtime), Json);
+        });
+
+        v1.MapPost("/vms", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var (body, error) = await ReadBodyAsync<CreateVmRequest>(request, ct);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            var missing = new List<FieldError>();
+            if (body!.Name is null) missing.Add(new FieldError("name", "is required"));
+            if (body.Vcpus is null) missing.Add(new FieldError("vcpus", "is required"));
+            if (body.MemoryMiB is null) missing.Add(new FieldError("memoryMiB", "is required"));
+            if (body.Image is null) missing.Add(new FieldError("image", "is required"));
+            var policy = RestartPolicy.OnFailure;
+            if (body.RestartPolicy is not null && !RestartPolicies.TryParse(body.RestartPolicy, out policy))
+            {
+                missing.Add(new FieldError("restartPolicy", "must be one of always, on-failure, never"));
+            }
+
+            if (missing.Count > 0)
+            {
+                return Invalid(missing);
+            }
+
+            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, policy);
+            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(TenantId.System, spec, VmId.New()), ct);
+            return reply switch
+            {
+                SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(VmDto.From(vm), Json, statusCode: StatusCodes.Status201Created),
+                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+                _ => Unexpected(reply),
+            };
+        });
+
+        v1.MapPost("/vms/{name}/stop", (string name, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            ChangeAsync(scheduler, new LedgerCommands.StopVm(TenantId.System, name), name, ct));
+        v1.MapPost("/vms/{name}/start", (string name, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            ChangeAsync(scheduler, new LedgerCommands.StartVm(TenantId.System, name), name, ct));
+        v1.MapDelete("/vms/{name}", (string name, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            ChangeAsync(scheduler, new LedgerCommands.DeleteVm(TenantId.System, name), name, ct));
+
+        v1.MapGet("/hosts", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
+            return Results.Json(list.Hosts.Select(HostDto.From).ToList(), Json);
+        });
+
+        v1.MapGet("/images", () => Results.Json(images.All.Select(ImageDto.From).ToList(), Json));
+
+        return app;
+    }
+
+    /// <summary>Unknown routes and methods under /v1 answer with problem details too.</summary>
+    public static IApplicationBuilder UseOrchestratorProblemDetails(this IApplicationBuilder app) =>
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context);
+            }
+            catch (AskTimeoutException)
+            {
+                await Problem(StatusCodes.Status503ServiceUnavailable, "scheduler unavailable",
+                    "the scheduler did not answer in time; the cluster may still be forming").ExecuteAsync(context);
+                return;
+            }
+
+            if (context.Response is { HasStarted: false, StatusCode: 404 or 405 } && context.Response.ContentLength is null)
+            {
+                var status = context.Response.StatusCode;
+                await Problem(status, status == 404 ? "not found" : "method not allowed",
+                    $"{context.Request.Method} {context.Request.Path} is not part of the API").ExecuteAsync(context);
+            }
+        });
+
+    private static async Task<IResult> ChangeAsync(IRequiredActor<SchedulerProxy> scheduler, ILedgerCommand command, string name,
+        CancellationToken ct)
+    {
+        var reply = await AskAsync<object>(scheduler, command, ct);
+        return reply switch
+        {
+            SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(VmDto.From(vm), Json, statusCode: StatusCodes.Status202Accepted),
+            SchedulerReplies.Accepted => VmNotFound(name),
+            SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+            _ => Unexpected(reply),
+        };
+    }
+
+    private static async Task<T> AskAsync<T>(IRequiredActor<SchedulerProxy> scheduler, object message, CancellationToken ct)
+    {
+        var proxy = await scheduler.GetAsync(ct);
+        return await proxy.Ask<T>(message, AskTimeout, ct);
+    }
+
+    private static async Task<(T? Body, IResult? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken ct)
+        where T : class
+    {
+        if (request.ContentType is not { } type || !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, Problem(StatusCodes.Status415UnsupportedMediaType, "unsupported media type",
+                "send the body as application/json"));
+        }
+
+        try
+        {
+            var body = await JsonSerializer.DeserializeAsync<T>(request.Body, Json, ct);
+            return body is null
+                ? (null, Problem(StatusCodes.Status400BadRequest, "invalid body", "the body must be a JSON object"))
+                : (body, null);
+        }
+        catch (JsonException ex)
+        {
+            var field = ex.Path is { Length: > 2 } path ? path.TrimStart('$', '.') : null;
+            return (null, field is null
+                ? Problem(StatusCodes.Status400BadRequest, "invalid body", "the body is not valid JSON")
+                : Invalid([new FieldError(field, "has the wrong type or is malformed")]));
+        }
+    }
+
+    private static IResult FromRefusal(Refusal refusal) => refusal.Kind switch
+    {
+        RefusalKind.NotFound => Problem(StatusCodes.Status404NotFound, "not found", refusal.Message),
+        RefusalKind.Conflict => Problem(StatusCodes.Status409Conflict, "conflict", refusal.Message, refusal.Errors),
+        _ => Invalid(refusal.Errors),
+    };
+
+    private static IResult VmNotFound(string name) =>
+        Problem(StatusCodes.Status404NotFound, "not found", $"no VM named '{Shorten(name)}'");
+
+    private static IResult Invalid(IReadOnlyList<FieldError> errors) =>
+        Problem(StatusCodes.Status400BadRequest, "invalid request",
+            string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), errors);
+
+    private static IResult Unexpected(object reply) =>
+        Problem(StatusCodes.Status500InternalServerError, "internal error", $"unexpected reply {reply.GetType().Name}");
+
+    public static IResult Problem(int status, string title, string detail, IReadOnlyList<FieldError>? errors = null)
+    {
+        var extensions = new Dictionary<string, object?>();
+        if (errors is { Count: > 0 })
+        {
+            extensions["errors"] = errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
+        }
+
+        return Results.Problem(detail: detail, statusCode: status, title: title, extensions: extensions);
+    }
+
+    private static string Shorten(string text) => text.Length > 64 ? text[..64] + "…" : text;
+}

@@ -1,0 +1,74 @@
+// The client's own copies of the HTTP API's JSON shapes (camelCase on the wire). States stay strings so
+// a server that learns a new state does not break an older client.
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Orchestrator.Cli;
+
+public sealed record VcpuThread(int Index, long? ThreadId, double CpuSeconds);
+
+public sealed record Vm(
+    string Id,
+    string Name,
+    string? Tenant,
+    int Vcpus,
+    long MemoryMiB,
+    string Image,
+    string? RestartPolicy,
+    string DesiredState,
+    string State,
+    string? Reason,
+    string? Host,
+    long Epoch,
+    int? Pid,
+    int Restarts,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? ReadyAt,
+    IReadOnlyList<VcpuThread>? VcpuThreads);
+
+/// <summary><see cref="Vms"/> is kept raw: a count or a list of VMs, both render as a number.</summary>
+public sealed record Host(
+    string Id,
+    string State,
+    string? Driver,
+    int Cpus,
+    long MemoryMiB,
+    int AllocatedVcpus,
+    long AllocatedMemoryMiB,
+    JsonElement Vms);
+
+public sealed record Image(string Name, string? Description);
+
+/// <summary>RFC 7807 problem details, as the API answers every error.</summary>
+public sealed record ProblemDetails(
+    string? Type,
+    string? Title,
+    int? Status,
+    string? Detail,
+    IReadOnlyDictionary<string, string[]>? Errors);
+
+public sealed record CreateVmRequest(
+    string Name,
+    int Vcpus,
+    int MemoryMiB,
+    string Image,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RestartPolicy);
+
+/// <summary>The state names of the API, in one place.</summary>
+public static class VmStates
+{
+    public const string Pending = "Pending";
+    public const string Starting = "Starting";
+    public const string Running = "Running";
+    public const string Ready = "Ready";
+    public const string Stopping = "Stopping";
+    public const string Stopped = "Stopped";
+    public const string Failed = "Failed";
+    public const string Restarting = "Restarting";
+    public const string Deleting = "Deleting";
+}
+
+internal static class ApiJson
+{
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web);
+}

@@ -1,0 +1,78 @@
+// What each command line means once parsed: the contract between the syntax and the actions.
+namespace Orchestrator.Cli;
+
+public enum OutputFormat
+{
+    Table,
+    Json,
+}
+
+/// <summary>Options of <c>orchestrator node</c>, for <see cref="CliHooks.RunNode"/>.</summary>
+/// <param name="ConfigFiles">Full paths of the <c>--config</c> files, in the order given (each exists).</param>
+/// <param name="DataDirectory">Already resolved by <see cref="Cli.DataDirectory.Resolve(string?)"/>; may not exist yet.</param>
+/// <param name="ListenHost">Host part of <c>--listen</c>, IPv6 without brackets.</param>
+/// <param name="ListenPort">0 means any free port: write the bound one to node.json.</param>
+/// <param name="DemoVms">How many demo VMs to create at start.</param>
+public sealed record NodeCommandOptions(
+    IReadOnlyList<string> ConfigFiles,
+    string DataDirectory,
+    string ListenHost,
+    int ListenPort,
+    int DemoVms)
+{
+    public const string DefaultListen = "127.0.0.1:7480";
+
+    /// <summary><c>http://host:port</c> for Kestrel (brackets added for IPv6).</summary>
+    public string ListenUrl => $"http://{(ListenHost.Contains(':') ? $"[{ListenHost}]" : ListenHost)}:{ListenPort}";
+}
+
+/// <summary>Options every client command takes.</summary>
+public sealed record ClientArgs(string? Url, string? ApiKey, string? DataDirectory, OutputFormat Output)
+{
+    public override string ToString() =>
+        $"ClientArgs {{ Url = {Url}, ApiKey = {(ApiKey is null ? "null" : "***")}, DataDirectory = {DataDirectory}, Output = {Output} }}";
+}
+
+public sealed record VmCreateArgs(
+    ClientArgs Client,
+    string Name,
+    int Vcpus,
+    int MemoryMiB,
+    string Image,
+    string? RestartPolicy,
+    bool Wait,
+    TimeSpan Timeout);
+
+public sealed record VmShowArgs(ClientArgs Client, string Name);
+
+public enum VmChange
+{
+    Stop,
+    Start,
+    Delete,
+}
+
+public sealed record VmChangeArgs(ClientArgs Client, VmChange Change, string Name, bool Wait, TimeSpan Timeout);
+
+public enum ListKind
+{
+    Vms,
+    Hosts,
+    Images,
+}
+
+public sealed record ListArgs(ClientArgs Client, ListKind Kind);
+
+/// <summary>What the parsed commands call; the syntax (<see cref="CliSyntax"/>) knows nothing else.</summary>
+public interface ICliActions
+{
+    Task<int> RunNodeAsync(NodeCommandOptions options, CancellationToken ct);
+
+    Task<int> VmCreateAsync(VmCreateArgs args, CancellationToken ct);
+
+    Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct);
+
+    Task<int> VmChangeAsync(VmChangeArgs args, CancellationToken ct);
+
+    Task<int> ListAsync(ListArgs args, CancellationToken ct);
+}

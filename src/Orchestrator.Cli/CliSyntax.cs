@@ -1,0 +1,266 @@
+// The command tree: names, options, arguments and local validation. Behaviour lives behind ICliActions.
+using System.CommandLine;
+using System.CommandLine.Parsing;
+
+namespace Orchestrator.Cli;
+
+public static class CliSyntax
+{
+    public static readonly TimeSpan DefaultWaitTimeout = TimeSpan.FromSeconds(120);
+
+    public static RootCommand Build(ICliActions actions)
+    {
+        ArgumentNullException.ThrowIfNull(actions);
+
+        var root = new RootCommand("Orchestrator: VMs on a cluster of Linux hosts. `node` runs a node; the other commands talk to one over HTTP.");
+        root.Subcommands.Add(NodeCommand(actions));
+        root.Subcommands.Add(VmCommand(actions));
+
+        var host = new Command("host", "Hosts of the cluster.");
+        host.Subcommands.Add(ListCommand(actions, ListKind.Hosts, "List the hosts with their capacity and allocations."));
+        root.Subcommands.Add(host);
+
+        var image = new Command("image", "Guest images of the catalog.");
+        image.Subcommands.Add(ListCommand(actions, ListKind.Images, "List the images a VM can be created from."));
+        root.Subcommands.Add(image);
+
+        return root;
+    }
+
+    private static Command NodeCommand(ICliActions actions)
+    {
+        var config = new Option<FileInfo[]>("--config")
+        {
+            Description = "A HOCON file layered over the built-in defaults (repeatable; later files win).",
+            HelpName = "FILE",
+            Arity = ArgumentArity.OneOrMore,
+        }.AcceptExistingOnly();
+        var data = DataOption("Data directory: database, discovery files, VM disks.");
+        var listen = new Option<string>("--listen")
+        {
+            Description = "HTTP API address HOST:PORT (port 0 = any free port).",
+            HelpName = "HOST:PORT",
+            DefaultValueFactory = _ => NodeCommandOptions.DefaultListen,
+        };
+        listen.Validators.Add(result =>
+        {
+            if (!TryParseListen(result.GetValueOrDefault<string>(), out _, out _))
+            {
+                result.AddError("--listen must be HOST:PORT with a port from 0 to 65535 (e.g. 127.0.0.1:7480, [::1]:0)");
+            }
+        });
+        var demoVms = new Option<int>("--demo-vms")
+        {
+            Description = "Create this many demo VMs at start.",
+            HelpName = "N",
+            DefaultValueFactory = _ => 0,
+        };
+        demoVms.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < 0)
+            {
+                result.AddError("--demo-vms must be 0 or more");
+            }
+        });
+
+        var command = new Command("node", "Run a node in the foreground: scheduler, host agent and HTTP API.") { config, data, listen, demoVms };
+        command.SetAction((parse, ct) =>
+        {
+            TryParseListen(parse.GetValue(listen), out var host, out var port);
+            var options = new NodeCommandOptions(
+                (parse.GetValue(config) ?? []).Select(f => f.FullName).ToArray(),
+                ResolveDataDirectory(parse.GetValue(data)),
+                host,
+                port,
+                parse.GetValue(demoVms));
+            return actions.RunNodeAsync(options, ct);
+        });
+        return command;
+    }
+
+    private static string ResolveDataDirectory(string? flag)
+    {
+        try
+        {
+            return DataDirectory.Resolve(flag);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+
+    private static Command VmCommand(ICliActions actions)
+    {
+        var vm = new Command("vm", "Virtual machines.");
+
+        {
+            var client = new ClientOptions();
+            var name = NameArgument();
+            var vcpus = new Option<int>("--vcpus") { Description = "Number of virtual CPUs.", HelpName = "N", Required = true };
+            var memory = new Option<int>("--memory") { Description = "Memory in MiB.", HelpName = "MIB", Required = true };
+            var image = new Option<string>("--image") { Description = "Catalog image to boot (see `image list`).", HelpName = "IMAGE", Required = true };
+            var restart = new Option<string>("--restart")
+            {
+                Description = "What to do when the VM stops by itself (the server's default when omitted).",
+            }.AcceptOnlyFromAmong("always", "on-failure", "never");
+            var (wait, timeout) = WaitOptions("Wait until the VM is Ready.");
+
+            var create = new Command("create", "Create a VM and start it.") { name, vcpus, memory, image, restart, wait, timeout };
+            client.AddTo(create);
+            create.SetAction((parse, ct) => actions.VmCreateAsync(
+                new VmCreateArgs(
+                    client.Bind(parse),
+                    parse.GetValue(name)!,
+                    parse.GetValue(vcpus),
+                    parse.GetValue(memory),
+                    parse.GetValue(image)!,
+                    parse.GetValue(restart),
+                    parse.GetValue(wait),
+                    TimeSpan.FromSeconds(parse.GetValue(timeout))),
+                ct));
+            vm.Subcommands.Add(create);
+        }
+
+        vm.Subcommands.Add(ListCommand(actions, ListKind.Vms, "List VMs."));
+
+        {
+            var client = new ClientOptions();
+            var name = NameArgument();
+            var show = new Command("show", "Show one VM: state, placement, vCPU threads.") { name };
+            client.AddTo(show);
+            show.SetAction((parse, ct) => actions.VmShowAsync(new VmShowArgs(client.Bind(parse), parse.GetValue(name)!), ct));
+            vm.Subcommands.Add(show);
+        }
+
+        vm.Subcommands.Add(ChangeCommand(actions, VmChange.Stop, "stop", "Stop a VM (it stays defined).", "Wait until the VM is Stopped."));
+        vm.Subcommands.Add(ChangeCommand(actions, VmChange.Start, "start", "Start a stopped VM.", "Wait until the VM is Ready."));
+        vm.Subcommands.Add(ChangeCommand(actions, VmChange.Delete, "delete", "Stop a VM and delete it.", "Wait until the VM is gone."));
+        return vm;
+    }
+
+    private static Command ChangeCommand(ICliActions actions, VmChange change, string verb, string description, string waitDescription)
+    {
+        var client = new ClientOptions();
+        var name = NameArgument();
+        var (wait, timeout) = WaitOptions(waitDescription);
+        var command = new Command(verb, description) { name, wait, timeout };
+        client.AddTo(command);
+        command.SetAction((parse, ct) => actions.VmChangeAsync(
+            new VmChangeArgs(client.Bind(parse), change, parse.GetValue(name)!, parse.GetValue(wait), TimeSpan.FromSeconds(parse.GetValue(timeout))),
+            ct));
+        return command;
+    }
+
+    private static Command ListCommand(ICliActions actions, ListKind kind, string description)
+    {
+        var client = new ClientOptions();
+        var command = new Command("list", description);
+        client.AddTo(command);
+        command.SetAction((parse, ct) => actions.ListAsync(new ListArgs(client.Bind(parse), kind), ct));
+        return command;
+    }
+
+    private static Argument<string> NameArgument() => new("NAME") { Description = "The VM's name." };
+
+    private static (Option<bool> Wait, Option<int> Timeout) WaitOptions(string waitDescription)
+    {
+        var wait = new Option<bool>("--wait") { Description = waitDescription };
+        var timeout = new Option<int>("--timeout")
+        {
+            Description = "With --wait: give up after this many seconds.",
+            HelpName = "SECONDS",
+            DefaultValueFactory = _ => (int)DefaultWaitTimeout.TotalSeconds,
+        };
+        timeout.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() <= 0)
+            {
+                result.AddError("--timeout must be a positive number of seconds");
+            }
+        });
+        return (wait, timeout);
+    }
+
+    private static Option<string> DataOption(string description) =>
+        new("--data") { Description = description, HelpName = "DIR" };
+
+    /// <summary>HOST:PORT, IPv6 as [addr]:port; port 0..65535.</summary>
+    public static bool TryParseListen(string? text, out string host, out int port)
+    {
+        host = "";
+        port = 0;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return false;
+        }
+
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out port) || port > 65535)
+        {
+            return false;
+        }
+
+        host = text[..colon];
+        if (host.StartsWith('[') && host.EndsWith(']'))
+        {
+            host = host[1..^1];
+        }
+        else if (host.Contains(':'))
+        {
+            return false; // bare IPv6 is ambiguous: ask for brackets
+        }
+
+        return host.Length > 0;
+    }
+
+    /// <summary>--url, --api-key, --data, --output: fresh instances per command, bound by <see cref="Bind"/>.</summary>
+    private sealed class ClientOptions
+    {
+        private readonly Option<string> _url = new("--url")
+        {
+            Description = "The node's HTTP API (default: $ORCHESTRATOR_URL, else DATA/node.json).",
+            HelpName = "URL",
+        };
+
+        private readonly Option<string> _apiKey = new("--api-key")
+        {
+            Description = "API key (default: $ORCHESTRATOR_API_KEY, else DATA/admin.key for the node named in DATA/node.json).",
+            HelpName = "KEY",
+        };
+
+        private readonly Option<string> _data = DataOption("Where to find a local node (default: $ORCHESTRATOR_DATA, $XDG_DATA_HOME/orchestrator, ~/.local/share/orchestrator).");
+
+        private readonly Option<string> _output = new Option<string>("--output", "-o")
+        {
+            Description = "table for people, json (the server's JSON, indented) for scripts.",
+            DefaultValueFactory = _ => "table",
+        }.AcceptOnlyFromAmong("table", "json");
+
+        public ClientOptions()
+        {
+            _url.Validators.Add(result =>
+            {
+                var value = result.GetValueOrDefault<string>();
+                if (NodeConnectionResolver.ParseUrl(value) is null)
+                {
+                    result.AddError($"--url '{value}' is not an http:// or https:// URL");
+                }
+            });
+        }
+
+        public void AddTo(Command command)
+        {
+            command.Options.Add(_url);
+            command.Options.Add(_apiKey);
+            command.Options.Add(_data);
+            command.Options.Add(_output);
+        }
+
+        public ClientArgs Bind(ParseResult parse) => new(
+            parse.GetValue(_url),
+            parse.GetValue(_apiKey),
+            parse.GetValue(_data),
+            parse.GetValue(_output) == "json" ? OutputFormat.Json : OutputFormat.Table);
+    }
+}

@@ -1,0 +1,257 @@
+// What the client commands do: call the API, wait where asked, print tables or JSON.
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace Orchestrator.Cli;
+
+internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliActions
+{
+    private readonly IAnsiConsole _out = CliConsoles.Create(context.Out, context.OutIsTerminal);
+    private readonly IAnsiConsole _err = CliConsoles.Create(context.Error, context.ErrorIsTerminal);
+
+    public Task<int> RunNodeAsync(NodeCommandOptions options, CancellationToken ct) => hooks.RunNode(options, ct);
+
+    public async Task<int> ListAsync(ListArgs args, CancellationToken ct)
+    {
+        using var api = Connect(args.Client);
+        var path = args.Kind switch
+        {
+            ListKind.Vms => "v1/vms",
+            ListKind.Hosts => "v1/hosts",
+            _ => "v1/images",
+        };
+        var response = await api.GetAsync(path, ct);
+        if (args.Client.Output == OutputFormat.Json)
+        {
+            WriteJson(response);
+            return 0;
+        }
+
+        Write(args.Kind switch
+        {
+            ListKind.Vms => Rendering.VmTable(response.Read<List<Vm>>()),
+            ListKind.Hosts => Rendering.HostTable(response.Read<List<Host>>()),
+            _ => Rendering.ImageTable(response.Read<List<Image>>()),
+        });
+        return 0;
+    }
+
+    public async Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct)
+    {
+        using var api = Connect(args.Client);
+        var response = await api.GetAsync(ApiClient.VmPath(args.Name), ct);
+        WriteVm(args.Client.Output, response);
+        return 0;
+    }
+
+    public async Task<int> VmCreateAsync(VmCreateArgs args, CancellationToken ct)
+    {
+        using var api = Connect(args.Client);
+        var clock = Stopwatch.StartNew();
+        var created = await api.PostAsync(
+            "v1/vms",
+            new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy),
+            ct);
+        if (!args.Wait)
+        {
+            WriteVm(args.Client.Output, created);
+            return 0;
+        }
+
+        var outcome = await WaitAsync(api, args.Name, VmStates.Ready, created.Read<Vm>().State, clock, args.Timeout, ct);
+        WriteVm(args.Client.Output, outcome.Last!);
+        if (outcome.Error is not null)
+        {
+            throw new CliException(outcome.Error);
+        }
+
+        // The node's own timestamps time the boot exactly; the stopwatch (poll-granular) is the fallback.
+        var vm = outcome.Last!.Read<Vm>();
+        var seconds = vm.ReadyAt is { } ready && ready >= vm.CreatedAt
+            ? (ready - vm.CreatedAt).TotalSeconds
+            : clock.Elapsed.TotalSeconds;
+        var line = $"{args.Name} ready in {seconds.ToString("0.00", CultureInfo.InvariantCulture)} s";
+        (args.Client.Output == OutputFormat.Json ? context.Error : context.Out).WriteLine(line);
+        return 0;
+    }
+
+    public async Task<int> VmChangeAsync(VmChangeArgs args, CancellationToken ct)
+    {
+        using var api = Connect(args.Client);
+        var clock = Stopwatch.StartNew();
+        var path = ApiClient.VmPath(args.Name);
+        var accepted = args.Change switch
+        {
+            VmChange.Stop => await api.PostAsync(path + "/stop", null, ct),
+            VmChange.Start => await api.PostAsync(path + "/start", null, ct),
+            _ => await api.DeleteAsync(path, ct),
+        };
+
+        if (!args.Wait)
+        {
+            if (args.Change == VmChange.Delete && args.Client.Output == OutputFormat.Table)
+            {
+                context.Out.WriteLine($"{args.Name}: {accepted.Read<Vm>().State}");
+            }
+            else
+            {
+                WriteVm(args.Client.Output, accepted);
+            }
+
+            return 0;
+        }
+
+        var wanted = args.Change switch
+        {
+            VmChange.Stop => VmStates.Stopped,
+            VmChange.Start => VmStates.Ready,
+            _ => null, // gone: GET answers 404
+        };
+        var outcome = await WaitAsync(api, args.Name, wanted, accepted.Read<Vm>().State, clock, args.Timeout, ct);
+
+        if (wanted is null && outcome.Error is null)
+        {
+            if (args.Client.Output == OutputFormat.Json)
+            {
+                WriteJson(accepted); // the last the server said of it
+                context.Error.WriteLine($"{args.Name} deleted");
+            }
+            else
+            {
+                context.Out.WriteLine($"{args.Name} deleted");
+            }
+
+            return 0;
+        }
+
+        if (outcome.Last is not null)
+        {
+            WriteVm(args.Client.Output, outcome.Last);
+        }
+
+        return outcome.Error is null ? 0 : throw new CliException(outcome.Error);
+    }
+
+    private sealed record WaitOutcome(ApiResponse? Last, string? Error);
+
+    /// <summary>
+    /// Polls the VM until it is <paramref name="wanted"/> (null: until it is gone), Failed, or the time is up.
+    /// The spinner goes to stderr, and only when stderr is a terminal.
+    /// </summary>
+    private async Task<WaitOutcome> WaitAsync(ApiClient api, string name, string? wanted, string initialState, Stopwatch clock, TimeSpan timeout, CancellationToken ct)
+    {
+        var goal = wanted ?? "deleted";
+        var path = ApiClient.VmPath(name);
+
+        async Task<WaitOutcome> Poll(Action<string> showState)
+        {
+            while (true)
+            {
+                var response = await api.GetOrNullAsync(path, ct);
+                if (response is null)
+                {
+                    return wanted is null
+                        ? new WaitOutcome(null, null)
+                        : new WaitOutcome(null, $"{name} disappeared while waiting for it to be {wanted} (deleted by someone else?)");
+                }
+
+                var vm = response.Read<Vm>();
+                if (vm.State == wanted)
+                {
+                    return new WaitOutcome(response, null);
+                }
+
+                if (vm.State == VmStates.Failed)
+                {
+                    return new WaitOutcome(response, $"{name} failed: {vm.Reason ?? "no reason given"}");
+                }
+
+                if (clock.Elapsed >= timeout)
+                {
+                    return new WaitOutcome(response, $"timed out after {timeout.TotalSeconds:0} s waiting for {name} to be {goal} (it is {vm.State})");
+                }
+
+                showState(vm.State);
+                await Task.Delay(context.PollInterval, ct);
+            }
+        }
+
+        if (!context.ErrorIsTerminal)
+        {
+            return await Poll(_ => { });
+        }
+
+        string Describe(string state) =>
+            $"{Markup.Escape(name)}: [{Rendering.StateColor(state)}]{Markup.Escape(state)}[/] (waiting for {Markup.Escape(goal)})";
+
+        return await _err.Status()
+            .Spinner(Spinner.Known.Dots)
+            .StartAsync(Describe(initialState), ctx => Poll(state => ctx.Status(Describe(state))));
+    }
+
+    private ApiClient Connect(ClientArgs client) =>
+        new(NodeConnectionResolver.Resolve(client.Url, client.ApiKey, client.DataDirectory, context.GetEnvironmentVariable), context.HttpHandler);
+
+    private void WriteVm(OutputFormat output, ApiResponse response)
+    {
+        if (output == OutputFormat.Json)
+        {
+            WriteJson(response);
+        }
+        else
+        {
+            Write(Rendering.VmDetails(response.Read<Vm>()));
+        }
+    }
+
+    private void Write(IRenderable renderable)
+    {
+        if (context.OutIsTerminal)
+        {
+            _out.Write(renderable);
+        }
+        else
+        {
+            context.Out.Write(Rendering.ToPlainText(renderable, width: 240));
+        }
+    }
+
+    private void WriteJson(ApiResponse response)
+    {
+        string text;
+        try
+        {
+            text = Rendering.IndentJson(response.Body);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new CliException($"the node's answer is not JSON: {e.Message}");
+        }
+
+        context.Out.WriteLine(text);
+    }
+
+    /// <summary>Prints an error the way every command does: <c>error: …</c> on stderr, plus a hint where one helps.</summary>
+    public static void WriteError(CliContext context, CliException error)
+    {
+        if (error is ApiProblemException problem)
+        {
+            foreach (var line in ProblemFormatter.Lines(problem.Problem, problem.StatusCode))
+            {
+                context.Error.WriteLine(line);
+            }
+
+            if (problem.StatusCode == (int)HttpStatusCode.Unauthorized)
+            {
+                context.Error.WriteLine("  pass --api-key KEY (or set ORCHESTRATOR_API_KEY)");
+            }
+
+            return;
+        }
+
+        context.Error.WriteLine("error: " + error.Message);
+    }
+}

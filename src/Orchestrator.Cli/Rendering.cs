@@ -1,0 +1,214 @@
+// How API objects look on a terminal: Spectre tables for people, indented raw JSON for scripts.
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace Orchestrator.Cli;
+
+/// <summary>Turns problem details into the lines the client prints on stderr.</summary>
+public static class ProblemFormatter
+{
+    /// <summary><c>title: detail</c>; the status stands in for a missing title.</summary>
+    public static string Headline(ProblemDetails problem, int statusCode)
+    {
+        var title = string.IsNullOrWhiteSpace(problem.Title) ? $"HTTP {problem.Status ?? statusCode}" : problem.Title.Trim();
+        return string.IsNullOrWhiteSpace(problem.Detail) ? title : $"{title}: {problem.Detail.Trim()}";
+    }
+
+    /// <summary>The whole message: <c>error: title: detail</c>, then one indented line per field error.</summary>
+    public static IReadOnlyList<string> Lines(ProblemDetails problem, int statusCode)
+    {
+        var lines = new List<string> { "error: " + Headline(problem, statusCode) };
+        if (problem.Errors is not null)
+        {
+            foreach (var (field, messages) in problem.Errors.OrderBy(e => e.Key, StringComparer.Ordinal))
+            {
+                foreach (var message in messages ?? [])
+                {
+                    lines.Add(string.IsNullOrEmpty(field) ? $"  {message}" : $"  {field}: {message}");
+                }
+            }
+        }
+
+        return lines;
+    }
+}
+
+public static class Rendering
+{
+    private static readonly JsonWriterOptions IndentedJson = new()
+    {
+        Indented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // show names as typed, not \u escapes
+    };
+
+    /// <summary>The server's JSON, re-indented, unchanged otherwise (numbers and unknown fields kept).</summary>
+    public static string IndentJson(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, IndentedJson))
+        {
+            document.WriteTo(writer);
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    public static IRenderable VmTable(IEnumerable<Vm> vms)
+    {
+        var table = PlainTable("NAME", "STATE", "HOST", "VCPUS", "MEMORY", "IMAGE", "EPOCH", "PID", "RESTARTS");
+        foreach (var vm in vms.OrderBy(v => v.Name, StringComparer.Ordinal))
+        {
+            table.AddRow(
+                Text(vm.Name),
+                State(vm.State),
+                Text(vm.Host ?? "-"),
+                Text(Number(vm.Vcpus)),
+                Text(MiB(vm.MemoryMiB)),
+                Text(vm.Image),
+                Text(Number(vm.Epoch)),
+                Text(vm.Pid is { } pid ? Number(pid) : "-"),
+                Text(Number(vm.Restarts)));
+        }
+
+        return table;
+    }
+
+    /// <summary><c>vm show</c>: a key/value grid, the reason where there is one, then the vCPU threads.</summary>
+    public static IRenderable VmDetails(Vm vm)
+    {
+        var grid = new Grid();
+        grid.AddColumn(new GridColumn().NoWrap().PadRight(2));
+        grid.AddColumn(new GridColumn());
+
+        void Row(string key, IRenderable value) => grid.AddRow(new Markup($"[bold]{Markup.Escape(key)}[/]"), value);
+
+        Row("Name", Text(vm.Name));
+        Row("Id", Text(vm.Id));
+        if (vm.Tenant is not null)
+        {
+            Row("Tenant", Text(vm.Tenant));
+        }
+
+        Row("State", State(vm.State));
+        Row("Desired", Text(vm.DesiredState));
+        if (!string.IsNullOrWhiteSpace(vm.Reason))
+        {
+            Row("Reason", vm.State == VmStates.Failed
+                ? new Markup($"[red]{Markup.Escape(vm.Reason)}[/]")
+                : Text(vm.Reason));
+        }
+
+        Row("Host", Text(vm.Host ?? "-"));
+        Row("vCPUs", Text(Number(vm.Vcpus)));
+        Row("Memory", Text(MiB(vm.MemoryMiB)));
+        Row("Image", Text(vm.Image));
+        Row("Restart", Text(vm.RestartPolicy ?? "-"));
+        Row("Epoch", Text(Number(vm.Epoch)));
+        Row("Pid", Text(vm.Pid is { } pid ? Number(pid) : "-"));
+        Row("Restarts", Text(Number(vm.Restarts)));
+        Row("Created", Text(Time(vm.CreatedAt)));
+        Row("Ready", Text(vm.ReadyAt is { } ready ? Time(ready) : "-"));
+
+        if (vm.VcpuThreads is not { Count: > 0 } threads)
+        {
+            return grid;
+        }
+
+        var vcpus = PlainTable("VCPU", "THREAD", "CPU SECONDS");
+        foreach (var thread in threads.OrderBy(t => t.Index))
+        {
+            vcpus.AddRow(
+                Text(Number(thread.Index)),
+                Text(thread.ThreadId is { } tid ? Number(tid) : "-"),
+                Text(thread.CpuSeconds.ToString("0.00", CultureInfo.InvariantCulture)));
+        }
+
+        return new Rows(grid, new Text(string.Empty), vcpus);
+    }
+
+    public static IRenderable HostTable(IEnumerable<Host> hosts)
+    {
+        var table = PlainTable("ID", "STATE", "DRIVER", "CPUS", "MEMORY", "ALLOC VCPUS", "ALLOC MEMORY", "VMS");
+        foreach (var host in hosts.OrderBy(h => h.Id, StringComparer.Ordinal))
+        {
+            table.AddRow(
+                Text(host.Id),
+                Text(host.State),
+                Text(host.Driver ?? "-"),
+                Text(Number(host.Cpus)),
+                Text(MiB(host.MemoryMiB)),
+                Text(Number(host.AllocatedVcpus)),
+                Text(MiB(host.AllocatedMemoryMiB)),
+                Text(VmCount(host.Vms)));
+        }
+
+        return table;
+    }
+
+    public static IRenderable ImageTable(IEnumerable<Image> images)
+    {
+        var table = PlainTable("NAME", "DESCRIPTION");
+        foreach (var image in images.OrderBy(i => i.Name, StringComparer.Ordinal))
+        {
+            table.AddRow(Text(image.Name), Text(image.Description ?? ""));
+        }
+
+        return table;
+    }
+
+    /// <summary>Renders to a string with no colour and no ANSI, as a pipe would get it (tests, logs).</summary>
+    public static string ToPlainText(IRenderable renderable, int width = 200)
+    {
+        var writer = new StringWriter();
+        var console = CliConsoles.Create(writer, isTerminal: false);
+        console.Profile.Width = width;
+        console.Write(renderable);
+        return TrimLineEnds(writer.ToString());
+    }
+
+    // Spectre pads every cell to its column's width; a pipe is better off without trailing blanks.
+    private static string TrimLineEnds(string text) =>
+        string.Join('\n', text.Split('\n').Select(line => line.TrimEnd()));
+
+    internal static string StateColor(string state) => state switch
+    {
+        VmStates.Ready or VmStates.Running => "green",
+        VmStates.Failed => "red",
+        VmStates.Stopped => "grey",
+        _ => "yellow",
+    };
+
+    private static Table PlainTable(params string[] headers)
+    {
+        // kubectl/docker look: no borders, two spaces between columns; easy to read and to cut/awk.
+        var table = new Table().Border(TableBorder.None);
+        foreach (var header in headers)
+        {
+            table.AddColumn(new TableColumn(new Markup($"[bold]{Markup.Escape(header)}[/]")).PadLeft(0).PadRight(2).NoWrap());
+        }
+
+        return table;
+    }
+
+    private static IRenderable Text(string value) => new Text(value);
+
+    private static IRenderable State(string state) => new Markup($"[{StateColor(state)}]{Markup.Escape(state)}[/]");
+
+    private static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string MiB(long mib) => $"{mib.ToString(CultureInfo.InvariantCulture)} MiB";
+
+    private static string Time(DateTimeOffset time) =>
+        time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    private static string VmCount(JsonElement vms) => vms.ValueKind switch
+    {
+        JsonValueKind.Number => vms.GetRawText(),
+        JsonValueKind.Array => Number(vms.GetArrayLength()),
+        _ => "-",
+    };
+}

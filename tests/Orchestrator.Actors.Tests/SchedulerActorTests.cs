@@ -1,0 +1,118 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using Orchestrator.Actors.Hosts;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Actors.Tests;
+
+/// <summary>The scheduler on a real SQLite journal: persist before reply, recover after a restart.</summary>
+public sealed class SchedulerActorTests : TestKit
+{
+    private static readonly LedgerRules Rules = LedgerRules.Create(["demo"]);
+    private static readonly HostId Host1 = new("h1");
+    private readonly TempDir _dir;
+
+    public SchedulerActorTests() : this(new TempDir())
+    {
+    }
+
+    private SchedulerActorTests(TempDir dir) : base(TestConfig.Persistent(dir.Path))
+    {
+        _dir = dir;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        _dir.Dispose();
+    }
+
+    private IActorRef StartScheduler(int snapshotEvery = 1000) => Sys.ActorOf(SchedulerActor.Props(Rules, snapshotEvery));
+
+    private void Restart(ref IActorRef scheduler, int snapshotEvery = 1000)
+    {
+        Watch(scheduler);
+        scheduler.Tell(PoisonPill.Instance);
+        ExpectTerminated(scheduler);
+        scheduler = StartScheduler(snapshotEvery);
+    }
+
+    private SchedulerReplies.HostAssignments RegisterHost(IActorRef scheduler, IActorRef agent)
+    {
+        scheduler.Tell(new RegisterHostAgent(new LedgerCommands.RegisterHost(Host1, 4, 8192, "qemu")), agent);
+        return ExpectMsg<SchedulerReplies.HostAssignments>();
+    }
+
+    private VmRecord Create(IActorRef scheduler, string name)
+    {
+        scheduler.Tell(new LedgerCommands.CreateVm(TenantId.System, new VmSpec(name, 1, 256, "demo"), VmId.New()));
+        return ExpectMsg<SchedulerReplies.Accepted>().Vm!;
+    }
+
+    [Fact]
+    public void Allocations_survive_a_scheduler_restart()
+    {
+        var scheduler = StartScheduler(snapshotEvery: 4);
+        Assert.Empty(RegisterHost(scheduler, TestActor).Assignments);
+        var created = new List<VmRecord>();
+        for (var i = 0; i < 6; i++)
+        {
+            created.Add(Create(scheduler, $"vm{i}"));
+            ExpectMsg<HostAgentCommands.Assign>(); // the host is told after the requester
+        }
+
+        Restart(ref scheduler, snapshotEvery: 4);
+        scheduler.Tell(new SchedulerQueries.ListVms(null));
+        var recovered = ExpectMsg<SchedulerReplies.VmList>().Vms;
+        Assert.Equal(
+            created.Select(v => (v.Id, v.Host, v.Epoch)).OrderBy(t => t.Id.Value),
+            recovered.Select(v => (v.Id, v.Host, v.Epoch)).OrderBy(t => t.Id.Value));
+        scheduler.Tell(SchedulerQueries.ListHosts.Instance);
+        Assert.Equal(6, ExpectMsg<SchedulerReplies.HostList>().Hosts.Single().AllocatedVcpus);
+
+        var assignments = RegisterHost(scheduler, TestActor).Assignments;
+        Assert.Equal(created.Select(v => v.Id).OrderBy(id => id.Value), assignments.Select(a => a.VmId).OrderBy(id => id.Value));
+        Assert.All(assignments, a => Assert.Equal(new Epoch(1), a.Epoch));
+    }
+
+    [Fact]
+    public void A_refused_request_leaves_nothing_in_the_journal()
+    {
+        var scheduler = StartScheduler();
+        RegisterHost(scheduler, TestActor);
+        scheduler.Tell(new LedgerCommands.CreateVm(TenantId.System, new VmSpec("bad/name", 10_000, -5, "nope"), VmId.New()));
+        var refused = ExpectMsg<SchedulerReplies.Refused>();
+        Assert.Equal(["name", "vcpus", "memoryMiB", "image"], refused.Refusal.Errors.Select(e => e.Field));
+
+        Restart(ref scheduler);
+        scheduler.Tell(new SchedulerQueries.ListVms(null));
+        Assert.Empty(ExpectMsg<SchedulerReplies.VmList>().Vms);
+    }
+
+    [Fact]
+    public void Stop_and_delete_reach_the_vms_host()
+    {
+        var scheduler = StartScheduler();
+        var agent = CreateTestProbe();
+        scheduler.Tell(new RegisterHostAgent(new LedgerCommands.RegisterHost(Host1, 4, 8192, "qemu")), agent);
+        agent.ExpectMsg<SchedulerReplies.HostAssignments>();
+        var vm = Create(scheduler, "web1");
+        Assert.True(agent.ExpectMsg<HostAgentCommands.Assign>().Assignment.ShouldRun);
+
+        scheduler.Tell(new LedgerCommands.StopVm(TenantId.System, "web1"));
+        Assert.Equal(VmStatus.Stopping, ExpectMsg<SchedulerReplies.Accepted>().Vm!.Status);
+        Assert.False(agent.ExpectMsg<HostAgentCommands.Assign>().Assignment.ShouldRun);
+
+        scheduler.Tell(new LedgerCommands.DeleteVm(TenantId.System, "web1"));
+        ExpectMsg<SchedulerReplies.Accepted>();
+        Assert.True(agent.ExpectMsg<HostAgentCommands.Assign>().Assignment.Deleting);
+
+        scheduler.Tell(new LedgerCommands.ConfirmDeleted(vm.Id));
+        ExpectMsg<SchedulerReplies.Accepted>();
+        scheduler.Tell(new SchedulerQueries.GetVm(TenantId.System, "web1"));
+        Assert.Null(ExpectMsg<SchedulerReplies.VmFound>().Vm);
+    }
+}

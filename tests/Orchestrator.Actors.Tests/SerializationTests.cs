@@ -1,0 +1,106 @@
+using Akka.Actor;
+using Akka.Serialization;
+using Akka.TestKit.Xunit2;
+using Orchestrator.Actors.Hosts;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Serialization;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
+using static Orchestrator.Domain.Ledger.LedgerEvents;
+
+namespace Orchestrator.Actors.Tests;
+
+public class SerializationTests() : TestKit(TestConfig.Serialization())
+{
+    private static readonly VmId Vm = new(Guid.Parse("0f8fad5b-d9cb-469f-a165-70867728950e"));
+    private static readonly HostId H = new("host-1");
+    private static readonly DateTimeOffset At = new(2026, 11, 24, 1, 2, 3, TimeSpan.Zero);
+    private static readonly VmSpec Spec = new("web1", 2, 512, "demo", RestartPolicy.Always);
+
+    private static readonly VmRecord Record = new(Vm, new TenantId("acme"), Spec, DesiredState.Running, VmStatus.Ready, null, H,
+        new Epoch(3), 4242, 1, At, At);
+
+    /// <summary>One instance of every type bound to the serializer; a new type without a sample fails the completeness test.</summary>
+    public static readonly object[] Samples =
+    [
+        new HostRegistered(H, 8, 16384, "qemu", At),
+        new VmRequested(Vm, new TenantId("acme"), Spec, At),
+        new VmPlaced(Vm, H, new Epoch(1)),
+        new VmPending(Vm, "no host has room"),
+        new VmStarted(Vm, new Epoch(1), 99),
+        new VmReady(Vm, new Epoch(1), At),
+        new VmRestarting(Vm, new Epoch(1), 2, "killed"),
+        new VmStopped(Vm, new Epoch(1), "stopped on request"),
+        new VmFailed(Vm, new Epoch(1), "qemu missing"),
+        new VmDesiredStateChanged(Vm, DesiredState.Stopped),
+        new VmDeleteRequested(Vm),
+        new VmReleased(Vm),
+        new LedgerCommands.RegisterHost(H, 8, 16384, "qemu"),
+        new LedgerCommands.CreateVm(new TenantId("acme"), Spec, Vm),
+        new LedgerCommands.StopVm(new TenantId("acme"), "web1"),
+        new LedgerCommands.StartVm(new TenantId("acme"), "web1"),
+        new LedgerCommands.DeleteVm(new TenantId("acme"), "web1"),
+        new LedgerCommands.ReportVm(Vm, new Epoch(2), VmStatus.Running, null, 7, null),
+        new LedgerCommands.ConfirmDeleted(Vm),
+        new SchedulerReplies.Accepted(Record),
+        new SchedulerReplies.Refused(Refusal.Invalid([new FieldError("vcpus", "must be between 1 and 64")])),
+        new SchedulerReplies.VmList([Record]),
+        new SchedulerReplies.HostList([new HostRecord(H, 8, 16384, "qemu", HostState.Up, 2, 512, 1)]),
+        new SchedulerReplies.VmFound(Record),
+        new SchedulerReplies.HostAssignments([VmAssignment.From(Record)]),
+        new SchedulerQueries.ListVms(null),
+        new SchedulerQueries.GetVm(new TenantId("acme"), "web1"),
+        SchedulerQueries.ListHosts.Instance,
+        new SchedulerQueries.GetVmRuntime(new TenantId("acme"), "web1"),
+        new RegisterHostAgent(new LedgerCommands.RegisterHost(H, 8, 16384, "qemu")),
+        VmAssignment.From(Record),
+        new LedgerSnapshot([new HostRecord(H, 8, 16384, "qemu", HostState.Up, 2, 512, 1)], [Record]),
+        new HostAgentCommands.Assign(VmAssignment.From(Record)),
+        new HostAgentCommands.GetVmRuntime(Vm),
+        new VmRuntime(Vm, 4242, [new VcpuUsage(0, 4243, 1.5)], ["ORCHESTRATOR-GUEST-READY web1"]),
+    ];
+
+    public static TheoryData<int> SampleIndexes()
+    {
+        var data = new TheoryData<int>();
+        for (var i = 0; i < Samples.Length; i++)
+        {
+            data.Add(i);
+        }
+
+        return data;
+    }
+
+    [Fact]
+    public void Every_serializable_type_has_a_sample()
+    {
+        var sampled = Samples.Select(s => s.GetType()).ToHashSet();
+        var missing = OrchestratorSerializer.TypesByManifest.Values.Where(t => !sampled.Contains(t)).Select(t => t.FullName).ToList();
+        Assert.Empty(missing);
+    }
+
+    [Theory]
+    [MemberData(nameof(SampleIndexes))]
+    public void Every_message_survives_a_round_trip_through_the_configured_serializer(int index)
+    {
+        var sample = Samples[index];
+        var serializer = Sys.Serialization.FindSerializerFor(sample);
+        Assert.IsType<OrchestratorSerializer>(serializer);
+        var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, sample);
+        var back = Sys.Serialization.Deserialize(serializer.ToBinary(sample), serializer.Identifier, manifest);
+        Assert.Equal(Json(sample), Json(back));
+        Assert.Equal(sample.GetType(), back.GetType());
+    }
+
+    [Fact]
+    public void An_unknown_manifest_is_a_clear_error()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(VmPlaced));
+        var error = Assert.Throws<SerializationException>(() => serializer.FromBinary("{}"u8.ToArray(), "LedgerEvents.VmTeleported"));
+        Assert.Contains("LedgerEvents.VmTeleported", error.Message);
+    }
+
+    // Records holding lists compare by reference; their JSON compares by value.
+    private static string Json(object o) => System.Text.Json.JsonSerializer.Serialize(o, o.GetType(), OrchestratorSerializer.Json);
+}

@@ -1,0 +1,41 @@
+using Akka.Configuration;
+using Orchestrator.Actors.Settings;
+
+namespace Orchestrator.Actors.Tests;
+
+/// <summary>The project's real HOCON (config/*.conf), with a local provider and a private SQLite file per test.</summary>
+internal static class TestConfig
+{
+    public static Config Serialization() =>
+        ConfigurationFactory.ParseString("akka.actor.provider = local").WithFallback(OrchestratorConfig.Load([]));
+
+    /// <summary>Persistence on a real SQLite file in <paramref name="dataDir"/>.</summary>
+    public static Config Persistent(string dataDir) =>
+        ConfigurationFactory.ParseString("""
+            akka.actor.provider = local
+            akka.loglevel = INFO
+            """)
+            .WithFallback(OrchestratorConfig.Complete(OrchestratorConfig.Load([]), dataDir, []));
+}
+
+/// <summary>A temp directory with a short path (unix sockets), removed at the end.</summary>
+internal sealed class TempDir : IDisposable
+{
+    public TempDir()
+    {
+        Path = Directory.CreateTempSubdirectory("orc").FullName;
+    }
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

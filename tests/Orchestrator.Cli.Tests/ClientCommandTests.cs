@@ -1,0 +1,213 @@
+// Client commands against a scripted HTTP handler (no server): requests sent, output, exit codes.
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace Orchestrator.Cli.Tests;
+
+public class ClientCommandTests
+{
+    private const string Problem404 = """{"type":"about:blank","title":"Not Found","status":404,"detail":"no VM named 'web1'"}""";
+
+    [Fact]
+    public async Task Vm_create_with_wait_posts_the_spec_polls_until_ready_and_reports_the_boot_time()
+    {
+        var http = new ScriptedHandler()
+            .On("POST", "/v1/vms", HttpStatusCode.Created, Json.Vm(state: "Pending", readyAt: null))
+            .On("GET", "/v1/vms/web1", HttpStatusCode.OK, Json.Vm(state: "Starting", readyAt: null))
+            .On("GET", "/v1/vms/web1", HttpStatusCode.OK, Json.Vm(state: "Ready"));
+
+        var run = await CliRun.Of(http, null, "vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--restart", "on-failure", "--wait");
+
+        Assert.Equal(0, run.ExitCode);
+        var post = http.Requests[0];
+        Assert.Equal((HttpMethod.Post, "/v1/vms", "Bearer sekrit-key"), (post.Method, post.Path, post.Authorization));
+        using var body = JsonDocument.Parse(post.Body!);
+        Assert.Equal(
+            """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","restartPolicy":"on-failure"}""",
+            JsonSerializer.Serialize(body.RootElement));
+        Assert.Equal(3, http.Requests.Count);
+        Assert.Matches(@"State\s+Ready", run.Out.ToString());
+        Assert.EndsWith("web1 ready in 2.84 s\n", run.Out.ToString().Replace("\r\n", "\n"));
+        Assert.Equal("", run.Error.ToString());
+    }
+
+    [Fact]
+    public async Task Without_a_restart_flag_the_request_leaves_the_policy_to_the_server()
+    {
+        var http = new ScriptedHandler().On("POST", "/v1/vms", HttpStatusCode.Created, Json.Vm(state: "Pending"));
+
+        await CliRun.Of(http, null, "vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo");
+
+        Assert.DoesNotContain("restartPolicy", http.Requests[0].Body);
+    }
+
+    [Fact]
+    public async Task Json_output_prints_only_the_server_json_on_stdout_and_the_timing_on_stderr()
+    {
+        var http = new ScriptedHandler()
+            .On("POST", "/v1/vms", HttpStatusCode.Created, Json.Vm(state: "Pending", readyAt: null))
+            .On("GET", "/v1/vms/web1", HttpStatusCode.OK, Json.Vm(state: "Ready"));
+
+        var run = await CliRun.Of(http, null, "vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--wait", "-o", "json");
+
+        Assert.Equal(0, run.ExitCode);
+        using var printed = JsonDocument.Parse(run.Out.ToString());
+        Assert.Equal("Ready", printed.RootElement.GetProperty("state").GetString());
+        Assert.Equal("web1 ready in 2.84 s", run.Error.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task Vm_list_prints_a_table_and_list_json_prints_the_array()
+    {
+        var list = $"[{Json.Vm("web2")},{Json.Vm("web1")}]";
+        var http = new ScriptedHandler().On("GET", "/v1/vms", HttpStatusCode.OK, list);
+
+        var table = await CliRun.Of(http, null, "vm", "list");
+        var json = await CliRun.Of(http, null, "vm", "list", "--output", "json");
+
+        var rows = table.Out.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, rows.Length);
+        Assert.StartsWith("web1", rows[1]);
+        Assert.Equal(2, JsonDocument.Parse(json.Out.ToString()).RootElement.GetArrayLength());
+    }
+
+    [Fact]
+    public async Task A_problem_answer_prints_title_detail_and_field_errors_on_stderr_and_exits_1()
+    {
+        var http = new ScriptedHandler().On("POST", "/v1/vms", HttpStatusCode.BadRequest,
+            """{"title":"Invalid VM spec","status":400,"detail":"1 field is invalid.","errors":{"memoryMiB":["must be at least 64"]}}""");
+
+        var run = await CliRun.Of(http, null, "vm", "create", "web1", "--vcpus", "1", "--memory", "1", "--image", "demo");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Equal("", run.Out.ToString());
+        Assert.Equal(["error: Invalid VM spec: 1 field is invalid.", "  memoryMiB: must be at least 64"],
+            run.Error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')));
+    }
+
+    [Fact]
+    public async Task Show_of_an_unknown_vm_prints_the_404_problem()
+    {
+        var http = new ScriptedHandler().On("GET", "/v1/vms/web1", HttpStatusCode.NotFound, Problem404);
+
+        var run = await CliRun.Of(http, null, "vm", "show", "web1");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Equal("error: Not Found: no VM named 'web1'", run.Error.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task Waiting_on_a_vm_that_fails_prints_the_reason_and_exits_1()
+    {
+        var http = new ScriptedHandler()
+            .On("POST", "/v1/vms/web1/start", HttpStatusCode.Accepted, Json.Vm(state: "Starting"))
+            .On("GET", "/v1/vms/web1", HttpStatusCode.OK, Json.Vm(state: "Failed", reason: "qemu exited with code 1"));
+
+        var run = await CliRun.Of(http, null, "vm", "start", "web1", "--wait");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("error: web1 failed: qemu exited with code 1", run.Error.ToString());
+        Assert.Matches(@"State\s+Failed", run.Out.ToString());
+    }
+
+    [Fact]
+    public async Task Waiting_gives_up_at_the_timeout_with_a_clear_message()
+    {
+        var http = new ScriptedHandler()
+            .On("POST", "/v1/vms/web1/stop", HttpStatusCode.Accepted, Json.Vm(state: "Stopping"))
+            .On("GET", "/v1/vms/web1", HttpStatusCode.OK, Json.Vm(state: "Stopping"));
+
+        var run = await CliRun.Of(http, null, "vm", "stop", "web1", "--wait", "--timeout", "1");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("error: timed out after 1 s waiting for web1 to be Stopped (it is Stopping)", run.Error.ToString());
+    }
+
+    [Fact]
+    public async Task Delete_with_wait_polls_until_the_vm_is_gone()
+    {
+        var http = new ScriptedHandler()
+            .On("DELETE", "/v1/vms/web1", HttpStatusCode.Accepted, Json.Vm(state: "Deleting"))
+            .On("GET", "/v1/vms/web1", HttpStatusCode.OK, Json.Vm(state: "Deleting"))
+            .On("GET", "/v1/vms/web1", HttpStatusCode.NotFound, Problem404);
+
+        var run = await CliRun.Of(http, null, "vm", "delete", "web1", "--wait");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("web1 deleted", run.Out.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task Names_are_escaped_into_the_url_path()
+    {
+        var http = new ScriptedHandler();
+
+        await CliRun.Of(http, null, "vm", "show", "a b/c");
+
+        Assert.Equal("/v1/vms/a%20b%2Fc", http.Requests[0].Path);
+    }
+
+    [Fact]
+    public async Task A_node_that_refuses_connections_is_named_by_its_url()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop(); // nothing listens there now
+
+        var run = await CliRun.Of(null, Env.Of(("ORCHESTRATOR_URL", $"http://127.0.0.1:{port}"), ("ORCHESTRATOR_API_KEY", "sekrit-key")), "vm", "list");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.StartsWith($"error: cannot reach the node at http://127.0.0.1:{port}: ", run.Error.ToString());
+    }
+
+    [Fact]
+    public async Task With_no_node_anywhere_the_client_says_how_to_start_one()
+    {
+        using var empty = new TempDir();
+
+        var run = await CliRun.Of(new ScriptedHandler(), Env.Of(("ORCHESTRATOR_DATA", empty.Path)), "vm", "list");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.StartsWith("error: " + NodeConnectionResolver.NoNodeFound, run.Error.ToString());
+    }
+
+    [Fact]
+    public async Task The_client_finds_a_local_node_through_its_discovery_files()
+    {
+        using var data = new TempDir();
+        await NodeDiscoveryFiles.WriteAsync(data.Path, "http://127.0.0.1:7480", Environment.ProcessId, "file-key");
+        var http = new ScriptedHandler().On("GET", "/v1/images", HttpStatusCode.OK, """[{"name":"demo","description":"busybox"}]""");
+
+        var run = await CliRun.Of(http, Env.Of(("ORCHESTRATOR_DATA", data.Path)), "image", "list");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("Bearer file-key", http.Requests[0].Authorization);
+        Assert.Matches(@"demo\s+busybox", run.Out.ToString());
+    }
+
+    [Fact]
+    public async Task An_unauthorized_answer_hints_at_the_key_and_never_prints_one()
+    {
+        var http = new ScriptedHandler().On("GET", "/v1/hosts", HttpStatusCode.Unauthorized, """{"title":"Unauthorized","status":401}""");
+
+        var run = await CliRun.Of(http, null, "host", "list", "--api-key", "wrong-sekrit");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("error: Unauthorized", run.Error.ToString());
+        Assert.Contains("--api-key", run.Error.ToString());
+        Assert.DoesNotContain("sekrit", run.Error.ToString() + run.Out.ToString());
+    }
+
+    [Fact]
+    public async Task A_non_json_error_page_still_gives_a_one_line_error()
+    {
+        var http = new ScriptedHandler().On("GET", "/v1/vms", HttpStatusCode.BadGateway, "upstream down");
+
+        var run = await CliRun.Of(http, null, "vm", "list");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Equal("error: Bad Gateway: upstream down", run.Error.ToString().Trim());
+    }
+}

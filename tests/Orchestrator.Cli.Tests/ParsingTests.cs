@@ -1,0 +1,157 @@
+namespace Orchestrator.Cli.Tests;
+
+public class ParsingTests
+{
+    [Fact]
+    public void Vm_create_with_wait_binds_every_option()
+    {
+        var a = RecordingActions.Bind<VmCreateArgs>(
+            "vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--wait",
+            "--restart", "always", "--timeout", "30", "--url", "http://h:1", "--api-key", "k", "--data", "/d", "--output", "json");
+
+        Assert.Equal(
+            new VmCreateArgs(new ClientArgs("http://h:1", "k", "/d", OutputFormat.Json), "web1", 1, 256, "demo", "always", true, TimeSpan.FromSeconds(30)),
+            a);
+    }
+
+    [Fact]
+    public void Vm_create_defaults_to_no_wait_a_120_second_timeout_the_server_restart_policy_and_tables()
+    {
+        var a = RecordingActions.Bind<VmCreateArgs>("vm", "create", "web1", "--vcpus", "2", "--memory", "512", "--image", "demo");
+
+        Assert.False(a.Wait);
+        Assert.Equal(TimeSpan.FromSeconds(120), a.Timeout);
+        Assert.Null(a.RestartPolicy);
+        Assert.Equal(new ClientArgs(null, null, null, OutputFormat.Table), a.Client);
+    }
+
+    [Theory]
+    [InlineData(ListKind.Vms, "vm", "list")]
+    [InlineData(ListKind.Hosts, "host", "list")]
+    [InlineData(ListKind.Images, "image", "list")]
+    public void List_commands_bind_to_their_kind(ListKind kind, params string[] args) =>
+        Assert.Equal(kind, RecordingActions.Bind<ListArgs>(args).Kind);
+
+    [Fact]
+    public void Vm_show_binds_the_name_and_the_short_output_flag() =>
+        Assert.Equal(
+            new VmShowArgs(new ClientArgs(null, null, null, OutputFormat.Json), "web1"),
+            RecordingActions.Bind<VmShowArgs>("vm", "show", "web1", "-o", "json"));
+
+    [Theory]
+    [InlineData("stop", VmChange.Stop)]
+    [InlineData("start", VmChange.Start)]
+    [InlineData("delete", VmChange.Delete)]
+    public void Vm_stop_start_and_delete_bind_name_and_wait(string verb, VmChange change)
+    {
+        Assert.Equal(
+            new VmChangeArgs(new ClientArgs(null, null, null, OutputFormat.Table), change, "web1", true, TimeSpan.FromSeconds(120)),
+            RecordingActions.Bind<VmChangeArgs>("vm", verb, "web1", "--wait"));
+        Assert.False(RecordingActions.Bind<VmChangeArgs>("vm", verb, "web1").Wait);
+    }
+
+    [Fact]
+    public void Node_binds_repeated_configs_data_listen_and_demo_vms()
+    {
+        using var dir = new TempDir();
+        var a = dir.Sub("a.conf");
+        var b = dir.Sub("b.conf");
+        File.WriteAllText(a, "");
+        File.WriteAllText(b, "");
+
+        var o = RecordingActions.Bind<NodeCommandOptions>(
+            "node", "--config", a, "--config", b, "--data", dir.Sub("data"), "--listen", "0.0.0.0:0", "--demo-vms", "3");
+
+        Assert.Equal([a, b], o.ConfigFiles);
+        Assert.Equal(dir.Sub("data"), o.DataDirectory);
+        Assert.Equal(("0.0.0.0", 0, 3), (o.ListenHost, o.ListenPort, o.DemoVms));
+        Assert.Equal("http://0.0.0.0:0", o.ListenUrl);
+    }
+
+    [Fact]
+    public void Node_defaults_to_loopback_7480_and_no_demo_vms()
+    {
+        var o = RecordingActions.Bind<NodeCommandOptions>("node", "--data", "/tmp/orch-data");
+
+        Assert.Empty(o.ConfigFiles);
+        Assert.Equal(("127.0.0.1", 7480, 0), (o.ListenHost, o.ListenPort, o.DemoVms));
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:7480", "127.0.0.1", 7480)]
+    [InlineData("[::1]:0", "::1", 0)]
+    [InlineData("localhost:65535", "localhost", 65535)]
+    public void Listen_addresses_parse_into_host_and_port(string text, string host, int port)
+    {
+        Assert.True(CliSyntax.TryParseListen(text, out var h, out var p));
+        Assert.Equal((host, port), (h, p));
+    }
+
+    [Theory]
+    [InlineData("7480")]
+    [InlineData(":7480")]
+    [InlineData("host:")]
+    [InlineData("host:65536")]
+    [InlineData("host:-1")]
+    [InlineData("::1:7480")]
+    public void Bad_listen_addresses_are_refused(string text) =>
+        Assert.False(CliSyntax.TryParseListen(text, out _, out _));
+
+    [Theory]
+    [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256")] // no --image
+    [InlineData("vm", "create", "web1", "--vcpus", "abc", "--memory", "256", "--image", "demo")]
+    [InlineData("vm", "create", "--vcpus", "1", "--memory", "256", "--image", "demo")] // no NAME
+    [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--restart", "sometimes")]
+    [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--timeout", "0")]
+    [InlineData("vm", "show")]
+    [InlineData("vm", "list", "--output", "yaml")]
+    [InlineData("vm", "list", "--url", "not a url")]
+    [InlineData("node", "--listen", "nowhere")]
+    [InlineData("node", "--demo-vms", "-1")]
+    [InlineData("node", "--config", "/no/such/file.conf")]
+    [InlineData("vm")]
+    [InlineData]
+    public async Task Bad_local_input_is_a_usage_error_with_exit_code_2_and_reaches_no_action(params string[] args)
+    {
+        var run = await CliRun.Of(new ScriptedHandler(), null, args);
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.StartsWith("error: ", run.Error.ToString());
+        Assert.Contains("--help'", run.Error.ToString());
+        Assert.Equal("", run.Out.ToString());
+    }
+
+    [Fact]
+    public async Task A_missing_image_names_the_option_in_the_usage_error()
+    {
+        var run = await CliRun.Of(null, null, "vm", "create", "web1", "--vcpus", "1", "--memory", "256");
+
+        Assert.Contains("--image", run.Error.ToString());
+    }
+
+    [Fact]
+    public async Task Help_is_not_an_error()
+    {
+        var run = await CliRun.Of(null, null, "vm", "create", "--help");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("--vcpus", run.Out.ToString());
+    }
+
+    [Fact]
+    public async Task The_node_command_goes_to_the_hook()
+    {
+        NodeCommandOptions? seen = null;
+        var context = new CliContext { Out = new StringWriter(), Error = new StringWriter(), GetEnvironmentVariable = Env.Of() };
+        var hooks = new CliHooks((o, _) =>
+        {
+            seen = o;
+            return Task.FromResult(7);
+        });
+
+        var code = await OrchestratorCli.RunAsync(["node", "--data", "/tmp/x", "--demo-vms", "2"], hooks, context, CancellationToken.None);
+
+        Assert.Equal(7, code);
+        Assert.Equal(2, seen?.DemoVms);
+    }
+}

@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Xunit.Abstractions;
+
+namespace Orchestrator.Node.Tests;
+
+[Collection(NodeCollection.Name)]
+public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private NodeProcess _node = null!;
+
+    public async Task InitializeAsync() => _node = await NodeProcess.StartAsync(output, """
+        orchestrator.images.broken { kernel = "broken/vmlinuz", initrd = "broken/initrd.img" }
+        """);
+
+    public async Task DisposeAsync() => await _node.DisposeAsync();
+
+    public static TheoryData<string, string> InvalidBodies => new()
+    {
+        { """{"name":"web1","vcpus":0,"memoryMiB":256,"image":"demo"}""", "vcpus" },
+        { """{"name":"web1","vcpus":10000,"memoryMiB":256,"image":"demo"}""", "vcpus" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":-256,"image":"demo"}""", "memoryMiB" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"windows"}""", "image" },
+        { """{"name":"a/b","vcpus":1,"memoryMiB":256,"image":"demo"}""", "name" },
+        { """{"name":"..","vcpus":1,"memoryMiB":256,"image":"demo"}""", "name" },
+        { """{"name":"web1","vcpus":"abc","memoryMiB":256,"image":"demo"}""", "vcpus" },
+        { """{"name":"web1","memoryMiB":256,"image":"demo"}""", "vcpus" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","restartPolicy":"sometimes"}""", "restartPolicy" },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidBodies))]
+    public async Task An_invalid_spec_is_a_400_naming_the_field_and_nothing_is_created(string body, string field)
+    {
+        var response = await _node.Http.PostAsync("v1/vms", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.NotNull(problem["errors"]![field]);
+        Assert.Equal("[]", await _node.Http.GetStringAsync("v1/vms"));
+    }
+
+    [Theory]
+    [InlineData("{not json")]
+    [InlineData("[]")]
+    [InlineData("null")]
+    [InlineData("")]
+    public async Task A_malformed_body_is_a_400_and_the_node_keeps_serving(string body)
+    {
+        var response = await _node.Http.PostAsync("v1/vms", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _node.Http.GetAsync("v1/hosts")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_duplicate_name_is_a_409_and_the_first_vm_is_untouched()
+    {
+        var first = await _node.CreateVmAsync("dup");
+        var response = await _node.Http.PostAsJsonAsync("v1/vms", new { name = "dup", vcpus = 2, memoryMiB = 512, image = "demo" });
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        var vm = await _node.GetVmAsync("dup");
+        Assert.Equal((string)first["id"]!, (string)vm!["id"]!);
+        Assert.Equal(1, (int)vm["vcpus"]!);
+    }
+
+    [Fact]
+    public async Task Requests_without_the_key_are_refused()
+    {
+        using var anonymous = new HttpClient { BaseAddress = _node.Http.BaseAddress };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("v1/vms")).StatusCode);
+        anonymous.DefaultRequestHeaders.Authorization = new("Bearer", "orc_not-the-key");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("v1/vms")).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_unknown_vm_is_a_404_problem()
+    {
+        var response = await _node.Http.GetAsync("v1/vms/ghost");
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await _node.Http.PostAsync("v1/vms/ghost/stop", null)).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_image_whose_files_are_missing_is_left_out_of_the_catalog()
+    {
+        var images = await _node.Http.GetStringAsync("v1/images");
+        Assert.Contains("\"demo\"", images);
+        Assert.DoesNotContain("broken", images);
+        Assert.Contains("image 'broken' left out", _node.Log);
+    }
+}

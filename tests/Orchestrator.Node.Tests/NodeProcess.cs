@@ -1,0 +1,288 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Orchestrator.Cli;
+using Xunit.Abstractions;
+
+namespace Orchestrator.Node.Tests;
+
+/// <summary>
+/// A real node process (`orchestrator node`) on its own data dir and a free port, with an HTTP client holding its
+/// admin key. Disposing kills the node, its fence guard and (through the guard) every QEMU process it started.
+/// </summary>
+public sealed class NodeProcess : IAsyncDisposable
+{
+    private static readonly string BinDir = AppContext.BaseDirectory;
+    private readonly ITestOutputHelper? _output;
+    private readonly List<string> _log = [];
+    private Process? _process;
+
+    private NodeProcess(string dataDir, string? extraConfig, ITestOutputHelper? output)
+    {
+        DataDir = dataDir;
+        _output = output;
+        ConfigFile = Path.Combine(dataDir, "test.conf");
+        File.WriteAllText(ConfigFile, """
+            orchestrator.host.fence-after = 4s
+            orchestrator.host.stop-timeout = 3s
+            orchestrator.host.restart-backoff.initial = 200ms
+            """ + "\n" + (extraConfig ?? ""));
+    }
+
+    public string DataDir { get; }
+    public string ConfigFile { get; }
+    public HttpClient Http { get; private set; } = null!;
+    public int Pid => _process!.Id;
+    public string RunDir => Path.Combine(DataDir, "run");
+
+    /// <summary>Everything the node printed, for failure messages.</summary>
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return string.Join("\n", _log.TakeLast(80));
+            }
+        }
+    }
+
+    public static async Task<NodeProcess> StartAsync(ITestOutputHelper? output = null, string? extraConfig = null, string? dataDir = null)
+    {
+        dataDir ??= Directory.CreateTempSubdirectory("orn").FullName;
+        var node = new NodeProcess(dataDir, extraConfig, output);
+        await node.StartAgainAsync();
+        return node;
+    }
+
+    /// <summary>Starts the node process (again, after <see cref="StopAsync"/> or <see cref="Kill"/>) on the same data dir.</summary>
+    public async Task StartAgainAsync()
+    {
+        File.Delete(Path.Combine(DataDir, NodeDiscoveryFiles.NodeFileName));
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(BinDir, "orchestrator.dll"), "node", "--data", DataDir, "--listen", "127.0.0.1:0", "--config", ConfigFile },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        _process = Process.Start(start)!;
+        _process.OutputDataReceived += (_, e) => Record(e.Data);
+        _process.ErrorDataReceived += (_, e) => Record(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        NodeDiscovery? found = null;
+        while (DateTime.UtcNow < deadline && !_process.HasExited)
+        {
+            found = NodeDiscoveryFiles.TryRead(DataDir);
+            if (found is not null && found.Pid == _process.Id && found.AdminKey is not null)
+            {
+                break;
+            }
+
+            await Task.Delay(100);
+        }
+
+        if (found?.AdminKey is null || found.Pid != _process.Id)
+        {
+            throw new InvalidOperationException($"the node did not come up (exited: {_process.HasExited}). Log:\n{Log}");
+        }
+
+        Http = new HttpClient { BaseAddress = new Uri(found.Url), Timeout = TimeSpan.FromSeconds(30) };
+        Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", found.AdminKey);
+        // The scheduler singleton needs a moment after the HTTP listener is up.
+        await Eventually(async () => (await Http.GetAsync("v1/hosts")).IsSuccessStatusCode ? true : (bool?)null,
+            TimeSpan.FromSeconds(30), "the scheduler to answer");
+    }
+
+    private void Record(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_log)
+        {
+            _log.Add(line);
+        }
+
+        try
+        {
+            _output?.WriteLine(line);
+        }
+        catch (InvalidOperationException)
+        {
+            // the test is over; xunit no longer takes output
+        }
+    }
+
+    /// <summary>Graceful stop (SIGTERM, like Ctrl-C): the VMs keep running under the guard.</summary>
+    public async Task StopAsync()
+    {
+        if (_process is { HasExited: false } p)
+        {
+            Signal(p.Id, "TERM");
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await p.WaitForExitAsync(timeout.Token);
+        }
+    }
+
+    /// <summary>kill -9 the node process only.</summary>
+    public void Kill()
+    {
+        if (_process is { HasExited: false } p)
+        {
+            p.Kill();
+            p.WaitForExit();
+        }
+    }
+
+    public async Task<JsonObject> CreateVmAsync(string name, string restartPolicy = "on-failure", int vcpus = 1, string image = "demo")
+    {
+        var response = await Http.PostAsJsonAsync("v1/vms", new { name, vcpus, memoryMiB = 256, image, restartPolicy });
+        var body = await response.Content.ReadAsStringAsync();
+        if ((int)response.StatusCode != 201)
+        {
+            throw new InvalidOperationException($"create {name}: {(int)response.StatusCode} {body}");
+        }
+
+        return JsonNode.Parse(body)!.AsObject();
+    }
+
+    public async Task<JsonObject?> GetVmAsync(string name)
+    {
+        var response = await Http.GetAsync($"v1/vms/{name}");
+        return response.StatusCode == System.Net.HttpStatusCode.NotFound
+            ? null
+            : JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsObject();
+    }
+
+    /// <summary>Waits until the VM reports <paramref name="state"/> (and <paramref name="also"/> holds), failing with the node's log.</summary>
+    public Task<JsonObject> WaitForVmAsync(string name, string state, Func<JsonObject, bool>? also = null, int seconds = 90) =>
+        Eventually(async () =>
+        {
+            var vm = await GetVmAsync(name);
+            return vm is not null && (string?)vm["state"] == state && (also?.Invoke(vm) ?? true) ? vm : null;
+        }, TimeSpan.FromSeconds(seconds), $"VM {name} to be {state}");
+
+    public async Task<T> Eventually<T>(Func<Task<T?>> probe, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        Exception? last = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                if (await probe() is { } value && (value is not bool b || b))
+                {
+                    return value;
+                }
+            }
+            catch (HttpRequestException ex)
+            {
+                last = ex;
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"gave up waiting for {what} after {timeout.TotalSeconds} s ({last?.Message}). Node log:\n{Log}");
+    }
+
+    /// <summary>Live QEMU processes of this node's data dir, by VM id (from `-name guest=vm-ID`).</summary>
+    public IReadOnlyDictionary<string, int> QemuProcesses() => Processes.QemuUnder(RunDir);
+
+    public async ValueTask DisposeAsync()
+    {
+        Http?.Dispose();
+        Kill();
+        // The guard holds every QEMU process as a child with pdeathsig: killing it ends them all.
+        foreach (var guard in Processes.Matching(Path.Combine(RunDir, "guard.sock")))
+        {
+            Signal(guard, "KILL");
+        }
+
+        await Eventually(() => Task.FromResult<bool?>(QemuProcesses().Count == 0), TimeSpan.FromSeconds(20), "QEMU processes to end");
+        try
+        {
+            Directory.Delete(DataDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public static void Signal(int pid, string signal) =>
+        Process.Start(new ProcessStartInfo("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!.WaitForExit();
+}
+
+/// <summary>Reads /proc to find processes by their command line.</summary>
+public static class Processes
+{
+    public static IEnumerable<int> Matching(string fragment)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            string cmdline;
+            try
+            {
+                cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                continue;
+            }
+
+            if (cmdline.Contains(fragment, StringComparison.Ordinal) && !IsZombie(pid))
+            {
+                yield return pid;
+            }
+        }
+    }
+
+    public static IReadOnlyDictionary<string, int> QemuUnder(string runDir)
+    {
+        var result = new Dictionary<string, int>();
+        foreach (var pid in Matching(runDir))
+        {
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+            var name = cmdline.SkipWhile(a => a != "-name").Skip(1).FirstOrDefault();
+            if (cmdline[0].Contains("qemu", StringComparison.Ordinal) && name is not null)
+            {
+                var id = name.Split(',')[0].Replace("guest=vm-", "", StringComparison.Ordinal);
+                result[id] = pid;
+            }
+        }
+
+        return result;
+    }
+
+    public static bool IsAlive(int pid) => File.Exists($"/proc/{pid}/stat") && !IsZombie(pid);
+
+    private static bool IsZombie(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+}
