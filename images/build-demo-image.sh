@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Builds the demo/test guest: the Debian cloud kernel and a busybox initramfs whose /init prints
+# "ORCHESTRATOR-GUEST-READY <name>" on the serial console. Usage: build-demo-image.sh [OUTDIR]
+# (default images/out/demo). Runs as root on Debian 12; downloads .debs, installs nothing.
+set -euo pipefail
+
+script="$(readlink -f "${BASH_SOURCE[0]}")"
+here="$(dirname "$script")"
+out="${1:-$here/out/demo}"
+
+# Idempotent: an image newer than this script is up to date.
+if [[ -f "$out/vmlinuz" && -f "$out/initrd.img" && "$out/vmlinuz" -nt "$script" && "$out/initrd.img" -nt "$script" ]]; then
+    echo "demo image up to date in $out"
+    exit 0
+fi
+
+for tool in apt-get apt-cache dpkg cpio gzip; do
+    command -v "$tool" >/dev/null || { echo "build-demo-image: '$tool' is required" >&2; exit 1; }
+done
+
+mkdir -p "$out"
+work="$(mktemp -d "${TMPDIR:-/tmp}/demo-image.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+# download PKG: fetch PKG's .deb into $work. Package lists can be missing (fresh container) or stale (the
+# mirror dropped that version): refresh them once and retry before giving up.
+download() {
+    if (cd "$work" && apt-get download -qq "$1" 2>"$work/apt.err"); then
+        return 0
+    fi
+    apt-get update -qq
+    (cd "$work" && apt-get download -qq "$1" 2>"$work/apt.err") || {
+        echo "build-demo-image: apt-get download $1 failed:" >&2
+        cat "$work/apt.err" >&2
+        exit 1
+    }
+}
+
+# The metapackage only depends on the versioned kernel package, which holds the bzImage.
+kernel_package() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}'
+}
+kpkg="$(kernel_package)"
+if [[ -z "$kpkg" ]]; then
+    apt-get update -qq
+    kpkg="$(kernel_package)"
+fi
+[[ -n "$kpkg" ]] || { echo "build-demo-image: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
+download "$kpkg"
+kdeb="$(ls "$work"/linux-image-*.deb | head -n1)"
+dpkg -x "$kdeb" "$work/kernel"
+vmlinuz="$(ls "$work"/kernel/boot/vmlinuz-* | head -n1)"
+
+# busybox: the installed static one when busybox-static is installed, else its .deb unpacked here.
+if dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' && [[ -x /bin/busybox ]]; then
+    busybox=/bin/busybox
+else
+    download busybox-static
+    bdeb="$(ls "$work"/busybox-static_*.deb | head -n1)"
+    dpkg -x "$bdeb" "$work/busybox"
+    busybox="$work/busybox/bin/busybox"
+fi
+
+root="$work/root"
+mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,var/log,var/run,etc/orchestrator,etc/acpi/PWRF,lib/modules}
+# The ACPI power button (QMP system_powerdown) needs button.ko and evdev.ko: modules in the cloud kernel.
+for module in drivers/acpi/button.ko drivers/input/evdev.ko; do
+    found="$(find "$work/kernel/lib/modules" -path "*/kernel/$module*" | head -n1)"
+    [[ -n "$found" ]] || { echo "build-demo-image: $module not in $kpkg" >&2; exit 1; }
+    case "$found" in
+        *.ko) cp "$found" "$root/lib/modules/" ;;
+        *.ko.xz) xz -dc "$found" >"$root/lib/modules/$(basename "$module")" ;;
+        *) echo "build-demo-image: cannot unpack $found" >&2; exit 1 ;;
+    esac
+done
+# busybox acpid runs CONFDIR/PWRF/00000080 when the power button is pressed.
+cat >"$root/etc/acpi/PWRF/00000080" <<'EOF_ACPI'
+#!/bin/sh
+echo "orchestrator: power button, powering off" >/dev/console
+poweroff -f
+EOF_ACPI
+chmod 0755 "$root/etc/acpi/PWRF/00000080"
+cp "$busybox" "$root/bin/busybox"
+chmod 0755 "$root/bin/busybox"
+# One link per applet, made now so /init needs no `busybox --install` at boot.
+for applet in $("$root/bin/busybox" --list); do
+    [[ "$applet" == busybox ]] || ln -sf busybox "$root/bin/$applet"
+done
+# The kernel opens /dev/console before running /init; without the node init would start with no stdio.
+if [[ $EUID -eq 0 ]]; then
+    mknod -m 600 "$root/dev/console" c 5 1
+    mknod -m 666 "$root/dev/null" c 1 3
+fi
+
+cat >"$root/init" <<'EOF'
+#!/bin/sh
+# Demo guest init. The VM name comes from /etc/orchestrator/name, which the host's driver appends to the
+# initramfs as a second cpio archive (never from the kernel command line).
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec </dev/console >/dev/console 2>&1
+
+name=unknown
+if [ -r /etc/orchestrator/name ]; then
+    read -r name </etc/orchestrator/name || true
+    [ -n "$name" ] || name=unknown
+fi
+
+# Graceful shutdown on the ACPI power button (QMP system_powerdown).
+insmod /lib/modules/evdev.ko 2>/dev/null
+insmod /lib/modules/button.ko 2>/dev/null
+i=0
+while [ ! -e /dev/input/event0 ] && [ "$i" -lt 20 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+acpid -c /etc/acpi -l /dev/null
+
+burn=0
+off=0
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        orchestrator.burn=1) burn=1 ;;
+        orchestrator.poweroff=1) off=1 ;;
+    esac
+done
+
+printf 'ORCHESTRATOR-GUEST-READY %s\n' "$name"
+
+if [ "$off" = 1 ]; then
+    poweroff -f
+fi
+
+if [ "$burn" = 1 ]; then
+    cpus=$(nproc 2>/dev/null || echo 1)
+    i=0
+    while [ "$i" -lt "$cpus" ]; do
+        (while :; do :; done) &
+        i=$((i + 1))
+    done
+    echo "orchestrator: burning $cpus cpu(s)"
+    wait
+fi
+
+# PID 1 must never exit (the kernel would panic); idle without a console shell.
+while :; do
+    sleep 3600
+done
+EOF
+chmod 0755 "$root/init"
+
+cp "$vmlinuz" "$work/vmlinuz"
+chmod 0644 "$work/vmlinuz"
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 >"$work/initrd.img"
+chmod 0644 "$work/initrd.img"
+
+# Move into place atomically: a reader sees the old image or the new one, never half of one.
+cp "$work/vmlinuz" "$out/.vmlinuz.tmp.$$"
+cp "$work/initrd.img" "$out/.initrd.img.tmp.$$"
+mv -f "$out/.vmlinuz.tmp.$$" "$out/vmlinuz"
+mv -f "$out/.initrd.img.tmp.$$" "$out/initrd.img"
+echo "demo image: $out/vmlinuz ($(basename "$vmlinuz")), $out/initrd.img ($(stat -c %s "$out/initrd.img") bytes)"

@@ -1,0 +1,115 @@
+using Orchestrator.Domain;
+
+namespace Orchestrator.Hypervisor;
+
+/// <summary>
+/// A guest image from the catalog: files the operator registered. Tenants name an image; they never give paths.
+/// </summary>
+public sealed record GuestImage(string Name, string KernelPath, string InitrdPath, string Description);
+
+/// <summary>
+/// What a driver needs to start one VM. <see cref="Name"/> is the tenant's (validated) VM name: drivers must
+/// never put it on a command line or in a path; the QEMU driver hands it to the guest inside its initramfs.
+/// </summary>
+public sealed record VmLaunchSpec(
+    VmId VmId,
+    string Name,
+    int Vcpus,
+    int MemoryMiB,
+    GuestImage Image,
+    Epoch Epoch,
+    bool BurnCpu = false);
+
+/// <summary>A VM process found on this host that may belong to a previous run of the node.</summary>
+public sealed record DiscoveredVm(VmId VmId, Epoch Epoch, int Pid);
+
+public sealed record VcpuInfo(int Index, int ThreadId);
+
+/// <summary>Something that happened to a running VM, pushed by the driver.</summary>
+public abstract record VmEvent
+{
+    private VmEvent() { }
+
+    /// <summary>One line the guest printed on its serial console.</summary>
+    public sealed record ConsoleLine(string Text) : VmEvent;
+
+    /// <summary>QMP SHUTDOWN: the guest powered off (GuestInitiated) or the host asked it to.</summary>
+    public sealed record Shutdown(bool GuestInitiated, string Reason) : VmEvent;
+
+    /// <summary>QMP STOP: vCPUs paused.</summary>
+    public sealed record Stopped : VmEvent;
+
+    /// <summary>QMP RESUME: vCPUs running.</summary>
+    public sealed record Resumed : VmEvent;
+
+    public sealed record GuestPanicked : VmEvent;
+
+    /// <summary>The VM process is gone (QMP closed and the pid no longer exists). Always the last event.</summary>
+    public sealed record Exited(string Reason) : VmEvent;
+}
+
+/// <summary>
+/// One hypervisor driver on one host (QEMU, native KVM, simulated). Blocking work happens inside the
+/// returned tasks; callers (actors) never block on them.
+/// </summary>
+public interface IHypervisor : IAsyncDisposable
+{
+    /// <summary>"qemu", "kvm" or "simulated".</summary>
+    string Name { get; }
+
+    /// <summary>
+    /// Starts the VM and returns once its process runs and its control channel (QMP) is connected.
+    /// Throws <see cref="HypervisorException"/> with a reason a person can act on (binary missing, image
+    /// unreadable, disk full…); leaves no process and no files behind when it throws.
+    /// </summary>
+    Task<IVmHandle> StartAsync(VmLaunchSpec spec, CancellationToken cancellationToken);
+
+    /// <summary>VM processes of this host that are alive now (e.g. left by a previous run of the node).</summary>
+    Task<IReadOnlyList<DiscoveredVm>> DiscoverAsync(CancellationToken cancellationToken);
+
+    /// <summary>Takes over a discovered live VM without restarting it.</summary>
+    Task<IVmHandle> AdoptAsync(DiscoveredVm vm, CancellationToken cancellationToken);
+
+    /// <summary>Kills a discovered VM that this host must not run, and removes its files.</summary>
+    Task KillAsync(DiscoveredVm vm, CancellationToken cancellationToken);
+
+    /// <summary>Removes what the driver keeps for a VM (run directory, overlay) once it is gone.</summary>
+    void Cleanup(VmId vmId);
+
+    /// <summary>
+    /// Tells the host's fence guard that the node is alive. Called from the host agent on a timer, so a hung
+    /// actor system stops the heartbeats and the guard kills the VMs after fence-after.
+    /// </summary>
+    void Heartbeat();
+}
+
+/// <summary>A running VM owned by one VmActor.</summary>
+public interface IVmHandle : IAsyncDisposable
+{
+    VmId VmId { get; }
+    Epoch Epoch { get; }
+    int Pid { get; }
+
+    /// <summary>Where the serial console is written.</summary>
+    string ConsoleLogPath { get; }
+
+    /// <summary>
+    /// Delivers events on a driver thread, in order; <see cref="VmEvent.Exited"/> comes last. Console lines
+    /// are delivered from the start of the log (so an adopted VM's banner is seen again).
+    /// </summary>
+    void Subscribe(Action<VmEvent> onEvent);
+
+    /// <summary>query-cpus-fast: the host thread of each vCPU.</summary>
+    Task<IReadOnlyList<VcpuInfo>> QueryVcpusAsync(CancellationToken cancellationToken);
+
+    Task PauseAsync(CancellationToken cancellationToken);
+    Task ResumeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Asks the guest to power off (ACPI). The process exits when the guest complies.</summary>
+    Task RequestShutdownAsync(CancellationToken cancellationToken);
+
+    /// <summary>Ends the process now (QMP quit, then SIGKILL) and waits until it is gone.</summary>
+    Task KillAsync(CancellationToken cancellationToken);
+}
+
+public sealed class HypervisorException(string message, Exception? inner = null) : Exception(message, inner);

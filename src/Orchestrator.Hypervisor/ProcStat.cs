@@ -1,0 +1,76 @@
+// Reads CPU time of processes and threads from /proc (what a VcpuActor reports for its vCPU thread).
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace Orchestrator.Hypervisor;
+
+public static partial class ProcStat
+{
+    private const int ScClkTck = 2; // _SC_CLK_TCK in <unistd.h> (glibc, Linux)
+
+    private static readonly Lazy<long> TicksPerSecond = new(() =>
+    {
+        var ticks = sysconf(ScClkTck);
+        return ticks > 0 ? ticks : 100;
+    });
+
+    /// <summary>USER_HZ: the unit of utime/stime in /proc stat files (100 on every mainstream Linux).</summary>
+    public static long ClockTicksPerSecond => TicksPerSecond.Value;
+
+    /// <summary>utime+stime of one thread, or null when the thread is gone.</summary>
+    public static TimeSpan? ReadThreadCpuTime(int pid, int tid) =>
+        ReadCpuTime($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/task/{tid.ToString(CultureInfo.InvariantCulture)}/stat");
+
+    /// <summary>utime+stime of a whole process (all its threads), or null when it is gone.</summary>
+    public static TimeSpan? ReadProcessCpuTime(int pid) =>
+        ReadCpuTime($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+
+    /// <summary>Parses utime+stime (fields 14 and 15) out of a stat line.</summary>
+    public static TimeSpan ParseCpuTime(string statLine)
+    {
+        var fields = FieldsAfterComm(statLine);
+        // fields[0] is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+        if (fields.Length < 13 ||
+            !ulong.TryParse(fields[11], NumberStyles.None, CultureInfo.InvariantCulture, out var utime) ||
+            !ulong.TryParse(fields[12], NumberStyles.None, CultureInfo.InvariantCulture, out var stime))
+        {
+            throw new FormatException($"not a /proc stat line: '{statLine}'");
+        }
+
+        return TimeSpan.FromSeconds((double)(utime + stime) / ClockTicksPerSecond);
+    }
+
+    /// <summary>The state letter (R, S, D, Z, X…) of a stat line.</summary>
+    public static char ParseState(string statLine)
+    {
+        var fields = FieldsAfterComm(statLine);
+        return fields.Length > 0 && fields[0].Length > 0 ? fields[0][0] : '?';
+    }
+
+    private static string[] FieldsAfterComm(string statLine)
+    {
+        // The command name (field 2) is in parentheses and may itself contain spaces and ')': parse after the last.
+        var close = statLine.LastIndexOf(')');
+        if (close < 0)
+        {
+            throw new FormatException($"not a /proc stat line: '{statLine}'");
+        }
+
+        return statLine[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    private static TimeSpan? ReadCpuTime(string path)
+    {
+        try
+        {
+            return ParseCpuTime(File.ReadAllText(path));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long sysconf(int name);
+}

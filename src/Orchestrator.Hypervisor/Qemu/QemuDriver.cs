@@ -1,0 +1,534 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Orchestrator.Domain;
+using Orchestrator.Guard;
+
+namespace Orchestrator.Hypervisor.Qemu;
+
+/// <summary>
+/// One <c>qemu-system-x86_64</c> process per VM, controlled over QMP, spawned by the host's fence guard (which kills
+/// them when the node's heartbeats stop, and whose death kills them). VMs outlive the driver: disposing it detaches.
+/// </summary>
+public sealed class QemuDriver : IHypervisor
+{
+    /// <summary>sun_path is 108 bytes; QEMU and some tools are stricter, so the driver keeps well below.</summary>
+    internal const int MaxSocketPathLength = 99;
+
+    private const string BaseAppend = "console=ttyS0 quiet panic=-1";
+    private static readonly string SampleVmDir = new('0', 32);
+
+    private readonly QemuDriverOptions _options;
+    private readonly string _runDirectory;
+    private readonly string _vmsDirectory;
+    private readonly GuardClient _guard;
+    private readonly ConcurrentDictionary<VmId, QemuVmHandle> _handles = new();
+    private readonly Lazy<bool> _useKvm;
+
+    public QemuDriver(QemuDriverOptions options)
+    {
+        _options = options;
+        _runDirectory = Path.GetFullPath(options.RunDirectory);
+        _vmsDirectory = Path.Combine(_runDirectory, "vms");
+        var guardSocket = Path.Combine(_runDirectory, "guard.sock");
+        CheckSocketPath(guardSocket);
+        CheckSocketPath(VmPaths.For(_vmsDirectory, SampleVmDir).QmpSocket);
+
+        _useKvm = new Lazy<bool>(() => options.Accel switch
+        {
+            QemuAccel.Kvm => true,
+            QemuAccel.Tcg => false,
+            _ => KvmUsable(),
+        });
+
+        var guardPath = options.GuardPath ?? DefaultGuardPath();
+        _guard = new GuardClient(guardSocket, Path.Combine(_runDirectory, "guard.log"), options.FenceAfter, guardPath);
+    }
+
+    public string Name => "qemu";
+
+    /// <summary>"kvm" or "tcg": what VMs started by this driver use.</summary>
+    public string Accelerator => _useKvm.Value ? "kvm" : "tcg";
+
+    public string RunDirectory => _runDirectory;
+
+    public async Task<IVmHandle> StartAsync(VmLaunchSpec spec, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (spec.Vcpus is < 1 or > 255)
+        {
+            throw new HypervisorException($"VM {spec.VmId}: {spec.Vcpus} vCPUs is outside 1..255");
+        }
+
+        if (spec.MemoryMiB < 32)
+        {
+            throw new HypervisorException($"VM {spec.VmId}: {spec.MemoryMiB} MiB of memory is too little to boot (at least 32)");
+        }
+
+        var qemu = ResolveQemuBinary();
+        CheckReadable(spec.Image.KernelPath, $"kernel of image '{spec.Image.Name}'");
+        CheckReadable(spec.Image.InitrdPath, $"initrd of image '{spec.Image.Name}'");
+
+        var paths = VmPaths.For(_vmsDirectory, spec.VmId.Compact);
+        var marker = Marker(spec.VmId);
+        if (Directory.Exists(paths.Directory))
+        {
+            if (ReadPid(paths) is { } running && ProcessProbe.IsAlive(running, marker))
+            {
+                throw new HypervisorException($"VM {spec.VmId} already runs on this host (pid {running})");
+            }
+
+            DeleteDirectory(paths.Directory);
+        }
+
+        int? pid = null;
+        QemuVmHandle? handle = null;
+        try
+        {
+            EnsureDirectory(_vmsDirectory);
+            EnsureDirectory(paths.Directory);
+            GuestInitrd.Write(spec.Image.InitrdPath, paths.Initrd, spec.Name);
+            await File.WriteAllTextAsync(paths.Epoch, spec.Epoch.ToString(), cancellationToken);
+
+            var argv = BuildArguments(qemu, spec, paths, _useKvm.Value, _options);
+            var spawned = await _guard.SendAsync(
+                new GuardRequest
+                {
+                    Op = GuardOps.Spawn,
+                    VmId = spec.VmId.Compact,
+                    Argv = argv,
+                    WorkingDir = paths.Directory,
+                    StdoutPath = paths.QemuLog,
+                },
+                cancellationToken);
+            if (!spawned.Ok || spawned.Pid is null)
+            {
+                throw new HypervisorException($"VM {spec.VmId}: the fence guard could not start QEMU: {spawned.Error}");
+            }
+
+            pid = spawned.Pid.Value;
+            handle = new QemuVmHandle(this, spec.VmId, spec.Epoch, pid.Value, paths, marker);
+            await ConnectWhenReadyAsync(handle, cancellationToken);
+            _handles[spec.VmId] = handle;
+            return handle;
+        }
+        catch (Exception ex)
+        {
+            if (handle is not null)
+            {
+                await handle.DisposeAsync();
+            }
+
+            if (pid is { } started)
+            {
+                await KillProcessAsync(started, marker, CancellationToken.None);
+            }
+
+            DeleteDirectory(paths.Directory);
+            throw ex switch
+            {
+                HypervisorException or OperationCanceledException => ex,
+                IOException io when IsDiskFull(io) =>
+                    new HypervisorException($"VM {spec.VmId}: no space left in {_runDirectory} to prepare its files", ex),
+                _ => new HypervisorException($"VM {spec.VmId} could not start: {ex.Message}", ex),
+            };
+        }
+    }
+
+    public Task<IReadOnlyList<DiscoveredVm>> DiscoverAsync(CancellationToken cancellationToken)
+    {
+        var found = new List<DiscoveredVm>();
+        if (!Directory.Exists(_vmsDirectory))
+        {
+            return Task.FromResult<IReadOnlyList<DiscoveredVm>>(found);
+        }
+
+        foreach (var directory in Directory.EnumerateDirectories(_vmsDirectory))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!Guid.TryParseExact(Path.GetFileName(directory), "N", out var guid))
+            {
+                continue;
+            }
+
+            var vmId = new VmId(guid);
+            var paths = VmPaths.For(_vmsDirectory, vmId.Compact);
+            if (ReadPid(paths) is { } pid && ProcessProbe.IsAlive(pid, Marker(vmId)))
+            {
+                found.Add(new DiscoveredVm(vmId, ReadEpoch(paths), pid));
+            }
+        }
+
+        return Task.FromResult<IReadOnlyList<DiscoveredVm>>(found);
+    }
+
+    public async Task<IVmHandle> AdoptAsync(DiscoveredVm vm, CancellationToken cancellationToken)
+    {
+        var marker = Marker(vm.VmId);
+        if (!ProcessProbe.IsAlive(vm.Pid, marker))
+        {
+            throw new HypervisorException($"VM {vm.VmId} (pid {vm.Pid}) is no longer running");
+        }
+
+        var paths = VmPaths.For(_vmsDirectory, vm.VmId.Compact);
+        var handle = new QemuVmHandle(this, vm.VmId, vm.Epoch, vm.Pid, paths, marker);
+        try
+        {
+            await ConnectWhenReadyAsync(handle, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            await handle.DisposeAsync();
+            throw ex is HypervisorException or OperationCanceledException
+                ? ex
+                : new HypervisorException($"VM {vm.VmId}: cannot adopt pid {vm.Pid}: {ex.Message}", ex);
+        }
+
+        _handles[vm.VmId] = handle;
+        return handle;
+    }
+
+    public async Task KillAsync(DiscoveredVm vm, CancellationToken cancellationToken)
+    {
+        if (_handles.TryGetValue(vm.VmId, out var handle) && handle.Pid == vm.Pid)
+        {
+            await handle.KillAsync(cancellationToken);
+            await handle.DisposeAsync();
+        }
+        else
+        {
+            await KillProcessAsync(vm.Pid, Marker(vm.VmId), cancellationToken);
+        }
+
+        Cleanup(vm.VmId);
+    }
+
+    public void Cleanup(VmId vmId)
+    {
+        _handles.TryRemove(vmId, out _);
+        DeleteDirectory(VmPaths.For(_vmsDirectory, vmId.Compact).Directory);
+    }
+
+    public void Heartbeat() => _guard.Heartbeat();
+
+    public async ValueTask DisposeAsync()
+    {
+        // Detach only: the VMs keep running under the guard, and the next driver adopts them.
+        foreach (var handle in _handles.Values)
+        {
+            await handle.DisposeAsync();
+        }
+
+        _handles.Clear();
+        await _guard.DisposeAsync();
+    }
+
+    /// <summary>The guard's pid (starting the guard if none runs). For diagnostics and tests.</summary>
+    internal async Task<int> GetGuardPidAsync(CancellationToken cancellationToken)
+    {
+        var hello = await _guard.SendAsync(new GuardRequest { Op = GuardOps.Hello }, cancellationToken);
+        return hello.GuardPid ?? throw new HypervisorException($"the fence guard did not say its pid: {hello.Error}");
+    }
+
+    internal void Forget(QemuVmHandle handle) =>
+        _handles.TryRemove(new KeyValuePair<VmId, QemuVmHandle>(handle.VmId, handle));
+
+    /// <summary>The exit code the guard saw for one of its children, when it knows.</summary>
+    internal async Task<int?> TryGetExitCodeAsync(int pid)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            var status = await _guard.SendAsync(new GuardRequest { Op = GuardOps.Status, Pid = pid }, timeout.Token, startIfAbsent: false);
+            return status is { Ok: true, Running: false } ? status.ExitCode : null;
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or HypervisorException or System.Net.Sockets.SocketException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>SIGKILL through the guard (the parent), or directly when the guard cannot; waits until it is gone.</summary>
+    internal async Task KillProcessAsync(int pid, string marker, CancellationToken cancellationToken)
+    {
+        if (!ProcessProbe.IsAlive(pid, marker))
+        {
+            return;
+        }
+
+        var killed = false;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(3));
+            var reply = await _guard.SendAsync(new GuardRequest { Op = GuardOps.Kill, Pid = pid }, timeout.Token, startIfAbsent: false);
+            killed = reply.Ok;
+        }
+        catch (Exception ex) when (ex is IOException or HypervisorException or System.Net.Sockets.SocketException ||
+                                   (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            // No guard, or not its child (a guard restarted since): kill it ourselves below.
+        }
+
+        if (!killed && ProcessProbe.IsAlive(pid, marker))
+        {
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                process.Kill();
+            }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+                // Gone already.
+            }
+        }
+
+        var deadline = Environment.TickCount64 + 10_000;
+        while (ProcessProbe.IsAlive(pid, marker))
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                throw new HypervisorException($"pid {pid} survived SIGKILL for 10 s");
+            }
+
+            await Task.Delay(25, cancellationToken);
+        }
+    }
+
+    /// <summary>Waits for QEMU's QMP socket and connects, failing fast with QEMU's own words when it exits first.</summary>
+    private async Task ConnectWhenReadyAsync(QemuVmHandle handle, CancellationToken cancellationToken)
+    {
+        var deadline = Environment.TickCount64 + (long)_options.StartTimeout.TotalMilliseconds;
+        Exception? lastError = null;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!ProcessProbe.IsAlive(handle.Pid, handle.Marker))
+            {
+                var code = await TryGetExitCodeAsync(handle.Pid);
+                throw new HypervisorException(
+                    $"QEMU exited while starting VM {handle.VmId}{(code is { } c ? $" (exit code {c})" : "")}: {Tail(handle.Paths.QemuLog)}");
+            }
+
+            if (Environment.TickCount64 > deadline)
+            {
+                throw new HypervisorException(
+                    $"VM {handle.VmId}: QMP at {handle.Paths.QmpSocket} did not answer within {_options.StartTimeout.TotalSeconds:F0} s" +
+                    (lastError is null ? "" : $" ({lastError.Message})"));
+            }
+
+            if (File.Exists(handle.Paths.QmpSocket))
+            {
+                try
+                {
+                    using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    attempt.CancelAfter(TimeSpan.FromSeconds(5));
+                    await handle.ConnectAsync(attempt.Token);
+                    return;
+                }
+                catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException ||
+                                           (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+                {
+                    // Not listening yet, or another client holds QEMU's single QMP connection.
+                    lastError = ex;
+                }
+            }
+
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    internal static string[] BuildArguments(string qemu, VmLaunchSpec spec, VmPaths paths, bool kvm, QemuDriverOptions options)
+    {
+        var append = BaseAppend;
+        if (spec.BurnCpu)
+        {
+            append += " orchestrator.burn=1";
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.ExtraKernelAppend))
+        {
+            append += " " + options.ExtraKernelAppend.Trim();
+        }
+
+        // Only ids, numbers and our own paths: the tenant's VM name reaches the guest inside its initrd.
+        return
+        [
+            qemu,
+            "-name", $"guest=vm-{spec.VmId.Compact},debug-threads=on",
+            "-machine", options.Machine,
+            "-accel", kvm ? "kvm" : "tcg,thread=multi",
+            "-cpu", kvm ? "host" : "max",
+            "-smp", spec.Vcpus.ToString(CultureInfo.InvariantCulture),
+            "-m", spec.MemoryMiB.ToString(CultureInfo.InvariantCulture),
+            "-kernel", spec.Image.KernelPath,
+            "-initrd", paths.Initrd,
+            "-append", append,
+            "-chardev", $"file,id=con0,path={EscapeOption(paths.ConsoleLog)}",
+            "-serial", "chardev:con0",
+            // The -chardev form (rather than -qmp unix:…) lets a path hold a comma, escaped as ",,".
+            "-chardev", $"socket,id=qmp0,path={EscapeOption(paths.QmpSocket)},server=on,wait=off",
+            "-mon", "chardev=qmp0,mode=control",
+            "-display", "none",
+            "-monitor", "none",
+            "-nodefaults",
+            "-no-user-config",
+            "-pidfile", paths.PidFile,
+            "-sandbox", "on",
+            "-no-reboot",
+        ];
+    }
+
+    /// <summary>What /proc/&lt;pid&gt;/cmdline of this VM's QEMU contains, and nothing else's does.</summary>
+    internal static string Marker(VmId vmId) => "guest=vm-" + vmId.Compact;
+
+    private static string EscapeOption(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+
+    private string ResolveQemuBinary()
+    {
+        var binary = _options.QemuBinary;
+        if (binary.Contains('/'))
+        {
+            return File.Exists(binary)
+                ? Path.GetFullPath(binary)
+                : throw new HypervisorException($"QEMU binary {binary} does not exist (QemuDriverOptions.QemuBinary)");
+        }
+
+        foreach (var directory in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin").Split(':'))
+        {
+            var candidate = Path.Combine(directory.Length == 0 ? "." : directory, binary);
+            if (File.Exists(candidate) && (File.GetUnixFileMode(candidate) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0)
+            {
+                return candidate;
+            }
+        }
+
+        throw new HypervisorException($"QEMU binary '{binary}' is not on PATH: install qemu-system-x86 or set QemuDriverOptions.QemuBinary");
+    }
+
+    private static void CheckReadable(string path, string what)
+    {
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            if (stream.Length == 0)
+            {
+                throw new HypervisorException($"the {what} ({path}) is empty");
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new HypervisorException($"the {what} ({path}) is not readable: {ex.Message}", ex);
+        }
+    }
+
+    private static void CheckSocketPath(string path)
+    {
+        if (path.Length > MaxSocketPathLength)
+        {
+            throw new HypervisorException(
+                $"unix socket path {path} is {path.Length} characters, over the limit of {MaxSocketPathLength}: " +
+                "choose a shorter QemuDriverOptions.RunDirectory");
+        }
+    }
+
+    internal static void EnsureDirectory(string path)
+    {
+        // Sockets and consoles of every tenant's VMs live here: owner only.
+        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
+    private static void DeleteDirectory(string path)
+    {
+        try
+        {
+            Directory.Delete(path, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: a leftover directory is replaced at the next start of that VM.
+        }
+    }
+
+    private static int? ReadPid(VmPaths paths)
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText(paths.PidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static Epoch ReadEpoch(VmPaths paths)
+    {
+        try
+        {
+            return long.TryParse(File.ReadAllText(paths.Epoch).Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var epoch)
+                ? new Epoch(epoch)
+                : Epoch.Zero;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return Epoch.Zero;
+        }
+    }
+
+    internal static string Tail(string path, int maxLines = 12)
+    {
+        try
+        {
+            var lines = File.ReadAllLines(path).Where(l => l.Length > 0).TakeLast(maxLines).ToArray();
+            return lines.Length == 0 ? "(QEMU printed nothing)" : string.Join(Environment.NewLine, lines);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return "(no QEMU output)";
+        }
+    }
+
+    private static bool IsDiskFull(IOException ex) =>
+        ex.HResult == 28 /* ENOSPC */ || ex.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase);
+
+    private static bool KvmUsable()
+    {
+        try
+        {
+            using var kvm = new FileStream("/dev/kvm", FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            return false;
+        }
+    }
+
+    private static string DefaultGuardPath()
+    {
+        // The guard project is referenced, so its dll is loaded from (and deployed to) the consumer's bin folder.
+        var location = typeof(GuardRequest).Assembly.Location;
+        return string.IsNullOrEmpty(location) ? Path.Combine(AppContext.BaseDirectory, "orchestrator-guard.dll") : location;
+    }
+}
+
+/// <summary>The files of one VM under the run directory.</summary>
+internal sealed record VmPaths(string Directory, string QmpSocket, string PidFile, string ConsoleLog, string Initrd, string Epoch, string QemuLog)
+{
+    public static VmPaths For(string vmsDirectory, string compactId)
+    {
+        var directory = Path.Combine(vmsDirectory, compactId);
+        return new VmPaths(
+            directory,
+            Path.Combine(directory, "qmp.sock"),
+            Path.Combine(directory, "qemu.pid"),
+            Path.Combine(directory, "console.log"),
+            Path.Combine(directory, "initrd.img"),
+            Path.Combine(directory, "epoch"),
+            Path.Combine(directory, "qemu.log"));
+    }
+}

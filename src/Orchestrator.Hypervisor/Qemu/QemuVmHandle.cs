@@ -1,0 +1,343 @@
+// One running QEMU VM: its QMP connection, the tail of its serial console, and the watch for its exit.
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using Orchestrator.Domain;
+
+namespace Orchestrator.Hypervisor.Qemu;
+
+internal sealed class QemuVmHandle : IVmHandle
+{
+    private static readonly TimeSpan ConsolePollInterval = TimeSpan.FromMilliseconds(75);
+    private static readonly TimeSpan QuitGrace = TimeSpan.FromSeconds(2);
+
+    private readonly QemuDriver _driver;
+    private readonly Channel<VmEvent> _events = Channel.CreateUnbounded<VmEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly List<Action<VmEvent>> _subscribers = [];
+    private readonly TaskCompletionSource _firstSubscriber = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<string> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _detach = new();
+    private readonly CancellationTokenSource _stopTail = new();
+    private QmpClient? _qmp;
+    private Task _tail = Task.CompletedTask;
+    private Task _monitor = Task.CompletedTask;
+    private Task _dispatcher = Task.CompletedTask;
+    private volatile bool _killRequested;
+    private volatile string? _shutdownReason;
+    private int _disposed;
+
+    public QemuVmHandle(QemuDriver driver, VmId vmId, Epoch epoch, int pid, VmPaths paths, string marker)
+    {
+        _driver = driver;
+        VmId = vmId;
+        Epoch = epoch;
+        Pid = pid;
+        Paths = paths;
+        Marker = marker;
+    }
+
+    public VmId VmId { get; }
+    public Epoch Epoch { get; }
+    public int Pid { get; }
+    public string ConsoleLogPath => Paths.ConsoleLog;
+    internal VmPaths Paths { get; }
+    internal string Marker { get; }
+
+    /// <summary>Completes with the exit reason once the process is gone and <see cref="VmEvent.Exited"/> is queued.</summary>
+    internal Task<string> Exited => _exited.Task;
+
+    /// <summary>Connects QMP; once connected, starts the console tail and the exit watch.</summary>
+    internal async Task ConnectAsync(CancellationToken cancellationToken)
+    {
+        _qmp = await QmpClient.ConnectAsync(Paths.QmpSocket, OnQmpEvent, cancellationToken);
+        _tail = Task.Run(TailConsoleAsync, CancellationToken.None);
+        _monitor = Task.Run(WatchExitAsync, CancellationToken.None);
+        _dispatcher = Task.Run(DispatchAsync, CancellationToken.None);
+    }
+
+    public void Subscribe(Action<VmEvent> onEvent)
+    {
+        lock (_subscribers)
+        {
+            _subscribers.Add(onEvent);
+        }
+
+        // Events queue up until someone listens, so the first subscriber misses nothing.
+        _firstSubscriber.TrySetResult();
+    }
+
+    public async Task<IReadOnlyList<VcpuInfo>> QueryVcpusAsync(CancellationToken cancellationToken)
+    {
+        var result = await ExecuteAsync("query-cpus-fast", cancellationToken);
+        var vcpus = new List<VcpuInfo>();
+        foreach (var cpu in result.EnumerateArray())
+        {
+            vcpus.Add(new VcpuInfo(cpu.GetProperty("cpu-index").GetInt32(), cpu.GetProperty("thread-id").GetInt32()));
+        }
+
+        return vcpus.OrderBy(v => v.Index).ToList();
+    }
+
+    public Task PauseAsync(CancellationToken cancellationToken) => ExecuteAsync("stop", cancellationToken);
+
+    public Task ResumeAsync(CancellationToken cancellationToken) => ExecuteAsync("cont", cancellationToken);
+
+    public Task RequestShutdownAsync(CancellationToken cancellationToken) => ExecuteAsync("system_powerdown", cancellationToken);
+
+    public async Task KillAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        _killRequested = true;
+        if (!_exited.Task.IsCompleted && _qmp is { } qmp)
+        {
+            try
+            {
+                using var grace = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                grace.CancelAfter(QuitGrace);
+                await qmp.ExecuteAsync("quit", null, grace.Token);
+                await _exited.Task.WaitAsync(grace.Token);
+            }
+            catch (Exception ex) when (ex is QmpException or IOException ||
+                                       (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                // quit may lose the race with the connection closing, or QEMU may hang: SIGKILL settles it.
+            }
+        }
+
+        if (!_exited.Task.IsCompleted)
+        {
+            await _driver.KillProcessAsync(Pid, Marker, cancellationToken);
+        }
+
+        await _exited.Task.WaitAsync(cancellationToken);
+    }
+
+    private async Task<JsonElement> ExecuteAsync(string command, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        var qmp = _qmp ?? throw new HypervisorException($"VM {VmId}: QMP is not connected");
+        try
+        {
+            return await qmp.ExecuteAsync(command, null, cancellationToken);
+        }
+        catch (QmpException ex)
+        {
+            throw new HypervisorException($"VM {VmId}: {ex.Message}", ex);
+        }
+        catch (QmpDisconnectedException ex)
+        {
+            throw new HypervisorException($"VM {VmId}: QEMU is gone ({command} not done)", ex);
+        }
+    }
+
+    private void OnQmpEvent(QmpEvent qmpEvent)
+    {
+        VmEvent? mapped = qmpEvent.Name switch
+        {
+            "SHUTDOWN" => MapShutdown(qmpEvent.Data),
+            "STOP" => new VmEvent.Stopped(),
+            "RESUME" => new VmEvent.Resumed(),
+            "GUEST_PANICKED" => new VmEvent.GuestPanicked(),
+            _ => null,
+        };
+        if (mapped is not null)
+        {
+            _events.Writer.TryWrite(mapped);
+        }
+    }
+
+    private VmEvent.Shutdown MapShutdown(JsonElement data)
+    {
+        var guest = data.ValueKind == JsonValueKind.Object && data.TryGetProperty("guest", out var g) && g.ValueKind == JsonValueKind.True;
+        var reason = data.ValueKind == JsonValueKind.Object && data.TryGetProperty("reason", out var r) ? r.GetString() ?? "" : "";
+        _shutdownReason = guest ? $"guest shut down ({reason})" : $"shut down by the host ({reason})";
+        return new VmEvent.Shutdown(guest, reason);
+    }
+
+    /// <summary>QMP closing means QEMU is exiting; Exited follows once the pid is really gone and the console drained.</summary>
+    private async Task WatchExitAsync()
+    {
+        try
+        {
+            await _qmp!.Closed.WaitAsync(_detach.Token);
+            while (ProcessProbe.IsAlive(Pid, Marker))
+            {
+                await Task.Delay(50, _detach.Token);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        await _stopTail.CancelAsync();
+        await _tail;
+
+        string reason;
+        if (_killRequested)
+        {
+            reason = "killed";
+        }
+        else if (_shutdownReason is { } shutdown)
+        {
+            reason = shutdown;
+        }
+        else
+        {
+            var code = await _driver.TryGetExitCodeAsync(Pid);
+            reason = code is { } c ? $"QEMU exited unexpectedly (exit code {c})" : "QEMU exited unexpectedly";
+        }
+
+        _events.Writer.TryWrite(new VmEvent.Exited(reason));
+        _events.Writer.TryComplete();
+        _exited.TrySetResult(reason);
+        _driver.Forget(this);
+    }
+
+    private async Task DispatchAsync()
+    {
+        try
+        {
+            await _firstSubscriber.Task.WaitAsync(_detach.Token);
+            await foreach (var vmEvent in _events.Reader.ReadAllAsync(_detach.Token))
+            {
+                Action<VmEvent>[] subscribers;
+                lock (_subscribers)
+                {
+                    subscribers = [.. _subscribers];
+                }
+
+                foreach (var subscriber in subscribers)
+                {
+                    try
+                    {
+                        subscriber(vmEvent);
+                    }
+                    catch (Exception)
+                    {
+                        // One faulty subscriber must not starve the others or stop the stream.
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Polls console.log from its start (so an adopted VM's banner is seen again), one event per line.</summary>
+    private async Task TailConsoleAsync()
+    {
+        var pending = new List<byte>();
+        var buffer = new byte[16 * 1024];
+        FileStream? log = null;
+        try
+        {
+            while (true)
+            {
+                var stopping = _stopTail.IsCancellationRequested;
+                log ??= TryOpen(Paths.ConsoleLog);
+                if (log is not null)
+                {
+                    int read;
+                    while ((read = await log.ReadAsync(buffer)) > 0)
+                    {
+                        Split(buffer.AsSpan(0, read), pending);
+                    }
+                }
+
+                if (stopping)
+                {
+                    break;
+                }
+
+                try
+                {
+                    await Task.Delay(ConsolePollInterval, _stopTail.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // One last read below: QEMU is gone, so the file is complete.
+                }
+            }
+
+            if (pending.Count > 0)
+            {
+                Emit(pending);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            // The run directory was removed under us (Cleanup): nothing more to read.
+        }
+        finally
+        {
+            if (log is not null)
+            {
+                await log.DisposeAsync();
+            }
+        }
+    }
+
+    private void Split(ReadOnlySpan<byte> chunk, List<byte> pending)
+    {
+        while (true)
+        {
+            var newline = chunk.IndexOf((byte)'\n');
+            if (newline < 0)
+            {
+                pending.AddRange(chunk);
+                return;
+            }
+
+            pending.AddRange(chunk[..newline]);
+            Emit(pending);
+            chunk = chunk[(newline + 1)..];
+        }
+    }
+
+    private void Emit(List<byte> line)
+    {
+        if (_detach.IsCancellationRequested)
+        {
+            line.Clear();
+            return;
+        }
+
+        var text = Encoding.UTF8.GetString(line.ToArray()).TrimEnd('\r');
+        line.Clear();
+        _events.Writer.TryWrite(new VmEvent.ConsoleLine(text));
+    }
+
+    private static FileStream? TryOpen(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, useAsync: false);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Detaches (the VM keeps running): stops the tail and the event stream, closes QMP.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _detach.CancelAsync();
+        await _stopTail.CancelAsync();
+        _events.Writer.TryComplete();
+        if (_qmp is not null)
+        {
+            await _qmp.DisposeAsync();
+        }
+
+        await Task.WhenAll(_tail, _monitor, _dispatcher);
+        _driver.Forget(this);
+    }
+}

@@ -1,0 +1,32 @@
+namespace Orchestrator.Hypervisor.Tests;
+
+public sealed class ProcStatTests
+{
+    [Fact]
+    public void Cpu_time_is_parsed_after_the_last_parenthesis_of_the_command_name()
+    {
+        // A thread name may contain spaces and parentheses: "CPU 0/TCG) x" must not shift the fields.
+        var line = "1234 (CPU 0/TCG) x) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 3 0 100 0 0";
+
+        var cpu = ProcStat.ParseCpuTime(line);
+
+        Assert.Equal(TimeSpan.FromSeconds(300.0 / ProcStat.ClockTicksPerSecond), cpu);
+        Assert.Equal('S', ProcStat.ParseState(line));
+    }
+
+    [Fact]
+    public void Cpu_time_of_a_thread_of_this_process_can_be_read()
+    {
+        var pid = Environment.ProcessId;
+        var tid = int.Parse(Path.GetFileName(Directory.GetDirectories($"/proc/{pid}/task")[0]), System.Globalization.CultureInfo.InvariantCulture);
+
+        Assert.NotNull(ProcStat.ReadThreadCpuTime(pid, tid));
+        Assert.NotNull(ProcStat.ReadProcessCpuTime(pid));
+    }
+
+    [Fact]
+    public void A_thread_that_does_not_exist_has_no_cpu_time()
+    {
+        Assert.Null(ProcStat.ReadThreadCpuTime(Environment.ProcessId, int.MaxValue));
+    }
+}

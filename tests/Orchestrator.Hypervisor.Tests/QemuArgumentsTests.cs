@@ -1,0 +1,59 @@
+using Orchestrator.Domain;
+using Orchestrator.Hypervisor.Qemu;
+
+namespace Orchestrator.Hypervisor.Tests;
+
+public sealed class QemuArgumentsTests
+{
+    private static readonly GuestImage Image = new("demo", "/images/vmlinuz", "/images/initrd.img", "");
+
+    [Fact]
+    public void Qemu_arguments_carry_ids_and_numbers_but_never_the_tenants_vm_name()
+    {
+        var spec = new VmLaunchSpec(VmId.New(), "evil,name -append x", 2, 256, Image, new Epoch(3));
+        var paths = VmPaths.For("/run/o/vms", spec.VmId.Compact);
+
+        var argv = QemuDriver.BuildArguments("/usr/bin/qemu-system-x86_64", spec, paths, kvm: false, new QemuDriverOptions { RunDirectory = "/run/o" });
+
+        Assert.DoesNotContain(argv, a => a.Contains("evil", StringComparison.Ordinal));
+        Assert.Contains($"guest=vm-{spec.VmId.Compact},debug-threads=on", argv);
+        Assert.Equal("2", argv[Array.IndexOf(argv, "-smp") + 1]);
+        Assert.Equal("256", argv[Array.IndexOf(argv, "-m") + 1]);
+        Assert.Equal("tcg,thread=multi", argv[Array.IndexOf(argv, "-accel") + 1]);
+        Assert.Equal("console=ttyS0 quiet panic=-1", argv[Array.IndexOf(argv, "-append") + 1]);
+        Assert.Contains("-sandbox", argv);
+        Assert.Contains("-no-reboot", argv);
+    }
+
+    [Fact]
+    public void Burn_and_operator_appends_go_on_the_kernel_command_line_and_kvm_uses_the_host_cpu()
+    {
+        var spec = new VmLaunchSpec(VmId.New(), "x", 1, 128, Image, Epoch.Zero, BurnCpu: true);
+        var options = new QemuDriverOptions { RunDirectory = "/run/o", ExtraKernelAppend = "orchestrator.poweroff=1" };
+
+        var argv = QemuDriver.BuildArguments("qemu", spec, VmPaths.For("/run/o/vms", spec.VmId.Compact), kvm: true, options);
+
+        Assert.Equal("console=ttyS0 quiet panic=-1 orchestrator.burn=1 orchestrator.poweroff=1", argv[Array.IndexOf(argv, "-append") + 1]);
+        Assert.Equal("kvm", argv[Array.IndexOf(argv, "-accel") + 1]);
+        Assert.Equal("host", argv[Array.IndexOf(argv, "-cpu") + 1]);
+    }
+
+    [Fact]
+    public void Commas_in_run_directory_paths_are_escaped_in_qemu_option_lists()
+    {
+        var spec = new VmLaunchSpec(VmId.New(), "x", 1, 128, Image, Epoch.Zero);
+
+        var argv = QemuDriver.BuildArguments("qemu", spec, VmPaths.For("/run/a,b/vms", spec.VmId.Compact), kvm: false, new QemuDriverOptions { RunDirectory = "/run/a,b" });
+
+        Assert.Contains($"socket,id=qmp0,path=/run/a,,b/vms/{spec.VmId.Compact}/qmp.sock,server=on,wait=off", argv);
+    }
+
+    [Fact]
+    public void A_run_directory_too_long_for_unix_sockets_is_refused_with_a_clear_error()
+    {
+        var error = Assert.Throws<HypervisorException>(() => new QemuDriver(new QemuDriverOptions { RunDirectory = "/tmp/" + new string('r', 80) }));
+
+        Assert.Contains("RunDirectory", error.Message);
+        Assert.Contains("characters", error.Message);
+    }
+}
