@@ -172,3 +172,67 @@ public class LedgerTests
         Assert.Equal(ledger.State.FindVm(TenantId.System, "vm5"), fromSnapshot.FindVm(TenantId.System, "vm5"));
     }
 }
+
+public class HostLossTests
+{
+    [Fact]
+    public void A_lost_hosts_vms_are_re_placed_on_survivors_under_a_new_epoch()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("a");
+        var vm = ledger.Create("web1");
+        ledger.Host("b");
+        Assert.Equal(new HostId("a"), vm.Host);
+
+        ledger.Send(new LedgerCommands.LoseHost(new HostId("a")));
+        var moved = ledger.State.Vms[vm.Id];
+        Assert.Equal(new HostId("b"), moved.Host);
+        Assert.Equal(vm.Epoch.Next(), moved.Epoch);
+        Assert.Equal(VmStatus.Starting, moved.Status);
+        Assert.Equal(HostState.Down, ledger.State.Hosts[new HostId("a")].State);
+        Assert.Equal(0, ledger.State.Hosts[new HostId("a")].AllocatedVcpus);
+        Assert.Equal(1, ledger.State.Hosts[new HostId("b")].AllocatedVcpus);
+    }
+
+    [Fact]
+    public void Vms_that_fit_nowhere_go_pending_and_are_placed_when_the_host_returns()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("a", cpus: 1, memoryMiB: 1024);
+        var vm = ledger.Create("big", memoryMiB: 1024);
+        ledger.Host("b", cpus: 1, memoryMiB: 512);
+
+        ledger.Send(new LedgerCommands.LoseHost(new HostId("a")));
+        var pending = ledger.State.Vms[vm.Id];
+        Assert.Equal(VmStatus.Pending, pending.Status);
+        Assert.Null(pending.Host);
+        Assert.Contains("no host has room", pending.Reason);
+
+        ledger.Host("a", cpus: 1, memoryMiB: 1024);
+        var back = ledger.State.Vms[vm.Id];
+        Assert.Equal(new HostId("a"), back.Host);
+        Assert.Equal(new Epoch(2), back.Epoch);
+    }
+
+    [Fact]
+    public void A_vm_whose_policy_is_never_fails_with_its_host()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("a");
+        var id = VmId.New();
+        ledger.Send(new LedgerCommands.CreateVm(TenantId.System, new VmSpec("once", 1, 256, "demo", RestartPolicy.Never), id));
+        ledger.Host("b");
+        ledger.Send(new LedgerCommands.LoseHost(new HostId("a")));
+        Assert.Equal(VmStatus.Failed, ledger.State.Vms[id].Status);
+        Assert.Contains("host a was lost", ledger.State.Vms[id].Reason);
+    }
+
+    [Fact]
+    public void Losing_a_host_twice_records_it_once()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("a");
+        Assert.NotEmpty(ledger.Send(new LedgerCommands.LoseHost(new HostId("a"))).Events);
+        Assert.Empty(ledger.Send(new LedgerCommands.LoseHost(new HostId("a"))).Events);
+    }
+}

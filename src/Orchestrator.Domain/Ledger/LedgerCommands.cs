@@ -13,6 +13,12 @@ public static class LedgerCommands
     /// <summary>Always allowed; re-registering a known host updates its capacity.</summary>
     public sealed record RegisterHost(HostId HostId, int Cpus, long MemoryMiB, string Driver) : ILedgerCommand;
 
+    /// <summary>
+    /// From the cluster: the host was removed (downed by the split-brain resolver or by an operator). Its VMs are
+    /// re-placed on survivors under a new epoch, per restart policy. A host already down: no-op.
+    /// </summary>
+    public sealed record LoseHost(HostId HostId) : ILedgerCommand;
+
     /// <summary>Allowed when the spec is valid and the tenant has no VM of that name.</summary>
     public sealed record CreateVm(TenantId Tenant, VmSpec Spec, VmId NewId) : ILedgerCommand;
 

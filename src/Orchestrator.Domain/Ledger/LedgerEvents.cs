@@ -20,6 +20,9 @@ public static class LedgerEvents
 {
     public sealed record HostRegistered(HostId HostId, int Cpus, long MemoryMiB, string Driver, DateTimeOffset At) : ILedgerEvent;
 
+    /// <summary>The host left the cluster (downed); its VMs were re-placed in the same decision.</summary>
+    public sealed record HostLost(HostId HostId, DateTimeOffset At) : ILedgerEvent;
+
     public sealed record VmRequested(VmId VmId, TenantId Tenant, VmSpec Spec, DateTimeOffset At) : IVmLedgerEvent;
 
     /// <summary>The VM got a host; <paramref name="Epoch"/> is the fencing token of this placement.</summary>

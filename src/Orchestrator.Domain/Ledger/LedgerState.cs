@@ -46,6 +46,7 @@ public sealed record LedgerState(
     public Decision Decide(ILedgerCommand command, LedgerRules rules, DateTimeOffset now) => command switch
     {
         LedgerCommands.RegisterHost c => DecideRegisterHost(c, rules, now),
+        LedgerCommands.LoseHost c => DecideLoseHost(c, rules, now),
         LedgerCommands.CreateVm c => DecideCreate(c, rules, now),
         LedgerCommands.StopVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Stopped),
         LedgerCommands.StartVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Running),
@@ -65,6 +66,38 @@ public sealed record LedgerState(
 
         var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now);
         return Decision.Accept([registered, .. Apply(registered).PlacePending(rules)]);
+    }
+
+    private Decision DecideLoseHost(LedgerCommands.LoseHost c, LedgerRules rules, DateTimeOffset now)
+    {
+        if (!Hosts.TryGetValue(c.HostId, out var host) || host.State == HostState.Down)
+        {
+            return Decision.Nothing;
+        }
+
+        var lost = new HostLost(c.HostId, now);
+        var events = new List<ILedgerEvent> { lost };
+        var state = Apply(lost);
+        // Oldest first, so re-placement order is deterministic and fair when survivors run short of room.
+        foreach (var vm in VmsOn(c.HostId).Where(v => v.Status != VmStatus.Deleting).OrderBy(v => v.CreatedAt).ThenBy(v => v.Id.Value))
+        {
+            var running = vm.Desired == DesiredState.Running && vm.Status is not (VmStatus.Failed or VmStatus.Stopped);
+            ILedgerEvent evt = running && vm.Spec.RestartPolicy == RestartPolicy.Never
+                ? new VmFailed(vm.Id, vm.Epoch, $"host {c.HostId} was lost and the restart policy is never")
+                : state.Place(vm.Id, rules);
+            state = state.Apply(evt);
+            events.Add(evt);
+        }
+
+        // VMs being deleted on the lost host are gone with it.
+        foreach (var vm in VmsOn(c.HostId).Where(v => v.Status == VmStatus.Deleting))
+        {
+            var released = new VmReleased(vm.Id);
+            state = state.Apply(released);
+            events.Add(released);
+        }
+
+        return new Decision(events, null);
     }
 
     private Decision DecideCreate(LedgerCommands.CreateVm c, LedgerRules rules, DateTimeOffset now)
@@ -198,12 +231,15 @@ public sealed record LedgerState(
                 null, null, Epoch.Zero, null, 0, e.At, null)),
             Names = Names.Add((e.Tenant, e.Spec.Name), e.VmId),
         },
-        VmPending e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason }),
+        VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
+        HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },
         VmPlaced e => MoveAllocation(e.VmId, e.HostId)
             .UpdateVm(e.VmId, vm => vm with
             {
                 Host = e.HostId, Epoch = e.Epoch, Pid = null, Reason = null,
-                Status = vm.Desired == DesiredState.Running ? VmStatus.Starting : VmStatus.Stopped,
+                // A VM that is down (gave up, or powered off by its guest) moves with its host's loss but stays down.
+                Status = vm.Status is VmStatus.Failed or VmStatus.Stopped ? vm.Status
+                    : vm.Desired == DesiredState.Running ? VmStatus.Starting : VmStatus.Stopped,
             }),
         VmStarted e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Running, Pid = e.Pid, Reason = null }),
         VmReady e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Ready, ReadyAt = e.At, Reason = null }),
