@@ -13,12 +13,18 @@ public enum OutputFormat
 /// <param name="ListenHost">Host part of <c>--listen</c>, IPv6 without brackets.</param>
 /// <param name="ListenPort">0 means any free port: write the bound one to node.json.</param>
 /// <param name="DemoVms">How many demo VMs to create at start.</param>
+/// <param name="Seeds">Cluster addresses to join (<c>--seed</c>).</param>
+/// <param name="Bootstrap">Form a new cluster when no seed answers (<c>--bootstrap</c>).</param>
+/// <param name="Settings">HOCON <c>KEY=VALUE</c> lines from <c>--set</c>, applied over the config files.</param>
 public sealed record NodeCommandOptions(
     IReadOnlyList<string> ConfigFiles,
     string DataDirectory,
     string ListenHost,
     int ListenPort,
-    int DemoVms)
+    int DemoVms,
+    IReadOnlyList<string>? Seeds = null,
+    bool Bootstrap = false,
+    IReadOnlyList<string>? Settings = null)
 {
     public const string DefaultListen = "127.0.0.1:7480";
 

@@ -63,7 +63,37 @@ public static class CliSyntax
             }
         });
 
-        var command = new Command("node", "Run a node in the foreground: scheduler, host agent and HTTP API.") { config, data, listen, demoVms };
+        var seeds = new Option<string[]>("--seed")
+        {
+            Description = "A cluster node to join, e.g. akka.tcp://orchestrator@10.0.0.1:4053 (repeatable).",
+            HelpName = "ADDRESS",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var bootstrap = new Option<bool>("--bootstrap")
+        {
+            Description = "Form a new cluster if no seed answers (default: only when there are no seeds).",
+        };
+        var settings = new Option<string[]>("--set")
+        {
+            Description = "One HOCON setting, e.g. --set orchestrator.host-id=h2 (repeatable; wins over --config).",
+            HelpName = "KEY=VALUE",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        settings.Validators.Add(result =>
+        {
+            foreach (var setting in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (!setting.Contains('=') || setting.StartsWith('=') || setting.Contains('\n'))
+                {
+                    result.AddError($"--set {setting}: expected KEY=VALUE on one line");
+                }
+            }
+        });
+
+        var command = new Command("node", "Run a node in the foreground: scheduler, host agent and HTTP API.")
+        {
+            config, data, listen, demoVms, seeds, bootstrap, settings,
+        };
         command.SetAction((parse, ct) =>
         {
             TryParseListen(parse.GetValue(listen), out var host, out var port);
@@ -72,7 +102,10 @@ public static class CliSyntax
                 ResolveDataDirectory(parse.GetValue(data)),
                 host,
                 port,
-                parse.GetValue(demoVms));
+                parse.GetValue(demoVms),
+                parse.GetValue(seeds) ?? [],
+                parse.GetValue(bootstrap),
+                parse.GetValue(settings) ?? []);
             return actions.RunNodeAsync(options, ct);
         });
         return command;

@@ -33,9 +33,19 @@ public static class NodeHost
             return 1;
         }
 
-        var config = OrchestratorConfig.Load(options.ConfigFiles);
-        var settings = OrchestratorSettings.Create(config, options.DataDirectory, ImageDirectory());
-        config = OrchestratorConfig.Complete(config, options.DataDirectory, settings.Roles);
+        Akka.Configuration.Config config;
+        OrchestratorSettings settings;
+        try
+        {
+            config = OrchestratorConfig.Load(options.ConfigFiles, FlagsAsHocon(options));
+            settings = OrchestratorSettings.Create(config, options.DataDirectory, ImageDirectory());
+            config = OrchestratorConfig.Complete(config, options.DataDirectory, settings.Roles);
+        }
+        catch (Exception ex) when (ex is Akka.Configuration.ConfigurationException or FileNotFoundException or FormatException)
+        {
+            await Console.Error.WriteLineAsync($"error: configuration: {ex.Message}");
+            return 2;
+        }
         var adminKey = NodeDiscoveryFiles.TryRead(options.DataDirectory)?.AdminKey ?? ApiKeys.Generate();
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -75,6 +85,16 @@ public static class NodeHost
             await CreateDemoVmsAsync(app.Services, config, options.DemoVms, log, cancellationToken);
         }
 
+        // Downed by the cluster (the minority side of a partition, say): the actor system ends, and so does the process,
+        // so that a supervisor (systemd) starts a fresh incarnation that joins again.
+        var system = app.Services.GetRequiredService<ActorSystem>();
+        var downed = false;
+        _ = system.WhenTerminated.ContinueWith(_ =>
+        {
+            downed = !app.Lifetime.ApplicationStopping.IsCancellationRequested;
+            app.Lifetime.StopApplication();
+        }, TaskScheduler.Default);
+
         try
         {
             await app.WaitForShutdownAsync(cancellationToken);
@@ -84,7 +104,28 @@ public static class NodeHost
             NodeDiscoveryFiles.Remove(options.DataDirectory, Environment.ProcessId);
         }
 
-        return 0;
+        if (downed)
+        {
+            log.LogWarning("the actor system stopped (this node was removed from the cluster); exiting");
+        }
+
+        return downed ? 3 : 0;
+    }
+
+    private static string FlagsAsHocon(NodeCommandOptions options)
+    {
+        var lines = new List<string>(options.Settings ?? []);
+        if (options.Seeds is { Count: > 0 } seeds)
+        {
+            lines.Add($"orchestrator.cluster.seeds = [{string.Join(", ", seeds.Select(OrchestratorConfig.Quote))}]");
+        }
+
+        if (options.Bootstrap)
+        {
+            lines.Add("orchestrator.cluster.bootstrap = on");
+        }
+
+        return string.Join("\n", lines);
     }
 
     /// <summary>Where relative image paths point: $ORCHESTRATOR_IMAGE_DIR, else images/out of the checkout.</summary>

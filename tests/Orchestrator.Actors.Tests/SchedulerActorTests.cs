@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
@@ -30,7 +31,7 @@ public sealed class SchedulerActorTests : TestKit
         _dir.Dispose();
     }
 
-    private IActorRef StartScheduler(int snapshotEvery = 1000) => Sys.ActorOf(SchedulerActor.Props(Rules, snapshotEvery));
+    private IActorRef StartScheduler(int snapshotEvery = 1000) => Sys.ActorOf(SchedulerActor.Props(Rules, snapshotEvery, new HostLossTimings(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2))));
 
     private void Restart(ref IActorRef scheduler, int snapshotEvery = 1000)
     {

@@ -24,7 +24,7 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
     /// <summary>One instance of every type bound to the serializer; a new type without a sample fails the completeness test.</summary>
     public static readonly object[] Samples =
     [
-        new HostRegistered(H, 8, 16384, "qemu", At),
+        new HostRegistered(H, 8, 16384, "qemu", At, "akka.tcp://orchestrator@127.0.0.1:4053"),
         new VmRequested(Vm, new TenantId("acme"), Spec, At),
         new VmPlaced(Vm, H, new Epoch(1)),
         new VmPending(Vm, "no host has room"),
@@ -57,6 +57,10 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         VmAssignment.From(Record),
         new LedgerSnapshot([new HostRecord(H, 8, 16384, "qemu", HostState.Up, 2, 512, 1)], [Record]),
         new HostAgentCommands.Assign(VmAssignment.From(Record)),
+        new MayStartVm(Vm, new Epoch(3), H),
+        new StartPermission(Vm, new Epoch(3), false, "re-placed on host-2 under epoch 4"),
+        new LedgerCommands.LoseHost(H),
+        new HostLost(H, At),
         new HostAgentCommands.GetVmRuntime(Vm),
         new VmRuntime(Vm, 4242, [new VcpuUsage(0, 4243, 1.5)], ["ORCHESTRATOR-GUEST-READY web1"]),
     ];

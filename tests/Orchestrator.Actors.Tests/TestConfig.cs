@@ -14,6 +14,7 @@ internal static class TestConfig
         ConfigurationFactory.ParseString("""
             akka.actor.provider = local
             akka.loglevel = INFO
+            akka.test.single-expect-default = 10s
             """)
             .WithFallback(OrchestratorConfig.Complete(OrchestratorConfig.Load([]), dataDir, []));
 }

@@ -19,10 +19,13 @@ public sealed class NodeProcess : IAsyncDisposable
     private readonly List<string> _log = [];
     private Process? _process;
 
-    private NodeProcess(string dataDir, string? extraConfig, ITestOutputHelper? output)
+    private readonly IReadOnlyList<string> _extraArgs;
+
+    private NodeProcess(string dataDir, string? extraConfig, ITestOutputHelper? output, IReadOnlyList<string> extraArgs)
     {
         DataDir = dataDir;
         _output = output;
+        _extraArgs = extraArgs;
         ConfigFile = Path.Combine(dataDir, "test.conf");
         File.WriteAllText(ConfigFile, """
             orchestrator.host.fence-after = 4s
@@ -30,6 +33,8 @@ public sealed class NodeProcess : IAsyncDisposable
             orchestrator.host.restart-backoff.initial = 200ms
             """ + "\n" + (extraConfig ?? ""));
     }
+
+    private bool _waitForScheduler = true;
 
     public string DataDir { get; }
     public string ConfigFile { get; }
@@ -49,10 +54,12 @@ public sealed class NodeProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<NodeProcess> StartAsync(ITestOutputHelper? output = null, string? extraConfig = null, string? dataDir = null)
+    public static async Task<NodeProcess> StartAsync(ITestOutputHelper? output = null, string? extraConfig = null, string? dataDir = null,
+        IReadOnlyList<string>? extraArgs = null, bool waitForScheduler = true)
     {
         dataDir ??= Directory.CreateTempSubdirectory("orn").FullName;
-        var node = new NodeProcess(dataDir, extraConfig, output);
+        var node = new NodeProcess(dataDir, extraConfig, output, extraArgs ?? []);
+        node._waitForScheduler = waitForScheduler;
         await node.StartAgainAsync();
         return node;
     }
@@ -63,11 +70,18 @@ public sealed class NodeProcess : IAsyncDisposable
         File.Delete(Path.Combine(DataDir, NodeDiscoveryFiles.NodeFileName));
         var start = new ProcessStartInfo("dotnet")
         {
-            ArgumentList = { Path.Combine(BinDir, "orchestrator.dll"), "node", "--data", DataDir, "--listen", "127.0.0.1:0", "--config", ConfigFile },
+            ArgumentList = { Path.Combine(BinDir, "orchestrator.dll"), "node", "--data", DataDir, "--listen", "127.0.0.1:0" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var arg in _extraArgs)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.ArgumentList.Add("--config");
+        start.ArgumentList.Add(ConfigFile);
         _process = Process.Start(start)!;
         _process.OutputDataReceived += (_, e) => Record(e.Data);
         _process.ErrorDataReceived += (_, e) => Record(e.Data);
@@ -94,6 +108,11 @@ public sealed class NodeProcess : IAsyncDisposable
 
         Http = new HttpClient { BaseAddress = new Uri(found.Url), Timeout = TimeSpan.FromSeconds(30) };
         Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", found.AdminKey);
+        if (!_waitForScheduler)
+        {
+            return;
+        }
+
         // The scheduler singleton needs a moment after the HTTP listener is up.
         await Eventually(async () => (await Http.GetAsync("v1/hosts")).IsSuccessStatusCode ? true : (bool?)null,
             TimeSpan.FromSeconds(30), "the scheduler to answer");
@@ -131,6 +150,10 @@ public sealed class NodeProcess : IAsyncDisposable
             await p.WaitForExitAsync(timeout.Token);
         }
     }
+
+    public bool HasExited => _process?.HasExited ?? true;
+
+    public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
 
     /// <summary>kill -9 the node process only.</summary>
     public void Kill()

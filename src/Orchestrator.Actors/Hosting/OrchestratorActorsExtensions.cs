@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
+using Akka.Event;
 using Akka.Hosting;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Scheduler;
@@ -30,17 +31,14 @@ public static class OrchestratorActorsExtensions
     {
         return builder.WithActors((system, registry) =>
         {
-            var cluster = Cluster.Get(system);
-            if (system.Settings.Config.GetStringList("akka.cluster.seed-nodes").Count == 0)
-            {
-                cluster.Join(cluster.SelfAddress);
-            }
+            JoinCluster(system, settings.Cluster);
 
             if (settings.IsControl)
             {
                 system.ActorOf(
                     ClusterSingletonManager.Props(
-                        SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery),
+                        SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery,
+                            settings.Cluster.HostLoss),
                         PoisonPill.Instance,
                         ClusterSingletonManagerSettings.Create(system).WithRole(OrchestratorRoles.Control)
                             .WithSingletonName(SchedulerActor.Name)),
@@ -63,5 +61,28 @@ public static class OrchestratorActorsExtensions
                 registry.Register<HostAgent>(agent);
             }
         });
+    }
+
+    /// <summary>
+    /// Joins the seeds, or forms a new cluster only when told to bootstrap: a node whose seeds don't answer keeps
+    /// retrying (Akka logs each attempt) rather than forming a second cluster on its own.
+    /// </summary>
+    private static void JoinCluster(ActorSystem system, MembershipSettings settings)
+    {
+        var cluster = Cluster.Get(system);
+        var seeds = settings.Seeds.Select(Address.Parse).Where(a => !a.Equals(cluster.SelfAddress)).ToList();
+        if (settings.Bootstrap)
+        {
+            seeds.Insert(0, cluster.SelfAddress); // the first seed may form the cluster when no other answers
+        }
+
+        if (seeds.Count == 0)
+        {
+            system.Log.Warning("no seed nodes and bootstrap is off: this node waits; give it --seed or --bootstrap");
+            return;
+        }
+
+        system.Log.Info("joining the cluster through {0}{1}", string.Join(", ", seeds), settings.Bootstrap ? " (may bootstrap)" : "");
+        cluster.JoinSeedNodes(seeds);
     }
 }

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Event;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
@@ -25,6 +26,16 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private readonly ImageCatalog _images;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<VmId, VmSlot> _slots = [];
+    private readonly Cluster? _cluster;
+
+    /// <summary>
+    /// Whether this node sees a majority of the cluster. Without one it stops feeding the fence guard, which kills
+    /// the host's VMs after fence-after: by then the majority may be about to start them elsewhere (I3).
+    /// </summary>
+    private bool _seesMajority = true;
+
+    /// <summary>Downed or removed by the cluster: this incarnation must never feed the guard or start a VM again.</summary>
+    private bool _expelled;
 
     /// <summary>Live VM processes found at start, until the first assignments say what to do with them.</summary>
     private Dictionary<VmId, DiscoveredVm>? _discovered;
@@ -36,8 +47,25 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         _driver = driver;
         _scheduler = scheduler;
         _images = images;
+        _cluster = ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.ClusterActorRefProvider ? Cluster.Get(Context.System) : null;
 
-        Receive<Heartbeat>(_ => _driver.Heartbeat());
+        Receive<Heartbeat>(_ =>
+        {
+            if (_seesMajority && !_expelled)
+            {
+                _driver.Heartbeat();
+            }
+        });
+        Receive<ClusterEvent.IClusterDomainEvent>(_ => UpdateMajority());
+        Receive<ClusterEvent.CurrentClusterState>(_ => UpdateMajority());
+        Receive<StartPermission>(OnStartPermission);
+        Receive<PermissionTimedOut>(timedOut =>
+        {
+            if (_slots.TryGetValue(timedOut.VmId, out var slot) && slot.AwaitingPermission && slot.Assignment.Epoch == timedOut.Epoch)
+            {
+                AskToStart(slot); // the scheduler may be moving; ask again
+            }
+        });
         Receive<Discovered>(OnDiscovered);
         Receive<DiscoveryFailed>(failed =>
         {
@@ -53,8 +81,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         {
             if (_slots.TryGetValue(due.VmId, out var slot) && slot.RestartPending && slot.Assignment.Epoch == due.Epoch)
             {
-                slot.RestartPending = false;
-                Converge(slot.Assignment);
+                AskToStart(slot);
             }
         });
         Receive<Terminated>(OnTerminated);
@@ -80,10 +107,81 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        _cluster?.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
+            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
         _driver.Heartbeat();
         Timers.StartPeriodicTimer("heartbeat", Heartbeat.Instance, _settings.HeartbeatInterval);
         _driver.DiscoverAsync(CancellationToken.None)
             .PipeTo(Self, success: found => new Discovered(found), failure: ex => new DiscoveryFailed(ex));
+    }
+
+    protected override void PostStop() => _cluster?.Unsubscribe(Self);
+
+    private void UpdateMajority()
+    {
+        var state = _cluster!.State;
+        var self = state.Members.FirstOrDefault(m => m.Address.Equals(_cluster.SelfAddress));
+        if (!_expelled && (self?.Status is MemberStatus.Down or MemberStatus.Removed || (self is null && _cluster.IsTerminated)))
+        {
+            _expelled = true;
+            _log.Warning("this node was removed from the cluster: no more heartbeats to the fence guard, no more VM starts");
+        }
+
+        var members = state.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Leaving).ToList();
+        var reachable = members.Count(m => !state.Unreachable.Contains(m));
+        // Before this node is Up it has no view yet: keep adopted VMs alive through a restart.
+        var seesMajority = members.Count == 0 || reachable * 2 > members.Count;
+        if (seesMajority != _seesMajority)
+        {
+            _seesMajority = seesMajority;
+            if (seesMajority)
+            {
+                _log.Info("majority visible again ({0} of {1} members reachable)", reachable, members.Count);
+            }
+            else
+            {
+                _log.Warning("cannot see a majority ({0} of {1} members reachable): the fence guard kills this host's VMs after fence-after unless it heals",
+                    reachable, members.Count);
+            }
+        }
+    }
+
+    /// <summary>Before restarting a VM on its own, the host asks the ledger whether it still may (same host, same epoch).</summary>
+    private void AskToStart(VmSlot slot)
+    {
+        if (!_seesMajority || _expelled)
+        {
+            Timers.StartSingleTimer($"restart-{slot.Assignment.VmId}", new RestartDue(slot.Assignment.VmId, slot.Assignment.Epoch),
+                TimeSpan.FromSeconds(1));
+            return;
+        }
+
+        slot.AwaitingPermission = true;
+        _scheduler.Tell(new MayStartVm(slot.Assignment.VmId, slot.Assignment.Epoch, _hostId));
+        Timers.StartSingleTimer($"permit-{slot.Assignment.VmId}", new PermissionTimedOut(slot.Assignment.VmId, slot.Assignment.Epoch),
+            TimeSpan.FromSeconds(3));
+    }
+
+    private void OnStartPermission(StartPermission permission)
+    {
+        if (!_slots.TryGetValue(permission.VmId, out var slot) || !slot.AwaitingPermission || slot.Assignment.Epoch != permission.Epoch)
+        {
+            return;
+        }
+
+        slot.AwaitingPermission = false;
+        slot.RestartPending = false;
+        Timers.Cancel($"permit-{permission.VmId}");
+        if (!permission.Granted)
+        {
+            _log.Info("VM {0} ({1}) not restarted here: {2}", slot.Assignment.Name, permission.VmId, permission.Reason);
+            return;
+        }
+
+        if (slot.Actor is null && slot.Assignment.ShouldRun && !_expelled)
+        {
+            StartVmActor(slot, null);
+        }
     }
 
     protected override SupervisorStrategy SupervisorStrategy() =>
@@ -173,9 +271,14 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (slot.RestartPending)
+        if (slot.RestartPending || slot.AwaitingPermission)
         {
-            return; // waits out its backoff
+            return; // waits out its backoff, then asks the scheduler
+        }
+
+        if (_expelled)
+        {
+            return;
         }
 
         if (discovered is not null && discovered.Epoch != assignment.Epoch)
@@ -328,7 +431,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         _scheduler.Tell(new LedgerCommands.ReportVm(assignment.VmId, assignment.Epoch, status, reason, null, null));
 
     private LedgerCommands.RegisterHost RegisterCommand() =>
-        new(_hostId, _settings.Cpus, _settings.MemoryMiB, _driver.Name);
+        new(_hostId, _settings.Cpus, _settings.MemoryMiB, _driver.Name,
+            ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString());
 
     /// <summary>What the agent tracks per VM assigned here.</summary>
     private sealed class VmSlot(VmAssignment assignment)
@@ -338,6 +442,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         public int Incarnation { get; set; }
         public int Attempts { get; set; }
         public bool RestartPending { get; set; }
+        public bool AwaitingPermission { get; set; }
         public bool ExitHandled { get; set; }
     }
 
@@ -346,6 +451,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private sealed record DiscoveryFailed(Exception Cause);
 
     private sealed record RestartDue(VmId VmId, Epoch Epoch);
+
+    private sealed record PermissionTimedOut(VmId VmId, Epoch Epoch);
 
     private sealed record KilledStale(DiscoveredVm Vm, string Why);
 

@@ -1,8 +1,10 @@
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Event;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Orchestrator.Actors.Hosts;
+using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
@@ -13,7 +15,7 @@ namespace Orchestrator.Actors.Scheduler;
 /// The single writer of allocations. Thin by design: the Domain's <see cref="LedgerState"/> decides, this actor
 /// persists what it decided before anyone is told (I1), applies it, replies, tells the affected hosts, snapshots.
 /// </summary>
-public sealed class SchedulerActor : ReceivePersistentActor
+public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 {
     public const string Name = "scheduler";
 
@@ -21,13 +23,28 @@ public sealed class SchedulerActor : ReceivePersistentActor
     private readonly int _snapshotEvery;
     private readonly Dictionary<HostId, IActorRef> _agents = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly HostLossTimings _hostLoss;
+    private readonly Cluster? _cluster;
+
+    /// <summary>Hosts whose agent is gone, by the address it had, until their loss is decided.</summary>
+    private readonly Dictionary<Address, HashSet<HostId>> _goneHosts = [];
+
+    /// <summary>Cluster members the failure detector currently can't reach (their hosts show as Unreachable).</summary>
+    private readonly HashSet<Address> _unreachable = [];
+
     private LedgerState _state = LedgerState.Empty;
     private int _eventsSinceSnapshot;
 
-    public SchedulerActor(LedgerRules rules, int snapshotEvery)
+    /// <param name="hostLoss">
+    /// How long after a host is gone its VMs are re-placed: long enough that the old copies are dead (killed by their
+    /// fence guard) before new ones start (invariant I3).
+    /// </param>
+    public SchedulerActor(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss)
     {
         _rules = rules;
         _snapshotEvery = snapshotEvery;
+        _hostLoss = hostLoss;
+        _cluster = ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.ClusterActorRefProvider ? Cluster.Get(Context.System) : null;
 
         Recover<SnapshotOffer>(offer =>
         {
@@ -38,7 +55,11 @@ public sealed class SchedulerActor : ReceivePersistentActor
         });
         Recover<ILedgerEvent>(evt => _state = _state.Apply(evt));
         Recover<RecoveryCompleted>(_ =>
-            _log.Info("scheduler recovered: {0} hosts, {1} VMs (last sequence {2})", _state.Hosts.Count, _state.Vms.Count, LastSequenceNr));
+        {
+            _log.Info("scheduler recovered: {0} hosts, {1} VMs (last sequence {2})", _state.Hosts.Count, _state.Vms.Count, LastSequenceNr);
+            // Hosts lost while no scheduler was watching (it was moving) are found once agents had time to re-register.
+            Timers.StartSingleTimer("check-members", CheckMembers.Instance, _hostLoss.AfterLeave);
+        });
 
         Command<RegisterHostAgent>(OnRegisterHostAgent);
         Command<LedgerCommands.CreateVm>(c => Handle(c, c.NewId));
@@ -53,16 +74,39 @@ public sealed class SchedulerActor : ReceivePersistentActor
             .OrderBy(v => v.Spec.Name, StringComparer.Ordinal).ThenBy(v => v.Tenant.Value, StringComparer.Ordinal).ToList())));
         Command<SchedulerQueries.GetVm>(q => Sender.Tell(new SchedulerReplies.VmFound(_state.FindVm(q.Tenant, q.Name))));
         Command<SchedulerQueries.ListHosts>(_ => Sender.Tell(new SchedulerReplies.HostList(
-            _state.Hosts.Values.OrderBy(h => h.Id.Value, StringComparer.Ordinal).ToList())));
+            _state.Hosts.Values.OrderBy(h => h.Id.Value, StringComparer.Ordinal).Select(WithReachability).ToList())));
         Command<SchedulerQueries.GetVmRuntime>(OnGetVmRuntime);
 
-        Command<Terminated>(t =>
+        Command<MayStartVm>(OnMayStart);
+        // A downed member's guard has been counting since it lost the majority (or since its process died): the wait is
+        // shorter than after a graceful leave, where the guard only starts counting at the leave.
+        Command<ClusterEvent.MemberRemoved>(removed => removed.PreviousStatus == MemberStatus.Down
+            ? OnMemberGone(removed.Member.Address, "was downed and removed", _hostLoss.AfterDown, shorten: true)
+            : OnMemberGone(removed.Member.Address, "left the cluster", _hostLoss.AfterLeave, shorten: false));
+        Command<ClusterEvent.UnreachableMember>(m => _unreachable.Add(m.Member.Address));
+        Command<ClusterEvent.ReachableMember>(m => _unreachable.Remove(m.Member.Address));
+        Command<ClusterEvent.IMemberEvent>(_ => { });
+        Command<CheckMembers>(_ => OnCheckMembers());
+        Command<HostLossDue>(due =>
         {
-            foreach (var host in _agents.Where(kv => kv.Value.Equals(t.ActorRef)).Select(kv => kv.Key).ToList())
+            foreach (var gone in _goneHosts.Values)
             {
-                _agents.Remove(host);
+                gone.Remove(due.HostId);
             }
+
+            if (_agents.ContainsKey(due.HostId))
+            {
+                _log.Info("host {0} re-registered in time; its VMs stay", due.HostId);
+                return;
+            }
+
+            _log.Warning("host {0} is lost; re-placing its VMs", due.HostId);
+            Handle(new LedgerCommands.LoseHost(due.HostId), null);
         });
+        Command<SchedulerReplies.Accepted>(_ => { }); // our own LoseHost's reply
+
+        // Whichever comes first, the agent's death or its member's removal, starts the countdown once.
+        Command<Terminated>(t => OnMemberGone(t.ActorRef.Path.Address, "lost its host agent", _hostLoss.AfterLeave, shorten: false));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "snapshot failed; the journal still has everything"));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -71,8 +115,77 @@ public sealed class SchedulerActor : ReceivePersistentActor
 
     public override string PersistenceId => Name;
 
-    public static Props Props(LedgerRules rules, int snapshotEvery) =>
-        Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery));
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss) =>
+        Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss));
+
+    protected override void PreStart()
+    {
+        _cluster?.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+    }
+
+    protected override void PostStop()
+    {
+        _cluster?.Unsubscribe(Self);
+    }
+
+    /// <summary>A host's agent or member is gone: its VMs are re-placed once its fence guard has surely killed them.</summary>
+    private bool OnMemberGone(Address address, string why, TimeSpan delay, bool shorten)
+    {
+        _unreachable.Remove(address);
+        if (!_goneHosts.TryGetValue(address, out var hosts))
+        {
+            hosts = [];
+            _goneHosts[address] = hosts;
+        }
+
+        foreach (var (host, _) in _agents.Where(kv => kv.Value.Path.Address.Equals(address)).ToList())
+        {
+            _agents.Remove(host);
+            hosts.Add(host);
+        }
+
+        foreach (var host in hosts)
+        {
+            var key = $"lose-{host}";
+            if (!Timers.IsTimerActive(key) || shorten)
+            {
+                _log.Warning("host {0} ({1}) {2}; re-placing its VMs in {3} unless it comes back", host, address, why, delay);
+                Timers.StartSingleTimer(key, new HostLossDue(host), delay);
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>After a recovery: hosts the ledger has Up that no agent re-registered for, and that aren't members.</summary>
+    private void OnCheckMembers()
+    {
+        var members = _cluster?.State.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining)
+            .Select(m => m.Address.ToString()).ToHashSet() ?? [];
+        foreach (var host in _state.Hosts.Values.Where(h => h.State == HostState.Up && !_agents.ContainsKey(h.Id) && !members.Contains(h.Address)))
+        {
+            _log.Warning("host {0} ({1}) is not a cluster member; re-placing its VMs in {2} unless it registers", host.Id,
+                host.Address, _hostLoss.AfterLeave);
+            Timers.StartSingleTimer($"lose-{host.Id}", new HostLossDue(host.Id), _hostLoss.AfterLeave);
+        }
+    }
+
+    private void OnMayStart(MayStartVm ask)
+    {
+        var vm = _state.Vms.GetValueOrDefault(ask.VmId);
+        var reason = vm switch
+        {
+            null => "the VM no longer exists",
+            _ when vm.Host != ask.HostId => $"the VM is placed on {vm.Host?.Value ?? "no host"} now",
+            _ when vm.Epoch != ask.Epoch => $"the VM runs under epoch {vm.Epoch} now, not {ask.Epoch}",
+            _ when !VmAssignment.From(vm).ShouldRun => $"the VM is {vm.Status} and should not run",
+            _ => null,
+        };
+        Sender.Tell(new StartPermission(ask.VmId, ask.Epoch, reason is null, reason));
+    }
 
     private void OnRegisterHostAgent(RegisterHostAgent register)
     {
@@ -143,6 +256,12 @@ public sealed class SchedulerActor : ReceivePersistentActor
         });
     }
 
+    /// <summary>The ledger says Up or Down; the failure detector adds Unreachable, which is not worth a journal entry.</summary>
+    private HostRecord WithReachability(HostRecord host) =>
+        host.State == HostState.Up && _agents.TryGetValue(host.Id, out var agent) && _unreachable.Contains(agent.Path.Address)
+            ? host with { State = HostState.Unreachable }
+            : host;
+
     private void TellHost(VmId vmId)
     {
         if (_state.Vms.TryGetValue(vmId, out var vm) && vm.Host is { } host && _agents.TryGetValue(host, out var agent))
@@ -188,5 +307,12 @@ public sealed class SchedulerActor : ReceivePersistentActor
         }
 
         return new Tagged(evt, tags);
+    }
+
+    private sealed record HostLossDue(HostId HostId);
+
+    private sealed class CheckMembers
+    {
+        public static readonly CheckMembers Instance = new();
     }
 }

@@ -49,6 +49,14 @@ public static class SchedulerQueries
 /// </summary>
 public sealed record RegisterHostAgent(LedgerCommands.RegisterHost Host) : IOrchestratorMessage;
 
+/// <summary>
+/// From a host agent before it (re)starts a VM on its own (after a crash or a fence): the ledger must still place the
+/// VM on that host under that epoch. A host that cannot reach the scheduler never gets an answer, so never restarts.
+/// </summary>
+public sealed record MayStartVm(VmId VmId, Epoch Epoch, HostId HostId) : IOrchestratorMessage;
+
+public sealed record StartPermission(VmId VmId, Epoch Epoch, bool Granted, string? Reason) : IOrchestratorMessage;
+
 /// <summary>What one host must do with one VM: the ledger's view, including the epoch it may run under.</summary>
 public sealed record VmAssignment(
     VmId VmId,

@@ -9,13 +9,19 @@ public static class OrchestratorConfig
     public static string ConfigDirectory => Path.Combine(AppContext.BaseDirectory, "config");
 
     /// <param name="files">the operator's --config files; later ones win.</param>
-    public static Config Load(IReadOnlyList<string> files)
+    /// <param name="overrides">HOCON text that wins over every file (the node's command-line flags).</param>
+    public static Config Load(IReadOnlyList<string> files, string? overrides = null)
     {
         var config = Parse(Path.Combine(ConfigDirectory, "orchestrator.conf"));
         config = Parse(Path.Combine(ConfigDirectory, "persistence-sqlite.conf")).WithFallback(config);
         foreach (var file in files)
         {
             config = Parse(file).WithFallback(config);
+        }
+
+        if (!string.IsNullOrWhiteSpace(overrides))
+        {
+            config = ConfigurationFactory.ParseString(overrides).WithFallback(config);
         }
 
         // The SQL plugin's reference config (plugin classes, table layout) is not loaded by Akka on its own.
@@ -39,6 +45,8 @@ public static class OrchestratorConfig
             akka.persistence.snapshot-store.sql.connection-string = {{quoted}}
             akka.persistence.query.journal.sql.connection-string = {{quoted}}
             akka.cluster.roles = [{{string.Join(", ", roles.Select(Quote))}}]
+            akka.remote.dot-netty.tcp.hostname = {{Quote(config.GetString("orchestrator.cluster.hostname", "127.0.0.1"))}}
+            akka.remote.dot-netty.tcp.port = {{config.GetInt("orchestrator.cluster.port", 0)}}
             """;
         return ConfigurationFactory.ParseString(computed).WithFallback(config);
     }
@@ -70,6 +78,6 @@ public static class OrchestratorConfig
         }
     }
 
-    private static string Quote(string value) =>
+    public static string Quote(string value) =>
         "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 }

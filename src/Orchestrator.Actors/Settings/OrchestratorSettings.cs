@@ -15,6 +15,7 @@ public sealed record OrchestratorSettings(
     string ApiListen,
     HostSettings Host,
     SchedulerSettings Scheduler,
+    MembershipSettings Cluster,
     ImageCatalog Images)
 {
     public bool IsHost => Roles.Contains(OrchestratorRoles.Host);
@@ -38,13 +39,15 @@ public sealed record OrchestratorSettings(
         }
 
         var configuredImageDir = o.GetString("image-dir", "");
+        var host = HostSettings.Create(o.GetConfig("host"));
         return new OrchestratorSettings(
             roles,
             dataDir,
             new HostId(hostId),
             o.GetString("api.listen", "127.0.0.1:7480"),
-            HostSettings.Create(o.GetConfig("host")),
+            host,
             SchedulerSettings.Create(o.GetConfig("scheduler")),
+            MembershipSettings.Create(o.GetConfig("cluster"), config.GetConfig("akka.cluster"), host.FenceAfter),
             ImageCatalog.Create(o.GetConfig("images"), string.IsNullOrEmpty(configuredImageDir) ? imageDir : configuredImageDir));
     }
 }
@@ -118,6 +121,69 @@ public sealed record HostSettings(
 
         return 1024;
     }
+}
+
+/// <summary>How long the scheduler waits after a host is gone before it re-places the host's VMs.</summary>
+/// <param name="AfterDown">after the member was downed: its guard has been counting since it lost the majority.</param>
+/// <param name="AfterLeave">after a graceful leave or an agent's death: its guard only starts counting then.</param>
+public sealed record HostLossTimings(TimeSpan AfterDown, TimeSpan AfterLeave)
+{
+    /// <summary>Slack for clocks and schedulers: a fence that fires a little late must still be first.</summary>
+    public static readonly TimeSpan Safety = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>Membership: where this node listens, whom it joins, and the fencing timings that must agree.</summary>
+public sealed record MembershipSettings(
+    string Hostname,
+    int Port,
+    IReadOnlyList<string> Seeds,
+    bool Bootstrap,
+    TimeSpan StableAfter,
+    HostLossTimings HostLoss)
+{
+    public static MembershipSettings Create(Config c, Config akkaCluster, TimeSpan fenceAfter)
+    {
+        var seeds = c.GetStringList("seeds").ToList();
+        foreach (var seed in seeds)
+        {
+            if (!Akka.Actor.Address.TryParse(seed, out _))
+            {
+                throw new ConfigurationException($"orchestrator.cluster.seeds: '{seed}' is not an address like akka.tcp://orchestrator@10.0.0.1:4053");
+            }
+        }
+
+        var bootstrap = c.GetString("bootstrap", "auto") switch
+        {
+            "auto" => seeds.Count == 0,
+            "on" or "true" or "yes" => true,
+            "off" or "false" or "no" => false,
+            var other => throw new ConfigurationException($"orchestrator.cluster.bootstrap: '{other}' is not one of auto, on, off"),
+        };
+        var stableAfter = akkaCluster.GetTimeSpan("split-brain-resolver.stable-after", TimeSpan.FromSeconds(20));
+        var afterDown = c.GetString("replace-after-down", "auto") == "auto"
+            ? Max(TimeSpan.Zero, fenceAfter - stableAfter) + HostLossTimings.Safety
+            : c.GetTimeSpan("replace-after-down");
+        // What the majority waits from losing sight of a host to starting its VMs again must exceed how long that
+        // host's guard can keep them running after it lost the majority (I3).
+        if (stableAfter + afterDown < fenceAfter + HostLossTimings.Safety)
+        {
+            throw new ConfigurationException(
+                $"fencing timings conflict: a partitioned host kills its VMs {fenceAfter.TotalSeconds} s (fence-after) after " +
+                $"losing the majority, but the majority restarts them after {stableAfter.TotalSeconds} s (stable-after) + " +
+                $"{afterDown.TotalSeconds} s (orchestrator.cluster.replace-after-down) = {(stableAfter + afterDown).TotalSeconds} s; " +
+                $"that must be at least fence-after + {HostLossTimings.Safety.TotalSeconds} s");
+        }
+
+        return new MembershipSettings(
+            c.GetString("hostname", "127.0.0.1"),
+            c.GetInt("port", 0),
+            seeds,
+            bootstrap,
+            stableAfter,
+            new HostLossTimings(afterDown, fenceAfter + HostLossTimings.Safety));
+    }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 }
 
 public sealed record SchedulerSettings(int SnapshotEvery, PlacementPolicy Placement, VmSpecLimits Limits)

@@ -10,8 +10,11 @@ public interface ILedgerCommand
 /// <summary>Requests the ledger decides on. Each says which states allow it.</summary>
 public static class LedgerCommands
 {
-    /// <summary>Always allowed; re-registering a known host updates its capacity.</summary>
-    public sealed record RegisterHost(HostId HostId, int Cpus, long MemoryMiB, string Driver) : ILedgerCommand;
+    /// <summary>
+    /// Always allowed; re-registering a known host updates its capacity and brings it back Up. Address is the
+    /// host's cluster member address, so a recovered scheduler can tell which hosts are still members.
+    /// </summary>
+    public sealed record RegisterHost(HostId HostId, int Cpus, long MemoryMiB, string Driver, string Address = "") : ILedgerCommand;
 
     /// <summary>
     /// From the cluster: the host was removed (downed by the split-brain resolver or by an operator). Its VMs are

@@ -19,7 +19,8 @@ public sealed record HostRecord(
     HostState State,
     int AllocatedVcpus,
     long AllocatedMemoryMiB,
-    int VmCount);
+    int VmCount,
+    string Address = "");
 
 /// <summary>A VM in the ledger: the tenant's spec, where it is allowed to run, and what was last observed.</summary>
 public sealed record VmRecord(

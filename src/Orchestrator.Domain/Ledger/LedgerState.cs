@@ -59,12 +59,13 @@ public sealed record LedgerState(
     private Decision DecideRegisterHost(LedgerCommands.RegisterHost c, LedgerRules rules, DateTimeOffset now)
     {
         if (Hosts.TryGetValue(c.HostId, out var known)
-            && known.Cpus == c.Cpus && known.MemoryMiB == c.MemoryMiB && known.Driver == c.Driver && known.State == HostState.Up)
+            && known.Cpus == c.Cpus && known.MemoryMiB == c.MemoryMiB && known.Driver == c.Driver && known.State == HostState.Up
+            && known.Address == c.Address)
         {
             return Decision.Nothing;
         }
 
-        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now);
+        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address);
         return Decision.Accept([registered, .. Apply(registered).PlacePending(rules)]);
     }
 
@@ -197,7 +198,7 @@ public sealed record LedgerState(
     {
         var vm = Vms[vmId];
         var request = new ResourceRequest(vm.Spec.Vcpus, vm.Spec.MemoryMiB);
-        var host = Placement.Placement.ChooseHost(Hosts.Values, request, rules.Placement);
+        var host = Capacity.ChooseHost(request, rules.Placement);
         return host is null
             ? new VmPending(vmId, Placement.Placement.ExplainNoFit(Hosts.Values.ToList(), request, rules.Placement))
             : new VmPlaced(vmId, host.Id, vm.Epoch.Next());
@@ -217,13 +218,15 @@ public sealed record LedgerState(
         }
     }
 
-    public LedgerState Apply(ILedgerEvent evt) => evt switch
+    public LedgerState Apply(ILedgerEvent evt) => WithCapacityIndex(ApplyCore(evt), evt);
+
+    private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
         HostRegistered e => this with
         {
             Hosts = Hosts.SetItem(e.HostId, Hosts.TryGetValue(e.HostId, out var h)
-                ? h with { Cpus = e.Cpus, MemoryMiB = e.MemoryMiB, Driver = e.Driver, State = HostState.Up }
-                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0)),
+                ? h with { Cpus = e.Cpus, MemoryMiB = e.MemoryMiB, Driver = e.Driver, State = HostState.Up, Address = e.Address }
+                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0, e.Address)),
         },
         VmRequested e => this with
         {
@@ -293,5 +296,61 @@ public sealed record LedgerState(
         }
 
         return this with { Hosts = hosts, Vms = Vms.SetItem(id, vm with { Host = to }) };
+    }
+    // The free-capacity index of the Up hosts (Placement/CapacityIndex.cs), kept with the Hosts it was made from:
+    // Apply updates it for the hosts an event touched; a state whose Hosts came from elsewhere rebuilds it once.
+    private sealed record CapacityCache(ImmutableDictionary<HostId, HostRecord> Hosts, CapacityIndex Index);
+
+    private CapacityCache? _capacity;
+
+    internal CapacityIndex Capacity
+    {
+        get
+        {
+            var cache = _capacity;
+            if (cache is null || !ReferenceEquals(cache.Hosts, Hosts))
+            {
+                cache = new CapacityCache(Hosts, CapacityIndex.Build(Hosts.Values));
+                _capacity = cache;
+            }
+
+            return cache.Index;
+        }
+    }
+
+    private LedgerState WithCapacityIndex(LedgerState next, ILedgerEvent evt)
+    {
+        if (ReferenceEquals(next.Hosts, Hosts) || _capacity is not { } cache || !ReferenceEquals(cache.Hosts, Hosts))
+        {
+            return next; // unchanged hosts keep the index; a stale one is rebuilt when next needed
+        }
+
+        HostId? vmHostBefore = null, vmHostAfter = null, eventHost = evt switch
+        {
+            HostRegistered e => e.HostId,
+            HostLost e => e.HostId,
+            VmPlaced e => e.HostId,
+            _ => null,
+        };
+        if (evt is IVmLedgerEvent vmEvent)
+        {
+            vmHostBefore = Vms.GetValueOrDefault(vmEvent.VmId)?.Host;
+            vmHostAfter = next.Vms.GetValueOrDefault(vmEvent.VmId)?.Host;
+        }
+        else if (eventHost is null)
+        {
+            return next; // an event this index does not know: rebuilt when next needed
+        }
+
+        var index = cache.Index;
+        foreach (var id in new[] { eventHost, vmHostBefore, vmHostAfter }.OfType<HostId>().Distinct())
+        {
+            index = index.Replace(
+                Hosts.GetValueOrDefault(id) is { State: HostState.Up } before ? before : null,
+                next.Hosts.GetValueOrDefault(id));
+        }
+
+        next._capacity = new CapacityCache(next.Hosts, index);
+        return next;
     }
 }

@@ -37,23 +37,44 @@ public static class Placement
     public static HostRecord? ChooseHost(IEnumerable<HostRecord> hosts, ResourceRequest request, PlacementPolicy policy)
     {
         HostRecord? best = null;
-        var bestWeight = double.NegativeInfinity;
         foreach (var host in hosts)
         {
-            if (!Fits(host, request, policy))
-            {
-                continue;
-            }
-
-            var weight = Weigh(host, request, policy);
-            if (weight > bestWeight || (weight == bestWeight && string.CompareOrdinal(host.Id.Value, best!.Id.Value) < 0))
+            if (Fits(host, request, policy) && (best is null || Compare(host, best, request, policy) > 0))
             {
                 best = host;
-                bestWeight = weight;
             }
         }
 
         return best;
+    }
+
+    /// <summary>
+    /// Positive when <paramref name="a"/> is the better host for the request: the greater <see cref="Weigh"/>,
+    /// computed exactly (in integers, so equal weights are equal whatever the rounding), then the lesser ordinal id.
+    /// </summary>
+    public static int Compare(HostRecord a, HostRecord b, ResourceRequest request, PlacementPolicy policy)
+    {
+        var (numeratorA, denominatorA) = ExactFree(a, request, policy);
+        var (numeratorB, denominatorB) = ExactFree(b, request, policy);
+        var c = (numeratorA * denominatorB).CompareTo(numeratorB * denominatorA);
+        if (policy.Strategy == PlacementStrategy.Pack)
+        {
+            c = -c;
+        }
+
+        return c != 0 ? c : string.CompareOrdinal(b.Id.Value, a.Id.Value);
+    }
+
+    /// <summary>Free vCPU fraction + free memory fraction after placing the request, as a fraction of integers.</summary>
+    private static (Int128 Numerator, Int128 Denominator) ExactFree(HostRecord host, ResourceRequest request, PlacementPolicy policy)
+    {
+        var cpuCapacity = VcpuCapacity(host, policy);
+        var memoryCapacity = MemoryCapacity(host, policy);
+        Int128 cpuDivisor = Math.Max(1, cpuCapacity);
+        Int128 memoryDivisor = Math.Max(1, memoryCapacity);
+        var freeCpu = (Int128)cpuCapacity - host.AllocatedVcpus - request.Vcpus;
+        var freeMemory = (Int128)memoryCapacity - host.AllocatedMemoryMiB - request.MemoryMiB;
+        return (freeCpu * memoryDivisor + freeMemory * cpuDivisor, cpuDivisor * memoryDivisor);
     }
 
     /// <summary>Higher is better. The mean free fraction of vCPUs and memory after placing the request.</summary>

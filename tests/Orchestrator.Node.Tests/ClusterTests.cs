@@ -1,0 +1,244 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Xunit.Abstractions;
+
+namespace Orchestrator.Node.Tests;
+
+/// <summary>
+/// Three real node processes on loopback sharing one SQLite journal, with the small-cluster timings of
+/// cluster/cluster.conf. A sampler watches every host's QEMU processes for the whole test: no VM may ever run twice.
+/// </summary>
+[Collection(NodeCollection.Name)]
+public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const int VmCount = 6;
+    private readonly string _shared = Directory.CreateTempSubdirectory("orc").FullName;
+    private readonly NodeProcess?[] _nodes = new NodeProcess?[3];
+    private readonly int[] _ports = [FreePort(), FreePort(), FreePort()];
+    private DoubleRunSampler _sampler = null!;
+
+    private static string ClusterConf =>
+        Path.Combine(RepoRoot(), "cluster", "cluster.conf");
+
+    private string Address(int i) => $"akka.tcp://orchestrator@127.0.0.1:{_ports[i]}";
+
+    public async Task InitializeAsync()
+    {
+        _nodes[0] = await StartNodeAsync(0, bootstrap: true);
+        _nodes[1] = await StartNodeAsync(1);
+        _nodes[2] = await StartNodeAsync(2);
+        await _nodes[0]!.Eventually(async () => UpHosts(await Hosts(_nodes[0]!)) == 3 ? true : (bool?)null,
+            TimeSpan.FromSeconds(60), "three hosts Up");
+        _sampler = new DoubleRunSampler(_nodes.Select(n => n!.RunDir).ToList());
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_sampler is not null)
+        {
+            await _sampler.DisposeAsync();
+        }
+
+        foreach (var node in _nodes)
+        {
+            if (node is not null)
+            {
+                await node.DisposeAsync();
+            }
+        }
+
+        Directory.Delete(_shared, recursive: true);
+    }
+
+    private Task<NodeProcess> StartNodeAsync(int i, bool bootstrap = false, string? dataDir = null)
+    {
+        var args = new List<string> { "--config", ClusterConf, "--set", $"orchestrator.host-id=h{i + 1}" };
+        for (var s = 0; s < _ports.Length; s++)
+        {
+            if (s != i || bootstrap)
+            {
+                args.AddRange(["--seed", Address(s)]);
+            }
+        }
+
+        if (bootstrap)
+        {
+            args.Add("--bootstrap");
+        }
+
+        return NodeProcess.StartAsync(output, $"""
+            orchestrator.cluster.port = {_ports[i]}
+            orchestrator.persistence.sqlite-file = "{_shared}/journal.db"
+            orchestrator.host.fence-after = 3s
+            """, dataDir, args, waitForScheduler: i == 0 || !bootstrap);
+    }
+
+    private static async Task<JsonArray> Hosts(NodeProcess node) =>
+        JsonNode.Parse(await node.Http.GetStringAsync("v1/hosts"))!.AsArray();
+
+    private static int UpHosts(JsonArray hosts) => hosts.Count(h => (string?)h!["state"] == "Up");
+
+    private static async Task<JsonArray> Vms(NodeProcess node) =>
+        JsonNode.Parse(await node.Http.GetStringAsync("v1/vms"))!.AsArray();
+
+    private async Task<List<JsonObject>> CreateReadyVmsAsync(NodeProcess via, string prefix)
+    {
+        for (var i = 0; i < VmCount; i++)
+        {
+            await via.CreateVmAsync($"{prefix}{i}", restartPolicy: "always");
+        }
+
+        return await via.Eventually(async () =>
+        {
+            var vms = (await Vms(via)).Select(v => v!.AsObject()).Where(v => ((string)v["name"]!).StartsWith(prefix)).ToList();
+            return vms.Count == VmCount && vms.All(v => (string?)v["state"] == "Ready") ? vms : null;
+        }, TimeSpan.FromSeconds(180), $"{VmCount} VMs Ready");
+    }
+
+    [Fact]
+    public async Task Host_loss_restarts_its_vms_on_survivors_and_the_host_rejoins_for_new_work()
+    {
+        var before = await CreateReadyVmsAsync(_nodes[0]!, "web");
+        var onH3 = before.Where(v => (string?)v["host"] == "h3").Select(v => (string)v["name"]!).ToHashSet();
+        Assert.NotEmpty(onH3); // spread placement put some on every host
+        var h3Processes = _nodes[2]!.QemuProcesses().Values.ToList();
+
+        _nodes[2]!.Kill();
+        var after = await _nodes[0]!.Eventually(async () =>
+        {
+            var vms = (await Vms(_nodes[0]!)).Select(v => v!.AsObject()).ToList();
+            return vms.Count == VmCount && vms.All(v => (string?)v["state"] == "Ready" && (string?)v["host"] != "h3") ? vms : null;
+        }, TimeSpan.FromSeconds(90), "every VM Ready on the survivors");
+
+        foreach (var vm in after.Where(v => onH3.Contains((string)v["name"]!)))
+        {
+            Assert.Equal(2, (long)vm["epoch"]!);
+        }
+
+        Assert.All(h3Processes, pid => Assert.False(Processes.IsAlive(pid), $"QEMU {pid} of the killed host still runs"));
+        Assert.Equal("Down", (string?)(await Hosts(_nodes[0]!)).Single(h => (string?)h!["id"] == "h3")!["state"]);
+
+        // The host comes back on its data dir: it rejoins, runs nothing stale, and takes new work (spread prefers the
+        // empty host).
+        await _nodes[2]!.StartAgainAsync();
+        await _nodes[0]!.Eventually(async () => UpHosts(await Hosts(_nodes[0]!)) == 3 ? true : (bool?)null,
+            TimeSpan.FromSeconds(60), "h3 Up again");
+        await _nodes[0]!.CreateVmAsync("fresh");
+        var fresh = await _nodes[0]!.WaitForVmAsync("fresh", "Ready");
+        Assert.Equal("h3", (string?)fresh["host"]);
+
+        Assert.Equal(0, _sampler.DoubleRuns);
+        output.WriteLine($"samples: {_sampler.Samples}, max processes per VM: {_sampler.MaxPerVm}");
+    }
+
+    [Fact]
+    public async Task Killing_the_node_that_holds_the_scheduler_moves_it_and_loses_no_acknowledged_vm()
+    {
+        var before = await CreateReadyVmsAsync(_nodes[1]!, "db");
+        _nodes[0]!.Kill(); // the oldest member: the singleton lives there
+
+        var vms = await _nodes[1]!.Eventually(async () =>
+        {
+            try
+            {
+                var list = (await Vms(_nodes[1]!)).Select(v => v!.AsObject()).ToList();
+                return list.Count == VmCount && list.All(v => (string?)v["state"] == "Ready" && (string?)v["host"] != "h1") ? list : null;
+            }
+            catch (HttpRequestException)
+            {
+                return null; // 503 while the singleton moves
+            }
+        }, TimeSpan.FromSeconds(120), "the scheduler to move and h1's VMs to be Ready elsewhere");
+        Assert.Equal(before.Select(v => (string)v["id"]!).Order(), vms.Select(v => (string)v["id"]!).Order());
+
+        await _nodes[1]!.CreateVmAsync("after-failover");
+        await _nodes[1]!.WaitForVmAsync("after-failover", "Ready");
+        Assert.Equal(0, _sampler.DoubleRuns);
+    }
+
+    [Fact]
+    public async Task A_frozen_host_is_fenced_and_never_resumes_vms_whose_epoch_moved_on()
+    {
+        var before = await CreateReadyVmsAsync(_nodes[0]!, "app");
+        var frozen = _nodes[2]!;
+        NodeProcess.Signal(frozen.Pid, "STOP");
+        try
+        {
+            await _nodes[0]!.Eventually(async () =>
+            {
+                var vms = (await Vms(_nodes[0]!)).Select(v => v!.AsObject()).ToList();
+                return vms.All(v => (string?)v["state"] == "Ready" && (string?)v["host"] != "h3") ? true : (bool?)null;
+            }, TimeSpan.FromSeconds(90), "the frozen host's VMs to be Ready elsewhere");
+        }
+        finally
+        {
+            NodeProcess.Signal(frozen.Pid, "CONT");
+        }
+
+        // Thawed, it learns it was removed and leaves; meanwhile it must not start anything.
+        await frozen.Eventually(() => Task.FromResult<bool?>(frozen.HasExited), TimeSpan.FromSeconds(60), "the thawed node to leave");
+        Assert.Empty(frozen.QemuProcesses());
+        Assert.Equal(0, _sampler.DoubleRuns);
+        Assert.Equal(VmCount, (await Vms(_nodes[0]!)).Count);
+    }
+
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    internal static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Orchestrator.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("cannot find the repository root");
+    }
+}
+
+/// <summary>Samples every host's QEMU processes in the background and counts moments a VM had two.</summary>
+public sealed class DoubleRunSampler : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public DoubleRunSampler(IReadOnlyList<string> runDirs)
+    {
+        _loop = Task.Run(async () =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var counts = runDirs.SelectMany(dir => Processes.QemuUnder(dir).Keys).GroupBy(id => id).Select(g => g.Count()).ToList();
+                Samples++;
+                var max = counts.Count == 0 ? 0 : counts.Max();
+                MaxPerVm = Math.Max(MaxPerVm, max);
+                if (max > 1)
+                {
+                    DoubleRuns++;
+                }
+
+                await Task.Delay(50);
+            }
+        });
+    }
+
+    public int Samples { get; private set; }
+    public int DoubleRuns { get; private set; }
+    public int MaxPerVm { get; private set; }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _loop;
+    }
+}
