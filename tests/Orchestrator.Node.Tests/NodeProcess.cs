@@ -20,6 +20,8 @@ public sealed class NodeProcess : IAsyncDisposable
     private Process? _process;
 
     private readonly IReadOnlyList<string> _extraArgs;
+    private IReadOnlyList<string> _launcher = [];
+    private string _listen = "127.0.0.1:0";
 
     private NodeProcess(string dataDir, string? extraConfig, ITestOutputHelper? output, IReadOnlyList<string> extraArgs)
     {
@@ -55,11 +57,14 @@ public sealed class NodeProcess : IAsyncDisposable
     }
 
     public static async Task<NodeProcess> StartAsync(ITestOutputHelper? output = null, string? extraConfig = null, string? dataDir = null,
-        IReadOnlyList<string>? extraArgs = null, bool waitForScheduler = true)
+        IReadOnlyList<string>? extraArgs = null, bool waitForScheduler = true, IReadOnlyList<string>? launcher = null,
+        string listen = "127.0.0.1:0")
     {
         dataDir ??= Directory.CreateTempSubdirectory("orn").FullName;
         var node = new NodeProcess(dataDir, extraConfig, output, extraArgs ?? []);
         node._waitForScheduler = waitForScheduler;
+        node._launcher = launcher ?? [];
+        node._listen = listen;
         await node.StartAgainAsync();
         return node;
     }
@@ -68,13 +73,19 @@ public sealed class NodeProcess : IAsyncDisposable
     public async Task StartAgainAsync()
     {
         File.Delete(Path.Combine(DataDir, NodeDiscoveryFiles.NodeFileName));
-        var start = new ProcessStartInfo("dotnet")
+        // A launcher (e.g. `ip netns exec NS`) execs dotnet, so the process id stays the node's.
+        var command = _launcher.Concat(["dotnet", Path.Combine(BinDir, "orchestrator.dll"), "node", "--data", DataDir, "--listen", _listen]).ToList();
+        var start = new ProcessStartInfo(command[0])
         {
-            ArgumentList = { Path.Combine(BinDir, "orchestrator.dll"), "node", "--data", DataDir, "--listen", "127.0.0.1:0" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var arg in command.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
         foreach (var arg in _extraArgs)
         {
             start.ArgumentList.Add(arg);
