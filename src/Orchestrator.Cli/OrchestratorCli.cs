@@ -8,7 +8,14 @@ namespace Orchestrator.Cli;
 /// <summary>What the executable supplies for commands that are not HTTP calls.</summary>
 /// <param name="RunNode">Runs a node until it stops; returns the exit code. It owns SIGINT/SIGTERM
 /// (the CLI installs no signal handling for <c>node</c>; the Generic Host's console lifetime does it).</param>
-public sealed record CliHooks(Func<NodeCommandOptions, CancellationToken, Task<int>> RunNode);
+public sealed record CliHooks(Func<NodeCommandOptions, CancellationToken, Task<int>> RunNode)
+{
+    /// <summary><c>simulate</c>, <c>bench</c> and <c>scale</c>; absent where the executable has no simulator.</summary>
+    public PlacementToolHooks? PlacementTools { get; init; }
+
+    /// <summary><c>bench failover</c>; absent where the executable can't start nodes.</summary>
+    public ClusterToolHooks? ClusterTools { get; init; }
+}
 
 public static class OrchestratorCli
 {
@@ -30,6 +37,8 @@ public static class OrchestratorCli
         ArgumentNullException.ThrowIfNull(context);
 
         var root = CliSyntax.Build(new ClientActions(hooks, context));
+        PlacementToolCommands.AddTo(root, hooks.PlacementTools);
+        ClusterToolCommands.AddTo(root, hooks.ClusterTools);
         var parse = root.Parse(args);
 
         if (parse.Action is ParseErrorAction)

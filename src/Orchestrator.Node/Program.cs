@@ -2,4 +2,8 @@ using Orchestrator.Cli;
 using Orchestrator.Node;
 
 using var cancel = new CancellationTokenSource();
-return await OrchestratorCli.RunAsync(args, new CliHooks(NodeHost.RunAsync), cancel.Token);
+var hooks = new CliHooks(NodeHost.RunAsync)
+{
+    ClusterTools = new ClusterToolHooks(Orchestrator.Node.Bench.FailoverBenchmark.RunAsync),
+};
+return await OrchestratorCli.RunAsync(args, hooks, cancel.Token);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Orchestrator.Node.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -116,7 +117,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.Equal(2, (long)vm["epoch"]!);
         }
 
-        Assert.All(h3Processes, pid => Assert.False(Processes.IsAlive(pid), $"QEMU {pid} of the killed host still runs"));
+        Assert.All(h3Processes, pid => Assert.False(ProcessTable.IsAlive(pid), $"QEMU {pid} of the killed host still runs"));
         Assert.Equal("Down", (string?)(await Hosts(_nodes[0]!)).Single(h => (string?)h!["id"] == "h3")!["state"]);
 
         // The host comes back on its data dir: it rejoins, runs nothing stale, and takes new work (spread prefers the
@@ -203,42 +204,5 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         throw new InvalidOperationException("cannot find the repository root");
-    }
-}
-
-/// <summary>Samples every host's QEMU processes in the background and counts moments a VM had two.</summary>
-public sealed class DoubleRunSampler : IAsyncDisposable
-{
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _loop;
-
-    public DoubleRunSampler(IReadOnlyList<string> runDirs)
-    {
-        _loop = Task.Run(async () =>
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                var counts = runDirs.SelectMany(dir => Processes.QemuUnder(dir).Keys).GroupBy(id => id).Select(g => g.Count()).ToList();
-                Samples++;
-                var max = counts.Count == 0 ? 0 : counts.Max();
-                MaxPerVm = Math.Max(MaxPerVm, max);
-                if (max > 1)
-                {
-                    DoubleRuns++;
-                }
-
-                await Task.Delay(50);
-            }
-        });
-    }
-
-    public int Samples { get; private set; }
-    public int DoubleRuns { get; private set; }
-    public int MaxPerVm { get; private set; }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        await _loop;
     }
 }

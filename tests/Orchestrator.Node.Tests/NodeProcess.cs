@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
+using Orchestrator.Node.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -229,14 +230,14 @@ public sealed class NodeProcess : IAsyncDisposable
     }
 
     /// <summary>Live QEMU processes of this node's data dir, by VM id (from `-name guest=vm-ID`).</summary>
-    public IReadOnlyDictionary<string, int> QemuProcesses() => Processes.QemuUnder(RunDir);
+    public IReadOnlyDictionary<string, int> QemuProcesses() => ProcessTable.QemuUnder(RunDir);
 
     public async ValueTask DisposeAsync()
     {
         Http?.Dispose();
         Kill();
         // The guard holds every QEMU process as a child with pdeathsig: killing it ends them all.
-        foreach (var guard in Processes.Matching(Path.Combine(RunDir, "guard.sock")))
+        foreach (var guard in ProcessTable.Matching(Path.Combine(RunDir, "guard.sock")))
         {
             Signal(guard, "KILL");
         }
@@ -253,70 +254,4 @@ public sealed class NodeProcess : IAsyncDisposable
 
     public static void Signal(int pid, string signal) =>
         Process.Start(new ProcessStartInfo("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!.WaitForExit();
-}
-
-/// <summary>Reads /proc to find processes by their command line.</summary>
-public static class Processes
-{
-    public static IEnumerable<int> Matching(string fragment)
-    {
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid))
-            {
-                continue;
-            }
-
-            string cmdline;
-            try
-            {
-                cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
-            }
-            catch (IOException)
-            {
-                continue;
-            }
-            catch (UnauthorizedAccessException)
-            {
-                continue;
-            }
-
-            if (cmdline.Contains(fragment, StringComparison.Ordinal) && !IsZombie(pid))
-            {
-                yield return pid;
-            }
-        }
-    }
-
-    public static IReadOnlyDictionary<string, int> QemuUnder(string runDir)
-    {
-        var result = new Dictionary<string, int>();
-        foreach (var pid in Matching(runDir))
-        {
-            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
-            var name = cmdline.SkipWhile(a => a != "-name").Skip(1).FirstOrDefault();
-            if (cmdline[0].Contains("qemu", StringComparison.Ordinal) && name is not null)
-            {
-                var id = name.Split(',')[0].Replace("guest=vm-", "", StringComparison.Ordinal);
-                result[id] = pid;
-            }
-        }
-
-        return result;
-    }
-
-    public static bool IsAlive(int pid) => File.Exists($"/proc/{pid}/stat") && !IsZombie(pid);
-
-    private static bool IsZombie(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
-        }
-        catch (IOException)
-        {
-            return true;
-        }
-    }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Orchestrator.Node.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -115,7 +116,7 @@ public sealed class PartitionTests(ITestOutputHelper output) : IAsyncLifetime
             var vms = JsonNode.Parse(await majority.Http.GetStringAsync("v1/vms"))!.AsArray().Select(v => v!.AsObject()).ToList();
             return vms.All(v => (string?)v["state"] == "Ready" && (string?)v["host"] != "h3") ? true : (bool?)null;
         }, TimeSpan.FromSeconds(90), "the cut-off host's VMs Ready on the majority");
-        Assert.All(isolatedPids, pid => Assert.False(Processes.IsAlive(pid), $"QEMU {pid} on the cut-off host still runs"));
+        Assert.All(isolatedPids, pid => Assert.False(ProcessTable.IsAlive(pid), $"QEMU {pid} on the cut-off host still runs"));
 
         NetNs("heal", "3");
         // The minority downed itself (keep-majority): its node leaves rather than rejoining with stale VMs.

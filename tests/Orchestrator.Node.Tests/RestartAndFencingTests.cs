@@ -1,3 +1,4 @@
+using Orchestrator.Node.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -15,7 +16,7 @@ public sealed class RestartAndFencingTests(ITestOutputHelper output)
         var victim = await node.WaitForVmAsync("victim", "Ready");
 
         await node.StopAsync();
-        Assert.True(Processes.IsAlive((int)keeper["pid"]!), "VMs outlive a node stop");
+        Assert.True(ProcessTable.IsAlive((int)keeper["pid"]!), "VMs outlive a node stop");
         NodeProcess.Signal((int)victim["pid"]!, "KILL"); // dies while nobody watches
         await node.StartAgainAsync();
 
@@ -35,9 +36,9 @@ public sealed class RestartAndFencingTests(ITestOutputHelper output)
         var vm = await node.WaitForVmAsync("orphan", "Ready");
 
         node.Kill();
-        Assert.True(Processes.IsAlive((int)vm["pid"]!), "the guard, not the node's death itself, ends the VM");
+        Assert.True(ProcessTable.IsAlive((int)vm["pid"]!), "the guard, not the node's death itself, ends the VM");
         // fence-after is 4 s in the test config; allow generous slack for a loaded machine.
-        await node.Eventually(() => Task.FromResult<bool?>(!Processes.IsAlive((int)vm["pid"]!)), TimeSpan.FromSeconds(30),
+        await node.Eventually(() => Task.FromResult<bool?>(!ProcessTable.IsAlive((int)vm["pid"]!)), TimeSpan.FromSeconds(30),
             "the fence guard to kill the orphaned guest");
         Assert.Empty(node.QemuProcesses());
     }

@@ -1,3 +1,4 @@
+using Orchestrator.Node.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -56,7 +57,7 @@ public sealed class VmLifecycleTests(ITestOutputHelper output) : IAsyncLifetime
         var first = await _node.WaitForVmAsync("cycle", "Ready");
         Assert.Equal(202, (int)(await _node.Http.PostAsync("v1/vms/cycle/stop", null)).StatusCode);
         await _node.WaitForVmAsync("cycle", "Stopped");
-        Assert.False(Processes.IsAlive((int)first["pid"]!));
+        Assert.False(ProcessTable.IsAlive((int)first["pid"]!));
 
         Assert.Equal(202, (int)(await _node.Http.PostAsync("v1/vms/cycle/start", null)).StatusCode);
         var again = await _node.WaitForVmAsync("cycle", "Ready");
@@ -74,7 +75,7 @@ public sealed class VmLifecycleTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(202, (int)(await _node.Http.DeleteAsync("v1/vms/doomed")).StatusCode);
         await _node.Eventually(async () => await _node.GetVmAsync("doomed") is null ? true : (bool?)null,
             TimeSpan.FromSeconds(30), "the VM to be gone");
-        Assert.False(Processes.IsAlive((int)ready["pid"]!));
+        Assert.False(ProcessTable.IsAlive((int)ready["pid"]!));
         Assert.False(Directory.Exists(runDir));
         var hosts = await _node.Http.GetStringAsync("v1/hosts");
         Assert.Contains("\"allocatedVcpus\":0", hosts);

@@ -1,0 +1,59 @@
+// `bench failover`: a real cluster of node processes on this machine, one host killed, time until its guests are back.
+using System.CommandLine;
+
+namespace Orchestrator.Cli;
+
+/// <summary>Options of <c>orchestrator bench failover</c>.</summary>
+/// <param name="KillScheduler">kill the node that holds the scheduler (the oldest) instead of another host.</param>
+public sealed record FailoverBenchOptions(int Hosts, int Vms, int Runs, bool KillScheduler, string? ConfigFile, OutputFormat Output);
+
+public sealed record ClusterToolHooks(Func<FailoverBenchOptions, CancellationToken, Task<int>> Failover);
+
+public static class ClusterToolCommands
+{
+    /// <summary>Adds <c>failover</c> under <c>bench</c> (creating <c>bench</c> when the placement tools did not).</summary>
+    public static void AddTo(RootCommand root, ClusterToolHooks? hooks)
+    {
+        if (hooks is null)
+        {
+            return;
+        }
+
+        var bench = root.Subcommands.FirstOrDefault(c => c.Name == "bench");
+        if (bench is null)
+        {
+            bench = new Command("bench", "Benchmarks that print figures.");
+            root.Subcommands.Add(bench);
+        }
+
+        var hosts = new Option<int>("--hosts") { Description = "Node processes (each a host).", DefaultValueFactory = _ => 3 };
+        hosts.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 3)
+            {
+                r.AddError("--hosts must be at least 3: a majority must survive the kill");
+            }
+        });
+        var vms = new Option<int>("--vms") { Description = "Demo VMs spread over the hosts.", DefaultValueFactory = _ => 30 };
+        vms.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+            {
+                r.AddError("--vms must be at least 1");
+            }
+        });
+        var runs = new Option<int>("--runs") { Description = "Repeat the whole measurement; prints the median.", DefaultValueFactory = _ => 1 };
+        var killScheduler = new Option<bool>("--kill-scheduler") { Description = "Kill the node that holds the scheduler." };
+        var config = new Option<FileInfo>("--config") { Description = "Extra HOCON for every node (default: cluster/cluster.conf)." }
+            .AcceptExistingOnly();
+        var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
+        var command = new Command("failover", "Start a cluster here, place VMs, kill one host for real, time until its guests are ready elsewhere.")
+        {
+            hosts, vms, runs, killScheduler, config, output,
+        };
+        command.SetAction((parse, ct) => hooks.Failover(new FailoverBenchOptions(
+            parse.GetValue(hosts), parse.GetValue(vms), Math.Max(1, parse.GetValue(runs)), parse.GetValue(killScheduler),
+            parse.GetValue(config)?.FullName, parse.GetValue(output)), ct));
+        bench.Subcommands.Add(command);
+    }
+}

@@ -1,0 +1,252 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Orchestrator.Cli;
+
+namespace Orchestrator.Node.Bench;
+
+/// <summary>
+/// `bench failover`: starts a cluster of node processes on this machine, spreads demo VMs over it, kills one host for
+/// real (node and fence guard; its guests die with the guard) and times until every affected guest printed its ready
+/// banner on a survivor, sampling every host's QEMU processes to count VMs that ever ran twice.
+/// </summary>
+public static class FailoverBenchmark
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+
+    public static async Task<int> RunAsync(FailoverBenchOptions options, CancellationToken ct)
+    {
+        var results = new List<FailoverRun>();
+        for (var run = 1; run <= options.Runs; run++)
+        {
+            Console.Error.WriteLine($"run {run}/{options.Runs}: {options.Hosts} hosts, {options.Vms} VMs");
+            results.Add(await RunOnceAsync(options, ct));
+            Console.Error.WriteLine($"  kill → all ready {results[^1].KillToAllReadyS:F2} s, {results[^1].VmsAffected} affected, " +
+                                    $"{results[^1].VmsLost} lost, {results[^1].DoubleRuns} double runs");
+        }
+
+        var median = results.OrderBy(r => r.KillToAllReadyS).ElementAt(results.Count / 2);
+        if (options.Output == OutputFormat.Json)
+        {
+            var json = JsonSerializer.SerializeToNode(median, Json)!.AsObject();
+            json["runs"] = JsonSerializer.SerializeToNode(results, Json);
+            json["hosts"] = options.Hosts;
+            json["vms"] = options.Vms;
+            Console.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        else
+        {
+            Console.WriteLine($"failover: {options.Hosts} hosts, {options.Vms} VMs, {results.Count} run(s), median run:");
+            Console.WriteLine($"  host killed at                 0.00 s ({median.Victim}{(options.KillScheduler ? ", held the scheduler" : "")})");
+            Console.WriteLine($"  seen unreachable            {Seconds(median.DetectedUnreachableS)}");
+            Console.WriteLine($"  downed (ledger: Down)       {Seconds(median.DownedS)}");
+            Console.WriteLine($"  all re-placed               {Seconds(median.ReplacedS)}");
+            Console.WriteLine($"  all QEMU started            {Seconds(median.QemuStartedS)}");
+            Console.WriteLine($"  all guests ready            {Seconds(median.KillToAllReadyS)}");
+            Console.WriteLine($"  VMs affected {median.VmsAffected}, lost {median.VmsLost}, ran twice {median.DoubleRuns}");
+            Console.WriteLine($"  kill → all ready per run: {string.Join(", ", results.Select(r => r.KillToAllReadyS.ToString("F2", CultureInfo.InvariantCulture)))} s");
+        }
+
+        return results.Any(r => r.VmsLost > 0 || r.DoubleRuns > 0) ? 1 : 0;
+    }
+
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private static string Seconds(double? s) => s is { } v ? $"{v,6:F2} s" : "     - ";
+
+    private static async Task<FailoverRun> RunOnceAsync(FailoverBenchOptions options, CancellationToken ct)
+    {
+        var root = Directory.CreateTempSubdirectory("orfb").FullName;
+        var ports = Enumerable.Range(0, options.Hosts).Select(_ => FreePort()).ToArray();
+        var nodes = new List<LocalNode>();
+        try
+        {
+            var config = options.ConfigFile ?? Path.Combine(RepoRoot(), "cluster", "cluster.conf");
+            for (var i = 0; i < options.Hosts; i++)
+            {
+                var args = new List<string> { "--config", config, "--set", $"orchestrator.host-id=h{i + 1}",
+                    "--set", $"orchestrator.cluster.port={ports[i]}",
+                    "--set", $"orchestrator.persistence.sqlite-file=\"{root}/journal.db\"" };
+                args.AddRange(ports.SelectMany(p => new[] { "--seed", $"akka.tcp://orchestrator@127.0.0.1:{p}" }));
+                if (i == 0)
+                {
+                    args.Add("--bootstrap");
+                }
+
+                nodes.Add(await LocalNode.StartAsync(Path.Combine(root, $"h{i + 1}"), args, ct));
+            }
+
+            var api = nodes[0];
+            await Until(async () => (await GetArray(api, "v1/hosts"))?.Count(h => (string?)h!["state"] == "Up") == options.Hosts,
+                TimeSpan.FromSeconds(90), "every host Up", ct);
+            for (var i = 0; i < options.Vms; i++)
+            {
+                var response = await api.Http.PostAsync("v1/vms", JsonContent($$"""{"name":"fb{{i}}","vcpus":1,"memoryMiB":256,"image":"demo","restartPolicy":"always"}"""), ct);
+                response.EnsureSuccessStatusCode();
+            }
+
+            await Until(async () => (await GetArray(api, "v1/vms"))?.Count(v => (string?)v!["state"] == "Ready") == options.Vms,
+                TimeSpan.FromMinutes(10), "every VM Ready", ct);
+
+            var victimIndex = options.KillScheduler ? 0 : options.Hosts - 1;
+            var victim = $"h{victimIndex + 1}";
+            var observer = nodes[victimIndex == 0 ? 1 : 0];
+            var before = (await GetArray(observer, "v1/vms"))!.Select(v => v!.AsObject()).ToList();
+            var affected = before.Where(v => (string?)v["host"] == victim).ToDictionary(v => (string)v["id"]!, v => (long)v["epoch"]!);
+            await using var sampler = new DoubleRunSampler(nodes.Select(n => n.RunDir).ToList());
+
+            var clock = Stopwatch.StartNew();
+            nodes[victimIndex].KillHost();
+            double? unreachable = null, downed = null, replaced = null, started = null, ready = null;
+            var deadline = TimeSpan.FromMinutes(5);
+            while (ready is null && clock.Elapsed < deadline)
+            {
+                ct.ThrowIfCancellationRequested();
+                var hosts = await GetArray(observer, "v1/hosts");
+                var victimState = (string?)hosts?.FirstOrDefault(h => (string?)h!["id"] == victim)?["state"];
+                unreachable ??= victimState is "Unreachable" or "Down" ? clock.Elapsed.TotalSeconds : null;
+                downed ??= victimState == "Down" ? clock.Elapsed.TotalSeconds : null;
+                var vms = (await GetArray(observer, "v1/vms"))?.Select(v => v!.AsObject()).Where(v => affected.ContainsKey((string)v["id"]!)).ToList();
+                if (vms is { Count: > 0 } && vms.Count == affected.Count)
+                {
+                    bool Moved(JsonObject v) => (string?)v["host"] != victim && (long)v["epoch"]! > affected[(string)v["id"]!];
+                    replaced ??= vms.All(Moved) ? clock.Elapsed.TotalSeconds : null;
+                    started ??= vms.All(v => Moved(v) && (string?)v["state"] is "Running" or "Ready") ? clock.Elapsed.TotalSeconds : null;
+                    ready ??= vms.All(v => Moved(v) && (string?)v["state"] == "Ready") ? clock.Elapsed.TotalSeconds : null;
+                }
+
+                await Task.Delay(Poll, ct);
+            }
+
+            var after = (await GetArray(observer, "v1/vms"))?.Select(v => v!.AsObject()).ToList() ?? [];
+            var lost = before.Count(b => !after.Any(a => (string?)a["id"] == (string?)b["id"] && (string?)a["state"] == "Ready"));
+            return new FailoverRun(victim, ready ?? double.NaN, affected.Count, lost, sampler.DoubleRuns, unreachable, downed, replaced,
+                started);
+        }
+        finally
+        {
+            foreach (var node in nodes)
+            {
+                await node.DisposeAsync();
+            }
+
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static StringContent JsonContent(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+
+    private static async Task<JsonArray?> GetArray(LocalNode node, string path)
+    {
+        try
+        {
+            var response = await node.Http.GetAsync(path);
+            return response.IsSuccessStatusCode ? JsonNode.Parse(await response.Content.ReadAsStringAsync())?.AsArray() : null;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return null; // the scheduler may be moving
+        }
+    }
+
+    private static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (clock.Elapsed > timeout)
+            {
+                throw new TimeoutException($"gave up waiting for {what} after {timeout.TotalSeconds} s");
+            }
+
+            await Task.Delay(200, ct);
+        }
+    }
+
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    private static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Orchestrator.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("cluster/cluster.conf not found: run from a checkout or pass --config");
+    }
+}
+
+/// <summary>One measurement; seconds from the kill.</summary>
+public sealed record FailoverRun(
+    string Victim,
+    double KillToAllReadyS,
+    int VmsAffected,
+    int VmsLost,
+    int DoubleRuns,
+    double? DetectedUnreachableS,
+    double? DownedS,
+    double? ReplacedS,
+    double? QemuStartedS);
+
+/// <summary>Samples every host's QEMU processes in the background; counts samples in which a VM had two.</summary>
+public sealed class DoubleRunSampler : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public DoubleRunSampler(IReadOnlyList<string> runDirs)
+    {
+        _loop = Task.Run(async () =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var max = runDirs.SelectMany(dir => ProcessTable.QemuUnder(dir).Keys).GroupBy(id => id)
+                    .Select(g => g.Count()).DefaultIfEmpty(0).Max();
+                Samples++;
+                MaxPerVm = Math.Max(MaxPerVm, max);
+                if (max > 1)
+                {
+                    DoubleRuns++;
+                }
+
+                try
+                {
+                    await Task.Delay(50, _stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        });
+    }
+
+    public int Samples { get; private set; }
+    public int DoubleRuns { get; private set; }
+    public int MaxPerVm { get; private set; }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _loop;
+    }
+}
