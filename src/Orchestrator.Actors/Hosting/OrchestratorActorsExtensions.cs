@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Pattern;
 using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Event;
@@ -35,10 +36,18 @@ public static class OrchestratorActorsExtensions
 
             if (settings.IsControl)
             {
+                // A journal that fails a write stops the scheduler (persist before reply): the backoff supervisor starts
+                // it again, recovering from the journal once the store answers. Requests meanwhile time out (503).
+                var scheduler = BackoffSupervisor.Props(Backoff.OnStop(
+                    SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery, settings.Cluster.HostLoss),
+                    SchedulerActor.Name,
+                    TimeSpan.FromSeconds(1),
+                    TimeSpan.FromSeconds(10),
+                    0.2,
+                    -1)); // retry for as long as it takes
                 system.ActorOf(
                     ClusterSingletonManager.Props(
-                        SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery,
-                            settings.Cluster.HostLoss),
+                        scheduler,
                         PoisonPill.Instance,
                         ClusterSingletonManagerSettings.Create(system).WithRole(OrchestratorRoles.Control)
                             .WithSingletonName(SchedulerActor.Name)),

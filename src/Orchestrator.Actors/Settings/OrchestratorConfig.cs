@@ -28,18 +28,10 @@ public static class OrchestratorConfig
         return config.WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
     }
 
-    /// <summary>What the node fills in at start: the SQLite file in the data dir, and the cluster roles.</summary>
+    /// <summary>What the node fills in at start: the store's connection, the cluster roles and address.</summary>
     public static Config Complete(Config config, string dataDir, IEnumerable<string> roles)
     {
-        var sqliteFile = config.GetString("orchestrator.persistence.sqlite-file", "");
-        if (string.IsNullOrEmpty(sqliteFile))
-        {
-            sqliteFile = Path.Combine(dataDir, "orchestrator.db");
-        }
-
-        var connection = new SqliteConnectionStringBuilder { DataSource = sqliteFile, Cache = SqliteCacheMode.Shared }.ToString();
-        EnableWriteAheadLog(connection);
-        var quoted = Quote(connection);
+        var quoted = Quote(StoreConnectionString(config, dataDir));
         var computed = $$"""
             akka.persistence.journal.sql.connection-string = {{quoted}}
             akka.persistence.snapshot-store.sql.connection-string = {{quoted}}
@@ -49,6 +41,34 @@ public static class OrchestratorConfig
             akka.remote.dot-netty.tcp.port = {{config.GetInt("orchestrator.cluster.port", 0)}}
             """;
         return ConfigurationFactory.ParseString(computed).WithFallback(config);
+    }
+
+    /// <summary>SQLite: a file in the data dir (WAL on). PostgreSQL: $ORCHESTRATOR_POSTGRES, else the config's.</summary>
+    public static string StoreConnectionString(Config config, string dataDir)
+    {
+        switch (config.GetString("orchestrator.persistence.provider", "sqlite"))
+        {
+            case "sqlite":
+                var sqliteFile = config.GetString("orchestrator.persistence.sqlite-file", "");
+                if (string.IsNullOrEmpty(sqliteFile))
+                {
+                    sqliteFile = Path.Combine(dataDir, "orchestrator.db");
+                }
+
+                var connection = new SqliteConnectionStringBuilder { DataSource = sqliteFile, Cache = SqliteCacheMode.Shared }.ToString();
+                EnableWriteAheadLog(connection);
+                return connection;
+            case "postgres":
+                var postgres = Environment.GetEnvironmentVariable("ORCHESTRATOR_POSTGRES") is { Length: > 0 } fromEnvironment
+                    ? fromEnvironment
+                    : config.GetString("orchestrator.persistence.postgres-connection", "");
+                return string.IsNullOrWhiteSpace(postgres)
+                    ? throw new ConfigurationException(
+                        "orchestrator.persistence.provider is postgres but no connection string is given: set ORCHESTRATOR_POSTGRES")
+                    : postgres;
+            case var other:
+                throw new ConfigurationException($"orchestrator.persistence.provider: unknown '{other}' (known: sqlite, postgres)");
+        }
     }
 
     /// <summary>WAL lets readers (queries, backups) run beside the journal writer; the setting sticks to the file.</summary>

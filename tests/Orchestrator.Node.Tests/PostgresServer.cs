@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Orchestrator.Node.Tests;
+
+/// <summary>
+/// A real PostgreSQL server of the test's own (Debian's postgresql package): initdb in a temp dir, run as the
+/// postgres user on a free loopback port, stopped and removed at the end.
+/// </summary>
+public sealed class PostgresServer : IAsyncDisposable
+{
+    private readonly string _bin;
+    private readonly string _root;
+
+    private PostgresServer(string bin, string root, int port)
+    {
+        _bin = bin;
+        _root = root;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public string ConnectionString => $"Host=127.0.0.1;Port={Port};Database=orchestrator;Username=postgres;Pooling=true;Timeout=5";
+
+    private string DataDir => Path.Combine(_root, "data");
+
+    public static async Task<PostgresServer> StartAsync()
+    {
+        var bin = Directory.Exists("/usr/lib/postgresql")
+            ? Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin")).Where(d => File.Exists(Path.Combine(d, "initdb")))
+                .OrderDescending().FirstOrDefault()
+            : null;
+        if (bin is null)
+        {
+            throw new InvalidOperationException("PostgreSQL is not installed (Debian package postgresql): run scripts/prerequisites.sh");
+        }
+
+        var root = Directory.CreateTempSubdirectory("orpg").FullName;
+        Run("chown", "postgres:postgres", root);
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var server = new PostgresServer(bin, root, port);
+        AsPostgres(Path.Combine(bin, "initdb"), "-D", server.DataDir, "-A", "trust", "-U", "postgres", "--no-sync");
+        server.Start();
+        AsPostgres(Path.Combine(bin, "createdb"), "-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "orchestrator");
+        await Task.CompletedTask;
+        return server;
+    }
+
+    public void Start() =>
+        AsPostgres(Path.Combine(_bin, "pg_ctl"), "-D", DataDir, "-w", "-l", Path.Combine(_root, "server.log"), "-o",
+            $"-p {Port} -k {_root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off", "start");
+
+    /// <summary>The database goes away (fast shutdown: connections are cut).</summary>
+    public void Stop() => AsPostgres(Path.Combine(_bin, "pg_ctl"), "-D", DataDir, "-w", "-m", "fast", "stop");
+
+    public ValueTask DisposeAsync()
+    {
+        try
+        {
+            AsPostgres(Path.Combine(_bin, "pg_ctl"), "-D", DataDir, "-w", "-m", "immediate", "stop");
+        }
+        catch (InvalidOperationException)
+        {
+            // already stopped
+        }
+
+        Directory.Delete(_root, recursive: true);
+        return ValueTask.CompletedTask;
+    }
+
+    private static void AsPostgres(params string[] command) => Run("runuser", ["-u", "postgres", "--", .. command]);
+
+    private static void Run(string file, params string[] args)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({process.ExitCode}): {stderr}{stdout.Result}");
+        }
+    }
+}
