@@ -38,6 +38,26 @@ public sealed class PostgresTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_host_whose_lease_is_revoked_kills_its_vms_at_once()
+    {
+        await _node.CreateVmAsync("leased");
+        var vm = await _node.WaitForVmAsync("leased", "Ready");
+
+        // What the scheduler does before it moves a lost host's VMs elsewhere.
+        await using (var connection = new Npgsql.NpgsqlConnection(_postgres.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var revoke = new Npgsql.NpgsqlCommand("UPDATE orchestrator_host_leases SET revoked = true", connection);
+            Assert.Equal(1, await revoke.ExecuteNonQueryAsync());
+        }
+
+        var pid = (int)vm["pid"]!;
+        await _node.Eventually(() => Task.FromResult<bool?>(!Orchestrator.Node.Bench.ProcessTable.IsAlive(pid)),
+            TimeSpan.FromSeconds(20), "the VM of a host whose lease was revoked to die");
+        Assert.Contains("lease was revoked", _node.Log);
+    }
+
+    [Fact]
     public async Task When_postgres_goes_away_writes_fail_clearly_and_nothing_acknowledged_is_lost()
     {
         await _node.CreateVmAsync("before");

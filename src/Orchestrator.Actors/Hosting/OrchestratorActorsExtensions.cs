@@ -33,13 +33,14 @@ public static class OrchestratorActorsExtensions
         return builder.WithActors((system, registry) =>
         {
             JoinCluster(system, settings.Cluster);
+            var leases = settings.HostLeaseConnection is { } connection ? new HostLeaseStore(connection) : null;
 
             if (settings.IsControl)
             {
                 // A journal that fails a write stops the scheduler (persist before reply): the backoff supervisor starts
                 // it again, recovering from the journal once the store answers. Requests meanwhile time out (503).
                 var scheduler = BackoffSupervisor.Props(Backoff.OnStop(
-                    SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery, settings.Cluster.HostLoss),
+                    SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery, settings.Cluster.HostLoss, leases),
                     SchedulerActor.Name,
                     TimeSpan.FromSeconds(1),
                     TimeSpan.FromSeconds(10),
@@ -65,7 +66,7 @@ public static class OrchestratorActorsExtensions
             if (settings.IsHost)
             {
                 var agent = system.ActorOf(
-                    HostAgentActor.Props(settings.Host, settings.HostId, createDriver(), proxy, settings.Images),
+                    HostAgentActor.Props(settings.Host, settings.HostId, createDriver(), proxy, settings.Images, leases),
                     HostAgentActor.Name);
                 registry.Register<HostAgent>(agent);
             }

@@ -40,8 +40,18 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     /// <summary>Live VM processes found at start, until the first assignments say what to do with them.</summary>
     private Dictionary<VmId, DiscoveredVm>? _discovered;
 
-    public HostAgentActor(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images)
+    /// <summary>
+    /// PostgreSQL host leases, when enabled. Only a revoked lease stops this host: while the database is unreachable
+    /// no one can revoke it either, so nobody can start these VMs elsewhere and they keep running.
+    /// </summary>
+    private readonly HostLeaseStore? _leases;
+
+    private bool _renewing;
+
+    public HostAgentActor(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images,
+        HostLeaseStore? leases = null)
     {
+        _leases = leases;
         _settings = settings;
         _hostId = hostId;
         _driver = driver;
@@ -55,6 +65,33 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             {
                 _driver.Heartbeat();
             }
+
+            RenewLease();
+        });
+        Receive<LeaseRenewed>(renewed =>
+        {
+            _renewing = false;
+            if (renewed.Held)
+            {
+                return;
+            }
+
+            if (!_expelled)
+            {
+                // The scheduler declared this host lost and moved its VMs: the copies here must die now.
+                _expelled = true;
+                _log.Warning("this host's lease was revoked (declared lost): killing its VMs now");
+                foreach (var slot in _slots.Values.Where(s => s.Actor is not null))
+                {
+                    slot.Actor!.Tell(VmProtocol.Kill.Instance);
+                }
+            }
+        });
+        Receive<LeaseRenewFailed>(failed =>
+        {
+            _renewing = false;
+            _leaseAcquired &= !failed.WasAcquire; // acquire again next time
+            _log.Warning("cannot renew this host's lease ({0}); VMs keep running: nobody can revoke it either", failed.Cause.Message);
         });
         Receive<ClusterEvent.IClusterDomainEvent>(_ => UpdateMajority());
         Receive<ClusterEvent.CurrentClusterState>(_ => UpdateMajority());
@@ -102,8 +139,9 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images) =>
-        Akka.Actor.Props.Create(() => new HostAgentActor(settings, hostId, driver, scheduler, images));
+    public static Props Props(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images,
+        HostLeaseStore? leases = null) =>
+        Akka.Actor.Props.Create(() => new HostAgentActor(settings, hostId, driver, scheduler, images, leases));
 
     protected override void PreStart()
     {
@@ -116,6 +154,34 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     }
 
     protected override void PostStop() => _cluster?.Unsubscribe(Self);
+
+    private void RenewLease()
+    {
+        if (_leases is null || _renewing || _expelled)
+        {
+            return;
+        }
+
+        _renewing = true;
+        var leases = _leases;
+        var host = _hostId;
+        var ttl = _settings.FenceAfter;
+        var first = _leaseAcquired is false;
+        _leaseAcquired = true;
+        Task.Run(async () =>
+            {
+                if (first)
+                {
+                    await leases.AcquireAsync(host, ttl, CancellationToken.None);
+                    return true;
+                }
+
+                return await leases.RenewAsync(host, ttl, CancellationToken.None);
+            })
+            .PipeTo(Self, success: held => new LeaseRenewed(held), failure: ex => new LeaseRenewFailed(ex, first));
+    }
+
+    private bool _leaseAcquired;
 
     private void UpdateMajority()
     {
@@ -453,6 +519,10 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private sealed record RestartDue(VmId VmId, Epoch Epoch);
 
     private sealed record PermissionTimedOut(VmId VmId, Epoch Epoch);
+
+    private sealed record LeaseRenewed(bool Held);
+
+    private sealed record LeaseRenewFailed(Exception Cause, bool WasAcquire);
 
     private sealed record KilledStale(DiscoveredVm Vm, string Why);
 

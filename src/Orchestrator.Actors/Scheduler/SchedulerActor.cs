@@ -24,6 +24,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<HostId, IActorRef> _agents = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HostLossTimings _hostLoss;
+    private readonly HostLeaseStore? _leases;
     private readonly Cluster? _cluster;
 
     /// <summary>Hosts whose agent is gone, by the address it had, until their loss is decided.</summary>
@@ -33,14 +34,20 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly HashSet<Address> _unreachable = [];
 
     private LedgerState _state = LedgerState.Empty;
+
+    // Group commit (see Persist): the state including decided events still being written, and how many writes those are.
+    private LedgerState? _ahead;
+    private int _inFlight;
     private int _eventsSinceSnapshot;
 
     /// <param name="hostLoss">
     /// How long after a host is gone its VMs are re-placed: long enough that the old copies are dead (killed by their
     /// fence guard) before new ones start (invariant I3).
     /// </param>
-    public SchedulerActor(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss)
+    /// <param name="leases">PostgreSQL host leases, when enabled: a lost host's lease must expire before its VMs move.</param>
+    public SchedulerActor(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss, HostLeaseStore? leases = null)
     {
+        _leases = leases;
         _rules = rules;
         _snapshotEvery = snapshotEvery;
         _hostLoss = hostLoss;
@@ -63,9 +70,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
         Command<RegisterHostAgent>(OnRegisterHostAgent);
         Command<LedgerCommands.CreateVm>(c => Handle(c, c.NewId));
-        Command<LedgerCommands.StopVm>(c => Handle(c, _state.FindVm(c.Tenant, c.Name)?.Id));
-        Command<LedgerCommands.StartVm>(c => Handle(c, _state.FindVm(c.Tenant, c.Name)?.Id));
-        Command<LedgerCommands.DeleteVm>(c => Handle(c, _state.FindVm(c.Tenant, c.Name)?.Id));
+        Command<LedgerCommands.StopVm>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
+        Command<LedgerCommands.StartVm>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
+        Command<LedgerCommands.DeleteVm>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<LedgerCommands.ReportVm>(c => Handle(c, null));
         Command<LedgerCommands.ConfirmDeleted>(c => Handle(c, null));
 
@@ -100,8 +107,48 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 return;
             }
 
-            _log.Warning("host {0} is lost; re-placing its VMs", due.HostId);
-            Handle(new LedgerCommands.LoseHost(due.HostId), null);
+            if (_leases is null)
+            {
+                LoseHost(due.HostId);
+                return;
+            }
+
+            // The lease is the host's own word that it still runs: wait it out, then revoke it so a thawing host can't
+            // renew and keep its VMs. No answer from the database: keep waiting (never move VMs on a guess).
+            var leases = _leases;
+            var host = due.HostId;
+            Task.Run(async () =>
+            {
+                var remaining = await leases.RemainingAsync(host, CancellationToken.None);
+                if (remaining <= TimeSpan.Zero)
+                {
+                    await leases.RevokeAsync(host, CancellationToken.None);
+                }
+
+                return remaining;
+            }).PipeTo(Self, success: remaining => new LeaseChecked(host, remaining), failure: ex => new LeaseCheckFailed(host, ex));
+        });
+        Command<LeaseChecked>(checkedLease =>
+        {
+            if (_agents.ContainsKey(checkedLease.HostId))
+            {
+                return; // came back meanwhile
+            }
+
+            if (checkedLease.Remaining > TimeSpan.Zero)
+            {
+                _log.Info("host {0} still holds its lease for {1}; waiting", checkedLease.HostId, checkedLease.Remaining);
+                Timers.StartSingleTimer($"lose-{checkedLease.HostId}", new HostLossDue(checkedLease.HostId),
+                    checkedLease.Remaining + TimeSpan.FromMilliseconds(200));
+                return;
+            }
+
+            LoseHost(checkedLease.HostId);
+        });
+        Command<LeaseCheckFailed>(failed =>
+        {
+            _log.Warning(failed.Cause, "cannot check host {0}'s lease; retrying before moving its VMs", failed.HostId);
+            Timers.StartSingleTimer($"lose-{failed.HostId}", new HostLossDue(failed.HostId), TimeSpan.FromSeconds(1));
         });
         Command<SchedulerReplies.Accepted>(_ => { }); // our own LoseHost's reply
 
@@ -117,8 +164,14 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss) =>
-        Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss));
+    public static Props Props(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss, HostLeaseStore? leases = null) =>
+        Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss, leases));
+
+    private void LoseHost(HostId host)
+    {
+        _log.Warning("host {0} is lost; re-placing its VMs", host);
+        Handle(new LedgerCommands.LoseHost(host), null);
+    }
 
     protected override void PreStart()
     {
@@ -197,7 +250,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         }
 
         var agent = Sender;
-        Persist(register.Host, _state.Decide(register.Host, _rules, DateTimeOffset.UtcNow), () =>
+        Persist(register.Host, Decided.Decide(register.Host, _rules, DateTimeOffset.UtcNow), () =>
             agent.Tell(new SchedulerReplies.HostAssignments(
                 _state.VmsOn(host).Select(VmAssignment.From).ToList())));
     }
@@ -206,7 +259,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     {
         var before = subject is { } id ? _state.Vms.GetValueOrDefault(id) : null;
         var sender = Sender;
-        var decision = _state.Decide(command, _rules, DateTimeOffset.UtcNow);
+        var decision = Decided.Decide(command, _rules, DateTimeOffset.UtcNow);
         if (decision.Refusal is { } refusal)
         {
             sender.Tell(new SchedulerReplies.Refused(refusal));
@@ -221,19 +274,46 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    /// <summary>Persists the decision's events (all or none), applies each, then replies and tells the hosts.</summary>
+    /// <summary>What decisions are made against: the persisted state plus the events still being written.</summary>
+    private LedgerState Decided => _ahead ?? _state;
+
+    /// <summary>
+    /// Persists the decision's events (all or none) with group commit, then applies each, replies and tells the hosts.
+    /// PersistAllAsync does not stash: the next requests are decided at once, against <see cref="Decided"/> (the
+    /// state with every event not yet written), while Akka.Persistence keeps one journal write in flight and batches
+    /// all that arrives meanwhile into the next one. Each reply still waits for its own events (I1): DeferAsync runs
+    /// after them, in order. Queries, snapshots and hosts only ever see <c>_state</c>, the persisted state.
+    /// </summary>
     private void Persist(ILedgerCommand command, Decision decision, Action reply)
     {
         if (decision.Events.Count == 0)
         {
-            reply();
+            if (_inFlight == 0)
+            {
+                reply();
+            }
+            else
+            {
+                DeferAsync(command, _ => reply()); // it was decided on unwritten events: answer after them
+            }
+
             return;
         }
 
-        var changed = new HashSet<VmId>();
-        PersistAll(decision.Events.Select(Tag), tagged =>
+        var ahead = Decided;
+        var tagged = new List<Tagged>(decision.Events.Count);
+        foreach (var evt in decision.Events)
         {
-            var evt = (ILedgerEvent)tagged.Payload;
+            tagged.Add(Tag(evt));
+            ahead = ahead.Apply(evt);
+        }
+
+        _ahead = ahead;
+        _inFlight++;
+        var changed = new HashSet<VmId>();
+        PersistAllAsync(tagged, t =>
+        {
+            var evt = (ILedgerEvent)t.Payload;
             _state = _state.Apply(evt);
             if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested)
             {
@@ -248,12 +328,27 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         });
         DeferAsync(command, _ =>
         {
+            if (--_inFlight == 0)
+            {
+                _ahead = null; // _state has caught up
+            }
+
             reply();
             foreach (var vmId in changed)
             {
                 TellHost(vmId);
             }
         });
+    }
+
+    /// <summary>
+    /// A rejected write (the journal refused an event, e.g. it would not serialize) leaves <see cref="Decided"/> ahead
+    /// of the journal for good, and its DeferAsync would still answer: restart, so recovery rebuilds from what is written.
+    /// </summary>
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        base.OnPersistRejected(cause, @event, sequenceNr);
+        throw new InvalidOperationException($"journal rejected event {sequenceNr}; restarting the scheduler from its journal", cause);
     }
 
     /// <summary>The ledger says Up or Down; the failure detector adds Unreachable, which is not worth a journal entry.</summary>
@@ -310,6 +405,10 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record HostLossDue(HostId HostId);
+
+    private sealed record LeaseChecked(HostId HostId, TimeSpan Remaining);
+
+    private sealed record LeaseCheckFailed(HostId HostId, Exception Cause);
 
     private sealed class CheckMembers
     {

@@ -16,8 +16,22 @@ public sealed record OrchestratorSettings(
     HostSettings Host,
     SchedulerSettings Scheduler,
     MembershipSettings Cluster,
-    ImageCatalog Images)
+    ImageCatalog Images,
+    string? HostLeaseConnection = null)
 {
+    /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
+    private static string? ResolveHostLeaseConnection(Config config, string dataDir)
+    {
+        if (!config.GetBoolean("orchestrator.persistence.host-leases", false))
+        {
+            return null;
+        }
+
+        return config.GetString("orchestrator.persistence.provider", "sqlite") == "postgres"
+            ? OrchestratorConfig.StoreConnectionString(config, dataDir)
+            : throw new ConfigurationException("orchestrator.persistence.host-leases needs the postgres provider");
+    }
+
     public bool IsHost => Roles.Contains(OrchestratorRoles.Host);
     public bool IsControl => Roles.Contains(OrchestratorRoles.Control);
 
@@ -48,7 +62,8 @@ public sealed record OrchestratorSettings(
             host,
             SchedulerSettings.Create(o.GetConfig("scheduler")),
             MembershipSettings.Create(o.GetConfig("cluster"), config.GetConfig("akka.cluster"), host.FenceAfter),
-            ImageCatalog.Create(o.GetConfig("images"), string.IsNullOrEmpty(configuredImageDir) ? imageDir : configuredImageDir));
+            ImageCatalog.Create(o.GetConfig("images"), string.IsNullOrEmpty(configuredImageDir) ? imageDir : configuredImageDir),
+            ResolveHostLeaseConnection(config, dataDir));
     }
 }
 
