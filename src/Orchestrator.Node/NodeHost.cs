@@ -136,12 +136,9 @@ public static class NodeHost
             return configured;
         }
 
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        if (Bench.Checkout.FindRoot() is { } checkout)
         {
-            if (File.Exists(Path.Combine(dir.FullName, "Orchestrator.sln")))
-            {
-                return Path.Combine(dir.FullName, "images", "out");
-            }
+            return Path.Combine(checkout, "images", "out");
         }
 
         return Path.Combine(AppContext.BaseDirectory, "images");

@@ -5,5 +5,7 @@ using var cancel = new CancellationTokenSource();
 var hooks = new CliHooks(NodeHost.RunAsync)
 {
     ClusterTools = new ClusterToolHooks(Orchestrator.Node.Bench.FailoverBenchmark.RunAsync),
+    PlacementTools = new PlacementToolHooks(
+        Orchestrator.Simulation.SimulateCommand.RunAsync, Orchestrator.Simulation.BenchCommand.RunAsync, Orchestrator.Simulation.ScaleCommand.RunAsync),
 };
 return await OrchestratorCli.RunAsync(args, hooks, cancel.Token);

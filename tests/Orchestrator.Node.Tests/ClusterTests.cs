@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Orchestrator.Node.Bench;
 using Xunit.Abstractions;
@@ -16,11 +14,11 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
     private const int VmCount = 6;
     private readonly string _shared = Directory.CreateTempSubdirectory("orc").FullName;
     private readonly NodeProcess?[] _nodes = new NodeProcess?[3];
-    private readonly int[] _ports = [FreePort(), FreePort(), FreePort()];
+    private readonly int[] _ports = [Checkout.FreePort(), Checkout.FreePort(), Checkout.FreePort()];
     private DoubleRunSampler _sampler = null!;
 
     private static string ClusterConf =>
-        Path.Combine(RepoRoot(), "cluster", "cluster.conf");
+        Path.Combine(Checkout.Root(), "cluster", "cluster.conf");
 
     private string Address(int i) => $"akka.tcp://orchestrator@127.0.0.1:{_ports[i]}";
 
@@ -182,27 +180,5 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Empty(frozen.QemuProcesses());
         Assert.Equal(0, _sampler.DoubleRuns);
         Assert.Equal(VmCount, (await Vms(_nodes[0]!)).Count);
-    }
-
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
-    internal static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Orchestrator.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("cannot find the repository root");
     }
 }

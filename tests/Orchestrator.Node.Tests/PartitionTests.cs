@@ -19,7 +19,7 @@ public sealed class PartitionTests(ITestOutputHelper output) : IAsyncLifetime
     private readonly NodeProcess?[] _nodes = new NodeProcess?[3];
     private DoubleRunSampler? _sampler;
 
-    private static string Script => Path.Combine(ClusterTests.RepoRoot(), "cluster", "netns.sh");
+    private static string Script => Path.Combine(Checkout.Root(), "cluster", "netns.sh");
 
     private static void NetNs(params string[] args)
     {
@@ -48,7 +48,7 @@ public sealed class PartitionTests(ITestOutputHelper output) : IAsyncLifetime
         {
             var args = new List<string>
             {
-                "--config", Path.Combine(ClusterTests.RepoRoot(), "cluster", "cluster.conf"),
+                "--config", Path.Combine(Checkout.Root(), "cluster", "cluster.conf"),
                 "--set", $"orchestrator.host-id=h{i + 1}",
                 "--seed", $"akka.tcp://orchestrator@{Subnet}.1:4053",
                 "--seed", $"akka.tcp://orchestrator@{Subnet}.2:4053",

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using Orchestrator.Node.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -15,7 +16,7 @@ public sealed class PostgresTests(ITestOutputHelper output) : IAsyncLifetime
     {
         _postgres = await PostgresServer.StartAsync();
         _node = await NodeProcess.StartAsync(output, $"""orchestrator.persistence.postgres-connection = "{_postgres.ConnectionString}" """,
-            extraArgs: ["--config", Path.Combine(ClusterTests.RepoRoot(), "config", "persistence-postgres.conf")]);
+            extraArgs: ["--config", Path.Combine(Checkout.Root(), "config", "persistence-postgres.conf")]);
     }
 
     public async Task DisposeAsync()

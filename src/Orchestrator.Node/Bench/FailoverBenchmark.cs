@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
@@ -60,11 +58,11 @@ public static class FailoverBenchmark
     private static async Task<FailoverRun> RunOnceAsync(FailoverBenchOptions options, CancellationToken ct)
     {
         var root = Directory.CreateTempSubdirectory("orfb").FullName;
-        var ports = Enumerable.Range(0, options.Hosts).Select(_ => FreePort()).ToArray();
+        var ports = Enumerable.Range(0, options.Hosts).Select(_ => Checkout.FreePort()).ToArray();
         var nodes = new List<LocalNode>();
         try
         {
-            var config = options.ConfigFile ?? Path.Combine(RepoRoot(), "cluster", "cluster.conf");
+            var config = options.ConfigFile ?? Path.Combine(Checkout.Root(), "cluster", "cluster.conf");
             for (var i = 0; i < options.Hosts; i++)
             {
                 var args = new List<string> { "--config", config, "--set", $"orchestrator.host-id=h{i + 1}",
@@ -170,28 +168,6 @@ public static class FailoverBenchmark
 
             await Task.Delay(200, ct);
         }
-    }
-
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Orchestrator.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("cluster/cluster.conf not found: run from a checkout or pass --config");
     }
 }
 
