@@ -4,7 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
-scripts/prerequisites.sh
+scripts/prerequisites.sh --tests
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

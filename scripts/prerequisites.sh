@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the node and the tests need on a bare Debian 12 (QEMU, busybox, cpio) and builds the demo
-# guest image. Does nothing that is already done; needs root for apt-get.
+# Installs what the node needs on a bare Debian 12 (QEMU, busybox, cpio) and builds the demo guest image;
+# with --tests also what the tests need (PostgreSQL, iproute2 for network namespaces). Does nothing that is
+# already done; needs root for apt-get.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 missing=()
-for package in qemu-system-x86 busybox-static cpio util-linux iproute2 postgresql; do
+packages=(qemu-system-x86 busybox-static cpio util-linux)
+[[ "${1:-}" == "--tests" ]] && packages+=(iproute2 postgresql)
+for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
 done
 if ((${#missing[@]})); then
