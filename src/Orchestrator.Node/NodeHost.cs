@@ -40,6 +40,10 @@ public static class NodeHost
             config = OrchestratorConfig.Load(options.ConfigFiles, FlagsAsHocon(options));
             settings = OrchestratorSettings.Create(config, options.DataDirectory, ImageDirectory());
             config = OrchestratorConfig.Complete(config, options.DataDirectory, settings.Roles);
+            if (settings.IsHost && settings.Host.Driver == "kvm" && !Orchestrator.Hypervisor.Kvm.KvmDriver.IsAvailable(out var reason))
+            {
+                throw new Akka.Configuration.ConfigurationException($"orchestrator.host.driver = kvm, but {reason}");
+            }
         }
         catch (Exception ex) when (ex is Akka.Configuration.ConfigurationException or FileNotFoundException or FormatException)
         {

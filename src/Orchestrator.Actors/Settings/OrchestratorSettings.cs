@@ -110,9 +110,9 @@ public sealed record HostSettings(
                 $"fence-after ({settings.FenceAfter.TotalMilliseconds} ms), or a healthy node would be fenced");
         }
 
-        if (settings.Driver is not "qemu")
+        if (settings.Driver is not ("qemu" or "kvm" or "auto"))
         {
-            throw new ConfigurationException($"orchestrator.host.driver: unknown driver '{settings.Driver}' (known: qemu)");
+            throw new ConfigurationException($"orchestrator.host.driver: unknown driver '{settings.Driver}' (known: qemu, kvm, auto)");
         }
 
         if (settings.Accel is not ("auto" or "kvm" or "tcg"))

@@ -1,0 +1,71 @@
+using System.Diagnostics;
+
+namespace Orchestrator.Node.Tests;
+
+/// <summary>A node refuses to start on settings that can't work, saying which ones and why.</summary>
+public sealed class ConfigurationTests
+{
+    private static async Task<(int ExitCode, string Error)> StartNodeAsync(params string[] args)
+    {
+        var data = Directory.CreateTempSubdirectory("orcf").FullName;
+        try
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "orchestrator.dll"), "node", "--data", data, "--listen", "127.0.0.1:0" }.Concat(args))
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            using var process = Process.Start(start)!;
+            var error = process.StandardError.ReadToEndAsync();
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                throw new InvalidOperationException($"the node started instead of refusing: {await stdout}");
+            }
+
+            return (process.ExitCode, await error);
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Fencing_timings_that_could_let_a_vm_run_twice_refuse_to_start_with_the_numbers()
+    {
+        var (exit, error) = await StartNodeAsync("--set", "orchestrator.host.fence-after=20s",
+            "--set", "orchestrator.cluster.replace-after-down=1s");
+        Assert.Equal(2, exit);
+        Assert.Contains("fencing timings conflict", error);
+        Assert.Contains("20 s (fence-after)", error);
+    }
+
+    [Fact]
+    public async Task The_native_kvm_driver_without_a_usable_dev_kvm_refuses_to_start()
+    {
+        if (Orchestrator.Hypervisor.Kvm.KvmDriver.IsAvailable(out _))
+        {
+            return; // this machine has /dev/kvm: nothing to refuse
+        }
+
+        var (exit, error) = await StartNodeAsync("--set", "orchestrator.host.driver=kvm");
+        Assert.Equal(2, exit);
+        Assert.Contains("/dev/kvm", error);
+    }
+
+    [Fact]
+    public async Task A_malformed_setting_is_named()
+    {
+        var (exit, error) = await StartNodeAsync("--set", "orchestrator.scheduler.strategy=sideways");
+        Assert.Equal(2, exit);
+        Assert.Contains("orchestrator.scheduler.strategy", error);
+    }
+}
