@@ -21,7 +21,16 @@ public static class FailoverBenchmark
         for (var run = 1; run <= options.Runs; run++)
         {
             Console.Error.WriteLine($"run {run}/{options.Runs}: {options.Hosts} hosts, {options.Vms} VMs");
-            results.Add(await RunOnceAsync(options, ct));
+            try
+            {
+                results.Add(await RunOnceAsync(options, ct));
+            }
+            catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or HttpRequestException)
+            {
+                Console.Error.WriteLine($"error: run {run}: {ex.Message}");
+                return 1;
+            }
+
             Console.Error.WriteLine($"  kill → all ready {results[^1].KillToAllReadyS:F2} s, {results[^1].VmsAffected} affected, " +
                                     $"{results[^1].VmsLost} lost, {results[^1].DoubleRuns} double runs");
         }
@@ -65,7 +74,10 @@ public static class FailoverBenchmark
             var config = options.ConfigFile ?? Path.Combine(Checkout.Root(), "cluster", "cluster.conf");
             for (var i = 0; i < options.Hosts; i++)
             {
+                // This machine's cores are shared by every node; each host offers room for all the VMs, so the survivors
+                // can always take a lost host's share (placement capacity, not a claim about real CPU).
                 var args = new List<string> { "--config", config, "--set", $"orchestrator.host-id=h{i + 1}",
+                    "--set", $"orchestrator.host.cpus={Math.Max(2, options.Vms)}",
                     "--set", $"orchestrator.cluster.port={ports[i]}",
                     "--set", $"orchestrator.persistence.sqlite-file=\"{root}/journal.db\"" };
                 args.AddRange(ports.SelectMany(p => new[] { "--seed", $"akka.tcp://orchestrator@127.0.0.1:{p}" }));
@@ -87,7 +99,9 @@ public static class FailoverBenchmark
             }
 
             await Until(async () => (await GetArray(api, "v1/vms"))?.Count(v => (string?)v!["state"] == "Ready") == options.Vms,
-                TimeSpan.FromMinutes(10), "every VM Ready", ct);
+                TimeSpan.FromMinutes(10), "every VM Ready", ct, async () => string.Join("; ",
+                    (await GetArray(api, "v1/vms") ?? []).Where(v => (string?)v!["state"] != "Ready")
+                    .Select(v => $"{v!["name"]} {v["state"]} {v["reason"]}")));
 
             var victimIndex = options.KillScheduler ? 0 : options.Hosts - 1;
             var victim = $"h{victimIndex + 1}";
@@ -156,14 +170,16 @@ public static class FailoverBenchmark
         }
     }
 
-    private static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what, CancellationToken ct)
+    private static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what, CancellationToken ct,
+        Func<Task<string>>? explain = null)
     {
         var clock = Stopwatch.StartNew();
         while (!await condition())
         {
             if (clock.Elapsed > timeout)
             {
-                throw new TimeoutException($"gave up waiting for {what} after {timeout.TotalSeconds} s");
+                var detail = explain is null ? "" : $": {await explain()}";
+                throw new TimeoutException($"gave up waiting for {what} after {timeout.TotalSeconds} s{detail}");
             }
 
             await Task.Delay(200, ct);
