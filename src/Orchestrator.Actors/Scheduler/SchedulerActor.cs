@@ -311,16 +311,24 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         _ahead = ahead;
         _inFlight++;
         var changed = new HashSet<VmId>();
+        var remaining = tagged.Count;
         PersistAllAsync(tagged, t =>
         {
             var evt = (ILedgerEvent)t.Payload;
-            _state = _state.Apply(evt);
             if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested)
             {
                 changed.Add(((IVmLedgerEvent)evt).VmId);
             }
 
-            if (++_eventsSinceSnapshot >= _snapshotEvery)
+            _eventsSinceSnapshot++;
+            if (--remaining > 0)
+            {
+                return;
+            }
+
+            // The command's last event is written: the persisted state is the one it was decided into (no second Apply).
+            _state = ahead;
+            if (_eventsSinceSnapshot >= _snapshotEvery)
             {
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList()));

@@ -320,9 +320,9 @@ public sealed record LedgerState(
 
     private LedgerState WithCapacityIndex(LedgerState next, ILedgerEvent evt)
     {
-        if (ReferenceEquals(next.Hosts, Hosts) || _capacity is not { } cache || !ReferenceEquals(cache.Hosts, Hosts))
+        if (ReferenceEquals(next.Hosts, Hosts))
         {
-            return next; // unchanged hosts keep the index; a stale one is rebuilt when next needed
+            return next; // unchanged hosts keep the index
         }
 
         HostId? vmHostBefore = null, vmHostAfter = null, eventHost = evt switch
@@ -342,15 +342,16 @@ public sealed record LedgerState(
             return next; // an event this index does not know: rebuilt when next needed
         }
 
-        var index = cache.Index;
-        foreach (var id in new[] { eventHost, vmHostBefore, vmHostAfter }.OfType<HostId>().Distinct())
-        {
-            index = index.Replace(
-                Hosts.GetValueOrDefault(id) is { State: HostState.Up } before ? before : null,
-                next.Hosts.GetValueOrDefault(id));
-        }
-
+        var index = Capacity; // built here once (after a snapshot, say), then kept up to date
+        index = ReplaceHost(index, next, eventHost);
+        index = vmHostBefore == eventHost ? index : ReplaceHost(index, next, vmHostBefore);
+        index = vmHostAfter == eventHost || vmHostAfter == vmHostBefore ? index : ReplaceHost(index, next, vmHostAfter);
         next._capacity = new CapacityCache(next.Hosts, index);
         return next;
     }
+
+    private CapacityIndex ReplaceHost(CapacityIndex index, LedgerState next, HostId? id) =>
+        id is not { } host
+            ? index
+            : index.Replace(Hosts.GetValueOrDefault(host) is { State: HostState.Up } before ? before : null, next.Hosts.GetValueOrDefault(host));
 }

@@ -1,0 +1,4 @@
+// dotnet run -c Release --project benchmarks/Orchestrator.Benchmarks -- --filter '*'
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Orchestrator.Benchmarks.PlacementBenchmarks).Assembly).Run(args);

@@ -1,0 +1,292 @@
+using System.Text.Json;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Cli;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Placement;
+using Orchestrator.Domain.Vms;
+using Stopwatch = System.Diagnostics.Stopwatch;
+
+namespace Orchestrator.Simulation;
+
+/// <summary>
+/// <c>orchestrator bench placement</c>: decisions in memory, through the index alone and through the ledger's own
+/// Decide + Apply; <c>bench durable</c>: creations through the scheduler actor, persisted to SQLite.
+/// Hosts are simulated, 48 vCPUs / 384 GiB; VMs are the 16 Azure V1 flavours; releases keep the cluster about 70 % full.
+/// </summary>
+public static class BenchCommand
+{
+    public const int HostCpus = 48;
+    public const long HostMemoryMiB = 384L * 1024;
+
+    /// <summary>The Azure V1 flavours (flav_map.txt): vCPUs, memory MiB.</summary>
+    internal static readonly (int Vcpus, long MemoryMiB)[] Flavours =
+    [
+        (1, 768), (1, 1792), (1, 2048), (16, 114688), (2, 14336), (2, 16384), (2, 3584), (2, 4096),
+        (4, 28672), (4, 32768), (4, 7168), (4, 8192), (8, 14336), (8, 16384), (8, 57344), (8, 65536),
+    ];
+
+    public sealed record Latency(double P50Ms, double P99Ms, double MaxMs);
+
+    public sealed record InMemoryReport(
+        string Mode, int Hosts, int HostCpus, long HostMemoryGib, string Policy, int Requests, int Rate,
+        double DecisionsPerS, Latency Latency, double LedgerDecisionsPerS, Latency LedgerLatency, double Utilisation);
+
+    public sealed record DurableReport(
+        string Mode, int Hosts, int Requests, int Rate, int Concurrency, string Policy, int Placed, int Pending,
+        double PlacementsPerS, Latency Latency, double WallS, string Store);
+
+    public static async Task<int> RunAsync(BenchOptions o, CancellationToken ct)
+    {
+        if (o.Durable)
+        {
+            var report = await DurableAsync(o, ct);
+            Print(o.Output, report, () =>
+            {
+                Console.WriteLine($"durable placements through the scheduler actor, SQLite journal ({report.Store})");
+                Console.WriteLine($"  {o.Hosts} simulated hosts of {HostCpus} vCPUs / {HostMemoryMiB / 1024} GiB, policy {o.Policy}; " +
+                                  (o.Rate > 0 ? $"offered {o.Rate} requests/s" : $"closed loop, {o.Concurrency} in flight"));
+                Console.WriteLine($"  requests {report.Requests}, placed {report.Placed}, pending {report.Pending}, {report.WallS:0.00} s");
+                Console.WriteLine($"  placements/s  {report.PlacementsPerS:N0}");
+                Console.WriteLine($"  latency ms    p50 {report.Latency.P50Ms:0.000}  p99 {report.Latency.P99Ms:0.000}  max {report.Latency.MaxMs:0.000}");
+            });
+            return 0;
+        }
+
+        var memory = InMemory(o);
+        Print(o.Output, memory, () =>
+        {
+            Console.WriteLine($"placement decisions in memory, one thread: {o.Hosts} simulated hosts of {HostCpus} vCPUs / {HostMemoryMiB / 1024} GiB, " +
+                              $"policy {o.Policy}, {o.Requests} requests" + (o.Rate > 0 ? $" offered at {o.Rate}/s" : ""));
+            Console.WriteLine($"  CapacityIndex         {memory.DecisionsPerS,12:N0} decisions/s   latency ms p50 {memory.Latency.P50Ms:0.0000}  p99 {memory.Latency.P99Ms:0.0000}  max {memory.Latency.MaxMs:0.000}");
+            Console.WriteLine($"  LedgerState (Decide+Apply) {memory.LedgerDecisionsPerS,6:N0} decisions/s   latency ms p50 {memory.LedgerLatency.P50Ms:0.0000}  p99 {memory.LedgerLatency.P99Ms:0.0000}  max {memory.LedgerLatency.MaxMs:0.000}");
+            Console.WriteLine($"  cluster utilisation kept about {memory.Utilisation:P0} (vCPUs) by releases");
+        });
+        return 0;
+    }
+
+    private static void Print<T>(OutputFormat output, T report, Action table)
+    {
+        if (output == OutputFormat.Json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(report, SimulateCommand.Json));
+        }
+        else
+        {
+            table();
+        }
+    }
+
+    /// <summary>A deterministic request stream: a flavour, and whether a random live VM leaves first.</summary>
+    internal sealed class Workload(int hosts, int seed = 7)
+    {
+        private readonly Random _random = new(seed);
+        private readonly long _targetVcpus = (long)(hosts * (long)HostCpus * 0.7);
+
+        public long LiveVcpus { get; set; }
+
+        public (int Vcpus, long MemoryMiB) NextFlavour() => Flavours[_random.Next(Flavours.Length)];
+
+        public bool ShouldRelease => LiveVcpus > _targetVcpus;
+
+        public int Pick(int count) => _random.Next(count);
+    }
+
+    internal static InMemoryReport InMemory(BenchOptions o)
+    {
+        var policy = new PlacementPolicy(1.0, 1.0, SimulateCommand.ParseStrategy(o.Policy));
+        var (rate, latency, utilisation) = IndexRun(o, policy);
+        var (ledgerRate, ledgerLatency) = LedgerRun(o, policy);
+        return new InMemoryReport("in-memory", o.Hosts, HostCpus, HostMemoryMiB / 1024, o.Policy, o.Requests, o.Rate,
+            Math.Round(rate), latency, Math.Round(ledgerRate), ledgerLatency, Math.Round(utilisation, 3));
+    }
+
+    private static (double Rate, Latency Latency, double Utilisation) IndexRun(BenchOptions o, PlacementPolicy policy)
+    {
+        var placer = new IndexPlacer(o.Hosts, HostCpus, HostMemoryMiB, policy);
+        var workload = new Workload(o.Hosts);
+        var live = new List<(int Host, int Vcpus, long Memory)>();
+        var samples = new long[o.Requests];
+        long total = 0;
+        var pacer = new Pacer(o.Rate);
+        for (var i = 0; i < o.Requests; i++)
+        {
+            while (workload.ShouldRelease && live.Count > 0)
+            {
+                var at = workload.Pick(live.Count);
+                var gone = live[at];
+                live[at] = live[^1];
+                live.RemoveAt(live.Count - 1);
+                placer.Release(gone.Host, gone.Vcpus, gone.Memory);
+                workload.LiveVcpus -= gone.Vcpus;
+            }
+
+            var (vcpus, memory) = workload.NextFlavour();
+            pacer.Wait(i);
+            var t0 = Stopwatch.GetTimestamp();
+            var host = placer.Place(vcpus, memory);
+            var ticks = Stopwatch.GetTimestamp() - t0;
+            samples[i] = ticks;
+            total += ticks;
+            if (host >= 0)
+            {
+                live.Add((host, vcpus, memory));
+                workload.LiveVcpus += vcpus;
+            }
+        }
+
+        return (o.Requests / ((double)total / Stopwatch.Frequency), Percentiles(samples), workload.LiveVcpus / (double)(o.Hosts * (long)HostCpus));
+    }
+
+    /// <summary>The same stream through <see cref="LedgerState"/>: Decide (validate, place) then Apply, as the scheduler does.</summary>
+    private static (double Rate, Latency Latency) LedgerRun(BenchOptions o, PlacementPolicy policy)
+    {
+        var rules = new LedgerRules(policy, new VmSpecLimits(1024, 0, int.MaxValue), new HashSet<string> { DurableScheduler.Image });
+        var now = DateTimeOffset.UnixEpoch;
+        var state = LedgerState.Empty;
+        for (var i = 0; i < o.Hosts; i++)
+        {
+            state = state.Apply(new LedgerEvents.HostRegistered(SimulatedHosts.Id(i), HostCpus, HostMemoryMiB, SimulatedHosts.Driver, now));
+        }
+
+        var workload = new Workload(o.Hosts);
+        var live = new List<(VmId Id, int Vcpus)>();
+        var samples = new long[o.Requests];
+        long total = 0;
+        var pacer = new Pacer(o.Rate);
+        for (var i = 0; i < o.Requests; i++)
+        {
+            while (workload.ShouldRelease && live.Count > 0)
+            {
+                var at = workload.Pick(live.Count);
+                var gone = live[at];
+                live[at] = live[^1];
+                live.RemoveAt(live.Count - 1);
+                state = state.Apply(new LedgerEvents.VmReleased(gone.Id));
+                workload.LiveVcpus -= gone.Vcpus;
+            }
+
+            var (vcpus, memory) = workload.NextFlavour();
+            var create = DurableScheduler.Create(i, vcpus, memory);
+            pacer.Wait(i);
+            var t0 = Stopwatch.GetTimestamp();
+            var decision = state.Decide(create, rules, now);
+            foreach (var evt in decision.Events)
+            {
+                state = state.Apply(evt);
+            }
+
+            var ticks = Stopwatch.GetTimestamp() - t0;
+            samples[i] = ticks;
+            total += ticks;
+            if (decision.Events.OfType<LedgerEvents.VmPlaced>().Any())
+            {
+                live.Add((create.NewId, vcpus));
+                workload.LiveVcpus += vcpus;
+            }
+            else
+            {
+                state = state.Apply(new LedgerEvents.VmReleased(create.NewId)); // a pending VM would wait; here it gives up
+            }
+        }
+
+        return (o.Requests / ((double)total / Stopwatch.Frequency), Percentiles(samples));
+    }
+
+    private static async Task<DurableReport> DurableAsync(BenchOptions o, CancellationToken ct)
+    {
+        await using var durable = DurableScheduler.Create(o.DataDirectory, SimulateCommand.ParseStrategy(o.Policy));
+        await durable.RegisterHostsAsync(o.Hosts, HostCpus, HostMemoryMiB);
+        var workload = new Workload(o.Hosts);
+        var latencies = new long[o.Requests];
+        int placed = 0, pending = 0;
+        using var gate = new SemaphoreSlim(o.Concurrency);
+        var tasks = new List<Task>(o.Requests);
+        var pacer = new Pacer(o.Rate);
+        var wall = Stopwatch.StartNew();
+        for (var i = 0; i < o.Requests; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var (vcpus, memory) = workload.NextFlavour();
+            var create = DurableScheduler.Create(i, vcpus, memory);
+            if (o.Rate > 0)
+            {
+                await pacer.WaitAsync(i, ct);
+            }
+            else
+            {
+                await gate.WaitAsync(ct);
+            }
+
+            var n = i;
+            var t0 = Stopwatch.GetTimestamp();
+            tasks.Add(durable.AskAsync(create).ContinueWith(t =>
+            {
+                latencies[n] = Stopwatch.GetTimestamp() - t0;
+                if (t.Result is SchedulerReplies.Accepted { Vm.Host: not null })
+                {
+                    Interlocked.Increment(ref placed);
+                }
+                else
+                {
+                    Interlocked.Increment(ref pending);
+                }
+
+                if (o.Rate <= 0)
+                {
+                    gate.Release();
+                }
+            }, TaskScheduler.Default));
+        }
+
+        await Task.WhenAll(tasks);
+        wall.Stop();
+        return new DurableReport("durable", o.Hosts, o.Requests, o.Rate, o.Concurrency, o.Policy, placed, pending,
+            Math.Round(o.Requests / wall.Elapsed.TotalSeconds), Percentiles(latencies), Math.Round(wall.Elapsed.TotalSeconds, 3),
+            "SQLite " + durable.DatabaseFile);
+    }
+
+    internal static Latency Percentiles(long[] ticks)
+    {
+        var sorted = (long[])ticks.Clone();
+        Array.Sort(sorted);
+        double P(double p) => sorted.Length == 0 ? 0
+            : sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)] * 1000.0 / Stopwatch.Frequency;
+        return new Latency(Math.Round(P(0.5), 5), Math.Round(P(0.99), 5), Math.Round(P(1.0), 4));
+    }
+
+    /// <summary>Open-loop pacing: request i goes out at start + i / rate, however long the earlier ones took.</summary>
+    private sealed class Pacer(int rate)
+    {
+        private readonly long _start = Stopwatch.GetTimestamp();
+
+        public void Wait(int i)
+        {
+            if (rate <= 0)
+            {
+                return;
+            }
+
+            var due = _start + (long)(i * (double)Stopwatch.Frequency / rate);
+            while (Stopwatch.GetTimestamp() < due)
+            {
+                Thread.SpinWait(20);
+            }
+        }
+
+        public async Task WaitAsync(int i, CancellationToken ct)
+        {
+            var due = _start + (long)(i * (double)Stopwatch.Frequency / rate);
+            var wait = due - Stopwatch.GetTimestamp();
+            if (wait > Stopwatch.Frequency / 500)
+            {
+                await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency), ct);
+            }
+
+            while (Stopwatch.GetTimestamp() < due)
+            {
+                Thread.SpinWait(20);
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Settings;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Placement;
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Simulation;
+
+/// <summary>
+/// The real scheduler actor on the real SQLite journal, in this process, with simulated hosts: a sink actor stands
+/// for every host agent. For the durable benchmarks, the durable replay and the scale run.
+/// </summary>
+internal sealed class DurableScheduler : IAsyncDisposable
+{
+    public const string Image = "simulated";
+    private readonly string _dataDirectory;
+    private readonly bool _removeDirectory;
+    private readonly LedgerRules _rules;
+    private readonly int _snapshotEvery;
+    private readonly IActorRef _sink;
+
+    private DurableScheduler(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery)
+    {
+        _removeDirectory = dataDirectory is null;
+        _dataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("orchestrator-bench").FullName;
+        Directory.CreateDirectory(_dataDirectory);
+        // Trace sizes go beyond a tenant's default limits; memory 0 is a CPU-only trace (tbpp).
+        _rules = new LedgerRules(new PlacementPolicy(1.0, 1.0, strategy), new VmSpecLimits(1024, 0, int.MaxValue), new HashSet<string> { Image });
+        _snapshotEvery = snapshotEvery;
+        // For experiments with the journal (e.g. tag-write-mode = Csv): HOCON in $ORC_JOURNAL_TUNING wins over the defaults.
+        var tuning = Environment.GetEnvironmentVariable("ORC_JOURNAL_TUNING") ?? "";
+        var config = ConfigurationFactory.ParseString(tuning).WithFallback(ConfigurationFactory.ParseString("""
+                akka.actor.provider = local
+                akka.loglevel = WARNING
+                akka.stdout-loglevel = WARNING
+                # A snapshot of a million VMs holds SQLite's single write lock for seconds: let the journal wait.
+                akka.persistence.journal.sql.circuit-breaker.call-timeout = 120s
+                akka.persistence.snapshot-store.sql.circuit-breaker.call-timeout = 300s
+                """))
+            .WithFallback(OrchestratorConfig.Complete(OrchestratorConfig.Load([]), _dataDirectory, []));
+        System = ActorSystem.Create("orchestrator-bench", config);
+        _sink = System.ActorOf(Props.Create(() => new Sink()), "simulated-hosts");
+        Scheduler = Start();
+    }
+
+    public ActorSystem System { get; }
+
+    public IActorRef Scheduler { get; private set; }
+
+    public string DatabaseFile => Path.Combine(_dataDirectory, "orchestrator.db");
+
+    public static DurableScheduler Create(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery = 100_000) =>
+        new(dataDirectory, strategy, snapshotEvery);
+
+    /// <summary>Registers simulated hosts as their agents would, and waits until each got its assignments.</summary>
+    public async Task RegisterHostsAsync(int count, int cpus, long memoryMiB)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _sink.Tell(new Sink.Expect(count, done));
+        for (var i = 0; i < count; i++)
+        {
+            Scheduler.Tell(new RegisterHostAgent(new LedgerCommands.RegisterHost(SimulatedHosts.Id(i), cpus, memoryMiB, SimulatedHosts.Driver)), _sink);
+        }
+
+        await done.Task.WaitAsync(TimeSpan.FromMinutes(5));
+    }
+
+    public static LedgerCommands.CreateVm Create(int n, int vcpus, long memoryMiB) =>
+        new(TenantId.System, new VmSpec($"sim-vm-{n}", vcpus, (int)memoryMiB, Image), new VmId(new Guid(n + 1, 0, 0, new byte[8])));
+
+    public Task<object> AskAsync(object message) => Scheduler.Ask<object>(message, TimeSpan.FromMinutes(5));
+
+    /// <summary>Stops the scheduler and starts it again: it recovers from its latest snapshot and the journal after it.</summary>
+    public async Task<TimeSpan> RestartAsync()
+    {
+        await Scheduler.GracefulStop(TimeSpan.FromMinutes(2));
+        var watch = global::System.Diagnostics.Stopwatch.StartNew();
+        Scheduler = Start();
+        await Scheduler.Ask<SchedulerReplies.HostList>(SchedulerQueries.ListHosts.Instance, TimeSpan.FromMinutes(5));
+        return watch.Elapsed;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await System.Terminate();
+        if (_removeDirectory)
+        {
+            try
+            {
+                Directory.Delete(_dataDirectory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private IActorRef Start() =>
+        System.ActorOf(SchedulerActor.Props(_rules, _snapshotEvery, new HostLossTimings(TimeSpan.FromHours(1), TimeSpan.FromHours(1))));
+
+    /// <summary>Stands for every simulated host's agent: takes its assignments and does nothing else.</summary>
+    private sealed class Sink : UntypedActor
+    {
+        private int _remaining;
+        private TaskCompletionSource? _done;
+
+        public sealed record Expect(int Registrations, TaskCompletionSource Done);
+
+        protected override void OnReceive(object message)
+        {
+            switch (message)
+            {
+                case Expect e:
+                    _remaining = e.Registrations;
+                    _done = e.Done;
+                    break;
+                case SchedulerReplies.HostAssignments when _done is not null && --_remaining == 0:
+                    _done.TrySetResult();
+                    _done = null;
+                    break;
+            }
+        }
+    }
+}
