@@ -47,6 +47,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private readonly HostLeaseStore? _leases;
 
     private bool _renewing;
+    private bool _leaseAcquired;
 
     public HostAgentActor(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images,
         HostLeaseStore? leases = null)
@@ -181,7 +182,6 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             .PipeTo(Self, success: held => new LeaseRenewed(held), failure: ex => new LeaseRenewFailed(ex, first));
     }
 
-    private bool _leaseAcquired;
 
     private void UpdateMajority()
     {

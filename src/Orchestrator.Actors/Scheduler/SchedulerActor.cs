@@ -87,9 +87,17 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<MayStartVm>(OnMayStart);
         // A downed member's guard has been counting since it lost the majority (or since its process died): the wait is
         // shorter than after a graceful leave, where the guard only starts counting at the leave.
-        Command<ClusterEvent.MemberRemoved>(removed => removed.PreviousStatus == MemberStatus.Down
-            ? OnMemberGone(removed.Member.Address, "was downed and removed", _hostLoss.AfterDown, shorten: true)
-            : OnMemberGone(removed.Member.Address, "left the cluster", _hostLoss.AfterLeave, shorten: false));
+        Command<ClusterEvent.MemberRemoved>(removed =>
+        {
+            if (removed.PreviousStatus == MemberStatus.Down)
+            {
+                OnMemberGone(removed.Member.Address, "was downed and removed", _hostLoss.AfterDown, shorten: true);
+            }
+            else
+            {
+                OnMemberGone(removed.Member.Address, "left the cluster", _hostLoss.AfterLeave, shorten: false);
+            }
+        });
         Command<ClusterEvent.UnreachableMember>(m => _unreachable.Add(m.Member.Address));
         Command<ClusterEvent.ReachableMember>(m => _unreachable.Remove(m.Member.Address));
         Command<ClusterEvent.IMemberEvent>(_ => { });
@@ -153,7 +161,10 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<SchedulerReplies.Accepted>(_ => { }); // our own LoseHost's reply
 
         // Whichever comes first, the agent's death or its member's removal, starts the countdown once.
-        Command<Terminated>(t => OnMemberGone(t.ActorRef.Path.Address, "lost its host agent", _hostLoss.AfterLeave, shorten: false));
+        Command<Terminated>(t =>
+        {
+            OnMemberGone(t.ActorRef.Path.Address, "lost its host agent", _hostLoss.AfterLeave, shorten: false);
+        });
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "snapshot failed; the journal still has everything"));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -185,7 +196,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>A host's agent or member is gone: its VMs are re-placed once its fence guard has surely killed them.</summary>
-    private bool OnMemberGone(Address address, string why, TimeSpan delay, bool shorten)
+    private void OnMemberGone(Address address, string why, TimeSpan delay, bool shorten)
     {
         _unreachable.Remove(address);
         if (!_goneHosts.TryGetValue(address, out var hosts))
@@ -209,8 +220,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 Timers.StartSingleTimer(key, new HostLossDue(host), delay);
             }
         }
-
-        return true;
     }
 
     /// <summary>After a recovery: hosts the ledger has Up that no agent re-registered for, and that aren't members.</summary>

@@ -56,8 +56,7 @@ public sealed class KvmDriver : IHypervisor
             throw new HypervisorException($"VM {spec.VmId}: {spec.MemoryMiB} MiB is outside {MinMemoryMiB}..{MaxMemoryMiB} MiB for the kvm driver");
         }
 
-        CheckReadable(spec.Image.KernelPath, $"kernel of image '{spec.Image.Name}'");
-        CheckReadable(spec.Image.InitrdPath, $"initrd of image '{spec.Image.Name}'");
+        GuestImageFiles.CheckReadable(spec.Image);
 
         // Building a VM blocks (ioctls, reading the kernel): off the caller's thread.
         return Task.Run<IVmHandle>(() => Start(spec), cancellationToken);
@@ -234,22 +233,6 @@ public sealed class KvmDriver : IHypervisor
         const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
         Directory.CreateDirectory(_vmsDirectory, ownerOnly);
         Directory.CreateDirectory(directory, ownerOnly);
-    }
-
-    private static void CheckReadable(string path, string what)
-    {
-        try
-        {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            if (stream.Length == 0)
-            {
-                throw new HypervisorException($"the {what} ({path}) is empty");
-            }
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            throw new HypervisorException($"the {what} ({path}) is not readable: {ex.Message}", ex);
-        }
     }
 
     private static void TryDelete(string path)

@@ -66,8 +66,7 @@ public sealed class QemuDriver : IHypervisor
         }
 
         var qemu = ResolveQemuBinary();
-        CheckReadable(spec.Image.KernelPath, $"kernel of image '{spec.Image.Name}'");
-        CheckReadable(spec.Image.InitrdPath, $"initrd of image '{spec.Image.Name}'");
+        GuestImageFiles.CheckReadable(spec.Image);
 
         var paths = VmPaths.For(_vmsDirectory, spec.VmId.Compact);
         var marker = Marker(spec.VmId);
@@ -404,22 +403,6 @@ public sealed class QemuDriver : IHypervisor
         }
 
         throw new HypervisorException($"QEMU binary '{binary}' is not on PATH: install qemu-system-x86 or set QemuDriverOptions.QemuBinary");
-    }
-
-    private static void CheckReadable(string path, string what)
-    {
-        try
-        {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            if (stream.Length == 0)
-            {
-                throw new HypervisorException($"the {what} ({path}) is empty");
-            }
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            throw new HypervisorException($"the {what} ({path}) is not readable: {ex.Message}", ex);
-        }
     }
 
     private static void CheckSocketPath(string path)
