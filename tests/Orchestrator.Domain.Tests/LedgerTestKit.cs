@@ -32,10 +32,11 @@ internal sealed class LedgerDriver
     public void Host(string id, int cpus = 8, long memoryMiB = 16384) =>
         Send(new LedgerCommands.RegisterHost(new HostId(id), cpus, memoryMiB, "qemu"));
 
-    public VmRecord Create(string name, int vcpus = 1, int memoryMiB = 256, string tenant = "system")
+    public VmRecord Create(string name, int vcpus = 1, int memoryMiB = 256, string tenant = "system", VmResources? resources = null)
     {
         var id = VmId.New();
-        var decision = Send(new LedgerCommands.CreateVm(new TenantId(tenant), new VmSpec(name, vcpus, memoryMiB, "demo"), id));
+        var decision = Send(new LedgerCommands.CreateVm(new TenantId(tenant),
+            new VmSpec(name, vcpus, memoryMiB, "demo", RestartPolicy.OnFailure, resources), id));
         Assert.Null(decision.Refusal);
         return State.Vms[id];
     }

@@ -7,6 +7,9 @@ public interface ILedgerCommand
 {
 }
 
+/// <summary>How much CPU a VM's vCPUs used over the last sampling window, in millicores.</summary>
+public sealed record VmCpuDemand(VmId VmId, long Millicores);
+
 /// <summary>Requests the ledger decides on. Each says which states allow it.</summary>
 public static class LedgerCommands
 {
@@ -33,6 +36,19 @@ public static class LedgerCommands
 
     /// <summary>Allowed in every state; deleting twice is a no-op.</summary>
     public sealed record DeleteVm(TenantId Tenant, string Name) : ILedgerCommand;
+
+    /// <summary>
+    /// Allowed unless the VM is being deleted and the resources are valid for its size; a larger reservation must fit
+    /// on the host the VM holds.
+    /// </summary>
+    public sealed record SetVmResources(TenantId Tenant, string Name, VmResources Resources) : ILedgerCommand;
+
+    /// <summary>
+    /// From the scheduler's own timer: recompute a host's CPU entitlements with the demand its agent last reported
+    /// (millicores per VM; VMs missing are taken at full demand). Emits SharesChanged for the VMs whose entitlement
+    /// moved by more than <paramref name="ToleranceMillicores"/>.
+    /// </summary>
+    public sealed record RecomputeShares(HostId HostId, IReadOnlyList<VmCpuDemand> Demand, long ToleranceMillicores) : ILedgerCommand;
 
     /// <summary>From the VM's host; ignored when the epoch is not the VM's current one (a stale copy).</summary>
     public sealed record ReportVm(VmId VmId, Epoch Epoch, VmStatus Status, string? Reason, int? Pid, int? Attempt) : ILedgerCommand;

@@ -46,6 +46,15 @@ public static class LedgerEvents
 
     public sealed record VmDeleteRequested(VmId VmId) : IVmLedgerEvent;
 
+    /// <summary>The tenant changed the VM's shares, reservations or limits (allowed while it runs).</summary>
+    public sealed record VmResourcesChanged(VmId VmId, VmResources Resources) : IVmLedgerEvent;
+
+    /// <summary>
+    /// The scheduler recomputed its host's CPU entitlements (reservations, then shares, capped by limits and by the
+    /// demand the VMs showed) and this VM's moved; null when it no longer runs there.
+    /// </summary>
+    public sealed record SharesChanged(VmId VmId, HostId HostId, long? EntitledMillicores) : IVmLedgerEvent;
+
     /// <summary>The VM is gone from its host and its allocation is free.</summary>
     public sealed record VmReleased(VmId VmId) : IVmLedgerEvent;
 }

@@ -20,7 +20,13 @@ public sealed record HostRecord(
     int AllocatedVcpus,
     long AllocatedMemoryMiB,
     int VmCount,
-    string Address = "");
+    string Address = "",
+    long ReservedCpuMillicores = 0,
+    long ReservedMemoryMiB = 0)
+{
+    /// <summary>Physical CPU in millicores: reservations are promised against this, never against the overcommit.</summary>
+    public long CpuMillicores => Cpus * 1000L;
+}
 
 /// <summary>A VM in the ledger: the tenant's spec, where it is allowed to run, and what was last observed.</summary>
 public sealed record VmRecord(
@@ -35,7 +41,8 @@ public sealed record VmRecord(
     int? Pid,
     int Restarts,
     DateTimeOffset CreatedAt,
-    DateTimeOffset? ReadyAt)
+    DateTimeOffset? ReadyAt,
+    long? EntitledCpuMillicores = null)
 {
     /// <summary>Whether the VM holds resources on its host (it does from placement until released).</summary>
     public bool HoldsAllocation => Host is not null;

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Orchestrator.Domain.Placement;
+using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Vms;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
 
@@ -53,6 +54,8 @@ public sealed record LedgerState(
         LedgerCommands.DeleteVm c => DecideDelete(c, rules),
         LedgerCommands.ReportVm c => DecideReport(c, now),
         LedgerCommands.ConfirmDeleted c => DecideConfirmDeleted(c, rules),
+        LedgerCommands.SetVmResources c => DecideSetResources(c),
+        LedgerCommands.RecomputeShares c => DecideRecomputeShares(c),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -193,12 +196,92 @@ public sealed record LedgerState(
         return Decision.Accept([released, .. Apply(released).PlacePending(rules)]);
     }
 
+    private Decision DecideSetResources(LedgerCommands.SetVmResources c)
+    {
+        var vm = FindVm(c.Tenant, c.Name);
+        if (vm is null)
+        {
+            return Decision.Refuse(Refusal.NotFound($"no VM named '{c.Name}'"));
+        }
+
+        if (vm.Status == VmStatus.Deleting)
+        {
+            return Decision.Refuse(Refusal.Conflict("name", $"VM '{c.Name}' is being deleted"));
+        }
+
+        var errors = c.Resources.Validate(vm.Spec.Vcpus, vm.Spec.MemoryMiB);
+        if (errors.Count > 0)
+        {
+            return Decision.Refuse(Refusal.Invalid(errors));
+        }
+
+        if (c.Resources == vm.Spec.EffectiveResources)
+        {
+            return Decision.Nothing;
+        }
+
+        if (vm.Host is { } hostId && Hosts.TryGetValue(hostId, out var host))
+        {
+            var old = vm.Spec.EffectiveResources;
+            var cpuFree = host.CpuMillicores - host.ReservedCpuMillicores + old.CpuReservationMillicores;
+            if (c.Resources.CpuReservationMillicores > cpuFree)
+            {
+                return Decision.Refuse(Refusal.Conflict("cpuReservationMillicores",
+                    $"host {hostId} has {cpuFree} millicores left to reserve, the VM asks for {c.Resources.CpuReservationMillicores}"));
+            }
+
+            var memoryFree = host.MemoryMiB - host.ReservedMemoryMiB + old.MemoryReservationMiB;
+            if (c.Resources.MemoryReservationMiB > memoryFree)
+            {
+                return Decision.Refuse(Refusal.Conflict("memoryReservationMiB",
+                    $"host {hostId} has {memoryFree} MiB left to reserve, the VM asks for {c.Resources.MemoryReservationMiB}"));
+            }
+        }
+
+        return Decision.Accept(new VmResourcesChanged(vm.Id, c.Resources));
+    }
+
+    private Decision DecideRecomputeShares(LedgerCommands.RecomputeShares c)
+    {
+        if (!Hosts.TryGetValue(c.HostId, out var host) || host.State == HostState.Down)
+        {
+            return Decision.Nothing;
+        }
+
+        // VMs that hold a running process on the host; the others are entitled to nothing.
+        var running = VmsOn(c.HostId).Where(v => v.Status is VmStatus.Starting or VmStatus.Running or VmStatus.Ready).ToList();
+        var demand = c.Demand.ToDictionary(d => d.VmId, d => d.Millicores);
+        var entitled = HostShares.Divide(host.CpuMillicores, running.Select(HostShares.From).ToList(),
+            id => demand.TryGetValue(id, out var m) ? m : null);
+        var changed = new List<ILedgerEvent>();
+        foreach (var vm in VmsOn(c.HostId).OrderBy(v => v.Id.Value))
+        {
+            long? now = entitled.TryGetValue(vm.Id, out var m) ? m : null;
+            var moved = (vm.EntitledCpuMillicores, now) switch
+            {
+                (null, null) => false,
+                ({ } before, { } after) => Math.Abs(before - after) > c.ToleranceMillicores,
+                _ => true,
+            };
+            if (moved)
+            {
+                changed.Add(new SharesChanged(vm.Id, c.HostId, now));
+            }
+        }
+
+        return new Decision(changed, null);
+    }
+
     /// <summary>A placement for one VM: on the best host, or Pending with the reason.</summary>
     private ILedgerEvent Place(VmId vmId, LedgerRules rules)
     {
         var vm = Vms[vmId];
-        var request = new ResourceRequest(vm.Spec.Vcpus, vm.Spec.MemoryMiB);
-        var host = Capacity.ChooseHost(request, rules.Placement);
+        var resources = vm.Spec.EffectiveResources;
+        var request = new ResourceRequest(vm.Spec.Vcpus, vm.Spec.MemoryMiB, resources.CpuReservationMillicores, resources.MemoryReservationMiB);
+        // The index orders hosts by allocation only; a VM with a reservation is rare enough to scan for.
+        var host = request.HasReservation
+            ? Placement.Placement.ChooseHost(Hosts.Values, request, rules.Placement)
+            : Capacity.ChooseHost(request, rules.Placement);
         return host is null
             ? new VmPending(vmId, Placement.Placement.ExplainNoFit(Hosts.Values.ToList(), request, rules.Placement))
             : new VmPlaced(vmId, host.Id, vm.Epoch.Next());
@@ -261,11 +344,27 @@ public sealed record LedgerState(
             Reason = null,
         }),
         VmDeleteRequested e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Deleting, Reason = null }),
+        VmResourcesChanged e => ChangeResources(e),
+        SharesChanged e => UpdateVm(e.VmId, vm => vm.Host == e.HostId ? vm with { EntitledCpuMillicores = e.EntitledMillicores } : vm),
         VmReleased e => MoveAllocation(e.VmId, null) is var s && s.Vms[e.VmId] is var gone
             ? s with { Vms = s.Vms.Remove(e.VmId), Names = s.Names.Remove((gone.Tenant, gone.Spec.Name)) }
             : this,
         _ => throw new ArgumentException($"unknown ledger event {evt.GetType().Name}", nameof(evt)),
     };
+
+    private LedgerState ChangeResources(VmResourcesChanged e)
+    {
+        if (!Vms.TryGetValue(e.VmId, out var vm))
+        {
+            return this;
+        }
+
+        // Off and back on its host, so the host's reservations follow the new figures.
+        var host = vm.Host;
+        var state = MoveAllocation(e.VmId, null);
+        state = state with { Vms = state.Vms.SetItem(e.VmId, state.Vms[e.VmId] with { Spec = vm.Spec with { Resources = e.Resources } }) };
+        return state.MoveAllocation(e.VmId, host);
+    }
 
     private LedgerState UpdateVm(VmId id, Func<VmRecord, VmRecord> change) =>
         Vms.TryGetValue(id, out var vm) ? this with { Vms = Vms.SetItem(id, change(vm)) } : this;
@@ -275,6 +374,7 @@ public sealed record LedgerState(
     {
         var vm = Vms[id];
         var hosts = Hosts;
+        var resources = vm.Spec.EffectiveResources;
         if (vm.Host is { } from && hosts.TryGetValue(from, out var old))
         {
             hosts = hosts.SetItem(from, old with
@@ -282,6 +382,8 @@ public sealed record LedgerState(
                 AllocatedVcpus = old.AllocatedVcpus - vm.Spec.Vcpus,
                 AllocatedMemoryMiB = old.AllocatedMemoryMiB - vm.Spec.MemoryMiB,
                 VmCount = old.VmCount - 1,
+                ReservedCpuMillicores = old.ReservedCpuMillicores - resources.CpuReservationMillicores,
+                ReservedMemoryMiB = old.ReservedMemoryMiB - resources.MemoryReservationMiB,
             });
         }
 
@@ -292,10 +394,14 @@ public sealed record LedgerState(
                 AllocatedVcpus = host.AllocatedVcpus + vm.Spec.Vcpus,
                 AllocatedMemoryMiB = host.AllocatedMemoryMiB + vm.Spec.MemoryMiB,
                 VmCount = host.VmCount + 1,
+                ReservedCpuMillicores = host.ReservedCpuMillicores + resources.CpuReservationMillicores,
+                ReservedMemoryMiB = host.ReservedMemoryMiB + resources.MemoryReservationMiB,
             });
         }
 
-        return this with { Hosts = hosts, Vms = Vms.SetItem(id, vm with { Host = to }) };
+        // A VM that moves (or stops holding a host) has no entitlement until its new host's next recompute.
+        var entitled = to == vm.Host ? vm.EntitledCpuMillicores : null;
+        return this with { Hosts = hosts, Vms = Vms.SetItem(id, vm with { Host = to, EntitledCpuMillicores = entitled }) };
     }
     // The free-capacity index of the Up hosts (Placement/CapacityIndex.cs), kept with the Hosts it was made from:
     // Apply updates it for the hosts an event touched; a state whose Hosts came from elsewhere rebuilds it once.

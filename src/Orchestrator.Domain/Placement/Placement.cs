@@ -17,7 +17,11 @@ public sealed record PlacementPolicy(double CpuAllocationRatio, double MemoryAll
     public static readonly PlacementPolicy Default = new(4.0, 1.0, PlacementStrategy.Spread);
 }
 
-public sealed record ResourceRequest(int Vcpus, long MemoryMiB);
+/// <summary>What a VM needs from a host: vCPUs and memory against the overcommitted capacity, reservations against the physical.</summary>
+public sealed record ResourceRequest(int Vcpus, long MemoryMiB, long CpuReservationMillicores = 0, long MemoryReservationMiB = 0)
+{
+    public bool HasReservation => CpuReservationMillicores > 0 || MemoryReservationMiB > 0;
+}
 
 /// <summary>Filters then weighers, Nova style, with a deterministic tie-break on the host id.</summary>
 public static class Placement
@@ -25,7 +29,9 @@ public static class Placement
     public static bool Fits(HostRecord host, ResourceRequest request, PlacementPolicy policy) =>
         host.State == HostState.Up
         && host.AllocatedVcpus + request.Vcpus <= VcpuCapacity(host, policy)
-        && host.AllocatedMemoryMiB + request.MemoryMiB <= MemoryCapacity(host, policy);
+        && host.AllocatedMemoryMiB + request.MemoryMiB <= MemoryCapacity(host, policy)
+        && host.ReservedCpuMillicores + request.CpuReservationMillicores <= host.CpuMillicores
+        && host.ReservedMemoryMiB + request.MemoryReservationMiB <= host.MemoryMiB;
 
     public static int VcpuCapacity(HostRecord host, PlacementPolicy policy) =>
         (int)Math.Floor(host.Cpus * policy.CpuAllocationRatio);
@@ -100,6 +106,13 @@ public static class Placement
         if (up == 0)
         {
             return $"none of the {hosts.Count} hosts is up";
+        }
+
+        if (request.HasReservation)
+        {
+            return $"no host has room for {request.Vcpus} vCPUs and {request.MemoryMiB} MiB with " +
+                   $"{request.CpuReservationMillicores} millicores and {request.MemoryReservationMiB} MiB reserved " +
+                   $"({up} hosts up; reservations are promised against physical CPUs and memory, never overcommitted)";
         }
 
         return $"no host has room for {request.Vcpus} vCPUs and {request.MemoryMiB} MiB " +

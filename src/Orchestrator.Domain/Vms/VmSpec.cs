@@ -38,7 +38,12 @@ public static class RestartPolicies
 }
 
 /// <summary>What a tenant asks for. Validated by <see cref="VmSpecValidator"/> before anything is persisted.</summary>
-public sealed record VmSpec(string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure);
+public sealed record VmSpec(
+    string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null)
+{
+    /// <summary>Shares, reservations and limits; the defaults when the tenant gave none.</summary>
+    public VmResources EffectiveResources => Resources ?? VmResources.Default;
+}
 
 /// <summary>One thing wrong with a request, named by the field a person typed.</summary>
 public sealed record FieldError(string Field, string Message);
@@ -90,6 +95,11 @@ public static partial class VmSpecValidator
             var shown = spec.Image.Length > 64 ? spec.Image[..64] + "…" : spec.Image;
             errors.Add(new FieldError("image",
                 $"unknown image '{shown}'; known images: {string.Join(", ", knownImages.Order(StringComparer.Ordinal))}"));
+        }
+
+        if (spec.Resources is { } resources && spec.Vcpus >= 1 && spec.MemoryMiB >= limits.MinMemoryMiB)
+        {
+            errors.AddRange(resources.Validate(spec.Vcpus, spec.MemoryMiB));
         }
 
         if (!Enum.IsDefined(spec.RestartPolicy))
