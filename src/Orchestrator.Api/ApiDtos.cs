@@ -6,7 +6,50 @@ using Orchestrator.Hypervisor;
 namespace Orchestrator.Api;
 
 /// <summary>The body of <c>POST /v1/vms</c>. Everything optional so that a missing field is named, not a 500.</summary>
-public sealed record CreateVmRequest(string? Name, int? Vcpus, int? MemoryMiB, string? Image, string? RestartPolicy);
+public sealed record CreateVmRequest(
+    string? Name,
+    int? Vcpus,
+    int? MemoryMiB,
+    string? Image,
+    string? RestartPolicy,
+    int? CpuShares = null,
+    int? CpuReservationMillicores = null,
+    int? CpuLimitMillicores = null,
+    int? MemoryReservationMiB = null,
+    int? MemoryLimitMiB = null,
+    string? Cpuset = null)
+{
+    /// <summary>Null when the request names none (the VM gets the defaults).</summary>
+    public VmResources? Resources =>
+        CpuShares is null && CpuReservationMillicores is null && CpuLimitMillicores is null && MemoryReservationMiB is null
+        && MemoryLimitMiB is null && Cpuset is null
+            ? null
+            : new VmResources(CpuShares, CpuReservationMillicores ?? 0, CpuLimitMillicores, MemoryReservationMiB ?? 0, MemoryLimitMiB, Cpuset);
+}
+
+/// <summary>
+/// A VM's resources as shown: what the tenant set (shares is the effective weight), what the scheduler entitles it to
+/// now (reservations, then shares, capped by limits and by demand), and what its vCPUs used and wanted (used plus time
+/// spent waiting for a CPU) over the last window.
+/// </summary>
+public sealed record VmResourcesDto(
+    int CpuShares,
+    int CpuReservationMillicores,
+    int? CpuLimitMillicores,
+    int MemoryReservationMiB,
+    int? MemoryLimitMiB,
+    string? Cpuset,
+    long? EntitledCpuMillicores,
+    long? UsedCpuMillicores,
+    long? DemandCpuMillicores)
+{
+    public static VmResourcesDto From(VmRecord vm, VmRuntime? runtime)
+    {
+        var r = vm.Spec.EffectiveResources;
+        return new VmResourcesDto(r.SharesFor(vm.Spec.Vcpus), r.CpuReservationMillicores, r.CpuLimitMillicores, r.MemoryReservationMiB,
+            r.MemoryLimitMiB, r.Cpuset, vm.EntitledCpuMillicores, runtime?.UsedCpuMillicores, runtime?.DemandCpuMillicores);
+    }
+}
 
 public sealed record VcpuDto(int Index, int ThreadId, double CpuSeconds);
 
@@ -28,7 +71,8 @@ public sealed record VmDto(
     DateTimeOffset CreatedAt,
     DateTimeOffset? ReadyAt,
     IReadOnlyList<VcpuDto> VcpuThreads,
-    IReadOnlyList<string>? ConsoleTail)
+    IReadOnlyList<string>? ConsoleTail,
+    VmResourcesDto Resources)
 {
     public static VmDto From(VmRecord vm, VmRuntime? runtime = null) => new(
         vm.Id.Compact,
@@ -48,14 +92,17 @@ public sealed record VmDto(
         vm.CreatedAt,
         vm.ReadyAt,
         runtime?.Vcpus.Select(v => new VcpuDto(v.Index, v.ThreadId, Math.Round(v.CpuSeconds, 3))).ToList() ?? [],
-        runtime?.ConsoleTail);
+        runtime?.ConsoleTail,
+        VmResourcesDto.From(vm, runtime));
 }
 
 public sealed record HostDto(
-    string Id, string State, string Driver, int Cpus, long MemoryMiB, int AllocatedVcpus, long AllocatedMemoryMiB, int Vms)
+    string Id, string State, string Driver, int Cpus, long MemoryMiB, int AllocatedVcpus, long AllocatedMemoryMiB, int Vms,
+    long ReservedCpuMillicores, long ReservedMemoryMiB)
 {
     public static HostDto From(HostRecord h) =>
-        new(h.Id.Value, h.State.ToString(), h.Driver, h.Cpus, h.MemoryMiB, h.AllocatedVcpus, h.AllocatedMemoryMiB, h.VmCount);
+        new(h.Id.Value, h.State.ToString(), h.Driver, h.Cpus, h.MemoryMiB, h.AllocatedVcpus, h.AllocatedMemoryMiB, h.VmCount,
+            h.ReservedCpuMillicores, h.ReservedMemoryMiB);
 }
 
 public sealed record ImageDto(string Name, string Description)

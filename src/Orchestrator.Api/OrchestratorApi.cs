@@ -100,7 +100,7 @@ public static class OrchestratorApi
                 return Invalid(missing);
             }
 
-            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, policy);
+            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, policy, body.Resources);
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(TenantId.System, spec, VmId.New()), ct);
             return reply switch
             {
@@ -116,6 +116,31 @@ public static class OrchestratorApi
             ChangeAsync(scheduler, new LedgerCommands.StartVm(TenantId.System, name), name, ct));
         v1.MapDelete("/vms/{name}", (string name, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
             ChangeAsync(scheduler, new LedgerCommands.DeleteVm(TenantId.System, name), name, ct));
+
+        // JSON merge patch (RFC 7396) of the VM's resources: a field left out keeps its value, null restores the default.
+        v1.MapMethods("/vms/{name}/resources", ["PATCH"], async (string name, HttpRequest request,
+            IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var (patch, error) = await ReadBodyAsync<System.Text.Json.Nodes.JsonObject>(request, ct);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(TenantId.System, name), ct);
+            if (found.Vm is null)
+            {
+                return VmNotFound(name);
+            }
+
+            var (resources, errors) = ResourcesPatch.Apply(found.Vm.Spec.EffectiveResources, JsonSerializer.SerializeToElement(patch, Json));
+            if (errors.Count > 0)
+            {
+                return Invalid(errors);
+            }
+
+            return await ChangeAsync(scheduler, new LedgerCommands.SetVmResources(TenantId.System, name, resources!), name, ct);
+        });
 
         v1.MapGet("/hosts", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {

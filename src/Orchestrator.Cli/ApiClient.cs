@@ -56,6 +56,9 @@ internal sealed class ApiClient : IDisposable
     public Task<ApiResponse> PostAsync(string path, object? body, CancellationToken ct) =>
         SendAsync(HttpMethod.Post, path, body, ct);
 
+    public Task<ApiResponse> PatchAsync(string path, object body, CancellationToken ct) =>
+        SendAsync(HttpMethod.Patch, path, body, ct);
+
     public Task<ApiResponse> DeleteAsync(string path, CancellationToken ct) =>
         SendAsync(HttpMethod.Delete, path, null, ct);
 

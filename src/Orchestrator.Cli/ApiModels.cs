@@ -24,7 +24,20 @@ public sealed record Vm(
     int Restarts,
     DateTimeOffset CreatedAt,
     DateTimeOffset? ReadyAt,
-    IReadOnlyList<VcpuThread>? VcpuThreads);
+    IReadOnlyList<VcpuThread>? VcpuThreads,
+    VmResources? Resources = null);
+
+/// <summary>Shares, reservations and limits as set, with what the scheduler entitles the VM to and what it used.</summary>
+public sealed record VmResources(
+    int CpuShares,
+    int CpuReservationMillicores,
+    int? CpuLimitMillicores,
+    int MemoryReservationMiB,
+    int? MemoryLimitMiB,
+    string? Cpuset,
+    long? EntitledCpuMillicores,
+    long? UsedCpuMillicores,
+    long? DemandCpuMillicores = null);
 
 /// <summary><see cref="Vms"/> is kept raw: a count or a list of VMs, both render as a number.</summary>
 public sealed record Host(
@@ -35,7 +48,9 @@ public sealed record Host(
     long MemoryMiB,
     int AllocatedVcpus,
     long AllocatedMemoryMiB,
-    JsonElement Vms);
+    JsonElement Vms,
+    long ReservedCpuMillicores = 0,
+    long ReservedMemoryMiB = 0);
 
 public sealed record Image(string Name, string? Description);
 
@@ -52,7 +67,13 @@ public sealed record CreateVmRequest(
     int Vcpus,
     int MemoryMiB,
     string Image,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RestartPolicy);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RestartPolicy,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? CpuShares = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? CpuReservationMillicores = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? CpuLimitMillicores = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MemoryReservationMiB = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MemoryLimitMiB = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Cpuset = null);
 
 /// <summary>The state names of the API, in one place.</summary>
 public static class VmStates

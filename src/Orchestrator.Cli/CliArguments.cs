@@ -47,7 +47,52 @@ public sealed record VmCreateArgs(
     string Image,
     string? RestartPolicy,
     bool Wait,
-    TimeSpan Timeout);
+    TimeSpan Timeout,
+    VmResourceArgs? Resources = null);
+
+/// <summary>
+/// Resource options as typed: null = not given. A <see cref="Cleared"/> field was given as "none" (back to the default).
+/// CPU figures are millicores already ("500m" and "0.5" both parse to 500).
+/// </summary>
+public sealed record VmResourceArgs(
+    int? CpuShares = null,
+    int? CpuReservationMillicores = null,
+    int? CpuLimitMillicores = null,
+    int? MemoryReservationMiB = null,
+    int? MemoryLimitMiB = null,
+    string? Cpuset = null,
+    IReadOnlySet<string>? Cleared = null)
+{
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool IsEmpty => ToPatch().Count == 0;
+
+    /// <summary>The API's merge patch: given fields, and null for cleared ones.</summary>
+    public Dictionary<string, object?> ToPatch()
+    {
+        var patch = new Dictionary<string, object?>(StringComparer.Ordinal);
+        void Put(string field, object? value)
+        {
+            if (value is not null)
+            {
+                patch[field] = value;
+            }
+            else if (Cleared?.Contains(field) == true)
+            {
+                patch[field] = null;
+            }
+        }
+
+        Put("cpuShares", CpuShares);
+        Put("cpuReservationMillicores", CpuReservationMillicores);
+        Put("cpuLimitMillicores", CpuLimitMillicores);
+        Put("memoryReservationMiB", MemoryReservationMiB);
+        Put("memoryLimitMiB", MemoryLimitMiB);
+        Put("cpuset", Cpuset);
+        return patch;
+    }
+}
+
+public sealed record VmSetArgs(ClientArgs Client, string Name, VmResourceArgs Resources);
 
 public sealed record VmShowArgs(ClientArgs Client, string Name);
 
@@ -77,6 +122,8 @@ public interface ICliActions
     Task<int> VmCreateAsync(VmCreateArgs args, CancellationToken ct);
 
     Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct);
+
+    Task<int> VmSetAsync(VmSetArgs args, CancellationToken ct);
 
     Task<int> VmChangeAsync(VmChangeArgs args, CancellationToken ct);
 

@@ -141,6 +141,8 @@ public static class CliSyntax
 
             var create = new Command("create", "Create a VM and start it.") { name, vcpus, memory, image, restart, wait, timeout };
             client.AddTo(create);
+            var resources = new ResourceOptions(allowNone: false);
+            resources.AddTo(create);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -150,9 +152,22 @@ public static class CliSyntax
                     parse.GetValue(image)!,
                     parse.GetValue(restart),
                     parse.GetValue(wait),
-                    TimeSpan.FromSeconds(parse.GetValue(timeout))),
+                    TimeSpan.FromSeconds(parse.GetValue(timeout)),
+                    resources.Bind(parse) is { IsEmpty: false } given ? given : null),
                 ct));
             vm.Subcommands.Add(create);
+        }
+
+        {
+            var client = new ClientOptions();
+            var name = NameArgument();
+            var set = new Command("set", "Change a VM's CPU shares, reservation, limit, memory reservation/limit or cpuset, running or not. " +
+                                         "Give \"none\" to go back to the default.") { name };
+            client.AddTo(set);
+            var resources = new ResourceOptions(allowNone: true);
+            resources.AddTo(set);
+            set.SetAction((parse, ct) => actions.VmSetAsync(new VmSetArgs(client.Bind(parse), parse.GetValue(name)!, resources.Bind(parse)), ct));
+            vm.Subcommands.Add(set);
         }
 
         vm.Subcommands.Add(ListCommand(actions, ListKind.Vms, "List VMs."));
@@ -192,6 +207,85 @@ public static class CliSyntax
         client.AddTo(command);
         command.SetAction((parse, ct) => actions.ListAsync(new ListArgs(client.Bind(parse), kind), ct));
         return command;
+    }
+
+    /// <summary>--shares, --reservation, --limit, --memory-reservation, --memory-limit, --cpuset (vm create and vm set).</summary>
+    private sealed class ResourceOptions
+    {
+        private readonly bool _allowNone;
+        private readonly Option<string> _shares = new("--shares") { Description = "CPU shares: weight under contention (default 1024 per vCPU).", HelpName = "N" };
+        private readonly Option<string> _reservation = new("--reservation") { Description = "Guaranteed CPU: millicores (500m) or CPUs (0.5).", HelpName = "CPU" };
+        private readonly Option<string> _limit = new("--limit") { Description = "Hard CPU cap: millicores (250m) or CPUs (1.5).", HelpName = "CPU" };
+        private readonly Option<string> _memoryReservation = new("--memory-reservation") { Description = "Guaranteed memory in MiB.", HelpName = "MIB" };
+        private readonly Option<string> _memoryLimit = new("--memory-limit") { Description = "Cap on the whole VM process in MiB (at least its memory).", HelpName = "MIB" };
+        private readonly Option<string> _cpuset = new("--cpuset") { Description = "Host CPUs its vCPUs are pinned to, e.g. 2-3.", HelpName = "CPUS" };
+
+        public ResourceOptions(bool allowNone)
+        {
+            _allowNone = allowNone;
+        }
+
+        public void AddTo(Command command)
+        {
+            foreach (var option in new[] { _shares, _reservation, _limit, _memoryReservation, _memoryLimit, _cpuset })
+            {
+                command.Options.Add(option);
+            }
+        }
+
+        public VmResourceArgs Bind(ParseResult parse)
+        {
+            var cleared = new HashSet<string>(StringComparer.Ordinal);
+            bool IsNone(Option<string> option, string field)
+            {
+                if (parse.GetValue(option) != "none")
+                {
+                    return false;
+                }
+
+                if (!_allowNone)
+                {
+                    throw new CliException($"{option.Name}: \"none\" only makes sense with vm set; leave the option out instead");
+                }
+
+                cleared.Add(field);
+                return true;
+            }
+
+            int? Whole(Option<string> option, string field)
+            {
+                if (parse.GetValue(option) is not { } text || IsNone(option, field))
+                {
+                    return null;
+                }
+
+                return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+                    ? n
+                    : throw new CliException($"{option.Name}: '{text}' is not a whole number");
+            }
+
+            int? Millicores(Option<string> option, string field)
+            {
+                if (parse.GetValue(option) is not { } text || IsNone(option, field))
+                {
+                    return null;
+                }
+
+                return CpuAmounts.TryParseMillicores(text, out var millicores)
+                    ? millicores
+                    : throw new CliException($"{option.Name}: '{text}' is neither millicores (500m) nor CPUs (0.5)");
+            }
+
+            var cpuset = parse.GetValue(_cpuset) is { } set && !IsNone(_cpuset, "cpuset") ? set : null;
+            return new VmResourceArgs(
+                Whole(_shares, "cpuShares"),
+                Millicores(_reservation, "cpuReservationMillicores"),
+                Millicores(_limit, "cpuLimitMillicores"),
+                Whole(_memoryReservation, "memoryReservationMiB"),
+                Whole(_memoryLimit, "memoryLimitMiB"),
+                cpuset,
+                cleared);
+        }
     }
 
     private static Argument<string> NameArgument() => new("NAME") { Description = "The VM's name." };

@@ -47,13 +47,28 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
         return 0;
     }
 
+    public async Task<int> VmSetAsync(VmSetArgs args, CancellationToken ct)
+    {
+        if (args.Resources.IsEmpty)
+        {
+            throw new CliException("nothing to set: give at least one of --shares, --reservation, --limit, --memory-reservation, --memory-limit, --cpuset");
+        }
+
+        using var api = Connect(args.Client);
+        var changed = await api.PatchAsync(ApiClient.VmPath(args.Name) + "/resources", args.Resources.ToPatch(), ct);
+        WriteVm(args.Client.Output, changed);
+        return 0;
+    }
+
     public async Task<int> VmCreateAsync(VmCreateArgs args, CancellationToken ct)
     {
         using var api = Connect(args.Client);
         var clock = Stopwatch.StartNew();
         var created = await api.PostAsync(
             "v1/vms",
-            new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy),
+            new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
+                args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
+                args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset),
             ct);
         if (!args.Wait)
         {

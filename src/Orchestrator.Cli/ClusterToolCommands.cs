@@ -7,7 +7,13 @@ namespace Orchestrator.Cli;
 /// <param name="KillScheduler">kill the node that holds the scheduler (the oldest) instead of another host.</param>
 public sealed record FailoverBenchOptions(int Hosts, int Vms, int Runs, bool KillScheduler, string? ConfigFile, OutputFormat Output);
 
-public sealed record ClusterToolHooks(Func<FailoverBenchOptions, CancellationToken, Task<int>> Failover);
+/// <summary>Options of <c>orchestrator bench shares</c>.</summary>
+/// <param name="Cpu">the physical CPU the guests share; null = the last one.</param>
+public sealed record SharesBenchOptions(int? Cpu, int WindowSeconds, OutputFormat Output);
+
+public sealed record ClusterToolHooks(
+    Func<FailoverBenchOptions, CancellationToken, Task<int>> Failover,
+    Func<SharesBenchOptions, CancellationToken, Task<int>>? Shares = null);
 
 public static class ClusterToolCommands
 {
@@ -55,5 +61,30 @@ public static class ClusterToolCommands
             parse.GetValue(hosts), parse.GetValue(vms), Math.Max(1, parse.GetValue(runs)), parse.GetValue(killScheduler),
             parse.GetValue(config)?.FullName, parse.GetValue(output)), ct));
         bench.Subcommands.Add(command);
+        if (hooks.Shares is { } shares)
+        {
+            bench.Subcommands.Add(SharesCommand(shares));
+        }
+    }
+
+    private static Command SharesCommand(Func<SharesBenchOptions, CancellationToken, Task<int>> run)
+    {
+        var cpu = new Option<int?>("--cpu") { Description = "The physical CPU the guests share (default: the last one)." };
+        var window = new Option<int>("--window") { Description = "Seconds measured per setting.", DefaultValueFactory = _ => 20 };
+        window.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 2 or > 600)
+            {
+                r.AddError("--window must be between 2 and 600 seconds");
+            }
+        });
+        var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
+        var command = new Command("shares",
+            "Boot three CPU-burning guests on one pinned CPU; print each VM's entitled and measured CPU for shares 2:1:1, then a reservation and a limit.")
+        {
+            cpu, window, output,
+        };
+        command.SetAction((parse, ct) => run(new SharesBenchOptions(parse.GetValue(cpu), parse.GetValue(window), parse.GetValue(output)), ct));
+        return command;
     }
 }

@@ -112,6 +112,25 @@ public static class Rendering
         Row("Restarts", Text(Number(vm.Restarts)));
         Row("Created", Text(Time(vm.CreatedAt)));
         Row("Ready", Text(vm.ReadyAt is { } ready ? Time(ready) : "-"));
+        if (vm.Resources is { } r)
+        {
+            Row("CPU shares", Text(Number(r.CpuShares)));
+            Row("CPU reserved", Text(r.CpuReservationMillicores > 0 ? CpuAmounts.Format(r.CpuReservationMillicores) : "-"));
+            Row("CPU limit", Text(r.CpuLimitMillicores is { } limit ? CpuAmounts.Format(limit) : "-"));
+            Row("CPU entitled", Text(r.EntitledCpuMillicores is { } entitled ? CpuAmounts.Format(entitled) : "-"));
+            Row("CPU used", Text(r.UsedCpuMillicores is { } used ? CpuAmounts.Format(used) : "-"));
+            Row("CPU demand", Text(r.DemandCpuMillicores is { } demand ? CpuAmounts.Format(demand) : "-"));
+            if (r.MemoryReservationMiB > 0 || r.MemoryLimitMiB is not null)
+            {
+                Row("Memory reserved", Text(r.MemoryReservationMiB > 0 ? MiB(r.MemoryReservationMiB) : "-"));
+                Row("Memory limit", Text(r.MemoryLimitMiB is { } memoryLimit ? MiB(memoryLimit) : "-"));
+            }
+
+            if (r.Cpuset is not null)
+            {
+                Row("Cpuset", Text(r.Cpuset));
+            }
+        }
 
         if (vm.VcpuThreads is not { Count: > 0 } threads)
         {
@@ -132,7 +151,7 @@ public static class Rendering
 
     public static IRenderable HostTable(IEnumerable<Host> hosts)
     {
-        var table = PlainTable("ID", "STATE", "DRIVER", "CPUS", "MEMORY", "ALLOC VCPUS", "ALLOC MEMORY", "VMS");
+        var table = PlainTable("ID", "STATE", "DRIVER", "CPUS", "MEMORY", "ALLOC VCPUS", "ALLOC MEMORY", "RESERVED CPU", "RESERVED MEMORY", "VMS");
         foreach (var host in hosts.OrderBy(h => h.Id, StringComparer.Ordinal))
         {
             table.AddRow(
@@ -143,6 +162,8 @@ public static class Rendering
                 Text(MiB(host.MemoryMiB)),
                 Text(Number(host.AllocatedVcpus)),
                 Text(MiB(host.AllocatedMemoryMiB)),
+                Text(host.ReservedCpuMillicores > 0 ? CpuAmounts.Format(host.ReservedCpuMillicores) : "-"),
+                Text(host.ReservedMemoryMiB > 0 ? MiB(host.ReservedMemoryMiB) : "-"),
                 Text(VmCount(host.Vms)));
         }
 

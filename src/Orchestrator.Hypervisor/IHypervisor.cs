@@ -5,7 +5,8 @@ namespace Orchestrator.Hypervisor;
 /// <summary>
 /// A guest image from the catalog: files the operator registered. Tenants name an image; they never give paths.
 /// </summary>
-public sealed record GuestImage(string Name, string KernelPath, string InitrdPath, string Description);
+/// <param name="BurnCpu">the demo guest's CPU burner is switched on (for the shares benchmark and tests).</param>
+public sealed record GuestImage(string Name, string KernelPath, string InitrdPath, string Description, bool BurnCpu = false);
 
 /// <summary>
 /// What a driver needs to start one VM. <see cref="Name"/> is the tenant's (validated) VM name: drivers must

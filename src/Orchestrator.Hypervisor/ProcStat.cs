@@ -4,6 +4,9 @@ using System.Runtime.InteropServices;
 
 namespace Orchestrator.Hypervisor;
 
+/// <summary>Time a thread spent on a CPU, and runnable but waiting for one.</summary>
+public sealed record SchedStat(TimeSpan OnCpu, TimeSpan Waiting);
+
 public static partial class ProcStat
 {
     private const int ScClkTck = 2; // _SC_CLK_TCK in <unistd.h> (glibc, Linux)
@@ -24,6 +27,38 @@ public static partial class ProcStat
     /// <summary>utime+stime of a whole process (all its threads), or null when it is gone.</summary>
     public static TimeSpan? ReadProcessCpuTime(int pid) =>
         ReadCpuTime($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+
+    /// <summary>
+    /// A thread's scheduler statistics (/proc/PID/task/TID/schedstat): nanoseconds on a CPU and nanoseconds runnable
+    /// but waiting for one. Their sum over a window is what the thread wanted (its demand), which CPU time alone
+    /// cannot show under contention. Null when the thread is gone or the kernel keeps no such statistics.
+    /// </summary>
+    public static SchedStat? ReadThreadSchedStat(int pid, int tid)
+    {
+        try
+        {
+            var text = File.ReadAllText(
+                $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/task/{tid.ToString(CultureInfo.InvariantCulture)}/schedstat");
+            return ParseSchedStat(text);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    public static SchedStat ParseSchedStat(string text)
+    {
+        var fields = text.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (fields.Length < 2
+            || !long.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var onCpu)
+            || !long.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var waiting))
+        {
+            throw new FormatException($"not a schedstat line: '{text.Trim()}'");
+        }
+
+        return new SchedStat(TimeSpan.FromTicks(onCpu / 100), TimeSpan.FromTicks(waiting / 100));
+    }
 
     /// <summary>Parses utime+stime (fields 14 and 15) out of a stat line.</summary>
     public static TimeSpan ParseCpuTime(string statLine)

@@ -44,6 +44,11 @@ public static class NodeHost
             {
                 throw new Akka.Configuration.ConfigurationException($"orchestrator.host.driver = kvm, but {reason}");
             }
+
+            if (settings.IsHost && settings.Host.Cgroups == CgroupMode.Required)
+            {
+                RequireCgroups(settings);
+            }
         }
         catch (Exception ex) when (ex is Akka.Configuration.ConfigurationException or FileNotFoundException or FormatException)
         {
@@ -114,6 +119,26 @@ public static class NodeHost
         }
 
         return downed ? 3 : 0;
+    }
+
+    /// <summary>With cgroups = required, a host that cannot enforce shares and limits refuses to start.</summary>
+    private static void RequireCgroups(OrchestratorSettings settings)
+    {
+        var layout = Orchestrator.Hypervisor.Cgroups.CgroupLayout.Detect();
+        try
+        {
+            if (layout.Version == Orchestrator.Hypervisor.Cgroups.CgroupVersion.None)
+            {
+                throw new Orchestrator.Hypervisor.HypervisorException(layout.Problem ?? "no cgroup hierarchy found");
+            }
+
+            new Orchestrator.Hypervisor.Cgroups.VmCgroups(layout, Orchestrator.Actors.Hosts.HostAgentActor.CgroupScope(settings.HostId))
+                .PrepareScope(settings.Host.Cpuset, null);
+        }
+        catch (Orchestrator.Hypervisor.HypervisorException ex)
+        {
+            throw new Akka.Configuration.ConfigurationException($"orchestrator.host.cgroups = required, but {ex.Message}");
+        }
     }
 
     private static string FlagsAsHocon(NodeCommandOptions options)

@@ -4,7 +4,7 @@ using Orchestrator.Node;
 using var cancel = new CancellationTokenSource();
 var hooks = new CliHooks(NodeHost.RunAsync)
 {
-    ClusterTools = new ClusterToolHooks(Orchestrator.Node.Bench.FailoverBenchmark.RunAsync),
+    ClusterTools = new ClusterToolHooks(Orchestrator.Node.Bench.FailoverBenchmark.RunAsync, Orchestrator.Node.Bench.SharesBenchmark.RunAsync),
     PlacementTools = new PlacementToolHooks(
         Orchestrator.Simulation.SimulateCommand.RunAsync, Orchestrator.Simulation.BenchCommand.RunAsync, Orchestrator.Simulation.ScaleCommand.RunAsync),
 };

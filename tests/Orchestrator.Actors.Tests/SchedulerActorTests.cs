@@ -117,3 +117,67 @@ public sealed class SchedulerActorTests : TestKit
         Assert.Null(ExpectMsg<SchedulerReplies.VmFound>().Vm);
     }
 }
+
+/// <summary>The scheduler divides a host's CPU with the demand its agent reports, and journals what moved.</summary>
+public sealed class SchedulerSharesTests : TestKit
+{
+    private static readonly LedgerRules Rules = LedgerRules.Create(["demo"]);
+    private static readonly HostId Host1 = new("h1");
+    private readonly TempDir _dir;
+
+    public SchedulerSharesTests() : this(new TempDir())
+    {
+    }
+
+    private SchedulerSharesTests(TempDir dir) : base(TestConfig.Persistent(dir.Path))
+    {
+        _dir = dir;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        _dir.Dispose();
+    }
+
+    private IActorRef StartScheduler() => Sys.ActorOf(SchedulerActor.Props(Rules, 1000,
+        new HostLossTimings(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30)), shares: new SharesPolicy(TimeSpan.FromMilliseconds(200), 25)));
+
+    [Fact]
+    public void Reported_demand_moves_entitlements_and_they_survive_a_restart()
+    {
+        var scheduler = StartScheduler();
+        var agent = CreateTestProbe();
+        scheduler.Tell(new RegisterHostAgent(new LedgerCommands.RegisterHost(Host1, 1, 8192, "qemu")), agent);
+        agent.ExpectMsg<SchedulerReplies.HostAssignments>();
+        var vms = new List<VmRecord>();
+        foreach (var (name, shares) in new[] { ("a", 2048), ("b", 1024), ("c", 1024) })
+        {
+            scheduler.Tell(new LedgerCommands.CreateVm(TenantId.System,
+                new VmSpec(name, 1, 256, "demo", RestartPolicy.OnFailure, new VmResources(CpuShares: shares)), VmId.New()));
+            var vm = ExpectMsg<SchedulerReplies.Accepted>().Vm!;
+            scheduler.Tell(new LedgerCommands.ReportVm(vm.Id, vm.Epoch, VmStatus.Running, null, 100 + vms.Count, null));
+            ExpectMsg<SchedulerReplies.Accepted>();
+            vms.Add(vm);
+        }
+
+        AwaitAssert(() => Assert.Equal([500L, 250L, 250L], Entitled(scheduler, vms)), TimeSpan.FromSeconds(5));
+
+        // c idles: what it leaves goes to a and b by their shares.
+        scheduler.Tell(new HostUsageReport(Host1, [new VmCpuDemand(vms[2].Id, 100)]));
+        AwaitAssert(() => Assert.Equal([600L, 300L, 100L], Entitled(scheduler, vms)), TimeSpan.FromSeconds(5));
+
+        Watch(scheduler);
+        scheduler.Tell(PoisonPill.Instance);
+        ExpectTerminated(scheduler);
+        scheduler = StartScheduler();
+        Assert.Equal([600L, 300L, 100L], Entitled(scheduler, vms)); // journaled, not only held in memory
+    }
+
+    private List<long?> Entitled(IActorRef scheduler, IEnumerable<VmRecord> vms)
+    {
+        scheduler.Tell(new SchedulerQueries.ListVms(null));
+        var now = ExpectMsg<SchedulerReplies.VmList>().Vms.ToDictionary(v => v.Id);
+        return vms.Select(v => now[v.Id].EntitledCpuMillicores).ToList();
+    }
+}

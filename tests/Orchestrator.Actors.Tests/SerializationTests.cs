@@ -62,7 +62,12 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new LedgerCommands.LoseHost(H),
         new HostLost(H, At),
         new HostAgentCommands.GetVmRuntime(Vm),
-        new VmRuntime(Vm, 4242, [new VcpuUsage(0, 4243, 1.5)], ["ORCHESTRATOR-GUEST-READY web1"]),
+        new VmRuntime(Vm, 4242, [new VcpuUsage(0, 4243, 1.5)], ["ORCHESTRATOR-GUEST-READY web1"], 480, 1000, "/sys/fs/cgroup/cpu/x"),
+        new VmResourcesChanged(Vm, new VmResources(2048, 500, 1500, 128, 1024, "0-1")),
+        new SharesChanged(Vm, H, 750),
+        new HostUsageReport(H, [new VmCpuDemand(Vm, 1000)]),
+        new LedgerCommands.RecomputeShares(H, [new VmCpuDemand(Vm, 1000)], 25),
+        new LedgerCommands.SetVmResources(new TenantId("acme"), "web1", new VmResources(CpuLimitMillicores: 250)),
     ];
 
     public static TheoryData<int> SampleIndexes()

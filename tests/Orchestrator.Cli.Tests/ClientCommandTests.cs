@@ -33,6 +33,35 @@ public class ClientCommandTests
     }
 
     [Fact]
+    public async Task Vm_set_sends_a_merge_patch_and_shows_entitled_and_used_cpu()
+    {
+        const string resources = """
+            ,"resources":{"cpuShares":512,"cpuReservationMillicores":0,"cpuLimitMillicores":null,"memoryReservationMiB":0,"memoryLimitMiB":null,"cpuset":null,"entitledCpuMillicores":250,"usedCpuMillicores":248,"demandCpuMillicores":1000}}
+            """;
+        var shown = Json.Vm().TrimEnd().TrimEnd('}') + resources;
+        var http = new ScriptedHandler().On("PATCH", "/v1/vms/web1/resources", HttpStatusCode.Accepted, shown);
+
+        var run = await CliRun.Of(http, null, "vm", "set", "web1", "--shares", "512", "--limit", "none");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("""{"cpuShares":512,"cpuLimitMillicores":null}""", http.Requests.Single().Body);
+        Assert.Matches(@"CPU shares\s+512", run.Out.ToString());
+        Assert.Matches(@"CPU entitled\s+0\.25 CPU", run.Out.ToString());
+        Assert.Matches(@"CPU used\s+0\.248 CPU", run.Out.ToString());
+        Assert.Matches(@"CPU demand\s+1 CPU", run.Out.ToString());
+    }
+
+    [Fact]
+    public async Task Vm_set_without_anything_to_set_says_so_and_sends_nothing()
+    {
+        var http = new ScriptedHandler();
+        var run = await CliRun.Of(http, null, "vm", "set", "web1");
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("nothing to set", run.Error.ToString());
+        Assert.Empty(http.Requests);
+    }
+
+    [Fact]
     public async Task Without_a_restart_flag_the_request_leaves_the_policy_to_the_server()
     {
         var http = new ScriptedHandler().On("POST", "/v1/vms", HttpStatusCode.Created, Json.Vm(state: "Pending"));

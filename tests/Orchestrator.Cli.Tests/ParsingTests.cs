@@ -15,6 +15,42 @@ public class ParsingTests
     }
 
     [Fact]
+    public void Vm_create_takes_shares_reservation_and_limit_in_millicores_or_cpus()
+    {
+        var a = RecordingActions.Bind<VmCreateArgs>("vm", "create", "db", "--vcpus", "2", "--memory", "512", "--image", "demo",
+            "--shares", "4096", "--reservation", "0.5", "--limit", "1500m", "--memory-reservation", "128", "--cpuset", "0-1");
+
+        Assert.Equal(new VmResourceArgs(4096, 500, 1500, 128, null, "0-1"), a.Resources! with { Cleared = null });
+        Assert.Equal(5, a.Resources!.ToPatch().Count);
+    }
+
+    [Fact]
+    public void Vm_set_patches_only_what_is_given_and_none_clears_a_field()
+    {
+        var a = RecordingActions.Bind<VmSetArgs>("vm", "set", "db", "--limit", "none", "--shares", "512");
+
+        Assert.Equal("db", a.Name);
+        var patch = a.Resources.ToPatch();
+        Assert.Equal(2, patch.Count);
+        Assert.Equal(512, patch["cpuShares"]);
+        Assert.True(patch.ContainsKey("cpuLimitMillicores"));
+        Assert.Null(patch["cpuLimitMillicores"]);
+    }
+
+    [Theory]
+    [InlineData("--reservation", "0.0005")]
+    [InlineData("--limit", "lots")]
+    [InlineData("--shares", "-3")]
+    public async Task Resource_amounts_that_do_not_parse_are_refused_naming_the_option(string option, string value)
+    {
+        var http = new ScriptedHandler();
+        var run = await CliRun.Of(http, null, "vm", "create", "db", "--vcpus", "1", "--memory", "256", "--image", "demo", option, value);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains(option, run.Error.ToString());
+        Assert.Empty(http.Requests);
+    }
+
+    [Fact]
     public void Vm_create_defaults_to_no_wait_a_120_second_timeout_the_server_restart_policy_and_tables()
     {
         var a = RecordingActions.Bind<VmCreateArgs>("vm", "create", "web1", "--vcpus", "2", "--memory", "512", "--image", "demo");

@@ -44,6 +44,8 @@ internal sealed class RecordingActions : ICliActions
 
     public Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct) => Record(args);
 
+    public Task<int> VmSetAsync(VmSetArgs args, CancellationToken ct) => Record(args);
+
     public Task<int> VmChangeAsync(VmChangeArgs args, CancellationToken ct) => Record(args);
 
     public Task<int> ListAsync(ListArgs args, CancellationToken ct) => Record(args);

@@ -68,4 +68,24 @@ public sealed class ConfigurationTests
         Assert.Equal(2, exit);
         Assert.Contains("orchestrator.scheduler.strategy", error);
     }
+
+    [Theory]
+    [InlineData("orchestrator.host.cpuset=\"2-x\"", "orchestrator.host.cpuset")]
+    [InlineData("orchestrator.host.cgroups=sometimes", "orchestrator.host.cgroups")]
+    public async Task A_malformed_cpuset_or_cgroup_mode_is_named(string setting, string named)
+    {
+        var (exit, error) = await StartNodeAsync("--set", setting);
+        Assert.Equal(2, exit);
+        Assert.Contains(named, error);
+    }
+
+    [Fact]
+    public async Task Required_cgroups_with_a_cpuset_the_machine_lacks_refuse_to_start()
+    {
+        var (exit, error) = await StartNodeAsync("--set", "orchestrator.host.cgroups=required", "--set", "orchestrator.host.cpuset=\"4000\"",
+            "--set", $"orchestrator.host-id=cf-{Environment.ProcessId}");
+        Assert.Equal(2, exit);
+        Assert.Contains("orchestrator.host.cgroups = required", error);
+        Assert.Contains("4000", error);
+    }
 }

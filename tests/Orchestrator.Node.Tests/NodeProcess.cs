@@ -243,12 +243,44 @@ public sealed class NodeProcess : IAsyncDisposable
         }
 
         await Eventually(() => Task.FromResult<bool?>(QemuProcesses().Count == 0), TimeSpan.FromSeconds(20), "QEMU processes to end");
+        RemoveCgroups();
         try
         {
             Directory.Delete(DataDir, recursive: true);
         }
         catch (IOException)
         {
+        }
+    }
+
+    /// <summary>
+    /// A killed node leaves its VMs' (now empty) cgroups behind; the next node with its host id would remove them, but
+    /// a test leaves the machine as it found it.
+    /// </summary>
+    private void RemoveCgroups()
+    {
+        var layout = Hypervisor.Cgroups.CgroupLayout.Detect();
+        if (layout.Version == Hypervisor.Cgroups.CgroupVersion.None)
+        {
+            return;
+        }
+
+        var settings = string.Join("\n", _extraArgs) + "\n" + File.ReadAllText(ConfigFile);
+        var named = System.Text.RegularExpressions.Regex.Match(settings, @"host-id\s*=\s*""?([A-Za-z0-9_.-]+)");
+        var hostId = named.Success ? named.Groups[1].Value : Environment.MachineName.ToLowerInvariant();
+        try
+        {
+            var cgroups = new Hypervisor.Cgroups.VmCgroups(layout, Actors.Hosts.HostAgentActor.CgroupScope(new Domain.HostId(hostId)));
+            foreach (var vm in cgroups.List())
+            {
+                cgroups.Remove(vm);
+            }
+
+            cgroups.RemoveScope();
+        }
+        catch (Hypervisor.HypervisorException ex)
+        {
+            _output?.WriteLine($"cgroups of host {hostId} left in place: {ex.Message}");
         }
     }
 

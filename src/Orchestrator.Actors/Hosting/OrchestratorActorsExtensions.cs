@@ -40,7 +40,10 @@ public static class OrchestratorActorsExtensions
                 // A journal that fails a write stops the scheduler (persist before reply): the backoff supervisor starts
                 // it again, recovering from the journal once the store answers. Requests meanwhile time out (503).
                 var scheduler = BackoffSupervisor.Props(Backoff.OnStop(
-                    SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery, settings.Cluster.HostLoss, leases),
+                    SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery, settings.Cluster.HostLoss, leases,
+                        settings.Scheduler.SharesInterval > TimeSpan.Zero
+                            ? new SharesPolicy(settings.Scheduler.SharesInterval, settings.Scheduler.SharesToleranceMillicores)
+                            : null),
                     SchedulerActor.Name,
                     TimeSpan.FromSeconds(1),
                     TimeSpan.FromSeconds(10),

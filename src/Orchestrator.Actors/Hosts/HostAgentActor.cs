@@ -5,15 +5,18 @@ using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
+using Orchestrator.Hypervisor.Cgroups;
 
 namespace Orchestrator.Actors.Hosts;
 
 /// <summary>
 /// One per host. Registers the host with the scheduler, converges the VMs the ledger assigns here (adopting live
 /// processes from an earlier run, killing the ones it must not run), restarts crashed VMs per their restart policy
-/// with backoff, and keeps the fence guard fed with heartbeats.
+/// with backoff, and keeps the fence guard fed with heartbeats. Enforces CPU shares, reservations and limits through
+/// one cgroup per VM, and reports what its VMs' vCPUs use to the scheduler.
 /// </summary>
 public sealed class HostAgentActor : ReceiveActor, IWithTimers
 {
@@ -49,6 +52,14 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private bool _renewing;
     private bool _leaseAcquired;
 
+    /// <summary>The VMs' cgroups; null when not enforced (cgroups off, or none usable on this kernel).</summary>
+    private readonly VmCgroups? _cgroups;
+
+    /// <summary>The physical CPUs this host's VMs may use.</summary>
+    private readonly IReadOnlyList<int> _hostCpus;
+
+    private readonly Dictionary<VmId, VmProtocol.Usage> _usage = [];
+
     public HostAgentActor(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images,
         HostLeaseStore? leases = null)
     {
@@ -59,6 +70,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         _scheduler = scheduler;
         _images = images;
         _cluster = ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.ClusterActorRefProvider ? Cluster.Get(Context.System) : null;
+        _hostCpus = settings.Cpuset is { } hostCpuset ? CpuSet.Parse(hostCpuset) : Enumerable.Range(0, Environment.ProcessorCount).ToList();
+        _cgroups = OpenCgroups(settings, hostId);
 
         Receive<Heartbeat>(_ =>
         {
@@ -134,7 +147,26 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
                 Sender.Tell(VmRuntime.None(query.VmId));
             }
         });
-        Receive<KilledStale>(killed => _log.Info("killed VM process {0} (pid {1}): {2}", killed.Vm.VmId, killed.Vm.Pid, killed.Why));
+        Receive<KilledStale>(killed =>
+        {
+            _log.Info("killed VM process {0} (pid {1}): {2}", killed.Vm.VmId, killed.Vm.Pid, killed.Why);
+            RemoveCgroup(new RemoveCgroupDue(killed.Vm.VmId, 0));
+        });
+        Receive<RemoveCgroupDue>(RemoveCgroup);
+        Receive<VmProtocol.Usage>(usage =>
+        {
+            if (_slots.TryGetValue(usage.VmId, out var slot) && Equals(slot.Actor, Sender) && slot.Assignment.Epoch == usage.Epoch)
+            {
+                _usage[usage.VmId] = usage;
+            }
+        });
+        Receive<ReportUsage>(_ =>
+        {
+            if (_usage.Count > 0)
+            {
+                _scheduler.Tell(new HostUsageReport(_hostId, _usage.Values.Select(u => new VmCpuDemand(u.VmId, u.DemandMillicores)).ToList()));
+            }
+        });
         Receive<KillStaleFailed>(failed => _log.Error(failed.Cause, "could not kill VM process {0}", failed.Vm.VmId));
     }
 
@@ -150,6 +182,11 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
         _driver.Heartbeat();
         Timers.StartPeriodicTimer("heartbeat", Heartbeat.Instance, _settings.HeartbeatInterval);
+        if (_settings.UsageReportInterval > TimeSpan.Zero)
+        {
+            Timers.StartPeriodicTimer("usage", ReportUsage.Instance, _settings.UsageReportInterval);
+        }
+
         _driver.DiscoverAsync(CancellationToken.None)
             .PipeTo(Self, success: found => new Discovered(found), failure: ex => new DiscoveryFailed(ex));
     }
@@ -278,6 +315,16 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             }
         }
 
+        if (_discovered is not null && _cgroups is not null)
+        {
+            // First assignments after a start: cgroups of VMs that run here no more (deleted while the node was down,
+            // moved, crashed) are left from the earlier run.
+            foreach (var vmId in _cgroups.List().Where(id => !_slots.TryGetValue(id, out var slot) || slot.Actor is null))
+            {
+                RemoveCgroup(new RemoveCgroupDue(vmId, 0));
+            }
+        }
+
         _discovered = null;
     }
 
@@ -295,7 +342,13 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         }
 
         var epochMoved = assignment.Epoch > slot.Assignment.Epoch;
+        var resourcesMoved = assignment.EffectiveResources != slot.Assignment.EffectiveResources;
         slot.Assignment = assignment;
+        if (resourcesMoved)
+        {
+            Enforce();
+        }
+
         if (epochMoved)
         {
             slot.Attempts = 0;
@@ -366,13 +419,128 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             return;
         }
 
+        if (assignment.EffectiveResources.Cpuset is { } cpuset && CpuSet.Parse(cpuset).Except(_hostCpus).ToList() is { Count: > 0 } missing)
+        {
+            ReportStatus(assignment, VmStatus.Failed,
+                $"cpuset {cpuset} names CPUs this host does not offer ({CpuSet.Format(missing)}; it offers {CpuSet.Format(_hostCpus)})");
+            return;
+        }
+
         var actor = Context.ActorOf(
-            VmActor.Props(assignment, image, _driver, _scheduler, adopt, _settings.StopTimeout, _settings.VcpuSampleInterval),
+            VmActor.Props(assignment, image, _driver, _scheduler, adopt, _settings.StopTimeout, _settings.VcpuSampleInterval,
+                _cgroups, _settings.UsageReportInterval),
             $"vm-{assignment.VmId.Compact}-{++slot.Incarnation}");
         Context.Watch(actor);
         slot.Actor = actor;
         slot.ExitHandled = false;
+        slot.Enforced = null;
+        Enforce();
     }
+
+    /// <summary>
+    /// What each running VM's cgroup gets: its full-contention entitlement as the CPU weight (so reservations hold
+    /// while everyone burns; CFS hands idle CPU to whoever wants it), its limit as the CFS quota, its memory limit and
+    /// reservation, its cpuset. Recomputed whenever the set of running VMs or their resources change.
+    /// </summary>
+    private void Enforce()
+    {
+        if (_cgroups is null)
+        {
+            return;
+        }
+
+        var running = _slots.Values.Where(s => s.Actor is not null).ToList();
+        var members = running
+            .Select(s => new HostShares.Member(s.Assignment.VmId, s.Assignment.Tenant, s.Assignment.Vcpus, s.Assignment.EffectiveResources))
+            .ToList();
+        var entitled = HostShares.UnderContention(_settings.Cpus * 1000L, members);
+        foreach (var slot in running)
+        {
+            var resources = slot.Assignment.EffectiveResources;
+            var limits = new CgroupLimits(
+                HostShares.Weight(entitled[slot.Assignment.VmId]),
+                resources.CpuLimitMillicores,
+                resources.MemoryLimitMiB * MiB,
+                resources.MemoryReservationMiB > 0 ? resources.MemoryReservationMiB * MiB : null,
+                resources.Cpuset);
+            if (limits != slot.Enforced)
+            {
+                slot.Enforced = limits;
+                slot.Actor!.Tell(new VmProtocol.Enforce(limits));
+            }
+        }
+    }
+
+    private const long MiB = 1024 * 1024;
+
+    /// <summary>Removes a gone VM's cgroup; retried for a while when its last threads are still leaving.</summary>
+    private void RemoveCgroup(RemoveCgroupDue due)
+    {
+        if (_cgroups is null || (_slots.TryGetValue(due.VmId, out var slot) && slot.Actor is not null))
+        {
+            return; // running again: it keeps its cgroup
+        }
+
+        try
+        {
+            if (!_cgroups.Remove(due.VmId))
+            {
+                if (due.Attempt < 20)
+                {
+                    Timers.StartSingleTimer($"cgroup-{due.VmId}", due with { Attempt = due.Attempt + 1 }, TimeSpan.FromMilliseconds(500));
+                }
+                else
+                {
+                    _log.Warning("cgroup of VM {0} still holds processes; left in place", due.VmId);
+                }
+            }
+        }
+        catch (HypervisorException ex)
+        {
+            _log.Warning("could not remove the cgroup of VM {0}: {1}", due.VmId, ex.Message);
+        }
+    }
+
+    private VmCgroups? OpenCgroups(HostSettings settings, HostId hostId)
+    {
+        if (settings.Cgroups == CgroupMode.Off)
+        {
+            return null;
+        }
+
+        var layout = CgroupLayout.Detect();
+        if (layout.Version == CgroupVersion.None)
+        {
+            if (settings.Cgroups == CgroupMode.Required)
+            {
+                throw new HypervisorException($"orchestrator.host.cgroups = required, but {layout.Problem}");
+            }
+
+            _log.Warning("CPU shares, reservations and limits are not enforced on this host: {0}", layout.Problem ?? "no cgroups");
+            return null;
+        }
+
+        try
+        {
+            var cgroups = new VmCgroups(layout, CgroupScope(hostId));
+            // The host's cgroup weighs like its CPUs' worth of ordinary processes against the rest of the machine.
+            cgroups.PrepareScope(settings.Cpuset, (int)Math.Clamp(settings.Cpus * 1024L, VmResources.MinShares, VmResources.MaxShares));
+            _log.Info("enforcing VM shares and limits with cgroup {0} under {1}", layout.Version, layout.Root);
+            return cgroups;
+        }
+        catch (HypervisorException ex) when (settings.Cgroups == CgroupMode.Auto)
+        {
+            // Not root, a read-only hierarchy, a cpuset the machine lacks: run, but say what is not enforced.
+            _log.Warning("CPU shares, reservations and limits are not enforced on this host: {0}", ex.Message);
+            return null;
+        }
+    }
+
+    /// <summary>The host's cgroup directory name: its id when that is a safe path component, else a digest of it.</summary>
+    public static string CgroupScope(HostId hostId) =>
+        System.Text.RegularExpressions.Regex.IsMatch(hostId.Value, "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+            ? hostId.Value
+            : "host-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(hostId.Value)))[..16];
 
     private void OnExited(VmProtocol.Exited exited)
     {
@@ -413,6 +581,10 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         }
 
         slot.Actor = null;
+        slot.Enforced = null;
+        _usage.Remove(slot.Assignment.VmId);
+        RemoveCgroup(new RemoveCgroupDue(slot.Assignment.VmId, 0));
+        Enforce(); // the others' weights without it
         if (!slot.ExitHandled)
         {
             AfterExit(slot, ExitKind.Crash, "the VM's supervisor failed", TimeSpan.Zero);
@@ -510,6 +682,16 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         public bool RestartPending { get; set; }
         public bool AwaitingPermission { get; set; }
         public bool ExitHandled { get; set; }
+
+        /// <summary>The cgroup limits last sent to the VM actor.</summary>
+        public CgroupLimits? Enforced { get; set; }
+    }
+
+    private sealed record RemoveCgroupDue(VmId VmId, int Attempt);
+
+    private sealed class ReportUsage
+    {
+        public static readonly ReportUsage Instance = new();
     }
 
     private sealed record Discovered(IReadOnlyList<DiscoveredVm> Vms);

@@ -16,7 +16,10 @@ public static class HostAgentCommands
 public sealed record VcpuUsage(int Index, int ThreadId, double CpuSeconds);
 
 /// <summary>Live details of a VM from its host. Empty vCPUs when the VM is not running there.</summary>
-public sealed record VmRuntime(VmId VmId, int? Pid, IReadOnlyList<VcpuUsage> Vcpus, IReadOnlyList<string> ConsoleTail)
+/// <param name="UsedCpuMillicores">CPU the vCPUs used over the last usage window; null until a window has passed.</param>
+/// <param name="DemandCpuMillicores">what they wanted over it: used plus the time they waited for a CPU.</param>
+public sealed record VmRuntime(VmId VmId, int? Pid, IReadOnlyList<VcpuUsage> Vcpus, IReadOnlyList<string> ConsoleTail,
+    long? UsedCpuMillicores = null, long? DemandCpuMillicores = null, string? Cgroup = null)
     : IOrchestratorMessage
 {
     public static VmRuntime None(VmId id) => new(id, null, [], []);

@@ -5,6 +5,7 @@ using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
+using Orchestrator.Hypervisor.Cgroups;
 
 namespace Orchestrator.Actors.Hosts;
 
@@ -25,6 +26,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private readonly DiscoveredVm? _adopt;
     private readonly TimeSpan _stopTimeout;
     private readonly TimeSpan _vcpuSampleInterval;
+    private readonly TimeSpan _usageInterval;
+    private readonly VmCgroups? _cgroups;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Queue<string> _consoleTail = new();
     private readonly SortedDictionary<int, VcpuUsage> _vcpus = [];
@@ -36,9 +39,18 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private bool _panicked;
     private bool _ready;
 
+    private VmCgroup? _cgroup;
+    private CgroupLimits? _limits;
+    private readonly Dictionary<int, double> _vcpuWaiting = [];
+    private (double CpuSeconds, double WaitingSeconds, DateTimeOffset At)? _lastUsage;
+    private long? _usedMillicores;
+    private long? _demandMillicores;
+
     public VmActor(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler, DiscoveredVm? adopt,
-        TimeSpan stopTimeout, TimeSpan vcpuSampleInterval)
+        TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null, TimeSpan usageInterval = default)
     {
+        _cgroups = cgroups;
+        _usageInterval = usageInterval > TimeSpan.Zero ? usageInterval : TimeSpan.FromSeconds(2);
         _assignment = assignment;
         _image = image;
         _driver = driver;
@@ -54,12 +66,14 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private VmId VmId => _assignment.VmId;
 
     public static Props Props(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler,
-        DiscoveredVm? adopt, TimeSpan stopTimeout, TimeSpan vcpuSampleInterval) =>
-        Akka.Actor.Props.Create(() => new VmActor(assignment, image, driver, scheduler, adopt, stopTimeout, vcpuSampleInterval));
+        DiscoveredVm? adopt, TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null,
+        TimeSpan usageInterval = default) =>
+        Akka.Actor.Props.Create(() => new VmActor(assignment, image, driver, scheduler, adopt, stopTimeout, vcpuSampleInterval,
+            cgroups, usageInterval));
 
     protected override void PreStart()
     {
-        var spec = new VmLaunchSpec(VmId, _assignment.Name, _assignment.Vcpus, _assignment.MemoryMiB, _image, _assignment.Epoch);
+        var spec = new VmLaunchSpec(VmId, _assignment.Name, _assignment.Vcpus, _assignment.MemoryMiB, _image, _assignment.Epoch, _image.BurnCpu);
         var adopt = _adopt;
         var driver = _driver;
         // Process start and the QMP handshake block: they run off the dispatcher and come back as a message.
@@ -86,9 +100,11 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             _startedAt = DateTimeOffset.UtcNow;
             var self = Self;
             _handle.Subscribe(evt => self.Tell(evt));
+            JoinCgroup(_handle.Pid);
             Report(VmStatus.Running, null, _handle.Pid);
             _log.Info("VM {0} ({1}) {2}, pid {3}, epoch {4}", _assignment.Name, VmId, _adopt is null ? "started" : "adopted",
                 _handle.Pid, _assignment.Epoch);
+            Timers.StartPeriodicTimer("usage", UsageDue.Instance, _usageInterval);
             _handle.QueryVcpusAsync(CancellationToken.None)
                 .PipeTo(Self, success: vcpus => new VcpusFound(vcpus), failure: ex => new VcpusUnknown(ex.Message));
             Become(Running);
@@ -106,6 +122,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         });
         Receive<VmProtocol.Stop>(_ => _stopRequested = true);
         Receive<VmProtocol.Kill>(_ => _stopRequested = true);
+        Receive<VmProtocol.Enforce>(enforce => _limits = enforce.Limits); // applied once the process is in its cgroup
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
     }
 
@@ -113,15 +130,26 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     {
         Receive<VcpusFound>(found =>
         {
+            var pins = VcpuPins(found.Vcpus.Count);
             foreach (var vcpu in found.Vcpus)
             {
                 _vcpus[vcpu.Index] = new VcpuUsage(vcpu.Index, vcpu.ThreadId, 0);
-                Context.ActorOf(VcpuActor.Props(vcpu.Index, _handle!.Pid, vcpu.ThreadId, _vcpuSampleInterval), $"vcpu-{vcpu.Index}");
+                Context.ActorOf(VcpuActor.Props(vcpu.Index, _handle!.Pid, vcpu.ThreadId, _vcpuSampleInterval, pins?[vcpu.Index]),
+                    $"vcpu-{vcpu.Index}");
             }
         });
         Receive<VcpusUnknown>(unknown => _log.Warning("VM {0}: could not list vCPU threads: {1}", _assignment.Name, unknown.Reason));
         Receive<VmProtocol.VcpuSample>(sample =>
-            _vcpus[sample.Index] = new VcpuUsage(sample.Index, sample.ThreadId, sample.CpuTime.TotalSeconds));
+        {
+            _vcpus[sample.Index] = new VcpuUsage(sample.Index, sample.ThreadId, sample.CpuTime.TotalSeconds);
+            _vcpuWaiting[sample.Index] = sample.Waiting?.TotalSeconds ?? 0;
+        });
+        Receive<UsageDue>(_ => MeasureUsage());
+        Receive<VmProtocol.Enforce>(enforce =>
+        {
+            _limits = enforce.Limits;
+            ApplyLimits();
+        });
 
         Receive<VmEvent.ConsoleLine>(line =>
         {
@@ -188,13 +216,89 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
     }
 
+    /// <summary>Moves the VM's process (all its threads) into its own cgroup, then enforces the latest limits.</summary>
+    private void JoinCgroup(int pid)
+    {
+        if (_cgroups is null)
+        {
+            return;
+        }
+
+        try
+        {
+            _cgroup = _cgroups.Open(VmId);
+            _cgroup.AddProcess(pid); // idempotent: an adopted VM is already there
+            ApplyLimits();
+        }
+        catch (HypervisorException ex)
+        {
+            _log.Error("VM {0} ({1}): its shares and limits are not enforced: {2}", _assignment.Name, VmId, ex.Message);
+        }
+    }
+
+    private void ApplyLimits()
+    {
+        if (_cgroup is null || _limits is null)
+        {
+            return;
+        }
+
+        try
+        {
+            _cgroup.Apply(_limits);
+        }
+        catch (HypervisorException ex)
+        {
+            _log.Error("VM {0} ({1}): could not apply {2}: {3}", _assignment.Name, VmId, _limits, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// Which host CPU each vCPU thread is pinned to, when the VM has a cpuset: one CPU per vCPU while the set has enough
+    /// (vCPU i on the set's i-th CPU), else every vCPU may use the whole set. Null: no pinning.
+    /// </summary>
+    private IReadOnlyList<IReadOnlyList<int>>? VcpuPins(int vcpus)
+    {
+        if (_assignment.EffectiveResources.Cpuset is not { } cpuset || !CpuSet.TryParse(cpuset, out var cpus, out _))
+        {
+            return null;
+        }
+
+        return Enumerable.Range(0, vcpus)
+            .Select(i => cpus.Count >= vcpus ? (IReadOnlyList<int>)[cpus[i]] : cpus)
+            .ToList();
+    }
+
+    /// <summary>
+    /// CPU the vCPU threads used since the last window and what they wanted (used + waited for a CPU), in millicores,
+    /// reported to the host agent. Demand never exceeds what the vCPUs could use.
+    /// </summary>
+    private void MeasureUsage()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var cpu = _vcpus.Values.Sum(v => v.CpuSeconds);
+        var waiting = _vcpuWaiting.Values.Sum();
+        if (_lastUsage is { } last && now > last.At)
+        {
+            var seconds = (now - last.At).TotalSeconds;
+            var used = (long)Math.Round(Math.Max(0, cpu - last.CpuSeconds) / seconds * 1000);
+            var wanted = used + (long)Math.Round(Math.Max(0, waiting - last.WaitingSeconds) / seconds * 1000);
+            _usedMillicores = used;
+            _demandMillicores = Math.Min(wanted, 1000L * Math.Max(1, _vcpus.Count));
+            Context.Parent.Tell(new VmProtocol.Usage(VmId, _assignment.Epoch, used, _demandMillicores.Value));
+        }
+
+        _lastUsage = (cpu, waiting, now);
+    }
+
     private void KillNow() =>
         _handle?.KillAsync(CancellationToken.None).PipeTo(Self, success: () => ShutdownRequested.Instance, failure: ex => new KillFailed(ex));
 
     private void Report(VmStatus status, string? reason, int? pid) =>
         _scheduler.Tell(new LedgerCommands.ReportVm(VmId, _assignment.Epoch, status, reason, pid, null));
 
-    private VmRuntime Runtime() => new(VmId, _handle?.Pid, _vcpus.Values.ToList(), _consoleTail.ToList());
+    private VmRuntime Runtime() =>
+        new(VmId, _handle?.Pid, _vcpus.Values.ToList(), _consoleTail.ToList(), _usedMillicores, _demandMillicores, _cgroup?.Path);
 
     private sealed record HandleReady(IVmHandle Handle);
 
@@ -209,6 +313,11 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private sealed class ShutdownRequested
     {
         public static readonly ShutdownRequested Instance = new();
+    }
+
+    private sealed class UsageDue
+    {
+        public static readonly UsageDue Instance = new();
     }
 
     private sealed class StopTimedOut

@@ -1,5 +1,6 @@
 using Orchestrator.Domain;
 using Orchestrator.Domain.Vms;
+using Orchestrator.Hypervisor.Cgroups;
 
 namespace Orchestrator.Actors.Hosts;
 
@@ -26,6 +27,15 @@ public static class VmProtocol
     /// <summary>To the host agent: the process could not be started at all; restarting would not help.</summary>
     public sealed record StartFailed(VmId VmId, Epoch Epoch, string Reason);
 
-    /// <summary>From a vCPU actor: its thread's CPU time so far.</summary>
-    public sealed record VcpuSample(int Index, int ThreadId, TimeSpan CpuTime);
+    /// <summary>From the host agent: what to enforce on the VM's cgroup (sent again whenever it changes).</summary>
+    public sealed record Enforce(CgroupLimits Limits);
+
+    /// <summary>
+    /// To the host agent, every usage interval: CPU the VM's vCPUs used over the last window, and what they wanted
+    /// (used plus the time they waited, runnable, for a CPU), in millicores.
+    /// </summary>
+    public sealed record Usage(VmId VmId, Epoch Epoch, long UsedMillicores, long DemandMillicores);
+
+    /// <summary>From a vCPU actor: its thread's CPU time so far, and its time spent waiting for a CPU when known.</summary>
+    public sealed record VcpuSample(int Index, int ThreadId, TimeSpan CpuTime, TimeSpan? Waiting);
 }

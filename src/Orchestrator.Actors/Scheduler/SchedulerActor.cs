@@ -26,6 +26,13 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly HostLossTimings _hostLoss;
     private readonly HostLeaseStore? _leases;
     private readonly Cluster? _cluster;
+    private readonly SharesPolicy? _shares;
+
+    /// <summary>The CPU demand each host's agent last reported (not journaled: it is a measurement).</summary>
+    private readonly Dictionary<HostId, IReadOnlyList<VmCpuDemand>> _demand = [];
+
+    /// <summary>Hosts whose entitlements need recomputing: new demand, or their VMs changed.</summary>
+    private readonly HashSet<HostId> _sharesDue = [];
 
     /// <summary>Hosts whose agent is gone, by the address it had, until their loss is decided.</summary>
     private readonly Dictionary<Address, HashSet<HostId>> _goneHosts = [];
@@ -45,8 +52,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     /// fence guard) before new ones start (invariant I3).
     /// </param>
     /// <param name="leases">PostgreSQL host leases, when enabled: a lost host's lease must expire before its VMs move.</param>
-    public SchedulerActor(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss, HostLeaseStore? leases = null)
+    /// <param name="shares">how often to recompute CPU entitlements, and what change is worth journaling; null: never.</param>
+    public SchedulerActor(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss, HostLeaseStore? leases = null,
+        SharesPolicy? shares = null)
     {
+        _shares = shares;
         _leases = leases;
         _rules = rules;
         _snapshotEvery = snapshotEvery;
@@ -66,6 +76,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             _log.Info("scheduler recovered: {0} hosts, {1} VMs (last sequence {2})", _state.Hosts.Count, _state.Vms.Count, LastSequenceNr);
             // Hosts lost while no scheduler was watching (it was moving) are found once agents had time to re-register.
             Timers.StartSingleTimer("check-members", CheckMembers.Instance, _hostLoss.AfterLeave);
+            if (_shares is not null)
+            {
+                // Entitlements recovered from the journal stand until the hosts' next usage reports.
+                Timers.StartPeriodicTimer("shares", RecomputeSharesDue.Instance, _shares.Interval);
+            }
         });
 
         Command<RegisterHostAgent>(OnRegisterHostAgent);
@@ -85,6 +100,16 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<SchedulerQueries.GetVmRuntime>(OnGetVmRuntime);
 
         Command<MayStartVm>(OnMayStart);
+        Command<LedgerCommands.SetVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
+        Command<HostUsageReport>(report =>
+        {
+            if (_state.Hosts.ContainsKey(report.HostId))
+            {
+                _demand[report.HostId] = report.Demand;
+                _sharesDue.Add(report.HostId);
+            }
+        });
+        Command<RecomputeSharesDue>(_ => RecomputeShares());
         // A downed member's guard has been counting since it lost the majority (or since its process died): the wait is
         // shorter than after a graceful leave, where the guard only starts counting at the leave.
         Command<ClusterEvent.MemberRemoved>(removed =>
@@ -175,8 +200,43 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss, HostLeaseStore? leases = null) =>
-        Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss, leases));
+    public static Props Props(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss, HostLeaseStore? leases = null,
+        SharesPolicy? shares = null) =>
+        Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss, leases, shares));
+
+    /// <summary>
+    /// Recomputes the entitlements of the hosts that need it, with the demand their agents reported; the ledger
+    /// journals a SharesChanged for each VM whose entitlement moved beyond the tolerance.
+    /// </summary>
+    private void RecomputeShares()
+    {
+        foreach (var host in _sharesDue)
+        {
+            var command = new LedgerCommands.RecomputeShares(host, _demand.GetValueOrDefault(host) ?? [], _shares!.ToleranceMillicores);
+            Persist(command, Decided.Decide(command, _rules, DateTimeOffset.UtcNow), () => { });
+        }
+
+        _sharesDue.Clear();
+    }
+
+    /// <summary>A VM event changes its host's division of CPU (placed, started, stopped, resized, gone).</summary>
+    private void NoteSharesDue(LedgerState before, ILedgerEvent evt)
+    {
+        if (_shares is null || evt is SharesChanged || evt is not IVmLedgerEvent vmEvent)
+        {
+            return;
+        }
+
+        if (before.Vms.GetValueOrDefault(vmEvent.VmId)?.Host is { } host)
+        {
+            _sharesDue.Add(host);
+        }
+
+        if (evt is VmPlaced placed)
+        {
+            _sharesDue.Add(placed.HostId);
+        }
+    }
 
     private void LoseHost(HostId host)
     {
@@ -314,6 +374,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         foreach (var evt in decision.Events)
         {
             tagged.Add(Tag(evt));
+            NoteSharesDue(ahead, evt);
             ahead = ahead.Apply(evt);
         }
 
@@ -324,7 +385,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         PersistAllAsync(tagged, t =>
         {
             var evt = (ILedgerEvent)t.Payload;
-            if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested)
+            if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged)
             {
                 changed.Add(((IVmLedgerEvent)evt).VmId);
             }
@@ -416,6 +477,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             case HostRegistered registered:
                 tags.Add("host:" + registered.HostId.Value);
                 break;
+            case SharesChanged shares:
+                tags.Add("host:" + shares.HostId.Value);
+                break;
         }
 
         return new Tagged(evt, tags);
@@ -426,6 +490,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private sealed record LeaseChecked(HostId HostId, TimeSpan Remaining);
 
     private sealed record LeaseCheckFailed(HostId HostId, Exception Cause);
+
+    private sealed class RecomputeSharesDue
+    {
+        public static readonly RecomputeSharesDue Instance = new();
+    }
 
     private sealed class CheckMembers
     {

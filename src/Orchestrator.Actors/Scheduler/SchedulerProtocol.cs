@@ -55,6 +55,12 @@ public sealed record RegisterHostAgent(LedgerCommands.RegisterHost Host) : IOrch
 /// </summary>
 public sealed record MayStartVm(VmId VmId, Epoch Epoch, HostId HostId) : IOrchestratorMessage;
 
+/// <summary>
+/// From a host agent, every usage-report interval: how much CPU each of its running VMs' vCPUs used over the last
+/// window. Not journaled: the scheduler recomputes the host's entitlements with it and journals only what moved.
+/// </summary>
+public sealed record HostUsageReport(HostId HostId, IReadOnlyList<VmCpuDemand> Demand) : IOrchestratorMessage;
+
 public sealed record StartPermission(VmId VmId, Epoch Epoch, bool Granted, string? Reason) : IOrchestratorMessage;
 
 /// <summary>What one host must do with one VM: the ledger's view, including the epoch it may run under.</summary>
@@ -68,11 +74,16 @@ public sealed record VmAssignment(
     Epoch Epoch,
     DesiredState Desired,
     bool Deleting,
-    VmStatus Status) : IOrchestratorMessage
+    VmStatus Status,
+    TenantId Tenant = default,
+    VmResources? Resources = null) : IOrchestratorMessage
 {
     public static VmAssignment From(VmRecord vm) => new(
         vm.Id, vm.Spec.Name, vm.Spec.Vcpus, vm.Spec.MemoryMiB, vm.Spec.Image, vm.Spec.RestartPolicy,
-        vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status);
+        vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status, vm.Tenant, vm.Spec.EffectiveResources);
+
+    /// <summary>Shares, reservations and limits to enforce (the tenant pool is <see cref="Tenant"/>).</summary>
+    public VmResources EffectiveResources => Resources ?? VmResources.Default;
 
     /// <summary>
     /// Whether a process for this VM should be running on its host. Not after the host gave up on it (Failed) or
@@ -80,6 +91,9 @@ public sealed record VmAssignment(
     /// </summary>
     public bool ShouldRun => !Deleting && Desired == DesiredState.Running && Status is not (VmStatus.Failed or VmStatus.Stopped);
 }
+
+/// <summary>How often the scheduler recomputes CPU entitlements, and the change (millicores) worth journaling.</summary>
+public sealed record SharesPolicy(TimeSpan Interval, long ToleranceMillicores);
 
 /// <summary>Snapshot of the ledger (the persistent actor's state).</summary>
 public sealed record LedgerSnapshot(IReadOnlyList<HostRecord> Hosts, IReadOnlyList<VmRecord> Vms) : IOrchestratorMessage;

@@ -84,13 +84,30 @@ public sealed record HostSettings(
     TimeSpan StopTimeout,
     TimeSpan VcpuSampleInterval,
     TimeSpan RegisterInterval,
-    RestartBackoff Backoff)
+    RestartBackoff Backoff,
+    string? Cpuset = null,
+    CgroupMode Cgroups = CgroupMode.Auto,
+    TimeSpan UsageReportInterval = default)
 {
     public static HostSettings Create(Config c)
     {
+        var cpuset = c.GetString("cpuset", "") is { Length: > 0 } set ? set : null;
+        IReadOnlyList<int> cpusetCpus = [];
+        if (cpuset is not null && !CpuSet.TryParse(cpuset, out cpusetCpus, out var cpusetError))
+        {
+            throw new ConfigurationException($"orchestrator.host.cpuset: {cpusetError}");
+        }
+
+        var cgroups = c.GetString("cgroups", "auto") switch
+        {
+            "auto" => CgroupMode.Auto,
+            "off" => CgroupMode.Off,
+            "required" => CgroupMode.Required,
+            var other => throw new ConfigurationException($"orchestrator.host.cgroups: unknown '{other}' (known: auto, off, required)"),
+        };
         var settings = new HostSettings(
             c.GetString("driver", "qemu"),
-            c.GetInt("cpus", 0) is > 0 and var cpus ? cpus : Environment.ProcessorCount,
+            c.GetInt("cpus", 0) is > 0 and var cpus ? cpus : cpuset is not null ? cpusetCpus.Count : Environment.ProcessorCount,
             c.GetLong("memory-mib", 0) is > 0 and var mem ? mem : MachineMemoryMiB(),
             c.GetString("qemu-binary", "qemu-system-x86_64"),
             c.GetString("accel", "auto"),
@@ -102,7 +119,10 @@ public sealed record HostSettings(
             new RestartBackoff(
                 c.GetTimeSpan("restart-backoff.initial", TimeSpan.FromMilliseconds(500)),
                 c.GetTimeSpan("restart-backoff.max", TimeSpan.FromSeconds(30)),
-                c.GetTimeSpan("restart-backoff.reset-after-stable", TimeSpan.FromSeconds(60))));
+                c.GetTimeSpan("restart-backoff.reset-after-stable", TimeSpan.FromSeconds(60))),
+            cpuset is null ? null : CpuSet.Format(cpusetCpus),
+            cgroups,
+            c.GetTimeSpan("usage-report-interval", TimeSpan.FromSeconds(2)));
         if (settings.HeartbeatInterval * 2 >= settings.FenceAfter)
         {
             throw new ConfigurationException(
@@ -136,6 +156,18 @@ public sealed record HostSettings(
 
         return 1024;
     }
+}
+
+/// <summary>Whether the host enforces shares, reservations and limits with cgroups.</summary>
+public enum CgroupMode
+{
+    /// <summary>Where the kernel offers cgroups (v2, or v1 with cpu/cpuacct/cpuset/memory); otherwise warn and run unenforced.</summary>
+    Auto,
+
+    Off,
+
+    /// <summary>Refuse to start without usable cgroups.</summary>
+    Required,
 }
 
 /// <summary>How long the scheduler waits after a host is gone before it re-places the host's VMs.</summary>
@@ -201,7 +233,12 @@ public sealed record MembershipSettings(
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 }
 
-public sealed record SchedulerSettings(int SnapshotEvery, PlacementPolicy Placement, VmSpecLimits Limits)
+public sealed record SchedulerSettings(
+    int SnapshotEvery,
+    PlacementPolicy Placement,
+    VmSpecLimits Limits,
+    TimeSpan SharesInterval = default,
+    long SharesToleranceMillicores = 25)
 {
     public static SchedulerSettings Create(Config c)
     {
@@ -217,7 +254,9 @@ public sealed record SchedulerSettings(int SnapshotEvery, PlacementPolicy Placem
             new VmSpecLimits(
                 c.GetInt("limits.max-vcpus", 64),
                 c.GetInt("limits.min-memory-mib", 64),
-                c.GetInt("limits.max-memory-mib", 1024 * 1024)));
+                c.GetInt("limits.max-memory-mib", 1024 * 1024)),
+            c.GetTimeSpan("shares.interval", TimeSpan.FromSeconds(2)),
+            Math.Max(0, c.GetLong("shares.tolerance-millicores", 25)));
     }
 
     public LedgerRules Rules(ImageCatalog images) => new(Placement, Limits, images.Names);
@@ -265,7 +304,7 @@ public sealed class ImageCatalog
                 continue;
             }
 
-            found.Add(new GuestImage(name, kernel, initrd, entry.GetString("description", "")));
+            found.Add(new GuestImage(name, kernel, initrd, entry.GetString("description", ""), entry.GetBoolean("burn-cpu", false)));
         }
 
         return new ImageCatalog(found, problems);

@@ -90,23 +90,23 @@ public static class FailoverBenchmark
             }
 
             var api = nodes[0];
-            await Until(async () => (await GetArray(api, "v1/hosts"))?.Count(h => (string?)h!["state"] == "Up") == options.Hosts,
+            await BenchHttp.Until(async () => (await BenchHttp.GetArray(api, "v1/hosts"))?.Count(h => (string?)h!["state"] == "Up") == options.Hosts,
                 TimeSpan.FromSeconds(90), "every host Up", ct);
             for (var i = 0; i < options.Vms; i++)
             {
-                var response = await api.Http.PostAsync("v1/vms", JsonContent($$"""{"name":"fb{{i}}","vcpus":1,"memoryMiB":256,"image":"demo","restartPolicy":"always"}"""), ct);
+                var response = await api.Http.PostAsync("v1/vms", BenchHttp.JsonContent($$"""{"name":"fb{{i}}","vcpus":1,"memoryMiB":256,"image":"demo","restartPolicy":"always"}"""), ct);
                 response.EnsureSuccessStatusCode();
             }
 
-            await Until(async () => (await GetArray(api, "v1/vms"))?.Count(v => (string?)v!["state"] == "Ready") == options.Vms,
+            await BenchHttp.Until(async () => (await BenchHttp.GetArray(api, "v1/vms"))?.Count(v => (string?)v!["state"] == "Ready") == options.Vms,
                 TimeSpan.FromMinutes(10), "every VM Ready", ct, async () => string.Join("; ",
-                    (await GetArray(api, "v1/vms") ?? []).Where(v => (string?)v!["state"] != "Ready")
+                    (await BenchHttp.GetArray(api, "v1/vms") ?? []).Where(v => (string?)v!["state"] != "Ready")
                     .Select(v => $"{v!["name"]} {v["state"]} {v["reason"]}")));
 
             var victimIndex = options.KillScheduler ? 0 : options.Hosts - 1;
             var victim = $"h{victimIndex + 1}";
             var observer = nodes[victimIndex == 0 ? 1 : 0];
-            var before = (await GetArray(observer, "v1/vms"))!.Select(v => v!.AsObject()).ToList();
+            var before = (await BenchHttp.GetArray(observer, "v1/vms"))!.Select(v => v!.AsObject()).ToList();
             var affected = before.Where(v => (string?)v["host"] == victim).ToDictionary(v => (string)v["id"]!, v => (long)v["epoch"]!);
             await using var sampler = new DoubleRunSampler(nodes.Select(n => n.RunDir).ToList());
 
@@ -117,11 +117,11 @@ public static class FailoverBenchmark
             while (ready is null && clock.Elapsed < deadline)
             {
                 ct.ThrowIfCancellationRequested();
-                var hosts = await GetArray(observer, "v1/hosts");
+                var hosts = await BenchHttp.GetArray(observer, "v1/hosts");
                 var victimState = (string?)hosts?.FirstOrDefault(h => (string?)h!["id"] == victim)?["state"];
                 unreachable ??= victimState is "Unreachable" or "Down" ? clock.Elapsed.TotalSeconds : null;
                 downed ??= victimState == "Down" ? clock.Elapsed.TotalSeconds : null;
-                var vms = (await GetArray(observer, "v1/vms"))?.Select(v => v!.AsObject()).Where(v => affected.ContainsKey((string)v["id"]!)).ToList();
+                var vms = (await BenchHttp.GetArray(observer, "v1/vms"))?.Select(v => v!.AsObject()).Where(v => affected.ContainsKey((string)v["id"]!)).ToList();
                 if (vms is { Count: > 0 } && vms.Count == affected.Count)
                 {
                     bool Moved(JsonObject v) => (string?)v["host"] != victim && (long)v["epoch"]! > affected[(string)v["id"]!];
@@ -133,7 +133,7 @@ public static class FailoverBenchmark
                 await Task.Delay(Poll, ct);
             }
 
-            var after = (await GetArray(observer, "v1/vms"))?.Select(v => v!.AsObject()).ToList() ?? [];
+            var after = (await BenchHttp.GetArray(observer, "v1/vms"))?.Select(v => v!.AsObject()).ToList() ?? [];
             var lost = before.Count(b => !after.Any(a => (string?)a["id"] == (string?)b["id"] && (string?)a["state"] == "Ready"));
             return new FailoverRun(victim, ready ?? double.NaN, affected.Count, lost, sampler.DoubleRuns, unreachable, downed, replaced,
                 started);
@@ -152,37 +152,6 @@ public static class FailoverBenchmark
             catch (IOException)
             {
             }
-        }
-    }
-
-    private static StringContent JsonContent(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
-
-    private static async Task<JsonArray?> GetArray(LocalNode node, string path)
-    {
-        try
-        {
-            var response = await node.Http.GetAsync(path);
-            return response.IsSuccessStatusCode ? JsonNode.Parse(await response.Content.ReadAsStringAsync())?.AsArray() : null;
-        }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-        {
-            return null; // the scheduler may be moving
-        }
-    }
-
-    private static async Task Until(Func<Task<bool>> condition, TimeSpan timeout, string what, CancellationToken ct,
-        Func<Task<string>>? explain = null)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (clock.Elapsed > timeout)
-            {
-                var detail = explain is null ? "" : $": {await explain()}";
-                throw new TimeoutException($"gave up waiting for {what} after {timeout.TotalSeconds} s{detail}");
-            }
-
-            await Task.Delay(200, ct);
         }
     }
 }

@@ -24,12 +24,14 @@ public sealed class LocalNode : IAsyncDisposable
     public bool HasExited => _process.HasExited;
 
     /// <summary>Starts `orchestrator node --data DIR --listen 127.0.0.1:0 ARGS` with its output in DIR/node.log.</summary>
-    public static async Task<LocalNode> StartAsync(string dataDir, IEnumerable<string> args, CancellationToken ct)
+    /// <param name="cpus">a CPU list the node (and whatever it starts outside its VMs' cgroups) is confined to.</param>
+    public static async Task<LocalNode> StartAsync(string dataDir, IEnumerable<string> args, CancellationToken ct, string? cpus = null)
     {
         Directory.CreateDirectory(dataDir);
         var log = Path.Combine(dataDir, "node.log");
         // The node's own dll, run by the same dotnet host, so a benchmark measures exactly this build.
-        var script = $"exec \"$0\" \"$@\" >>{Quote(log)} 2>&1";
+        var confine = cpus is null ? "" : $"taskset -c {cpus} ";
+        var script = $"exec {confine}\"$0\" \"$@\" >>{Quote(log)} 2>&1";
         var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         foreach (var arg in new[] { "-c", script, Environment.ProcessPath!, typeof(LocalNode).Assembly.Location, "node", "--data", dataDir, "--listen", "127.0.0.1:0" }.Concat(args))
         {

@@ -1,0 +1,39 @@
+using System.Globalization;
+
+namespace Orchestrator.Cli;
+
+/// <summary>CPU amounts as people type and read them: "500m" (millicores) or "0.5" (CPUs).</summary>
+public static class CpuAmounts
+{
+    public static bool TryParseMillicores(string? text, out int millicores)
+    {
+        millicores = 0;
+        if (string.IsNullOrWhiteSpace(text) || text.Length > 16)
+        {
+            return false;
+        }
+
+        if (text.EndsWith('m'))
+        {
+            return int.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out millicores);
+        }
+
+        if (!decimal.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var cpus) || cpus > 100_000)
+        {
+            return false;
+        }
+
+        var scaled = cpus * 1000;
+        if (scaled != decimal.Truncate(scaled))
+        {
+            return false; // finer than a millicore
+        }
+
+        millicores = (int)scaled;
+        return true;
+    }
+
+    /// <summary>"1.5 CPU", "0.25 CPU", "2 CPU".</summary>
+    public static string Format(long millicores) =>
+        (millicores / 1000m).ToString("0.###", CultureInfo.InvariantCulture) + " CPU";
+}
