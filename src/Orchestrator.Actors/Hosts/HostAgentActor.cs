@@ -523,8 +523,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         try
         {
             var cgroups = new VmCgroups(layout, CgroupScope(hostId));
-            // The host's cgroup weighs like its CPUs' worth of ordinary processes against the rest of the machine.
-            cgroups.PrepareScope(settings.Cpuset, (int)Math.Clamp(settings.Cpus * 1024L, VmResources.MinShares, VmResources.MaxShares));
+            cgroups.PrepareScope(settings.Cpuset, settings.EffectiveCgroupWeight);
             _log.Info("enforcing VM shares and limits with cgroup {0} under {1}", layout.Version, layout.Root);
             return cgroups;
         }

@@ -87,8 +87,12 @@ public sealed record HostSettings(
     RestartBackoff Backoff,
     string? Cpuset = null,
     CgroupMode Cgroups = CgroupMode.Auto,
-    TimeSpan UsageReportInterval = default)
+    TimeSpan UsageReportInterval = default,
+    int CgroupWeight = 0)
 {
+    /// <summary>How the host's VMs together weigh against the machine's other processes (cpu.shares units).</summary>
+    public int EffectiveCgroupWeight => CgroupWeight > 0 ? CgroupWeight : (int)Math.Clamp(Cpus * 1024L, VmResources.MinShares, VmResources.MaxShares);
+
     public static HostSettings Create(Config c)
     {
         var cpuset = c.GetString("cpuset", "") is { Length: > 0 } set ? set : null;
@@ -122,7 +126,14 @@ public sealed record HostSettings(
                 c.GetTimeSpan("restart-backoff.reset-after-stable", TimeSpan.FromSeconds(60))),
             cpuset is null ? null : CpuSet.Format(cpusetCpus),
             cgroups,
-            c.GetTimeSpan("usage-report-interval", TimeSpan.FromSeconds(2)));
+            c.GetTimeSpan("usage-report-interval", TimeSpan.FromSeconds(2)),
+            c.GetInt("cgroup-weight", 0));
+        if (settings.CgroupWeight != 0 && settings.CgroupWeight is < VmResources.MinShares or > VmResources.MaxShares)
+        {
+            throw new ConfigurationException(
+                $"orchestrator.host.cgroup-weight must be 0 (the host's CPUs × 1024) or between {VmResources.MinShares} and {VmResources.MaxShares}, was {settings.CgroupWeight}");
+        }
+
         if (settings.HeartbeatInterval * 2 >= settings.FenceAfter)
         {
             throw new ConfigurationException(

@@ -63,6 +63,8 @@ public static class SharesBenchmark
                 "--set", $"orchestrator.host-id={hostId}",
                 "--set", $"orchestrator.host.cpuset=\"{cpu}\"",
                 "--set", "orchestrator.host.cgroups=required",
+                // This measures how the guests divide the CPU, not how they fare against the machine's other work.
+                "--set", $"orchestrator.host.cgroup-weight={Domain.Vms.VmResources.MaxShares}",
             ], ct, others.Count > 0 ? CpuSet.Format(others) : null);
             Console.Error.WriteLine($"shares: {Names.Length} burning guests on CPU {cpu}, window {window.TotalSeconds:0} s");
 
@@ -191,6 +193,7 @@ public static class SharesBenchmark
                 ["window_s"] = window.TotalSeconds,
                 ["max_relative_error"] = Math.Round(maxError, 4),
                 ["cgroups_left"] = cgroupsLeft,
+                ["guests_total"] = JsonSerializer.SerializeToNode(results.ToDictionary(r => r.Name, r => Math.Round(r.Vms.Sum(v => v.Measured), 4))),
                 ["vms"] = JsonSerializer.SerializeToNode(all, Json),
             };
             Console.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -206,7 +209,9 @@ public static class SharesBenchmark
                 $"{Share(v.Entitled),9} {Share(v.Measured),9} {Percent(v.RelativeError),7}"));
         }
 
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"largest relative error: {maxError:0.0%}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"largest relative error: {maxError * 100:0.0}%"));
+        Console.WriteLine(string.Join("; ", results.Select(r =>
+            $"{r.Name}: the guests got {Share(r.Vms.Sum(v => v.Measured))} of the CPU together")));
     }
 
     private static string Percent(double fraction) =>
