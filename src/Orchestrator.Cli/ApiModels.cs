@@ -54,6 +54,22 @@ public sealed record Host(
 
 public sealed record Image(string Name, string? Description);
 
+/// <summary>GET /v1/capacity: the cluster's totals and what HA admission control keeps free.</summary>
+public sealed record Capacity(
+    int HostsUp,
+    long Vcpus,
+    long AllocatedVcpus,
+    long MemoryMiB,
+    long AllocatedMemoryMiB,
+    long ReservedCpuMillicores,
+    long ReservedMemoryMiB,
+    int HaHeadroomHosts,
+    long HaNeededVcpus,
+    long HaNeededMemoryMiB,
+    long HaSpareVcpus,
+    long HaSpareMemoryMiB,
+    bool HaHeadroomHolds);
+
 /// <summary>RFC 7807 problem details, as the API answers every error.</summary>
 public sealed record ProblemDetails(
     string? Type,

@@ -36,6 +36,18 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
             ListKind.Hosts => Rendering.HostTable(response.Read<List<Host>>()),
             _ => Rendering.ImageTable(response.Read<List<Image>>()),
         });
+        if (args.Kind == ListKind.Hosts)
+        {
+            try
+            {
+                context.Out.WriteLine(Rendering.CapacityLine((await api.GetAsync("v1/capacity", ct)).Read<Capacity>()));
+            }
+            catch (ApiProblemException)
+            {
+                // A node without the capacity endpoint: the table alone.
+            }
+        }
+
         return 0;
     }
 

@@ -170,6 +170,21 @@ public static class Rendering
         return table;
     }
 
+    /// <summary>The line under <c>host list</c>: totals, and the HA headroom when one is configured.</summary>
+    public static string CapacityLine(Capacity c)
+    {
+        var line = $"{Number(c.HostsUp)} host(s) up: {Number(c.AllocatedVcpus)}/{Number(c.Vcpus)} vCPUs, " +
+                   $"{MiB(c.AllocatedMemoryMiB)}/{MiB(c.MemoryMiB)} allocated";
+        if (c.HaHeadroomHosts <= 0)
+        {
+            return line + "; no HA headroom kept";
+        }
+
+        return line + $"; HA headroom for the {Number(c.HaHeadroomHosts)} fullest host(s): needs {Number(c.HaNeededVcpus)} vCPUs and " +
+               $"{MiB(c.HaNeededMemoryMiB)}, the others have {Number(c.HaSpareVcpus)} vCPUs and {MiB(c.HaSpareMemoryMiB)} spare" +
+               (c.HaHeadroomHolds ? "" : " (NOT ENOUGH: new VMs wait as Pending)");
+    }
+
     public static IRenderable ImageTable(IEnumerable<Image> images)
     {
         var table = PlainTable("NAME", "DESCRIPTION");

@@ -161,3 +161,45 @@ public class ResourceLedgerTests
         return ledger.State.Vms[vm.Id];
     }
 }
+
+/// <summary>HA admission control: room kept to restart the VMs of the fullest hosts.</summary>
+public class HaHeadroomTests
+{
+    [Fact]
+    public void A_vm_that_would_eat_the_headroom_waits_and_a_lost_hosts_vms_may_use_it()
+    {
+        var rules = LedgerRules.Create(["demo"]) with
+        {
+            Placement = new Placement.PlacementPolicy(1.0, 1.0, Placement.PlacementStrategy.Spread, HaHeadroomHosts: 1),
+        };
+        var ledger = new LedgerDriver(rules);
+        ledger.Host("h1", cpus: 2);
+        ledger.Host("h2", cpus: 2);
+        var a = ledger.Create("a");
+        var b = ledger.Create("b");
+        Assert.NotEqual(a.Host, b.Host);
+
+        // A third VM would leave 1 spare vCPU for the fullest host's 2: it waits, saying why.
+        var c = ledger.Create("c");
+        Assert.Equal(VmStatus.Pending, c.Status);
+        Assert.Contains("restart the VMs of the 1 fullest host", c.Reason);
+        var headroom = Placement.Placement.Headroom(ledger.State.Hosts.Values, rules.Placement);
+        Assert.Equal((1L, 1L), (headroom.NeededVcpus, headroom.SpareVcpus));
+        Assert.True(headroom.Holds);
+
+        // Losing a host is what the headroom is for: its VM moves over.
+        ledger.Send(new LedgerCommands.LoseHost(a.Host!.Value));
+        Assert.Equal(b.Host, ledger.State.Vms[a.Id].Host);
+    }
+
+    [Fact]
+    public void Without_headroom_the_same_vm_is_placed()
+    {
+        var ledger = new LedgerDriver(LedgerRules.Create(["demo"]) with { Placement = new Placement.PlacementPolicy(1.0, 1.0, Placement.PlacementStrategy.Spread) });
+        ledger.Host("h1", cpus: 2);
+        ledger.Host("h2", cpus: 2);
+        ledger.Create("a");
+        ledger.Create("b");
+        Assert.NotNull(ledger.Create("c").Host);
+    }
+}

@@ -261,7 +261,8 @@ public sealed record SchedulerSettings(
         };
         return new SchedulerSettings(
             Math.Max(1, c.GetInt("snapshot-every", 1000)),
-            new PlacementPolicy(c.GetDouble("cpu-allocation-ratio", 4.0), c.GetDouble("memory-allocation-ratio", 1.0), strategy),
+            new PlacementPolicy(c.GetDouble("cpu-allocation-ratio", 4.0), c.GetDouble("memory-allocation-ratio", 1.0), strategy,
+                Math.Max(0, c.GetInt("ha-headroom-hosts", 0))),
             new VmSpecLimits(
                 c.GetInt("limits.max-vcpus", 64),
                 c.GetInt("limits.min-memory-mib", 64),

@@ -88,7 +88,7 @@ public sealed record LedgerState(
             var running = vm.Desired == DesiredState.Running && vm.Status is not (VmStatus.Failed or VmStatus.Stopped);
             ILedgerEvent evt = running && vm.Spec.RestartPolicy == RestartPolicy.Never
                 ? new VmFailed(vm.Id, vm.Epoch, $"host {c.HostId} was lost and the restart policy is never")
-                : state.Place(vm.Id, rules);
+                : state.Place(vm.Id, rules, failover: true);
             state = state.Apply(evt);
             events.Add(evt);
         }
@@ -273,7 +273,8 @@ public sealed record LedgerState(
     }
 
     /// <summary>A placement for one VM: on the best host, or Pending with the reason.</summary>
-    private ILedgerEvent Place(VmId vmId, LedgerRules rules)
+    /// <param name="failover">re-placing a lost host's VM: the HA headroom exists for exactly this, so it does not apply.</param>
+    private ILedgerEvent Place(VmId vmId, LedgerRules rules, bool failover = false)
     {
         var vm = Vms[vmId];
         var resources = vm.Spec.EffectiveResources;
@@ -282,9 +283,19 @@ public sealed record LedgerState(
         var host = request.HasReservation
             ? Placement.Placement.ChooseHost(Hosts.Values, request, rules.Placement)
             : Capacity.ChooseHost(request, rules.Placement);
-        return host is null
-            ? new VmPending(vmId, Placement.Placement.ExplainNoFit(Hosts.Values.ToList(), request, rules.Placement))
-            : new VmPlaced(vmId, host.Id, vm.Epoch.Next());
+        if (host is null)
+        {
+            return new VmPending(vmId, Placement.Placement.ExplainNoFit(Hosts.Values.ToList(), request, rules.Placement));
+        }
+
+        if (!failover && !Placement.Placement.KeepsHeadroom(Hosts.Values.ToList(), host, request, rules.Placement))
+        {
+            return new VmPending(vmId,
+                $"placing it on {host.Id} would leave too little room to restart the VMs of the {rules.Placement.HaHeadroomHosts} fullest host(s) " +
+                "elsewhere (orchestrator.scheduler.ha-headroom-hosts)");
+        }
+
+        return new VmPlaced(vmId, host.Id, vm.Epoch.Next());
     }
 
     /// <summary>Places waiting VMs, oldest first, for as long as they fit.</summary>

@@ -12,7 +12,12 @@ public enum PlacementStrategy
 }
 
 /// <summary>How much may be promised per physical resource, and which hosts are preferred.</summary>
-public sealed record PlacementPolicy(double CpuAllocationRatio, double MemoryAllocationRatio, PlacementStrategy Strategy)
+/// <param name="HaHeadroomHosts">
+/// Keep enough room free to restart the VMs of this many of the fullest hosts elsewhere (vSphere HA admission
+/// control); 0: none.
+/// </param>
+public sealed record PlacementPolicy(double CpuAllocationRatio, double MemoryAllocationRatio, PlacementStrategy Strategy,
+    int HaHeadroomHosts = 0)
 {
     public static readonly PlacementPolicy Default = new(4.0, 1.0, PlacementStrategy.Spread);
 }
@@ -94,6 +99,38 @@ public static class Placement
         return policy.Strategy == PlacementStrategy.Spread ? free : -free;
     }
 
+    /// <summary>
+    /// What HA admission control keeps free: the allocations of the <see cref="PlacementPolicy.HaHeadroomHosts"/> fullest
+    /// Up hosts (by vCPUs and by memory, each on its own), against what the other Up hosts have free.
+    /// </summary>
+    public static HaHeadroom Headroom(IEnumerable<HostRecord> hosts, PlacementPolicy policy)
+    {
+        var up = hosts.Where(h => h.State == HostState.Up).ToList();
+        var n = Math.Min(policy.HaHeadroomHosts, up.Count);
+        var byVcpus = up.OrderByDescending(h => h.AllocatedVcpus).ThenBy(h => h.Id.Value, StringComparer.Ordinal).ToList();
+        var byMemory = up.OrderByDescending(h => h.AllocatedMemoryMiB).ThenBy(h => h.Id.Value, StringComparer.Ordinal).ToList();
+        return new HaHeadroom(
+            policy.HaHeadroomHosts,
+            byVcpus.Take(n).Sum(h => (long)h.AllocatedVcpus),
+            byMemory.Take(n).Sum(h => h.AllocatedMemoryMiB),
+            byVcpus.Skip(n).Sum(h => (long)VcpuCapacity(h, policy) - h.AllocatedVcpus),
+            byMemory.Skip(n).Sum(h => MemoryCapacity(h, policy) - h.AllocatedMemoryMiB));
+    }
+
+    /// <summary>Whether placing the request on <paramref name="host"/> keeps the HA headroom (always true without one).</summary>
+    public static bool KeepsHeadroom(IReadOnlyCollection<HostRecord> hosts, HostRecord host, ResourceRequest request, PlacementPolicy policy)
+    {
+        if (policy.HaHeadroomHosts <= 0)
+        {
+            return true;
+        }
+
+        var after = hosts.Select(h => h.Id == host.Id
+            ? h with { AllocatedVcpus = h.AllocatedVcpus + request.Vcpus, AllocatedMemoryMiB = h.AllocatedMemoryMiB + request.MemoryMiB }
+            : h);
+        return Headroom(after, policy).Holds;
+    }
+
     /// <summary>Why nothing fits, in words an operator can act on.</summary>
     public static string ExplainNoFit(IReadOnlyCollection<HostRecord> hosts, ResourceRequest request, PlacementPolicy policy)
     {
@@ -118,4 +155,10 @@ public static class Placement
         return $"no host has room for {request.Vcpus} vCPUs and {request.MemoryMiB} MiB " +
                $"({up} hosts up, allocation ratios cpu {policy.CpuAllocationRatio}, memory {policy.MemoryAllocationRatio})";
     }
+}
+
+/// <summary>HA admission control's figures: what the fullest hosts hold, and what the others could take in.</summary>
+public sealed record HaHeadroom(int Hosts, long NeededVcpus, long NeededMemoryMiB, long SpareVcpus, long SpareMemoryMiB)
+{
+    public bool Holds => NeededVcpus <= SpareVcpus && NeededMemoryMiB <= SpareMemoryMiB;
 }
