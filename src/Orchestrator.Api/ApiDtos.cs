@@ -17,7 +17,8 @@ public sealed record CreateVmRequest(
     int? CpuLimitMillicores = null,
     int? MemoryReservationMiB = null,
     int? MemoryLimitMiB = null,
-    string? Cpuset = null)
+    string? Cpuset = null,
+    Dictionary<string, string>? Labels = null)
 {
     /// <summary>Null when the request names none (the VM gets the defaults).</summary>
     public VmResources? Resources =>
@@ -72,7 +73,8 @@ public sealed record VmDto(
     DateTimeOffset? ReadyAt,
     IReadOnlyList<VcpuDto> VcpuThreads,
     IReadOnlyList<string>? ConsoleTail,
-    VmResourcesDto Resources)
+    VmResourcesDto Resources,
+    IReadOnlyDictionary<string, string> Labels)
 {
     public static VmDto From(VmRecord vm, VmRuntime? runtime = null) => new(
         vm.Id.Compact,
@@ -93,7 +95,8 @@ public sealed record VmDto(
         vm.ReadyAt,
         runtime?.Vcpus.Select(v => new VcpuDto(v.Index, v.ThreadId, Math.Round(v.CpuSeconds, 3))).ToList() ?? [],
         runtime?.ConsoleTail,
-        VmResourcesDto.From(vm, runtime));
+        VmResourcesDto.From(vm, runtime),
+        vm.Spec.EffectiveLabels);
 }
 
 public sealed record HostDto(

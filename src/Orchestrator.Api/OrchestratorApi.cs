@@ -50,15 +50,18 @@ public static class OrchestratorApi
             return await next(context);
         });
 
-        v1.MapGet("/vms", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        v1.MapGet("/vms", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
-            var list = await AskAsync<SchedulerReplies.VmList>(scheduler, new SchedulerQueries.ListVms(null), ct);
+            // An admin sees every tenant's VMs unless it names one; everyone else sees their own.
+            var principal = http.Principal();
+            var tenant = principal.IsAdmin && string.IsNullOrEmpty(http.Request.Query["tenant"]) ? (TenantId?)null : Acting(http);
+            var list = await AskAsync<SchedulerReplies.VmList>(scheduler, new SchedulerQueries.ListVms(tenant), ct);
             return Results.Json(list.Vms.Select(v => VmDto.From(v)).ToList(), Json);
         });
 
-        v1.MapGet("/vms/{name}", async (string name, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        v1.MapGet("/vms/{name}", async (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
-            var tenant = TenantId.System;
+            var tenant = Acting(http);
             var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, name), ct);
             if (found.Vm is null)
             {
@@ -80,6 +83,7 @@ public static class OrchestratorApi
 
         v1.MapPost("/vms", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
+            var tenant = Acting(request.HttpContext);
             var (body, error) = await ReadBodyAsync<CreateVmRequest>(request, ct);
             if (error is not null)
             {
@@ -102,8 +106,8 @@ public static class OrchestratorApi
                 return Invalid(missing);
             }
 
-            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, policy, body.Resources);
-            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(TenantId.System, spec, VmId.New()), ct);
+            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, policy, body.Resources, body.Labels);
+            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
             return reply switch
             {
                 SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(VmDto.From(vm), Json, statusCode: StatusCodes.Status201Created),
@@ -112,12 +116,19 @@ public static class OrchestratorApi
             };
         });
 
-        v1.MapPost("/vms/{name}/stop", (string name, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
-            ChangeAsync(scheduler, new LedgerCommands.StopVm(TenantId.System, name), name, ct));
-        v1.MapPost("/vms/{name}/start", (string name, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
-            ChangeAsync(scheduler, new LedgerCommands.StartVm(TenantId.System, name), name, ct));
-        v1.MapDelete("/vms/{name}", (string name, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
-            ChangeAsync(scheduler, new LedgerCommands.DeleteVm(TenantId.System, name), name, ct));
+        v1.MapPost("/vms/{name}/stop", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            ChangeAsync(scheduler, new LedgerCommands.StopVm(Acting(http), name), name, ct));
+        v1.MapPost("/vms/{name}/start", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            ChangeAsync(scheduler, new LedgerCommands.StartVm(Acting(http), name), name, ct));
+        v1.MapDelete("/vms/{name}", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            ChangeAsync(scheduler, new LedgerCommands.DeleteVm(Acting(http), name), name, ct));
+
+        // The VM's labels, replaced whole by a JSON object of strings.
+        v1.MapPut("/vms/{name}/labels", async (string name, HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var (labels, error) = await ReadBodyAsync<Dictionary<string, string>>(request, ct);
+            return error ?? await ChangeAsync(scheduler, new LedgerCommands.SetVmLabels(Acting(request.HttpContext), name, labels!), name, ct);
+        });
 
         // JSON merge patch (RFC 7396) of the VM's resources: a field left out keeps its value, null restores the default.
         v1.MapMethods("/vms/{name}/resources", ["PATCH"], async (string name, HttpRequest request,
@@ -129,7 +140,8 @@ public static class OrchestratorApi
                 return error;
             }
 
-            var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(TenantId.System, name), ct);
+            var tenant = Acting(request.HttpContext);
+            var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, name), ct);
             if (found.Vm is null)
             {
                 return VmNotFound(name);
@@ -141,7 +153,7 @@ public static class OrchestratorApi
                 return Invalid(errors);
             }
 
-            return await ChangeAsync(scheduler, new LedgerCommands.SetVmResources(TenantId.System, name, resources!), name, ct);
+            return await ChangeAsync(scheduler, new LedgerCommands.SetVmResources(tenant, name, resources!), name, ct);
         });
 
         v1.MapGet("/hosts", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
@@ -183,6 +195,13 @@ public static class OrchestratorApi
                     $"{context.Request.Method} {context.Request.Path} is not part of the API").ExecuteAsync(context);
             }
         });
+
+    /// <summary>
+    /// The tenant a request acts on (<see cref="ApiPrincipal.ActingTenant"/>). An admin naming a malformed tenant acts
+    /// on a tenant that cannot exist, so the request finds nothing rather than something else.
+    /// </summary>
+    public static TenantId Acting(HttpContext http) =>
+        http.Principal().ActingTenant(http.Request) ?? new TenantId("-invalid-");
 
     private static async Task<IResult> ChangeAsync(IRequiredActor<SchedulerProxy> scheduler, ILedgerCommand command, string name,
         CancellationToken ct)

@@ -68,6 +68,8 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new HostUsageReport(H, [new VmCpuDemand(Vm, 1000)]),
         new LedgerCommands.RecomputeShares(H, [new VmCpuDemand(Vm, 1000)], 25),
         new LedgerCommands.SetVmResources(new TenantId("acme"), "web1", new VmResources(CpuLimitMillicores: 250)),
+        new LedgerCommands.SetVmLabels(new TenantId("acme"), "web1", new Dictionary<string, string> { ["env"] = "dev" }),
+        new VmLabelsChanged(Vm, new Dictionary<string, string> { ["env"] = "dev" }),
     ];
 
     public static TheoryData<int> SampleIndexes()

@@ -101,6 +101,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
         Command<MayStartVm>(OnMayStart);
         Command<LedgerCommands.SetVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
+        Command<LedgerCommands.SetVmLabels>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<HostUsageReport>(report =>
         {
             if (_state.Hosts.ContainsKey(report.HostId))

@@ -43,6 +43,9 @@ public static class LedgerCommands
     /// </summary>
     public sealed record SetVmResources(TenantId Tenant, string Name, VmResources Resources) : ILedgerCommand;
 
+    /// <summary>Replaces the VM's labels; allowed unless it is being deleted.</summary>
+    public sealed record SetVmLabels(TenantId Tenant, string Name, IReadOnlyDictionary<string, string> Labels) : ILedgerCommand;
+
     /// <summary>
     /// From the scheduler's own timer: recompute a host's CPU entitlements with the demand its agent last reported
     /// (millicores per VM; VMs missing are taken at full demand). Emits SharesChanged for the VMs whose entitlement

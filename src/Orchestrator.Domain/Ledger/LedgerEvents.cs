@@ -49,6 +49,8 @@ public static class LedgerEvents
     /// <summary>The tenant changed the VM's shares, reservations or limits (allowed while it runs).</summary>
     public sealed record VmResourcesChanged(VmId VmId, VmResources Resources) : IVmLedgerEvent;
 
+    public sealed record VmLabelsChanged(VmId VmId, IReadOnlyDictionary<string, string> Labels) : IVmLedgerEvent;
+
     /// <summary>
     /// The scheduler recomputed its host's CPU entitlements (reservations, then shares, capped by limits and by the
     /// demand the VMs showed) and this VM's moved; null when it no longer runs there.

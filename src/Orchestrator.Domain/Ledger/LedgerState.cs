@@ -55,6 +55,7 @@ public sealed record LedgerState(
         LedgerCommands.ReportVm c => DecideReport(c, now),
         LedgerCommands.ConfirmDeleted c => DecideConfirmDeleted(c, rules),
         LedgerCommands.SetVmResources c => DecideSetResources(c),
+        LedgerCommands.SetVmLabels c => DecideSetLabels(c),
         LedgerCommands.RecomputeShares c => DecideRecomputeShares(c),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
@@ -241,6 +242,30 @@ public sealed record LedgerState(
         return Decision.Accept(new VmResourcesChanged(vm.Id, c.Resources));
     }
 
+    private Decision DecideSetLabels(LedgerCommands.SetVmLabels c)
+    {
+        var vm = FindVm(c.Tenant, c.Name);
+        if (vm is null)
+        {
+            return Decision.Refuse(Refusal.NotFound($"no VM named '{c.Name}'"));
+        }
+
+        if (vm.Status == VmStatus.Deleting)
+        {
+            return Decision.Refuse(Refusal.Conflict("name", $"VM '{c.Name}' is being deleted"));
+        }
+
+        var errors = VmLabels.Validate(c.Labels).ToList();
+        if (errors.Count > 0)
+        {
+            return Decision.Refuse(Refusal.Invalid(errors));
+        }
+
+        return VmLabels.Same(vm.Spec.EffectiveLabels, c.Labels)
+            ? Decision.Nothing
+            : Decision.Accept(new VmLabelsChanged(vm.Id, new SortedDictionary<string, string>(c.Labels.ToDictionary(), StringComparer.Ordinal)));
+    }
+
     private Decision DecideRecomputeShares(LedgerCommands.RecomputeShares c)
     {
         if (!Hosts.TryGetValue(c.HostId, out var host) || host.State == HostState.Down)
@@ -356,6 +381,7 @@ public sealed record LedgerState(
         }),
         VmDeleteRequested e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Deleting, Reason = null }),
         VmResourcesChanged e => ChangeResources(e),
+        VmLabelsChanged e => UpdateVm(e.VmId, vm => vm with { Spec = vm.Spec with { Labels = e.Labels } }),
         SharesChanged e => UpdateVm(e.VmId, vm => vm.Host == e.HostId ? vm with { EntitledCpuMillicores = e.EntitledMillicores } : vm),
         VmReleased e => MoveAllocation(e.VmId, null) is var s && s.Vms[e.VmId] is var gone
             ? s with { Vms = s.Vms.Remove(e.VmId), Names = s.Names.Remove((gone.Tenant, gone.Spec.Name)) }

@@ -39,10 +39,56 @@ public static class RestartPolicies
 
 /// <summary>What a tenant asks for. Validated by <see cref="VmSpecValidator"/> before anything is persisted.</summary>
 public sealed record VmSpec(
-    string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null)
+    string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
+    IReadOnlyDictionary<string, string>? Labels = null)
 {
     /// <summary>Shares, reservations and limits; the defaults when the tenant gave none.</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;
+
+    /// <summary>Labels (key → value) that rules and apply select VMs by; empty when none.</summary>
+    public IReadOnlyDictionary<string, string> EffectiveLabels => Labels ?? VmLabels.None;
+
+    /// <summary>Equal specs, labels compared by content (records compare dictionaries by reference).</summary>
+    public bool SameAs(VmSpec other) =>
+        this with { Labels = null } == other with { Labels = null } && VmLabels.Same(EffectiveLabels, other.EffectiveLabels);
+}
+
+public static partial class VmLabels
+{
+    public static readonly IReadOnlyDictionary<string, string> None = new Dictionary<string, string>();
+
+    public const int MaxLabels = 32;
+
+    [GeneratedRegex("^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    private static partial Regex KeyPattern();
+
+    [GeneratedRegex("^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$|^$", RegexOptions.CultureInvariant)]
+    private static partial Regex ValuePattern();
+
+    public static bool Same(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
+        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
+
+    public static IEnumerable<FieldError> Validate(IReadOnlyDictionary<string, string> labels)
+    {
+        if (labels.Count > MaxLabels)
+        {
+            yield return new FieldError("labels", $"at most {MaxLabels} labels, was {labels.Count}");
+            yield break;
+        }
+
+        foreach (var (key, value) in labels)
+        {
+            var shownKey = key.Length > 64 ? key[..64] + "…" : key;
+            if (!KeyPattern().IsMatch(key))
+            {
+                yield return new FieldError("labels", $"key '{shownKey}' must be 1-63 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit");
+            }
+            else if (value is null || !ValuePattern().IsMatch(value))
+            {
+                yield return new FieldError($"labels.{key}", "must be at most 63 letters, digits, '.', '_' or '-', starting and ending with a letter or digit");
+            }
+        }
+    }
 }
 
 /// <summary>One thing wrong with a request, named by the field a person typed.</summary>
@@ -100,6 +146,11 @@ public static partial class VmSpecValidator
         if (spec.Resources is { } resources && spec.Vcpus >= 1 && spec.MemoryMiB >= limits.MinMemoryMiB)
         {
             errors.AddRange(resources.Validate(spec.Vcpus, spec.MemoryMiB));
+        }
+
+        if (spec.Labels is { } labels)
+        {
+            errors.AddRange(VmLabels.Validate(labels));
         }
 
         if (!Enum.IsDefined(spec.RestartPolicy))
