@@ -5,6 +5,8 @@ using Akka.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using System.Threading.RateLimiting;
 using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Scheduler;
@@ -16,9 +18,9 @@ using Orchestrator.Domain.Vms;
 namespace Orchestrator.Api;
 
 /// <summary>
-/// The HTTP API under /v1. It talks to the scheduler through messages only. Every request needs a key; this first
-/// version knows the admin key, whose VMs belong to the system tenant. Errors are RFC 7807 problem details naming
-/// the field.
+/// The HTTP API under /v1. It talks to the scheduler through messages only. Every request needs a key: the
+/// bootstrap admin key, or a key issued to a tenant (admin, member or read-only). Tenants see only their own things:
+/// another tenant's VM is indistinguishable from a missing one. Errors are RFC 7807 problem details naming the field.
 /// </summary>
 public static class OrchestratorApi
 {
@@ -31,24 +33,49 @@ public static class OrchestratorApi
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
 
-    public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, ApiKeys keys, ImageCatalog images,
-        Domain.Placement.PlacementPolicy policy)
+    public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, string adminKey, ImageCatalog images,
+        Domain.Placement.PlacementPolicy policy, ApiLimits limits)
     {
         app.MapGet("/healthz", () => Results.Text("ok"));
 
+        var scheduler = app.ServiceProvider.GetRequiredService<IRequiredActor<SchedulerProxy>>();
+        var auth = new ApiAuthenticator(adminKey, (keyId, ct) => AskAsync<SchedulerReplies.KeyFound>(scheduler, new SchedulerQueries.FindKey(keyId), ct));
+        var idempotency = new IdempotencyCache();
+        // Per tenant: a token bucket each, so one tenant's burst never slows another's requests.
+        var limiter = PartitionedRateLimiter.Create<string, string>(tenant => RateLimitPartition.GetTokenBucketLimiter(tenant, _ =>
+            new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = limits.Burst,
+                TokensPerPeriod = limits.RequestsPerSecond,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            }));
+
         var v1 = app.MapGroup("/v1").AddEndpointFilter(async (context, next) =>
         {
-            var header = context.HttpContext.Request.Headers.Authorization.ToString();
+            var http = context.HttpContext;
+            var header = http.Request.Headers.Authorization.ToString();
             var key = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : null;
-            if (!keys.IsAdmin(key))
+            var (principal, failure) = await auth.AuthenticateAsync(key, http.RequestAborted);
+            if (principal is null)
             {
-                return Problem(StatusCodes.Status401Unauthorized, "unauthorized",
-                    "send a valid API key as 'Authorization: Bearer <key>'");
+                return Problem(failure!.Status, failure.Status == 401 ? "unauthorized" : "forbidden", failure.Detail);
             }
 
-            context.HttpContext.SetPrincipal(new ApiPrincipal(TenantId.System, ApiRole.Admin, "bootstrap"));
+            using var lease = limiter.AttemptAcquire(principal.Tenant.Value);
+            if (!lease.IsAcquired)
+            {
+                http.Response.Headers.RetryAfter = "1";
+                return Problem(StatusCodes.Status429TooManyRequests, "too many requests",
+                    $"tenant '{principal.Tenant}' is over its rate limit of {limits.RequestsPerSecond} requests/s (burst {limits.Burst})");
+            }
+
+            http.SetPrincipal(principal);
             return await next(context);
         });
+
+        v1.MapTenants(auth, idempotency);
 
         v1.MapGet("/vms", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
@@ -95,8 +122,8 @@ public static class OrchestratorApi
             if (body.Vcpus is null) missing.Add(new FieldError("vcpus", "is required"));
             if (body.MemoryMiB is null) missing.Add(new FieldError("memoryMiB", "is required"));
             if (body.Image is null) missing.Add(new FieldError("image", "is required"));
-            var policy = RestartPolicy.OnFailure;
-            if (body.RestartPolicy is not null && !RestartPolicies.TryParse(body.RestartPolicy, out policy))
+            var restart = RestartPolicy.OnFailure;
+            if (body.RestartPolicy is not null && !RestartPolicies.TryParse(body.RestartPolicy, out restart))
             {
                 missing.Add(new FieldError("restartPolicy", "must be one of always, on-failure, never"));
             }
@@ -106,7 +133,7 @@ public static class OrchestratorApi
                 return Invalid(missing);
             }
 
-            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, policy, body.Resources, body.Labels);
+            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels);
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
             return reply switch
             {
@@ -114,21 +141,21 @@ public static class OrchestratorApi
                 SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
                 _ => Unexpected(reply),
             };
-        });
+        }).RequireWrite().Idempotent(idempotency);
 
         v1.MapPost("/vms/{name}/stop", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
-            ChangeAsync(scheduler, new LedgerCommands.StopVm(Acting(http), name), name, ct));
+            ChangeAsync(scheduler, new LedgerCommands.StopVm(Acting(http), name), name, ct)).RequireWrite();
         v1.MapPost("/vms/{name}/start", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
-            ChangeAsync(scheduler, new LedgerCommands.StartVm(Acting(http), name), name, ct));
+            ChangeAsync(scheduler, new LedgerCommands.StartVm(Acting(http), name), name, ct)).RequireWrite();
         v1.MapDelete("/vms/{name}", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
-            ChangeAsync(scheduler, new LedgerCommands.DeleteVm(Acting(http), name), name, ct));
+            ChangeAsync(scheduler, new LedgerCommands.DeleteVm(Acting(http), name), name, ct)).RequireWrite();
 
         // The VM's labels, replaced whole by a JSON object of strings.
         v1.MapPut("/vms/{name}/labels", async (string name, HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var (labels, error) = await ReadBodyAsync<Dictionary<string, string>>(request, ct);
             return error ?? await ChangeAsync(scheduler, new LedgerCommands.SetVmLabels(Acting(request.HttpContext), name, labels!), name, ct);
-        });
+        }).RequireWrite();
 
         // JSON merge patch (RFC 7396) of the VM's resources: a field left out keeps its value, null restores the default.
         v1.MapMethods("/vms/{name}/resources", ["PATCH"], async (string name, HttpRequest request,
@@ -154,24 +181,36 @@ public static class OrchestratorApi
             }
 
             return await ChangeAsync(scheduler, new LedgerCommands.SetVmResources(tenant, name, resources!), name, ct);
-        });
+        }).RequireWrite();
 
         v1.MapGet("/hosts", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
             return Results.Json(list.Hosts.Select(HostDto.From).ToList(), Json);
-        });
+        }).RequireAdmin();
 
         v1.MapGet("/capacity", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
             return Results.Json(CapacityDto.From(list.Hosts, policy), Json);
-        });
+        }).RequireAdmin();
 
         v1.MapGet("/images", () => Results.Json(images.All.Select(ImageDto.From).ToList(), Json));
 
         return app;
     }
+
+    /// <summary>Only keys that may change things (members and admins); read-only keys get 403.</summary>
+    public static RouteHandlerBuilder RequireWrite(this RouteHandlerBuilder endpoint) =>
+        endpoint.AddEndpointFilter(async (context, next) => context.HttpContext.Principal().CanWrite
+            ? await next(context)
+            : Problem(StatusCodes.Status403Forbidden, "forbidden", "this key is read-only"));
+
+    /// <summary>Operator endpoints (tenants, hosts, capacity): admin keys only; others get 403 whatever they ask for.</summary>
+    public static RouteHandlerBuilder RequireAdmin(this RouteHandlerBuilder endpoint) =>
+        endpoint.AddEndpointFilter(async (context, next) => context.HttpContext.Principal().IsAdmin
+            ? await next(context)
+            : Problem(StatusCodes.Status403Forbidden, "forbidden", "this needs an admin key"));
 
     /// <summary>Unknown routes and methods under /v1 answer with problem details too.</summary>
     public static IApplicationBuilder UseOrchestratorProblemDetails(this IApplicationBuilder app) =>
@@ -180,6 +219,18 @@ public static class OrchestratorApi
             try
             {
                 await next(context);
+            }
+            catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
+            {
+                await Problem(ex.StatusCode, ex.StatusCode == StatusCodes.Status413PayloadTooLarge ? "body too large" : "bad request",
+                    ex.Message).ExecuteAsync(context);
+                return;
+            }
+            catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
+            {
+                await Problem(ex.StatusCode, ex.StatusCode == StatusCodes.Status413PayloadTooLarge ? "body too large" : "bad request",
+                    ex.Message).ExecuteAsync(context);
+                return;
             }
             catch (AskTimeoutException)
             {
@@ -216,13 +267,13 @@ public static class OrchestratorApi
         };
     }
 
-    private static async Task<T> AskAsync<T>(IRequiredActor<SchedulerProxy> scheduler, object message, CancellationToken ct)
+    internal static async Task<T> AskAsync<T>(IRequiredActor<SchedulerProxy> scheduler, object message, CancellationToken ct)
     {
         var proxy = await scheduler.GetAsync(ct);
         return await proxy.Ask<T>(message, AskTimeout, ct);
     }
 
-    private static async Task<(T? Body, IResult? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken ct)
+    internal static async Task<(T? Body, IResult? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken ct)
         where T : class
     {
         if (request.ContentType is not { } type || !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
@@ -243,13 +294,18 @@ public static class OrchestratorApi
             var field = ex.Path is { Length: > 2 } path ? path.TrimStart('$', '.') : null;
             return (null, field is null
                 ? Problem(StatusCodes.Status400BadRequest, "invalid body", "the body is not valid JSON")
-                : Invalid([new FieldError(field, "has the wrong type or is malformed")]));
+                : Invalid([new FieldError(Shorten(field), "has the wrong type or is malformed")]));
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, Problem(StatusCodes.Status413PayloadTooLarge, "body too large", ex.Message));
         }
     }
 
-    private static IResult FromRefusal(Refusal refusal) => refusal.Kind switch
+    public static IResult FromRefusal(Refusal refusal) => refusal.Kind switch
     {
         RefusalKind.NotFound => Problem(StatusCodes.Status404NotFound, "not found", refusal.Message),
+        RefusalKind.Forbidden => Problem(StatusCodes.Status403Forbidden, "forbidden", refusal.Message, refusal.Errors),
         RefusalKind.Conflict => Problem(StatusCodes.Status409Conflict, "conflict", refusal.Message, refusal.Errors),
         _ => Invalid(refusal.Errors),
     };
@@ -257,11 +313,11 @@ public static class OrchestratorApi
     private static IResult VmNotFound(string name) =>
         Problem(StatusCodes.Status404NotFound, "not found", $"no VM named '{Shorten(name)}'");
 
-    private static IResult Invalid(IReadOnlyList<FieldError> errors) =>
+    internal static IResult Invalid(IReadOnlyList<FieldError> errors) =>
         Problem(StatusCodes.Status400BadRequest, "invalid request",
             string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), errors);
 
-    private static IResult Unexpected(object reply) =>
+    internal static IResult Unexpected(object reply) =>
         Problem(StatusCodes.Status500InternalServerError, "internal error", $"unexpected reply {reply.GetType().Name}");
 
     public static IResult Problem(int status, string title, string detail, IReadOnlyList<FieldError>? errors = null)
@@ -275,5 +331,5 @@ public static class OrchestratorApi
         return Results.Problem(detail: detail, statusCode: status, title: title, extensions: extensions);
     }
 
-    private static string Shorten(string text) => text.Length > 64 ? text[..64] + "…" : text;
+    internal static string Shorten(string text) => text.Length > 64 ? text[..64] + "…" : text;
 }

@@ -59,6 +59,7 @@ public static class NodeHost
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(options.ListenUrl);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = (settings.ApiLimits ?? ApiLimits.Default).MaxBodyBytes);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(console =>
         {
@@ -81,7 +82,7 @@ public static class NodeHost
         }
 
         app.UseOrchestratorProblemDetails();
-        app.MapOrchestratorApi(new ApiKeys(adminKey), settings.Images, settings.Scheduler.Placement);
+        app.MapOrchestratorApi(adminKey, settings.Images, settings.Scheduler.Placement, settings.ApiLimits ?? ApiLimits.Default);
         await app.StartAsync(cancellationToken);
 
         var url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

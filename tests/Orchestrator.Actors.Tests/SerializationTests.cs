@@ -6,6 +6,7 @@ using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
 
@@ -20,6 +21,9 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
 
     private static readonly VmRecord Record = new(Vm, new TenantId("acme"), Spec, DesiredState.Running, VmStatus.Ready, null, H,
         new Epoch(3), 4242, 1, At, At);
+
+    private static readonly TenantRecord Tenant = new(new TenantId("acme"), new TenantQuota(10, 20, 4096), false, At);
+    private static readonly ApiKeyRecord Key = new("0123456789abcdef", new TenantId("acme"), KeyRole.Member, "ab12", "ci", At, null);
 
     /// <summary>One instance of every type bound to the serializer; a new type without a sample fails the completeness test.</summary>
     public static readonly object[] Samples =
@@ -70,6 +74,20 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new LedgerCommands.SetVmResources(new TenantId("acme"), "web1", new VmResources(CpuLimitMillicores: 250)),
         new LedgerCommands.SetVmLabels(new TenantId("acme"), "web1", new Dictionary<string, string> { ["env"] = "dev" }),
         new VmLabelsChanged(Vm, new Dictionary<string, string> { ["env"] = "dev" }),
+        new TenantCreated(new TenantId("acme"), new TenantQuota(10, 20, 4096), At),
+        new TenantUpdated(new TenantId("acme"), new TenantQuota(MaxVcpus: 8), true),
+        new ApiKeyIssued("0123456789abcdef", new TenantId("acme"), KeyRole.ReadOnly, "ab12", "ci", At),
+        new ApiKeyRevoked("0123456789abcdef", At),
+        new LedgerCommands.CreateTenant(new TenantId("acme"), new TenantQuota(MaxVms: 3)),
+        new LedgerCommands.UpdateTenant(new TenantId("acme"), null, false),
+        new LedgerCommands.IssueKey("0123456789abcdef", new TenantId("acme"), KeyRole.Member, "ab12", null),
+        new LedgerCommands.RevokeKey(new TenantId("acme"), "0123456789abcdef"),
+        new SchedulerQueries.FindKey("0123456789abcdef"),
+        new SchedulerQueries.GetTenant(new TenantId("acme")),
+        SchedulerQueries.ListTenants.Instance,
+        new SchedulerReplies.KeyFound(Key, Tenant),
+        new SchedulerReplies.TenantFound(Tenant, new TenantUsage(1, 2, 512), [Key]),
+        new SchedulerReplies.TenantList([new SchedulerReplies.TenantFound(Tenant, TenantUsage.None, [])]),
     ];
 
     public static TheoryData<int> SampleIndexes()

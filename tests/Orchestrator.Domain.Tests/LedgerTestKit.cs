@@ -34,6 +34,11 @@ internal sealed class LedgerDriver
 
     public VmRecord Create(string name, int vcpus = 1, int memoryMiB = 256, string tenant = "system", VmResources? resources = null)
     {
+        if (State.FindTenant(new TenantId(tenant)) is null)
+        {
+            Assert.Null(Send(new LedgerCommands.CreateTenant(new TenantId(tenant), Tenants.TenantQuota.Unlimited)).Refusal);
+        }
+
         var id = VmId.New();
         var decision = Send(new LedgerCommands.CreateVm(new TenantId(tenant),
             new VmSpec(name, vcpus, memoryMiB, "demo", RestartPolicy.OnFailure, resources), id));

@@ -67,7 +67,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         {
             if (offer.Snapshot is LedgerSnapshot snapshot)
             {
-                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms);
+                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys);
             }
         });
         Recover<ILedgerEvent>(evt => _state = _state.Apply(evt));
@@ -102,6 +102,18 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<MayStartVm>(OnMayStart);
         Command<LedgerCommands.SetVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<LedgerCommands.SetVmLabels>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
+        Command<LedgerCommands.CreateTenant>(c => Handle(c, null));
+        Command<LedgerCommands.UpdateTenant>(c => Handle(c, null));
+        Command<LedgerCommands.IssueKey>(c => Handle(c, null));
+        Command<LedgerCommands.RevokeKey>(c => Handle(c, null));
+        Command<SchedulerQueries.FindKey>(q =>
+        {
+            var key = _state.Keys.GetValueOrDefault(q.KeyId);
+            Sender.Tell(new SchedulerReplies.KeyFound(key, key is null ? null : _state.FindTenant(key.Tenant)));
+        });
+        Command<SchedulerQueries.GetTenant>(q => Sender.Tell(TenantView(q.Tenant)));
+        Command<SchedulerQueries.ListTenants>(_ => Sender.Tell(new SchedulerReplies.TenantList(
+            _state.Tenants.Keys.Append(TenantId.System).OrderBy(t => t.Value, StringComparer.Ordinal).Select(TenantView).ToList())));
         Command<HostUsageReport>(report =>
         {
             if (_state.Hosts.ContainsKey(report.HostId))
@@ -219,6 +231,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
         _sharesDue.Clear();
     }
+
+    private SchedulerReplies.TenantFound TenantView(TenantId tenant) => new(
+        _state.FindTenant(tenant),
+        _state.UsageOf(tenant),
+        _state.Keys.Values.Where(k => k.Tenant == tenant).OrderBy(k => k.CreatedAt).ThenBy(k => k.KeyId, StringComparer.Ordinal).ToList());
 
     /// <summary>A VM event changes its host's division of CPU (placed, started, stopped, resized, gone).</summary>
     private void NoteSharesDue(LedgerState before, ILedgerEvent evt)
@@ -402,7 +419,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             if (_eventsSinceSnapshot >= _snapshotEvery)
             {
                 _eventsSinceSnapshot = 0;
-                SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList()));
+                SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
+                    _state.Keys.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>
@@ -480,6 +498,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 break;
             case SharesChanged shares:
                 tags.Add("host:" + shares.HostId.Value);
+                break;
+            case TenantCreated created:
+                tags.Add("tenant:" + created.Tenant.Value);
+                break;
+            case TenantUpdated updated:
+                tags.Add("tenant:" + updated.Tenant.Value);
                 break;
         }
 

@@ -1,6 +1,7 @@
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Actors.Scheduler;
@@ -22,6 +23,14 @@ public static class SchedulerReplies
     /// <summary>Answer to <see cref="SchedulerQueries.GetVm"/>; null when the tenant has no such VM.</summary>
     public sealed record VmFound(VmRecord? Vm) : IOrchestratorMessage;
 
+    /// <summary>Answer to <see cref="SchedulerQueries.FindKey"/>: the key and its tenant (null when unknown).</summary>
+    public sealed record KeyFound(ApiKeyRecord? Key, TenantRecord? Tenant) : IOrchestratorMessage;
+
+    /// <summary>A tenant with what its VMs take and its keys (hashes included: callers must never show them).</summary>
+    public sealed record TenantFound(TenantRecord? Tenant, TenantUsage Usage, IReadOnlyList<ApiKeyRecord> Keys) : IOrchestratorMessage;
+
+    public sealed record TenantList(IReadOnlyList<TenantFound> Tenants) : IOrchestratorMessage;
+
     /// <summary>Answer to <see cref="RegisterHostAgent"/>: what this host must run, with the epochs it may run.</summary>
     public sealed record HostAssignments(IReadOnlyList<VmAssignment> Assignments) : IOrchestratorMessage;
 }
@@ -36,6 +45,16 @@ public static class SchedulerQueries
     public sealed record ListHosts : IOrchestratorMessage
     {
         public static readonly ListHosts Instance = new();
+    }
+
+    /// <summary>For the API's key check: one key by its public id.</summary>
+    public sealed record FindKey(string KeyId) : IOrchestratorMessage;
+
+    public sealed record GetTenant(TenantId Tenant) : IOrchestratorMessage;
+
+    public sealed record ListTenants : IOrchestratorMessage
+    {
+        public static readonly ListTenants Instance = new();
     }
 
     /// <summary>Live details (vCPU threads, CPU time) from the VM's host; forwarded there, answered with VmRuntime.</summary>
@@ -96,4 +115,8 @@ public sealed record VmAssignment(
 public sealed record SharesPolicy(TimeSpan Interval, long ToleranceMillicores);
 
 /// <summary>Snapshot of the ledger (the persistent actor's state).</summary>
-public sealed record LedgerSnapshot(IReadOnlyList<HostRecord> Hosts, IReadOnlyList<VmRecord> Vms) : IOrchestratorMessage;
+public sealed record LedgerSnapshot(
+    IReadOnlyList<HostRecord> Hosts,
+    IReadOnlyList<VmRecord> Vms,
+    IReadOnlyList<TenantRecord>? Tenants = null,
+    IReadOnlyList<ApiKeyRecord>? Keys = null) : IOrchestratorMessage;

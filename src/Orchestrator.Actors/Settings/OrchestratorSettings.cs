@@ -17,7 +17,8 @@ public sealed record OrchestratorSettings(
     SchedulerSettings Scheduler,
     MembershipSettings Cluster,
     ImageCatalog Images,
-    string? HostLeaseConnection = null)
+    string? HostLeaseConnection = null,
+    ApiLimits? ApiLimits = null)
 {
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
@@ -63,7 +64,34 @@ public sealed record OrchestratorSettings(
             SchedulerSettings.Create(o.GetConfig("scheduler")),
             MembershipSettings.Create(o.GetConfig("cluster"), config.GetConfig("akka.cluster"), host.FenceAfter),
             ImageCatalog.Create(o.GetConfig("images"), string.IsNullOrEmpty(configuredImageDir) ? imageDir : configuredImageDir),
-            ResolveHostLeaseConnection(config, dataDir));
+            ResolveHostLeaseConnection(config, dataDir),
+            ApiLimits.Create(o.GetConfig("api")));
+    }
+}
+
+/// <summary>What the API lets through: requests per second and burst per tenant, and the largest request body.</summary>
+public sealed record ApiLimits(int RequestsPerSecond = 50, int Burst = 100, long MaxBodyBytes = 1024 * 1024)
+{
+    public static readonly ApiLimits Default = new();
+
+    public static ApiLimits Create(Config? c)
+    {
+        if (c is null)
+        {
+            return Default;
+        }
+
+        var limits = new ApiLimits(
+            c.GetInt("rate-limit.requests-per-second", Default.RequestsPerSecond),
+            c.GetInt("rate-limit.burst", Default.Burst),
+            c.GetLong("max-body-bytes", Default.MaxBodyBytes));
+        if (limits.RequestsPerSecond < 1 || limits.Burst < 1 || limits.MaxBodyBytes < 1024)
+        {
+            throw new ConfigurationException(
+                "orchestrator.api: rate-limit.requests-per-second and rate-limit.burst must be at least 1, max-body-bytes at least 1024");
+        }
+
+        return limits;
     }
 }
 

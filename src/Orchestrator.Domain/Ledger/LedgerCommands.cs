@@ -1,3 +1,4 @@
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Domain.Ledger;
@@ -25,7 +26,22 @@ public static class LedgerCommands
     /// </summary>
     public sealed record LoseHost(HostId HostId) : ILedgerCommand;
 
-    /// <summary>Allowed when the spec is valid and the tenant has no VM of that name.</summary>
+    /// <summary>Allowed for a new, valid tenant id (not "system", which always exists) with a valid quota.</summary>
+    public sealed record CreateTenant(TenantId Tenant, TenantQuota Quota) : ILedgerCommand;
+
+    /// <summary>Changes a tenant's quota and/or disables it (its keys stop working, its VMs keep running). Not the system tenant's state.</summary>
+    public sealed record UpdateTenant(TenantId Tenant, TenantQuota? Quota, bool? Disabled) : ILedgerCommand;
+
+    /// <summary>Records a new key (its id and the hash of its secret). Admin keys belong to the system tenant only.</summary>
+    public sealed record IssueKey(string KeyId, TenantId Tenant, KeyRole Role, string SecretHash, string? Name) : ILedgerCommand;
+
+    /// <summary>Revokes one of the tenant's keys; revoking twice is a no-op.</summary>
+    public sealed record RevokeKey(TenantId Tenant, string KeyId) : ILedgerCommand;
+
+    /// <summary>
+    /// Allowed when the spec is valid, the tenant has no VM of that name, exists and is enabled, and the VM fits its
+    /// quota — decided in the same step as placement, so concurrent creates can't overshoot.
+    /// </summary>
     public sealed record CreateVm(TenantId Tenant, VmSpec Spec, VmId NewId) : ILedgerCommand;
 
     /// <summary>Allowed unless the VM is being deleted.</summary>
@@ -65,6 +81,9 @@ public enum RefusalKind
     Invalid,
     NotFound,
     Conflict,
+
+    /// <summary>Not allowed for this tenant: over quota, or the tenant is disabled.</summary>
+    Forbidden,
 }
 
 public sealed record Refusal(RefusalKind Kind, string Message, IReadOnlyList<FieldError> Errors)
@@ -72,6 +91,8 @@ public sealed record Refusal(RefusalKind Kind, string Message, IReadOnlyList<Fie
     public static Refusal NotFound(string what) => new(RefusalKind.NotFound, what, []);
 
     public static Refusal Conflict(string field, string message) => new(RefusalKind.Conflict, message, [new FieldError(field, message)]);
+
+    public static Refusal Forbidden(FieldError error) => new(RefusalKind.Forbidden, error.Message, [error]);
 
     public static Refusal Invalid(IReadOnlyList<FieldError> errors) =>
         new(RefusalKind.Invalid, "the request is not valid", errors);

@@ -1,3 +1,4 @@
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Domain.Ledger;
@@ -23,6 +24,16 @@ public static class LedgerEvents
 
     /// <summary>The host left the cluster (downed); its VMs were re-placed in the same decision.</summary>
     public sealed record HostLost(HostId HostId, DateTimeOffset At) : ILedgerEvent;
+
+    public sealed record TenantCreated(TenantId Tenant, TenantQuota Quota, DateTimeOffset At) : ILedgerEvent;
+
+    public sealed record TenantUpdated(TenantId Tenant, TenantQuota Quota, bool Disabled) : ILedgerEvent;
+
+    /// <summary>A key was issued; only the hash of its secret is recorded. Never shown on event streams.</summary>
+    public sealed record ApiKeyIssued(string KeyId, TenantId Tenant, KeyRole Role, string SecretHash, string? Name, DateTimeOffset At)
+        : ILedgerEvent;
+
+    public sealed record ApiKeyRevoked(string KeyId, DateTimeOffset At) : ILedgerEvent;
 
     public sealed record VmRequested(VmId VmId, TenantId Tenant, VmSpec Spec, DateTimeOffset At) : IVmLedgerEvent;
 

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Orchestrator.Domain.Placement;
 using Orchestrator.Domain.Shares;
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
 
@@ -27,15 +28,38 @@ public sealed record LedgerState(
         ImmutableDictionary<VmId, VmRecord>.Empty,
         ImmutableDictionary<(TenantId, string), VmId>.Empty);
 
+    /// <summary>Tenants other than the system tenant, which always exists, has no quota and cannot be disabled.</summary>
+    public ImmutableDictionary<TenantId, TenantRecord> Tenants { get; init; } = ImmutableDictionary<TenantId, TenantRecord>.Empty;
+
+    /// <summary>API keys by their public id (revoked ones too: an id is never reused).</summary>
+    public ImmutableDictionary<string, ApiKeyRecord> Keys { get; init; } = ImmutableDictionary<string, ApiKeyRecord>.Empty;
+
+    /// <summary>What each tenant's VMs take, kept up to date so a quota check never scans.</summary>
+    public ImmutableDictionary<TenantId, TenantUsage> Usage { get; init; } = ImmutableDictionary<TenantId, TenantUsage>.Empty;
+
     /// <summary>Rebuilds the state from a snapshot's records.</summary>
-    public static LedgerState FromRecords(IEnumerable<HostRecord> hosts, IEnumerable<VmRecord> vms)
+    public static LedgerState FromRecords(IEnumerable<HostRecord> hosts, IEnumerable<VmRecord> vms,
+        IEnumerable<TenantRecord>? tenants = null, IEnumerable<ApiKeyRecord>? keys = null)
     {
         var vmList = vms.ToList();
         return new LedgerState(
             hosts.ToImmutableDictionary(h => h.Id),
             vmList.ToImmutableDictionary(v => v.Id),
-            vmList.ToImmutableDictionary(v => (v.Tenant, v.Spec.Name), v => v.Id));
+            vmList.ToImmutableDictionary(v => (v.Tenant, v.Spec.Name), v => v.Id))
+        {
+            Tenants = (tenants ?? []).ToImmutableDictionary(t => t.Id),
+            Keys = (keys ?? []).ToImmutableDictionary(k => k.KeyId),
+            Usage = vmList.GroupBy(v => v.Tenant).ToImmutableDictionary(g => g.Key,
+                g => new TenantUsage(g.Count(), g.Sum(v => v.Spec.Vcpus), g.Sum(v => (long)v.Spec.MemoryMiB))),
+        };
     }
+
+    public TenantUsage UsageOf(TenantId tenant) => Usage.GetValueOrDefault(tenant) ?? TenantUsage.None;
+
+    /// <summary>The tenant as the API shows it; the system tenant is synthesized. Null when unknown.</summary>
+    public TenantRecord? FindTenant(TenantId tenant) =>
+        tenant == TenantId.System ? new TenantRecord(TenantId.System, TenantQuota.Unlimited, false, DateTimeOffset.MinValue)
+            : Tenants.GetValueOrDefault(tenant);
 
     public VmRecord? FindVm(TenantId tenant, string name) =>
         Names.TryGetValue((tenant, name), out var id) ? Vms[id] : null;
@@ -49,6 +73,10 @@ public sealed record LedgerState(
         LedgerCommands.RegisterHost c => DecideRegisterHost(c, rules, now),
         LedgerCommands.LoseHost c => DecideLoseHost(c, rules, now),
         LedgerCommands.CreateVm c => DecideCreate(c, rules, now),
+        LedgerCommands.CreateTenant c => DecideCreateTenant(c, now),
+        LedgerCommands.UpdateTenant c => DecideUpdateTenant(c),
+        LedgerCommands.IssueKey c => DecideIssueKey(c, now),
+        LedgerCommands.RevokeKey c => DecideRevokeKey(c, now),
         LedgerCommands.StopVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Stopped),
         LedgerCommands.StartVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Running),
         LedgerCommands.DeleteVm c => DecideDelete(c, rules),
@@ -118,8 +146,96 @@ public sealed record LedgerState(
             return Decision.Refuse(Refusal.Conflict("name", $"a VM named '{c.Spec.Name}' already exists"));
         }
 
+        if (FindTenant(c.Tenant) is not { } tenant)
+        {
+            return Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+        }
+
+        if (tenant.Disabled)
+        {
+            return Decision.Refuse(Refusal.Forbidden(new FieldError("tenant", $"tenant '{c.Tenant}' is disabled")));
+        }
+
+        if (tenant.Quota.Exceeded(UsageOf(c.Tenant), c.Spec.Vcpus, c.Spec.MemoryMiB) is { } exceeded)
+        {
+            return Decision.Refuse(Refusal.Forbidden(exceeded));
+        }
+
         var requested = new VmRequested(c.NewId, c.Tenant, c.Spec, now);
         return Decision.Accept([requested, Apply(requested).Place(c.NewId, rules)]);
+    }
+
+    private Decision DecideCreateTenant(LedgerCommands.CreateTenant c, DateTimeOffset now)
+    {
+        if (!VmSpecValidator.IsValidName(c.Tenant.Value))
+        {
+            return Decision.Refuse(Refusal.Invalid([new FieldError("id",
+                "must be 1-63 characters of lowercase letters, digits and '-', starting with a letter and not ending with '-'")]));
+        }
+
+        var errors = c.Quota.Validate().ToList();
+        if (errors.Count > 0)
+        {
+            return Decision.Refuse(Refusal.Invalid(errors));
+        }
+
+        return FindTenant(c.Tenant) is not null
+            ? Decision.Refuse(Refusal.Conflict("id", $"a tenant '{c.Tenant}' already exists"))
+            : Decision.Accept(new TenantCreated(c.Tenant, c.Quota, now));
+    }
+
+    private Decision DecideUpdateTenant(LedgerCommands.UpdateTenant c)
+    {
+        if (!Tenants.TryGetValue(c.Tenant, out var tenant))
+        {
+            return c.Tenant == TenantId.System
+                ? Decision.Refuse(Refusal.Invalid([new FieldError("id", "the system tenant has no quota and cannot be disabled")]))
+                : Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+        }
+
+        var quota = c.Quota ?? tenant.Quota;
+        var errors = quota.Validate().ToList();
+        if (errors.Count > 0)
+        {
+            return Decision.Refuse(Refusal.Invalid(errors));
+        }
+
+        var disabled = c.Disabled ?? tenant.Disabled;
+        return quota == tenant.Quota && disabled == tenant.Disabled
+            ? Decision.Nothing
+            : Decision.Accept(new TenantUpdated(c.Tenant, quota, disabled));
+    }
+
+    private Decision DecideIssueKey(LedgerCommands.IssueKey c, DateTimeOffset now)
+    {
+        if (FindTenant(c.Tenant) is null)
+        {
+            return Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+        }
+
+        if (c.Role == KeyRole.Admin && c.Tenant != TenantId.System)
+        {
+            return Decision.Refuse(Refusal.Invalid([new FieldError("role", "admin keys belong to the system tenant; give member or read-only")]));
+        }
+
+        if (c.Name is { Length: > 64 })
+        {
+            return Decision.Refuse(Refusal.Invalid([new FieldError("name", "must be at most 64 characters")]));
+        }
+
+        return Keys.ContainsKey(c.KeyId)
+            ? Decision.Refuse(Refusal.Conflict("keyId", "that key id is taken"))
+            : Decision.Accept(new ApiKeyIssued(c.KeyId, c.Tenant, c.Role, c.SecretHash, c.Name, now));
+    }
+
+    private Decision DecideRevokeKey(LedgerCommands.RevokeKey c, DateTimeOffset now)
+    {
+        if (!Keys.TryGetValue(c.KeyId, out var key) || key.Tenant != c.Tenant)
+        {
+            return Decision.Refuse(Refusal.NotFound($"no key '{(c.KeyId.Length > 32 ? c.KeyId[..32] : c.KeyId)}' in tenant '{c.Tenant}'"));
+        }
+
+        return key.IsRevoked ? Decision.Nothing : Decision.Accept(new ApiKeyRevoked(c.KeyId, now));
     }
 
     private Decision DecideDesired(TenantId tenant, string name, DesiredState desired)
@@ -352,7 +468,12 @@ public sealed record LedgerState(
             Vms = Vms.Add(e.VmId, new VmRecord(e.VmId, e.Tenant, e.Spec, DesiredState.Running, VmStatus.Pending,
                 null, null, Epoch.Zero, null, 0, e.At, null)),
             Names = Names.Add((e.Tenant, e.Spec.Name), e.VmId),
+            Usage = Usage.SetItem(e.Tenant, UsageOf(e.Tenant).Add(1, e.Spec.Vcpus, e.Spec.MemoryMiB)),
         },
+        TenantCreated e => this with { Tenants = Tenants.SetItem(e.Tenant, new TenantRecord(e.Tenant, e.Quota, false, e.At)) },
+        TenantUpdated e => this with { Tenants = Tenants.SetItem(e.Tenant, Tenants[e.Tenant] with { Quota = e.Quota, Disabled = e.Disabled }) },
+        ApiKeyIssued e => this with { Keys = Keys.SetItem(e.KeyId, new ApiKeyRecord(e.KeyId, e.Tenant, e.Role, e.SecretHash, e.Name, e.At, null)) },
+        ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },
         VmPlaced e => MoveAllocation(e.VmId, e.HostId)
@@ -384,7 +505,12 @@ public sealed record LedgerState(
         VmLabelsChanged e => UpdateVm(e.VmId, vm => vm with { Spec = vm.Spec with { Labels = e.Labels } }),
         SharesChanged e => UpdateVm(e.VmId, vm => vm.Host == e.HostId ? vm with { EntitledCpuMillicores = e.EntitledMillicores } : vm),
         VmReleased e => MoveAllocation(e.VmId, null) is var s && s.Vms[e.VmId] is var gone
-            ? s with { Vms = s.Vms.Remove(e.VmId), Names = s.Names.Remove((gone.Tenant, gone.Spec.Name)) }
+            ? s with
+            {
+                Vms = s.Vms.Remove(e.VmId),
+                Names = s.Names.Remove((gone.Tenant, gone.Spec.Name)),
+                Usage = s.Usage.SetItem(gone.Tenant, s.UsageOf(gone.Tenant).Add(-1, -gone.Spec.Vcpus, -gone.Spec.MemoryMiB)),
+            }
             : this,
         _ => throw new ArgumentException($"unknown ledger event {evt.GetType().Name}", nameof(evt)),
     };

@@ -1,0 +1,98 @@
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Domain.Tenants;
+
+/// <summary>What a key may do: admins act for any tenant; members change their tenant's things; read-only keys look.</summary>
+public enum KeyRole
+{
+    Admin,
+    Member,
+    ReadOnly,
+}
+
+public static class KeyRoles
+{
+    public static string ToWire(this KeyRole role) => role switch
+    {
+        KeyRole.Admin => "admin",
+        KeyRole.Member => "member",
+        KeyRole.ReadOnly => "read-only",
+        _ => throw new ArgumentOutOfRangeException(nameof(role)),
+    };
+
+    public static bool TryParse(string? text, out KeyRole role)
+    {
+        switch (text)
+        {
+            case "admin": role = KeyRole.Admin; return true;
+            case "member": role = KeyRole.Member; return true;
+            case "read-only": role = KeyRole.ReadOnly; return true;
+            default: role = default; return false;
+        }
+    }
+}
+
+/// <summary>A tenant's limits, OpenStack-style; null = unlimited.</summary>
+public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long? MaxMemoryMiB = null)
+{
+    public static readonly TenantQuota Unlimited = new();
+
+    public IEnumerable<FieldError> Validate()
+    {
+        if (MaxVms is < 0)
+        {
+            yield return new FieldError("quota.vms", $"must be 0 or more, was {MaxVms}");
+        }
+
+        if (MaxVcpus is < 0)
+        {
+            yield return new FieldError("quota.vcpus", $"must be 0 or more, was {MaxVcpus}");
+        }
+
+        if (MaxMemoryMiB is < 0)
+        {
+            yield return new FieldError("quota.memoryMiB", $"must be 0 or more, was {MaxMemoryMiB}");
+        }
+    }
+
+    /// <summary>Why <paramref name="usage"/> plus one more VM of this size would exceed the quota; null when it fits.</summary>
+    public FieldError? Exceeded(TenantUsage usage, int vcpus, long memoryMiB)
+    {
+        if (MaxVms is { } vms && usage.Vms + 1 > vms)
+        {
+            return new FieldError("name", $"quota exceeded: {usage.Vms} of {vms} VMs in use");
+        }
+
+        if (MaxVcpus is { } maxVcpus && usage.Vcpus + vcpus > maxVcpus)
+        {
+            return new FieldError("vcpus", $"quota exceeded: {usage.Vcpus} of {maxVcpus} vCPUs in use, {vcpus} more asked");
+        }
+
+        if (MaxMemoryMiB is { } maxMemory && usage.MemoryMiB + memoryMiB > maxMemory)
+        {
+            return new FieldError("memoryMiB", $"quota exceeded: {usage.MemoryMiB} of {maxMemory} MiB in use, {memoryMiB} more asked");
+        }
+
+        return null;
+    }
+}
+
+/// <summary>What a tenant's VMs take (every VM from request to release, running or not).</summary>
+public sealed record TenantUsage(int Vms, int Vcpus, long MemoryMiB)
+{
+    public static readonly TenantUsage None = new(0, 0, 0);
+
+    public TenantUsage Add(int vms, int vcpus, long memoryMiB) => new(Vms + vms, Vcpus + vcpus, MemoryMiB + memoryMiB);
+}
+
+public sealed record TenantRecord(TenantId Id, TenantQuota Quota, bool Disabled, DateTimeOffset CreatedAt);
+
+/// <summary>
+/// An API key as the ledger keeps it: its public id, whose it is, and a SHA-256 of its secret (keys are 256-bit
+/// random, so a fast hash suffices). The secret itself is shown once, when issued, and kept nowhere.
+/// </summary>
+public sealed record ApiKeyRecord(
+    string KeyId, TenantId Tenant, KeyRole Role, string SecretHash, string? Name, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt)
+{
+    public bool IsRevoked => RevokedAt is not null;
+}
