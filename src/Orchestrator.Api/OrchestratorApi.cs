@@ -36,7 +36,9 @@ public static class OrchestratorApi
     public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, string adminKey, ImageCatalog images,
         Domain.Placement.PlacementPolicy policy, ApiLimits limits)
     {
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/healthz", () => Results.Text("ok")).ExcludeFromDescription();
+        // The OpenAPI document of everything under /v1, generated from the endpoints themselves; public, like a schema.
+        app.MapOpenApi("/v1/openapi.json");
 
         var scheduler = app.ServiceProvider.GetRequiredService<IRequiredActor<SchedulerProxy>>();
         var auth = new ApiAuthenticator(adminKey, (keyId, ct) => AskAsync<SchedulerReplies.KeyFound>(scheduler, new SchedulerQueries.FindKey(keyId), ct));
@@ -141,7 +143,7 @@ public static class OrchestratorApi
                 SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
                 _ => Unexpected(reply),
             };
-        }).RequireWrite().Idempotent(idempotency);
+        }).RequireWrite().Idempotent(idempotency).Accepts<CreateVmRequest>("application/json").Produces<VmDto>(StatusCodes.Status201Created);
 
         v1.MapPost("/vms/{name}/stop", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
             ChangeAsync(scheduler, new LedgerCommands.StopVm(Acting(http), name), name, ct)).RequireWrite();
@@ -199,6 +201,17 @@ public static class OrchestratorApi
 
         return app;
     }
+
+    /// <summary>Services the API needs: the OpenAPI document (title, version, the bearer key scheme).</summary>
+    public static IServiceCollection AddOrchestratorApi(this IServiceCollection services) =>
+        services.AddOpenApi("v1", options => options.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "Orchestrator API";
+            document.Info.Version = "v1";
+            document.Info.Description =
+                "Multi-tenant VM orchestrator. Every /v1 request needs 'Authorization: Bearer <key>'. Errors are RFC 7807 problem details.";
+            return Task.CompletedTask;
+        }));
 
     /// <summary>Only keys that may change things (members and admins); read-only keys get 403.</summary>
     public static RouteHandlerBuilder RequireWrite(this RouteHandlerBuilder endpoint) =>

@@ -68,6 +68,7 @@ public static class NodeHost
         });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddProblemDetails();
+        builder.Services.AddOrchestratorApi();
         builder.Services.AddAkka("orchestrator", (akka, _) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);

@@ -177,6 +177,34 @@ public sealed class NodeProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>A client of this node presenting <paramref name="key"/> (no Authorization header when null).</summary>
+    public HttpClient ClientWith(string? key)
+    {
+        var client = new HttpClient { BaseAddress = Http.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        if (key is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+
+        return client;
+    }
+
+    /// <summary>Creates a tenant (admin) and issues it a key of <paramref name="role"/>; returns the key.</summary>
+    public async Task<string> TenantKeyAsync(string tenant, string role = "member", object? quota = null)
+    {
+        var created = await Http.PostAsJsonAsync("v1/tenants", new { id = tenant, quota });
+        if (created.StatusCode != System.Net.HttpStatusCode.Conflict && (int)created.StatusCode != 201)
+        {
+            throw new InvalidOperationException($"create tenant {tenant}: {(int)created.StatusCode} {await created.Content.ReadAsStringAsync()}");
+        }
+
+        var issued = await Http.PostAsJsonAsync($"v1/tenants/{tenant}/keys", new { role, name = "test" });
+        var body = await issued.Content.ReadAsStringAsync();
+        return (int)issued.StatusCode == 201
+            ? (string)JsonNode.Parse(body)!["key"]!
+            : throw new InvalidOperationException($"issue key for {tenant}: {(int)issued.StatusCode} {body}");
+    }
+
     public async Task<JsonObject> CreateVmAsync(string name, string restartPolicy = "on-failure", int vcpus = 1, string image = "demo")
     {
         var response = await Http.PostAsJsonAsync("v1/vms", new { name, vcpus, memoryMiB = 256, image, restartPolicy });
