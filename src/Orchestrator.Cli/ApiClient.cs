@@ -77,7 +77,7 @@ internal sealed class ApiClient : IDisposable
 
     public void Dispose() => _http.Dispose();
 
-    private async Task<ApiResponse> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    public async Task<ApiResponse> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(method, path);
         if (body is not null)

@@ -54,6 +54,17 @@ public sealed record Host(
 
 public sealed record Image(string Name, string? Description);
 
+public sealed record JsonQuota(long? Vms, long? Vcpus, long? MemoryMiB);
+
+public sealed record TenantUsage(int Vms, int Vcpus, long MemoryMiB);
+
+public sealed record ApiKeyInfo(string KeyId, string Tenant, string Role, string? Name, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt);
+
+public sealed record Tenant(string Id, bool Disabled, JsonQuota Quota, TenantUsage Usage, IReadOnlyList<ApiKeyInfo>? Keys);
+
+/// <summary>A key as issued: <see cref="Key"/> is shown this once.</summary>
+public sealed record IssuedApiKey(string KeyId, string Tenant, string Role, string? Name, string Key);
+
 /// <summary>GET /v1/capacity: the cluster's totals and what HA admission control keeps free.</summary>
 public sealed record Capacity(
     int HostsUp,

@@ -125,6 +125,9 @@ public interface ICliActions
 
     Task<int> VmSetAsync(VmSetArgs args, CancellationToken ct);
 
+    /// <summary>A plain API call (tenants, keys): send, then show the answer.</summary>
+    Task<int> CallAsync(ApiCallArgs args, CancellationToken ct);
+
     Task<int> VmChangeAsync(VmChangeArgs args, CancellationToken ct);
 
     Task<int> ListAsync(ListArgs args, CancellationToken ct);

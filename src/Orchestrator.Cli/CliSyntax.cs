@@ -20,6 +20,12 @@ public static class CliSyntax
         host.Subcommands.Add(ListCommand(actions, ListKind.Hosts, "List the hosts with their capacity and allocations."));
         root.Subcommands.Add(host);
 
+        root.Subcommands.Add(TenantCommands.Build(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }));
+
         var image = new Command("image", "Guest images of the catalog.");
         image.Subcommands.Add(ListCommand(actions, ListKind.Images, "List the images a VM can be created from."));
         root.Subcommands.Add(image);

@@ -59,6 +59,46 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
         return 0;
     }
 
+    public async Task<int> CallAsync(ApiCallArgs args, CancellationToken ct)
+    {
+        using var api = Connect(args.Client);
+        var body = args.Body;
+        if (args.Before is { } change)
+        {
+            // The API replaces a quota whole: read it, change what was typed, send it back.
+            var current = (await api.GetAsync(args.Path, ct)).Read<Tenant>();
+            body = change.Merge(current.Quota);
+        }
+
+        var response = await api.SendAsync(new HttpMethod(args.Method), args.Path, body, ct);
+        if (args.Client.Output == OutputFormat.Json && response.Body.Length > 0)
+        {
+            WriteJson(response);
+            return 0;
+        }
+
+        switch (args.Render)
+        {
+            case ApiRender.Tenants:
+                Write(Rendering.TenantTable(response.Read<List<Tenant>>()));
+                break;
+            case ApiRender.Tenant:
+                Write(Rendering.TenantDetails(response.Read<Tenant>()));
+                break;
+            case ApiRender.IssuedKey:
+                var issued = response.Read<IssuedApiKey>();
+                context.Out.WriteLine($"key {issued.KeyId} ({issued.Role}) for tenant {issued.Tenant}:");
+                context.Out.WriteLine(issued.Key);
+                context.Error.WriteLine("this is the only time the key is shown: store it now (the node keeps only its hash)");
+                break;
+            default:
+                context.Out.WriteLine("revoked");
+                break;
+        }
+
+        return 0;
+    }
+
     public async Task<int> VmSetAsync(VmSetArgs args, CancellationToken ct)
     {
         if (args.Resources.IsEmpty)

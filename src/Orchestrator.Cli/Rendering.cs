@@ -170,6 +170,52 @@ public static class Rendering
         return table;
     }
 
+    public static IRenderable TenantTable(IEnumerable<Tenant> tenants)
+    {
+        var table = PlainTable("ID", "STATE", "VMS", "VCPUS", "MEMORY");
+        foreach (var t in tenants.OrderBy(t => t.Id, StringComparer.Ordinal))
+        {
+            table.AddRow(
+                Text(t.Id),
+                Text(t.Disabled ? "disabled" : "enabled"),
+                Text(Of(t.Usage.Vms, t.Quota.Vms)),
+                Text(Of(t.Usage.Vcpus, t.Quota.Vcpus)),
+                Text(Of(t.Usage.MemoryMiB, t.Quota.MemoryMiB) + " MiB"));
+        }
+
+        return table;
+    }
+
+    /// <summary><c>tenant show</c>: state, usage against quota, then the keys (ids and roles; never secrets).</summary>
+    public static IRenderable TenantDetails(Tenant t)
+    {
+        var grid = new Grid();
+        grid.AddColumn(new GridColumn().NoWrap().PadRight(2));
+        grid.AddColumn(new GridColumn());
+        void Row(string key, string value) => grid.AddRow(new Markup($"[bold]{Markup.Escape(key)}[/]"), Text(value));
+        Row("Tenant", t.Id);
+        Row("State", t.Disabled ? "disabled" : "enabled");
+        Row("VMs", Of(t.Usage.Vms, t.Quota.Vms));
+        Row("vCPUs", Of(t.Usage.Vcpus, t.Quota.Vcpus));
+        Row("Memory", Of(t.Usage.MemoryMiB, t.Quota.MemoryMiB) + " MiB");
+        if (t.Keys is not { Count: > 0 } keys)
+        {
+            return grid;
+        }
+
+        var table = PlainTable("KEY ID", "ROLE", "NAME", "CREATED", "REVOKED");
+        foreach (var k in keys)
+        {
+            table.AddRow(Text(k.KeyId), Text(k.Role), Text(k.Name ?? "-"), Text(Time(k.CreatedAt)), Text(k.RevokedAt is { } r ? Time(r) : "-"));
+        }
+
+        return new Rows(grid, new Text(string.Empty), table);
+    }
+
+    /// <summary>"3 of 10", or "3 (no limit)".</summary>
+    private static string Of(long used, long? limit) =>
+        limit is { } max ? $"{Number(used)} of {Number(max)}" : $"{Number(used)} (no limit)";
+
     /// <summary>The line under <c>host list</c>: totals, and the HA headroom when one is configured.</summary>
     public static string CapacityLine(Capacity c)
     {

@@ -46,6 +46,8 @@ internal sealed class RecordingActions : ICliActions
 
     public Task<int> VmSetAsync(VmSetArgs args, CancellationToken ct) => Record(args);
 
+    public Task<int> CallAsync(ApiCallArgs args, CancellationToken ct) => Record(args);
+
     public Task<int> VmChangeAsync(VmChangeArgs args, CancellationToken ct) => Record(args);
 
     public Task<int> ListAsync(ListArgs args, CancellationToken ct) => Record(args);

@@ -1,0 +1,170 @@
+// `tenant …`: the operator's commands for tenants, their quotas and their API keys (admin keys), and `tenant show`
+// for any key's own tenant.
+using System.CommandLine;
+using System.Globalization;
+
+namespace Orchestrator.Cli;
+
+/// <summary>How the answer of a plain API call is shown as a table.</summary>
+public enum ApiRender
+{
+    Tenants,
+    Tenant,
+    IssuedKey,
+    Revoked,
+}
+
+/// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>
+public sealed record ApiCallArgs(ClientArgs Client, string Method, string Path, object? Body, ApiRender Render, TenantQuotaChange? Before = null);
+
+/// <summary>
+/// A quota change typed on the command line: null leaves a limit as it is, <see cref="Unlimited"/> removes it. The
+/// API replaces the quota whole, so the client reads the tenant first and merges.
+/// </summary>
+public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, bool? Disabled)
+{
+    public const long Unlimited = -1;
+
+    public object Merge(JsonQuota current) => new
+    {
+        quota = new
+        {
+            vms = Pick(Vms, current.Vms),
+            vcpus = Pick(Vcpus, current.Vcpus),
+            memoryMiB = Pick(MemoryMiB, current.MemoryMiB),
+        },
+        disabled = Disabled,
+    };
+
+    private static long? Pick(long? typed, long? current) => typed switch
+    {
+        null => current,
+        Unlimited => null,
+        var value => value,
+    };
+}
+
+public static class TenantCommands
+{
+    public static Command Build(ICliActions actions, Func<(Action<Command> AddTo, Func<System.CommandLine.ParseResult, ClientArgs> Bind)> client)
+    {
+        var tenant = new Command("tenant", "Tenants, their quotas and API keys (admin keys), or your own tenant.");
+
+        {
+            var (addTo, bind) = client();
+            var id = new Argument<string>("ID") { Description = "The new tenant's id (a DNS label)." };
+            var (vms, vcpus, memory) = QuotaOptions(allowNone: false);
+            var create = new Command("create", "Create a tenant, optionally with a quota.") { id, vms, vcpus, memory };
+            addTo(create);
+            create.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), "POST", "v1/tenants",
+                new
+                {
+                    id = parse.GetValue(id),
+                    quota = new { vms = Limit(parse, vms), vcpus = Limit(parse, vcpus), memoryMiB = Limit(parse, memory) },
+                }, ApiRender.Tenant), ct));
+            tenant.Subcommands.Add(create);
+        }
+
+        {
+            var (addTo, bind) = client();
+            var list = new Command("list", "List the tenants with their quotas and usage.");
+            addTo(list);
+            list.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), "GET", "v1/tenants", null, ApiRender.Tenants), ct));
+            tenant.Subcommands.Add(list);
+        }
+
+        {
+            var (addTo, bind) = client();
+            var id = new Argument<string?>("ID") { Description = "The tenant (admin keys); your key's own tenant when left out.", Arity = ArgumentArity.ZeroOrOne };
+            var show = new Command("show", "Show a tenant: quota, usage and keys.") { id };
+            addTo(show);
+            show.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), "GET",
+                parse.GetValue(id) is { } named ? $"v1/tenants/{Uri.EscapeDataString(named)}" : "v1/tenant", null, ApiRender.Tenant), ct));
+            tenant.Subcommands.Add(show);
+        }
+
+        {
+            var (addTo, bind) = client();
+            var id = new Argument<string>("ID") { Description = "The tenant." };
+            var (vms, vcpus, memory) = QuotaOptions(allowNone: true);
+            var disable = new Option<bool>("--disable") { Description = "Its keys stop working (its VMs keep running)." };
+            var enable = new Option<bool>("--enable") { Description = "Its keys work again." };
+            var set = new Command("set", "Change a tenant's quota (\"none\" lifts a limit), or disable/enable it.") { id, vms, vcpus, memory, disable, enable };
+            addTo(set);
+            set.SetAction((parse, ct) =>
+            {
+                if (parse.GetValue(disable) && parse.GetValue(enable))
+                {
+                    throw new CliException("give --disable or --enable, not both");
+                }
+
+                bool? disabled = parse.GetValue(disable) ? true : parse.GetValue(enable) ? false : null;
+                var change = new TenantQuotaChange(Limit(parse, vms), Limit(parse, vcpus), Limit(parse, memory), disabled);
+                if (change == new TenantQuotaChange(null, null, null, null))
+                {
+                    throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --disable or --enable");
+                }
+
+                return actions.CallAsync(new ApiCallArgs(bind(parse), "PATCH", $"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}", null,
+                    ApiRender.Tenant, change), ct);
+            });
+            tenant.Subcommands.Add(set);
+        }
+
+        var key = new Command("key", "A tenant's API keys.");
+        {
+            var (addTo, bind) = client();
+            var id = new Argument<string>("TENANT") { Description = "The tenant the key is for." };
+            var role = new Option<string>("--role") { Description = "member (default), read-only, or admin (system tenant only).", DefaultValueFactory = _ => "member" }
+                .AcceptOnlyFromAmong("member", "read-only", "admin");
+            var name = new Option<string>("--name") { Description = "A note to tell keys apart (not secret).", HelpName = "NAME" };
+            var create = new Command("create", "Issue a key. It is printed once and kept nowhere; store it now.") { id, role, name };
+            addTo(create);
+            create.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), "POST",
+                $"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}/keys", new { role = parse.GetValue(role), name = parse.GetValue(name) },
+                ApiRender.IssuedKey), ct));
+            key.Subcommands.Add(create);
+        }
+
+        {
+            var (addTo, bind) = client();
+            var id = new Argument<string>("TENANT") { Description = "The key's tenant." };
+            var keyId = new Argument<string>("KEY-ID") { Description = "The key's id (see tenant show)." };
+            var revoke = new Command("revoke", "Revoke a key: it stops working at once.") { id, keyId };
+            addTo(revoke);
+            revoke.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), "DELETE",
+                $"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}/keys/{Uri.EscapeDataString(parse.GetValue(keyId)!)}", null,
+                ApiRender.Revoked), ct));
+            key.Subcommands.Add(revoke);
+        }
+
+        tenant.Subcommands.Add(key);
+        return tenant;
+    }
+
+    private static (Option<string> Vms, Option<string> Vcpus, Option<string> Memory) QuotaOptions(bool allowNone)
+    {
+        var none = allowNone ? " (\"none\": no limit)" : "";
+        return (
+            new Option<string>("--max-vms") { Description = "At most this many VMs" + none + ".", HelpName = "N" },
+            new Option<string>("--max-vcpus") { Description = "At most this many vCPUs in all" + none + ".", HelpName = "N" },
+            new Option<string>("--max-memory") { Description = "At most this much memory in MiB in all" + none + ".", HelpName = "MIB" });
+    }
+
+    private static long? Limit(System.CommandLine.ParseResult parse, Option<string> option)
+    {
+        if (parse.GetValue(option) is not { } text)
+        {
+            return null;
+        }
+
+        if (text == "none")
+        {
+            return TenantQuotaChange.Unlimited;
+        }
+
+        return long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new CliException($"{option.Name}: '{text}' is not a whole number (or none)");
+    }
+}

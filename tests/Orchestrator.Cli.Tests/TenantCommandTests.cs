@@ -1,0 +1,67 @@
+using System.Net;
+
+namespace Orchestrator.Cli.Tests;
+
+public class TenantCommandTests
+{
+    private const string Acme = """
+        {"id":"acme","disabled":false,"quota":{"vms":10,"vcpus":20,"memoryMiB":null},"usage":{"vms":2,"vcpus":3,"memoryMiB":512},
+         "keys":[{"keyId":"0123456789abcdef","tenant":"acme","role":"read-only","name":"ci","createdAt":"2026-11-24T01:00:00Z","revokedAt":null}]}
+        """;
+
+    [Fact]
+    public async Task Tenant_create_sends_the_quota_and_shows_usage_against_it()
+    {
+        var http = new ScriptedHandler().On("POST", "/v1/tenants", HttpStatusCode.Created, Acme);
+        var run = await CliRun.Of(http, null, "tenant", "create", "acme", "--max-vms", "10", "--max-vcpus", "20");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("""{"id":"acme","quota":{"vms":10,"vcpus":20,"memoryMiB":null}}""", http.Requests.Single().Body);
+        Assert.Matches(@"VMs\s+2 of 10", run.Out.ToString());
+        Assert.Matches(@"Memory\s+512 \(no limit\) MiB", run.Out.ToString());
+        Assert.Matches(@"0123456789abcdef\s+read-only\s+ci", run.Out.ToString());
+    }
+
+    [Fact]
+    public async Task Tenant_set_changes_only_the_typed_limits_and_none_lifts_one()
+    {
+        var http = new ScriptedHandler()
+            .On("GET", "/v1/tenants/acme", HttpStatusCode.OK, Acme)
+            .On("PATCH", "/v1/tenants/acme", HttpStatusCode.OK, Acme);
+        var run = await CliRun.Of(http, null, "tenant", "set", "acme", "--max-vms", "none", "--max-memory", "4096", "--disable");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("""{"quota":{"vms":null,"vcpus":20,"memoryMiB":4096},"disabled":true}""", http.Requests[1].Body);
+    }
+
+    [Fact]
+    public async Task An_issued_key_is_printed_once_with_a_warning_on_stderr()
+    {
+        var http = new ScriptedHandler().On("POST", "/v1/tenants/acme/keys", HttpStatusCode.Created,
+            """{"keyId":"0123456789abcdef","tenant":"acme","role":"member","name":null,"key":"orc_0123456789abcdef_""" + new string('a', 64) + "\"}");
+        var run = await CliRun.Of(http, null, "tenant", "key", "create", "acme");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("""{"role":"member","name":null}""", http.Requests.Single().Body);
+        Assert.Contains("orc_0123456789abcdef_" + new string('a', 64), run.Out.ToString());
+        Assert.Contains("only time the key is shown", run.Error.ToString());
+    }
+
+    [Fact]
+    public async Task Without_an_id_tenant_show_asks_for_the_callers_own_tenant()
+    {
+        var http = new ScriptedHandler().On("GET", "/v1/tenant", HttpStatusCode.OK, Acme);
+        var run = await CliRun.Of(http, null, "tenant", "show");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("/v1/tenant", http.Requests.Single().Path);
+    }
+
+    [Fact]
+    public async Task A_key_is_revoked_by_tenant_and_id()
+    {
+        var http = new ScriptedHandler().On("DELETE", "/v1/tenants/acme/keys/0123456789abcdef", HttpStatusCode.NoContent, "");
+        var run = await CliRun.Of(http, null, "tenant", "key", "revoke", "acme", "0123456789abcdef");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("revoked\n", run.Out.ToString().Replace("\r\n", "\n"));
+    }
+}
