@@ -22,6 +22,8 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
     private static readonly VmRecord Record = new(Vm, new TenantId("acme"), Spec, DesiredState.Running, VmStatus.Ready, null, H,
         new Epoch(3), 4242, 1, At, At);
 
+    private static readonly Webhooks.WebhookDelivery Delivery = new("d1", "wh1", 42, "VmReady", "failed", 3, 500, "HTTP 500", At);
+
     private static readonly TenantRecord Tenant = new(new TenantId("acme"), new TenantQuota(10, 20, 4096), false, At);
     private static readonly ApiKeyRecord Key = new("0123456789abcdef", new TenantId("acme"), KeyRole.Member, "ab12", "ci", At, null);
 
@@ -88,6 +90,15 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new SchedulerReplies.KeyFound(Key, Tenant),
         new SchedulerReplies.TenantFound(Tenant, new TenantUsage(1, 2, 512), [Key]),
         new SchedulerReplies.TenantList([new SchedulerReplies.TenantFound(Tenant, TenantUsage.None, [])]),
+        new WebhookCreated("wh1", new TenantId("acme"), "https://example.org/hook", "s3cret", ["VmReady"], At),
+        new WebhookDeleted("wh1", new TenantId("acme")),
+        new LedgerCommands.CreateWebhook("wh1", new TenantId("acme"), "https://example.org/hook", "s3cret", []),
+        new LedgerCommands.DeleteWebhook(new TenantId("acme"), "wh1"),
+        new SchedulerQueries.ListWebhooks(new TenantId("acme")),
+        new SchedulerReplies.WebhookList([new WebhookRecord("wh1", new TenantId("acme"), "https://example.org/hook", "s3cret", [], At)]),
+        new Webhooks.WebhookProtocol.GetDeliveries(new TenantId("acme"), "wh1"),
+        new Webhooks.WebhookProtocol.Deliveries([Delivery]),
+        Delivery,
     ];
 
     public static TheoryData<int> SampleIndexes()

@@ -43,7 +43,8 @@ public static class OrchestratorActorsExtensions
                     SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery, settings.Cluster.HostLoss, leases,
                         settings.Scheduler.SharesInterval > TimeSpan.Zero
                             ? new SharesPolicy(settings.Scheduler.SharesInterval, settings.Scheduler.SharesToleranceMillicores)
-                            : null),
+                            : null,
+                        settings.Webhooks ?? Webhooks.WebhookSettings.Default),
                     SchedulerActor.Name,
                     TimeSpan.FromSeconds(1),
                     TimeSpan.FromSeconds(10),

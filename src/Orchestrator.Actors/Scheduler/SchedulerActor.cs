@@ -5,6 +5,7 @@ using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Settings;
+using Orchestrator.Actors.Webhooks;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
@@ -27,6 +28,10 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly HostLeaseStore? _leases;
     private readonly Cluster? _cluster;
     private readonly SharesPolicy? _shares;
+    private readonly WebhookSettings? _webhookSettings;
+
+    /// <summary>Delivers written events to tenants' webhooks; null when webhooks are off (benchmarks).</summary>
+    private IActorRef? _webhooks;
 
     /// <summary>The CPU demand each host's agent last reported (not journaled: it is a measurement).</summary>
     private readonly Dictionary<HostId, IReadOnlyList<VmCpuDemand>> _demand = [];
@@ -54,9 +59,10 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     /// <param name="leases">PostgreSQL host leases, when enabled: a lost host's lease must expire before its VMs move.</param>
     /// <param name="shares">how often to recompute CPU entitlements, and what change is worth journaling; null: never.</param>
     public SchedulerActor(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss, HostLeaseStore? leases = null,
-        SharesPolicy? shares = null)
+        SharesPolicy? shares = null, WebhookSettings? webhooks = null)
     {
         _shares = shares;
+        _webhookSettings = webhooks;
         _leases = leases;
         _rules = rules;
         _snapshotEvery = snapshotEvery;
@@ -67,7 +73,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         {
             if (offer.Snapshot is LedgerSnapshot snapshot)
             {
-                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys);
+                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks);
             }
         });
         Recover<ILedgerEvent>(evt => _state = _state.Apply(evt));
@@ -76,6 +82,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             _log.Info("scheduler recovered: {0} hosts, {1} VMs (last sequence {2})", _state.Hosts.Count, _state.Vms.Count, LastSequenceNr);
             // Hosts lost while no scheduler was watching (it was moving) are found once agents had time to re-register.
             Timers.StartSingleTimer("check-members", CheckMembers.Instance, _hostLoss.AfterLeave);
+            if (_webhookSettings is not null)
+            {
+                _webhooks = Context.ActorOf(WebhookDispatcher.Props(_webhookSettings), "webhooks");
+                _webhooks.Tell(new WebhookProtocol.Hooks(_state.Webhooks.Values.ToList()));
+            }
+
             if (_shares is not null)
             {
                 // Entitlements recovered from the journal stand until the hosts' next usage reports.
@@ -103,6 +115,21 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<LedgerCommands.SetVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<LedgerCommands.SetVmLabels>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<LedgerCommands.CreateTenant>(c => Handle(c, null));
+        Command<LedgerCommands.CreateWebhook>(c => Handle(c, null));
+        Command<LedgerCommands.DeleteWebhook>(c => Handle(c, null));
+        Command<SchedulerQueries.ListWebhooks>(q => Sender.Tell(new SchedulerReplies.WebhookList(
+            _state.Webhooks.Values.Where(w => w.Tenant == q.Tenant).OrderBy(w => w.CreatedAt).ToList())));
+        Command<WebhookProtocol.GetDeliveries>(q =>
+        {
+            if (_webhooks is null)
+            {
+                Sender.Tell(new WebhookProtocol.Deliveries([]));
+            }
+            else
+            {
+                _webhooks.Forward(q);
+            }
+        });
         Command<LedgerCommands.UpdateTenant>(c => Handle(c, null));
         Command<LedgerCommands.IssueKey>(c => Handle(c, null));
         Command<LedgerCommands.RevokeKey>(c => Handle(c, null));
@@ -214,8 +241,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss, HostLeaseStore? leases = null,
-        SharesPolicy? shares = null) =>
-        Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss, leases, shares));
+        SharesPolicy? shares = null, WebhookSettings? webhooks = null) =>
+        Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss, leases, shares, webhooks));
 
     /// <summary>
     /// Recomputes the entitlements of the hosts that need it, with the demand their agents reported; the ledger
@@ -403,6 +430,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         PersistAllAsync(tagged, t =>
         {
             var evt = (ILedgerEvent)t.Payload;
+            if (_webhooks is not null && t.Tags.FirstOrDefault(tag => tag.StartsWith("tenant:", StringComparison.Ordinal)) is { } tenantTag)
+            {
+                _webhooks.Tell(new WebhookProtocol.Publish(LastSequenceNr, tenantTag["tenant:".Length..], evt));
+            }
+
             if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged)
             {
                 changed.Add(((IVmLedgerEvent)evt).VmId);
@@ -415,12 +447,18 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             }
 
             // The command's last event is written: the persisted state is the one it was decided into (no second Apply).
+            var webhooksChanged = !ReferenceEquals(_state.Webhooks, ahead.Webhooks);
             _state = ahead;
+            if (webhooksChanged)
+            {
+                _webhooks?.Tell(new WebhookProtocol.Hooks(_state.Webhooks.Values.ToList()));
+            }
+
             if (_eventsSinceSnapshot >= _snapshotEvery)
             {
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
-                    _state.Keys.Values.ToList()));
+                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>

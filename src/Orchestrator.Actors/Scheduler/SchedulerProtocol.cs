@@ -31,6 +31,9 @@ public static class SchedulerReplies
 
     public sealed record TenantList(IReadOnlyList<TenantFound> Tenants) : IOrchestratorMessage;
 
+    /// <summary>A tenant's webhooks, secrets included: callers must never show them after registration.</summary>
+    public sealed record WebhookList(IReadOnlyList<WebhookRecord> Webhooks) : IOrchestratorMessage;
+
     /// <summary>Answer to <see cref="RegisterHostAgent"/>: what this host must run, with the epochs it may run.</summary>
     public sealed record HostAssignments(IReadOnlyList<VmAssignment> Assignments) : IOrchestratorMessage;
 }
@@ -51,6 +54,8 @@ public static class SchedulerQueries
     public sealed record FindKey(string KeyId) : IOrchestratorMessage;
 
     public sealed record GetTenant(TenantId Tenant) : IOrchestratorMessage;
+
+    public sealed record ListWebhooks(TenantId Tenant) : IOrchestratorMessage;
 
     public sealed record ListTenants : IOrchestratorMessage
     {
@@ -119,4 +124,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<HostRecord> Hosts,
     IReadOnlyList<VmRecord> Vms,
     IReadOnlyList<TenantRecord>? Tenants = null,
-    IReadOnlyList<ApiKeyRecord>? Keys = null) : IOrchestratorMessage;
+    IReadOnlyList<ApiKeyRecord>? Keys = null,
+    IReadOnlyList<WebhookRecord>? Webhooks = null) : IOrchestratorMessage;

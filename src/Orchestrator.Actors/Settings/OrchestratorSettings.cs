@@ -18,7 +18,8 @@ public sealed record OrchestratorSettings(
     MembershipSettings Cluster,
     ImageCatalog Images,
     string? HostLeaseConnection = null,
-    ApiLimits? ApiLimits = null)
+    ApiLimits? ApiLimits = null,
+    Webhooks.WebhookSettings? Webhooks = null)
 {
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
@@ -65,7 +66,12 @@ public sealed record OrchestratorSettings(
             MembershipSettings.Create(o.GetConfig("cluster"), config.GetConfig("akka.cluster"), host.FenceAfter),
             ImageCatalog.Create(o.GetConfig("images"), string.IsNullOrEmpty(configuredImageDir) ? imageDir : configuredImageDir),
             ResolveHostLeaseConnection(config, dataDir),
-            ApiLimits.Create(o.GetConfig("api")));
+            ApiLimits.Create(o.GetConfig("api")),
+            new Webhooks.WebhookSettings(
+                Math.Clamp(o.GetInt("webhooks.attempts", 5), 1, 20),
+                o.GetTimeSpan("webhooks.first-retry", TimeSpan.FromSeconds(1)),
+                o.GetTimeSpan("webhooks.timeout", TimeSpan.FromSeconds(5)),
+                o.GetBoolean("webhooks.allow-private-addresses", false)));
     }
 }
 

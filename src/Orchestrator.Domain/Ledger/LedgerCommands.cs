@@ -38,6 +38,11 @@ public static class LedgerCommands
     /// <summary>Revokes one of the tenant's keys; revoking twice is a no-op.</summary>
     public sealed record RevokeKey(TenantId Tenant, string KeyId) : ILedgerCommand;
 
+    /// <summary>Registers a webhook for the tenant's events (at most <see cref="WebhookRecord.MaxPerTenant"/>).</summary>
+    public sealed record CreateWebhook(string Id, TenantId Tenant, string Url, string Secret, IReadOnlyList<string> EventTypes) : ILedgerCommand;
+
+    public sealed record DeleteWebhook(TenantId Tenant, string Id) : ILedgerCommand;
+
     /// <summary>
     /// Allowed when the spec is valid, the tenant has no VM of that name, exists and is enabled, and the VM fits its
     /// quota — decided in the same step as placement, so concurrent creates can't overshoot.

@@ -35,6 +35,12 @@ public static class LedgerEvents
 
     public sealed record ApiKeyRevoked(string KeyId, DateTimeOffset At) : ILedgerEvent;
 
+    /// <summary>A webhook was registered. Its secret signs deliveries; never shown on event streams.</summary>
+    public sealed record WebhookCreated(string Id, TenantId Tenant, string Url, string Secret, IReadOnlyList<string> EventTypes, DateTimeOffset At)
+        : ILedgerEvent;
+
+    public sealed record WebhookDeleted(string Id, TenantId Tenant) : ILedgerEvent;
+
     public sealed record VmRequested(VmId VmId, TenantId Tenant, VmSpec Spec, DateTimeOffset At) : IVmLedgerEvent;
 
     /// <summary>The VM got a host; <paramref name="Epoch"/> is the fencing token of this placement.</summary>

@@ -34,12 +34,15 @@ public sealed record LedgerState(
     /// <summary>API keys by their public id (revoked ones too: an id is never reused).</summary>
     public ImmutableDictionary<string, ApiKeyRecord> Keys { get; init; } = ImmutableDictionary<string, ApiKeyRecord>.Empty;
 
+    /// <summary>Webhooks by id.</summary>
+    public ImmutableDictionary<string, WebhookRecord> Webhooks { get; init; } = ImmutableDictionary<string, WebhookRecord>.Empty;
+
     /// <summary>What each tenant's VMs take, kept up to date so a quota check never scans.</summary>
     public ImmutableDictionary<TenantId, TenantUsage> Usage { get; init; } = ImmutableDictionary<TenantId, TenantUsage>.Empty;
 
     /// <summary>Rebuilds the state from a snapshot's records.</summary>
     public static LedgerState FromRecords(IEnumerable<HostRecord> hosts, IEnumerable<VmRecord> vms,
-        IEnumerable<TenantRecord>? tenants = null, IEnumerable<ApiKeyRecord>? keys = null)
+        IEnumerable<TenantRecord>? tenants = null, IEnumerable<ApiKeyRecord>? keys = null, IEnumerable<WebhookRecord>? webhooks = null)
     {
         var vmList = vms.ToList();
         return new LedgerState(
@@ -49,6 +52,7 @@ public sealed record LedgerState(
         {
             Tenants = (tenants ?? []).ToImmutableDictionary(t => t.Id),
             Keys = (keys ?? []).ToImmutableDictionary(k => k.KeyId),
+            Webhooks = (webhooks ?? []).ToImmutableDictionary(w => w.Id),
             Usage = vmList.GroupBy(v => v.Tenant).ToImmutableDictionary(g => g.Key,
                 g => new TenantUsage(g.Count(), g.Sum(v => v.Spec.Vcpus), g.Sum(v => (long)v.Spec.MemoryMiB))),
         };
@@ -77,6 +81,10 @@ public sealed record LedgerState(
         LedgerCommands.UpdateTenant c => DecideUpdateTenant(c),
         LedgerCommands.IssueKey c => DecideIssueKey(c, now),
         LedgerCommands.RevokeKey c => DecideRevokeKey(c, now),
+        LedgerCommands.CreateWebhook c => DecideCreateWebhook(c, now),
+        LedgerCommands.DeleteWebhook c => Webhooks.TryGetValue(c.Id, out var hook) && hook.Tenant == c.Tenant
+            ? Decision.Accept(new WebhookDeleted(c.Id, c.Tenant))
+            : Decision.Refuse(Refusal.NotFound($"no webhook '{(c.Id.Length > 32 ? c.Id[..32] : c.Id)}'")),
         LedgerCommands.StopVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Stopped),
         LedgerCommands.StartVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Running),
         LedgerCommands.DeleteVm c => DecideDelete(c, rules),
@@ -237,6 +245,33 @@ public sealed record LedgerState(
 
         return key.IsRevoked ? Decision.Nothing : Decision.Accept(new ApiKeyRevoked(c.KeyId, now));
     }
+
+    private Decision DecideCreateWebhook(LedgerCommands.CreateWebhook c, DateTimeOffset now)
+    {
+        if (FindTenant(c.Tenant) is null)
+        {
+            return Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+        }
+
+        if (Webhooks.Values.Count(w => w.Tenant == c.Tenant) >= WebhookRecord.MaxPerTenant)
+        {
+            return Decision.Refuse(Refusal.Forbidden(new FieldError("url", $"a tenant has at most {WebhookRecord.MaxPerTenant} webhooks")));
+        }
+
+        var errors = WebhookRecord.Validate(c.Url, c.EventTypes, EventTypeNames).ToList();
+        if (errors.Count > 0)
+        {
+            return Decision.Refuse(Refusal.Invalid(errors));
+        }
+
+        return Webhooks.ContainsKey(c.Id)
+            ? Decision.Refuse(Refusal.Conflict("id", "that webhook id is taken"))
+            : Decision.Accept(new WebhookCreated(c.Id, c.Tenant, c.Url, c.Secret, c.EventTypes, now));
+    }
+
+    /// <summary>The names of the ledger's event types (what webhooks and streams filter on).</summary>
+    public static readonly IReadOnlySet<string> EventTypeNames = typeof(LedgerEvents).GetNestedTypes()
+        .Where(t => typeof(ILedgerEvent).IsAssignableFrom(t)).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
 
     private Decision DecideDesired(TenantId tenant, string name, DesiredState desired)
     {
@@ -473,6 +508,8 @@ public sealed record LedgerState(
         TenantCreated e => this with { Tenants = Tenants.SetItem(e.Tenant, new TenantRecord(e.Tenant, e.Quota, false, e.At)) },
         TenantUpdated e => this with { Tenants = Tenants.SetItem(e.Tenant, Tenants[e.Tenant] with { Quota = e.Quota, Disabled = e.Disabled }) },
         ApiKeyIssued e => this with { Keys = Keys.SetItem(e.KeyId, new ApiKeyRecord(e.KeyId, e.Tenant, e.Role, e.SecretHash, e.Name, e.At, null)) },
+        WebhookCreated e => this with { Webhooks = Webhooks.SetItem(e.Id, new WebhookRecord(e.Id, e.Tenant, e.Url, e.Secret, e.EventTypes, e.At)) },
+        WebhookDeleted e => this with { Webhooks = Webhooks.Remove(e.Id) },
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },

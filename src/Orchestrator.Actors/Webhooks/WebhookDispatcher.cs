@@ -1,0 +1,276 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Akka.Actor;
+using Akka.Event;
+using Orchestrator.Actors.Serialization;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
+
+namespace Orchestrator.Actors.Webhooks;
+
+/// <summary>How webhooks are delivered: attempts and backoff, time allowed per attempt, and whether private addresses may be targets.</summary>
+public sealed record WebhookSettings(int Attempts, TimeSpan FirstRetry, TimeSpan Timeout, bool AllowPrivateAddresses)
+{
+    public static readonly WebhookSettings Default = new(5, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), false);
+}
+
+/// <summary>One delivery of one event to one webhook, as shown to its tenant.</summary>
+public sealed record WebhookDelivery(
+    string DeliveryId, string WebhookId, long EventId, string EventType, string Status, int Attempts, int? LastStatusCode, string? LastError,
+    DateTimeOffset At) : IOrchestratorMessage
+{
+    public const string Pending = "pending";
+    public const string Delivered = "delivered";
+    public const string Failed = "failed";
+}
+
+public static class WebhookProtocol
+{
+    /// <summary>From the scheduler, in journal order, after each event is written.</summary>
+    public sealed record Publish(long EventId, string Tenant, ILedgerEvent Event);
+
+    /// <summary>From the scheduler whenever the set of webhooks changes (and after recovery).</summary>
+    public sealed record Hooks(IReadOnlyList<WebhookRecord> Webhooks);
+
+    public sealed record GetDeliveries(TenantId Tenant, string WebhookId) : IOrchestratorMessage;
+
+    public sealed record Deliveries(IReadOnlyList<WebhookDelivery> Items) : IOrchestratorMessage;
+}
+
+/// <summary>
+/// Delivers the ledger's events to tenants' webhooks: a POST of the event as JSON, signed with the webhook's secret
+/// (<c>X-Orchestrator-Signature: sha256=HEX</c> of the body), retried with exponential backoff, then marked failed. A
+/// child of the scheduler, so it sees each event right after it is written, in order. Deliveries are kept in memory
+/// (the last 100 per webhook); a delivery still being retried when the scheduler moves is not resumed.
+/// </summary>
+public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
+{
+    public const string SignatureHeader = "X-Orchestrator-Signature";
+    private const int KeptPerWebhook = 100;
+    private static readonly string[] Redacted = ["secret", "secretHash"];
+    private static readonly JsonSerializerOptions PayloadJson = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
+    private readonly WebhookSettings _settings;
+    private readonly HttpClient _http;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, WebhookRecord> _hooks = [];
+    private readonly Dictionary<string, LinkedList<WebhookDelivery>> _deliveries = [];
+    private readonly Dictionary<string, byte[]> _bodies = [];
+    private long _next;
+
+    public WebhookDispatcher(WebhookSettings settings)
+    {
+        _settings = settings;
+        _http = CreateClient(settings);
+        Receive<WebhookProtocol.Hooks>(hooks =>
+        {
+            _hooks.Clear();
+            foreach (var hook in hooks.Webhooks)
+            {
+                _hooks[hook.Id] = hook;
+            }
+
+            foreach (var gone in _deliveries.Keys.Where(id => !_hooks.ContainsKey(id)).ToList())
+            {
+                _deliveries.Remove(gone);
+            }
+        });
+        Receive<WebhookProtocol.Publish>(OnPublish);
+        Receive<Attempt>(attempt => Send(attempt));
+        Receive<Attempted>(OnAttempted);
+        Receive<WebhookProtocol.GetDeliveries>(query => Sender.Tell(new WebhookProtocol.Deliveries(
+            _hooks.TryGetValue(query.WebhookId, out var hook) && hook.Tenant == query.Tenant && _deliveries.TryGetValue(query.WebhookId, out var list)
+                ? list.ToList()
+                : [])));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(WebhookSettings settings) => Akka.Actor.Props.Create(() => new WebhookDispatcher(settings));
+
+    protected override void PostStop() => _http.Dispose();
+
+    /// <summary>The body a receiver gets: the event's fields (secrets removed), its type, tenant and journal id.</summary>
+    public static byte[] Payload(long eventId, string tenant, ILedgerEvent evt, DateTimeOffset at)
+    {
+        var data = JsonSerializer.SerializeToNode(evt, evt.GetType(), PayloadJson) as JsonObject ?? [];
+        foreach (var name in Redacted)
+        {
+            data.Remove(name);
+        }
+
+        var body = new JsonObject
+        {
+            ["id"] = eventId,
+            ["type"] = evt.GetType().Name,
+            ["tenant"] = tenant,
+            ["at"] = at,
+            ["data"] = data,
+        };
+        return Encoding.UTF8.GetBytes(body.ToJsonString());
+    }
+
+    public static string Sign(string secret, byte[] body) =>
+        "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body));
+
+    private void OnPublish(WebhookProtocol.Publish published)
+    {
+        var type = published.Event.GetType().Name;
+        foreach (var hook in _hooks.Values.Where(h => h.Tenant.Value == published.Tenant && h.Wants(type)))
+        {
+            var delivery = new WebhookDelivery($"d{++_next}", hook.Id, published.EventId, type, WebhookDelivery.Pending, 0, null, null,
+                DateTimeOffset.UtcNow);
+            _bodies[delivery.DeliveryId] = Payload(published.EventId, published.Tenant, published.Event, delivery.At);
+            Record(delivery);
+            Send(new Attempt(delivery.DeliveryId, hook.Id));
+        }
+    }
+
+    private void Send(Attempt attempt)
+    {
+        if (!_hooks.TryGetValue(attempt.WebhookId, out var hook) || !_bodies.TryGetValue(attempt.DeliveryId, out var body))
+        {
+            _bodies.Remove(attempt.DeliveryId); // the webhook was deleted meanwhile
+            return;
+        }
+
+        var request = new HttpRequestMessage(HttpMethod.Post, hook.Url) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        request.Headers.Add(SignatureHeader, Sign(hook.Secret, body));
+        request.Headers.Add("X-Orchestrator-Delivery", attempt.DeliveryId);
+        var http = _http;
+        Task.Run(async () =>
+        {
+            using (request)
+            {
+                using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                return (int)response.StatusCode;
+            }
+        }).PipeTo(Self, success: status => new Attempted(attempt, status, null), failure: ex => new Attempted(attempt, null, Describe(ex)));
+    }
+
+    private void OnAttempted(Attempted result)
+    {
+        if (!_deliveries.TryGetValue(result.Attempt.WebhookId, out var list)
+            || list.FirstOrDefault(d => d.DeliveryId == result.Attempt.DeliveryId) is not { } delivery)
+        {
+            _bodies.Remove(result.Attempt.DeliveryId);
+            return;
+        }
+
+        var attempts = delivery.Attempts + 1;
+        var ok = result.Status is >= 200 and < 300;
+        var error = result.Error ?? (ok ? null : $"HTTP {result.Status}");
+        var status = ok ? WebhookDelivery.Delivered : attempts >= _settings.Attempts ? WebhookDelivery.Failed : WebhookDelivery.Pending;
+        Replace(list, delivery, delivery with { Status = status, Attempts = attempts, LastStatusCode = result.Status, LastError = error, At = DateTimeOffset.UtcNow });
+        if (status == WebhookDelivery.Pending)
+        {
+            var delay = _settings.FirstRetry * Math.Pow(2, attempts - 1);
+            Timers.StartSingleTimer(result.Attempt.DeliveryId, result.Attempt, delay);
+        }
+        else
+        {
+            _bodies.Remove(result.Attempt.DeliveryId);
+            if (status == WebhookDelivery.Failed)
+            {
+                _log.Warning("webhook {0}: delivery {1} of event {2} failed after {3} attempts: {4}", delivery.WebhookId, delivery.DeliveryId,
+                    delivery.EventId, attempts, error);
+            }
+        }
+    }
+
+    private void Record(WebhookDelivery delivery)
+    {
+        if (!_deliveries.TryGetValue(delivery.WebhookId, out var list))
+        {
+            _deliveries[delivery.WebhookId] = list = new LinkedList<WebhookDelivery>();
+        }
+
+        list.AddLast(delivery);
+        while (list.Count > KeptPerWebhook && list.First!.Value.Status != WebhookDelivery.Pending)
+        {
+            list.RemoveFirst();
+        }
+    }
+
+    private static void Replace(LinkedList<WebhookDelivery> list, WebhookDelivery old, WebhookDelivery updated) =>
+        list.Find(old)!.Value = updated;
+
+    private static string Describe(Exception ex) => ex switch
+    {
+        AggregateException { InnerException: { } inner } => Describe(inner),
+        TaskCanceledException => "timed out",
+        HttpRequestException { InnerException: { } inner } => inner.Message,
+        _ => ex.Message,
+    };
+
+    /// <summary>
+    /// An HTTP client that, unless allowed, refuses to connect to loopback, private, link-local and unspecified
+    /// addresses — checked on the address actually connected to, so a name that resolves there is refused too.
+    /// </summary>
+    private static HttpClient CreateClient(WebhookSettings settings)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false,
+            ConnectTimeout = settings.Timeout,
+            ConnectCallback = async (context, ct) =>
+            {
+                var addresses = await Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
+                var allowed = addresses.Where(a => settings.AllowPrivateAddresses || IsPublic(a)).ToList();
+                if (allowed.Count == 0)
+                {
+                    throw new HttpRequestException($"{context.DnsEndPoint.Host} is not a public address (orchestrator.webhooks.allow-private-addresses)");
+                }
+
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    await socket.ConnectAsync(allowed.ToArray(), context.DnsEndPoint.Port, ct);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        return new HttpClient(handler) { Timeout = settings.Timeout };
+    }
+
+    private static bool IsPublic(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)
+            || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6UniqueLocal || address.IsIPv6Multicast)
+        {
+            return false;
+        }
+
+        if (address.AddressFamily != AddressFamily.InterNetwork)
+        {
+            return true;
+        }
+
+        var b = address.GetAddressBytes();
+        return !(b[0] == 10 || (b[0] == 172 && b[1] >= 16 && b[1] <= 31) || (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254)
+                 || (b[0] == 100 && b[1] >= 64 && b[1] <= 127) || b[0] == 0 || b[0] >= 224);
+    }
+
+    private sealed record Attempt(string DeliveryId, string WebhookId);
+
+    private sealed record Attempted(Attempt Attempt, int? Status, string? Error);
+}

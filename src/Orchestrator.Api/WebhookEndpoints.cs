@@ -1,0 +1,90 @@
+using System.Security.Cryptography;
+using Akka.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Orchestrator.Actors.Hosting;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Webhooks;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
+using Orchestrator.Domain.Vms;
+using static Orchestrator.Api.OrchestratorApi;
+
+namespace Orchestrator.Api;
+
+public sealed record CreateWebhookRequest(string? Url, List<string>? Events);
+
+/// <summary>A webhook as listed: never its secret.</summary>
+public sealed record WebhookDto(string Id, string Url, IReadOnlyList<string> Events, DateTimeOffset CreatedAt)
+{
+    public static WebhookDto From(WebhookRecord w) => new(w.Id, w.Url, w.EventTypes, w.CreatedAt);
+}
+
+/// <summary>A webhook just registered: the only time <see cref="Secret"/> (its HMAC key) is shown.</summary>
+public sealed record CreatedWebhookDto(string Id, string Url, IReadOnlyList<string> Events, string Secret);
+
+/// <summary>A tenant's webhooks: register (members), list, delete, and the status of their deliveries.</summary>
+public static class WebhookEndpoints
+{
+    public static RouteGroupBuilder MapWebhooks(this RouteGroupBuilder v1, IdempotencyCache idempotency)
+    {
+        v1.MapPost("/webhooks", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var (body, error) = await ReadBodyAsync<CreateWebhookRequest>(request, ct);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            if (body!.Url is null)
+            {
+                return Invalid([new FieldError("url", "is required")]);
+            }
+
+            var id = "wh" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+            var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+            var events = body.Events ?? [];
+            var reply = await AskAsync<object>(scheduler,
+                new LedgerCommands.CreateWebhook(id, Acting(request.HttpContext), body.Url, secret, events), ct);
+            return reply switch
+            {
+                SchedulerReplies.Accepted => Results.Json(new CreatedWebhookDto(id, body.Url, events, secret), Json, statusCode: StatusCodes.Status201Created),
+                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+                _ => Unexpected(reply),
+            };
+        }).RequireWrite().Idempotent(idempotency).Accepts<CreateWebhookRequest>("application/json").Produces<CreatedWebhookDto>(StatusCodes.Status201Created);
+
+        v1.MapGet("/webhooks", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var list = await AskAsync<SchedulerReplies.WebhookList>(scheduler, new SchedulerQueries.ListWebhooks(Acting(http)), ct);
+            return Results.Json(list.Webhooks.Select(WebhookDto.From).ToList(), Json);
+        });
+
+        v1.MapDelete("/webhooks/{id}", async (string id, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var reply = await AskAsync<object>(scheduler, new LedgerCommands.DeleteWebhook(Acting(http), id), ct);
+            return reply switch
+            {
+                SchedulerReplies.Accepted => Results.NoContent(),
+                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+                _ => Unexpected(reply),
+            };
+        }).RequireWrite();
+
+        v1.MapGet("/webhooks/{id}/deliveries", async (string id, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var tenant = Acting(http);
+            var list = await AskAsync<SchedulerReplies.WebhookList>(scheduler, new SchedulerQueries.ListWebhooks(tenant), ct);
+            if (list.Webhooks.All(w => w.Id != id))
+            {
+                return Problem(StatusCodes.Status404NotFound, "not found", $"no webhook '{Shorten(id)}'");
+            }
+
+            var deliveries = await AskAsync<WebhookProtocol.Deliveries>(scheduler, new WebhookProtocol.GetDeliveries(tenant, id), ct);
+            return Results.Json(deliveries.Items, Json);
+        });
+
+        return v1;
+    }
+}

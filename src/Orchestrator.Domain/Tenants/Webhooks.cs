@@ -1,0 +1,33 @@
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Domain.Tenants;
+
+/// <summary>
+/// A tenant's webhook: where to POST its events, the secret deliveries are signed with (HMAC-SHA256; shown once
+/// when registered), and which event types it wants (empty: all).
+/// </summary>
+public sealed record WebhookRecord(string Id, TenantId Tenant, string Url, string Secret, IReadOnlyList<string> EventTypes, DateTimeOffset CreatedAt)
+{
+    public bool Wants(string eventType) => EventTypes.Count == 0 || EventTypes.Contains(eventType, StringComparer.Ordinal);
+
+    public const int MaxPerTenant = 20;
+
+    /// <summary>An absolute http(s) URL without credentials; where it points is checked again at each delivery.</summary>
+    public static IEnumerable<FieldError> Validate(string? url, IReadOnlyList<string>? eventTypes, IReadOnlySet<string> knownTypes)
+    {
+        if (string.IsNullOrEmpty(url) || url.Length > 2048 || !Uri.TryCreate(url, UriKind.Absolute, out var uri)
+            || uri.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(uri.UserInfo) || !string.IsNullOrEmpty(uri.Fragment))
+        {
+            yield return new FieldError("url", "must be an absolute http:// or https:// URL without credentials or fragment, at most 2048 characters");
+        }
+
+        foreach (var type in eventTypes ?? [])
+        {
+            if (!knownTypes.Contains(type))
+            {
+                var shown = type.Length > 40 ? type[..40] + "…" : type;
+                yield return new FieldError("events", $"unknown event type '{shown}'");
+            }
+        }
+    }
+}
