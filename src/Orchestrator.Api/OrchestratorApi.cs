@@ -32,7 +32,7 @@ public static class OrchestratorApi
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
 
     public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, ApiKeys keys, ImageCatalog images,
-        Domain.Placement.PlacementPolicy policy)
+        Domain.Placement.PlacementPolicy policy, VmSpecLimits? limits = null)
     {
         app.MapGet("/healthz", () => Results.Text("ok"));
 
@@ -169,6 +169,7 @@ public static class OrchestratorApi
         });
 
         v1.MapGet("/images", () => Results.Json(images.All.Select(ImageDto.From).ToList(), Json));
+        v1.MapApply(images, limits ?? VmSpecLimits.Default);
 
         return app;
     }
@@ -216,7 +217,7 @@ public static class OrchestratorApi
         };
     }
 
-    private static async Task<T> AskAsync<T>(IRequiredActor<SchedulerProxy> scheduler, object message, CancellationToken ct)
+    internal static async Task<T> AskAsync<T>(IRequiredActor<SchedulerProxy> scheduler, object message, CancellationToken ct)
     {
         var proxy = await scheduler.GetAsync(ct);
         return await proxy.Ask<T>(message, AskTimeout, ct);
@@ -257,16 +258,17 @@ public static class OrchestratorApi
     private static IResult VmNotFound(string name) =>
         Problem(StatusCodes.Status404NotFound, "not found", $"no VM named '{Shorten(name)}'");
 
-    private static IResult Invalid(IReadOnlyList<FieldError> errors) =>
+    internal static IResult Invalid(IReadOnlyList<FieldError> errors) =>
         Problem(StatusCodes.Status400BadRequest, "invalid request",
             string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), errors);
 
     private static IResult Unexpected(object reply) =>
         Problem(StatusCodes.Status500InternalServerError, "internal error", $"unexpected reply {reply.GetType().Name}");
 
-    public static IResult Problem(int status, string title, string detail, IReadOnlyList<FieldError>? errors = null)
+    public static IResult Problem(int status, string title, string detail, IReadOnlyList<FieldError>? errors = null,
+        IReadOnlyDictionary<string, object?>? more = null)
     {
-        var extensions = new Dictionary<string, object?>();
+        var extensions = more?.ToDictionary() ?? new Dictionary<string, object?>();
         if (errors is { Count: > 0 })
         {
             extensions["errors"] = errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());

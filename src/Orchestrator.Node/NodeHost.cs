@@ -81,7 +81,7 @@ public static class NodeHost
         }
 
         app.UseOrchestratorProblemDetails();
-        app.MapOrchestratorApi(new ApiKeys(adminKey), settings.Images, settings.Scheduler.Placement);
+        app.MapOrchestratorApi(new ApiKeys(adminKey), settings.Images, settings.Scheduler.Placement, settings.Scheduler.Limits);
         await app.StartAsync(cancellationToken);
 
         var url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
