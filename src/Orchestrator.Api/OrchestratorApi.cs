@@ -34,7 +34,7 @@ public static class OrchestratorApi
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
 
     public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, string adminKey, ImageCatalog images,
-        Domain.Placement.PlacementPolicy policy, ApiLimits limits)
+        Domain.Placement.PlacementPolicy policy, ApiLimits limits, VmSpecLimits? specLimits = null)
     {
         app.MapGet("/healthz", () => Results.Text("ok")).ExcludeFromDescription();
         // The OpenAPI document of everything under /v1, generated from the endpoints themselves; public, like a schema.
@@ -199,6 +199,7 @@ public static class OrchestratorApi
         }).RequireAdmin();
 
         v1.MapGet("/images", () => Results.Json(images.All.Select(ImageDto.From).ToList(), Json));
+        v1.MapApply(images, specLimits ?? VmSpecLimits.Default);
 
         return app;
     }
@@ -334,9 +335,10 @@ public static class OrchestratorApi
     internal static IResult Unexpected(object reply) =>
         Problem(StatusCodes.Status500InternalServerError, "internal error", $"unexpected reply {reply.GetType().Name}");
 
-    public static IResult Problem(int status, string title, string detail, IReadOnlyList<FieldError>? errors = null)
+    public static IResult Problem(int status, string title, string detail, IReadOnlyList<FieldError>? errors = null,
+        IReadOnlyDictionary<string, object?>? more = null)
     {
-        var extensions = new Dictionary<string, object?>();
+        var extensions = more?.ToDictionary() ?? new Dictionary<string, object?>();
         if (errors is { Count: > 0 })
         {
             extensions["errors"] = errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());

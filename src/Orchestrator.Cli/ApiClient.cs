@@ -32,12 +32,13 @@ internal sealed class ApiClient : IDisposable
     private readonly HttpClient _http;
     private readonly NodeConnection _connection;
 
-    public ApiClient(NodeConnection connection, HttpMessageHandler? handler = null)
+    /// <param name="timeout">for each request; <see cref="RequestTimeout"/> unless a command waits on the server longer.</param>
+    public ApiClient(NodeConnection connection, HttpMessageHandler? handler = null, TimeSpan? timeout = null)
     {
         _connection = connection;
         _http = handler is null ? new HttpClient() : new HttpClient(handler, disposeHandler: false);
         _http.BaseAddress = connection.Url;
-        _http.Timeout = RequestTimeout;
+        _http.Timeout = timeout ?? RequestTimeout;
         _http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("orchestrator-cli", Version));
         if (connection.ApiKey is not null)
@@ -55,6 +56,10 @@ internal sealed class ApiClient : IDisposable
 
     public Task<ApiResponse> PostAsync(string path, object? body, CancellationToken ct) =>
         SendAsync(HttpMethod.Post, path, body, ct);
+
+    /// <summary>POST of a text body (an apply file) as <paramref name="mediaType"/>, UTF-8.</summary>
+    public Task<ApiResponse> PostTextAsync(string path, string text, string mediaType, CancellationToken ct) =>
+        SendAsync(HttpMethod.Post, path, new StringContent(text, Encoding.UTF8, mediaType), ct);
 
     public Task<ApiResponse> PatchAsync(string path, object body, CancellationToken ct) =>
         SendAsync(HttpMethod.Patch, path, body, ct);
@@ -77,13 +82,15 @@ internal sealed class ApiClient : IDisposable
 
     public void Dispose() => _http.Dispose();
 
-    public async Task<ApiResponse> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    public Task<ApiResponse> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct) =>
+        SendAsync(method, path,
+            body is null ? null : new StringContent(JsonSerializer.Serialize(body, body.GetType(), ApiJson.Options), Encoding.UTF8, "application/json"),
+            ct);
+
+    private async Task<ApiResponse> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(method, path);
-        if (body is not null)
-        {
-            request.Content = new StringContent(JsonSerializer.Serialize(body, body.GetType(), ApiJson.Options), Encoding.UTF8, "application/json");
-        }
+        request.Content = content;
 
         HttpResponseMessage response;
         try
@@ -96,7 +103,7 @@ internal sealed class ApiClient : IDisposable
         }
         catch (TaskCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new CliException($"the node at {Display(Url)} did not answer within {RequestTimeout.TotalSeconds:0} s");
+            throw new CliException($"the node at {Display(Url)} did not answer within {_http.Timeout.TotalSeconds:0} s");
         }
 
         using (response)

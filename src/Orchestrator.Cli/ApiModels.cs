@@ -81,6 +81,12 @@ public sealed record Capacity(
     long HaSpareMemoryMiB,
     bool HaHeadroomHolds);
 
+/// <summary>POST /v1/apply: the plan, carried out unless a dry run; <see cref="Changed"/> counts the steps that change something.</summary>
+public sealed record ApplyResult(bool DryRun, IReadOnlyList<ApplyStepResult> Steps, int Changed);
+
+/// <summary>One step: create, update, replace, delete or unchanged (kept a string, as states are).</summary>
+public sealed record ApplyStepResult(string Action, string Vm, string? Detail);
+
 /// <summary>RFC 7807 problem details, as the API answers every error.</summary>
 public sealed record ProblemDetails(
     string? Type,

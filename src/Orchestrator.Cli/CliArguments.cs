@@ -114,6 +114,9 @@ public enum ListKind
 
 public sealed record ListArgs(ClientArgs Client, ListKind Kind);
 
+/// <summary><c>apply -f FILE</c>: the file's full path (read by the client; the server never opens files).</summary>
+public sealed record ApplyArgs(ClientArgs Client, string File, bool DryRun, bool Prune);
+
 /// <summary>What the parsed commands call; the syntax (<see cref="CliSyntax"/>) knows nothing else.</summary>
 public interface ICliActions
 {
@@ -131,4 +134,6 @@ public interface ICliActions
     Task<int> VmChangeAsync(VmChangeArgs args, CancellationToken ct);
 
     Task<int> ListAsync(ListArgs args, CancellationToken ct);
+
+    Task<int> ApplyAsync(ApplyArgs args, CancellationToken ct);
 }

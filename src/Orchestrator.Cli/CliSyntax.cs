@@ -29,6 +29,7 @@ public static class CliSyntax
         var image = new Command("image", "Guest images of the catalog.");
         image.Subcommands.Add(ListCommand(actions, ListKind.Images, "List the images a VM can be created from."));
         root.Subcommands.Add(image);
+        root.Subcommands.Add(ApplyCommand.Build(actions));
 
         return root;
     }
@@ -348,7 +349,7 @@ public static class CliSyntax
     }
 
     /// <summary>--url, --api-key, --data, --output: fresh instances per command, bound by <see cref="Bind"/>.</summary>
-    private sealed class ClientOptions
+    internal sealed class ClientOptions
     {
         private readonly Option<string> _url = new("--url")
         {

@@ -7,7 +7,7 @@ using Spectre.Console.Rendering;
 
 namespace Orchestrator.Cli;
 
-internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliActions
+internal sealed partial class ClientActions(CliHooks hooks, CliContext context) : ICliActions
 {
     private readonly IAnsiConsole _out = CliConsoles.Create(context.Out, context.OutIsTerminal);
     private readonly IAnsiConsole _err = CliConsoles.Create(context.Error, context.ErrorIsTerminal);
@@ -259,8 +259,9 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
             .StartAsync(Describe(initialState), ctx => Poll(state => ctx.Status(Describe(state))));
     }
 
-    private ApiClient Connect(ClientArgs client) =>
-        new(NodeConnectionResolver.Resolve(client.Url, client.ApiKey, client.DataDirectory, context.GetEnvironmentVariable), context.HttpHandler);
+    private ApiClient Connect(ClientArgs client, TimeSpan? timeout = null) =>
+        new(NodeConnectionResolver.Resolve(client.Url, client.ApiKey, client.DataDirectory, context.GetEnvironmentVariable), context.HttpHandler,
+            timeout);
 
     private void WriteVm(OutputFormat output, ApiResponse response)
     {

@@ -242,6 +242,36 @@ public static class Rendering
         return table;
     }
 
+    /// <summary><c>apply</c>: one row per VM, in the order the node planned (by name).</summary>
+    public static IRenderable ApplyTable(ApplyResult result)
+    {
+        var table = PlainTable("ACTION", "VM", "DETAIL");
+        foreach (var step in result.Steps)
+        {
+            var color = step.Action switch
+            {
+                "create" => "green",
+                "update" => "yellow",
+                "replace" or "delete" => "red",
+                _ => "grey",
+            };
+            table.AddRow(new Markup($"[{color}]{Markup.Escape(step.Action)}[/]"), Text(step.Vm), Text(step.Detail ?? ""));
+        }
+
+        return table;
+    }
+
+    /// <summary>"1 to create, 0 to update, …" for a dry run; "applied: 1 created, …" once done.</summary>
+    public static string ApplySummary(ApplyResult result)
+    {
+        int Count(string action) => result.Steps.Count(s => s.Action == action);
+        return result.DryRun
+            ? $"{Count("create")} to create, {Count("update")} to update, {Count("replace")} to replace, {Count("delete")} to delete, " +
+              $"{Count("unchanged")} unchanged"
+            : $"applied: {Count("create")} created, {Count("update")} updated, {Count("replace")} replaced, {Count("delete")} deleted, " +
+              $"{Count("unchanged")} unchanged";
+    }
+
     /// <summary>Renders to a string with no colour and no ANSI, as a pipe would get it (tests, logs).</summary>
     public static string ToPlainText(IRenderable renderable, int width = 200)
     {

@@ -83,7 +83,8 @@ public static class NodeHost
         }
 
         app.UseOrchestratorProblemDetails();
-        app.MapOrchestratorApi(adminKey, settings.Images, settings.Scheduler.Placement, settings.ApiLimits ?? ApiLimits.Default);
+        app.MapOrchestratorApi(adminKey, settings.Images, settings.Scheduler.Placement, settings.ApiLimits ?? ApiLimits.Default,
+            settings.Scheduler.Limits);
         await app.StartAsync(cancellationToken);
 
         var url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

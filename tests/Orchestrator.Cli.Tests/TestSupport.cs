@@ -52,6 +52,8 @@ internal sealed class RecordingActions : ICliActions
 
     public Task<int> ListAsync(ListArgs args, CancellationToken ct) => Record(args);
 
+    public Task<int> ApplyAsync(ApplyArgs args, CancellationToken ct) => Record(args);
+
     private Task<int> Record(object args)
     {
         Last = args;
@@ -76,6 +78,9 @@ internal sealed class ScriptedHandler : HttpMessageHandler
 
     public List<(HttpMethod Method, string Path, string? Body, string? Authorization)> Requests { get; } = new();
 
+    /// <summary>Each request's whole URI (with its query) and body media type, in the order of <see cref="Requests"/>.</summary>
+    public List<(Uri Uri, string? MediaType)> Sent { get; } = new();
+
     /// <summary>Queues an answer; the last answer for a route repeats once the queue is down to it.</summary>
     public ScriptedHandler On(string method, string path, HttpStatusCode status, string body)
     {
@@ -93,6 +98,7 @@ internal sealed class ScriptedHandler : HttpMessageHandler
     {
         var body = request.Content is null ? null : await request.Content.ReadAsStringAsync(cancellationToken);
         Requests.Add((request.Method, request.RequestUri!.AbsolutePath, body, request.Headers.Authorization?.ToString()));
+        Sent.Add((request.RequestUri, request.Content?.Headers.ContentType?.MediaType));
 
         var key = $"{request.Method.Method} {request.RequestUri!.AbsolutePath}";
         if (!_script.TryGetValue(key, out var queue) || queue.Count == 0)
