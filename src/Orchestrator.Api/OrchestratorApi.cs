@@ -254,11 +254,13 @@ public static class OrchestratorApi
                 return;
             }
 
-            if (context.Response is { HasStarted: false, StatusCode: 404 or 405 } && context.Response.ContentLength is null)
+            if (context.Response is { HasStarted: false, StatusCode: 404 or 405 or 415 } && context.Response.ContentLength is null)
             {
                 var status = context.Response.StatusCode;
-                await Problem(status, status == 404 ? "not found" : "method not allowed",
-                    $"{context.Request.Method} {context.Request.Path} is not part of the API").ExecuteAsync(context);
+                await (status == 415
+                    ? Problem(status, "unsupported media type", "send the body as application/json")
+                    : Problem(status, status == 404 ? "not found" : "method not allowed",
+                        $"{context.Request.Method} {context.Request.Path} is not part of the API")).ExecuteAsync(context);
             }
         });
 

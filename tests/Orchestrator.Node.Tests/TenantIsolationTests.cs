@@ -28,7 +28,10 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
     }
 
     /// <summary>One endpoint and what each caller must get (in <see cref="Caller"/> order).</summary>
-    private sealed record Row(string Method, string Path, string? Body, params int[] Expected);
+    private sealed record Row(string Method, string Path, string? Body, params int[] Expected)
+    {
+        public string ContentType { get; init; } = "application/json";
+    }
 
     private static readonly Row[] Matrix =
     [
@@ -52,6 +55,12 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         new("PATCH", $"v1/tenants/{Bravo}", """{"quota":{"vms":50}}""",            401, 401, 403, 403, 403, 200),
         new("POST", $"v1/tenants/{Alpha}/keys", """{"role":"read-only"}""",        401, 401, 403, 403, 403, 201),
         new("DELETE", $"v1/tenants/{Alpha}/keys/0000000000000000", null,           401, 401, 403, 403, 403, 404),
+        new("POST", "v1/webhooks", """{"url":"https://example.org/hook"}""",      401, 401, 201, 403, 201, 201),
+        new("GET", "v1/webhooks", null,                                             401, 401, 200, 200, 200, 200),
+        new("DELETE", "v1/webhooks/wh000000000000", null,                           401, 401, 404, 403, 404, 404),
+        new("GET", "v1/webhooks/wh000000000000/deliveries", null,                   401, 401, 404, 404, 404, 404),
+        new("POST", "v1/apply?dryRun=true", "vms {}", 401, 401, 200, 200, 200, 200) { ContentType = "text/plain" },
+        new("POST", "v1/apply", "vms {}",                                           401, 401, 200, 403, 200, 200) { ContentType = "text/plain" },
         new("GET", "v1/nothing-here", null,                                         404, 404, 404, 404, 404, 404),
     ];
 
@@ -90,7 +99,7 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
                 if (row.Body is { } body)
                 {
                     request.Content = new StringContent(body.Replace("{caller}", caller.ToString().ToLowerInvariant(), StringComparison.Ordinal),
-                        Encoding.UTF8, "application/json");
+                        Encoding.UTF8, row.ContentType);
                 }
 
                 var response = await http.SendAsync(request);
