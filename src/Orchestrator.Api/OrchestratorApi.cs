@@ -79,6 +79,7 @@ public static class OrchestratorApi
 
         v1.MapTenants(auth, idempotency);
         v1.MapWebhooks(idempotency);
+        v1.MapRules(idempotency);
 
         v1.MapGet("/vms", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {

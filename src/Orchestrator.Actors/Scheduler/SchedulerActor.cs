@@ -5,6 +5,7 @@ using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Settings;
+using Orchestrator.Actors.Rules;
 using Orchestrator.Actors.Webhooks;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
@@ -32,6 +33,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>Delivers written events to tenants' webhooks; null when webhooks are off (benchmarks).</summary>
     private IActorRef? _webhooks;
+
+    /// <summary>Runs tenants' automation rules (created alongside the webhook dispatcher).</summary>
+    private IActorRef? _rulesEngine;
 
     /// <summary>The CPU demand each host's agent last reported (not journaled: it is a measurement).</summary>
     private readonly Dictionary<HostId, IReadOnlyList<VmCpuDemand>> _demand = [];
@@ -73,7 +77,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         {
             if (offer.Snapshot is LedgerSnapshot snapshot)
             {
-                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks);
+                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules);
             }
         });
         Recover<ILedgerEvent>(evt => _state = _state.Apply(evt));
@@ -86,6 +90,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             {
                 _webhooks = Context.ActorOf(WebhookDispatcher.Props(_webhookSettings), "webhooks");
                 _webhooks.Tell(new WebhookProtocol.Hooks(_state.Webhooks.Values.ToList()));
+                _rulesEngine = Context.ActorOf(RuleEngine.Props(), "rules");
+                _rulesEngine.Tell(new RuleProtocol.RulesChanged(_state.Rules.Values.ToList()));
             }
 
             if (_shares is not null)
@@ -116,6 +122,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<LedgerCommands.SetVmLabels>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<LedgerCommands.CreateTenant>(c => Handle(c, null));
         Command<LedgerCommands.CreateWebhook>(c => Handle(c, null));
+        Command<LedgerCommands.CreateRule>(c => Handle(c, null));
+        Command<LedgerCommands.DeleteRule>(c => Handle(c, null));
+        Command<LedgerCommands.FireRule>(c => Handle(c, null));
+        Command<SchedulerQueries.ListRules>(q => Sender.Tell(new SchedulerReplies.RuleList(
+            _state.Rules.Values.Where(r => r.Tenant == q.Tenant).OrderBy(r => r.Name, StringComparer.Ordinal).ToList())));
         Command<LedgerCommands.DeleteWebhook>(c => Handle(c, null));
         Command<SchedulerQueries.ListWebhooks>(q => Sender.Tell(new SchedulerReplies.WebhookList(
             _state.Webhooks.Values.Where(w => w.Tenant == q.Tenant).OrderBy(w => w.CreatedAt).ToList())));
@@ -432,10 +443,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             var evt = (ILedgerEvent)t.Payload;
             if (_webhooks is not null && t.Tags.FirstOrDefault(tag => tag.StartsWith("tenant:", StringComparison.Ordinal)) is { } tenantTag)
             {
-                _webhooks.Tell(new WebhookProtocol.Publish(LastSequenceNr, tenantTag["tenant:".Length..], evt));
+                var published = new WebhookProtocol.Publish(LastSequenceNr, tenantTag["tenant:".Length..], evt);
+                _webhooks.Tell(published);
+                _rulesEngine?.Tell(published);
             }
 
-            if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged)
+            if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged or VmLabelsChanged)
             {
                 changed.Add(((IVmLedgerEvent)evt).VmId);
             }
@@ -448,17 +461,23 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
             // The command's last event is written: the persisted state is the one it was decided into (no second Apply).
             var webhooksChanged = !ReferenceEquals(_state.Webhooks, ahead.Webhooks);
+            var rulesChanged = !ReferenceEquals(_state.Rules, ahead.Rules);
             _state = ahead;
             if (webhooksChanged)
             {
                 _webhooks?.Tell(new WebhookProtocol.Hooks(_state.Webhooks.Values.ToList()));
             }
 
+            if (rulesChanged)
+            {
+                _rulesEngine?.Tell(new RuleProtocol.RulesChanged(_state.Rules.Values.ToList()));
+            }
+
             if (_eventsSinceSnapshot >= _snapshotEvery)
             {
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
-                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList()));
+                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>

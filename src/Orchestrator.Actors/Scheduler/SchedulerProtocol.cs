@@ -34,6 +34,8 @@ public static class SchedulerReplies
     /// <summary>A tenant's webhooks, secrets included: callers must never show them after registration.</summary>
     public sealed record WebhookList(IReadOnlyList<WebhookRecord> Webhooks) : IOrchestratorMessage;
 
+    public sealed record RuleList(IReadOnlyList<RuleRecord> Rules) : IOrchestratorMessage;
+
     /// <summary>Answer to <see cref="RegisterHostAgent"/>: what this host must run, with the epochs it may run.</summary>
     public sealed record HostAssignments(IReadOnlyList<VmAssignment> Assignments) : IOrchestratorMessage;
 }
@@ -56,6 +58,8 @@ public static class SchedulerQueries
     public sealed record GetTenant(TenantId Tenant) : IOrchestratorMessage;
 
     public sealed record ListWebhooks(TenantId Tenant) : IOrchestratorMessage;
+
+    public sealed record ListRules(TenantId Tenant) : IOrchestratorMessage;
 
     public sealed record ListTenants : IOrchestratorMessage
     {
@@ -125,4 +129,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<VmRecord> Vms,
     IReadOnlyList<TenantRecord>? Tenants = null,
     IReadOnlyList<ApiKeyRecord>? Keys = null,
-    IReadOnlyList<WebhookRecord>? Webhooks = null) : IOrchestratorMessage;
+    IReadOnlyList<WebhookRecord>? Webhooks = null,
+    IReadOnlyList<RuleRecord>? Rules = null) : IOrchestratorMessage;

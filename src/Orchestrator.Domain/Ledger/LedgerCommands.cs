@@ -43,6 +43,18 @@ public static class LedgerCommands
 
     public sealed record DeleteWebhook(TenantId Tenant, string Id) : ILedgerCommand;
 
+    public sealed record CreateRule(
+        string Id, TenantId Tenant, string Name, string? OnEvent, int Count, TimeSpan Within, string? Schedule,
+        IReadOnlyDictionary<string, string> Selector, RuleAction Action) : ILedgerCommand;
+
+    public sealed record DeleteRule(TenantId Tenant, string Id) : ILedgerCommand;
+
+    /// <summary>
+    /// From the rule engine: the rule's trigger fired, for one VM (an event rule) or for every VM it selects (a
+    /// scheduled one). Each action taken is journaled as RuleFired, naming the rule, with the action's own events.
+    /// </summary>
+    public sealed record FireRule(string RuleId, VmId? VmId, string Reason) : ILedgerCommand;
+
     /// <summary>
     /// Allowed when the spec is valid, the tenant has no VM of that name, exists and is enabled, and the VM fits its
     /// quota — decided in the same step as placement, so concurrent creates can't overshoot.

@@ -41,6 +41,15 @@ public static class LedgerEvents
 
     public sealed record WebhookDeleted(string Id, TenantId Tenant) : ILedgerEvent;
 
+    public sealed record RuleCreated(
+        string Id, TenantId Tenant, string Name, string? OnEvent, int Count, TimeSpan Within, string? Schedule,
+        IReadOnlyDictionary<string, string> Selector, RuleAction Action, DateTimeOffset At) : ILedgerEvent;
+
+    public sealed record RuleDeleted(string Id, TenantId Tenant) : ILedgerEvent;
+
+    /// <summary>A rule acted on a VM: what it did and why. The action's own events follow in the same decision.</summary>
+    public sealed record RuleFired(VmId VmId, string RuleId, string RuleName, RuleAction Action, string Reason) : IVmLedgerEvent;
+
     public sealed record VmRequested(VmId VmId, TenantId Tenant, VmSpec Spec, DateTimeOffset At) : IVmLedgerEvent;
 
     /// <summary>The VM got a host; <paramref name="Epoch"/> is the fencing token of this placement.</summary>

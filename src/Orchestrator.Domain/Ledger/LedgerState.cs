@@ -34,6 +34,9 @@ public sealed record LedgerState(
     /// <summary>API keys by their public id (revoked ones too: an id is never reused).</summary>
     public ImmutableDictionary<string, ApiKeyRecord> Keys { get; init; } = ImmutableDictionary<string, ApiKeyRecord>.Empty;
 
+    /// <summary>Automation rules by id.</summary>
+    public ImmutableDictionary<string, RuleRecord> Rules { get; init; } = ImmutableDictionary<string, RuleRecord>.Empty;
+
     /// <summary>Webhooks by id.</summary>
     public ImmutableDictionary<string, WebhookRecord> Webhooks { get; init; } = ImmutableDictionary<string, WebhookRecord>.Empty;
 
@@ -42,7 +45,8 @@ public sealed record LedgerState(
 
     /// <summary>Rebuilds the state from a snapshot's records.</summary>
     public static LedgerState FromRecords(IEnumerable<HostRecord> hosts, IEnumerable<VmRecord> vms,
-        IEnumerable<TenantRecord>? tenants = null, IEnumerable<ApiKeyRecord>? keys = null, IEnumerable<WebhookRecord>? webhooks = null)
+        IEnumerable<TenantRecord>? tenants = null, IEnumerable<ApiKeyRecord>? keys = null, IEnumerable<WebhookRecord>? webhooks = null,
+        IEnumerable<RuleRecord>? rules = null)
     {
         var vmList = vms.ToList();
         return new LedgerState(
@@ -53,6 +57,7 @@ public sealed record LedgerState(
             Tenants = (tenants ?? []).ToImmutableDictionary(t => t.Id),
             Keys = (keys ?? []).ToImmutableDictionary(k => k.KeyId),
             Webhooks = (webhooks ?? []).ToImmutableDictionary(w => w.Id),
+            Rules = (rules ?? []).ToImmutableDictionary(r => r.Id),
             Usage = vmList.GroupBy(v => v.Tenant).ToImmutableDictionary(g => g.Key,
                 g => new TenantUsage(g.Count(), g.Sum(v => v.Spec.Vcpus), g.Sum(v => (long)v.Spec.MemoryMiB))),
         };
@@ -82,6 +87,11 @@ public sealed record LedgerState(
         LedgerCommands.IssueKey c => DecideIssueKey(c, now),
         LedgerCommands.RevokeKey c => DecideRevokeKey(c, now),
         LedgerCommands.CreateWebhook c => DecideCreateWebhook(c, now),
+        LedgerCommands.CreateRule c => DecideCreateRule(c, now),
+        LedgerCommands.DeleteRule c => Rules.TryGetValue(c.Id, out var rule) && rule.Tenant == c.Tenant
+            ? Decision.Accept(new RuleDeleted(c.Id, c.Tenant))
+            : Decision.Refuse(Refusal.NotFound($"no rule '{(c.Id.Length > 32 ? c.Id[..32] : c.Id)}'")),
+        LedgerCommands.FireRule c => DecideFireRule(c, rules),
         LedgerCommands.DeleteWebhook c => Webhooks.TryGetValue(c.Id, out var hook) && hook.Tenant == c.Tenant
             ? Decision.Accept(new WebhookDeleted(c.Id, c.Tenant))
             : Decision.Refuse(Refusal.NotFound($"no webhook '{(c.Id.Length > 32 ? c.Id[..32] : c.Id)}'")),
@@ -267,6 +277,101 @@ public sealed record LedgerState(
         return Webhooks.ContainsKey(c.Id)
             ? Decision.Refuse(Refusal.Conflict("id", "that webhook id is taken"))
             : Decision.Accept(new WebhookCreated(c.Id, c.Tenant, c.Url, c.Secret, c.EventTypes, now));
+    }
+
+    private Decision DecideCreateRule(LedgerCommands.CreateRule c, DateTimeOffset now)
+    {
+        if (FindTenant(c.Tenant) is null)
+        {
+            return Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+        }
+
+        var errors = RuleRecord.Validate(c.Name, c.OnEvent, c.Count, c.Within, c.Schedule, c.Selector, EventTypeNames).ToList();
+        if (!Enum.IsDefined(c.Action))
+        {
+            errors.Add(new FieldError("action", "must be one of stop, start, replace"));
+        }
+
+        if (errors.Count > 0)
+        {
+            return Decision.Refuse(Refusal.Invalid(errors));
+        }
+
+        if (Rules.Values.Count(r => r.Tenant == c.Tenant) >= RuleRecord.MaxPerTenant)
+        {
+            return Decision.Refuse(Refusal.Forbidden(new FieldError("name", $"a tenant has at most {RuleRecord.MaxPerTenant} rules")));
+        }
+
+        if (Rules.Values.Any(r => r.Tenant == c.Tenant && r.Name == c.Name))
+        {
+            return Decision.Refuse(Refusal.Conflict("name", $"a rule named '{c.Name}' already exists"));
+        }
+
+        return Rules.ContainsKey(c.Id)
+            ? Decision.Refuse(Refusal.Conflict("id", "that rule id is taken"))
+            : Decision.Accept(new RuleCreated(c.Id, c.Tenant, c.Name, c.OnEvent, c.Count, c.Within, c.Schedule,
+                new SortedDictionary<string, string>(c.Selector.ToDictionary(), StringComparer.Ordinal), c.Action, now));
+    }
+
+    /// <summary>What a fired rule does to each VM it applies to; a VM already as the action wants is left alone.</summary>
+    private Decision DecideFireRule(LedgerCommands.FireRule c, LedgerRules rules)
+    {
+        if (!Rules.TryGetValue(c.RuleId, out var rule))
+        {
+            return Decision.Nothing; // deleted since it fired
+        }
+
+        var targets = c.VmId is { } one
+            ? Vms.TryGetValue(one, out var vm) && vm.Tenant == rule.Tenant && rule.Selects(vm.Spec) ? [vm] : []
+            : VmsOf(rule.Tenant).Where(v => rule.Selects(v.Spec)).OrderBy(v => v.Spec.Name, StringComparer.Ordinal).ToList();
+        var events = new List<ILedgerEvent>();
+        var state = this;
+        foreach (var target in targets.Where(v => v.Status != VmStatus.Deleting))
+        {
+            ILedgerEvent? action = rule.Action switch
+            {
+                RuleAction.Stop when target.Desired == DesiredState.Running => new VmDesiredStateChanged(target.Id, DesiredState.Stopped),
+                RuleAction.Start when target.Desired == DesiredState.Stopped || target.Status is VmStatus.Failed or VmStatus.Stopped =>
+                    new VmDesiredStateChanged(target.Id, DesiredState.Running),
+                RuleAction.Replace when target.Host is { } current => state.PlaceElsewhere(target.Id, current, rules),
+                _ => null,
+            };
+            if (action is null)
+            {
+                continue;
+            }
+
+            var reason = action is VmPending pending ? $"{c.Reason}; {pending.Reason}" : c.Reason;
+            if (action is VmPending)
+            {
+                // Nowhere else to go: say so, and leave it where it runs.
+                var fired = new RuleFired(target.Id, rule.Id, rule.Name, rule.Action, reason);
+                events.Add(fired);
+                state = state.Apply(fired);
+                continue;
+            }
+
+            foreach (var evt in new[] { new RuleFired(target.Id, rule.Id, rule.Name, rule.Action, reason), action })
+            {
+                events.Add(evt);
+                state = state.Apply(evt);
+            }
+        }
+
+        return new Decision(events, null);
+    }
+
+    /// <summary>The VM on the best host other than <paramref name="avoid"/>, or Pending (not applied) saying why not.</summary>
+    private ILedgerEvent PlaceElsewhere(VmId vmId, HostId avoid, LedgerRules rules)
+    {
+        var vm = Vms[vmId];
+        var r = vm.Spec.EffectiveResources;
+        var request = new ResourceRequest(vm.Spec.Vcpus, vm.Spec.MemoryMiB, r.CpuReservationMillicores, r.MemoryReservationMiB);
+        var others = Hosts.Values.Where(h => h.Id != avoid).ToList();
+        var host = Placement.Placement.ChooseHost(others, request, rules.Placement);
+        return host is null
+            ? new VmPending(vmId, $"no other host has room ({Placement.Placement.ExplainNoFit(others, request, rules.Placement)})")
+            : new VmPlaced(vmId, host.Id, vm.Epoch.Next());
     }
 
     /// <summary>The names of the ledger's event types (what webhooks and streams filter on).</summary>
@@ -510,6 +615,12 @@ public sealed record LedgerState(
         ApiKeyIssued e => this with { Keys = Keys.SetItem(e.KeyId, new ApiKeyRecord(e.KeyId, e.Tenant, e.Role, e.SecretHash, e.Name, e.At, null)) },
         WebhookCreated e => this with { Webhooks = Webhooks.SetItem(e.Id, new WebhookRecord(e.Id, e.Tenant, e.Url, e.Secret, e.EventTypes, e.At)) },
         WebhookDeleted e => this with { Webhooks = Webhooks.Remove(e.Id) },
+        RuleCreated e => this with
+        {
+            Rules = Rules.SetItem(e.Id, new RuleRecord(e.Id, e.Tenant, e.Name, e.OnEvent, e.Count, e.Within, e.Schedule, e.Selector, e.Action, e.At)),
+        },
+        RuleDeleted e => this with { Rules = Rules.Remove(e.Id) },
+        RuleFired => this,
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },

@@ -1,0 +1,123 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Akka.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Orchestrator.Actors.Hosting;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
+using Orchestrator.Domain.Vms;
+using static Orchestrator.Api.OrchestratorApi;
+
+namespace Orchestrator.Api;
+
+public sealed record RuleTriggerDto(string? Event, int? Count, string? Within);
+
+public sealed record CreateRuleRequest(string? Name, RuleTriggerDto? On, string? Schedule, string? Action, Dictionary<string, string>? Selector);
+
+public sealed record RuleDto(string Id, string Name, RuleTriggerDto? On, string? Schedule, string Action, IReadOnlyDictionary<string, string> Selector,
+    DateTimeOffset CreatedAt)
+{
+    public static RuleDto From(RuleRecord r) => new(r.Id, r.Name,
+        r.OnEvent is null ? null : new RuleTriggerDto(r.OnEvent, r.Count, Durations.Format(r.Within)), r.Schedule,
+        r.Action.ToString().ToLowerInvariant(), r.Selector, r.CreatedAt);
+}
+
+/// <summary>Durations as people write them: "90s", "10m", "2h", "1d".</summary>
+public static class Durations
+{
+    public static bool TryParse(string? text, out TimeSpan duration)
+    {
+        duration = default;
+        if (string.IsNullOrEmpty(text) || text.Length > 12 || !char.IsAsciiLetterLower(text[^1])
+            || !int.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+        {
+            return false;
+        }
+
+        TimeSpan? parsed = text[^1] switch
+        {
+            's' => TimeSpan.FromSeconds(n),
+            'm' => TimeSpan.FromMinutes(n),
+            'h' => TimeSpan.FromHours(n),
+            'd' => TimeSpan.FromDays(n),
+            _ => null,
+        };
+        duration = parsed ?? default;
+        return parsed is not null;
+    }
+
+    public static string Format(TimeSpan t) =>
+        t.TotalDays >= 1 && t.TotalDays % 1 == 0 ? $"{t.TotalDays:0}d"
+        : t.TotalHours >= 1 && t.TotalHours % 1 == 0 ? $"{t.TotalHours:0}h"
+        : t.TotalMinutes >= 1 && t.TotalMinutes % 1 == 0 ? $"{t.TotalMinutes:0}m"
+        : $"{t.TotalSeconds:0}s";
+}
+
+/// <summary>A tenant's automation rules: create (members), list, delete.</summary>
+public static class RuleEndpoints
+{
+    public static RouteGroupBuilder MapRules(this RouteGroupBuilder v1, IdempotencyCache idempotency)
+    {
+        v1.MapPost("/rules", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var (body, error) = await ReadBodyAsync<CreateRuleRequest>(request, ct);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            var errors = new List<FieldError>();
+            RuleAction action = default;
+            if (body!.Action is null || !Enum.TryParse(body.Action, ignoreCase: true, out action) || body.Action.Any(char.IsDigit))
+            {
+                errors.Add(new FieldError("action", "must be one of stop, start, replace"));
+            }
+
+            var within = TimeSpan.FromMinutes(10);
+            if (body.On?.Within is { } text && !Durations.TryParse(text, out within))
+            {
+                errors.Add(new FieldError("on.within", "must be a duration such as 90s, 10m, 2h or 1d"));
+            }
+
+            if (errors.Count > 0)
+            {
+                return Invalid(errors);
+            }
+
+            var id = "rule" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateRule(id, Acting(request.HttpContext), body.Name ?? "",
+                body.On?.Event, body.On?.Count ?? 1, within, body.Schedule, body.Selector ?? [], action), ct);
+            if (reply is SchedulerReplies.Refused refused)
+            {
+                return FromRefusal(refused.Refusal);
+            }
+
+            var list = await AskAsync<SchedulerReplies.RuleList>(scheduler, new SchedulerQueries.ListRules(Acting(request.HttpContext)), ct);
+            return list.Rules.FirstOrDefault(r => r.Id == id) is { } rule
+                ? Results.Json(RuleDto.From(rule), Json, statusCode: StatusCodes.Status201Created)
+                : Unexpected(reply);
+        }).RequireWrite().Idempotent(idempotency).Accepts<CreateRuleRequest>("application/json").Produces<RuleDto>(StatusCodes.Status201Created);
+
+        v1.MapGet("/rules", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var list = await AskAsync<SchedulerReplies.RuleList>(scheduler, new SchedulerQueries.ListRules(Acting(http)), ct);
+            return Results.Json(list.Rules.Select(RuleDto.From).ToList(), Json);
+        });
+
+        v1.MapDelete("/rules/{id}", async (string id, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var reply = await AskAsync<object>(scheduler, new LedgerCommands.DeleteRule(Acting(http), id), ct);
+            return reply switch
+            {
+                SchedulerReplies.Accepted => Results.NoContent(),
+                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+                _ => Unexpected(reply),
+            };
+        }).RequireWrite();
+
+        return v1;
+    }
+}
