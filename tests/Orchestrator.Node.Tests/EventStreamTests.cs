@@ -1,0 +1,246 @@
+// GET /v1/events against a real node: resuming, tenant scope, filters, and the end of a non-following stream.
+using System.Net;
+using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
+using System.Text.Json.Nodes;
+using Xunit.Abstractions;
+
+namespace Orchestrator.Node.Tests;
+
+[Collection(NodeCollection.Name)]
+public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
+
+    private NodeProcess _node = null!;
+
+    public async Task InitializeAsync() => _node = await NodeProcess.StartAsync(output);
+
+    public async Task DisposeAsync() => await _node.DisposeAsync();
+
+    [Fact]
+    public async Task A_stream_cut_off_and_resumed_with_Last_Event_ID_has_no_gaps_and_no_repeats()
+    {
+        var vmId = (string)(await _node.CreateVmAsync("resumed"))["id"]!;
+
+        // Cut off while the VM boots (events still being written), then resume from the last id seen.
+        var before = await ReadUntilAsync("v1/events", lastEventId: null, e => e.VmId == vmId && e.Type == "VmPlaced");
+        var after = await ReadUntilAsync("v1/events", before[^1].Id, e => e.VmId == vmId && e.Type == "VmReady");
+        var resumed = before.Concat(after).ToList();
+
+        var whole = (await ReadAllAsync("v1/events?follow=false")).Where(e => e.Id <= resumed[^1].Id).ToList();
+        Assert.Equal(whole.Select(e => (e.Id, e.Type, e.Data)), resumed.Select(e => (e.Id, e.Type, e.Data)));
+        AssertIncreasing(resumed);
+        AssertInOrder(resumed, vmId, "VmRequested", "VmPlaced", "VmStarted", "VmReady");
+    }
+
+    [Fact]
+    public async Task An_admin_reading_one_tenant_sees_only_that_tenants_events()
+    {
+        var a = await CreateForAsync("a", "alpha");
+        var b = await CreateForAsync("b", "beta");
+        var vmIds = new[] { a, b };
+
+        var ofA = await ReadAllAsync("v1/events?tenant=a&follow=false");
+        Assert.Contains(ofA, e => e.VmId == a && e.Type == "VmRequested");
+        Assert.Contains(ofA, e => e.VmId == a && e.Type == "VmPlaced");
+        Assert.All(ofA, e => Assert.Equal(("a", a), ((string?)e.Json["tenant"], e.VmId)));
+
+        var all = await ReadAllAsync("v1/events?follow=false");
+        Assert.Contains(all, e => e.Type == "HostRegistered" && e.Json["tenant"] is null);
+        Assert.Equal(vmIds.ToHashSet(), all.Where(e => e.VmId is not null).Select(e => e.VmId!).ToHashSet());
+        AssertIncreasing(all);
+    }
+
+    [Fact]
+    public async Task Type_and_vm_filters_narrow_the_stream_and_a_vm_is_its_id_not_its_name()
+    {
+        var first = (string)(await _node.CreateVmAsync("twice"))["id"]!;
+        Assert.Equal(HttpStatusCode.Accepted, (await _node.Http.DeleteAsync("v1/vms/twice")).StatusCode);
+        await _node.Eventually(async () => await _node.GetVmAsync("twice") is null ? true : (bool?)null, Patience, "twice to be gone");
+        var second = (string)(await _node.CreateVmAsync("twice"))["id"]!;
+
+        var ofTwice = await ReadAllAsync("v1/events?vm=twice&follow=false");
+        Assert.Contains(ofTwice, e => e.Type == "VmRequested");
+        Assert.All(ofTwice, e => Assert.Equal(second, e.VmId));
+
+        var typed = await ReadAllAsync("v1/events?type=VmRequested,VmReleased&follow=false");
+        Assert.Equal(
+            new[] { ("VmRequested", first), ("VmReleased", first), ("VmRequested", second) },
+            typed.Select(e => (e.Type, e.VmId!)).ToList());
+        Assert.All(typed, e => Assert.Equal(e.Type, (string?)e.Json["type"]));
+
+        var problem = await ProblemAsync("v1/events?type=VmReady,NoSuchEvent,AlsoNot", HttpStatusCode.BadRequest);
+        Assert.Contains("NoSuchEvent", (string?)problem["detail"]);
+        Assert.Contains("AlsoNot", (string?)problem["detail"]);
+        Assert.DoesNotContain("'VmReady'", (string?)problem["detail"]);
+        Assert.NotNull(problem["errors"]!["type"]);
+
+        await ProblemAsync("v1/events?vm=nobody", HttpStatusCode.NotFound);
+        await ProblemAsync("v1/events?after=-1", HttpStatusCode.BadRequest);
+        await ProblemAsync("v1/events?follow=maybe", HttpStatusCode.BadRequest);
+    }
+
+    [Fact]
+    public async Task Without_follow_the_stream_ends_after_the_events_written_so_far()
+    {
+        await _node.CreateVmAsync("brief");
+
+        using var response = await _node.Http.GetAsync("v1/events?follow=false", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var ends = new CancellationTokenSource(Patience);
+        var text = await response.Content.ReadAsStringAsync(ends.Token); // returns only because the server ended it
+        var events = Parse(text);
+        Assert.Contains(events, e => e.Type == "VmRequested");
+        Assert.DoesNotContain(": keepalive", text);
+
+        var latest = events[^1].Id;
+        var rest = await ReadAllAsync($"v1/events?follow=false&after={latest}");
+        Assert.All(rest, e => Assert.True(e.Id > latest));
+        var last = await ReadAllAsync("v1/events?follow=false&last=1");
+        Assert.True(last.Count >= 1 && last[0].Id >= latest, "last=1 starts at the newest event");
+    }
+
+    private async Task<string> CreateForAsync(string tenant, string name)
+    {
+        var response = await _node.Http.PostAsJsonAsync($"v1/vms?tenant={tenant}", new { name, vcpus = 1, memoryMiB = 256, image = "demo" });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, body);
+        var vm = JsonNode.Parse(body)!;
+        Assert.Equal(tenant, (string?)vm["tenant"]);
+        return (string)vm["id"]!;
+    }
+
+    private async Task<JsonNode> ProblemAsync(string path, HttpStatusCode status)
+    {
+        using var response = await _node.Http.GetAsync(path);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"{path}: {(int)response.StatusCode} {body}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        return JsonNode.Parse(body)!;
+    }
+
+    private async Task<List<SseEvent>> ReadAllAsync(string path)
+    {
+        using var ends = new CancellationTokenSource(Patience);
+        return Parse(await _node.Http.GetStringAsync(path, ends.Token));
+    }
+
+    /// <summary>Follows the stream until an event matches, then hangs up (the server sees the client go).</summary>
+    private async Task<List<SseEvent>> ReadUntilAsync(string path, long? lastEventId, Func<SseEvent, bool> last)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        if (lastEventId is { } id)
+        {
+            request.Headers.Add("Last-Event-ID", id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        using var patience = new CancellationTokenSource(Patience);
+        using var response = await _node.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, patience.Token);
+        response.EnsureSuccessStatusCode();
+        var seen = new List<SseEvent>();
+        try
+        {
+            await foreach (var e in Events(await response.Content.ReadAsStreamAsync(patience.Token), patience.Token))
+            {
+                seen.Add(e);
+                if (last(e))
+                {
+                    return seen;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        throw new Xunit.Sdk.XunitException(
+            $"the stream ended or went quiet before the awaited event; it sent {string.Join(", ", seen.Select(e => $"{e.Id} {e.Type}"))}. Node log:\n{_node.Log}");
+    }
+
+    private static void AssertIncreasing(IReadOnlyList<SseEvent> events)
+    {
+        for (var i = 1; i < events.Count; i++)
+        {
+            Assert.True(events[i].Id > events[i - 1].Id, $"id {events[i].Id} follows {events[i - 1].Id}");
+        }
+    }
+
+    private static void AssertInOrder(IReadOnlyList<SseEvent> events, string vmId, params string[] types)
+    {
+        var positions = types.Select(t => events.ToList().FindIndex(e => e.VmId == vmId && e.Type == t)).ToList();
+        Assert.DoesNotContain(-1, positions);
+        Assert.Equal(positions.Order(), positions);
+    }
+
+    private sealed record SseEvent(long Id, string Type, string Data)
+    {
+        public JsonNode Json { get; } = JsonNode.Parse(Data)!;
+
+        public string? VmId => (string?)Json["vmId"];
+    }
+
+    private static List<SseEvent> Parse(string text)
+    {
+        var events = new List<SseEvent>();
+        using var reader = new StringReader(text);
+        var lines = new List<string>();
+        while (reader.ReadLine() is { } line)
+        {
+            if (line.Length > 0)
+            {
+                lines.Add(line);
+                continue;
+            }
+
+            if (ToEvent(lines) is { } e)
+            {
+                events.Add(e);
+            }
+
+            lines.Clear();
+        }
+
+        return events;
+    }
+
+    private static async IAsyncEnumerable<SseEvent> Events(Stream stream, [EnumeratorCancellation] CancellationToken ct)
+    {
+        using var reader = new StreamReader(stream);
+        var lines = new List<string>();
+        while (await reader.ReadLineAsync(ct) is { } line)
+        {
+            if (line.Length > 0)
+            {
+                lines.Add(line);
+                continue;
+            }
+
+            if (ToEvent(lines) is { } e)
+            {
+                yield return e;
+            }
+
+            lines.Clear();
+        }
+    }
+
+    /// <summary>One event's lines (a comment-only block, the heartbeat, is none). Each field once: the server's format.</summary>
+    private static SseEvent? ToEvent(List<string> lines)
+    {
+        string? Field(string name) => lines.Where(l => l.StartsWith(name + ": ", StringComparison.Ordinal)).Select(l => l[(name.Length + 2)..]).SingleOrDefault();
+        if (Field("data") is not { } data)
+        {
+            Assert.All(lines, l => Assert.StartsWith(":", l));
+            return null;
+        }
+
+        var id = long.Parse(Field("id")!, System.Globalization.CultureInfo.InvariantCulture);
+        var type = Field("event")!;
+        var e = new SseEvent(id, type, data);
+        Assert.Equal(id, (long)e.Json["id"]!);
+        Assert.Equal(type, (string?)e.Json["type"]);
+        Assert.Null(e.Json["data"]!["secretHash"]);
+        return e;
+    }
+}
