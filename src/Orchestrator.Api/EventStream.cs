@@ -129,9 +129,10 @@ public static class EventStream
                 await http.Response.Body.FlushAsync(stop.Token);
             }
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException && stop.IsCancellationRequested)
+        catch (Exception ex) when (ex is OperationCanceledException or IOException && stop.IsCancellationRequested
+                                   || CoordinatedShutdown.Get(system).ShutdownReason is not null)
         {
-            // The client went away (or the node is stopping): nothing to tell anyone.
+            // The client went away, or the node is stopping (its streams end with the actor system): nothing to tell.
         }
         catch (Exception ex)
         {

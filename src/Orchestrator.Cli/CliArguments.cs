@@ -128,4 +128,6 @@ public interface ICliActions
     Task<int> VmChangeAsync(VmChangeArgs args, CancellationToken ct);
 
     Task<int> ListAsync(ListArgs args, CancellationToken ct);
+
+    Task<int> EventsAsync(EventsArgs args, CancellationToken ct);
 }

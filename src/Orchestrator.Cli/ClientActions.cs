@@ -7,7 +7,7 @@ using Spectre.Console.Rendering;
 
 namespace Orchestrator.Cli;
 
-internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliActions
+internal sealed partial class ClientActions(CliHooks hooks, CliContext context) : ICliActions
 {
     private readonly IAnsiConsole _out = CliConsoles.Create(context.Out, context.OutIsTerminal);
     private readonly IAnsiConsole _err = CliConsoles.Create(context.Error, context.ErrorIsTerminal);
@@ -76,6 +76,7 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
     {
         using var api = Connect(args.Client);
         var clock = Stopwatch.StartNew();
+        var head = args.Wait ? await EventHeadAsync(api, ct) : null;
         var created = await api.PostAsync(
             "v1/vms",
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
@@ -88,7 +89,7 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
             return 0;
         }
 
-        var outcome = await WaitAsync(api, args.Name, VmStates.Ready, created.Read<Vm>().State, clock, args.Timeout, ct);
+        var outcome = await WaitAsync(api, args.Name, VmStates.Ready, created.Read<Vm>().State, head, clock, args.Timeout, ct);
         WriteVm(args.Client.Output, outcome.Last!);
         if (outcome.Error is not null)
         {
@@ -110,6 +111,7 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
         using var api = Connect(args.Client);
         var clock = Stopwatch.StartNew();
         var path = ApiClient.VmPath(args.Name);
+        var head = args.Wait ? await EventHeadAsync(api, ct) : null;
         var accepted = args.Change switch
         {
             VmChange.Stop => await api.PostAsync(path + "/stop", null, ct),
@@ -137,7 +139,7 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
             VmChange.Start => VmStates.Ready,
             _ => null, // gone: GET answers 404
         };
-        var outcome = await WaitAsync(api, args.Name, wanted, accepted.Read<Vm>().State, clock, args.Timeout, ct);
+        var outcome = await WaitAsync(api, args.Name, wanted, accepted.Read<Vm>().State, head, clock, args.Timeout, ct);
 
         if (wanted is null && outcome.Error is null)
         {
@@ -165,13 +167,17 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
     private sealed record WaitOutcome(ApiResponse? Last, string? Error);
 
     /// <summary>
-    /// Polls the VM until it is <paramref name="wanted"/> (null: until it is gone), Failed, or the time is up.
+    /// Looks at the VM until it is <paramref name="wanted"/> (null: until it is gone), Failed, or the time is up: again
+    /// at each of its events after <paramref name="after"/> (the newest event before the command), or every poll
+    /// interval where the node has no event stream (<paramref name="after"/> null, or the stream breaks).
     /// The spinner goes to stderr, and only when stderr is a terminal.
     /// </summary>
-    private async Task<WaitOutcome> WaitAsync(ApiClient api, string name, string? wanted, string initialState, Stopwatch clock, TimeSpan timeout, CancellationToken ct)
+    private async Task<WaitOutcome> WaitAsync(ApiClient api, string name, string? wanted, string initialState, long? after, Stopwatch clock,
+        TimeSpan timeout, CancellationToken ct)
     {
         var goal = wanted ?? "deleted";
         var path = ApiClient.VmPath(name);
+        await using var events = after is { } offset ? await VmEventWatch.TryOpenAsync(api, name, offset, ct) : null;
 
         async Task<WaitOutcome> Poll(Action<string> showState)
         {
@@ -202,7 +208,14 @@ internal sealed class ClientActions(CliHooks hooks, CliContext context) : ICliAc
                 }
 
                 showState(vm.State);
-                await Task.Delay(context.PollInterval, ct);
+                if (events is { Broken: false, Settled: false })
+                {
+                    await events.NextAsync(timeout - clock.Elapsed, ct);
+                }
+                else
+                {
+                    await Task.Delay(context.PollInterval, ct);
+                }
             }
         }
 

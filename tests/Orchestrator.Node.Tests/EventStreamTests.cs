@@ -101,6 +101,68 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(last.Count >= 1 && last[0].Id >= latest, "last=1 starts at the newest event");
     }
 
+    [Fact]
+    public async Task The_cli_waits_on_a_vms_events_and_prints_them()
+    {
+        var looks = new CountingHandler("/v1/vms/cli1");
+        var (created, createdOut) = await RunCliAsync(looks, "vm", "create", "cli1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--wait");
+        Assert.True(created == 0, createdOut);
+        Assert.Contains("cli1 ready in", createdOut);
+
+        var (listed, lines) = await RunCliAsync(null, "events", "--vm", "cli1");
+        Assert.Equal(0, listed);
+        foreach (var type in new[] { "VmRequested", "VmPlaced", "VmStarted", "VmReady" })
+        {
+            Assert.Matches($@"\n\s+\d+  \S+Z\s+{type}\s+cli1\b", lines);
+        }
+
+        // Each of the VM's events is one more look at most (and one to start, one if the answer lagged the event);
+        // polling every 200 ms through a boot under TCG would look many more times.
+        var vmEvents = (await ReadAllAsync("v1/events?vm=cli1&follow=false")).Count;
+        output.WriteLine($"--wait looked at cli1 {looks.Count} times; cli1 has {vmEvents} events");
+        Assert.InRange(looks.Count, 1, vmEvents + 2);
+
+        var (stopped, stoppedOut) = await RunCliAsync(null, "vm", "stop", "cli1", "--wait");
+        Assert.True(stopped == 0, stoppedOut);
+        var (_, json) = await RunCliAsync(null, "events", "--vm", "cli1", "--type", "VmStopped", "-o", "json");
+        var line = Assert.Single(json.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal("VmStopped", (string?)JsonNode.Parse(line)!["type"]);
+    }
+
+    /// <summary>The CLI in this process, finding the node through its data dir.</summary>
+    private async Task<(int ExitCode, string Output)> RunCliAsync(HttpMessageHandler? handler, params string[] args)
+    {
+        var stdout = new StringWriter();
+        var context = new Cli.CliContext
+        {
+            Out = stdout,
+            Error = stdout,
+            GetEnvironmentVariable = name => name == "ORCHESTRATOR_DATA" ? _node.DataDir : null,
+            HttpHandler = handler,
+        };
+        using var patience = new CancellationTokenSource(Patience);
+        var exit = await Cli.OrchestratorCli.RunAsync(args, new Cli.CliHooks((_, _) => Task.FromResult(0)), context, patience.Token);
+        output.WriteLine($"$ orchestrator {string.Join(' ', args)} → {exit}\n{stdout}");
+        return (exit, stdout.ToString());
+    }
+
+    private sealed class CountingHandler(string path) : DelegatingHandler(new SocketsHttpHandler())
+    {
+        private int _count;
+
+        public int Count => _count;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.RequestUri!.AbsolutePath == path)
+            {
+                Interlocked.Increment(ref _count);
+            }
+
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+
     private async Task<string> CreateForAsync(string tenant, string name)
     {
         var response = await _node.Http.PostAsJsonAsync($"v1/vms?tenant={tenant}", new { name, vcpus = 1, memoryMiB = 256, image = "demo" });
