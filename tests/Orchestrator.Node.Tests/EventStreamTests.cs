@@ -24,14 +24,14 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
         var vmId = (string)(await _node.CreateVmAsync("resumed"))["id"]!;
 
         // Cut off while the VM boots (events still being written), then resume from the last id seen.
-        var before = await ReadUntilAsync("v1/events", lastEventId: null, e => e.VmId == vmId && e.Type == "VmPlaced");
-        var after = await ReadUntilAsync("v1/events", before[^1].Id, e => e.VmId == vmId && e.Type == "VmReady");
+        var before = await Sse.ReadUntilAsync(_node, "v1/events", lastEventId: null, e => e.VmId == vmId && e.Type == "VmPlaced");
+        var after = await Sse.ReadUntilAsync(_node, "v1/events", before[^1].Id, e => e.VmId == vmId && e.Type == "VmReady");
         var resumed = before.Concat(after).ToList();
 
-        var whole = (await ReadAllAsync("v1/events?follow=false")).Where(e => e.Id <= resumed[^1].Id).ToList();
+        var whole = (await Sse.ReadAllAsync(_node, "v1/events?follow=false")).Where(e => e.Id <= resumed[^1].Id).ToList();
         Assert.Equal(whole.Select(e => (e.Id, e.Type, e.Data)), resumed.Select(e => (e.Id, e.Type, e.Data)));
-        AssertIncreasing(resumed);
-        AssertInOrder(resumed, vmId, "VmRequested", "VmPlaced", "VmStarted", "VmReady");
+        Sse.AssertIncreasing(resumed);
+        Sse.AssertInOrder(resumed, vmId, "VmRequested", "VmPlaced", "VmStarted", "VmReady");
     }
 
     [Fact]
@@ -41,15 +41,15 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
         var b = await CreateForAsync("b", "beta");
         var vmIds = new[] { a, b };
 
-        var ofA = await ReadAllAsync("v1/events?tenant=a&follow=false");
+        var ofA = await Sse.ReadAllAsync(_node, "v1/events?tenant=a&follow=false");
         Assert.Contains(ofA, e => e.VmId == a && e.Type == "VmRequested");
         Assert.Contains(ofA, e => e.VmId == a && e.Type == "VmPlaced");
         Assert.All(ofA, e => Assert.Equal(("a", a), ((string?)e.Json["tenant"], e.VmId)));
 
-        var all = await ReadAllAsync("v1/events?follow=false");
+        var all = await Sse.ReadAllAsync(_node, "v1/events?follow=false");
         Assert.Contains(all, e => e.Type == "HostRegistered" && e.Json["tenant"] is null);
         Assert.Equal(vmIds.ToHashSet(), all.Where(e => e.VmId is not null).Select(e => e.VmId!).ToHashSet());
-        AssertIncreasing(all);
+        Sse.AssertIncreasing(all);
     }
 
     [Fact]
@@ -60,11 +60,11 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
         await _node.Eventually(async () => await _node.GetVmAsync("twice") is null ? true : (bool?)null, Patience, "twice to be gone");
         var second = (string)(await _node.CreateVmAsync("twice"))["id"]!;
 
-        var ofTwice = await ReadAllAsync("v1/events?vm=twice&follow=false");
+        var ofTwice = await Sse.ReadAllAsync(_node, "v1/events?vm=twice&follow=false");
         Assert.Contains(ofTwice, e => e.Type == "VmRequested");
         Assert.All(ofTwice, e => Assert.Equal(second, e.VmId));
 
-        var typed = await ReadAllAsync("v1/events?type=VmRequested,VmReleased&follow=false");
+        var typed = await Sse.ReadAllAsync(_node, "v1/events?type=VmRequested,VmReleased&follow=false");
         Assert.Equal(
             new[] { ("VmRequested", first), ("VmReleased", first), ("VmRequested", second) },
             typed.Select(e => (e.Type, e.VmId!)).ToList());
@@ -90,14 +90,14 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         using var ends = new CancellationTokenSource(Patience);
         var text = await response.Content.ReadAsStringAsync(ends.Token); // returns only because the server ended it
-        var events = Parse(text);
+        var events = Sse.Parse(text);
         Assert.Contains(events, e => e.Type == "VmRequested");
         Assert.DoesNotContain(": keepalive", text);
 
         var latest = events[^1].Id;
-        var rest = await ReadAllAsync($"v1/events?follow=false&after={latest}");
+        var rest = await Sse.ReadAllAsync(_node, $"v1/events?follow=false&after={latest}");
         Assert.All(rest, e => Assert.True(e.Id > latest));
-        var last = await ReadAllAsync("v1/events?follow=false&last=1");
+        var last = await Sse.ReadAllAsync(_node, "v1/events?follow=false&last=1");
         Assert.True(last.Count >= 1 && last[0].Id >= latest, "last=1 starts at the newest event");
     }
 
@@ -118,7 +118,7 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
 
         // Each of the VM's events is one more look at most (and one to start, one if the answer lagged the event);
         // polling every 200 ms through a boot under TCG would look many more times.
-        var vmEvents = (await ReadAllAsync("v1/events?vm=cli1&follow=false")).Count;
+        var vmEvents = (await Sse.ReadAllAsync(_node, "v1/events?vm=cli1&follow=false")).Count;
         output.WriteLine($"--wait looked at cli1 {looks.Count} times; cli1 has {vmEvents} events");
         Assert.InRange(looks.Count, 1, vmEvents + 2);
 
@@ -181,15 +181,58 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         return JsonNode.Parse(body)!;
     }
+}
 
-    private async Task<List<SseEvent>> ReadAllAsync(string path)
+/// <summary>The same read side on PostgreSQL (persistence-postgres.conf): a stream resumed mid-way misses nothing.</summary>
+[Collection(NodeCollection.Name)]
+public sealed class EventStreamOnPostgresTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private PostgresServer _postgres = null!;
+    private NodeProcess _node = null!;
+
+    public async Task InitializeAsync()
+    {
+        _postgres = await PostgresServer.StartAsync();
+        _node = await NodeProcess.StartAsync(output, $"""orchestrator.persistence.postgres-connection = "{_postgres.ConnectionString}" """,
+            extraArgs: ["--config", Path.Combine(Bench.Checkout.Root(), "config", "persistence-postgres.conf")]);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _node.DisposeAsync();
+        await _postgres.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_tenant_stream_on_postgres_cut_off_and_resumed_has_no_gaps_and_no_repeats()
+    {
+        var vmId = (string)(await _node.CreateVmAsync("pg1"))["id"]!;
+
+        var before = await Sse.ReadUntilAsync(_node, "v1/events?tenant=system", lastEventId: null, e => e.VmId == vmId && e.Type == "VmPlaced");
+        var after = await Sse.ReadUntilAsync(_node, "v1/events?tenant=system", before[^1].Id, e => e.VmId == vmId && e.Type == "VmReady");
+        var resumed = before.Concat(after).ToList();
+
+        var whole = (await Sse.ReadAllAsync(_node, "v1/events?tenant=system&follow=false")).Where(e => e.Id <= resumed[^1].Id).ToList();
+        Assert.Equal(whole.Select(e => (e.Id, e.Type, e.Data)), resumed.Select(e => (e.Id, e.Type, e.Data)));
+        Sse.AssertIncreasing(resumed);
+        Sse.AssertInOrder(resumed, vmId, "VmRequested", "VmPlaced", "VmStarted", "VmReady");
+        Assert.All(resumed, e => Assert.Equal("system", (string?)e.Json["tenant"]));
+    }
+}
+
+/// <summary>Reading /v1/events as a browser's EventSource would, with a parser of the tests' own.</summary>
+internal static class Sse
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
+
+    public static async Task<List<SseEvent>> ReadAllAsync(NodeProcess node, string path)
     {
         using var ends = new CancellationTokenSource(Patience);
-        return Parse(await _node.Http.GetStringAsync(path, ends.Token));
+        return Parse(await node.Http.GetStringAsync(path, ends.Token));
     }
 
     /// <summary>Follows the stream until an event matches, then hangs up (the server sees the client go).</summary>
-    private async Task<List<SseEvent>> ReadUntilAsync(string path, long? lastEventId, Func<SseEvent, bool> last)
+    public static async Task<List<SseEvent>> ReadUntilAsync(NodeProcess node, string path, long? lastEventId, Func<SseEvent, bool> last)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
         if (lastEventId is { } id)
@@ -198,7 +241,7 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         using var patience = new CancellationTokenSource(Patience);
-        using var response = await _node.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, patience.Token);
+        using var response = await node.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, patience.Token);
         response.EnsureSuccessStatusCode();
         var seen = new List<SseEvent>();
         try
@@ -217,10 +260,10 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         throw new Xunit.Sdk.XunitException(
-            $"the stream ended or went quiet before the awaited event; it sent {string.Join(", ", seen.Select(e => $"{e.Id} {e.Type}"))}. Node log:\n{_node.Log}");
+            $"the stream ended or went quiet before the awaited event; it sent {string.Join(", ", seen.Select(e => $"{e.Id} {e.Type}"))}. Node log:\n{node.Log}");
     }
 
-    private static void AssertIncreasing(IReadOnlyList<SseEvent> events)
+    public static void AssertIncreasing(IReadOnlyList<SseEvent> events)
     {
         for (var i = 1; i < events.Count; i++)
         {
@@ -228,21 +271,21 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
         }
     }
 
-    private static void AssertInOrder(IReadOnlyList<SseEvent> events, string vmId, params string[] types)
+    public static void AssertInOrder(IReadOnlyList<SseEvent> events, string vmId, params string[] types)
     {
         var positions = types.Select(t => events.ToList().FindIndex(e => e.VmId == vmId && e.Type == t)).ToList();
         Assert.DoesNotContain(-1, positions);
         Assert.Equal(positions.Order(), positions);
     }
 
-    private sealed record SseEvent(long Id, string Type, string Data)
+    public sealed record SseEvent(long Id, string Type, string Data)
     {
         public JsonNode Json { get; } = JsonNode.Parse(Data)!;
 
         public string? VmId => (string?)Json["vmId"];
     }
 
-    private static List<SseEvent> Parse(string text)
+    public static List<SseEvent> Parse(string text)
     {
         var events = new List<SseEvent>();
         using var reader = new StringReader(text);
