@@ -220,6 +220,38 @@ public sealed class EventStreamOnPostgresTests(ITestOutputHelper output) : IAsyn
     }
 }
 
+/// <summary>One event's frame, without a node: what may never leave it, and one line per event.</summary>
+public sealed class EventFrameTests
+{
+    private sealed record KeyIssued(string KeyId, string SecretHash, KeySecrets Inner, IReadOnlyList<KeySecrets> History, string Reason)
+        : Domain.Ledger.ILedgerEvent;
+
+    private sealed record KeySecrets(string Secret, string Label);
+
+    [Fact]
+    public void No_property_naming_a_secret_is_sent_at_any_depth_and_each_event_is_one_data_line()
+    {
+        var evt = new KeyIssued("k1", "sha256:abc", new KeySecrets("s3cr3t", "inner"), [new KeySecrets("old", "older")], "line one\nline two\r");
+        var frame = Api.EventStream.Frame(new Akka.Persistence.Query.EventEnvelope(
+            Akka.Persistence.Query.Offset.Sequence(42), "keys", 7, evt, new DateTime(2025, 1, 1, 12, 0, 0, DateTimeKind.Utc).Ticks, ["tenant:a"]));
+
+        var lines = frame.Split('\n');
+        Assert.Equal(["id: 42", "event: KeyIssued"], lines[..2]);
+        Assert.StartsWith("data: ", lines[2]);
+        Assert.Equal(["", ""], lines[3..]); // the blank line that ends the event
+        Assert.DoesNotContain("secret", frame, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("s3cr3t", frame);
+        Assert.DoesNotContain("sha256", frame);
+
+        var json = JsonNode.Parse(lines[2]["data: ".Length..])!;
+        Assert.Equal(("a", "2025-01-01T12:00:00+00:00"), ((string?)json["tenant"], (string?)json["at"]));
+        Assert.Equal("k1", (string?)json["data"]!["keyId"]);
+        Assert.Equal("inner", (string?)json["data"]!["inner"]!["label"]);
+        Assert.Equal("older", (string?)json["data"]!["history"]![0]!["label"]);
+        Assert.Equal("line one\nline two\r", (string?)json["data"]!["reason"]);
+    }
+}
+
 /// <summary>Reading /v1/events as a browser's EventSource would, with a parser of the tests' own.</summary>
 internal static class Sse
 {
