@@ -201,6 +201,7 @@ public static class OrchestratorApi
 
         v1.MapGet("/images", () => Results.Json(images.All.Select(ImageDto.From).ToList(), Json));
         v1.MapApply(images, specLimits ?? VmSpecLimits.Default);
+        v1.MapEventStream();
 
         return app;
     }

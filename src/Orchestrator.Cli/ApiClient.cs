@@ -25,7 +25,7 @@ internal sealed record ApiResponse(HttpStatusCode Status, string Body)
     }
 }
 
-internal sealed class ApiClient : IDisposable
+internal sealed partial class ApiClient : IDisposable
 {
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 

@@ -136,4 +136,5 @@ public interface ICliActions
     Task<int> ListAsync(ListArgs args, CancellationToken ct);
 
     Task<int> ApplyAsync(ApplyArgs args, CancellationToken ct);
+    Task<int> EventsAsync(EventsArgs args, CancellationToken ct);
 }

@@ -4,7 +4,7 @@ using System.CommandLine.Parsing;
 
 namespace Orchestrator.Cli;
 
-public static class CliSyntax
+public static partial class CliSyntax
 {
     public static readonly TimeSpan DefaultWaitTimeout = TimeSpan.FromSeconds(120);
 
@@ -30,6 +30,7 @@ public static class CliSyntax
         image.Subcommands.Add(ListCommand(actions, ListKind.Images, "List the images a VM can be created from."));
         root.Subcommands.Add(image);
         root.Subcommands.Add(ApplyCommand.Build(actions));
+        root.Subcommands.Add(EventsCommand(actions));
 
         return root;
     }

@@ -116,6 +116,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
     {
         using var api = Connect(args.Client);
         var clock = Stopwatch.StartNew();
+        var head = args.Wait ? await EventHeadAsync(api, ct) : null;
         var created = await api.PostAsync(
             "v1/vms",
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
@@ -128,7 +129,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
             return 0;
         }
 
-        var outcome = await WaitAsync(api, args.Name, VmStates.Ready, created.Read<Vm>().State, clock, args.Timeout, ct);
+        var outcome = await WaitAsync(api, args.Name, VmStates.Ready, created.Read<Vm>().State, head, clock, args.Timeout, ct);
         WriteVm(args.Client.Output, outcome.Last!);
         if (outcome.Error is not null)
         {
@@ -150,6 +151,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
         using var api = Connect(args.Client);
         var clock = Stopwatch.StartNew();
         var path = ApiClient.VmPath(args.Name);
+        var head = args.Wait ? await EventHeadAsync(api, ct) : null;
         var accepted = args.Change switch
         {
             VmChange.Stop => await api.PostAsync(path + "/stop", null, ct),
@@ -177,7 +179,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
             VmChange.Start => VmStates.Ready,
             _ => null, // gone: GET answers 404
         };
-        var outcome = await WaitAsync(api, args.Name, wanted, accepted.Read<Vm>().State, clock, args.Timeout, ct);
+        var outcome = await WaitAsync(api, args.Name, wanted, accepted.Read<Vm>().State, head, clock, args.Timeout, ct);
 
         if (wanted is null && outcome.Error is null)
         {
@@ -205,13 +207,17 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
     private sealed record WaitOutcome(ApiResponse? Last, string? Error);
 
     /// <summary>
-    /// Polls the VM until it is <paramref name="wanted"/> (null: until it is gone), Failed, or the time is up.
+    /// Looks at the VM until it is <paramref name="wanted"/> (null: until it is gone), Failed, or the time is up: again
+    /// at each of its events after <paramref name="after"/> (the newest event before the command), or every poll
+    /// interval where the node has no event stream (<paramref name="after"/> null, or the stream breaks).
     /// The spinner goes to stderr, and only when stderr is a terminal.
     /// </summary>
-    private async Task<WaitOutcome> WaitAsync(ApiClient api, string name, string? wanted, string initialState, Stopwatch clock, TimeSpan timeout, CancellationToken ct)
+    private async Task<WaitOutcome> WaitAsync(ApiClient api, string name, string? wanted, string initialState, long? after, Stopwatch clock,
+        TimeSpan timeout, CancellationToken ct)
     {
         var goal = wanted ?? "deleted";
         var path = ApiClient.VmPath(name);
+        await using var events = after is { } offset ? await VmEventWatch.TryOpenAsync(api, name, offset, ct) : null;
 
         async Task<WaitOutcome> Poll(Action<string> showState)
         {
@@ -242,7 +248,14 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
                 }
 
                 showState(vm.State);
-                await Task.Delay(context.PollInterval, ct);
+                if (events is { Broken: false, Settled: false })
+                {
+                    await events.NextAsync(timeout - clock.Elapsed, ct);
+                }
+                else
+                {
+                    await Task.Delay(context.PollInterval, ct);
+                }
             }
         }
 

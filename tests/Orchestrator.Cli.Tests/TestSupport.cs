@@ -53,6 +53,7 @@ internal sealed class RecordingActions : ICliActions
     public Task<int> ListAsync(ListArgs args, CancellationToken ct) => Record(args);
 
     public Task<int> ApplyAsync(ApplyArgs args, CancellationToken ct) => Record(args);
+    public Task<int> EventsAsync(EventsArgs args, CancellationToken ct) => Record(args);
 
     private Task<int> Record(object args)
     {
@@ -74,39 +75,62 @@ internal sealed class RecordingActions : ICliActions
 /// <summary>Answers each request with the next scripted response for its method and path; records what it got.</summary>
 internal sealed class ScriptedHandler : HttpMessageHandler
 {
-    private readonly Dictionary<string, Queue<(HttpStatusCode Status, string Body)>> _script = new();
+    private readonly Dictionary<string, Queue<(HttpStatusCode Status, string Body, Stream? Stream)>> _script = new();
 
-    public List<(HttpMethod Method, string Path, string? Body, string? Authorization)> Requests { get; } = new();
+    public List<(HttpMethod Method, string Path, string? Body, string? Authorization, string Query)> Requests { get; } = new();
 
     /// <summary>Each request's whole URI (with its query) and body media type, in the order of <see cref="Requests"/>.</summary>
     public List<(Uri Uri, string? MediaType)> Sent { get; } = new();
 
     /// <summary>Queues an answer; the last answer for a route repeats once the queue is down to it.</summary>
-    public ScriptedHandler On(string method, string path, HttpStatusCode status, string body)
+    public ScriptedHandler On(string method, string path, HttpStatusCode status, string body) => Enqueue(method, path, (status, body, null));
+
+    /// <summary>Queues a 200 whose body is <paramref name="body"/> as the test writes it (an event stream held open).</summary>
+    public ScriptedHandler On(string method, string path, Stream body) => Enqueue(method, path, (HttpStatusCode.OK, "", body));
+
+    private ScriptedHandler Enqueue(string method, string path, (HttpStatusCode, string, Stream?) answer)
     {
-        var key = $"{method} {path}";
-        if (!_script.TryGetValue(key, out var queue))
+        lock (_script)
         {
-            _script[key] = queue = new Queue<(HttpStatusCode, string)>();
+            var key = $"{method} {path}";
+            if (!_script.TryGetValue(key, out var queue))
+            {
+                _script[key] = queue = new Queue<(HttpStatusCode, string, Stream?)>();
+            }
+
+            queue.Enqueue(answer); // a test may script more while a command runs
         }
 
-        queue.Enqueue((status, body));
         return this;
     }
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var body = request.Content is null ? null : await request.Content.ReadAsStringAsync(cancellationToken);
-        Requests.Add((request.Method, request.RequestUri!.AbsolutePath, body, request.Headers.Authorization?.ToString()));
-        Sent.Add((request.RequestUri, request.Content?.Headers.ContentType?.MediaType));
-
-        var key = $"{request.Method.Method} {request.RequestUri!.AbsolutePath}";
-        if (!_script.TryGetValue(key, out var queue) || queue.Count == 0)
+        lock (Requests)
         {
-            return new HttpResponseMessage(HttpStatusCode.NotImplemented) { Content = new StringContent($"no script for {key}") };
+            Requests.Add((request.Method, request.RequestUri!.AbsolutePath, body, request.Headers.Authorization?.ToString(), request.RequestUri.Query));
+            Sent.Add((request.RequestUri, request.Content?.Headers.ContentType?.MediaType));
         }
 
-        var (status, text) = queue.Count > 1 ? queue.Dequeue() : queue.Peek();
+        var key = $"{request.Method.Method} {request.RequestUri!.AbsolutePath}";
+        (HttpStatusCode Status, string Body, Stream? Stream) answer;
+        lock (_script)
+        {
+            if (!_script.TryGetValue(key, out var queue) || queue.Count == 0)
+            {
+                return new HttpResponseMessage(HttpStatusCode.NotImplemented) { Content = new StringContent($"no script for {key}") };
+            }
+
+            answer = queue.Count > 1 ? queue.Dequeue() : queue.Peek();
+        }
+
+        var (status, text, stream) = answer;
+        if (stream is not null)
+        {
+            return new HttpResponseMessage(status) { Content = new StreamContent(stream) };
+        }
+
         var contentType = (int)status >= 400 ? "application/problem+json" : "application/json";
         return new HttpResponseMessage(status) { Content = new StringContent(text, Encoding.UTF8, contentType) };
     }

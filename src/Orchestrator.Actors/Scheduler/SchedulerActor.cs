@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Event;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
+using Orchestrator.Actors.Events;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Actors.Rules;
@@ -429,7 +430,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         var tagged = new List<Tagged>(decision.Events.Count);
         foreach (var evt in decision.Events)
         {
-            tagged.Add(Tag(evt));
+            tagged.Add(Tag(ahead, evt));
             NoteSharesDue(ahead, evt);
             ahead = ahead.Apply(evt);
         }
@@ -532,29 +533,33 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    /// <summary>Tags for read models: every VM event by tenant and host, so a tenant's stream never needs a scan.</summary>
-    private Tagged Tag(ILedgerEvent evt)
+    /// <summary>
+    /// Tags for read models: every VM event by tenant and host, so a tenant's stream never needs a scan. Tagged against
+    /// the state the event is decided on (the VM a VmPlaced follows in the same decision is there only, not yet in
+    /// <c>_state</c>).
+    /// </summary>
+    private static Tagged Tag(LedgerState decided, ILedgerEvent evt)
     {
         var tags = new List<string>(2);
-        if (evt is IVmLedgerEvent vmEvent && _state.Vms.TryGetValue(vmEvent.VmId, out var vm))
+        if (evt is IVmLedgerEvent vmEvent && decided.Vms.TryGetValue(vmEvent.VmId, out var vm))
         {
-            tags.Add("tenant:" + vm.Tenant.Value);
+            tags.Add(EventTags.Tenant(vm.Tenant));
         }
         else if (evt is VmRequested requested)
         {
-            tags.Add("tenant:" + requested.Tenant.Value);
+            tags.Add(EventTags.Tenant(requested.Tenant));
         }
 
         switch (evt)
         {
             case VmPlaced placed:
-                tags.Add("host:" + placed.HostId.Value);
+                tags.Add(EventTags.Host(placed.HostId));
                 break;
             case HostRegistered registered:
-                tags.Add("host:" + registered.HostId.Value);
+                tags.Add(EventTags.Host(registered.HostId));
                 break;
             case SharesChanged shares:
-                tags.Add("host:" + shares.HostId.Value);
+                tags.Add(EventTags.Host(shares.HostId));
                 break;
             case TenantCreated created:
                 tags.Add("tenant:" + created.Tenant.Value);

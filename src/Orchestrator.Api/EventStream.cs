@@ -1,0 +1,304 @@
+using System.Collections.Frozen;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Akka.Actor;
+using Akka.Hosting;
+using Akka.Persistence.Query;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orchestrator.Actors.Events;
+using Orchestrator.Actors.Hosting;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Serialization;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Api;
+
+/// <summary>
+/// <c>GET /v1/events</c>: the domain events the caller may see, as Server-Sent Events in journal order. Each event's
+/// <c>id</c> is its journal offset, so a client resumes with <c>Last-Event-ID</c> (or <c>?after=</c>) and gets every
+/// later event once. A tenant's key sees the events tagged with its tenant; an admin's sees all, or one tenant's with
+/// <c>?tenant=</c>.
+/// </summary>
+public static class EventStream
+{
+    /// <summary>A comment line this often keeps proxies and clients from taking a quiet stream for a dead one.</summary>
+    public static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(15);
+
+    /// <summary>The most a <c>?last=</c> may ask for.</summary>
+    public const int MaxLast = 10_000;
+
+    /// <summary>The names <c>?type=</c> accepts: every domain (ledger) event type.</summary>
+    public static readonly FrozenSet<string> KnownTypes = OrchestratorSerializer.TypesByManifest.Values
+        .Where(t => typeof(ILedgerEvent).IsAssignableFrom(t))
+        .Select(t => t.Name)
+        .ToFrozenSet(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The events' own fields: camelCase, ids as plain strings, enums by name. Line breaks are always escaped, so
+    /// one event's JSON is one <c>data:</c> line; HTML characters need not be (this is no HTML page).
+    /// </summary>
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Converters =
+        {
+            new JsonStringEnumConverter(),
+            new StringConverter<VmId>(id => id.Compact, text => VmId.TryParse(text, out var id) ? id : throw new JsonException("not a VM id")),
+            new StringConverter<TenantId>(id => id.Value, text => new TenantId(text)),
+            new StringConverter<HostId>(id => id.Value, text => new HostId(text)),
+            new EpochConverter(),
+        },
+        WriteIndented = false,
+    };
+
+    public static RouteGroupBuilder MapEventStream(this RouteGroupBuilder v1)
+    {
+        v1.MapGet("/events", StreamAsync);
+        return v1;
+    }
+
+    private static async Task<IResult> StreamAsync(HttpContext http, ActorSystem system, IRequiredActor<SchedulerProxy> scheduler,
+        IHostApplicationLifetime lifetime, ILoggerFactory logs, CancellationToken ct)
+    {
+        var (request, error) = EventRequest.Parse(http.Request);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        // An admin sees every event unless it names a tenant (or a VM, which belongs to the tenant it acts on).
+        var principal = http.Principal();
+        var tenant = principal.IsAdmin && string.IsNullOrEmpty(http.Request.Query["tenant"]) && request!.VmName is null
+            ? (TenantId?)null
+            : OrchestratorApi.Acting(http);
+
+        VmId? vmId = null;
+        if (request!.VmName is { } name)
+        {
+            var proxy = await scheduler.GetAsync(ct);
+            var found = await proxy.Ask<SchedulerReplies.VmFound>(new SchedulerQueries.GetVm(tenant!.Value, name), TimeSpan.FromSeconds(10), ct);
+            if (found.Vm is null)
+            {
+                return OrchestratorApi.Problem(StatusCodes.Status404NotFound, "not found", $"no VM named '{Shorten(name)}'");
+            }
+
+            vmId = found.Vm.Id; // by id: a VM deleted and created again under the name is another VM
+        }
+
+        var feed = await Task.Run(() => EventFeed.Get(system), ct);
+        var frames = feed.Read(tenant, request.From, request.Follow)
+            .Where(e => e.Event is ILedgerEvent
+                        && (tenant is null || e.Tags.Contains(EventTags.Tenant(tenant.Value)))
+                        && (request.Types is null || request.Types.Contains(e.Event.GetType().Name))
+                        && (vmId is null || e.Event is IVmLedgerEvent { } vmEvent && vmEvent.VmId == vmId))
+            .Select(Frame);
+        if (request.Follow)
+        {
+            frames = frames.KeepAlive(Heartbeat, () => ": keepalive\n\n");
+        }
+
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+        http.Response.Headers["X-Accel-Buffering"] = "no"; // nginx: pass each event on at once
+        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        await http.Response.StartAsync(ct); // the client knows the stream is open before the first event
+
+        // A client that goes away, or the node stopping, ends the query; so does the query ending (follow=false).
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, lifetime.ApplicationStopping);
+        var (kill, queue) = frames
+            .ViaMaterialized(KillSwitches.Single<string>(), Keep.Right)
+            .ToMaterialized(Sink.Queue<string>(), Keep.Both)
+            .Run(feed.Materializer);
+        await using var _ = stop.Token.Register(kill.Shutdown);
+        try
+        {
+            while (await queue.PullAsync() is { HasValue: true } next)
+            {
+                await http.Response.WriteAsync(next.Value, stop.Token);
+                await http.Response.Body.FlushAsync(stop.Token);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException && stop.IsCancellationRequested
+                                   || CoordinatedShutdown.Get(system).ShutdownReason is not null)
+        {
+            // The client went away, or the node is stopping (its streams end with the actor system): nothing to tell.
+        }
+        catch (Exception ex)
+        {
+            // Headers are out: all a client can be told is that the stream ended. It resumes from its last id.
+            logs.CreateLogger(typeof(EventStream)).LogWarning(ex, "an event stream ended early");
+        }
+        finally
+        {
+            kill.Shutdown();
+        }
+
+        return Results.Empty;
+    }
+
+    /// <summary>One event as Server-Sent Events lines: its offset, its type, its JSON on one line.</summary>
+    public static string Frame(EventEnvelope envelope)
+    {
+        var offset = ((Sequence)envelope.Offset).Value;
+        var evt = (ILedgerEvent)envelope.Event;
+        var json = ToJson(offset, evt, EventTags.TenantOf(envelope.Tags), envelope.Timestamp).ToJsonString(Json);
+        return $"id: {offset.ToString(CultureInfo.InvariantCulture)}\nevent: {evt.GetType().Name}\ndata: {json}\n\n";
+    }
+
+    /// <summary>
+    /// <c>{"id","type","tenant","vmId","at","data"}</c>: <c>at</c> is the event's own time where it has one, else when
+    /// the journal wrote it; <c>data</c> is the event's fields, less anything secret.
+    /// </summary>
+    public static JsonObject ToJson(long offset, ILedgerEvent evt, TenantId? tenant, long journalTicks)
+    {
+        var data = JsonSerializer.SerializeToNode(evt, evt.GetType(), Json)!.AsObject();
+        WithoutSecrets(data);
+        var at = data["at"]?.DeepClone()
+                 ?? (journalTicks > 0 ? JsonValue.Create(new DateTimeOffset(journalTicks, TimeSpan.Zero)) : null);
+        return new JsonObject
+        {
+            ["id"] = offset,
+            ["type"] = evt.GetType().Name,
+            ["tenant"] = tenant?.Value,
+            ["vmId"] = evt is IVmLedgerEvent vmEvent ? vmEvent.VmId.Compact : null,
+            ["at"] = at,
+            ["data"] = data,
+        };
+    }
+
+    /// <summary>
+    /// Drops every property whose name speaks of a secret (a key's secret or its hash), at any depth: such a value must
+    /// not leave the node, whatever event comes to carry one.
+    /// </summary>
+    public static void WithoutSecrets(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                foreach (var name in obj.Select(p => p.Key).Where(k => k.Contains("secret", StringComparison.OrdinalIgnoreCase)).ToList())
+                {
+                    obj.Remove(name);
+                }
+
+                foreach (var (_, value) in obj)
+                {
+                    WithoutSecrets(value);
+                }
+
+                break;
+            case JsonArray array:
+                foreach (var item in array)
+                {
+                    WithoutSecrets(item);
+                }
+
+                break;
+        }
+    }
+
+    private static string Shorten(string text) => text.Length > 64 ? text[..64] + "…" : text;
+
+    /// <summary>The query of one <c>GET /v1/events</c>, checked.</summary>
+    /// <param name="Types">null: every type.</param>
+    /// <param name="From">where the stream starts: after an offset, the last n events, or the first.</param>
+    internal sealed record EventRequest(IReadOnlySet<string>? Types, string? VmName, bool Follow, Offset From)
+    {
+        public static (EventRequest? Request, IResult? Error) Parse(HttpRequest http)
+        {
+            var errors = new List<FieldError>();
+            var query = http.Query;
+
+            HashSet<string>? types = null;
+            var named = query["type"].SelectMany(v => (v ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList();
+            if (named.Count > 0)
+            {
+                var unknown = named.Where(t => !KnownTypes.Contains(t)).Distinct(StringComparer.Ordinal).ToList();
+                if (unknown.Count > 0)
+                {
+                    errors.Add(new FieldError("type",
+                        $"unknown event type{(unknown.Count > 1 ? "s" : "")} {string.Join(", ", unknown.Take(10).Select(u => $"'{Shorten(u)}'"))}" +
+                        $"{(unknown.Count > 10 ? ", …" : "")} (known: {string.Join(", ", KnownTypes.Order(StringComparer.Ordinal))})"));
+                }
+
+                types = named.ToHashSet(StringComparer.Ordinal);
+            }
+
+            var follow = true;
+            if (query["follow"].ToString() is { Length: > 0 } followText && !bool.TryParse(followText, out follow))
+            {
+                errors.Add(new FieldError("follow", "must be true or false"));
+            }
+
+            long? after = null;
+            // A reconnecting EventSource repeats its URL and adds the header: the header wins.
+            var lastEventId = http.Headers["Last-Event-ID"].ToString();
+            var afterText = lastEventId.Length > 0 ? lastEventId : query["after"].ToString();
+            var afterField = lastEventId.Length > 0 ? "Last-Event-ID" : "after";
+            if (afterText.Length > 0)
+            {
+                if (long.TryParse(afterText, NumberStyles.None, CultureInfo.InvariantCulture, out var offset))
+                {
+                    after = offset;
+                }
+                else
+                {
+                    errors.Add(new FieldError(afterField, "must be an event id (a whole number, 0 or more)"));
+                }
+            }
+
+            int? last = null;
+            if (query["last"].ToString() is { Length: > 0 } lastText && lastEventId.Length == 0)
+            {
+                if (int.TryParse(lastText, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count is >= 1 and <= MaxLast)
+                {
+                    last = count;
+                }
+                else
+                {
+                    errors.Add(new FieldError("last", $"must be a whole number from 1 to {MaxLast}"));
+                }
+
+                if (query["after"].ToString().Length > 0)
+                {
+                    errors.Add(new FieldError("last", "give either after or last, not both"));
+                }
+            }
+
+            var vm = query["vm"].ToString() is { Length: > 0 } vmName ? vmName : null;
+            if (errors.Count > 0)
+            {
+                return (null, OrchestratorApi.Problem(StatusCodes.Status400BadRequest, "invalid request",
+                    string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), errors));
+            }
+
+            var from = after is { } a ? Offset.Sequence(a) : last is { } n ? Offset.FromEnd(n) : Offset.NoOffset();
+            return (new EventRequest(types, vm, follow, from), null);
+        }
+    }
+
+    private sealed class StringConverter<T>(Func<T, string> write, Func<string, T> read) : JsonConverter<T>
+    {
+        public override T Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            read(reader.GetString() ?? throw new JsonException($"{typeof(T).Name} is null"));
+
+        public override void Write(Utf8JsonWriter writer, T value, JsonSerializerOptions options) => writer.WriteStringValue(write(value));
+    }
+
+    private sealed class EpochConverter : JsonConverter<Epoch>
+    {
+        public override Epoch Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => new(reader.GetInt64());
+
+        public override void Write(Utf8JsonWriter writer, Epoch value, JsonSerializerOptions options) => writer.WriteNumberValue(value.Value);
+    }
+}
