@@ -24,6 +24,8 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
 
     private static readonly Webhooks.WebhookDelivery Delivery = new("d1", "wh1", 42, "VmReady", "failed", 3, 500, "HTTP 500", At);
 
+    private static readonly Dictionary<string, string> Selector = new() { ["env"] = "dev" };
+
     private static readonly TenantRecord Tenant = new(new TenantId("acme"), new TenantQuota(10, 20, 4096), false, At);
     private static readonly ApiKeyRecord Key = new("0123456789abcdef", new TenantId("acme"), KeyRole.Member, "ab12", "ci", At, null);
 
@@ -99,6 +101,15 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new Webhooks.WebhookProtocol.GetDeliveries(new TenantId("acme"), "wh1"),
         new Webhooks.WebhookProtocol.Deliveries([Delivery]),
         Delivery,
+        new RuleCreated("rule1", new TenantId("acme"), "crashy", "VmRestarting", 3, TimeSpan.FromMinutes(10), null, Selector, RuleAction.Replace, At),
+        new RuleDeleted("rule1", new TenantId("acme")),
+        new RuleFired(Vm, "rule1", "crashy", RuleAction.Replace, "VmRestarting 3 time(s) within 00:10:00"),
+        new LedgerCommands.CreateRule("rule1", new TenantId("acme"), "evening", null, 1, TimeSpan.Zero, "0 20 * * 1-5", Selector, RuleAction.Stop),
+        new LedgerCommands.DeleteRule(new TenantId("acme"), "rule1"),
+        new LedgerCommands.FireRule("rule1", Vm, "schedule"),
+        new SchedulerQueries.ListRules(new TenantId("acme")),
+        new SchedulerReplies.RuleList([new RuleRecord("rule1", new TenantId("acme"), "evening", null, 1, TimeSpan.Zero, "0 20 * * 1-5", Selector,
+            RuleAction.Stop, At)]),
     ];
 
     public static TheoryData<int> SampleIndexes()

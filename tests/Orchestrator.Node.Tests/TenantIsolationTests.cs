@@ -39,7 +39,7 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         new("GET", "v1/vms", null,                                                  401, 401, 200, 200, 200, 200),
         new("GET", "v1/vms/web", null,                                              401, 401, 200, 200, 404, 404),
         new("GET", $"v1/vms/web?tenant={Bravo}", null,                             401, 401, 200, 200, 404, 404),
-        new("POST", "v1/vms", """{"name":"made-{caller}","vcpus":1,"memoryMiB":64,"image":"demo"}""", 401, 401, 201, 403, 201, 201),
+        new("POST", "v1/vms", """{"name":"made-{caller}","vcpus":1,"memoryMiB":128,"image":"demo"}""", 401, 401, 201, 403, 201, 201),
         new("POST", "v1/vms/web/stop", null,                                        401, 401, 202, 403, 404, 404),
         new("POST", "v1/vms/web/start", null,                                       401, 401, 202, 403, 404, 404),
         new("PATCH", "v1/vms/web/resources", """{"cpuShares":2048}""",              401, 401, 202, 403, 404, 404),
@@ -145,7 +145,7 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         var key = await node.TenantKeyAsync("racer", quota: new { vms = 3, vcpus = 100, memoryMiB = 100000 });
         using var client = node.ClientWith(key);
         var attempts = Enumerable.Range(0, 16).Select(i => client.PostAsJsonAsync("v1/vms",
-            new { name = $"race-{i}", vcpus = 1, memoryMiB = 64, image = "demo", restartPolicy = "never" }));
+            new { name = $"race-{i}", vcpus = 1, memoryMiB = 128, image = "demo", restartPolicy = "never" }));
         var answers = await Task.WhenAll(attempts);
         Assert.Equal(3, answers.Count(a => a.StatusCode == HttpStatusCode.Created));
         Assert.Equal(13, answers.Count(a => a.StatusCode == HttpStatusCode.Forbidden));
@@ -170,7 +170,7 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         {
             var request = new HttpRequestMessage(HttpMethod.Post, "v1/vms")
             {
-                Content = JsonContent.Create(new { name, vcpus = 1, memoryMiB = 64, image = "demo" }),
+                Content = JsonContent.Create(new { name, vcpus = 1, memoryMiB = 128, image = "demo" }),
             };
             request.Headers.Add("Idempotency-Key", key);
             return await node.Http.SendAsync(request);
@@ -215,7 +215,7 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
 
     private static async Task<JsonObject> Created(HttpClient client, string name)
     {
-        var response = await client.PostAsJsonAsync("v1/vms", new { name, vcpus = 1, memoryMiB = 64, image = "demo" });
+        var response = await client.PostAsJsonAsync("v1/vms", new { name, vcpus = 1, memoryMiB = 128, image = "demo" });
         var body = await response.Content.ReadAsStringAsync();
         return response.StatusCode == HttpStatusCode.Created
             ? JsonNode.Parse(body)!.AsObject()

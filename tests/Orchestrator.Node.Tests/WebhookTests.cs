@@ -35,7 +35,7 @@ public sealed class WebhookTests(ITestOutputHelper output)
         Assert.DoesNotContain(secret, listed);
         Assert.Equal(2, JsonNode.Parse(listed)!.AsArray().Count);
 
-        await client.PostAsJsonAsync("v1/vms", new { name = "hooked-vm", vcpus = 1, memoryMiB = 64, image = "demo" });
+        await client.PostAsJsonAsync("v1/vms", new { name = "hooked-vm", vcpus = 1, memoryMiB = 128, image = "demo" });
 
         List<(byte[] Body, string? Signature)> received;
         try
@@ -86,7 +86,7 @@ public sealed class WebhookTests(ITestOutputHelper output)
         using var client = node.ClientWith(await node.TenantKeyAsync("careful"));
         using var receiver = new Receiver(HttpStatusCode.OK);
         var hook = JsonNode.Parse(await (await client.PostAsJsonAsync("v1/webhooks", new { url = receiver.Url })).Content.ReadAsStringAsync())!;
-        await client.PostAsJsonAsync("v1/vms", new { name = "quiet", vcpus = 1, memoryMiB = 64, image = "demo" });
+        await client.PostAsJsonAsync("v1/vms", new { name = "quiet", vcpus = 1, memoryMiB = 128, image = "demo" });
 
         var deliveries = await node.Eventually(async () =>
         {
