@@ -48,7 +48,8 @@ public sealed record VmCreateArgs(
     string? RestartPolicy,
     bool Wait,
     TimeSpan Timeout,
-    VmResourceArgs? Resources = null);
+    VmResourceArgs? Resources = null,
+    IReadOnlyDictionary<string, string>? Labels = null);
 
 /// <summary>
 /// Resource options as typed: null = not given. A <see cref="Cleared"/> field was given as "none" (back to the default).

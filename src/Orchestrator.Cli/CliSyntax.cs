@@ -26,6 +26,15 @@ public static partial class CliSyntax
             return (client.AddTo, client.Bind);
         }));
 
+        foreach (var command in AutomationCommands.Build(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }))
+        {
+            root.Subcommands.Add(command);
+        }
+
         var image = new Command("image", "Guest images of the catalog.");
         image.Subcommands.Add(ListCommand(actions, ListKind.Images, "List the images a VM can be created from."));
         root.Subcommands.Add(image);
@@ -151,6 +160,8 @@ public static partial class CliSyntax
             client.AddTo(create);
             var resources = new ResourceOptions(allowNone: false);
             resources.AddTo(create);
+            var labels = new Option<string[]>("--label") { Description = "KEY=VALUE label (repeatable).", HelpName = "KEY=VALUE" };
+            create.Options.Add(labels);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -161,7 +172,8 @@ public static partial class CliSyntax
                     parse.GetValue(restart),
                     parse.GetValue(wait),
                     TimeSpan.FromSeconds(parse.GetValue(timeout)),
-                    resources.Bind(parse) is { IsEmpty: false } given ? given : null),
+                    resources.Bind(parse) is { IsEmpty: false } given ? given : null,
+                    Labels(parse.GetValue(labels))),
                 ct));
             vm.Subcommands.Add(create);
         }
@@ -189,6 +201,11 @@ public static partial class CliSyntax
             vm.Subcommands.Add(show);
         }
 
+        vm.Subcommands.Add(AutomationCommands.VmLabel(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }));
         vm.Subcommands.Add(ChangeCommand(actions, VmChange.Stop, "stop", "Stop a VM (it stays defined).", "Wait until the VM is Stopped."));
         vm.Subcommands.Add(ChangeCommand(actions, VmChange.Start, "start", "Start a stopped VM.", "Wait until the VM is Ready."));
         vm.Subcommands.Add(ChangeCommand(actions, VmChange.Delete, "delete", "Stop a VM and delete it.", "Wait until the VM is gone."));
@@ -216,6 +233,9 @@ public static partial class CliSyntax
         command.SetAction((parse, ct) => actions.ListAsync(new ListArgs(client.Bind(parse), kind), ct));
         return command;
     }
+
+    private static Dictionary<string, string>? Labels(string[]? items) =>
+        items is { Length: > 0 } ? AutomationCommands.Pairs(items, "--label") : null;
 
     /// <summary>--shares, --reservation, --limit, --memory-reservation, --memory-limit, --cpuset (vm create and vm set).</summary>
     private sealed class ResourceOptions

@@ -91,6 +91,24 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
                 context.Out.WriteLine(issued.Key);
                 context.Error.WriteLine("this is the only time the key is shown: store it now (the node keeps only its hash)");
                 break;
+            case ApiRender.Webhooks:
+                Write(Rendering.Generic(response.Body, ["id", "url", "events", "createdAt"]));
+                break;
+            case ApiRender.CreatedWebhook:
+                var hook = System.Text.Json.Nodes.JsonNode.Parse(response.Body)!;
+                context.Out.WriteLine($"webhook {hook["id"]} → {hook["url"]}; signing secret:");
+                context.Out.WriteLine((string?)hook["secret"]);
+                context.Error.WriteLine("this is the only time the secret is shown: deliveries carry X-Orchestrator-Signature: sha256=HMAC(secret, body)");
+                break;
+            case ApiRender.Deliveries:
+                Write(Rendering.Generic(response.Body, ["deliveryId", "eventId", "eventType", "status", "attempts", "lastStatusCode", "lastError"]));
+                break;
+            case ApiRender.Rules:
+                Write(Rendering.Generic(response.Body, ["id", "name", "on", "schedule", "action", "selector"]));
+                break;
+            case ApiRender.Done:
+                context.Out.WriteLine(response.Body.Length > 0 && args.Method == "PUT" ? "labels set" : "done");
+                break;
             default:
                 context.Out.WriteLine("revoked");
                 break;
@@ -121,7 +139,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
             "v1/vms",
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
                 args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
-                args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset),
+                args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels),
             ct);
         if (!args.Wait)
         {

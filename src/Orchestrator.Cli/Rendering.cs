@@ -170,6 +170,25 @@ public static class Rendering
         return table;
     }
 
+    /// <summary>A table of the given fields of a JSON object or array of objects (nested values shown compact).</summary>
+    public static IRenderable Generic(string json, IReadOnlyList<string> fields)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(json);
+        var rows = node is System.Text.Json.Nodes.JsonArray array ? array.ToList() : [node];
+        var table = PlainTable(fields.Select(f => f.ToUpperInvariant()).ToArray());
+        foreach (var row in rows)
+        {
+            table.AddRow(fields.Select(f => (IRenderable)Text(row?[f] switch
+            {
+                null => "-",
+                System.Text.Json.Nodes.JsonValue value => value.ToString(),
+                var other => other.ToJsonString(),
+            })).ToArray());
+        }
+
+        return table;
+    }
+
     public static IRenderable TenantTable(IEnumerable<Tenant> tenants)
     {
         var table = PlainTable("ID", "STATE", "VMS", "VCPUS", "MEMORY");

@@ -12,6 +12,11 @@ public enum ApiRender
     Tenant,
     IssuedKey,
     Revoked,
+    Webhooks,
+    CreatedWebhook,
+    Deliveries,
+    Rules,
+    Done,
 }
 
 /// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>

@@ -65,3 +65,34 @@ public class TenantCommandTests
         Assert.Equal("revoked\n", run.Out.ToString().Replace("\r\n", "\n"));
     }
 }
+
+public class AutomationCommandTests
+{
+    [Fact]
+    public async Task Rule_create_sends_an_event_trigger_with_its_selector()
+    {
+        var http = new ScriptedHandler().On("POST", "/v1/rules", HttpStatusCode.Created,
+            """{"id":"rule1","name":"crashy","on":{"event":"VmRestarting","count":3,"within":"10m"},"schedule":null,"action":"replace","selector":{"env":"dev"}}""");
+        var run = await CliRun.Of(http, null, "rule", "create", "crashy", "--on", "VmRestarting", "--count", "3", "--action", "replace", "--selector", "env=dev");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("""{"name":"crashy","on":{"event":"VmRestarting","count":3,"within":"10m"},"schedule":null,"action":"replace","selector":{"env":"dev"}}""",
+            http.Requests.Single().Body);
+        Assert.Matches(@"rule1\s+crashy", run.Out.ToString());
+    }
+
+    [Fact]
+    public async Task A_webhook_secret_is_printed_once_and_a_bad_label_is_named()
+    {
+        var http = new ScriptedHandler().On("POST", "/v1/webhooks", HttpStatusCode.Created,
+            """{"id":"wh1","url":"https://example.org/h","events":[],"secret":"abc123"}""");
+        var run = await CliRun.Of(http, null, "webhook", "create", "--url", "https://example.org/h");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("abc123", run.Out.ToString());
+        Assert.Contains("only time the secret is shown", run.Error.ToString());
+
+        var bad = await CliRun.Of(new ScriptedHandler(), null, "vm", "label", "web", "nokey");
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("'nokey' is not KEY=VALUE", bad.Error.ToString());
+    }
+}
