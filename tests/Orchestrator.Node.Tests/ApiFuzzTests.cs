@@ -18,7 +18,7 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
     [
         "v1/vms", "v1/vms/{id}", "v1/vms/{id}/stop", "v1/vms/{id}/start", "v1/vms/{id}/resources", "v1/vms/{id}/labels",
         "v1/tenants", "v1/tenants/{id}", "v1/tenants/{id}/keys", "v1/tenants/{id}/keys/{id}", "v1/hosts", "v1/tenant", "v1/{id}",
-        "v1/webhooks", "v1/webhooks/{id}", "v1/webhooks/{id}/deliveries", "v1/apply",
+        "v1/webhooks", "v1/webhooks/{id}", "v1/webhooks/{id}/deliveries", "v1/apply", "v1/rules", "v1/rules/{id}",
     ];
 
     private static readonly string[] Methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -129,6 +129,7 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
         "/v1/vms", "/v1/vms/{name}", "/v1/vms/{name}/stop", "/v1/vms/{name}/start", "/v1/vms/{name}/labels", "/v1/vms/{name}/resources",
         "/v1/hosts", "/v1/capacity", "/v1/images", "/v1/tenant", "/v1/tenants", "/v1/tenants/{id}", "/v1/tenants/{id}/keys",
         "/v1/tenants/{id}/keys/{keyId}", "/v1/webhooks", "/v1/webhooks/{id}", "/v1/webhooks/{id}/deliveries", "/v1/apply",
+        "/v1/rules", "/v1/rules/{id}", "/v1/events",
     ];
 
     [Fact]

@@ -61,6 +61,11 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         new("GET", "v1/webhooks/wh000000000000/deliveries", null,                   401, 401, 404, 404, 404, 404),
         new("POST", "v1/apply?dryRun=true", "vms {}", 401, 401, 200, 200, 200, 200) { ContentType = "text/plain" },
         new("POST", "v1/apply", "vms {}",                                           401, 401, 200, 403, 200, 200) { ContentType = "text/plain" },
+        new("POST", "v1/rules", """{"name":"r-{caller}","schedule":"0 20 * * 1-5","action":"stop"}""", 401, 401, 201, 403, 201, 201),
+        new("GET", "v1/rules", null,                                                401, 401, 200, 200, 200, 200),
+        new("DELETE", "v1/rules/rule000000000000", null,                            401, 401, 404, 403, 404, 404),
+        new("GET", "v1/events?follow=false", null,                                  401, 401, 200, 200, 200, 200),
+        new("GET", "v1/events?follow=false&vm=web", null,                           401, 401, 200, 200, 404, 404),
         new("GET", "v1/nothing-here", null,                                         404, 404, 404, 404, 404, 404),
     ];
 
@@ -115,6 +120,7 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
                     failures.Add($"{row.Method} {row.Path} as {caller}: {(int)response.StatusCode} without problem details");
                 }
 
+                // The event stream carries ids of the caller's own VMs only (an admin's carries everyone's).
                 var forbidden = caller switch
                 {
                     Caller.AlphaMember or Caller.AlphaReadOnly => bravoSecrets,
