@@ -321,6 +321,14 @@ public static class OrchestratorApi
         }
     }
 
+    /// <summary>A scheduler's answer to a delete/revoke: 204, or the refusal as problem details.</summary>
+    public static IResult NoContentOrRefusal(object reply) => reply switch
+    {
+        SchedulerReplies.Accepted => Results.NoContent(),
+        SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+        _ => Unexpected(reply),
+    };
+
     public static IResult FromRefusal(Refusal refusal) => refusal.Kind switch
     {
         RefusalKind.NotFound => Problem(StatusCodes.Status404NotFound, "not found", refusal.Message),

@@ -110,12 +110,7 @@ public static class RuleEndpoints
         v1.MapDelete("/rules/{id}", async (string id, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.DeleteRule(Acting(http), id), ct);
-            return reply switch
-            {
-                SchedulerReplies.Accepted => Results.NoContent(),
-                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
-                _ => Unexpected(reply),
-            };
+            return NoContentOrRefusal(reply);
         }).RequireWrite();
 
         return v1;

@@ -140,12 +140,7 @@ public static class TenantEndpoints
         {
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.RevokeKey(new TenantId(id), keyId), ct);
             auth.Forget(); // revoked means revoked, here at once
-            return reply switch
-            {
-                SchedulerReplies.Accepted => Results.NoContent(),
-                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
-                _ => Unexpected(reply),
-            };
+            return NoContentOrRefusal(reply);
         }).RequireAdmin();
 
         return v1;

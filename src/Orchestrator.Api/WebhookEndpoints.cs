@@ -64,12 +64,7 @@ public static class WebhookEndpoints
         v1.MapDelete("/webhooks/{id}", async (string id, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.DeleteWebhook(Acting(http), id), ct);
-            return reply switch
-            {
-                SchedulerReplies.Accepted => Results.NoContent(),
-                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
-                _ => Unexpected(reply),
-            };
+            return NoContentOrRefusal(reply);
         }).RequireWrite();
 
         v1.MapGet("/webhooks/{id}/deliveries", async (string id, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

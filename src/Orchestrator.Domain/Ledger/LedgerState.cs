@@ -378,18 +378,23 @@ public sealed record LedgerState(
     public static readonly IReadOnlySet<string> EventTypeNames = typeof(LedgerEvents).GetNestedTypes()
         .Where(t => typeof(ILedgerEvent).IsAssignableFrom(t)).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
 
+    /// <summary>Why the tenant's VM can't be changed: missing (404, like another tenant's) or being deleted (409).</summary>
+    private (VmRecord? Vm, Decision? Refused) Changeable(TenantId tenant, string name) => FindVm(tenant, name) switch
+    {
+        null => (null, Decision.Refuse(Refusal.NotFound($"no VM named '{name}'"))),
+        { Status: VmStatus.Deleting } vm => (vm, Decision.Refuse(Refusal.Conflict("name", $"VM '{name}' is being deleted"))),
+        var vm => (vm, null),
+    };
+
     private Decision DecideDesired(TenantId tenant, string name, DesiredState desired)
     {
-        var vm = FindVm(tenant, name);
-        if (vm is null)
+        var (found, refused) = Changeable(tenant, name);
+        if (refused is not null)
         {
-            return Decision.Refuse(Refusal.NotFound($"no VM named '{name}'"));
+            return refused;
         }
 
-        if (vm.Status == VmStatus.Deleting)
-        {
-            return Decision.Refuse(Refusal.Conflict("name", $"VM '{name}' is being deleted"));
-        }
+        var vm = found!;
 
         // Starting a VM that is down (crashed for good, or powered off by its guest) is the way to bring it back,
         // as `docker start` is, even though the tenant never asked for it to stop.
@@ -455,16 +460,13 @@ public sealed record LedgerState(
 
     private Decision DecideSetResources(LedgerCommands.SetVmResources c)
     {
-        var vm = FindVm(c.Tenant, c.Name);
-        if (vm is null)
+        var (found, refused) = Changeable(c.Tenant, c.Name);
+        if (refused is not null)
         {
-            return Decision.Refuse(Refusal.NotFound($"no VM named '{c.Name}'"));
+            return refused;
         }
 
-        if (vm.Status == VmStatus.Deleting)
-        {
-            return Decision.Refuse(Refusal.Conflict("name", $"VM '{c.Name}' is being deleted"));
-        }
+        var vm = found!;
 
         var errors = c.Resources.Validate(vm.Spec.Vcpus, vm.Spec.MemoryMiB);
         if (errors.Count > 0)
@@ -500,16 +502,13 @@ public sealed record LedgerState(
 
     private Decision DecideSetLabels(LedgerCommands.SetVmLabels c)
     {
-        var vm = FindVm(c.Tenant, c.Name);
-        if (vm is null)
+        var (found, refused) = Changeable(c.Tenant, c.Name);
+        if (refused is not null)
         {
-            return Decision.Refuse(Refusal.NotFound($"no VM named '{c.Name}'"));
+            return refused;
         }
 
-        if (vm.Status == VmStatus.Deleting)
-        {
-            return Decision.Refuse(Refusal.Conflict("name", $"VM '{c.Name}' is being deleted"));
-        }
+        var vm = found!;
 
         var errors = VmLabels.Validate(c.Labels).ToList();
         if (errors.Count > 0)
