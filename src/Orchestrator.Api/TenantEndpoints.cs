@@ -21,7 +21,16 @@ public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB)
 
 public sealed record CreateTenantRequest(string? Id, QuotaDto? Quota);
 
-public sealed record UpdateTenantRequest(QuotaDto? Quota, bool? Disabled);
+/// <summary>A tenant's CPU pool on each host (null shares: as much as its VMs' shares together).</summary>
+public sealed record PoolDto(int? CpuShares, int? CpuReservationMillicores, int? CpuLimitMillicores)
+{
+    public TenantCpuPool ToPool() => new(CpuShares, CpuReservationMillicores ?? 0, CpuLimitMillicores);
+
+    public static PoolDto? From(TenantCpuPool? p) => p is null ? null : new(p.Shares, p.ReservationMillicores, p.LimitMillicores);
+}
+
+/// <summary><c>quota</c> and <c>pool</c> each replace the tenant's whole quota or pool when given.</summary>
+public sealed record UpdateTenantRequest(QuotaDto? Quota, bool? Disabled, PoolDto? Pool = null);
 
 public sealed record CreateKeyRequest(string? Role, string? Name);
 
@@ -36,14 +45,15 @@ public sealed record IssuedKeyDto(string KeyId, string Tenant, string Role, stri
 
 public sealed record UsageDto(int Vms, int Vcpus, long MemoryMiB);
 
-public sealed record TenantDto(string Id, bool Disabled, QuotaDto Quota, UsageDto Usage, IReadOnlyList<KeyDto>? Keys)
+public sealed record TenantDto(string Id, bool Disabled, QuotaDto Quota, UsageDto Usage, IReadOnlyList<KeyDto>? Keys, PoolDto? Pool)
 {
     public static TenantDto From(SchedulerReplies.TenantFound found, bool withKeys) => new(
         found.Tenant!.Id.Value,
         found.Tenant.Disabled,
         QuotaDto.From(found.Tenant.Quota),
         new UsageDto(found.Usage.Vms, found.Usage.Vcpus, found.Usage.MemoryMiB),
-        withKeys ? found.Keys.Select(KeyDto.From).ToList() : null);
+        withKeys ? found.Keys.Select(KeyDto.From).ToList() : null,
+        PoolDto.From(found.Tenant.Pool));
 }
 
 /// <summary>
@@ -104,7 +114,7 @@ public static class TenantEndpoints
             }
 
             var tenant = new TenantId(id);
-            var reply = await AskAsync<object>(scheduler, new LedgerCommands.UpdateTenant(tenant, body!.Quota?.ToQuota(), body.Disabled), ct);
+            var reply = await AskAsync<object>(scheduler, new LedgerCommands.UpdateTenant(tenant, body!.Quota?.ToQuota(), body.Disabled, body.Pool?.ToPool()), ct);
             auth.Forget(); // a disabled tenant's keys stop working here at once
             return await AnswerTenantAsync(scheduler, reply, tenant, StatusCodes.Status200OK, ct);
         }).RequireAdmin();

@@ -60,7 +60,9 @@ public sealed record TenantUsage(int Vms, int Vcpus, long MemoryMiB);
 
 public sealed record ApiKeyInfo(string KeyId, string Tenant, string Role, string? Name, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt);
 
-public sealed record Tenant(string Id, bool Disabled, JsonQuota Quota, TenantUsage Usage, IReadOnlyList<ApiKeyInfo>? Keys);
+public sealed record JsonPool(int? CpuShares, int? CpuReservationMillicores, int? CpuLimitMillicores);
+
+public sealed record Tenant(string Id, bool Disabled, JsonQuota Quota, TenantUsage Usage, IReadOnlyList<ApiKeyInfo>? Keys, JsonPool? Pool = null);
 
 /// <summary>A key as issued: <see cref="Key"/> is shown this once.</summary>
 public sealed record IssuedApiKey(string KeyId, string Tenant, string Role, string? Name, string Key);

@@ -67,7 +67,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
         {
             // The API replaces a quota whole: read it, change what was typed, send it back.
             var current = (await api.GetAsync(args.Path, ct)).Read<Tenant>();
-            body = change.Merge(current.Quota);
+            body = change.Merge(current);
         }
 
         var response = await api.SendAsync(new HttpMethod(args.Method), args.Path, body, ct);

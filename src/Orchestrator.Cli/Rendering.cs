@@ -199,7 +199,7 @@ public static class Rendering
                 Text(t.Disabled ? "disabled" : "enabled"),
                 Text(Of(t.Usage.Vms, t.Quota.Vms)),
                 Text(Of(t.Usage.Vcpus, t.Quota.Vcpus)),
-                Text(Of(t.Usage.MemoryMiB, t.Quota.MemoryMiB) + " MiB"));
+                Text(Of(t.Usage.MemoryMiB, t.Quota.MemoryMiB, " MiB")));
         }
 
         return table;
@@ -216,7 +216,13 @@ public static class Rendering
         Row("State", t.Disabled ? "disabled" : "enabled");
         Row("VMs", Of(t.Usage.Vms, t.Quota.Vms));
         Row("vCPUs", Of(t.Usage.Vcpus, t.Quota.Vcpus));
-        Row("Memory", Of(t.Usage.MemoryMiB, t.Quota.MemoryMiB) + " MiB");
+        Row("Memory", Of(t.Usage.MemoryMiB, t.Quota.MemoryMiB, " MiB"));
+        if (t.Pool is { } pool)
+        {
+            Row("CPU pool", $"shares {(pool.CpuShares is { } s ? Number(s) : "its VMs'")}, reserved {Number(pool.CpuReservationMillicores ?? 0)}m, " +
+                            $"limit {(pool.CpuLimitMillicores is { } l ? Number(l) + "m" : "none")} (per host)");
+        }
+
         if (t.Keys is not { Count: > 0 } keys)
         {
             return grid;
@@ -231,9 +237,9 @@ public static class Rendering
         return new Rows(grid, new Text(string.Empty), table);
     }
 
-    /// <summary>"3 of 10", or "3 (no limit)".</summary>
-    private static string Of(long used, long? limit) =>
-        limit is { } max ? $"{Number(used)} of {Number(max)}" : $"{Number(used)} (no limit)";
+    /// <summary>"3 of 10", or "3 (no limit)"; the unit after each figure.</summary>
+    private static string Of(long used, long? limit, string unit = "") =>
+        limit is { } max ? $"{Number(used)}{unit} of {Number(max)}{unit}" : $"{Number(used)}{unit} (no limit)";
 
     /// <summary>The line under <c>host list</c>: totals, and the HA headroom when one is configured.</summary>
     public static string CapacityLine(Capacity c)

@@ -26,19 +26,30 @@ public sealed record ApiCallArgs(ClientArgs Client, string Method, string Path, 
 /// A quota change typed on the command line: null leaves a limit as it is, <see cref="Unlimited"/> removes it. The
 /// API replaces the quota whole, so the client reads the tenant first and merges.
 /// </summary>
-public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, bool? Disabled)
+public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, bool? Disabled,
+    long? PoolShares = null, long? PoolReservationMillicores = null, long? PoolLimitMillicores = null)
 {
     public const long Unlimited = -1;
 
-    public object Merge(JsonQuota current) => new
+    private bool ChangesPool => PoolShares is not null || PoolReservationMillicores is not null || PoolLimitMillicores is not null;
+
+    public object Merge(Tenant current) => new
     {
         quota = new
         {
-            vms = Pick(Vms, current.Vms),
-            vcpus = Pick(Vcpus, current.Vcpus),
-            memoryMiB = Pick(MemoryMiB, current.MemoryMiB),
+            vms = Pick(Vms, current.Quota.Vms),
+            vcpus = Pick(Vcpus, current.Quota.Vcpus),
+            memoryMiB = Pick(MemoryMiB, current.Quota.MemoryMiB),
         },
         disabled = Disabled,
+        pool = ChangesPool
+            ? new
+            {
+                cpuShares = Pick(PoolShares, current.Pool?.CpuShares),
+                cpuReservationMillicores = Pick(PoolReservationMillicores, current.Pool?.CpuReservationMillicores) ?? 0,
+                cpuLimitMillicores = Pick(PoolLimitMillicores, current.Pool?.CpuLimitMillicores),
+            }
+            : null,
     };
 
     private static long? Pick(long? typed, long? current) => typed switch
@@ -94,7 +105,13 @@ public static class TenantCommands
             var (vms, vcpus, memory) = QuotaOptions(allowNone: true);
             var disable = new Option<bool>("--disable") { Description = "Its keys stop working (its VMs keep running)." };
             var enable = new Option<bool>("--enable") { Description = "Its keys work again." };
-            var set = new Command("set", "Change a tenant's quota (\"none\" lifts a limit), or disable/enable it.") { id, vms, vcpus, memory, disable, enable };
+            var poolShares = new Option<string>("--pool-shares") { Description = "Its CPU pool's weight against other tenants on each host (\"none\": its VMs' shares).", HelpName = "N" };
+            var poolReservation = new Option<string>("--pool-reservation") { Description = "CPU guaranteed to its VMs together on each host, in millicores (\"none\": 0).", HelpName = "MILLICORES" };
+            var poolLimit = new Option<string>("--pool-limit") { Description = "CPU cap for its VMs together on each host, in millicores (\"none\": no cap).", HelpName = "MILLICORES" };
+            var set = new Command("set", "Change a tenant's quota (\"none\" lifts a limit) or CPU pool, or disable/enable it.")
+            {
+                id, vms, vcpus, memory, disable, enable, poolShares, poolReservation, poolLimit,
+            };
             addTo(set);
             set.SetAction((parse, ct) =>
             {
@@ -104,10 +121,11 @@ public static class TenantCommands
                 }
 
                 bool? disabled = parse.GetValue(disable) ? true : parse.GetValue(enable) ? false : null;
-                var change = new TenantQuotaChange(Limit(parse, vms), Limit(parse, vcpus), Limit(parse, memory), disabled);
+                var change = new TenantQuotaChange(Limit(parse, vms), Limit(parse, vcpus), Limit(parse, memory), disabled,
+                    Limit(parse, poolShares), Limit(parse, poolReservation), Limit(parse, poolLimit));
                 if (change == new TenantQuotaChange(null, null, null, null))
                 {
-                    throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --disable or --enable");
+                    throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --pool-shares, --pool-reservation, --pool-limit, --disable or --enable");
                 }
 
                 return actions.CallAsync(new ApiCallArgs(bind(parse), "PATCH", $"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}", null,

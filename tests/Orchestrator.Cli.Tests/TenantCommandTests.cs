@@ -18,7 +18,7 @@ public class TenantCommandTests
         Assert.Equal(0, run.ExitCode);
         Assert.Equal("""{"id":"acme","quota":{"vms":10,"vcpus":20,"memoryMiB":null}}""", http.Requests.Single().Body);
         Assert.Matches(@"VMs\s+2 of 10", run.Out.ToString());
-        Assert.Matches(@"Memory\s+512 \(no limit\) MiB", run.Out.ToString());
+        Assert.Matches(@"Memory\s+512 MiB \(no limit\)", run.Out.ToString());
         Assert.Matches(@"0123456789abcdef\s+read-only\s+ci", run.Out.ToString());
     }
 
@@ -31,7 +31,20 @@ public class TenantCommandTests
         var run = await CliRun.Of(http, null, "tenant", "set", "acme", "--max-vms", "none", "--max-memory", "4096", "--disable");
 
         Assert.Equal(0, run.ExitCode);
-        Assert.Equal("""{"quota":{"vms":null,"vcpus":20,"memoryMiB":4096},"disabled":true}""", http.Requests[1].Body);
+        Assert.Equal("""{"quota":{"vms":null,"vcpus":20,"memoryMiB":4096},"disabled":true,"pool":null}""", http.Requests[1].Body);
+    }
+
+    [Fact]
+    public async Task Tenant_set_pool_options_send_a_pool_merged_with_the_current_one()
+    {
+        var http = new ScriptedHandler()
+            .On("GET", "/v1/tenants/acme", HttpStatusCode.OK, Acme)
+            .On("PATCH", "/v1/tenants/acme", HttpStatusCode.OK, Acme);
+        var run = await CliRun.Of(http, null, "tenant", "set", "acme", "--pool-shares", "4096", "--pool-limit", "1500");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("""{"quota":{"vms":10,"vcpus":20,"memoryMiB":null},"disabled":null,"pool":{"cpuShares":4096,"cpuReservationMillicores":0,"cpuLimitMillicores":1500}}""",
+            http.Requests[1].Body);
     }
 
     [Fact]

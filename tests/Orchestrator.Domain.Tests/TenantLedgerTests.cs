@@ -98,3 +98,43 @@ public class TenantLedgerTests
         Assert.Equal("hash1", ledger.State.Keys["k1"].SecretHash);
     }
 }
+
+/// <summary>Tenant CPU pools: a tenant's VMs on a host share what its pool gets there.</summary>
+public class TenantPoolTests
+{
+    [Fact]
+    public void Pool_shares_weigh_tenants_against_each_other_whatever_their_vm_count()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1", cpus: 1);
+        var solo = Running(ledger, "solo", "one");
+        var crowd = new[] { "c1", "c2", "c3" }.Select(n => Running(ledger, n, "many")).ToList();
+        var host = new HostId("h1");
+
+        // By default each tenant's pool weighs as much as its VMs: 1 VM against 3.
+        ledger.Send(new LedgerCommands.RecomputeShares(host, [], 0));
+        Assert.Equal(250, ledger.State.Vms[solo.Id].EntitledCpuMillicores);
+
+        // Equal pool shares: half the CPU each, the crowd dividing its half.
+        Assert.Null(ledger.Send(new LedgerCommands.UpdateTenant(new TenantId("one"), null, null, new TenantCpuPool(Shares: 1000))).Refusal);
+        Assert.Null(ledger.Send(new LedgerCommands.UpdateTenant(new TenantId("many"), null, null, new TenantCpuPool(Shares: 1000))).Refusal);
+        ledger.Send(new LedgerCommands.RecomputeShares(host, [], 0));
+        Assert.Equal(500, ledger.State.Vms[solo.Id].EntitledCpuMillicores);
+        Assert.Equal(500, crowd.Sum(v => ledger.State.Vms[v.Id].EntitledCpuMillicores));
+
+        // A pool limit caps the tenant's VMs together.
+        ledger.Send(new LedgerCommands.UpdateTenant(new TenantId("one"), null, null, new TenantCpuPool(Shares: 1000, LimitMillicores: 200)));
+        ledger.Send(new LedgerCommands.RecomputeShares(host, [], 0));
+        Assert.Equal(200, ledger.State.Vms[solo.Id].EntitledCpuMillicores);
+
+        var refused = ledger.Send(new LedgerCommands.UpdateTenant(new TenantId("one"), null, null, new TenantCpuPool(ReservationMillicores: 500, LimitMillicores: 100)));
+        Assert.Contains(refused.Refusal!.Errors, e => e.Field == "pool.cpuLimitMillicores");
+    }
+
+    private static VmRecord Running(LedgerDriver ledger, string name, string tenant)
+    {
+        var vm = ledger.Create(name, tenant: tenant);
+        ledger.Send(new LedgerCommands.ReportVm(vm.Id, vm.Epoch, VmStatus.Running, null, 100, null));
+        return ledger.State.Vms[vm.Id];
+    }
+}

@@ -342,7 +342,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         }
 
         var epochMoved = assignment.Epoch > slot.Assignment.Epoch;
-        var resourcesMoved = assignment.EffectiveResources != slot.Assignment.EffectiveResources;
+        var resourcesMoved = assignment.EffectiveResources != slot.Assignment.EffectiveResources || assignment.Pool != slot.Assignment.Pool;
         slot.Assignment = assignment;
         if (resourcesMoved)
         {
@@ -453,7 +453,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         var members = running
             .Select(s => new HostShares.Member(s.Assignment.VmId, s.Assignment.Tenant, s.Assignment.Vcpus, s.Assignment.EffectiveResources))
             .ToList();
-        var entitled = HostShares.UnderContention(_settings.Cpus * 1000L, members);
+        var pools = running.GroupBy(s => s.Assignment.Tenant).ToDictionary(g => g.Key, g => g.First().Assignment.Pool);
+        var entitled = HostShares.UnderContention(_settings.Cpus * 1000L, members, tenant => pools.GetValueOrDefault(tenant));
         foreach (var slot in running)
         {
             var resources = slot.Assignment.EffectiveResources;

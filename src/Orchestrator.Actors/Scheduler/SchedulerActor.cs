@@ -378,7 +378,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         var agent = Sender;
         Persist(register.Host, Decided.Decide(register.Host, _rules, DateTimeOffset.UtcNow), () =>
             agent.Tell(new SchedulerReplies.HostAssignments(
-                _state.VmsOn(host).Select(VmAssignment.From).ToList())));
+                _state.VmsOn(host).Select(AssignmentOf).ToList())));
     }
 
     private void Handle(ILedgerCommand command, VmId? subject)
@@ -453,6 +453,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             {
                 changed.Add(((IVmLedgerEvent)evt).VmId);
             }
+            else if (evt is TenantUpdated updated)
+            {
+                // A changed pool changes its VMs' weights on every host: tell the hosts.
+                changed.UnionWith(ahead.VmsOf(updated.Tenant).Select(v => v.Id));
+                _sharesDue.UnionWith(ahead.VmsOf(updated.Tenant).Where(v => v.Host is not null).Select(v => v.Host!.Value));
+            }
 
             _eventsSinceSnapshot++;
             if (--remaining > 0)
@@ -512,11 +518,13 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             ? host with { State = HostState.Unreachable }
             : host;
 
+    private VmAssignment AssignmentOf(VmRecord vm) => VmAssignment.From(vm, _state.Tenants.GetValueOrDefault(vm.Tenant)?.Pool);
+
     private void TellHost(VmId vmId)
     {
         if (_state.Vms.TryGetValue(vmId, out var vm) && vm.Host is { } host && _agents.TryGetValue(host, out var agent))
         {
-            agent.Tell(new HostAgentCommands.Assign(VmAssignment.From(vm)));
+            agent.Tell(new HostAgentCommands.Assign(AssignmentOf(vm)));
         }
     }
 

@@ -30,7 +30,7 @@ public static class LedgerCommands
     public sealed record CreateTenant(TenantId Tenant, TenantQuota Quota) : ILedgerCommand;
 
     /// <summary>Changes a tenant's quota and/or disables it (its keys stop working, its VMs keep running). Not the system tenant's state.</summary>
-    public sealed record UpdateTenant(TenantId Tenant, TenantQuota? Quota, bool? Disabled) : ILedgerCommand;
+    public sealed record UpdateTenant(TenantId Tenant, TenantQuota? Quota, bool? Disabled, TenantCpuPool? Pool = null) : ILedgerCommand;
 
     /// <summary>Records a new key (its id and the hash of its secret). Admin keys belong to the system tenant only.</summary>
     public sealed record IssueKey(string KeyId, TenantId Tenant, KeyRole Role, string SecretHash, string? Name) : ILedgerCommand;

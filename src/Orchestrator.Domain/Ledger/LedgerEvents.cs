@@ -27,7 +27,7 @@ public static class LedgerEvents
 
     public sealed record TenantCreated(TenantId Tenant, TenantQuota Quota, DateTimeOffset At) : ILedgerEvent;
 
-    public sealed record TenantUpdated(TenantId Tenant, TenantQuota Quota, bool Disabled) : ILedgerEvent;
+    public sealed record TenantUpdated(TenantId Tenant, TenantQuota Quota, bool Disabled, TenantCpuPool? Pool = null) : ILedgerEvent;
 
     /// <summary>A key was issued; only the hash of its secret is recorded. Never shown on event streams.</summary>
     public sealed record ApiKeyIssued(string KeyId, TenantId Tenant, KeyRole Role, string SecretHash, string? Name, DateTimeOffset At)

@@ -212,16 +212,17 @@ public sealed record LedgerState(
         }
 
         var quota = c.Quota ?? tenant.Quota;
-        var errors = quota.Validate().ToList();
+        var pool = c.Pool ?? tenant.Pool;
+        var errors = quota.Validate().Concat(pool?.Validate() ?? []).ToList();
         if (errors.Count > 0)
         {
             return Decision.Refuse(Refusal.Invalid(errors));
         }
 
         var disabled = c.Disabled ?? tenant.Disabled;
-        return quota == tenant.Quota && disabled == tenant.Disabled
+        return quota == tenant.Quota && disabled == tenant.Disabled && pool == tenant.Pool
             ? Decision.Nothing
-            : Decision.Accept(new TenantUpdated(c.Tenant, quota, disabled));
+            : Decision.Accept(new TenantUpdated(c.Tenant, quota, disabled, pool));
     }
 
     private Decision DecideIssueKey(LedgerCommands.IssueKey c, DateTimeOffset now)
@@ -532,7 +533,7 @@ public sealed record LedgerState(
         var running = VmsOn(c.HostId).Where(v => v.Status is VmStatus.Starting or VmStatus.Running or VmStatus.Ready).ToList();
         var demand = c.Demand.ToDictionary(d => d.VmId, d => d.Millicores);
         var entitled = HostShares.Divide(host.CpuMillicores, running.Select(HostShares.From).ToList(),
-            id => demand.TryGetValue(id, out var m) ? m : null);
+            id => demand.TryGetValue(id, out var m) ? m : null, t => Tenants.GetValueOrDefault(t)?.Pool);
         var changed = new List<ILedgerEvent>();
         foreach (var vm in VmsOn(c.HostId).OrderBy(v => v.Id.Value))
         {
@@ -610,7 +611,10 @@ public sealed record LedgerState(
             Usage = Usage.SetItem(e.Tenant, UsageOf(e.Tenant).Add(1, e.Spec.Vcpus, e.Spec.MemoryMiB)),
         },
         TenantCreated e => this with { Tenants = Tenants.SetItem(e.Tenant, new TenantRecord(e.Tenant, e.Quota, false, e.At)) },
-        TenantUpdated e => this with { Tenants = Tenants.SetItem(e.Tenant, Tenants[e.Tenant] with { Quota = e.Quota, Disabled = e.Disabled }) },
+        TenantUpdated e => this with
+        {
+            Tenants = Tenants.SetItem(e.Tenant, Tenants[e.Tenant] with { Quota = e.Quota, Disabled = e.Disabled, Pool = e.Pool }),
+        },
         ApiKeyIssued e => this with { Keys = Keys.SetItem(e.KeyId, new ApiKeyRecord(e.KeyId, e.Tenant, e.Role, e.SecretHash, e.Name, e.At, null)) },
         WebhookCreated e => this with { Webhooks = Webhooks.SetItem(e.Id, new WebhookRecord(e.Id, e.Tenant, e.Url, e.Secret, e.EventTypes, e.At)) },
         WebhookDeleted e => this with { Webhooks = Webhooks.Remove(e.Id) },

@@ -1,4 +1,5 @@
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Domain.Shares;
@@ -17,22 +18,25 @@ public static class HostShares
 
     public sealed record Member(VmId VmId, TenantId Tenant, int Vcpus, VmResources Resources);
 
+    /// <param name="pools">each tenant's pool settings (null: a pool weighing as much as its VMs' shares, no reservation or limit).</param>
     public static IReadOnlyDictionary<VmId, long> Divide(long capacityMillicores, IReadOnlyList<Member> vms,
-        Func<VmId, long?>? demandMillicores = null)
+        Func<VmId, long?>? demandMillicores = null, Func<TenantId, TenantCpuPool?>? pools = null)
     {
-        var pools = vms
+        var claims = vms
             .GroupBy(v => v.Tenant)
             .OrderBy(g => g.Key.Value, StringComparer.Ordinal)
-            .Select(g => new PoolClaim(g.Key.Value, null, 0, null, g.Select(v => Claim(v, demandMillicores?.Invoke(v.VmId))).ToList()))
+            .Select(g => (Pool: pools?.Invoke(g.Key), Tenant: g.Key, Members: g.Select(v => Claim(v, demandMillicores?.Invoke(v.VmId))).ToList()))
+            .Select(p => new PoolClaim(p.Tenant.Value, p.Pool?.Shares, p.Pool?.ReservationMillicores ?? 0, p.Pool?.LimitMillicores, p.Members))
             .ToList();
         var byId = vms.ToDictionary(v => v.VmId.Compact);
-        return Entitlements.DivideInPools(capacityMillicores, pools)
+        return Entitlements.DivideInPools(capacityMillicores, claims)
             .ToDictionary(kv => byId[kv.Key].VmId, kv => kv.Value);
     }
 
     /// <summary>Every VM burning all its vCPUs: what the host writes as each VM's CPU weight.</summary>
-    public static IReadOnlyDictionary<VmId, long> UnderContention(long capacityMillicores, IReadOnlyList<Member> vms) =>
-        Divide(capacityMillicores, vms);
+    public static IReadOnlyDictionary<VmId, long> UnderContention(long capacityMillicores, IReadOnlyList<Member> vms,
+        Func<TenantId, TenantCpuPool?>? pools = null) =>
+        Divide(capacityMillicores, vms, null, pools);
 
     /// <summary>A CPU weight in cgroup v1 cpu.shares units: the full-contention entitlement in millicores.</summary>
     public static int Weight(long contentionMillicores) =>

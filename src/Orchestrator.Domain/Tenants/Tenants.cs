@@ -85,7 +85,35 @@ public sealed record TenantUsage(int Vms, int Vcpus, long MemoryMiB)
     public TenantUsage Add(int vms, int vcpus, long memoryMiB) => new(Vms + vms, Vcpus + vcpus, MemoryMiB + memoryMiB);
 }
 
-public sealed record TenantRecord(TenantId Id, TenantQuota Quota, bool Disabled, DateTimeOffset CreatedAt);
+/// <param name="Pool">how the tenant's VMs on each host weigh, together, against other tenants' (null: by their own shares).</param>
+public sealed record TenantRecord(TenantId Id, TenantQuota Quota, bool Disabled, DateTimeOffset CreatedAt, TenantCpuPool? Pool = null);
+
+/// <summary>
+/// A tenant's resource pool on each host, vSphere style: the tenant's VMs there share what the pool gets. Shares weigh
+/// the pool against other tenants' (null: the sum of its VMs' shares); the reservation is guaranteed to the pool as a
+/// whole, the limit caps it (millicores per host).
+/// </summary>
+public sealed record TenantCpuPool(int? Shares = null, int ReservationMillicores = 0, int? LimitMillicores = null)
+{
+    public IEnumerable<FieldError> Validate()
+    {
+        if (Shares is { } shares && (shares < VmResources.MinShares || shares > VmResources.MaxShares))
+        {
+            yield return new FieldError("pool.cpuShares", $"must be between {VmResources.MinShares} and {VmResources.MaxShares}, was {shares}");
+        }
+
+        if (ReservationMillicores < 0)
+        {
+            yield return new FieldError("pool.cpuReservationMillicores", $"must be 0 or more, was {ReservationMillicores}");
+        }
+
+        if (LimitMillicores is { } limit && (limit < VmResources.MinCpuLimitMillicores || limit < ReservationMillicores))
+        {
+            yield return new FieldError("pool.cpuLimitMillicores",
+                $"must be at least {VmResources.MinCpuLimitMillicores} and at least the reservation ({ReservationMillicores}), was {limit}");
+        }
+    }
+}
 
 /// <summary>
 /// An API key as the ledger keeps it: its public id, whose it is, and a SHA-256 of its secret (keys are 256-bit
