@@ -54,6 +54,9 @@ public sealed class SharesTests(ITestOutputHelper output)
         Assert.True(Measured("reservation", "share-a") >= 0.600 * 0.95, $"share-a reserved 600m got {Measured("reservation", "share-a")}");
         // The change was made on running guests and moved what they get.
         Assert.True(Measured("reservation", "share-c") > Measured("shares", "share-c") * 1.1);
+        // Tenant pools weighed 1:3: a alone gets a quarter, b and c share three quarters.
+        Assert.InRange(Measured("tenant pools", "share-a"), 0.25 * 0.85, 0.25 * 1.15);
+        Assert.InRange(Measured("tenant pools", "share-b") + Measured("tenant pools", "share-c"), 0.75 * 0.85, 0.75 * 1.15);
         Assert.Equal(0, (int)result["cgroups_left"]!);
     }
 

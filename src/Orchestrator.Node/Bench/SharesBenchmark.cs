@@ -11,7 +11,8 @@ namespace Orchestrator.Node.Bench;
 
 /// <summary>
 /// `bench shares`: one node whose VMs may only use one physical CPU, three guests burning that CPU, and for each
-/// setting (shares 2:1:1, then a reservation and a limit changed on the running guests) the CPU each VM is entitled to
+/// setting (shares 2:1:1, then a reservation and a limit changed on the running guests, then two tenants' pools
+/// weighed 1:3) the CPU each VM is entitled to
 /// next to the CPU its QEMU process really got over the window, read from /proc (CPU time, not wall-clock speed).
 /// </summary>
 public static class SharesBenchmark
@@ -23,6 +24,9 @@ public static class SharesBenchmark
 
     private static readonly string[] Names = ["share-a", "share-b", "share-c"];
 
+    /// <summary>a alone in one tenant, b and c together in another: the last phase weighs the tenants' pools.</summary>
+    private static readonly string[] Tenants = ["bench-solo", "bench-crowd", "bench-crowd"];
+
     private static readonly Phase[] Phases =
     [
         new("shares 2:1:1", [
@@ -33,7 +37,16 @@ public static class SharesBenchmark
             """{"cpuShares":1024,"cpuReservationMillicores":600}""",
             """{"cpuLimitMillicores":100}""",
             """{}"""]),
+        new("tenant pools 1:3 (a alone; b and c)", [
+            """{"cpuReservationMillicores":null}""",
+            """{"cpuLimitMillicores":null}""",
+            """{}"""])
+        {
+            Pools = ["""{"pool":{"cpuShares":1000}}""", """{"pool":{"cpuShares":3000}}"""],
+        },
     ];
+
+    private static string VmPath(int i, string suffix = "") => $"v1/vms/{Names[i]}{suffix}?tenant={Tenants[i]}";
 
     public static async Task<int> RunAsync(SharesBenchOptions options, CancellationToken ct)
     {
@@ -68,9 +81,14 @@ public static class SharesBenchmark
             ], ct, others.Count > 0 ? CpuSet.Format(others) : null);
             Console.Error.WriteLine($"shares: {Names.Length} burning guests on CPU {cpu}, window {window.TotalSeconds:0} s");
 
+            foreach (var tenant in Tenants.Distinct())
+            {
+                await node.Http.PostAsync("v1/tenants", BenchHttp.JsonContent($$"""{"id":"{{tenant}}"}"""), ct);
+            }
+
             for (var i = 0; i < Names.Length; i++)
             {
-                var create = await node.Http.PostAsync("v1/vms", BenchHttp.JsonContent(
+                var create = await node.Http.PostAsync($"v1/vms?tenant={Tenants[i]}", BenchHttp.JsonContent(
                     $$"""{"name":"{{Names[i]}}","vcpus":1,"memoryMiB":128,"image":"demo-burn","restartPolicy":"never"}"""), ct);
                 if (!create.IsSuccessStatusCode)
                 {
@@ -85,9 +103,22 @@ public static class SharesBenchmark
             var results = new List<PhaseResult>();
             foreach (var phase in Phases)
             {
+                var tenants = Tenants.Distinct().ToList();
+                for (var t = 0; t < (phase.Pools?.Length ?? 0); t++)
+                {
+                    var pool = await node.Http.SendAsync(new HttpRequestMessage(HttpMethod.Patch, $"v1/tenants/{tenants[t]}")
+                    {
+                        Content = BenchHttp.JsonContent(phase.Pools![t]),
+                    }, ct);
+                    if (!pool.IsSuccessStatusCode)
+                    {
+                        throw new InvalidOperationException($"pool of {tenants[t]}: {(int)pool.StatusCode} {await pool.Content.ReadAsStringAsync(ct)}");
+                    }
+                }
+
                 for (var i = 0; i < Names.Length; i++)
                 {
-                    var request = new HttpRequestMessage(HttpMethod.Patch, $"v1/vms/{Names[i]}/resources")
+                    var request = new HttpRequestMessage(HttpMethod.Patch, VmPath(i, "/resources"))
                     {
                         Content = BenchHttp.JsonContent(phase.Patches[i]),
                     };
@@ -103,9 +134,9 @@ public static class SharesBenchmark
                 Console.Error.WriteLine($"  {phase.Name}: measured {string.Join(" / ", results[^1].Vms.Select(v => Share(v.Measured)))}");
             }
 
-            foreach (var name in Names)
+            for (var i = 0; i < Names.Length; i++)
             {
-                await node.Http.DeleteAsync($"v1/vms/{name}", ct);
+                await node.Http.DeleteAsync(VmPath(i), ct);
             }
 
             await BenchHttp.Until(async () => (await BenchHttp.GetArray(node, "v1/vms"))?.Count == 0, TimeSpan.FromSeconds(60),
@@ -151,9 +182,9 @@ public static class SharesBenchmark
     private static async Task<PhaseResult> MeasureAsync(LocalNode node, string phase, TimeSpan window, CancellationToken ct)
     {
         var vms = new List<JsonObject>();
-        foreach (var name in Names)
+        for (var i = 0; i < Names.Length; i++)
         {
-            vms.Add(await BenchHttp.GetObject(node, $"v1/vms/{name}") ?? throw new InvalidOperationException($"{name} is gone"));
+            vms.Add(await BenchHttp.GetObject(node, VmPath(i)) ?? throw new InvalidOperationException($"{Names[i]} is gone"));
         }
 
         var pids = vms.Select(v => (int?)v["pid"] ?? throw new InvalidOperationException($"{v["name"]} has no process")).ToList();
@@ -166,7 +197,7 @@ public static class SharesBenchmark
         var rows = new List<VmShare>();
         for (var i = 0; i < Names.Length; i++)
         {
-            var shown = await BenchHttp.GetObject(node, $"v1/vms/{Names[i]}") ?? vms[i];
+            var shown = await BenchHttp.GetObject(node, VmPath(i)) ?? vms[i];
             var resources = shown["resources"]!;
             var entitled = ((long?)resources["entitledCpuMillicores"] ?? 0) / 1000.0;
             var measured = (after[i] - before[i]) / seconds;
@@ -221,7 +252,12 @@ public static class SharesBenchmark
 
     private static string Millicores(int? millicores) => millicores is > 0 and var m ? $"{m}m" : "-";
 
-    private sealed record Phase(string Name, string[] Patches);
+    /// <param name="Patches">each VM's resources patch.</param>
+    private sealed record Phase(string Name, string[] Patches)
+    {
+        /// <summary>Each tenant's patch (in the order of <see cref="Tenants"/>, distinct), applied first.</summary>
+        public string[]? Pools { get; init; }
+    }
 
     private sealed record PhaseResult(string Name, IReadOnlyList<VmShare> Vms);
 }
