@@ -569,7 +569,8 @@ public sealed record LedgerState(
             return new VmPending(vmId, Placement.Placement.ExplainNoFit(Hosts.Values.ToList(), request, rules.Placement));
         }
 
-        if (!failover && !Placement.Placement.KeepsHeadroom(Hosts.Values.ToList(), host, request, rules.Placement))
+        // Hosts.Values is enumerated only when a headroom is configured: a copy per decision would cost a scan.
+        if (!failover && !Placement.Placement.KeepsHeadroom(Hosts.Values, host, request, rules.Placement))
         {
             return new VmPending(vmId,
                 $"placing it on {host.Id} would leave too little room to restart the VMs of the {rules.Placement.HaHeadroomHosts} fullest host(s) " +

@@ -118,7 +118,7 @@ public static class Placement
     }
 
     /// <summary>Whether placing the request on <paramref name="host"/> keeps the HA headroom (always true without one).</summary>
-    public static bool KeepsHeadroom(IReadOnlyCollection<HostRecord> hosts, HostRecord host, ResourceRequest request, PlacementPolicy policy)
+    public static bool KeepsHeadroom(IEnumerable<HostRecord> hosts, HostRecord host, ResourceRequest request, PlacementPolicy policy)
     {
         if (policy.HaHeadroomHosts <= 0)
         {
