@@ -1,0 +1,206 @@
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+
+namespace Orchestrator.Actors.Persistence;
+
+/// <summary>One journal row as Akka.Persistence.Sql stores it (tag-table mode: the tags go to their own table).</summary>
+public sealed record JournalEntry(
+    string PersistenceId, long SequenceNr, long Created, byte[] Message, string Manifest, int SerializerId, string? WriterUuid,
+    IReadOnlyList<string> Tags);
+
+/// <summary>
+/// Writes journal rows to SQLite on one connection and one thread. Everything queued while a transaction commits goes
+/// into the next one, so a burst costs one fsync however many writers wait in it; each caller's task completes only
+/// once its rows are committed (or fails with the reason, and then none of the batch is written).
+/// </summary>
+public sealed class SqliteJournalWriter : IDisposable
+{
+    /// <summary>The columns this writer fills; checked against the table when the connection opens.</summary>
+    private static readonly string[] JournalColumns =
+        ["ordering", "created", "deleted", "persistence_id", "sequence_number", "message", "manifest", "identifier", "writer_uuid"];
+
+    private static readonly string[] TagColumns = ["ordering_id", "tag", "sequence_nr", "persistence_id"];
+
+    private readonly string _connectionString;
+    private readonly Channel<PendingWrite> _queue = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _loop;
+
+    public SqliteJournalWriter(string connectionString)
+    {
+        // A private cache: the plugin's readers (shared cache) then read the WAL beside this writer instead of
+        // waiting on its table locks.
+        _connectionString = new SqliteConnectionStringBuilder(connectionString) { Cache = SqliteCacheMode.Private }.ToString();
+        _loop = Task.Factory.StartNew(RunAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+    }
+
+    /// <summary>Completes once every entry is committed; an empty batch completes at once.</summary>
+    public Task WriteAsync(IReadOnlyList<JournalEntry> entries)
+    {
+        if (entries.Count == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        var pending = new PendingWrite(entries, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        return _queue.Writer.TryWrite(pending)
+            ? pending.Done.Task
+            : Task.FromException(new InvalidOperationException("the SQLite journal writer is stopped"));
+    }
+
+    public void Dispose()
+    {
+        _queue.Writer.TryComplete();
+        _loop.Wait(TimeSpan.FromSeconds(30));
+    }
+
+    private async Task RunAsync()
+    {
+        Statements? statements = null;
+        var batch = new List<PendingWrite>();
+        try
+        {
+            while (await _queue.Reader.WaitToReadAsync())
+            {
+                batch.Clear();
+                while (_queue.Reader.TryRead(out var pending))
+                {
+                    batch.Add(pending);
+                }
+
+                try
+                {
+                    statements ??= Statements.Open(_connectionString);
+                    statements.Commit(batch);
+                    foreach (var pending in batch)
+                    {
+                        pending.Done.TrySetResult();
+                    }
+                }
+                catch (Exception ex)
+                {
+                    // The transaction rolled back: nothing of this batch is in the journal. A broken connection is
+                    // opened afresh for the next batch.
+                    statements?.Dispose();
+                    statements = null;
+                    foreach (var pending in batch)
+                    {
+                        pending.Done.TrySetException(ex);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            statements?.Dispose();
+        }
+    }
+
+    private sealed record PendingWrite(IReadOnlyList<JournalEntry> Entries, TaskCompletionSource Done);
+
+    /// <summary>The connection and its two prepared inserts, reused for every batch.</summary>
+    private sealed class Statements : IDisposable
+    {
+        private readonly SqliteConnection _connection;
+        private readonly SqliteCommand _insertRow;
+        private readonly SqliteCommand _insertTag;
+
+        private Statements(SqliteConnection connection)
+        {
+            _connection = connection;
+            _insertRow = connection.CreateCommand();
+            _insertRow.CommandText =
+                "INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid) " +
+                "VALUES ($created, 0, $pid, $seq, $message, $manifest, $identifier, $writer) RETURNING ordering";
+            _insertTag = connection.CreateCommand();
+            _insertTag.CommandText = "INSERT INTO tags (ordering_id, tag, sequence_nr, persistence_id) VALUES ($ordering, $tag, $seq, $pid)";
+        }
+
+        public static Statements Open(string connectionString)
+        {
+            var connection = new SqliteConnection(connectionString);
+            try
+            {
+                connection.Open();
+                RequireColumns(connection, "journal", JournalColumns);
+                RequireColumns(connection, "tags", TagColumns);
+                return new Statements(connection);
+            }
+            catch
+            {
+                connection.Dispose();
+                throw;
+            }
+        }
+
+        public void Commit(List<PendingWrite> batch)
+        {
+            using var transaction = _connection.BeginTransaction();
+            _insertRow.Transaction = transaction;
+            _insertTag.Transaction = transaction;
+            foreach (var entry in batch.SelectMany(p => p.Entries))
+            {
+                Bind(_insertRow, "$created", entry.Created);
+                Bind(_insertRow, "$pid", entry.PersistenceId);
+                Bind(_insertRow, "$seq", entry.SequenceNr);
+                Bind(_insertRow, "$message", entry.Message);
+                Bind(_insertRow, "$manifest", entry.Manifest);
+                Bind(_insertRow, "$identifier", entry.SerializerId);
+                Bind(_insertRow, "$writer", (object?)entry.WriterUuid ?? DBNull.Value);
+                var ordering = (long)_insertRow.ExecuteScalar()!;
+                foreach (var tag in entry.Tags)
+                {
+                    Bind(_insertTag, "$ordering", ordering);
+                    Bind(_insertTag, "$tag", tag);
+                    Bind(_insertTag, "$seq", entry.SequenceNr);
+                    Bind(_insertTag, "$pid", entry.PersistenceId);
+                    _insertTag.ExecuteNonQuery();
+                }
+            }
+
+            transaction.Commit();
+        }
+
+        public void Dispose()
+        {
+            _insertRow.Dispose();
+            _insertTag.Dispose();
+            _connection.Dispose();
+        }
+
+        private static void Bind(SqliteCommand command, string name, object value)
+        {
+            var parameters = command.Parameters;
+            var index = parameters.IndexOf(name);
+            if (index < 0)
+            {
+                parameters.AddWithValue(name, value);
+            }
+            else
+            {
+                parameters[index].Value = value;
+            }
+        }
+
+        private static void RequireColumns(SqliteConnection connection, string table, string[] columns)
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = $"SELECT name FROM pragma_table_info('{table}')";
+            var present = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            using (var reader = command.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    present.Add(reader.GetString(0));
+                }
+            }
+
+            var missing = columns.Where(c => !present.Contains(c)).ToList();
+            if (missing.Count > 0)
+            {
+                throw new InvalidOperationException(
+                    $"the SQLite journal table '{table}' lacks column(s) {string.Join(", ", missing)}: it was not made by " +
+                    "Akka.Persistence.Sql's default SQLite schema, which this journal writes");
+            }
+        }
+    }
+}

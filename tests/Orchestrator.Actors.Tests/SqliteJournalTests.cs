@@ -1,0 +1,168 @@
+using Akka.Actor;
+using Akka.Persistence;
+using Akka.Persistence.Journal;
+using Akka.Persistence.Query;
+using Akka.Persistence.Sql.Query;
+using Akka.Streams;
+using Akka.TestKit.Xunit2;
+using Microsoft.Data.Sqlite;
+using Orchestrator.Actors.Persistence;
+
+namespace Orchestrator.Actors.Tests;
+
+/// <summary>
+/// The SQLite journal's own write path (<see cref="SqliteWriteJournal"/>) on a real file: what it writes, Akka.Persistence.Sql
+/// reads back (recovery and events by tag), and a write that cannot be serialized is refused alone.
+/// </summary>
+public sealed class SqliteJournalTests : TestKit
+{
+    private readonly TempDir _dir;
+
+    public SqliteJournalTests() : this(new TempDir())
+    {
+    }
+
+    private SqliteJournalTests(TempDir dir) : base(TestConfig.Persistent(dir.Path))
+    {
+        _dir = dir;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        _dir.Dispose();
+    }
+
+    [Fact]
+    public void The_configured_sqlite_journal_is_this_one()
+    {
+        var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
+        journal.Tell(new Identify(1));
+        Assert.NotNull(ExpectMsg<ActorIdentity>().Subject);
+        Assert.Equal(typeof(SqliteWriteJournal).AssemblyQualifiedName!.Split(',')[0],
+            Sys.Settings.Config.GetString("akka.persistence.journal.sql.class").Split(',')[0].Trim());
+    }
+
+    [Fact]
+    public async Task Events_it_writes_recover_in_order_and_are_found_by_their_tags()
+    {
+        var writer = Sys.ActorOf(Props.Create(() => new Recorder("recorder-1")));
+        // Several batches, some sent before the last is written, with and without tags.
+        for (var i = 0; i < 50; i++)
+        {
+            writer.Tell(new Recorder.Record($"event-{i}", i % 2 == 0 ? ["even", "all"] : i % 5 == 0 ? [] : ["all"]));
+        }
+
+        for (var i = 0; i < 50; i++)
+        {
+            ExpectMsg<Recorder.Written>();
+        }
+
+        Watch(writer);
+        writer.Tell(PoisonPill.Instance);
+        ExpectTerminated(writer);
+        var recovered = Sys.ActorOf(Props.Create(() => new Recorder("recorder-1")));
+        recovered.Tell(Recorder.GetEvents.Instance);
+        Assert.Equal(Enumerable.Range(0, 50).Select(i => $"event-{i}"), ExpectMsg<IReadOnlyList<string>>());
+
+        var queries = PersistenceQuery.Get(Sys).ReadJournalFor<SqlReadJournal>("akka.persistence.query.journal.sql");
+        var even = await queries.CurrentEventsByTag("even", Offset.NoOffset())
+            .RunAggregate(new List<EventEnvelope>(), (list, e) => { list.Add(e); return list; }, Sys.Materializer());
+        Assert.Equal(Enumerable.Range(0, 50).Where(i => i % 2 == 0).Select(i => $"event-{i}"), even.Select(e => (string)e.Event));
+        Assert.Equal(Enumerable.Range(0, 50).Where(i => i % 2 == 0).Select(i => (long)i + 1), even.Select(e => e.SequenceNr));
+        Assert.All(even, e => Assert.Equal("recorder-1", e.PersistenceId));
+        // Offsets are the journal's ordering: increasing, as the read side pages by them.
+        var offsets = even.Select(e => ((Sequence)e.Offset).Value).ToList();
+        Assert.Equal(offsets.Order(), offsets);
+        var all = await queries.CurrentEventsByTag("all", Offset.NoOffset())
+            .RunAggregate(0, (n, _) => n + 1, Sys.Materializer());
+        Assert.Equal(50 - 5, all); // i = 5, 15, 25, 35, 45 carry no tag
+    }
+
+    [Fact]
+    public void An_event_that_cannot_be_serialized_is_rejected_alone_and_later_writes_go_on()
+    {
+        var writer = Sys.ActorOf(Props.Create(() => new Recorder("recorder-2")));
+        writer.Tell(new Recorder.Record("before", []));
+        ExpectMsg<Recorder.Written>();
+        writer.Tell(new Recorder.Record(new Unserializable(), []));
+        Assert.Contains("cannot be serialized", ExpectMsg<Recorder.Rejected>().Reason);
+        writer.Tell(new Recorder.Record("after", []));
+        ExpectMsg<Recorder.Written>();
+
+        Watch(writer);
+        writer.Tell(PoisonPill.Instance);
+        ExpectTerminated(writer);
+        var recovered = Sys.ActorOf(Props.Create(() => new Recorder("recorder-2")));
+        recovered.Tell(Recorder.GetEvents.Instance);
+        Assert.Equal(["before", "after"], ExpectMsg<IReadOnlyList<string>>());
+    }
+
+    [Fact]
+    public async Task The_writer_refuses_a_table_it_does_not_know_naming_the_missing_columns()
+    {
+        var file = System.IO.Path.Combine(_dir.Path, "other.db");
+        var connectionString = new SqliteConnectionStringBuilder { DataSource = file }.ToString();
+        using (var connection = new SqliteConnection(connectionString))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "CREATE TABLE journal (ordering INTEGER PRIMARY KEY, payload BLOB); CREATE TABLE tags (ordering_id INTEGER)";
+            command.ExecuteNonQuery();
+        }
+
+        using var writer = new SqliteJournalWriter(connectionString);
+        var entry = new JournalEntry("p", 1, 0, [1], "m", 1, null, []);
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() => writer.WriteAsync([entry]));
+        Assert.Contains("journal", failure.Message);
+        Assert.Contains("persistence_id", failure.Message);
+    }
+
+    private sealed class Unserializable
+    {
+        public string Boom => throw new InvalidOperationException("cannot be serialized");
+    }
+
+    /// <summary>Persists what it is told (strings, tagged or not) and tells what it recovered.</summary>
+    private sealed class Recorder : ReceivePersistentActor
+    {
+        private readonly List<string> _events = [];
+        private IActorRef _lastSender = ActorRefs.Nobody;
+
+        public Recorder(string persistenceId)
+        {
+            PersistenceId = persistenceId;
+            Recover<string>(e => _events.Add(e));
+            Command<Record>(r =>
+            {
+                var sender = Sender;
+                _lastSender = sender;
+                object payload = r.Tags.Count == 0 ? r.Payload : new Tagged(r.Payload, r.Tags);
+                PersistAsync(payload, e =>
+                {
+                    _events.Add((string)(e is Tagged t ? t.Payload : e));
+                    sender.Tell(new Written());
+                });
+            });
+            Command<GetEvents>(_ => Sender.Tell((IReadOnlyList<string>)_events.ToList()));
+        }
+
+        public override string PersistenceId { get; }
+
+        protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+        {
+            _lastSender.Tell(new Rejected(cause.InnerException?.Message ?? cause.Message));
+        }
+
+        public sealed record Record(object Payload, IReadOnlyList<string> Tags);
+
+        public sealed record Written;
+
+        public sealed record Rejected(string Reason);
+
+        public sealed class GetEvents
+        {
+            public static readonly GetEvents Instance = new();
+        }
+    }
+}
