@@ -73,9 +73,14 @@ public sealed record LedgerState(
     public VmRecord? FindVm(TenantId tenant, string name) =>
         Names.TryGetValue((tenant, name), out var id) ? Vms[id] : null;
 
-    public IEnumerable<VmRecord> VmsOf(TenantId tenant) => Vms.Values.Where(v => v.Tenant == tenant);
+    public IEnumerable<VmRecord> VmsOf(TenantId tenant) =>
+        VmLookup.ByTenant.TryGetValue(tenant, out var ids) ? ids.Select(id => Vms[id]) : [];
 
-    public IEnumerable<VmRecord> VmsOn(HostId host) => Vms.Values.Where(v => v.Host == host);
+    /// <summary>The VMs waiting for a host, in the order they get one: oldest first.</summary>
+    public IEnumerable<VmRecord> PendingVms => VmLookup.Pending;
+
+    public IEnumerable<VmRecord> VmsOn(HostId host) =>
+        VmLookup.ByHost.TryGetValue(host, out var ids) ? ids.Select(id => Vms[id]) : [];
 
     public Decision Decide(ILedgerCommand command, LedgerRules rules, DateTimeOffset now) => command switch
     {
@@ -530,7 +535,8 @@ public sealed record LedgerState(
         }
 
         // VMs that hold a running process on the host; the others are entitled to nothing.
-        var running = VmsOn(c.HostId).Where(v => v.Status is VmStatus.Starting or VmStatus.Running or VmStatus.Ready).ToList();
+        var running = VmsOn(c.HostId).Where(v => v.Status is VmStatus.Starting or VmStatus.Running or VmStatus.Ready)
+            .OrderBy(v => v.Id.Value).ToList();
         var demand = c.Demand.ToDictionary(d => d.VmId, d => d.Millicores);
         var entitled = HostShares.Divide(host.CpuMillicores, running.Select(HostShares.From).ToList(),
             id => demand.TryGetValue(id, out var m) ? m : null, t => Tenants.GetValueOrDefault(t)?.Pool);
@@ -584,7 +590,7 @@ public sealed record LedgerState(
     private IEnumerable<ILedgerEvent> PlacePending(LedgerRules rules)
     {
         var state = this;
-        foreach (var vm in Vms.Values.Where(v => v.Status == VmStatus.Pending).OrderBy(v => v.CreatedAt).ThenBy(v => v.Id.Value))
+        foreach (var vm in VmLookup.Pending)
         {
             if (state.Place(vm.Id, rules) is VmPlaced placed)
             {
@@ -594,7 +600,7 @@ public sealed record LedgerState(
         }
     }
 
-    public LedgerState Apply(ILedgerEvent evt) => WithCapacityIndex(ApplyCore(evt), evt);
+    public LedgerState Apply(ILedgerEvent evt) => WithVmIndex(WithCapacityIndex(ApplyCore(evt), evt), evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -775,4 +781,39 @@ public sealed record LedgerState(
         id is not { } host
             ? index
             : index.Replace(Hosts.GetValueOrDefault(host) is { State: HostState.Up } before ? before : null, next.Hosts.GetValueOrDefault(host));
+
+    // The VMs by host, by tenant and pending (VmIndex.cs), kept with the Vms they were made from. Unlike the capacity
+    // index it is built only when first asked for: a recovery replaying millions of events never pays for it per event.
+    private sealed record VmIndexCache(ImmutableDictionary<VmId, VmRecord> Vms, VmIndex Index);
+
+    private VmIndexCache? _vmIndex;
+
+    internal VmIndex VmLookup
+    {
+        get
+        {
+            var cache = _vmIndex;
+            if (cache is null || !ReferenceEquals(cache.Vms, Vms))
+            {
+                cache = new VmIndexCache(Vms, VmIndex.Build(Vms.Values));
+                _vmIndex = cache;
+            }
+
+            return cache.Index;
+        }
+    }
+
+    private LedgerState WithVmIndex(LedgerState next, ILedgerEvent evt)
+    {
+        var cache = _vmIndex;
+        if (ReferenceEquals(next.Vms, Vms) || cache is null || !ReferenceEquals(cache.Vms, Vms))
+        {
+            return next; // unchanged VMs keep the index (a `with` copies it); a stale or absent one is built when asked for
+        }
+
+        next._vmIndex = evt is IVmLedgerEvent vmEvent
+            ? new VmIndexCache(next.Vms, cache.Index.Replace(Vms.GetValueOrDefault(vmEvent.VmId), next.Vms.GetValueOrDefault(vmEvent.VmId)))
+            : null;
+        return next;
+    }
 }

@@ -1,0 +1,126 @@
+using System.Collections.Immutable;
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Domain.Ledger;
+
+/// <summary>
+/// The ledger's VMs looked up the other ways round: by host, by tenant, and the Pending ones oldest first. Derived
+/// from the VMs alone, so it can always be rebuilt; <see cref="LedgerState"/> keeps it up to date event by event, so
+/// a host's registration, a release (which places waiting VMs) or a tenant's listing never scans a million VMs.
+/// </summary>
+internal sealed class VmIndex
+{
+    private VmIndex(
+        ImmutableDictionary<HostId, ImmutableHashSet<VmId>> byHost,
+        ImmutableDictionary<TenantId, ImmutableHashSet<VmId>> byTenant,
+        ImmutableSortedSet<VmRecord> pending)
+    {
+        ByHost = byHost;
+        ByTenant = byTenant;
+        Pending = pending;
+    }
+
+    public ImmutableDictionary<HostId, ImmutableHashSet<VmId>> ByHost { get; }
+
+    public ImmutableDictionary<TenantId, ImmutableHashSet<VmId>> ByTenant { get; }
+
+    /// <summary>Pending VMs in the order they are placed: oldest first, then by id (only those two fields are compared).</summary>
+    public ImmutableSortedSet<VmRecord> Pending { get; }
+
+    public static VmIndex Build(IEnumerable<VmRecord> vms)
+    {
+        var byHost = new Dictionary<HostId, ImmutableHashSet<VmId>.Builder>();
+        var byTenant = new Dictionary<TenantId, ImmutableHashSet<VmId>.Builder>();
+        var pending = ImmutableSortedSet.CreateBuilder(PendingOrder.Instance);
+        foreach (var vm in vms)
+        {
+            if (vm.Host is { } host)
+            {
+                Set(byHost, host).Add(vm.Id);
+            }
+
+            Set(byTenant, vm.Tenant).Add(vm.Id);
+            if (vm.Status == VmStatus.Pending)
+            {
+                pending.Add(vm);
+            }
+        }
+
+        return new VmIndex(
+            byHost.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.ToImmutable()),
+            byTenant.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.ToImmutable()),
+            pending.ToImmutable());
+    }
+
+    /// <summary>The index after one VM changed from <paramref name="before"/> to <paramref name="after"/> (null: absent).</summary>
+    public VmIndex Replace(VmRecord? before, VmRecord? after)
+    {
+        var byHost = ByHost;
+        if (before?.Host != after?.Host)
+        {
+            byHost = Remove(byHost, before?.Host, before?.Id);
+            byHost = Add(byHost, after?.Host, after?.Id);
+        }
+
+        var byTenant = ByTenant;
+        if (before is null != after is null)
+        {
+            byTenant = before is null ? Add(byTenant, after!.Tenant, after.Id) : Remove(byTenant, before.Tenant, before.Id);
+        }
+
+        var pending = Pending;
+        if (before?.Status == VmStatus.Pending)
+        {
+            pending = pending.Remove(before);
+        }
+
+        if (after?.Status == VmStatus.Pending)
+        {
+            pending = pending.Add(after);
+        }
+
+        return new VmIndex(byHost, byTenant, pending);
+    }
+
+    private static ImmutableHashSet<VmId>.Builder Set<TKey>(Dictionary<TKey, ImmutableHashSet<VmId>.Builder> sets, TKey key)
+        where TKey : notnull
+    {
+        if (!sets.TryGetValue(key, out var set))
+        {
+            set = ImmutableHashSet.CreateBuilder<VmId>();
+            sets[key] = set;
+        }
+
+        return set;
+    }
+
+    private static ImmutableDictionary<TKey, ImmutableHashSet<VmId>> Add<TKey>(
+        ImmutableDictionary<TKey, ImmutableHashSet<VmId>> sets, TKey? key, VmId? id)
+        where TKey : struct =>
+        key is { } k && id is { } vm ? sets.SetItem(k, (sets.GetValueOrDefault(k) ?? ImmutableHashSet<VmId>.Empty).Add(vm)) : sets;
+
+    private static ImmutableDictionary<TKey, ImmutableHashSet<VmId>> Remove<TKey>(
+        ImmutableDictionary<TKey, ImmutableHashSet<VmId>> sets, TKey? key, VmId? id)
+        where TKey : struct
+    {
+        if (key is not { } k || id is not { } vm || !sets.TryGetValue(k, out var set))
+        {
+            return sets;
+        }
+
+        set = set.Remove(vm);
+        return set.IsEmpty ? sets.Remove(k) : sets.SetItem(k, set);
+    }
+
+    /// <summary>Oldest first, then by id: the order in which waiting VMs get a host.</summary>
+    private sealed class PendingOrder : IComparer<VmRecord>
+    {
+        public static readonly PendingOrder Instance = new();
+
+        public int Compare(VmRecord? x, VmRecord? y)
+        {
+            var byAge = x!.CreatedAt.CompareTo(y!.CreatedAt);
+            return byAge != 0 ? byAge : x.Id.Value.CompareTo(y.Id.Value);
+        }
+    }
+}
