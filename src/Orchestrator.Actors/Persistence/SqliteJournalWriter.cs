@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
@@ -24,6 +25,8 @@ public sealed class SqliteJournalWriter : IDisposable
     private readonly string _connectionString;
     private readonly Channel<PendingWrite> _queue = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _loop;
+    private readonly Timer _backgroundCheckpoints;
+    private int _backgroundCheckpointRunning;
 
     public SqliteJournalWriter(string connectionString)
     {
@@ -31,7 +34,20 @@ public sealed class SqliteJournalWriter : IDisposable
         // waiting on its table locks.
         _connectionString = new SqliteConnectionStringBuilder(connectionString) { Cache = SqliteCacheMode.Private }.ToString();
         _loop = Task.Factory.StartNew(RunAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _backgroundCheckpoints = new Timer(_ => BackgroundCheckpoint(), null, BackgroundCheckpointInterval, BackgroundCheckpointInterval);
     }
+
+    // Checkpoints (copying the WAL back into the database) in two parts, so that no request waits for a big one.
+    // SQLite's own would run inside whichever commit crosses 1,000 WAL pages, and that commit's requests would wait.
+    // A checkpoint on another connection runs beside the writer but can never catch up with a busy one, and the WAL
+    // is rewound only once it has; so the background one copies nearly everything, and the writer, between two
+    // batches, copies the little that is left, after which its next write starts the WAL from the beginning again.
+
+    /// <summary>How often a checkpoint runs beside the writer, on its own connection.</summary>
+    public static readonly TimeSpan BackgroundCheckpointInterval = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How often the writer finishes the background's work between two batches (and so how big the WAL gets).</summary>
+    public static readonly TimeSpan WriterCheckpointInterval = TimeSpan.FromSeconds(1);
 
     /// <summary>Completes once every entry is committed; an empty batch completes at once.</summary>
     public Task WriteAsync(IReadOnlyList<JournalEntry> entries)
@@ -49,6 +65,7 @@ public sealed class SqliteJournalWriter : IDisposable
 
     public void Dispose()
     {
+        _backgroundCheckpoints.Dispose();
         _queue.Writer.TryComplete();
         _loop.Wait(TimeSpan.FromSeconds(30));
     }
@@ -57,6 +74,7 @@ public sealed class SqliteJournalWriter : IDisposable
     {
         Statements? statements = null;
         var batch = new List<PendingWrite>();
+        var lastCheckpoint = Stopwatch.StartNew();
         try
         {
             while (await _queue.Reader.WaitToReadAsync())
@@ -87,11 +105,49 @@ public sealed class SqliteJournalWriter : IDisposable
                         pending.Done.TrySetException(ex);
                     }
                 }
+
+                if (statements is not null && lastCheckpoint.Elapsed >= WriterCheckpointInterval)
+                {
+                    statements.Checkpoint();
+                    lastCheckpoint.Restart();
+                }
             }
         }
         finally
         {
+            // Stopped (or, were it ever to happen, broken): later writes fail at once instead of waiting forever.
+            _queue.Writer.TryComplete();
+            while (_queue.Reader.TryRead(out var left))
+            {
+                left.Done.TrySetException(new InvalidOperationException("the SQLite journal writer is stopped"));
+            }
+
+            statements?.Checkpoint();
             statements?.Dispose();
+        }
+    }
+
+    /// <summary>A passive checkpoint on its own connection: copies what it can, waits for no one, blocks no writer.</summary>
+    private void BackgroundCheckpoint()
+    {
+        if (Interlocked.Exchange(ref _backgroundCheckpointRunning, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            using var connection = new SqliteConnection(_connectionString);
+            connection.Open();
+            Statements.PassiveCheckpoint(connection);
+        }
+        catch (SqliteException)
+        {
+            // The database is busy or gone: the next tick tries again, and the WAL only grows meanwhile.
+        }
+        finally
+        {
+            Volatile.Write(ref _backgroundCheckpointRunning, 0);
         }
     }
 
@@ -121,6 +177,12 @@ public sealed class SqliteJournalWriter : IDisposable
             try
             {
                 connection.Open();
+                using (var pragma = connection.CreateCommand())
+                {
+                    pragma.CommandText = "PRAGMA wal_autocheckpoint = 0"; // see the writer's two-part checkpoints
+                    pragma.ExecuteNonQuery();
+                }
+
                 RequireColumns(connection, "journal", JournalColumns);
                 RequireColumns(connection, "tags", TagColumns);
                 return new Statements(connection);
@@ -158,6 +220,26 @@ public sealed class SqliteJournalWriter : IDisposable
             }
 
             transaction.Commit();
+        }
+
+        /// <summary>Between batches: finishes what the background checkpoints copied, so the next write rewinds the WAL.</summary>
+        public void Checkpoint()
+        {
+            try
+            {
+                PassiveCheckpoint(_connection);
+            }
+            catch (SqliteException)
+            {
+                // Another checkpoint is running: the next interval tries again.
+            }
+        }
+
+        public static void PassiveCheckpoint(SqliteConnection connection)
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA wal_checkpoint(PASSIVE)";
+            command.ExecuteNonQuery();
         }
 
         public void Dispose()
