@@ -12,7 +12,8 @@ public sealed record SimulateOptions(
 /// <summary>Options of <c>orchestrator bench placement</c> (in memory) and <c>bench durable</c> (scheduler actor on SQLite).</summary>
 /// <param name="Rate">Requests per second offered (0: as fast as it goes, a closed loop of <paramref name="Concurrency"/>).</param>
 public sealed record BenchOptions(
-    bool Durable, int Hosts, int Requests, int Rate, int Concurrency, string Policy, string? DataDirectory, OutputFormat Output);
+    bool Durable, int Hosts, int Requests, int Rate, int Concurrency, string Policy, string? DataDirectory, OutputFormat Output,
+    string Store = "sqlite");
 
 /// <summary>Options of <c>orchestrator scale</c>: simulated hosts and VMs through the scheduler actor, then recovery.</summary>
 public sealed record ScaleOptions(int Hosts, int Vms, int SnapshotEvery, string? DataDirectory, OutputFormat Output);
@@ -95,11 +96,19 @@ public static class PlacementToolCommands
         var concurrency = Positive("--concurrency", "With --rate 0: requests in flight at once.", 256);
         var policy = PolicyOption();
         var data = new Option<string>("--data") { Description = "Where the SQLite file goes (default: a temporary directory, removed after).", HelpName = "DIR" };
+        var store = new Option<string>("--store")
+        {
+            Description = "The journal: sqlite (a file), or postgres (the server $ORCHESTRATOR_POSTGRES names; the bench makes a " +
+                          "database of its own there and drops it after).",
+            HelpName = "STORE",
+            DefaultValueFactory = _ => "sqlite",
+        };
+        store.AcceptOnlyFromAmong("sqlite", "postgres");
         var output = OutputOption();
         var command = durable
-            ? new Command("durable", "Durable placements/s and latency through the scheduler actor, persisted to SQLite.")
+            ? new Command("durable", "Durable placements/s and latency through the scheduler actor, persisted to SQLite or PostgreSQL.")
             {
-                hosts, requests, rate, concurrency, policy, data, output,
+                hosts, requests, rate, concurrency, policy, data, store, output,
             }
             : new Command("placement", "Placement decisions/s and latency in memory (CapacityIndex over simulated hosts).")
             {
@@ -107,7 +116,8 @@ public static class PlacementToolCommands
             };
         command.SetAction((parse, ct) => hooks.Bench(new BenchOptions(
             durable, parse.GetValue(hosts), parse.GetValue(requests), Math.Max(0, parse.GetValue(rate)), parse.GetValue(concurrency),
-            parse.GetValue(policy)!, durable ? parse.GetValue(data) : null, parse.GetValue(output)), ct));
+            parse.GetValue(policy)!, durable ? parse.GetValue(data) : null, parse.GetValue(output),
+            durable ? parse.GetValue(store)! : "sqlite"), ct));
         return command;
     }
 

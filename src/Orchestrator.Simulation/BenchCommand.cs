@@ -43,7 +43,7 @@ public static class BenchCommand
             var report = await DurableAsync(o, ct);
             Print(o.Output, report, () =>
             {
-                Console.WriteLine($"durable placements through the scheduler actor, SQLite journal ({report.Store})");
+                Console.WriteLine($"durable placements through the scheduler actor, journal: {report.Store}");
                 Console.WriteLine($"  {o.Hosts} simulated hosts of {HostCpus} vCPUs / {HostMemoryMiB / 1024} GiB, policy {o.Policy}; " +
                                   (o.Rate > 0 ? $"offered {o.Rate} requests/s" : $"closed loop, {o.Concurrency} in flight"));
                 Console.WriteLine($"  requests {report.Requests}, placed {report.Placed}, pending {report.Pending}, {report.WallS:0.00} s");
@@ -195,7 +195,18 @@ public static class BenchCommand
 
     private static async Task<DurableReport> DurableAsync(BenchOptions o, CancellationToken ct)
     {
-        await using var durable = DurableScheduler.Create(o.DataDirectory, SimulateCommand.ParseStrategy(o.Policy));
+        if (o.Store == "postgres")
+        {
+            await using var database = await BenchDatabase.CreateAsync(ct);
+            return await DurableAsync(o, database.ConnectionString, $"PostgreSQL database {database.Name} (dropped after)", ct);
+        }
+
+        return await DurableAsync(o, null, null, ct);
+    }
+
+    private static async Task<DurableReport> DurableAsync(BenchOptions o, string? postgres, string? storeName, CancellationToken ct)
+    {
+        await using var durable = DurableScheduler.Create(o.DataDirectory, SimulateCommand.ParseStrategy(o.Policy), postgres: postgres);
         await durable.RegisterHostsAsync(o.Hosts, HostCpus, HostMemoryMiB);
         var workload = new Workload(o.Hosts);
         var latencies = new long[o.Requests];
@@ -243,7 +254,7 @@ public static class BenchCommand
         wall.Stop();
         return new DurableReport("durable", o.Hosts, o.Requests, o.Rate, o.Concurrency, o.Policy, placed, pending,
             Math.Round(o.Requests / wall.Elapsed.TotalSeconds), Percentiles(latencies), Math.Round(wall.Elapsed.TotalSeconds, 3),
-            "SQLite " + durable.DatabaseFile);
+            storeName ?? "SQLite " + durable.DatabaseFile);
     }
 
     internal static Latency Percentiles(long[] ticks)

@@ -22,7 +22,8 @@ internal sealed class DurableScheduler : IAsyncDisposable
     private readonly int _snapshotEvery;
     private readonly IActorRef _sink;
 
-    private DurableScheduler(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery)
+    /// <param name="postgres">a PostgreSQL connection string to journal to instead of SQLite (its database must be the bench's own).</param>
+    private DurableScheduler(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery, string? postgres)
     {
         _removeDirectory = dataDirectory is null;
         _dataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("orchestrator-bench").FullName;
@@ -32,7 +33,15 @@ internal sealed class DurableScheduler : IAsyncDisposable
         _snapshotEvery = snapshotEvery;
         // For experiments with the journal (e.g. tag-write-mode = Csv): HOCON in $ORC_JOURNAL_TUNING wins over the defaults.
         var tuning = Environment.GetEnvironmentVariable("ORC_JOURNAL_TUNING") ?? "";
-        var config = ConfigurationFactory.ParseString(tuning).WithFallback(ConfigurationFactory.ParseString("""
+        var files = postgres is null ? Array.Empty<string>() : [Path.Combine(OrchestratorConfig.ConfigDirectory, "persistence-postgres.conf")];
+        var quoted = postgres is null ? "" : OrchestratorConfig.Quote(postgres);
+        var store = postgres is null ? "" : $"""
+            orchestrator.persistence.postgres-connection = {quoted}
+            akka.persistence.journal.sql.connection-string = {quoted}
+            akka.persistence.snapshot-store.sql.connection-string = {quoted}
+            akka.persistence.query.journal.sql.connection-string = {quoted}
+            """;
+        var config = ConfigurationFactory.ParseString(tuning).WithFallback(ConfigurationFactory.ParseString(store)).WithFallback(ConfigurationFactory.ParseString("""
                 akka.actor.provider = local
                 akka.loglevel = WARNING
                 akka.stdout-loglevel = WARNING
@@ -40,7 +49,7 @@ internal sealed class DurableScheduler : IAsyncDisposable
                 akka.persistence.journal.sql.circuit-breaker.call-timeout = 120s
                 akka.persistence.snapshot-store.sql.circuit-breaker.call-timeout = 300s
                 """))
-            .WithFallback(OrchestratorConfig.Complete(OrchestratorConfig.Load([]), _dataDirectory, []));
+            .WithFallback(OrchestratorConfig.Complete(OrchestratorConfig.Load(files), _dataDirectory, []));
         System = ActorSystem.Create("orchestrator-bench", config);
         _sink = System.ActorOf(Props.Create(() => new Sink()), "simulated-hosts");
         Scheduler = Start();
@@ -52,8 +61,8 @@ internal sealed class DurableScheduler : IAsyncDisposable
 
     public string DatabaseFile => Path.Combine(_dataDirectory, "orchestrator.db");
 
-    public static DurableScheduler Create(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery = 100_000) =>
-        new(dataDirectory, strategy, snapshotEvery);
+    public static DurableScheduler Create(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery = 100_000, string? postgres = null) =>
+        new(dataDirectory, strategy, snapshotEvery, postgres);
 
     /// <summary>Registers simulated hosts as their agents would, and waits until each got its assignments.</summary>
     public async Task RegisterHostsAsync(int count, int cpus, long memoryMiB)
