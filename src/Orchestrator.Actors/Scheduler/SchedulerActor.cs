@@ -84,6 +84,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Recover<ILedgerEvent>(evt => _state = _state.Apply(evt));
         Recover<RecoveryCompleted>(_ =>
         {
+            _state.BuildIndexes(); // part of recovering: the first requests after it should not wait for them
             _log.Info("scheduler recovered: {0} hosts, {1} VMs (last sequence {2})", _state.Hosts.Count, _state.Vms.Count, LastSequenceNr);
             // Hosts lost while no scheduler was watching (it was moving) are found once agents had time to re-register.
             Timers.StartSingleTimer("check-members", CheckMembers.Instance, _hostLoss.AfterLeave);
