@@ -159,6 +159,8 @@ public sealed class SqliteJournalWriter : IDisposable
         private readonly SqliteConnection _connection;
         private readonly SqliteCommand _insertRow;
         private readonly SqliteCommand _insertTag;
+        private readonly SqliteParameter _rowCreated, _rowPersistenceId, _rowSequenceNr, _rowMessage, _rowManifest, _rowSerializer, _rowWriter;
+        private readonly SqliteParameter _tagOrdering, _tagValue, _tagSequenceNr, _tagPersistenceId;
 
         private Statements(SqliteConnection connection)
         {
@@ -169,6 +171,17 @@ public sealed class SqliteJournalWriter : IDisposable
                 "VALUES ($created, 0, $pid, $seq, $message, $manifest, $identifier, $writer) RETURNING ordering";
             _insertTag = connection.CreateCommand();
             _insertTag.CommandText = "INSERT INTO tags (ordering_id, tag, sequence_nr, persistence_id) VALUES ($ordering, $tag, $seq, $pid)";
+            _rowCreated = _insertRow.Parameters.Add("$created", SqliteType.Integer);
+            _rowPersistenceId = _insertRow.Parameters.Add("$pid", SqliteType.Text);
+            _rowSequenceNr = _insertRow.Parameters.Add("$seq", SqliteType.Integer);
+            _rowMessage = _insertRow.Parameters.Add("$message", SqliteType.Blob);
+            _rowManifest = _insertRow.Parameters.Add("$manifest", SqliteType.Text);
+            _rowSerializer = _insertRow.Parameters.Add("$identifier", SqliteType.Integer);
+            _rowWriter = _insertRow.Parameters.Add("$writer", SqliteType.Text);
+            _tagOrdering = _insertTag.Parameters.Add("$ordering", SqliteType.Integer);
+            _tagValue = _insertTag.Parameters.Add("$tag", SqliteType.Text);
+            _tagSequenceNr = _insertTag.Parameters.Add("$seq", SqliteType.Integer);
+            _tagPersistenceId = _insertTag.Parameters.Add("$pid", SqliteType.Text);
         }
 
         public static Statements Open(string connectionString)
@@ -201,20 +214,20 @@ public sealed class SqliteJournalWriter : IDisposable
             _insertTag.Transaction = transaction;
             foreach (var entry in batch.SelectMany(p => p.Entries))
             {
-                Bind(_insertRow, "$created", entry.Created);
-                Bind(_insertRow, "$pid", entry.PersistenceId);
-                Bind(_insertRow, "$seq", entry.SequenceNr);
-                Bind(_insertRow, "$message", entry.Message);
-                Bind(_insertRow, "$manifest", entry.Manifest);
-                Bind(_insertRow, "$identifier", entry.SerializerId);
-                Bind(_insertRow, "$writer", (object?)entry.WriterUuid ?? DBNull.Value);
+                _rowCreated.Value = entry.Created;
+                _rowPersistenceId.Value = entry.PersistenceId;
+                _rowSequenceNr.Value = entry.SequenceNr;
+                _rowMessage.Value = entry.Message;
+                _rowManifest.Value = entry.Manifest;
+                _rowSerializer.Value = entry.SerializerId;
+                _rowWriter.Value = (object?)entry.WriterUuid ?? DBNull.Value;
                 var ordering = (long)_insertRow.ExecuteScalar()!;
                 foreach (var tag in entry.Tags)
                 {
-                    Bind(_insertTag, "$ordering", ordering);
-                    Bind(_insertTag, "$tag", tag);
-                    Bind(_insertTag, "$seq", entry.SequenceNr);
-                    Bind(_insertTag, "$pid", entry.PersistenceId);
+                    _tagOrdering.Value = ordering;
+                    _tagValue.Value = tag;
+                    _tagSequenceNr.Value = entry.SequenceNr;
+                    _tagPersistenceId.Value = entry.PersistenceId;
                     _insertTag.ExecuteNonQuery();
                 }
             }
@@ -247,20 +260,6 @@ public sealed class SqliteJournalWriter : IDisposable
             _insertRow.Dispose();
             _insertTag.Dispose();
             _connection.Dispose();
-        }
-
-        private static void Bind(SqliteCommand command, string name, object value)
-        {
-            var parameters = command.Parameters;
-            var index = parameters.IndexOf(name);
-            if (index < 0)
-            {
-                parameters.AddWithValue(name, value);
-            }
-            else
-            {
-                parameters[index].Value = value;
-            }
         }
 
         private static void RequireColumns(SqliteConnection connection, string table, string[] columns)
