@@ -33,7 +33,7 @@ public static class BenchCommand
         double DecisionsPerS, Latency Latency, double LedgerDecisionsPerS, Latency LedgerLatency, double Utilisation);
 
     public sealed record DurableReport(
-        string Mode, int Hosts, int Requests, int Rate, int Concurrency, string Policy, int Placed, int Pending,
+        string Mode, int Hosts, int Requests, int WarmupRequests, int Rate, int Concurrency, string Policy, int Placed, int Pending,
         double PlacementsPerS, Latency Latency, double WallS, string Store);
 
     public static async Task<int> RunAsync(BenchOptions o, CancellationToken ct)
@@ -46,7 +46,7 @@ public static class BenchCommand
                 Console.WriteLine($"durable placements through the scheduler actor, journal: {report.Store}");
                 Console.WriteLine($"  {o.Hosts} simulated hosts of {HostCpus} vCPUs / {HostMemoryMiB / 1024} GiB, policy {o.Policy}; " +
                                   (o.Rate > 0 ? $"offered {o.Rate} requests/s" : $"closed loop, {o.Concurrency} in flight"));
-                Console.WriteLine($"  requests {report.Requests}, placed {report.Placed}, pending {report.Pending}, {report.WallS:0.00} s");
+                Console.WriteLine($"  requests {report.Requests} (after {report.WarmupRequests} not measured), placed {report.Placed}, pending {report.Pending}, {report.WallS:0.00} s");
                 Console.WriteLine($"  placements/s  {report.PlacementsPerS:N0}");
                 Console.WriteLine($"  latency ms    p50 {report.Latency.P50Ms:0.000}  p99 {report.Latency.P99Ms:0.000}  max {report.Latency.MaxMs:0.000}");
             });
@@ -208,6 +208,7 @@ public static class BenchCommand
     {
         await using var durable = DurableScheduler.Create(o.DataDirectory, SimulateCommand.ParseStrategy(o.Policy), postgres: postgres);
         await durable.RegisterHostsAsync(o.Hosts, HostCpus, HostMemoryMiB);
+        var warmup = await WarmUpAsync(durable, o, ct);
         var workload = new Workload(o.Hosts);
         var latencies = new long[o.Requests];
         int placed = 0, pending = 0;
@@ -252,9 +253,31 @@ public static class BenchCommand
 
         await Task.WhenAll(tasks);
         wall.Stop();
-        return new DurableReport("durable", o.Hosts, o.Requests, o.Rate, o.Concurrency, o.Policy, placed, pending,
+        return new DurableReport("durable", o.Hosts, o.Requests, warmup, o.Rate, o.Concurrency, o.Policy, placed, pending,
             Math.Round(o.Requests / wall.Elapsed.TotalSeconds), Percentiles(latencies), Math.Round(wall.Elapsed.TotalSeconds, 3),
             storeName ?? "SQLite " + durable.DatabaseFile);
+    }
+
+    /// <summary>
+    /// Creations before the measured ones, not counted: the runtime compiles the hot paths again, optimised, in its
+    /// first seconds, and a run of a few seconds would otherwise measure the compiler as much as the scheduler.
+    /// </summary>
+    private static async Task<int> WarmUpAsync(DurableScheduler durable, BenchOptions o, CancellationToken ct)
+    {
+        var count = Math.Min(5_000, o.Requests / 4);
+        var workload = new Workload(o.Hosts, seed: 11);
+        using var gate = new SemaphoreSlim(o.Concurrency);
+        var tasks = new List<Task>(count);
+        for (var i = 0; i < count; i++)
+        {
+            await gate.WaitAsync(ct);
+            var (vcpus, memory) = workload.NextFlavour();
+            // Numbered after the measured requests, so names and ids never collide with theirs.
+            tasks.Add(durable.AskAsync(DurableScheduler.Create(o.Requests + i, vcpus, memory)).ContinueWith(_ => gate.Release(), TaskScheduler.Default));
+        }
+
+        await Task.WhenAll(tasks);
+        return count;
     }
 
     internal static Latency Percentiles(long[] ticks)
