@@ -80,11 +80,19 @@ public sealed record LedgerState(
         }
 
         Array.Sort(order);
-        var builder = ImmutableDictionary.CreateBuilder<TKey, TValue>(comparer);
-        foreach (var entry in order)
+        // Gathered first, then added: the builder hashes each key again, and a key reached through its VM in hash order
+        // is a chain of cache misses (VM, spec, name) that the gathering loop overlaps and the builder would not.
+        var entries = new KeyValuePair<TKey, TValue>[order.Length];
+        for (var i = 0; i < entries.Length; i++)
         {
-            var vm = vms[(int)(uint)entry];
-            builder.Add(key(vm), value(vm)); // a key twice throws, as ToImmutableDictionary did
+            var vm = vms[(int)(uint)order[i]];
+            entries[i] = new KeyValuePair<TKey, TValue>(key(vm), value(vm));
+        }
+
+        var builder = ImmutableDictionary.CreateBuilder<TKey, TValue>(comparer);
+        foreach (var (k, v) in entries)
+        {
+            builder.Add(k, v); // a key twice throws, as ToImmutableDictionary did
         }
 
         return builder.ToImmutable();
