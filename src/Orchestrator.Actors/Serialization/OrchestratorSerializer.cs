@@ -11,7 +11,8 @@ namespace Orchestrator.Actors.Serialization;
 
 /// <summary>
 /// JSON with a short, stable manifest per type (its family and name). Journal rows stay readable with sqlite3/psql,
-/// and a renamed record fails loudly at recovery rather than silently.
+/// and a renamed record fails loudly at recovery rather than silently. The ledger's snapshot alone is binary
+/// (<see cref="LedgerSnapshotFormat"/>), under a manifest of its own.
 /// </summary>
 public sealed class OrchestratorSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {

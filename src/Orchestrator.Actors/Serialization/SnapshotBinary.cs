@@ -48,7 +48,7 @@ internal sealed class SnapshotWriter
 
     public void Enum<T>(T value) where T : struct, Enum
     {
-        // Every enum the ledger keeps is an int underneath; the check keeps one that is not from being misread.
+        // Every enum the ledger keeps is an int underneath, read here without boxing; another size goes through Convert.
         var number = Unsafe.SizeOf<T>() == sizeof(int) ? Unsafe.BitCast<T, int>(value) : Convert.ToInt32(value, CultureInfo.InvariantCulture);
         if (number is < 0 or > byte.MaxValue)
         {
