@@ -1,10 +1,12 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
+using Microsoft.Data.Sqlite;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Actors.Tests;
@@ -77,6 +79,45 @@ public sealed class SchedulerActorTests : TestKit
         var assignments = RegisterHost(scheduler, TestActor).Assignments;
         Assert.Equal(created.Select(v => v.Id).OrderBy(id => id.Value), assignments.Select(a => a.VmId).OrderBy(id => id.Value));
         Assert.All(assignments, a => Assert.Equal(new Epoch(1), a.Epoch));
+    }
+
+    [Fact]
+    public void A_snapshot_stored_as_json_by_an_earlier_version_still_recovers()
+    {
+        var scheduler = StartScheduler(); // creates the store's tables
+        scheduler.Tell(SchedulerQueries.ListHosts.Instance);
+        Assert.Empty(ExpectMsg<SchedulerReplies.HostList>().Hosts);
+        Watch(scheduler);
+        scheduler.Tell(PoisonPill.Instance);
+        ExpectTerminated(scheduler);
+
+        // The row as the JSON format stored it: the type's plain manifest, the payload JSON.
+        using (var connection = new SqliteConnection(OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), _dir.Path)))
+        {
+            connection.Open();
+            using var insert = connection.CreateCommand();
+            insert.CommandText = """
+                INSERT INTO snapshot (persistence_id, sequence_number, created, snapshot, manifest, serializer_id)
+                VALUES ($id, 1, $created, $payload, $manifest, 4711)
+                """;
+            insert.Parameters.AddWithValue("$id", SchedulerActor.Name);
+            insert.Parameters.AddWithValue("$created", DateTime.UtcNow.Ticks);
+            insert.Parameters.AddWithValue("$payload", System.Text.Encoding.UTF8.GetBytes(LegacySnapshot.Json));
+            insert.Parameters.AddWithValue("$manifest", LegacySnapshot.Manifest);
+            Assert.Equal(1, insert.ExecuteNonQuery());
+        }
+
+        scheduler = StartScheduler();
+        scheduler.Tell(new SchedulerQueries.ListVms(null));
+        Assert.Equal(
+            LegacySnapshot.Expected.Vms.Select(v => (v.Id, v.Host, v.Epoch, v.Status)).OrderBy(t => t.Id.Value),
+            ExpectMsg<SchedulerReplies.VmList>().Vms.Select(v => (v.Id, v.Host, v.Epoch, v.Status)).OrderBy(t => t.Id.Value));
+        scheduler.Tell(SchedulerQueries.ListHosts.Instance);
+        Assert.Equal(LegacySnapshot.Expected.Hosts, ExpectMsg<SchedulerReplies.HostList>().Hosts);
+        scheduler.Tell(new SchedulerQueries.GetTenant(new TenantId("acme")));
+        var tenant = ExpectMsg<SchedulerReplies.TenantFound>();
+        Assert.Equal(LegacySnapshot.Expected.Tenants![0], tenant.Tenant);
+        Assert.Equal(new TenantUsage(1, 2, 2048), tenant.Usage);
     }
 
     [Fact]

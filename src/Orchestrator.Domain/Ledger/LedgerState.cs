@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using Orchestrator.Domain.Placement;
 using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Tenants;
@@ -48,19 +49,65 @@ public sealed record LedgerState(
         IEnumerable<TenantRecord>? tenants = null, IEnumerable<ApiKeyRecord>? keys = null, IEnumerable<WebhookRecord>? webhooks = null,
         IEnumerable<RuleRecord>? rules = null)
     {
-        var vmList = vms.ToList();
-        return new LedgerState(
-            hosts.ToImmutableDictionary(h => h.Id),
-            vmList.ToImmutableDictionary(v => v.Id),
-            vmList.ToImmutableDictionary(v => (v.Tenant, v.Spec.Name), v => v.Id))
+        var vmList = vms as IReadOnlyList<VmRecord> ?? vms.ToList();
+        // The two maps of every VM cost nearly all of the rebuild at a million VMs, and neither needs the other.
+        var byName = Task.Run(() => InHashOrder(vmList, v => (v.Tenant, v.Spec.Name), v => v.Id));
+        var byId = InHashOrder(vmList, v => v.Id, v => v);
+        var usage = SumUsage(vmList);
+        return new LedgerState(hosts.ToImmutableDictionary(h => h.Id), byId, byName.GetAwaiter().GetResult())
         {
             Tenants = (tenants ?? []).ToImmutableDictionary(t => t.Id),
             Keys = (keys ?? []).ToImmutableDictionary(k => k.KeyId),
             Webhooks = (webhooks ?? []).ToImmutableDictionary(w => w.Id),
             Rules = (rules ?? []).ToImmutableDictionary(r => r.Id),
-            Usage = vmList.GroupBy(v => v.Tenant).ToImmutableDictionary(g => g.Key,
-                g => new TenantUsage(g.Count(), g.Sum(v => v.Spec.Vcpus), g.Sum(v => (long)v.Spec.MemoryMiB))),
+            Usage = usage,
         };
+    }
+
+    /// <summary>
+    /// An ImmutableDictionary is a balanced tree ordered by its keys' hash codes: added in that order, every entry goes
+    /// to the tree's right edge, several times faster at a million entries than adding them as they come. Entries whose
+    /// hashes collide keep their order in <paramref name="vms"/>, as they did when added as they came.
+    /// </summary>
+    private static ImmutableDictionary<TKey, TValue> InHashOrder<TKey, TValue>(IReadOnlyList<VmRecord> vms, Func<VmRecord, TKey> key,
+        Func<VmRecord, TValue> value) where TKey : notnull
+    {
+        var comparer = EqualityComparer<TKey>.Default;
+        var order = new long[vms.Count];
+        for (var i = 0; i < order.Length; i++)
+        {
+            order[i] = ((long)comparer.GetHashCode(key(vms[i])) << 32) | (uint)i;
+        }
+
+        Array.Sort(order);
+        // Gathered first, then added: the builder hashes each key again, and a key reached through its VM in hash order
+        // is a chain of cache misses (VM, spec, name) that the gathering loop overlaps and the builder would not.
+        var entries = new KeyValuePair<TKey, TValue>[order.Length];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var vm = vms[(int)(uint)order[i]];
+            entries[i] = new KeyValuePair<TKey, TValue>(key(vm), value(vm));
+        }
+
+        var builder = ImmutableDictionary.CreateBuilder<TKey, TValue>(comparer);
+        foreach (var (k, v) in entries)
+        {
+            builder.Add(k, v); // a key twice throws, as ToImmutableDictionary did
+        }
+
+        return builder.ToImmutable();
+    }
+
+    private static ImmutableDictionary<TenantId, TenantUsage> SumUsage(IReadOnlyList<VmRecord> vms)
+    {
+        var sums = new Dictionary<TenantId, (int Vms, int Vcpus, long MemoryMiB)>();
+        foreach (var vm in vms)
+        {
+            ref var sum = ref CollectionsMarshal.GetValueRefOrAddDefault(sums, vm.Tenant, out _);
+            sum = (sum.Vms + 1, sum.Vcpus + vm.Spec.Vcpus, sum.MemoryMiB + vm.Spec.MemoryMiB);
+        }
+
+        return sums.ToImmutableDictionary(s => s.Key, s => new TenantUsage(s.Value.Vms, s.Value.Vcpus, s.Value.MemoryMiB));
     }
 
     public TenantUsage UsageOf(TenantId tenant) => Usage.GetValueOrDefault(tenant) ?? TenantUsage.None;

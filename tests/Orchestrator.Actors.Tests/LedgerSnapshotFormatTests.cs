@@ -1,0 +1,328 @@
+using System.Buffers.Binary;
+using System.Collections;
+using System.IO.Hashing;
+using System.Reflection;
+using Akka.Serialization;
+using Akka.TestKit.Xunit2;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Serialization;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Actors.Tests;
+
+/// <summary>The scheduler's snapshot in its binary form, and the JSON snapshots stored before it.</summary>
+public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
+{
+    private static readonly DateTimeOffset At = new(2026, 11, 24, 1, 2, 3, TimeSpan.FromMinutes(330));
+    private static readonly TenantId Acme = new("acme");
+
+    /// <summary>Every property of every record set, none to its default (a test checks that); strings shared between records.</summary>
+    public static LedgerSnapshot Full() => new(
+        [
+            new HostRecord(new HostId("host-7"), 48, 196_608, "qemu", HostState.Maintenance, 12, 24_576, 3,
+                "akka.tcp://orchestrator@10.0.0.7:4053", 1500, 2048),
+            new HostRecord(new HostId("host-8"), int.MaxValue, long.MaxValue, "qemu", HostState.Down, -1, long.MinValue, int.MinValue,
+                "akka.tcp://orchestrator@10.0.0.8:4053", long.MaxValue, -7),
+        ],
+        [
+            new VmRecord(new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), Acme,
+                new VmSpec("web-1", 4, 8192, "ubuntu-24.04", RestartPolicy.Never, new VmResources(2048, 500, 3000, 1024, 9000, "0-3,8"),
+                    new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web", ["note"] = "" }),
+                DesiredState.Stopped, VmStatus.Restarting, "qemu exited with 137: ünïcode ✓ 🚀", new HostId("host-7"), new Epoch(42), 31337, 5,
+                At, new DateTimeOffset(2026, 11, 24, 1, 2, 3, TimeSpan.FromHours(-8)), 1750),
+            new VmRecord(new VmId(Guid.Parse("0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02")), new TenantId("beta"),
+                new VmSpec("web-1", 1, 512, "ubuntu-24.04", RestartPolicy.OnFailure, new VmResources(CpuShares: 2, Cpuset: "0-3,8",
+                    CpuReservationMillicores: 1, CpuLimitMillicores: 10, MemoryReservationMiB: 1, MemoryLimitMiB: 512),
+                    new Dictionary<string, string> { ["tier"] = "web" }),
+                DesiredState.Stopped, VmStatus.Deleting, "deleting", new HostId("host-7"), new Epoch(1), 1, 1, At.AddTicks(1), At.AddDays(1), 1),
+            new VmRecord(new VmId(Guid.Parse("ffffffff-ffff-ffff-ffff-ffffffffffff")), TenantId.System,
+                new VmSpec("edge", int.MaxValue, int.MinValue, "other", RestartPolicy.Never,
+                    new VmResources(int.MinValue, int.MaxValue, int.MinValue, int.MinValue, int.MaxValue, "1"),
+                    new Dictionary<string, string> { ["x"] = "y" }),
+                DesiredState.Stopped, VmStatus.Failed, "x", new HostId("host-8"), new Epoch(long.MaxValue), int.MinValue, -1,
+                new DateTimeOffset(1, 1, 1, 14, 1, 0, TimeSpan.FromHours(14)), DateTimeOffset.MaxValue, long.MinValue),
+        ],
+        [new TenantRecord(Acme, new TenantQuota(10, 40, 65_536), true, At, new TenantCpuPool(4096, 2000, 8000))],
+        [new ApiKeyRecord("k-0123456789abcdef", Acme, KeyRole.ReadOnly, "9f86d081884c7d659a2feaa0c55ad015", "ci", At, At.AddHours(3))],
+        [new WebhookRecord("wh-1", Acme, "https://hooks.example.org/orchestrator?x=1", "s3cret", ["VmReady", "VmFailed"], At)],
+        [
+            new RuleRecord("rule-1", Acme, "nightly", "VmRestarting", 3, TimeSpan.FromMinutes(10), "0 20 * * 1-5",
+                new Dictionary<string, string> { ["tier"] = "web" }, RuleAction.Replace, At),
+        ]);
+
+    /// <summary>Snapshots with the optional parts absent, empty or zero: each must come back as it was, null apart from empty.</summary>
+    public static TheoryData<string> Sparse() => new(SparseSnapshots.Keys);
+
+    private static readonly Dictionary<string, LedgerSnapshot> SparseSnapshots = new()
+    {
+        ["empty, lists beyond hosts and VMs null"] = new LedgerSnapshot([], []),
+        ["every list empty"] = new LedgerSnapshot([], [], [], [], [], []),
+        ["records with every optional part null"] = new LedgerSnapshot(
+            [new HostRecord(new HostId("h"), 0, 0, "", HostState.Up, 0, 0, 0)],
+            [
+                new VmRecord(new VmId(Guid.Empty), TenantId.System, new VmSpec("a", 0, 0, ""), DesiredState.Running, VmStatus.Pending, null, null,
+                    Epoch.Zero, null, 0, default, null),
+                new VmRecord(new VmId(Guid.NewGuid()), TenantId.System, new VmSpec("b", 1, 1, "", Resources: new VmResources(),
+                        Labels: new Dictionary<string, string>()), DesiredState.Running, VmStatus.Pending, null, null, Epoch.Zero, null, 0, default,
+                    null, 0),
+                new VmRecord(new VmId(Guid.NewGuid()), new TenantId(""), new VmSpec("", 1, 1, "", Resources: new VmResources(Cpuset: ""),
+                        Labels: new Dictionary<string, string> { ["k"] = "" }), DesiredState.Running, VmStatus.Pending, "", new HostId(""),
+                    Epoch.Zero, 0, 0, default, default, 0),
+            ],
+            [new TenantRecord(Acme, TenantQuota.Unlimited, false, default), new TenantRecord(new TenantId("b"), TenantQuota.Unlimited, false, default, new TenantCpuPool())],
+            [new ApiKeyRecord("k", Acme, KeyRole.Admin, "", null, default, null)],
+            [new WebhookRecord("w", Acme, "", "", [], default)],
+            [new RuleRecord("r", Acme, "", null, 0, TimeSpan.Zero, null, new Dictionary<string, string>(), RuleAction.Stop, default)]),
+    };
+
+    [Fact]
+    public void New_snapshots_are_stored_under_the_binary_manifest()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(Full());
+        Assert.Equal(LedgerSnapshotFormat.Manifest, serializer.Manifest(Full()));
+        Assert.Equal("LEDG"u8.ToArray(), serializer.ToBinary(Full())[..4]);
+    }
+
+    [Fact]
+    public void Every_field_of_every_record_survives_the_binary_format()
+    {
+        var snapshot = Full();
+        Assert.Equal(Json(snapshot), Json(RoundTrip(snapshot)));
+    }
+
+    [Theory]
+    [MemberData(nameof(Sparse))]
+    public void Nulls_and_empties_survive_the_binary_format(string name)
+    {
+        var snapshot = SparseSnapshots[name];
+        Assert.Equal(Json(snapshot), Json(RoundTrip(snapshot)));
+    }
+
+    [Fact]
+    public void The_full_sample_sets_every_property_so_a_dropped_one_would_show()
+    {
+        Assert.Empty(DefaultsIn(Full(), typeof(LedgerSnapshot), "snapshot"));
+    }
+
+    [Fact]
+    public void The_format_covers_every_property_of_every_record_in_a_snapshot()
+    {
+        foreach (var type in RecordTypesIn(typeof(LedgerSnapshot)))
+        {
+            Assert.True(LedgerSnapshotFormat.Covered.TryGetValue(type, out var covered), $"{type.Name} is in a snapshot but not in the format");
+            Assert.Equal(DataProperties(type).Select(p => p.Name).Order(), covered.Order());
+        }
+    }
+
+    [Fact]
+    public void The_binary_form_is_much_smaller_than_the_json()
+    {
+        var snapshot = Full();
+        var json = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(snapshot, OrchestratorSerializer.Json);
+        Assert.True(LedgerSnapshotFormat.Write(snapshot).Length * 3 < json.Length);
+    }
+
+    [Fact]
+    public void A_snapshot_stored_as_json_by_an_earlier_version_reads_back_to_the_same_state()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(LegacySnapshot.Expected);
+        var fromJson = (LedgerSnapshot)serializer.FromBinary(System.Text.Encoding.UTF8.GetBytes(LegacySnapshot.Json), LegacySnapshot.Manifest);
+
+        Assert.Equal(Json(LegacySnapshot.Expected), Json(fromJson));
+        var viaBinary = RoundTrip(fromJson);
+        Assert.Equal(Json(LegacySnapshot.Expected), Json(viaBinary));
+        var before = State(fromJson);
+        var after = State(viaBinary);
+        Assert.Equal(before.Usage.OrderBy(u => u.Key.Value), after.Usage.OrderBy(u => u.Key.Value));
+        Assert.Equal(before.Names.OrderBy(n => n.Value.Value), after.Names.OrderBy(n => n.Value.Value));
+        Assert.Equal(before.Hosts.Values, after.Hosts.Values);
+        Assert.Equal(before.Tenants.Values, after.Tenants.Values);
+        Assert.Equal(before.Keys.Values, after.Keys.Values);
+    }
+
+    [Fact]
+    public void A_truncated_snapshot_fails_saying_so_at_every_length()
+    {
+        var bytes = LedgerSnapshotFormat.Write(Full());
+        for (var length = 0; length < bytes.Length; length++)
+        {
+            var error = Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(bytes[..length]));
+            Assert.Contains("truncated", error.Message);
+        }
+    }
+
+    [Fact]
+    public void A_damaged_byte_anywhere_fails_the_whole_snapshot()
+    {
+        var bytes = LedgerSnapshotFormat.Write(Full());
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            var damaged = bytes.ToArray();
+            damaged[i] ^= 0x20;
+            Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(damaged));
+        }
+
+        var body = bytes.ToArray();
+        body[100] ^= 0x01;
+        Assert.Contains("do not match their checksum", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(body)).Message);
+        var version = bytes.ToArray();
+        version[4] = 9;
+        Assert.Contains("version 9", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(version)).Message);
+        var json = System.Text.Encoding.UTF8.GetBytes(LegacySnapshot.Json);
+        Assert.Contains("not a binary ledger snapshot", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(json)).Message);
+    }
+
+    [Fact]
+    public void A_payload_sealed_whole_but_cut_inside_a_record_names_the_record()
+    {
+        var bytes = LedgerSnapshotFormat.Write(new LedgerSnapshot([], Full().Vms));
+        // The VMs section ends where the (null) tenants' list starts: cut the last VM's final bytes off and reseal.
+        var cut = Reseal(bytes[..^(8 + 4 + 5)]);
+        var error = Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(cut));
+        Assert.Contains("VM #2", error.Message);
+        Assert.Contains("truncated", error.Message);
+    }
+
+    [Fact]
+    public void A_payload_sealed_whole_but_holding_nonsense_names_the_record_and_the_field()
+    {
+        var vm = Full().Vms[0] with { Epoch = new Epoch(0x0123456789ABCDEF) };
+        var bytes = LedgerSnapshotFormat.Write(new LedgerSnapshot([], [vm]));
+        var epoch = new byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(epoch, vm.Epoch.Value);
+        var at = bytes.AsSpan().IndexOf(epoch) + epoch.Length;
+        bytes[at] = 7; // where the Pid's presence (a boolean) is
+        var error = Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(Reseal(bytes)));
+        Assert.Contains("VM #0", error.Message);
+        Assert.Contains("7 is not a boolean", error.Message);
+
+        var trailing = Reseal([.. LedgerSnapshotFormat.Write(new LedgerSnapshot([], []))[..^8], 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        Assert.Contains("bytes after the last record", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(trailing)).Message);
+    }
+
+    [Fact]
+    public void A_corrupt_snapshot_fails_through_the_configured_serializer_too()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(Full());
+        var bytes = serializer.ToBinary(Full());
+        var error = Assert.Throws<SerializationException>(() =>
+            Sys.Serialization.Deserialize(bytes[..^1], serializer.Identifier, LedgerSnapshotFormat.Manifest));
+        Assert.Contains("truncated", error.Message);
+    }
+
+    private LedgerSnapshot RoundTrip(LedgerSnapshot snapshot)
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(snapshot);
+        return (LedgerSnapshot)Sys.Serialization.Deserialize(serializer.ToBinary(snapshot), serializer.Identifier,
+            Akka.Serialization.Serialization.ManifestFor(serializer, snapshot));
+    }
+
+    private static LedgerState State(LedgerSnapshot s) => LedgerState.FromRecords(s.Hosts, s.Vms, s.Tenants, s.Keys, s.Webhooks, s.Rules);
+
+    /// <summary>The payload with its length and checksum made right again: what is wrong is then only inside.</summary>
+    private static byte[] Reseal(byte[] payload)
+    {
+        var bytes = payload.Length >= 8 + 13 ? payload.ToArray() : throw new ArgumentException("too short to reseal");
+        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(5), bytes.Length + 8);
+        var hash = new byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(hash, XxHash3.HashToUInt64(bytes));
+        return [.. bytes, .. hash];
+    }
+
+    // Records holding lists and dictionaries compare them by reference; their JSON compares them by value.
+    private static string Json(object o) => System.Text.Json.JsonSerializer.Serialize(o, o.GetType(), OrchestratorSerializer.Json);
+
+    /// <summary>A record's data: its public properties that can be set (the computed ones only have a getter).</summary>
+    private static IEnumerable<PropertyInfo> DataProperties(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.SetMethod is not null);
+
+    /// <summary>The project's own types a snapshot holds, directly or inside lists, dictionaries and nullables.</summary>
+    private static HashSet<Type> RecordTypesIn(Type root)
+    {
+        var found = new HashSet<Type>();
+        var pending = new Stack<Type>([root]);
+        while (pending.TryPop(out var type))
+        {
+            if (!found.Add(type))
+            {
+                continue;
+            }
+
+            foreach (var property in DataProperties(type))
+            {
+                foreach (var inner in Unwrap(property.PropertyType).Where(t => t.Namespace?.StartsWith("Orchestrator", StringComparison.Ordinal) == true && !t.IsEnum))
+                {
+                    pending.Push(inner);
+                }
+            }
+        }
+
+        return found;
+
+        static IEnumerable<Type> Unwrap(Type t) => Nullable.GetUnderlyingType(t) is { } underlying ? [underlying]
+            : t.IsGenericType ? t.GetGenericArguments().SelectMany(Unwrap)
+            : [t];
+    }
+
+    /// <summary>Paths to every property left null, empty, zero or otherwise default, walking into records and lists.</summary>
+    private static IEnumerable<string> DefaultsIn(object? value, Type type, string path)
+    {
+        var plain = Nullable.GetUnderlyingType(type) ?? type;
+        if (value is null || (plain.IsValueType && value.Equals(Activator.CreateInstance(plain))) || value is string { Length: 0 })
+        {
+            return [path];
+        }
+
+        if (value is string)
+        {
+            return [];
+        }
+
+        if (value is IEnumerable items)
+        {
+            var list = items.Cast<object>().ToList();
+            return list.Count == 0 ? [path]
+                : value is IDictionary ? []
+                : list.SelectMany((item, i) => DefaultsIn(item, item.GetType(), $"{path}[{i}]"));
+        }
+
+        return LedgerSnapshotFormat.Covered.ContainsKey(plain)
+            ? DataProperties(plain).SelectMany(p => DefaultsIn(p.GetValue(value), p.PropertyType, $"{path}.{p.Name}"))
+            : [];
+    }
+}
+
+/// <summary>A snapshot as the JSON format stored it (before the binary one), and the records it holds.</summary>
+internal static class LegacySnapshot
+{
+    /// <summary>The manifest JSON snapshots were stored under: the type's name.</summary>
+    public const string Manifest = "LedgerSnapshot";
+
+    private static readonly DateTimeOffset At = new(2026, 3, 1, 9, 30, 0, TimeSpan.FromHours(1));
+
+    public static readonly LedgerSnapshot Expected = new(
+        [new HostRecord(new HostId("host-1"), 16, 65536, "qemu", HostState.Up, 3, 4096, 2, "akka.tcp://orchestrator@10.0.0.1:4053", 500, 1024)],
+        [
+            new VmRecord(new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), new TenantId("acme"),
+                new VmSpec("web-1", 2, 2048, "ubuntu", RestartPolicy.Always, new VmResources(2048, 500, 1500, 1024, 4096, "0-1"),
+                    new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web" }),
+                DesiredState.Running, VmStatus.Ready, null, new HostId("host-1"), new Epoch(3), 4242, 1, At, At.AddMinutes(1), 750),
+            new VmRecord(new VmId(Guid.Parse("0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02")), TenantId.System,
+                new VmSpec("batch", 1, 2048, "ubuntu"), DesiredState.Stopped, VmStatus.Pending, "no host has room", null, Epoch.Zero, null, 0, At, null),
+        ],
+        [new TenantRecord(new TenantId("acme"), new TenantQuota(10, 20, 40960), false, At, new TenantCpuPool(4096, 1000, 8000))],
+        [new ApiKeyRecord("k-0123456789abcdef", new TenantId("acme"), KeyRole.Member, "9f86d081884c7d65", "ci", At, At.AddDays(2))],
+        [new WebhookRecord("wh-1", new TenantId("acme"), "https://hooks.example.org/orc", "s3cret", ["VmReady", "VmFailed"], At)],
+        [
+            new RuleRecord("rule-1", new TenantId("acme"), "evening", null, 1, TimeSpan.Zero, "0 20 * * 1-5",
+                new Dictionary<string, string> { ["env"] = "dev" }, RuleAction.Stop, At),
+        ]);
+
+    /// <summary>Written by the JSON serializer as it stood; frozen here, so a change that stops it reading fails a test.</summary>
+    public const string Json = """
+        {"Hosts":[{"Id":{"Value":"host-1"},"Cpus":16,"MemoryMiB":65536,"Driver":"qemu","State":"Up","AllocatedVcpus":3,"AllocatedMemoryMiB":4096,"VmCount":2,"Address":"akka.tcp://orchestrator@10.0.0.1:4053","ReservedCpuMillicores":500,"ReservedMemoryMiB":1024,"CpuMillicores":16000}],"Vms":[{"Id":{"Value":"6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01","Compact":"6f1c2a8e0d4b4c559a431f6f4b8d2e01"},"Tenant":{"Value":"acme"},"Spec":{"Name":"web-1","Vcpus":2,"MemoryMiB":2048,"Image":"ubuntu","RestartPolicy":"Always","Resources":{"CpuShares":2048,"CpuReservationMillicores":500,"CpuLimitMillicores":1500,"MemoryReservationMiB":1024,"MemoryLimitMiB":4096,"Cpuset":"0-1"},"Labels":{"env":"prod","tier":"web"},"EffectiveResources":{"CpuShares":2048,"CpuReservationMillicores":500,"CpuLimitMillicores":1500,"MemoryReservationMiB":1024,"MemoryLimitMiB":4096,"Cpuset":"0-1"},"EffectiveLabels":{"env":"prod","tier":"web"}},"Desired":"Running","Status":"Ready","Reason":null,"Host":{"Value":"host-1"},"Epoch":{"Value":3},"Pid":4242,"Restarts":1,"CreatedAt":"2026-03-01T09:30:00+01:00","ReadyAt":"2026-03-01T09:31:00+01:00","EntitledCpuMillicores":750,"HoldsAllocation":true},{"Id":{"Value":"0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02","Compact":"0b7d3c115e2f4a8d8c1b2d9e7f6a5b02"},"Tenant":{"Value":"system"},"Spec":{"Name":"batch","Vcpus":1,"MemoryMiB":2048,"Image":"ubuntu","RestartPolicy":"OnFailure","Resources":null,"Labels":null,"EffectiveResources":{"CpuShares":null,"CpuReservationMillicores":0,"CpuLimitMillicores":null,"MemoryReservationMiB":0,"MemoryLimitMiB":null,"Cpuset":null},"EffectiveLabels":{}},"Desired":"Stopped","Status":"Pending","Reason":"no host has room","Host":null,"Epoch":{"Value":0},"Pid":null,"Restarts":0,"CreatedAt":"2026-03-01T09:30:00+01:00","ReadyAt":null,"EntitledCpuMillicores":null,"HoldsAllocation":false}],"Tenants":[{"Id":{"Value":"acme"},"Quota":{"MaxVms":10,"MaxVcpus":20,"MaxMemoryMiB":40960},"Disabled":false,"CreatedAt":"2026-03-01T09:30:00+01:00","Pool":{"Shares":4096,"ReservationMillicores":1000,"LimitMillicores":8000}}],"Keys":[{"KeyId":"k-0123456789abcdef","Tenant":{"Value":"acme"},"Role":"Member","SecretHash":"9f86d081884c7d65","Name":"ci","CreatedAt":"2026-03-01T09:30:00+01:00","RevokedAt":"2026-03-03T09:30:00+01:00","IsRevoked":true}],"Webhooks":[{"Id":"wh-1","Tenant":{"Value":"acme"},"Url":"https://hooks.example.org/orc","Secret":"s3cret","EventTypes":["VmReady","VmFailed"],"CreatedAt":"2026-03-01T09:30:00+01:00"}],"Rules":[{"Id":"rule-1","Tenant":{"Value":"acme"},"Name":"evening","OnEvent":null,"Count":1,"Within":"00:00:00","Schedule":"0 20 * * 1-5","Selector":{"env":"dev"},"Action":"Stop","CreatedAt":"2026-03-01T09:30:00+01:00"}]}
+        """;
+}
