@@ -52,9 +52,11 @@ public sealed record LedgerState(
         var vmList = vms as IReadOnlyList<VmRecord> ?? vms.ToList();
         // The two maps of every VM cost nearly all of the rebuild at a million VMs, and neither needs the other.
         var byName = Task.Run(() => InHashOrder(vmList, v => (v.Tenant, v.Spec.Name), v => v.Id));
+        // The VMs by host, tenant and pending: from the same list, beside the maps (else the first query builds it).
+        var vmIndex = Task.Run(() => VmIndex.Build(vmList));
         var byId = InHashOrder(vmList, v => v.Id, v => v);
         var usage = SumUsage(vmList);
-        return new LedgerState(hosts.ToImmutableDictionary(h => h.Id), byId, byName.GetAwaiter().GetResult())
+        var state = new LedgerState(hosts.ToImmutableDictionary(h => h.Id), byId, byName.GetAwaiter().GetResult())
         {
             Tenants = (tenants ?? []).ToImmutableDictionary(t => t.Id),
             Keys = (keys ?? []).ToImmutableDictionary(k => k.KeyId),
@@ -62,6 +64,8 @@ public sealed record LedgerState(
             Rules = (rules ?? []).ToImmutableDictionary(r => r.Id),
             Usage = usage,
         };
+        state._vmIndex = new VmIndexCache(state.Vms, vmIndex.GetAwaiter().GetResult());
+        return state;
     }
 
     /// <summary>
