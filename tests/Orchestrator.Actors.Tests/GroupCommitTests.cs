@@ -9,26 +9,9 @@ using Orchestrator.Domain.Vms;
 namespace Orchestrator.Actors.Tests;
 
 /// <summary>The scheduler's group commit on real SQLite: many requests in flight, one writer, nothing lost.</summary>
-public sealed class GroupCommitTests : TestKit
+public sealed class GroupCommitTests : PersistentTestKit
 {
     private static readonly LedgerRules Rules = LedgerRules.Create(["demo"]);
-    private readonly TempDir _dir;
-
-    public GroupCommitTests() : this(new TempDir())
-    {
-    }
-
-    private GroupCommitTests(TempDir dir) : base(TestConfig.Persistent(dir.Path))
-    {
-        _dir = dir;
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        _dir.Dispose();
-    }
-
     private IActorRef StartScheduler() =>
         Sys.ActorOf(SchedulerActor.Props(Rules, 50, new HostLossTimings(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30))));
 

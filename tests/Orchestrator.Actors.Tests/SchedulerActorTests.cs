@@ -12,27 +12,10 @@ using Orchestrator.Domain.Vms;
 namespace Orchestrator.Actors.Tests;
 
 /// <summary>The scheduler on a real SQLite journal: persist before reply, recover after a restart.</summary>
-public sealed class SchedulerActorTests : TestKit
+public sealed class SchedulerActorTests : PersistentTestKit
 {
     private static readonly LedgerRules Rules = LedgerRules.Create(["demo"]);
     private static readonly HostId Host1 = new("h1");
-    private readonly TempDir _dir;
-
-    public SchedulerActorTests() : this(new TempDir())
-    {
-    }
-
-    private SchedulerActorTests(TempDir dir) : base(TestConfig.Persistent(dir.Path))
-    {
-        _dir = dir;
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        _dir.Dispose();
-    }
-
     private IActorRef StartScheduler(int snapshotEvery = 1000) => Sys.ActorOf(SchedulerActor.Props(Rules, snapshotEvery, new HostLossTimings(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2))));
 
     private void Restart(ref IActorRef scheduler, int snapshotEvery = 1000)
@@ -92,7 +75,7 @@ public sealed class SchedulerActorTests : TestKit
         ExpectTerminated(scheduler);
 
         // The row as the JSON format stored it: the type's plain manifest, the payload JSON.
-        using (var connection = new SqliteConnection(OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), _dir.Path)))
+        using (var connection = new SqliteConnection(OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), DataDirectory)))
         {
             connection.Open();
             using var insert = connection.CreateCommand();
@@ -160,27 +143,10 @@ public sealed class SchedulerActorTests : TestKit
 }
 
 /// <summary>The scheduler divides a host's CPU with the demand its agent reports, and journals what moved.</summary>
-public sealed class SchedulerSharesTests : TestKit
+public sealed class SchedulerSharesTests : PersistentTestKit
 {
     private static readonly LedgerRules Rules = LedgerRules.Create(["demo"]);
     private static readonly HostId Host1 = new("h1");
-    private readonly TempDir _dir;
-
-    public SchedulerSharesTests() : this(new TempDir())
-    {
-    }
-
-    private SchedulerSharesTests(TempDir dir) : base(TestConfig.Persistent(dir.Path))
-    {
-        _dir = dir;
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        _dir.Dispose();
-    }
-
     private IActorRef StartScheduler() => Sys.ActorOf(SchedulerActor.Props(Rules, 1000,
         new HostLossTimings(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30)), shares: new SharesPolicy(TimeSpan.FromMilliseconds(200), 25)));
 

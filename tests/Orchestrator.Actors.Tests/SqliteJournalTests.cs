@@ -14,25 +14,8 @@ namespace Orchestrator.Actors.Tests;
 /// The SQLite journal's own write path (<see cref="SqliteWriteJournal"/>) on a real file: what it writes, Akka.Persistence.Sql
 /// reads back (recovery and events by tag), and a write that cannot be serialized is refused alone.
 /// </summary>
-public sealed class SqliteJournalTests : TestKit
+public sealed class SqliteJournalTests : PersistentTestKit
 {
-    private readonly TempDir _dir;
-
-    public SqliteJournalTests() : this(new TempDir())
-    {
-    }
-
-    private SqliteJournalTests(TempDir dir) : base(TestConfig.Persistent(dir.Path))
-    {
-        _dir = dir;
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        _dir.Dispose();
-    }
-
     [Fact]
     public void The_configured_sqlite_journal_is_this_one()
     {
@@ -101,7 +84,7 @@ public sealed class SqliteJournalTests : TestKit
     [Fact]
     public async Task The_writer_refuses_a_table_it_does_not_know_naming_the_missing_columns()
     {
-        var file = System.IO.Path.Combine(_dir.Path, "other.db");
+        var file = System.IO.Path.Combine(DataDirectory, "other.db");
         var connectionString = new SqliteConnectionStringBuilder { DataSource = file }.ToString();
         using (var connection = new SqliteConnection(connectionString))
         {

@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using Akka.TestKit.Xunit2;
 using Orchestrator.Actors.Settings;
 
 namespace Orchestrator.Actors.Tests;
@@ -38,5 +39,29 @@ internal sealed class TempDir : IDisposable
         catch (IOException)
         {
         }
+    }
+}
+
+/// <summary>A TestKit whose actor system persists to a real SQLite file in a temp directory of its own.</summary>
+public abstract class PersistentTestKit : TestKit
+{
+    private readonly TempDir _dir;
+
+    protected PersistentTestKit() : this(new TempDir())
+    {
+    }
+
+    private PersistentTestKit(TempDir dir) : base(TestConfig.Persistent(dir.Path))
+    {
+        _dir = dir;
+    }
+
+    /// <summary>The data directory: the journal's SQLite file is in it.</summary>
+    protected string DataDirectory => _dir.Path;
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        _dir.Dispose();
     }
 }
