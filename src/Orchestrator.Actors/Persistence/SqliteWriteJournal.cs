@@ -46,6 +46,11 @@ public sealed class SqliteWriteJournal : SqlWriteJournal
 
         var now = DateTime.UtcNow.Ticks;
         var writes = messages.ToList();
+        if (writes.Count == 0)
+        {
+            return Task.FromResult<IImmutableList<Exception>>(null!);
+        }
+
         var batch = new List<JournalEntry>();
         var rejections = new Exception?[writes.Count];
         for (var i = 0; i < writes.Count; i++)
@@ -81,6 +86,7 @@ public sealed class SqliteWriteJournal : SqlWriteJournal
 
     protected override void PostStop()
     {
+        // Waits (on this actor's thread, once, at its stop) for the writes already queued: what was sent is written.
         _writer?.Dispose();
         base.PostStop();
     }

@@ -64,7 +64,7 @@ public sealed record LedgerState(
             Rules = (rules ?? []).ToImmutableDictionary(r => r.Id),
             Usage = usage,
         };
-        state._vmIndex = new VmIndexCache(state.Vms, vmIndex.GetAwaiter().GetResult());
+        state._vmIndex = new(state.Vms, vmIndex.GetAwaiter().GetResult());
         return state;
     }
 
@@ -785,26 +785,30 @@ public sealed record LedgerState(
         var entitled = to == vm.Host ? vm.EntitledCpuMillicores : null;
         return this with { Hosts = hosts, Vms = Vms.SetItem(id, vm with { Host = to, EntitledCpuMillicores = entitled }) };
     }
-    // The free-capacity index of the Up hosts (Placement/CapacityIndex.cs), kept with the Hosts it was made from:
-    // Apply updates it for the hosts an event touched; a state whose Hosts came from elsewhere rebuilds it once.
-    private sealed record CapacityCache(ImmutableDictionary<HostId, HostRecord> Hosts, CapacityIndex Index);
+    /// <summary>
+    /// An index derived from one of the state's maps, kept with the very map it was made from: a `with` copies it, and
+    /// a state whose map is another (changed without Apply keeping the index, or come from elsewhere) builds it anew.
+    /// </summary>
+    private sealed record Derived<TSource, TIndex>(TSource Source, TIndex Index) where TSource : class;
 
-    private CapacityCache? _capacity;
-
-    internal CapacityIndex Capacity
+    private static TIndex Current<TSource, TIndex>(ref Derived<TSource, TIndex>? cache, TSource source, Func<TSource, TIndex> build)
+        where TSource : class
     {
-        get
+        var current = cache;
+        if (current is null || !ReferenceEquals(current.Source, source))
         {
-            var cache = _capacity;
-            if (cache is null || !ReferenceEquals(cache.Hosts, Hosts))
-            {
-                cache = new CapacityCache(Hosts, CapacityIndex.Build(Hosts.Values));
-                _capacity = cache;
-            }
-
-            return cache.Index;
+            current = new Derived<TSource, TIndex>(source, build(source));
+            cache = current;
         }
+
+        return current.Index;
     }
+
+    // The free-capacity index of the Up hosts (Placement/CapacityIndex.cs): Apply updates it for the hosts an event
+    // touched; a state whose Hosts came from elsewhere rebuilds it once.
+    private Derived<ImmutableDictionary<HostId, HostRecord>, CapacityIndex>? _capacity;
+
+    internal CapacityIndex Capacity => Current(ref _capacity, Hosts, hosts => CapacityIndex.Build(hosts.Values));
 
     private LedgerState WithCapacityIndex(LedgerState next, ILedgerEvent evt)
     {
@@ -834,7 +838,7 @@ public sealed record LedgerState(
         index = ReplaceHost(index, next, eventHost);
         index = vmHostBefore == eventHost ? index : ReplaceHost(index, next, vmHostBefore);
         index = vmHostAfter == eventHost || vmHostAfter == vmHostBefore ? index : ReplaceHost(index, next, vmHostAfter);
-        next._capacity = new CapacityCache(next.Hosts, index);
+        next._capacity = new(next.Hosts, index);
         return next;
     }
 
@@ -843,37 +847,22 @@ public sealed record LedgerState(
             ? index
             : index.Replace(Hosts.GetValueOrDefault(host) is { State: HostState.Up } before ? before : null, next.Hosts.GetValueOrDefault(host));
 
-    // The VMs by host, by tenant and pending (VmIndex.cs), kept with the Vms they were made from. Unlike the capacity
-    // index it is built only when first asked for: a recovery replaying millions of events never pays for it per event.
-    private sealed record VmIndexCache(ImmutableDictionary<VmId, VmRecord> Vms, VmIndex Index);
+    // The VMs by host, by tenant and pending (VmIndex.cs). Unlike the capacity index it is built only when first asked
+    // for: a recovery replaying millions of events never pays for it per event.
+    private Derived<ImmutableDictionary<VmId, VmRecord>, VmIndex>? _vmIndex;
 
-    private VmIndexCache? _vmIndex;
-
-    internal VmIndex VmLookup
-    {
-        get
-        {
-            var cache = _vmIndex;
-            if (cache is null || !ReferenceEquals(cache.Vms, Vms))
-            {
-                cache = new VmIndexCache(Vms, VmIndex.Build(Vms.Values));
-                _vmIndex = cache;
-            }
-
-            return cache.Index;
-        }
-    }
+    internal VmIndex VmLookup => Current(ref _vmIndex, Vms, vms => VmIndex.Build(vms.Values));
 
     private LedgerState WithVmIndex(LedgerState next, ILedgerEvent evt)
     {
         var cache = _vmIndex;
-        if (ReferenceEquals(next.Vms, Vms) || cache is null || !ReferenceEquals(cache.Vms, Vms))
+        if (ReferenceEquals(next.Vms, Vms) || cache is null || !ReferenceEquals(cache.Source, Vms))
         {
             return next; // unchanged VMs keep the index (a `with` copies it); a stale or absent one is built when asked for
         }
 
         next._vmIndex = evt is IVmLedgerEvent vmEvent
-            ? new VmIndexCache(next.Vms, cache.Index.Replace(Vms.GetValueOrDefault(vmEvent.VmId), next.Vms.GetValueOrDefault(vmEvent.VmId)))
+            ? new(next.Vms, cache.Index.Replace(Vms.GetValueOrDefault(vmEvent.VmId), next.Vms.GetValueOrDefault(vmEvent.VmId)))
             : null;
         return next;
     }
