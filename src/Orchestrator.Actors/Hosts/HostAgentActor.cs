@@ -37,6 +37,9 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     /// </summary>
     private bool _seesMajority = true;
 
+    /// <summary>The membership this agent has been told of, from its own subscription.</summary>
+    private MembershipView _membership = MembershipView.Empty;
+
     /// <summary>Downed or removed by the cluster: this incarnation must never feed the guard or start a VM again.</summary>
     private bool _expelled;
 
@@ -107,8 +110,16 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             _leaseAcquired &= !failed.WasAcquire; // acquire again next time
             _log.Warning("cannot renew this host's lease ({0}); VMs keep running: nobody can revoke it either", failed.Cause.Message);
         });
-        Receive<ClusterEvent.IClusterDomainEvent>(_ => UpdateMajority());
-        Receive<ClusterEvent.CurrentClusterState>(_ => UpdateMajority());
+        Receive<ClusterEvent.IClusterDomainEvent>(e =>
+        {
+            _membership = _membership.Apply(e);
+            UpdateMajority();
+        });
+        Receive<ClusterEvent.CurrentClusterState>(state =>
+        {
+            _membership = MembershipView.From(state);
+            UpdateMajority();
+        });
         Receive<StartPermission>(OnStartPermission);
         Receive<PermissionTimedOut>(timedOut =>
         {
@@ -222,29 +233,25 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     private void UpdateMajority()
     {
-        var state = _cluster!.State;
-        var self = state.Members.FirstOrDefault(m => m.Address.Equals(_cluster.SelfAddress));
-        if (!_expelled && (self?.Status is MemberStatus.Down or MemberStatus.Removed || (self is null && _cluster.IsTerminated)))
+        var selfStatus = _membership.StatusOf(_cluster!.SelfUniqueAddress);
+        if (!_expelled && (selfStatus is MemberStatus.Down or MemberStatus.Removed || (selfStatus is null && _cluster.IsTerminated)))
         {
             _expelled = true;
             _log.Warning("this node was removed from the cluster: no more heartbeats to the fence guard, no more VM starts");
         }
 
-        var members = state.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Leaving).ToList();
-        var reachable = members.Count(m => !state.Unreachable.Contains(m));
-        // Before this node is Up it has no view yet: keep adopted VMs alive through a restart.
-        var seesMajority = members.Count == 0 || reachable * 2 > members.Count;
+        var seesMajority = _membership.SeesMajority;
         if (seesMajority != _seesMajority)
         {
             _seesMajority = seesMajority;
             if (seesMajority)
             {
-                _log.Info("majority visible again ({0} of {1} members reachable)", reachable, members.Count);
+                _log.Info("majority visible again ({0} of {1} members reachable)", _membership.ReachableVoting, _membership.Voting);
             }
             else
             {
                 _log.Warning("cannot see a majority ({0} of {1} members reachable): the fence guard kills this host's VMs after fence-after unless it heals",
-                    reachable, members.Count);
+                    _membership.ReachableVoting, _membership.Voting);
             }
         }
     }

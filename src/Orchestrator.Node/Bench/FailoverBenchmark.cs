@@ -172,6 +172,7 @@ public sealed record FailoverRun(
 public sealed class DoubleRunSampler : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly Task _loop;
 
     public DoubleRunSampler(IReadOnlyList<string> runDirs)
@@ -180,13 +181,16 @@ public sealed class DoubleRunSampler : IAsyncDisposable
         {
             while (!_stop.IsCancellationRequested)
             {
-                var max = runDirs.SelectMany(dir => ProcessTable.QemuUnder(dir).Keys).GroupBy(id => id)
-                    .Select(g => g.Count()).DefaultIfEmpty(0).Max();
+                var byVm = runDirs.SelectMany(dir => ProcessTable.QemuUnder(dir).Select(q => (Vm: q.Key, Pid: q.Value, Dir: dir)))
+                    .GroupBy(q => q.Vm).ToList();
+                var max = byVm.Select(g => g.Count()).DefaultIfEmpty(0).Max();
                 Samples++;
                 MaxPerVm = Math.Max(MaxPerVm, max);
                 if (max > 1)
                 {
                     DoubleRuns++;
+                    FirstDoubleRun ??= $"at {_clock.Elapsed.TotalSeconds:F2} s: " + string.Join("; ", byVm.Where(g => g.Count() > 1)
+                        .Select(g => $"vm {g.Key} in {string.Join(", ", g.Select(q => $"pid {q.Pid} under {q.Dir}"))}"));
                 }
 
                 try
@@ -204,6 +208,12 @@ public sealed class DoubleRunSampler : IAsyncDisposable
     public int Samples { get; private set; }
     public int DoubleRuns { get; private set; }
     public int MaxPerVm { get; private set; }
+
+    /// <summary>When the first double run was seen (seconds since the sampler started) and which processes it saw.</summary>
+    public string? FirstDoubleRun { get; private set; }
+
+    /// <summary>What a test prints when it asserts no double run.</summary>
+    public string Describe() => $"{Samples} samples, {DoubleRuns} with a VM running twice, first {FirstDoubleRun ?? "never"}";
 
     public async ValueTask DisposeAsync()
     {
