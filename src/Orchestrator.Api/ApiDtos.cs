@@ -74,7 +74,8 @@ public sealed record VmDto(
     IReadOnlyList<VcpuDto> VcpuThreads,
     IReadOnlyList<string>? ConsoleTail,
     VmResourcesDto Resources,
-    IReadOnlyDictionary<string, string> Labels)
+    IReadOnlyDictionary<string, string> Labels,
+    bool Paused)
 {
     public static VmDto From(VmRecord vm, VmRuntime? runtime = null) => new(
         vm.Id.Compact,
@@ -96,7 +97,8 @@ public sealed record VmDto(
         runtime?.Vcpus.Select(v => new VcpuDto(v.Index, v.ThreadId, Math.Round(v.CpuSeconds, 3))).ToList() ?? [],
         runtime?.ConsoleTail,
         VmResourcesDto.From(vm, runtime),
-        vm.Spec.EffectiveLabels);
+        vm.Spec.EffectiveLabels,
+        runtime?.Paused ?? false);
 }
 
 public sealed record HostDto(

@@ -33,6 +33,9 @@ public static class OrchestratorApi
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
 
+    /// <summary>Longer than a host's wait for its vCPUs' acknowledgements, so its own answer arrives first.</summary>
+    private static readonly TimeSpan PauseTimeout = TimeSpan.FromSeconds(10);
+
     public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, string adminKey, ImageCatalog images,
         Domain.Placement.PlacementPolicy policy, ApiLimits limits, VmSpecLimits? specLimits = null)
     {
@@ -90,27 +93,8 @@ public static class OrchestratorApi
             return Results.Json(list.Vms.Select(v => VmDto.From(v)).ToList(), Json);
         });
 
-        v1.MapGet("/vms/{name}", async (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
-        {
-            var tenant = Acting(http);
-            var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, name), ct);
-            if (found.Vm is null)
-            {
-                return VmNotFound(name);
-            }
-
-            VmRuntime? runtime = null;
-            try
-            {
-                runtime = await scheduler.ActorRef.Ask<object>(new SchedulerQueries.GetVmRuntime(tenant, name), RuntimeTimeout, ct) as VmRuntime;
-            }
-            catch (AskTimeoutException)
-            {
-                // The host is slow or gone: show what the ledger knows.
-            }
-
-            return Results.Json(VmDto.From(found.Vm, runtime), Json);
-        });
+        v1.MapGet("/vms/{name}", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            ShowVmAsync(scheduler, Acting(http), name, ct));
 
         v1.MapPost("/vms", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
@@ -151,6 +135,10 @@ public static class OrchestratorApi
             ChangeAsync(scheduler, new LedgerCommands.StopVm(Acting(http), name), name, ct)).RequireWrite();
         v1.MapPost("/vms/{name}/start", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
             ChangeAsync(scheduler, new LedgerCommands.StartVm(Acting(http), name), name, ct)).RequireWrite();
+        v1.MapPost("/vms/{name}/pause", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            SetPausedAsync(scheduler, Acting(http), name, paused: true, ct)).RequireWrite();
+        v1.MapPost("/vms/{name}/resume", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            SetPausedAsync(scheduler, Acting(http), name, paused: false, ct)).RequireWrite();
         v1.MapDelete("/vms/{name}", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
             ChangeAsync(scheduler, new LedgerCommands.DeleteVm(Acting(http), name), name, ct)).RequireWrite();
 
@@ -284,6 +272,57 @@ public static class OrchestratorApi
             SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
             _ => Unexpected(reply),
         };
+    }
+
+    /// <summary>The ledger's record of the VM with its host's live details (vCPU threads, console, paused) when the host answers.</summary>
+    private static async Task<IResult> ShowVmAsync(IRequiredActor<SchedulerProxy> scheduler, TenantId tenant, string name, CancellationToken ct)
+    {
+        var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, name), ct);
+        if (found.Vm is null)
+        {
+            return VmNotFound(name);
+        }
+
+        VmRuntime? runtime = null;
+        try
+        {
+            runtime = await scheduler.ActorRef.Ask<object>(new SchedulerQueries.GetVmRuntime(tenant, name), RuntimeTimeout, ct) as VmRuntime;
+        }
+        catch (AskTimeoutException)
+        {
+            // The host is slow or gone: show what the ledger knows.
+        }
+
+        return Results.Json(VmDto.From(found.Vm, runtime), Json);
+    }
+
+    /// <summary>Pause or resume where the VM runs: 200 with the VM once every vCPU acknowledged, 409 when it cannot be done.</summary>
+    private static async Task<IResult> SetPausedAsync(IRequiredActor<SchedulerProxy> scheduler, TenantId tenant, string name, bool paused,
+        CancellationToken ct)
+    {
+        var proxy = await scheduler.GetAsync(ct);
+        object reply;
+        try
+        {
+            reply = await proxy.Ask<object>(new SetVmPaused(tenant, name, paused), PauseTimeout, ct);
+        }
+        catch (AskTimeoutException)
+        {
+            return Problem(StatusCodes.Status504GatewayTimeout, "host did not answer",
+                $"the VM's host did not confirm the {(paused ? "pause" : "resume")} within {PauseTimeout.TotalSeconds:0} s");
+        }
+
+        switch (reply)
+        {
+            case SchedulerReplies.VmFound { Vm: null }:
+                return VmNotFound(name);
+            case VmPauseResult { Error: { } error }:
+                return Problem(StatusCodes.Status409Conflict, "conflict", $"cannot {(paused ? "pause" : "resume")} '{Shorten(name)}': {error}");
+            case VmPauseResult:
+                return await ShowVmAsync(scheduler, tenant, name, ct);
+            default:
+                return Unexpected(reply);
+        }
     }
 
     internal static async Task<T> AskAsync<T>(IRequiredActor<SchedulerProxy> scheduler, object message, CancellationToken ct)

@@ -25,7 +25,8 @@ public sealed record Vm(
     DateTimeOffset CreatedAt,
     DateTimeOffset? ReadyAt,
     IReadOnlyList<VcpuThread>? VcpuThreads,
-    VmResources? Resources = null);
+    VmResources? Resources = null,
+    bool Paused = false);
 
 /// <summary>Shares, reservations and limits as set, with what the scheduler entitles the VM to and what it used.</summary>
 public sealed record VmResources(

@@ -102,6 +102,10 @@ public enum VmChange
     Stop,
     Start,
     Delete,
+
+    /// <summary>Stop running guest code, keeping memory; done when every vCPU acknowledged (no --wait).</summary>
+    Pause,
+    Resume,
 }
 
 public sealed record VmChangeArgs(ClientArgs Client, VmChange Change, string Name, bool Wait, TimeSpan Timeout);

@@ -209,7 +209,21 @@ public static partial class CliSyntax
         vm.Subcommands.Add(ChangeCommand(actions, VmChange.Stop, "stop", "Stop a VM (it stays defined).", "Wait until the VM is Stopped."));
         vm.Subcommands.Add(ChangeCommand(actions, VmChange.Start, "start", "Start a stopped VM.", "Wait until the VM is Ready."));
         vm.Subcommands.Add(ChangeCommand(actions, VmChange.Delete, "delete", "Stop a VM and delete it.", "Wait until the VM is gone."));
+        vm.Subcommands.Add(PauseCommand(actions, VmChange.Pause, "pause",
+            "Pause a running VM: its vCPUs stop, its memory stays. Answers once every vCPU stopped. Not kept across a restart."));
+        vm.Subcommands.Add(PauseCommand(actions, VmChange.Resume, "resume", "Resume a paused VM."));
         return vm;
+    }
+
+    private static Command PauseCommand(ICliActions actions, VmChange change, string verb, string description)
+    {
+        var client = new ClientOptions();
+        var name = NameArgument();
+        var command = new Command(verb, description) { name };
+        client.AddTo(command);
+        command.SetAction((parse, ct) => actions.VmChangeAsync(
+            new VmChangeArgs(client.Bind(parse), change, parse.GetValue(name)!, Wait: false, TimeSpan.Zero), ct));
+        return command;
     }
 
     private static Command ChangeCommand(ICliActions actions, VmChange change, string verb, string description, string waitDescription)

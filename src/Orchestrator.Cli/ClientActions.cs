@@ -174,6 +174,8 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
         {
             VmChange.Stop => await api.PostAsync(path + "/stop", null, ct),
             VmChange.Start => await api.PostAsync(path + "/start", null, ct),
+            VmChange.Pause => await api.PostAsync(path + "/pause", null, ct),
+            VmChange.Resume => await api.PostAsync(path + "/resume", null, ct),
             _ => await api.DeleteAsync(path, ct),
         };
 

@@ -93,7 +93,7 @@ public static class Rendering
             Row("Tenant", Text(vm.Tenant));
         }
 
-        Row("State", State(vm.State));
+        Row("State", vm.Paused ? new Markup($"{Markup.Escape(vm.State)} [yellow](paused)[/]") : State(vm.State));
         Row("Desired", Text(vm.DesiredState));
         if (!string.IsNullOrWhiteSpace(vm.Reason))
         {

@@ -86,6 +86,17 @@ public class ParsingTests
         Assert.False(RecordingActions.Bind<VmChangeArgs>("vm", verb, "web1").Wait);
     }
 
+    [Theory]
+    [InlineData("pause", VmChange.Pause)]
+    [InlineData("resume", VmChange.Resume)]
+    public void Vm_pause_and_resume_bind_the_name_and_take_no_wait(string verb, VmChange change)
+    {
+        Assert.Equal(
+            new VmChangeArgs(new ClientArgs(null, null, null, OutputFormat.Table), change, "web1", false, TimeSpan.Zero),
+            RecordingActions.Bind<VmChangeArgs>("vm", verb, "web1"));
+        Assert.NotEmpty(CliSyntax.Build(new RecordingActions()).Parse(["vm", verb, "web1", "--wait"]).Errors);
+    }
+
     [Fact]
     public void Node_binds_repeated_configs_data_listen_and_demo_vms()
     {

@@ -42,6 +42,8 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         new("POST", "v1/vms", """{"name":"made-{caller}","vcpus":1,"memoryMiB":128,"image":"demo"}""", 401, 401, 201, 403, 201, 201),
         new("POST", "v1/vms/web/stop", null,                                        401, 401, 202, 403, 404, 404),
         new("POST", "v1/vms/web/start", null,                                       401, 401, 202, 403, 404, 404),
+        new("POST", "v1/vms/nowhere/pause", null,                                   401, 401, 404, 403, 404, 404),
+        new("POST", "v1/vms/nowhere/resume", null,                                  401, 401, 404, 403, 404, 404),
         new("PATCH", "v1/vms/web/resources", """{"cpuShares":2048}""",              401, 401, 202, 403, 404, 404),
         new("PUT", "v1/vms/web/labels", """{"env":"dev"}""",                        401, 401, 202, 403, 404, 404),
         new("DELETE", "v1/vms/doomed", null,                                        401, 401, 202, 403, 404, 404),

@@ -1,3 +1,6 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Orchestrator.Hypervisor;
 using Orchestrator.Node.Bench;
 using Xunit.Abstractions;
 
@@ -62,6 +65,60 @@ public sealed class VmLifecycleTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(202, (int)(await _node.Http.PostAsync("v1/vms/cycle/start", null)).StatusCode);
         var again = await _node.WaitForVmAsync("cycle", "Ready");
         Assert.NotEqual((int)first["pid"]!, (int)again["pid"]!);
+    }
+
+    [Fact]
+    public async Task Pause_stops_a_busy_guests_vcpu_and_resume_lets_it_run_again()
+    {
+        await _node.CreateVmAsync("busy", image: "demo-burn");
+        var ready = await _node.WaitForVmAsync("busy", "Ready", vm => vm["vcpuThreads"]!.AsArray().Count == 1);
+        var pid = (int)ready["pid"]!;
+        var thread = (int)ready["vcpuThreads"]![0]!["threadId"]!;
+        TimeSpan OnCpu() => ProcStat.ReadThreadSchedStat(pid, thread)!.OnCpu;
+
+        // Another tenant cannot find it to pause it.
+        using (var stranger = _node.ClientWith(await _node.TenantKeyAsync("tenant-stranger")))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, (await stranger.PostAsync("v1/vms/busy/pause", null)).StatusCode);
+        }
+
+        var paused = await PostForVm("v1/vms/busy/pause");
+        Assert.True((bool)paused["paused"]!);
+        Assert.Equal("Ready", (string?)paused["state"]);
+        Assert.True((bool)(await PostForVm("v1/vms/busy/pause"))["paused"]!); // pausing a paused VM changes nothing
+        var atPause = OnCpu();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        // The burner kept a whole CPU busy before; paused, its vCPU thread sleeps (a few wake-ups at most).
+        Assert.True(OnCpu() - atPause < TimeSpan.FromMilliseconds(100), $"the paused vCPU used {(OnCpu() - atPause).TotalMilliseconds:F0} ms");
+        Assert.True((bool)(await _node.GetVmAsync("busy"))!["paused"]!);
+
+        var resumed = await PostForVm("v1/vms/busy/resume");
+        Assert.False((bool)resumed["paused"]!);
+        var atResume = OnCpu();
+        await _node.Eventually(() => Task.FromResult<bool?>(OnCpu() - atResume > TimeSpan.FromMilliseconds(500) ? true : null),
+            TimeSpan.FromSeconds(30), "the resumed vCPU to burn CPU again");
+        Assert.Equal(pid, (int)(await _node.GetVmAsync("busy"))!["pid"]!);
+    }
+
+    [Fact]
+    public async Task Pausing_a_stopped_vm_is_a_conflict_that_says_why()
+    {
+        await _node.CreateVmAsync("idle");
+        await _node.WaitForVmAsync("idle", "Ready");
+        Assert.Equal(202, (int)(await _node.Http.PostAsync("v1/vms/idle/stop", null)).StatusCode);
+        await _node.WaitForVmAsync("idle", "Stopped");
+
+        var response = await _node.Http.PostAsync("v1/vms/idle/pause", null);
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        Assert.Contains("the VM is Stopped, not running", await response.Content.ReadAsStringAsync());
+    }
+
+    private async Task<JsonObject> PostForVm(string path)
+    {
+        var response = await _node.Http.PostAsync(path, null);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{path}: {(int)response.StatusCode} {body}");
+        return JsonNode.Parse(body)!.AsObject();
     }
 
     [Fact]

@@ -158,6 +158,17 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
                 Sender.Tell(VmRuntime.None(query.VmId));
             }
         });
+        Receive<HostAgentCommands.SetPaused>(set =>
+        {
+            if (_slots.TryGetValue(set.VmId, out var slot) && slot.Actor is { } actor)
+            {
+                actor.Forward(set);
+            }
+            else
+            {
+                Sender.Tell(new VmPauseResult(set.VmId, false, "the VM is not running on its host"));
+            }
+        });
         Receive<KilledStale>(killed =>
         {
             _log.Info("killed VM process {0} (pid {1}): {2}", killed.Vm.VmId, killed.Vm.Pid, killed.Why);

@@ -11,7 +11,17 @@ public static class HostAgentCommands
 
     /// <summary>Forwarded by the scheduler; answered by the VM's actor with <see cref="VmRuntime"/>.</summary>
     public sealed record GetVmRuntime(VmId VmId) : IOrchestratorMessage;
+
+    /// <summary>
+    /// Forwarded by the scheduler: stop (or go on) running the VM's guest code, keeping its memory. Answered by the VM's
+    /// actor with <see cref="VmPauseResult"/> once every vCPU acknowledged. Not recorded in the ledger: a VM that
+    /// starts again, or is adopted by a restarted node, runs.
+    /// </summary>
+    public sealed record SetPaused(VmId VmId, bool Paused) : IOrchestratorMessage;
 }
+
+/// <summary>The answer to a pause or resume: the VM's paused state now, or why it could not be done.</summary>
+public sealed record VmPauseResult(VmId VmId, bool Paused, string? Error) : IOrchestratorMessage;
 
 public sealed record VcpuUsage(int Index, int ThreadId, double CpuSeconds);
 
@@ -19,7 +29,7 @@ public sealed record VcpuUsage(int Index, int ThreadId, double CpuSeconds);
 /// <param name="UsedCpuMillicores">CPU the vCPUs used over the last usage window; null until a window has passed.</param>
 /// <param name="DemandCpuMillicores">what they wanted over it: used plus the time they waited for a CPU.</param>
 public sealed record VmRuntime(VmId VmId, int? Pid, IReadOnlyList<VcpuUsage> Vcpus, IReadOnlyList<string> ConsoleTail,
-    long? UsedCpuMillicores = null, long? DemandCpuMillicores = null, string? Cgroup = null)
+    long? UsedCpuMillicores = null, long? DemandCpuMillicores = null, string? Cgroup = null, bool Paused = false)
     : IOrchestratorMessage
 {
     public static VmRuntime None(VmId id) => new(id, null, [], []);

@@ -10,9 +10,11 @@ using Orchestrator.Hypervisor.Cgroups;
 namespace Orchestrator.Actors.Hosts;
 
 /// <summary>
-/// Supervises one VM's hypervisor handle (a QEMU process and its QMP link). Starts or adopts it, turns driver
-/// events into messages, reports Running/Ready to the scheduler, and tells its host agent how the process ended;
-/// the host agent decides about restarts. Stopping this actor does not stop the VM: VMs outlive a node restart.
+/// Supervises one VM's hypervisor handle (a QEMU process and its QMP link, or a native KVM VM in this process). Starts
+/// or adopts it, turns driver events into messages, reports Running/Ready to the scheduler, and tells its host agent how
+/// the process ended; the host agent decides about restarts. One child <see cref="VcpuActor"/> per vCPU; with the native
+/// engine each owns its vCPU, and a vCPU that fails or stops acknowledging fails the VM. Stopping this actor does not
+/// stop a QEMU VM (they outlive a node restart); a native VM lives in this process and ends with its handle.
 /// </summary>
 public sealed class VmActor : ReceiveActor, IWithTimers
 {
@@ -27,6 +29,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private readonly TimeSpan _stopTimeout;
     private readonly TimeSpan _vcpuSampleInterval;
     private readonly TimeSpan _usageInterval;
+    private readonly TimeSpan _vcpuAckTimeout;
     private readonly VmCgroups? _cgroups;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Queue<string> _consoleTail = new();
@@ -38,6 +41,16 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private bool _guestPoweredOff;
     private bool _panicked;
     private bool _ready;
+    private bool _paused;
+
+    /// <summary>A pause or resume waiting for its vCPUs' acknowledgements.</summary>
+    private PendingPause? _pending;
+
+    /// <summary>Why the VM is being killed as failed: a vCPU failed or stopped acknowledging.</summary>
+    private string? _vcpuFailure;
+
+    private readonly Dictionary<int, IActorRef> _vcpuActors = [];
+    private readonly Dictionary<int, IVcpuHandle> _ownedVcpus = [];
 
     private VmCgroup? _cgroup;
     private CgroupLimits? _limits;
@@ -47,9 +60,11 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private long? _demandMillicores;
 
     public VmActor(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler, DiscoveredVm? adopt,
-        TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null, TimeSpan usageInterval = default)
+        TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null, TimeSpan usageInterval = default,
+        TimeSpan vcpuAckTimeout = default)
     {
         _cgroups = cgroups;
+        _vcpuAckTimeout = vcpuAckTimeout > TimeSpan.Zero ? vcpuAckTimeout : TimeSpan.FromSeconds(2);
         _usageInterval = usageInterval > TimeSpan.Zero ? usageInterval : TimeSpan.FromSeconds(2);
         _assignment = assignment;
         _image = image;
@@ -67,9 +82,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     public static Props Props(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler,
         DiscoveredVm? adopt, TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null,
-        TimeSpan usageInterval = default) =>
+        TimeSpan usageInterval = default, TimeSpan vcpuAckTimeout = default) =>
         Akka.Actor.Props.Create(() => new VmActor(assignment, image, driver, scheduler, adopt, stopTimeout, vcpuSampleInterval,
-            cgroups, usageInterval));
+            cgroups, usageInterval, vcpuAckTimeout));
 
     protected override void PreStart()
     {
@@ -105,8 +120,22 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             _log.Info("VM {0} ({1}) {2}, pid {3}, epoch {4}", _assignment.Name, VmId, _adopt is null ? "started" : "adopted",
                 _handle.Pid, _assignment.Epoch);
             Timers.StartPeriodicTimer("usage", UsageDue.Instance, _usageInterval);
-            _handle.QueryVcpusAsync(CancellationToken.None)
-                .PipeTo(Self, success: vcpus => new VcpusFound(vcpus), failure: ex => new VcpusUnknown(ex.Message));
+            if (_handle is IVcpuHost host)
+            {
+                OwnVcpus(host.Vcpus);
+            }
+            else
+            {
+                _handle.QueryVcpusAsync(CancellationToken.None)
+                    .PipeTo(Self, success: vcpus => new VcpusFound(vcpus), failure: ex => new VcpusUnknown(ex.Message));
+                if (_adopt is not null)
+                {
+                    // Pause is not kept across a node restart: whatever a previous run left paused runs again.
+                    _handle.ResumeAsync(CancellationToken.None).PipeTo(Self, success: () => ResumeOnAdoptDone.Instance,
+                        failure: ex => new ResumeOnAdoptFailed(ex));
+                }
+            }
+
             Become(Running);
             if (_stopRequested)
             {
@@ -124,6 +153,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         Receive<VmProtocol.Kill>(_ => _stopRequested = true);
         Receive<VmProtocol.Enforce>(enforce => _limits = enforce.Limits); // applied once the process is in its cgroup
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
+        Receive<HostAgentCommands.SetPaused>(set => Sender.Tell(new VmPauseResult(VmId, false, "the VM is still starting")));
     }
 
     private void Running()
@@ -139,6 +169,50 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             }
         });
         Receive<VcpusUnknown>(unknown => _log.Warning("VM {0}: could not list vCPU threads: {1}", _assignment.Name, unknown.Reason));
+        Receive<ResumeOnAdoptDone>(_ => { });
+        Receive<ResumeOnAdoptFailed>(failed => _log.Warning("VM {0}: could not resume it after adopting it: {1}", _assignment.Name, failed.Cause.Message));
+        Receive<HostAgentCommands.SetPaused>(OnSetPaused);
+        Receive<VmProtocol.VcpuDone>(OnVcpuDone);
+        Receive<VmProtocol.VcpuRefused>(refused =>
+            FinishPause($"vCPU {refused.Index} could not {Verb(refused.Operation)}: {refused.Reason}"));
+        Receive<VmProtocol.VcpuUnresponsive>(silent =>
+            FailVm($"vCPU {silent.Index} did not acknowledge {Verb(silent.Operation)} within {silent.Waited.TotalSeconds:0.###} s"));
+        Receive<VmProtocol.VcpuEnded>(ended =>
+        {
+            _vcpuActors.Remove(ended.Index);
+            if (ended.End.Kind == VcpuEndKind.Failed && !_stopRequested)
+            {
+                FailVm($"vCPU {ended.Index} failed: {ended.End.Reason}");
+            }
+            else if (_pending?.Remaining.Contains(ended.Index) == true)
+            {
+                FinishPause($"vCPU {ended.Index} ended: {ended.End.Reason}");
+            }
+        });
+        Receive<Terminated>(terminated =>
+        {
+            // A vCPU actor stops on its own only after its vCPU ended (VcpuEnded, which may arrive after this); any other
+            // stop leaves a vCPU nobody drives.
+            foreach (var (index, _) in _vcpuActors.Where(v => v.Value.Equals(terminated.ActorRef)).ToList())
+            {
+                _vcpuActors.Remove(index);
+                if (_ownedVcpus[index].Completion.IsCompleted)
+                {
+                    continue;
+                }
+
+                FailVm($"the actor of vCPU {index} stopped while its vCPU still ran");
+            }
+        });
+        Receive<PauseCompleted>(completed =>
+        {
+            if (completed.Error is null)
+            {
+                _paused = completed.Paused;
+            }
+
+            FinishPause(completed.Error);
+        });
         Receive<VmProtocol.VcpuSample>(sample =>
         {
             _vcpus[sample.Index] = new VcpuUsage(sample.Index, sample.ThreadId, sample.CpuTime.TotalSeconds);
@@ -172,18 +246,21 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         Receive<VmEvent.Resumed>(_ => { });
         Receive<VmEvent.Exited>(exited =>
         {
-            var kind = _stopRequested ? ExitKind.Requested
+            var kind = _vcpuFailure is not null ? ExitKind.Crash
+                : _stopRequested ? ExitKind.Requested
                 : _panicked ? ExitKind.Crash
                 : _guestPoweredOff ? ExitKind.GuestPoweroff
                 : ExitKind.Crash;
             var reason = kind switch
             {
+                _ when _vcpuFailure is not null => _vcpuFailure,
                 ExitKind.Requested => "stopped on request",
                 ExitKind.GuestPoweroff => "guest powered off",
                 _ when _panicked => "guest kernel panicked",
                 _ => $"process ended unexpectedly: {exited.Reason}",
             };
             _log.Info("VM {0} ({1}) exited: {2}", _assignment.Name, VmId, reason);
+            FinishPause($"the VM exited: {reason}");
             Context.Parent.Tell(new VmProtocol.Exited(VmId, _assignment.Epoch, kind, reason, DateTimeOffset.UtcNow - _startedAt));
             _handle = null; // nothing left to let go of
             Context.Stop(Self);
@@ -197,7 +274,10 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             }
 
             _stopRequested = true;
-            _handle!.RequestShutdownAsync(CancellationToken.None)
+            var handle = _handle!;
+            // A paused guest cannot see the power button: let it run first.
+            (_paused ? handle.ResumeAsync(CancellationToken.None).ContinueWith(_ => handle.RequestShutdownAsync(CancellationToken.None)).Unwrap()
+                    : handle.RequestShutdownAsync(CancellationToken.None))
                 .PipeTo(Self, success: () => ShutdownRequested.Instance, failure: _ => StopTimedOut.Instance);
             Timers.StartSingleTimer("stop-timeout", StopTimedOut.Instance, _stopTimeout);
         });
@@ -215,6 +295,99 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         Receive<KillFailed>(failed => _log.Error(failed.Cause, "VM {0}: kill failed", _assignment.Name));
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
     }
+
+    /// <summary>Native engine: one actor per vCPU, owning it; usage starts at zero and fills in from their samples.</summary>
+    private void OwnVcpus(IReadOnlyList<IVcpuHandle> vcpus)
+    {
+        var pins = VcpuPins(vcpus.Count);
+        foreach (var vcpu in vcpus)
+        {
+            _vcpus[vcpu.Index] = new VcpuUsage(vcpu.Index, vcpu.ThreadId, 0);
+            _ownedVcpus[vcpu.Index] = vcpu;
+            _vcpuActors[vcpu.Index] = Context.Watch(Context.ActorOf(VcpuActor.Owning(vcpu, _vcpuSampleInterval, _vcpuAckTimeout, pins?[vcpu.Index]),
+                $"vcpu-{vcpu.Index}"));
+        }
+    }
+
+    private void OnSetPaused(HostAgentCommands.SetPaused set)
+    {
+        var error = _stopRequested ? "the VM is stopping"
+            : _pending is not null ? "a pause or resume of this VM is already in progress"
+            : null;
+        if (error is not null || _paused == set.Paused)
+        {
+            Sender.Tell(new VmPauseResult(VmId, _paused, error));
+            return;
+        }
+
+        _pending = new PendingPause(set.Paused, Sender, [.. _vcpuActors.Keys]);
+        if (_handle is IVcpuHost)
+        {
+            // Each vCPU actor kicks its thread out of KVM_RUN and answers once the thread acknowledged.
+            var command = new VmProtocol.VcpuCommand(set.Paused ? VmProtocol.VcpuOperation.Pause : VmProtocol.VcpuOperation.Resume);
+            foreach (var vcpu in _vcpuActors.Values)
+            {
+                vcpu.Tell(command);
+            }
+
+            if (_pending.Remaining.Count == 0)
+            {
+                FinishPause("the VM has no running vCPU");
+            }
+
+            return;
+        }
+
+        // QEMU: one QMP stop/cont for the whole VM; QEMU waits for its vCPU threads itself.
+        var wanted = set.Paused;
+        (wanted ? _handle!.PauseAsync(CancellationToken.None) : _handle!.ResumeAsync(CancellationToken.None))
+            .WaitAsync(_vcpuAckTimeout)
+            .PipeTo(Self, success: () => new PauseCompleted(wanted, null),
+                failure: ex => new PauseCompleted(wanted, ex is TimeoutException ? $"QEMU did not answer within {_vcpuAckTimeout.TotalSeconds:0.###} s" : ex.Message));
+    }
+
+    private void OnVcpuDone(VmProtocol.VcpuDone done)
+    {
+        if (_pending is null || !_pending.Remaining.Remove(done.Index) || _pending.Remaining.Count > 0)
+        {
+            return;
+        }
+
+        _paused = _pending.Paused;
+        FinishPause(null);
+    }
+
+    private void FinishPause(string? error)
+    {
+        if (_pending is not { } pending)
+        {
+            return;
+        }
+
+        _pending = null;
+        if (error is null)
+        {
+            _log.Info("VM {0} ({1}) {2}", _assignment.Name, VmId, _paused ? "paused" : "resumed");
+        }
+
+        pending.ReplyTo.Tell(new VmPauseResult(VmId, _paused, error));
+    }
+
+    /// <summary>A vCPU failed or went silent: the VM can no longer be paused, resumed or trusted, so it is killed as crashed.</summary>
+    private void FailVm(string reason)
+    {
+        if (_vcpuFailure is not null)
+        {
+            return;
+        }
+
+        _vcpuFailure = reason;
+        _log.Error("VM {0} ({1}): {2}; killing it", _assignment.Name, VmId, reason);
+        FinishPause(reason);
+        KillNow();
+    }
+
+    private static string Verb(VmProtocol.VcpuOperation operation) => operation.ToString().ToLowerInvariant();
 
     /// <summary>Moves the VM's process (all its threads) into its own cgroup, then enforces the latest limits.</summary>
     private void JoinCgroup(int pid)
@@ -298,7 +471,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         _scheduler.Tell(new LedgerCommands.ReportVm(VmId, _assignment.Epoch, status, reason, pid, null));
 
     private VmRuntime Runtime() =>
-        new(VmId, _handle?.Pid, _vcpus.Values.ToList(), _consoleTail.ToList(), _usedMillicores, _demandMillicores, _cgroup?.Path);
+        new(VmId, _handle?.Pid, _vcpus.Values.ToList(), _consoleTail.ToList(), _usedMillicores, _demandMillicores, _cgroup?.Path, _paused);
 
     private sealed record HandleReady(IVmHandle Handle);
 
@@ -309,6 +482,17 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private sealed record VcpusUnknown(string Reason);
 
     private sealed record KillFailed(Exception Cause);
+
+    private sealed record PendingPause(bool Paused, IActorRef ReplyTo, HashSet<int> Remaining);
+
+    private sealed record PauseCompleted(bool Paused, string? Error);
+
+    private sealed record ResumeOnAdoptFailed(Exception Cause);
+
+    private sealed class ResumeOnAdoptDone
+    {
+        public static readonly ResumeOnAdoptDone Instance = new();
+    }
 
     private sealed class ShutdownRequested
     {

@@ -1,5 +1,6 @@
 using Orchestrator.Domain;
 using Orchestrator.Domain.Vms;
+using Orchestrator.Hypervisor;
 using Orchestrator.Hypervisor.Cgroups;
 
 namespace Orchestrator.Actors.Hosts;
@@ -38,4 +39,27 @@ public static class VmProtocol
 
     /// <summary>From a vCPU actor: its thread's CPU time so far, and its time spent waiting for a CPU when known.</summary>
     public sealed record VcpuSample(int Index, int ThreadId, TimeSpan CpuTime, TimeSpan? Waiting);
+
+    /// <summary>What a VM actor asks of one vCPU it owns (native engine).</summary>
+    public enum VcpuOperation
+    {
+        Pause,
+        Resume,
+        Stop,
+    }
+
+    /// <summary>To a vCPU actor that owns its vCPU: do this, then answer <see cref="VcpuDone"/>.</summary>
+    public sealed record VcpuCommand(VcpuOperation Operation);
+
+    /// <summary>The vCPU's thread acknowledged: it is out of KVM_RUN and parked (Pause), running (Resume) or ended (Stop).</summary>
+    public sealed record VcpuDone(int Index, VcpuOperation Operation);
+
+    /// <summary>The vCPU refused at once (it had already ended): nothing to wait for.</summary>
+    public sealed record VcpuRefused(int Index, VcpuOperation Operation, string Reason);
+
+    /// <summary>To the VM actor: the vCPU did not acknowledge in time. Its VM cannot be trusted to stop or run as told.</summary>
+    public sealed record VcpuUnresponsive(int Index, VcpuOperation Operation, TimeSpan Waited);
+
+    /// <summary>To the VM actor: the vCPU's thread ended (the guest ended it, it was stopped, or KVM failed it).</summary>
+    public sealed record VcpuEnded(int Index, VcpuEnd End);
 }

@@ -118,6 +118,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<SchedulerQueries.ListHosts>(_ => Sender.Tell(new SchedulerReplies.HostList(
             _state.Hosts.Values.OrderBy(h => h.Id.Value, StringComparer.Ordinal).Select(WithReachability).ToList())));
         Command<SchedulerQueries.GetVmRuntime>(OnGetVmRuntime);
+        Command<SetVmPaused>(OnSetVmPaused);
 
         Command<MayStartVm>(OnMayStart);
         Command<LedgerCommands.SetVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
@@ -539,6 +540,23 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         else
         {
             Sender.Tell(vm is null ? new SchedulerReplies.VmFound(null) : VmRuntime.None(vm.Id));
+        }
+    }
+
+    private void OnSetVmPaused(SetVmPaused set)
+    {
+        var vm = _state.FindVm(set.Tenant, set.Name);
+        if (vm is null)
+        {
+            Sender.Tell(new SchedulerReplies.VmFound(null));
+        }
+        else if (vm.Status is not (Domain.Vms.VmStatus.Running or Domain.Vms.VmStatus.Ready) || vm.Host is not { } host || !_agents.TryGetValue(host, out var agent))
+        {
+            Sender.Tell(new VmPauseResult(vm.Id, false, $"the VM is {vm.Status}, not running"));
+        }
+        else
+        {
+            agent.Forward(new HostAgentCommands.SetPaused(vm.Id, set.Paused));
         }
     }
 

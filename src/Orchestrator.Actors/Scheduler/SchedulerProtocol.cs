@@ -71,6 +71,12 @@ public static class SchedulerQueries
 }
 
 /// <summary>
+/// Pause or resume a tenant's VM where it runs; forwarded to its host, answered with <see cref="Hosts.VmPauseResult"/>
+/// (or <see cref="SchedulerReplies.VmFound"/> with no VM when the tenant has none of that name).
+/// </summary>
+public sealed record SetVmPaused(TenantId Tenant, string Name, bool Paused) : IOrchestratorMessage;
+
+/// <summary>
 /// A host agent announcing itself (capacity) and asking what it must run. The sender is the agent; the scheduler
 /// tells it about later changes to its VMs. Sent at start and again periodically, so a recovered scheduler
 /// re-learns its hosts.
