@@ -298,13 +298,8 @@ public sealed class NodeProcess : IAsyncDisposable
         var hostId = named.Success ? named.Groups[1].Value : Environment.MachineName.ToLowerInvariant();
         try
         {
-            var cgroups = new Hypervisor.Cgroups.VmCgroups(layout, Actors.Hosts.HostAgentActor.CgroupScope(new Domain.HostId(hostId)));
-            foreach (var vm in cgroups.List())
-            {
-                cgroups.Remove(vm);
-            }
-
-            cgroups.RemoveScope();
+            new Hypervisor.Cgroups.VmCgroups(layout, Actors.Hosts.HostAgentActor.CgroupScope(new Domain.HostId(hostId)))
+                .RemoveAll(TimeSpan.FromSeconds(10));
         }
         catch (Hypervisor.HypervisorException ex)
         {

@@ -110,12 +110,7 @@ public sealed class SharesTests(ITestOutputHelper output)
         }
         finally
         {
-            foreach (var vm in cgroups.List())
-            {
-                cgroups.Remove(vm);
-            }
-
-            cgroups.RemoveScope();
+            cgroups.RemoveAll(TimeSpan.FromSeconds(10));
         }
     }
 

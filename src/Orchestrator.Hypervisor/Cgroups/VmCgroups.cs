@@ -161,6 +161,23 @@ public sealed class VmCgroups
     }
 
     /// <summary>
+    /// Removes every VM cgroup of the scope, then the scope: for whoever ended the scope's VMs (a test, a benchmark)
+    /// and now tidies up. A killed process can stay listed in its cgroup for a moment after it left the process table
+    /// (the kernel still tearing it down), so removals are retried for up to <paramref name="patience"/>; throws
+    /// naming what is still there after that.
+    /// </summary>
+    public void RemoveAll(TimeSpan patience)
+    {
+        var deadline = DateTime.UtcNow + patience;
+        while (!List().All(Remove) && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(100);
+        }
+
+        RemoveScope();
+    }
+
+    /// <summary>
     /// Removes the scope's directories (not orchestrator/, which other scopes share). Throws while VM cgroups
     /// remain in it: <see cref="Remove"/> them first.
     /// </summary>
