@@ -16,7 +16,9 @@ public sealed record BenchOptions(
     string Store = "sqlite");
 
 /// <summary>Options of <c>orchestrator scale</c>: simulated hosts and VMs through the scheduler actor, then recovery.</summary>
-public sealed record ScaleOptions(int Hosts, int Vms, int SnapshotEvery, string? DataDirectory, OutputFormat Output);
+/// <param name="Nodes">1: the scheduler actor in this process; more: that many node processes here, in a cluster, with the
+/// simulated driver, driven through their HTTP API.</param>
+public sealed record ScaleOptions(int Hosts, int Vms, int SnapshotEvery, string? DataDirectory, OutputFormat Output, int Nodes = 1);
 
 /// <summary>Hooks the executable supplies for the placement tools (the CLI holds no server code).</summary>
 public sealed record PlacementToolHooks(
@@ -127,13 +129,15 @@ public static class PlacementToolCommands
         var vms = Positive("--vms", "VMs to place through the scheduler actor.", 1_000_000);
         var snapshotEvery = Positive("--snapshot-every", "Events between the scheduler's snapshots.", 1_000_000);
         var data = new Option<string>("--data") { Description = "Where the SQLite file goes (default: a temporary directory, removed after).", HelpName = "DIR" };
+        var nodes = Positive("--nodes", "Node processes: 1 runs the scheduler actor in this process; more start a cluster here whose nodes share the hosts (simulated driver), and kill the scheduler's node to time its recovery elsewhere.", 1);
         var output = OutputOption();
         var command = new Command("scale", "Simulated hosts and VMs through the scheduler actor on SQLite: memory per allocation, snapshot size, recovery time.")
         {
-            hosts, vms, snapshotEvery, data, output,
+            hosts, vms, snapshotEvery, data, nodes, output,
         };
         command.SetAction((parse, ct) => hooks.Scale(new ScaleOptions(
-            parse.GetValue(hosts), parse.GetValue(vms), parse.GetValue(snapshotEvery), parse.GetValue(data), parse.GetValue(output)), ct));
+            parse.GetValue(hosts), parse.GetValue(vms), parse.GetValue(snapshotEvery), parse.GetValue(data), parse.GetValue(output),
+            parse.GetValue(nodes)), ct));
         return command;
     }
 

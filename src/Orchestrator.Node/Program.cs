@@ -6,6 +6,8 @@ var hooks = new CliHooks(NodeHost.RunAsync)
 {
     ClusterTools = new ClusterToolHooks(Orchestrator.Node.Bench.FailoverBenchmark.RunAsync, Orchestrator.Node.Bench.SharesBenchmark.RunAsync),
     PlacementTools = new PlacementToolHooks(
-        Orchestrator.Simulation.SimulateCommand.RunAsync, Orchestrator.Simulation.BenchCommand.RunAsync, Orchestrator.Simulation.ScaleCommand.RunAsync),
+        Orchestrator.Simulation.SimulateCommand.RunAsync, Orchestrator.Simulation.BenchCommand.RunAsync, (options, ct) => options.Nodes > 1
+            ? Orchestrator.Node.Bench.ClusterScaleBenchmark.RunAsync(options, ct)
+            : Orchestrator.Simulation.ScaleCommand.RunAsync(options, ct)),
 };
 return await OrchestratorCli.RunAsync(args, hooks, cancel.Token);

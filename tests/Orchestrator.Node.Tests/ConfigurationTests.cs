@@ -70,6 +70,16 @@ public sealed class ConfigurationTests
     }
 
     [Theory]
+    [InlineData("orchestrator.host.driver=simulated")] // how many hosts?
+    [InlineData("orchestrator.host.simulated-hosts=5")] // with QEMU: a typo for the simulated driver
+    public async Task Simulated_hosts_and_the_simulated_driver_come_together(string setting)
+    {
+        var (exit, error) = await StartNodeAsync("--set", setting);
+        Assert.Equal(2, exit);
+        Assert.Contains("orchestrator.host.simulated-hosts must be 1-99999 with driver = simulated", error);
+    }
+
+    [Theory]
     [InlineData("orchestrator.host.cpuset=\"2-x\"", "orchestrator.host.cpuset")]
     [InlineData("orchestrator.host.cgroups=sometimes", "orchestrator.host.cgroups")]
     public async Task A_malformed_cpuset_or_cgroup_mode_is_named(string setting, string named)

@@ -67,7 +67,11 @@ public static class OrchestratorActorsExtensions
                 "scheduler-proxy");
             registry.Register<SchedulerProxy>(proxy);
 
-            if (settings.IsHost)
+            if (settings.IsHost && settings.Host.Driver == SimulatedHostsActor.Driver)
+            {
+                registry.Register<HostAgent>(system.ActorOf(SimulatedHostsActor.Props(settings.Host, settings.HostId, proxy), SimulatedHostsActor.Name));
+            }
+            else if (settings.IsHost)
             {
                 var agent = system.ActorOf(
                     HostAgentActor.Props(settings.Host, settings.HostId, createDriver(), proxy, settings.Images, leases),

@@ -85,7 +85,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             _state.BuildIndexes(); // part of recovering: the first requests after it should not wait for them
-            _log.Info("scheduler recovered: {0} hosts, {1} VMs (last sequence {2})", _state.Hosts.Count, _state.Vms.Count, LastSequenceNr);
+            // `scale --nodes` reads the duration from this line.
+            _log.Info("scheduler recovered in {0:0.000} s: {1} hosts, {2} VMs (last sequence {3})", _sinceStart.Elapsed.TotalSeconds,
+                _state.Hosts.Count, _state.Vms.Count, LastSequenceNr);
             // Hosts lost while no scheduler was watching (it was moving) are found once agents had time to re-register.
             Timers.StartSingleTimer("check-members", CheckMembers.Instance, _hostLoss.AfterLeave);
             if (_webhookSettings is not null)
@@ -251,6 +253,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     }
 
     public override string PersistenceId => Name;
+
+    /// <summary>From this incarnation's start: how long its recovery (snapshot + journal + indexes) took.</summary>
+    private readonly System.Diagnostics.Stopwatch _sinceStart = System.Diagnostics.Stopwatch.StartNew();
 
     public ITimerScheduler Timers { get; set; } = null!;
 

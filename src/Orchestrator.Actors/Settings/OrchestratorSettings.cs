@@ -122,7 +122,8 @@ public sealed record HostSettings(
     string? Cpuset = null,
     CgroupMode Cgroups = CgroupMode.Auto,
     TimeSpan UsageReportInterval = default,
-    int CgroupWeight = 0)
+    int CgroupWeight = 0,
+    int SimulatedHosts = 0)
 {
     /// <summary>How the host's VMs together weigh against the machine's other processes (cpu.shares units).</summary>
     public int EffectiveCgroupWeight => CgroupWeight > 0 ? CgroupWeight : (int)Math.Clamp(Cpus * 1024L, VmResources.MinShares, VmResources.MaxShares);
@@ -161,7 +162,8 @@ public sealed record HostSettings(
             cpuset is null ? null : CpuSet.Format(cpusetCpus),
             cgroups,
             c.GetTimeSpan("usage-report-interval", TimeSpan.FromSeconds(2)),
-            c.GetInt("cgroup-weight", 0));
+            c.GetInt("cgroup-weight", 0),
+            c.GetInt("simulated-hosts", 0));
         if (settings.CgroupWeight != 0 && settings.CgroupWeight is < VmResources.MinShares or > VmResources.MaxShares)
         {
             throw new ConfigurationException(
@@ -175,9 +177,15 @@ public sealed record HostSettings(
                 $"fence-after ({settings.FenceAfter.TotalMilliseconds} ms), or a healthy node would be fenced");
         }
 
-        if (settings.Driver is not ("qemu" or "kvm" or "auto"))
+        if (settings.Driver is not ("qemu" or "kvm" or "auto" or "simulated"))
         {
-            throw new ConfigurationException($"orchestrator.host.driver: unknown driver '{settings.Driver}' (known: qemu, kvm, auto)");
+            throw new ConfigurationException($"orchestrator.host.driver: unknown driver '{settings.Driver}' (known: qemu, kvm, auto, simulated)");
+        }
+
+        if ((settings.Driver == "simulated") != (settings.SimulatedHosts > 0) || settings.SimulatedHosts is < 0 or > 99_999)
+        {
+            throw new ConfigurationException(
+                $"orchestrator.host.simulated-hosts must be 1-99999 with driver = simulated and 0 otherwise, was {settings.SimulatedHosts} with driver = {settings.Driver}");
         }
 
         if (settings.Accel is not ("auto" or "kvm" or "tcg"))

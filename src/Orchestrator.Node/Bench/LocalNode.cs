@@ -23,6 +23,9 @@ public sealed class LocalNode : IAsyncDisposable
     public HttpClient Http { get; private set; } = null!;
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The node's process (the shell execs it, so its pid is the node's).</summary>
+    public int Pid => _process.Id;
+
     /// <summary>Starts `orchestrator node --data DIR --listen 127.0.0.1:0 ARGS` with its output in DIR/node.log.</summary>
     /// <param name="cpus">a CPU list the node (and whatever it starts outside its VMs' cgroups) is confined to.</param>
     public static async Task<LocalNode> StartAsync(string dataDir, IEnumerable<string> args, CancellationToken ct, string? cpus = null)
