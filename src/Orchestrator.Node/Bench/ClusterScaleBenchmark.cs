@@ -152,7 +152,7 @@ public static partial class ClusterScaleBenchmark
         using var gate = new SemaphoreSlim(InFlight);
         var clock = Stopwatch.StartNew();
         var tasks = new List<Task>();
-        for (var i = 0; i < vms && failure is null; i++)
+        for (var i = 0; i < vms && Volatile.Read(ref failure) is null; i++)
         {
             await gate.WaitAsync(ct);
             var node = nodes[i % nodes.Count];
@@ -169,12 +169,12 @@ public static partial class ClusterScaleBenchmark
                     }
                     else
                     {
-                        failure ??= $"{(int)response.StatusCode} {text}";
+                        Interlocked.CompareExchange(ref failure, $"{(int)response.StatusCode} {text}", null);
                     }
                 }
                 catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
                 {
-                    failure ??= ex.Message;
+                    Interlocked.CompareExchange(ref failure, ex.Message, null);
                 }
                 finally
                 {
