@@ -33,9 +33,6 @@ public static class OrchestratorApi
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
 
-    /// <summary>Longer than a host's wait for its vCPUs' acknowledgements, so its own answer arrives first.</summary>
-    private static readonly TimeSpan PauseTimeout = TimeSpan.FromSeconds(10);
-
     public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, string adminKey, ImageCatalog images,
         Domain.Placement.PlacementPolicy policy, ApiLimits limits, VmSpecLimits? specLimits = null)
     {
@@ -300,16 +297,16 @@ public static class OrchestratorApi
     private static async Task<IResult> SetPausedAsync(IRequiredActor<SchedulerProxy> scheduler, TenantId tenant, string name, bool paused,
         CancellationToken ct)
     {
-        var proxy = await scheduler.GetAsync(ct);
         object reply;
         try
         {
-            reply = await proxy.Ask<object>(new SetVmPaused(tenant, name, paused), PauseTimeout, ct);
+            // AskTimeout is well over a host's wait for its vCPUs' acknowledgements, so the host's own answer comes first.
+            reply = await AskAsync<object>(scheduler, new SetVmPaused(tenant, name, paused), ct);
         }
         catch (AskTimeoutException)
         {
             return Problem(StatusCodes.Status504GatewayTimeout, "host did not answer",
-                $"the VM's host did not confirm the {(paused ? "pause" : "resume")} within {PauseTimeout.TotalSeconds:0} s");
+                $"the VM's host did not confirm the {(paused ? "pause" : "resume")} within {AskTimeout.TotalSeconds:0} s");
         }
 
         switch (reply)

@@ -28,6 +28,26 @@ public static partial class ProcStat
     public static TimeSpan? ReadProcessCpuTime(int pid) =>
         ReadCpuTime($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
 
+    /// <summary>Resident memory of a process (VmRSS in /proc/PID/status), in bytes; null when it is gone.</summary>
+    public static long? ReadResidentBytes(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/status"))
+            {
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                {
+                    return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), CultureInfo.InvariantCulture) * 1024;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or IOException)
+        {
+        }
+
+        return null;
+    }
+
     /// <summary>
     /// A thread's scheduler statistics (/proc/PID/task/TID/schedstat): nanoseconds on a CPU and nanoseconds runnable
     /// but waiting for one. Their sum over a window is what the thread wanted (its demand), which CPU time alone

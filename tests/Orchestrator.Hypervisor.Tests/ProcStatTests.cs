@@ -29,4 +29,16 @@ public sealed class ProcStatTests
     {
         Assert.Null(ProcStat.ReadThreadCpuTime(Environment.ProcessId, int.MaxValue));
     }
+
+    [Fact]
+    public void Resident_memory_grows_with_touched_memory_and_is_null_for_a_gone_process()
+    {
+        var before = ProcStat.ReadResidentBytes(Environment.ProcessId)!.Value;
+        var block = new byte[64 << 20];
+        Array.Fill(block, (byte)1); // touch every page
+        var after = ProcStat.ReadResidentBytes(Environment.ProcessId)!.Value;
+        GC.KeepAlive(block);
+        Assert.True(after - before >= 48L << 20, $"RSS grew {(after - before) >> 20} MiB after touching 64 MiB");
+        Assert.Null(ProcStat.ReadResidentBytes(int.MaxValue));
+    }
 }

@@ -316,18 +316,7 @@ public static class Program
         }
     }
 
-    private static long Rss()
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-        {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-            {
-                return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), CultureInfo.InvariantCulture) * 1024;
-            }
-        }
-
-        return 0;
-    }
+    private static long Rss() => ProcStat.ReadResidentBytes(Environment.ProcessId) ?? 0;
 
     private static void ForceGc()
     {

@@ -201,18 +201,7 @@ public static partial class ClusterScaleBenchmark
         return (placed, clock.Elapsed.TotalSeconds);
     }
 
-    private static long Rss(int pid)
-    {
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-        {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-            {
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-            }
-        }
-
-        return 0;
-    }
+    private static long Rss(int pid) => Hypervisor.ProcStat.ReadResidentBytes(pid) ?? 0;
 
     /// <summary>The size of the scheduler's latest snapshot as stored, and how many journal events follow it.</summary>
     private static (long Bytes, long Tail) StoredSnapshot(string journal)
