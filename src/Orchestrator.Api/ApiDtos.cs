@@ -18,7 +18,8 @@ public sealed record CreateVmRequest(
     int? MemoryReservationMiB = null,
     int? MemoryLimitMiB = null,
     string? Cpuset = null,
-    Dictionary<string, string>? Labels = null)
+    Dictionary<string, string>? Labels = null,
+    string? Driver = null)
 {
     /// <summary>Null when the request names none (the VM gets the defaults).</summary>
     public VmResources? Resources =>
@@ -75,7 +76,8 @@ public sealed record VmDto(
     IReadOnlyList<string>? ConsoleTail,
     VmResourcesDto Resources,
     IReadOnlyDictionary<string, string> Labels,
-    bool Paused)
+    bool Paused,
+    string? Driver)
 {
     public static VmDto From(VmRecord vm, VmRuntime? runtime = null) => new(
         vm.Id.Compact,
@@ -98,7 +100,8 @@ public sealed record VmDto(
         runtime?.ConsoleTail,
         VmResourcesDto.From(vm, runtime),
         vm.Spec.EffectiveLabels,
-        runtime?.Paused ?? false);
+        runtime?.Paused ?? false,
+        vm.Spec.Driver);
 }
 
 public sealed record HostDto(

@@ -36,7 +36,7 @@ public static class ApplyFile
     private static readonly string[] KnownFields =
     [
         "vcpus", "memory-mib", "image", "restart", "state", "cpu-shares", "cpu-reservation", "cpu-limit", "memory-reservation-mib",
-        "memory-limit-mib", "cpuset", "labels",
+        "memory-limit-mib", "cpuset", "labels", "driver",
     ];
 
     /// <summary>The file's field for a field of <see cref="VmSpecValidator"/> or of a ledger refusal.</summary>
@@ -245,10 +245,11 @@ public static class ApplyFile
             ? new VmResources(shares, reservation ?? 0, limit, memoryReservation ?? 0, memoryLimit, cpuset)
             : null;
         var labels = ReadLabels(path, fields, errors);
+        var driver = Text("driver");
 
         return errors.Count > before
             ? null
-            : new DesiredVm(new VmSpec(name, vcpus!.Value, memory!.Value, image!, policy, resources, labels), state);
+            : new DesiredVm(new VmSpec(name, vcpus!.Value, memory!.Value, image!, policy, resources, labels, driver), state);
     }
 
     private static SortedDictionary<string, string>? ReadLabels(string path, Dictionary<string, HoconValue> fields, List<FieldError> errors)

@@ -118,7 +118,7 @@ public static class OrchestratorApi
                 return Invalid(missing);
             }
 
-            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels);
+            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels, body.Driver);
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
             return reply switch
             {

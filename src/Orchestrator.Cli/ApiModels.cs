@@ -26,7 +26,8 @@ public sealed record Vm(
     DateTimeOffset? ReadyAt,
     IReadOnlyList<VcpuThread>? VcpuThreads,
     VmResources? Resources = null,
-    bool Paused = false);
+    bool Paused = false,
+    string? Driver = null);
 
 /// <summary>Shares, reservations and limits as set, with what the scheduler entitles the VM to and what it used.</summary>
 public sealed record VmResources(
@@ -110,7 +111,8 @@ public sealed record CreateVmRequest(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MemoryReservationMiB = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MemoryLimitMiB = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Cpuset = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, string>? Labels = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, string>? Labels = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Driver = null);
 
 /// <summary>The state names of the API, in one place.</summary>
 public static class VmStates

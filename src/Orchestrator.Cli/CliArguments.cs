@@ -49,7 +49,8 @@ public sealed record VmCreateArgs(
     bool Wait,
     TimeSpan Timeout,
     VmResourceArgs? Resources = null,
-    IReadOnlyDictionary<string, string>? Labels = null);
+    IReadOnlyDictionary<string, string>? Labels = null,
+    string? Driver = null);
 
 /// <summary>
 /// Resource options as typed: null = not given. A <see cref="Cleared"/> field was given as "none" (back to the default).

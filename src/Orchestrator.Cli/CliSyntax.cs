@@ -154,9 +154,13 @@ public static partial class CliSyntax
             {
                 Description = "What to do when the VM stops by itself (the server's default when omitted).",
             }.AcceptOnlyFromAmong("always", "on-failure", "never");
+            var driver = new Option<string>("--driver")
+            {
+                Description = "Run it only on hosts with this hypervisor driver: kvm (the native engine) or qemu (any host's when omitted).",
+            }.AcceptOnlyFromAmong("kvm", "qemu");
             var (wait, timeout) = WaitOptions("Wait until the VM is Ready.");
 
-            var create = new Command("create", "Create a VM and start it.") { name, vcpus, memory, image, restart, wait, timeout };
+            var create = new Command("create", "Create a VM and start it.") { name, vcpus, memory, image, restart, driver, wait, timeout };
             client.AddTo(create);
             var resources = new ResourceOptions(allowNone: false);
             resources.AddTo(create);
@@ -173,7 +177,8 @@ public static partial class CliSyntax
                     parse.GetValue(wait),
                     TimeSpan.FromSeconds(parse.GetValue(timeout)),
                     resources.Bind(parse) is { IsEmpty: false } given ? given : null,
-                    Labels(parse.GetValue(labels))),
+                    Labels(parse.GetValue(labels)),
+                    parse.GetValue(driver)),
                 ct));
             vm.Subcommands.Add(create);
         }

@@ -139,7 +139,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
             "v1/vms",
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
                 args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
-                args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels),
+                args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels, args.Driver),
             ct);
         if (!args.Wait)
         {

@@ -107,6 +107,7 @@ public static class Rendering
         Row("Memory", Text(MiB(vm.MemoryMiB)));
         Row("Image", Text(vm.Image));
         Row("Restart", Text(vm.RestartPolicy ?? "-"));
+        Row("Driver", Text(vm.Driver ?? "any"));
         Row("Epoch", Text(Number(vm.Epoch)));
         Row("Pid", Text(vm.Pid is { } pid ? Number(pid) : "-"));
         Row("Restarts", Text(Number(vm.Restarts)));

@@ -30,18 +30,18 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         [
             new VmRecord(new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), Acme,
                 new VmSpec("web-1", 4, 8192, "ubuntu-24.04", RestartPolicy.Never, new VmResources(2048, 500, 3000, 1024, 9000, "0-3,8"),
-                    new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web", ["note"] = "" }),
+                    new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web", ["note"] = "" }, "kvm"),
                 DesiredState.Stopped, VmStatus.Restarting, "qemu exited with 137: ünïcode ✓ 🚀", new HostId("host-7"), new Epoch(42), 31337, 5,
                 At, new DateTimeOffset(2026, 11, 24, 1, 2, 3, TimeSpan.FromHours(-8)), 1750),
             new VmRecord(new VmId(Guid.Parse("0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02")), new TenantId("beta"),
                 new VmSpec("web-1", 1, 512, "ubuntu-24.04", RestartPolicy.OnFailure, new VmResources(CpuShares: 2, Cpuset: "0-3,8",
                     CpuReservationMillicores: 1, CpuLimitMillicores: 10, MemoryReservationMiB: 1, MemoryLimitMiB: 512),
-                    new Dictionary<string, string> { ["tier"] = "web" }),
+                    new Dictionary<string, string> { ["tier"] = "web" }, "qemu"),
                 DesiredState.Stopped, VmStatus.Deleting, "deleting", new HostId("host-7"), new Epoch(1), 1, 1, At.AddTicks(1), At.AddDays(1), 1),
             new VmRecord(new VmId(Guid.Parse("ffffffff-ffff-ffff-ffff-ffffffffffff")), TenantId.System,
                 new VmSpec("edge", int.MaxValue, int.MinValue, "other", RestartPolicy.Never,
                     new VmResources(int.MinValue, int.MaxValue, int.MinValue, int.MinValue, int.MaxValue, "1"),
-                    new Dictionary<string, string> { ["x"] = "y" }),
+                    new Dictionary<string, string> { ["x"] = "y" }, "kvm"),
                 DesiredState.Stopped, VmStatus.Failed, "x", new HostId("host-8"), new Epoch(long.MaxValue), int.MinValue, -1,
                 new DateTimeOffset(1, 1, 1, 14, 1, 0, TimeSpan.FromHours(14)), DateTimeOffset.MaxValue, long.MinValue),
         ],
@@ -141,6 +141,23 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         Assert.Equal(before.Hosts.Values, after.Hosts.Values);
         Assert.Equal(before.Tenants.Values, after.Tenants.Values);
         Assert.Equal(before.Keys.Values, after.Keys.Values);
+    }
+
+    /// <summary><see cref="Full"/> as the build before VM drivers wrote it (layout version 1), from that build.</summary>
+    private const string Version1Full =
+        "TEVERwHCAwAAAAAAAAMBB2hvc3QtNzAAAAAAAAMAAAAAAAEFcWVtdQMMAAAAAGAAAAAAAAADAAAAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuNzo0MDUz3AUAAAAAAAAACAAAAAAAAAEHaG9zdC04////f/////////9/AwL/////AAAAAAAAAIAAAACAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuODo0MDUz/////////3/5/////////wSOKhxvSw1VTJpDH29LjS4BAQVhY21lBndlYi0xBAAAAAAgAAABDXVidW50dS0yNC4wNAIBAQAIAAD0AQAAAbgLAAAABAAAASgjAAABBjAtMyw4BAEEZW52AQVwcm9kAQV0aWVyAQR3ZWIBBW5vdGUBAQEGASlxZW11IGV4aXRlZCB3aXRoIDEzNzogw7xuw69jb2RlIOKckyDwn5qAAQIqAAAAAAAAAAFpegAABQAAAID3II3GSd8ISgEBgPcgjcZJ3wgg/gHWBgAAAAAAABE8fQsvXo1KjBstnn9qWwIBBWJldGEGd2ViLTEBAAAAAAIAAAgBAQECAAAAAQAAAAEKAAAAAQAAAAEAAgAACQIMDQEIAQlkZWxldGluZwECAQAAAAAAAAABAQAAAAEAAACB9yCNxknfCEoBAYC3irePSt8ISgEBAQAAAAAAAAD/////////////////////AQdzeXN0ZW0FZWRnZf///38AAACAAQZvdGhlcgIBAQAAAID///9/AQAAAIAAAACAAf///38BAjECAQJ4AQJ5AQcWAQX/////////fwEAAACA/////wD2gHx1AAAASAMB/z839HUoyisAAAEAAAAAAAAAgAIHAQoAAAABKAAAAAEAAAEAAAAAAAGA9yCNxknfCEoBAQEAEAAA0AcAAAFAHwAAAhNrLTAxMjM0NTY3ODlhYmNkZWYHAiE5Zjg2ZDA4MTg4NGM3ZDY1OWEyZmVhYTBjNTVhZDAxNQNjaYD3II3GSd8ISgEBgC9ust9J3whKAQIFd2gtMQcraHR0cHM6Ly9ob29rcy5leGFtcGxlLm9yZy9vcmNoZXN0cmF0b3I/eD0xB3MzY3JldAMBCFZtUmVhZHkBCVZtRmFpbGVkgPcgjcZJ3whKAQIHcnVsZS0xBwhuaWdodGx5AQ1WbVJlc3RhcnRpbmcDAAAAALygZQEAAAABDTAgMjAgKiAqIDEtNQIMDQKA9yCNxknfCEoBy2dXXcbSgJc=";
+
+    [Fact]
+    public void A_version_1_snapshot_from_the_build_before_drivers_reads_back_with_no_driver_named()
+    {
+        var bytes = Convert.FromBase64String(Version1Full);
+        Assert.Equal(1, bytes[4]);
+
+        var read = LedgerSnapshotFormat.Read(bytes);
+
+        var expected = Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null } }).ToList() };
+        Assert.Equal(Json(expected), Json(read));
+        Assert.Equal(LedgerSnapshotFormat.Version, LedgerSnapshotFormat.Write(read)[4]);
     }
 
     [Fact]

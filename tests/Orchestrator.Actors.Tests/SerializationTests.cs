@@ -17,7 +17,7 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
     private static readonly VmId Vm = new(Guid.Parse("0f8fad5b-d9cb-469f-a165-70867728950e"));
     private static readonly HostId H = new("host-1");
     private static readonly DateTimeOffset At = new(2026, 11, 24, 1, 2, 3, TimeSpan.Zero);
-    private static readonly VmSpec Spec = new("web1", 2, 512, "demo", RestartPolicy.Always);
+    private static readonly VmSpec Spec = new("web1", 2, 512, "demo", RestartPolicy.Always, Driver: "kvm");
 
     private static readonly VmRecord Record = new(Vm, new TenantId("acme"), Spec, DesiredState.Running, VmStatus.Ready, null, H,
         new Epoch(3), 4242, 1, At, At);

@@ -29,8 +29,23 @@ public class ClientCommandTests
         // The event stream was tried first (this script has none, so the wait polled).
         Assert.Equal(3, http.Requests.Count(r => r.Path != "/v1/events"));
         Assert.Matches(@"State\s+Ready", run.Out.ToString());
+        Assert.Matches(@"Driver\s+any", run.Out.ToString());
         Assert.EndsWith("web1 ready in 2.84 s\n", run.Out.ToString().Replace("\r\n", "\n"));
         Assert.Equal("", run.Error.ToString());
+    }
+
+    [Fact]
+    public async Task Vm_create_with_a_driver_asks_for_it_and_shows_it()
+    {
+        var created = Json.Vm(state: "Pending", readyAt: null).Replace("\"name\":\"web1\"", "\"name\":\"web1\",\"driver\":\"kvm\"");
+        var http = new ScriptedHandler().On("POST", "/v1/vms", HttpStatusCode.Created, created);
+
+        var run = await CliRun.Of(http, null, "vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--driver", "kvm");
+
+        Assert.Equal(0, run.ExitCode);
+        using var body = JsonDocument.Parse(http.Requests.Single().Body!);
+        Assert.Equal("kvm", body.RootElement.GetProperty("driver").GetString());
+        Assert.Matches(@"Driver\s+kvm", run.Out.ToString());
     }
 
     [Fact]

@@ -7,10 +7,11 @@ public class ParsingTests
     {
         var a = RecordingActions.Bind<VmCreateArgs>(
             "vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--wait",
-            "--restart", "always", "--timeout", "30", "--url", "http://h:1", "--api-key", "k", "--data", "/d", "--output", "json");
+            "--restart", "always", "--driver", "kvm", "--timeout", "30", "--url", "http://h:1", "--api-key", "k", "--data", "/d", "--output", "json");
 
         Assert.Equal(
-            new VmCreateArgs(new ClientArgs("http://h:1", "k", "/d", OutputFormat.Json), "web1", 1, 256, "demo", "always", true, TimeSpan.FromSeconds(30)),
+            new VmCreateArgs(new ClientArgs("http://h:1", "k", "/d", OutputFormat.Json), "web1", 1, 256, "demo", "always", true, TimeSpan.FromSeconds(30),
+                Driver: "kvm"),
             a);
     }
 
@@ -58,6 +59,7 @@ public class ParsingTests
         Assert.False(a.Wait);
         Assert.Equal(TimeSpan.FromSeconds(120), a.Timeout);
         Assert.Null(a.RestartPolicy);
+        Assert.Null(a.Driver);
         Assert.Equal(new ClientArgs(null, null, null, OutputFormat.Table), a.Client);
     }
 
@@ -150,6 +152,7 @@ public class ParsingTests
     [InlineData("vm", "create", "--vcpus", "1", "--memory", "256", "--image", "demo")] // no NAME
     [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--restart", "sometimes")]
     [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--timeout", "0")]
+    [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--driver", "xen")]
     [InlineData("vm", "show")]
     [InlineData("vm", "list", "--output", "yaml")]
     [InlineData("vm", "list", "--url", "not a url")]

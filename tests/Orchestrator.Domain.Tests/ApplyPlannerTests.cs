@@ -102,6 +102,21 @@ public class ApplyPlannerTests
         Assert.Equal(why + " (delete, then create)", replace.Detail);
     }
 
+    [Theory]
+    [InlineData(null, "kvm", "driver any → kvm")]
+    [InlineData("kvm", "qemu", "driver kvm → qemu")]
+    [InlineData("qemu", null, "driver qemu → any")]
+    public void A_driver_named_or_dropped_is_a_replace_since_the_vm_may_have_to_move(string? from, string? to, string why)
+    {
+        var wanted = Spec("a") with { Driver = to };
+
+        var plan = ApplyPlanner.Plan([wanted], [Record(Spec("a") with { Driver = from })], prune: false);
+
+        Assert.Equal([why], Assert.IsType<ApplyStep.Replace>(Assert.Single(plan.Steps)).Why);
+        var create = Assert.IsType<ApplyStep.Create>(Assert.Single(ApplyPlanner.Plan([Spec("b") with { Driver = "kvm" }], [], prune: false).Steps));
+        Assert.Equal("1 vCPU, 128 MiB, image demo, driver kvm", create.Detail);
+    }
+
     [Fact]
     public void Prune_deletes_only_the_vms_the_file_dropped()
     {

@@ -41,7 +41,8 @@ public class CapacityIndexTests
         {
             var (cpus, memory) = Shapes[w.HostShapes[i]];
             var id = new HostId($"h{(i * 7919) % 1000:D3}-{i}"); // ids not in creation order
-            hosts[id] = new HostRecord(id, cpus, memory, "sim", HostState.Up, 0, 0, 0);
+            // A third of the hosts run the other driver, so that a request naming one skips shapes the other shares.
+            hosts[id] = new HostRecord(id, cpus, memory, i % 3 == 0 ? "kvm" : "qemu", HostState.Up, 0, 0, 0);
         }
 
         var index = CapacityIndex.Build(hosts.Values);
@@ -57,7 +58,8 @@ public class CapacityIndexTests
         {
             if (step.Kind <= 5)
             {
-                var request = new ResourceRequest(1 + (step.A % 6), 128L * (step.B % 24));
+                var driver = (step.A / 6 % 3) switch { 0 => null, 1 => "kvm", _ => "qemu" };
+                var request = new ResourceRequest(1 + (step.A % 6), 128L * (step.B % 24), Driver: driver);
                 var scan = Placement.Placement.ChooseHost(hosts.Values, request, policy);
                 var indexed = index.ChooseHost(request, policy);
                 if (scan?.Id != indexed?.Id)

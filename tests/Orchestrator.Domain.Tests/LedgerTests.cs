@@ -69,6 +69,36 @@ public class LedgerTests
     }
 
     [Fact]
+    public void A_vm_that_names_a_driver_runs_only_on_hosts_of_that_driver_and_waits_for_one()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("q1", cpus: 32, memoryMiB: 65536);
+        var native = ledger.Create("native", driver: "kvm");
+        Assert.Equal(VmStatus.Pending, native.Status);
+        Assert.Equal("no up host runs the kvm driver (1 hosts up, running qemu)", native.Reason);
+
+        ledger.Host("k1", cpus: 2, memoryMiB: 1024, driver: "kvm");
+        Assert.Equal(new HostId("k1"), ledger.State.Vms[native.Id].Host);
+        var any = ledger.Create("any");
+        Assert.Equal(new HostId("q1"), any.Host); // the emptier host: no driver named, either will do
+        var emulated = ledger.Create("emulated", driver: "qemu");
+        Assert.Equal(new HostId("q1"), emulated.Host);
+        var big = ledger.Create("big", vcpus: 8, memoryMiB: 2048, driver: "kvm");
+        Assert.Equal(VmStatus.Pending, big.Status);
+        Assert.Contains("on the 1 up host(s) that run the kvm driver", big.Reason);
+
+        // Losing the only kvm host leaves its VM waiting, although the qemu host has room to spare.
+        ledger.Send(new LedgerCommands.LoseHost(new HostId("k1")));
+        var lost = ledger.State.Vms[native.Id];
+        Assert.Equal(VmStatus.Pending, lost.Status);
+        Assert.Contains("kvm driver", lost.Reason);
+
+        ledger.Host("k2", cpus: 16, memoryMiB: 16384, driver: "kvm");
+        Assert.Equal(new HostId("k2"), ledger.State.Vms[native.Id].Host);
+        Assert.Equal(new HostId("k2"), ledger.State.Vms[big.Id].Host);
+    }
+
+    [Fact]
     public void Deleting_frees_the_room_for_a_pending_vm()
     {
         var ledger = new LedgerDriver();

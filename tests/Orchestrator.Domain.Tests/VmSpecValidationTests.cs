@@ -13,6 +13,24 @@ public class VmSpecValidationTests
         Assert.Empty(Validate(new VmSpec("web1", 1, 256, "demo")));
 
     [Theory]
+    [InlineData("kvm")]
+    [InlineData("qemu")]
+    public void A_known_driver_is_valid(string driver) =>
+        Assert.Empty(Validate(new VmSpec("web1", 1, 256, "demo", Driver: driver)));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("KVM")]
+    [InlineData("simulated")]
+    [InlineData("kvm --enable-kvm")]
+    public void An_unknown_driver_is_named_with_the_known_ones(string driver)
+    {
+        var error = Assert.Single(Validate(new VmSpec("web1", 1, 256, "demo", Driver: driver)));
+        Assert.Equal("driver", error.Field);
+        Assert.EndsWith("known drivers: kvm, qemu", error.Message);
+    }
+
+    [Theory]
     [InlineData(0)]
     [InlineData(-1)]
     [InlineData(10_000)]

@@ -41,6 +41,7 @@ public sealed class ApplyFileTests
                 memory-limit-mib = 512
                 cpuset = "0-1"
                 labels { env = dev, tier = "web" }
+                driver = kvm
               }
               db { vcpus = 1, memory-mib = 128, image = demo }
             }
@@ -58,6 +59,8 @@ public sealed class ApplyFileTests
         Assert.Equal(new VmResources(2048, 500, 1500, 128, 512, "0-1"), web.Spec.Resources);
         Assert.Equal(new Dictionary<string, string> { ["env"] = "dev", ["tier"] = "web" }, web.Spec.Labels);
         Assert.Equal(DesiredState.Stopped, web.State);
+        Assert.Equal("kvm", web.Spec.Driver);
+        Assert.Null(db.Spec.Driver);
     }
 
     [Fact]
@@ -190,11 +193,11 @@ public sealed class ApplyFileTests
     [Fact]
     public void Spec_errors_map_to_the_file_s_field_names()
     {
-        var (vms, _) = ApplyFile.Parse("vms { web-1 { vcpus = 0, memory-mib = 128, image = windows, cpu-shares = 1, labels { Env = x } } }");
+        var (vms, _) = ApplyFile.Parse("vms { web-1 { vcpus = 0, memory-mib = 128, image = windows, cpu-shares = 1, driver = xen, labels { Env = x } } }");
 
         var errors = ApplyFile.Validate(vms, VmSpecLimits.Default, new HashSet<string> { "demo" });
 
-        Assert.Equal(["vms.web-1.image", "vms.web-1.labels", "vms.web-1.vcpus"], errors.Select(e => e.Field).Distinct().Order(StringComparer.Ordinal));
+        Assert.Equal(["vms.web-1.driver", "vms.web-1.image", "vms.web-1.labels", "vms.web-1.vcpus"], errors.Select(e => e.Field).Distinct().Order(StringComparer.Ordinal));
         Assert.Equal("vms.web-1.cpu-reservation", ApplyFile.FieldPath("web-1", "cpuReservationMillicores"));
         Assert.Equal("vms.web-1.labels.env", ApplyFile.FieldPath("web-1", "labels.env"));
         Assert.Equal("vms.web-1", ApplyFile.FieldPath("web-1", "name"));

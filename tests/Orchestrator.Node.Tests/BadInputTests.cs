@@ -28,6 +28,7 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
         { """{"name":"web1","vcpus":"abc","memoryMiB":256,"image":"demo"}""", "vcpus" },
         { """{"name":"web1","memoryMiB":256,"image":"demo"}""", "vcpus" },
         { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","restartPolicy":"sometimes"}""", "restartPolicy" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","driver":"xen"}""", "driver" },
     };
 
     [Theory]
@@ -52,6 +53,19 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
         var response = await _node.Http.PostAsync("v1/vms", new StringContent(body, Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await _node.Http.GetAsync("v1/hosts")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_vm_asking_for_a_driver_no_host_runs_waits_pending_saying_so()
+    {
+        var response = await _node.Http.PostAsJsonAsync("v1/vms", new { name = "native", vcpus = 1, memoryMiB = 256, image = "demo", driver = "kvm" });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+
+        var vm = await _node.GetVmAsync("native");
+        Assert.Equal("Pending", (string)vm!["state"]!);
+        Assert.Equal("kvm", (string)vm["driver"]!);
+        Assert.Equal("no up host runs the kvm driver (1 hosts up, running qemu)", (string)vm["reason"]!);
+        Assert.Null(vm["host"]);
     }
 
     [Fact]

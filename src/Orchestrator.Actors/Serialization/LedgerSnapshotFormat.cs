@@ -20,8 +20,14 @@ public static class LedgerSnapshotFormat
     /// <summary>The manifest a binary snapshot is stored under; JSON snapshots keep the type's plain manifest.</summary>
     public const string Manifest = "LedgerSnapshot.Binary";
 
-    /// <summary>Changes whenever the layout does; a payload of another version is refused, never guessed at.</summary>
-    public const byte Version = 1;
+    /// <summary>
+    /// Changes whenever the layout does. This build writes it and reads it and the versions before it, so that a node
+    /// upgraded in place recovers from the snapshot its old build took; a newer version is refused, never guessed at.
+    /// Version 2 added <see cref="VmSpec.Driver"/>.
+    /// </summary>
+    public const byte Version = 2;
+
+    private const byte OldestReadable = 1;
 
     private const int HeaderBytes = 4 + 1 + 8;
     private const int ChecksumBytes = 8;
@@ -65,9 +71,11 @@ public static class LedgerSnapshotFormat
             throw new SerializationException($"not a binary ledger snapshot: it does not start with '{System.Text.Encoding.ASCII.GetString(Magic)}'");
         }
 
-        if (bytes[Magic.Length] != Version)
+        var version = bytes[Magic.Length];
+        if (version is < OldestReadable or > Version)
         {
-            throw new SerializationException($"ledger snapshot of version {bytes[Magic.Length]}: this build reads version {Version} only");
+            throw new SerializationException(
+                $"ledger snapshot of version {version}: this build reads versions {OldestReadable} to {Version}");
         }
 
         var length = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(Magic.Length + 1));
@@ -85,7 +93,7 @@ public static class LedgerSnapshotFormat
             throw new SerializationException($"ledger snapshot is damaged: its {bytes.Length} bytes do not match their checksum");
         }
 
-        var r = new SnapshotReader(bytes, HeaderBytes, body.Length);
+        var r = new SnapshotReader(bytes, HeaderBytes, body.Length, version);
         var hosts = List(r, "host", ReadHost);
         var vms = List(r, "VM", ReadVm);
         var tenants = List(r, "tenant", ReadTenant);
@@ -128,7 +136,7 @@ public static class LedgerSnapshotFormat
         [typeof(VmSpec)] =
         [
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
-            nameof(VmSpec.Resources), nameof(VmSpec.Labels),
+            nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver),
         ],
         [typeof(VmResources)] =
         [
@@ -233,6 +241,7 @@ public static class LedgerSnapshotFormat
         w.Enum(s.RestartPolicy);
         Optional(w, s.Resources, WriteResources);
         Dictionary(w, s.Labels);
+        w.Shared(s.Driver);
     }
 
     private static VmSpec ReadSpec(SnapshotReader r) => new(
@@ -242,7 +251,8 @@ public static class LedgerSnapshotFormat
         r.Shared()!,
         r.Enum<RestartPolicy>(),
         r.Bool() ? ReadResources(r) : null,
-        Dictionary(r));
+        Dictionary(r),
+        r.Version >= 2 ? r.Shared() : null);
 
     private static void WriteResources(SnapshotWriter w, VmResources x)
     {

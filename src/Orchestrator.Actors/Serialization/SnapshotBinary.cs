@@ -107,12 +107,16 @@ internal sealed class SnapshotReader
     private int _position;
 
     /// <summary>Reads <paramref name="bytes"/> from <paramref name="start"/> up to (not including) <paramref name="end"/>.</summary>
-    public SnapshotReader(byte[] bytes, int start, int end)
+    public SnapshotReader(byte[] bytes, int start, int end, byte version)
     {
         _bytes = bytes;
         _position = start;
         _end = end;
+        Version = version;
     }
+
+    /// <summary>The layout version the payload was written in (older ones lack fields added since).</summary>
+    public byte Version { get; }
 
     /// <summary>What is being read, for the error message: "VM", "host", and which one.</summary>
     public string Section { get; set; } = "header";

@@ -76,6 +76,11 @@ public static class ApplyPlanner
             why.Add($"restart {from.RestartPolicy.ToWire()} → {to.RestartPolicy.ToWire()}");
         }
 
+        if (to.Driver != from.Driver)
+        {
+            why.Add($"driver {from.Driver ?? "any"} → {to.Driver ?? "any"}");
+        }
+
         if (why.Count > 0)
         {
             return new ApplyStep.Replace(want, why);
@@ -123,6 +128,11 @@ internal static class ApplyDescriptions
     {
         var spec = vm.Spec;
         var text = $"{Number(spec.Vcpus)} vCPU{(spec.Vcpus == 1 ? "" : "s")}, {Number(spec.MemoryMiB)} MiB, image {spec.Image}";
+        if (spec.Driver is { } driver)
+        {
+            text += $", driver {driver}";
+        }
+
         return vm.State == DesiredState.Stopped ? text + ", stopped" : text;
     }
 

@@ -432,8 +432,7 @@ public sealed record LedgerState(
     private ILedgerEvent PlaceElsewhere(VmId vmId, HostId avoid, LedgerRules rules)
     {
         var vm = Vms[vmId];
-        var r = vm.Spec.EffectiveResources;
-        var request = new ResourceRequest(vm.Spec.Vcpus, vm.Spec.MemoryMiB, r.CpuReservationMillicores, r.MemoryReservationMiB);
+        var request = ResourceRequest.For(vm.Spec);
         var others = Hosts.Values.Where(h => h.Id != avoid).ToList();
         var host = Placement.Placement.ChooseHost(others, request, rules.Placement);
         return host is null
@@ -625,8 +624,7 @@ public sealed record LedgerState(
     private ILedgerEvent Place(VmId vmId, LedgerRules rules, bool failover = false)
     {
         var vm = Vms[vmId];
-        var resources = vm.Spec.EffectiveResources;
-        var request = new ResourceRequest(vm.Spec.Vcpus, vm.Spec.MemoryMiB, resources.CpuReservationMillicores, resources.MemoryReservationMiB);
+        var request = ResourceRequest.For(vm.Spec);
         // The index orders hosts by allocation only; a VM with a reservation is rare enough to scan for.
         var host = request.HasReservation
             ? Placement.Placement.ChooseHost(Hosts.Values, request, rules.Placement)

@@ -4,7 +4,7 @@ using Orchestrator.Domain.Ledger;
 namespace Orchestrator.Domain.Placement;
 
 /// <summary>
-/// The Up hosts grouped by shape (CPUs, memory) and, within a shape, kept in a persistent AVL tree ordered by
+/// The Up hosts grouped by shape (CPUs, memory, driver) and, within a shape, kept in a persistent AVL tree ordered by
 /// (allocated vCPUs, allocated memory, ordinal id) whose nodes know their subtree's ranges. A decision is a
 /// branch-and-bound walk of each shape's tree, then <see cref="Placement.ChooseHost"/> over the shapes' winners,
 /// so it makes exactly the decisions of the scan (same filters, same weigher, same tie-break) in about
@@ -58,7 +58,7 @@ public sealed class CapacityIndex
         var count = Count;
         if (before is { State: HostState.Up })
         {
-            var at = Find(shapes, before.Cpus, before.MemoryMiB);
+            var at = Find(shapes, before);
             if (at < 0 || !Tree.Contains(shapes[at].Root, before))
             {
                 throw new InvalidOperationException($"host {before.Id} is not in the index as it was given");
@@ -71,10 +71,10 @@ public sealed class CapacityIndex
 
         if (after is { State: HostState.Up })
         {
-            var at = Find(shapes, after.Cpus, after.MemoryMiB);
+            var at = Find(shapes, after);
             if (at < 0)
             {
-                shapes = [.. shapes, new Shape(after.Cpus, after.MemoryMiB, Tree.Insert(null, after))];
+                shapes = [.. shapes, new Shape(after.Cpus, after.MemoryMiB, after.Driver, Tree.Insert(null, after))];
             }
             else
             {
@@ -92,13 +92,14 @@ public sealed class CapacityIndex
     {
         if (_shapes.Length == 1)
         {
-            return Best(_shapes[0], request, policy);
+            return request.Driver is null || request.Driver == _shapes[0].Driver ? Best(_shapes[0], request, policy) : null;
         }
 
         HostRecord? best = null;
         foreach (var shape in _shapes)
         {
-            if (Best(shape, request, policy) is { } candidate
+            if ((request.Driver is null || request.Driver == shape.Driver)
+                && Best(shape, request, policy) is { } candidate
                 && (best is null || Placement.Compare(candidate, best, request, policy) > 0))
             {
                 best = candidate;
@@ -131,11 +132,11 @@ public sealed class CapacityIndex
         return search.Best;
     }
 
-    private static int Find(Shape[] shapes, int cpus, long memory)
+    private static int Find(Shape[] shapes, HostRecord host)
     {
         for (var i = 0; i < shapes.Length; i++)
         {
-            if (shapes[i].Cpus == cpus && shapes[i].MemoryMiB == memory)
+            if (shapes[i].Cpus == host.Cpus && shapes[i].MemoryMiB == host.MemoryMiB && shapes[i].Driver == host.Driver)
             {
                 return i;
             }
@@ -153,7 +154,8 @@ public sealed class CapacityIndex
 
     private static Shape[] RemoveAt(Shape[] shapes, int at) => [.. shapes[..at], .. shapes[(at + 1)..]];
 
-    private sealed record Shape(int Cpus, long MemoryMiB, Tree.Node Root);
+    // Hosts of one shape share a driver too, so that a VM that names a driver skips the other drivers' shapes whole.
+    private sealed record Shape(int Cpus, long MemoryMiB, string Driver, Tree.Node Root);
 
     /// <summary>Branch and bound over one shape's tree; ties on g go to the least ordinal id.</summary>
     private struct Search(long maxVcpus, long maxMemory, long cpuCapacity, long memoryCapacity, bool pack)

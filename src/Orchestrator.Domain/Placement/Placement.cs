@@ -22,10 +22,22 @@ public sealed record PlacementPolicy(double CpuAllocationRatio, double MemoryAll
     public static readonly PlacementPolicy Default = new(4.0, 1.0, PlacementStrategy.Spread);
 }
 
-/// <summary>What a VM needs from a host: vCPUs and memory against the overcommitted capacity, reservations against the physical.</summary>
-public sealed record ResourceRequest(int Vcpus, long MemoryMiB, long CpuReservationMillicores = 0, long MemoryReservationMiB = 0)
+/// <summary>
+/// What a VM needs from a host: vCPUs and memory against the overcommitted capacity, reservations against the physical,
+/// and the host's driver when the VM names one (null: any).
+/// </summary>
+public sealed record ResourceRequest(int Vcpus, long MemoryMiB, long CpuReservationMillicores = 0, long MemoryReservationMiB = 0,
+    string? Driver = null)
 {
     public bool HasReservation => CpuReservationMillicores > 0 || MemoryReservationMiB > 0;
+
+    public static ResourceRequest For(Vms.VmSpec spec)
+    {
+        var resources = spec.EffectiveResources;
+        return new ResourceRequest(spec.Vcpus, spec.MemoryMiB, resources.CpuReservationMillicores, resources.MemoryReservationMiB, spec.Driver);
+    }
+
+    public bool Accepts(HostRecord host) => Driver is null || host.Driver == Driver;
 }
 
 /// <summary>Filters then weighers, Nova style, with a deterministic tie-break on the host id.</summary>
@@ -33,6 +45,7 @@ public static class Placement
 {
     public static bool Fits(HostRecord host, ResourceRequest request, PlacementPolicy policy) =>
         host.State == HostState.Up
+        && request.Accepts(host)
         && host.AllocatedVcpus + request.Vcpus <= VcpuCapacity(host, policy)
         && host.AllocatedMemoryMiB + request.MemoryMiB <= MemoryCapacity(host, policy)
         && host.ReservedCpuMillicores + request.CpuReservationMillicores <= host.CpuMillicores
@@ -143,6 +156,22 @@ public static class Placement
         if (up == 0)
         {
             return $"none of the {hosts.Count} hosts is up";
+        }
+
+        if (request.Driver is { } driver)
+        {
+            var withDriver = hosts.Count(h => h.State == HostState.Up && h.Driver == driver);
+            if (withDriver == 0)
+            {
+                var drivers = hosts.Where(h => h.State == HostState.Up).Select(h => h.Driver).Distinct().Order(StringComparer.Ordinal);
+                return $"no up host runs the {driver} driver ({up} hosts up, running {string.Join(", ", drivers)})";
+            }
+
+            var on = $" on the {withDriver} up host(s) that run the {driver} driver";
+            return $"no host has room for {request.Vcpus} vCPUs and {request.MemoryMiB} MiB{on}" +
+                   (request.HasReservation
+                       ? $" with {request.CpuReservationMillicores} millicores and {request.MemoryReservationMiB} MiB reserved"
+                       : $" (allocation ratios cpu {policy.CpuAllocationRatio}, memory {policy.MemoryAllocationRatio})");
         }
 
         if (request.HasReservation)

@@ -38,9 +38,13 @@ public static class RestartPolicies
 }
 
 /// <summary>What a tenant asks for. Validated by <see cref="VmSpecValidator"/> before anything is persisted.</summary>
+/// <param name="Driver">
+/// The hypervisor driver the VM must run under ("kvm", "qemu"), placing it only on hosts that registered with it; null
+/// runs it under whichever driver its host has.
+/// </param>
 public sealed record VmSpec(
     string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
-    IReadOnlyDictionary<string, string>? Labels = null)
+    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null)
 {
     /// <summary>Shares, reservations and limits; the defaults when the tenant gave none.</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;
@@ -51,6 +55,14 @@ public sealed record VmSpec(
     /// <summary>Equal specs, labels compared by content (records compare dictionaries by reference).</summary>
     public bool SameAs(VmSpec other) =>
         this with { Labels = null } == other with { Labels = null } && VmLabels.Same(EffectiveLabels, other.EffectiveLabels);
+}
+
+/// <summary>The drivers a VM may ask to run under (hosts also register as "simulated", which no tenant asks for).</summary>
+public static class VmDrivers
+{
+    public static readonly IReadOnlyList<string> Known = ["kvm", "qemu"];
+
+    public static bool IsKnown(string? driver) => driver is not null && Known.Contains(driver, StringComparer.Ordinal);
 }
 
 public static partial class VmLabels
@@ -151,6 +163,12 @@ public static partial class VmSpecValidator
         if (spec.Labels is { } labels)
         {
             errors.AddRange(VmLabels.Validate(labels));
+        }
+
+        if (spec.Driver is { } driver && !VmDrivers.IsKnown(driver))
+        {
+            var shown = driver.Length > 64 ? driver[..64] + "…" : driver;
+            errors.Add(new FieldError("driver", $"unknown driver '{shown}'; known drivers: {string.Join(", ", VmDrivers.Known)}"));
         }
 
         if (!Enum.IsDefined(spec.RestartPolicy))
