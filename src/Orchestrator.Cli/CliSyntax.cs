@@ -147,8 +147,9 @@ public static partial class CliSyntax
         {
             var client = new ClientOptions();
             var name = NameArgument();
-            var vcpus = new Option<int>("--vcpus") { Description = "Number of virtual CPUs.", HelpName = "N", Required = true };
-            var memory = new Option<int>("--memory") { Description = "Memory in MiB.", HelpName = "MIB", Required = true };
+            // Defaults as the demo VMs have (and as Firecracker's one vCPU): enough for the catalog's images.
+            var vcpus = new Option<int>("--vcpus") { Description = "Number of virtual CPUs.", HelpName = "N", DefaultValueFactory = _ => 1 };
+            var memory = new Option<int>("--memory") { Description = "Memory in MiB.", HelpName = "MIB", DefaultValueFactory = _ => 256 };
             var image = new Option<string>("--image") { Description = "Catalog image to boot (see `image list`).", HelpName = "IMAGE", Required = true };
             var restart = new Option<string>("--restart")
             {

@@ -52,6 +52,14 @@ public class ParsingTests
     }
 
     [Fact]
+    public void Vm_create_defaults_to_one_vcpu_and_256_mib()
+    {
+        var a = RecordingActions.Bind<VmCreateArgs>("vm", "create", "k1", "--image", "demo", "--driver", "kvm", "--wait");
+
+        Assert.Equal((1, 256, "kvm", true), (a.Vcpus, a.MemoryMiB, a.Driver, a.Wait));
+    }
+
+    [Fact]
     public void Vm_create_defaults_to_no_wait_a_120_second_timeout_the_server_restart_policy_and_tables()
     {
         var a = RecordingActions.Bind<VmCreateArgs>("vm", "create", "web1", "--vcpus", "2", "--memory", "512", "--image", "demo");
