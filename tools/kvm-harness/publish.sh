@@ -38,9 +38,9 @@ fi
 mkdir -p "$out/demo"
 cp "$image/vmlinuz" "$image/initrd.img" "$out/demo/"
 
-size_mib=$(( $(du -sb "$repo/.device" | cut -f1) / 1048576 ))
+size_mib=$(( $(du -sb "$out" | cut -f1) / 1048576 ))
 if (( size_mib >= limit_mib )); then
-    echo "publish.sh: .device/ is ${size_mib} MiB, over the ${limit_mib} MiB a device run can carry" >&2
+    echo "publish.sh: .device/kvm-harness is ${size_mib} MiB, over the ${limit_mib} MiB a device run can carry" >&2
     exit 1
 fi
 
