@@ -99,6 +99,29 @@ public class LedgerTests
     }
 
     [Fact]
+    public void A_host_back_under_another_driver_gives_up_the_vms_that_named_the_old_one()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        var emulated = ledger.Create("emulated", driver: "qemu");
+        var any = ledger.Create("any");
+        Assert.Equal(new HostId("h1"), emulated.Host);
+
+        ledger.Host("h1", driver: "kvm");
+
+        var moved = ledger.State.Vms[emulated.Id];
+        Assert.Equal(VmStatus.Pending, moved.Status);
+        Assert.Null(moved.Host);
+        Assert.Equal("no up host runs the qemu driver (1 hosts up, running kvm)", moved.Reason);
+        Assert.Equal(any with { }, ledger.State.Vms[any.Id]);
+        Assert.Equal(1, ledger.State.Hosts[new HostId("h1")].AllocatedVcpus);
+
+        ledger.Host("h2");
+        Assert.Equal(new HostId("h2"), ledger.State.Vms[emulated.Id].Host);
+        Assert.Equal(emulated.Epoch.Next(), ledger.State.Vms[emulated.Id].Epoch);
+    }
+
+    [Fact]
     public void Deleting_frees_the_room_for_a_pending_vm()
     {
         var ledger = new LedgerDriver();

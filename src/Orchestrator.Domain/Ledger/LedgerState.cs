@@ -182,7 +182,22 @@ public sealed record LedgerState(
         }
 
         var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address);
-        return Decision.Accept([registered, .. Apply(registered).PlacePending(rules)]);
+        var events = new List<ILedgerEvent> { registered };
+        var state = Apply(registered);
+        if (known is not null && known.Driver != c.Driver)
+        {
+            // The host came back under another driver: a VM that named the old one may not run here any more.
+            foreach (var vm in VmsOn(c.HostId)
+                         .Where(v => v.Spec.Driver is { } driver && driver != c.Driver && v.Status != VmStatus.Deleting)
+                         .OrderBy(v => v.CreatedAt).ThenBy(v => v.Id.Value))
+            {
+                var moved = state.Place(vm.Id, rules, failover: true);
+                state = state.Apply(moved);
+                events.Add(moved);
+            }
+        }
+
+        return Decision.Accept([.. events, .. state.PlacePending(rules)]);
     }
 
     private Decision DecideLoseHost(LedgerCommands.LoseHost c, LedgerRules rules, DateTimeOffset now)
