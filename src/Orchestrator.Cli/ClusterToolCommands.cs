@@ -11,9 +11,13 @@ public sealed record FailoverBenchOptions(int Hosts, int Vms, int Runs, bool Kil
 /// <param name="Cpu">the physical CPU the guests share; null = the last one.</param>
 public sealed record SharesBenchOptions(int? Cpu, int WindowSeconds, OutputFormat Output);
 
+/// <param name="Driver">qemu, kvm, or null: kvm where /dev/kvm works, else qemu (as the host's driver = auto).</param>
+public sealed record BootBenchOptions(string? Driver, int Boots, int Burst, int Vcpus, int MemoryMiB, OutputFormat Output);
+
 public sealed record ClusterToolHooks(
     Func<FailoverBenchOptions, CancellationToken, Task<int>> Failover,
-    Func<SharesBenchOptions, CancellationToken, Task<int>>? Shares = null);
+    Func<SharesBenchOptions, CancellationToken, Task<int>>? Shares = null,
+    Func<BootBenchOptions, CancellationToken, Task<int>>? Boot = null);
 
 public static class ClusterToolCommands
 {
@@ -65,6 +69,52 @@ public static class ClusterToolCommands
         {
             bench.Subcommands.Add(SharesCommand(shares));
         }
+
+        if (hooks.Boot is { } boot)
+        {
+            bench.Subcommands.Add(BootCommand(boot));
+        }
+    }
+
+    private static Command BootCommand(Func<BootBenchOptions, CancellationToken, Task<int>> run)
+    {
+        var driver = new Option<string>("--driver")
+        {
+            Description = "The driver to boot with (default: kvm where /dev/kvm works, else qemu).",
+        }.AcceptOnlyFromAmong("kvm", "qemu");
+        var boots = AtLeastOne(new Option<int>("--boots") { Description = "VMs booted one after another.", DefaultValueFactory = _ => 10 });
+        var burst = AtLeastOne(new Option<int>("--burst") { Description = "VMs then started at once.", DefaultValueFactory = _ => 4 });
+        var vcpus = AtLeastOne(new Option<int>("--vcpus") { Description = "vCPUs per VM.", DefaultValueFactory = _ => 1 });
+        var memory = new Option<int>("--memory") { Description = "Memory per VM in MiB.", HelpName = "MIB", DefaultValueFactory = _ => 256 };
+        memory.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 64 or > 65536)
+            {
+                r.AddError("--memory must be between 64 and 65536 MiB");
+            }
+        });
+        var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
+        var command = new Command("boot",
+            "Boot the demo image through a driver, one VM at a time and then several at once; print start → ready banner p50/p99, " +
+            "the VMM's own memory per VM and VMs created per second.")
+        {
+            driver, boots, burst, vcpus, memory, output,
+        };
+        command.SetAction((parse, ct) => run(new BootBenchOptions(parse.GetValue(driver), parse.GetValue(boots), parse.GetValue(burst),
+            parse.GetValue(vcpus), parse.GetValue(memory), parse.GetValue(output)), ct));
+        return command;
+    }
+
+    private static Option<int> AtLeastOne(Option<int> option)
+    {
+        option.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 1000)
+            {
+                r.AddError($"{option.Name} must be between 1 and 1000");
+            }
+        });
+        return option;
     }
 
     private static Command SharesCommand(Func<SharesBenchOptions, CancellationToken, Task<int>> run)

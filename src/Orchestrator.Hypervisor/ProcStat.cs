@@ -49,6 +49,44 @@ public static partial class ProcStat
     }
 
     /// <summary>
+    /// Resident bytes of the first mapping of exactly <paramref name="sizeBytes"/> in /proc/PID/smaps (a VMM's guest RAM
+    /// is one anonymous mapping of the guest's memory size); null when the process is gone or has no such mapping.
+    /// </summary>
+    public static long? ReadMappingResidentBytes(int pid, long sizeBytes)
+    {
+        try
+        {
+            return ParseMappingResidentBytes(File.ReadLines($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/smaps"), sizeBytes);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The smaps lines' "Size:" and "Rss:" fields (kB) of each mapping, in order; see <see cref="ReadMappingResidentBytes"/>.</summary>
+    public static long? ParseMappingResidentBytes(IEnumerable<string> smapsLines, long sizeBytes)
+    {
+        var inMatch = false;
+        foreach (var line in smapsLines)
+        {
+            if (line.StartsWith("Size:", StringComparison.Ordinal))
+            {
+                inMatch = Kilobytes(line) * 1024 == sizeBytes;
+            }
+            else if (inMatch && line.StartsWith("Rss:", StringComparison.Ordinal))
+            {
+                return Kilobytes(line) * 1024;
+            }
+        }
+
+        return null;
+
+        static long Kilobytes(string line) =>
+            long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim().TrimEnd("kB").Trim(), NumberStyles.None, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
     /// A thread's scheduler statistics (/proc/PID/task/TID/schedstat): nanoseconds on a CPU and nanoseconds runnable
     /// but waiting for one. Their sum over a window is what the thread wanted (its demand), which CPU time alone
     /// cannot show under contention. Null when the thread is gone or the kernel keeps no such statistics.

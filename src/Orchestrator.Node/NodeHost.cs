@@ -161,7 +161,7 @@ public static class NodeHost
     }
 
     /// <summary>Where relative image paths point: $ORCHESTRATOR_IMAGE_DIR, else images/out of the checkout.</summary>
-    private static string ImageDirectory()
+    internal static string ImageDirectory()
     {
         if (Environment.GetEnvironmentVariable("ORCHESTRATOR_IMAGE_DIR") is { Length: > 0 } configured)
         {

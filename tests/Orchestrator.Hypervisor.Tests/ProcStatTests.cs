@@ -41,4 +41,25 @@ public sealed class ProcStatTests
         Assert.True(after - before >= 48L << 20, $"RSS grew {(after - before) >> 20} MiB after touching 64 MiB");
         Assert.Null(ProcStat.ReadResidentBytes(int.MaxValue));
     }
+
+    [Fact]
+    public void The_resident_part_of_a_mapping_is_found_by_its_size()
+    {
+        string[] smaps =
+        [
+            "7f170fe00000-7f171fe00000 rw-p 00000000 00:00 0 ",
+            "Size:             131072 kB",
+            "KernelPageSize:        4 kB",
+            "Rss:                 640 kB",
+            "7f1720000000-7f175ffff000 rwxp 00000000 00:00 0 ",
+            "Size:             262144 kB",
+            "KernelPageSize:        4 kB",
+            "Rss:              120832 kB",
+            "Pss:              120832 kB",
+        ];
+
+        Assert.Equal(120832L * 1024, ProcStat.ParseMappingResidentBytes(smaps, 256L << 20));
+        Assert.Equal(640L * 1024, ProcStat.ParseMappingResidentBytes(smaps, 128L << 20));
+        Assert.Null(ProcStat.ParseMappingResidentBytes(smaps, 64L << 20));
+    }
 }

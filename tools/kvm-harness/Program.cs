@@ -23,7 +23,7 @@ namespace Orchestrator.KvmHarness;
 
 public static class Program
 {
-    private const string Banner = "ORCHESTRATOR-GUEST-READY";
+    private const string Banner = BootBenchmark.Banner;
 
     public static async Task<int> Main(string[] args)
     {
@@ -174,7 +174,7 @@ public static class Program
     private static async Task<string> RealModeAsync(KvmDriver driver)
     {
         var vm = await driver.StartProbeGuestAsync(CancellationToken.None);
-        var events = new Recorder(vm);
+        var events = new VmEventRecorder(vm);
         await events.WaitAsync(e => e is VmEvent.ConsoleLine { Text: RealModeGuest.Output }, "\"OK\" on the serial console");
         var exited = (VmEvent.Exited)await events.WaitAsync(e => e is VmEvent.Exited, "Exited after HLT");
         return exited.Reason;
@@ -214,7 +214,7 @@ public static class Program
     private static async Task<string> EndsAsync(KvmDriver driver, GuestImage image, Options options, string name, string? reason = null)
     {
         var vm = await driver.StartAsync(Spec(image, name, options), CancellationToken.None);
-        var events = new Recorder(vm);
+        var events = new VmEventRecorder(vm);
         var shutdown = (VmEvent.Shutdown)await events.WaitAsync(e => e is VmEvent.Shutdown, "a Shutdown event");
         Expect(shutdown.GuestInitiated, "the Shutdown is not guest-initiated");
         Expect(reason is null || shutdown.Reason == reason, $"Shutdown reason '{shutdown.Reason}', expected '{reason}'");
@@ -225,66 +225,33 @@ public static class Program
 
     private static async Task<string> SequentialBootsAsync(KvmDriver driver, GuestImage image, Options options, Report report)
     {
-        var banner = new List<double>();
-        var startCalls = new List<double>();
-        var rssDeltas = new List<double>();
-        var overheads = new List<double>();
-        for (var i = 0; i < options.Boots; i++)
-        {
-            ForceGc();
-            var rssBefore = Rss();
-            var boot = await BootToBannerAsync(driver, image, $"harness-{i}", options);
-            var rssDelta = Rss() - rssBefore;
-            var guest = ((KvmVm)boot.Vm).Memory.ResidentBytes();
-            banner.Add(boot.BannerMs);
-            startCalls.Add(boot.StartCallMs);
-            rssDeltas.Add(rssDelta / 1048576.0);
-            overheads.Add((rssDelta - (double)guest) / 1048576.0);
-            await boot.Vm.KillAsync(CancellationToken.None);
-        }
-
-        report.Figure("start_to_banner_ms_p50", Percentile(banner, 50));
-        report.Figure("start_to_banner_ms_p99", Percentile(banner, 99));
-        report.Figure("start_call_ms_p50", Percentile(startCalls, 50));
-        report.Figure("vms_created_per_s_sequential", 1000.0 / startCalls.Average());
-        report.Figure("rss_delta_per_vm_mib_p50", Percentile(rssDeltas, 50));
-        report.Figure("vmm_overhead_per_vm_mib_p50", Percentile(overheads, 50));
-        return Invariant($"banner p50 {Percentile(banner, 50):F1} ms, p99 {Percentile(banner, 99):F1} ms");
+        var boots = await Benchmark(driver, image, options).SequentialAsync(options.Boots, "harness", CancellationToken.None);
+        report.Figure("start_to_banner_ms_p50", BootBenchmark.Percentile(boots.BannerMs, 50));
+        report.Figure("start_to_banner_ms_p99", BootBenchmark.Percentile(boots.BannerMs, 99));
+        report.Figure("start_call_ms_p50", BootBenchmark.Percentile(boots.StartCallMs, 50));
+        report.Figure("vms_created_per_s_sequential", boots.VmsCreatedPerSecond);
+        report.Figure("rss_delta_per_vm_mib_p50", BootBenchmark.Percentile(boots.ResidentMiB, 50));
+        report.Figure("vmm_overhead_per_vm_mib_p50", BootBenchmark.Percentile(boots.VmmMiB, 50));
+        return Invariant($"banner p50 {BootBenchmark.Percentile(boots.BannerMs, 50):F1} ms, p99 {BootBenchmark.Percentile(boots.BannerMs, 99):F1} ms");
     }
 
     private static async Task<string> BurstAsync(KvmDriver driver, GuestImage image, Options options, Report report)
     {
-        ForceGc();
-        var rssBefore = Rss();
-        var watch = Stopwatch.StartNew();
-        var boots = await Task.WhenAll(Enumerable.Range(0, options.Burst).Select(i => BootToBannerAsync(driver, image, $"harness-burst-{i}", options)));
-        var allBannersMs = watch.Elapsed.TotalMilliseconds;
-        var createdMs = boots.Max(b => b.StartCallMs);
-        var rssDelta = Rss() - rssBefore;
-        var guest = boots.Sum(b => (double)((KvmVm)b.Vm).Memory.ResidentBytes());
-        foreach (var boot in boots)
-        {
-            await boot.Vm.KillAsync(CancellationToken.None);
-        }
-
-        report.Figure("burst_vms", options.Burst);
-        report.Figure("burst_vms_created_per_s", options.Burst / (createdMs / 1000.0));
-        report.Figure("burst_vms_booted_per_s", options.Burst / (allBannersMs / 1000.0));
-        report.Figure("burst_vms_created_per_s_per_core", options.Burst / (createdMs / 1000.0) / Environment.ProcessorCount);
-        report.Figure("burst_rss_delta_per_vm_mib", rssDelta / 1048576.0 / options.Burst);
-        report.Figure("burst_vmm_overhead_per_vm_mib", (rssDelta - guest) / 1048576.0 / options.Burst);
-        return Invariant($"all created in {createdMs:F1} ms, all at their banner in {allBannersMs:F1} ms");
+        var burst = await Benchmark(driver, image, options).BurstAsync(options.Burst, "harness-burst", CancellationToken.None);
+        report.Figure("burst_vms", burst.Vms);
+        report.Figure("burst_vms_created_per_s", burst.VmsCreatedPerSecond);
+        report.Figure("burst_vms_booted_per_s", burst.VmsReadyPerSecond);
+        report.Figure("burst_vms_created_per_s_per_core", burst.VmsCreatedPerSecond / Environment.ProcessorCount);
+        report.Figure("burst_rss_delta_per_vm_mib", burst.ResidentMiBPerVm);
+        report.Figure("burst_vmm_overhead_per_vm_mib", burst.VmmMiBPerVm);
+        return Invariant($"all created in {burst.AllCreatedMs:F1} ms, all at their banner in {burst.AllReadyMs:F1} ms");
     }
 
-    private static async Task<Boot> BootToBannerAsync(KvmDriver driver, GuestImage image, string name, Options options)
-    {
-        var watch = Stopwatch.StartNew();
-        var vm = await driver.StartAsync(Spec(image, name, options), CancellationToken.None);
-        var startCallMs = watch.Elapsed.TotalMilliseconds;
-        var events = new Recorder(vm);
-        await events.WaitAsync(e => e is VmEvent.ConsoleLine { Text: var text } && text == $"{Banner} {name}", $"the banner '{Banner} {name}'");
-        return new Boot(vm, events, startCallMs, watch.Elapsed.TotalMilliseconds);
-    }
+    private static Task<BootSample> BootToBannerAsync(KvmDriver driver, GuestImage image, string name, Options options) =>
+        Benchmark(driver, image, options).BootToBannerAsync(name, CancellationToken.None);
+
+    private static BootBenchmark Benchmark(KvmDriver driver, GuestImage image, Options options) =>
+        new(driver, image, options.Vcpus, options.MemoryMiB);
 
     private static VmLaunchSpec Spec(GuestImage image, string name, Options options) =>
         new(VmId.New(), name, options.Vcpus, options.MemoryMiB, image, new Epoch(1));
@@ -316,22 +283,6 @@ public static class Program
         }
     }
 
-    private static long Rss() => ProcStat.ReadResidentBytes(Environment.ProcessId) ?? 0;
-
-    private static void ForceGc()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-    }
-
-    private static double Percentile(List<double> values, int percentile)
-    {
-        var sorted = values.Order().ToArray();
-        var rank = (int)Math.Ceiling(percentile / 100.0 * sorted.Length);
-        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
-    }
-
     private static void Expect(bool condition, string failure)
     {
         if (!condition)
@@ -342,68 +293,7 @@ public static class Program
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
-    private sealed record Boot(IVmHandle Vm, Recorder Events, double StartCallMs, double BannerMs);
-
     private sealed class HarnessCheckException(string message) : Exception(message);
-
-    /// <summary>Collects a VM's events; waits for one with a bound and a message naming what never came.</summary>
-    private sealed class Recorder
-    {
-        private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
-        private readonly List<VmEvent> _events = [];
-        private readonly SemaphoreSlim _changed = new(0);
-
-        public Recorder(IVmHandle vm) => vm.Subscribe(e =>
-        {
-            lock (_events)
-            {
-                _events.Add(e);
-            }
-
-            _changed.Release();
-        });
-
-        public VmEvent? Last
-        {
-            get
-            {
-                lock (_events)
-                {
-                    return _events.Count == 0 ? null : _events[^1];
-                }
-            }
-        }
-
-        public async Task<VmEvent> WaitAsync(Func<VmEvent, bool> match, string what)
-        {
-            using var bound = new CancellationTokenSource(Bound);
-            while (true)
-            {
-                lock (_events)
-                {
-                    if (_events.FirstOrDefault(match) is { } found)
-                    {
-                        return found;
-                    }
-                }
-
-                try
-                {
-                    await _changed.WaitAsync(bound.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    string tail;
-                    lock (_events)
-                    {
-                        tail = string.Join("\n    ", _events.TakeLast(30));
-                    }
-
-                    throw new HarnessCheckException($"{what} never came within {Bound.TotalSeconds:F0} s. Last events:\n    {tail}");
-                }
-            }
-        }
-    }
 
     private sealed class Report(Options options)
     {

@@ -48,6 +48,6 @@ cat <<MSG
 published: .device/kvm-harness (${size_mib} MiB with the demo image)
 here (no /dev/kvm expected): .device/kvm-harness/kvm-harness selftest   # exits 2, saying why
 on the device machine, with the run tool:
-  run carry=[".device"] command=".device/kvm-harness/kvm-harness selftest --boots 20 --burst 4; .device/kvm-harness/kvm-harness selftest --output json"
-  run carry=[".device"] command=".device/kvm-harness/kvm-harness boot --timeout 20"   # one boot with its console, to debug
+  run carry=[".device/kvm-harness"] command=".device/kvm-harness/kvm-harness selftest --boots 20 --burst 4; .device/kvm-harness/kvm-harness selftest --output json"
+  run carry=[".device/kvm-harness"] command=".device/kvm-harness/kvm-harness boot --timeout 20"   # one boot with its console, to debug
 MSG

@@ -229,6 +229,27 @@ public sealed class QemuDriver : IHypervisor
         return hello.GuardPid ?? throw new HypervisorException($"the fence guard did not say its pid: {hello.Error}");
     }
 
+    /// <summary>
+    /// Ends this run directory's fence guard, and with it any VM it still holds. For a process done with its VMs for
+    /// good, such as a benchmark; a node never does this, its guard outlives it on purpose. The driver starts no VM after.
+    /// </summary>
+    public async Task StopGuardAsync(CancellationToken cancellationToken)
+    {
+        var pid = await GetGuardPidAsync(cancellationToken);
+        // First the client: a heartbeat or request after the kill would start a new guard.
+        await _guard.DisposeAsync();
+        try
+        {
+            using var guard = Process.GetProcessById(pid);
+            guard.Kill();
+            await guard.WaitForExitAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        {
+            // It exited by itself meanwhile.
+        }
+    }
+
     internal void Forget(QemuVmHandle handle) =>
         _handles.TryRemove(new KeyValuePair<VmId, QemuVmHandle>(handle.VmId, handle));
 
