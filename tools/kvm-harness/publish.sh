@@ -5,18 +5,11 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+source "$here/../device-bundle.sh"
+repo="$device_repo"
 out="$repo/.device/kvm-harness"
-image="$repo/images/out/demo"
-limit_mib=64
-
-# The demo image (kernel + busybox initramfs): built if missing, as the tests do.
-bash "$repo/images/build-demo-image.sh" "$image" >/dev/null
-
-exclude="$(git -C "$repo" rev-parse --git-path info/exclude)"
-[[ "$exclude" = /* ]] || exclude="$repo/$exclude"
-mkdir -p "$(dirname "$exclude")"
-grep -qxF '/.device/' "$exclude" 2>/dev/null || echo '/.device/' >>"$exclude"
+image="$device_image"
+device_prepare
 
 rm -rf "$out"
 mkdir -p "$out"
@@ -38,11 +31,7 @@ fi
 mkdir -p "$out/demo"
 cp "$image/vmlinuz" "$image/initrd.img" "$out/demo/"
 
-size_mib=$(( $(du -sb "$out" | cut -f1) / 1048576 ))
-if (( size_mib >= limit_mib )); then
-    echo "publish.sh: .device/kvm-harness is ${size_mib} MiB, over the ${limit_mib} MiB a device run can carry" >&2
-    exit 1
-fi
+size_mib="$(device_size_mib "$out")"
 
 cat <<MSG
 published: .device/kvm-harness (${size_mib} MiB with the demo image)
