@@ -92,13 +92,13 @@ public sealed class CapacityIndex
     {
         if (_shapes.Length == 1)
         {
-            return request.Driver is null || request.Driver == _shapes[0].Driver ? Best(_shapes[0], request, policy) : null;
+            return Serves(_shapes[0], request) ? Best(_shapes[0], request, policy) : null;
         }
 
         HostRecord? best = null;
         foreach (var shape in _shapes)
         {
-            if ((request.Driver is null || request.Driver == shape.Driver)
+            if (Serves(shape, request)
                 && Best(shape, request, policy) is { } candidate
                 && (best is null || Placement.Compare(candidate, best, request, policy) > 0))
             {
@@ -131,6 +131,8 @@ public sealed class CapacityIndex
         search.Run(shape.Root, shape.Root);
         return search.Best;
     }
+
+    private static bool Serves(Shape shape, ResourceRequest request) => request.Driver is null || request.Driver == shape.Driver;
 
     private static int Find(Shape[] shapes, HostRecord host)
     {
