@@ -44,11 +44,19 @@ internal static partial class LibC
     [LibraryImport(Library, EntryPoint = "mincore", SetLastError = true)]
     public static unsafe partial int Mincore(nint address, nuint length, byte* vector);
 
-    [LibraryImport(Library, EntryPoint = "gettid")]
-    public static partial int Gettid();
+    // gettid and tgkill through syscall(2): glibc exports them as functions only from 2.30, and a host with an older
+    // one (RHEL 8, Debian 10) would throw EntryPointNotFoundException on a vCPU thread. The numbers are x86-64's, the
+    // only architecture the engine runs on.
+    private const long SysGettid = 186;
+    private const long SysTgkill = 234;
 
-    [LibraryImport(Library, EntryPoint = "tgkill", SetLastError = true)]
-    public static partial int Tgkill(int tgid, int tid, int signal);
+    [LibraryImport(Library, EntryPoint = "syscall", SetLastError = true)]
+    private static partial long Syscall(long number, long arg1, long arg2, long arg3);
+
+    public static int Gettid() => (int)Syscall(SysGettid, 0, 0, 0);
+
+    /// <returns>0, or -1 with errno set.</returns>
+    public static int Tgkill(int tgid, int tid, int signal) => (int)Syscall(SysTgkill, tgid, tid, signal);
 
     /// <summary>SIGRTMIN as glibc hands it out (glibc keeps the first two real-time signals for itself).</summary>
     [LibraryImport(Library, EntryPoint = "__libc_current_sigrtmin")]

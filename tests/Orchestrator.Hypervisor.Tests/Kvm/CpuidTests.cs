@@ -33,4 +33,31 @@ public sealed class CpuidTests
         Assert.Equal(0u, single[1].ebx >> 24);
         Assert.Equal(0u, single[1].edx & Cpuid.HttBit);
     }
+
+    [Fact]
+    public void The_core_level_is_written_even_when_kvm_reports_only_a_zeroed_subleaf_0()
+    {
+        // What KVM_GET_SUPPORTED_CPUID returns for 0xB and 0x1F since Linux 6.1.
+        KvmCpuidEntry2[] host =
+        [
+            new() { function = 0, eax = 0x1f },
+            new() { function = 1, ebx = 0x0c100800 },
+            new() { function = 0xb, index = 0, flags = Cpuid.SignificantIndexFlag },
+            new() { function = 0x1f, index = 0, flags = Cpuid.SignificantIndexFlag },
+            new() { function = 0x80000000, eax = 0x80000008 },
+        ];
+
+        var vcpu = Cpuid.ForVcpu(host, 5, 6);
+
+        Assert.Equal([0u, 1u, 0xbu, 0xbu, 0xbu, 0x1fu, 0x1fu, 0x1fu, 0x80000000u], vcpu.Select(e => e.function));
+        foreach (var leaf in new[] { 0xbu, 0x1fu })
+        {
+            var levels = vcpu.Where(e => e.function == leaf).ToArray();
+            Assert.Equal([0u, 1u, 2u], levels.Select(e => e.index));
+            Assert.All(levels, e => Assert.Equal((Cpuid.SignificantIndexFlag, 5u), (e.flags, e.edx)));
+            Assert.Equal((0u, 1u, 0x100u), (levels[0].eax, levels[0].ebx, levels[0].ecx)); // SMT: 1 thread per core
+            Assert.Equal((3u, 6u, 0x201u), (levels[1].eax, levels[1].ebx, levels[1].ecx)); // core: 6 of them, 3 bits
+            Assert.Equal(0u, (levels[2].ecx >> 8) & 0xff);                                  // the end
+        }
+    }
 }
