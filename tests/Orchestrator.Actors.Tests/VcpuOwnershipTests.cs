@@ -6,6 +6,7 @@ using Orchestrator.Actors.Scheduler;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
+using Orchestrator.Hypervisor.Cgroups;
 
 namespace Orchestrator.Actors.Tests;
 
@@ -18,7 +19,7 @@ public sealed class VcpuOwnershipTests : TestKit
 {
     private static readonly TimeSpan AckTimeout = TimeSpan.FromMilliseconds(300);
 
-    private (IActorRef Vm, ScriptedVm Handle) StartVm(int vcpus, Action<ScriptedVcpu>? script = null)
+    private (IActorRef Vm, ScriptedVm Handle) StartVm(int vcpus, Action<ScriptedVcpu>? script = null, VmCgroups? cgroups = null)
     {
         var handle = new ScriptedVm(vcpus);
         foreach (var vcpu in handle.ScriptedVcpus)
@@ -30,11 +31,34 @@ public sealed class VcpuOwnershipTests : TestKit
             Deleting: false, VmStatus.Starting);
         var props = VmActor.Props(assignment, new GuestImage("demo", "/nonexistent/kernel", "/nonexistent/initrd", "scripted"),
             new ScriptedDriver(handle), TestActor, adopt: null, stopTimeout: TimeSpan.FromSeconds(5),
-            vcpuSampleInterval: TimeSpan.FromHours(1), vcpuAckTimeout: AckTimeout);
+            vcpuSampleInterval: TimeSpan.FromHours(1), cgroups: cgroups, vcpuAckTimeout: AckTimeout);
         var vm = ChildActorOf(props);
         // Running is reported once the handle is there and the vCPU actors exist.
         FishForMessage(m => m is Domain.Ledger.LedgerCommands.ReportVm { Status: VmStatus.Running });
         return (vm, handle);
+    }
+
+    [Fact]
+    public void A_vm_inside_the_node_process_leaves_the_node_out_of_its_cgroup()
+    {
+        var layout = CgroupLayout.Detect();
+        Assert.True(layout.Version != CgroupVersion.None, $"this test needs cgroups: {layout.Problem}");
+        var cgroups = new VmCgroups(layout, $"vcpu-test-{Guid.NewGuid():N}"[..24]);
+        cgroups.PrepareScope(null, null);
+        var before = File.ReadAllText("/proc/self/cgroup");
+        try
+        {
+            var (vm, handle) = StartVm(vcpus: 2, cgroups: cgroups);
+
+            vm.Tell(new HostAgentCommands.GetVmRuntime(handle.VmId));
+            Assert.Null(FishForMessage<VmRuntime>(_ => true).Cgroup);
+            Assert.Equal(before, File.ReadAllText("/proc/self/cgroup"));
+        }
+        finally
+        {
+            cgroups.RemoveAll(TimeSpan.FromSeconds(5));
+            cgroups.RemoveScope();
+        }
     }
 
     [Fact]
@@ -57,6 +81,21 @@ public sealed class VcpuOwnershipTests : TestKit
         Assert.False(resumed.Paused);
         Assert.All(handle.ScriptedVcpus, v => Assert.Equal(VcpuState.Running, v.State));
         Assert.All(handle.ScriptedVcpus, v => Assert.Equal(2, v.Requests.Count));
+    }
+
+    [Fact]
+    public void A_pause_one_vcpu_refuses_resumes_the_others_so_the_vm_runs_whole()
+    {
+        var (vm, handle) = StartVm(vcpus: 3, script: v => v.RefusesPause = v.Index == 1);
+
+        vm.Tell(new HostAgentCommands.SetPaused(handle.VmId, true));
+        var answer = FishForMessage<VmPauseResult>(_ => true);
+
+        Assert.Contains("vCPU 1 could not pause", answer.Error);
+        Assert.False(answer.Paused);
+        AwaitAssert(() => Assert.All(handle.ScriptedVcpus, v => Assert.Equal(VcpuState.Running, v.State)));
+        AwaitAssert(() => Assert.Equal(["pause", "resume"], handle.ScriptedVcpus[0].Requests));
+        Assert.False(handle.Killed);
     }
 
     [Fact]
@@ -205,6 +244,9 @@ public sealed class VcpuOwnershipTests : TestKit
         /// <summary>Never acknowledges a pause (a thread stuck outside the reach of its kick).</summary>
         public bool SilentOnPause { get; set; }
 
+        /// <summary>Refuses a pause, as a vCPU that ended meanwhile does.</summary>
+        public bool RefusesPause { get; set; }
+
         public ConcurrentQueue<string> Requests { get; } = new();
 
         public int Index => index;
@@ -223,6 +265,11 @@ public sealed class VcpuOwnershipTests : TestKit
             if (SilentOnPause)
             {
                 return Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+
+            if (RefusesPause)
+            {
+                return Task.FromException(new HypervisorException($"vCPU {index} refuses"));
             }
 
             _state = VcpuState.Paused;

@@ -369,6 +369,16 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         {
             _log.Info("VM {0} ({1}) {2}", _assignment.Name, VmId, _paused ? "paused" : "resumed");
         }
+        else if (pending.Paused && _handle is IVcpuHost && _vcpuFailure is null)
+        {
+            // A pause that failed half-way leaves the vCPUs that did acknowledge parked while the VM counts as running:
+            // resume them all (a running vCPU acknowledges a resume as it is), so the VM is wholly what it says it is.
+            var resume = new VmProtocol.VcpuCommand(VmProtocol.VcpuOperation.Resume);
+            foreach (var vcpu in _vcpuActors.Values)
+            {
+                vcpu.Tell(resume);
+            }
+        }
 
         pending.ReplyTo.Tell(new VmPauseResult(VmId, _paused, error));
     }
@@ -394,6 +404,15 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     {
         if (_cgroups is null)
         {
+            return;
+        }
+
+        if (pid == Environment.ProcessId)
+        {
+            // The native engine's VMs are threads of this node: moving "their" process would move the whole node (every
+            // VM, the actor system) under this VM's limits, and a small memory limit would kill it.
+            _log.Warning("VM {0} ({1}) runs inside the node process: cgroups do not enforce its shares and limits (the scheduler's " +
+                         "placement still counts them)", _assignment.Name, VmId);
             return;
         }
 

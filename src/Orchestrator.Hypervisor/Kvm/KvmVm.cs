@@ -47,6 +47,7 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     private readonly TaskCompletionSource<string> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stopProbe = new();
     private readonly object _endLock = new();
+    private readonly object _emitLock = new(); // an event written and Exited's completion of the channel never interleave
     private readonly Task _dispatcher;
     private Task _probe = Task.CompletedTask;
     private Task<string>? _ending;
@@ -57,7 +58,7 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
         _vmFd = vmFd;
         _memory = memory;
         _onExited = onExited;
-        _console = new ConsoleSink(consoleLog, line => _events.Writer.TryWrite(new VmEvent.ConsoleLine(line)));
+        _console = new ConsoleSink(consoleLog, line => Emit(new VmEvent.ConsoleLine(line)));
         _dispatcher = Task.Run(DispatchAsync);
     }
 
@@ -195,13 +196,13 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     public async Task PauseAsync(CancellationToken cancellationToken)
     {
         await Task.WhenAll(_runners.Select(r => r.PauseAsync(cancellationToken)));
-        _events.Writer.TryWrite(new VmEvent.Stopped());
+        Emit(new VmEvent.Stopped());
     }
 
     public async Task ResumeAsync(CancellationToken cancellationToken)
     {
         await Task.WhenAll(_runners.Select(r => r.ResumeAsync(cancellationToken)));
-        _events.Writer.TryWrite(new VmEvent.Resumed());
+        Emit(new VmEvent.Resumed());
     }
 
     /// <summary>
@@ -380,14 +381,54 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     {
         if (shutdown is not null)
         {
-            _events.Writer.TryWrite(shutdown);
+            Emit(shutdown);
         }
 
+        try
+        {
+            reason = await ReleaseAsync(reason);
+        }
+        finally
+        {
+            // Whatever went wrong above, the VM is over: the driver forgets it first (so that its id can start again
+            // as soon as anyone hears of the end), then Exited goes out, last and once.
+            try
+            {
+                _console.Dispose();
+            }
+            catch (IOException)
+            {
+                // The console log's last flush failed (disk full): the guest's last words are lost, not the VM's end.
+            }
+
+            _onExited?.Invoke(this);
+            lock (_emitLock)
+            {
+                _events.Writer.TryWrite(new VmEvent.Exited(reason));
+                _events.Writer.TryComplete();
+            }
+
+            _exited.TrySetResult(reason);
+        }
+
+        return reason;
+    }
+
+    /// <summary>Stops the vCPUs and frees the VM's fds and memory once none of them can touch them any more.</summary>
+    private async Task<string> ReleaseAsync(string reason)
+    {
         await _stopProbe.CancelAsync();
         foreach (var runner in _runners)
         {
             runner.AbandonIfNotStarted();
-            _ = runner.StopAsync(CancellationToken.None);
+            try
+            {
+                _ = runner.StopAsync(CancellationToken.None);
+            }
+            catch (HypervisorException)
+            {
+                // The kick could not be sent (no signal handler, the thread gone): the wait below bounds it.
+            }
         }
 
         var stopped = Task.WhenAll(_runners.Select(r => r.Completion));
@@ -412,18 +453,23 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
             reason += $" (a vCPU thread did not stop within {_machine.StopTimeout.TotalSeconds:F0} s; its resources are left allocated)";
         }
 
-        _console.Dispose();
-        _events.Writer.TryWrite(new VmEvent.Exited(reason));
-        _events.Writer.TryComplete();
-        _exited.TrySetResult(reason);
-        _onExited?.Invoke(this);
         return reason;
+    }
+
+    /// <summary>Queues an event for the subscribers; after Exited nothing more goes out.</summary>
+    private void Emit(VmEvent vmEvent)
+    {
+        lock (_emitLock)
+        {
+            _events.Writer.TryWrite(vmEvent);
+        }
     }
 
     private async Task DispatchAsync()
     {
-        // Until someone subscribes (or the VM is gone without anyone having listened), events wait in the channel.
-        await Task.WhenAny(_firstSubscriber.Task, _exited.Task);
+        // Until someone subscribes, events wait in the channel, even when the VM has ended by then (a guest that fails
+        // at once): the subscriber still gets them all, Exited last, as it would from QEMU's console log and QMP.
+        await _firstSubscriber.Task;
         await foreach (var vmEvent in _events.Reader.ReadAllAsync())
         {
             Action<VmEvent>[] subscribers;
