@@ -392,15 +392,7 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
         {
             // Whatever went wrong above, the VM is over: the driver forgets it first (so that its id can start again
             // as soon as anyone hears of the end), then Exited goes out, last and once.
-            try
-            {
-                _console.Dispose();
-            }
-            catch (IOException)
-            {
-                // The console log's last flush failed (disk full): the guest's last words are lost, not the VM's end.
-            }
-
+            _console.Dispose(); // never throws: a log that fails is dropped (ConsoleSink.Log)
             _onExited?.Invoke(this);
             lock (_emitLock)
             {

@@ -119,6 +119,20 @@ public sealed class DeviceTests
     }
 
     [Fact]
+    public void Console_sink_keeps_emitting_lines_when_its_log_fails()
+    {
+        var lines = new List<string>();
+        var sink = new ConsoleSink(new FullDisk(), lines.Add);
+        foreach (var b in "one\ntwo\nthree"u8)
+        {
+            sink.Write(b);
+        }
+
+        sink.Dispose();
+        Assert.Equal(["one", "two", "three"], lines);
+    }
+
+    [Fact]
     public void Console_sink_cuts_a_line_that_never_ends()
     {
         var lines = new List<string>();
@@ -130,5 +144,15 @@ public sealed class DeviceTests
 
         Assert.Single(lines);
         Assert.Equal(ConsoleSink.MaxLineBytes, lines[0].Length);
+    }
+
+    /// <summary>A log on a disk that is full: every write, flush and close fails as write(2) with ENOSPC does.</summary>
+    private sealed class FullDisk : MemoryStream
+    {
+        public override void WriteByte(byte value) => throw new IOException("No space left on device");
+
+        public override void Flush() => throw new IOException("No space left on device");
+
+        protected override void Dispose(bool disposing) => throw new IOException("No space left on device");
     }
 }

@@ -14,6 +14,7 @@ internal sealed class ConsoleSink : IDisposable
     private readonly byte[] _line = new byte[MaxLineBytes];
     private int _length;
     private bool _disposed;
+    private bool _logFailed;
 
     /// <param name="log">Receives every byte; flushed at each newline so the file is current line by line.</param>
     /// <param name="onLine">Each complete line, without its newline and a trailing CR.</param>
@@ -33,10 +34,10 @@ internal sealed class ConsoleSink : IDisposable
                 return;
             }
 
-            _log?.WriteByte(value);
+            Log(log => log.WriteByte(value));
             if (value == (byte)'\n')
             {
-                _log?.Flush();
+                Log(log => log.Flush());
                 line = TakeLine();
             }
             else
@@ -72,12 +73,33 @@ internal sealed class ConsoleSink : IDisposable
                 line = TakeLine();
             }
 
-            _log?.Dispose();
+            Log(log => log.Dispose());
         }
 
         if (line is not null)
         {
             _onLine(line);
+        }
+    }
+
+    /// <summary>
+    /// The log's writes run on the vCPU thread: a full or failing disk must not fail the vCPU (QEMU's file chardev drops
+    /// the bytes too), so the log stops at its first error and the lines still go out as events.
+    /// </summary>
+    private void Log(Action<Stream> write)
+    {
+        if (_log is null || _logFailed)
+        {
+            return;
+        }
+
+        try
+        {
+            write(_log);
+        }
+        catch (IOException)
+        {
+            _logFailed = true;
         }
     }
 
