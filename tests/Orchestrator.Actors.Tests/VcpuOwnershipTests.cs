@@ -141,6 +141,24 @@ public sealed class VcpuOwnershipTests : TestKit
         Assert.Empty(handle.ScriptedVcpus[0].Requests);
     }
 
+    [Fact]
+    public void A_vm_whose_actor_stopped_while_it_was_starting_is_killed_not_left_unowned()
+    {
+        var handle = new ScriptedVm(1);
+        var gate = new TaskCompletionSource();
+        var assignment = new VmAssignment(handle.VmId, "k1", 1, 64, "demo", RestartPolicy.Never, new Epoch(1), DesiredState.Running, false,
+            VmStatus.Starting);
+        var vm = ChildActorOf(VmActor.Props(assignment, new GuestImage("demo", "/k", "/i", "scripted"), new ScriptedDriver(handle, gate),
+            TestActor, null, TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), vcpuAckTimeout: AckTimeout));
+        Watch(vm);
+
+        Sys.Stop(vm);
+        ExpectTerminated(vm);
+        gate.SetResult();
+
+        AwaitAssert(() => Assert.True(handle.Killed));
+    }
+
     private sealed class ScriptedDriver(ScriptedVm vm, TaskCompletionSource? startGate = null) : IHypervisor
     {
         public string Name => "scripted";

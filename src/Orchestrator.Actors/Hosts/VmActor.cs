@@ -53,6 +53,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private readonly Dictionary<int, IVcpuHandle> _ownedVcpus = [];
 
     private VmCgroup? _cgroup;
+    private Task<IVmHandle>? _opening;
     private CgroupLimits? _limits;
     private readonly Dictionary<int, double> _vcpuWaiting = [];
     private (double CpuSeconds, double WaitingSeconds, DateTimeOffset At)? _lastUsage;
@@ -92,10 +93,10 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         var adopt = _adopt;
         var driver = _driver;
         // Process start and the QMP handshake block: they run off the dispatcher and come back as a message.
-        Task.Run(async () => adopt is null
-                ? await driver.StartAsync(spec, CancellationToken.None)
-                : await driver.AdoptAsync(adopt, CancellationToken.None))
-            .PipeTo(Self, success: handle => new HandleReady(handle), failure: ex => new HandleFailed(ex));
+        _opening = Task.Run(async () => adopt is null
+            ? await driver.StartAsync(spec, CancellationToken.None)
+            : await driver.AdoptAsync(adopt, CancellationToken.None));
+        _opening.PipeTo(Self, success: handle => new HandleReady(handle), failure: ex => new HandleFailed(ex));
     }
 
     protected override void PostStop()
@@ -104,7 +105,27 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         if (_handle is { } handle)
         {
             _ = handle.DisposeAsync().AsTask();
+            return;
         }
+
+        // Stopped before the handle came (or before its message was read): nobody would own what the start makes. A VM
+        // this actor started is killed (it was never reported running; the host agent starts it again if it should
+        // run); one it was adopting is only let go of, and keeps running under its fence guard for the next adoption.
+        var adopting = _adopt is not null;
+        _opening?.ContinueWith(async opened =>
+        {
+            if (!opened.IsCompletedSuccessfully)
+            {
+                return;
+            }
+
+            if (!adopting)
+            {
+                await opened.Result.KillAsync(CancellationToken.None);
+            }
+
+            await opened.Result.DisposeAsync();
+        }, TaskScheduler.Default).Unwrap();
     }
 
     private void Starting()
