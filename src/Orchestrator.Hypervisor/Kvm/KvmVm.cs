@@ -76,7 +76,7 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     /// <summary>Guest RAM, for the harness's figures (resident guest pages vs the VMM's own).</summary>
     public GuestMemory Memory => _memory;
 
-    /// <summary>Completes with the exit reason once everything is released and Exited is queued.</summary>
+    /// <summary>Completes with the exit reason once everything is released, just before the Exited event is queued.</summary>
     internal Task<string> Exited => _exited.Task;
 
     /// <summary>
@@ -390,17 +390,17 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
         }
         finally
         {
-            // Whatever went wrong above, the VM is over: the driver forgets it first (so that its id can start again
-            // as soon as anyone hears of the end), then Exited goes out, last and once.
+            // Whatever went wrong above, the VM is over. The driver forgets it before the Exited event goes out (last and
+            // once), so that a restart the event brings about finds the id free; Exited (the task) completes before the
+            // driver is told, so that a Launch still recording the VM sees it ended (KvmDriver.Launch).
             _console.Dispose(); // never throws: a log that fails is dropped (ConsoleSink.Log)
+            _exited.TrySetResult(reason);
             _onExited?.Invoke(this);
             lock (_emitLock)
             {
                 _events.Writer.TryWrite(new VmEvent.Exited(reason));
                 _events.Writer.TryComplete();
             }
-
-            _exited.TrySetResult(reason);
         }
 
         return reason;
