@@ -17,6 +17,17 @@ public sealed record SequentialBoots(IReadOnlyList<double> BannerMs, IReadOnlyLi
     IReadOnlyList<double> ResidentMiB)
 {
     public double VmsCreatedPerSecond => 1000.0 / StartCallMs.Average();
+
+    /// <summary>The figures by the names `bench boot -o json` and the KVM harness print them under.</summary>
+    public IEnumerable<(string Name, double Value)> Figures()
+    {
+        yield return ("start_to_banner_ms_p50", BootBenchmark.Percentile(BannerMs, 50));
+        yield return ("start_to_banner_ms_p99", BootBenchmark.Percentile(BannerMs, 99));
+        yield return ("start_call_ms_p50", BootBenchmark.Percentile(StartCallMs, 50));
+        yield return ("vms_created_per_s_sequential", VmsCreatedPerSecond);
+        yield return ("vmm_memory_per_vm_mib_p50", BootBenchmark.Percentile(VmmMiB, 50));
+        yield return ("resident_per_vm_mib_p50", BootBenchmark.Percentile(ResidentMiB, 50));
+    }
 }
 
 /// <summary><see cref="Vms"/> VMs started at once: when the last start call returned, when the last banner came.</summary>
@@ -24,6 +35,17 @@ public sealed record BurstBoots(int Vms, double AllCreatedMs, double AllReadyMs,
 {
     public double VmsCreatedPerSecond => Vms / (AllCreatedMs / 1000.0);
     public double VmsReadyPerSecond => Vms / (AllReadyMs / 1000.0);
+
+    /// <summary>The figures by the names `bench boot -o json` and the KVM harness print them under.</summary>
+    public IEnumerable<(string Name, double Value)> Figures()
+    {
+        yield return ("burst_vms", Vms);
+        yield return ("burst_vms_created_per_s", VmsCreatedPerSecond);
+        yield return ("burst_vms_created_per_s_per_core", VmsCreatedPerSecond / Environment.ProcessorCount);
+        yield return ("burst_vms_ready_per_s", VmsReadyPerSecond);
+        yield return ("burst_vmm_memory_per_vm_mib", VmmMiBPerVm);
+        yield return ("burst_resident_per_vm_mib", ResidentMiBPerVm);
+    }
 }
 
 public sealed class BootBenchmark(IHypervisor driver, GuestImage image, int vcpus, int memoryMiB)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Orchestrator.Hypervisor.Kvm;
 using Xunit.Abstractions;
@@ -9,36 +8,8 @@ namespace Orchestrator.Node.Tests;
 [Collection(NodeCollection.Name)]
 public sealed class BootBenchTests(ITestOutputHelper output)
 {
-    private async Task<(int ExitCode, string Out, string Error, int Pid)> BenchAsync(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "orchestrator.dll"));
-        start.ArgumentList.Add("bench");
-        start.ArgumentList.Add("boot");
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var run = Process.Start(start)!;
-        var stdout = run.StandardOutput.ReadToEndAsync();
-        var stderr = run.StandardError.ReadToEndAsync();
-        try
-        {
-            await run.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(4));
-        }
-        finally
-        {
-            if (!run.HasExited)
-            {
-                run.Kill(entireProcessTree: true);
-            }
-        }
-
-        output.WriteLine(await stderr);
-        output.WriteLine(await stdout);
-        return (run.ExitCode, await stdout, await stderr, run.Id);
-    }
+    private Task<OrchestratorRun> BenchAsync(params string[] args) =>
+        OrchestratorCommand.RunAsync(output, ["bench", "boot", .. args], TimeSpan.FromMinutes(4));
 
     [Fact]
     public async Task Qemu_boots_print_banner_times_memory_and_rates_and_leave_no_guest_behind()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Xunit.Abstractions;
 
@@ -16,27 +15,12 @@ public sealed class CliTests(ITestOutputHelper output) : IAsyncLifetime
 
     private async Task<(int ExitCode, string Out, string Error)> RunCliAsync(params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var run = await OrchestratorCommand.RunAsync(output, [.. args, "--data", _node.DataDir], TimeSpan.FromMinutes(3), start =>
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "orchestrator.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.ArgumentList.Add("--data");
-        start.ArgumentList.Add(_node.DataDir);
-        start.Environment.Remove("ORCHESTRATOR_URL");
-        start.Environment.Remove("ORCHESTRATOR_API_KEY");
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        output.WriteLine($"$ orchestrator {string.Join(' ', args)} → {process.ExitCode}\n{await stdout}{await stderr}");
-        return (process.ExitCode, await stdout, await stderr);
+            start.Environment.Remove("ORCHESTRATOR_URL");
+            start.Environment.Remove("ORCHESTRATOR_API_KEY");
+        });
+        return (run.ExitCode, run.Out, run.Error);
     }
 
     [Fact]

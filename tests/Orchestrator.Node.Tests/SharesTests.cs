@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
@@ -22,20 +21,10 @@ public sealed class SharesTests(ITestOutputHelper output)
     public async Task Burning_guests_on_one_cpu_get_their_entitlement_and_a_change_on_running_guests_moves_it()
     {
         Assert.True(Cgroups.Version != CgroupVersion.None, $"this test needs cgroups: {Cgroups.Problem}");
-        var run = Process.Start(new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "orchestrator.dll"), "bench", "shares", "--window", "5", "--output", "json" },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        })!;
-        var stdout = run.StandardOutput.ReadToEndAsync();
-        var stderr = run.StandardError.ReadToEndAsync();
-        await run.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
-        output.WriteLine(await stderr);
-        output.WriteLine(await stdout);
-        Assert.True(run.ExitCode == 0, $"bench shares failed:\n{await stderr}");
+        var run = await OrchestratorCommand.RunAsync(output, ["bench", "shares", "--window", "5", "--output", "json"], TimeSpan.FromMinutes(5));
+        Assert.True(run.ExitCode == 0, $"bench shares failed:\n{run.Error}");
 
-        var result = JsonNode.Parse(await stdout)!.AsObject();
+        var result = JsonNode.Parse(run.Out)!.AsObject();
         var vms = result["vms"]!.AsArray().Select(v => v!.AsObject()).ToList();
         double Measured(string phase, string vm) => (double)vms.Single(v => ((string)v["phase"]!).StartsWith(phase, StringComparison.Ordinal) && (string?)v["vm"] == vm)["measured"]!;
 

@@ -226,24 +226,22 @@ public static class Program
     private static async Task<string> SequentialBootsAsync(KvmDriver driver, GuestImage image, Options options, Report report)
     {
         var boots = await Benchmark(driver, image, options).SequentialAsync(options.Boots, "harness", CancellationToken.None);
-        report.Figure("start_to_banner_ms_p50", BootBenchmark.Percentile(boots.BannerMs, 50));
-        report.Figure("start_to_banner_ms_p99", BootBenchmark.Percentile(boots.BannerMs, 99));
-        report.Figure("start_call_ms_p50", BootBenchmark.Percentile(boots.StartCallMs, 50));
-        report.Figure("vms_created_per_s_sequential", boots.VmsCreatedPerSecond);
-        report.Figure("rss_delta_per_vm_mib_p50", BootBenchmark.Percentile(boots.ResidentMiB, 50));
-        report.Figure("vmm_overhead_per_vm_mib_p50", BootBenchmark.Percentile(boots.VmmMiB, 50));
+        foreach (var (name, value) in boots.Figures())
+        {
+            report.Figure(name, value);
+        }
+
         return Invariant($"banner p50 {BootBenchmark.Percentile(boots.BannerMs, 50):F1} ms, p99 {BootBenchmark.Percentile(boots.BannerMs, 99):F1} ms");
     }
 
     private static async Task<string> BurstAsync(KvmDriver driver, GuestImage image, Options options, Report report)
     {
         var burst = await Benchmark(driver, image, options).BurstAsync(options.Burst, "harness-burst", CancellationToken.None);
-        report.Figure("burst_vms", burst.Vms);
-        report.Figure("burst_vms_created_per_s", burst.VmsCreatedPerSecond);
-        report.Figure("burst_vms_booted_per_s", burst.VmsReadyPerSecond);
-        report.Figure("burst_vms_created_per_s_per_core", burst.VmsCreatedPerSecond / Environment.ProcessorCount);
-        report.Figure("burst_rss_delta_per_vm_mib", burst.ResidentMiBPerVm);
-        report.Figure("burst_vmm_overhead_per_vm_mib", burst.VmmMiBPerVm);
+        foreach (var (name, value) in burst.Figures())
+        {
+            report.Figure(name, value);
+        }
+
         return Invariant($"all created in {burst.AllCreatedMs:F1} ms, all at their banner in {burst.AllReadyMs:F1} ms");
     }
 

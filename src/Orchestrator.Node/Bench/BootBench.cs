@@ -92,17 +92,12 @@ public static class BootBench
                 ["vcpus"] = options.Vcpus,
                 ["memory_mib"] = options.MemoryMiB,
                 ["boots"] = options.Boots,
-                ["start_to_banner_ms_p50"] = P(sequential.BannerMs, 50),
-                ["start_to_banner_ms_p99"] = P(sequential.BannerMs, 99),
-                ["start_call_ms_p50"] = P(sequential.StartCallMs, 50),
-                ["vms_created_per_s_sequential"] = Math.Round(sequential.VmsCreatedPerSecond, 2),
-                ["vmm_memory_per_vm_mib_p50"] = P(sequential.VmmMiB, 50),
-                ["resident_per_vm_mib_p50"] = P(sequential.ResidentMiB, 50),
-                ["burst_vms"] = burst.Vms,
-                ["burst_vms_created_per_s"] = Math.Round(burst.VmsCreatedPerSecond, 2),
-                ["burst_vms_ready_per_s"] = Math.Round(burst.VmsReadyPerSecond, 2),
-                ["burst_vmm_memory_per_vm_mib"] = Math.Round(burst.VmmMiBPerVm, 2),
             };
+            foreach (var (name, value) in sequential.Figures().Concat(burst.Figures()))
+            {
+                json[name] = Math.Round(value, 2);
+            }
+
             Console.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             return;
         }
