@@ -19,7 +19,8 @@ public sealed record CreateVmRequest(
     int? MemoryLimitMiB = null,
     string? Cpuset = null,
     Dictionary<string, string>? Labels = null,
-    string? Driver = null)
+    string? Driver = null,
+    string? Accelerator = null)
 {
     /// <summary>Null when the request names none (the VM gets the defaults).</summary>
     public VmResources? Resources =>
@@ -77,7 +78,8 @@ public sealed record VmDto(
     VmResourcesDto Resources,
     IReadOnlyDictionary<string, string> Labels,
     bool Paused,
-    string? Driver)
+    string? Driver,
+    string? Accelerator)
 {
     public static VmDto From(VmRecord vm, VmRuntime? runtime = null) => new(
         vm.Id.Compact,
@@ -101,16 +103,19 @@ public sealed record VmDto(
         VmResourcesDto.From(vm, runtime),
         vm.Spec.EffectiveLabels,
         runtime?.Paused ?? false,
-        vm.Spec.Driver);
+        vm.Spec.Driver,
+        vm.Spec.Accelerator);
 }
 
+/// <param name="Accelerator">"kvm" or "tcg", as the host's probe found; null from a host that did not say.</param>
+/// <param name="AcceleratorNote">why the host fell back from KVM ("" when it did not).</param>
 public sealed record HostDto(
     string Id, string State, string Driver, int Cpus, long MemoryMiB, int AllocatedVcpus, long AllocatedMemoryMiB, int Vms,
-    long ReservedCpuMillicores, long ReservedMemoryMiB)
+    long ReservedCpuMillicores, long ReservedMemoryMiB, string? Accelerator, string? CpuModel, string? AcceleratorNote)
 {
     public static HostDto From(HostRecord h) =>
         new(h.Id.Value, h.State.ToString(), h.Driver, h.Cpus, h.MemoryMiB, h.AllocatedVcpus, h.AllocatedMemoryMiB, h.VmCount,
-            h.ReservedCpuMillicores, h.ReservedMemoryMiB);
+            h.ReservedCpuMillicores, h.ReservedMemoryMiB, h.Accelerator?.Kind, h.Accelerator?.CpuModel, h.Accelerator?.Note);
 }
 
 /// <summary>The cluster's capacity under the allocation ratios, and what HA admission control keeps free.</summary>

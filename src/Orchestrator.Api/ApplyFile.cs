@@ -36,7 +36,7 @@ public static class ApplyFile
     private static readonly string[] KnownFields =
     [
         "vcpus", "memory-mib", "image", "restart", "state", "cpu-shares", "cpu-reservation", "cpu-limit", "memory-reservation-mib",
-        "memory-limit-mib", "cpuset", "labels", "driver",
+        "memory-limit-mib", "cpuset", "labels", "driver", "accelerator",
     ];
 
     /// <summary>The file's field for a field of <see cref="VmSpecValidator"/> or of a ledger refusal.</summary>
@@ -246,10 +246,11 @@ public static class ApplyFile
             : null;
         var labels = ReadLabels(path, fields, errors);
         var driver = Text("driver");
+        var accelerator = Text("accelerator");
 
         return errors.Count > before
             ? null
-            : new DesiredVm(new VmSpec(name, vcpus!.Value, memory!.Value, image!, policy, resources, labels, driver), state);
+            : new DesiredVm(new VmSpec(name, vcpus!.Value, memory!.Value, image!, policy, resources, labels, driver, accelerator), state);
     }
 
     private static SortedDictionary<string, string>? ReadLabels(string path, Dictionary<string, HoconValue> fields, List<FieldError> errors)

@@ -118,7 +118,7 @@ public static class OrchestratorApi
                 return Invalid(missing);
             }
 
-            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels, body.Driver);
+            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels, body.Driver, body.Accelerator);
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
             return reply switch
             {
@@ -176,6 +176,14 @@ public static class OrchestratorApi
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
             return Results.Json(list.Hosts.Select(HostDto.From).ToList(), Json);
+        }).RequireAdmin();
+
+        v1.MapGet("/hosts/{id}", async (string id, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        {
+            var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
+            return list.Hosts.FirstOrDefault(h => h.Id.Value == id) is { } host
+                ? Results.Json(HostDto.From(host), Json)
+                : Problem(StatusCodes.Status404NotFound, "not found", $"no host '{(id.Length > 64 ? id[..64] + "…" : id)}'");
         }).RequireAdmin();
 
         v1.MapGet("/capacity", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

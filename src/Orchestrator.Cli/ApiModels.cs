@@ -27,7 +27,8 @@ public sealed record Vm(
     IReadOnlyList<VcpuThread>? VcpuThreads,
     VmResources? Resources = null,
     bool Paused = false,
-    string? Driver = null);
+    string? Driver = null,
+    string? Accelerator = null);
 
 /// <summary>Shares, reservations and limits as set, with what the scheduler entitles the VM to and what it used.</summary>
 public sealed record VmResources(
@@ -52,7 +53,10 @@ public sealed record Host(
     long AllocatedMemoryMiB,
     JsonElement Vms,
     long ReservedCpuMillicores = 0,
-    long ReservedMemoryMiB = 0);
+    long ReservedMemoryMiB = 0,
+    string? Accelerator = null,
+    string? CpuModel = null,
+    string? AcceleratorNote = null);
 
 public sealed record Image(string Name, string? Description);
 
@@ -112,7 +116,8 @@ public sealed record CreateVmRequest(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MemoryLimitMiB = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Cpuset = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, string>? Labels = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Driver = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Driver = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Accelerator = null);
 
 /// <summary>The state names of the API, in one place.</summary>
 public static class VmStates

@@ -50,7 +50,8 @@ public sealed record VmCreateArgs(
     TimeSpan Timeout,
     VmResourceArgs? Resources = null,
     IReadOnlyDictionary<string, string>? Labels = null,
-    string? Driver = null);
+    string? Driver = null,
+    string? Accelerator = null);
 
 /// <summary>
 /// Resource options as typed: null = not given. A <see cref="Cleared"/> field was given as "none" (back to the default).
@@ -98,6 +99,8 @@ public sealed record VmSetArgs(ClientArgs Client, string Name, VmResourceArgs Re
 
 public sealed record VmShowArgs(ClientArgs Client, string Name);
 
+public sealed record HostShowArgs(ClientArgs Client, string Id);
+
 public enum VmChange
 {
     Stop,
@@ -131,6 +134,8 @@ public interface ICliActions
     Task<int> VmCreateAsync(VmCreateArgs args, CancellationToken ct);
 
     Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct);
+
+    Task<int> HostShowAsync(HostShowArgs args, CancellationToken ct);
 
     Task<int> VmSetAsync(VmSetArgs args, CancellationToken ct);
 

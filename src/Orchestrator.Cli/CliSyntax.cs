@@ -17,7 +17,16 @@ public static partial class CliSyntax
         root.Subcommands.Add(VmCommand(actions));
 
         var host = new Command("host", "Hosts of the cluster.");
-        host.Subcommands.Add(ListCommand(actions, ListKind.Hosts, "List the hosts with their capacity and allocations."));
+        host.Subcommands.Add(ListCommand(actions, ListKind.Hosts, "List the hosts with their capacity, allocations and accelerator."));
+        {
+            var client = new ClientOptions();
+            var id = new Argument<string>("id") { Description = "The host's id (see `host list`)." };
+            var show = new Command("show", "Show one host: capacity, allocations, and the accelerator its probe chose and why.") { id };
+            client.AddTo(show);
+            show.SetAction((parse, ct) => actions.HostShowAsync(new HostShowArgs(client.Bind(parse), parse.GetValue(id)!), ct));
+            host.Subcommands.Add(show);
+        }
+
         root.Subcommands.Add(host);
 
         root.Subcommands.Add(TenantCommands.Build(actions, () =>
@@ -159,9 +168,13 @@ public static partial class CliSyntax
             {
                 Description = "Run it only on hosts with this hypervisor driver: kvm (the native engine) or qemu (any host's when omitted).",
             }.AcceptOnlyFromAmong("kvm", "qemu");
+            var accelerator = new Option<string>("--accel")
+            {
+                Description = "Run it only on hosts whose probe proved hardware acceleration (kvm); it waits Pending where every host fell back to TCG.",
+            }.AcceptOnlyFromAmong("kvm");
             var (wait, timeout) = WaitOptions("Wait until the VM is Ready.");
 
-            var create = new Command("create", "Create a VM and start it.") { name, vcpus, memory, image, restart, driver, wait, timeout };
+            var create = new Command("create", "Create a VM and start it.") { name, vcpus, memory, image, restart, driver, accelerator, wait, timeout };
             client.AddTo(create);
             var resources = new ResourceOptions(allowNone: false);
             resources.AddTo(create);
@@ -179,7 +192,8 @@ public static partial class CliSyntax
                     TimeSpan.FromSeconds(parse.GetValue(timeout)),
                     resources.Bind(parse) is { IsEmpty: false } given ? given : null,
                     Labels(parse.GetValue(labels)),
-                    parse.GetValue(driver)),
+                    parse.GetValue(driver),
+                    parse.GetValue(accelerator)),
                 ct));
             vm.Subcommands.Add(create);
         }

@@ -51,6 +51,20 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
         return 0;
     }
 
+    public async Task<int> HostShowAsync(HostShowArgs args, CancellationToken ct)
+    {
+        using var api = Connect(args.Client);
+        var response = await api.GetAsync("v1/hosts/" + Uri.EscapeDataString(args.Id), ct);
+        if (args.Client.Output == OutputFormat.Json)
+        {
+            WriteJson(response);
+            return 0;
+        }
+
+        Write(Rendering.HostDetails(response.Read<Host>()));
+        return 0;
+    }
+
     public async Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct)
     {
         using var api = Connect(args.Client);
@@ -139,7 +153,8 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
             "v1/vms",
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
                 args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
-                args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels, args.Driver),
+                args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels, args.Driver,
+                args.Accelerator),
             ct);
         if (!args.Wait)
         {

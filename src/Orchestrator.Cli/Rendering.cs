@@ -108,6 +108,7 @@ public static class Rendering
         Row("Image", Text(vm.Image));
         Row("Restart", Text(vm.RestartPolicy ?? "-"));
         Row("Driver", Text(vm.Driver ?? "any"));
+        Row("Accelerator", Text(vm.Accelerator ?? "any"));
         Row("Epoch", Text(Number(vm.Epoch)));
         Row("Pid", Text(vm.Pid is { } pid ? Number(pid) : "-"));
         Row("Restarts", Text(Number(vm.Restarts)));
@@ -152,13 +153,20 @@ public static class Rendering
 
     public static IRenderable HostTable(IEnumerable<Host> hosts)
     {
-        var table = PlainTable("ID", "STATE", "DRIVER", "CPUS", "MEMORY", "ALLOC VCPUS", "ALLOC MEMORY", "RESERVED CPU", "RESERVED MEMORY", "VMS");
+        var table = PlainTable("ID", "STATE", "DRIVER", "ACCEL", "CPUS", "MEMORY", "ALLOC VCPUS", "ALLOC MEMORY", "RESERVED CPU", "RESERVED MEMORY", "VMS");
+        var notes = new List<IRenderable>();
         foreach (var host in hosts.OrderBy(h => h.Id, StringComparer.Ordinal))
         {
+            if (!string.IsNullOrEmpty(host.AcceleratorNote))
+            {
+                notes.Add(Text($"{host.Id}: {host.AcceleratorNote}"));
+            }
+
             table.AddRow(
                 Text(host.Id),
                 Text(host.State),
                 Text(host.Driver ?? "-"),
+                Text(Accelerator(host)),
                 Text(Number(host.Cpus)),
                 Text(MiB(host.MemoryMiB)),
                 Text(Number(host.AllocatedVcpus)),
@@ -168,8 +176,37 @@ public static class Rendering
                 Text(VmCount(host.Vms)));
         }
 
-        return table;
+        // Why a host fell back to TCG is what its operator fixes: under the table, not cut to a column's width.
+        return notes.Count == 0 ? table : new Rows([table, .. notes]);
     }
+
+    public static IRenderable HostDetails(Host host)
+    {
+        var grid = new Grid();
+        grid.AddColumn(new GridColumn().NoWrap());
+        grid.AddColumn();
+        void Row(string label, IRenderable value) => grid.AddRow(new Text(label), value);
+        Row("Id", Text(host.Id));
+        Row("State", Text(host.State));
+        Row("Driver", Text(host.Driver ?? "-"));
+        Row("Accelerator", Text(Accelerator(host)));
+        if (!string.IsNullOrEmpty(host.AcceleratorNote))
+        {
+            Row("Why", Text(host.AcceleratorNote));
+        }
+
+        Row("CPUs", Text(Number(host.Cpus)));
+        Row("Memory", Text(MiB(host.MemoryMiB)));
+        Row("Allocated", Text($"{Number(host.AllocatedVcpus)} vCPUs, {MiB(host.AllocatedMemoryMiB)}"));
+        Row("Reserved", Text($"{(host.ReservedCpuMillicores > 0 ? CpuAmounts.Format(host.ReservedCpuMillicores) : "-")} CPU, " +
+                             $"{(host.ReservedMemoryMiB > 0 ? MiB(host.ReservedMemoryMiB) : "-")} memory"));
+        Row("VMs", Text(VmCount(host.Vms)));
+        return grid;
+    }
+
+    /// <summary>"kvm (host)", "tcg (max)", or "-" for a host that did not say.</summary>
+    private static string Accelerator(Host host) =>
+        host.Accelerator is { Length: > 0 } kind ? $"{kind}{(string.IsNullOrEmpty(host.CpuModel) ? "" : $" ({host.CpuModel})")}" : "-";
 
     /// <summary>A table of the given fields of a JSON object or array of objects (nested values shown compact).</summary>
     public static IRenderable Generic(string json, IReadOnlyList<string> fields)

@@ -1,4 +1,5 @@
 using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
 
 namespace Orchestrator.Hypervisor;
 
@@ -57,6 +58,9 @@ public interface IHypervisor : IAsyncDisposable
 {
     /// <summary>"qemu", "kvm" or "simulated".</summary>
     string Name { get; }
+
+    /// <summary>What this host's guests run on, as the host's accelerator probe found; the host registers with it.</summary>
+    HostAccelerator Acceleration => new(HostAccelerator.Tcg, "", "");
 
     /// <summary>
     /// Starts the VM and returns once its process runs and its control channel (QMP) is connected.

@@ -35,14 +35,16 @@ public static class NodeHost
 
         Akka.Configuration.Config config;
         OrchestratorSettings settings;
+        HostDriverChoice? driverChoice = null;
         try
         {
             config = OrchestratorConfig.Load(options.ConfigFiles, FlagsAsHocon(options));
             settings = OrchestratorSettings.Create(config, options.DataDirectory, ImageDirectory());
             config = OrchestratorConfig.Complete(config, options.DataDirectory, settings.Roles);
-            if (settings.IsHost && settings.Host.Driver == "kvm" && !Orchestrator.Hypervisor.Kvm.KvmDriver.IsAvailable(out var reason))
+            if (settings.IsHost)
             {
-                throw new Akka.Configuration.ConfigurationException($"orchestrator.host.driver = kvm, but {reason}");
+                // Proved by a boot, not by /dev/kvm opening: a nested host's KVM can open and still crawl or abort.
+                driverChoice = await Drivers.ChooseAsync(settings, cancellationToken);
             }
 
             if (settings.IsHost && settings.Host.Cgroups == CgroupMode.Required)
@@ -72,7 +74,7 @@ public static class NodeHost
         builder.Services.AddAkka("orchestrator", (akka, _) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);
-            akka.AddOrchestrator(settings, () => Drivers.Create(settings));
+            akka.AddOrchestrator(settings, () => Drivers.Create(settings, driverChoice!));
         });
 
         var app = builder.Build();
@@ -80,6 +82,12 @@ public static class NodeHost
         foreach (var problem in settings.Images.Problems)
         {
             log.LogWarning("{Problem}", problem);
+        }
+
+        if (driverChoice is not null)
+        {
+            log.Log(driverChoice.Verdict.KvmFailed ? LogLevel.Warning : LogLevel.Information, "accelerator: {Choice} (probe {Milliseconds:F0} ms{Cached})",
+                driverChoice.Summary, driverChoice.Verdict.ProbeMilliseconds, driverChoice.Verdict.FromCache ? ", cached" : "");
         }
 
         app.UseOrchestratorProblemDetails();

@@ -23,25 +23,26 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public static LedgerSnapshot Full() => new(
         [
             new HostRecord(new HostId("host-7"), 48, 196_608, "qemu", HostState.Maintenance, 12, 24_576, 3,
-                "akka.tcp://orchestrator@10.0.0.7:4053", 1500, 2048),
+                "akka.tcp://orchestrator@10.0.0.7:4053", 1500, 2048, new HostAccelerator("kvm", "host,arch-capabilities=off,pmu=off", "after: kvm -cpu host: exited")),
             new HostRecord(new HostId("host-8"), int.MaxValue, long.MaxValue, "qemu", HostState.Down, -1, long.MinValue, int.MinValue,
-                "akka.tcp://orchestrator@10.0.0.8:4053", long.MaxValue, -7),
+                "akka.tcp://orchestrator@10.0.0.8:4053", long.MaxValue, -7,
+                new HostAccelerator("tcg", "max", "fell back to TCG: kvm -cpu host: exited before the banner (exit code 134: ünïcode ✓)")),
         ],
         [
             new VmRecord(new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), Acme,
                 new VmSpec("web-1", 4, 8192, "ubuntu-24.04", RestartPolicy.Never, new VmResources(2048, 500, 3000, 1024, 9000, "0-3,8"),
-                    new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web", ["note"] = "" }, "kvm"),
+                    new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web", ["note"] = "" }, "kvm", "kvm"),
                 DesiredState.Stopped, VmStatus.Restarting, "qemu exited with 137: ünïcode ✓ 🚀", new HostId("host-7"), new Epoch(42), 31337, 5,
                 At, new DateTimeOffset(2026, 11, 24, 1, 2, 3, TimeSpan.FromHours(-8)), 1750),
             new VmRecord(new VmId(Guid.Parse("0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02")), new TenantId("beta"),
                 new VmSpec("web-1", 1, 512, "ubuntu-24.04", RestartPolicy.OnFailure, new VmResources(CpuShares: 2, Cpuset: "0-3,8",
                     CpuReservationMillicores: 1, CpuLimitMillicores: 10, MemoryReservationMiB: 1, MemoryLimitMiB: 512),
-                    new Dictionary<string, string> { ["tier"] = "web" }, "qemu"),
+                    new Dictionary<string, string> { ["tier"] = "web" }, "qemu", "kvm"),
                 DesiredState.Stopped, VmStatus.Deleting, "deleting", new HostId("host-7"), new Epoch(1), 1, 1, At.AddTicks(1), At.AddDays(1), 1),
             new VmRecord(new VmId(Guid.Parse("ffffffff-ffff-ffff-ffff-ffffffffffff")), TenantId.System,
                 new VmSpec("edge", int.MaxValue, int.MinValue, "other", RestartPolicy.Never,
                     new VmResources(int.MinValue, int.MaxValue, int.MinValue, int.MinValue, int.MaxValue, "1"),
-                    new Dictionary<string, string> { ["x"] = "y" }, "kvm"),
+                    new Dictionary<string, string> { ["x"] = "y" }, "kvm", "kvm"),
                 DesiredState.Stopped, VmStatus.Failed, "x", new HostId("host-8"), new Epoch(long.MaxValue), int.MinValue, -1,
                 new DateTimeOffset(1, 1, 1, 14, 1, 0, TimeSpan.FromHours(14)), DateTimeOffset.MaxValue, long.MinValue),
         ],
@@ -155,7 +156,32 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
         var read = LedgerSnapshotFormat.Read(bytes);
 
-        var expected = Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null } }).ToList() };
+        var expected = Full() with
+        {
+            Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
+            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null } }).ToList(),
+        };
+        Assert.Equal(Json(expected), Json(read));
+        Assert.Equal(LedgerSnapshotFormat.Version, LedgerSnapshotFormat.Write(read)[4]);
+    }
+
+    /// <summary><see cref="Full"/> as the build before host accelerators wrote it (layout version 2), from that build.</summary>
+    private const string Version2Full =
+        "TEVERwLJAwAAAAAAAAMBB2hvc3QtNzAAAAAAAAMAAAAAAAEFcWVtdQMMAAAAAGAAAAAAAAADAAAAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuNzo0MDUz3AUAAAAAAAAACAAAAAAAAAEHaG9zdC04////f/////////9/AwL/////AAAAAAAAAIAAAACAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuODo0MDUz/////////3/5/////////wSOKhxvSw1VTJpDH29LjS4BAQVhY21lBndlYi0xBAAAAAAgAAABDXVidW50dS0yNC4wNAIBAQAIAAD0AQAAAbgLAAAABAAAASgjAAABBjAtMyw4BAEEZW52AQVwcm9kAQV0aWVyAQR3ZWIBBW5vdGUBAQEEa3ZtAQYBKXFlbXUgZXhpdGVkIHdpdGggMTM3OiDDvG7Dr2NvZGUg4pyTIPCfmoABAioAAAAAAAAAAWl6AAAFAAAAgPcgjcZJ3whKAQGA9yCNxknfCCD+AdYGAAAAAAAAETx9Cy9ejUqMGy2ef2pbAgEFYmV0YQZ3ZWItMQEAAAAAAgAACAEBAQIAAAABAAAAAQoAAAABAAAAAQACAAAJAgwNAwEIAQlkZWxldGluZwECAQAAAAAAAAABAQAAAAEAAACB9yCNxknfCEoBAYC3irePSt8ISgEBAQAAAAAAAAD/////////////////////AQdzeXN0ZW0FZWRnZf///38AAACAAQZvdGhlcgIBAQAAAID///9/AQAAAIAAAACAAf///38BAjECAQJ4AQJ5EAEHFwEF/////////38BAAAAgP////8A9oB8dQAAAEgDAf8/N/R1KMorAAABAAAAAAAAAIACBwEKAAAAASgAAAABAAABAAAAAAABgPcgjcZJ3whKAQEBABAAANAHAAABQB8AAAITay0wMTIzNDU2Nzg5YWJjZGVmBwIhOWY4NmQwODE4ODRjN2Q2NTlhMmZlYWEwYzU1YWQwMTUDY2mA9yCNxknfCEoBAYAvbrLfSd8ISgECBXdoLTEHK2h0dHBzOi8vaG9va3MuZXhhbXBsZS5vcmcvb3JjaGVzdHJhdG9yP3g9MQdzM2NyZXQDAQhWbVJlYWR5AQlWbUZhaWxlZID3II3GSd8ISgECB3J1bGUtMQcIbmlnaHRseQENVm1SZXN0YXJ0aW5nAwAAAAC8oGUBAAAAAQ0wIDIwICogKiAxLTUCDA0CgPcgjcZJ3whKAb8lFbvq5CHv";
+
+    [Fact]
+    public void A_version_2_snapshot_from_the_build_before_accelerators_reads_back_with_none_known_or_asked_for()
+    {
+        var bytes = Convert.FromBase64String(Version2Full);
+        Assert.Equal(2, bytes[4]);
+
+        var read = LedgerSnapshotFormat.Read(bytes);
+
+        var expected = Full() with
+        {
+            Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
+            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null } }).ToList(),
+        };
         Assert.Equal(Json(expected), Json(read));
         Assert.Equal(LedgerSnapshotFormat.Version, LedgerSnapshotFormat.Write(read)[4]);
     }

@@ -35,6 +35,36 @@ public class ClientCommandTests
     }
 
     [Fact]
+    public async Task Vm_create_asking_for_hardware_acceleration_sends_it_and_shows_it()
+    {
+        var created = Json.Vm(state: "Pending", readyAt: null).Replace("\"name\":\"web1\"", "\"name\":\"web1\",\"accelerator\":\"kvm\"");
+        var http = new ScriptedHandler().On("POST", "/v1/vms", HttpStatusCode.Created, created);
+
+        var run = await CliRun.Of(http, null, "vm", "create", "web1", "--image", "demo", "--accel", "kvm");
+
+        Assert.Equal(0, run.ExitCode);
+        using var body = JsonDocument.Parse(http.Requests.Single().Body!);
+        Assert.Equal("kvm", body.RootElement.GetProperty("accelerator").GetString());
+        Assert.Matches(@"Accelerator\s+kvm", run.Out.ToString());
+    }
+
+    [Fact]
+    public async Task Host_show_prints_the_accelerator_and_why_the_host_fell_back()
+    {
+        var http = new ScriptedHandler().On("GET", "/v1/hosts/h1", HttpStatusCode.OK, """
+            {"id":"h1","state":"Up","driver":"qemu","cpus":2,"memoryMiB":4096,"allocatedVcpus":1,"allocatedMemoryMiB":256,"vms":1,
+             "reservedCpuMillicores":0,"reservedMemoryMiB":0,"accelerator":"tcg","cpuModel":"max",
+             "acceleratorNote":"fell back to TCG: kvm -cpu host: exited before the banner (exit code 134)"}
+            """);
+
+        var run = await CliRun.Of(http, null, "host", "show", "h1");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Matches(@"Accelerator\s+tcg \(max\)", run.Out.ToString());
+        Assert.Matches(@"Why\s+fell back to TCG: kvm -cpu host: exited before the banner \(exit code 134\)", run.Out.ToString());
+    }
+
+    [Fact]
     public async Task Vm_create_with_a_driver_asks_for_it_and_shows_it()
     {
         var created = Json.Vm(state: "Pending", readyAt: null).Replace("\"name\":\"web1\"", "\"name\":\"web1\",\"driver\":\"kvm\"");

@@ -91,7 +91,12 @@ public class RenderingTests
     {
         var host = new Host("host-a", "Up", "qemu", 2, 4096, 1, 256, JsonDocument.Parse("[\"x\",\"y\"]").RootElement);
         var hosts = Rendering.ToPlainText(Rendering.HostTable([host]));
-        Assert.Matches(@"host-a\s+Up\s+qemu\s+2\s+4096 MiB\s+1\s+256 MiB\s+-\s+-\s+2", hosts);
+        Assert.Matches(@"host-a\s+Up\s+qemu\s+-\s+2\s+4096 MiB\s+1\s+256 MiB\s+-\s+-\s+2", hosts);
+
+        var fellBack = Rendering.ToPlainText(Rendering.HostTable(
+            [host with { Accelerator = "tcg", CpuModel = "max", AcceleratorNote = "fell back to TCG: kvm -cpu host: no banner within 5000 ms" }]));
+        Assert.Matches(@"host-a\s+Up\s+qemu\s+tcg \(max\)\s+2\s+4096 MiB", fellBack);
+        Assert.Contains("host-a: fell back to TCG: kvm -cpu host: no banner within 5000 ms", fellBack);
 
         var reserved = Rendering.ToPlainText(Rendering.HostTable([host with { ReservedCpuMillicores = 1500, ReservedMemoryMiB = 512 }]));
         Assert.Matches(@"256 MiB\s+1\.5 CPU\s+512 MiB\s+2", reserved);

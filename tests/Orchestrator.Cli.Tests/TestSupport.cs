@@ -44,6 +44,8 @@ internal sealed class RecordingActions : ICliActions
 
     public Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct) => Record(args);
 
+    public Task<int> HostShowAsync(HostShowArgs args, CancellationToken ct) => Record(args);
+
     public Task<int> VmSetAsync(VmSetArgs args, CancellationToken ct) => Record(args);
 
     public Task<int> CallAsync(ApiCallArgs args, CancellationToken ct) => Record(args);

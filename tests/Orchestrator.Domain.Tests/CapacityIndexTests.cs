@@ -42,7 +42,9 @@ public class CapacityIndexTests
             var (cpus, memory) = Shapes[w.HostShapes[i]];
             var id = new HostId($"h{(i * 7919) % 1000:D3}-{i}"); // ids not in creation order
             // A third of the hosts run the other driver, so that a request naming one skips shapes the other shares.
-            hosts[id] = new HostRecord(id, cpus, memory, i % 3 == 0 ? "kvm" : "qemu", HostState.Up, 0, 0, 0);
+            // …and a fifth fell back to TCG (or did not say), so that a request for KVM skips those shapes too.
+            var accelerator = (i % 5) switch { 0 => new HostAccelerator("tcg", "max", "no /dev/kvm"), 1 => null, _ => new HostAccelerator("kvm", "host") };
+            hosts[id] = new HostRecord(id, cpus, memory, i % 3 == 0 ? "kvm" : "qemu", HostState.Up, 0, 0, 0, Accelerator: accelerator);
         }
 
         var index = CapacityIndex.Build(hosts.Values);
@@ -59,7 +61,8 @@ public class CapacityIndexTests
             if (step.Kind <= 5)
             {
                 var driver = (step.A / 6 % 3) switch { 0 => null, 1 => "kvm", _ => "qemu" };
-                var request = new ResourceRequest(1 + (step.A % 6), 128L * (step.B % 24), Driver: driver);
+                var accelerator = step.B / 24 % 2 == 0 ? null : "kvm";
+                var request = new ResourceRequest(1 + (step.A % 6), 128L * (step.B % 24), Driver: driver, Accelerator: accelerator);
                 var scan = Placement.Placement.ChooseHost(hosts.Values, request, policy);
                 var indexed = index.ChooseHost(request, policy);
                 if (scan?.Id != indexed?.Id)
@@ -94,7 +97,10 @@ public class CapacityIndexTests
             else if (step.Kind == 9 && hosts.Count > 0)
             {
                 var host = hosts.Values.OrderBy(h => h.Id.Value, StringComparer.Ordinal).ElementAt(step.A % hosts.Count);
-                Set(host, host with { State = host.State == HostState.Up ? HostState.Down : HostState.Up });
+                // Down and up again, or probed again with the other verdict (the host moves between shapes).
+                Set(host, step.B % 2 == 0
+                    ? host with { State = host.State == HostState.Up ? HostState.Down : HostState.Up }
+                    : host with { Accelerator = host.Accelerator is { IsHardware: true } ? new HostAccelerator("tcg", "max") : new HostAccelerator("kvm", "host") });
             }
         }
 

@@ -29,11 +29,11 @@ internal sealed class LedgerDriver
         return decision;
     }
 
-    public void Host(string id, int cpus = 8, long memoryMiB = 16384, string driver = "qemu") =>
-        Send(new LedgerCommands.RegisterHost(new HostId(id), cpus, memoryMiB, driver));
+    public void Host(string id, int cpus = 8, long memoryMiB = 16384, string driver = "qemu", HostAccelerator? accelerator = null) =>
+        Send(new LedgerCommands.RegisterHost(new HostId(id), cpus, memoryMiB, driver, Accelerator: accelerator));
 
     public VmRecord Create(string name, int vcpus = 1, int memoryMiB = 256, string tenant = "system", VmResources? resources = null,
-        string? driver = null)
+        string? driver = null, string? accelerator = null)
     {
         if (State.FindTenant(new TenantId(tenant)) is null)
         {
@@ -42,7 +42,7 @@ internal sealed class LedgerDriver
 
         var id = VmId.New();
         var decision = Send(new LedgerCommands.CreateVm(new TenantId(tenant),
-            new VmSpec(name, vcpus, memoryMiB, "demo", RestartPolicy.OnFailure, resources, Driver: driver), id));
+            new VmSpec(name, vcpus, memoryMiB, "demo", RestartPolicy.OnFailure, resources, Driver: driver, Accelerator: accelerator), id));
         Assert.Null(decision.Refusal);
         return State.Vms[id];
     }

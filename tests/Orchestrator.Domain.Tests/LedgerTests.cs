@@ -122,6 +122,38 @@ public class LedgerTests
     }
 
     [Fact]
+    public void A_vm_that_asks_for_hardware_acceleration_waits_on_tcg_hosts_saying_why_they_fell_back()
+    {
+        var ledger = new LedgerDriver();
+        var fellBack = new HostAccelerator("tcg", "max", "fell back to TCG: kvm -cpu host: no banner within 5000 ms");
+        ledger.Host("t1", cpus: 32, memoryMiB: 65536, accelerator: fellBack);
+        var fast = ledger.Create("fast", accelerator: "kvm");
+        Assert.Equal(VmStatus.Pending, fast.Status);
+        Assert.Equal("no up host has kvm acceleration (1 hosts up: t1 runs tcg (fell back to TCG: kvm -cpu host: no banner within 5000 ms))",
+            fast.Reason);
+        var any = ledger.Create("any");
+        Assert.Equal(new HostId("t1"), any.Host); // asking for nothing, TCG will do
+
+        ledger.Host("k1", cpus: 2, memoryMiB: 1024, accelerator: new HostAccelerator("kvm", "host"));
+        Assert.Equal(new HostId("k1"), ledger.State.Vms[fast.Id].Host);
+        var big = ledger.Create("big", vcpus: 8, memoryMiB: 2048, accelerator: "kvm");
+        Assert.Equal(VmStatus.Pending, big.Status);
+        Assert.Contains("on the 1 up host(s) with kvm acceleration", big.Reason);
+
+        // The same host, probed again after a reboot, fell back: the VM that needs KVM leaves it and waits.
+        ledger.Host("k1", cpus: 2, memoryMiB: 1024, accelerator: fellBack);
+        var moved = ledger.State.Vms[fast.Id];
+        Assert.Equal(VmStatus.Pending, moved.Status);
+        Assert.True(moved.Epoch > ledger.State.Vms[any.Id].Epoch || moved.Host is null);
+        Assert.Contains("no up host has kvm acceleration", moved.Reason);
+        Assert.Equal(new HostId("t1"), ledger.State.Vms[any.Id].Host);
+
+        ledger.Host("k2", cpus: 16, memoryMiB: 16384, accelerator: new HostAccelerator("kvm", "EPYC"));
+        Assert.Equal(new HostId("k2"), ledger.State.Vms[fast.Id].Host);
+        Assert.Equal(new HostId("k2"), ledger.State.Vms[big.Id].Host);
+    }
+
+    [Fact]
     public void Deleting_frees_the_room_for_a_pending_vm()
     {
         var ledger = new LedgerDriver();

@@ -1,4 +1,5 @@
 using Orchestrator.Domain;
+using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Qemu;
 
 namespace Orchestrator.Hypervisor.Tests;
@@ -13,7 +14,7 @@ public sealed class QemuArgumentsTests
         var spec = new VmLaunchSpec(VmId.New(), "evil,name -append x", 2, 256, Image, new Epoch(3));
         var paths = VmPaths.For("/run/o/vms", spec.VmId.Compact);
 
-        var argv = QemuDriver.BuildArguments("/usr/bin/qemu-system-x86_64", spec, paths, kvm: false, new QemuDriverOptions { RunDirectory = "/run/o" });
+        var argv = QemuDriver.BuildArguments("/usr/bin/qemu-system-x86_64", spec, paths, new QemuDriverOptions { RunDirectory = "/run/o" });
 
         Assert.DoesNotContain(argv, a => a.Contains("evil", StringComparison.Ordinal));
         Assert.Contains($"guest=vm-{spec.VmId.Compact},debug-threads=on", argv);
@@ -26,16 +27,33 @@ public sealed class QemuArgumentsTests
     }
 
     [Fact]
-    public void Burn_and_operator_appends_go_on_the_kernel_command_line_and_kvm_uses_the_host_cpu()
+    public void Burn_and_operator_appends_go_on_the_kernel_command_line_and_kvm_uses_the_cpu_model_the_probe_booted()
     {
         var spec = new VmLaunchSpec(VmId.New(), "x", 1, 128, Image, Epoch.Zero, BurnCpu: true);
-        var options = new QemuDriverOptions { RunDirectory = "/run/o", ExtraKernelAppend = "orchestrator.poweroff=1" };
+        var proved = AcceleratorVerdict.Decide(
+            [
+                new ProbeAttempt("kvm", "host", ProbeOutcome.ExitedAtStart, 40, "exit code 134"),
+                new ProbeAttempt("kvm", "host,arch-capabilities=off,pmu=off", ProbeOutcome.Booted, 400, ""),
+            ],
+            "max", 440, DateTimeOffset.UtcNow);
+        var options = new QemuDriverOptions { RunDirectory = "/run/o", ExtraKernelAppend = "orchestrator.poweroff=1", Accelerator = proved };
 
-        var argv = QemuDriver.BuildArguments("qemu", spec, VmPaths.For("/run/o/vms", spec.VmId.Compact), kvm: true, options);
+        var argv = QemuDriver.BuildArguments("qemu", spec, VmPaths.For("/run/o/vms", spec.VmId.Compact), options);
 
         Assert.Equal("console=ttyS0 quiet panic=-1 orchestrator.burn=1 orchestrator.poweroff=1", argv[Array.IndexOf(argv, "-append") + 1]);
         Assert.Equal("kvm", argv[Array.IndexOf(argv, "-accel") + 1]);
-        Assert.Equal("host", argv[Array.IndexOf(argv, "-cpu") + 1]);
+        Assert.Equal("host,arch-capabilities=off,pmu=off", argv[Array.IndexOf(argv, "-cpu") + 1]);
+    }
+
+    [Fact]
+    public void A_driver_nobody_probed_for_runs_tcg_with_every_emulated_feature()
+    {
+        var spec = new VmLaunchSpec(VmId.New(), "x", 1, 128, Image, Epoch.Zero);
+
+        var argv = QemuDriver.BuildArguments("qemu", spec, VmPaths.For("/run/o/vms", spec.VmId.Compact), new QemuDriverOptions { RunDirectory = "/run/o" });
+
+        Assert.Equal("tcg,thread=multi", argv[Array.IndexOf(argv, "-accel") + 1]);
+        Assert.Equal("max", argv[Array.IndexOf(argv, "-cpu") + 1]);
     }
 
     [Fact]
@@ -43,7 +61,7 @@ public sealed class QemuArgumentsTests
     {
         var spec = new VmLaunchSpec(VmId.New(), "x", 1, 128, Image, Epoch.Zero);
 
-        var argv = QemuDriver.BuildArguments("qemu", spec, VmPaths.For("/run/a,b/vms", spec.VmId.Compact), kvm: false, new QemuDriverOptions { RunDirectory = "/run/a,b" });
+        var argv = QemuDriver.BuildArguments("qemu", spec, VmPaths.For("/run/a,b/vms", spec.VmId.Compact), new QemuDriverOptions { RunDirectory = "/run/a,b" });
 
         Assert.Contains($"socket,id=qmp0,path=/run/a,,b/vms/{spec.VmId.Compact}/qmp.sock,server=on,wait=off", argv);
     }

@@ -1,6 +1,7 @@
 // The QEMU driver against real QEMU (TCG here) booting the project's demo image. One collection: two cores
 // cannot boot many guests at once, and one booted guest is shared by the tests that only look at it.
 using Orchestrator.Domain;
+using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Qemu;
 
 namespace Orchestrator.Hypervisor.Tests;
@@ -26,8 +27,11 @@ public sealed class QemuFixture : IAsyncLifetime
     public IVmHandle Shared { get; private set; } = null!;
     public EventRecorder SharedEvents { get; private set; } = null!;
 
+    /// <summary>The accelerator the host's probe chose on this machine (KVM where it boots, TCG elsewhere).</summary>
+    public AcceleratorVerdict Accelerator { get; private set; } = AcceleratorChoice.TcgUnprobed;
+
     public QemuDriverOptions Options(string? extraAppend = null) =>
-        new() { RunDirectory = _dir.Path, FenceAfter = TimeSpan.FromMinutes(2), ExtraKernelAppend = extraAppend };
+        new() { RunDirectory = _dir.Path, FenceAfter = TimeSpan.FromMinutes(2), ExtraKernelAppend = extraAppend, Accelerator = Accelerator };
 
     public async Task InitializeAsync()
     {
@@ -37,6 +41,7 @@ public sealed class QemuFixture : IAsyncLifetime
         }
 
         Image = await DemoImage.GetAsync();
+        Accelerator = await TestAccelerator.GetAsync();
         Driver = new QemuDriver(Options());
         _heartbeat = new Timer(_ => Driver.Heartbeat(), null, TimeSpan.Zero, TimeSpan.FromMilliseconds(500));
         Shared = await Driver.StartAsync(Specs.For(Image, SharedName, SharedVcpus), CancellationToken.None);

@@ -11,8 +11,10 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private NodeProcess _node = null!;
 
+    // accel = tcg: the host is TCG on every kind of machine, so what a VM that needs KVM does is known.
     public async Task InitializeAsync() => _node = await NodeProcess.StartAsync(output, """
         orchestrator.images.broken { kernel = "broken/vmlinuz", initrd = "broken/initrd.img" }
+        orchestrator.host.accel = tcg
         """);
 
     public async Task DisposeAsync() => await _node.DisposeAsync();
@@ -29,6 +31,7 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
         { """{"name":"web1","memoryMiB":256,"image":"demo"}""", "vcpus" },
         { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","restartPolicy":"sometimes"}""", "restartPolicy" },
         { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","driver":"xen"}""", "driver" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","accelerator":"tcg"}""", "accelerator" },
     };
 
     [Theory]
@@ -66,6 +69,25 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("kvm", (string)vm["driver"]!);
         Assert.Equal("no up host runs the kvm driver (1 hosts up, running qemu)", (string)vm["reason"]!);
         Assert.Null(vm["host"]);
+    }
+
+    [Fact]
+    public async Task A_vm_that_needs_kvm_waits_pending_on_a_tcg_host_and_the_host_says_why_it_is_tcg()
+    {
+        var response = await _node.Http.PostAsJsonAsync("v1/vms", new { name = "fast", vcpus = 1, memoryMiB = 256, image = "demo", accelerator = "kvm" });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+
+        var vm = await _node.GetVmAsync("fast");
+        var host = JsonNode.Parse(await _node.Http.GetStringAsync("v1/hosts"))!.AsArray().Single()!;
+        var id = (string)host["id"]!;
+        Assert.Equal("Pending", (string)vm!["state"]!);
+        Assert.Equal("kvm", (string)vm["accelerator"]!);
+        Assert.Equal($"no up host has kvm acceleration (1 hosts up: {id} runs tcg (accel = tcg (configured; not probed)))", (string)vm["reason"]!);
+        Assert.Equal("tcg", (string)host["accelerator"]!);
+        Assert.Equal("max", (string)host["cpuModel"]!);
+        var one = JsonNode.Parse(await _node.Http.GetStringAsync($"v1/hosts/{id}"))!;
+        Assert.Equal("accel = tcg (configured; not probed)", (string)one["acceleratorNote"]!);
+        Assert.Equal(HttpStatusCode.NotFound, (await _node.Http.GetAsync("v1/hosts/no-such-host")).StatusCode);
     }
 
     [Fact]

@@ -50,7 +50,20 @@ public sealed class CliTests(ITestOutputHelper output) : IAsyncLifetime
     {
         var (exit, hosts, _) = await RunCliAsync("host", "list", "--output", "json");
         Assert.Equal(0, exit);
-        Assert.Equal("Up", (string?)JsonNode.Parse(hosts)!.AsArray().Single()!["state"]);
+        var host = JsonNode.Parse(hosts)!.AsArray().Single()!;
+        Assert.Equal("Up", (string?)host["state"]);
+        // What the probe found here: no /dev/kvm is TCG, saying so; a /dev/kvm is KVM only if a guest booted under it.
+        var accelerator = (string)host["accelerator"]!;
+        Assert.Contains(accelerator, new[] { "kvm", "tcg" });
+        if (!Orchestrator.Hypervisor.Accel.QemuAcceleratorProbe.DeviceOpens("/dev/kvm", out _))
+        {
+            Assert.Equal("tcg", accelerator);
+            Assert.Contains("/dev/kvm", (string)host["acceleratorNote"]!);
+        }
+
+        var (shown, details, _) = await RunCliAsync("host", "show", (string)host["id"]!);
+        Assert.Equal(0, shown);
+        Assert.Matches($@"Accelerator\s+{accelerator} \(", details);
         var (_, images, _) = await RunCliAsync("image", "list");
         Assert.Contains("demo", images);
     }

@@ -58,7 +58,30 @@ public sealed class ConfigurationTests
 
         var (exit, error) = await StartNodeAsync("--set", "orchestrator.host.driver=kvm");
         Assert.Equal(2, exit);
+        Assert.Contains("orchestrator.host.driver = kvm, but the native engine's probe did not boot a guest", error);
         Assert.Contains("/dev/kvm", error);
+    }
+
+    [Fact]
+    public async Task Forcing_kvm_where_the_accelerator_probe_fails_refuses_to_start_saying_what_it_saw()
+    {
+        // A stand-in QEMU that aborts as QEMU 7.2 does on a nested host: the refusal holds on every kind of machine
+        // (without /dev/kvm the probe stops before it runs anything).
+        var standIn = Path.Combine(Directory.CreateTempSubdirectory("orcq").FullName, "qemu-system-x86_64");
+        File.WriteAllText(standIn, "#!/bin/sh\necho 'failed to set MSR 0x10a to 0x69' >&2\nexit 134\n");
+        File.SetUnixFileMode(standIn, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        try
+        {
+            var (exit, error) = await StartNodeAsync("--set", "orchestrator.host.accel=kvm", "--set", $"orchestrator.host.qemu-binary=\"{standIn}\"");
+
+            Assert.Equal(2, exit);
+            Assert.Contains("orchestrator.host.accel = kvm, but the accelerator probe found KVM unusable: fell back to TCG:", error);
+            Assert.True(error.Contains("cannot open /dev/kvm") || error.Contains("exit code 134: failed to set MSR 0x10a"), error);
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(standIn)!, recursive: true);
+        }
     }
 
     [Fact]

@@ -34,8 +34,14 @@ public sealed class NodeProcess : IAsyncDisposable
             orchestrator.host.fence-after = 4s
             orchestrator.host.stop-timeout = 3s
             orchestrator.host.restart-backoff.initial = 200ms
-            """ + "\n" + (extraConfig ?? ""));
+            """ + $"\norchestrator.host.accel-probe.cache-file = \"{ProbeCacheFile}\"\n" + (extraConfig ?? ""));
     }
+
+    /// <summary>
+    /// Every node of a test run keeps its accelerator verdict in one place (the Hypervisor tests name it too), so the
+    /// run probes once per machine boot rather than once per node (seconds each where KVM opens but crawls).
+    /// </summary>
+    public static readonly string ProbeCacheFile = Path.Combine(Path.GetTempPath(), "orchestrator-tests", "accel-probe.json");
 
     private bool _waitForScheduler = true;
 

@@ -688,7 +688,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     private LedgerCommands.RegisterHost RegisterCommand() =>
         new(_hostId, _settings.Cpus, _settings.MemoryMiB, _driver.Name,
-            ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString());
+            ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString(), _driver.Acceleration);
 
     /// <summary>What the agent tracks per VM assigned here.</summary>
     private sealed class VmSlot(VmAssignment assignment)

@@ -23,9 +23,9 @@ public static class LedgerSnapshotFormat
     /// <summary>
     /// Changes whenever the layout does. This build writes it and reads it and the versions before it, so that a node
     /// upgraded in place recovers from the snapshot its old build took; a newer version is refused, never guessed at.
-    /// Version 2 added <see cref="VmSpec.Driver"/>.
+    /// Version 2 added <see cref="VmSpec.Driver"/>; version 3 <see cref="HostRecord.Accelerator"/> and <see cref="VmSpec.Accelerator"/>.
     /// </summary>
-    public const byte Version = 2;
+    public const byte Version = 3;
 
     private const byte OldestReadable = 1;
 
@@ -125,8 +125,9 @@ public static class LedgerSnapshotFormat
         [
             nameof(HostRecord.Id), nameof(HostRecord.Cpus), nameof(HostRecord.MemoryMiB), nameof(HostRecord.Driver), nameof(HostRecord.State),
             nameof(HostRecord.AllocatedVcpus), nameof(HostRecord.AllocatedMemoryMiB), nameof(HostRecord.VmCount), nameof(HostRecord.Address),
-            nameof(HostRecord.ReservedCpuMillicores), nameof(HostRecord.ReservedMemoryMiB),
+            nameof(HostRecord.ReservedCpuMillicores), nameof(HostRecord.ReservedMemoryMiB), nameof(HostRecord.Accelerator),
         ],
+        [typeof(HostAccelerator)] = [nameof(HostAccelerator.Kind), nameof(HostAccelerator.CpuModel), nameof(HostAccelerator.Note)],
         [typeof(VmRecord)] =
         [
             nameof(VmRecord.Id), nameof(VmRecord.Tenant), nameof(VmRecord.Spec), nameof(VmRecord.Desired), nameof(VmRecord.Status),
@@ -136,7 +137,7 @@ public static class LedgerSnapshotFormat
         [typeof(VmSpec)] =
         [
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
-            nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver),
+            nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver), nameof(VmSpec.Accelerator),
         ],
         [typeof(VmResources)] =
         [
@@ -185,6 +186,12 @@ public static class LedgerSnapshotFormat
         w.Shared(h.Address);
         w.Int64(h.ReservedCpuMillicores);
         w.Int64(h.ReservedMemoryMiB);
+        Optional(w, h.Accelerator, (w, a) =>
+        {
+            w.Shared(a.Kind);
+            w.Shared(a.CpuModel);
+            w.Text(a.Note);
+        });
     }
 
     private static HostRecord ReadHost(SnapshotReader r) => new(
@@ -198,7 +205,8 @@ public static class LedgerSnapshotFormat
         r.Int32(),
         r.Shared()!,
         r.Int64(),
-        r.Int64());
+        r.Int64(),
+        r.Version >= 3 && r.Bool() ? new HostAccelerator(r.Shared()!, r.Shared()!, r.Text()!) : null);
 
     private static void WriteVm(SnapshotWriter w, VmRecord v)
     {
@@ -242,6 +250,7 @@ public static class LedgerSnapshotFormat
         Optional(w, s.Resources, WriteResources);
         Dictionary(w, s.Labels);
         w.Shared(s.Driver);
+        w.Shared(s.Accelerator);
     }
 
     private static VmSpec ReadSpec(SnapshotReader r) => new(
@@ -252,7 +261,8 @@ public static class LedgerSnapshotFormat
         r.Enum<RestartPolicy>(),
         r.Bool() ? ReadResources(r) : null,
         Dictionary(r),
-        r.Version >= 2 ? r.Shared() : null);
+        r.Version >= 2 ? r.Shared() : null,
+        r.Version >= 3 ? r.Shared() : null);
 
     private static void WriteResources(SnapshotWriter w, VmResources x)
     {

@@ -123,8 +123,12 @@ public sealed record HostSettings(
     CgroupMode Cgroups = CgroupMode.Auto,
     TimeSpan UsageReportInterval = default,
     int CgroupWeight = 0,
-    int SimulatedHosts = 0)
+    int SimulatedHosts = 0,
+    AccelProbeSettings? AccelProbe = null)
 {
+    /// <summary>How the host proves its accelerator; the defaults when not configured.</summary>
+    public AccelProbeSettings EffectiveAccelProbe => AccelProbe ?? AccelProbeSettings.Default;
+
     /// <summary>How the host's VMs together weigh against the machine's other processes (cpu.shares units).</summary>
     public int EffectiveCgroupWeight => CgroupWeight > 0 ? CgroupWeight : (int)Math.Clamp(Cpus * 1024L, VmResources.MinShares, VmResources.MaxShares);
 
@@ -163,7 +167,8 @@ public sealed record HostSettings(
             cgroups,
             c.GetTimeSpan("usage-report-interval", TimeSpan.FromSeconds(2)),
             c.GetInt("cgroup-weight", 0),
-            c.GetInt("simulated-hosts", 0));
+            c.GetInt("simulated-hosts", 0),
+            AccelProbeSettings.Create(c.GetConfig("accel-probe")));
         if (settings.CgroupWeight != 0 && settings.CgroupWeight is < VmResources.MinShares or > VmResources.MaxShares)
         {
             throw new ConfigurationException(
@@ -208,6 +213,48 @@ public sealed record HostSettings(
         }
 
         return 1024;
+    }
+}
+
+/// <summary>
+/// How a host learns its accelerator: it boots <paramref name="Image"/> (a catalog image that prints the demo banner)
+/// under KVM with each candidate CPU model, waiting <paramref name="Deadline"/> for each, and keeps the verdict in
+/// <paramref name="CacheFile"/> ("" = accel-probe.json in the data directory) until the boot, the binary or the image changes.
+/// </summary>
+public sealed record AccelProbeSettings(TimeSpan Deadline, string Image, string CacheFile)
+{
+    public static readonly AccelProbeSettings Default = new(TimeSpan.FromSeconds(5), "demo", "");
+
+    public static AccelProbeSettings Create(Config? c)
+    {
+        if (c is null || c.IsEmpty)
+        {
+            return Default;
+        }
+
+        var settings = new AccelProbeSettings(
+            c.GetTimeSpan("deadline", Default.Deadline),
+            c.GetString("image", Default.Image),
+            c.GetString("cache-file", Default.CacheFile));
+        if (settings.Deadline <= TimeSpan.Zero || settings.Deadline > TimeSpan.FromMinutes(10))
+        {
+            throw new ConfigurationException(
+                $"orchestrator.host.accel-probe.deadline must be above 0 and at most 10 minutes, was {settings.Deadline.TotalMilliseconds} ms");
+        }
+
+        if (settings.Image.Length == 0)
+        {
+            throw new ConfigurationException("orchestrator.host.accel-probe.image must name a catalog image");
+        }
+
+        return settings;
+    }
+
+    /// <summary>Where the verdict is kept for a probe of <paramref name="kind"/> ("qemu" or "kvm").</summary>
+    public string CachePath(string dataDir, string kind)
+    {
+        var path = CacheFile.Length == 0 ? Path.Combine(dataDir, "accel-probe.json") : CacheFile;
+        return Path.ChangeExtension(path, null) + "." + kind + Path.GetExtension(path);
     }
 }
 

@@ -76,6 +76,11 @@ public static class ApplyPlanner
             why.Add($"restart {from.RestartPolicy.ToWire()} → {to.RestartPolicy.ToWire()}");
         }
 
+        if (to.Accelerator != from.Accelerator)
+        {
+            why.Add($"accelerator {from.Accelerator ?? "any"} → {to.Accelerator ?? "any"}");
+        }
+
         if (to.Driver != from.Driver)
         {
             why.Add($"driver {from.Driver ?? "any"} → {to.Driver ?? "any"}");

@@ -18,7 +18,9 @@ public static class LedgerCommands
     /// Always allowed; re-registering a known host updates its capacity and brings it back Up. Address is the
     /// host's cluster member address, so a recovered scheduler can tell which hosts are still members.
     /// </summary>
-    public sealed record RegisterHost(HostId HostId, int Cpus, long MemoryMiB, string Driver, string Address = "") : ILedgerCommand;
+    /// <param name="Accelerator">what the host's probe found (null from hosts that do not say, such as simulated ones).</param>
+    public sealed record RegisterHost(HostId HostId, int Cpus, long MemoryMiB, string Driver, string Address = "",
+        HostAccelerator? Accelerator = null) : ILedgerCommand;
 
     /// <summary>
     /// From the cluster: the host was removed (downed by the split-brain resolver or by an operator). Its VMs are

@@ -19,8 +19,8 @@ public interface IVmLedgerEvent : ILedgerEvent
 
 public static class LedgerEvents
 {
-    public sealed record HostRegistered(HostId HostId, int Cpus, long MemoryMiB, string Driver, DateTimeOffset At, string Address = "")
-        : ILedgerEvent;
+    public sealed record HostRegistered(HostId HostId, int Cpus, long MemoryMiB, string Driver, DateTimeOffset At, string Address = "",
+        HostAccelerator? Accelerator = null) : ILedgerEvent;
 
     /// <summary>The host left the cluster (downed); its VMs were re-placed in the same decision.</summary>
     public sealed record HostLost(HostId HostId, DateTimeOffset At) : ILedgerEvent;

@@ -10,6 +10,21 @@ public enum HostState
     Maintenance,
 }
 
+/// <summary>
+/// How a host runs its guests, as its own probe found: <see cref="Kind"/> "kvm" (hardware) or "tcg" (QEMU's emulator),
+/// the CPU model guests see, and, when the host fell back from KVM, <see cref="Note"/> saying why.
+/// </summary>
+public sealed record HostAccelerator(string Kind, string CpuModel, string Note = "")
+{
+    public const string Kvm = "kvm";
+    public const string Tcg = "tcg";
+
+    /// <summary>Longest <see cref="Note"/> kept: it is evidence for an operator, not a log.</summary>
+    public const int MaxNoteLength = 400;
+
+    public bool IsHardware => Kind == Kvm;
+}
+
 /// <summary>A host as the ledger knows it, with what is allocated on it.</summary>
 public sealed record HostRecord(
     HostId Id,
@@ -22,7 +37,8 @@ public sealed record HostRecord(
     int VmCount,
     string Address = "",
     long ReservedCpuMillicores = 0,
-    long ReservedMemoryMiB = 0)
+    long ReservedMemoryMiB = 0,
+    HostAccelerator? Accelerator = null)
 {
     /// <summary>Physical CPU in millicores: reservations are promised against this, never against the overcommit.</summary>
     public long CpuMillicores => Cpus * 1000L;

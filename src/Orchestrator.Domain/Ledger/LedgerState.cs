@@ -176,19 +176,21 @@ public sealed record LedgerState(
     {
         if (Hosts.TryGetValue(c.HostId, out var known)
             && known.Cpus == c.Cpus && known.MemoryMiB == c.MemoryMiB && known.Driver == c.Driver && known.State == HostState.Up
-            && known.Address == c.Address)
+            && known.Address == c.Address && known.Accelerator == c.Accelerator)
         {
             return Decision.Nothing;
         }
 
-        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address);
+        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address, c.Accelerator);
         var events = new List<ILedgerEvent> { registered };
         var state = Apply(registered);
-        if (known is not null && known.Driver != c.Driver)
+        if (known is not null && (known.Driver != c.Driver || known.Accelerator != c.Accelerator))
         {
-            // The host came back under another driver: a VM that named the old one may not run here any more.
+            // The host came back under another driver or accelerator: a VM that asked for the old one may not run here
+            // any more.
+            var host = state.Hosts[c.HostId];
             foreach (var vm in VmsOn(c.HostId)
-                         .Where(v => v.Spec.Driver is { } driver && driver != c.Driver && v.Status != VmStatus.Deleting)
+                         .Where(v => v.Status != VmStatus.Deleting && !ResourceRequest.For(v.Spec).Accepts(host))
                          .OrderBy(v => v.CreatedAt).ThenBy(v => v.Id.Value))
             {
                 var moved = state.Place(vm.Id, rules, failover: true);
@@ -681,8 +683,8 @@ public sealed record LedgerState(
         HostRegistered e => this with
         {
             Hosts = Hosts.SetItem(e.HostId, Hosts.TryGetValue(e.HostId, out var h)
-                ? h with { Cpus = e.Cpus, MemoryMiB = e.MemoryMiB, Driver = e.Driver, State = HostState.Up, Address = e.Address }
-                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0, e.Address)),
+                ? h with { Cpus = e.Cpus, MemoryMiB = e.MemoryMiB, Driver = e.Driver, State = HostState.Up, Address = e.Address, Accelerator = e.Accelerator }
+                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0, e.Address, Accelerator: e.Accelerator)),
         },
         VmRequested e => this with
         {

@@ -74,7 +74,7 @@ public sealed class CapacityIndex
             var at = Find(shapes, after);
             if (at < 0)
             {
-                shapes = [.. shapes, new Shape(after.Cpus, after.MemoryMiB, after.Driver, Tree.Insert(null, after))];
+                shapes = [.. shapes, new Shape(after.Cpus, after.MemoryMiB, after.Driver, AcceleratorOf(after), Tree.Insert(null, after))];
             }
             else
             {
@@ -132,13 +132,17 @@ public sealed class CapacityIndex
         return search.Best;
     }
 
-    private static bool Serves(Shape shape, ResourceRequest request) => request.Driver is null || request.Driver == shape.Driver;
+    private static bool Serves(Shape shape, ResourceRequest request) =>
+        (request.Driver is null || request.Driver == shape.Driver) && (request.Accelerator is null || request.Accelerator == shape.Accelerator);
+
+    private static string AcceleratorOf(HostRecord host) => host.Accelerator?.Kind ?? "";
 
     private static int Find(Shape[] shapes, HostRecord host)
     {
         for (var i = 0; i < shapes.Length; i++)
         {
-            if (shapes[i].Cpus == host.Cpus && shapes[i].MemoryMiB == host.MemoryMiB && shapes[i].Driver == host.Driver)
+            if (shapes[i].Cpus == host.Cpus && shapes[i].MemoryMiB == host.MemoryMiB && shapes[i].Driver == host.Driver
+                && shapes[i].Accelerator == AcceleratorOf(host))
             {
                 return i;
             }
@@ -156,8 +160,8 @@ public sealed class CapacityIndex
 
     private static Shape[] RemoveAt(Shape[] shapes, int at) => [.. shapes[..at], .. shapes[(at + 1)..]];
 
-    // Hosts of one shape share a driver too, so that a VM that names a driver skips the other drivers' shapes whole.
-    private sealed record Shape(int Cpus, long MemoryMiB, string Driver, Tree.Node Root);
+    // Hosts of one shape share a driver and an accelerator too, so that a VM that names either skips the other shapes whole.
+    private sealed record Shape(int Cpus, long MemoryMiB, string Driver, string Accelerator, Tree.Node Root);
 
     /// <summary>Branch and bound over one shape's tree; ties on g go to the least ordinal id.</summary>
     private struct Search(long maxVcpus, long maxMemory, long cpuCapacity, long memoryCapacity, bool pack)

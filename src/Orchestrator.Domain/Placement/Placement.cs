@@ -24,20 +24,22 @@ public sealed record PlacementPolicy(double CpuAllocationRatio, double MemoryAll
 
 /// <summary>
 /// What a VM needs from a host: vCPUs and memory against the overcommitted capacity, reservations against the physical,
-/// and the host's driver when the VM names one (null: any).
+/// the host's driver when the VM names one, and its accelerator ("kvm": hardware) when the VM asks for one (null: any).
 /// </summary>
 public sealed record ResourceRequest(int Vcpus, long MemoryMiB, long CpuReservationMillicores = 0, long MemoryReservationMiB = 0,
-    string? Driver = null)
+    string? Driver = null, string? Accelerator = null)
 {
     public bool HasReservation => CpuReservationMillicores > 0 || MemoryReservationMiB > 0;
 
     public static ResourceRequest For(Vms.VmSpec spec)
     {
         var resources = spec.EffectiveResources;
-        return new ResourceRequest(spec.Vcpus, spec.MemoryMiB, resources.CpuReservationMillicores, resources.MemoryReservationMiB, spec.Driver);
+        return new ResourceRequest(spec.Vcpus, spec.MemoryMiB, resources.CpuReservationMillicores, resources.MemoryReservationMiB, spec.Driver,
+            spec.Accelerator);
     }
 
-    public bool Accepts(HostRecord host) => Driver is null || host.Driver == Driver;
+    public bool Accepts(HostRecord host) =>
+        (Driver is null || host.Driver == Driver) && (Accelerator is null || host.Accelerator?.Kind == Accelerator);
 }
 
 /// <summary>Filters then weighers, Nova style, with a deterministic tie-break on the host id.</summary>
@@ -156,6 +158,25 @@ public static class Placement
         if (up == 0)
         {
             return $"none of the {hosts.Count} hosts is up";
+        }
+
+        if (request.Accelerator is { } accelerator)
+        {
+            var accelerated = hosts.Where(h => h.State == HostState.Up && h.Accelerator?.Kind == accelerator).ToList();
+            if (accelerated.Count == 0)
+            {
+                // Say why the hosts have none: the fallback's reason is what an operator fixes.
+                var others = hosts.Where(h => h.State == HostState.Up)
+                    .Select(h => h.Accelerator is { } a ? $"{h.Id} runs {a.Kind}{(a.Note.Length == 0 ? "" : $" ({a.Note})")}" : $"{h.Id} did not say")
+                    .Order(StringComparer.Ordinal).Take(3).ToList();
+                return $"no up host has {accelerator} acceleration ({up} hosts up: {string.Join("; ", others)}{(up > 3 ? "; …" : "")})";
+            }
+
+            if (request.Driver is null)
+            {
+                return $"no host has room for {request.Vcpus} vCPUs and {request.MemoryMiB} MiB on the {accelerated.Count} up host(s) " +
+                       $"with {accelerator} acceleration (allocation ratios cpu {policy.CpuAllocationRatio}, memory {policy.MemoryAllocationRatio})";
+            }
         }
 
         if (request.Driver is { } driver)

@@ -42,9 +42,13 @@ public static class RestartPolicies
 /// The hypervisor driver the VM must run under ("kvm", "qemu"), placing it only on hosts that registered with it; null
 /// runs it under whichever driver its host has.
 /// </param>
+/// <param name="Accelerator">
+/// "kvm": the VM needs hardware acceleration, and waits Pending rather than run on a host whose probe fell back to TCG;
+/// null runs it on either.
+/// </param>
 public sealed record VmSpec(
     string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
-    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null)
+    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null)
 {
     /// <summary>Shares, reservations and limits; the defaults when the tenant gave none.</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;
@@ -63,6 +67,14 @@ public static class VmDrivers
     public static readonly IReadOnlyList<string> Known = ["kvm", "qemu"];
 
     public static bool IsKnown(string? driver) => driver is not null && Known.Contains(driver, StringComparer.Ordinal);
+}
+
+/// <summary>The accelerators a VM may require: only hardware (a VM that runs anywhere names none).</summary>
+public static class VmAccelerators
+{
+    public static readonly IReadOnlyList<string> Known = ["kvm"];
+
+    public static bool IsKnown(string? accelerator) => accelerator is not null && Known.Contains(accelerator, StringComparer.Ordinal);
 }
 
 public static partial class VmLabels
@@ -169,6 +181,13 @@ public static partial class VmSpecValidator
         {
             var shown = driver.Length > 64 ? driver[..64] + "…" : driver;
             errors.Add(new FieldError("driver", $"unknown driver '{shown}'; known drivers: {string.Join(", ", VmDrivers.Known)}"));
+        }
+
+        if (spec.Accelerator is { } accelerator && !VmAccelerators.IsKnown(accelerator))
+        {
+            var shown = accelerator.Length > 64 ? accelerator[..64] + "…" : accelerator;
+            errors.Add(new FieldError("accelerator",
+                $"unknown accelerator '{shown}'; known accelerators: {string.Join(", ", VmAccelerators.Known)} (leave it out to run on any host)"));
         }
 
         if (!Enum.IsDefined(spec.RestartPolicy))

@@ -3,6 +3,7 @@
 // driver knows which one a host runs.
 using System.Collections.Concurrent;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
 using Orchestrator.Hypervisor.Qemu;
 
 namespace Orchestrator.Hypervisor.Kvm;
@@ -39,6 +40,9 @@ public sealed class KvmDriver : IHypervisor
     }
 
     public string Name => "kvm";
+
+    /// <summary>The engine runs only where its probe booted a guest (the node checks before it builds the driver).</summary>
+    public HostAccelerator Acceleration { get; } = new(HostAccelerator.Kvm, "host");
 
     /// <summary>Whether /dev/kvm opens read-write and speaks API 12 with what this engine needs; if not, why.</summary>
     public static bool IsAvailable(out string reason) => KvmSystem.IsAvailable(out reason);

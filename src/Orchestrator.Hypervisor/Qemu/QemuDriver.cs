@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Guard;
 
 namespace Orchestrator.Hypervisor.Qemu;
@@ -23,7 +25,6 @@ public sealed class QemuDriver : IHypervisor
     private readonly string _vmsDirectory;
     private readonly GuardClient _guard;
     private readonly ConcurrentDictionary<VmId, QemuVmHandle> _handles = new();
-    private readonly Lazy<bool> _useKvm;
 
     public QemuDriver(QemuDriverOptions options)
     {
@@ -34,13 +35,6 @@ public sealed class QemuDriver : IHypervisor
         CheckSocketPath(guardSocket);
         CheckSocketPath(VmPaths.For(_vmsDirectory, SampleVmDir).QmpSocket);
 
-        _useKvm = new Lazy<bool>(() => options.Accel switch
-        {
-            QemuAccel.Kvm => true,
-            QemuAccel.Tcg => false,
-            _ => KvmUsable(),
-        });
-
         var guardPath = options.GuardPath ?? DefaultGuardPath();
         _guard = new GuardClient(guardSocket, Path.Combine(_runDirectory, "guard.log"), options.FenceAfter, guardPath);
     }
@@ -48,7 +42,9 @@ public sealed class QemuDriver : IHypervisor
     public string Name => "qemu";
 
     /// <summary>"kvm" or "tcg": what VMs started by this driver use.</summary>
-    public string Accelerator => _useKvm.Value ? "kvm" : "tcg";
+    public string Accelerator => _options.Accelerator.Accelerator;
+
+    public HostAccelerator Acceleration => _options.Accelerator.ForHost();
 
     public string RunDirectory => _runDirectory;
 
@@ -65,7 +61,7 @@ public sealed class QemuDriver : IHypervisor
             throw new HypervisorException($"VM {spec.VmId}: {spec.MemoryMiB} MiB of memory is too little to boot (at least 32)");
         }
 
-        var qemu = ResolveQemuBinary();
+        var qemu = ResolveBinary(_options.QemuBinary);
         GuestImageFiles.CheckReadable(spec.Image);
 
         var paths = VmPaths.For(_vmsDirectory, spec.VmId.Compact);
@@ -89,7 +85,7 @@ public sealed class QemuDriver : IHypervisor
             GuestInitrd.Write(spec.Image.InitrdPath, paths.Initrd, spec.Name);
             await File.WriteAllTextAsync(paths.Epoch, spec.Epoch.ToString(), cancellationToken);
 
-            var argv = BuildArguments(qemu, spec, paths, _useKvm.Value, _options);
+            var argv = BuildArguments(qemu, spec, paths, _options);
             var spawned = await _guard.SendAsync(
                 new GuardRequest
                 {
@@ -358,8 +354,9 @@ public sealed class QemuDriver : IHypervisor
         }
     }
 
-    internal static string[] BuildArguments(string qemu, VmLaunchSpec spec, VmPaths paths, bool kvm, QemuDriverOptions options)
+    internal static string[] BuildArguments(string qemu, VmLaunchSpec spec, VmPaths paths, QemuDriverOptions options)
     {
+        var kvm = options.Accelerator.IsHardware;
         var append = BaseAppend;
         if (spec.BurnCpu)
         {
@@ -378,7 +375,8 @@ public sealed class QemuDriver : IHypervisor
             "-name", $"guest=vm-{spec.VmId.Compact},debug-threads=on",
             "-machine", options.Machine,
             "-accel", kvm ? "kvm" : "tcg,thread=multi",
-            "-cpu", kvm ? "host" : "max",
+            // The model the probe booted with: plain `host` aborts QEMU on hosts that refuse one of its MSRs.
+            "-cpu", options.Accelerator.CpuModel,
             "-smp", spec.Vcpus.ToString(CultureInfo.InvariantCulture),
             "-m", spec.MemoryMiB.ToString(CultureInfo.InvariantCulture),
             "-kernel", spec.Image.KernelPath,
@@ -404,9 +402,9 @@ public sealed class QemuDriver : IHypervisor
 
     private static string EscapeOption(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
 
-    private string ResolveQemuBinary()
+    /// <summary>An absolute path to the QEMU binary: <paramref name="binary"/> itself when it has a slash, else found on PATH.</summary>
+    internal static string ResolveBinary(string binary)
     {
-        var binary = _options.QemuBinary;
         if (binary.Contains('/'))
         {
             return File.Exists(binary)
@@ -498,19 +496,6 @@ public sealed class QemuDriver : IHypervisor
 
     private static bool IsDiskFull(IOException ex) =>
         ex.HResult == 28 /* ENOSPC */ || ex.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase);
-
-    private static bool KvmUsable()
-    {
-        try
-        {
-            using var kvm = new FileStream("/dev/kvm", FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
-            return true;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NotSupportedException)
-        {
-            return false;
-        }
-    }
 
     private static string DefaultGuardPath()
     {

@@ -1,12 +1,6 @@
-namespace Orchestrator.Hypervisor.Qemu;
+using Orchestrator.Hypervisor.Accel;
 
-public enum QemuAccel
-{
-    /// <summary>KVM when /dev/kvm opens read-write, else TCG.</summary>
-    Auto,
-    Kvm,
-    Tcg,
-}
+namespace Orchestrator.Hypervisor.Qemu;
 
 /// <summary>Host-level settings of the QEMU driver (operator configuration; nothing here comes from a tenant).</summary>
 public sealed record QemuDriverOptions
@@ -20,7 +14,11 @@ public sealed record QemuDriverOptions
     /// <summary>A path, or a name looked up on PATH.</summary>
     public string QemuBinary { get; init; } = "qemu-system-x86_64";
 
-    public QemuAccel Accel { get; init; } = QemuAccel.Auto;
+    /// <summary>
+    /// The accelerator and CPU model every VM of this driver runs with: the host's probe verdict
+    /// (<see cref="AcceleratorChoice.ForQemuAsync"/>). TCG unless a probe proved KVM.
+    /// </summary>
+    public AcceleratorVerdict Accelerator { get; init; } = AcceleratorChoice.TcgUnprobed;
 
     /// <summary>
     /// The guard kills every VM of this run directory when the node's heartbeats stop for this long. Takes effect when

@@ -3,6 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
 using Orchestrator.Hypervisor;
+using Orchestrator.Actors.Settings;
+using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Kvm;
 using Orchestrator.Hypervisor.Qemu;
 
@@ -15,16 +17,10 @@ namespace Orchestrator.Node.Bench;
 /// </summary>
 public static class BootBench
 {
+    private static readonly TimeSpan Probe = AccelProbeSettings.Default.Deadline;
+
     public static async Task<int> RunAsync(BootBenchOptions options, CancellationToken ct)
     {
-        var kvm = KvmDriver.IsAvailable(out var noKvm);
-        var driverName = options.Driver ?? (kvm ? "kvm" : "qemu");
-        if (driverName == "kvm" && !kvm)
-        {
-            Console.Error.WriteLine($"error: --driver kvm: {noKvm}");
-            return 2;
-        }
-
         var imageDir = Path.Combine(NodeHost.ImageDirectory(), "demo");
         var image = new GuestImage("demo", Path.Combine(imageDir, "vmlinuz"), Path.Combine(imageDir, "initrd.img"), "demo guest");
         if (!File.Exists(image.KernelPath) || !File.Exists(image.InitrdPath))
@@ -34,12 +30,33 @@ public static class BootBench
         }
 
         var runDirectory = Path.Combine(Path.GetTempPath(), $"orchestrator-bench-boot-{Environment.ProcessId}");
+        var probeCache = Path.Combine(runDirectory, "accel-probe.json");
+        // The driver and accelerator the node would choose, by the same probe: what opens is not what boots.
+        var native = options.Driver is null or "kvm"
+            ? await AcceleratorChoice.ForNativeAsync(image, Probe, Path.Combine(runDirectory, "probe"), probeCache, ct)
+            : null;
+        var driverName = options.Driver ?? (native is { IsHardware: true } ? "kvm" : "qemu");
+        if (driverName == "kvm" && native is not { IsHardware: true })
+        {
+            Console.Error.WriteLine($"error: --driver kvm: the native engine's probe did not boot a guest: {native?.Reason}");
+            Directory.Delete(runDirectory, recursive: true);
+            return 2;
+        }
+
+        var accelerator = driverName == "qemu"
+            ? await AcceleratorChoice.ForQemuAsync(AccelMode.Auto, new QemuProbeOptions("qemu-system-x86_64", image, Probe), probeCache, ct)
+            : null;
         try
         {
             await using IHypervisor driver = driverName == "kvm"
                 ? new KvmDriver(new KvmDriverOptions { RunDirectory = runDirectory })
-                : new QemuDriver(new QemuDriverOptions { RunDirectory = runDirectory });
-            var engine = driver is QemuDriver qemu ? $"qemu ({qemu.Accelerator})" : "kvm (native engine)";
+                : new QemuDriver(new QemuDriverOptions { RunDirectory = runDirectory, Accelerator = accelerator! });
+            var engine = accelerator is not null ? $"qemu ({accelerator.Accelerator}, cpu {accelerator.CpuModel})" : "kvm (native engine)";
+            if (accelerator is { IsHardware: false })
+            {
+                Console.Error.WriteLine($"accelerator: {accelerator.Summary}");
+            }
+
             Console.Error.WriteLine($"boot: {options.Boots} boots one at a time, then {options.Burst} at once; demo image, " +
                                     $"{options.Vcpus} vCPU, {options.MemoryMiB} MiB; driver {engine}");
 
