@@ -154,6 +154,28 @@ public sealed record KvmStallReport(
         return text.ToString();
     }
 
+    /// <summary>
+    /// <see cref="KvmVm.ReportStallAsync(CancellationToken)"/>'s <see cref="Describe"/> for a failure message: never
+    /// throws, and gives up after <paramref name="bound"/> (10 s by default), saying so in the text it returns.
+    /// </summary>
+    public static async Task<string> DescribeAsync(KvmVm vm, TimeSpan? bound = null)
+    {
+        var limit = bound ?? TimeSpan.FromSeconds(10);
+        using var cancel = new CancellationTokenSource(limit);
+        try
+        {
+            return (await vm.ReportStallAsync(cancel.Token)).Describe();
+        }
+        catch (OperationCanceledException)
+        {
+            return Invariant($"not taken: the vCPUs' samples took longer than {limit.TotalSeconds:F0} s");
+        }
+        catch (Exception ex)
+        {
+            return $"not taken: {ex.Message}";
+        }
+    }
+
     public static string VerdictName(KvmStallVerdict verdict) => verdict switch
     {
         KvmStallVerdict.Crawling => "crawling",
