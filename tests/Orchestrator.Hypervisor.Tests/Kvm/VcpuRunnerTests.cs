@@ -176,7 +176,6 @@ public sealed class VcpuRunnerTests
         Assert.Equal(counters.IoExits, exits[KvmExit.KVM_EXIT_IO]);
         Assert.Equal(counters.Exits, exits.Runs);
         Assert.Equal(counters.InterruptedExits, exits[KvmExit.KVM_EXIT_INTR]);
-        Assert.True(exits[KvmExit.KVM_EXIT_INTR] >= 1, "the pause's kick is not counted as KVM_EXIT_INTR");
         Assert.Equal(exits[KvmExit.KVM_EXIT_IO], exits.GuestExits); // the kicks are the VMM's, not the guest's
         Assert.True(exits.InKvmRun > TimeSpan.Zero, "no time counted inside KVM_RUN");
         Assert.Equal(KvmExitCounters.Buckets, exits.ByReason.Count);
