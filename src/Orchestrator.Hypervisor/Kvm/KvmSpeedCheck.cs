@@ -242,7 +242,7 @@ public static class KvmSpeedCheck
             _run = run;
             _memory = memory;
             // The address only: dereferenced by the thread under its reference on the mapping, and by Stop, which
-            // runs while the thread is alive (between Entered and Done), so while that reference is held.
+            // RunGuest calls while its own `using` still holds the mapping.
             _kvmRun = (KvmRun*)run.DangerousGetHandle();
         }
 
@@ -268,8 +268,8 @@ public static class KvmSpeedCheck
         public bool Stop(TimeSpan bound)
         {
             _stopRequested = true;
-            // Safe: the thread is alive (Entered was set and Done not yet, or the wait below returns at once), so its
-            // reference keeps the kvm_run mapping; a byte store cannot tear, and KVM reads the field at KVM_RUN entry.
+            // Safe: RunGuest's `using` keeps the kvm_run mapping until after Stop returns (and the thread's reference
+            // until it ends); a byte store cannot tear, and KVM reads the field at KVM_RUN entry.
             if (!Done.IsSet)
             {
                 Volatile.Write(ref _kvmRun->immediate_exit, 1);
