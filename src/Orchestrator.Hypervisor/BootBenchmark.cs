@@ -66,6 +66,13 @@ public sealed class BootBenchmark(IHypervisor driver, GuestImage image, int vcpu
         {
             await events.WaitAsync(e => e is VmEvent.ConsoleLine { Text: var text } && text == $"{Banner} {name}", $"the banner '{Banner} {name}'");
         }
+        catch (TimeoutException timeout) when (vm is KvmVm native)
+        {
+            // Say why before the VM goes: a crawling accelerator, a hung guest and an exit storm all miss the banner.
+            var stall = await KvmStallReport.DescribeAsync(native);
+            await vm.KillAsync(CancellationToken.None);
+            throw new TimeoutException($"{timeout.Message}\n    KVM stall report: {stall}", timeout);
+        }
         catch
         {
             await vm.KillAsync(CancellationToken.None);

@@ -144,10 +144,15 @@ internal static class Eventually
 /// <summary>Collects a VM's events; lets a test wait for one with a clear message when it never comes.</summary>
 public sealed class EventRecorder
 {
+    private readonly IVmHandle _handle;
     private readonly List<VmEvent> _events = [];
     private readonly SemaphoreSlim _changed = new(0);
 
-    public EventRecorder(IVmHandle handle) => handle.Subscribe(Record);
+    public EventRecorder(IVmHandle handle)
+    {
+        _handle = handle;
+        handle.Subscribe(Record);
+    }
 
     public IReadOnlyList<VmEvent> Events
     {
@@ -189,7 +194,11 @@ public sealed class EventRecorder
             catch (OperationCanceledException)
             {
                 var tail = string.Join("\n  ", Events.TakeLast(25));
-                throw new Xunit.Sdk.XunitException($"{what} never happened. Last events:\n  {tail}");
+                // On the KVM engine, say what the vCPUs were doing (crawling accelerator, hung guest, exit storm).
+                var stall = _handle is Orchestrator.Hypervisor.Kvm.KvmVm kvm
+                    ? $"\nKVM stall report: {await Orchestrator.Hypervisor.Kvm.KvmStallReport.DescribeAsync(kvm)}"
+                    : "";
+                throw new Xunit.Sdk.XunitException($"{what} never happened. Last events:\n  {tail}{stall}");
             }
         }
     }

@@ -1,5 +1,6 @@
 // KVM_RUN on a real vCPU fd and the handling of what it returns: port I/O goes to the device bus, MMIO (nothing is
 // mapped there) reads as all ones, and the exits that end the guest or the vCPU become outcomes for the runner.
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 
 namespace Orchestrator.Hypervisor.Kvm;
@@ -64,21 +65,33 @@ internal sealed unsafe class KvmVcpuBackend : IVcpuBackend
         return new VcpuHaltStatus(mpState, (regs.rflags & 0x200) != 0);
     }
 
+    public KvmVcpuRegisters ReadRegisters() => KvmVcpuRegisters.From(_vcpu.GetRegs(), _vcpu.GetSregs(), _vcpu.GetMpState());
+
     public VcpuRunResult Run()
     {
-        if (LibC.Ioctl(_vcpu.RawFd, KvmIoctls.KVM_RUN, 0) < 0)
+        // Two vDSO clock reads per exit (tens of ns) against an exit's microseconds: the stall report's "time in KVM_RUN".
+        var started = Stopwatch.GetTimestamp();
+        var returned = LibC.Ioctl(_vcpu.RawFd, KvmIoctls.KVM_RUN, 0);
+        var ticks = Stopwatch.GetTimestamp() - started;
+        if (returned < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             return errno switch
             {
-                LibC.EINTR => VcpuRunResult.Interrupted,
-                LibC.EAGAIN => VcpuRunResult.Handled,
-                _ => new VcpuRunResult(VcpuRunOutcome.Failed, $"KVM_RUN failed: {LibC.Describe(errno)}"),
+                // A kick or immediate_exit: the kernel reports it as KVM_EXIT_INTR, and so does the count.
+                LibC.EINTR => VcpuRunResult.Interrupted with { Exit = KvmExit.KVM_EXIT_INTR, RunTicks = ticks },
+                LibC.EAGAIN => VcpuRunResult.Handled with { RunTicks = ticks },
+                _ => new VcpuRunResult(VcpuRunOutcome.Failed, $"KVM_RUN failed: {LibC.Describe(errno)}", RunTicks: ticks),
             };
         }
 
         // Safe: the kernel has finished writing the exit; fields are read from the mapping Enter keeps alive.
         var reason = _run->exit_reason;
+        return HandleExit(reason) with { Exit = reason, RunTicks = ticks };
+    }
+
+    private VcpuRunResult HandleExit(uint reason)
+    {
         switch (reason)
         {
             case KvmExit.KVM_EXIT_IO:

@@ -1,6 +1,8 @@
 // One vCPU as a message-driven thread: a dedicated thread loops on KVM_RUN; Pause/Resume/Stop (and the VM's halt
 // probe) are requests that kick it out of KVM_RUN (see VcpuKick) and are acknowledged by completing their task on the
 // vCPU thread itself, so an acknowledgement means the thread really is where the request put it.
+using System.Globalization;
+
 namespace Orchestrator.Hypervisor.Kvm;
 
 /// <summary>What one return from KVM_RUN meant, once its exit was handled.</summary>
@@ -19,7 +21,10 @@ internal enum VcpuRunOutcome
     Failed,
 }
 
-internal readonly record struct VcpuRunResult(VcpuRunOutcome Outcome, string? Detail = null, bool Io = false, bool Mmio = false)
+/// <param name="Exit">kvm_run.exit_reason of this return (KVM_EXIT_INTR for EINTR); null when KVM_RUN failed otherwise.</param>
+/// <param name="RunTicks">Stopwatch ticks spent inside the KVM_RUN ioctl itself (the guest's time, and the kernel's).</param>
+internal readonly record struct VcpuRunResult(
+    VcpuRunOutcome Outcome, string? Detail = null, bool Io = false, bool Mmio = false, uint? Exit = null, long RunTicks = 0)
 {
     public static readonly VcpuRunResult Handled = new(VcpuRunOutcome.Continue);
     public static readonly VcpuRunResult Interrupted = new(VcpuRunOutcome.Interrupted);
@@ -51,6 +56,9 @@ internal interface IVcpuBackend
     /// <summary>Reads the vCPU's mp_state and RFLAGS.IF (on the vCPU thread, outside KVM_RUN).</summary>
     VcpuHaltStatus ProbeHalt();
 
+    /// <summary>Reads RIP, RFLAGS, the general registers, CR0/CR4/EFER and mp_state (on the vCPU thread, outside KVM_RUN).</summary>
+    KvmVcpuRegisters ReadRegisters();
+
     /// <summary>Called last on the vCPU thread, before the runner reports its end.</summary>
     void Leave();
 }
@@ -76,6 +84,11 @@ public sealed class KvmVcpuRunner : IVcpuHandle
     private long _mmioExits;
     private long _interruptedExits;
     private long _kicks;
+
+    // Written by the vCPU thread only (one writer: a plain add, published with Volatile.Write, no locked instruction on
+    // the exit path); read from any thread with Volatile.Read, each long atomically (x86-64).
+    private readonly long[] _exitsByReason = new long[KvmExitCounters.Buckets];
+    private long _runTicks;
 
     /// <param name="kick">Signals a thread by id (VcpuKick.Send in production).</param>
     /// <param name="onEnded">Told on the vCPU thread, once, when the thread ends (before <see cref="Completion"/>).</param>
@@ -108,6 +121,21 @@ public sealed class KvmVcpuRunner : IVcpuHandle
         Interlocked.Read(ref _mmioExits),
         Interlocked.Read(ref _interruptedExits),
         Interlocked.Read(ref _kicks));
+
+    /// <summary>Exits by KVM_EXIT_* reason and the time spent inside KVM_RUN, as a snapshot (any thread, any time).</summary>
+    public KvmExitCounters ExitCounters
+    {
+        get
+        {
+            var byReason = new long[_exitsByReason.Length];
+            for (var i = 0; i < byReason.Length; i++)
+            {
+                byReason[i] = Volatile.Read(ref _exitsByReason[i]);
+            }
+
+            return new KvmExitCounters(Interlocked.Read(ref _exits), KvmExitCounters.TicksToTime(Volatile.Read(ref _runTicks)), byReason);
+        }
+    }
 
     public Task<VcpuEnd> Completion => _completion.Task;
 
@@ -160,6 +188,40 @@ public sealed class KvmVcpuRunner : IVcpuHandle
         var result = await SubmitCore(RequestKind.Probe).WaitAsync(cancellationToken);
         return (VcpuHaltStatus)result!;
     }
+
+    /// <summary>
+    /// One sample for a stall report: the vCPU is kicked out of KVM_RUN, reads its own registers and exit counters on
+    /// its thread, and runs on (a paused one stays paused). Never faults for the vCPU's sake: an ended vCPU, or one that
+    /// does not answer within <paramref name="bound"/> (still inside KVM_RUN after the kick), gives a sample without
+    /// registers that says so. Only <paramref name="cancellationToken"/> ends it early (OperationCanceledException).
+    /// </summary>
+    internal async Task<KvmVcpuSample> SampleAsync(TimeSpan bound, CancellationToken cancellationToken)
+    {
+        Task<object?> request;
+        try
+        {
+            request = SubmitCore(RequestKind.Sample);
+        }
+        catch (HypervisorException ex)
+        {
+            return Unanswered($"could not be kicked: {ex.Message}");
+        }
+
+        try
+        {
+            return (KvmVcpuSample)(await request.WaitAsync(bound, cancellationToken))!;
+        }
+        catch (TimeoutException)
+        {
+            return Unanswered(string.Create(CultureInfo.InvariantCulture, $"did not leave KVM_RUN within {bound.TotalMilliseconds:F0} ms of a kick"));
+        }
+        catch (HypervisorException ex)
+        {
+            return Unanswered(ex.Message);
+        }
+    }
+
+    private KvmVcpuSample Unanswered(string note) => new(Index, KvmStallClock.Now(), State, null, ExitCounters, note);
 
     private Task Submit(RequestKind kind, CancellationToken cancellationToken) => SubmitCore(kind).WaitAsync(cancellationToken);
 
@@ -237,6 +299,7 @@ public sealed class KvmVcpuRunner : IVcpuHandle
             }
 
             var result = _backend.Run();
+            Count(result);
             Interlocked.Increment(ref _exits);
             if (result.Io)
             {
@@ -261,6 +324,18 @@ public sealed class KvmVcpuRunner : IVcpuHandle
                     return new VcpuEnd(VcpuEndKind.Failed, $"vCPU {Index}: {result.Detail}");
             }
         }
+    }
+
+    /// <summary>On the vCPU thread, the only writer of these two.</summary>
+    private void Count(in VcpuRunResult result)
+    {
+        if (result.Exit is { } reason)
+        {
+            var bucket = KvmExitCounters.Bucket(reason);
+            Volatile.Write(ref _exitsByReason[bucket], _exitsByReason[bucket] + 1);
+        }
+
+        Volatile.Write(ref _runTicks, _runTicks + result.RunTicks);
     }
 
     /// <summary>Serves queued requests; parks while paused. Returns the end when a Stop arrived, else null (run on).</summary>
@@ -293,6 +368,18 @@ public sealed class KvmVcpuRunner : IVcpuHandle
                             catch (Exception ex)
                             {
                                 request.Done.TrySetException(ex);
+                            }
+
+                            break;
+                        case RequestKind.Sample:
+                            try
+                            {
+                                var registers = _backend.ReadRegisters();
+                                request.Done.TrySetResult(new KvmVcpuSample(Index, KvmStallClock.Now(), _state, registers, ExitCounters));
+                            }
+                            catch (Exception ex)
+                            {
+                                request.Done.TrySetException(ex is HypervisorException ? ex : new HypervisorException(ex.Message, ex));
                             }
 
                             break;
@@ -362,6 +449,7 @@ public sealed class KvmVcpuRunner : IVcpuHandle
         Resume,
         Stop,
         Probe,
+        Sample,
     }
 
     private sealed class Request(RequestKind kind)

@@ -31,6 +31,14 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     /// <summary>Outside guest RAM (at most 3 GiB) and below the IOAPIC: three pages VMX uses for real-mode emulation.</summary>
     internal const ulong TssAddress = 0xfffbd000;
 
+    /// <summary>How many samples <see cref="ReportStallAsync(CancellationToken)"/> takes of each vCPU, and how far apart.</summary>
+    public const int StallSamples = 3;
+
+    public static readonly TimeSpan StallSampleInterval = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>How long a vCPU has to answer a sample's kick before the report calls it stuck inside KVM_RUN.</summary>
+    private static readonly TimeSpan StallAnswerBound = TimeSpan.FromSeconds(2);
+
     private const uint MsrIa32MiscEnable = 0x1a0;
     private const ulong MiscEnableFastString = 1;
 
@@ -191,6 +199,36 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
 
     public Task<IReadOnlyList<VcpuInfo>> QueryVcpusAsync(CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<VcpuInfo>>(_runners.Select(r => new VcpuInfo(r.Index, r.ThreadId)).ToList());
+
+    /// <summary>
+    /// Why the guest is not getting anywhere (call it when a boot misses its deadline): <see cref="StallSamples"/>
+    /// samples of every vCPU, <see cref="StallSampleInterval"/> apart, classified by <see cref="KvmStallReport.Classify"/>.
+    /// Takes about (samples - 1) x interval; the VM runs on (a paused vCPU stays paused) and no event is emitted.
+    /// Never faults for the guest's sake (an ended or stuck vCPU is part of the report); only cancellation ends it early.
+    /// </summary>
+    public Task<KvmStallReport> ReportStallAsync(CancellationToken cancellationToken) =>
+        ReportStallAsync(StallSamples, StallSampleInterval, cancellationToken);
+
+    /// <inheritdoc cref="ReportStallAsync(CancellationToken)"/>
+    public async Task<KvmStallReport> ReportStallAsync(int samples, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(samples, 1);
+        // Each sample is a request on the vCPU's own thread, served like Pause (a kick out of KVM_RUN, then the
+        // thread reads KVM_GET_REGS/KVM_GET_SREGS itself), rather than a PauseAsync/ResumeAsync of the VM: that pair
+        // would send Stopped and Resumed to the VM's actor, and resume a VM its owner had paused.
+        var rounds = new List<IReadOnlyList<KvmVcpuSample>>(samples);
+        for (var round = 0; round < samples; round++)
+        {
+            if (round > 0)
+            {
+                await Task.Delay(interval, cancellationToken);
+            }
+
+            rounds.Add(await Task.WhenAll(_runners.Select(r => r.SampleAsync(StallAnswerBound, cancellationToken))));
+        }
+
+        return KvmStallReport.Classify(rounds);
+    }
 
     /// <summary>Pauses every vCPU (each acknowledges), then reports Stopped.</summary>
     public async Task PauseAsync(CancellationToken cancellationToken)

@@ -70,6 +70,34 @@ public sealed class KvmEngineTests : IDisposable
     }
 
     [KvmFact]
+    public async Task A_stall_report_reads_every_vcpu_on_its_thread_and_leaves_the_vm_running_without_events()
+    {
+        var image = await DemoImage.GetAsync();
+        await using var driver = Driver();
+        var vm = await driver.StartAsync(Specs.For(image, "kvm-stall", vcpus: 2), CancellationToken.None);
+        var events = new EventRecorder(vm);
+        await events.WaitForBannerAsync("kvm-stall");
+        var vcpus = ((IVcpuHost)vm).Vcpus;
+
+        var report = await ((KvmVm)vm).ReportStallAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20));
+
+        // What it concludes depends on what the guest does after its banner; what it read does not.
+        Assert.Equal(KvmVm.StallSamples, report.Rounds.Count);
+        Assert.Equal(2, report.Vcpus.Count);
+        var boot = report.Rounds[^1].Single(s => s.Index == 0);
+        Assert.NotNull(boot.Registers);
+        Assert.Equal("long", boot.Registers!.Mode);
+        Assert.True(boot.Exits[KvmExit.KVM_EXIT_IO] > 0, "the serial console's port I/O is not counted");
+        Assert.True(boot.Exits.InKvmRun > TimeSpan.Zero);
+        Assert.DoesNotContain('\n', report.Describe());
+        Assert.All(vcpus, v => Assert.Equal(VcpuState.Running, v.State));
+        Assert.DoesNotContain(events.Events, e => e is VmEvent.Stopped or VmEvent.Resumed);
+
+        await vm.KillAsync(CancellationToken.None);
+        await events.WaitForExitAsync();
+    }
+
+    [KvmFact]
     public async Task Guest_poweroff_ends_the_vm_with_a_guest_initiated_shutdown_then_exited()
     {
         var image = await DemoImage.GetAsync();

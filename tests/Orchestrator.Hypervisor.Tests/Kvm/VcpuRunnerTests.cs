@@ -162,6 +162,90 @@ public sealed class VcpuRunnerTests
         Assert.Equal(0, counters.MmioExits);
     }
 
+    [Fact]
+    public async Task Exit_counters_count_each_exit_reason_and_the_time_inside_run()
+    {
+        var backend = new FakeBackend { Io = true };
+        var runner = Start(backend);
+        await Eventually.HoldsAsync(() => runner.ExitCounters[KvmExit.KVM_EXIT_IO] >= 3, "no KVM_EXIT_IO counted by reason");
+        await runner.PauseAsync(CancellationToken.None).WaitAsync(Bound);
+        await runner.StopAsync(CancellationToken.None).WaitAsync(Bound);
+
+        var exits = runner.ExitCounters;
+        var counters = runner.Counters;
+        Assert.Equal(counters.IoExits, exits[KvmExit.KVM_EXIT_IO]);
+        Assert.Equal(counters.Exits, exits.Runs);
+        Assert.Equal(counters.InterruptedExits, exits[KvmExit.KVM_EXIT_INTR]);
+        Assert.Equal(exits[KvmExit.KVM_EXIT_IO], exits.GuestExits); // the kicks are the VMM's, not the guest's
+        Assert.True(exits.InKvmRun > TimeSpan.Zero, "no time counted inside KVM_RUN");
+        Assert.Equal(KvmExitCounters.Buckets, exits.ByReason.Count);
+    }
+
+    [Fact]
+    public async Task A_sample_is_read_on_the_vcpu_thread_outside_run_and_the_vcpu_runs_on()
+    {
+        var backend = new FakeBackend();
+        var runner = Start(backend);
+        await Eventually.HoldsAsync(() => backend.Runs > 2, "the vCPU never ran");
+
+        var sample = await runner.SampleAsync(Bound, CancellationToken.None);
+        Assert.NotNull(sample.Registers);
+        Assert.Equal(VcpuState.Running, sample.State);
+        Assert.Equal(runner.ThreadId, backend.RegistersReadOnTid);
+        Assert.False(backend.ReadInsideRun, "registers read while inside Run");
+        var runs = backend.Runs;
+        await Eventually.HoldsAsync(() => backend.Runs > runs, "the vCPU did not run on after a sample");
+        Assert.Equal(VcpuState.Running, runner.State);
+
+        await runner.StopAsync(CancellationToken.None).WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task A_paused_vcpu_is_sampled_and_stays_paused()
+    {
+        var backend = new FakeBackend();
+        var runner = Start(backend);
+        await runner.PauseAsync(CancellationToken.None).WaitAsync(Bound);
+        var runs = backend.Runs;
+
+        var sample = await runner.SampleAsync(Bound, CancellationToken.None);
+        Assert.NotNull(sample.Registers);
+        Assert.Equal(VcpuState.Paused, sample.State);
+        Assert.Equal(VcpuState.Paused, runner.State);
+        Assert.Equal(runs, backend.Runs);
+
+        await runner.StopAsync(CancellationToken.None).WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task An_ended_vcpu_gives_a_sample_without_registers_that_says_so()
+    {
+        var runner = Start(new FakeBackend());
+        await runner.StopAsync(CancellationToken.None).WaitAsync(Bound);
+
+        var sample = await runner.SampleAsync(Bound, CancellationToken.None);
+        Assert.Null(sample.Registers);
+        Assert.Equal(VcpuState.Stopped, sample.State);
+        Assert.Contains("has ended", sample.Note);
+    }
+
+    [Fact]
+    public async Task A_vcpu_that_does_not_leave_run_when_kicked_gives_a_sample_saying_so()
+    {
+        using var release = new ManualResetEventSlim();
+        var backend = new FakeBackend { StuckUntil = release };
+        var runner = Start(backend);
+        await Eventually.HoldsAsync(() => backend.InRun, "the vCPU never entered Run");
+
+        var sample = await runner.SampleAsync(TimeSpan.FromMilliseconds(100), CancellationToken.None);
+        Assert.Null(sample.Registers);
+        Assert.Equal(VcpuState.Running, sample.State);
+        Assert.Contains("did not leave KVM_RUN", sample.Note);
+
+        release.Set();
+        await runner.StopAsync(CancellationToken.None).WaitAsync(Bound);
+    }
+
     private static KvmVcpuRunner Start(FakeBackend backend, Action<KvmVcpuRunner, VcpuEnd>? onEnded = null)
     {
         var runner = new KvmVcpuRunner(0, backend, onEnded: onEnded);
@@ -194,6 +278,9 @@ public sealed class VcpuRunnerTests
         public int Runs => Volatile.Read(ref _runs);
         public bool InRun => _inRun;
         public bool Left { get; private set; }
+        public ManualResetEventSlim? StuckUntil { get; init; }
+        public int RegistersReadOnTid { get; private set; }
+        public bool ReadInsideRun { get; private set; }
 
         public void Enter()
         {
@@ -211,11 +298,18 @@ public sealed class VcpuRunnerTests
 
                 if (Volatile.Read(ref _immediateExit) != 0)
                 {
-                    return VcpuRunResult.Interrupted;
+                    return VcpuRunResult.Interrupted with { Exit = KvmExit.KVM_EXIT_INTR };
                 }
 
+                // A KVM_RUN wedged in the kernel: kicks do not get it out.
+                StuckUntil?.Wait();
+
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 var interrupted = Poll(0, 0, 50) < 0 && Marshal.GetLastPInvokeError() == 4;
-                return interrupted ? VcpuRunResult.Interrupted : new VcpuRunResult(VcpuRunOutcome.Continue, Io: Io);
+                var ticks = System.Diagnostics.Stopwatch.GetTimestamp() - started;
+                return interrupted
+                    ? VcpuRunResult.Interrupted with { Exit = KvmExit.KVM_EXIT_INTR, RunTicks = ticks }
+                    : new VcpuRunResult(VcpuRunOutcome.Continue, Io: Io, Exit: Io ? KvmExit.KVM_EXIT_IO : null, RunTicks: ticks);
             }
             finally
             {
@@ -228,6 +322,13 @@ public sealed class VcpuRunnerTests
         public void ClearImmediateExit() => Volatile.Write(ref _immediateExit, 0);
 
         public VcpuHaltStatus ProbeHalt() => new(KvmExit.KVM_MP_STATE_HALTED, InterruptsEnabled: true);
+
+        public KvmVcpuRegisters ReadRegisters()
+        {
+            RegistersReadOnTid = Gettid();
+            ReadInsideRun |= _inRun;
+            return new KvmVcpuRegisters(0x1000 + (ulong)Runs, 0x202, 0x11, 0, 0, KvmExit.KVM_MP_STATE_RUNNABLE, (ulong)Runs);
+        }
 
         public void Leave() => Left = true;
     }
