@@ -71,7 +71,7 @@ public static class Drivers
 
         try
         {
-            var options = new QemuProbeOptions(host.QemuBinary, image!, probe.Deadline);
+            var options = new QemuProbeOptions(host.QemuBinary, image!, probe.Deadline, SpeedCheck: QemuAcceleratorProbe.TimedLoop);
             var verdict = await AcceleratorChoice.ForQemuAsync(mode, options, probe.CachePath(settings.DataDir, "qemu"), cancellationToken);
             return new HostDriverChoice("qemu", verdict, native);
         }

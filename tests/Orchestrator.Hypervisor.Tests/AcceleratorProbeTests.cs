@@ -2,6 +2,7 @@
 // a nested host's MSR, one that crawls and never prints the banner, one that boots), and the real probe on whatever
 // this machine has. The stand-ins see a plain file as /dev/kvm, so the broken-KVM cases run on every machine.
 using Orchestrator.Hypervisor.Accel;
+using Orchestrator.Hypervisor.Kvm;
 
 namespace Orchestrator.Hypervisor.Tests;
 
@@ -70,6 +71,44 @@ public sealed class AcceleratorProbeTests : IDisposable
         Assert.Equal([ProbeOutcome.ExitedAtStart, ProbeOutcome.Booted], verdict.Attempts.Select(a => a.Outcome));
         Assert.Contains("kvm_buf_set_msrs", verdict.Reason);
         Assert.Equal("", verdict.ForHost().Note);
+    }
+
+    [Fact]
+    public async Task A_kvm_measured_far_too_slow_is_given_up_without_booting_anything()
+    {
+        var calls = Path.Combine(_dir.Path, "calls");
+        var options = Options(StandIn("boots", $"""
+            echo called >> {calls}
+            echo "ORCHESTRATOR-GUEST-READY unknown"
+            """)) with
+        {
+            SpeedCheck = _ => KvmSpeedCheck.Judge(5_000_000, 1_700, halted: false, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(500)),
+        };
+
+        var verdict = await QemuAcceleratorProbe.ProbeAsync(options, CancellationToken.None);
+
+        Assert.Equal("tcg", verdict.Accelerator);
+        Assert.Equal(ProbeOutcome.TooSlow, Assert.Single(verdict.Attempts).Outcome);
+        Assert.Contains("too slow (speed check:", verdict.Reason);
+        Assert.True(verdict.KvmFailed);
+        Assert.False(File.Exists(calls));
+    }
+
+    [Fact]
+    public async Task A_speed_check_that_cannot_run_proves_nothing_and_the_boots_decide()
+    {
+        var options = Options(StandIn("boots", """
+            echo "ORCHESTRATOR-GUEST-READY unknown"
+            """)) with
+        {
+            SpeedCheck = _ => new KvmSpeedCheckResult(KvmSpeedCheckOutcome.Error, 5_000_000, 0, TimeSpan.Zero, TimeSpan.FromMilliseconds(500),
+                "KVM_CREATE_VM: Operation not permitted"),
+        };
+
+        var verdict = await QemuAcceleratorProbe.ProbeAsync(options, CancellationToken.None);
+
+        Assert.Equal("kvm", verdict.Accelerator);
+        Assert.Equal("host", verdict.CpuModel);
     }
 
     [Fact]
@@ -150,7 +189,7 @@ public sealed class AcceleratorProbeTests : IDisposable
     [QemuFact]
     public async Task The_real_probe_decides_what_this_machine_can_do_and_says_why()
     {
-        var options = new QemuProbeOptions("qemu-system-x86_64", await DemoImage.GetAsync(), TimeSpan.FromSeconds(5));
+        var options = new QemuProbeOptions("qemu-system-x86_64", await DemoImage.GetAsync(), TimeSpan.FromSeconds(5), SpeedCheck: QemuAcceleratorProbe.TimedLoop);
 
         var verdict = await QemuAcceleratorProbe.ProbeAsync(options, CancellationToken.None);
 
@@ -215,7 +254,7 @@ internal static class TestAccelerator
 
     private static readonly Lazy<Task<AcceleratorVerdict>> Verdict = new(async () =>
         await AcceleratorChoice.ForQemuAsync(AccelMode.Auto,
-            new QemuProbeOptions("qemu-system-x86_64", await DemoImage.GetAsync(), TimeSpan.FromSeconds(5)), CacheFile, CancellationToken.None));
+            new QemuProbeOptions("qemu-system-x86_64", await DemoImage.GetAsync(), TimeSpan.FromSeconds(5), SpeedCheck: QemuAcceleratorProbe.TimedLoop), CacheFile, CancellationToken.None));
 
     public static Task<AcceleratorVerdict> GetAsync() => Verdict.Value;
 }

@@ -48,7 +48,8 @@ public static class AcceleratorChoice
             "qemu probe",
             $"deadline {options.Deadline.TotalMilliseconds.ToString(CultureInfo.InvariantCulture)} ms",
             $"models {string.Join(" ", options.CpuModels ?? QemuAcceleratorProbe.CandidateCpuModels())}",
-            $"machine {options.Machine}");
+            $"machine {options.Machine}",
+            $"speed check {(options.SpeedCheck is null ? "off" : "on")}");
         var verdict = await AcceleratorProbeCache.GetOrProbeAsync(cachePath, key,
             ct => QemuAcceleratorProbe.ProbeAsync(options, ct), cancellationToken);
         return mode == AccelMode.Kvm && !verdict.IsHardware
@@ -83,6 +84,11 @@ public static class AcceleratorChoice
         if (!KvmDriver.IsAvailable(out var noKvm))
         {
             return new ProbeAttempt(accelerator, model, ProbeOutcome.Unavailable, 0, noKvm);
+        }
+
+        if (await Task.Run(() => QemuAcceleratorProbe.TimedLoop(cancellationToken), cancellationToken) is { Outcome: KvmSpeedCheckOutcome.Failed } slow)
+        {
+            return new ProbeAttempt(accelerator, model, ProbeOutcome.TooSlow, slow.Elapsed.TotalMilliseconds, $"speed check: {slow.Reason}");
         }
 
         var began = Stopwatch.GetTimestamp();
@@ -126,7 +132,11 @@ public static class AcceleratorChoice
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                result = (ProbeOutcome.MissedDeadline, lastLine.Length == 0 ? "the guest printed nothing" : $"its console's last line: {lastLine}");
+                // The engine can see what QEMU cannot: where the vCPUs are and what they exit for, so that a crawling
+                // accelerator reads differently from a hung guest.
+                var stall = vm is KvmVm kvm ? $"; vCPUs: {await KvmStallReport.DescribeAsync(kvm, TimeSpan.FromSeconds(3))}" : "";
+                result = (ProbeOutcome.MissedDeadline,
+                    (lastLine.Length == 0 ? "the guest printed nothing" : $"its console's last line: {lastLine}") + stall);
             }
 
             var took = Stopwatch.GetElapsedTime(began).TotalMilliseconds;

@@ -17,6 +17,9 @@ public enum ProbeOutcome
 
     /// <summary>It could not even be tried: no /dev/kvm, no image, no binary.</summary>
     Unavailable,
+
+    /// <summary>A fixed loop on the accelerator took far longer than real hardware needs: it would crawl, whatever the model.</summary>
+    TooSlow,
 }
 
 /// <summary>One candidate tried: <paramref name="Detail"/> says what was seen (exit code and the hypervisor's last words, the console's last line…).</summary>
@@ -31,6 +34,7 @@ public sealed record ProbeAttempt(string Accelerator, string CpuModel, ProbeOutc
             ProbeOutcome.Booted => $"{what}: banner after {took} ms",
             ProbeOutcome.ExitedAtStart => $"{what}: exited before the banner ({Detail})",
             ProbeOutcome.MissedDeadline => $"{what}: no banner within {took} ms ({Detail})",
+            ProbeOutcome.TooSlow => $"{what}: too slow ({Detail})",
             _ => $"{what}: not tried ({Detail})",
         };
     }
@@ -55,7 +59,7 @@ public sealed record AcceleratorVerdict(
     public bool IsHardware => Accelerator == Kvm;
 
     /// <summary>KVM was there and was tried, and failed: worth a warning, unlike a host that simply has no /dev/kvm.</summary>
-    public bool KvmFailed => !IsHardware && Attempts.Any(a => a.Outcome is ProbeOutcome.ExitedAtStart or ProbeOutcome.MissedDeadline);
+    public bool KvmFailed => !IsHardware && Attempts.Any(a => a.Outcome is ProbeOutcome.ExitedAtStart or ProbeOutcome.MissedDeadline or ProbeOutcome.TooSlow);
 
     /// <summary>One line for logs and the demo: the choice, the CPU model, and why.</summary>
     public string Summary =>

@@ -44,7 +44,7 @@ public static class BootBench
         }
 
         var accelerator = driverName == "qemu"
-            ? await AcceleratorChoice.ForQemuAsync(AccelMode.Auto, new QemuProbeOptions("qemu-system-x86_64", image, Probe), probeCache, ct)
+            ? await AcceleratorChoice.ForQemuAsync(AccelMode.Auto, new QemuProbeOptions("qemu-system-x86_64", image, Probe, SpeedCheck: QemuAcceleratorProbe.TimedLoop), probeCache, ct)
             : null;
         try
         {
