@@ -15,6 +15,7 @@ using Orchestrator.Cli;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
+using Orchestrator.Node.Logging;
 
 namespace Orchestrator.Node;
 
@@ -60,18 +61,14 @@ public static class NodeHost
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(options.ListenUrl);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = (settings.ApiLimits ?? ApiLimits.Default).MaxBodyBytes);
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(console =>
-        {
-            console.SingleLine = true;
-            console.TimestampFormat = "HH:mm:ss.fff ";
-        });
-        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        var logging = settings.Logging ?? LoggingSettings.Default;
+        builder.Logging.AddNodeLogging(logging, console: true);
         builder.Services.AddProblemDetails();
         builder.Services.AddOrchestratorApi();
-        builder.Services.AddAkka("orchestrator", (akka, _) =>
+        builder.Services.AddAkka("orchestrator", (akka, services) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);
+            akka.AddOrchestratorLogging(logging, services.GetRequiredService<ILoggerFactory>());
             akka.AddOrchestrator(settings, () => Drivers.Create(settings));
         });
 
