@@ -210,8 +210,9 @@ public static class NodeHost
         {
             return true; // stopped before the demo VMs were ready: nothing failed
         }
-        catch (Exception ex) when (ex is AskTimeoutException or Akka.Streams.StreamDetachedException or InvalidOperationException)
+        catch (Exception ex) when (ex is not OperationCanceledException && !stopping.IsCancellationRequested)
         {
+            // Anything else (no answer from the scheduler, the event stream failing) must not leave the demo serving silently.
             log.LogError(ex, "the demo could not create or follow its VMs");
             demo.Stopping($"the demo could not create or follow its VMs: {ex.Message}");
             app.Lifetime.StopApplication();
