@@ -15,6 +15,8 @@ using Orchestrator.Cli;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
+using Orchestrator.Node.Demo;
+using Orchestrator.Node.Logging;
 
 namespace Orchestrator.Node;
 
@@ -59,21 +61,24 @@ public static class NodeHost
         }
         var adminKey = NodeDiscoveryFiles.TryRead(options.DataDirectory)?.AdminKey ?? ApiKeys.Generate();
 
+        // The demo's terminal shows a short summary; the full log goes to a file in the data directory.
+        var demo = options.DemoVms > 0 ? new DemoConsole(Console.Out, Console.Error) : null;
+        var logging = settings.Logging ?? LoggingSettings.Default;
+        if (demo is not null && logging.File is null)
+        {
+            logging = logging with { File = Path.Combine(options.DataDirectory, "node.log") };
+        }
+
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(options.ListenUrl);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = (settings.ApiLimits ?? ApiLimits.Default).MaxBodyBytes);
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(console =>
-        {
-            console.SingleLine = true;
-            console.TimestampFormat = "HH:mm:ss.fff ";
-        });
-        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddNodeLogging(logging, console: demo is null);
         builder.Services.AddProblemDetails();
         builder.Services.AddOrchestratorApi();
-        builder.Services.AddAkka("orchestrator", (akka, _) =>
+        builder.Services.AddAkka("orchestrator", (akka, services) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);
+            akka.AddOrchestratorLogging(logging, services.GetRequiredService<ILoggerFactory>());
             akka.AddOrchestrator(settings, () => Drivers.Create(settings, driverChoice!));
         });
 
@@ -100,9 +105,15 @@ public static class NodeHost
         log.LogInformation("node {Host} up: roles {Roles}, API {Url}, data {Data}", settings.HostId,
             string.Join(",", settings.Roles), url, options.DataDirectory);
 
-        if (options.DemoVms > 0)
+        Task<bool>? demoRun = null;
+        if (demo is not null)
         {
-            await CreateDemoVmsAsync(app.Services, config, options.DemoVms, log, cancellationToken);
+            demo.NodeUp(settings.HostId.Value, url, options.DataDirectory, logging.File);
+            // What the probe proved, and why: a person whose KVM fell back sees it here, not only in the log.
+            demo.Accelerator(driverChoice is null
+                ? "this node runs no VMs (no host role)"
+                : $"{driverChoice.Summary} (probe {driverChoice.Verdict.ProbeMilliseconds:F0} ms)");
+            demoRun = RunDemoAsync(app, config, options, settings, logging.File, demo, log, cancellationToken);
         }
 
         // Downed by the cluster (the minority side of a partition, say): the actor system ends, and so does the process,
@@ -127,6 +138,11 @@ public static class NodeHost
         if (downed)
         {
             log.LogWarning("the actor system stopped (this node was removed from the cluster); exiting");
+        }
+
+        if (demoRun is { IsCompletedSuccessfully: true, Result: false })
+        {
+            return DemoFailedExitCode;
         }
 
         return downed ? 3 : 0;
@@ -184,29 +200,50 @@ public static class NodeHost
         return Path.Combine(AppContext.BaseDirectory, "images");
     }
 
-    private static async Task CreateDemoVmsAsync(IServiceProvider services, Akka.Configuration.Config config, int count,
-        ILogger log, CancellationToken cancellationToken)
+    /// <summary>The exit status of a demo whose VM failed or was refused.</summary>
+    public const int DemoFailedExitCode = 4;
+
+    /// <summary>
+    /// Creates the demo VMs and reports each one's create → ready time; when one fails, says why and stops the node,
+    /// which then exits with <see cref="DemoFailedExitCode"/>.
+    /// </summary>
+    private static async Task<bool> RunDemoAsync(WebApplication app, Akka.Configuration.Config config, NodeCommandOptions options,
+        OrchestratorSettings settings, string? logFile, DemoConsole demo, ILogger log, CancellationToken cancellationToken)
     {
-        var scheduler = await services.GetRequiredService<IRequiredActor<SchedulerProxy>>().GetAsync(cancellationToken);
-        var demo = config.GetConfig("orchestrator.demo");
-        for (var i = 1; i <= count; i++)
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, app.Lifetime.ApplicationStopping);
+        bool ready;
+        try
         {
-            var spec = new VmSpec($"demo-{i}", demo.GetInt("vcpus", 1), demo.GetInt("memory-mib", 256), demo.GetString("image", "demo"));
-            var reply = await scheduler.Ask<object>(new LedgerCommands.CreateVm(TenantId.System, spec, VmId.New()),
-                TimeSpan.FromSeconds(30), cancellationToken);
-            switch (reply)
-            {
-                case SchedulerReplies.Accepted { Vm: { } vm }:
-                    log.LogInformation("demo VM {Name} created: {Status} on {Host}", vm.Spec.Name, vm.Status, vm.Host);
-                    break;
-                case SchedulerReplies.Refused { Refusal.Kind: RefusalKind.Conflict }:
-                    log.LogInformation("demo VM {Name} exists already", spec.Name);
-                    break;
-                case SchedulerReplies.Refused refused:
-                    log.LogError("demo VM {Name} refused: {Reason}", spec.Name,
-                        string.Join("; ", refused.Refusal.Errors.Select(e => $"{e.Field} {e.Message}")));
-                    break;
-            }
+            ready = await DemoVms.RunAsync(app.Services, config, options.DemoVms, demo, log, stopping.Token);
         }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            return true; // stopped before the demo VMs were ready: nothing failed
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && !stopping.IsCancellationRequested)
+        {
+            // Anything else (no answer from the scheduler, the event stream failing) must not leave the demo serving silently.
+            log.LogError(ex, "the demo could not create or follow its VMs");
+            demo.Stopping($"the demo could not create or follow its VMs: {ex.Message}");
+            app.Lifetime.StopApplication();
+            return false;
+        }
+
+        if (stopping.IsCancellationRequested)
+        {
+            return true;
+        }
+
+        if (!ready)
+        {
+            demo.Stopping(logFile is null ? "a demo VM failed" : $"a demo VM failed (full log: {logFile})");
+            app.Lifetime.StopApplication();
+            return false;
+        }
+
+        // The client finds the node by the same rule as the node chose its data dir; elsewhere it needs --data.
+        var dataFlag = DataDirectory.Resolve(null) == options.DataDirectory ? "" : $" --data {options.DataDirectory}";
+        demo.NextSteps(dataFlag, settings.Host.FenceAfter);
+        return true;
     }
 }

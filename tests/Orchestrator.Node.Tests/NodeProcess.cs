@@ -158,6 +158,18 @@ public sealed class NodeProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Every line the node printed so far (stdout and stderr), in order.</summary>
+    public IReadOnlyList<string> Lines
+    {
+        get
+        {
+            lock (_log)
+            {
+                return [.. _log];
+            }
+        }
+    }
+
     /// <summary>Graceful stop (SIGTERM, like Ctrl-C): the VMs keep running under the guard.</summary>
     public async Task StopAsync()
     {
@@ -293,15 +305,20 @@ public sealed class NodeProcess : IAsyncDisposable
     /// </summary>
     private void RemoveCgroups()
     {
+        var settings = string.Join("\n", _extraArgs) + "\n" + File.ReadAllText(ConfigFile);
+        var named = System.Text.RegularExpressions.Regex.Match(settings, @"host-id\s*=\s*""?([A-Za-z0-9_.-]+)");
+        RemoveCgroupsOf(named.Success ? named.Groups[1].Value : Environment.MachineName.ToLowerInvariant(), _output);
+    }
+
+    /// <summary>Removes the (empty) VM cgroups a node of <paramref name="hostId"/> left behind.</summary>
+    public static void RemoveCgroupsOf(string hostId, ITestOutputHelper? output)
+    {
         var layout = Hypervisor.Cgroups.CgroupLayout.Detect();
         if (layout.Version == Hypervisor.Cgroups.CgroupVersion.None)
         {
             return;
         }
 
-        var settings = string.Join("\n", _extraArgs) + "\n" + File.ReadAllText(ConfigFile);
-        var named = System.Text.RegularExpressions.Regex.Match(settings, @"host-id\s*=\s*""?([A-Za-z0-9_.-]+)");
-        var hostId = named.Success ? named.Groups[1].Value : Environment.MachineName.ToLowerInvariant();
         try
         {
             new Hypervisor.Cgroups.VmCgroups(layout, Actors.Hosts.HostAgentActor.CgroupScope(new Domain.HostId(hostId)))
@@ -309,7 +326,7 @@ public sealed class NodeProcess : IAsyncDisposable
         }
         catch (Hypervisor.HypervisorException ex)
         {
-            _output?.WriteLine($"cgroups of host {hostId} left in place: {ex.Message}");
+            output?.WriteLine($"cgroups of host {hostId} left in place: {ex.Message}");
         }
     }
 

@@ -88,6 +88,7 @@ public static class OrchestratorActorsExtensions
     private static void JoinCluster(ActorSystem system, MembershipSettings settings)
     {
         var cluster = Cluster.Get(system);
+        var log = Logging.GetLogger(system, typeof(OrchestratorActorsExtensions));
         var seeds = settings.Seeds.Select(Address.Parse).Where(a => !a.Equals(cluster.SelfAddress)).ToList();
         if (settings.Bootstrap)
         {
@@ -96,11 +97,11 @@ public static class OrchestratorActorsExtensions
 
         if (seeds.Count == 0)
         {
-            system.Log.Warning("no seed nodes and bootstrap is off: this node waits; give it --seed or --bootstrap");
+            log.Warning("no seed nodes and bootstrap is off: this node waits; give it --seed or --bootstrap");
             return;
         }
 
-        system.Log.Info("joining the cluster through {0}{1}", string.Join(", ", seeds), settings.Bootstrap ? " (may bootstrap)" : "");
+        log.Info("joining the cluster through {0}{1}", string.Join(", ", seeds), settings.Bootstrap ? " (may bootstrap)" : "");
         cluster.JoinSeedNodes(seeds);
     }
 }

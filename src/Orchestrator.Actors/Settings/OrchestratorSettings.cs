@@ -19,7 +19,8 @@ public sealed record OrchestratorSettings(
     ImageCatalog Images,
     string? HostLeaseConnection = null,
     ApiLimits? ApiLimits = null,
-    Webhooks.WebhookSettings? Webhooks = null)
+    Webhooks.WebhookSettings? Webhooks = null,
+    LoggingSettings? Logging = null)
 {
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
@@ -71,7 +72,8 @@ public sealed record OrchestratorSettings(
                 Math.Clamp(o.GetInt("webhooks.attempts", 5), 1, 20),
                 o.GetTimeSpan("webhooks.first-retry", TimeSpan.FromSeconds(1)),
                 o.GetTimeSpan("webhooks.timeout", TimeSpan.FromSeconds(5)),
-                o.GetBoolean("webhooks.allow-private-addresses", false)));
+                o.GetBoolean("webhooks.allow-private-addresses", false)),
+            LoggingSettings.Create(o.GetConfig("logging"), dataDir));
     }
 }
 

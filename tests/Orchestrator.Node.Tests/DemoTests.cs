@@ -1,0 +1,60 @@
+using Orchestrator.Node.Bench;
+using Xunit.Abstractions;
+
+namespace Orchestrator.Node.Tests;
+
+/// <summary>`orchestrator demo` (node --demo-vms N): a short summary on the terminal, the full log in the data dir.</summary>
+[Collection(NodeCollection.Name)]
+public sealed class DemoTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task The_demo_prints_a_summary_with_each_vms_create_to_ready_time_and_logs_the_rest_to_a_file()
+    {
+        await using var node = await NodeProcess.StartAsync(output, extraArgs: ["--demo-vms", "1"]);
+        await node.Eventually(() => Task.FromResult<bool?>(node.Lines.Any(l => l.StartsWith("Try, in another terminal", StringComparison.Ordinal))),
+            TimeSpan.FromSeconds(120), "the demo's next steps");
+        var lines = node.Lines;
+        Assert.Contains(lines, l => l.StartsWith("node ", StringComparison.Ordinal) && l.Contains(" up: API http://", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("accelerator: ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("demo-1 ready in ", StringComparison.Ordinal) && l.EndsWith(" s (create → ready)", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("./orchestrator vm list", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("Akka", StringComparison.Ordinal)); // the cluster's chatter is in the file
+
+        var logFile = Path.Combine(node.DataDir, "node.log");
+        Assert.Contains(lines, l => l.Contains(logFile, StringComparison.Ordinal));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(logFile));
+        var log = await File.ReadAllTextAsync(logFile);
+        Assert.Contains("VM demo-1 ready: ORCHESTRATOR-GUEST-READY demo-1", log);
+        Assert.Contains(" info: Akka.Cluster", log);
+    }
+
+    [Fact]
+    public async Task A_demo_vm_that_fails_prints_its_reason_and_the_node_exits_non_zero()
+    {
+        var data = Directory.CreateTempSubdirectory("ordm").FullName;
+        var hostId = $"demo-fail-{Environment.ProcessId}";
+        try
+        {
+            var run = await OrchestratorCommand.RunAsync(output,
+                ["node", "--data", data, "--listen", "127.0.0.1:0", "--demo-vms", "1", "--set", $"orchestrator.host-id={hostId}",
+                    "--set", "orchestrator.host.fence-after=4s",
+                    "--set", "orchestrator.host.qemu-binary=\"/nonexistent/qemu-system-x86_64\""],
+                TimeSpan.FromSeconds(120));
+            Assert.Equal(NodeHost.DemoFailedExitCode, run.ExitCode);
+            Assert.Contains("demo-1 failed: ", run.Error);
+            Assert.Contains("/nonexistent/qemu-system-x86_64", run.Error);
+            Assert.DoesNotContain("ready in", run.Out);
+        }
+        finally
+        {
+            // The node stopped; its fence guard (which would hold the VMs) is still there.
+            foreach (var guard in ProcessTable.Matching(Path.Combine(data, "run", "guard.sock")))
+            {
+                NodeProcess.Signal(guard, "KILL");
+            }
+
+            NodeProcess.RemoveCgroupsOf(hostId, output);
+            Directory.Delete(data, recursive: true);
+        }
+    }
+}
