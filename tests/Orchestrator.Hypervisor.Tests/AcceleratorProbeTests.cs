@@ -124,6 +124,7 @@ public sealed class AcceleratorProbeTests : IDisposable
 
         Assert.Equal("tcg", verdict.Accelerator);
         Assert.Equal(ProbeOutcome.Unavailable, Assert.Single(verdict.Attempts).Outcome);
+        Assert.StartsWith("no KVM to try: cannot open ", verdict.Reason);
         Assert.Contains("no-kvm", verdict.Reason);
         Assert.False(verdict.KvmFailed);
         Assert.False(File.Exists(calls));

@@ -75,7 +75,7 @@ public sealed class ConfigurationTests
             var (exit, error) = await StartNodeAsync("--set", "orchestrator.host.accel=kvm", "--set", $"orchestrator.host.qemu-binary=\"{standIn}\"");
 
             Assert.Equal(2, exit);
-            Assert.Contains("orchestrator.host.accel = kvm, but the accelerator probe found KVM unusable: fell back to TCG:", error);
+            Assert.Contains("orchestrator.host.accel = kvm, but the accelerator probe found KVM unusable: ", error);
             Assert.True(error.Contains("cannot open /dev/kvm") || error.Contains("exit code 134: failed to set MSR 0x10a"), error);
         }
         finally

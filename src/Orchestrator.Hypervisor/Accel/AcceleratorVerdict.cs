@@ -80,12 +80,15 @@ public sealed record AcceleratorVerdict(
         if (booted is not null)
         {
             var earlier = attempts.TakeWhile(a => a != booted).Select(a => a.Describe()).ToList();
-            var reason = $"the probe guest reached its banner in {booted.Milliseconds.ToString("F0", CultureInfo.InvariantCulture)} ms" +
+            var proof = $"the probe guest reached its banner in {booted.Milliseconds.ToString("F0", CultureInfo.InvariantCulture)} ms" +
                          (earlier.Count == 0 ? "" : $" (after: {string.Join("; ", earlier)})");
-            return new AcceleratorVerdict(booted.Accelerator, booted.CpuModel, reason, attempts, probeMilliseconds, now);
+            return new AcceleratorVerdict(booted.Accelerator, booted.CpuModel, proof, attempts, probeMilliseconds, now);
         }
 
-        var why = attempts.Count == 0 ? "nothing was tried" : string.Join("; ", attempts.Select(a => a.Describe()));
-        return new AcceleratorVerdict(Tcg, fallbackCpuModel, $"fell back to TCG: {why}", attempts, probeMilliseconds, now);
+        // A host without KVM at all is not a host whose KVM failed: say which, in words an operator acts on.
+        var reason = attempts.Count > 0 && attempts.All(a => a.Outcome == ProbeOutcome.Unavailable)
+            ? $"no KVM to try: {string.Join("; ", attempts.Select(a => a.Detail))}"
+            : $"fell back to TCG: {(attempts.Count == 0 ? "nothing was tried" : string.Join("; ", attempts.Select(a => a.Describe())))}";
+        return new AcceleratorVerdict(Tcg, fallbackCpuModel, reason, attempts, probeMilliseconds, now);
     }
 }
