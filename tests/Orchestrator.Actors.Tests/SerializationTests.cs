@@ -5,6 +5,7 @@ using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
@@ -62,7 +63,6 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         SchedulerQueries.ListHosts.Instance,
         new SchedulerQueries.GetVmRuntime(new TenantId("acme"), "web1"),
         new RegisterHostAgent(new LedgerCommands.RegisterHost(H, 8, 16384, "qemu")),
-        VmAssignment.From(Record),
         new LedgerSnapshot([new HostRecord(H, 8, 16384, "qemu", HostState.Up, 2, 512, 1)], [Record]),
         new HostAgentCommands.Assign(VmAssignment.From(Record)),
         new MayStartVm(Vm, new Epoch(3), H),

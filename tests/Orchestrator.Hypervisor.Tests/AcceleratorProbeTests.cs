@@ -76,11 +76,8 @@ public sealed class AcceleratorProbeTests : IDisposable
     [Fact]
     public async Task A_kvm_measured_far_too_slow_is_given_up_without_booting_anything()
     {
-        var calls = Path.Combine(_dir.Path, "calls");
-        var options = Options(StandIn("boots", $"""
-            echo called >> {calls}
-            echo "ORCHESTRATOR-GUEST-READY unknown"
-            """)) with
+        var calls = CallsFile;
+        var options = Options(Booting()) with
         {
             SpeedCheck = _ => KvmSpeedCheck.Judge(5_000_000, 1_700, halted: false, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(500)),
         };
@@ -97,9 +94,7 @@ public sealed class AcceleratorProbeTests : IDisposable
     [Fact]
     public async Task A_speed_check_that_cannot_run_proves_nothing_and_the_boots_decide()
     {
-        var options = Options(StandIn("boots", """
-            echo "ORCHESTRATOR-GUEST-READY unknown"
-            """)) with
+        var options = Options(Booting()) with
         {
             SpeedCheck = _ => new KvmSpeedCheckResult(KvmSpeedCheckOutcome.Error, 5_000_000, 0, TimeSpan.Zero, TimeSpan.FromMilliseconds(500),
                 "KVM_CREATE_VM: Operation not permitted"),
@@ -114,11 +109,8 @@ public sealed class AcceleratorProbeTests : IDisposable
     [Fact]
     public async Task Without_a_kvm_device_nothing_boots_and_tcg_is_chosen_saying_why()
     {
-        var calls = Path.Combine(_dir.Path, "calls");
-        var options = Options(StandIn("boots", $"""
-            echo called >> {calls}
-            echo "ORCHESTRATOR-GUEST-READY unknown"
-            """)) with { KvmDevice = Path.Combine(_dir.Path, "no-kvm") };
+        var calls = CallsFile;
+        var options = Options(Booting()) with { KvmDevice = Path.Combine(_dir.Path, "no-kvm") };
 
         var verdict = await QemuAcceleratorProbe.ProbeAsync(options, CancellationToken.None);
 
@@ -133,11 +125,8 @@ public sealed class AcceleratorProbeTests : IDisposable
     [Fact]
     public async Task A_verdict_is_kept_until_what_it_depends_on_changes()
     {
-        var calls = Path.Combine(_dir.Path, "calls");
-        var options = Options(StandIn("boots", $"""
-            echo called >> {calls}
-            echo "ORCHESTRATOR-GUEST-READY unknown"
-            """));
+        var calls = CallsFile;
+        var options = Options(Booting());
         var cache = Path.Combine(_dir.Path, "cache", "accel-probe.qemu.json");
 
         var first = await AcceleratorChoice.ForQemuAsync(AccelMode.Auto, options, cache, CancellationToken.None);
@@ -173,11 +162,8 @@ public sealed class AcceleratorProbeTests : IDisposable
     [Fact]
     public async Task Accel_tcg_never_probes()
     {
-        var calls = Path.Combine(_dir.Path, "calls");
-        var options = Options(StandIn("boots", $"""
-            echo called >> {calls}
-            echo "ORCHESTRATOR-GUEST-READY unknown"
-            """));
+        var calls = CallsFile;
+        var options = Options(Booting());
 
         var verdict = await AcceleratorChoice.ForQemuAsync(AccelMode.Tcg, options, Path.Combine(_dir.Path, "cache.json"), CancellationToken.None);
 
@@ -236,6 +222,15 @@ public sealed class AcceleratorProbeTests : IDisposable
         return new QemuProbeOptions(qemu, new GuestImage("probe", kernel, initrd, ""), deadline ?? TimeSpan.FromSeconds(20),
             models ?? QemuAcceleratorProbe.CandidateCpuModels("AuthenticAMD"), kvm);
     }
+
+    /// <summary>Where <see cref="Booting"/> notes each run.</summary>
+    private string CallsFile => Path.Combine(_dir.Path, "calls");
+
+    /// <summary>A QEMU whose guest boots at once: it prints the banner, noting each run in <see cref="CallsFile"/>.</summary>
+    private string Booting() => StandIn("boots", $"""
+        echo called >> {CallsFile}
+        echo "ORCHESTRATOR-GUEST-READY unknown"
+        """);
 
     /// <summary>A shell script standing in for qemu-system-x86_64.</summary>
     private string StandIn(string name, string body)

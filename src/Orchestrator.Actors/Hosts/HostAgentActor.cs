@@ -4,6 +4,7 @@ using Akka.Event;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Vms;
@@ -13,10 +14,11 @@ using Orchestrator.Hypervisor.Cgroups;
 namespace Orchestrator.Actors.Hosts;
 
 /// <summary>
-/// One per host. Registers the host with the scheduler, converges the VMs the ledger assigns here (adopting live
-/// processes from an earlier run, killing the ones it must not run), restarts crashed VMs per their restart policy
-/// with backoff, and keeps the fence guard fed with heartbeats. Enforces CPU shares, reservations and limits through
-/// one cgroup per VM, and reports what its VMs' vCPUs use to the scheduler.
+/// One per host. Registers the host with the scheduler and carries out its <see cref="HostPlan"/>: the plan decides which
+/// VMs to start, adopt, stop, kill or restart (converging to what the ledger assigns here); this actor feeds it what
+/// happens and does what it says (VM actors, timers, messages to the scheduler, the driver). It also keeps the fence
+/// guard fed with heartbeats while it sees a majority, renews the host's lease, enforces CPU shares through one cgroup per
+/// VM, and reports what its VMs' vCPUs use to the scheduler.
 /// </summary>
 public sealed class HostAgentActor : ReceiveActor, IWithTimers
 {
@@ -28,23 +30,19 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private readonly IActorRef _scheduler;
     private readonly ImageCatalog _images;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<VmId, VmSlot> _slots = [];
     private readonly Cluster? _cluster;
 
-    /// <summary>
-    /// Whether this node sees a majority of the cluster. Without one it stops feeding the fence guard, which kills
-    /// the host's VMs after fence-after: by then the majority may be about to start them elsewhere (I3).
-    /// </summary>
-    private bool _seesMajority = true;
+    /// <summary>What the host decided about its VMs so far; only <see cref="Feed"/> changes it.</summary>
+    private HostPlan _plan;
+
+    /// <summary>The live VM actor of each running slot.</summary>
+    private readonly Dictionary<VmId, IActorRef> _actors = [];
 
     /// <summary>The membership this agent has been told of, from its own subscription.</summary>
     private MembershipView _membership = MembershipView.Empty;
 
-    /// <summary>Downed or removed by the cluster: this incarnation must never feed the guard or start a VM again.</summary>
-    private bool _expelled;
-
-    /// <summary>Live VM processes found at start, until the first assignments say what to do with them.</summary>
-    private Dictionary<VmId, DiscoveredVm>? _discovered;
+    /// <summary>Live VM processes found at start, by id, until the first assignments say what to do with them.</summary>
+    private Dictionary<VmId, DiscoveredVm> _discovered = [];
 
     /// <summary>
     /// PostgreSQL host leases, when enabled. Only a revoked lease stops this host: while the database is unreachable
@@ -58,8 +56,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     /// <summary>The VMs' cgroups; null when not enforced (cgroups off, or none usable on this kernel).</summary>
     private readonly VmCgroups? _cgroups;
 
-    /// <summary>The physical CPUs this host's VMs may use.</summary>
-    private readonly IReadOnlyList<int> _hostCpus;
+    /// <summary>The cgroup limits last sent to each running VM's actor.</summary>
+    private readonly Dictionary<VmId, CgroupLimits> _enforced = [];
 
     private readonly Dictionary<VmId, VmProtocol.Usage> _usage = [];
 
@@ -73,12 +71,13 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         _scheduler = scheduler;
         _images = images;
         _cluster = ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.ClusterActorRefProvider ? Cluster.Get(Context.System) : null;
-        _hostCpus = settings.Cpuset is { } hostCpuset ? CpuSet.Parse(hostCpuset) : Enumerable.Range(0, Environment.ProcessorCount).ToList();
+        var hostCpus = settings.Cpuset is { } hostCpuset ? CpuSet.Parse(hostCpuset) : Enumerable.Range(0, Environment.ProcessorCount).ToList();
+        _plan = HostPlan.Empty(new HostPlanRules(images.Names, hostCpus, settings.Backoff));
         _cgroups = OpenCgroups(settings, hostId);
 
         Receive<Heartbeat>(_ =>
         {
-            if (_seesMajority && !_expelled)
+            if (_plan.SeesMajority && !_plan.IsExpelled)
             {
                 _driver.Heartbeat();
             }
@@ -88,20 +87,11 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         Receive<LeaseRenewed>(renewed =>
         {
             _renewing = false;
-            if (renewed.Held)
-            {
-                return;
-            }
-
-            if (!_expelled)
+            if (!renewed.Held && !_plan.IsExpelled)
             {
                 // The scheduler declared this host lost and moved its VMs: the copies here must die now.
-                _expelled = true;
                 _log.Warning("this host's lease was revoked (declared lost): killing its VMs now");
-                foreach (var slot in _slots.Values.Where(s => s.Actor is not null))
-                {
-                    slot.Actor!.Tell(VmProtocol.Kill.Instance);
-                }
+                Feed(HostInput.LeaseRevoked.Instance);
             }
         });
         Receive<LeaseRenewFailed>(failed =>
@@ -120,14 +110,9 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             _membership = MembershipView.From(state);
             UpdateMajority();
         });
-        Receive<StartPermission>(OnStartPermission);
-        Receive<PermissionTimedOut>(timedOut =>
-        {
-            if (_slots.TryGetValue(timedOut.VmId, out var slot) && slot.AwaitingPermission && slot.Assignment.Epoch == timedOut.Epoch)
-            {
-                AskToStart(slot); // the scheduler may be moving; ask again
-            }
-        });
+        Receive<StartPermission>(p => Feed(new HostInput.Permission(p.VmId, p.Epoch, p.Granted, p.Reason)));
+        Receive<HostInput.PermissionTimedOut>(Feed);
+        Receive<HostInput.RestartDue>(Feed);
         Receive<Discovered>(OnDiscovered);
         Receive<DiscoveryFailed>(failed =>
         {
@@ -135,21 +120,35 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             OnDiscovered(new Discovered([]));
         });
         Receive<Register>(_ => _scheduler.Tell(new RegisterHostAgent(RegisterCommand()), Self));
-        Receive<SchedulerReplies.HostAssignments>(OnAssignments);
-        Receive<HostAgentCommands.Assign>(assign => Converge(assign.Assignment));
-        Receive<VmProtocol.Exited>(OnExited);
-        Receive<VmProtocol.StartFailed>(OnStartFailed);
-        Receive<RestartDue>(due =>
+        Receive<SchedulerReplies.HostAssignments>(reply => Feed(new HostInput.Assignments(reply.Assignments)));
+        Receive<HostAgentCommands.Assign>(assign => Feed(new HostInput.Assigned(assign.Assignment)));
+        Receive<VmProtocol.Exited>(exited =>
         {
-            if (_slots.TryGetValue(due.VmId, out var slot) && slot.RestartPending && slot.Assignment.Epoch == due.Epoch)
+            if (IsLiveActor(exited.VmId))
             {
-                AskToStart(slot);
+                Feed(new HostInput.Exited(exited.VmId, exited.Kind, exited.Reason, exited.Uptime));
             }
         });
-        Receive<Terminated>(OnTerminated);
+        Receive<VmProtocol.StartFailed>(failed =>
+        {
+            if (IsLiveActor(failed.VmId))
+            {
+                Feed(new HostInput.StartFailed(failed.VmId, failed.Epoch, failed.Reason));
+            }
+        });
+        Receive<Terminated>(terminated =>
+        {
+            if (_actors.FirstOrDefault(a => Equals(a.Value, terminated.ActorRef)) is { Value: not null } gone)
+            {
+                _actors.Remove(gone.Key);
+                _enforced.Remove(gone.Key);
+                _usage.Remove(gone.Key);
+                Feed(new HostInput.ActorStopped(gone.Key));
+            }
+        });
         Receive<HostAgentCommands.GetVmRuntime>(query =>
         {
-            if (_slots.TryGetValue(query.VmId, out var slot) && slot.Actor is { } actor)
+            if (_actors.TryGetValue(query.VmId, out var actor))
             {
                 actor.Forward(query);
             }
@@ -160,7 +159,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         });
         Receive<HostAgentCommands.SetPaused>(set =>
         {
-            if (_slots.TryGetValue(set.VmId, out var slot) && slot.Actor is { } actor)
+            if (_actors.TryGetValue(set.VmId, out var actor))
             {
                 actor.Forward(set);
             }
@@ -177,7 +176,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         Receive<RemoveCgroupDue>(RemoveCgroup);
         Receive<VmProtocol.Usage>(usage =>
         {
-            if (_slots.TryGetValue(usage.VmId, out var slot) && Equals(slot.Actor, Sender) && slot.Assignment.Epoch == usage.Epoch)
+            if (IsLiveActor(usage.VmId) && _plan.Slots.TryGetValue(usage.VmId, out var slot) && slot.Assignment.Epoch == usage.Epoch)
             {
                 _usage[usage.VmId] = usage;
             }
@@ -215,9 +214,80 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     protected override void PostStop() => _cluster?.Unsubscribe(Self);
 
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        // A VM actor that throws has lost track of its process: stop it; Terminated without Exited counts as a crash.
+        new OneForOneStrategy(_ => Directive.Stop);
+
+    /// <summary>The one way the plan changes: decide, then carry out what it says, in order.</summary>
+    private void Feed(HostInput input)
+    {
+        var (plan, effects) = _plan.Decide(input);
+        _plan = plan;
+        foreach (var effect in effects)
+        {
+            Perform(effect);
+        }
+    }
+
+    private void Perform(HostEffect effect)
+    {
+        switch (effect)
+        {
+            case HostEffect.StartVm start:
+                StartVmActor(start);
+                break;
+            case HostEffect.KillVm kill:
+                _actors.GetValueOrDefault(kill.VmId)?.Tell(VmProtocol.Kill.Instance);
+                break;
+            case HostEffect.StopVm stop:
+                _actors.GetValueOrDefault(stop.VmId)?.Tell(VmProtocol.Stop.Instance);
+                break;
+            case HostEffect.KillFound kill:
+                KillStale(_discovered.GetValueOrDefault(kill.Vm.VmId) ?? new DiscoveredVm(kill.Vm.VmId, kill.Vm.Epoch, kill.Vm.Pid), kill.Why);
+                break;
+            case HostEffect.Report report:
+                _scheduler.Tell(new LedgerCommands.ReportVm(report.VmId, report.Epoch, report.Status, report.Reason, null, report.RestartAttempt));
+                break;
+            case HostEffect.AskPermission ask:
+                _scheduler.Tell(new MayStartVm(ask.VmId, ask.Epoch, _hostId));
+                Timers.StartSingleTimer($"permit-{ask.VmId}", new HostInput.PermissionTimedOut(ask.VmId, ask.Epoch), TimeSpan.FromSeconds(3));
+                break;
+            case HostEffect.CancelPermissionTimeout cancel:
+                Timers.Cancel($"permit-{cancel.VmId}");
+                break;
+            case HostEffect.RestartLater later:
+                Timers.StartSingleTimer($"restart-{later.VmId}", new HostInput.RestartDue(later.VmId, later.Epoch), later.Delay);
+                break;
+            case HostEffect.FinishDelete finish:
+                // Removing the run directory is a few unlinks; the scheduler frees the allocation once we confirm.
+                _driver.Cleanup(finish.VmId);
+                _scheduler.Tell(new LedgerCommands.ConfirmDeleted(finish.VmId));
+                break;
+            case HostEffect.Reenforce:
+                Enforce();
+                break;
+            case HostEffect.RemoveCgroup remove:
+                // Its actor is gone this instant: remove now, even if the same decision starts it again.
+                RemoveCgroup(new RemoveCgroupDue(remove.VmId, 0), whileRunning: true);
+                break;
+            case HostEffect.SweepCgroups when _cgroups is not null:
+                foreach (var vmId in _cgroups.List().Where(id => !_actors.ContainsKey(id)))
+                {
+                    RemoveCgroup(new RemoveCgroupDue(vmId, 0));
+                }
+
+                break;
+            case HostEffect.Note note:
+                _log.Info("{0}", note.Message);
+                break;
+        }
+    }
+
+    private bool IsLiveActor(VmId vmId) => _actors.TryGetValue(vmId, out var actor) && Equals(actor, Sender);
+
     private void RenewLease()
     {
-        if (_leases is null || _renewing || _expelled)
+        if (_leases is null || _renewing || _plan.IsExpelled)
         {
             return;
         }
@@ -241,20 +311,19 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             .PipeTo(Self, success: held => new LeaseRenewed(held), failure: ex => new LeaseRenewFailed(ex, first));
     }
 
-
     private void UpdateMajority()
     {
         var selfStatus = _membership.StatusOf(_cluster!.SelfUniqueAddress);
-        if (!_expelled && (selfStatus is MemberStatus.Down or MemberStatus.Removed || (selfStatus is null && _cluster.IsTerminated)))
+        if (!_plan.IsExpelled && (selfStatus is MemberStatus.Down or MemberStatus.Removed || (selfStatus is null && _cluster.IsTerminated)))
         {
-            _expelled = true;
             _log.Warning("this node was removed from the cluster: no more heartbeats to the fence guard, no more VM starts");
+            Feed(HostInput.Expelled.Instance);
         }
 
         var seesMajority = _membership.SeesMajority;
-        if (seesMajority != _seesMajority)
+        if (seesMajority != _plan.SeesMajority)
         {
-            _seesMajority = seesMajority;
+            Feed(new HostInput.Majority(seesMajority));
             if (seesMajority)
             {
                 _log.Info("majority visible again ({0} of {1} members reachable)", _membership.ReachableVoting, _membership.Voting);
@@ -267,192 +336,26 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>Before restarting a VM on its own, the host asks the ledger whether it still may (same host, same epoch).</summary>
-    private void AskToStart(VmSlot slot)
-    {
-        if (!_seesMajority || _expelled)
-        {
-            Timers.StartSingleTimer($"restart-{slot.Assignment.VmId}", new RestartDue(slot.Assignment.VmId, slot.Assignment.Epoch),
-                TimeSpan.FromSeconds(1));
-            return;
-        }
-
-        slot.AwaitingPermission = true;
-        _scheduler.Tell(new MayStartVm(slot.Assignment.VmId, slot.Assignment.Epoch, _hostId));
-        Timers.StartSingleTimer($"permit-{slot.Assignment.VmId}", new PermissionTimedOut(slot.Assignment.VmId, slot.Assignment.Epoch),
-            TimeSpan.FromSeconds(3));
-    }
-
-    private void OnStartPermission(StartPermission permission)
-    {
-        if (!_slots.TryGetValue(permission.VmId, out var slot) || !slot.AwaitingPermission || slot.Assignment.Epoch != permission.Epoch)
-        {
-            return;
-        }
-
-        slot.AwaitingPermission = false;
-        slot.RestartPending = false;
-        Timers.Cancel($"permit-{permission.VmId}");
-        if (!permission.Granted)
-        {
-            _log.Info("VM {0} ({1}) not restarted here: {2}", slot.Assignment.Name, permission.VmId, permission.Reason);
-            return;
-        }
-
-        if (slot.Actor is null && slot.Assignment.ShouldRun && !_expelled)
-        {
-            StartVmActor(slot, null);
-        }
-    }
-
-    protected override SupervisorStrategy SupervisorStrategy() =>
-        // A VM actor that throws has lost track of its process: stop it; Terminated without Exited counts as a crash.
-        new OneForOneStrategy(_ => Directive.Stop);
-
     private void OnDiscovered(Discovered found)
     {
         _discovered = found.Vms.ToDictionary(v => v.VmId);
         _log.Info("host {0}: {1} running VM process(es) found from an earlier run", _hostId, found.Vms.Count);
+        Feed(new HostInput.Discovered(found.Vms.Select(v => new FoundVm(v.VmId, v.Epoch, v.Pid)).ToList()));
         Self.Tell(Register.Instance);
         Timers.StartPeriodicTimer("register", Register.Instance, _settings.RegisterInterval);
     }
 
-    private void OnAssignments(SchedulerReplies.HostAssignments reply)
+    private void StartVmActor(HostEffect.StartVm start)
     {
-        foreach (var assignment in reply.Assignments)
-        {
-            Converge(assignment);
-        }
-
-        if (_discovered is { Count: > 0 } leftovers)
-        {
-            // The ledger assigns none of these here (or no longer at that epoch): they must not run.
-            foreach (var vm in leftovers.Values)
-            {
-                KillStale(vm, "not assigned to this host by the ledger");
-            }
-        }
-
-        if (_discovered is not null && _cgroups is not null)
-        {
-            // First assignments after a start: cgroups of VMs that run here no more (deleted while the node was down,
-            // moved, crashed) are left from the earlier run.
-            foreach (var vmId in _cgroups.List().Where(id => !_slots.TryGetValue(id, out var slot) || slot.Actor is null))
-            {
-                RemoveCgroup(new RemoveCgroupDue(vmId, 0));
-            }
-        }
-
-        _discovered = null;
-    }
-
-    /// <summary>Brings one VM on this host to what the ledger says; idempotent.</summary>
-    private void Converge(VmAssignment assignment)
-    {
-        if (!_slots.TryGetValue(assignment.VmId, out var slot))
-        {
-            slot = new VmSlot(assignment);
-            _slots[assignment.VmId] = slot;
-        }
-        else if (assignment.Epoch < slot.Assignment.Epoch)
-        {
-            return; // an old message overtaken by a newer placement
-        }
-
-        var epochMoved = assignment.Epoch > slot.Assignment.Epoch;
-        var resourcesMoved = assignment.EffectiveResources != slot.Assignment.EffectiveResources || assignment.Pool != slot.Assignment.Pool;
-        slot.Assignment = assignment;
-        if (resourcesMoved)
-        {
-            Enforce();
-        }
-
-        if (epochMoved)
-        {
-            slot.Attempts = 0;
-        }
-
-        if (slot.Actor is { } actor)
-        {
-            if (assignment.Deleting || epochMoved)
-            {
-                actor.Tell(VmProtocol.Kill.Instance);
-            }
-            else if (!assignment.ShouldRun)
-            {
-                actor.Tell(VmProtocol.Stop.Instance);
-            }
-
-            return; // the rest happens when the actor is gone
-        }
-
-        if (assignment.Deleting)
-        {
-            FinishDelete(slot);
-            return;
-        }
-
-        var discovered = TakeDiscovered(assignment.VmId);
-        if (!assignment.ShouldRun)
-        {
-            if (discovered is not null)
-            {
-                KillStale(discovered, "the ledger wants it stopped");
-            }
-
-            if (assignment.Status == VmStatus.Stopping)
-            {
-                ReportStatus(assignment, VmStatus.Stopped, "stopped on request");
-            }
-
-            return;
-        }
-
-        if (slot.RestartPending || slot.AwaitingPermission)
-        {
-            return; // waits out its backoff, then asks the scheduler
-        }
-
-        if (_expelled)
-        {
-            return;
-        }
-
-        if (discovered is not null && discovered.Epoch != assignment.Epoch)
-        {
-            KillStale(discovered, $"epoch {discovered.Epoch} is older than the ledger's {assignment.Epoch}");
-            discovered = null;
-        }
-
-        StartVmActor(slot, discovered);
-    }
-
-    private void StartVmActor(VmSlot slot, DiscoveredVm? adopt)
-    {
-        var assignment = slot.Assignment;
-        var image = _images.Find(assignment.Image);
-        if (image is null)
-        {
-            ReportStatus(assignment, VmStatus.Failed, $"image '{assignment.Image}' is not in this host's catalog");
-            return;
-        }
-
-        if (assignment.EffectiveResources.Cpuset is { } cpuset && CpuSet.Parse(cpuset).Except(_hostCpus).ToList() is { Count: > 0 } missing)
-        {
-            ReportStatus(assignment, VmStatus.Failed,
-                $"cpuset {cpuset} names CPUs this host does not offer ({CpuSet.Format(missing)}; it offers {CpuSet.Format(_hostCpus)})");
-            return;
-        }
-
+        var assignment = start.Assignment;
+        var adopt = start.Adopt is { } found ? _discovered.GetValueOrDefault(found.VmId) ?? new DiscoveredVm(found.VmId, found.Epoch, found.Pid) : null;
         var actor = Context.ActorOf(
-            VmActor.Props(assignment, image, _driver, _scheduler, adopt, _settings.StopTimeout, _settings.VcpuSampleInterval,
+            VmActor.Props(assignment, _images.Find(assignment.Image)!, _driver, _scheduler, adopt, _settings.StopTimeout, _settings.VcpuSampleInterval,
                 _cgroups, _settings.UsageReportInterval),
-            $"vm-{assignment.VmId.Compact}-{++slot.Incarnation}");
+            $"vm-{assignment.VmId.Compact}-{start.Incarnation}");
         Context.Watch(actor);
-        slot.Actor = actor;
-        slot.ExitHandled = false;
-        slot.Enforced = null;
-        Enforce();
+        _actors[assignment.VmId] = actor;
+        _enforced.Remove(assignment.VmId);
     }
 
     /// <summary>
@@ -467,25 +370,23 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var running = _slots.Values.Where(s => s.Actor is not null).ToList();
-        var members = running
-            .Select(s => new HostShares.Member(s.Assignment.VmId, s.Assignment.Tenant, s.Assignment.Vcpus, s.Assignment.EffectiveResources))
-            .ToList();
-        var pools = running.GroupBy(s => s.Assignment.Tenant).ToDictionary(g => g.Key, g => g.First().Assignment.Pool);
+        var running = _plan.RunningSlots.Where(s => _actors.ContainsKey(s.Assignment.VmId)).Select(s => s.Assignment).ToList();
+        var members = running.Select(a => new HostShares.Member(a.VmId, a.Tenant, a.Vcpus, a.EffectiveResources)).ToList();
+        var pools = running.GroupBy(a => a.Tenant).ToDictionary(g => g.Key, g => g.First().Pool);
         var entitled = HostShares.UnderContention(_settings.Cpus * 1000L, members, tenant => pools.GetValueOrDefault(tenant));
-        foreach (var slot in running)
+        foreach (var assignment in running)
         {
-            var resources = slot.Assignment.EffectiveResources;
+            var resources = assignment.EffectiveResources;
             var limits = new CgroupLimits(
-                HostShares.Weight(entitled[slot.Assignment.VmId]),
+                HostShares.Weight(entitled[assignment.VmId]),
                 resources.CpuLimitMillicores,
                 resources.MemoryLimitMiB * MiB,
                 resources.MemoryReservationMiB > 0 ? resources.MemoryReservationMiB * MiB : null,
                 resources.Cpuset);
-            if (limits != slot.Enforced)
+            if (!_enforced.TryGetValue(assignment.VmId, out var sent) || limits != sent)
             {
-                slot.Enforced = limits;
-                slot.Actor!.Tell(new VmProtocol.Enforce(limits));
+                _enforced[assignment.VmId] = limits;
+                _actors[assignment.VmId].Tell(new VmProtocol.Enforce(limits));
             }
         }
     }
@@ -493,9 +394,11 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private const long MiB = 1024 * 1024;
 
     /// <summary>Removes a gone VM's cgroup; retried for a while when its last threads are still leaving.</summary>
-    private void RemoveCgroup(RemoveCgroupDue due)
+    private void RemoveCgroup(RemoveCgroupDue due) => RemoveCgroup(due, whileRunning: false);
+
+    private void RemoveCgroup(RemoveCgroupDue due, bool whileRunning)
     {
-        if (_cgroups is null || (_slots.TryGetValue(due.VmId, out var slot) && slot.Actor is not null))
+        if (_cgroups is null || (!whileRunning && _actors.ContainsKey(due.VmId)))
         {
             return; // running again: it keeps its cgroup
         }
@@ -560,150 +463,13 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             ? hostId.Value
             : "host-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(hostId.Value)))[..16];
 
-    private void OnExited(VmProtocol.Exited exited)
-    {
-        if (!_slots.TryGetValue(exited.VmId, out var slot) || !Equals(slot.Actor, Sender))
-        {
-            return;
-        }
-
-        slot.ExitHandled = true;
-        AfterExit(slot, exited.Kind, exited.Reason, exited.Uptime);
-    }
-
-    private void OnStartFailed(VmProtocol.StartFailed failed)
-    {
-        if (!_slots.TryGetValue(failed.VmId, out var slot) || !Equals(slot.Actor, Sender))
-        {
-            return;
-        }
-
-        slot.ExitHandled = true;
-        if (slot.Assignment.Deleting || !slot.Assignment.ShouldRun || slot.Assignment.Epoch != failed.Epoch)
-        {
-            AfterExit(slot, ExitKind.Requested, failed.Reason, TimeSpan.Zero);
-            return;
-        }
-
-        // A start that fails (binary missing, image unreadable, disk full) would fail again: give up and say why.
-        ReportStatus(slot.Assignment, VmStatus.Failed, failed.Reason);
-        slot.Assignment = slot.Assignment with { Status = VmStatus.Failed };
-    }
-
-    private void OnTerminated(Terminated terminated)
-    {
-        var slot = _slots.Values.FirstOrDefault(s => Equals(s.Actor, terminated.ActorRef));
-        if (slot is null)
-        {
-            return;
-        }
-
-        slot.Actor = null;
-        slot.Enforced = null;
-        _usage.Remove(slot.Assignment.VmId);
-        RemoveCgroup(new RemoveCgroupDue(slot.Assignment.VmId, 0));
-        Enforce(); // the others' weights without it
-        if (!slot.ExitHandled)
-        {
-            AfterExit(slot, ExitKind.Crash, "the VM's supervisor failed", TimeSpan.Zero);
-        }
-
-        if (!slot.RestartPending)
-        {
-            Converge(slot.Assignment);
-        }
-    }
-
-    /// <summary>Decides what follows a process exit: finish a delete, settle a stop, or restart per policy.</summary>
-    private void AfterExit(VmSlot slot, ExitKind kind, string reason, TimeSpan uptime)
-    {
-        var assignment = slot.Assignment;
-        if (assignment.Deleting)
-        {
-            return; // Terminated follows and Converge finishes the delete
-        }
-
-        if (!assignment.ShouldRun)
-        {
-            ReportStatus(assignment, VmStatus.Stopped, kind == ExitKind.Requested ? "stopped on request" : reason);
-            slot.Assignment = assignment with { Status = VmStatus.Stopped };
-            return;
-        }
-
-        if (kind == ExitKind.Requested)
-        {
-            return; // stopped to be started again (a start after a stop, or a new epoch): Converge starts it
-        }
-
-        slot.Attempts = _settings.Backoff.AttemptsAfterUptime(slot.Attempts, uptime);
-        switch (_settings.Backoff.Decide(assignment.RestartPolicy, kind, slot.Attempts, reason))
-        {
-            case RestartDecision.RestartAfter restart:
-                slot.Attempts = restart.Attempt;
-                slot.RestartPending = true;
-                _log.Info("VM {0} ({1}): {2}; restart {3} in {4} ms", assignment.Name, assignment.VmId, reason, restart.Attempt,
-                    restart.Delay.TotalMilliseconds);
-                _scheduler.Tell(new LedgerCommands.ReportVm(assignment.VmId, assignment.Epoch, VmStatus.Restarting, reason, null,
-                    restart.Attempt));
-                slot.Assignment = assignment with { Status = VmStatus.Restarting };
-                Timers.StartSingleTimer($"restart-{assignment.VmId}", new RestartDue(assignment.VmId, assignment.Epoch), restart.Delay);
-                break;
-            case RestartDecision.StayDown down:
-                ReportStatus(assignment, down.FinalStatus, down.Reason);
-                slot.Assignment = assignment with { Status = down.FinalStatus };
-                break;
-        }
-    }
-
-    private void FinishDelete(VmSlot slot)
-    {
-        var vmId = slot.Assignment.VmId;
-        if (TakeDiscovered(vmId) is { } discovered)
-        {
-            KillStale(discovered, "deleted");
-        }
-
-        // Removing the run directory is a few unlinks; the scheduler frees the allocation once we confirm.
-        _driver.Cleanup(vmId);
-        _slots.Remove(vmId);
-        _scheduler.Tell(new LedgerCommands.ConfirmDeleted(vmId));
-    }
-
-    private DiscoveredVm? TakeDiscovered(VmId vmId)
-    {
-        if (_discovered is not null && _discovered.Remove(vmId, out var vm))
-        {
-            return vm;
-        }
-
-        return null;
-    }
-
     private void KillStale(DiscoveredVm vm, string why) =>
         _driver.KillAsync(vm, CancellationToken.None)
             .PipeTo(Self, success: () => new KilledStale(vm, why), failure: ex => new KillStaleFailed(vm, ex));
 
-    private void ReportStatus(VmAssignment assignment, VmStatus status, string reason) =>
-        _scheduler.Tell(new LedgerCommands.ReportVm(assignment.VmId, assignment.Epoch, status, reason, null, null));
-
     private LedgerCommands.RegisterHost RegisterCommand() =>
         new(_hostId, _settings.Cpus, _settings.MemoryMiB, _driver.Name,
             ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString(), _driver.Acceleration);
-
-    /// <summary>What the agent tracks per VM assigned here.</summary>
-    private sealed class VmSlot(VmAssignment assignment)
-    {
-        public VmAssignment Assignment { get; set; } = assignment;
-        public IActorRef? Actor { get; set; }
-        public int Incarnation { get; set; }
-        public int Attempts { get; set; }
-        public bool RestartPending { get; set; }
-        public bool AwaitingPermission { get; set; }
-        public bool ExitHandled { get; set; }
-
-        /// <summary>The cgroup limits last sent to the VM actor.</summary>
-        public CgroupLimits? Enforced { get; set; }
-    }
 
     private sealed record RemoveCgroupDue(VmId VmId, int Attempt);
 
@@ -715,10 +481,6 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private sealed record Discovered(IReadOnlyList<DiscoveredVm> Vms);
 
     private sealed record DiscoveryFailed(Exception Cause);
-
-    private sealed record RestartDue(VmId VmId, Epoch Epoch);
-
-    private sealed record PermissionTimedOut(VmId VmId, Epoch Epoch);
 
     private sealed record LeaseRenewed(bool Held);
 

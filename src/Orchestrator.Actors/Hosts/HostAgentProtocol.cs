@@ -1,6 +1,7 @@
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Hosts;
 
 namespace Orchestrator.Actors.Hosts;
 

@@ -3,6 +3,7 @@ using Akka.Event;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
 

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;

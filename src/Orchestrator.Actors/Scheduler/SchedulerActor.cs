@@ -9,6 +9,7 @@ using Orchestrator.Actors.Settings;
 using Orchestrator.Actors.Rules;
 using Orchestrator.Actors.Webhooks;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Ledger;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
 

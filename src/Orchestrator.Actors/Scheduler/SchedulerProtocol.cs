@@ -1,5 +1,6 @@
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
@@ -96,37 +97,6 @@ public sealed record MayStartVm(VmId VmId, Epoch Epoch, HostId HostId) : IOrches
 public sealed record HostUsageReport(HostId HostId, IReadOnlyList<VmCpuDemand> Demand) : IOrchestratorMessage;
 
 public sealed record StartPermission(VmId VmId, Epoch Epoch, bool Granted, string? Reason) : IOrchestratorMessage;
-
-/// <summary>What one host must do with one VM: the ledger's view, including the epoch it may run under.</summary>
-public sealed record VmAssignment(
-    VmId VmId,
-    string Name,
-    int Vcpus,
-    int MemoryMiB,
-    string Image,
-    RestartPolicy RestartPolicy,
-    Epoch Epoch,
-    DesiredState Desired,
-    bool Deleting,
-    VmStatus Status,
-    TenantId Tenant = default,
-    VmResources? Resources = null,
-    TenantCpuPool? Pool = null) : IOrchestratorMessage
-{
-    /// <param name="pool">the VM's tenant's CPU pool on each host, when it has one.</param>
-    public static VmAssignment From(VmRecord vm, TenantCpuPool? pool = null) => new(
-        vm.Id, vm.Spec.Name, vm.Spec.Vcpus, vm.Spec.MemoryMiB, vm.Spec.Image, vm.Spec.RestartPolicy,
-        vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status, vm.Tenant, vm.Spec.EffectiveResources, pool);
-
-    /// <summary>Shares, reservations and limits to enforce (the tenant pool is <see cref="Tenant"/>).</summary>
-    public VmResources EffectiveResources => Resources ?? VmResources.Default;
-
-    /// <summary>
-    /// Whether a process for this VM should be running on its host. Not after the host gave up on it (Failed) or
-    /// its guest powered off (Stopped): only a new start request, which moves the ledger's status on, revives it.
-    /// </summary>
-    public bool ShouldRun => !Deleting && Desired == DesiredState.Running && Status is not (VmStatus.Failed or VmStatus.Stopped);
-}
 
 /// <summary>How often the scheduler recomputes CPU entitlements, and the change (millicores) worth journaling.</summary>
 public sealed record SharesPolicy(TimeSpan Interval, long ToleranceMillicores);

@@ -1,0 +1,36 @@
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Domain.Hosts;
+
+/// <summary>What one host must do with one VM: the ledger's view, including the epoch it may run under.</summary>
+public sealed record VmAssignment(
+    VmId VmId,
+    string Name,
+    int Vcpus,
+    int MemoryMiB,
+    string Image,
+    RestartPolicy RestartPolicy,
+    Epoch Epoch,
+    DesiredState Desired,
+    bool Deleting,
+    VmStatus Status,
+    TenantId Tenant = default,
+    VmResources? Resources = null,
+    TenantCpuPool? Pool = null)
+{
+    /// <param name="pool">the VM's tenant's CPU pool on each host, when it has one.</param>
+    public static VmAssignment From(VmRecord vm, TenantCpuPool? pool = null) => new(
+        vm.Id, vm.Spec.Name, vm.Spec.Vcpus, vm.Spec.MemoryMiB, vm.Spec.Image, vm.Spec.RestartPolicy,
+        vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status, vm.Tenant, vm.Spec.EffectiveResources, pool);
+
+    /// <summary>Shares, reservations and limits to enforce (the tenant pool is <see cref="Tenant"/>).</summary>
+    public VmResources EffectiveResources => Resources ?? VmResources.Default;
+
+    /// <summary>
+    /// Whether a process for this VM should be running on its host. Not after the host gave up on it (Failed) or
+    /// its guest powered off (Stopped): only a new start request, which moves the ledger's status on, revives it.
+    /// </summary>
+    public bool ShouldRun => !Deleting && Desired == DesiredState.Running && Status is not (VmStatus.Failed or VmStatus.Stopped);
+}
