@@ -16,9 +16,9 @@ namespace Orchestrator.Actors.Hosts;
 /// <summary>
 /// One per host. Registers the host with the scheduler and carries out its <see cref="HostPlan"/>: the plan decides which
 /// VMs to start, adopt, stop, kill or restart (converging to what the ledger assigns here); this actor feeds it what
-/// happens and does what it says (VM actors, timers, messages to the scheduler, the driver). It also keeps the fence
-/// guard fed with heartbeats while it sees a majority, renews the host's lease, enforces CPU shares through one cgroup per
-/// VM, and reports what its VMs' vCPUs use to the scheduler.
+/// happens and does what it says (VM actors, timers, messages to the scheduler, the driver). Its child
+/// <see cref="FenceKeeperActor"/> keeps the fence guard fed and says when the host must stop. It also enforces CPU shares
+/// through one cgroup per VM, and reports what its VMs' vCPUs use to the scheduler.
 /// </summary>
 public sealed class HostAgentActor : ReceiveActor, IWithTimers
 {
@@ -30,7 +30,6 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private readonly IActorRef _scheduler;
     private readonly ImageCatalog _images;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Cluster? _cluster;
 
     /// <summary>What the host decided about its VMs so far; only <see cref="Feed"/> changes it.</summary>
     private HostPlan _plan;
@@ -38,20 +37,11 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     /// <summary>The live VM actor of each running slot.</summary>
     private readonly Dictionary<VmId, IActorRef> _actors = [];
 
-    /// <summary>The membership this agent has been told of, from its own subscription.</summary>
-    private MembershipView _membership = MembershipView.Empty;
+    /// <summary>PostgreSQL host leases, when enabled: renewed by the fence keeper.</summary>
+    private readonly HostLeaseStore? _leases;
 
     /// <summary>Live VM processes found at start, by id, until the first assignments say what to do with them.</summary>
     private Dictionary<VmId, DiscoveredVm> _discovered = [];
-
-    /// <summary>
-    /// PostgreSQL host leases, when enabled. Only a revoked lease stops this host: while the database is unreachable
-    /// no one can revoke it either, so nobody can start these VMs elsewhere and they keep running.
-    /// </summary>
-    private readonly HostLeaseStore? _leases;
-
-    private bool _renewing;
-    private bool _leaseAcquired;
 
     /// <summary>The VMs' cgroups; null when not enforced (cgroups off, or none usable on this kernel).</summary>
     private readonly VmCgroups? _cgroups;
@@ -70,46 +60,13 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         _driver = driver;
         _scheduler = scheduler;
         _images = images;
-        _cluster = ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.ClusterActorRefProvider ? Cluster.Get(Context.System) : null;
         var hostCpus = settings.Cpuset is { } hostCpuset ? CpuSet.Parse(hostCpuset) : Enumerable.Range(0, Environment.ProcessorCount).ToList();
         _plan = HostPlan.Empty(new HostPlanRules(images.Names, hostCpus, settings.Backoff));
         _cgroups = OpenCgroups(settings, hostId);
 
-        Receive<Heartbeat>(_ =>
-        {
-            if (_plan.SeesMajority && !_plan.IsExpelled)
-            {
-                _driver.Heartbeat();
-            }
-
-            RenewLease();
-        });
-        Receive<LeaseRenewed>(renewed =>
-        {
-            _renewing = false;
-            if (!renewed.Held && !_plan.IsExpelled)
-            {
-                // The scheduler declared this host lost and moved its VMs: the copies here must die now.
-                _log.Warning("this host's lease was revoked (declared lost): killing its VMs now");
-                Feed(HostInput.LeaseRevoked.Instance);
-            }
-        });
-        Receive<LeaseRenewFailed>(failed =>
-        {
-            _renewing = false;
-            _leaseAcquired &= !failed.WasAcquire; // acquire again next time
-            _log.Warning("cannot renew this host's lease ({0}); VMs keep running: nobody can revoke it either", failed.Cause.Message);
-        });
-        Receive<ClusterEvent.IClusterDomainEvent>(e =>
-        {
-            _membership = _membership.Apply(e);
-            UpdateMajority();
-        });
-        Receive<ClusterEvent.CurrentClusterState>(state =>
-        {
-            _membership = MembershipView.From(state);
-            UpdateMajority();
-        });
+        Receive<FenceKeeperActor.MajorityChanged>(changed => Feed(new HostInput.Majority(changed.Sees)));
+        Receive<FenceKeeperActor.Expelled>(_ => Feed(HostInput.Expelled.Instance));
+        Receive<FenceKeeperActor.LeaseRevoked>(_ => Feed(HostInput.LeaseRevoked.Instance));
         Receive<StartPermission>(p => Feed(new HostInput.Permission(p.VmId, p.Epoch, p.Granted, p.Reason)));
         Receive<HostInput.PermissionTimedOut>(Feed);
         Receive<HostInput.RestartDue>(Feed);
@@ -199,10 +156,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        _cluster?.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
-            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
-        _driver.Heartbeat();
-        Timers.StartPeriodicTimer("heartbeat", Heartbeat.Instance, _settings.HeartbeatInterval);
+        Context.ActorOf(FenceKeeperActor.Props(_settings, _hostId, _driver, _leases), FenceKeeperActor.Name);
         if (_settings.UsageReportInterval > TimeSpan.Zero)
         {
             Timers.StartPeriodicTimer("usage", ReportUsage.Instance, _settings.UsageReportInterval);
@@ -211,8 +165,6 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         _driver.DiscoverAsync(CancellationToken.None)
             .PipeTo(Self, success: found => new Discovered(found), failure: ex => new DiscoveryFailed(ex));
     }
-
-    protected override void PostStop() => _cluster?.Unsubscribe(Self);
 
     protected override SupervisorStrategy SupervisorStrategy() =>
         // A VM actor that throws has lost track of its process: stop it; Terminated without Exited counts as a crash.
@@ -284,57 +236,6 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     }
 
     private bool IsLiveActor(VmId vmId) => _actors.TryGetValue(vmId, out var actor) && Equals(actor, Sender);
-
-    private void RenewLease()
-    {
-        if (_leases is null || _renewing || _plan.IsExpelled)
-        {
-            return;
-        }
-
-        _renewing = true;
-        var leases = _leases;
-        var host = _hostId;
-        var ttl = _settings.FenceAfter;
-        var first = _leaseAcquired is false;
-        _leaseAcquired = true;
-        Task.Run(async () =>
-            {
-                if (first)
-                {
-                    await leases.AcquireAsync(host, ttl, CancellationToken.None);
-                    return true;
-                }
-
-                return await leases.RenewAsync(host, ttl, CancellationToken.None);
-            })
-            .PipeTo(Self, success: held => new LeaseRenewed(held), failure: ex => new LeaseRenewFailed(ex, first));
-    }
-
-    private void UpdateMajority()
-    {
-        var selfStatus = _membership.StatusOf(_cluster!.SelfUniqueAddress);
-        if (!_plan.IsExpelled && (selfStatus is MemberStatus.Down or MemberStatus.Removed || (selfStatus is null && _cluster.IsTerminated)))
-        {
-            _log.Warning("this node was removed from the cluster: no more heartbeats to the fence guard, no more VM starts");
-            Feed(HostInput.Expelled.Instance);
-        }
-
-        var seesMajority = _membership.SeesMajority;
-        if (seesMajority != _plan.SeesMajority)
-        {
-            Feed(new HostInput.Majority(seesMajority));
-            if (seesMajority)
-            {
-                _log.Info("majority visible again ({0} of {1} members reachable)", _membership.ReachableVoting, _membership.Voting);
-            }
-            else
-            {
-                _log.Warning("cannot see a majority ({0} of {1} members reachable): the fence guard kills this host's VMs after fence-after unless it heals",
-                    _membership.ReachableVoting, _membership.Voting);
-            }
-        }
-    }
 
     private void OnDiscovered(Discovered found)
     {
@@ -482,18 +383,9 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     private sealed record DiscoveryFailed(Exception Cause);
 
-    private sealed record LeaseRenewed(bool Held);
-
-    private sealed record LeaseRenewFailed(Exception Cause, bool WasAcquire);
-
     private sealed record KilledStale(DiscoveredVm Vm, string Why);
 
     private sealed record KillStaleFailed(DiscoveredVm Vm, Exception Cause);
-
-    private sealed class Heartbeat
-    {
-        public static readonly Heartbeat Instance = new();
-    }
 
     private sealed class Register
     {
