@@ -151,16 +151,9 @@ public static class NodeHost
     /// <summary>With cgroups = required, a host that cannot enforce shares and limits refuses to start.</summary>
     private static void RequireCgroups(OrchestratorSettings settings)
     {
-        var layout = Orchestrator.Hypervisor.Cgroups.CgroupLayout.Detect();
         try
         {
-            if (layout.Version == Orchestrator.Hypervisor.Cgroups.CgroupVersion.None)
-            {
-                throw new Orchestrator.Hypervisor.HypervisorException(layout.Problem ?? "no cgroup hierarchy found");
-            }
-
-            new Orchestrator.Hypervisor.Cgroups.VmCgroups(layout, Orchestrator.Actors.Hosts.HostAgentActor.CgroupScope(settings.HostId))
-                .PrepareScope(settings.Host.Cpuset, null);
+            Orchestrator.Actors.Hosts.HostCgroups.Require(settings.Host, settings.HostId);
         }
         catch (Orchestrator.Hypervisor.HypervisorException ex)
         {

@@ -321,7 +321,7 @@ public sealed class NodeProcess : IAsyncDisposable
 
         try
         {
-            new Hypervisor.Cgroups.VmCgroups(layout, Actors.Hosts.HostAgentActor.CgroupScope(new Domain.HostId(hostId)))
+            new Hypervisor.Cgroups.VmCgroups(layout, Actors.Hosts.HostCgroups.Scope(new Domain.HostId(hostId)))
                 .RemoveAll(TimeSpan.FromSeconds(10));
         }
         catch (Hypervisor.HypervisorException ex)

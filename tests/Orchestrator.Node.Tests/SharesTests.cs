@@ -54,7 +54,7 @@ public sealed class SharesTests(ITestOutputHelper output)
     {
         Assert.True(Cgroups.Version != CgroupVersion.None, $"this test needs cgroups: {Cgroups.Problem}");
         var hostId = $"cg-{Guid.NewGuid():N}"[..16];
-        var cgroups = new VmCgroups(Cgroups, HostAgentActor.CgroupScope(new HostId(hostId)));
+        var cgroups = new VmCgroups(Cgroups, HostCgroups.Scope(new HostId(hostId)));
         try
         {
             await using var node = await NodeProcess.StartAsync(output, $"orchestrator.host-id = \"{hostId}\"");

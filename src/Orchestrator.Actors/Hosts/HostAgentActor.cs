@@ -62,7 +62,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         _images = images;
         var hostCpus = settings.Cpuset is { } hostCpuset ? CpuSet.Parse(hostCpuset) : Enumerable.Range(0, Environment.ProcessorCount).ToList();
         _plan = HostPlan.Empty(new HostPlanRules(images.Names, hostCpus, settings.Backoff));
-        _cgroups = OpenCgroups(settings, hostId);
+        _cgroups = HostCgroups.Open(settings, hostId, _log);
 
         Receive<FenceKeeperActor.MajorityChanged>(changed => Feed(new HostInput.Majority(changed.Sees)));
         Receive<FenceKeeperActor.Expelled>(_ => Feed(HostInput.Expelled.Instance));
@@ -259,11 +259,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         _enforced.Remove(assignment.VmId);
     }
 
-    /// <summary>
-    /// What each running VM's cgroup gets: its full-contention entitlement as the CPU weight (so reservations hold
-    /// while everyone burns; CFS hands idle CPU to whoever wants it), its limit as the CFS quota, its memory limit and
-    /// reservation, its cpuset. Recomputed whenever the set of running VMs or their resources change.
-    /// </summary>
+    /// <summary>Sends each running VM's actor its cgroup limits, when they changed; recomputed whenever the running set or its resources change.</summary>
     private void Enforce()
     {
         if (_cgroups is null)
@@ -272,27 +268,15 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         }
 
         var running = _plan.RunningSlots.Where(s => _actors.ContainsKey(s.Assignment.VmId)).Select(s => s.Assignment).ToList();
-        var members = running.Select(a => new HostShares.Member(a.VmId, a.Tenant, a.Vcpus, a.EffectiveResources)).ToList();
-        var pools = running.GroupBy(a => a.Tenant).ToDictionary(g => g.Key, g => g.First().Pool);
-        var entitled = HostShares.UnderContention(_settings.Cpus * 1000L, members, tenant => pools.GetValueOrDefault(tenant));
-        foreach (var assignment in running)
+        foreach (var (vmId, limits) in HostCgroups.Limits(running, _settings.Cpus))
         {
-            var resources = assignment.EffectiveResources;
-            var limits = new CgroupLimits(
-                HostShares.Weight(entitled[assignment.VmId]),
-                resources.CpuLimitMillicores,
-                resources.MemoryLimitMiB * MiB,
-                resources.MemoryReservationMiB > 0 ? resources.MemoryReservationMiB * MiB : null,
-                resources.Cpuset);
-            if (!_enforced.TryGetValue(assignment.VmId, out var sent) || limits != sent)
+            if (!_enforced.TryGetValue(vmId, out var sent) || limits != sent)
             {
-                _enforced[assignment.VmId] = limits;
-                _actors[assignment.VmId].Tell(new VmProtocol.Enforce(limits));
+                _enforced[vmId] = limits;
+                _actors[vmId].Tell(new VmProtocol.Enforce(limits));
             }
         }
     }
-
-    private const long MiB = 1024 * 1024;
 
     /// <summary>Removes a gone VM's cgroup; retried for a while when its last threads are still leaving.</summary>
     private void RemoveCgroup(RemoveCgroupDue due) => RemoveCgroup(due, whileRunning: false);
@@ -323,46 +307,6 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             _log.Warning("could not remove the cgroup of VM {0}: {1}", due.VmId, ex.Message);
         }
     }
-
-    private VmCgroups? OpenCgroups(HostSettings settings, HostId hostId)
-    {
-        if (settings.Cgroups == CgroupMode.Off)
-        {
-            return null;
-        }
-
-        var layout = CgroupLayout.Detect();
-        if (layout.Version == CgroupVersion.None)
-        {
-            if (settings.Cgroups == CgroupMode.Required)
-            {
-                throw new HypervisorException($"orchestrator.host.cgroups = required, but {layout.Problem}");
-            }
-
-            _log.Warning("CPU shares, reservations and limits are not enforced on this host: {0}", layout.Problem ?? "no cgroups");
-            return null;
-        }
-
-        try
-        {
-            var cgroups = new VmCgroups(layout, CgroupScope(hostId));
-            cgroups.PrepareScope(settings.Cpuset, settings.EffectiveCgroupWeight);
-            _log.Info("enforcing VM shares and limits with cgroup {0} under {1}", layout.Version, layout.Root);
-            return cgroups;
-        }
-        catch (HypervisorException ex) when (settings.Cgroups == CgroupMode.Auto)
-        {
-            // Not root, a read-only hierarchy, a cpuset the machine lacks: run, but say what is not enforced.
-            _log.Warning("CPU shares, reservations and limits are not enforced on this host: {0}", ex.Message);
-            return null;
-        }
-    }
-
-    /// <summary>The host's cgroup directory name: its id when that is a safe path component, else a digest of it.</summary>
-    public static string CgroupScope(HostId hostId) =>
-        System.Text.RegularExpressions.Regex.IsMatch(hostId.Value, "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-            ? hostId.Value
-            : "host-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(hostId.Value)))[..16];
 
     private void KillStale(DiscoveredVm vm, string why) =>
         _driver.KillAsync(vm, CancellationToken.None)

@@ -81,7 +81,7 @@ public static class FailoverBenchmark
         {
             try
             {
-                new VmCgroups(layout, HostAgentActor.CgroupScope(new HostId($"h{i}"))).RemoveAll(TimeSpan.FromSeconds(10));
+                new VmCgroups(layout, HostCgroups.Scope(new HostId($"h{i}"))).RemoveAll(TimeSpan.FromSeconds(10));
             }
             catch (HypervisorException ex)
             {
