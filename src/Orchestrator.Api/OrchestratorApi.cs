@@ -156,20 +156,15 @@ public static class OrchestratorApi
                 return error;
             }
 
-            var tenant = Acting(request.HttpContext);
-            var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, name), ct);
-            if (found.Vm is null)
-            {
-                return VmNotFound(name);
-            }
-
-            var (resources, errors) = ResourcesPatch.Apply(found.Vm.Spec.EffectiveResources, JsonSerializer.SerializeToElement(patch, Json));
+            // The ledger merges the patch into the resources it has when it decides: a read here and a write of the whole
+            // would lose a concurrent patch of another field.
+            var (changes, errors) = ResourcesPatch.Parse(JsonSerializer.SerializeToElement(patch, Json));
             if (errors.Count > 0)
             {
                 return Invalid(errors);
             }
 
-            return await ChangeAsync(scheduler, new LedgerCommands.SetVmResources(tenant, name, resources!), name, ct);
+            return await ChangeAsync(scheduler, new LedgerCommands.PatchVmResources(Acting(request.HttpContext), name, changes!), name, ct);
         }).RequireWrite();
 
         v1.MapGet("/hosts", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

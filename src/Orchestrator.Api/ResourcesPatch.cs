@@ -9,6 +9,15 @@ namespace Orchestrator.Api;
 /// </summary>
 public static class ResourcesPatch
 {
+    /// <summary>The patch as the ledger applies it: the fields named, with their new values (a null: the default's).</summary>
+    public static (VmResourcesPatch? Patch, IReadOnlyList<FieldError> Errors) Parse(JsonElement patch)
+    {
+        var (values, errors) = Apply(VmResources.Default, patch);
+        return values is null
+            ? (null, errors)
+            : (new VmResourcesPatch(patch.EnumerateObject().Select(f => f.Name).Distinct(StringComparer.Ordinal).ToList(), values), errors);
+    }
+
     public static (VmResources? Resources, IReadOnlyList<FieldError> Errors) Apply(VmResources current, JsonElement patch)
     {
         if (patch.ValueKind != JsonValueKind.Object)

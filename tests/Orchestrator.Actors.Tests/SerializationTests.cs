@@ -79,6 +79,8 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new HostUsageReport(H, [new VmCpuDemand(Vm, 1000)]),
         new LedgerCommands.RecomputeShares(H, [new VmCpuDemand(Vm, 1000)], 25),
         new LedgerCommands.SetVmResources(new TenantId("acme"), "web1", new VmResources(CpuLimitMillicores: 250)),
+        new LedgerCommands.PatchVmResources(new TenantId("acme"), "web1",
+            new VmResourcesPatch([VmResourcesPatch.CpuShares, VmResourcesPatch.Cpuset], new VmResources(CpuShares: 4096))),
         new LedgerCommands.SetVmLabels(new TenantId("acme"), "web1", new Dictionary<string, string> { ["env"] = "dev" }),
         new VmLabelsChanged(Vm, new Dictionary<string, string> { ["env"] = "dev" }),
         new TenantCreated(new TenantId("acme"), new TenantQuota(10, 20, 4096), At),

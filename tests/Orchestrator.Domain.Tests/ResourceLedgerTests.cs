@@ -107,6 +107,27 @@ public class ResourceLedgerTests
     }
 
     [Fact]
+    public void Two_patches_of_different_fields_sent_from_the_same_view_both_hold()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1", cpus: 2);
+        var vm = ledger.Create("web", resources: new VmResources(CpuShares: 512, Cpuset: "0"));
+
+        // Both clients read shares 512 and cpuset "0"; each patches one field. The ledger merges each into what it has.
+        ledger.Send(new LedgerCommands.PatchVmResources(TenantId.System, "web",
+            new VmResourcesPatch([VmResourcesPatch.CpuLimitMillicores], new VmResources(CpuLimitMillicores: 900))));
+        ledger.Send(new LedgerCommands.PatchVmResources(TenantId.System, "web",
+            new VmResourcesPatch([VmResourcesPatch.CpuShares, VmResourcesPatch.Cpuset], new VmResources(CpuShares: 4096))));
+
+        Assert.Equal(new VmResources(CpuShares: 4096, CpuLimitMillicores: 900), ledger.State.Vms[vm.Id].Spec.EffectiveResources);
+        var refused = ledger.Send(new LedgerCommands.PatchVmResources(TenantId.System, "web",
+            new VmResourcesPatch([VmResourcesPatch.CpuLimitMillicores], new VmResources(CpuLimitMillicores: 5))));
+        Assert.Equal(RefusalKind.Invalid, refused.Refusal?.Kind); // validated as a whole, after the merge
+        Assert.Equal(RefusalKind.NotFound, ledger.Send(new LedgerCommands.PatchVmResources(TenantId.System, "nobody",
+            new VmResourcesPatch([VmResourcesPatch.CpuShares], new VmResources(CpuShares: 10)))).Refusal?.Kind);
+    }
+
+    [Fact]
     public void A_larger_reservation_that_does_not_fit_on_the_vms_host_is_a_conflict_and_changes_nothing()
     {
         var ledger = new LedgerDriver();

@@ -72,6 +72,27 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Concurrent_patches_of_different_resource_fields_all_hold()
+    {
+        // Pending (it needs KVM, this host is TCG): nothing boots, the ledger still keeps its resources.
+        var created = await _node.Http.PostAsJsonAsync("v1/vms", new { name = "patched", vcpus = 2, memoryMiB = 256, image = "demo", accelerator = "kvm" });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        object[] patches =
+        [
+            new { cpuShares = 3000 }, new { cpuReservationMillicores = 100 }, new { cpuLimitMillicores = 1500 },
+            new { memoryReservationMiB = 64 }, new { memoryLimitMiB = 512 }, new { cpuset = "0" },
+        ];
+        var answers = await Task.WhenAll(patches.Select(p => _node.Http.PatchAsJsonAsync("v1/vms/patched/resources", p)));
+
+        Assert.All(answers, a => Assert.Equal(HttpStatusCode.Accepted, a.StatusCode));
+        var resources = (await _node.GetVmAsync("patched"))!["resources"]!;
+        Assert.Equal((3000, 100, 1500, 64, 512, "0"), ((int)resources["cpuShares"]!, (int)resources["cpuReservationMillicores"]!,
+            (int)resources["cpuLimitMillicores"]!, (int)resources["memoryReservationMiB"]!, (int)resources["memoryLimitMiB"]!,
+            (string)resources["cpuset"]!));
+    }
+
+    [Fact]
     public async Task A_vm_that_needs_kvm_waits_pending_on_a_tcg_host_and_the_host_says_why_it_is_tcg()
     {
         var response = await _node.Http.PostAsJsonAsync("v1/vms", new { name = "fast", vcpus = 1, memoryMiB = 256, image = "demo", accelerator = "kvm" });

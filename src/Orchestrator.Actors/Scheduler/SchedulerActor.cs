@@ -132,6 +132,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
         Command<MayStartVm>(OnMayStart);
         Command<LedgerCommands.SetVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
+        Command<LedgerCommands.PatchVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<LedgerCommands.SetVmLabels>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<LedgerCommands.CreateTenant>(c => Handle(c, null));
         Command<LedgerCommands.CreateWebhook>(c => Handle(c, null));

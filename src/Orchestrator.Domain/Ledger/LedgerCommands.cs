@@ -78,6 +78,12 @@ public static class LedgerCommands
     /// </summary>
     public sealed record SetVmResources(TenantId Tenant, string Name, VmResources Resources) : ILedgerCommand;
 
+    /// <summary>
+    /// Changes only the resource fields the patch names, merged into the VM's resources as the ledger has them when it
+    /// decides (not as a client last read them). Allowed as <see cref="SetVmResources"/> is.
+    /// </summary>
+    public sealed record PatchVmResources(TenantId Tenant, string Name, VmResourcesPatch Patch) : ILedgerCommand;
+
     /// <summary>Replaces the VM's labels; allowed unless it is being deleted.</summary>
     public sealed record SetVmLabels(TenantId Tenant, string Name, IReadOnlyDictionary<string, string> Labels) : ILedgerCommand;
 

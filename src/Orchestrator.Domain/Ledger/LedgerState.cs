@@ -167,6 +167,9 @@ public sealed record LedgerState(
         LedgerCommands.ReportVm c => DecideReport(c, now),
         LedgerCommands.ConfirmDeleted c => DecideConfirmDeleted(c, rules),
         LedgerCommands.SetVmResources c => DecideSetResources(c),
+        LedgerCommands.PatchVmResources c => FindVm(c.Tenant, c.Name) is { } patched
+            ? DecideSetResources(new LedgerCommands.SetVmResources(c.Tenant, c.Name, c.Patch.ApplyTo(patched.Spec.EffectiveResources)))
+            : DecideSetResources(new LedgerCommands.SetVmResources(c.Tenant, c.Name, c.Patch.Values)),
         LedgerCommands.SetVmLabels c => DecideSetLabels(c),
         LedgerCommands.RecomputeShares c => DecideRecomputeShares(c),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),

@@ -80,3 +80,41 @@ public sealed record VmResources(
         return errors;
     }
 }
+
+/// <summary>
+/// A merge patch of a VM's resources (RFC 7396's rule): the <see cref="Fields"/> it names take their value from
+/// <see cref="Values"/> (a field reset to its default carries the default there), the others keep theirs. Applied by
+/// the ledger to the VM's resources as they are when it decides, so two patches of different fields never lose one.
+/// </summary>
+public sealed record VmResourcesPatch(IReadOnlyList<string> Fields, VmResources Values)
+{
+    public const string CpuShares = "cpuShares";
+    public const string CpuReservationMillicores = "cpuReservationMillicores";
+    public const string CpuLimitMillicores = "cpuLimitMillicores";
+    public const string MemoryReservationMiB = "memoryReservationMiB";
+    public const string MemoryLimitMiB = "memoryLimitMiB";
+    public const string Cpuset = "cpuset";
+
+    public static readonly IReadOnlyList<string> Known =
+        [CpuShares, CpuReservationMillicores, CpuLimitMillicores, MemoryReservationMiB, MemoryLimitMiB, Cpuset];
+
+    public VmResources ApplyTo(VmResources current)
+    {
+        var result = current;
+        foreach (var field in Fields)
+        {
+            result = field switch
+            {
+                CpuShares => result with { CpuShares = Values.CpuShares },
+                CpuReservationMillicores => result with { CpuReservationMillicores = Values.CpuReservationMillicores },
+                CpuLimitMillicores => result with { CpuLimitMillicores = Values.CpuLimitMillicores },
+                MemoryReservationMiB => result with { MemoryReservationMiB = Values.MemoryReservationMiB },
+                MemoryLimitMiB => result with { MemoryLimitMiB = Values.MemoryLimitMiB },
+                Cpuset => result with { Cpuset = Values.Cpuset },
+                _ => throw new ArgumentException($"'{field}' is not a resource field (known: {string.Join(", ", Known)})", nameof(current)),
+            };
+        }
+
+        return result;
+    }
+}
