@@ -556,7 +556,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     /// <summary>The host's cgroup directory name: its id when that is a safe path component, else a digest of it.</summary>
     public static string CgroupScope(HostId hostId) =>
-        System.Text.RegularExpressions.Regex.IsMatch(hostId.Value, "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+        System.Text.RegularExpressions.Regex.IsMatch(hostId.Value, @"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\z")
             ? hostId.Value
             : "host-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(hostId.Value)))[..16];
 

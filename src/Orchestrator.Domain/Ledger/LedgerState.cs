@@ -318,9 +318,10 @@ public sealed record LedgerState(
             return Decision.Refuse(Refusal.Invalid([new FieldError("role", "admin keys belong to the system tenant; give member or read-only")]));
         }
 
-        if (c.Name is { Length: > 64 })
+        // Shown in listings and the CLI's tables: a control character (a trailing newline, an escape) would forge lines there.
+        if (c.Name is { } keyName && (keyName.Length > 64 || keyName.Any(char.IsControl)))
         {
-            return Decision.Refuse(Refusal.Invalid([new FieldError("name", "must be at most 64 characters")]));
+            return Decision.Refuse(Refusal.Invalid([new FieldError("name", "must be at most 64 characters, without control characters")]));
         }
 
         return Keys.ContainsKey(c.KeyId)

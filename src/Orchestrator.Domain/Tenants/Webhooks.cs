@@ -15,10 +15,11 @@ public sealed record WebhookRecord(string Id, TenantId Tenant, string Url, strin
     /// <summary>An absolute http(s) URL without credentials; where it points is checked again at each delivery.</summary>
     public static IEnumerable<FieldError> Validate(string? url, IReadOnlyList<string>? eventTypes, IReadOnlySet<string> knownTypes)
     {
-        if (string.IsNullOrEmpty(url) || url.Length > 2048 || !Uri.TryCreate(url, UriKind.Absolute, out var uri)
+        // Uri.TryCreate trims surrounding whitespace and control characters; the URL kept must be the one checked.
+        if (string.IsNullOrEmpty(url) || url.Length > 2048 || url.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)) || !Uri.TryCreate(url, UriKind.Absolute, out var uri)
             || uri.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(uri.UserInfo) || !string.IsNullOrEmpty(uri.Fragment))
         {
-            yield return new FieldError("url", "must be an absolute http:// or https:// URL without credentials or fragment, at most 2048 characters");
+            yield return new FieldError("url", "must be an absolute http:// or https:// URL without credentials, fragment, spaces or control characters, at most 2048 characters");
         }
 
         foreach (var type in eventTypes ?? [])

@@ -71,10 +71,11 @@ public static partial class VmLabels
 
     public const int MaxLabels = 32;
 
-    [GeneratedRegex("^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    // \z, never $: in .NET '$' also matches before a final '\n', so "web\n" would pass.
+    [GeneratedRegex(@"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?\z", RegexOptions.CultureInvariant)]
     private static partial Regex KeyPattern();
 
-    [GeneratedRegex("^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$|^$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?\z", RegexOptions.CultureInvariant)]
     private static partial Regex ValuePattern();
 
     public static bool Same(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
@@ -116,9 +117,9 @@ public static partial class VmSpecValidator
 {
     /// <summary>
     /// A DNS label: it is safe to show anywhere and is never used as a path or an argument anyway
-    /// (drivers use the VM id).
+    /// (drivers use the VM id). Anchored with \z: '$' would accept a trailing '\n'.
     /// </summary>
-    [GeneratedRegex("^[a-z][a-z0-9-]{0,61}[a-z0-9]$|^[a-z]$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?\z", RegexOptions.CultureInvariant)]
     private static partial Regex NamePattern();
 
     public static bool IsValidName(string? name) => name is not null && NamePattern().IsMatch(name);
