@@ -213,8 +213,8 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
     };
 
     /// <summary>
-    /// An HTTP client that, unless allowed, refuses to connect to loopback, private, link-local and unspecified
-    /// addresses — checked on the address actually connected to, so a name that resolves there is refused too.
+    /// An HTTP client that, unless allowed, connects only to public addresses (<see cref="PublicAddresses"/>) — checked
+    /// on the address actually connected to, so a name that resolves elsewhere is refused too.
     /// </summary>
     private static HttpClient CreateClient(WebhookSettings settings)
     {
@@ -225,7 +225,7 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
             ConnectCallback = async (context, ct) =>
             {
                 var addresses = await Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
-                var allowed = addresses.Where(a => settings.AllowPrivateAddresses || IsPublic(a)).ToList();
+                var allowed = addresses.Where(a => settings.AllowPrivateAddresses || PublicAddresses.IsPublic(a)).ToList();
                 if (allowed.Count == 0)
                 {
                     throw new HttpRequestException($"{context.DnsEndPoint.Host} is not a public address (orchestrator.webhooks.allow-private-addresses)");
@@ -245,29 +245,6 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
             },
         };
         return new HttpClient(handler) { Timeout = settings.Timeout };
-    }
-
-    private static bool IsPublic(IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)
-            || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6UniqueLocal || address.IsIPv6Multicast)
-        {
-            return false;
-        }
-
-        if (address.AddressFamily != AddressFamily.InterNetwork)
-        {
-            return true;
-        }
-
-        var b = address.GetAddressBytes();
-        return !(b[0] == 10 || (b[0] == 172 && b[1] >= 16 && b[1] <= 31) || (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254)
-                 || (b[0] == 100 && b[1] >= 64 && b[1] <= 127) || b[0] == 0 || b[0] >= 224);
     }
 
     private sealed record Attempt(string DeliveryId, string WebhookId);
