@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using System.Threading.RateLimiting;
 using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Hosts;
@@ -228,16 +229,21 @@ public static class OrchestratorApi
                     ex.Message).ExecuteAsync(context);
                 return;
             }
-            catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
-            {
-                await Problem(ex.StatusCode, ex.StatusCode == StatusCodes.Status413PayloadTooLarge ? "body too large" : "bad request",
-                    ex.Message).ExecuteAsync(context);
-                return;
-            }
             catch (AskTimeoutException)
             {
                 await Problem(StatusCodes.Status503ServiceUnavailable, "scheduler unavailable",
                     "the scheduler did not answer in time; the cluster may still be forming").ExecuteAsync(context);
+                return;
+            }
+            catch (Exception ex) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+            {
+                // A bug, but the client still gets problem details rather than an empty 500. The log names the route
+                // pattern, never the request's own path or body: those are tenant strings.
+                context.RequestServices.GetService<ILoggerFactory>()?.CreateLogger(typeof(OrchestratorApi))
+                    .LogError(ex, "unhandled error answering {Method} {Endpoint}", context.Request.Method,
+                        context.GetEndpoint()?.DisplayName ?? "(no endpoint)");
+                await Problem(StatusCodes.Status500InternalServerError, "internal error",
+                    $"the request failed unexpectedly; the node's log has the details ({context.TraceIdentifier})").ExecuteAsync(context);
                 return;
             }
 
