@@ -29,6 +29,8 @@ public static class OrchestratorApi
     {
         Converters = { new JsonStringEnumConverter() },
         WriteIndented = false,
+        // The web defaults read "1" as 1: a number must be a JSON number here (see also StrictJson).
+        NumberHandling = JsonNumberHandling.Strict,
     };
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
@@ -345,7 +347,15 @@ public static class OrchestratorApi
 
         try
         {
-            var body = await JsonSerializer.DeserializeAsync<T>(request.Body, Json, ct);
+            // Bodies are small (Kestrel's MaxRequestBodySize bounds them): read whole, checked, then bound.
+            using var buffer = new MemoryStream();
+            await request.Body.CopyToAsync(buffer, ct);
+            if (StrictJson.FindRepeatedName(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)) is { } repeated)
+            {
+                return (null, Invalid([new FieldError(Shorten(repeated), "is given twice")]));
+            }
+
+            var body = JsonSerializer.Deserialize<T>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), Json);
             return body is null
                 ? (null, Problem(StatusCodes.Status400BadRequest, "invalid body", "the body must be a JSON object"))
                 : (body, null);
