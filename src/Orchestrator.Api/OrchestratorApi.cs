@@ -122,6 +122,12 @@ public static class OrchestratorApi
             }
 
             var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels, body.Driver);
+            // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler.
+            if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, images.Names) is { Count: > 0 } invalid)
+            {
+                return Invalid(invalid);
+            }
+
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
             return reply switch
             {
@@ -383,18 +389,32 @@ public static class OrchestratorApi
 
     public static IResult FromRefusal(Refusal refusal) => refusal.Kind switch
     {
-        RefusalKind.NotFound => Problem(StatusCodes.Status404NotFound, "not found", refusal.Message),
-        RefusalKind.Forbidden => Problem(StatusCodes.Status403Forbidden, "forbidden", refusal.Message, refusal.Errors),
-        RefusalKind.Conflict => Problem(StatusCodes.Status409Conflict, "conflict", refusal.Message, refusal.Errors),
+        RefusalKind.NotFound => Problem(StatusOf(refusal.Kind), "not found", refusal.Message),
+        RefusalKind.Forbidden => Problem(StatusOf(refusal.Kind), "forbidden", refusal.Message, refusal.Errors),
+        RefusalKind.Conflict => Problem(StatusOf(refusal.Kind), "conflict", refusal.Message, refusal.Errors),
         _ => Invalid(refusal.Errors),
+    };
+
+    /// <summary>
+    /// The one HTTP status of each kind of ledger refusal, whichever endpoint met it: a quota refusal is 403 from
+    /// <c>POST /v1/vms</c> and from an apply step alike.
+    /// </summary>
+    public static int StatusOf(RefusalKind kind) => kind switch
+    {
+        RefusalKind.NotFound => StatusCodes.Status404NotFound,
+        RefusalKind.Forbidden => StatusCodes.Status403Forbidden,
+        RefusalKind.Conflict => StatusCodes.Status409Conflict,
+        _ => StatusCodes.Status400BadRequest,
     };
 
     private static IResult VmNotFound(string name) =>
         Problem(StatusCodes.Status404NotFound, "not found", $"no VM named '{Shorten(name)}'");
 
-    internal static IResult Invalid(IReadOnlyList<FieldError> errors) =>
-        Problem(StatusCodes.Status400BadRequest, "invalid request",
-            string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), errors);
+    internal static IResult Invalid(IReadOnlyList<FieldError> errors)
+    {
+        var listed = FieldError.Bounded(errors);
+        return Problem(StatusCodes.Status400BadRequest, "invalid request", string.Join("; ", listed.Select(e => $"{e.Field} {e.Message}")), listed);
+    }
 
     internal static IResult Unexpected(object reply) =>
         Problem(StatusCodes.Status500InternalServerError, "internal error", $"unexpected reply {reply.GetType().Name}");
@@ -402,14 +422,20 @@ public static class OrchestratorApi
     public static IResult Problem(int status, string title, string detail, IReadOnlyList<FieldError>? errors = null,
         IReadOnlyDictionary<string, object?>? more = null)
     {
+        // Every problem answer goes through here, so this is where an answer's size stops depending on the request's:
+        // at most FieldError.MaxListed errors and MaxDetail characters of detail, whatever the endpoint.
         var extensions = more?.ToDictionary() ?? new Dictionary<string, object?>();
         if (errors is { Count: > 0 })
         {
-            extensions["errors"] = errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
+            extensions["errors"] = FieldError.Bounded(errors).GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
         }
 
-        return Results.Problem(detail: detail, statusCode: status, title: title, extensions: extensions);
+        return Results.Problem(detail: detail.Length > MaxDetail ? detail[..MaxDetail] + "…" : detail, statusCode: status, title: title,
+            extensions: extensions);
     }
 
-    internal static string Shorten(string text) => text.Length > 64 ? text[..64] + "…" : text;
+    /// <summary>The longest detail a problem answer carries.</summary>
+    private const int MaxDetail = 4096;
+
+    internal static string Shorten(string text) => FieldError.Echo(text);
 }

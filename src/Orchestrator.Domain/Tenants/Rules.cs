@@ -72,7 +72,7 @@ public sealed record RuleRecord(
         {
             if (!eventTypes.Contains(onEvent))
             {
-                yield return new FieldError("on.event", $"unknown event type '{(onEvent.Length > 40 ? onEvent[..40] + "…" : onEvent)}'");
+                yield return new FieldError("on.event", $"unknown event type '{FieldError.Echo(onEvent)}'");
             }
 
             if (count is < 1 or > 1000)

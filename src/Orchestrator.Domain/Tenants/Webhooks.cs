@@ -22,12 +22,18 @@ public sealed record WebhookRecord(string Id, TenantId Tenant, string Url, strin
             yield return new FieldError("url", "must be an absolute http:// or https:// URL without credentials, fragment, spaces or control characters, at most 2048 characters");
         }
 
+        if (eventTypes is { } types && types.Count > knownTypes.Count)
+        {
+            // More than there are types: some are unknown or repeated, and one error says so for all of them.
+            yield return new FieldError("events", $"at most {knownTypes.Count} event types (there are no more), was {types.Count}");
+            yield break;
+        }
+
         foreach (var type in eventTypes ?? [])
         {
             if (!knownTypes.Contains(type))
             {
-                var shown = type.Length > 40 ? type[..40] + "…" : type;
-                yield return new FieldError("events", $"unknown event type '{shown}'");
+                yield return new FieldError("events", $"unknown event type '{FieldError.Echo(type)}'");
             }
         }
     }
