@@ -45,6 +45,21 @@ public class NodeDiscoveryFilesTests
     }
 
     [Fact]
+    public async Task Node_json_is_its_owners_only_like_every_data_file()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var dir = new TempDir();
+        var data = dir.Sub("data");
+        await NodeDiscoveryFiles.WriteAsync(data, "http://127.0.0.1:7480", 1, "k");
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, "node.json")));
+    }
+
+    [Fact]
     public async Task Rewriting_replaces_both_files_and_leaves_no_temporary_files()
     {
         using var dir = new TempDir();

@@ -3,7 +3,7 @@ using Orchestrator.Api;
 
 namespace Orchestrator.Node.Tests;
 
-/// <summary>The API's readers of numbers, durations and JSON, and its idempotency store, without a node.</summary>
+/// <summary>The API's readers of numbers, durations and JSON, its idempotency store, and the node's lock file, without a node.</summary>
 public sealed class ApiInputTests
 {
     [Theory]
@@ -106,5 +106,24 @@ public sealed class ApiInputTests
         Assert.False(cache.Claim("k", "hash", start + TimeSpan.FromHours(23)).Fresh);
         Assert.True(cache.Claim("k", "hash", start + IdempotencyCache.KeepFor + TimeSpan.FromSeconds(1)).Fresh);
         Assert.Equal(1, cache.Count);
+    }
+
+    [Fact]
+    public void The_data_directory_lock_file_is_its_owners_only()
+    {
+        var data = Directory.CreateTempSubdirectory("orl").FullName;
+        try
+        {
+            using (var held = DataDirectoryLock.TryAcquire(data, out _))
+            {
+                Assert.NotNull(held);
+            }
+
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, "node.lock")));
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
     }
 }

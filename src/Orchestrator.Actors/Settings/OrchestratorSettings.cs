@@ -19,7 +19,8 @@ public sealed record OrchestratorSettings(
     ImageCatalog Images,
     string? HostLeaseConnection = null,
     ApiLimits? ApiLimits = null,
-    Webhooks.WebhookSettings? Webhooks = null)
+    Webhooks.WebhookSettings? Webhooks = null,
+    string? SecretsKeyFile = null)
 {
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
@@ -71,8 +72,17 @@ public sealed record OrchestratorSettings(
                 Math.Clamp(o.GetInt("webhooks.attempts", 5), 1, 20),
                 o.GetTimeSpan("webhooks.first-retry", TimeSpan.FromSeconds(1)),
                 o.GetTimeSpan("webhooks.timeout", TimeSpan.FromSeconds(5)),
-                o.GetBoolean("webhooks.allow-private-addresses", false)));
+                o.GetBoolean("webhooks.allow-private-addresses", false)),
+            o.GetString("secrets.key-file", "") is { Length: > 0 } keyFile ? keyFile : Path.Combine(dataDir, SecretBox.DefaultFileName));
     }
+
+    /// <summary>
+    /// With the secrets key loaded (<see cref="SecretBox.Load"/>, creating its file when missing) on a node that may
+    /// host the scheduler, which seals webhooks' secrets with it before journaling them.
+    /// </summary>
+    public OrchestratorSettings WithSecrets() => IsControl
+        ? this with { Webhooks = (Webhooks ?? Orchestrator.Actors.Webhooks.WebhookSettings.Default) with { Secrets = SecretBox.Load(SecretsKeyFile!) } }
+        : this;
 }
 
 /// <summary>What the API lets through: requests per second and burst per tenant, and the largest request body.</summary>

@@ -7,14 +7,18 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Actors.Serialization;
+using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
 
 namespace Orchestrator.Actors.Webhooks;
 
-/// <summary>How webhooks are delivered: attempts and backoff, time allowed per attempt, and whether private addresses may be targets.</summary>
-public sealed record WebhookSettings(int Attempts, TimeSpan FirstRetry, TimeSpan Timeout, bool AllowPrivateAddresses)
+/// <summary>
+/// How webhooks are delivered: attempts and backoff, time allowed per attempt, whether private addresses may be
+/// targets, and the box their secrets are sealed in at rest (null: kept as given, for tests and simulations).
+/// </summary>
+public sealed record WebhookSettings(int Attempts, TimeSpan FirstRetry, TimeSpan Timeout, bool AllowPrivateAddresses, SecretBox? Secrets = null)
 {
     public static readonly WebhookSettings Default = new(5, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), false);
 }
@@ -142,9 +146,21 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
             return;
         }
 
+        string secret;
+        try
+        {
+            secret = _settings.Secrets?.Open(hook.Secret) ?? hook.Secret;
+        }
+        catch (CryptographicException)
+        {
+            // Sealed on a node with another key: the control nodes do not share one (orchestrator.secrets.key-file).
+            Self.Tell(new Attempted(attempt, null, "cannot open the webhook's secret: it was sealed with another secrets key"));
+            return;
+        }
+
         var request = new HttpRequestMessage(HttpMethod.Post, hook.Url) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
-        request.Headers.Add(SignatureHeader, Sign(hook.Secret, body));
+        request.Headers.Add(SignatureHeader, Sign(secret, body));
         request.Headers.Add("X-Orchestrator-Delivery", attempt.DeliveryId);
         var http = _http;
         Task.Run(async () =>
