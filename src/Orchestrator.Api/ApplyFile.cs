@@ -413,7 +413,14 @@ public static class ApplyFile
                 }
                 else
                 {
-                    _reader.PullValue();
+                    // Akka's parser trims what a quoted value ends with ("demo\n" reads as demo): refused here instead,
+                    // like a control character anywhere in a value, so the file means what it says.
+                    if (_reader.PullValue() is { Value: { } text } && text.Any(char.IsControl))
+                    {
+                        Fail(path, "must not contain control characters (a newline, a tab, an escape)");
+                        return;
+                    }
+
                     simple = true;
                 }
 

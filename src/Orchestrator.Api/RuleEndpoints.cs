@@ -81,8 +81,11 @@ public static class RuleEndpoints
             }
 
             var errors = new List<FieldError>();
-            RuleAction action = default;
-            if (body!.Action is null || !Enum.TryParse(body.Action, ignoreCase: true, out action) || body.Action.Any(char.IsDigit))
+            // Named exactly (in any case): Enum.TryParse would also take "1", " stop" and "stop\n".
+            var asked = body!.Action;
+            var named = Enum.GetValues<RuleAction>().Where(a => string.Equals(a.ToString(), asked, StringComparison.OrdinalIgnoreCase)).ToList();
+            var action = named.Count == 1 ? named[0] : default;
+            if (named.Count != 1)
             {
                 errors.Add(new FieldError("action", "must be one of stop, start, replace"));
             }

@@ -65,4 +65,12 @@ public class IdentifierTests
         Assert.Equal("url", Assert.Single(WebhookRecord.Validate("https://example.com/hook" + tail, [], new HashSet<string>())).Field);
         Assert.Equal("cpuset", Assert.Single(new VmResources(Cpuset: "0-1" + tail).Validate(2, 256)).Field);
     }
+
+    [Theory]
+    [MemberData(nameof(Trailing))]
+    public void A_cron_schedule_with_a_trailing_control_character_or_space_is_refused(string tail)
+    {
+        var errors = RuleRecord.Validate("nightly", null, 1, TimeSpan.FromMinutes(1), "0 3 * * *" + tail, null, new HashSet<string>()).ToList();
+        Assert.Equal("schedule", Assert.Single(errors).Field);
+    }
 }
