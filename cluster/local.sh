@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # An N-node cluster on this one machine, for trying failures by hand. Every node has both roles, its own data dir
-# under $ORC_CLUSTER_DIR (default /tmp/orchestrator-cluster), and they share one SQLite journal there.
+# under $ORC_CLUSTER_DIR (default /tmp/orchestrator-cluster), and they share one SQLite journal and one secrets key
+# (webhooks' secrets are sealed with it; the scheduler singleton may run on any of them) there.
 #
 #   cluster/local.sh start N [--netns]   start nodes 1..N: on loopback ports 4101.., or each in its own network
 #                                        namespace (cluster/netns.sh) so that each is a separate host with its own address
@@ -38,6 +39,7 @@ start_node() {
     --set "orchestrator.cluster.hostname=\"$(node_host "$i")\"" \
     --set "orchestrator.cluster.port=$(node_port "$i")" \
     --set "orchestrator.persistence.sqlite-file=\"$dir/journal.db\"" \
+    --set "orchestrator.secrets.key-file=\"$dir/secrets.key\"" \
     "${seeds[@]}" "${bootstrap[@]}" >>"$dir/h$i/node.log" 2>&1 &
   echo $! >"$dir/h$i/node.pid"
   echo "node $i: pid $!, log $dir/h$i/node.log"

@@ -277,13 +277,10 @@ public static class ApplyEndpoint
             }
 
             var errors = refusal.Errors.Select(e => new FieldError(ApplyFile.FieldPath(vm, e.Field), e.Message)).ToList();
-            var (status, message) = refusal.Kind switch
-            {
-                RefusalKind.NotFound => (StatusCodes.Status404NotFound, refusal.Message),
-                RefusalKind.Conflict => (StatusCodes.Status409Conflict, refusal.Message),
-                _ => (StatusCodes.Status400BadRequest, string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}"))),
-            };
-            return new StepFailure(status, message, errors);
+            var message = refusal.Kind is RefusalKind.NotFound or RefusalKind.Conflict || errors.Count == 0
+                ? refusal.Message
+                : string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}"));
+            return new StepFailure(OrchestratorApi.StatusOf(refusal.Kind), message, errors);
         }
     }
 }

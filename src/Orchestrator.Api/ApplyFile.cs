@@ -30,9 +30,6 @@ public static class ApplyFile
     public const int MaxBytes = 256 * 1024;
     public const int MaxVms = 1000;
 
-    /// <summary>More errors than this say nothing more useful.</summary>
-    private const int MaxErrors = 50;
-
     private static readonly string[] KnownFields =
     [
         "vcpus", "memory-mib", "image", "restart", "state", "cpu-shares", "cpu-reservation", "cpu-limit", "memory-reservation-mib",
@@ -73,7 +70,7 @@ public static class ApplyFile
             new ShapeCheck(text, errors).Run();
             if (errors.Count > 0)
             {
-                return ([], Bounded(errors));
+                return ([], FieldError.Bounded(errors));
             }
 
             var config = ConfigurationFactory.ParseString(text, _ => throw new FormatException("include is not allowed"));
@@ -85,12 +82,12 @@ public static class ApplyFile
             return ([], [new FieldError("file", "is not valid HOCON: " + FirstLine(ex.Message))]);
         }
 
-        return errors.Count > 0 ? ([], Bounded(errors)) : (vms, []);
+        return errors.Count > 0 ? ([], FieldError.Bounded(errors)) : (vms, []);
     }
 
     /// <summary>What the ledger would refuse in each VM (vCPUs, memory, image, resources, labels), named by path.</summary>
     public static IReadOnlyList<FieldError> Validate(IReadOnlyList<DesiredVm> vms, VmSpecLimits limits, IReadOnlySet<string> images) =>
-        Bounded(vms
+        FieldError.Bounded(vms
             .SelectMany(vm => VmSpecValidator.Validate(vm.Spec, limits, images).Select(e => new FieldError(FieldPath(vm.Name, e.Field), e.Message)))
             .ToList());
 
@@ -100,7 +97,7 @@ public static class ApplyFile
         var top = root is not null && root.IsObject() ? root.GetObject().Items : new Dictionary<string, HoconValue>();
         foreach (var key in top.Keys.Where(k => k != "vms").Order(StringComparer.Ordinal))
         {
-            errors.Add(new FieldError(Shown(key), "unknown key (an apply file has only vms { … })"));
+            errors.Add(new FieldError(FieldError.Echo(key), "unknown key (an apply file has only vms { … })"));
         }
 
         if (!top.TryGetValue("vms", out var vmsValue))
@@ -124,7 +121,7 @@ public static class ApplyFile
 
         foreach (var (name, value) in vms.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            var path = "vms." + Shown(name);
+            var path = "vms." + FieldError.Echo(name);
             if (!VmSpecValidator.IsValidName(name))
             {
                 errors.Add(new FieldError(path,
@@ -152,7 +149,7 @@ public static class ApplyFile
         var before = errors.Count;
         foreach (var key in fields.Keys.Where(k => !KnownFields.Contains(k)).Order(StringComparer.Ordinal))
         {
-            errors.Add(new FieldError($"{path}.{Shown(key)}", $"unknown key (known: {string.Join(", ", KnownFields)})"));
+            errors.Add(new FieldError($"{path}.{FieldError.Echo(key)}", $"unknown key (known: {string.Join(", ", KnownFields)})"));
         }
 
         string? Text(string field)
@@ -184,7 +181,9 @@ public static class ApplyFile
                 return number;
             }
 
-            errors.Add(new FieldError($"{path}.{field}", $"must be a whole number, was '{Shown(text)}'"));
+            errors.Add(new FieldError($"{path}.{field}", text.TrimStart('-').All(char.IsAsciiDigit) && text.TrimStart('-').Length > 0
+                ? $"is out of range, was '{FieldError.Echo(text)}'"
+                : $"must be a whole number, was '{FieldError.Echo(text)}'"));
             return null;
         }
 
@@ -201,7 +200,7 @@ public static class ApplyFile
                 return millicores;
             }
 
-            errors.Add(new FieldError($"{path}.{field}", $"must be millicores (500m) or CPUs (0.5), was '{Shown(text)}'"));
+            errors.Add(new FieldError($"{path}.{field}", $"must be millicores (500m) or CPUs (0.5), was '{FieldError.Echo(text)}'"));
             return null;
         }
 
@@ -271,7 +270,7 @@ public static class ApplyFile
         {
             if (!label.IsString() || label.GetString() is not { } text)
             {
-                errors.Add(new FieldError($"{path}.labels.{Shown(key)}", "must be a single value"));
+                errors.Add(new FieldError($"{path}.labels.{FieldError.Echo(key)}", "must be a single value"));
                 continue;
             }
 
@@ -310,15 +309,7 @@ public static class ApplyFile
         return true;
     }
 
-    private static IReadOnlyList<FieldError> Bounded(List<FieldError> errors) =>
-        errors.Count <= MaxErrors
-            ? errors
-            : [.. errors.Take(MaxErrors), new FieldError("file", $"and {errors.Count - MaxErrors} more errors")];
-
-    /// <summary>Never echo a tenant's string back unbounded.</summary>
-    private static string Shown(string text) => text.Length > 64 ? text[..64] + "…" : text;
-
-    private static string FirstLine(string message) => Shown(message.Split('\n', 2)[0].Trim());
+    private static string FirstLine(string message) => FieldError.Echo(message.Split('\n', 2)[0].Trim());
 
     /// <summary>
     /// Walks the text with Akka's own tokenizer the way its parser does (Akka.Configuration.Hocon.Parser), without
@@ -423,7 +414,14 @@ public static class ApplyFile
                 }
                 else
                 {
-                    _reader.PullValue();
+                    // Akka's parser trims what a quoted value ends with ("demo\n" reads as demo): refused here instead,
+                    // like a control character anywhere in a value, so the file means what it says.
+                    if (_reader.PullValue() is { Value: { } text } && text.Any(char.IsControl))
+                    {
+                        Fail(path, "must not contain control characters (a newline, a tab, an escape)");
+                        return;
+                    }
+
                     simple = true;
                 }
 
@@ -487,6 +485,6 @@ public static class ApplyFile
         private void Fail(IReadOnlyList<string> path, string message) =>
             errors.Add(new FieldError(path.Count == 0 ? "file" : Joined(path), message));
 
-        private static string Joined(IReadOnlyList<string> path) => string.Join(".", path.Select(Shown));
+        private static string Joined(IReadOnlyList<string> path) => string.Join(".", path.Select(FieldError.Echo));
     }
 }

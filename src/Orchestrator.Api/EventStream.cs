@@ -90,7 +90,7 @@ public static class EventStream
             var found = await proxy.Ask<SchedulerReplies.VmFound>(new SchedulerQueries.GetVm(tenant!.Value, name), TimeSpan.FromSeconds(10), ct);
             if (found.Vm is null)
             {
-                return OrchestratorApi.Problem(StatusCodes.Status404NotFound, "not found", $"no VM named '{Shorten(name)}'");
+                return OrchestratorApi.Problem(StatusCodes.Status404NotFound, "not found", $"no VM named '{OrchestratorApi.Shorten(name)}'");
             }
 
             vmId = found.Vm.Id; // by id: a VM deleted and created again under the name is another VM
@@ -207,8 +207,6 @@ public static class EventStream
         }
     }
 
-    private static string Shorten(string text) => text.Length > 64 ? text[..64] + "…" : text;
-
     /// <summary>The query of one <c>GET /v1/events</c>, checked.</summary>
     /// <param name="Types">null: every type.</param>
     /// <param name="From">where the stream starts: after an offset, the last n events, or the first.</param>
@@ -227,7 +225,7 @@ public static class EventStream
                 if (unknown.Count > 0)
                 {
                     errors.Add(new FieldError("type",
-                        $"unknown event type{(unknown.Count > 1 ? "s" : "")} {string.Join(", ", unknown.Take(10).Select(u => $"'{Shorten(u)}'"))}" +
+                        $"unknown event type{(unknown.Count > 1 ? "s" : "")} {string.Join(", ", unknown.Take(10).Select(u => $"'{OrchestratorApi.Shorten(u)}'"))}" +
                         $"{(unknown.Count > 10 ? ", …" : "")} (known: {string.Join(", ", KnownTypes.Order(StringComparer.Ordinal))})"));
                 }
 

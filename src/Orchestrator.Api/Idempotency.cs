@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -6,49 +5,136 @@ using Microsoft.AspNetCore.Http;
 namespace Orchestrator.Api;
 
 /// <summary>
-/// <c>Idempotency-Key</c> on creates (Stripe's contract): the first request with a key runs, and its answer is kept
-/// for a day; a retry with the same key and the same body gets that answer again without running twice; the same key
-/// with another body is refused (422); a retry while the first is still running gets 409. Keys are per tenant, so
-/// tenants can't see each other's answers. Kept in this node's memory: after a restart a retried create finds the
-/// VM's name taken (409) rather than making a second one.
+/// <c>Idempotency-Key</c> on creates (Stripe's contract): the first request with a key runs, and its answer, when it
+/// succeeded, is kept for a day; a retry with the same key and the same body gets that answer again without running
+/// twice; the same key with another body is refused (422); a retry while the first is still running gets 409. A
+/// refusal is not kept: the retry runs again and is judged on the state it finds. Keys are per calling tenant and
+/// per tenant acted for, so neither tenants nor an admin acting for two of them can see one answer for another.
+/// Kept in this node's memory, bounded in entries and bytes (the oldest go first): after a restart or an eviction a
+/// retried create finds the VM's name taken (409) rather than making a second one.
 /// </summary>
-public sealed class IdempotencyCache
+public sealed class IdempotencyCache(int maxEntries = IdempotencyCache.DefaultMaxEntries, long maxBytes = IdempotencyCache.DefaultMaxBytes)
 {
     public static readonly TimeSpan KeepFor = TimeSpan.FromHours(24);
-    private const int MaxEntries = 100_000;
+    public const int DefaultMaxEntries = 10_000;
+    public const long DefaultMaxBytes = 32L * 1024 * 1024;
 
-    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    /// <summary>An answer larger than this is not kept (a create's answer is a few KiB).</summary>
+    public const int MaxAnswerBytes = 256 * 1024;
 
-    internal sealed class Entry(string bodyHash)
+    private readonly object _gate = new();
+    private readonly Dictionary<string, LinkedListNode<Entry>> _entries = new(StringComparer.Ordinal);
+    private readonly LinkedList<Entry> _byAge = new(); // oldest first
+    private long _bytes;
+
+    public int Count
     {
-        public string BodyHash { get; } = bodyHash;
-        public DateTime At { get; } = DateTime.UtcNow;
-        public StoredResponse? Response { get; set; }
-    }
-
-    internal sealed record StoredResponse(int Status, string? ContentType, byte[] Body);
-
-    internal (Entry Entry, bool Fresh) Claim(string key, string bodyHash)
-    {
-        if (_entries.Count > MaxEntries)
+        get
         {
-            foreach (var old in _entries.Where(e => DateTime.UtcNow - e.Value.At > KeepFor).Select(e => e.Key).ToList())
+            lock (_gate)
             {
-                _entries.TryRemove(old, out _);
+                return _entries.Count;
             }
         }
-
-        var fresh = new Entry(bodyHash);
-        var entry = _entries.GetOrAdd(key, fresh);
-        if (!ReferenceEquals(entry, fresh) && DateTime.UtcNow - entry.At > KeepFor && _entries.TryUpdate(key, fresh, entry))
-        {
-            return (fresh, true);
-        }
-
-        return (entry, ReferenceEquals(entry, fresh));
     }
 
-    internal void Release(string key, Entry entry) => _entries.TryRemove(new KeyValuePair<string, Entry>(key, entry));
+    /// <summary>What the kept answers and keys take, roughly.</summary>
+    public long Bytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _bytes;
+            }
+        }
+    }
+
+    public sealed class Entry(string key, string bodyHash, DateTime at)
+    {
+        public string Key { get; } = key;
+        public string BodyHash { get; } = bodyHash;
+        public DateTime At { get; } = at;
+        public StoredResponse? Response { get; internal set; }
+
+        internal long Size => 2L * (Key.Length + BodyHash.Length) + (Response?.Body.Length ?? 0) + 128;
+    }
+
+    public sealed record StoredResponse(int Status, string? ContentType, byte[] Body);
+
+    /// <summary>The entry for <paramref name="key"/>: a fresh one (the caller runs the request), or the one already there.</summary>
+    public (Entry Entry, bool Fresh) Claim(string key, string bodyHash, DateTime? now = null)
+    {
+        var at = now ?? DateTime.UtcNow;
+        lock (_gate)
+        {
+            while (_byAge.First is { } oldest && at - oldest.Value.At > KeepFor)
+            {
+                Remove(oldest);
+            }
+
+            if (_entries.TryGetValue(key, out var existing))
+            {
+                return (existing.Value, false);
+            }
+
+            var fresh = new Entry(key, bodyHash, at);
+            _entries[key] = _byAge.AddLast(fresh);
+            _bytes += fresh.Size;
+            Trim();
+            return (fresh, true);
+        }
+    }
+
+    /// <summary>Keeps a successful answer for retries; anything else, or one too large, is forgotten with its key.</summary>
+    public void Complete(Entry entry, StoredResponse response)
+    {
+        lock (_gate)
+        {
+            if (!_entries.TryGetValue(entry.Key, out var node) || !ReferenceEquals(node.Value, entry))
+            {
+                return; // evicted meanwhile
+            }
+
+            if (response.Status is < 200 or >= 300 || response.Body.Length > MaxAnswerBytes)
+            {
+                Remove(node);
+                return;
+            }
+
+            _bytes -= entry.Size;
+            entry.Response = response;
+            _bytes += entry.Size;
+            Trim();
+        }
+    }
+
+    /// <summary>Forgets the entry (its request failed): a retry runs for real.</summary>
+    public void Release(Entry entry)
+    {
+        lock (_gate)
+        {
+            if (_entries.TryGetValue(entry.Key, out var node) && ReferenceEquals(node.Value, entry))
+            {
+                Remove(node);
+            }
+        }
+    }
+
+    private void Trim()
+    {
+        while ((_entries.Count > maxEntries || _bytes > maxBytes) && _byAge.First is { } oldest)
+        {
+            Remove(oldest);
+        }
+    }
+
+    private void Remove(LinkedListNode<Entry> node)
+    {
+        _entries.Remove(node.Value.Key);
+        _byAge.Remove(node);
+        _bytes -= node.Value.Size;
+    }
 }
 
 public static class Idempotency
@@ -77,8 +163,11 @@ public static class Idempotency
             await http.Request.Body.CopyToAsync(buffer, http.RequestAborted);
             http.Request.Body.Position = 0;
             var bodyHash = Convert.ToHexStringLower(SHA256.HashData(buffer.ToArray()));
+            // Scoped to the caller's tenant and to the tenant it acts for: an admin's key sent for tenant a and again
+            // for tenant b are two requests, not a retry.
             var principal = http.Principal();
-            var key = $"{principal.Tenant.Value}\n{http.Request.Method} {http.Request.Path}\n{presented}";
+            var acting = OrchestratorApi.Acting(http);
+            var key = $"{principal.Tenant.Value}\n{acting.Value}\n{http.Request.Method} {http.Request.Path}\n{presented}";
             var (entry, fresh) = cache.Claim(key, bodyHash);
             if (!fresh)
             {
@@ -99,25 +188,17 @@ public static class Idempotency
                 var result = await next(context);
                 if (result is not IResult answer)
                 {
-                    cache.Release(key, entry);
+                    cache.Release(entry);
                     return result;
                 }
 
                 var stored = await RenderAsync(answer, http);
-                if (stored.Status >= 500)
-                {
-                    cache.Release(key, entry); // a failure worth retrying for real
-                }
-                else
-                {
-                    entry.Response = stored;
-                }
-
+                cache.Complete(entry, stored);
                 return new ReplayedResult(stored);
             }
             catch
             {
-                cache.Release(key, entry);
+                cache.Release(entry);
                 throw;
             }
         });

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using System.Threading.RateLimiting;
 using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Hosts;
@@ -28,6 +29,8 @@ public static class OrchestratorApi
     {
         Converters = { new JsonStringEnumConverter() },
         WriteIndented = false,
+        // The web defaults read "1" as 1: a number must be a JSON number here (see also StrictJson).
+        NumberHandling = JsonNumberHandling.Strict,
     };
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
@@ -118,7 +121,14 @@ public static class OrchestratorApi
                 return Invalid(missing);
             }
 
-            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels, body.Driver, body.Accelerator);
+            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels, body.Driver,
+                body.Accelerator);
+            // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler.
+            if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, images.Names) is { Count: > 0 } invalid)
+            {
+                return Invalid(invalid);
+            }
+
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
             return reply switch
             {
@@ -231,16 +241,21 @@ public static class OrchestratorApi
                     ex.Message).ExecuteAsync(context);
                 return;
             }
-            catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
-            {
-                await Problem(ex.StatusCode, ex.StatusCode == StatusCodes.Status413PayloadTooLarge ? "body too large" : "bad request",
-                    ex.Message).ExecuteAsync(context);
-                return;
-            }
             catch (AskTimeoutException)
             {
                 await Problem(StatusCodes.Status503ServiceUnavailable, "scheduler unavailable",
                     "the scheduler did not answer in time; the cluster may still be forming").ExecuteAsync(context);
+                return;
+            }
+            catch (Exception ex) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+            {
+                // A bug, but the client still gets problem details rather than an empty 500. The log names the route
+                // pattern, never the request's own path or body: those are tenant strings.
+                context.RequestServices.GetService<ILoggerFactory>()?.CreateLogger(typeof(OrchestratorApi))
+                    .LogError(ex, "unhandled error answering {Method} {Endpoint}", context.Request.Method,
+                        context.GetEndpoint()?.DisplayName ?? "(no endpoint)");
+                await Problem(StatusCodes.Status500InternalServerError, "internal error",
+                    $"the request failed unexpectedly; the node's log has the details ({context.TraceIdentifier})").ExecuteAsync(context);
                 return;
             }
 
@@ -342,7 +357,15 @@ public static class OrchestratorApi
 
         try
         {
-            var body = await JsonSerializer.DeserializeAsync<T>(request.Body, Json, ct);
+            // Bodies are small (Kestrel's MaxRequestBodySize bounds them): read whole, checked, then bound.
+            using var buffer = new MemoryStream();
+            await request.Body.CopyToAsync(buffer, ct);
+            if (StrictJson.FindRepeatedName(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)) is { } repeated)
+            {
+                return (null, Invalid([new FieldError(Shorten(repeated), "is given twice")]));
+            }
+
+            var body = JsonSerializer.Deserialize<T>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), Json);
             return body is null
                 ? (null, Problem(StatusCodes.Status400BadRequest, "invalid body", "the body must be a JSON object"))
                 : (body, null);
@@ -370,18 +393,32 @@ public static class OrchestratorApi
 
     public static IResult FromRefusal(Refusal refusal) => refusal.Kind switch
     {
-        RefusalKind.NotFound => Problem(StatusCodes.Status404NotFound, "not found", refusal.Message),
-        RefusalKind.Forbidden => Problem(StatusCodes.Status403Forbidden, "forbidden", refusal.Message, refusal.Errors),
-        RefusalKind.Conflict => Problem(StatusCodes.Status409Conflict, "conflict", refusal.Message, refusal.Errors),
+        RefusalKind.NotFound => Problem(StatusOf(refusal.Kind), "not found", refusal.Message),
+        RefusalKind.Forbidden => Problem(StatusOf(refusal.Kind), "forbidden", refusal.Message, refusal.Errors),
+        RefusalKind.Conflict => Problem(StatusOf(refusal.Kind), "conflict", refusal.Message, refusal.Errors),
         _ => Invalid(refusal.Errors),
+    };
+
+    /// <summary>
+    /// The one HTTP status of each kind of ledger refusal, whichever endpoint met it: a quota refusal is 403 from
+    /// <c>POST /v1/vms</c> and from an apply step alike.
+    /// </summary>
+    public static int StatusOf(RefusalKind kind) => kind switch
+    {
+        RefusalKind.NotFound => StatusCodes.Status404NotFound,
+        RefusalKind.Forbidden => StatusCodes.Status403Forbidden,
+        RefusalKind.Conflict => StatusCodes.Status409Conflict,
+        _ => StatusCodes.Status400BadRequest,
     };
 
     private static IResult VmNotFound(string name) =>
         Problem(StatusCodes.Status404NotFound, "not found", $"no VM named '{Shorten(name)}'");
 
-    internal static IResult Invalid(IReadOnlyList<FieldError> errors) =>
-        Problem(StatusCodes.Status400BadRequest, "invalid request",
-            string.Join("; ", errors.Select(e => $"{e.Field} {e.Message}")), errors);
+    internal static IResult Invalid(IReadOnlyList<FieldError> errors)
+    {
+        var listed = FieldError.Bounded(errors);
+        return Problem(StatusCodes.Status400BadRequest, "invalid request", string.Join("; ", listed.Select(e => $"{e.Field} {e.Message}")), listed);
+    }
 
     internal static IResult Unexpected(object reply) =>
         Problem(StatusCodes.Status500InternalServerError, "internal error", $"unexpected reply {reply.GetType().Name}");
@@ -389,14 +426,20 @@ public static class OrchestratorApi
     public static IResult Problem(int status, string title, string detail, IReadOnlyList<FieldError>? errors = null,
         IReadOnlyDictionary<string, object?>? more = null)
     {
+        // Every problem answer goes through here, so this is where an answer's size stops depending on the request's:
+        // at most FieldError.MaxListed errors and MaxDetail characters of detail, whatever the endpoint.
         var extensions = more?.ToDictionary() ?? new Dictionary<string, object?>();
         if (errors is { Count: > 0 })
         {
-            extensions["errors"] = errors.GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
+            extensions["errors"] = FieldError.Bounded(errors).GroupBy(e => e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
         }
 
-        return Results.Problem(detail: detail, statusCode: status, title: title, extensions: extensions);
+        return Results.Problem(detail: detail.Length > MaxDetail ? detail[..MaxDetail] + "…" : detail, statusCode: status, title: title,
+            extensions: extensions);
     }
 
-    internal static string Shorten(string text) => text.Length > 64 ? text[..64] + "…" : text;
+    /// <summary>The longest detail a problem answer carries.</summary>
+    private const int MaxDetail = 4096;
+
+    internal static string Shorten(string text) => FieldError.Echo(text);
 }

@@ -64,8 +64,7 @@ public static class ResourcesPatch
 
                     break;
                 default:
-                    var shown = field.Name.Length > 32 ? field.Name[..32] + "…" : field.Name;
-                    errors.Add(new FieldError(shown,
+                    errors.Add(new FieldError(FieldError.Echo(field.Name),
                         "is not a resource field (known: cpuShares, cpuReservationMillicores, cpuLimitMillicores, memoryReservationMiB, memoryLimitMiB, cpuset)"));
                     break;
             }

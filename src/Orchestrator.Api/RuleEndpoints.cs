@@ -28,25 +28,36 @@ public sealed record RuleDto(string Id, string Name, RuleTriggerDto? On, string?
 /// <summary>Durations as people write them: "90s", "10m", "2h", "1d".</summary>
 public static class Durations
 {
+    /// <summary>
+    /// A whole number and a unit. One too long for a <see cref="TimeSpan"/> ("99999999d") reads as
+    /// <see cref="TimeSpan.MaxValue"/>, so that the range check of whoever asked names it rather than an overflow.
+    /// </summary>
     public static bool TryParse(string? text, out TimeSpan duration)
     {
         duration = default;
         if (string.IsNullOrEmpty(text) || text.Length > 12 || !char.IsAsciiLetterLower(text[^1])
-            || !int.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+            || !long.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
         {
             return false;
         }
 
-        TimeSpan? parsed = text[^1] switch
+        long? secondsPerUnit = text[^1] switch
         {
-            's' => TimeSpan.FromSeconds(n),
-            'm' => TimeSpan.FromMinutes(n),
-            'h' => TimeSpan.FromHours(n),
-            'd' => TimeSpan.FromDays(n),
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
             _ => null,
         };
-        duration = parsed ?? default;
-        return parsed is not null;
+        if (secondsPerUnit is not { } unit)
+        {
+            return false;
+        }
+
+        // n has at most 11 digits, so n · 86400 fits a long; TimeSpan's own factories throw past its range.
+        var seconds = n * unit;
+        duration = seconds >= (long)TimeSpan.MaxValue.TotalSeconds ? TimeSpan.MaxValue : TimeSpan.FromSeconds(seconds);
+        return true;
     }
 
     public static string Format(TimeSpan t) =>
@@ -70,8 +81,11 @@ public static class RuleEndpoints
             }
 
             var errors = new List<FieldError>();
-            RuleAction action = default;
-            if (body!.Action is null || !Enum.TryParse(body.Action, ignoreCase: true, out action) || body.Action.Any(char.IsDigit))
+            // Named exactly (in any case): Enum.TryParse would also take "1", " stop" and "stop\n".
+            var asked = body!.Action;
+            var named = Enum.GetValues<RuleAction>().Where(a => string.Equals(a.ToString(), asked, StringComparison.OrdinalIgnoreCase)).ToList();
+            var action = named.Count == 1 ? named[0] : default;
+            if (named.Count != 1)
             {
                 errors.Add(new FieldError("action", "must be one of stop, start, replace"));
             }

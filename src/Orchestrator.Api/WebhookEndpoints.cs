@@ -42,9 +42,15 @@ public static class WebhookEndpoints
                 return Invalid([new FieldError("url", "is required")]);
             }
 
+            var events = body.Events ?? [];
+            // Checked here as well as in the ledger: a long list of bad names never travels to the scheduler.
+            if (WebhookRecord.Validate(body.Url, events, LedgerState.EventTypeNames).ToList() is { Count: > 0 } invalid)
+            {
+                return Invalid(invalid);
+            }
+
             var id = "wh" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
             var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-            var events = body.Events ?? [];
             var reply = await AskAsync<object>(scheduler,
                 new LedgerCommands.CreateWebhook(id, Acting(request.HttpContext), body.Url, secret, events), ct);
             return reply switch

@@ -8,6 +8,9 @@ public static partial class CliSyntax
 {
     public static readonly TimeSpan DefaultWaitTimeout = TimeSpan.FromSeconds(120);
 
+    /// <summary>The longest <c>--timeout</c> a wait takes.</summary>
+    public const int MaxWaitSeconds = 7 * 24 * 3600;
+
     public static RootCommand Build(ICliActions actions)
     {
         ArgumentNullException.ThrowIfNull(actions);
@@ -363,9 +366,10 @@ public static partial class CliSyntax
         };
         timeout.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<int>() <= 0)
+            // A wait arms a timer, and timers take at most about 49 days: past that the wait would throw, not wait.
+            if (result.GetValueOrDefault<int>() is <= 0 or > MaxWaitSeconds)
             {
-                result.AddError("--timeout must be a positive number of seconds");
+                result.AddError($"--timeout must be between 1 and {MaxWaitSeconds} seconds (a week)");
             }
         });
         return (wait, timeout);

@@ -13,7 +13,7 @@ public sealed record NodeDiscovery(string Url, int Pid, string? AdminKey)
 
 /// <summary>
 /// <c>DATA/node.json</c> = <c>{"url":"http://127.0.0.1:7480","pid":1234}</c> and <c>DATA/admin.key</c>
-/// (one line, mode 0600). The node writes them once it listens; the client reads them.
+/// (one line), both mode 0600. The node writes them once it listens; the client reads them.
 /// </summary>
 public static class NodeDiscoveryFiles
 {
@@ -54,9 +54,10 @@ public static class NodeDiscoveryFiles
             }
         }
 
-        await WriteAtomicallyAsync(Path.Combine(dataDir, AdminKeyFileName), adminKey + "\n", secret: true, ct).ConfigureAwait(false);
+        await WriteAtomicallyAsync(Path.Combine(dataDir, AdminKeyFileName), adminKey + "\n", ct).ConfigureAwait(false);
         var json = JsonSerializer.Serialize(new NodeFile(url, pid), Json);
-        await WriteAtomicallyAsync(Path.Combine(dataDir, NodeFileName), json + "\n", secret: false, ct).ConfigureAwait(false);
+        // node.json says only where the node listens, but the data dir's files are its owner's alone, like the rest.
+        await WriteAtomicallyAsync(Path.Combine(dataDir, NodeFileName), json + "\n", ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -112,15 +113,15 @@ public static class NodeDiscoveryFiles
         }
     }
 
-    private static async Task WriteAtomicallyAsync(string path, string content, bool secret, CancellationToken ct)
+    private static async Task WriteAtomicallyAsync(string path, string content, CancellationToken ct)
     {
         var temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
         {
             var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-            if (secret && !OperatingSystem.IsWindows())
+            if (!OperatingSystem.IsWindows())
             {
-                // Created 0600 from the first byte: no window in which another user can read the key.
+                // Created 0600 from the first byte: no window in which another user can read it.
                 options.UnixCreateMode = OwnerOnlyFile;
             }
 
@@ -132,7 +133,7 @@ public static class NodeDiscoveryFiles
                 stream.Flush(flushToDisk: true);
             }
 
-            if (secret && !OperatingSystem.IsWindows())
+            if (!OperatingSystem.IsWindows())
             {
                 // UnixCreateMode is filtered by the umask; make the mode exact.
                 File.SetUnixFileMode(temp, OwnerOnlyFile);

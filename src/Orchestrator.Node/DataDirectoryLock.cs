@@ -14,7 +14,7 @@ public static class DataDirectoryLock
         holder = null;
         try
         {
-            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            var stream = Orchestrator.Actors.Settings.OwnerOnlyFiles.Open(path, FileShare.None);
             stream.SetLength(0);
             var pid = System.Text.Encoding.ASCII.GetBytes(Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
             stream.Write(pid);

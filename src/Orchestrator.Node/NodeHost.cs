@@ -41,7 +41,7 @@ public static class NodeHost
         try
         {
             config = OrchestratorConfig.Load(options.ConfigFiles, FlagsAsHocon(options));
-            settings = OrchestratorSettings.Create(config, options.DataDirectory, ImageDirectory());
+            settings = OrchestratorSettings.Create(config, options.DataDirectory, ImageDirectory()).WithSecrets();
             config = OrchestratorConfig.Complete(config, options.DataDirectory, settings.Roles);
             if (settings.IsHost)
             {

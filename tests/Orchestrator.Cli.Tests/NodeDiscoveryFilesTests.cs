@@ -29,7 +29,7 @@ public class NodeDiscoveryFilesTests
     }
 
     [Fact]
-    public async Task The_admin_key_file_is_readable_by_its_owner_only()
+    public async Task The_admin_key_file_and_node_json_are_readable_by_their_owner_only()
     {
         if (OperatingSystem.IsWindows())
         {
@@ -41,6 +41,8 @@ public class NodeDiscoveryFilesTests
         await NodeDiscoveryFiles.WriteAsync(data, "http://127.0.0.1:7480", 1, "k");
 
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, "admin.key")));
+        // node.json says only where the node listens, but every file in the data directory is its owner's alone.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, "node.json")));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(data));
     }
 

@@ -160,6 +160,9 @@ public class ParsingTests
     [InlineData("vm", "create", "--vcpus", "1", "--memory", "256", "--image", "demo")] // no NAME
     [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--restart", "sometimes")]
     [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--timeout", "0")]
+    [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--wait", "--timeout", "2147483647")]
+    [InlineData("vm", "stop", "web1", "--wait", "--timeout", "604801")]
+    [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "99999999999", "--image", "demo")]
     [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256", "--image", "demo", "--driver", "xen")]
     [InlineData("vm", "show")]
     [InlineData("vm", "list", "--output", "yaml")]

@@ -91,6 +91,29 @@ public class RuleLedgerTests
         Assert.Contains(refused.Refusal!.Errors, e => e.Field == field);
     }
 
+    [Theory]
+    [InlineData("*/99999999999 * * * *")]
+    [InlineData("0 0 99999999999 * *")]
+    [InlineData("0-4294967296 * * * *")]
+    [InlineData("* * * * * * *")]
+    [InlineData("60 * * * *")]
+    [InlineData("0 0 31 2 *")] // parses, but never comes
+    [InlineData("0 3 * * *\n")]
+    public void Out_of_range_cron_expressions_are_refused_or_never_run_and_nothing_throws(string schedule)
+    {
+        var errors = RuleRecord.Validate("nightly", null, 1, TimeSpan.FromMinutes(1), schedule, null, new HashSet<string>()).ToList();
+        if (errors.Count == 0)
+        {
+            var rule = new RuleRecord("r1", Acme, "nightly", null, 1, TimeSpan.FromMinutes(1), schedule, VmLabels.None, RuleAction.Stop,
+                LedgerDriver.Now);
+            Assert.Null(rule.NextRun(LedgerDriver.Now));
+        }
+        else
+        {
+            Assert.Equal("schedule", Assert.Single(errors).Field);
+        }
+    }
+
     [Fact]
     public void A_cron_rule_knows_its_next_run_in_utc_and_six_fields_mean_seconds()
     {

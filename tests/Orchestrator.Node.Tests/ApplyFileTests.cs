@@ -202,4 +202,16 @@ public sealed class ApplyFileTests
         Assert.Equal("vms.web-1.labels.env", ApplyFile.FieldPath("web-1", "labels.env"));
         Assert.Equal("vms.web-1", ApplyFile.FieldPath("web-1", "name"));
     }
+
+    [Theory]
+    [InlineData(@"vms { web { vcpus = 1, memory-mib = 256, image = ""demo\n"" } }", "vms.web.image")]
+    [InlineData(@"vms { web { vcpus = 1, memory-mib = 256, image = demo, labels { env = ""dev\t"" } } }", "vms.web.labels.env")]
+    [InlineData(@"vms { web { vcpus = 1, memory-mib = 256, image = demo, restart = ""always\r\n"" } }", "vms.web.restart")]
+    [InlineData(@"vms { ""web\n"" { vcpus = 1, memory-mib = 256, image = demo } }", @"vms.web\n")]
+    public void A_value_or_name_ending_in_a_control_character_is_refused_not_trimmed(string text, string field)
+    {
+        var (vms, errors) = ApplyFile.Parse(text);
+        Assert.Empty(vms);
+        Assert.Contains(errors, e => e.Field == field);
+    }
 }

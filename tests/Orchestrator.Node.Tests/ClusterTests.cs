@@ -69,6 +69,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         return NodeProcess.StartAsync(output, $"""
             orchestrator.cluster.port = {_ports[i]}
             orchestrator.persistence.sqlite-file = "{_shared}/journal.db"
+            orchestrator.secrets.key-file = "{_shared}/secrets.key"
             orchestrator.host.fence-after = 3s
             """, dataDir, args, waitForScheduler: i == 0 || !bootstrap);
     }

@@ -63,6 +63,7 @@ public sealed class PartitionTests(ITestOutputHelper output) : IAsyncLifetime
                 orchestrator.cluster.hostname = "{Subnet}.{i + 1}"
                 orchestrator.cluster.port = 4053
                 orchestrator.persistence.sqlite-file = "{_shared}/journal.db"
+                orchestrator.secrets.key-file = "{_shared}/secrets.key"
                 orchestrator.host.fence-after = 3s
                 """, extraArgs: args, launcher: ["ip", "netns", "exec", $"{Prefix}-h{i + 1}"], listen: $"{Subnet}.{i + 1}:0");
         }

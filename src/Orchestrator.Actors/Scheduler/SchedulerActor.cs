@@ -98,6 +98,17 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 $"journal replayed {(replayed - _recoveryPhases.StateRebuilt).TotalSeconds:0.000} s, indexes {(_sinceStart.Elapsed - replayed).TotalSeconds:0.000} s"));
             // Hosts lost while no scheduler was watching (it was moving) are found once agents had time to re-register.
             Timers.StartSingleTimer("check-members", CheckMembers.Instance, _hostLoss.AfterLeave);
+            if (_webhookSettings?.Secrets is { } secrets && _state.Webhooks.Values.Any(w => !SecretBox.IsSealed(w.Secret)))
+            {
+                // Journaled in clear by an earlier version: sealed in the state, so the next snapshot holds them sealed
+                // (the old events stay as they were written until the journal is compacted).
+                _state = _state with
+                {
+                    Webhooks = _state.Webhooks.SetItems(_state.Webhooks.Values.Where(w => !SecretBox.IsSealed(w.Secret))
+                        .Select(w => KeyValuePair.Create(w.Id, w with { Secret = secrets.Seal(w.Secret) }))),
+                };
+            }
+
             if (_webhookSettings is not null)
             {
                 _webhooks = Context.ActorOf(WebhookDispatcher.Props(_webhookSettings), "webhooks");
@@ -135,7 +146,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<LedgerCommands.PatchVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<LedgerCommands.SetVmLabels>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
         Command<LedgerCommands.CreateTenant>(c => Handle(c, null));
-        Command<LedgerCommands.CreateWebhook>(c => Handle(c, null));
+        // Sealed before it is decided on, so the event journaled, the snapshot and the state hold only the sealed form.
+        Command<LedgerCommands.CreateWebhook>(c => Handle(_webhookSettings?.Secrets is { } box ? c with { Secret = box.Seal(c.Secret) } : c, null));
         Command<LedgerCommands.CreateRule>(c => Handle(c, null));
         Command<LedgerCommands.DeleteRule>(c => Handle(c, null));
         Command<LedgerCommands.FireRule>(c => Handle(c, null));

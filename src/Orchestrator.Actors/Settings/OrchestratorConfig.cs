@@ -56,6 +56,12 @@ public static class OrchestratorConfig
                 }
 
                 var connection = new SqliteConnectionStringBuilder { DataSource = sqliteFile, Cache = SqliteCacheMode.Shared }.ToString();
+                // The journal holds tenants' data: 0600 before SQLite first opens it. SQLite gives the -wal and -shm
+                // files it creates the database's mode; those an older version left wider are narrowed here.
+                OwnerOnlyFiles.Ensure(sqliteFile);
+                OwnerOnlyFiles.Restrict(sqliteFile + "-wal");
+                OwnerOnlyFiles.Restrict(sqliteFile + "-shm");
+                OwnerOnlyFiles.Restrict(sqliteFile + "-journal");
                 EnableWriteAheadLog(connection);
                 return connection;
             case "postgres":

@@ -20,7 +20,8 @@ public sealed record OrchestratorSettings(
     string? HostLeaseConnection = null,
     ApiLimits? ApiLimits = null,
     Webhooks.WebhookSettings? Webhooks = null,
-    LoggingSettings? Logging = null)
+    LoggingSettings? Logging = null,
+    string? SecretsKeyFile = null)
 {
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
@@ -73,8 +74,17 @@ public sealed record OrchestratorSettings(
                 o.GetTimeSpan("webhooks.first-retry", TimeSpan.FromSeconds(1)),
                 o.GetTimeSpan("webhooks.timeout", TimeSpan.FromSeconds(5)),
                 o.GetBoolean("webhooks.allow-private-addresses", false)),
-            LoggingSettings.Create(o.GetConfig("logging"), dataDir));
+            LoggingSettings.Create(o.GetConfig("logging"), dataDir),
+            o.GetString("secrets.key-file", "") is { Length: > 0 } keyFile ? keyFile : Path.Combine(dataDir, SecretBox.DefaultFileName));
     }
+
+    /// <summary>
+    /// With the secrets key loaded (<see cref="SecretBox.Load"/>, creating its file when missing) on a node that may
+    /// host the scheduler, which seals webhooks' secrets with it before journaling them.
+    /// </summary>
+    public OrchestratorSettings WithSecrets() => IsControl
+        ? this with { Webhooks = (Webhooks ?? Orchestrator.Actors.Webhooks.WebhookSettings.Default) with { Secrets = SecretBox.Load(SecretsKeyFile!) } }
+        : this;
 }
 
 /// <summary>What the API lets through: requests per second and burst per tenant, and the largest request body.</summary>

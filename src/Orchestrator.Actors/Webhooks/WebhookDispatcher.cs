@@ -7,14 +7,18 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Actors.Serialization;
+using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
 
 namespace Orchestrator.Actors.Webhooks;
 
-/// <summary>How webhooks are delivered: attempts and backoff, time allowed per attempt, and whether private addresses may be targets.</summary>
-public sealed record WebhookSettings(int Attempts, TimeSpan FirstRetry, TimeSpan Timeout, bool AllowPrivateAddresses)
+/// <summary>
+/// How webhooks are delivered: attempts and backoff, time allowed per attempt, whether private addresses may be
+/// targets, and the box their secrets are sealed in at rest (null: kept as given, for tests and simulations).
+/// </summary>
+public sealed record WebhookSettings(int Attempts, TimeSpan FirstRetry, TimeSpan Timeout, bool AllowPrivateAddresses, SecretBox? Secrets = null)
 {
     public static readonly WebhookSettings Default = new(5, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), false);
 }
@@ -142,9 +146,21 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
             return;
         }
 
+        string secret;
+        try
+        {
+            secret = _settings.Secrets?.Open(hook.Secret) ?? hook.Secret;
+        }
+        catch (CryptographicException)
+        {
+            // Sealed on a node with another key: the control nodes do not share one (orchestrator.secrets.key-file).
+            Self.Tell(new Attempted(attempt, null, "cannot open the webhook's secret: it was sealed with another secrets key"));
+            return;
+        }
+
         var request = new HttpRequestMessage(HttpMethod.Post, hook.Url) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
-        request.Headers.Add(SignatureHeader, Sign(hook.Secret, body));
+        request.Headers.Add(SignatureHeader, Sign(secret, body));
         request.Headers.Add("X-Orchestrator-Delivery", attempt.DeliveryId);
         var http = _http;
         Task.Run(async () =>
@@ -213,8 +229,8 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
     };
 
     /// <summary>
-    /// An HTTP client that, unless allowed, refuses to connect to loopback, private, link-local and unspecified
-    /// addresses — checked on the address actually connected to, so a name that resolves there is refused too.
+    /// An HTTP client that, unless allowed, connects only to public addresses (<see cref="PublicAddresses"/>) — checked
+    /// on the address actually connected to, so a name that resolves elsewhere is refused too.
     /// </summary>
     private static HttpClient CreateClient(WebhookSettings settings)
     {
@@ -225,7 +241,7 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
             ConnectCallback = async (context, ct) =>
             {
                 var addresses = await Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
-                var allowed = addresses.Where(a => settings.AllowPrivateAddresses || IsPublic(a)).ToList();
+                var allowed = addresses.Where(a => settings.AllowPrivateAddresses || PublicAddresses.IsPublic(a)).ToList();
                 if (allowed.Count == 0)
                 {
                     throw new HttpRequestException($"{context.DnsEndPoint.Host} is not a public address (orchestrator.webhooks.allow-private-addresses)");
@@ -245,29 +261,6 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
             },
         };
         return new HttpClient(handler) { Timeout = settings.Timeout };
-    }
-
-    private static bool IsPublic(IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)
-            || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6UniqueLocal || address.IsIPv6Multicast)
-        {
-            return false;
-        }
-
-        if (address.AddressFamily != AddressFamily.InterNetwork)
-        {
-            return true;
-        }
-
-        var b = address.GetAddressBytes();
-        return !(b[0] == 10 || (b[0] == 172 && b[1] >= 16 && b[1] <= 31) || (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254)
-                 || (b[0] == 100 && b[1] >= 64 && b[1] <= 127) || b[0] == 0 || b[0] >= 224);
     }
 
     private sealed record Attempt(string DeliveryId, string WebhookId);

@@ -156,11 +156,11 @@ public sealed record LedgerState(
         LedgerCommands.CreateRule c => DecideCreateRule(c, now),
         LedgerCommands.DeleteRule c => Rules.TryGetValue(c.Id, out var rule) && rule.Tenant == c.Tenant
             ? Decision.Accept(new RuleDeleted(c.Id, c.Tenant))
-            : Decision.Refuse(Refusal.NotFound($"no rule '{(c.Id.Length > 32 ? c.Id[..32] : c.Id)}'")),
+            : Decision.Refuse(Refusal.NotFound($"no rule '{FieldError.Echo(c.Id)}'")),
         LedgerCommands.FireRule c => DecideFireRule(c, rules),
         LedgerCommands.DeleteWebhook c => Webhooks.TryGetValue(c.Id, out var hook) && hook.Tenant == c.Tenant
             ? Decision.Accept(new WebhookDeleted(c.Id, c.Tenant))
-            : Decision.Refuse(Refusal.NotFound($"no webhook '{(c.Id.Length > 32 ? c.Id[..32] : c.Id)}'")),
+            : Decision.Refuse(Refusal.NotFound($"no webhook '{FieldError.Echo(c.Id)}'")),
         LedgerCommands.StopVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Stopped),
         LedgerCommands.StartVm c => DecideDesired(c.Tenant, c.Name, DesiredState.Running),
         LedgerCommands.DeleteVm c => DecideDelete(c, rules),
@@ -252,7 +252,7 @@ public sealed record LedgerState(
 
         if (FindTenant(c.Tenant) is not { } tenant)
         {
-            return Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+            return Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(c.Tenant.Value)}'"));
         }
 
         if (tenant.Disabled)
@@ -294,7 +294,7 @@ public sealed record LedgerState(
         {
             return c.Tenant == TenantId.System
                 ? Decision.Refuse(Refusal.Invalid([new FieldError("id", "the system tenant has no quota and cannot be disabled")]))
-                : Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+                : Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(c.Tenant.Value)}'"));
         }
 
         var quota = c.Quota ?? tenant.Quota;
@@ -315,7 +315,7 @@ public sealed record LedgerState(
     {
         if (FindTenant(c.Tenant) is null)
         {
-            return Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+            return Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(c.Tenant.Value)}'"));
         }
 
         if (c.Role == KeyRole.Admin && c.Tenant != TenantId.System)
@@ -323,9 +323,10 @@ public sealed record LedgerState(
             return Decision.Refuse(Refusal.Invalid([new FieldError("role", "admin keys belong to the system tenant; give member or read-only")]));
         }
 
-        if (c.Name is { Length: > 64 })
+        // Shown in listings and the CLI's tables: a control character (a trailing newline, an escape) would forge lines there.
+        if (c.Name is { } keyName && (keyName.Length > 64 || keyName.Any(char.IsControl)))
         {
-            return Decision.Refuse(Refusal.Invalid([new FieldError("name", "must be at most 64 characters")]));
+            return Decision.Refuse(Refusal.Invalid([new FieldError("name", "must be at most 64 characters, without control characters")]));
         }
 
         return Keys.ContainsKey(c.KeyId)
@@ -337,7 +338,7 @@ public sealed record LedgerState(
     {
         if (!Keys.TryGetValue(c.KeyId, out var key) || key.Tenant != c.Tenant)
         {
-            return Decision.Refuse(Refusal.NotFound($"no key '{(c.KeyId.Length > 32 ? c.KeyId[..32] : c.KeyId)}' in tenant '{c.Tenant}'"));
+            return Decision.Refuse(Refusal.NotFound($"no key '{FieldError.Echo(c.KeyId)}' in tenant '{FieldError.Echo(c.Tenant.Value)}'"));
         }
 
         return key.IsRevoked ? Decision.Nothing : Decision.Accept(new ApiKeyRevoked(c.KeyId, now));
@@ -347,7 +348,7 @@ public sealed record LedgerState(
     {
         if (FindTenant(c.Tenant) is null)
         {
-            return Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+            return Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(c.Tenant.Value)}'"));
         }
 
         if (Webhooks.Values.Count(w => w.Tenant == c.Tenant) >= WebhookRecord.MaxPerTenant)
@@ -370,7 +371,7 @@ public sealed record LedgerState(
     {
         if (FindTenant(c.Tenant) is null)
         {
-            return Decision.Refuse(Refusal.NotFound($"no tenant '{c.Tenant}'"));
+            return Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(c.Tenant.Value)}'"));
         }
 
         var errors = RuleRecord.Validate(c.Name, c.OnEvent, c.Count, c.Within, c.Schedule, c.Selector, EventTypeNames).ToList();
@@ -467,8 +468,8 @@ public sealed record LedgerState(
     /// <summary>Why the tenant's VM can't be changed: missing (404, like another tenant's) or being deleted (409).</summary>
     private (VmRecord? Vm, Decision? Refused) Changeable(TenantId tenant, string name) => FindVm(tenant, name) switch
     {
-        null => (null, Decision.Refuse(Refusal.NotFound($"no VM named '{name}'"))),
-        { Status: VmStatus.Deleting } vm => (vm, Decision.Refuse(Refusal.Conflict("name", $"VM '{name}' is being deleted"))),
+        null => (null, Decision.Refuse(Refusal.NotFound($"no VM named '{FieldError.Echo(name)}'"))),
+        { Status: VmStatus.Deleting } vm => (vm, Decision.Refuse(Refusal.Conflict("name", $"VM '{FieldError.Echo(name)}' is being deleted"))),
         var vm => (vm, null),
     };
 
@@ -494,7 +495,7 @@ public sealed record LedgerState(
         var vm = FindVm(c.Tenant, c.Name);
         if (vm is null)
         {
-            return Decision.Refuse(Refusal.NotFound($"no VM named '{c.Name}'"));
+            return Decision.Refuse(Refusal.NotFound($"no VM named '{FieldError.Echo(c.Name)}'"));
         }
 
         if (vm.Status == VmStatus.Deleting)

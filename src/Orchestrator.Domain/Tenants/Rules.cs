@@ -72,7 +72,7 @@ public sealed record RuleRecord(
         {
             if (!eventTypes.Contains(onEvent))
             {
-                yield return new FieldError("on.event", $"unknown event type '{(onEvent.Length > 40 ? onEvent[..40] + "…" : onEvent)}'");
+                yield return new FieldError("on.event", $"unknown event type '{FieldError.Echo(onEvent)}'");
             }
 
             if (count is < 1 or > 1000)
@@ -86,7 +86,9 @@ public sealed record RuleRecord(
             }
         }
 
-        if (schedule is not null && (schedule.Length > 120 || ParseCron(schedule) is null))
+        // Cronos forgives surrounding whitespace ("0 3 * * *\t"); the schedule kept must be the one checked.
+        if (schedule is not null && (schedule.Length > 120 || schedule.Any(c => c is < ' ' or > '~') || schedule != schedule.Trim()
+                                     || ParseCron(schedule) is null))
         {
             yield return new FieldError("schedule", "must be a cron expression: 5 fields (minute hour day month weekday) or 6 with seconds first");
         }

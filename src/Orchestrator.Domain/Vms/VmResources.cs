@@ -72,7 +72,12 @@ public sealed record VmResources(
                 $"caps the whole VM process, so it must be at least the VM's memory ({memoryMiB} MiB), was {memoryLimit}"));
         }
 
-        if (Cpuset is not null && !CpuSet.TryParse(Cpuset, out _, out var cpusetError))
+        if (Cpuset is not null && Cpuset.Any(c => !char.IsAsciiDigit(c) && c is not (',' or '-')))
+        {
+            // CpuSet.TryParse forgives surrounding whitespace (operators' config); a tenant's spec is kept as given.
+            errors.Add(new FieldError("cpuset", "must be CPU numbers and ranges such as \"0-3,6\": digits, ',' and '-' only"));
+        }
+        else if (Cpuset is not null && !CpuSet.TryParse(Cpuset, out _, out var cpusetError))
         {
             errors.Add(new FieldError("cpuset", cpusetError!));
         }

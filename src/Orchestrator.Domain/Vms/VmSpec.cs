@@ -83,10 +83,11 @@ public static partial class VmLabels
 
     public const int MaxLabels = 32;
 
-    [GeneratedRegex("^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    // \z, never $: in .NET '$' also matches before a final '\n', so "web\n" would pass.
+    [GeneratedRegex(@"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?\z", RegexOptions.CultureInvariant)]
     private static partial Regex KeyPattern();
 
-    [GeneratedRegex("^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$|^$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?\z", RegexOptions.CultureInvariant)]
     private static partial Regex ValuePattern();
 
     public static bool Same(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
@@ -102,7 +103,7 @@ public static partial class VmLabels
 
         foreach (var (key, value) in labels)
         {
-            var shownKey = key.Length > 64 ? key[..64] + "…" : key;
+            var shownKey = FieldError.Echo(key);
             if (!KeyPattern().IsMatch(key))
             {
                 yield return new FieldError("labels", $"key '{shownKey}' must be 1-63 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit");
@@ -116,7 +117,51 @@ public static partial class VmLabels
 }
 
 /// <summary>One thing wrong with a request, named by the field a person typed.</summary>
-public sealed record FieldError(string Field, string Message);
+public sealed record FieldError(string Field, string Message)
+{
+    /// <summary>
+    /// The most errors one answer lists: more say nothing more useful, and a request listing a hundred thousand bad
+    /// values must not get a hundred thousand errors back.
+    /// </summary>
+    public const int MaxListed = 50;
+
+    /// <summary>The most characters of a request's own text that an error quotes back.</summary>
+    public const int MaxEcho = 64;
+
+    /// <summary>
+    /// A piece of a request as an error (or a log line) may quote it: at most <see cref="MaxEcho"/> characters, control
+    /// characters escaped, so that neither its length nor a newline in it gets through.
+    /// </summary>
+    public static string Echo(string? text)
+    {
+        if (text is null)
+        {
+            return "";
+        }
+
+        var cut = text.Length > MaxEcho ? MaxEcho - (char.IsHighSurrogate(text[MaxEcho - 1]) ? 1 : 0) : text.Length;
+        var shown = new System.Text.StringBuilder(cut + 8);
+        foreach (var c in text.AsSpan(0, cut))
+        {
+            _ = c switch
+            {
+                '\n' => shown.Append("\\n"),
+                '\r' => shown.Append("\\r"),
+                '\t' => shown.Append("\\t"),
+                _ when char.IsControl(c) => shown.Append(System.FormattableString.Invariant($"\\u{(int)c:x4}")),
+                _ => shown.Append(c),
+            };
+        }
+
+        return cut < text.Length ? shown.Append('…').ToString() : shown.ToString();
+    }
+
+    /// <summary>At most <see cref="MaxListed"/> errors, the last saying how many more there were.</summary>
+    public static IReadOnlyList<FieldError> Bounded(IReadOnlyList<FieldError> errors) =>
+        errors.Count <= MaxListed
+            ? errors
+            : [.. errors.Take(MaxListed), new FieldError("more", $"{errors.Count - MaxListed} more errors not listed")];
+}
 
 /// <summary>Bounds on a single VM; the node reads them from config.</summary>
 public sealed record VmSpecLimits(int MaxVcpus = 64, int MinMemoryMiB = 64, int MaxMemoryMiB = 1024 * 1024)
@@ -128,9 +173,9 @@ public static partial class VmSpecValidator
 {
     /// <summary>
     /// A DNS label: it is safe to show anywhere and is never used as a path or an argument anyway
-    /// (drivers use the VM id).
+    /// (drivers use the VM id). Anchored with \z: '$' would accept a trailing '\n'.
     /// </summary>
-    [GeneratedRegex("^[a-z][a-z0-9-]{0,61}[a-z0-9]$|^[a-z]$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?\z", RegexOptions.CultureInvariant)]
     private static partial Regex NamePattern();
 
     public static bool IsValidName(string? name) => name is not null && NamePattern().IsMatch(name);
@@ -161,8 +206,7 @@ public static partial class VmSpecValidator
         }
         else if (!knownImages.Contains(spec.Image))
         {
-            // Never echo an arbitrary tenant string back unbounded.
-            var shown = spec.Image.Length > 64 ? spec.Image[..64] + "…" : spec.Image;
+            var shown = FieldError.Echo(spec.Image);
             errors.Add(new FieldError("image",
                 $"unknown image '{shown}'; known images: {string.Join(", ", knownImages.Order(StringComparer.Ordinal))}"));
         }
@@ -179,7 +223,7 @@ public static partial class VmSpecValidator
 
         if (spec.Driver is { } driver && !VmDrivers.IsKnown(driver))
         {
-            var shown = driver.Length > 64 ? driver[..64] + "…" : driver;
+            var shown = FieldError.Echo(driver);
             errors.Add(new FieldError("driver", $"unknown driver '{shown}'; known drivers: {string.Join(", ", VmDrivers.Known)}"));
         }
 
