@@ -2,6 +2,7 @@
 using System.Globalization;
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
+using Orchestrator.Contracts;
 using Orchestrator.Domain.Apply;
 using Orchestrator.Domain.Vms;
 
@@ -195,7 +196,7 @@ public static class ApplyFile
                 return null;
             }
 
-            if (TryParseMillicores(text, out var millicores))
+            if (CpuAmounts.TryParseMillicores(text, out var millicores))
             {
                 return millicores;
             }
@@ -278,35 +279,6 @@ public static class ApplyFile
         }
 
         return labels;
-    }
-
-    /// <summary>"500m" (millicores) or "0.5" (CPUs), as the CLI takes them.</summary>
-    private static bool TryParseMillicores(string text, out int millicores)
-    {
-        millicores = 0;
-        if (text.Length is 0 or > 16)
-        {
-            return false;
-        }
-
-        if (text.EndsWith('m'))
-        {
-            return int.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out millicores);
-        }
-
-        if (!decimal.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var cpus) || cpus > 100_000)
-        {
-            return false;
-        }
-
-        var scaled = cpus * 1000;
-        if (scaled != decimal.Truncate(scaled))
-        {
-            return false; // finer than a millicore
-        }
-
-        millicores = (int)scaled;
-        return true;
     }
 
     private static string FirstLine(string message) => FieldError.Echo(message.Split('\n', 2)[0].Trim());

@@ -1,6 +1,7 @@
 // The command tree: names, options, arguments and local validation. Behaviour lives behind ICliActions.
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Cli;
 

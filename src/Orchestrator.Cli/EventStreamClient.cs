@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Cli;
 

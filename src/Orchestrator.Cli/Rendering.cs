@@ -2,6 +2,7 @@
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Orchestrator.Contracts;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 

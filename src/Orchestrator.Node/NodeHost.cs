@@ -15,6 +15,7 @@ using Orchestrator.Cli;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
+using Orchestrator.Hypervisor;
 using Orchestrator.Node.Demo;
 using Orchestrator.Node.Logging;
 
@@ -41,7 +42,7 @@ public static class NodeHost
         try
         {
             config = OrchestratorConfig.Load(options.ConfigFiles, FlagsAsHocon(options));
-            settings = OrchestratorSettings.Create(config, options.DataDirectory, ImageDirectory()).WithSecrets();
+            settings = OrchestratorSettings.Create(config, options.DataDirectory, ImageDirectory(), MachineInventory.Probe()).WithSecrets();
             config = OrchestratorConfig.Complete(config, options.DataDirectory, settings.Roles);
             if (settings.IsHost)
             {

@@ -41,7 +41,8 @@ public sealed record OrchestratorSettings(
 
     /// <param name="dataDir">already resolved by the caller (flag, environment, default).</param>
     /// <param name="imageDir">where relative image paths point when the config names none.</param>
-    public static OrchestratorSettings Create(Config config, string dataDir, string imageDir)
+    /// <param name="machine">this machine's CPUs and memory, for a host whose config gives none.</param>
+    public static OrchestratorSettings Create(Config config, string dataDir, string imageDir, MachineInventory machine)
     {
         var o = config.GetConfig("orchestrator") ?? throw new ConfigurationException("the orchestrator section is missing");
         var roles = o.GetStringList("roles").ToHashSet(StringComparer.Ordinal);
@@ -57,7 +58,7 @@ public sealed record OrchestratorSettings(
         }
 
         var configuredImageDir = o.GetString("image-dir", "");
-        var host = HostSettings.Create(o.GetConfig("host"));
+        var host = HostSettings.Create(o.GetConfig("host"), machine);
         return new OrchestratorSettings(
             roles,
             dataDir,
@@ -144,7 +145,8 @@ public sealed record HostSettings(
     /// <summary>How the host's VMs together weigh against the machine's other processes (cpu.shares units).</summary>
     public int EffectiveCgroupWeight => CgroupWeight > 0 ? CgroupWeight : (int)Math.Clamp(Cpus * 1024L, VmResources.MinShares, VmResources.MaxShares);
 
-    public static HostSettings Create(Config c)
+    /// <param name="machine">what <c>cpus</c> and <c>memory-mib</c> default to (cpus: the cpuset's count first).</param>
+    public static HostSettings Create(Config c, MachineInventory machine)
     {
         var cpuset = c.GetString("cpuset", "") is { Length: > 0 } set ? set : null;
         IReadOnlyList<int> cpusetCpus = [];
@@ -162,8 +164,8 @@ public sealed record HostSettings(
         };
         var settings = new HostSettings(
             c.GetString("driver", "qemu"),
-            c.GetInt("cpus", 0) is > 0 and var cpus ? cpus : cpuset is not null ? cpusetCpus.Count : Environment.ProcessorCount,
-            c.GetLong("memory-mib", 0) is > 0 and var mem ? mem : MachineMemoryMiB(),
+            c.GetInt("cpus", 0) is > 0 and var cpus ? cpus : cpuset is not null ? cpusetCpus.Count : machine.Cpus,
+            c.GetLong("memory-mib", 0) is > 0 and var mem ? mem : machine.MemoryMiB,
             c.GetString("qemu-binary", "qemu-system-x86_64"),
             c.GetString("accel", "auto"),
             c.GetTimeSpan("heartbeat-interval", TimeSpan.FromMilliseconds(500)),
@@ -211,20 +213,6 @@ public sealed record HostSettings(
         }
 
         return settings;
-    }
-
-    private static long MachineMemoryMiB()
-    {
-        foreach (var line in File.ReadLines("/proc/meminfo"))
-        {
-            if (line.StartsWith("MemTotal:", StringComparison.Ordinal))
-            {
-                var kib = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
-                return kib / 1024;
-            }
-        }
-
-        return 1024;
     }
 }
 

@@ -1,7 +1,6 @@
 // One VM of the native engine: its VM fd and guest memory, its devices, one runner thread per vCPU, and the event
 // stream the VmActor subscribes to (the same events as the QEMU driver: ConsoleLine, Shutdown, Stopped/Resumed,
 // Exited last). Named KvmVm because KvmVmHandle is the SafeHandle of the VM fd.
-using System.Threading.Channels;
 using Orchestrator.Domain;
 using Orchestrator.Hypervisor.Kvm.Devices;
 
@@ -49,14 +48,10 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     private readonly List<KvmVcpuRunner> _runners = [];
     private readonly ConsoleSink _console;
     private readonly Action<KvmVm>? _onExited;
-    private readonly Channel<VmEvent> _events = Channel.CreateUnbounded<VmEvent>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly List<Action<VmEvent>> _subscribers = [];
-    private readonly TaskCompletionSource _firstSubscriber = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly VmEventChannel _events = new();
     private readonly TaskCompletionSource<string> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stopProbe = new();
     private readonly object _endLock = new();
-    private readonly object _emitLock = new(); // an event written and Exited's completion of the channel never interleave
-    private readonly Task _dispatcher;
     private Task _probe = Task.CompletedTask;
     private Task<string>? _ending;
 
@@ -66,8 +61,7 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
         _vmFd = vmFd;
         _memory = memory;
         _onExited = onExited;
-        _console = new ConsoleSink(consoleLog, line => Emit(new VmEvent.ConsoleLine(line)));
-        _dispatcher = Task.Run(DispatchAsync);
+        _console = new ConsoleSink(consoleLog, line => _events.Publish(new VmEvent.ConsoleLine(line)));
     }
 
     public VmId VmId => _machine.VmId;
@@ -186,16 +180,11 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
         }
     }
 
-    public void Subscribe(Action<VmEvent> onEvent)
-    {
-        lock (_subscribers)
-        {
-            _subscribers.Add(onEvent);
-        }
-
-        // Events queue up until someone listens, so the first subscriber misses nothing (the banner included).
-        _firstSubscriber.TrySetResult();
-    }
+    /// <summary>
+    /// Until someone subscribes, events wait, even when the VM has ended by then (a guest that fails at once): the
+    /// subscriber still gets them all, Exited last, as it would from QEMU's console log and QMP.
+    /// </summary>
+    public void Subscribe(Action<VmEvent> onEvent) => _events.Subscribe(onEvent);
 
     public Task<IReadOnlyList<VcpuInfo>> QueryVcpusAsync(CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<VcpuInfo>>(_runners.Select(r => new VcpuInfo(r.Index, r.ThreadId)).ToList());
@@ -234,13 +223,13 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     public async Task PauseAsync(CancellationToken cancellationToken)
     {
         await Task.WhenAll(_runners.Select(r => r.PauseAsync(cancellationToken)));
-        Emit(new VmEvent.Stopped());
+        _events.Publish(new VmEvent.Stopped());
     }
 
     public async Task ResumeAsync(CancellationToken cancellationToken)
     {
         await Task.WhenAll(_runners.Select(r => r.ResumeAsync(cancellationToken)));
-        Emit(new VmEvent.Resumed());
+        _events.Publish(new VmEvent.Resumed());
     }
 
     /// <summary>
@@ -260,7 +249,7 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     public async ValueTask DisposeAsync()
     {
         await EndAsync("killed (its handle was disposed)", null);
-        await _dispatcher;
+        await _events.Delivery;
     }
 
     private PortIoBus BuildDevices(bool irqchip)
@@ -419,7 +408,7 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     {
         if (shutdown is not null)
         {
-            Emit(shutdown);
+            _events.Publish(shutdown);
         }
 
         try
@@ -434,11 +423,7 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
             _console.Dispose(); // never throws: a log that fails is dropped (ConsoleSink.Log)
             _exited.TrySetResult(reason);
             _onExited?.Invoke(this);
-            lock (_emitLock)
-            {
-                _events.Writer.TryWrite(new VmEvent.Exited(reason));
-                _events.Writer.TryComplete();
-            }
+            _events.End(reason);
         }
 
         return reason;
@@ -484,42 +469,6 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
         }
 
         return reason;
-    }
-
-    /// <summary>Queues an event for the subscribers; after Exited nothing more goes out.</summary>
-    private void Emit(VmEvent vmEvent)
-    {
-        lock (_emitLock)
-        {
-            _events.Writer.TryWrite(vmEvent);
-        }
-    }
-
-    private async Task DispatchAsync()
-    {
-        // Until someone subscribes, events wait in the channel, even when the VM has ended by then (a guest that fails
-        // at once): the subscriber still gets them all, Exited last, as it would from QEMU's console log and QMP.
-        await _firstSubscriber.Task;
-        await foreach (var vmEvent in _events.Reader.ReadAllAsync())
-        {
-            Action<VmEvent>[] subscribers;
-            lock (_subscribers)
-            {
-                subscribers = [.. _subscribers];
-            }
-
-            foreach (var subscriber in subscribers)
-            {
-                try
-                {
-                    subscriber(vmEvent);
-                }
-                catch (Exception)
-                {
-                    // One faulty subscriber must not starve the others or stop the stream.
-                }
-            }
-        }
     }
 
     private sealed class KvmIrqLine(KvmVmHandle vm, uint irq) : IInterruptLine

@@ -1,7 +1,6 @@
 // One running QEMU VM: its QMP connection, the tail of its serial console, and the watch for its exit.
 using System.Text;
 using System.Text.Json;
-using System.Threading.Channels;
 using Orchestrator.Domain;
 
 namespace Orchestrator.Hypervisor.Qemu;
@@ -12,16 +11,13 @@ internal sealed class QemuVmHandle : IVmHandle
     private static readonly TimeSpan QuitGrace = TimeSpan.FromSeconds(2);
 
     private readonly QemuDriver _driver;
-    private readonly Channel<VmEvent> _events = Channel.CreateUnbounded<VmEvent>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly List<Action<VmEvent>> _subscribers = [];
-    private readonly TaskCompletionSource _firstSubscriber = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly VmEventChannel _events = new();
     private readonly TaskCompletionSource<string> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _detach = new();
     private readonly CancellationTokenSource _stopTail = new();
     private QmpClient? _qmp;
     private Task _tail = Task.CompletedTask;
     private Task _monitor = Task.CompletedTask;
-    private Task _dispatcher = Task.CompletedTask;
     private volatile bool _killRequested;
     private volatile string? _shutdownReason;
     private int _disposed;
@@ -52,19 +48,9 @@ internal sealed class QemuVmHandle : IVmHandle
         _qmp = await QmpClient.ConnectAsync(Paths.QmpSocket, OnQmpEvent, cancellationToken);
         _tail = Task.Run(TailConsoleAsync, CancellationToken.None);
         _monitor = Task.Run(WatchExitAsync, CancellationToken.None);
-        _dispatcher = Task.Run(DispatchAsync, CancellationToken.None);
     }
 
-    public void Subscribe(Action<VmEvent> onEvent)
-    {
-        lock (_subscribers)
-        {
-            _subscribers.Add(onEvent);
-        }
-
-        // Events queue up until someone listens, so the first subscriber misses nothing.
-        _firstSubscriber.TrySetResult();
-    }
+    public void Subscribe(Action<VmEvent> onEvent) => _events.Subscribe(onEvent);
 
     public async Task<IReadOnlyList<VcpuInfo>> QueryVcpusAsync(CancellationToken cancellationToken)
     {
@@ -142,7 +128,7 @@ internal sealed class QemuVmHandle : IVmHandle
         };
         if (mapped is not null)
         {
-            _events.Writer.TryWrite(mapped);
+            _events.Publish(mapped);
         }
     }
 
@@ -188,41 +174,9 @@ internal sealed class QemuVmHandle : IVmHandle
             reason = code is { } c ? $"QEMU exited unexpectedly (exit code {c})" : "QEMU exited unexpectedly";
         }
 
-        _events.Writer.TryWrite(new VmEvent.Exited(reason));
-        _events.Writer.TryComplete();
+        _events.End(reason);
         _exited.TrySetResult(reason);
         _driver.Forget(this);
-    }
-
-    private async Task DispatchAsync()
-    {
-        try
-        {
-            await _firstSubscriber.Task.WaitAsync(_detach.Token);
-            await foreach (var vmEvent in _events.Reader.ReadAllAsync(_detach.Token))
-            {
-                Action<VmEvent>[] subscribers;
-                lock (_subscribers)
-                {
-                    subscribers = [.. _subscribers];
-                }
-
-                foreach (var subscriber in subscribers)
-                {
-                    try
-                    {
-                        subscriber(vmEvent);
-                    }
-                    catch (Exception)
-                    {
-                        // One faulty subscriber must not starve the others or stop the stream.
-                    }
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
     }
 
     /// <summary>Polls console.log from its start (so an adopted VM's banner is seen again), one event per line.</summary>
@@ -306,7 +260,7 @@ internal sealed class QemuVmHandle : IVmHandle
 
         var text = Encoding.UTF8.GetString(line.ToArray()).TrimEnd('\r');
         line.Clear();
-        _events.Writer.TryWrite(new VmEvent.ConsoleLine(text));
+        _events.Publish(new VmEvent.ConsoleLine(text));
     }
 
     private static FileStream? TryOpen(string path)
@@ -330,14 +284,14 @@ internal sealed class QemuVmHandle : IVmHandle
         }
 
         await _detach.CancelAsync();
+        _events.Detach();
         await _stopTail.CancelAsync();
-        _events.Writer.TryComplete();
         if (_qmp is not null)
         {
             await _qmp.DisposeAsync();
         }
 
-        await Task.WhenAll(_tail, _monitor, _dispatcher);
+        await Task.WhenAll(_tail, _monitor, _events.Delivery);
         _driver.Forget(this);
     }
 }

@@ -1,10 +1,17 @@
 using System.Globalization;
 
-namespace Orchestrator.Cli;
+namespace Orchestrator.Contracts;
 
-/// <summary>CPU amounts as people type and read them: "500m" (millicores) or "0.5" (CPUs).</summary>
+/// <summary>
+/// CPU amounts as people type and read them: "500m" (millicores) or "0.5" (CPUs), the same in the CLI's options and
+/// in apply files, so that one refuses what the other refuses.
+/// </summary>
 public static class CpuAmounts
 {
+    /// <summary>
+    /// False for anything else: empty, over 16 characters, a sign, an exponent, finer than a millicore, over 100,000
+    /// CPUs.
+    /// </summary>
     public static bool TryParseMillicores(string? text, out int millicores)
     {
         millicores = 0;
