@@ -7,11 +7,11 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using System.Threading.RateLimiting;
 using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
+using Orchestrator.Actors.Tenants;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
@@ -46,16 +46,10 @@ public static class OrchestratorApi
         var scheduler = app.ServiceProvider.GetRequiredService<IRequiredActor<SchedulerProxy>>();
         var auth = new ApiAuthenticator(adminKey, (keyId, ct) => AskAsync<SchedulerReplies.KeyFound>(scheduler, new SchedulerQueries.FindKey(keyId), ct));
         var idempotency = new IdempotencyCache();
-        // Per tenant: a token bucket each, so one tenant's burst never slows another's requests.
-        var limiter = PartitionedRateLimiter.Create<string, string>(tenant => RateLimitPartition.GetTokenBucketLimiter(tenant, _ =>
-            new TokenBucketRateLimiterOptions
-            {
-                TokenLimit = limits.Burst,
-                TokensPerPeriod = limits.RequestsPerSecond,
-                ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-                QueueLimit = 0,
-                AutoReplenishment = true,
-            }));
+        // Per tenant: a token bucket each, so one tenant's burst never slows another's requests; the rule engine takes
+        // from the same buckets. Requests without a valid key: a small bucket per client address, apart, so that a flood
+        // of bad keys is refused early and never spends a valid key's budget (nor is it spent by one).
+        var strangers = new TokenBuckets(limits.UnauthenticatedPerSecond, limits.UnauthenticatedBurst);
 
         var v1 = app.MapGroup("/v1").AddEndpointFilter(async (context, next) =>
         {
@@ -65,14 +59,16 @@ public static class OrchestratorApi
             var (principal, failure) = await auth.AuthenticateAsync(key, http.RequestAborted);
             if (principal is null)
             {
-                return Problem(failure!.Status, failure.Status == 401 ? "unauthorized" : "forbidden", failure.Detail);
+                var address = ClientAddress(http);
+                return strangers.TryTake(address, out var wait)
+                    ? Problem(failure!.Status, failure.Status == 401 ? "unauthorized" : "forbidden", failure.Detail)
+                    : TooManyRequests(http, wait, $"too many requests without a valid key from {address} " +
+                                                  $"(at most {limits.UnauthenticatedPerSecond}/s, burst {limits.UnauthenticatedBurst})");
             }
 
-            using var lease = limiter.AttemptAcquire(principal.Tenant.Value);
-            if (!lease.IsAcquired)
+            if (!TenantBudget.Get(http.RequestServices.GetRequiredService<ActorSystem>()).TryTake(principal.Tenant, out var retry))
             {
-                http.Response.Headers.RetryAfter = "1";
-                return Problem(StatusCodes.Status429TooManyRequests, "too many requests",
+                return TooManyRequests(http, retry,
                     $"tenant '{principal.Tenant}' is over its rate limit of {limits.RequestsPerSecond} requests/s (burst {limits.Burst})");
             }
 
@@ -202,6 +198,38 @@ public static class OrchestratorApi
         v1.MapEventStream();
 
         return app;
+    }
+
+    private static IResult TooManyRequests(HttpContext http, TimeSpan wait, string detail)
+    {
+        http.Response.Headers.RetryAfter = TokenBuckets.RetryAfterSeconds(wait).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Problem(StatusCodes.Status429TooManyRequests, "too many requests", detail);
+    }
+
+    /// <summary>
+    /// Whose budget a request without a valid key spends: its peer's address, an IPv6 one by its /64 (one host's
+    /// worth: a client picks its address within it at will). Forwarded headers are not trusted.
+    /// </summary>
+    internal static string ClientAddress(HttpContext http)
+    {
+        if (http.Connection.RemoteIpAddress is not { } address)
+        {
+            return "unknown";
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            return address.MapToIPv4().ToString();
+        }
+
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            return address.ToString();
+        }
+
+        var bytes = address.GetAddressBytes();
+        Array.Clear(bytes, 8, 8);
+        return new System.Net.IPAddress(bytes) + "/64";
     }
 
     /// <summary>Services the API needs: the OpenAPI document (title, version, the bearer key scheme).</summary>

@@ -103,7 +103,7 @@ public static class RuleEndpoints
 
             var id = "rule" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateRule(id, Acting(request.HttpContext), body.Name ?? "",
-                body.On?.Event, body.On?.Count ?? 1, within, body.Schedule, body.Selector ?? [], action), ct);
+                body.On?.Event, body.On?.Count ?? 1, within, body.Schedule, body.Selector ?? [], action, request.HttpContext.Principal().IsAdmin), ct);
             if (reply is SchedulerReplies.Refused refused)
             {
                 return FromRefusal(refused.Refusal);

@@ -14,10 +14,16 @@ public sealed record SharesBenchOptions(int? Cpu, int WindowSeconds, OutputForma
 /// <param name="Driver">qemu, kvm, or null: kvm where /dev/kvm works, else qemu (as the host's driver = auto).</param>
 public sealed record BootBenchOptions(string? Driver, int Boots, int Burst, int Vcpus, int MemoryMiB, OutputFormat Output);
 
+/// <summary>Options of <c>orchestrator bench streams</c>.</summary>
+/// <param name="Streams">event streams (SSE, follow) held open while the requests are timed.</param>
+/// <param name="Requests">ordinary requests timed one after another.</param>
+public sealed record StreamsBenchOptions(int Streams, int Requests, OutputFormat Output);
+
 public sealed record ClusterToolHooks(
     Func<FailoverBenchOptions, CancellationToken, Task<int>> Failover,
     Func<SharesBenchOptions, CancellationToken, Task<int>>? Shares = null,
-    Func<BootBenchOptions, CancellationToken, Task<int>>? Boot = null);
+    Func<BootBenchOptions, CancellationToken, Task<int>>? Boot = null,
+    Func<StreamsBenchOptions, CancellationToken, Task<int>>? Streams = null);
 
 public static class ClusterToolCommands
 {
@@ -74,6 +80,39 @@ public static class ClusterToolCommands
         {
             bench.Subcommands.Add(BootCommand(boot));
         }
+
+        if (hooks.Streams is { } streams)
+        {
+            bench.Subcommands.Add(StreamsCommand(streams));
+        }
+    }
+
+    private static Command StreamsCommand(Func<StreamsBenchOptions, CancellationToken, Task<int>> run)
+    {
+        var streams = new Option<int>("--streams") { Description = "Event streams held open (GET /v1/events, follow).", DefaultValueFactory = _ => 300 };
+        streams.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 0 or > 5000)
+            {
+                r.AddError("--streams must be between 0 and 5000");
+            }
+        });
+        var requests = new Option<int>("--requests") { Description = "Requests timed, one after another.", DefaultValueFactory = _ => 2000 };
+        requests.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 1_000_000)
+            {
+                r.AddError("--requests must be between 1 and 1000000");
+            }
+        });
+        var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
+        var command = new Command("streams",
+            "Start a node on loopback, hold event streams open, time ordinary requests (GET /v1/vms); print latency p50/p99/max.")
+        {
+            streams, requests, output,
+        };
+        command.SetAction((parse, ct) => run(new StreamsBenchOptions(parse.GetValue(streams), parse.GetValue(requests), parse.GetValue(output)), ct));
+        return command;
     }
 
     private static Command BootCommand(Func<BootBenchOptions, CancellationToken, Task<int>> run)

@@ -114,6 +114,39 @@ public class RuleLedgerTests
         }
     }
 
+    [Theory]
+    [InlineData("* * * * * *", 1)]
+    [InlineData("*/2 * * * * *", 2)]
+    [InlineData("0,30 * * * * *", 30)]
+    [InlineData("0,59 0 3 * * *", 59)] // twice in one minute a day
+    [InlineData("0,59 * * * * *", 1)] // 1 s from :59 to the next minute's :00
+    [InlineData("0-5 0 0 1 1 *", 1)] // six seconds once a year: still a burst
+    public void A_tenants_schedule_that_runs_more_often_than_once_a_minute_is_refused_naming_the_field(string schedule, int everySeconds)
+    {
+        var ledger = WithVms(("dev-1", Dev));
+        var refused = ledger.Send(new LedgerCommands.CreateRule("r1", Acme, "flood", null, 1, TimeSpan.Zero, schedule, Dev, RuleAction.Stop));
+        var error = Assert.Single(refused.Refusal!.Errors);
+        Assert.Equal("schedule", error.Field);
+        Assert.Contains($"every {everySeconds} s", error.Message);
+        Assert.Empty(ledger.State.Rules);
+
+        // The operator may: its rules still count against the tenant's request budget where they fire.
+        Assert.Null(ledger.Send(new LedgerCommands.CreateRule("r2", Acme, "drill", null, 1, TimeSpan.Zero, schedule, Dev, RuleAction.Stop,
+            ByAdmin: true)).Refusal);
+    }
+
+    [Theory]
+    [InlineData("* * * * *")]
+    [InlineData("30 * * * * *")]
+    [InlineData("0 20 * * 1-5")]
+    [InlineData("0 0 1 1 *")]
+    public void Schedules_that_run_at_most_once_a_minute_are_accepted(string schedule)
+    {
+        Assert.Empty(RuleRecord.Validate("nightly", null, 1, TimeSpan.Zero, schedule, null, new HashSet<string>(), LedgerDriver.Now));
+        Assert.True(RuleRecord.ShortestInterval(RuleRecord.ParseCron(schedule)!, LedgerDriver.Now) is not { } shortest
+                    || shortest >= RuleRecord.MinScheduleInterval);
+    }
+
     [Fact]
     public void A_cron_rule_knows_its_next_run_in_utc_and_six_fields_mean_seconds()
     {

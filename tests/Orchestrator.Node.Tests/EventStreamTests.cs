@@ -84,6 +84,60 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_300_streams_open_requests_are_answered_and_every_stream_gets_each_new_event_once()
+    {
+        using var client = new HttpClient { BaseAddress = _node.Http.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
+        client.DefaultRequestHeaders.Authorization = _node.Http.DefaultRequestHeaders.Authorization;
+        using var stop = new CancellationTokenSource(Patience);
+        var seen = new List<Sse.SseEvent>[300];
+        var open = 0;
+        var readers = Enumerable.Range(0, seen.Length).Select(i => Task.Run(async () =>
+        {
+            seen[i] = [];
+            // Half resume from an old offset (their past read from the journal), half start from the newest event.
+            var path = i % 2 == 0 ? "v1/events?type=TenantCreated" : "v1/events?type=TenantCreated&last=1";
+            var response = await client.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, stop.Token);
+            while (response.StatusCode == HttpStatusCode.TooManyRequests) // the admin's request budget: 300 opens take a few seconds
+            {
+                response.Dispose();
+                await Task.Delay(response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1), stop.Token);
+                response = await client.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, stop.Token);
+            }
+
+            using var _ = response;
+            response.EnsureSuccessStatusCode();
+            Interlocked.Increment(ref open);
+            await foreach (var e in Sse.Events(await response.Content.ReadAsStreamAsync(stop.Token), stop.Token))
+            {
+                lock (seen[i])
+                {
+                    seen[i].Add(e);
+                }
+
+                if ((string?)e.Json["data"]?["tenant"] == "late-2")
+                {
+                    return;
+                }
+            }
+        })).ToList();
+        await _node.Eventually(() => Task.FromResult(Volatile.Read(ref open) == seen.Length ? "open" : null), Patience, "300 streams to open");
+
+        await Task.Delay(TimeSpan.FromSeconds(2)); // the admin's budget, spent on opening, refills
+        Assert.Equal(HttpStatusCode.OK, (await _node.Http.GetAsync("v1/vms")).StatusCode);
+        await _node.TenantKeyAsync("late-1");
+        await _node.TenantKeyAsync("late-2");
+        await Task.WhenAll(readers).WaitAsync(Patience);
+
+        Assert.All(seen, events =>
+        {
+            var tenants = events.Select(e => (string?)e.Json["data"]?["tenant"]).ToList();
+            Assert.Equal(1, tenants.Count(t => t == "late-1"));
+            Assert.Equal("late-2", tenants[^1]);
+            Sse.AssertIncreasing(events);
+        });
+    }
+
+    [Fact]
     public async Task Without_follow_the_stream_ends_after_the_events_written_so_far()
     {
         await _node.CreateVmAsync("brief");
@@ -281,7 +335,7 @@ internal static class Sse
         var seen = new List<SseEvent>();
         try
         {
-            await foreach (var e in Events(await response.Content.ReadAsStreamAsync(patience.Token), patience.Token))
+            await foreach (var e in Sse.Events(await response.Content.ReadAsStreamAsync(patience.Token), patience.Token))
             {
                 seen.Add(e);
                 if (last(e))
@@ -344,7 +398,7 @@ internal static class Sse
         return events;
     }
 
-    private static async IAsyncEnumerable<SseEvent> Events(Stream stream, [EnumeratorCancellation] CancellationToken ct)
+    internal static async IAsyncEnumerable<SseEvent> Events(Stream stream, [EnumeratorCancellation] CancellationToken ct)
     {
         using var reader = new StreamReader(stream);
         var lines = new List<string>();

@@ -219,7 +219,49 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.OK, (await polite.GetAsync("v1/tenant")).StatusCode);
     }
 
-    private const string LooseLimits = "orchestrator.api.rate-limit.requests-per-second = 100000\norchestrator.api.rate-limit.burst = 100000";
+    [Fact]
+    public async Task A_flood_of_bad_keys_from_one_address_gets_429s_and_a_valid_key_from_that_address_is_still_served()
+    {
+        await using var node = await NodeProcess.StartAsync(output,
+            "orchestrator.api.rate-limit.unauthenticated.requests-per-second = 1\norchestrator.api.rate-limit.unauthenticated.burst = 5");
+        using var member = node.ClientWith(await node.TenantKeyAsync("flooded"));
+        using var stranger = node.ClientWith(null);
+        var answers = new List<HttpResponseMessage>();
+        for (var i = 0; i < 40; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "v1/vms");
+            // Well-formed keys that are no one's (each one a lookup), malformed ones, and none at all.
+            var key = (i % 3) switch
+            {
+                0 => "orc_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)) + "_" + new string('0', 64),
+                1 => "not-a-key-" + i,
+                _ => null,
+            };
+            if (key is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + key);
+            }
+
+            answers.Add(await stranger.SendAsync(request));
+        }
+
+        Assert.All(answers, a => Assert.Contains(a.StatusCode, new[] { HttpStatusCode.Unauthorized, HttpStatusCode.TooManyRequests }));
+        var limited = answers.Where(a => a.StatusCode == HttpStatusCode.TooManyRequests).ToList();
+        Assert.NotEmpty(limited);
+        Assert.Equal("application/problem+json", limited[0].Content.Headers.ContentType?.MediaType);
+        Assert.True(limited[0].Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
+        Assert.Contains("without a valid key", await limited[0].Content.ReadAsStringAsync());
+
+        // Same address, a valid key: its tenant's budget, untouched by the flood.
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await member.GetAsync("v1/vms")).StatusCode);
+        }
+    }
+
+    private const string LooseLimits = "orchestrator.api.rate-limit.requests-per-second = 100000\norchestrator.api.rate-limit.burst = 100000\n" +
+                                       "orchestrator.api.rate-limit.unauthenticated.requests-per-second = 100000\n" +
+                                       "orchestrator.api.rate-limit.unauthenticated.burst = 100000";
 
     private static async Task<JsonObject> Created(HttpClient client, string name)
     {

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Tenants;
 using Orchestrator.Actors.Webhooks;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
@@ -26,10 +27,13 @@ public sealed class RuleEngine : ReceiveActor, IWithTimers
     private readonly Dictionary<string, RuleRecord> _rules = [];
     private readonly Dictionary<(string Rule, VmId Vm), Queue<DateTimeOffset>> _windows = [];
     private readonly Func<DateTimeOffset> _now;
+    private readonly TenantBudget _budget;
 
-    public RuleEngine(Func<DateTimeOffset>? now = null)
+    /// <param name="budget">the tenants' request budget each firing takes a token from (default: this node's).</param>
+    public RuleEngine(Func<DateTimeOffset>? now = null, TenantBudget? budget = null)
     {
         _now = now ?? (() => DateTimeOffset.UtcNow);
+        _budget = budget ?? TenantBudget.Get(Context.System);
         Receive<RuleProtocol.RulesChanged>(changed =>
         {
             foreach (var gone in _rules.Keys.Where(id => changed.Rules.All(r => r.Id != id)).ToList())
@@ -58,7 +62,7 @@ public sealed class RuleEngine : ReceiveActor, IWithTimers
         {
             if (_rules.TryGetValue(due.RuleId, out var rule))
             {
-                Context.Parent.Tell(new LedgerCommands.FireRule(rule.Id, null, $"schedule '{rule.Schedule}' at {due.At:u}"));
+                Fire(rule, null, $"schedule '{rule.Schedule}' at {due.At:u}");
                 ScheduleNext(rule);
             }
         });
@@ -96,10 +100,24 @@ public sealed class RuleEngine : ReceiveActor, IWithTimers
             if (seen.Count >= rule.Count)
             {
                 _windows.Remove(key);
-                Context.Parent.Tell(new LedgerCommands.FireRule(rule.Id, vmEvent.VmId,
-                    $"{type} {rule.Count} time(s) within {rule.Within}"));
+                Fire(rule, vmEvent.VmId, $"{type} {rule.Count} time(s) within {rule.Within}");
             }
         }
+    }
+
+    /// <summary>
+    /// A firing is a request made for the tenant: it takes a token from the tenant's budget like an API call, and is
+    /// skipped (logged) when there is none, so no schedule or event storm does more than its tenant could ask for.
+    /// </summary>
+    private void Fire(RuleRecord rule, VmId? vmId, string reason)
+    {
+        if (!_budget.TryTake(rule.Tenant, out _))
+        {
+            _log.Warning("rule {0} of tenant {1} fired ({2}) with its tenant over its request budget: skipped", rule.Id, rule.Tenant, reason);
+            return;
+        }
+
+        Context.Parent.Tell(new LedgerCommands.FireRule(rule.Id, vmId, reason));
     }
 
     private void ScheduleNext(RuleRecord rule)

@@ -88,8 +88,12 @@ public sealed record OrchestratorSettings(
         : this;
 }
 
-/// <summary>What the API lets through: requests per second and burst per tenant, and the largest request body.</summary>
-public sealed record ApiLimits(int RequestsPerSecond = 50, int Burst = 100, long MaxBodyBytes = 1024 * 1024)
+/// <summary>
+/// What the API lets through: requests per second and burst per tenant, the same per client address for requests
+/// without a valid key, and the largest request body.
+/// </summary>
+public sealed record ApiLimits(int RequestsPerSecond = 50, int Burst = 100, long MaxBodyBytes = 1024 * 1024,
+    int UnauthenticatedPerSecond = 5, int UnauthenticatedBurst = 20)
 {
     public static readonly ApiLimits Default = new();
 
@@ -103,11 +107,15 @@ public sealed record ApiLimits(int RequestsPerSecond = 50, int Burst = 100, long
         var limits = new ApiLimits(
             c.GetInt("rate-limit.requests-per-second", Default.RequestsPerSecond),
             c.GetInt("rate-limit.burst", Default.Burst),
-            c.GetLong("max-body-bytes", Default.MaxBodyBytes));
-        if (limits.RequestsPerSecond < 1 || limits.Burst < 1 || limits.MaxBodyBytes < 1024)
+            c.GetLong("max-body-bytes", Default.MaxBodyBytes),
+            c.GetInt("rate-limit.unauthenticated.requests-per-second", Default.UnauthenticatedPerSecond),
+            c.GetInt("rate-limit.unauthenticated.burst", Default.UnauthenticatedBurst));
+        if (limits.RequestsPerSecond < 1 || limits.Burst < 1 || limits.MaxBodyBytes < 1024
+            || limits.UnauthenticatedPerSecond < 1 || limits.UnauthenticatedBurst < 1)
         {
             throw new ConfigurationException(
-                "orchestrator.api: rate-limit.requests-per-second and rate-limit.burst must be at least 1, max-body-bytes at least 1024");
+                "orchestrator.api: rate-limit.requests-per-second, rate-limit.burst and their rate-limit.unauthenticated ones must be at " +
+                "least 1, max-body-bytes at least 1024");
         }
 
         return limits;

@@ -45,9 +45,10 @@ public static class LedgerCommands
 
     public sealed record DeleteWebhook(TenantId Tenant, string Id) : ILedgerCommand;
 
+    /// <param name="ByAdmin">an admin asked: its schedule may run more often than <see cref="RuleRecord.MinScheduleInterval"/>.</param>
     public sealed record CreateRule(
         string Id, TenantId Tenant, string Name, string? OnEvent, int Count, TimeSpan Within, string? Schedule,
-        IReadOnlyDictionary<string, string> Selector, RuleAction Action) : ILedgerCommand;
+        IReadOnlyDictionary<string, string> Selector, RuleAction Action, bool ByAdmin = false) : ILedgerCommand;
 
     public sealed record DeleteRule(TenantId Tenant, string Id) : ILedgerCommand;
 

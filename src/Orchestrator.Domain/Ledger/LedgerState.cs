@@ -374,7 +374,7 @@ public sealed record LedgerState(
             return Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(c.Tenant.Value)}'"));
         }
 
-        var errors = RuleRecord.Validate(c.Name, c.OnEvent, c.Count, c.Within, c.Schedule, c.Selector, EventTypeNames).ToList();
+        var errors = RuleRecord.Validate(c.Name, c.OnEvent, c.Count, c.Within, c.Schedule, c.Selector, EventTypeNames, now, c.ByAdmin).ToList();
         if (!Enum.IsDefined(c.Action))
         {
             errors.Add(new FieldError("action", "must be one of stop, start, replace"));

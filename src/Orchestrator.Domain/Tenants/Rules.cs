@@ -34,6 +34,13 @@ public sealed record RuleRecord(
 {
     public const int MaxPerTenant = 50;
 
+    /// <summary>
+    /// The most often a tenant's schedule may fire: a rule acts on every VM it selects, so a per-second schedule is a
+    /// flood of journaled events. An admin (the operator) may schedule more often; its rules still count against the
+    /// tenant's request budget.
+    /// </summary>
+    public static readonly TimeSpan MinScheduleInterval = TimeSpan.FromMinutes(1);
+
     public bool Selects(VmSpec spec) => Selector.All(kv => spec.EffectiveLabels.TryGetValue(kv.Key, out var v) && v == kv.Value);
 
     /// <summary>The next time a scheduled rule fires after <paramref name="after"/>; null for event rules.</summary>
@@ -55,8 +62,39 @@ public sealed record RuleRecord(
         }
     }
 
+    /// <summary>
+    /// The shortest time between two successive runs of <paramref name="cron"/>, counted by Cronos over its occurrences
+    /// in the day that starts at the minute of its first run after <paramref name="after"/> (at most 1,000 of them);
+    /// null when it runs at most once in that day. Whether it is under a minute is exact: a schedule that fires twice
+    /// within a minute does so in every minute it fires in, the first included.
+    /// </summary>
+    public static TimeSpan? ShortestInterval(CronExpression cron, DateTimeOffset after)
+    {
+        if (cron.GetNextOccurrence(after.UtcDateTime, TimeZoneInfo.Utc) is not { } first)
+        {
+            return null;
+        }
+
+        var minute = new DateTime(first.Ticks - first.Ticks % TimeSpan.TicksPerMinute, DateTimeKind.Utc);
+        TimeSpan? shortest = null;
+        DateTime? previous = null;
+        foreach (var at in cron.GetOccurrences(minute, minute.AddDays(1), TimeZoneInfo.Utc).Take(1000))
+        {
+            if (previous is { } p && (shortest is null || at - p < shortest))
+            {
+                shortest = at - p;
+            }
+
+            previous = at;
+        }
+
+        return shortest;
+    }
+
+    /// <param name="now">when the rule is created: where the schedule's runs are counted from.</param>
+    /// <param name="anyFrequency">an admin's rule: its schedule may fire more often than <see cref="MinScheduleInterval"/>.</param>
     public static IEnumerable<FieldError> Validate(string? name, string? onEvent, int count, TimeSpan within, string? schedule,
-        IReadOnlyDictionary<string, string>? selector, IReadOnlySet<string> eventTypes)
+        IReadOnlyDictionary<string, string>? selector, IReadOnlySet<string> eventTypes, DateTimeOffset now = default, bool anyFrequency = false)
     {
         if (!VmSpecValidator.IsValidName(name))
         {
@@ -91,6 +129,11 @@ public sealed record RuleRecord(
                                      || ParseCron(schedule) is null))
         {
             yield return new FieldError("schedule", "must be a cron expression: 5 fields (minute hour day month weekday) or 6 with seconds first");
+        }
+        else if (schedule is not null && !anyFrequency && ShortestInterval(ParseCron(schedule)!, now) is { } shortest && shortest < MinScheduleInterval)
+        {
+            yield return new FieldError("schedule",
+                $"runs as often as every {shortest.TotalSeconds:0} s; a schedule may run at most once a minute (only an admin may schedule more often)");
         }
 
         foreach (var error in VmLabels.Validate(selector ?? VmLabels.None))

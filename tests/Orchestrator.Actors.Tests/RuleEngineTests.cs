@@ -1,0 +1,44 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using Orchestrator.Actors.Rules;
+using Orchestrator.Actors.Settings;
+using Orchestrator.Actors.Tenants;
+using Orchestrator.Actors.Webhooks;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
+using Orchestrator.Domain.Vms;
+
+namespace Orchestrator.Actors.Tests;
+
+/// <summary>The rule engine alone, its parent a probe standing for the scheduler.</summary>
+public sealed class RuleEngineTests() : TestKit(TestConfig.Serialization())
+{
+    private static readonly TenantId Acme = new("acme");
+
+    [Fact]
+    public void Rule_firings_take_from_the_tenants_request_budget_and_stop_when_it_is_spent()
+    {
+        // A budget of 3 (refilled at 1/s): the firings past it are skipped, not queued.
+        var budget = new TenantBudget(new ApiLimits(RequestsPerSecond: 1, Burst: 3));
+        Assert.True(budget.TryTake(new TenantId("other"), out _)); // another tenant's spending is its own
+        var engine = ChildActorOf(Props.Create(() => new RuleEngine(null, budget)));
+        var rule = new RuleRecord("r1", Acme, "each-failure", nameof(LedgerEvents.VmFailed), 1, TimeSpan.FromMinutes(10), null,
+            VmLabels.None, RuleAction.Start, DateTimeOffset.UnixEpoch);
+        engine.Tell(new RuleProtocol.RulesChanged([rule]));
+
+        for (var i = 0; i < 10; i++)
+        {
+            engine.Tell(new WebhookProtocol.Publish(i, Acme.Value, new LedgerEvents.VmFailed(VmId.New(), new Epoch(1), "crash")));
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("r1", ExpectMsg<LedgerCommands.FireRule>().RuleId);
+        }
+
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Assert.False(budget.TryTake(Acme, out var wait));
+        Assert.True(wait > TimeSpan.Zero);
+    }
+}
