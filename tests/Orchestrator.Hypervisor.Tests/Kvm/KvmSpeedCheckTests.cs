@@ -97,6 +97,6 @@ public sealed class KvmSpeedCheckTests
 
         Assert.True(result.Outcome != KvmSpeedCheckOutcome.Error, result.Describe());
         Assert.True(result.IterationsDone > 0 || result.Outcome == KvmSpeedCheckOutcome.Failed, result.Describe());
-        Assert.True(result.Elapsed > TimeSpan.Zero, result.Describe());
+        Assert.NotEqual(TimeSpan.Zero, result.Elapsed); // the loop was timed at all (how fast is the host's business)
     }
 }
