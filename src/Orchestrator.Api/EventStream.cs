@@ -44,24 +44,6 @@ public static class EventStream
         .Select(t => t.Name)
         .ToFrozenSet(StringComparer.Ordinal);
 
-    /// <summary>
-    /// The events' own fields: camelCase, ids as plain strings, enums by name. Line breaks are always escaped, so
-    /// one event's JSON is one <c>data:</c> line; HTML characters need not be (this is no HTML page).
-    /// </summary>
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        Converters =
-        {
-            new JsonStringEnumConverter(),
-            new StringConverter<VmId>(id => id.Compact, text => VmId.TryParse(text, out var id) ? id : throw new JsonException("not a VM id")),
-            new StringConverter<TenantId>(id => id.Value, text => new TenantId(text)),
-            new StringConverter<HostId>(id => id.Value, text => new HostId(text)),
-            new EpochConverter(),
-        },
-        WriteIndented = false,
-    };
-
     public static RouteGroupBuilder MapEventStream(this RouteGroupBuilder v1)
     {
         v1.MapGet("/events", StreamAsync);
@@ -211,59 +193,8 @@ public static class EventStream
     {
         var offset = ((Sequence)envelope.Offset).Value;
         var evt = (ILedgerEvent)envelope.Event;
-        var json = ToJson(offset, evt, EventTags.TenantOf(envelope.Tags), envelope.Timestamp).ToJsonString(Json);
+        var json = PublicEvent.ToJson(offset, evt, EventTags.TenantOf(envelope.Tags), envelope.Timestamp).ToJsonString(PublicEvent.Json);
         return $"id: {offset.ToString(CultureInfo.InvariantCulture)}\nevent: {evt.GetType().Name}\ndata: {json}\n\n";
-    }
-
-    /// <summary>
-    /// <c>{"id","type","tenant","vmId","at","data"}</c>: <c>at</c> is the event's own time where it has one, else when
-    /// the journal wrote it; <c>data</c> is the event's fields, less anything secret.
-    /// </summary>
-    public static JsonObject ToJson(long offset, ILedgerEvent evt, TenantId? tenant, long journalTicks)
-    {
-        var data = JsonSerializer.SerializeToNode(evt, evt.GetType(), Json)!.AsObject();
-        WithoutSecrets(data);
-        var at = data["at"]?.DeepClone()
-                 ?? (journalTicks > 0 ? JsonValue.Create(new DateTimeOffset(journalTicks, TimeSpan.Zero)) : null);
-        return new JsonObject
-        {
-            ["id"] = offset,
-            ["type"] = evt.GetType().Name,
-            ["tenant"] = tenant?.Value,
-            ["vmId"] = evt is IVmLedgerEvent vmEvent ? vmEvent.VmId.Compact : null,
-            ["at"] = at,
-            ["data"] = data,
-        };
-    }
-
-    /// <summary>
-    /// Drops every property whose name speaks of a secret (a key's secret or its hash), at any depth: such a value must
-    /// not leave the node, whatever event comes to carry one.
-    /// </summary>
-    public static void WithoutSecrets(JsonNode? node)
-    {
-        switch (node)
-        {
-            case JsonObject obj:
-                foreach (var name in obj.Select(p => p.Key).Where(k => k.Contains("secret", StringComparison.OrdinalIgnoreCase)).ToList())
-                {
-                    obj.Remove(name);
-                }
-
-                foreach (var (_, value) in obj)
-                {
-                    WithoutSecrets(value);
-                }
-
-                break;
-            case JsonArray array:
-                foreach (var item in array)
-                {
-                    WithoutSecrets(item);
-                }
-
-                break;
-        }
     }
 
     /// <summary>The query of one <c>GET /v1/events</c>, checked.</summary>
@@ -342,20 +273,5 @@ public static class EventStream
             var from = after is { } a ? Offset.Sequence(a) : last is { } n ? Offset.FromEnd(n) : Offset.NoOffset();
             return (new EventRequest(types, vm, follow, from), null);
         }
-    }
-
-    private sealed class StringConverter<T>(Func<T, string> write, Func<string, T> read) : JsonConverter<T>
-    {
-        public override T Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-            read(reader.GetString() ?? throw new JsonException($"{typeof(T).Name} is null"));
-
-        public override void Write(Utf8JsonWriter writer, T value, JsonSerializerOptions options) => writer.WriteStringValue(write(value));
-    }
-
-    private sealed class EpochConverter : JsonConverter<Epoch>
-    {
-        public override Epoch Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => new(reader.GetInt64());
-
-        public override void Write(Utf8JsonWriter writer, Epoch value, JsonSerializerOptions options) => writer.WriteNumberValue(value.Value);
     }
 }

@@ -1,9 +1,8 @@
 using Akka.Actor;
-using Akka.TestKit.Xunit2;
 using Orchestrator.Actors.Rules;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Actors.Tenants;
-using Orchestrator.Actors.Webhooks;
+using Orchestrator.Actors.Events;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
@@ -12,7 +11,7 @@ using Orchestrator.Domain.Vms;
 namespace Orchestrator.Actors.Tests;
 
 /// <summary>The rule engine alone, its parent a probe standing for the scheduler.</summary>
-public sealed class RuleEngineTests() : TestKit(TestConfig.Serialization())
+public sealed class RuleEngineTests : PersistentTestKit
 {
     private static readonly TenantId Acme = new("acme");
 
@@ -22,14 +21,15 @@ public sealed class RuleEngineTests() : TestKit(TestConfig.Serialization())
         // A budget of 3 (refilled at 1/s): the firings past it are skipped, not queued.
         var budget = new TenantBudget(new ApiLimits(RequestsPerSecond: 1, Burst: 3));
         Assert.True(budget.TryTake(new TenantId("other"), out _)); // another tenant's spending is its own
-        var engine = ChildActorOf(Props.Create(() => new RuleEngine(null, budget)));
+        IgnoreMessages<ProjectionProtocol.Started>();
+        var engine = ChildActorOf(Props.Create(() => new RuleEngine(DateTimeOffset.UnixEpoch, null, budget)));
         var rule = new RuleRecord("r1", Acme, "each-failure", nameof(LedgerEvents.VmFailed), 1, TimeSpan.FromMinutes(10), null,
             VmLabels.None, RuleAction.Start, DateTimeOffset.UnixEpoch);
         engine.Tell(new RuleProtocol.RulesChanged([rule]));
 
         for (var i = 0; i < 10; i++)
         {
-            engine.Tell(new WebhookProtocol.Publish(i, Acme.Value, new LedgerEvents.VmFailed(VmId.New(), new Epoch(1), "crash")));
+            engine.Tell(new JournaledEvent(i + 1, Acme, new LedgerEvents.VmFailed(VmId.New(), new Epoch(1), "crash"), DateTimeOffset.UtcNow));
         }
 
         for (var i = 0; i < 3; i++)

@@ -106,6 +106,8 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new Webhooks.WebhookProtocol.GetDeliveries(new TenantId("acme"), "wh1"),
         new Webhooks.WebhookProtocol.Deliveries([Delivery]),
         Delivery,
+        new Webhooks.WebhookProtocol.Saved(41, At, [Delivery]),
+        new Rules.RuleProtocol.Saved(41, At, [new RuleWindow("r1", VmId.New(), [At, At.AddSeconds(1)])]),
         new RuleCreated("rule1", new TenantId("acme"), "crashy", "VmRestarting", 3, TimeSpan.FromMinutes(10), null, Selector, RuleAction.Replace, At),
         new RuleDeleted("rule1", new TenantId("acme")),
         new RuleFired(Vm, "rule1", "crashy", RuleAction.Replace, "VmRestarting 3 time(s) within 00:10:00"),

@@ -1,8 +1,8 @@
 using Akka.Actor;
 using Akka.Event;
+using Orchestrator.Actors.Events;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Tenants;
-using Orchestrator.Actors.Webhooks;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
@@ -13,28 +13,32 @@ public static class RuleProtocol
 {
     /// <summary>From the scheduler whenever the set of rules changes (and after recovery).</summary>
     public sealed record RulesChanged(IReadOnlyList<RuleRecord> Rules);
+
+    /// <summary>The engine's counts, saved with the offset they are counted up to.</summary>
+    public sealed record Saved(long After, DateTimeOffset Since, IReadOnlyList<RuleWindow> Windows) : IProjectionSnapshot;
 }
 
 /// <summary>
-/// Runs tenants' automation rules: counts each VM's events against event rules (N of a type within a window) and
-/// keeps a timer per scheduled rule (cron, UTC). When one fires it asks the scheduler to <c>FireRule</c>; the ledger
-/// decides what that does and journals it as RuleFired naming the rule. A child of the scheduler, fed the same
-/// written events as the webhooks, so counts start afresh when the scheduler moves.
+/// Runs tenants' automation rules: counts each VM's events against event rules (<see cref="RuleCounts"/>, N of a type
+/// within a window) and keeps a timer per scheduled rule (cron, UTC). When one fires it asks the scheduler to
+/// <c>FireRule</c>; the ledger decides what that does and journals it as RuleFired naming the rule. A child of the
+/// scheduler that reads the journal from where it left off, its counts saved with it, so they survive the scheduler
+/// moving. A schedule's run missed while no scheduler was up is not made up.
 /// </summary>
-public sealed class RuleEngine : ReceiveActor, IWithTimers
+public sealed class RuleEngine : JournalProjection
 {
-    private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, RuleRecord> _rules = [];
-    private readonly Dictionary<(string Rule, VmId Vm), Queue<DateTimeOffset>> _windows = [];
     private readonly Func<DateTimeOffset> _now;
     private readonly TenantBudget _budget;
+    private RuleCounts _counts = RuleCounts.Empty;
 
+    /// <param name="since">when the scheduler recovered: on the first start of all, events from then on are counted.</param>
     /// <param name="budget">the tenants' request budget each firing takes a token from (default: this node's).</param>
-    public RuleEngine(Func<DateTimeOffset>? now = null, TenantBudget? budget = null)
+    public RuleEngine(DateTimeOffset since, Func<DateTimeOffset>? now = null, TenantBudget? budget = null) : base("rules", since)
     {
         _now = now ?? (() => DateTimeOffset.UtcNow);
         _budget = budget ?? TenantBudget.Get(Context.System);
-        Receive<RuleProtocol.RulesChanged>(changed =>
+        Command<RuleProtocol.RulesChanged>(changed =>
         {
             foreach (var gone in _rules.Keys.Where(id => changed.Rules.All(r => r.Id != id)).ToList())
             {
@@ -52,13 +56,10 @@ public sealed class RuleEngine : ReceiveActor, IWithTimers
                 }
             }
 
-            foreach (var stale in _windows.Keys.Where(k => !_rules.ContainsKey(k.Rule)).ToList())
-            {
-                _windows.Remove(stale);
-            }
+            _counts = _counts.Keep(_rules.Keys.ToHashSet());
+            Configured();
         });
-        Receive<WebhookProtocol.Publish>(OnEvent);
-        Receive<Due>(due =>
+        Command<Due>(due =>
         {
             if (_rules.TryGetValue(due.RuleId, out var rule))
             {
@@ -66,44 +67,34 @@ public sealed class RuleEngine : ReceiveActor, IWithTimers
                 ScheduleNext(rule);
             }
         });
-        Receive<SchedulerReplies.Accepted>(_ => { });
-        Receive<SchedulerReplies.Refused>(refused => _log.Warning("a rule's action was refused: {0}", refused.Refusal.Message));
+        Command<SchedulerReplies.Accepted>(_ => { });
+        Command<SchedulerReplies.Refused>(refused => Log.Warning("a rule's action was refused: {0}", refused.Refusal.Message));
     }
 
-    public ITimerScheduler Timers { get; set; } = null!;
+    public static Props Props(DateTimeOffset since) => Akka.Actor.Props.Create(() => new RuleEngine(since, null, null));
 
-    public static Props Props() => Akka.Actor.Props.Create(() => new RuleEngine(null));
-
-    private void OnEvent(WebhookProtocol.Publish published)
+    protected override void Handle(JournaledEvent journaled)
     {
-        if (published.Event is not IVmLedgerEvent vmEvent || published.Event is LedgerEvents.RuleFired)
+        if (journaled.Tenant is not { } tenant)
         {
-            return; // a rule's own doing never counts towards a rule
+            return;
         }
 
-        var type = published.Event.GetType().Name;
-        var now = _now();
-        foreach (var rule in _rules.Values.Where(r => r.OnEvent == type && r.Tenant.Value == published.Tenant))
+        (_counts, var fired) = _counts.Count(_rules.Values, tenant, journaled.Event, journaled.WrittenAt);
+        foreach (var rule in fired)
         {
-            var key = (rule.Id, vmEvent.VmId);
-            if (!_windows.TryGetValue(key, out var seen))
-            {
-                _windows[key] = seen = new Queue<DateTimeOffset>();
-            }
+            Fire(rule, ((IVmLedgerEvent)journaled.Event).VmId, $"{journaled.Event.GetType().Name} {rule.Count} time(s) within {rule.Within}");
+        }
 
-            seen.Enqueue(now);
-            while (seen.Count > 0 && now - seen.Peek() > rule.Within)
-            {
-                seen.Dequeue();
-            }
-
-            if (seen.Count >= rule.Count)
-            {
-                _windows.Remove(key);
-                Fire(rule, vmEvent.VmId, $"{type} {rule.Count} time(s) within {rule.Within}");
-            }
+        if (fired.Count > 0)
+        {
+            Save(); // a firing is not to be redone by the next scheduler, as far as can be helped
         }
     }
+
+    protected override IProjectionSnapshot Snapshot(long handled) => new RuleProtocol.Saved(handled, Since, _counts.Windows);
+
+    protected override void Restore(IProjectionSnapshot snapshot) => _counts = RuleCounts.From(((RuleProtocol.Saved)snapshot).Windows);
 
     /// <summary>
     /// A firing is a request made for the tenant: it takes a token from the tenant's budget like an API call, and is
@@ -113,7 +104,7 @@ public sealed class RuleEngine : ReceiveActor, IWithTimers
     {
         if (!_budget.TryTake(rule.Tenant, out _))
         {
-            _log.Warning("rule {0} of tenant {1} fired ({2}) with its tenant over its request budget: skipped", rule.Id, rule.Tenant, reason);
+            Log.Warning("rule {0} of tenant {1} fired ({2}) with its tenant over its request budget: skipped", rule.Id, rule.Tenant, reason);
             return;
         }
 

@@ -33,7 +33,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly SharesPolicy? _shares;
     private readonly WebhookSettings? _webhookSettings;
 
-    /// <summary>Delivers written events to tenants' webhooks; null when webhooks are off (benchmarks).</summary>
+    /// <summary>Delivers written events to tenants' webhooks, reading them from the journal; null when webhooks are off (benchmarks).</summary>
     private IActorRef? _webhooks;
 
     /// <summary>Runs tenants' automation rules (created alongside the webhook dispatcher).</summary>
@@ -52,6 +52,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly HashSet<Address> _unreachable = [];
 
     private LedgerState _state = LedgerState.Empty;
+
+    /// <summary>Projections (webhooks, rules) not yet started: commands wait in the stash meanwhile.</summary>
+    private int _projectionsStarting;
 
     // Group commit (see Persist): the state including decided events still being written, and how many writes those are.
     private LedgerState? _ahead;
@@ -111,10 +114,14 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
             if (_webhookSettings is not null)
             {
-                _webhooks = Context.ActorOf(WebhookDispatcher.Props(_webhookSettings), "webhooks");
+                // On the first start of all they owe the events written from now on: none was before this recovery ended.
+                var since = DateTimeOffset.UtcNow;
+                _webhooks = Context.ActorOf(WebhookDispatcher.Props(_webhookSettings, since), "webhooks");
                 _webhooks.Tell(new WebhookProtocol.Hooks(_state.Webhooks.Values.ToList()));
-                _rulesEngine = Context.ActorOf(RuleEngine.Props(), "rules");
+                _rulesEngine = Context.ActorOf(RuleEngine.Props(since), "rules");
                 _rulesEngine.Tell(new RuleProtocol.RulesChanged(_state.Rules.Values.ToList()));
+                _projectionsStarting = 2;
+                Timers.StartSingleTimer("projections-late", ProjectionsLate.Instance, ProjectionsLate.After);
             }
 
             if (_shares is not null)
@@ -123,6 +130,17 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 Timers.StartPeriodicTimer("shares", RecomputeSharesDue.Instance, _shares.Interval);
             }
         });
+
+        // Until its projections know durably where they start, the scheduler writes nothing (their first start owes the
+        // events written from then on): what arrives meanwhile waits, for a moment at most.
+        Command<ProjectionProtocol.Started>(_ => ProjectionStarted());
+        Command<ProjectionsLate>(_ =>
+        {
+            _log.Warning("the webhook and rule projections did not start in {0}; going on without waiting", ProjectionsLate.After);
+            _projectionsStarting = 1;
+            ProjectionStarted();
+        });
+        Command<object>(_ => Stash.Stash(), _ => _projectionsStarting > 0);
 
         Command<RegisterHostAgent>(OnRegisterHostAgent);
         Command<LedgerCommands.CreateVm>(c => Handle(c, c.NewId));
@@ -302,6 +320,15 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         _sharesDue.Clear();
     }
 
+    private void ProjectionStarted()
+    {
+        if (_projectionsStarting > 0 && --_projectionsStarting == 0)
+        {
+            Timers.Cancel("projections-late");
+            Stash.UnstashAll();
+        }
+    }
+
     private SchedulerReplies.TenantFound TenantView(TenantId tenant) => new(
         _state.FindTenant(tenant),
         _state.UsageOf(tenant),
@@ -473,13 +500,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         PersistAllAsync(tagged, t =>
         {
             var evt = (ILedgerEvent)t.Payload;
-            if (_webhooks is not null && t.Tags.FirstOrDefault(tag => tag.StartsWith("tenant:", StringComparison.Ordinal)) is { } tenantTag)
-            {
-                var published = new WebhookProtocol.Publish(LastSequenceNr, tenantTag["tenant:".Length..], evt);
-                _webhooks.Tell(published);
-                _rulesEngine?.Tell(published);
-            }
-
             if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged or VmLabelsChanged)
             {
                 changed.Add(((IVmLedgerEvent)evt).VmId);
@@ -637,6 +657,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private sealed class RecomputeSharesDue
     {
         public static readonly RecomputeSharesDue Instance = new();
+    }
+
+    private sealed class ProjectionsLate
+    {
+        public static readonly TimeSpan After = TimeSpan.FromSeconds(10);
+        public static readonly ProjectionsLate Instance = new();
     }
 
     private sealed class CheckMembers

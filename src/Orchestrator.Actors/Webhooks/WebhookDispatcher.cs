@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Event;
+using Orchestrator.Actors.Events;
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
@@ -35,46 +36,45 @@ public sealed record WebhookDelivery(
 
 public static class WebhookProtocol
 {
-    /// <summary>From the scheduler, in journal order, after each event is written.</summary>
-    public sealed record Publish(long EventId, string Tenant, ILedgerEvent Event);
-
     /// <summary>From the scheduler whenever the set of webhooks changes (and after recovery).</summary>
     public sealed record Hooks(IReadOnlyList<WebhookRecord> Webhooks);
 
     public sealed record GetDeliveries(TenantId Tenant, string WebhookId) : IOrchestratorMessage;
 
     public sealed record Deliveries(IReadOnlyList<WebhookDelivery> Items) : IOrchestratorMessage;
+
+    /// <summary>
+    /// Where the dispatcher is, saved: the offset after which deliveries may still be owed, and the recent deliveries
+    /// (pending ones among them are resumed, finished ones are not sent again).
+    /// </summary>
+    public sealed record Saved(long After, DateTimeOffset Since, IReadOnlyList<WebhookDelivery> Recent) : IProjectionSnapshot;
 }
 
 /// <summary>
-/// Delivers the ledger's events to tenants' webhooks: a POST of the event as JSON, signed with the webhook's secret
-/// (<c>X-Orchestrator-Signature: sha256=HEX</c> of the body), retried with exponential backoff, then marked failed. A
-/// child of the scheduler, so it sees each event right after it is written, in order. Deliveries are kept in memory
-/// (the last 100 per webhook); a delivery still being retried when the scheduler moves is not resumed.
+/// Delivers the ledger's events to tenants' webhooks: a POST of the event's public form (<see cref="PublicEvent"/>, the
+/// same as Server-Sent Events carry) signed with the webhook's secret (<c>X-Orchestrator-Signature: sha256=HEX</c> of the
+/// body), retried with exponential backoff, then marked failed. It reads the journal from where it left off, so a
+/// delivery in flight when the scheduler moves is resumed by the next scheduler's dispatcher: at least once, and the
+/// body's <c>id</c> (the event's) and the <c>X-Orchestrator-Delivery</c> header stay the same for every attempt.
+/// The last 100 deliveries per webhook are kept, and saved with it.
 /// </summary>
-public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
+public sealed class WebhookDispatcher : JournalProjection
 {
     public const string SignatureHeader = "X-Orchestrator-Signature";
     private const int KeptPerWebhook = 100;
-    private static readonly string[] Redacted = ["secret", "secretHash"];
-    private static readonly JsonSerializerOptions PayloadJson = new(JsonSerializerDefaults.Web)
-    {
-        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
-    };
 
     private readonly WebhookSettings _settings;
     private readonly HttpClient _http;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, WebhookRecord> _hooks = [];
     private readonly Dictionary<string, LinkedList<WebhookDelivery>> _deliveries = [];
     private readonly Dictionary<string, byte[]> _bodies = [];
-    private long _next;
 
-    public WebhookDispatcher(WebhookSettings settings)
+    /// <param name="since">when the scheduler recovered: on the first start of all, events from then on are delivered.</param>
+    public WebhookDispatcher(WebhookSettings settings, DateTimeOffset since) : base("webhooks", since)
     {
         _settings = settings;
         _http = CreateClient(settings);
-        Receive<WebhookProtocol.Hooks>(hooks =>
+        Command<WebhookProtocol.Hooks>(hooks =>
         {
             _hooks.Clear();
             foreach (var hook in hooks.Webhooks)
@@ -85,56 +85,72 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
             foreach (var gone in _deliveries.Keys.Where(id => !_hooks.ContainsKey(id)).ToList())
             {
                 _deliveries.Remove(gone);
+                Changed();
             }
+
+            Configured();
         });
-        Receive<WebhookProtocol.Publish>(OnPublish);
-        Receive<Attempt>(attempt => Send(attempt));
-        Receive<Attempted>(OnAttempted);
-        Receive<WebhookProtocol.GetDeliveries>(query => Sender.Tell(new WebhookProtocol.Deliveries(
+        Command<Attempt>(attempt => Send(attempt));
+        Command<Attempted>(OnAttempted);
+        Command<WebhookProtocol.GetDeliveries>(query => Sender.Tell(new WebhookProtocol.Deliveries(
             _hooks.TryGetValue(query.WebhookId, out var hook) && hook.Tenant == query.Tenant && _deliveries.TryGetValue(query.WebhookId, out var list)
                 ? list.ToList()
                 : [])));
     }
 
-    public ITimerScheduler Timers { get; set; } = null!;
+    public static Props Props(WebhookSettings settings, DateTimeOffset since) => Akka.Actor.Props.Create(() => new WebhookDispatcher(settings, since));
 
-    public static Props Props(WebhookSettings settings) => Akka.Actor.Props.Create(() => new WebhookDispatcher(settings));
-
-    protected override void PostStop() => _http.Dispose();
-
-    /// <summary>The body a receiver gets: the event's fields (secrets removed), its type, tenant and journal id.</summary>
-    public static byte[] Payload(long eventId, string tenant, ILedgerEvent evt, DateTimeOffset at)
+    protected override void PostStop()
     {
-        var data = JsonSerializer.SerializeToNode(evt, evt.GetType(), PayloadJson) as JsonObject ?? [];
-        foreach (var name in Redacted)
-        {
-            data.Remove(name);
-        }
-
-        var body = new JsonObject
-        {
-            ["id"] = eventId,
-            ["type"] = evt.GetType().Name,
-            ["tenant"] = tenant,
-            ["at"] = at,
-            ["data"] = data,
-        };
-        return Encoding.UTF8.GetBytes(body.ToJsonString());
+        _http.Dispose();
+        base.PostStop();
     }
+
+    /// <summary>The body a receiver gets: the event's public form.</summary>
+    public static byte[] Payload(JournaledEvent journaled) => Encoding.UTF8.GetBytes(PublicEvent.ToJson(journaled).ToJsonString(PublicEvent.Json));
 
     public static string Sign(string secret, byte[] body) =>
         "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body));
 
-    private void OnPublish(WebhookProtocol.Publish published)
+    protected override void Handle(JournaledEvent journaled)
     {
-        var type = published.Event.GetType().Name;
-        foreach (var hook in _hooks.Values.Where(h => h.Tenant.Value == published.Tenant && h.Wants(type)))
+        if (journaled.Tenant is not { } tenant)
         {
-            var delivery = new WebhookDelivery($"d{++_next}", hook.Id, published.EventId, type, WebhookDelivery.Pending, 0, null, null,
-                DateTimeOffset.UtcNow);
-            _bodies[delivery.DeliveryId] = Payload(published.EventId, published.Tenant, published.Event, delivery.At);
+            return;
+        }
+
+        var type = journaled.Event.GetType().Name;
+        foreach (var hook in _hooks.Values.Where(h => h.Tenant == tenant && h.Wants(type) && h.CreatedAt <= journaled.WrittenAt))
+        {
+            var id = $"{hook.Id}.{journaled.Offset}";
+            var known = _deliveries.GetValueOrDefault(hook.Id)?.FirstOrDefault(d => d.DeliveryId == id);
+            if (known is { Status: not WebhookDelivery.Pending })
+            {
+                continue; // finished before the move: read again, not sent again
+            }
+
+            if (known is null)
+            {
+                Record(new WebhookDelivery(id, hook.Id, journaled.Offset, type, WebhookDelivery.Pending, 0, null, null, DateTimeOffset.UtcNow));
+            }
+
+            _bodies[id] = Payload(journaled);
+            Send(new Attempt(id, hook.Id));
+        }
+    }
+
+    /// <summary>Owed: every event from the oldest still pending delivery on.</summary>
+    protected override IProjectionSnapshot Snapshot(long handled) => new WebhookProtocol.Saved(
+        _deliveries.Values.SelectMany(list => list).Where(d => d.Status == WebhookDelivery.Pending).Select(d => d.EventId - 1).Append(handled).Min(),
+        Since,
+        _deliveries.Values.SelectMany(list => list).ToList());
+
+    protected override void Restore(IProjectionSnapshot snapshot)
+    {
+        _deliveries.Clear();
+        foreach (var delivery in ((WebhookProtocol.Saved)snapshot).Recent)
+        {
             Record(delivery);
-            Send(new Attempt(delivery.DeliveryId, hook.Id));
         }
     }
 
@@ -187,6 +203,7 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
         var error = result.Error ?? (ok ? null : $"HTTP {result.Status}");
         var status = ok ? WebhookDelivery.Delivered : attempts >= _settings.Attempts ? WebhookDelivery.Failed : WebhookDelivery.Pending;
         Replace(list, delivery, delivery with { Status = status, Attempts = attempts, LastStatusCode = result.Status, LastError = error, At = DateTimeOffset.UtcNow });
+        Changed();
         if (status == WebhookDelivery.Pending)
         {
             var delay = _settings.FirstRetry * Math.Pow(2, attempts - 1);
@@ -197,7 +214,7 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
             _bodies.Remove(result.Attempt.DeliveryId);
             if (status == WebhookDelivery.Failed)
             {
-                _log.Warning("webhook {0}: delivery {1} of event {2} failed after {3} attempts: {4}", delivery.WebhookId, delivery.DeliveryId,
+                Log.Warning("webhook {0}: delivery {1} of event {2} failed after {3} attempts: {4}", delivery.WebhookId, delivery.DeliveryId,
                     delivery.EventId, attempts, error);
             }
         }
@@ -211,6 +228,7 @@ public sealed class WebhookDispatcher : ReceiveActor, IWithTimers
         }
 
         list.AddLast(delivery);
+        Changed();
         while (list.Count > KeptPerWebhook && list.First!.Value.Status != WebhookDelivery.Pending)
         {
             list.RemoveFirst();
