@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Akka.Cluster;
 using Akka.Event;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
@@ -28,8 +27,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<HostId, IActorRef> _agents = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HostLossTimings _hostLoss;
-    private readonly HostLeaseStore? _leases;
-    private readonly Cluster? _cluster;
     private readonly SharesPolicy? _shares;
     private readonly WebhookSettings? _webhookSettings;
 
@@ -45,11 +42,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Hosts whose entitlements need recomputing: new demand, or their VMs changed.</summary>
     private readonly HashSet<HostId> _sharesDue = [];
 
-    /// <summary>Hosts whose agent is gone, by the address it had, until their loss is decided.</summary>
-    private readonly Dictionary<Address, HashSet<HostId>> _goneHosts = [];
+    /// <summary>Hosts whose agent's member the failure detector currently can't reach (they show as Unreachable).</summary>
+    private readonly HashSet<HostId> _unreachable = [];
 
-    /// <summary>Cluster members the failure detector currently can't reach (their hosts show as Unreachable).</summary>
-    private readonly HashSet<Address> _unreachable = [];
+    /// <summary>Watches hosts go and says when one is lost (a child).</summary>
+    private readonly IActorRef _hostLossDetector;
 
     private LedgerState _state = LedgerState.Empty;
 
@@ -72,11 +69,10 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     {
         _shares = shares;
         _webhookSettings = webhooks;
-        _leases = leases;
         _rules = rules;
         _snapshotEvery = snapshotEvery;
         _hostLoss = hostLoss;
-        _cluster = ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.ClusterActorRefProvider ? Cluster.Get(Context.System) : null;
+        _hostLossDetector = Context.ActorOf(HostLossDetector.Props(hostLoss, leases), "host-loss");
 
         Recover<SnapshotOffer>(offer =>
         {
@@ -205,85 +201,27 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             }
         });
         Command<RecomputeSharesDue>(_ => RecomputeShares());
-        // A downed member's guard has been counting since it lost the majority (or since its process died): the wait is
-        // shorter than after a graceful leave, where the guard only starts counting at the leave.
-        Command<ClusterEvent.MemberRemoved>(removed =>
+        Command<CheckMembers>(_ => _hostLossDetector.Tell(new HostLossProtocol.CheckMembers(
+            _state.Hosts.Values.Where(h => h.State == HostState.Up).Select(h => (h.Id, h.Address)).ToList())));
+        Command<HostLossProtocol.Lost>(lost => LoseHost(lost.Host));
+        Command<HostLossProtocol.AgentGone>(gone =>
         {
-            if (removed.PreviousStatus == MemberStatus.Down)
+            if (_agents.TryGetValue(gone.Host, out var agent) && agent.Equals(gone.Agent))
             {
-                OnMemberGone(removed.Member.Address, "was downed and removed", _hostLoss.AfterDown, shorten: true);
+                _agents.Remove(gone.Host);
+                _unreachable.Remove(gone.Host);
+            }
+        });
+        Command<HostLossProtocol.Reachability>(reachability =>
+        {
+            if (reachability.Reachable)
+            {
+                _unreachable.Remove(reachability.Host);
             }
             else
             {
-                OnMemberGone(removed.Member.Address, "left the cluster", _hostLoss.AfterLeave, shorten: false);
+                _unreachable.Add(reachability.Host);
             }
-        });
-        Command<ClusterEvent.UnreachableMember>(m => _unreachable.Add(m.Member.Address));
-        Command<ClusterEvent.ReachableMember>(m => _unreachable.Remove(m.Member.Address));
-        Command<ClusterEvent.IMemberEvent>(_ => { });
-        Command<CheckMembers>(_ => OnCheckMembers());
-        Command<HostLossDue>(due =>
-        {
-            foreach (var gone in _goneHosts.Values)
-            {
-                gone.Remove(due.HostId);
-            }
-
-            if (_agents.ContainsKey(due.HostId))
-            {
-                _log.Info("host {0} re-registered in time; its VMs stay", due.HostId);
-                return;
-            }
-
-            if (_leases is null)
-            {
-                LoseHost(due.HostId);
-                return;
-            }
-
-            // The lease is the host's own word that it still runs: wait it out, then revoke it so a thawing host can't
-            // renew and keep its VMs. No answer from the database: keep waiting (never move VMs on a guess).
-            var leases = _leases;
-            var host = due.HostId;
-            Task.Run(async () =>
-            {
-                var remaining = await leases.RemainingAsync(host, CancellationToken.None);
-                if (remaining <= TimeSpan.Zero)
-                {
-                    await leases.RevokeAsync(host, CancellationToken.None);
-                }
-
-                return remaining;
-            }).PipeTo(Self, success: remaining => new LeaseChecked(host, remaining), failure: ex => new LeaseCheckFailed(host, ex));
-        });
-        Command<LeaseChecked>(checkedLease =>
-        {
-            if (_agents.ContainsKey(checkedLease.HostId))
-            {
-                return; // came back meanwhile
-            }
-
-            if (checkedLease.Remaining > TimeSpan.Zero)
-            {
-                _log.Info("host {0} still holds its lease for {1}; waiting", checkedLease.HostId, checkedLease.Remaining);
-                Timers.StartSingleTimer($"lose-{checkedLease.HostId}", new HostLossDue(checkedLease.HostId),
-                    checkedLease.Remaining + TimeSpan.FromMilliseconds(200));
-                return;
-            }
-
-            LoseHost(checkedLease.HostId);
-        });
-        Command<LeaseCheckFailed>(failed =>
-        {
-            _log.Warning(failed.Cause, "cannot check host {0}'s lease; retrying before moving its VMs", failed.HostId);
-            Timers.StartSingleTimer($"lose-{failed.HostId}", new HostLossDue(failed.HostId), TimeSpan.FromSeconds(1));
-        });
-        Command<SchedulerReplies.Accepted>(_ => { }); // our own LoseHost's reply
-
-        // Whichever comes first, the agent's death or its member's removal, starts the countdown once.
-        Command<Terminated>(t =>
-        {
-            OnMemberGone(t.ActorRef.Path.Address, "lost its host agent", _hostLoss.AfterLeave, shorten: false);
         });
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "snapshot failed; the journal still has everything"));
@@ -356,58 +294,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private void LoseHost(HostId host)
     {
         _log.Warning("host {0} is lost; re-placing its VMs", host);
-        Handle(new LedgerCommands.LoseHost(host), null);
-    }
-
-    protected override void PreStart()
-    {
-        _cluster?.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
-    }
-
-    protected override void PostStop()
-    {
-        _cluster?.Unsubscribe(Self);
-    }
-
-    /// <summary>A host's agent or member is gone: its VMs are re-placed once its fence guard has surely killed them.</summary>
-    private void OnMemberGone(Address address, string why, TimeSpan delay, bool shorten)
-    {
-        _unreachable.Remove(address);
-        if (!_goneHosts.TryGetValue(address, out var hosts))
-        {
-            hosts = [];
-            _goneHosts[address] = hosts;
-        }
-
-        foreach (var (host, _) in _agents.Where(kv => kv.Value.Path.Address.Equals(address)).ToList())
-        {
-            _agents.Remove(host);
-            hosts.Add(host);
-        }
-
-        foreach (var host in hosts)
-        {
-            var key = $"lose-{host}";
-            if (!Timers.IsTimerActive(key) || shorten)
-            {
-                _log.Warning("host {0} ({1}) {2}; re-placing its VMs in {3} unless it comes back", host, address, why, delay);
-                Timers.StartSingleTimer(key, new HostLossDue(host), delay);
-            }
-        }
-    }
-
-    /// <summary>After a recovery: hosts the ledger has Up that no agent re-registered for, and that aren't members.</summary>
-    private void OnCheckMembers()
-    {
-        var members = _cluster?.State.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining)
-            .Select(m => m.Address.ToString()).ToHashSet() ?? [];
-        foreach (var host in _state.Hosts.Values.Where(h => h.State == HostState.Up && !_agents.ContainsKey(h.Id) && !members.Contains(h.Address)))
-        {
-            _log.Warning("host {0} ({1}) is not a cluster member; re-placing its VMs in {2} unless it registers", host.Id,
-                host.Address, _hostLoss.AfterLeave);
-            Timers.StartSingleTimer($"lose-{host.Id}", new HostLossDue(host.Id), _hostLoss.AfterLeave);
-        }
+        var command = new LedgerCommands.LoseHost(host);
+        Persist(command, Decided.Decide(command, _rules, DateTimeOffset.UtcNow), () => { });
     }
 
     private void OnMayStart(MayStartVm ask)
@@ -430,7 +318,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         if (!_agents.TryGetValue(host, out var known) || !known.Equals(Sender))
         {
             _agents[host] = Sender;
-            Context.Watch(Sender);
+            _hostLossDetector.Tell(new HostLossProtocol.AgentRegistered(host, Sender));
         }
 
         var agent = Sender;
@@ -565,9 +453,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>The ledger says Up or Down; the failure detector adds Unreachable, which is not worth a journal entry.</summary>
     private HostRecord WithReachability(HostRecord host) =>
-        host.State == HostState.Up && _agents.TryGetValue(host.Id, out var agent) && _unreachable.Contains(agent.Path.Address)
-            ? host with { State = HostState.Unreachable }
-            : host;
+        host.State == HostState.Up && _unreachable.Contains(host.Id) ? host with { State = HostState.Unreachable } : host;
 
     private VmAssignment AssignmentOf(VmRecord vm) => VmAssignment.From(vm, _state.Tenants.GetValueOrDefault(vm.Tenant)?.Pool);
 
@@ -647,12 +533,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
         return new Tagged(evt, tags);
     }
-
-    private sealed record HostLossDue(HostId HostId);
-
-    private sealed record LeaseChecked(HostId HostId, TimeSpan Remaining);
-
-    private sealed record LeaseCheckFailed(HostId HostId, Exception Cause);
 
     private sealed class RecomputeSharesDue
     {
