@@ -9,30 +9,6 @@ using Orchestrator.Domain;
 
 namespace Orchestrator.Actors.Events;
 
-/// <summary>The tags persistent actors put on their events, so that a read model never scans the whole journal.</summary>
-public static class EventTags
-{
-    private const string TenantPrefix = "tenant:";
-
-    public static string Tenant(TenantId tenant) => TenantPrefix + tenant.Value;
-
-    public static string Host(HostId host) => "host:" + host.Value;
-
-    /// <summary>The tenant an event belongs to, by its tag; null for events of no tenant (hosts).</summary>
-    public static TenantId? TenantOf(IEnumerable<string>? tags)
-    {
-        foreach (var tag in tags ?? [])
-        {
-            if (tag.StartsWith(TenantPrefix, StringComparison.Ordinal))
-            {
-                return new TenantId(tag[TenantPrefix.Length..]);
-            }
-        }
-
-        return null;
-    }
-}
-
 /// <summary>
 /// The journal's events in the journal's global order (its ordering column, the <see cref="Sequence"/> offset of each
 /// envelope), from every persistent actor: one tenant's by tag, or all. Reading after offset N gives each later event

@@ -10,6 +10,7 @@ using Orchestrator.Actors.Webhooks;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Shares;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
 
 namespace Orchestrator.Actors.Scheduler;
@@ -24,7 +25,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     private readonly LedgerRules _rules;
     private readonly int _snapshotEvery;
-    private readonly Dictionary<HostId, IActorRef> _agents = [];
+    private readonly HostRoutes _hosts = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HostLossTimings _hostLoss;
     private readonly SharesPolicy? _shares;
@@ -36,14 +37,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Runs tenants' automation rules (created alongside the webhook dispatcher).</summary>
     private IActorRef? _rulesEngine;
 
-    /// <summary>The CPU demand each host's agent last reported (not journaled: it is a measurement).</summary>
-    private readonly Dictionary<HostId, IReadOnlyList<VmCpuDemand>> _demand = [];
-
-    /// <summary>Hosts whose entitlements need recomputing: new demand, or their VMs changed.</summary>
-    private readonly HashSet<HostId> _sharesDue = [];
-
-    /// <summary>Hosts whose agent's member the failure detector currently can't reach (they show as Unreachable).</summary>
-    private readonly HashSet<HostId> _unreachable = [];
+    /// <summary>Keeps the hosts' CPU demand and asks for entitlements to be recomputed (a child; null: never).</summary>
+    private IActorRef? _sharesKeeper;
 
     /// <summary>Watches hosts go and says when one is lost (a child).</summary>
     private readonly IActorRef _hostLossDetector;
@@ -78,34 +73,22 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         {
             if (offer.Snapshot is LedgerSnapshot snapshot)
             {
-                _recoveryPhases.SnapshotLoaded = _sinceStart.Elapsed;
+                _recovery.SnapshotLoaded();
                 _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules);
-                _recoveryPhases.StateRebuilt = _sinceStart.Elapsed;
+                _recovery.StateRebuilt();
             }
         });
         Recover<ILedgerEvent>(evt => _state = _state.Apply(evt));
         Recover<RecoveryCompleted>(_ =>
         {
-            var replayed = _sinceStart.Elapsed;
+            _recovery.Replayed();
             _state.BuildIndexes(); // part of recovering: the first requests after it should not wait for them
-            // `scale --nodes` reads the duration from this line; the phases say where a slow recovery went.
-            _log.Info(FormattableString.Invariant(
-                $"scheduler recovered in {_sinceStart.Elapsed.TotalSeconds:0.000} s: {_state.Hosts.Count} hosts, {_state.Vms.Count} VMs (last sequence {LastSequenceNr}); ") +
-                FormattableString.Invariant(
-                $"snapshot read {_recoveryPhases.SnapshotLoaded.TotalSeconds:0.000} s, state rebuilt {(_recoveryPhases.StateRebuilt - _recoveryPhases.SnapshotLoaded).TotalSeconds:0.000} s, ") +
-                FormattableString.Invariant(
-                $"journal replayed {(replayed - _recoveryPhases.StateRebuilt).TotalSeconds:0.000} s, indexes {(_sinceStart.Elapsed - replayed).TotalSeconds:0.000} s"));
+            _log.Info(_recovery.Describe(_state, LastSequenceNr));
             // Hosts lost while no scheduler was watching (it was moving) are found once agents had time to re-register.
             Timers.StartSingleTimer("check-members", CheckMembers.Instance, _hostLoss.AfterLeave);
-            if (_webhookSettings?.Secrets is { } secrets && _state.Webhooks.Values.Any(w => !SecretBox.IsSealed(w.Secret)))
+            if (_webhookSettings?.Secrets is { } secrets)
             {
-                // Journaled in clear by an earlier version: sealed in the state, so the next snapshot holds them sealed
-                // (the old events stay as they were written until the journal is compacted).
-                _state = _state with
-                {
-                    Webhooks = _state.Webhooks.SetItems(_state.Webhooks.Values.Where(w => !SecretBox.IsSealed(w.Secret))
-                        .Select(w => KeyValuePair.Create(w.Id, w with { Secret = secrets.Seal(w.Secret) }))),
-                };
+                _state = _state.SealClearSecrets(secrets);
             }
 
             if (_webhookSettings is not null)
@@ -122,8 +105,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
             if (_shares is not null)
             {
-                // Entitlements recovered from the journal stand until the hosts' next usage reports.
-                Timers.StartPeriodicTimer("shares", RecomputeSharesDue.Instance, _shares.Interval);
+                _sharesKeeper = Context.ActorOf(SharesKeeper.Props(_shares), "shares");
             }
         });
 
@@ -151,7 +133,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             .OrderBy(v => v.Spec.Name, StringComparer.Ordinal).ThenBy(v => v.Tenant.Value, StringComparer.Ordinal).ToList())));
         Command<SchedulerQueries.GetVm>(q => Sender.Tell(new SchedulerReplies.VmFound(_state.FindVm(q.Tenant, q.Name))));
         Command<SchedulerQueries.ListHosts>(_ => Sender.Tell(new SchedulerReplies.HostList(
-            _state.Hosts.Values.OrderBy(h => h.Id.Value, StringComparer.Ordinal).Select(WithReachability).ToList())));
+            _state.Hosts.Values.OrderBy(h => h.Id.Value, StringComparer.Ordinal).Select(_hosts.WithReachability).ToList())));
         Command<SchedulerQueries.GetVmRuntime>(OnGetVmRuntime);
         Command<SetVmPaused>(OnSetVmPaused);
 
@@ -196,33 +178,15 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         {
             if (_state.Hosts.ContainsKey(report.HostId))
             {
-                _demand[report.HostId] = report.Demand;
-                _sharesDue.Add(report.HostId);
+                _sharesKeeper?.Forward(report);
             }
         });
-        Command<RecomputeSharesDue>(_ => RecomputeShares());
+        Command<LedgerCommands.RecomputeShares>(c => Persist(c, Decided.Decide(c, _rules, DateTimeOffset.UtcNow), () => { }));
         Command<CheckMembers>(_ => _hostLossDetector.Tell(new HostLossProtocol.CheckMembers(
             _state.Hosts.Values.Where(h => h.State == HostState.Up).Select(h => (h.Id, h.Address)).ToList())));
         Command<HostLossProtocol.Lost>(lost => LoseHost(lost.Host));
-        Command<HostLossProtocol.AgentGone>(gone =>
-        {
-            if (_agents.TryGetValue(gone.Host, out var agent) && agent.Equals(gone.Agent))
-            {
-                _agents.Remove(gone.Host);
-                _unreachable.Remove(gone.Host);
-            }
-        });
-        Command<HostLossProtocol.Reachability>(reachability =>
-        {
-            if (reachability.Reachable)
-            {
-                _unreachable.Remove(reachability.Host);
-            }
-            else
-            {
-                _unreachable.Add(reachability.Host);
-            }
-        });
+        Command<HostLossProtocol.AgentGone>(gone => _hosts.Gone(gone.Host, gone.Agent));
+        Command<HostLossProtocol.Reachability>(r => _hosts.Reachable(r.Host, r.Reachable));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "snapshot failed; the journal still has everything"));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -231,32 +195,13 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     public override string PersistenceId => Name;
 
-    /// <summary>From this incarnation's start: how long its recovery (snapshot + journal + indexes) took.</summary>
-    private readonly System.Diagnostics.Stopwatch _sinceStart = System.Diagnostics.Stopwatch.StartNew();
-
-    /// <summary>When recovery got the snapshot and had rebuilt the state from it (zero without a snapshot).</summary>
-    private (TimeSpan SnapshotLoaded, TimeSpan StateRebuilt) _recoveryPhases;
+    private readonly RecoveryPhases _recovery = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(LedgerRules rules, int snapshotEvery, HostLossTimings hostLoss, HostLeaseStore? leases = null,
         SharesPolicy? shares = null, WebhookSettings? webhooks = null) =>
         Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss, leases, shares, webhooks));
-
-    /// <summary>
-    /// Recomputes the entitlements of the hosts that need it, with the demand their agents reported; the ledger
-    /// journals a SharesChanged for each VM whose entitlement moved beyond the tolerance.
-    /// </summary>
-    private void RecomputeShares()
-    {
-        foreach (var host in _sharesDue)
-        {
-            var command = new LedgerCommands.RecomputeShares(host, _demand.GetValueOrDefault(host) ?? [], _shares!.ToleranceMillicores);
-            Persist(command, Decided.Decide(command, _rules, DateTimeOffset.UtcNow), () => { });
-        }
-
-        _sharesDue.Clear();
-    }
 
     private void ProjectionStarted()
     {
@@ -271,25 +216,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         _state.FindTenant(tenant),
         _state.UsageOf(tenant),
         _state.Keys.Values.Where(k => k.Tenant == tenant).OrderBy(k => k.CreatedAt).ThenBy(k => k.KeyId, StringComparer.Ordinal).ToList());
-
-    /// <summary>A VM event changes its host's division of CPU (placed, started, stopped, resized, gone).</summary>
-    private void NoteSharesDue(LedgerState before, ILedgerEvent evt)
-    {
-        if (_shares is null || evt is SharesChanged || evt is not IVmLedgerEvent vmEvent)
-        {
-            return;
-        }
-
-        if (before.Vms.GetValueOrDefault(vmEvent.VmId)?.Host is { } host)
-        {
-            _sharesDue.Add(host);
-        }
-
-        if (evt is VmPlaced placed)
-        {
-            _sharesDue.Add(placed.HostId);
-        }
-    }
 
     private void LoseHost(HostId host)
     {
@@ -315,9 +241,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private void OnRegisterHostAgent(RegisterHostAgent register)
     {
         var host = register.Host.HostId;
-        if (!_agents.TryGetValue(host, out var known) || !known.Equals(Sender))
+        if (_hosts.Register(host, Sender))
         {
-            _agents[host] = Sender;
             _hostLossDetector.Tell(new HostLossProtocol.AgentRegistered(host, Sender));
         }
 
@@ -374,11 +299,17 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
         var ahead = Decided;
         var tagged = new List<Tagged>(decision.Events.Count);
+        var sharesDue = _sharesKeeper is null ? null : new HashSet<HostId>();
         foreach (var evt in decision.Events)
         {
-            tagged.Add(Tag(ahead, evt));
-            NoteSharesDue(ahead, evt);
+            tagged.Add(new Tagged(evt, EventTags.For(ahead, evt)));
+            sharesDue?.UnionWith(SharesDue.HostsChangedBy(ahead, evt));
             ahead = ahead.Apply(evt);
+        }
+
+        if (sharesDue is { Count: > 0 })
+        {
+            _sharesKeeper!.Tell(new SharesKeeper.Due(sharesDue));
         }
 
         _ahead = ahead;
@@ -396,7 +327,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             {
                 // A changed pool changes its VMs' weights on every host: tell the hosts.
                 changed.UnionWith(ahead.VmsOf(updated.Tenant).Select(v => v.Id));
-                _sharesDue.UnionWith(ahead.VmsOf(updated.Tenant).Where(v => v.Host is not null).Select(v => v.Host!.Value));
             }
 
             _eventsSinceSnapshot++;
@@ -451,15 +381,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         throw new InvalidOperationException($"journal rejected event {sequenceNr}; restarting the scheduler from its journal", cause);
     }
 
-    /// <summary>The ledger says Up or Down; the failure detector adds Unreachable, which is not worth a journal entry.</summary>
-    private HostRecord WithReachability(HostRecord host) =>
-        host.State == HostState.Up && _unreachable.Contains(host.Id) ? host with { State = HostState.Unreachable } : host;
-
     private VmAssignment AssignmentOf(VmRecord vm) => VmAssignment.From(vm, _state.Tenants.GetValueOrDefault(vm.Tenant)?.Pool);
 
     private void TellHost(VmId vmId)
     {
-        if (_state.Vms.TryGetValue(vmId, out var vm) && vm.Host is { } host && _agents.TryGetValue(host, out var agent))
+        if (_state.Vms.TryGetValue(vmId, out var vm) && _hosts.AgentOf(vm.Host) is { } agent)
         {
             agent.Tell(new HostAgentCommands.Assign(AssignmentOf(vm)));
         }
@@ -468,9 +394,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private void OnGetVmRuntime(SchedulerQueries.GetVmRuntime query)
     {
         var vm = _state.FindVm(query.Tenant, query.Name);
-        if (vm?.Host is { } host && _agents.TryGetValue(host, out var agent))
+        if (_hosts.AgentOf(vm?.Host) is { } agent)
         {
-            agent.Forward(new HostAgentCommands.GetVmRuntime(vm.Id));
+            agent.Forward(new HostAgentCommands.GetVmRuntime(vm!.Id));
         }
         else
         {
@@ -485,7 +411,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         {
             Sender.Tell(new SchedulerReplies.VmFound(null));
         }
-        else if (vm.Status is not (Domain.Vms.VmStatus.Running or Domain.Vms.VmStatus.Ready) || vm.Host is not { } host || !_agents.TryGetValue(host, out var agent))
+        else if (vm.Status is not (Domain.Vms.VmStatus.Running or Domain.Vms.VmStatus.Ready) || _hosts.AgentOf(vm.Host) is not { } agent)
         {
             Sender.Tell(new VmPauseResult(vm.Id, false, $"the VM is {vm.Status}, not running"));
         }
@@ -493,50 +419,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         {
             agent.Forward(new HostAgentCommands.SetPaused(vm.Id, set.Paused));
         }
-    }
-
-    /// <summary>
-    /// Tags for read models: every VM event by tenant and host, so a tenant's stream never needs a scan. Tagged against
-    /// the state the event is decided on (the VM a VmPlaced follows in the same decision is there only, not yet in
-    /// <c>_state</c>).
-    /// </summary>
-    private static Tagged Tag(LedgerState decided, ILedgerEvent evt)
-    {
-        var tags = new List<string>(2);
-        if (evt is IVmLedgerEvent vmEvent && decided.Vms.TryGetValue(vmEvent.VmId, out var vm))
-        {
-            tags.Add(EventTags.Tenant(vm.Tenant));
-        }
-        else if (evt is VmRequested requested)
-        {
-            tags.Add(EventTags.Tenant(requested.Tenant));
-        }
-
-        switch (evt)
-        {
-            case VmPlaced placed:
-                tags.Add(EventTags.Host(placed.HostId));
-                break;
-            case HostRegistered registered:
-                tags.Add(EventTags.Host(registered.HostId));
-                break;
-            case SharesChanged shares:
-                tags.Add(EventTags.Host(shares.HostId));
-                break;
-            case TenantCreated created:
-                tags.Add("tenant:" + created.Tenant.Value);
-                break;
-            case TenantUpdated updated:
-                tags.Add("tenant:" + updated.Tenant.Value);
-                break;
-        }
-
-        return new Tagged(evt, tags);
-    }
-
-    private sealed class RecomputeSharesDue
-    {
-        public static readonly RecomputeSharesDue Instance = new();
     }
 
     private sealed class ProjectionsLate

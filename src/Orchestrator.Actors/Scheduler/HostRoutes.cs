@@ -1,0 +1,56 @@
+using Akka.Actor;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
+
+namespace Orchestrator.Actors.Scheduler;
+
+/// <summary>
+/// The scheduler's way to each host: the agent that registered for it last, and whether the member it lives on can be
+/// reached now (which the ledger does not journal). A host is its <see cref="HostId"/> here; the agent's address is the
+/// host-loss detector's business.
+/// </summary>
+internal sealed class HostRoutes
+{
+    private readonly Dictionary<HostId, IActorRef> _agents = [];
+    private readonly HashSet<HostId> _unreachable = [];
+
+    /// <returns>whether this agent is new for the host (the detector must watch it).</returns>
+    public bool Register(HostId host, IActorRef agent)
+    {
+        if (_agents.TryGetValue(host, out var known) && known.Equals(agent))
+        {
+            return false;
+        }
+
+        _agents[host] = agent;
+        return true;
+    }
+
+    /// <summary>This agent of the host is gone (one that registered since stays).</summary>
+    public void Gone(HostId host, IActorRef agent)
+    {
+        if (_agents.TryGetValue(host, out var known) && known.Equals(agent))
+        {
+            _agents.Remove(host);
+            _unreachable.Remove(host);
+        }
+    }
+
+    public void Reachable(HostId host, bool reachable)
+    {
+        if (reachable)
+        {
+            _unreachable.Remove(host);
+        }
+        else
+        {
+            _unreachable.Add(host);
+        }
+    }
+
+    public IActorRef? AgentOf(HostId? host) => host is { } id ? _agents.GetValueOrDefault(id) : null;
+
+    /// <summary>The ledger says Up or Down; the failure detector adds Unreachable, which is not worth a journal entry.</summary>
+    public HostRecord WithReachability(HostRecord host) =>
+        host.State == HostState.Up && _unreachable.Contains(host.Id) ? host with { State = HostState.Unreachable } : host;
+}
