@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Routing;
 using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
+using Orchestrator.Contracts;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Apply;
 using Orchestrator.Domain.Ledger;
@@ -76,7 +77,7 @@ public static class ApplyEndpoint
             var current = await OrchestratorApi.AskAsync<SchedulerReplies.VmList>(scheduler, new SchedulerQueries.ListVms(tenant), ct);
             var plan = ApplyPlanner.Plan(desired, current.Vms, prune);
             return dryRun
-                ? Results.Json(ApplyResultDto.From(plan, dryRun: true), OrchestratorApi.Json)
+                ? Results.Json(plan.ToDto(dryRun: true), OrchestratorApi.Json)
                 : await ExecuteAsync(new Executor(scheduler, tenant), plan, ct);
         });
         return v1;
@@ -93,16 +94,16 @@ public static class ApplyEndpoint
             {
                 var doneText = done.Count == 0
                     ? "nothing was changed before it"
-                    : "done before it: " + string.Join(", ", done.Select(d => $"{ApplyStepDto.ActionName(d.Action)} {d.Vm}"));
+                    : "done before it: " + string.Join(", ", done.Select(d => $"{ApiDtos.ActionName(d.Action)} {d.Vm}"));
                 var partly = failure.AlreadyDone is { } already ? $" ({already})" : "";
                 return OrchestratorApi.Problem(failure.Status, "apply stopped",
-                    $"step {done.Count + 1} of {changes.Count}, {ApplyStepDto.ActionName(step.Action)} {step.Vm}{partly}, failed: " +
+                    $"step {done.Count + 1} of {changes.Count}, {ApiDtos.ActionName(step.Action)} {step.Vm}{partly}, failed: " +
                     $"{failure.Message}; {doneText}",
                     failure.Errors,
                     new Dictionary<string, object?>
                     {
-                        ["failedStep"] = ApplyStepDto.From(step),
-                        ["done"] = done.Select(ApplyStepDto.From).ToList(),
+                        ["failedStep"] = step.ToDto(),
+                        ["done"] = done.Select(d => d.ToDto()).ToList(),
                         ["changed"] = done.Count,
                     });
             }
@@ -110,7 +111,7 @@ public static class ApplyEndpoint
             done.Add(step);
         }
 
-        return Results.Json(ApplyResultDto.From(plan, dryRun: false), OrchestratorApi.Json);
+        return Results.Json(plan.ToDto(dryRun: false), OrchestratorApi.Json);
     }
 
     /// <summary>A query flag: absent is false; present as <c>true</c>, <c>false</c>, <c>1</c>, <c>0</c> or bare.</summary>
@@ -283,19 +284,4 @@ public static class ApplyEndpoint
             return new StepFailure(OrchestratorApi.StatusOf(refusal.Kind), message, errors);
         }
     }
-}
-
-/// <summary>One step of an apply as the API shows it: action (create, update, replace, delete, unchanged), VM, detail.</summary>
-public sealed record ApplyStepDto(string Action, string Vm, string Detail)
-{
-    public static ApplyStepDto From(ApplyStep step) => new(ActionName(step.Action), step.Vm, step.Detail);
-
-    public static string ActionName(ApplyAction action) => action.ToString().ToLowerInvariant();
-}
-
-/// <summary>The answer of <c>POST /v1/apply</c>: the plan (carried out unless a dry run) and how many steps change something.</summary>
-public sealed record ApplyResultDto(bool DryRun, IReadOnlyList<ApplyStepDto> Steps, int Changed)
-{
-    public static ApplyResultDto From(ApplyPlan plan, bool dryRun) =>
-        new(dryRun, plan.Steps.Select(ApplyStepDto.From).ToList(), plan.Changed);
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -12,6 +11,7 @@ using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Actors.Tenants;
+using Orchestrator.Contracts;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
@@ -25,13 +25,8 @@ namespace Orchestrator.Api;
 /// </summary>
 public static class OrchestratorApi
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        Converters = { new JsonStringEnumConverter() },
-        WriteIndented = false,
-        // The web defaults read "1" as 1: a number must be a JSON number here (see also StrictJson).
-        NumberHandling = JsonNumberHandling.Strict,
-    };
+    /// <summary>The wire format, shared with the CLI.</summary>
+    public static readonly JsonSerializerOptions Json = WireJson.Options;
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
@@ -86,7 +81,7 @@ public static class OrchestratorApi
             var principal = http.Principal();
             var tenant = principal.IsAdmin && string.IsNullOrEmpty(http.Request.Query["tenant"]) ? (TenantId?)null : Acting(http);
             var list = await AskAsync<SchedulerReplies.VmList>(scheduler, new SchedulerQueries.ListVms(tenant), ct);
-            return Results.Json(list.Vms.Select(v => VmDto.From(v)).ToList(), Json);
+            return Results.Json(list.Vms.Select(v => v.ToDto()).ToList(), Json);
         });
 
         v1.MapGet("/vms/{name}", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
@@ -117,7 +112,7 @@ public static class OrchestratorApi
                 return Invalid(missing);
             }
 
-            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels, body.Driver,
+            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.ToResources(), body.Labels, body.Driver,
                 body.Accelerator);
             // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler.
             if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, images.Names) is { Count: > 0 } invalid)
@@ -128,7 +123,7 @@ public static class OrchestratorApi
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
             return reply switch
             {
-                SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(VmDto.From(vm), Json, statusCode: StatusCodes.Status201Created),
+                SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status201Created),
                 SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
                 _ => Unexpected(reply),
             };
@@ -176,24 +171,24 @@ public static class OrchestratorApi
         v1.MapGet("/hosts", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
-            return Results.Json(list.Hosts.Select(HostDto.From).ToList(), Json);
+            return Results.Json(list.Hosts.Select(h => h.ToDto()).ToList(), Json);
         }).RequireAdmin();
 
         v1.MapGet("/hosts/{id}", async (string id, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
             return list.Hosts.FirstOrDefault(h => h.Id.Value == id) is { } host
-                ? Results.Json(HostDto.From(host), Json)
+                ? Results.Json(host.ToDto(), Json)
                 : Problem(StatusCodes.Status404NotFound, "not found", $"no host '{(id.Length > 64 ? id[..64] + "…" : id)}'");
         }).RequireAdmin();
 
         v1.MapGet("/capacity", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
-            return Results.Json(CapacityDto.From(list.Hosts, policy), Json);
+            return Results.Json(ApiDtos.CapacityOf(list.Hosts, policy), Json);
         }).RequireAdmin();
 
-        v1.MapGet("/images", () => Results.Json(images.All.Select(ImageDto.From).ToList(), Json));
+        v1.MapGet("/images", () => Results.Json(images.All.Select(i => i.ToDto()).ToList(), Json));
         v1.MapApply(images, specLimits ?? VmSpecLimits.Default);
         v1.MapEventStream();
 
@@ -310,7 +305,7 @@ public static class OrchestratorApi
         var reply = await AskAsync<object>(scheduler, command, ct);
         return reply switch
         {
-            SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(VmDto.From(vm), Json, statusCode: StatusCodes.Status202Accepted),
+            SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status202Accepted),
             SchedulerReplies.Accepted => VmNotFound(name),
             SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
             _ => Unexpected(reply),
@@ -336,7 +331,7 @@ public static class OrchestratorApi
             // The host is slow or gone: show what the ledger knows.
         }
 
-        return Results.Json(VmDto.From(found.Vm, runtime), Json);
+        return Results.Json(found.Vm.ToDto(runtime), Json);
     }
 
     /// <summary>Pause or resume where the VM runs: 200 with the VM once every vCPU acknowledged, 409 when it cannot be done.</summary>

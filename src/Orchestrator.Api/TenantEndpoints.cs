@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Scheduler;
+using Orchestrator.Contracts;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
@@ -11,50 +12,6 @@ using Orchestrator.Domain.Vms;
 using static Orchestrator.Api.OrchestratorApi;
 
 namespace Orchestrator.Api;
-
-public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB)
-{
-    public TenantQuota ToQuota() => new(Vms, Vcpus, MemoryMiB);
-
-    public static QuotaDto From(TenantQuota q) => new(q.MaxVms, q.MaxVcpus, q.MaxMemoryMiB);
-}
-
-public sealed record CreateTenantRequest(string? Id, QuotaDto? Quota);
-
-/// <summary>A tenant's CPU pool on each host (null shares: as much as its VMs' shares together).</summary>
-public sealed record PoolDto(int? CpuShares, int? CpuReservationMillicores, int? CpuLimitMillicores)
-{
-    public TenantCpuPool ToPool() => new(CpuShares, CpuReservationMillicores ?? 0, CpuLimitMillicores);
-
-    public static PoolDto? From(TenantCpuPool? p) => p is null ? null : new(p.Shares, p.ReservationMillicores, p.LimitMillicores);
-}
-
-/// <summary><c>quota</c> and <c>pool</c> each replace the tenant's whole quota or pool when given.</summary>
-public sealed record UpdateTenantRequest(QuotaDto? Quota, bool? Disabled, PoolDto? Pool = null);
-
-public sealed record CreateKeyRequest(string? Role, string? Name);
-
-/// <summary>A key as listed: never its secret nor the secret's hash.</summary>
-public sealed record KeyDto(string KeyId, string Tenant, string Role, string? Name, DateTimeOffset CreatedAt, DateTimeOffset? RevokedAt)
-{
-    public static KeyDto From(ApiKeyRecord k) => new(k.KeyId, k.Tenant.Value, k.Role.ToWire(), k.Name, k.CreatedAt, k.RevokedAt);
-}
-
-/// <summary>A key just issued: the only time <see cref="Key"/> is ever shown.</summary>
-public sealed record IssuedKeyDto(string KeyId, string Tenant, string Role, string? Name, string Key);
-
-public sealed record UsageDto(int Vms, int Vcpus, long MemoryMiB);
-
-public sealed record TenantDto(string Id, bool Disabled, QuotaDto Quota, UsageDto Usage, IReadOnlyList<KeyDto>? Keys, PoolDto? Pool)
-{
-    public static TenantDto From(SchedulerReplies.TenantFound found, bool withKeys) => new(
-        found.Tenant!.Id.Value,
-        found.Tenant.Disabled,
-        QuotaDto.From(found.Tenant.Quota),
-        new UsageDto(found.Usage.Vms, found.Usage.Vcpus, found.Usage.MemoryMiB),
-        withKeys ? found.Keys.Select(KeyDto.From).ToList() : null,
-        PoolDto.From(found.Tenant.Pool));
-}
 
 /// <summary>
 /// Tenants and their keys: the operator's (admin keys only), plus <c>GET /v1/tenant</c> for any key to see its own
@@ -70,13 +27,13 @@ public static class TenantEndpoints
             var found = await AskAsync<SchedulerReplies.TenantFound>(scheduler, new SchedulerQueries.GetTenant(principal.Tenant), ct);
             return found.Tenant is null
                 ? Problem(StatusCodes.Status404NotFound, "not found", "this key's tenant is gone")
-                : Results.Json(TenantDto.From(found, withKeys: false), Json);
+                : Results.Json(found.ToDto(withKeys: false), Json);
         });
 
         v1.MapGet("/tenants", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.TenantList>(scheduler, SchedulerQueries.ListTenants.Instance, ct);
-            return Results.Json(list.Tenants.Where(t => t.Tenant is not null).Select(t => TenantDto.From(t, withKeys: false)).ToList(), Json);
+            return Results.Json(list.Tenants.Where(t => t.Tenant is not null).Select(t => t.ToDto(withKeys: false)).ToList(), Json);
         }).RequireAdmin();
 
         v1.MapPost("/tenants", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
@@ -101,7 +58,7 @@ public static class TenantEndpoints
         v1.MapGet("/tenants/{id}", async (string id, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var found = await AskAsync<SchedulerReplies.TenantFound>(scheduler, new SchedulerQueries.GetTenant(new TenantId(id)), ct);
-            return found.Tenant is null ? TenantNotFound(id) : Results.Json(TenantDto.From(found, withKeys: true), Json);
+            return found.Tenant is null ? TenantNotFound(id) : Results.Json(found.ToDto(withKeys: true), Json);
         }).RequireAdmin();
 
         v1.MapMethods("/tenants/{id}", ["PATCH"], async (string id, HttpRequest request, IRequiredActor<SchedulerProxy> scheduler,
@@ -170,7 +127,7 @@ public static class TenantEndpoints
         }
 
         var found = await AskAsync<SchedulerReplies.TenantFound>(scheduler, new SchedulerQueries.GetTenant(tenant), ct);
-        return found.Tenant is null ? TenantNotFound(tenant.Value) : Results.Json(TenantDto.From(found, withKeys: true), Json, statusCode: status);
+        return found.Tenant is null ? TenantNotFound(tenant.Value) : Results.Json(found.ToDto(withKeys: true), Json, statusCode: status);
     }
 
     private static IResult TenantNotFound(string id) =>
