@@ -27,8 +27,6 @@ public static class ApplyEndpoint
     /// <summary>How long a replace waits for the old VM's host to confirm the delete before creating it again.</summary>
     private static readonly TimeSpan DeletionWait = TimeSpan.FromSeconds(120);
 
-    private static readonly TimeSpan DeletionPoll = TimeSpan.FromMilliseconds(250);
-
     public static RouteGroupBuilder MapApply(this RouteGroupBuilder v1, ImageCatalog images, VmSpecLimits limits)
     {
         v1.MapPost("/apply", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
@@ -239,17 +237,10 @@ public static class ApplyEndpoint
         /// <summary>Creates the VM once no VM of its name is being deleted (a replace, or a delete still under way).</summary>
         private async Task<StepFailure?> CreateAsync(DesiredVm desired, CancellationToken ct)
         {
-            var deadline = DateTime.UtcNow + DeletionWait;
-            while (await OrchestratorApi.AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, desired.Name), ct)
-                   is { Vm.Status: VmStatus.Deleting })
+            if (!await DeletionSettledAsync(desired.Name, ct))
             {
-                if (DateTime.UtcNow >= deadline)
-                {
-                    return new StepFailure(StatusCodes.Status503ServiceUnavailable,
-                        $"the VM's host has not confirmed deleting the old one after {DeletionWait.TotalSeconds:0} s; apply again once it is gone", []);
-                }
-
-                await Task.Delay(DeletionPoll, ct);
+                return new StepFailure(StatusCodes.Status503ServiceUnavailable,
+                    $"the VM's host has not confirmed deleting the old one after {DeletionWait.TotalSeconds:0} s; apply again once it is gone", []);
             }
 
             if (await SendAsync(new LedgerCommands.CreateVm(tenant, desired.Spec, VmId.New()), desired.Name, ct) is { } failure)
@@ -264,10 +255,34 @@ public static class ApplyEndpoint
                 : null;
         }
 
+        /// <summary>
+        /// Waits (up to <see cref="DeletionWait"/>) for the scheduler to say that no VM of the name is being deleted: it
+        /// answers when the ledger releases the VM. An unanswered ask is asked again, as a scheduler that failed over
+        /// meanwhile has forgotten it. False: still being deleted.
+        /// </summary>
+        private async Task<bool> DeletionSettledAsync(string name, CancellationToken ct)
+        {
+            var deadline = DateTime.UtcNow + DeletionWait;
+            while (DateTime.UtcNow < deadline)
+            {
+                try
+                {
+                    await OrchestratorApi.AskAsync<SchedulerReplies.DeletionSettled>(scheduler, new SchedulerQueries.AwaitDeletion(tenant, name), ct);
+                    return true;
+                }
+                catch (AskTimeoutException)
+                {
+                    // Not deleted yet, or the scheduler moved and forgot the ask: ask again until the deadline.
+                }
+            }
+
+            return false;
+        }
+
         private async Task<StepFailure?> SendAsync(ILedgerCommand command, string vm, CancellationToken ct)
         {
             var reply = await OrchestratorApi.AskAsync<object>(scheduler, command, ct);
-            if (reply is SchedulerReplies.Accepted)
+            if (reply is SchedulerReplies.VmAccepted)
             {
                 return null;
             }

@@ -29,7 +29,6 @@ public static class OrchestratorApi
     public static readonly JsonSerializerOptions Json = WireJson.Options;
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
 
     public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, string adminKey, ImageCatalog images,
         Domain.Placement.PlacementPolicy policy, ApiLimits limits, VmSpecLimits? specLimits = null)
@@ -123,7 +122,7 @@ public static class OrchestratorApi
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
             return reply switch
             {
-                SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status201Created),
+                SchedulerReplies.VmAccepted { Vm: var vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status201Created),
                 SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
                 _ => Unexpected(reply),
             };
@@ -305,8 +304,8 @@ public static class OrchestratorApi
         var reply = await AskAsync<object>(scheduler, command, ct);
         return reply switch
         {
-            SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status202Accepted),
-            SchedulerReplies.Accepted => VmNotFound(name),
+            SchedulerReplies.VmAccepted { Vm: var vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status202Accepted),
+            SchedulerReplies.Done => VmNotFound(name),
             SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
             _ => Unexpected(reply),
         };
@@ -315,23 +314,8 @@ public static class OrchestratorApi
     /// <summary>The ledger's record of the VM with its host's live details (vCPU threads, console, paused) when the host answers.</summary>
     private static async Task<IResult> ShowVmAsync(IRequiredActor<SchedulerProxy> scheduler, TenantId tenant, string name, CancellationToken ct)
     {
-        var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, name), ct);
-        if (found.Vm is null)
-        {
-            return VmNotFound(name);
-        }
-
-        VmRuntime? runtime = null;
-        try
-        {
-            runtime = await scheduler.ActorRef.Ask<object>(new SchedulerQueries.GetVmRuntime(tenant, name), RuntimeTimeout, ct) as VmRuntime;
-        }
-        catch (AskTimeoutException)
-        {
-            // The host is slow or gone: show what the ledger knows.
-        }
-
-        return Results.Json(found.Vm.ToDto(runtime), Json);
+        var shown = await AskAsync<SchedulerReplies.VmShown>(scheduler, new SchedulerQueries.ShowVm(tenant, name), ct);
+        return shown.Vm is null ? VmNotFound(name) : Results.Json(shown.Vm.ToDto(shown.Runtime), Json);
     }
 
     /// <summary>Pause or resume where the VM runs: 200 with the VM once every vCPU acknowledged, 409 when it cannot be done.</summary>
@@ -409,7 +393,7 @@ public static class OrchestratorApi
     /// <summary>A scheduler's answer to a delete/revoke: 204, or the refusal as problem details.</summary>
     public static IResult NoContentOrRefusal(object reply) => reply switch
     {
-        SchedulerReplies.Accepted => Results.NoContent(),
+        SchedulerReplies.Done => Results.NoContent(),
         SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
         _ => Unexpected(reply),
     };

@@ -93,15 +93,12 @@ public static class RuleEndpoints
             var id = "rule" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateRule(id, Acting(request.HttpContext), body.Name ?? "",
                 body.On?.Event, body.On?.Count ?? 1, within, body.Schedule, body.Selector ?? [], action, request.HttpContext.Principal().IsAdmin), ct);
-            if (reply is SchedulerReplies.Refused refused)
+            return reply switch
             {
-                return FromRefusal(refused.Refusal);
-            }
-
-            var list = await AskAsync<SchedulerReplies.RuleList>(scheduler, new SchedulerQueries.ListRules(Acting(request.HttpContext)), ct);
-            return list.Rules.FirstOrDefault(r => r.Id == id) is { } rule
-                ? Results.Json(rule.ToDto(), Json, statusCode: StatusCodes.Status201Created)
-                : Unexpected(reply);
+                SchedulerReplies.RuleCreated created => Results.Json(created.Rule.ToDto(), Json, statusCode: StatusCodes.Status201Created),
+                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+                _ => Unexpected(reply),
+            };
         }).RequireWrite().Idempotent(idempotency).Accepts<CreateRuleRequest>("application/json").Produces<RuleDto>(StatusCodes.Status201Created);
 
         v1.MapGet("/rules", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

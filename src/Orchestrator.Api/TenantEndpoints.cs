@@ -52,7 +52,7 @@ public static class TenantEndpoints
             var tenant = new TenantId(body.Id);
             var reply = await AskAsync<object>(scheduler,
                 new LedgerCommands.CreateTenant(tenant, body.Quota?.ToQuota() ?? TenantQuota.Unlimited), ct);
-            return await AnswerTenantAsync(scheduler, reply, tenant, StatusCodes.Status201Created, ct);
+            return AnswerTenant(reply, tenant, StatusCodes.Status201Created);
         }).RequireAdmin().Idempotent(idempotency);
 
         v1.MapGet("/tenants/{id}", async (string id, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
@@ -73,7 +73,7 @@ public static class TenantEndpoints
             var tenant = new TenantId(id);
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.UpdateTenant(tenant, body!.Quota?.ToQuota(), body.Disabled, body.Pool?.ToPool()), ct);
             auth.Forget(); // a disabled tenant's keys stop working here at once
-            return await AnswerTenantAsync(scheduler, reply, tenant, StatusCodes.Status200OK, ct);
+            return AnswerTenant(reply, tenant, StatusCodes.Status200OK);
         }).RequireAdmin();
 
         v1.MapPost("/tenants/{id}/keys", async (string id, HttpRequest request, IRequiredActor<SchedulerProxy> scheduler,
@@ -95,7 +95,7 @@ public static class TenantEndpoints
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.IssueKey(issued.KeyId, tenant, role, issued.SecretHash, body.Name), ct);
             return reply switch
             {
-                SchedulerReplies.Accepted => Results.Json(new IssuedKeyDto(issued.KeyId, tenant.Value, role.ToWire(), body.Name, issued.Key), Json,
+                SchedulerReplies.KeyIssued => Results.Json(new IssuedKeyDto(issued.KeyId, tenant.Value, role.ToWire(), body.Name, issued.Key), Json,
                     statusCode: StatusCodes.Status201Created),
                 SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
                 _ => Unexpected(reply),
@@ -113,22 +113,14 @@ public static class TenantEndpoints
         return v1;
     }
 
-    private static async Task<IResult> AnswerTenantAsync(IRequiredActor<SchedulerProxy> scheduler, object reply, TenantId tenant, int status,
-        CancellationToken ct)
+    /// <summary>The tenant as the ledger's reply shows it (with its keys), or the refusal.</summary>
+    private static IResult AnswerTenant(object reply, TenantId tenant, int status) => reply switch
     {
-        if (reply is SchedulerReplies.Refused refused)
-        {
-            return FromRefusal(refused.Refusal);
-        }
-
-        if (reply is not SchedulerReplies.Accepted)
-        {
-            return Unexpected(reply);
-        }
-
-        var found = await AskAsync<SchedulerReplies.TenantFound>(scheduler, new SchedulerQueries.GetTenant(tenant), ct);
-        return found.Tenant is null ? TenantNotFound(tenant.Value) : Results.Json(found.ToDto(withKeys: true), Json, statusCode: status);
-    }
+        SchedulerReplies.TenantAccepted { Tenant: { Tenant: not null } found } => Results.Json(found.ToDto(withKeys: true), Json, statusCode: status),
+        SchedulerReplies.TenantAccepted => TenantNotFound(tenant.Value),
+        SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+        _ => Unexpected(reply),
+    };
 
     private static IResult TenantNotFound(string id) =>
         Problem(StatusCodes.Status404NotFound, "not found", $"no tenant '{Shorten(id)}'");

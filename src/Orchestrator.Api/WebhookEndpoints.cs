@@ -45,7 +45,7 @@ public static class WebhookEndpoints
                 new LedgerCommands.CreateWebhook(id, Acting(request.HttpContext), body.Url, secret, events), ct);
             return reply switch
             {
-                SchedulerReplies.Accepted => Results.Json(new CreatedWebhookDto(id, body.Url, events, secret), Json, statusCode: StatusCodes.Status201Created),
+                SchedulerReplies.WebhookCreated => Results.Json(new CreatedWebhookDto(id, body.Url, events, secret), Json, statusCode: StatusCodes.Status201Created),
                 SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
                 _ => Unexpected(reply),
             };

@@ -66,7 +66,7 @@ public sealed class RuleEngine : ReceiveActor, IWithTimers
                 ScheduleNext(rule);
             }
         });
-        Receive<SchedulerReplies.Accepted>(_ => { });
+        Receive<SchedulerReplies.Done>(_ => { });
         Receive<SchedulerReplies.Refused>(refused => _log.Warning("a rule's action was refused: {0}", refused.Refusal.Message));
     }
 
