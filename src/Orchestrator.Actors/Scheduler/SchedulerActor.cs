@@ -575,7 +575,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         }
         else
         {
-            Sender.Tell(new SchedulerReplies.VmShown(vm, null));
+            Sender.Tell(new SchedulerReplies.VmShown(vm, vm is null ? null : VmRuntime.None(vm.Id)));
         }
     }
 

@@ -86,7 +86,7 @@ public static class SchedulerReplies
 
     /// <summary>
     /// Answer to <see cref="SchedulerQueries.ShowVm"/>: the ledger's record (null when the tenant has no such VM) and its
-    /// host's live details (null when it has no host, or the host did not answer in time).
+    /// host's live details (none where it has no host; null when the host did not answer in time).
     /// </summary>
     public sealed record VmShown(VmRecord? Vm, VmRuntime? Runtime) : IOrchestratorMessage;
 
