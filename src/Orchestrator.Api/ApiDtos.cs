@@ -1,87 +1,29 @@
+// From the ledger's records to the wire shapes of Orchestrator.Contracts, and from request bodies to Domain values:
+// the mapping stays here, so Contracts knows nothing of the Domain.
 using Orchestrator.Actors.Hosts;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Contracts;
+using Orchestrator.Domain.Apply;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Placement;
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
 
 namespace Orchestrator.Api;
 
-/// <summary>The body of <c>POST /v1/vms</c>. Everything optional so that a missing field is named, not a 500.</summary>
-public sealed record CreateVmRequest(
-    string? Name,
-    int? Vcpus,
-    int? MemoryMiB,
-    string? Image,
-    string? RestartPolicy,
-    int? CpuShares = null,
-    int? CpuReservationMillicores = null,
-    int? CpuLimitMillicores = null,
-    int? MemoryReservationMiB = null,
-    int? MemoryLimitMiB = null,
-    string? Cpuset = null,
-    Dictionary<string, string>? Labels = null,
-    string? Driver = null,
-    string? Accelerator = null)
+public static class ApiDtos
 {
-    /// <summary>Null when the request names none (the VM gets the defaults).</summary>
-    public VmResources? Resources =>
-        CpuShares is null && CpuReservationMillicores is null && CpuLimitMillicores is null && MemoryReservationMiB is null
-        && MemoryLimitMiB is null && Cpuset is null
+    /// <summary>The resources a create request names; null when it names none (the VM gets the defaults).</summary>
+    public static VmResources? ToResources(this CreateVmRequest request) =>
+        request.CpuShares is null && request.CpuReservationMillicores is null && request.CpuLimitMillicores is null
+        && request.MemoryReservationMiB is null && request.MemoryLimitMiB is null && request.Cpuset is null
             ? null
-            : new VmResources(CpuShares, CpuReservationMillicores ?? 0, CpuLimitMillicores, MemoryReservationMiB ?? 0, MemoryLimitMiB, Cpuset);
-}
+            : new VmResources(request.CpuShares, request.CpuReservationMillicores ?? 0, request.CpuLimitMillicores,
+                request.MemoryReservationMiB ?? 0, request.MemoryLimitMiB, request.Cpuset);
 
-/// <summary>
-/// A VM's resources as shown: what the tenant set (shares is the effective weight), what the scheduler entitles it to
-/// now (reservations, then shares, capped by limits and by demand), and what its vCPUs used and wanted (used plus time
-/// spent waiting for a CPU) over the last window.
-/// </summary>
-public sealed record VmResourcesDto(
-    int CpuShares,
-    int CpuReservationMillicores,
-    int? CpuLimitMillicores,
-    int MemoryReservationMiB,
-    int? MemoryLimitMiB,
-    string? Cpuset,
-    long? EntitledCpuMillicores,
-    long? UsedCpuMillicores,
-    long? DemandCpuMillicores)
-{
-    public static VmResourcesDto From(VmRecord vm, VmRuntime? runtime)
-    {
-        var r = vm.Spec.EffectiveResources;
-        return new VmResourcesDto(r.SharesFor(vm.Spec.Vcpus), r.CpuReservationMillicores, r.CpuLimitMillicores, r.MemoryReservationMiB,
-            r.MemoryLimitMiB, r.Cpuset, vm.EntitledCpuMillicores, runtime?.UsedCpuMillicores, runtime?.DemandCpuMillicores);
-    }
-}
-
-public sealed record VcpuDto(int Index, int ThreadId, double CpuSeconds);
-
-public sealed record VmDto(
-    string Id,
-    string Name,
-    string Tenant,
-    int Vcpus,
-    int MemoryMiB,
-    string Image,
-    string RestartPolicy,
-    string DesiredState,
-    string State,
-    string? Reason,
-    string? Host,
-    long Epoch,
-    int? Pid,
-    int Restarts,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset? ReadyAt,
-    IReadOnlyList<VcpuDto> VcpuThreads,
-    IReadOnlyList<string>? ConsoleTail,
-    VmResourcesDto Resources,
-    IReadOnlyDictionary<string, string> Labels,
-    bool Paused,
-    string? Driver,
-    string? Accelerator)
-{
-    public static VmDto From(VmRecord vm, VmRuntime? runtime = null) => new(
+    /// <param name="runtime">the host's live details, when it answered.</param>
+    public static VmDto ToDto(this VmRecord vm, VmRuntime? runtime = null) => new(
         vm.Id.Compact,
         vm.Spec.Name,
         vm.Tenant.Value,
@@ -100,49 +42,33 @@ public sealed record VmDto(
         vm.ReadyAt,
         runtime?.Vcpus.Select(v => new VcpuDto(v.Index, v.ThreadId, Math.Round(v.CpuSeconds, 3))).ToList() ?? [],
         runtime?.ConsoleTail,
-        VmResourcesDto.From(vm, runtime),
+        ResourcesOf(vm, runtime),
         vm.Spec.EffectiveLabels,
         runtime?.Paused ?? false,
         vm.Spec.Driver,
         vm.Spec.Accelerator);
-}
 
-/// <param name="Accelerator">"kvm" or "tcg", as the host's probe found; null from a host that did not say.</param>
-/// <param name="AcceleratorNote">why the host fell back from KVM ("" when it did not).</param>
-public sealed record HostDto(
-    string Id, string State, string Driver, int Cpus, long MemoryMiB, int AllocatedVcpus, long AllocatedMemoryMiB, int Vms,
-    long ReservedCpuMillicores, long ReservedMemoryMiB, string? Accelerator, string? CpuModel, string? AcceleratorNote)
-{
-    public static HostDto From(HostRecord h) =>
+    private static VmResourcesDto ResourcesOf(VmRecord vm, VmRuntime? runtime)
+    {
+        var r = vm.Spec.EffectiveResources;
+        return new VmResourcesDto(r.SharesFor(vm.Spec.Vcpus), r.CpuReservationMillicores, r.CpuLimitMillicores, r.MemoryReservationMiB,
+            r.MemoryLimitMiB, r.Cpuset, vm.EntitledCpuMillicores, runtime?.UsedCpuMillicores, runtime?.DemandCpuMillicores);
+    }
+
+    public static HostDto ToDto(this HostRecord h) =>
         new(h.Id.Value, h.State.ToString(), h.Driver, h.Cpus, h.MemoryMiB, h.AllocatedVcpus, h.AllocatedMemoryMiB, h.VmCount,
             h.ReservedCpuMillicores, h.ReservedMemoryMiB, h.Accelerator?.Kind, h.Accelerator?.CpuModel, h.Accelerator?.Note);
-}
 
-/// <summary>The cluster's capacity under the allocation ratios, and what HA admission control keeps free.</summary>
-public sealed record CapacityDto(
-    int HostsUp,
-    long Vcpus,
-    long AllocatedVcpus,
-    long MemoryMiB,
-    long AllocatedMemoryMiB,
-    long ReservedCpuMillicores,
-    long ReservedMemoryMiB,
-    int HaHeadroomHosts,
-    long HaNeededVcpus,
-    long HaNeededMemoryMiB,
-    long HaSpareVcpus,
-    long HaSpareMemoryMiB,
-    bool HaHeadroomHolds)
-{
-    public static CapacityDto From(IReadOnlyList<HostRecord> hosts, Domain.Placement.PlacementPolicy policy)
+    /// <summary>The capacity of the hosts that are up, under the allocation ratios, and what HA admission control keeps free.</summary>
+    public static CapacityDto CapacityOf(IReadOnlyList<HostRecord> hosts, PlacementPolicy policy)
     {
         var up = hosts.Where(h => h.State == HostState.Up).ToList();
-        var headroom = Domain.Placement.Placement.Headroom(up, policy);
+        var headroom = Placement.Headroom(up, policy);
         return new CapacityDto(
             up.Count,
-            up.Sum(h => (long)Domain.Placement.Placement.VcpuCapacity(h, policy)),
+            up.Sum(h => (long)Placement.VcpuCapacity(h, policy)),
             up.Sum(h => (long)h.AllocatedVcpus),
-            up.Sum(h => Domain.Placement.Placement.MemoryCapacity(h, policy)),
+            up.Sum(h => Placement.MemoryCapacity(h, policy)),
             up.Sum(h => h.AllocatedMemoryMiB),
             up.Sum(h => h.ReservedCpuMillicores),
             up.Sum(h => h.ReservedMemoryMiB),
@@ -153,9 +79,38 @@ public sealed record CapacityDto(
             headroom.SpareMemoryMiB,
             headroom.Holds);
     }
-}
 
-public sealed record ImageDto(string Name, string Description)
-{
-    public static ImageDto From(GuestImage image) => new(image.Name, image.Description);
+    public static ImageDto ToDto(this GuestImage image) => new(image.Name, image.Description);
+
+    public static TenantQuota ToQuota(this QuotaDto q) => new(q.Vms, q.Vcpus, q.MemoryMiB);
+
+    public static QuotaDto ToDto(this TenantQuota q) => new(q.MaxVms, q.MaxVcpus, q.MaxMemoryMiB);
+
+    public static TenantCpuPool ToPool(this PoolDto p) => new(p.CpuShares, p.CpuReservationMillicores ?? 0, p.CpuLimitMillicores);
+
+    public static PoolDto? ToDto(this TenantCpuPool? p) => p is null ? null : new(p.Shares, p.ReservationMillicores, p.LimitMillicores);
+
+    public static KeyDto ToDto(this ApiKeyRecord k) => new(k.KeyId, k.Tenant.Value, k.Role.ToWire(), k.Name, k.CreatedAt, k.RevokedAt);
+
+    /// <param name="withKeys">list the tenant's keys (an admin asking for one tenant).</param>
+    public static TenantDto ToDto(this SchedulerReplies.TenantFound found, bool withKeys) => new(
+        found.Tenant!.Id.Value,
+        found.Tenant.Disabled,
+        found.Tenant.Quota.ToDto(),
+        new UsageDto(found.Usage.Vms, found.Usage.Vcpus, found.Usage.MemoryMiB),
+        withKeys ? found.Keys.Select(ToDto).ToList() : null,
+        found.Tenant.Pool.ToDto());
+
+    public static WebhookDto ToDto(this WebhookRecord w) => new(w.Id, w.Url, w.EventTypes, w.CreatedAt);
+
+    public static RuleDto ToDto(this RuleRecord r) => new(r.Id, r.Name,
+        r.OnEvent is null ? null : new RuleTriggerDto(r.OnEvent, r.Count, Durations.Format(r.Within)), r.Schedule,
+        r.Action.ToString().ToLowerInvariant(), r.Selector, r.CreatedAt);
+
+    public static ApplyStepDto ToDto(this ApplyStep step) => new(ActionName(step.Action), step.Vm, step.Detail);
+
+    public static string ActionName(ApplyAction action) => action.ToString().ToLowerInvariant();
+
+    public static ApplyResultDto ToDto(this ApplyPlan plan, bool dryRun) =>
+        new(dryRun, plan.Steps.Select(ToDto).ToList(), plan.Changed);
 }

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Routing;
 using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
+using Orchestrator.Contracts;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Apply;
 using Orchestrator.Domain.Ledger;
@@ -25,8 +26,6 @@ public static class ApplyEndpoint
 {
     /// <summary>How long a replace waits for the old VM's host to confirm the delete before creating it again.</summary>
     private static readonly TimeSpan DeletionWait = TimeSpan.FromSeconds(120);
-
-    private static readonly TimeSpan DeletionPoll = TimeSpan.FromMilliseconds(250);
 
     public static RouteGroupBuilder MapApply(this RouteGroupBuilder v1, ImageCatalog images, VmSpecLimits limits)
     {
@@ -76,7 +75,7 @@ public static class ApplyEndpoint
             var current = await OrchestratorApi.AskAsync<SchedulerReplies.VmList>(scheduler, new SchedulerQueries.ListVms(tenant), ct);
             var plan = ApplyPlanner.Plan(desired, current.Vms, prune);
             return dryRun
-                ? Results.Json(ApplyResultDto.From(plan, dryRun: true), OrchestratorApi.Json)
+                ? Results.Json(plan.ToDto(dryRun: true), OrchestratorApi.Json)
                 : await ExecuteAsync(new Executor(scheduler, tenant), plan, ct);
         });
         return v1;
@@ -93,16 +92,16 @@ public static class ApplyEndpoint
             {
                 var doneText = done.Count == 0
                     ? "nothing was changed before it"
-                    : "done before it: " + string.Join(", ", done.Select(d => $"{ApplyStepDto.ActionName(d.Action)} {d.Vm}"));
+                    : "done before it: " + string.Join(", ", done.Select(d => $"{ApiDtos.ActionName(d.Action)} {d.Vm}"));
                 var partly = failure.AlreadyDone is { } already ? $" ({already})" : "";
                 return OrchestratorApi.Problem(failure.Status, "apply stopped",
-                    $"step {done.Count + 1} of {changes.Count}, {ApplyStepDto.ActionName(step.Action)} {step.Vm}{partly}, failed: " +
+                    $"step {done.Count + 1} of {changes.Count}, {ApiDtos.ActionName(step.Action)} {step.Vm}{partly}, failed: " +
                     $"{failure.Message}; {doneText}",
                     failure.Errors,
                     new Dictionary<string, object?>
                     {
-                        ["failedStep"] = ApplyStepDto.From(step),
-                        ["done"] = done.Select(ApplyStepDto.From).ToList(),
+                        ["failedStep"] = step.ToDto(),
+                        ["done"] = done.Select(d => d.ToDto()).ToList(),
                         ["changed"] = done.Count,
                     });
             }
@@ -110,7 +109,7 @@ public static class ApplyEndpoint
             done.Add(step);
         }
 
-        return Results.Json(ApplyResultDto.From(plan, dryRun: false), OrchestratorApi.Json);
+        return Results.Json(plan.ToDto(dryRun: false), OrchestratorApi.Json);
     }
 
     /// <summary>A query flag: absent is false; present as <c>true</c>, <c>false</c>, <c>1</c>, <c>0</c> or bare.</summary>
@@ -238,17 +237,10 @@ public static class ApplyEndpoint
         /// <summary>Creates the VM once no VM of its name is being deleted (a replace, or a delete still under way).</summary>
         private async Task<StepFailure?> CreateAsync(DesiredVm desired, CancellationToken ct)
         {
-            var deadline = DateTime.UtcNow + DeletionWait;
-            while (await OrchestratorApi.AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, desired.Name), ct)
-                   is { Vm.Status: VmStatus.Deleting })
+            if (!await DeletionSettledAsync(desired.Name, ct))
             {
-                if (DateTime.UtcNow >= deadline)
-                {
-                    return new StepFailure(StatusCodes.Status503ServiceUnavailable,
-                        $"the VM's host has not confirmed deleting the old one after {DeletionWait.TotalSeconds:0} s; apply again once it is gone", []);
-                }
-
-                await Task.Delay(DeletionPoll, ct);
+                return new StepFailure(StatusCodes.Status503ServiceUnavailable,
+                    $"the VM's host has not confirmed deleting the old one after {DeletionWait.TotalSeconds:0} s; apply again once it is gone", []);
             }
 
             if (await SendAsync(new LedgerCommands.CreateVm(tenant, desired.Spec, VmId.New()), desired.Name, ct) is { } failure)
@@ -263,10 +255,34 @@ public static class ApplyEndpoint
                 : null;
         }
 
+        /// <summary>
+        /// Waits (up to <see cref="DeletionWait"/>) for the scheduler to say that no VM of the name is being deleted: it
+        /// answers when the ledger releases the VM. An unanswered ask is asked again, as a scheduler that failed over
+        /// meanwhile has forgotten it. False: still being deleted.
+        /// </summary>
+        private async Task<bool> DeletionSettledAsync(string name, CancellationToken ct)
+        {
+            var deadline = DateTime.UtcNow + DeletionWait;
+            while (DateTime.UtcNow < deadline)
+            {
+                try
+                {
+                    await OrchestratorApi.AskAsync<SchedulerReplies.DeletionSettled>(scheduler, new SchedulerQueries.AwaitDeletion(tenant, name), ct);
+                    return true;
+                }
+                catch (AskTimeoutException)
+                {
+                    // Not deleted yet, or the scheduler moved and forgot the ask: ask again until the deadline.
+                }
+            }
+
+            return false;
+        }
+
         private async Task<StepFailure?> SendAsync(ILedgerCommand command, string vm, CancellationToken ct)
         {
             var reply = await OrchestratorApi.AskAsync<object>(scheduler, command, ct);
-            if (reply is SchedulerReplies.Accepted)
+            if (reply is SchedulerReplies.VmAccepted)
             {
                 return null;
             }
@@ -283,19 +299,4 @@ public static class ApplyEndpoint
             return new StepFailure(OrchestratorApi.StatusOf(refusal.Kind), message, errors);
         }
     }
-}
-
-/// <summary>One step of an apply as the API shows it: action (create, update, replace, delete, unchanged), VM, detail.</summary>
-public sealed record ApplyStepDto(string Action, string Vm, string Detail)
-{
-    public static ApplyStepDto From(ApplyStep step) => new(ActionName(step.Action), step.Vm, step.Detail);
-
-    public static string ActionName(ApplyAction action) => action.ToString().ToLowerInvariant();
-}
-
-/// <summary>The answer of <c>POST /v1/apply</c>: the plan (carried out unless a dry run) and how many steps change something.</summary>
-public sealed record ApplyResultDto(bool DryRun, IReadOnlyList<ApplyStepDto> Steps, int Changed)
-{
-    public static ApplyResultDto From(ApplyPlan plan, bool dryRun) =>
-        new(dryRun, plan.Steps.Select(ApplyStepDto.From).ToList(), plan.Changed);
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -12,6 +11,7 @@ using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Actors.Tenants;
+using Orchestrator.Contracts;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
@@ -25,16 +25,10 @@ namespace Orchestrator.Api;
 /// </summary>
 public static class OrchestratorApi
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        Converters = { new JsonStringEnumConverter() },
-        WriteIndented = false,
-        // The web defaults read "1" as 1: a number must be a JSON number here (see also StrictJson).
-        NumberHandling = JsonNumberHandling.Strict,
-    };
+    /// <summary>The wire format, shared with the CLI.</summary>
+    public static readonly JsonSerializerOptions Json = WireJson.Options;
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
 
     public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, string adminKey, ImageCatalog images,
         Domain.Placement.PlacementPolicy policy, ApiLimits limits, VmSpecLimits? specLimits = null)
@@ -86,7 +80,7 @@ public static class OrchestratorApi
             var principal = http.Principal();
             var tenant = principal.IsAdmin && string.IsNullOrEmpty(http.Request.Query["tenant"]) ? (TenantId?)null : Acting(http);
             var list = await AskAsync<SchedulerReplies.VmList>(scheduler, new SchedulerQueries.ListVms(tenant), ct);
-            return Results.Json(list.Vms.Select(v => VmDto.From(v)).ToList(), Json);
+            return Results.Json(list.Vms.Select(v => v.ToDto()).ToList(), Json);
         });
 
         v1.MapGet("/vms/{name}", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
@@ -117,7 +111,7 @@ public static class OrchestratorApi
                 return Invalid(missing);
             }
 
-            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.Resources, body.Labels, body.Driver,
+            var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.ToResources(), body.Labels, body.Driver,
                 body.Accelerator);
             // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler.
             if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, images.Names) is { Count: > 0 } invalid)
@@ -128,7 +122,7 @@ public static class OrchestratorApi
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
             return reply switch
             {
-                SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(VmDto.From(vm), Json, statusCode: StatusCodes.Status201Created),
+                SchedulerReplies.VmAccepted { Vm: var vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status201Created),
                 SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
                 _ => Unexpected(reply),
             };
@@ -176,24 +170,24 @@ public static class OrchestratorApi
         v1.MapGet("/hosts", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
-            return Results.Json(list.Hosts.Select(HostDto.From).ToList(), Json);
+            return Results.Json(list.Hosts.Select(h => h.ToDto()).ToList(), Json);
         }).RequireAdmin();
 
         v1.MapGet("/hosts/{id}", async (string id, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
             return list.Hosts.FirstOrDefault(h => h.Id.Value == id) is { } host
-                ? Results.Json(HostDto.From(host), Json)
+                ? Results.Json(host.ToDto(), Json)
                 : Problem(StatusCodes.Status404NotFound, "not found", $"no host '{(id.Length > 64 ? id[..64] + "…" : id)}'");
         }).RequireAdmin();
 
         v1.MapGet("/capacity", async (IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.HostList>(scheduler, SchedulerQueries.ListHosts.Instance, ct);
-            return Results.Json(CapacityDto.From(list.Hosts, policy), Json);
+            return Results.Json(ApiDtos.CapacityOf(list.Hosts, policy), Json);
         }).RequireAdmin();
 
-        v1.MapGet("/images", () => Results.Json(images.All.Select(ImageDto.From).ToList(), Json));
+        v1.MapGet("/images", () => Results.Json(images.All.Select(i => i.ToDto()).ToList(), Json));
         v1.MapApply(images, specLimits ?? VmSpecLimits.Default);
         v1.MapEventStream();
 
@@ -310,8 +304,8 @@ public static class OrchestratorApi
         var reply = await AskAsync<object>(scheduler, command, ct);
         return reply switch
         {
-            SchedulerReplies.Accepted { Vm: { } vm } => Results.Json(VmDto.From(vm), Json, statusCode: StatusCodes.Status202Accepted),
-            SchedulerReplies.Accepted => VmNotFound(name),
+            SchedulerReplies.VmAccepted { Vm: var vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status202Accepted),
+            SchedulerReplies.Done => VmNotFound(name),
             SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
             _ => Unexpected(reply),
         };
@@ -320,23 +314,8 @@ public static class OrchestratorApi
     /// <summary>The ledger's record of the VM with its host's live details (vCPU threads, console, paused) when the host answers.</summary>
     private static async Task<IResult> ShowVmAsync(IRequiredActor<SchedulerProxy> scheduler, TenantId tenant, string name, CancellationToken ct)
     {
-        var found = await AskAsync<SchedulerReplies.VmFound>(scheduler, new SchedulerQueries.GetVm(tenant, name), ct);
-        if (found.Vm is null)
-        {
-            return VmNotFound(name);
-        }
-
-        VmRuntime? runtime = null;
-        try
-        {
-            runtime = await scheduler.ActorRef.Ask<object>(new SchedulerQueries.GetVmRuntime(tenant, name), RuntimeTimeout, ct) as VmRuntime;
-        }
-        catch (AskTimeoutException)
-        {
-            // The host is slow or gone: show what the ledger knows.
-        }
-
-        return Results.Json(VmDto.From(found.Vm, runtime), Json);
+        var shown = await AskAsync<SchedulerReplies.VmShown>(scheduler, new SchedulerQueries.ShowVm(tenant, name), ct);
+        return shown.Vm is null ? VmNotFound(name) : Results.Json(shown.Vm.ToDto(shown.Runtime), Json);
     }
 
     /// <summary>Pause or resume where the VM runs: 200 with the VM once every vCPU acknowledged, 409 when it cannot be done.</summary>
@@ -414,7 +393,7 @@ public static class OrchestratorApi
     /// <summary>A scheduler's answer to a delete/revoke: 204, or the refusal as problem details.</summary>
     public static IResult NoContentOrRefusal(object reply) => reply switch
     {
-        SchedulerReplies.Accepted => Results.NoContent(),
+        SchedulerReplies.Done => Results.NoContent(),
         SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
         _ => Unexpected(reply),
     };

@@ -6,24 +6,13 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Scheduler;
+using Orchestrator.Contracts;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 using static Orchestrator.Api.OrchestratorApi;
 
 namespace Orchestrator.Api;
-
-public sealed record RuleTriggerDto(string? Event, int? Count, string? Within);
-
-public sealed record CreateRuleRequest(string? Name, RuleTriggerDto? On, string? Schedule, string? Action, Dictionary<string, string>? Selector);
-
-public sealed record RuleDto(string Id, string Name, RuleTriggerDto? On, string? Schedule, string Action, IReadOnlyDictionary<string, string> Selector,
-    DateTimeOffset CreatedAt)
-{
-    public static RuleDto From(RuleRecord r) => new(r.Id, r.Name,
-        r.OnEvent is null ? null : new RuleTriggerDto(r.OnEvent, r.Count, Durations.Format(r.Within)), r.Schedule,
-        r.Action.ToString().ToLowerInvariant(), r.Selector, r.CreatedAt);
-}
 
 /// <summary>Durations as people write them: "90s", "10m", "2h", "1d".</summary>
 public static class Durations
@@ -104,21 +93,18 @@ public static class RuleEndpoints
             var id = "rule" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateRule(id, Acting(request.HttpContext), body.Name ?? "",
                 body.On?.Event, body.On?.Count ?? 1, within, body.Schedule, body.Selector ?? [], action, request.HttpContext.Principal().IsAdmin), ct);
-            if (reply is SchedulerReplies.Refused refused)
+            return reply switch
             {
-                return FromRefusal(refused.Refusal);
-            }
-
-            var list = await AskAsync<SchedulerReplies.RuleList>(scheduler, new SchedulerQueries.ListRules(Acting(request.HttpContext)), ct);
-            return list.Rules.FirstOrDefault(r => r.Id == id) is { } rule
-                ? Results.Json(RuleDto.From(rule), Json, statusCode: StatusCodes.Status201Created)
-                : Unexpected(reply);
+                SchedulerReplies.RuleCreated created => Results.Json(created.Rule.ToDto(), Json, statusCode: StatusCodes.Status201Created),
+                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+                _ => Unexpected(reply),
+            };
         }).RequireWrite().Idempotent(idempotency).Accepts<CreateRuleRequest>("application/json").Produces<RuleDto>(StatusCodes.Status201Created);
 
         v1.MapGet("/rules", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.RuleList>(scheduler, new SchedulerQueries.ListRules(Acting(http)), ct);
-            return Results.Json(list.Rules.Select(RuleDto.From).ToList(), Json);
+            return Results.Json(list.Rules.Select(r => r.ToDto()).ToList(), Json);
         });
 
         v1.MapDelete("/rules/{id}", async (string id, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

@@ -6,23 +6,13 @@ using Microsoft.AspNetCore.Routing;
 using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Webhooks;
+using Orchestrator.Contracts;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 using static Orchestrator.Api.OrchestratorApi;
 
 namespace Orchestrator.Api;
-
-public sealed record CreateWebhookRequest(string? Url, List<string>? Events);
-
-/// <summary>A webhook as listed: never its secret.</summary>
-public sealed record WebhookDto(string Id, string Url, IReadOnlyList<string> Events, DateTimeOffset CreatedAt)
-{
-    public static WebhookDto From(WebhookRecord w) => new(w.Id, w.Url, w.EventTypes, w.CreatedAt);
-}
-
-/// <summary>A webhook just registered: the only time <see cref="Secret"/> (its HMAC key) is shown.</summary>
-public sealed record CreatedWebhookDto(string Id, string Url, IReadOnlyList<string> Events, string Secret);
 
 /// <summary>A tenant's webhooks: register (members), list, delete, and the status of their deliveries.</summary>
 public static class WebhookEndpoints
@@ -55,7 +45,7 @@ public static class WebhookEndpoints
                 new LedgerCommands.CreateWebhook(id, Acting(request.HttpContext), body.Url, secret, events), ct);
             return reply switch
             {
-                SchedulerReplies.Accepted => Results.Json(new CreatedWebhookDto(id, body.Url, events, secret), Json, statusCode: StatusCodes.Status201Created),
+                SchedulerReplies.WebhookCreated => Results.Json(new CreatedWebhookDto(id, body.Url, events, secret), Json, statusCode: StatusCodes.Status201Created),
                 SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
                 _ => Unexpected(reply),
             };
@@ -64,7 +54,7 @@ public static class WebhookEndpoints
         v1.MapGet("/webhooks", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
             var list = await AskAsync<SchedulerReplies.WebhookList>(scheduler, new SchedulerQueries.ListWebhooks(Acting(http)), ct);
-            return Results.Json(list.Webhooks.Select(WebhookDto.From).ToList(), Json);
+            return Results.Json(list.Webhooks.Select(w => w.ToDto()).ToList(), Json);
         });
 
         v1.MapDelete("/webhooks/{id}", async (string id, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Reflection;
 using System.Text;
 using System.Text.Json;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Cli;
 
@@ -15,7 +16,7 @@ internal sealed record ApiResponse(HttpStatusCode Status, string Body)
     {
         try
         {
-            return JsonSerializer.Deserialize<T>(Body, ApiJson.Options)
+            return JsonSerializer.Deserialize<T>(Body, WireJson.Options)
                 ?? throw new CliException($"the node answered {(int)Status} with an empty body");
         }
         catch (JsonException e)
@@ -84,7 +85,7 @@ internal sealed partial class ApiClient : IDisposable
 
     public Task<ApiResponse> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct) =>
         SendAsync(method, path,
-            body is null ? null : new StringContent(JsonSerializer.Serialize(body, body.GetType(), ApiJson.Options), Encoding.UTF8, "application/json"),
+            body is null ? null : new StringContent(JsonSerializer.Serialize(body, body.GetType(), WireJson.Options), Encoding.UTF8, "application/json"),
             ct);
 
     private async Task<ApiResponse> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken ct)
@@ -123,7 +124,7 @@ internal sealed partial class ApiClient : IDisposable
         ProblemDetails? problem = null;
         try
         {
-            problem = string.IsNullOrWhiteSpace(text) ? null : JsonSerializer.Deserialize<ProblemDetails>(text, ApiJson.Options);
+            problem = string.IsNullOrWhiteSpace(text) ? null : JsonSerializer.Deserialize<ProblemDetails>(text, WireJson.Options);
         }
         catch (JsonException)
         {

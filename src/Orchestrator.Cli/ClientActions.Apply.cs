@@ -1,5 +1,6 @@
 // What `apply` does: read the file here, send it, print the plan or what was done.
 using System.Globalization;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Cli;
 
@@ -39,7 +40,7 @@ internal sealed partial class ClientActions
             return 0;
         }
 
-        var result = response.Read<ApplyResult>();
+        var result = response.Read<ApplyResultDto>();
         Write(Rendering.ApplyTable(result));
         context.Out.WriteLine(Rendering.ApplySummary(result));
         return 0;

@@ -2,6 +2,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using Orchestrator.Contracts;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
@@ -32,15 +33,15 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
 
         Write(args.Kind switch
         {
-            ListKind.Vms => Rendering.VmTable(response.Read<List<Vm>>()),
-            ListKind.Hosts => Rendering.HostTable(response.Read<List<Host>>()),
-            _ => Rendering.ImageTable(response.Read<List<Image>>()),
+            ListKind.Vms => Rendering.VmTable(response.Read<List<VmDto>>()),
+            ListKind.Hosts => Rendering.HostTable(response.Read<List<HostDto>>()),
+            _ => Rendering.ImageTable(response.Read<List<ImageDto>>()),
         });
         if (args.Kind == ListKind.Hosts)
         {
             try
             {
-                context.Out.WriteLine(Rendering.CapacityLine((await api.GetAsync("v1/capacity", ct)).Read<Capacity>()));
+                context.Out.WriteLine(Rendering.CapacityLine((await api.GetAsync("v1/capacity", ct)).Read<CapacityDto>()));
             }
             catch (ApiProblemException)
             {
@@ -61,7 +62,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
             return 0;
         }
 
-        Write(Rendering.HostDetails(response.Read<Host>()));
+        Write(Rendering.HostDetails(response.Read<HostDto>()));
         return 0;
     }
 
@@ -80,7 +81,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
         if (args.Before is { } change)
         {
             // The API replaces a quota whole: read it, change what was typed, send it back.
-            var current = (await api.GetAsync(args.Path, ct)).Read<Tenant>();
+            var current = (await api.GetAsync(args.Path, ct)).Read<TenantDto>();
             body = change.Merge(current);
         }
 
@@ -94,13 +95,13 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
         switch (args.Render)
         {
             case ApiRender.Tenants:
-                Write(Rendering.TenantTable(response.Read<List<Tenant>>()));
+                Write(Rendering.TenantTable(response.Read<List<TenantDto>>()));
                 break;
             case ApiRender.Tenant:
-                Write(Rendering.TenantDetails(response.Read<Tenant>()));
+                Write(Rendering.TenantDetails(response.Read<TenantDto>()));
                 break;
             case ApiRender.IssuedKey:
-                var issued = response.Read<IssuedApiKey>();
+                var issued = response.Read<IssuedKeyDto>();
                 context.Out.WriteLine($"key {issued.KeyId} ({issued.Role}) for tenant {issued.Tenant}:");
                 context.Out.WriteLine(issued.Key);
                 context.Error.WriteLine("this is the only time the key is shown: store it now (the node keeps only its hash)");
@@ -162,7 +163,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
             return 0;
         }
 
-        var outcome = await WaitAsync(api, args.Name, VmStates.Ready, created.Read<Vm>().State, head, clock, args.Timeout, ct);
+        var outcome = await WaitAsync(api, args.Name, VmStates.Ready, created.Read<VmDto>().State, head, clock, args.Timeout, ct);
         WriteVm(args.Client.Output, outcome.Last!);
         if (outcome.Error is not null)
         {
@@ -170,7 +171,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
         }
 
         // The node's own timestamps time the boot exactly; the stopwatch (poll-granular) is the fallback.
-        var vm = outcome.Last!.Read<Vm>();
+        var vm = outcome.Last!.Read<VmDto>();
         var seconds = vm.ReadyAt is { } ready && ready >= vm.CreatedAt
             ? (ready - vm.CreatedAt).TotalSeconds
             : clock.Elapsed.TotalSeconds;
@@ -198,7 +199,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
         {
             if (args.Change == VmChange.Delete && args.Client.Output == OutputFormat.Table)
             {
-                context.Out.WriteLine($"{args.Name}: {accepted.Read<Vm>().State}");
+                context.Out.WriteLine($"{args.Name}: {accepted.Read<VmDto>().State}");
             }
             else
             {
@@ -214,7 +215,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
             VmChange.Start => VmStates.Ready,
             _ => null, // gone: GET answers 404
         };
-        var outcome = await WaitAsync(api, args.Name, wanted, accepted.Read<Vm>().State, head, clock, args.Timeout, ct);
+        var outcome = await WaitAsync(api, args.Name, wanted, accepted.Read<VmDto>().State, head, clock, args.Timeout, ct);
 
         if (wanted is null && outcome.Error is null)
         {
@@ -266,7 +267,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
                         : new WaitOutcome(null, $"{name} disappeared while waiting for it to be {wanted} (deleted by someone else?)");
                 }
 
-                var vm = response.Read<Vm>();
+                var vm = response.Read<VmDto>();
                 if (vm.State == wanted)
                 {
                     return new WaitOutcome(response, null);
@@ -319,7 +320,7 @@ internal sealed partial class ClientActions(CliHooks hooks, CliContext context) 
         }
         else
         {
-            Write(Rendering.VmDetails(response.Read<Vm>()));
+            Write(Rendering.VmDetails(response.Read<VmDto>()));
         }
     }
 

@@ -2,6 +2,7 @@
 using System.Globalization;
 using System.Net.Http;
 using System.Threading.Channels;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Cli;
 
@@ -86,7 +87,7 @@ internal sealed partial class ClientActions
     {
         try
         {
-            return (await api.GetAsync("v1/vms", ct)).Read<List<Vm>>()
+            return (await api.GetAsync("v1/vms", ct)).Read<List<VmDto>>()
                 .GroupBy(v => v.Id.Replace("-", "", StringComparison.Ordinal))
                 .ToDictionary(g => g.Key, g => g.First().Name, StringComparer.Ordinal);
         }

@@ -19,7 +19,7 @@ public sealed record ApiEvent(long Id, string Type, string? Tenant, string? VmId
     {
         try
         {
-            return JsonSerializer.Deserialize<ApiEvent>(json, ApiJson.Options) ?? throw new JsonException("null");
+            return JsonSerializer.Deserialize<ApiEvent>(json, WireJson.Options) ?? throw new JsonException("null");
         }
         catch (JsonException e)
         {

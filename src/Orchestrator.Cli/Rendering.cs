@@ -58,7 +58,7 @@ public static class Rendering
         return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
     }
 
-    public static IRenderable VmTable(IEnumerable<Vm> vms)
+    public static IRenderable VmTable(IEnumerable<VmDto> vms)
     {
         var table = PlainTable("NAME", "STATE", "HOST", "VCPUS", "MEMORY", "IMAGE", "EPOCH", "PID", "RESTARTS");
         foreach (var vm in vms.OrderBy(v => v.Name, StringComparer.Ordinal))
@@ -79,7 +79,7 @@ public static class Rendering
     }
 
     /// <summary><c>vm show</c>: a key/value grid, the reason where there is one, then the vCPU threads.</summary>
-    public static IRenderable VmDetails(Vm vm)
+    public static IRenderable VmDetails(VmDto vm)
     {
         var grid = new Grid();
         grid.AddColumn(new GridColumn().NoWrap().PadRight(2));
@@ -145,14 +145,14 @@ public static class Rendering
         {
             vcpus.AddRow(
                 Text(Number(thread.Index)),
-                Text(thread.ThreadId is { } tid ? Number(tid) : "-"),
+                Text(Number(thread.ThreadId)),
                 Text(thread.CpuSeconds.ToString("0.00", CultureInfo.InvariantCulture)));
         }
 
         return new Rows(grid, new Text(string.Empty), vcpus);
     }
 
-    public static IRenderable HostTable(IEnumerable<Host> hosts)
+    public static IRenderable HostTable(IEnumerable<HostDto> hosts)
     {
         var table = PlainTable("ID", "STATE", "DRIVER", "ACCEL", "CPUS", "MEMORY", "ALLOC VCPUS", "ALLOC MEMORY", "RESERVED CPU", "RESERVED MEMORY", "VMS");
         var notes = new List<IRenderable>();
@@ -174,14 +174,14 @@ public static class Rendering
                 Text(MiB(host.AllocatedMemoryMiB)),
                 Text(host.ReservedCpuMillicores > 0 ? CpuAmounts.Format(host.ReservedCpuMillicores) : "-"),
                 Text(host.ReservedMemoryMiB > 0 ? MiB(host.ReservedMemoryMiB) : "-"),
-                Text(VmCount(host.Vms)));
+                Text(Number(host.Vms)));
         }
 
         // Why a host fell back to TCG is what its operator fixes: under the table, not cut to a column's width.
         return notes.Count == 0 ? table : new Rows([table, .. notes]);
     }
 
-    public static IRenderable HostDetails(Host host)
+    public static IRenderable HostDetails(HostDto host)
     {
         var grid = new Grid();
         grid.AddColumn(new GridColumn().NoWrap());
@@ -201,12 +201,12 @@ public static class Rendering
         Row("Allocated", Text($"{Number(host.AllocatedVcpus)} vCPUs, {MiB(host.AllocatedMemoryMiB)}"));
         Row("Reserved", Text($"{(host.ReservedCpuMillicores > 0 ? CpuAmounts.Format(host.ReservedCpuMillicores) : "-")} CPU, " +
                              $"{(host.ReservedMemoryMiB > 0 ? MiB(host.ReservedMemoryMiB) : "-")} memory"));
-        Row("VMs", Text(VmCount(host.Vms)));
+        Row("VMs", Text(Number(host.Vms)));
         return grid;
     }
 
     /// <summary>"kvm (host)", "tcg (max)", or "-" for a host that did not say.</summary>
-    private static string Accelerator(Host host) =>
+    private static string Accelerator(HostDto host) =>
         host.Accelerator is { Length: > 0 } kind ? $"{kind}{(string.IsNullOrEmpty(host.CpuModel) ? "" : $" ({host.CpuModel})")}" : "-";
 
     /// <summary>A table of the given fields of a JSON object or array of objects (nested values shown compact).</summary>
@@ -228,7 +228,7 @@ public static class Rendering
         return table;
     }
 
-    public static IRenderable TenantTable(IEnumerable<Tenant> tenants)
+    public static IRenderable TenantTable(IEnumerable<TenantDto> tenants)
     {
         var table = PlainTable("ID", "STATE", "VMS", "VCPUS", "MEMORY");
         foreach (var t in tenants.OrderBy(t => t.Id, StringComparer.Ordinal))
@@ -245,7 +245,7 @@ public static class Rendering
     }
 
     /// <summary><c>tenant show</c>: state, usage against quota, then the keys (ids and roles; never secrets).</summary>
-    public static IRenderable TenantDetails(Tenant t)
+    public static IRenderable TenantDetails(TenantDto t)
     {
         var grid = new Grid();
         grid.AddColumn(new GridColumn().NoWrap().PadRight(2));
@@ -281,7 +281,7 @@ public static class Rendering
         limit is { } max ? $"{Number(used)}{unit} of {Number(max)}{unit}" : $"{Number(used)}{unit} (no limit)";
 
     /// <summary>The line under <c>host list</c>: totals, and the HA headroom when one is configured.</summary>
-    public static string CapacityLine(Capacity c)
+    public static string CapacityLine(CapacityDto c)
     {
         var line = $"{Number(c.HostsUp)} host(s) up: {Number(c.AllocatedVcpus)}/{Number(c.Vcpus)} vCPUs, " +
                    $"{MiB(c.AllocatedMemoryMiB)}/{MiB(c.MemoryMiB)} allocated";
@@ -295,7 +295,7 @@ public static class Rendering
                (c.HaHeadroomHolds ? "" : " (NOT ENOUGH: new VMs wait as Pending)");
     }
 
-    public static IRenderable ImageTable(IEnumerable<Image> images)
+    public static IRenderable ImageTable(IEnumerable<ImageDto> images)
     {
         var table = PlainTable("NAME", "DESCRIPTION");
         foreach (var image in images.OrderBy(i => i.Name, StringComparer.Ordinal))
@@ -307,7 +307,7 @@ public static class Rendering
     }
 
     /// <summary><c>apply</c>: one row per VM, in the order the node planned (by name).</summary>
-    public static IRenderable ApplyTable(ApplyResult result)
+    public static IRenderable ApplyTable(ApplyResultDto result)
     {
         var table = PlainTable("ACTION", "VM", "DETAIL");
         foreach (var step in result.Steps)
@@ -326,7 +326,7 @@ public static class Rendering
     }
 
     /// <summary>"1 to create, 0 to update, …" for a dry run; "applied: 1 created, …" once done.</summary>
-    public static string ApplySummary(ApplyResult result)
+    public static string ApplySummary(ApplyResultDto result)
     {
         int Count(string action) => result.Steps.Count(s => s.Action == action);
         return result.DryRun
@@ -380,11 +380,4 @@ public static class Rendering
 
     private static string Time(DateTimeOffset time) =>
         time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-
-    private static string VmCount(JsonElement vms) => vms.ValueKind switch
-    {
-        JsonValueKind.Number => vms.GetRawText(),
-        JsonValueKind.Array => Number(vms.GetArrayLength()),
-        _ => "-",
-    };
 }

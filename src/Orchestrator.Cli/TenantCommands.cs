@@ -2,6 +2,7 @@
 // for any key's own tenant.
 using System.CommandLine;
 using System.Globalization;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Cli;
 
@@ -33,7 +34,7 @@ public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, 
 
     private bool ChangesPool => PoolShares is not null || PoolReservationMillicores is not null || PoolLimitMillicores is not null;
 
-    public object Merge(Tenant current) => new
+    public object Merge(TenantDto current) => new
     {
         quota = new
         {

@@ -235,7 +235,7 @@ public static class BenchCommand
             tasks.Add(durable.AskAsync(create).ContinueWith(t =>
             {
                 latencies[n] = Stopwatch.GetTimestamp() - t0;
-                if (t.Result is SchedulerReplies.Accepted { Vm.Host: not null })
+                if (t.Result is SchedulerReplies.VmAccepted { Vm.Host: not null })
                 {
                     Interlocked.Increment(ref placed);
                 }

@@ -45,7 +45,7 @@ internal static class DurableReplay
             var t0 = Stopwatch.GetTimestamp();
             var reply = await durable.AskAsync(create);
             latencies.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-            if (reply is SchedulerReplies.Accepted { Vm.Host: { } host })
+            if (reply is SchedulerReplies.VmAccepted { Vm.Host: { } host })
             {
                 placed++;
                 hosts[vm.Id] = int.Parse(host.Value.AsSpan("sim-".Length), System.Globalization.CultureInfo.InvariantCulture);

@@ -49,7 +49,7 @@ public static class ScaleCommand
             await gate.WaitAsync(ct);
             tasks.Add(durable.AskAsync(DurableScheduler.Create(i, 1, 1024)).ContinueWith(t =>
             {
-                if (t.Result is SchedulerReplies.Accepted { Vm.Host: not null })
+                if (t.Result is SchedulerReplies.VmAccepted { Vm.Host: not null })
                 {
                     Interlocked.Increment(ref placed);
                 }

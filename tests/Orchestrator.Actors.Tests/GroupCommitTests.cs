@@ -35,7 +35,7 @@ public sealed class GroupCommitTests : PersistentTestKit
         var acknowledged = new List<VmRecord>();
         for (var i = 0; i < requests; i++)
         {
-            acknowledged.Add(ExpectMsg<SchedulerReplies.Accepted>(TimeSpan.FromSeconds(30)).Vm!);
+            acknowledged.Add(ExpectMsg<SchedulerReplies.VmAccepted>(TimeSpan.FromSeconds(30)).Vm);
         }
 
         // Answers come in request order, each with its own VM.
@@ -71,9 +71,9 @@ public sealed class GroupCommitTests : PersistentTestKit
         scheduler.Tell(new LedgerCommands.CreateVm(TenantId.System, new VmSpec("a", 1, 256, "demo"), VmId.New()));
         scheduler.Tell(new LedgerCommands.StopVm(TenantId.System, "a"));
         scheduler.Tell(new LedgerCommands.StopVm(TenantId.System, "a")); // nothing to do: already stopping
-        ExpectMsg<SchedulerReplies.Accepted>();
-        Assert.Equal(DesiredState.Stopped, ExpectMsg<SchedulerReplies.Accepted>().Vm!.Desired);
+        ExpectMsg<SchedulerReplies.VmAccepted>();
+        Assert.Equal(DesiredState.Stopped, ExpectMsg<SchedulerReplies.VmAccepted>().Vm.Desired);
         // Decided on the unwritten stop, answered once it is written: it shows the VM stopping.
-        Assert.Equal(DesiredState.Stopped, ExpectMsg<SchedulerReplies.Accepted>().Vm!.Desired);
+        Assert.Equal(DesiredState.Stopped, ExpectMsg<SchedulerReplies.VmAccepted>().Vm.Desired);
     }
 }

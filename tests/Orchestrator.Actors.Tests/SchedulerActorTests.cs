@@ -35,7 +35,7 @@ public sealed class SchedulerActorTests : PersistentTestKit
     private VmRecord Create(IActorRef scheduler, string name)
     {
         scheduler.Tell(new LedgerCommands.CreateVm(TenantId.System, new VmSpec(name, 1, 256, "demo"), VmId.New()));
-        return ExpectMsg<SchedulerReplies.Accepted>().Vm!;
+        return ExpectMsg<SchedulerReplies.VmAccepted>().Vm;
     }
 
     [Fact]
@@ -128,17 +128,89 @@ public sealed class SchedulerActorTests : PersistentTestKit
         Assert.True(agent.ExpectMsg<HostAgentCommands.Assign>().Assignment.ShouldRun);
 
         scheduler.Tell(new LedgerCommands.StopVm(TenantId.System, "web1"));
-        Assert.Equal(VmStatus.Stopping, ExpectMsg<SchedulerReplies.Accepted>().Vm!.Status);
+        Assert.Equal(VmStatus.Stopping, ExpectMsg<SchedulerReplies.VmAccepted>().Vm.Status);
         Assert.False(agent.ExpectMsg<HostAgentCommands.Assign>().Assignment.ShouldRun);
 
         scheduler.Tell(new LedgerCommands.DeleteVm(TenantId.System, "web1"));
-        ExpectMsg<SchedulerReplies.Accepted>();
+        ExpectMsg<SchedulerReplies.VmAccepted>();
         Assert.True(agent.ExpectMsg<HostAgentCommands.Assign>().Assignment.Deleting);
 
         scheduler.Tell(new LedgerCommands.ConfirmDeleted(vm.Id));
-        ExpectMsg<SchedulerReplies.Accepted>();
+        ExpectMsg<SchedulerReplies.Done>();
         scheduler.Tell(new SchedulerQueries.GetVm(TenantId.System, "web1"));
         Assert.Null(ExpectMsg<SchedulerReplies.VmFound>().Vm);
+    }
+
+    [Fact]
+    public void A_wait_for_a_deletion_is_answered_when_the_host_confirms_it_and_a_create_of_the_name_then_succeeds()
+    {
+        var scheduler = StartScheduler();
+        var agent = CreateTestProbe();
+        scheduler.Tell(new RegisterHostAgent(new LedgerCommands.RegisterHost(Host1, 4, 8192, "qemu")), agent);
+        agent.ExpectMsg<SchedulerReplies.HostAssignments>();
+        var old = Create(scheduler, "web1");
+        scheduler.Tell(new LedgerCommands.DeleteVm(TenantId.System, "web1"));
+        Assert.Equal(VmStatus.Deleting, ExpectMsg<SchedulerReplies.VmAccepted>().Vm.Status);
+
+        var waiter = CreateTestProbe();
+        scheduler.Tell(new SchedulerQueries.AwaitDeletion(TenantId.System, "web1"), waiter);
+        waiter.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // the host has not confirmed yet
+
+        scheduler.Tell(new LedgerCommands.ConfirmDeleted(old.Id));
+        ExpectMsg<SchedulerReplies.Done>();
+        Assert.Equal(new SchedulerReplies.DeletionSettled(TenantId.System, "web1"), waiter.ExpectMsg<SchedulerReplies.DeletionSettled>());
+        Assert.NotEqual(old.Id, Create(scheduler, "web1").Id);
+    }
+
+    [Fact]
+    public void A_wait_for_a_name_nothing_is_deleting_is_answered_at_once()
+    {
+        var scheduler = StartScheduler();
+        scheduler.Tell(new RegisterHostAgent(new LedgerCommands.RegisterHost(Host1, 4, 8192, "qemu")), CreateTestProbe());
+        Create(scheduler, "web1");
+
+        scheduler.Tell(new SchedulerQueries.AwaitDeletion(TenantId.System, "web1"));
+        ExpectMsg<SchedulerReplies.DeletionSettled>();
+        scheduler.Tell(new SchedulerQueries.AwaitDeletion(TenantId.System, "nothing"));
+        ExpectMsg<SchedulerReplies.DeletionSettled>();
+    }
+
+    [Fact]
+    public void Show_vm_answers_the_record_with_what_its_host_says_in_one_reply()
+    {
+        var scheduler = StartScheduler();
+        var agent = CreateTestProbe();
+        scheduler.Tell(new RegisterHostAgent(new LedgerCommands.RegisterHost(Host1, 4, 8192, "qemu")), agent);
+        agent.ExpectMsg<SchedulerReplies.HostAssignments>();
+        var vm = Create(scheduler, "web1");
+        agent.ExpectMsg<HostAgentCommands.Assign>();
+
+        scheduler.Tell(new SchedulerQueries.ShowVm(TenantId.System, "web1"));
+        agent.ExpectMsg<HostAgentCommands.GetVmRuntime>(q => q.VmId == vm.Id);
+        var runtime = new VmRuntime(vm.Id, 4242, [new VcpuUsage(0, 4243, 1.5)], ["ready"]);
+        agent.Reply(runtime);
+        var shown = ExpectMsg<SchedulerReplies.VmShown>();
+
+        Assert.Equal(vm.Id, shown.Vm!.Id);
+        Assert.Same(runtime, shown.Runtime);
+    }
+
+    [Fact]
+    public void Show_vm_answers_the_record_alone_when_the_host_is_silent_and_nothing_for_an_unknown_name()
+    {
+        var scheduler = StartScheduler();
+        var agent = CreateTestProbe();
+        scheduler.Tell(new RegisterHostAgent(new LedgerCommands.RegisterHost(Host1, 4, 8192, "qemu")), agent);
+        agent.ExpectMsg<SchedulerReplies.HostAssignments>();
+        var vm = Create(scheduler, "web1");
+
+        scheduler.Tell(new SchedulerQueries.ShowVm(TenantId.System, "web1"));
+        var shown = ExpectMsg<SchedulerReplies.VmShown>(SchedulerQueries.ShowVm.RuntimeTimeout + TimeSpan.FromSeconds(10));
+        Assert.Equal(vm.Id, shown.Vm!.Id);
+        Assert.Null(shown.Runtime);
+
+        scheduler.Tell(new SchedulerQueries.ShowVm(TenantId.System, "nothing"));
+        Assert.Equal(new SchedulerReplies.VmShown(null, null), ExpectMsg<SchedulerReplies.VmShown>());
     }
 }
 
@@ -162,9 +234,9 @@ public sealed class SchedulerSharesTests : PersistentTestKit
         {
             scheduler.Tell(new LedgerCommands.CreateVm(TenantId.System,
                 new VmSpec(name, 1, 256, "demo", RestartPolicy.OnFailure, new VmResources(CpuShares: shares)), VmId.New()));
-            var vm = ExpectMsg<SchedulerReplies.Accepted>().Vm!;
+            var vm = ExpectMsg<SchedulerReplies.VmAccepted>().Vm;
             scheduler.Tell(new LedgerCommands.ReportVm(vm.Id, vm.Epoch, VmStatus.Running, null, 100 + vms.Count, null));
-            ExpectMsg<SchedulerReplies.Accepted>();
+            ExpectMsg<SchedulerReplies.Done>();
             vms.Add(vm);
         }
 

@@ -57,7 +57,7 @@ public sealed class SecretsAtRestTests : PersistentTestKit
     {
         var scheduler = StartScheduler(Box);
         scheduler.Tell(new LedgerCommands.CreateWebhook("wh1", TenantId.System, "https://example.com/hook", Secret, []));
-        ExpectMsg<SchedulerReplies.Accepted>();
+        ExpectMsg<SchedulerReplies.WebhookCreated>();
 
         var journal = Encoding.UTF8.GetString(JournalBytes());
         Assert.Contains("https://example.com/hook", journal); // the event is there, its secret sealed
@@ -73,7 +73,7 @@ public sealed class SecretsAtRestTests : PersistentTestKit
     {
         var before = StartScheduler(null); // as an earlier version journaled it
         before.Tell(new LedgerCommands.CreateWebhook("wh1", TenantId.System, "https://example.com/hook", Secret, []));
-        ExpectMsg<SchedulerReplies.Accepted>();
+        ExpectMsg<SchedulerReplies.WebhookCreated>();
         Assert.Contains(Secret, Encoding.UTF8.GetString(JournalBytes()));
         Stop(before);
 
@@ -117,7 +117,7 @@ public sealed class SecretsAtRestTests : PersistentTestKit
     {
         var scheduler = StartScheduler(Box);
         scheduler.Tell(new LedgerCommands.CreateWebhook("wh1", TenantId.System, "https://example.com/hook", Secret, []));
-        ExpectMsg<SchedulerReplies.Accepted>();
+        ExpectMsg<SchedulerReplies.WebhookCreated>();
 
         var database = Directory.GetFiles(DataDirectory, "*.db").Single();
         // Opened here too, so the WAL and shared-memory files exist whatever the journal's own connections did.

@@ -1,10 +1,11 @@
 using System.Text.Json;
+using Orchestrator.Contracts;
 
 namespace Orchestrator.Cli.Tests;
 
 public class RenderingTests
 {
-    private static Vm ReadVm(string json) => JsonSerializer.Deserialize<Vm>(json, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
+    private static VmDto ReadVm(string json) => JsonSerializer.Deserialize<VmDto>(json, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
 
     [Fact]
     public void Problem_details_print_as_title_detail_then_each_field_error()
@@ -89,7 +90,7 @@ public class RenderingTests
     [Fact]
     public void Host_and_image_tables_render_their_rows()
     {
-        var host = new Host("host-a", "Up", "qemu", 2, 4096, 1, 256, JsonDocument.Parse("[\"x\",\"y\"]").RootElement);
+        var host = new HostDto("host-a", "Up", "qemu", 2, 4096, 1, 256, 2, 0, 0, null, null, null);
         var hosts = Rendering.ToPlainText(Rendering.HostTable([host]));
         Assert.Matches(@"host-a\s+Up\s+qemu\s+-\s+2\s+4096 MiB\s+1\s+256 MiB\s+-\s+-\s+2", hosts);
 
@@ -101,7 +102,7 @@ public class RenderingTests
         var reserved = Rendering.ToPlainText(Rendering.HostTable([host with { ReservedCpuMillicores = 1500, ReservedMemoryMiB = 512 }]));
         Assert.Matches(@"256 MiB\s+1\.5 CPU\s+512 MiB\s+2", reserved);
 
-        var images = Rendering.ToPlainText(Rendering.ImageTable([new Image("demo", "busybox initramfs")]));
+        var images = Rendering.ToPlainText(Rendering.ImageTable([new ImageDto("demo", "busybox initramfs")]));
         Assert.Matches(@"demo\s+busybox initramfs", images);
     }
 }

@@ -10,7 +10,7 @@ public static class HostAgentCommands
     /// <summary>From the scheduler: the ledger's current view of one VM on this host. The agent converges to it.</summary>
     public sealed record Assign(VmAssignment Assignment) : IOrchestratorMessage;
 
-    /// <summary>Forwarded by the scheduler; answered by the VM's actor with <see cref="VmRuntime"/>.</summary>
+    /// <summary>Asked by the scheduler (for <c>vm show</c>); answered by the VM's actor with <see cref="VmRuntime"/>.</summary>
     public sealed record GetVmRuntime(VmId VmId) : IOrchestratorMessage;
 
     /// <summary>

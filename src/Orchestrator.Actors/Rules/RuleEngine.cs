@@ -67,7 +67,7 @@ public sealed class RuleEngine : JournalProjection
                 ScheduleNext(rule);
             }
         });
-        Command<SchedulerReplies.Accepted>(_ => { });
+        Command<SchedulerReplies.Done>(_ => { });
         Command<SchedulerReplies.Refused>(refused => Log.Warning("a rule's action was refused: {0}", refused.Refusal.Message));
     }
 

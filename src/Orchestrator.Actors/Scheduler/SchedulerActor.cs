@@ -30,6 +30,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly HostLossTimings _hostLoss;
     private readonly SharesPolicy? _shares;
     private readonly WebhookSettings? _webhookSettings;
+    private readonly DeletionWaiters _deletionWaiters = new();
 
     /// <summary>Delivers written events to tenants' webhooks, reading them from the journal; null when webhooks are off (benchmarks).</summary>
     private IActorRef? _webhooks;
@@ -121,12 +122,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<object>(_ => Stash.Stash(), _ => _projectionsStarting > 0);
 
         Command<RegisterHostAgent>(OnRegisterHostAgent);
-        Command<LedgerCommands.CreateVm>(c => Handle(c, c.NewId));
-        Command<LedgerCommands.StopVm>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
-        Command<LedgerCommands.StartVm>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
-        Command<LedgerCommands.DeleteVm>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
-        Command<LedgerCommands.ReportVm>(c => Handle(c, null));
-        Command<LedgerCommands.ConfirmDeleted>(c => Handle(c, null));
+        Command<LedgerCommands.CreateVm>(Handle);
+        Command<LedgerCommands.StopVm>(Handle);
+        Command<LedgerCommands.StartVm>(Handle);
+        Command<LedgerCommands.DeleteVm>(Handle);
+        Command<LedgerCommands.ReportVm>(Handle);
+        Command<LedgerCommands.ConfirmDeleted>(Handle);
 
         Command<SchedulerQueries.ListVms>(q => Sender.Tell(new SchedulerReplies.VmList(
             (q.Tenant is { } tenant ? _state.VmsOf(tenant) : _state.Vms.Values)
@@ -134,22 +135,23 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<SchedulerQueries.GetVm>(q => Sender.Tell(new SchedulerReplies.VmFound(_state.FindVm(q.Tenant, q.Name))));
         Command<SchedulerQueries.ListHosts>(_ => Sender.Tell(new SchedulerReplies.HostList(
             _state.Hosts.Values.OrderBy(h => h.Id.Value, StringComparer.Ordinal).Select(_hosts.WithReachability).ToList())));
-        Command<SchedulerQueries.GetVmRuntime>(OnGetVmRuntime);
+        Command<SchedulerQueries.ShowVm>(OnShowVm);
+        Command<SchedulerQueries.AwaitDeletion>(q => _deletionWaiters.Add(_state, q, Sender));
         Command<SetVmPaused>(OnSetVmPaused);
 
         Command<MayStartVm>(OnMayStart);
-        Command<LedgerCommands.SetVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
-        Command<LedgerCommands.PatchVmResources>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
-        Command<LedgerCommands.SetVmLabels>(c => Handle(c, Decided.FindVm(c.Tenant, c.Name)?.Id));
-        Command<LedgerCommands.CreateTenant>(c => Handle(c, null));
+        Command<LedgerCommands.SetVmResources>(Handle);
+        Command<LedgerCommands.PatchVmResources>(Handle);
+        Command<LedgerCommands.SetVmLabels>(Handle);
+        Command<LedgerCommands.CreateTenant>(Handle);
         // Sealed before it is decided on, so the event journaled, the snapshot and the state hold only the sealed form.
-        Command<LedgerCommands.CreateWebhook>(c => Handle(_webhookSettings?.Secrets is { } box ? c with { Secret = box.Seal(c.Secret) } : c, null));
-        Command<LedgerCommands.CreateRule>(c => Handle(c, null));
-        Command<LedgerCommands.DeleteRule>(c => Handle(c, null));
-        Command<LedgerCommands.FireRule>(c => Handle(c, null));
+        Command<LedgerCommands.CreateWebhook>(c => Handle(_webhookSettings?.Secrets is { } box ? c with { Secret = box.Seal(c.Secret) } : c));
+        Command<LedgerCommands.CreateRule>(Handle);
+        Command<LedgerCommands.DeleteRule>(Handle);
+        Command<LedgerCommands.FireRule>(Handle);
         Command<SchedulerQueries.ListRules>(q => Sender.Tell(new SchedulerReplies.RuleList(
             _state.Rules.Values.Where(r => r.Tenant == q.Tenant).OrderBy(r => r.Name, StringComparer.Ordinal).ToList())));
-        Command<LedgerCommands.DeleteWebhook>(c => Handle(c, null));
+        Command<LedgerCommands.DeleteWebhook>(Handle);
         Command<SchedulerQueries.ListWebhooks>(q => Sender.Tell(new SchedulerReplies.WebhookList(
             _state.Webhooks.Values.Where(w => w.Tenant == q.Tenant).OrderBy(w => w.CreatedAt).ToList())));
         Command<WebhookProtocol.GetDeliveries>(q =>
@@ -163,9 +165,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _webhooks.Forward(q);
             }
         });
-        Command<LedgerCommands.UpdateTenant>(c => Handle(c, null));
-        Command<LedgerCommands.IssueKey>(c => Handle(c, null));
-        Command<LedgerCommands.RevokeKey>(c => Handle(c, null));
+        Command<LedgerCommands.UpdateTenant>(Handle);
+        Command<LedgerCommands.IssueKey>(Handle);
+        Command<LedgerCommands.RevokeKey>(Handle);
         Command<SchedulerQueries.FindKey>(q =>
         {
             var key = _state.Keys.GetValueOrDefault(q.KeyId);
@@ -181,7 +183,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _sharesKeeper?.Forward(report);
             }
         });
-        Command<LedgerCommands.RecomputeShares>(c => Persist(c, Decided.Decide(c, _rules, DateTimeOffset.UtcNow), () => { }));
+        Command<LedgerCommands.RecomputeShares>(c => Handle(c, sender: null));
         Command<CheckMembers>(_ => _hostLossDetector.Tell(new HostLossProtocol.CheckMembers(
             _state.Hosts.Values.Where(h => h.State == HostState.Up).Select(h => (h.Id, h.Address)).ToList())));
         Command<HostLossProtocol.Lost>(lost => LoseHost(lost.Host));
@@ -212,16 +214,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private SchedulerReplies.TenantFound TenantView(TenantId tenant) => new(
-        _state.FindTenant(tenant),
-        _state.UsageOf(tenant),
-        _state.Keys.Values.Where(k => k.Tenant == tenant).OrderBy(k => k.CreatedAt).ThenBy(k => k.KeyId, StringComparer.Ordinal).ToList());
+    private SchedulerReplies.TenantFound TenantView(TenantId tenant) => SchedulerReplies.TenantView(_state, tenant);
 
     private void LoseHost(HostId host)
     {
         _log.Warning("host {0} is lost; re-placing its VMs", host);
-        var command = new LedgerCommands.LoseHost(host);
-        Persist(command, Decided.Decide(command, _rules, DateTimeOffset.UtcNow), () => { });
+        Handle(new LedgerCommands.LoseHost(host), sender: null);
     }
 
     private void OnMayStart(MayStartVm ask)
@@ -247,27 +245,34 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         }
 
         var agent = Sender;
-        Persist(register.Host, Decided.Decide(register.Host, _rules, DateTimeOffset.UtcNow), () =>
-            agent.Tell(new SchedulerReplies.HostAssignments(
-                _state.VmsOn(host).Select(AssignmentOf).ToList())));
+        var before = Decided;
+        Persist(register.Host, before.Decide(register.Host, _rules, DateTimeOffset.UtcNow), () =>
+            agent.Tell(SchedulerReplies.To(register.Host, before, _state)));
     }
 
-    private void Handle(ILedgerCommand command, VmId? subject)
+    private void Handle(ILedgerCommand command) => Handle(command, Sender);
+
+    /// <param name="sender">who is answered; null: nobody (the scheduler's own commands: a lost host, new shares).</param>
+    private void Handle(ILedgerCommand command, IActorRef? sender)
     {
-        var before = subject is { } id ? _state.Vms.GetValueOrDefault(id) : null;
-        var sender = Sender;
-        var decision = Decided.Decide(command, _rules, DateTimeOffset.UtcNow);
+        var before = Decided;
+        var decision = before.Decide(command, _rules, DateTimeOffset.UtcNow);
         if (decision.Refusal is { } refusal)
         {
-            sender.Tell(new SchedulerReplies.Refused(refusal));
+            sender?.Tell(new SchedulerReplies.Refused(refusal));
             return;
         }
 
+        var releases = decision.Events.Any(e => e is VmReleased);
+        // Answered once its events are persisted (I1), from the persisted state (then the state it was decided into); so
+        // is whoever waits for a VM it released.
         Persist(command, decision, () =>
         {
-            var after = subject is { } vmId ? _state.Vms.GetValueOrDefault(vmId) : null;
-            // A VM released by this very command (delete of one never placed) is answered as it was last seen.
-            sender.Tell(new SchedulerReplies.Accepted(after ?? before));
+            sender?.Tell(SchedulerReplies.To(command, before, _state));
+            if (releases)
+            {
+                _deletionWaiters.AnswerGone(_state);
+            }
         });
     }
 
@@ -381,7 +386,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         throw new InvalidOperationException($"journal rejected event {sequenceNr}; restarting the scheduler from its journal", cause);
     }
 
-    private VmAssignment AssignmentOf(VmRecord vm) => VmAssignment.From(vm, _state.Tenants.GetValueOrDefault(vm.Tenant)?.Pool);
+    private VmAssignment AssignmentOf(VmRecord vm) => _state.AssignmentOf(vm);
 
     private void TellHost(VmId vmId)
     {
@@ -391,16 +396,19 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private void OnGetVmRuntime(SchedulerQueries.GetVmRuntime query)
+    /// <summary>The record as the ledger has it now, with its host's live details when the host answers in time.</summary>
+    private void OnShowVm(SchedulerQueries.ShowVm query)
     {
         var vm = _state.FindVm(query.Tenant, query.Name);
         if (_hosts.AgentOf(vm?.Host) is { } agent)
         {
-            agent.Forward(new HostAgentCommands.GetVmRuntime(vm!.Id));
+            agent.Ask<VmRuntime>(new HostAgentCommands.GetVmRuntime(vm!.Id), SchedulerQueries.ShowVm.RuntimeTimeout)
+                .ContinueWith(asked => new SchedulerReplies.VmShown(vm, asked.IsCompletedSuccessfully ? asked.Result : null), TaskScheduler.Default)
+                .PipeTo(Sender);
         }
         else
         {
-            Sender.Tell(vm is null ? new SchedulerReplies.VmFound(null) : VmRuntime.None(vm.Id));
+            Sender.Tell(new SchedulerReplies.VmShown(vm, vm is null ? null : VmRuntime.None(vm.Id)));
         }
     }
 

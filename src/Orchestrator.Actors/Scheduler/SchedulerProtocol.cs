@@ -1,3 +1,4 @@
+using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Hosts;
@@ -8,14 +9,73 @@ using Orchestrator.Domain.Vms;
 namespace Orchestrator.Actors.Scheduler;
 
 /// <summary>
-/// What the scheduler answers. Commands are the Domain's <see cref="LedgerCommands"/>; queries are below.
+/// What the scheduler answers. Commands are the Domain's <see cref="LedgerCommands"/>: a refusal, or once their events
+/// are persisted the reply of their family (<see cref="To"/>); queries are below.
 /// </summary>
 public static class SchedulerReplies
 {
-    /// <summary>The command's events are persisted; <paramref name="Vm"/> is the VM as it now stands, if any.</summary>
-    public sealed record Accepted(VmRecord? Vm) : IOrchestratorMessage;
+    /// <summary>
+    /// To a VM command (create, stop, start, delete, resources, labels): the VM as it now stands, or as it was last seen
+    /// when the command released it (the delete of a VM never placed).
+    /// </summary>
+    public sealed record VmAccepted(VmRecord Vm) : IOrchestratorMessage;
+
+    /// <summary>To CreateTenant and UpdateTenant: the tenant as it now stands, with its usage and keys.</summary>
+    public sealed record TenantAccepted(TenantFound Tenant) : IOrchestratorMessage;
+
+    /// <summary>To IssueKey: the key as recorded (the hash of its secret: callers must never show it).</summary>
+    public sealed record KeyIssued(ApiKeyRecord Key) : IOrchestratorMessage;
+
+    /// <summary>To CreateWebhook: the webhook as recorded (its secret sealed where secrets are sealed at rest).</summary>
+    public sealed record WebhookCreated(WebhookRecord Webhook) : IOrchestratorMessage;
+
+    /// <summary>To CreateRule: the rule as recorded.</summary>
+    public sealed record RuleCreated(RuleRecord Rule) : IOrchestratorMessage;
+
+    /// <summary>
+    /// To every other command (deletes of rules and webhooks, revoking a key, a host's reports, a rule firing, a host's
+    /// loss): its events, if any, are persisted; there is nothing to show.
+    /// </summary>
+    public sealed record Done : IOrchestratorMessage
+    {
+        public static readonly Done Instance = new();
+    }
 
     public sealed record Refused(Refusal Refusal) : IOrchestratorMessage;
+
+    /// <summary>
+    /// The reply to an accepted command, from the ledger it was decided against (<paramref name="before"/>: the VM a
+    /// command names is looked up there) and the ledger with its events applied (<paramref name="after"/>).
+    /// </summary>
+    public static IOrchestratorMessage To(ILedgerCommand command, LedgerState before, LedgerState after) => command switch
+    {
+        LedgerCommands.CreateVm c => VmReply(c.NewId, before, after),
+        LedgerCommands.StopVm c => VmReply(before.FindVm(c.Tenant, c.Name)?.Id, before, after),
+        LedgerCommands.StartVm c => VmReply(before.FindVm(c.Tenant, c.Name)?.Id, before, after),
+        LedgerCommands.DeleteVm c => VmReply(before.FindVm(c.Tenant, c.Name)?.Id, before, after),
+        LedgerCommands.SetVmResources c => VmReply(before.FindVm(c.Tenant, c.Name)?.Id, before, after),
+        LedgerCommands.PatchVmResources c => VmReply(before.FindVm(c.Tenant, c.Name)?.Id, before, after),
+        LedgerCommands.SetVmLabels c => VmReply(before.FindVm(c.Tenant, c.Name)?.Id, before, after),
+        LedgerCommands.CreateTenant c => new TenantAccepted(TenantView(after, c.Tenant)),
+        LedgerCommands.UpdateTenant c => new TenantAccepted(TenantView(after, c.Tenant)),
+        LedgerCommands.IssueKey c => after.Keys.GetValueOrDefault(c.KeyId) is { } key ? new KeyIssued(key) : Done.Instance,
+        LedgerCommands.CreateWebhook c => after.Webhooks.GetValueOrDefault(c.Id) is { } webhook ? new WebhookCreated(webhook) : Done.Instance,
+        LedgerCommands.CreateRule c => after.Rules.GetValueOrDefault(c.Id) is { } rule ? new RuleCreated(rule) : Done.Instance,
+        LedgerCommands.RegisterHost c => new HostAssignments(after.VmsOn(c.HostId).Select(after.AssignmentOf).ToList()),
+        _ => Done.Instance,
+    };
+
+    /// <summary>A tenant with its usage and keys, as queries and replies show it; the tenant is null when unknown.</summary>
+    public static TenantFound TenantView(LedgerState state, TenantId tenant) => new(
+        state.FindTenant(tenant),
+        state.UsageOf(tenant),
+        state.Keys.Values.Where(k => k.Tenant == tenant).OrderBy(k => k.CreatedAt).ThenBy(k => k.KeyId, StringComparer.Ordinal).ToList());
+
+    /// <summary>Done when there is no such VM before or after (a VM command is refused before that could happen).</summary>
+    private static IOrchestratorMessage VmReply(VmId? subject, LedgerState before, LedgerState after) =>
+        subject is { } id && (after.Vms.GetValueOrDefault(id) ?? before.Vms.GetValueOrDefault(id)) is { } vm
+            ? new VmAccepted(vm)
+            : Done.Instance;
 
     public sealed record VmList(IReadOnlyList<VmRecord> Vms) : IOrchestratorMessage;
 
@@ -23,6 +83,12 @@ public static class SchedulerReplies
 
     /// <summary>Answer to <see cref="SchedulerQueries.GetVm"/>; null when the tenant has no such VM.</summary>
     public sealed record VmFound(VmRecord? Vm) : IOrchestratorMessage;
+
+    /// <summary>
+    /// Answer to <see cref="SchedulerQueries.ShowVm"/>: the ledger's record (null when the tenant has no such VM) and its
+    /// host's live details (none where it has no host; null when the host did not answer in time).
+    /// </summary>
+    public sealed record VmShown(VmRecord? Vm, VmRuntime? Runtime) : IOrchestratorMessage;
 
     /// <summary>Answer to <see cref="SchedulerQueries.FindKey"/>: the key and its tenant (null when unknown).</summary>
     public sealed record KeyFound(ApiKeyRecord? Key, TenantRecord? Tenant) : IOrchestratorMessage;
@@ -36,6 +102,9 @@ public static class SchedulerReplies
     public sealed record WebhookList(IReadOnlyList<WebhookRecord> Webhooks) : IOrchestratorMessage;
 
     public sealed record RuleList(IReadOnlyList<RuleRecord> Rules) : IOrchestratorMessage;
+
+    /// <summary>Answer to <see cref="SchedulerQueries.AwaitDeletion"/>: the tenant has no VM of that name being deleted now.</summary>
+    public sealed record DeletionSettled(TenantId Tenant, string Name) : IOrchestratorMessage;
 
     /// <summary>Answer to <see cref="RegisterHostAgent"/>: what this host must run, with the epochs it may run.</summary>
     public sealed record HostAssignments(IReadOnlyList<VmAssignment> Assignments) : IOrchestratorMessage;
@@ -67,8 +136,22 @@ public static class SchedulerQueries
         public static readonly ListTenants Instance = new();
     }
 
-    /// <summary>Live details (vCPU threads, CPU time) from the VM's host; forwarded there, answered with VmRuntime.</summary>
-    public sealed record GetVmRuntime(TenantId Tenant, string Name) : IOrchestratorMessage;
+    /// <summary>
+    /// Answered with <see cref="SchedulerReplies.DeletionSettled"/> once the tenant has no VM of that name being deleted:
+    /// at once when it has none, otherwise when the ledger releases it (its host confirmed the delete, or was lost). For
+    /// a create under the name of a VM just deleted (apply's replace), without asking again and again.
+    /// </summary>
+    public sealed record AwaitDeletion(TenantId Tenant, string Name) : IOrchestratorMessage;
+
+    /// <summary>
+    /// A VM as <c>vm show</c> shows it: the ledger's record with the live details (vCPU threads, console, CPU time) its
+    /// host gives within <see cref="RuntimeTimeout"/>; answered with <see cref="SchedulerReplies.VmShown"/>.
+    /// </summary>
+    public sealed record ShowVm(TenantId Tenant, string Name) : IOrchestratorMessage
+    {
+        /// <summary>How long the host may take: a slow or gone host leaves the record shown without its details.</summary>
+        public static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(2);
+    }
 }
 
 /// <summary>

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
+using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Placement;
 using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Tenants;
@@ -142,6 +143,9 @@ public sealed record LedgerState(
 
     public IEnumerable<VmRecord> VmsOn(HostId host) =>
         VmLookup.ByHost.TryGetValue(host, out var ids) ? ids.Select(id => Vms[id]) : [];
+
+    /// <summary>What the VM's host is told about it: its allocation, with its tenant's CPU pool.</summary>
+    public VmAssignment AssignmentOf(VmRecord vm) => VmAssignment.From(vm, Tenants.GetValueOrDefault(vm.Tenant)?.Pool);
 
     public Decision Decide(ILedgerCommand command, LedgerRules rules, DateTimeOffset now) => command switch
     {

@@ -39,7 +39,7 @@ public static class DemoVms
             var reply = await scheduler.Ask<object>(new LedgerCommands.CreateVm(TenantId.System, spec, VmId.New()), TimeSpan.FromSeconds(30), ct);
             switch (reply)
             {
-                case SchedulerReplies.Accepted { Vm: { } vm }:
+                case SchedulerReplies.VmAccepted { Vm: var vm }:
                     log.LogInformation("demo VM {Name} created: {Status} on {Host}", vm.Spec.Name, vm.Status, vm.Host);
                     waiting[vm.Id] = (vm.Spec.Name, vm.CreatedAt);
                     break;

@@ -1,0 +1,94 @@
+// The HTTP API's VM shapes, written by the API and read by the CLI. States stay strings, so a server that learns a new
+// state does not break an older client.
+using System.Text.Json.Serialization;
+
+namespace Orchestrator.Contracts;
+
+/// <summary>
+/// The body of <c>POST /v1/vms</c>. Everything optional so that the API names a missing field rather than failing; the
+/// optional fields are left out when unset, so the server's defaults apply.
+/// </summary>
+public sealed record CreateVmRequest(
+    string? Name,
+    int? Vcpus,
+    int? MemoryMiB,
+    string? Image,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RestartPolicy,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? CpuShares = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? CpuReservationMillicores = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? CpuLimitMillicores = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MemoryReservationMiB = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MemoryLimitMiB = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Cpuset = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, string>? Labels = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Driver = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Accelerator = null);
+
+/// <summary>
+/// A VM's resources as shown: what the tenant set (shares is the effective weight), what the scheduler entitles it to
+/// now (reservations, then shares, capped by limits and by demand), and what its vCPUs used and wanted (used plus time
+/// spent waiting for a CPU) over the last window.
+/// </summary>
+public sealed record VmResourcesDto(
+    int CpuShares,
+    int CpuReservationMillicores,
+    int? CpuLimitMillicores,
+    int MemoryReservationMiB,
+    int? MemoryLimitMiB,
+    string? Cpuset,
+    long? EntitledCpuMillicores,
+    long? UsedCpuMillicores,
+    long? DemandCpuMillicores);
+
+public sealed record VcpuDto(int Index, int ThreadId, double CpuSeconds);
+
+/// <summary>
+/// A VM as the ledger has it; <see cref="VcpuThreads"/>, <see cref="ConsoleTail"/>, <see cref="Paused"/> and the used
+/// and demanded CPU come from its host, when the host answered (<c>GET /v1/vms/{name}</c>).
+/// </summary>
+public sealed record VmDto(
+    string Id,
+    string Name,
+    string Tenant,
+    int Vcpus,
+    int MemoryMiB,
+    string Image,
+    string RestartPolicy,
+    string DesiredState,
+    string State,
+    string? Reason,
+    string? Host,
+    long Epoch,
+    int? Pid,
+    int Restarts,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? ReadyAt,
+    IReadOnlyList<VcpuDto> VcpuThreads,
+    IReadOnlyList<string>? ConsoleTail,
+    VmResourcesDto Resources,
+    IReadOnlyDictionary<string, string> Labels,
+    bool Paused,
+    string? Driver,
+    string? Accelerator);
+
+/// <summary>The state names of the API, in one place.</summary>
+public static class VmStates
+{
+    public const string Pending = "Pending";
+    public const string Starting = "Starting";
+    public const string Running = "Running";
+    public const string Ready = "Ready";
+    public const string Stopping = "Stopping";
+    public const string Stopped = "Stopped";
+    public const string Failed = "Failed";
+    public const string Restarting = "Restarting";
+    public const string Deleting = "Deleting";
+}
+
+public sealed record ImageDto(string Name, string Description);
+
+/// <summary><c>POST /v1/apply</c>: the plan, carried out unless a dry run; <see cref="Changed"/> counts the steps that change something.</summary>
+public sealed record ApplyResultDto(bool DryRun, IReadOnlyList<ApplyStepDto> Steps, int Changed);
+
+/// <summary>One step of an apply: action (create, update, replace, delete, unchanged; kept a string, as states are), VM, detail.</summary>
+public sealed record ApplyStepDto(string Action, string Vm, string Detail);
