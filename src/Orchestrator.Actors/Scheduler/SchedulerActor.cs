@@ -32,11 +32,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly WebhookSettings? _webhookSettings;
     private readonly DeletionWaiters _deletionWaiters = new();
 
-    /// <summary>Delivers written events to tenants' webhooks, reading them from the journal; null when webhooks are off (benchmarks).</summary>
-    private IActorRef? _webhooks;
-
-    /// <summary>Runs tenants' automation rules (created alongside the webhook dispatcher).</summary>
-    private IActorRef? _rulesEngine;
+    /// <summary>Webhook deliveries and automation rules, reading the journal; null when webhooks are off (benchmarks).</summary>
+    private ProjectionChildren? _projections;
 
     /// <summary>Keeps the hosts' CPU demand and asks for entitlements to be recomputed (a child; null: never).</summary>
     private IActorRef? _sharesKeeper;
@@ -45,9 +42,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly IActorRef _hostLossDetector;
 
     private LedgerState _state = LedgerState.Empty;
-
-    /// <summary>Projections (webhooks, rules) not yet started: commands wait in the stash meanwhile.</summary>
-    private int _projectionsStarting;
 
     // Group commit (see Persist): the state including decided events still being written, and how many writes those are.
     private LedgerState? _ahead;
@@ -94,14 +88,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
             if (_webhookSettings is not null)
             {
-                // On the first start of all they owe the events written from now on: none was before this recovery ended.
-                var since = DateTimeOffset.UtcNow;
-                _webhooks = Context.ActorOf(WebhookDispatcher.Props(_webhookSettings, since), "webhooks");
-                _webhooks.Tell(new WebhookProtocol.Hooks(_state.Webhooks.Values.ToList()));
-                _rulesEngine = Context.ActorOf(RuleEngine.Props(since), "rules");
-                _rulesEngine.Tell(new RuleProtocol.RulesChanged(_state.Rules.Values.ToList()));
-                _projectionsStarting = 2;
-                Timers.StartSingleTimer("projections-late", ProjectionsLate.Instance, ProjectionsLate.After);
+                _projections = ProjectionChildren.Start(Context, _webhookSettings, _state);
+                Timers.StartSingleTimer("projections-late", ProjectionsLate.Instance, ProjectionChildren.StartWait);
             }
 
             if (_shares is not null)
@@ -112,70 +100,41 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
         // Until its projections know durably where they start, the scheduler writes nothing (their first start owes the
         // events written from then on): what arrives meanwhile waits, for a moment at most.
-        Command<ProjectionProtocol.Started>(_ => ProjectionStarted());
+        Command<ProjectionProtocol.Started>(_ =>
+        {
+            if (_projections!.OneStarted())
+            {
+                Timers.Cancel("projections-late");
+                Stash.UnstashAll();
+            }
+        });
         Command<ProjectionsLate>(_ =>
         {
-            _log.Warning("the webhook and rule projections did not start in {0}; going on without waiting", ProjectionsLate.After);
-            _projectionsStarting = 1;
-            ProjectionStarted();
+            _log.Warning("the webhook and rule projections did not start in {0}; going on without waiting", ProjectionChildren.StartWait);
+            _projections!.StopWaiting();
+            Stash.UnstashAll();
         });
-        Command<object>(_ => Stash.Stash(), _ => _projectionsStarting > 0);
+        Command<object>(_ => Stash.Stash(), _ => _projections?.Starting == true);
 
         Command<RegisterHostAgent>(OnRegisterHostAgent);
-        Command<LedgerCommands.CreateVm>(Handle);
-        Command<LedgerCommands.StopVm>(Handle);
-        Command<LedgerCommands.StartVm>(Handle);
-        Command<LedgerCommands.DeleteVm>(Handle);
-        Command<LedgerCommands.ReportVm>(Handle);
-        Command<LedgerCommands.ConfirmDeleted>(Handle);
+        Command<ILedgerQuery>(q => Sender.Tell(LedgerQueries.Answer(_state, q, _hosts.WithReachability)));
 
-        Command<SchedulerQueries.ListVms>(q => Sender.Tell(new SchedulerReplies.VmList(
-            (q.Tenant is { } tenant ? _state.VmsOf(tenant) : _state.Vms.Values)
-            .OrderBy(v => v.Spec.Name, StringComparer.Ordinal).ThenBy(v => v.Tenant.Value, StringComparer.Ordinal).ToList())));
-        Command<SchedulerQueries.GetVm>(q => Sender.Tell(new SchedulerReplies.VmFound(_state.FindVm(q.Tenant, q.Name))));
-        Command<SchedulerQueries.ListHosts>(_ => Sender.Tell(new SchedulerReplies.HostList(
-            _state.Hosts.Values.OrderBy(h => h.Id.Value, StringComparer.Ordinal).Select(_hosts.WithReachability).ToList())));
         Command<SchedulerQueries.ShowVm>(OnShowVm);
         Command<SchedulerQueries.AwaitDeletion>(q => _deletionWaiters.Add(_state, q, Sender));
         Command<SetVmPaused>(OnSetVmPaused);
 
         Command<MayStartVm>(OnMayStart);
-        Command<LedgerCommands.SetVmResources>(Handle);
-        Command<LedgerCommands.PatchVmResources>(Handle);
-        Command<LedgerCommands.SetVmLabels>(Handle);
-        Command<LedgerCommands.CreateTenant>(Handle);
-        // Sealed before it is decided on, so the event journaled, the snapshot and the state hold only the sealed form.
-        Command<LedgerCommands.CreateWebhook>(c => Handle(_webhookSettings?.Secrets is { } box ? c with { Secret = box.Seal(c.Secret) } : c));
-        Command<LedgerCommands.CreateRule>(Handle);
-        Command<LedgerCommands.DeleteRule>(Handle);
-        Command<LedgerCommands.FireRule>(Handle);
-        Command<SchedulerQueries.ListRules>(q => Sender.Tell(new SchedulerReplies.RuleList(
-            _state.Rules.Values.Where(r => r.Tenant == q.Tenant).OrderBy(r => r.Name, StringComparer.Ordinal).ToList())));
-        Command<LedgerCommands.DeleteWebhook>(Handle);
-        Command<SchedulerQueries.ListWebhooks>(q => Sender.Tell(new SchedulerReplies.WebhookList(
-            _state.Webhooks.Values.Where(w => w.Tenant == q.Tenant).OrderBy(w => w.CreatedAt).ToList())));
         Command<WebhookProtocol.GetDeliveries>(q =>
         {
-            if (_webhooks is null)
+            if (_projections is null)
             {
                 Sender.Tell(new WebhookProtocol.Deliveries([]));
             }
             else
             {
-                _webhooks.Forward(q);
+                _projections.Deliveries(q, Sender);
             }
         });
-        Command<LedgerCommands.UpdateTenant>(Handle);
-        Command<LedgerCommands.IssueKey>(Handle);
-        Command<LedgerCommands.RevokeKey>(Handle);
-        Command<SchedulerQueries.FindKey>(q =>
-        {
-            var key = _state.Keys.GetValueOrDefault(q.KeyId);
-            Sender.Tell(new SchedulerReplies.KeyFound(key, key is null ? null : _state.FindTenant(key.Tenant)));
-        });
-        Command<SchedulerQueries.GetTenant>(q => Sender.Tell(TenantView(q.Tenant)));
-        Command<SchedulerQueries.ListTenants>(_ => Sender.Tell(new SchedulerReplies.TenantList(
-            _state.Tenants.Keys.Append(TenantId.System).OrderBy(t => t.Value, StringComparer.Ordinal).Select(TenantView).ToList())));
         Command<HostUsageReport>(report =>
         {
             if (_state.Hosts.ContainsKey(report.HostId))
@@ -184,6 +143,10 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             }
         });
         Command<LedgerCommands.RecomputeShares>(c => Handle(c, sender: null));
+        // Sealed before it is decided on, so the event journaled, the snapshot and the state hold only the sealed form.
+        Command<LedgerCommands.CreateWebhook>(c => Handle(_webhookSettings?.Secrets is { } box ? c with { Secret = box.Seal(c.Secret) } : c));
+        // Every other command from a client or a host; a host registers with its agent, and only the scheduler loses one.
+        Command<ILedgerCommand>(Handle, c => c is not (LedgerCommands.RegisterHost or LedgerCommands.LoseHost));
         Command<CheckMembers>(_ => _hostLossDetector.Tell(new HostLossProtocol.CheckMembers(
             _state.Hosts.Values.Where(h => h.State == HostState.Up).Select(h => (h.Id, h.Address)).ToList())));
         Command<HostLossProtocol.Lost>(lost => LoseHost(lost.Host));
@@ -205,17 +168,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         SharesPolicy? shares = null, WebhookSettings? webhooks = null) =>
         Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss, leases, shares, webhooks));
 
-    private void ProjectionStarted()
-    {
-        if (_projectionsStarting > 0 && --_projectionsStarting == 0)
-        {
-            Timers.Cancel("projections-late");
-            Stash.UnstashAll();
-        }
-    }
-
-    private SchedulerReplies.TenantFound TenantView(TenantId tenant) => SchedulerReplies.TenantView(_state, tenant);
-
     private void LoseHost(HostId host)
     {
         _log.Warning("host {0} is lost; re-placing its VMs", host);
@@ -224,15 +176,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     private void OnMayStart(MayStartVm ask)
     {
-        var vm = _state.Vms.GetValueOrDefault(ask.VmId);
-        var reason = vm switch
-        {
-            null => "the VM no longer exists",
-            _ when vm.Host != ask.HostId => $"the VM is placed on {vm.Host?.Value ?? "no host"} now",
-            _ when vm.Epoch != ask.Epoch => $"the VM runs under epoch {vm.Epoch} now, not {ask.Epoch}",
-            _ when !VmAssignment.From(vm).ShouldRun => $"the VM is {vm.Status} and should not run",
-            _ => null,
-        };
+        var reason = StartPermissions.WhyNot(_state, ask.VmId, ask.HostId, ask.Epoch);
         Sender.Tell(new StartPermission(ask.VmId, ask.Epoch, reason is null, reason));
     }
 
@@ -341,18 +285,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             }
 
             // The command's last event is written: the persisted state is the one it was decided into (no second Apply).
-            var webhooksChanged = !ReferenceEquals(_state.Webhooks, ahead.Webhooks);
-            var rulesChanged = !ReferenceEquals(_state.Rules, ahead.Rules);
+            _projections?.Changed(_state, ahead);
             _state = ahead;
-            if (webhooksChanged)
-            {
-                _webhooks?.Tell(new WebhookProtocol.Hooks(_state.Webhooks.Values.ToList()));
-            }
-
-            if (rulesChanged)
-            {
-                _rulesEngine?.Tell(new RuleProtocol.RulesChanged(_state.Rules.Values.ToList()));
-            }
 
             if (_eventsSinceSnapshot >= _snapshotEvery)
             {
@@ -431,7 +365,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     private sealed class ProjectionsLate
     {
-        public static readonly TimeSpan After = TimeSpan.FromSeconds(10);
         public static readonly ProjectionsLate Instance = new();
     }
 

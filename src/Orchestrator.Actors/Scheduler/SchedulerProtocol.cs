@@ -110,28 +110,31 @@ public static class SchedulerReplies
     public sealed record HostAssignments(IReadOnlyList<VmAssignment> Assignments) : IOrchestratorMessage;
 }
 
+/// <summary>A query the ledger's persisted state answers alone (<see cref="LedgerQueries"/>).</summary>
+public interface ILedgerQuery : IOrchestratorMessage;
+
 public static class SchedulerQueries
 {
     /// <summary>All VMs of a tenant; every VM when Tenant is null (admin).</summary>
-    public sealed record ListVms(TenantId? Tenant) : IOrchestratorMessage;
+    public sealed record ListVms(TenantId? Tenant) : ILedgerQuery;
 
-    public sealed record GetVm(TenantId Tenant, string Name) : IOrchestratorMessage;
+    public sealed record GetVm(TenantId Tenant, string Name) : ILedgerQuery;
 
-    public sealed record ListHosts : IOrchestratorMessage
+    public sealed record ListHosts : ILedgerQuery
     {
         public static readonly ListHosts Instance = new();
     }
 
     /// <summary>For the API's key check: one key by its public id.</summary>
-    public sealed record FindKey(string KeyId) : IOrchestratorMessage;
+    public sealed record FindKey(string KeyId) : ILedgerQuery;
 
-    public sealed record GetTenant(TenantId Tenant) : IOrchestratorMessage;
+    public sealed record GetTenant(TenantId Tenant) : ILedgerQuery;
 
-    public sealed record ListWebhooks(TenantId Tenant) : IOrchestratorMessage;
+    public sealed record ListWebhooks(TenantId Tenant) : ILedgerQuery;
 
-    public sealed record ListRules(TenantId Tenant) : IOrchestratorMessage;
+    public sealed record ListRules(TenantId Tenant) : ILedgerQuery;
 
-    public sealed record ListTenants : IOrchestratorMessage
+    public sealed record ListTenants : ILedgerQuery
     {
         public static readonly ListTenants Instance = new();
     }
