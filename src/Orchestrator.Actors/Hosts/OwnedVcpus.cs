@@ -9,35 +9,34 @@ namespace Orchestrator.Actors.Hosts;
 /// to each and waits for each acknowledgement; a vCPU that fails, goes silent, or loses its actor while it still runs
 /// fails the VM.
 /// </summary>
-internal sealed class OwnedVcpus(IVcpuHost host, IActorContext context, VcpuUsageMeter usage, string? cpuset, TimeSpan sampleInterval,
-    TimeSpan ackTimeout) : IVcpuSupervision
+internal sealed class OwnedVcpus(IVcpuHost host, VcpuSetup setup) : VcpuSupervision(setup)
 {
     private readonly Dictionary<int, IActorRef> _actors = [];
     private readonly Dictionary<int, IVcpuHandle> _vcpus = [];
 
-    public IReadOnlyCollection<int>? Acknowledging => _actors.Keys;
+    protected override IReadOnlyCollection<int>? Acknowledging => _actors.Keys;
 
     /// <summary>One actor per vCPU, owning it; usage starts at zero and fills in from their samples.</summary>
-    public void Start()
+    public override void Start()
     {
-        var pins = CpuSet.VcpuPins(cpuset, host.Vcpus.Count);
+        var pins = CpuSet.VcpuPins(Setup.Assignment.EffectiveResources.Cpuset, host.Vcpus.Count);
         foreach (var vcpu in host.Vcpus)
         {
-            usage.Found(vcpu.Index, vcpu.ThreadId);
+            Setup.Usage.Found(vcpu.Index, vcpu.ThreadId);
             _vcpus[vcpu.Index] = vcpu;
-            _actors[vcpu.Index] = context.Watch(context.ActorOf(VcpuActor.Owning(vcpu, sampleInterval, ackTimeout, pins?[vcpu.Index]),
-                $"vcpu-{vcpu.Index}"));
+            var actor = VcpuActor.Owning(vcpu, Setup.SampleInterval, Setup.AckTimeout, pins?[vcpu.Index]);
+            _actors[vcpu.Index] = Setup.Context.Watch(Setup.Context.ActorOf(actor, $"vcpu-{vcpu.Index}"));
         }
     }
 
     /// <summary>Each vCPU actor kicks its thread out of KVM_RUN and answers once the thread acknowledged.</summary>
-    public void RequestPause(bool paused) =>
+    protected override void RequestPause(bool paused) =>
         TellAll(new VmProtocol.VcpuCommand(paused ? VmProtocol.VcpuOperation.Pause : VmProtocol.VcpuOperation.Resume));
 
     /// <summary>A running vCPU acknowledges a resume as it is, so all of them are asked.</summary>
-    public void UndoPartialPause() => TellAll(new VmProtocol.VcpuCommand(VmProtocol.VcpuOperation.Resume));
+    protected override void UndoPartialPause() => TellAll(new VmProtocol.VcpuCommand(VmProtocol.VcpuOperation.Resume));
 
-    public VcpuVerdict Interpret(object message, bool stopping)
+    protected override VcpuVerdict Interpret(object message, bool stopping)
     {
         switch (message)
         {

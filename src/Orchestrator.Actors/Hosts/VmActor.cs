@@ -13,7 +13,7 @@ namespace Orchestrator.Actors.Hosts;
 /// <summary>
 /// Supervises one VM's hypervisor handle (a QEMU process and its QMP link, or a native KVM VM in this process). Starts
 /// or adopts it, turns driver events into messages, reports Running/Ready to the scheduler, and tells its host agent how
-/// the process ended; the host agent decides about restarts. Its vCPUs run under the <see cref="IVcpuSupervision"/> the
+/// the process ended; the host agent decides about restarts. Its vCPUs run under the <see cref="VcpuSupervision"/> the
 /// handle calls for (one child <see cref="VcpuActor"/> per vCPU either way). Stopping this actor does not stop a QEMU VM
 /// (they outlive a node restart); a native VM lives in this process and ends with its handle.
 /// </summary>
@@ -32,11 +32,10 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private readonly HostCgroups.VmEnforcer _cgroup;
     private readonly GuestConsole _console = new();
     private readonly VcpuUsageMeter _usage = new();
-    private readonly VmPause<IActorRef> _pause = new();
     private readonly VmExitCause _exit = new();
 
     private IVmHandle? _handle;
-    private IVcpuSupervision? _vcpus;
+    private VcpuSupervision? _vcpus;
     private Task<IVmHandle>? _opening;
     private DateTimeOffset _startedAt;
 
@@ -136,10 +135,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         _log.Info("VM {0} ({1}) {2}, pid {3}, epoch {4}", _assignment.Name, VmId, _adopt is null ? "started" : "adopted",
             handle.Pid, _assignment.Epoch);
         Timers.StartPeriodicTimer("usage", UsageDue.Instance, _usageInterval);
-        var cpuset = _assignment.EffectiveResources.Cpuset;
-        _vcpus = handle is IVcpuHost host
-            ? new OwnedVcpus(host, Context, _usage, cpuset, _vcpuSampleInterval, _vcpuAckTimeout)
-            : new QemuVcpus(handle, _adopt is not null, Context, _usage, cpuset, _vcpuSampleInterval, _vcpuAckTimeout, _log, _assignment.Name);
+        _vcpus = VcpuSupervision.For(handle, _adopt is not null,
+            new VcpuSetup(Context, _assignment, _usage, _exit, _vcpuSampleInterval, _vcpuAckTimeout, _log));
         _vcpus.Start();
         Become(Running);
         if (_exit.StopRequested)
@@ -150,18 +147,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     private void Running()
     {
-        Receive<HostAgentCommands.SetPaused>(set =>
-        {
-            if (_pause.Request(set.Paused, Sender, _exit.StopRequested, _vcpus!.Acknowledging) is { } answer)
-            {
-                Reply(answer);
-                return;
-            }
-
-            _vcpus.RequestPause(set.Paused);
-        });
-        Receive<VmProtocol.IVcpuSupervisionMessage>(message => Act(_vcpus!.Interpret(message, _exit.StopRequested)));
-        Receive<Terminated>(terminated => Act(_vcpus!.Interpret(terminated, _exit.StopRequested))); // only vCPU actors are watched
+        Receive<HostAgentCommands.SetPaused>(set => _vcpus!.SetPaused(set.Paused, Sender));
+        Receive<VmProtocol.IVcpuSupervisionMessage>(ReadVcpuNews);
+        Receive<Terminated>(ReadVcpuNews); // only vCPU actors are watched
         Receive<VmProtocol.VcpuSample>(sample =>
             _usage.Sampled(sample.Index, sample.ThreadId, sample.CpuTime.TotalSeconds, sample.Waiting?.TotalSeconds));
         Receive<UsageDue>(_ =>
@@ -189,7 +177,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         {
             var (kind, reason) = _exit.Classify(exited.Reason);
             _log.Info("VM {0} ({1}) exited: {2}", _assignment.Name, VmId, reason);
-            PauseEnded(_pause.Finish($"the VM exited: {reason}"));
+            _vcpus!.EndPause($"the VM exited: {reason}");
             Context.Parent.Tell(new VmProtocol.Exited(VmId, _assignment.Epoch, kind, reason, DateTimeOffset.UtcNow - _startedAt));
             _handle = null; // nothing left to let go of
             Context.Stop(Self);
@@ -204,7 +192,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
             var handle = _handle!;
             // A paused guest cannot see the power button: let it run first.
-            (_pause.Paused ? handle.ResumeAsync(CancellationToken.None).ContinueWith(_ => handle.RequestShutdownAsync(CancellationToken.None)).Unwrap()
+            (_vcpus!.Paused ? handle.ResumeAsync(CancellationToken.None).ContinueWith(_ => handle.RequestShutdownAsync(CancellationToken.None)).Unwrap()
                     : handle.RequestShutdownAsync(CancellationToken.None))
                 .PipeTo(Self, success: () => ShutdownRequested.Instance, failure: _ => StopTimedOut.Instance);
             Timers.StartSingleTimer("stop-timeout", StopTimedOut.Instance, _stopTimeout);
@@ -224,58 +212,12 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
     }
 
-    private void Act(VcpuVerdict verdict)
+    private void ReadVcpuNews(object news)
     {
-        switch (verdict)
+        if (_vcpus!.Read(news))
         {
-            case VcpuVerdict.Acknowledged acknowledged:
-                PauseEnded(_pause.Acknowledged(acknowledged.Index));
-                break;
-            case VcpuVerdict.PauseEnded ended:
-                PauseEnded(_pause.Finish(ended.Error));
-                break;
-            case VcpuVerdict.Gone gone when _pause.IsWaitingFor(gone.Index):
-                PauseEnded(_pause.Finish($"vCPU {gone.Index} ended: {gone.Reason}"));
-                break;
-            case VcpuVerdict.FailVm failed:
-                FailVm(failed.Reason);
-                break;
+            KillNow(); // the vCPUs failed the VM
         }
-    }
-
-    /// <summary>Answers a pause or resume that ran; one that failed half-way is undone first.</summary>
-    private void PauseEnded(PauseAnswer<IActorRef>? answer)
-    {
-        if (answer is null)
-        {
-            return;
-        }
-
-        if (answer.Error is null)
-        {
-            _log.Info("VM {0} ({1}) {2}", _assignment.Name, VmId, answer.Paused ? "paused" : "resumed");
-        }
-        else if (answer.Wanted && _exit.Failure is null)
-        {
-            _vcpus!.UndoPartialPause();
-        }
-
-        Reply(answer);
-    }
-
-    private void Reply(PauseAnswer<IActorRef> answer) => answer.ReplyTo.Tell(new VmPauseResult(VmId, answer.Paused, answer.Error));
-
-    /// <summary>A vCPU failed or went silent: the VM can no longer be paused, resumed or trusted, so it is killed as crashed.</summary>
-    private void FailVm(string reason)
-    {
-        if (!_exit.Fail(reason))
-        {
-            return;
-        }
-
-        _log.Error("VM {0} ({1}): {2}; killing it", _assignment.Name, VmId, reason);
-        PauseEnded(_pause.Finish(reason));
-        KillNow();
     }
 
     private void KillNow() =>
@@ -286,7 +228,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     private VmRuntime Runtime() =>
         new(VmId, _handle?.Pid, _usage.Vcpus.Select(v => new VcpuUsage(v.Index, v.ThreadId, v.CpuSeconds)).ToList(), _console.Tail,
-            _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _pause.Paused);
+            _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false);
 
     private sealed record HandleReady(IVmHandle Handle);
 

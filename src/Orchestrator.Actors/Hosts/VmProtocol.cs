@@ -37,7 +37,7 @@ public static class VmProtocol
     /// </summary>
     public sealed record Usage(VmId VmId, Epoch Epoch, long UsedMillicores, long DemandMillicores);
 
-    /// <summary>About the VM's vCPUs, for the VM actor's vCPU supervision to read (see <see cref="IVcpuSupervision"/>).</summary>
+    /// <summary>About the VM's vCPUs, for the VM actor's vCPU supervision to read (see <see cref="VcpuSupervision"/>).</summary>
     public interface IVcpuSupervisionMessage;
 
     /// <summary>From a vCPU actor: its thread's CPU time so far, and its time spent waiting for a CPU when known.</summary>
