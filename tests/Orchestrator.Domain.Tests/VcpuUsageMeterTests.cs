@@ -47,16 +47,8 @@ public class VcpuUsageMeterTests
     }
 
     [Fact]
-    public void Demand_never_exceeds_a_full_cpu_per_vcpu()
-    {
-        var meter = new VcpuUsageMeter();
-        meter.Sampled(0, 100, cpuSeconds: 0, waitingSeconds: 0);
-        meter.Measure(T0);
-
-        meter.Sampled(0, 100, cpuSeconds: 0.9, waitingSeconds: 0.9);
-
-        Assert.Equal(new CpuWindow(900, 1000), meter.Measure(T0.AddSeconds(1)));
-    }
+    public void Demand_never_exceeds_a_full_cpu_per_vcpu() =>
+        Assert.Equal(new CpuWindow(900, 1000), OneVcpuOverOneSecond(from: (0, 0), to: (0.9, 0.9)));
 
     [Fact]
     public void A_vm_with_no_known_vcpu_may_still_demand_one_cpu()
@@ -68,16 +60,8 @@ public class VcpuUsageMeterTests
     }
 
     [Fact]
-    public void Totals_that_went_down_count_as_nothing_used()
-    {
-        var meter = new VcpuUsageMeter();
-        meter.Sampled(0, 100, cpuSeconds: 30, waitingSeconds: 3);
-        meter.Measure(T0);
-
-        meter.Sampled(0, 200, cpuSeconds: 1, waitingSeconds: 0);
-
-        Assert.Equal(new CpuWindow(0, 0), meter.Measure(T0.AddSeconds(1)));
-    }
+    public void Totals_that_went_down_count_as_nothing_used() =>
+        Assert.Equal(new CpuWindow(0, 0), OneVcpuOverOneSecond(from: (30, 3), to: (1, 0)));
 
     [Fact]
     public void A_measurement_at_the_same_instant_closes_no_window_but_moves_the_start()
@@ -101,5 +85,14 @@ public class VcpuUsageMeterTests
         meter.Sampled(1, 111, cpuSeconds: 2.5, waitingSeconds: 0.5);
 
         Assert.Equal([new VcpuTime(0, 100, 0, 0), new VcpuTime(1, 111, 2.5, 0.5)], meter.Vcpus);
+    }
+
+    private static CpuWindow? OneVcpuOverOneSecond((double Cpu, double Waiting) from, (double Cpu, double Waiting) to)
+    {
+        var meter = new VcpuUsageMeter();
+        meter.Sampled(0, 100, from.Cpu, from.Waiting);
+        meter.Measure(T0);
+        meter.Sampled(0, 100, to.Cpu, to.Waiting);
+        return meter.Measure(T0.AddSeconds(1));
     }
 }
