@@ -10,7 +10,8 @@ namespace Orchestrator.Actors.Hosts;
 
 /// <summary>
 /// How a host enforces CPU shares, reservations and limits with one cgroup per VM: opening the host's scope (for the
-/// agent, and for the node's start-up check when cgroups are required) and what each running VM's cgroup gets.
+/// agent, and for the node's start-up check when cgroups are required), what each running VM's cgroup gets, and
+/// putting a VM's process in its cgroup under those limits (<see cref="VmEnforcer"/>, for its VM actor).
 /// </summary>
 public static class HostCgroups
 {
@@ -91,5 +92,72 @@ public static class HostCgroups
                 resources.MemoryReservationMiB > 0 ? resources.MemoryReservationMiB * MiB : null,
                 resources.Cpuset);
         });
+    }
+
+    /// <summary>
+    /// One VM's cgroup as its VM actor keeps it: the process joins once it runs, and the latest limits the host agent
+    /// sent are applied then and whenever they change. Failures are logged, not thrown: the VM runs unenforced.
+    /// </summary>
+    /// <param name="cgroups">the host's VM cgroups; null when the host does not enforce them (then this does nothing).</param>
+    public sealed class VmEnforcer(VmCgroups? cgroups, VmId vmId, string vmName, ILoggingAdapter log)
+    {
+        private VmCgroup? _cgroup;
+        private CgroupLimits? _limits;
+
+        /// <summary>The VM's cgroup once its process is in it; null before, or when its limits are not enforced.</summary>
+        public string? Path => _cgroup?.Path;
+
+        /// <summary>Moves the VM's process (all its threads) into its own cgroup, then enforces the latest limits.</summary>
+        public void Join(int pid)
+        {
+            if (cgroups is null)
+            {
+                return;
+            }
+
+            if (pid == Environment.ProcessId)
+            {
+                // The native engine's VMs are threads of this node: moving "their" process would move the whole node (every
+                // VM, the actor system) under this VM's limits, and a small memory limit would kill it.
+                log.Warning("VM {0} ({1}) runs inside the node process: cgroups do not enforce its shares and limits (the scheduler's " +
+                            "placement still counts them)", vmName, vmId);
+                return;
+            }
+
+            try
+            {
+                _cgroup = cgroups.Open(vmId);
+                _cgroup.AddProcess(pid); // idempotent: an adopted VM is already there
+                Apply();
+            }
+            catch (HypervisorException ex)
+            {
+                log.Error("VM {0} ({1}): its shares and limits are not enforced: {2}", vmName, vmId, ex.Message);
+            }
+        }
+
+        /// <summary>The limits from now on: applied at once when the process is in its cgroup, else when it joins.</summary>
+        public void Enforce(CgroupLimits limits)
+        {
+            _limits = limits;
+            Apply();
+        }
+
+        private void Apply()
+        {
+            if (_cgroup is null || _limits is null)
+            {
+                return;
+            }
+
+            try
+            {
+                _cgroup.Apply(_limits);
+            }
+            catch (HypervisorException ex)
+            {
+                log.Error("VM {0} ({1}): could not apply {2}: {3}", vmName, vmId, _limits, ex.Message);
+            }
+        }
     }
 }

@@ -37,6 +37,9 @@ public static class VmProtocol
     /// </summary>
     public sealed record Usage(VmId VmId, Epoch Epoch, long UsedMillicores, long DemandMillicores);
 
+    /// <summary>About the VM's vCPUs, for the VM actor's vCPU supervision to read (see <see cref="VcpuSupervision"/>).</summary>
+    public interface IVcpuSupervisionMessage;
+
     /// <summary>From a vCPU actor: its thread's CPU time so far, and its time spent waiting for a CPU when known.</summary>
     public sealed record VcpuSample(int Index, int ThreadId, TimeSpan CpuTime, TimeSpan? Waiting);
 
@@ -52,14 +55,14 @@ public static class VmProtocol
     public sealed record VcpuCommand(VcpuOperation Operation);
 
     /// <summary>The vCPU's thread acknowledged: it is out of KVM_RUN and parked (Pause), running (Resume) or ended (Stop).</summary>
-    public sealed record VcpuDone(int Index, VcpuOperation Operation);
+    public sealed record VcpuDone(int Index, VcpuOperation Operation) : IVcpuSupervisionMessage;
 
     /// <summary>The vCPU refused at once (it had already ended): nothing to wait for.</summary>
-    public sealed record VcpuRefused(int Index, VcpuOperation Operation, string Reason);
+    public sealed record VcpuRefused(int Index, VcpuOperation Operation, string Reason) : IVcpuSupervisionMessage;
 
     /// <summary>To the VM actor: the vCPU did not acknowledge in time. Its VM cannot be trusted to stop or run as told.</summary>
-    public sealed record VcpuUnresponsive(int Index, VcpuOperation Operation, TimeSpan Waited);
+    public sealed record VcpuUnresponsive(int Index, VcpuOperation Operation, TimeSpan Waited) : IVcpuSupervisionMessage;
 
     /// <summary>To the VM actor: the vCPU's thread ended (the guest ended it, it was stopped, or KVM failed it).</summary>
-    public sealed record VcpuEnded(int Index, VcpuEnd End);
+    public sealed record VcpuEnded(int Index, VcpuEnd End) : IVcpuSupervisionMessage;
 }

@@ -68,6 +68,22 @@ public static class CpuSet
         return true;
     }
 
+    /// <summary>
+    /// Which host CPUs each of a VM's vCPU threads is pinned to, when the VM has a cpuset: one CPU per vCPU while the set
+    /// has enough (vCPU i on the set's i-th CPU), else every vCPU may use the whole set. Null: no (valid) cpuset, no pinning.
+    /// </summary>
+    public static IReadOnlyList<IReadOnlyList<int>>? VcpuPins(string? cpuset, int vcpus)
+    {
+        if (cpuset is null || !TryParse(cpuset, out var cpus, out _))
+        {
+            return null;
+        }
+
+        return Enumerable.Range(0, vcpus)
+            .Select(i => cpus.Count >= vcpus ? (IReadOnlyList<int>)[cpus[i]] : cpus)
+            .ToList();
+    }
+
     /// <summary>The shortest list for a set of CPUs: "0-3,5"; "" for none.</summary>
     public static string Format(IEnumerable<int> cpus)
     {

@@ -1,0 +1,39 @@
+namespace Orchestrator.Domain.Vms;
+
+/// <summary>
+/// What a VM's serial console said: the last lines (kept for "show VM") and whether the guest printed its ready banner.
+/// Fed one line at a time, in order.
+/// </summary>
+public sealed class GuestConsole(int tailLines = GuestConsole.DefaultTailLines)
+{
+    /// <summary>What our guest images print once they are up: the VM counts as Ready from that line on.</summary>
+    public const string ReadyBanner = "ORCHESTRATOR-GUEST-READY";
+
+    public const int DefaultTailLines = 20;
+
+    private readonly Queue<string> _tail = new();
+
+    /// <summary>Whether the banner has been seen. A guest is ready once; a later banner (a reboot inside it) changes nothing.</summary>
+    public bool Ready { get; private set; }
+
+    /// <summary>The last lines, oldest first.</summary>
+    public IReadOnlyList<string> Tail => [.. _tail];
+
+    /// <summary>Keeps the line; true when it is the line that made the guest ready.</summary>
+    public bool Add(string line)
+    {
+        if (_tail.Count == tailLines)
+        {
+            _tail.Dequeue();
+        }
+
+        _tail.Enqueue(line);
+        if (Ready || !line.Contains(ReadyBanner, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        Ready = true;
+        return true;
+    }
+}
