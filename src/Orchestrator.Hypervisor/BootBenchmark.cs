@@ -51,7 +51,7 @@ public sealed record BurstBoots(int Vms, double AllCreatedMs, double AllReadyMs,
 public sealed class BootBenchmark(IHypervisor driver, GuestImage image, int vcpus, int memoryMiB)
 {
     /// <summary>What the demo image's init prints once it runs, followed by the VM's name.</summary>
-    public const string Banner = "ORCHESTRATOR-GUEST-READY";
+    public const string Banner = Orchestrator.Domain.Vms.GuestConsole.ReadyBanner;
 
     private long GuestBytes => memoryMiB * 1024L * 1024;
 

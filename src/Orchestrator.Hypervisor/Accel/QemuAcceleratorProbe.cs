@@ -28,7 +28,7 @@ public sealed record QemuProbeOptions(
 public static class QemuAcceleratorProbe
 {
     /// <summary>The demo guest's ready line; the probe waits for its start.</summary>
-    public const string Banner = "ORCHESTRATOR-GUEST-READY";
+    public const string Banner = Orchestrator.Domain.Vms.GuestConsole.ReadyBanner;
 
     /// <summary>
     /// The speed check's bound: 5 million loop iterations take about 5 ms on real KVM; a hundred times that still passes
