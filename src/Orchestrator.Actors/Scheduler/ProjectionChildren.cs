@@ -60,5 +60,16 @@ internal sealed class ProjectionChildren
         }
     }
 
-    public void Deliveries(WebhookProtocol.GetDeliveries query, IActorRef asker) => _webhooks.Tell(query, asker);
+    /// <summary>A webhook's recent deliveries, from the dispatcher; none when webhooks are off.</summary>
+    public static void Deliveries(ProjectionChildren? children, WebhookProtocol.GetDeliveries query, IActorRef asker)
+    {
+        if (children is null)
+        {
+            asker.Tell(new WebhookProtocol.Deliveries([]));
+        }
+        else
+        {
+            children._webhooks.Tell(query, asker);
+        }
+    }
 }

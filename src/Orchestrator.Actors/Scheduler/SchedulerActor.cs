@@ -124,17 +124,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<SetVmPaused>(OnSetVmPaused);
 
         Command<MayStartVm>(OnMayStart);
-        Command<WebhookProtocol.GetDeliveries>(q =>
-        {
-            if (_projections is null)
-            {
-                Sender.Tell(new WebhookProtocol.Deliveries([]));
-            }
-            else
-            {
-                _projections.Deliveries(q, Sender);
-            }
-        });
+        Command<WebhookProtocol.GetDeliveries>(q => ProjectionChildren.Deliveries(_projections, q, Sender));
         Command<HostUsageReport>(report =>
         {
             if (_state.Hosts.ContainsKey(report.HostId))
