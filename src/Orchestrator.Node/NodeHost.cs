@@ -17,6 +17,7 @@ using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
+using Orchestrator.Node.Commands;
 using Orchestrator.Node.Demo;
 using Orchestrator.Node.Logging;
 
@@ -184,14 +185,14 @@ public static class NodeHost
     }
 
     /// <summary>Where relative image paths point: $ORCHESTRATOR_IMAGE_DIR, else images/out of the checkout.</summary>
-    internal static string ImageDirectory()
+    public static string ImageDirectory()
     {
         if (Environment.GetEnvironmentVariable("ORCHESTRATOR_IMAGE_DIR") is { Length: > 0 } configured)
         {
             return configured;
         }
 
-        if (Bench.Checkout.FindRoot() is { } checkout)
+        if (Checkout.FindRoot() is { } checkout)
         {
             return Path.Combine(checkout, "images", "out");
         }
