@@ -7,31 +7,6 @@ public enum OutputFormat
     Json,
 }
 
-/// <summary>Options of <c>orchestrator node</c>, for <see cref="CliHooks.RunNode"/>.</summary>
-/// <param name="ConfigFiles">Full paths of the <c>--config</c> files, in the order given (each exists).</param>
-/// <param name="DataDirectory">Already resolved by <see cref="Cli.DataDirectory.Resolve(string?)"/>; may not exist yet.</param>
-/// <param name="ListenHost">Host part of <c>--listen</c>, IPv6 without brackets.</param>
-/// <param name="ListenPort">0 means any free port: write the bound one to node.json.</param>
-/// <param name="DemoVms">How many demo VMs to create at start.</param>
-/// <param name="Seeds">Cluster addresses to join (<c>--seed</c>).</param>
-/// <param name="Bootstrap">Form a new cluster when no seed answers (<c>--bootstrap</c>).</param>
-/// <param name="Settings">HOCON <c>KEY=VALUE</c> lines from <c>--set</c>, applied over the config files.</param>
-public sealed record NodeCommandOptions(
-    IReadOnlyList<string> ConfigFiles,
-    string DataDirectory,
-    string ListenHost,
-    int ListenPort,
-    int DemoVms,
-    IReadOnlyList<string>? Seeds = null,
-    bool Bootstrap = false,
-    IReadOnlyList<string>? Settings = null)
-{
-    public const string DefaultListen = "127.0.0.1:7480";
-
-    /// <summary><c>http://host:port</c> for Kestrel (brackets added for IPv6).</summary>
-    public string ListenUrl => $"http://{(ListenHost.Contains(':') ? $"[{ListenHost}]" : ListenHost)}:{ListenPort}";
-}
-
 /// <summary>Options every client command takes.</summary>
 public sealed record ClientArgs(string? Url, string? ApiKey, string? DataDirectory, OutputFormat Output)
 {
@@ -129,8 +104,6 @@ public sealed record ApplyArgs(ClientArgs Client, string File, bool DryRun, bool
 /// <summary>What the parsed commands call; the syntax (<see cref="CliSyntax"/>) knows nothing else.</summary>
 public interface ICliActions
 {
-    Task<int> RunNodeAsync(NodeCommandOptions options, CancellationToken ct);
-
     Task<int> VmCreateAsync(VmCreateArgs args, CancellationToken ct);
 
     Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct);

@@ -16,8 +16,7 @@ public static partial class CliSyntax
     {
         ArgumentNullException.ThrowIfNull(actions);
 
-        var root = new RootCommand("Orchestrator: VMs on a cluster of Linux hosts. `node` runs a node; the other commands talk to one over HTTP.");
-        root.Subcommands.Add(NodeCommand(actions));
+        var root = new RootCommand("Orchestrator: VMs on a cluster of Linux hosts. These commands talk to a node over HTTP.");
         root.Subcommands.Add(VmCommand(actions));
 
         var host = new Command("host", "Hosts of the cluster.");
@@ -55,102 +54,6 @@ public static partial class CliSyntax
         root.Subcommands.Add(EventsCommand(actions));
 
         return root;
-    }
-
-    private static Command NodeCommand(ICliActions actions)
-    {
-        var config = new Option<FileInfo[]>("--config")
-        {
-            Description = "A HOCON file layered over the built-in defaults (repeatable; later files win).",
-            HelpName = "FILE",
-            Arity = ArgumentArity.OneOrMore,
-        }.AcceptExistingOnly();
-        var data = DataOption("Data directory: database, discovery files, VM disks.");
-        var listen = new Option<string>("--listen")
-        {
-            Description = "HTTP API address HOST:PORT (port 0 = any free port).",
-            HelpName = "HOST:PORT",
-            DefaultValueFactory = _ => NodeCommandOptions.DefaultListen,
-        };
-        listen.Validators.Add(result =>
-        {
-            if (!TryParseListen(result.GetValueOrDefault<string>(), out _, out _))
-            {
-                result.AddError("--listen must be HOST:PORT with a port from 0 to 65535 (e.g. 127.0.0.1:7480, [::1]:0)");
-            }
-        });
-        var demoVms = new Option<int>("--demo-vms")
-        {
-            Description = "Create this many demo VMs at start.",
-            HelpName = "N",
-            DefaultValueFactory = _ => 0,
-        };
-        demoVms.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() < 0)
-            {
-                result.AddError("--demo-vms must be 0 or more");
-            }
-        });
-
-        var seeds = new Option<string[]>("--seed")
-        {
-            Description = "A cluster node to join, e.g. akka.tcp://orchestrator@10.0.0.1:4053 (repeatable).",
-            HelpName = "ADDRESS",
-            Arity = ArgumentArity.OneOrMore,
-        };
-        var bootstrap = new Option<bool>("--bootstrap")
-        {
-            Description = "Form a new cluster if no seed answers (default: only when there are no seeds).",
-        };
-        var settings = new Option<string[]>("--set")
-        {
-            Description = "One HOCON setting, e.g. --set orchestrator.host-id=h2 (repeatable; wins over --config).",
-            HelpName = "KEY=VALUE",
-            Arity = ArgumentArity.OneOrMore,
-        };
-        settings.Validators.Add(result =>
-        {
-            foreach (var setting in result.GetValueOrDefault<string[]>() ?? [])
-            {
-                if (!setting.Contains('=') || setting.StartsWith('=') || setting.Contains('\n'))
-                {
-                    result.AddError($"--set {setting}: expected KEY=VALUE on one line");
-                }
-            }
-        });
-
-        var command = new Command("node", "Run a node in the foreground: scheduler, host agent and HTTP API.")
-        {
-            config, data, listen, demoVms, seeds, bootstrap, settings,
-        };
-        command.SetAction((parse, ct) =>
-        {
-            TryParseListen(parse.GetValue(listen), out var host, out var port);
-            var options = new NodeCommandOptions(
-                (parse.GetValue(config) ?? []).Select(f => f.FullName).ToArray(),
-                ResolveDataDirectory(parse.GetValue(data)),
-                host,
-                port,
-                parse.GetValue(demoVms),
-                parse.GetValue(seeds) ?? [],
-                parse.GetValue(bootstrap),
-                parse.GetValue(settings) ?? []);
-            return actions.RunNodeAsync(options, ct);
-        });
-        return command;
-    }
-
-    private static string ResolveDataDirectory(string? flag)
-    {
-        try
-        {
-            return DataDirectory.Resolve(flag);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new CliException(e.Message);
-        }
     }
 
     private static Command VmCommand(ICliActions actions)
@@ -378,35 +281,6 @@ public static partial class CliSyntax
 
     private static Option<string> DataOption(string description) =>
         new("--data") { Description = description, HelpName = "DIR" };
-
-    /// <summary>HOST:PORT, IPv6 as [addr]:port; port 0..65535.</summary>
-    public static bool TryParseListen(string? text, out string host, out int port)
-    {
-        host = "";
-        port = 0;
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return false;
-        }
-
-        var colon = text.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out port) || port > 65535)
-        {
-            return false;
-        }
-
-        host = text[..colon];
-        if (host.StartsWith('[') && host.EndsWith(']'))
-        {
-            host = host[1..^1];
-        }
-        else if (host.Contains(':'))
-        {
-            return false; // bare IPv6 is ambiguous: ask for brackets
-        }
-
-        return host.Length > 0;
-    }
 
     /// <summary>--url, --api-key, --data, --output: fresh instances per command, bound by <see cref="Bind"/>.</summary>
     internal sealed class ClientOptions

@@ -8,12 +8,10 @@ using Spectre.Console.Rendering;
 
 namespace Orchestrator.Cli;
 
-internal sealed partial class ClientActions(CliHooks hooks, CliContext context) : ICliActions
+internal sealed partial class ClientActions(CliContext context) : ICliActions
 {
     private readonly IAnsiConsole _out = CliConsoles.Create(context.Out, context.OutIsTerminal);
     private readonly IAnsiConsole _err = CliConsoles.Create(context.Error, context.ErrorIsTerminal);
-
-    public Task<int> RunNodeAsync(NodeCommandOptions options, CancellationToken ct) => hooks.RunNode(options, ct);
 
     public async Task<int> ListAsync(ListArgs args, CancellationToken ct)
     {

@@ -1,21 +1,16 @@
-// The entry point the node executable calls: `return await OrchestratorCli.RunAsync(args, hooks, ct);`
+// Runs a command line: parse, report usage errors, invoke, map failures to exit codes. Executables compose the tree:
+// the node adds `node` to the client's commands (CreateRoot), the tools executable brings its own.
 using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 
 namespace Orchestrator.Cli;
 
-/// <summary>What the executable supplies for commands that are not HTTP calls.</summary>
-/// <param name="RunNode">Runs a node until it stops; returns the exit code. It owns SIGINT/SIGTERM
-/// (the CLI installs no signal handling for <c>node</c>; the Generic Host's console lifetime does it).</param>
-public sealed record CliHooks(Func<NodeCommandOptions, CancellationToken, Task<int>> RunNode)
-{
-    /// <summary><c>simulate</c>, <c>bench</c> and <c>scale</c>; absent where the executable has no simulator.</summary>
-    public PlacementToolHooks? PlacementTools { get; init; }
-
-    /// <summary><c>bench failover</c>; absent where the executable can't start nodes.</summary>
-    public ClusterToolHooks? ClusterTools { get; init; }
-}
+/// <summary>
+/// A command that runs in the foreground until stopped and handles SIGINT/SIGTERM itself (the node: the Generic Host's
+/// console lifetime shuts it down gracefully, which the CLI's cancellation after 2 s would cut off).
+/// </summary>
+public sealed class ForegroundCommand(string name, string? description = null) : Command(name, description);
 
 public static class OrchestratorCli
 {
@@ -24,23 +19,26 @@ public static class OrchestratorCli
     public const int ExitUsage = 2;
     public const int ExitInterrupted = 130;
 
-    /// <summary>Parses <paramref name="args"/> and runs the command on the process's console and environment.</summary>
-    public static Task<int> RunAsync(string[] args, CliHooks hooks, CancellationToken ct) =>
-        RunAsync(args, hooks, CliContext.FromConsole(), ct);
+    /// <summary>The client's commands (vm, host, tenant, …) on <paramref name="context"/>; an executable adds its own to it.</summary>
+    public static RootCommand CreateRoot(CliContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return CliSyntax.Build(new ClientActions(context));
+    }
 
-    /// <summary>As above, with the streams, environment and HTTP transport of <paramref name="context"/>.</summary>
+    /// <summary>The client's commands only, on <paramref name="context"/>.</summary>
+    public static Task<int> RunAsync(string[] args, CliContext context, CancellationToken ct) =>
+        RunAsync(args, CreateRoot(context), context, ct);
+
+    /// <summary>Parses <paramref name="args"/> against <paramref name="root"/> and runs the command it names.</summary>
     /// <returns>0 ok; 1 error (printed as <c>error: …</c> on stderr); 2 usage error; 130 interrupted.</returns>
-    public static async Task<int> RunAsync(string[] args, CliHooks hooks, CliContext context, CancellationToken ct)
+    public static async Task<int> RunAsync(string[] args, Command root, CliContext context, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(args);
-        ArgumentNullException.ThrowIfNull(hooks);
+        ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(context);
 
-        var root = CliSyntax.Build(new ClientActions(hooks, context));
-        PlacementToolCommands.AddTo(root, hooks.PlacementTools);
-        ClusterToolCommands.AddTo(root, hooks.ClusterTools);
         var parse = root.Parse(args);
-
         if (parse.Action is ParseErrorAction)
         {
             foreach (var error in parse.Errors)
@@ -52,15 +50,15 @@ public static class OrchestratorCli
             return ExitUsage;
         }
 
-        var isNode = parse.CommandResult is { Command.Name: "node", Parent: CommandResult { Command: RootCommand } };
+        var foreground = parse.CommandResult.Command is ForegroundCommand;
         var invocation = new InvocationConfiguration
         {
             Output = context.Out,
             Error = context.Error,
             EnableDefaultExceptionHandler = false,
-            // Client commands: Ctrl+C cancels the token (a --wait stops polling). The node handles its own
+            // Client commands: Ctrl+C cancels the token (a --wait stops polling). A foreground command handles its own
             // signals so that its graceful shutdown is not cut off after the default 2 s.
-            ProcessTerminationTimeout = isNode ? null : TimeSpan.FromSeconds(2),
+            ProcessTerminationTimeout = foreground ? null : TimeSpan.FromSeconds(2),
         };
 
         try
@@ -72,7 +70,7 @@ public static class OrchestratorCli
             ClientActions.WriteError(context, e);
             return e.ExitCode;
         }
-        catch (OperationCanceledException) when (!isNode)
+        catch (OperationCanceledException) when (!foreground)
         {
             await context.Error.WriteLineAsync("interrupted");
             return ExitInterrupted;

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using Orchestrator.Guard.Protocol;
 
 namespace Orchestrator.Guard;
 

@@ -1,6 +1,7 @@
 // orchestrator-guard --socket PATH --fence-after-ms N [--log PATH]: the per-host fence guard (see FenceGuard).
 using System.Globalization;
 using Orchestrator.Guard;
+using Orchestrator.Guard.Protocol;
 
 string? socket = null;
 string? log = null;

@@ -3,6 +3,10 @@ namespace Orchestrator.Hypervisor;
 /// <summary>Checks every driver makes before it starts a guest: the image's files are there and readable.</summary>
 public static class GuestImageFiles
 {
+    /// <summary>The image's kernel and initrd paths that name no file, in that order.</summary>
+    public static IReadOnlyList<string> Missing(GuestImage image) =>
+        new[] { image.KernelPath, image.InitrdPath }.Where(path => !File.Exists(path)).ToList();
+
     /// <summary>Throws <see cref="HypervisorException"/> naming the image and the file that can't be used.</summary>
     public static void CheckReadable(GuestImage image)
     {

@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Actors.Hosting;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Api;
@@ -16,6 +17,7 @@ using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
+using Orchestrator.Node.Commands;
 using Orchestrator.Node.Demo;
 using Orchestrator.Node.Logging;
 
@@ -43,7 +45,9 @@ public static class NodeHost
         {
             config = OrchestratorConfig.Load(options.ConfigFiles, FlagsAsHocon(options));
             settings = OrchestratorSettings.Create(config, options.DataDirectory, ImageDirectory(), MachineInventory.Probe()).WithSecrets();
+            settings = settings with { Images = settings.Images.LeaveOutMissing(GuestImageFiles.Missing) };
             config = OrchestratorConfig.Complete(config, options.DataDirectory, settings.Roles);
+            SqliteStoreFile.Prepare(config, options.DataDirectory);
             if (settings.IsHost)
             {
                 // Proved by a boot, not by /dev/kvm opening: a nested host's KVM can open and still crawl or abort.
@@ -80,7 +84,9 @@ public static class NodeHost
         {
             akka.AddHocon(config, HoconAddMode.Prepend);
             akka.AddOrchestratorLogging(logging, services.GetRequiredService<ILoggerFactory>());
-            akka.AddOrchestrator(settings, () => Drivers.Create(settings, driverChoice!));
+            akka.JoinOrchestratorCluster(settings.Cluster)
+                .AddScheduler(settings, OrchestratorRoles.Control)
+                .AddHostAgent(settings, () => Drivers.Create(settings, driverChoice!));
         });
 
         var app = builder.Build();
@@ -179,14 +185,14 @@ public static class NodeHost
     }
 
     /// <summary>Where relative image paths point: $ORCHESTRATOR_IMAGE_DIR, else images/out of the checkout.</summary>
-    internal static string ImageDirectory()
+    public static string ImageDirectory()
     {
         if (Environment.GetEnvironmentVariable("ORCHESTRATOR_IMAGE_DIR") is { Length: > 0 } configured)
         {
             return configured;
         }
 
-        if (Bench.Checkout.FindRoot() is { } checkout)
+        if (Checkout.FindRoot() is { } checkout)
         {
             return Path.Combine(checkout, "images", "out");
         }

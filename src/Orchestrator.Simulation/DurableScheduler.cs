@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
@@ -41,6 +42,7 @@ internal sealed class DurableScheduler : IAsyncDisposable
             akka.persistence.snapshot-store.sql.connection-string = {quoted}
             akka.persistence.query.journal.sql.connection-string = {quoted}
             """;
+        var loaded = OrchestratorConfig.Load(files);
         var config = ConfigurationFactory.ParseString(tuning).WithFallback(ConfigurationFactory.ParseString(store)).WithFallback(ConfigurationFactory.ParseString("""
                 akka.actor.provider = local
                 akka.loglevel = WARNING
@@ -49,7 +51,8 @@ internal sealed class DurableScheduler : IAsyncDisposable
                 akka.persistence.journal.sql.circuit-breaker.call-timeout = 120s
                 akka.persistence.snapshot-store.sql.circuit-breaker.call-timeout = 300s
                 """))
-            .WithFallback(OrchestratorConfig.Complete(OrchestratorConfig.Load(files), _dataDirectory, []));
+            .WithFallback(OrchestratorConfig.Complete(loaded, _dataDirectory, []));
+        SqliteStoreFile.Prepare(loaded, _dataDirectory);
         System = ActorSystem.Create("orchestrator-bench", config);
         _sink = System.ActorOf(Props.Create(() => new Sink()), "simulated-hosts");
         Scheduler = Start();

@@ -112,7 +112,7 @@ public static class SimulateCommand
     {
         int cpus;
         long gib;
-        if (hostSize is not null && PlacementToolCommands.TryParseHostSize(hostSize, out cpus, out gib))
+        if (hostSize is not null && TryParseHostSize(hostSize, out cpus, out gib))
         {
             gib = gib > 0 ? gib : (trace.HasMemory ? AzureV1HostMemoryGib : 0);
         }
@@ -127,6 +127,26 @@ public static class SimulateCommand
 
     /// <summary>Enough that no sane policy runs out: twice the peak lower bound and some, never more than the peak of live VMs.</summary>
     public static int DefaultHosts(LowerBound bound) => Math.Max(1, Math.Min(bound.PeakLiveVms, 2 * bound.Peak + 16));
+
+    /// <summary>CPU or CPU,MEMORY_GIB.</summary>
+    public static bool TryParseHostSize(string text, out int cpus, out long memoryGib)
+    {
+        memoryGib = 0;
+        cpus = 0;
+        var parts = text.Split(',');
+        var ok = parts.Length is 1 or 2
+                 && int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out cpus)
+                 && cpus > 0;
+        if (!ok)
+        {
+            cpus = 0;
+            return false;
+        }
+
+        return parts.Length == 1
+               || (long.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out memoryGib)
+                   && memoryGib > 0);
+    }
 
     private static Report MakeReport(
         Trace trace, SimulationSettings s, long? memoryGib, LowerBound bound, ReplayResult ours, ReplayResult baseline, string policy,

@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Settings;
 
 namespace Orchestrator.Actors.Tests;
@@ -10,14 +11,18 @@ internal static class TestConfig
     public static Config Serialization() =>
         ConfigurationFactory.ParseString("akka.actor.provider = local").WithFallback(OrchestratorConfig.Load([]));
 
-    /// <summary>Persistence on a real SQLite file in <paramref name="dataDir"/>.</summary>
-    public static Config Persistent(string dataDir) =>
-        ConfigurationFactory.ParseString("""
-            akka.actor.provider = local
-            akka.loglevel = INFO
-            akka.test.single-expect-default = 10s
-            """)
-            .WithFallback(OrchestratorConfig.Complete(OrchestratorConfig.Load([]), dataDir, []));
+    /// <summary>Persistence on a real SQLite file in <paramref name="dataDir"/>, readied as the node readies it.</summary>
+    public static Config Persistent(string dataDir)
+    {
+        var loaded = OrchestratorConfig.Load([]);
+        SqliteStoreFile.Prepare(loaded, dataDir);
+        return ConfigurationFactory.ParseString("""
+                akka.actor.provider = local
+                akka.loglevel = INFO
+                akka.test.single-expect-default = 10s
+                """)
+            .WithFallback(OrchestratorConfig.Complete(loaded, dataDir, []));
+    }
 }
 
 /// <summary>A temp directory with a short path (unix sockets), removed at the end.</summary>

@@ -107,53 +107,6 @@ public class ParsingTests
         Assert.NotEmpty(CliSyntax.Build(new RecordingActions()).Parse(["vm", verb, "web1", "--wait"]).Errors);
     }
 
-    [Fact]
-    public void Node_binds_repeated_configs_data_listen_and_demo_vms()
-    {
-        using var dir = new TempDir();
-        var a = dir.Sub("a.conf");
-        var b = dir.Sub("b.conf");
-        File.WriteAllText(a, "");
-        File.WriteAllText(b, "");
-
-        var o = RecordingActions.Bind<NodeCommandOptions>(
-            "node", "--config", a, "--config", b, "--data", dir.Sub("data"), "--listen", "0.0.0.0:0", "--demo-vms", "3");
-
-        Assert.Equal([a, b], o.ConfigFiles);
-        Assert.Equal(dir.Sub("data"), o.DataDirectory);
-        Assert.Equal(("0.0.0.0", 0, 3), (o.ListenHost, o.ListenPort, o.DemoVms));
-        Assert.Equal("http://0.0.0.0:0", o.ListenUrl);
-    }
-
-    [Fact]
-    public void Node_defaults_to_loopback_7480_and_no_demo_vms()
-    {
-        var o = RecordingActions.Bind<NodeCommandOptions>("node", "--data", "/tmp/orch-data");
-
-        Assert.Empty(o.ConfigFiles);
-        Assert.Equal(("127.0.0.1", 7480, 0), (o.ListenHost, o.ListenPort, o.DemoVms));
-    }
-
-    [Theory]
-    [InlineData("127.0.0.1:7480", "127.0.0.1", 7480)]
-    [InlineData("[::1]:0", "::1", 0)]
-    [InlineData("localhost:65535", "localhost", 65535)]
-    public void Listen_addresses_parse_into_host_and_port(string text, string host, int port)
-    {
-        Assert.True(CliSyntax.TryParseListen(text, out var h, out var p));
-        Assert.Equal((host, port), (h, p));
-    }
-
-    [Theory]
-    [InlineData("7480")]
-    [InlineData(":7480")]
-    [InlineData("host:")]
-    [InlineData("host:65536")]
-    [InlineData("host:-1")]
-    [InlineData("::1:7480")]
-    public void Bad_listen_addresses_are_refused(string text) =>
-        Assert.False(CliSyntax.TryParseListen(text, out _, out _));
-
     [Theory]
     [InlineData("vm", "create", "web1", "--vcpus", "1", "--memory", "256")] // no --image
     [InlineData("vm", "create", "web1", "--vcpus", "abc", "--memory", "256", "--image", "demo")]
@@ -167,9 +120,6 @@ public class ParsingTests
     [InlineData("vm", "show")]
     [InlineData("vm", "list", "--output", "yaml")]
     [InlineData("vm", "list", "--url", "not a url")]
-    [InlineData("node", "--listen", "nowhere")]
-    [InlineData("node", "--demo-vms", "-1")]
-    [InlineData("node", "--config", "/no/such/file.conf")]
     [InlineData("vm")]
     [InlineData]
     public async Task Bad_local_input_is_a_usage_error_with_exit_code_2_and_reaches_no_action(params string[] args)
@@ -197,22 +147,5 @@ public class ParsingTests
 
         Assert.Equal(0, run.ExitCode);
         Assert.Contains("--vcpus", run.Out.ToString());
-    }
-
-    [Fact]
-    public async Task The_node_command_goes_to_the_hook()
-    {
-        NodeCommandOptions? seen = null;
-        var context = new CliContext { Out = new StringWriter(), Error = new StringWriter(), GetEnvironmentVariable = Env.Of() };
-        var hooks = new CliHooks((o, _) =>
-        {
-            seen = o;
-            return Task.FromResult(7);
-        });
-
-        var code = await OrchestratorCli.RunAsync(["node", "--data", "/tmp/x", "--demo-vms", "2"], hooks, context, CancellationToken.None);
-
-        Assert.Equal(7, code);
-        Assert.Equal(2, seen?.DemoVms);
     }
 }

@@ -38,8 +38,6 @@ internal sealed class RecordingActions : ICliActions
 {
     public object? Last { get; private set; }
 
-    public Task<int> RunNodeAsync(NodeCommandOptions options, CancellationToken ct) => Record(options);
-
     public Task<int> VmCreateAsync(VmCreateArgs args, CancellationToken ct) => Record(args);
 
     public Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct) => Record(args);
@@ -170,8 +168,7 @@ internal sealed class CliRun
             HttpHandler = handler,
             PollInterval = TimeSpan.FromMilliseconds(5),
         };
-        var hooks = new CliHooks((_, _) => Task.FromResult(0));
-        run.ExitCode = await OrchestratorCli.RunAsync(args, hooks, context, CancellationToken.None);
+        run.ExitCode = await OrchestratorCli.RunAsync(args, context, CancellationToken.None);
         return run;
     }
 }

@@ -1,5 +1,6 @@
 // The fence guard with ordinary processes (sleep) as children: its protocol, fencing and parent-death kill.
 using Orchestrator.Guard;
+using Orchestrator.Guard.Protocol;
 using Orchestrator.Hypervisor.Qemu;
 
 namespace Orchestrator.Hypervisor.Tests;
@@ -30,7 +31,7 @@ public sealed class GuardTests : IAsyncLifetime
     private GuardClient Client(TimeSpan fenceAfter)
     {
         var client = new GuardClient(
-            Path.Combine(_dir.Path, "guard.sock"), Path.Combine(_dir.Path, "guard.log"), fenceAfter, typeof(GuardRequest).Assembly.Location);
+            Path.Combine(_dir.Path, "guard.sock"), Path.Combine(_dir.Path, "guard.log"), fenceAfter, typeof(FenceGuard).Assembly.Location);
         _clients.Add(client);
         return client;
     }
@@ -149,7 +150,7 @@ public sealed class GuardTests : IAsyncLifetime
 
         var second = System.Diagnostics.Process.Start(
             GuardClient.DotnetHost(),
-            [typeof(GuardRequest).Assembly.Location, "--socket", Path.Combine(_dir.Path, "guard.sock"), "--fence-after-ms", "60000"]);
+            [typeof(FenceGuard).Assembly.Location, "--socket", Path.Combine(_dir.Path, "guard.sock"), "--fence-after-ms", "60000"]);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await second.WaitForExitAsync(bound.Token);
 

@@ -9,7 +9,7 @@ namespace Orchestrator.Node.Tests;
 public sealed class BootBenchTests(ITestOutputHelper output)
 {
     private Task<OrchestratorRun> BenchAsync(params string[] args) =>
-        OrchestratorCommand.RunAsync(output, ["bench", "boot", .. args], TimeSpan.FromMinutes(4));
+        OrchestratorCommand.RunToolAsync(output, ["bench", "boot", .. args], TimeSpan.FromMinutes(4));
 
     [Fact]
     public async Task Qemu_boots_print_banner_times_memory_and_rates_and_leave_no_guest_behind()

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Orchestrator.Node.Bench;
+using Orchestrator.Tools.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;

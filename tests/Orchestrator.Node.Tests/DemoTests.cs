@@ -1,4 +1,4 @@
-using Orchestrator.Node.Bench;
+using Orchestrator.Tools.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;

@@ -197,7 +197,7 @@ public sealed class EventStreamTests(ITestOutputHelper output) : IAsyncLifetime
             HttpHandler = handler,
         };
         using var patience = new CancellationTokenSource(Patience);
-        var exit = await Cli.OrchestratorCli.RunAsync(args, new Cli.CliHooks((_, _) => Task.FromResult(0)), context, patience.Token);
+        var exit = await Cli.OrchestratorCli.RunAsync(args, context, patience.Token);
         output.WriteLine($"$ orchestrator {string.Join(' ', args)} → {exit}\n{stdout}");
         return (exit, stdout.ToString());
     }
@@ -251,7 +251,7 @@ public sealed class EventStreamOnPostgresTests(ITestOutputHelper output) : IAsyn
     {
         _postgres = await PostgresServer.StartAsync();
         _node = await NodeProcess.StartAsync(output, $"""orchestrator.persistence.postgres-connection = "{_postgres.ConnectionString}" """,
-            extraArgs: ["--config", Path.Combine(Bench.Checkout.Root(), "config", "persistence-postgres.conf")]);
+            extraArgs: ["--config", Path.Combine(Checkout.Root(), "config", "persistence-postgres.conf")]);
     }
 
     public async Task DisposeAsync()

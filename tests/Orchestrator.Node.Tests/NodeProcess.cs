@@ -4,7 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
-using Orchestrator.Node.Bench;
+using Orchestrator.Tools.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;

@@ -3,18 +3,27 @@ using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
 
-/// <summary>One run of the built `orchestrator` (dotnet orchestrator.dll ARGS) with its output captured and logged.</summary>
+/// <summary>One run of the built `orchestrator` (or `orchestrator-tools`) with its output captured and logged.</summary>
 internal sealed record OrchestratorRun(int ExitCode, string Out, string Error, int Pid);
 
 internal static class OrchestratorCommand
 {
+    /// <summary>dotnet orchestrator.dll ARGS: the product.</summary>
     /// <param name="prepare">changes to the start info (environment) before the process starts.</param>
     /// <param name="timeout">how long it may take; past it the process tree is killed and the wait throws.</param>
-    public static async Task<OrchestratorRun> RunAsync(ITestOutputHelper output, IEnumerable<string> args, TimeSpan timeout,
-        Action<ProcessStartInfo>? prepare = null)
+    public static Task<OrchestratorRun> RunAsync(ITestOutputHelper output, IEnumerable<string> args, TimeSpan timeout,
+        Action<ProcessStartInfo>? prepare = null) =>
+        RunAsync("orchestrator.dll", output, args, timeout, prepare);
+
+    /// <summary>dotnet orchestrator-tools.dll ARGS: bench, simulate, scale (what ./orchestrator runs for those commands).</summary>
+    public static Task<OrchestratorRun> RunToolAsync(ITestOutputHelper output, IEnumerable<string> args, TimeSpan timeout) =>
+        RunAsync("orchestrator-tools.dll", output, args, timeout, prepare: null);
+
+    private static async Task<OrchestratorRun> RunAsync(string dll, ITestOutputHelper output, IEnumerable<string> args, TimeSpan timeout,
+        Action<ProcessStartInfo>? prepare)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "orchestrator.dll"));
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, dll));
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -36,7 +45,7 @@ internal static class OrchestratorCommand
             }
         }
 
-        output.WriteLine($"$ orchestrator {string.Join(' ', start.ArgumentList.Skip(1))} → {process.ExitCode}\n{await stdout}{await stderr}");
+        output.WriteLine($"$ {Path.GetFileNameWithoutExtension(dll)} {string.Join(' ', start.ArgumentList.Skip(1))} → {process.ExitCode}\n{await stdout}{await stderr}");
         return new OrchestratorRun(process.ExitCode, await stdout, await stderr, process.Id);
     }
 }

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
-using Orchestrator.Node.Bench;
+using Orchestrator.Tools.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -53,7 +53,7 @@ public sealed class PostgresTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         var pid = (int)vm["pid"]!;
-        await _node.Eventually(() => Task.FromResult<bool?>(!Orchestrator.Node.Bench.ProcessTable.IsAlive(pid)),
+        await _node.Eventually(() => Task.FromResult<bool?>(!Orchestrator.Tools.Bench.ProcessTable.IsAlive(pid)),
             TimeSpan.FromSeconds(20), "the VM of a host whose lease was revoked to die");
         Assert.Contains("lease was revoked", _node.Log);
     }

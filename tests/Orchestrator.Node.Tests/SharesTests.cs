@@ -21,7 +21,7 @@ public sealed class SharesTests(ITestOutputHelper output)
     public async Task Burning_guests_on_one_cpu_get_their_entitlement_and_a_change_on_running_guests_moves_it()
     {
         Assert.True(Cgroups.Version != CgroupVersion.None, $"this test needs cgroups: {Cgroups.Problem}");
-        var run = await OrchestratorCommand.RunAsync(output, ["bench", "shares", "--window", "5", "--output", "json"], TimeSpan.FromMinutes(5));
+        var run = await OrchestratorCommand.RunToolAsync(output, ["bench", "shares", "--window", "5", "--output", "json"], TimeSpan.FromMinutes(5));
         Assert.True(run.ExitCode == 0, $"bench shares failed:\n{run.Error}");
 
         var result = JsonNode.Parse(run.Out)!.AsObject();

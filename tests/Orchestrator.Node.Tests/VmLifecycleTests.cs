@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Orchestrator.Hypervisor;
-using Orchestrator.Node.Bench;
+using Orchestrator.Tools.Bench;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;

@@ -110,7 +110,7 @@ public sealed class WebhookTests(ITestOutputHelper output)
 
         public Receiver(HttpStatusCode status)
         {
-            var port = Bench.Checkout.FreePort();
+            var port = Checkout.FreePort();
             Url = $"http://127.0.0.1:{port}/hook";
             _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
             _listener.Start();

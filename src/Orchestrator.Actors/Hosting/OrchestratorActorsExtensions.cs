@@ -24,23 +24,28 @@ public sealed class HostAgent
 public static class OrchestratorActorsExtensions
 {
     /// <summary>
-    /// Starts the node's actors: the scheduler singleton (role control) and its proxy, and the host agent
-    /// (role host) with the given driver. A node with no seed nodes joins itself: the embedded single-node default.
+    /// Joins the cluster's seeds when the actor system starts (see <see cref="JoinCluster"/>). A node with no seed
+    /// nodes that may bootstrap joins itself: the embedded single-node default.
     /// </summary>
-    public static AkkaConfigurationBuilder AddOrchestrator(
-        this AkkaConfigurationBuilder builder, OrchestratorSettings settings, Func<IHypervisor> createDriver)
+    public static AkkaConfigurationBuilder JoinOrchestratorCluster(this AkkaConfigurationBuilder builder, MembershipSettings settings) =>
+        builder.WithActors((system, _) => JoinCluster(system, settings));
+
+    /// <summary>
+    /// The scheduler: a cluster singleton among the nodes with <paramref name="role"/> (started here only when this
+    /// node has it), and on every node its proxy, registered as <see cref="SchedulerProxy"/>.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddScheduler(
+        this AkkaConfigurationBuilder builder, OrchestratorSettings settings, string role = OrchestratorRoles.Control)
     {
         return builder.WithActors((system, registry) =>
         {
-            JoinCluster(system, settings.Cluster);
-            var leases = settings.HostLeaseConnection is { } connection ? new HostLeaseStore(connection) : null;
-
-            if (settings.IsControl)
+            if (settings.Roles.Contains(role))
             {
                 // A journal that fails a write stops the scheduler (persist before reply): the backoff supervisor starts
                 // it again, recovering from the journal once the store answers. Requests meanwhile time out (503).
                 var scheduler = BackoffSupervisor.Props(Backoff.OnStop(
-                    SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery, settings.Cluster.HostLoss, leases,
+                    SchedulerActor.Props(settings.Scheduler.Rules(settings.Images), settings.Scheduler.SnapshotEvery, settings.Cluster.HostLoss,
+                        HostLeases(settings),
                         settings.Scheduler.SharesInterval > TimeSpan.Zero
                             ? new SharesPolicy(settings.Scheduler.SharesInterval, settings.Scheduler.SharesToleranceMillicores)
                             : null,
@@ -54,32 +59,47 @@ public static class OrchestratorActorsExtensions
                     ClusterSingletonManager.Props(
                         scheduler,
                         PoisonPill.Instance,
-                        ClusterSingletonManagerSettings.Create(system).WithRole(OrchestratorRoles.Control)
-                            .WithSingletonName(SchedulerActor.Name)),
+                        ClusterSingletonManagerSettings.Create(system).WithRole(role).WithSingletonName(SchedulerActor.Name)),
                     SchedulerActor.Name);
             }
 
             var proxy = system.ActorOf(
                 ClusterSingletonProxy.Props(
                     $"/user/{SchedulerActor.Name}",
-                    ClusterSingletonProxySettings.Create(system).WithRole(OrchestratorRoles.Control)
-                        .WithSingletonName(SchedulerActor.Name)),
+                    ClusterSingletonProxySettings.Create(system).WithRole(role).WithSingletonName(SchedulerActor.Name)),
                 "scheduler-proxy");
             registry.Register<SchedulerProxy>(proxy);
-
-            if (settings.IsHost && settings.Host.Driver == SimulatedHostsActor.Driver)
-            {
-                registry.Register<HostAgent>(system.ActorOf(SimulatedHostsActor.Props(settings.Host, settings.HostId, proxy), SimulatedHostsActor.Name));
-            }
-            else if (settings.IsHost)
-            {
-                var agent = system.ActorOf(
-                    HostAgentActor.Props(settings.Host, settings.HostId, createDriver(), proxy, settings.Images, leases),
-                    HostAgentActor.Name);
-                registry.Register<HostAgent>(agent);
-            }
         });
     }
+
+    /// <summary>
+    /// The host agent, on a node with the host role: the simulated hosts' actor for the simulated driver, else a
+    /// <see cref="HostAgentActor"/> over the driver <paramref name="createDriver"/> makes. Registered as
+    /// <see cref="HostAgent"/>; talks to the scheduler through <see cref="AddScheduler"/>'s proxy, so comes after it.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddHostAgent(
+        this AkkaConfigurationBuilder builder, OrchestratorSettings settings, Func<IHypervisor> createDriver)
+    {
+        return builder.WithActors((system, registry) =>
+        {
+            if (!settings.IsHost)
+            {
+                return;
+            }
+
+            var proxy = registry.Get<SchedulerProxy>();
+            var agent = settings.Host.Driver == SimulatedHostsActor.Driver
+                ? system.ActorOf(SimulatedHostsActor.Props(settings.Host, settings.HostId, proxy), SimulatedHostsActor.Name)
+                : system.ActorOf(
+                    HostAgentActor.Props(settings.Host, settings.HostId, createDriver(), proxy, settings.Images, HostLeases(settings)),
+                    HostAgentActor.Name);
+            registry.Register<HostAgent>(agent);
+        });
+    }
+
+    /// <summary>Each user gets its own store: it holds only the connection string and whether the table exists.</summary>
+    private static HostLeaseStore? HostLeases(OrchestratorSettings settings) =>
+        settings.HostLeaseConnection is { } connection ? new HostLeaseStore(connection) : null;
 
     /// <summary>
     /// Joins the seeds, or forms a new cluster only when told to bootstrap: a node whose seeds don't answer keeps

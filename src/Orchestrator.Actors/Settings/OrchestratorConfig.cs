@@ -43,7 +43,10 @@ public static class OrchestratorConfig
         return ConfigurationFactory.ParseString(computed).WithFallback(config);
     }
 
-    /// <summary>SQLite: a file in the data dir (WAL on). PostgreSQL: $ORCHESTRATOR_POSTGRES, else the config's.</summary>
+    /// <summary>
+    /// SQLite: a file in the data dir (the node readies it with <see cref="Persistence.SqliteStoreFile.Prepare"/>).
+    /// PostgreSQL: $ORCHESTRATOR_POSTGRES, else the config's.
+    /// </summary>
     public static string StoreConnectionString(Config config, string dataDir)
     {
         switch (config.GetString("orchestrator.persistence.provider", "sqlite"))
@@ -55,15 +58,7 @@ public static class OrchestratorConfig
                     sqliteFile = Path.Combine(dataDir, "orchestrator.db");
                 }
 
-                var connection = new SqliteConnectionStringBuilder { DataSource = sqliteFile, Cache = SqliteCacheMode.Shared }.ToString();
-                // The journal holds tenants' data: 0600 before SQLite first opens it. SQLite gives the -wal and -shm
-                // files it creates the database's mode; those an older version left wider are narrowed here.
-                OwnerOnlyFiles.Ensure(sqliteFile);
-                OwnerOnlyFiles.Restrict(sqliteFile + "-wal");
-                OwnerOnlyFiles.Restrict(sqliteFile + "-shm");
-                OwnerOnlyFiles.Restrict(sqliteFile + "-journal");
-                EnableWriteAheadLog(connection);
-                return connection;
+                return new SqliteConnectionStringBuilder { DataSource = sqliteFile, Cache = SqliteCacheMode.Shared }.ToString();
             case "postgres":
                 var postgres = Environment.GetEnvironmentVariable("ORCHESTRATOR_POSTGRES") is { Length: > 0 } fromEnvironment
                     ? fromEnvironment
@@ -75,16 +70,6 @@ public static class OrchestratorConfig
             case var other:
                 throw new ConfigurationException($"orchestrator.persistence.provider: unknown '{other}' (known: sqlite, postgres)");
         }
-    }
-
-    /// <summary>WAL lets readers (queries, backups) run beside the journal writer; the setting sticks to the file.</summary>
-    private static void EnableWriteAheadLog(string connectionString)
-    {
-        using var connection = new SqliteConnection(connectionString);
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "PRAGMA journal_mode=WAL;";
-        command.ExecuteNonQuery();
     }
 
     private static Config Parse(string path)

@@ -371,14 +371,19 @@ public sealed record SchedulerSettings(
     public LedgerRules Rules(ImageCatalog images) => new(Placement, Limits, images.Names);
 }
 
-/// <summary>Name → files, checked when the node starts. Tenants name images; they never give paths.</summary>
+/// <summary>
+/// Name → files, as the config gives them; the node leaves out those whose files are missing when it starts
+/// (<see cref="LeaveOutMissing"/>). Tenants name images; they never give paths.
+/// </summary>
 public sealed class ImageCatalog
 {
+    private readonly IReadOnlyList<GuestImage> _configured;
     private readonly Dictionary<string, GuestImage> _images;
 
     public ImageCatalog(IEnumerable<GuestImage> images, IReadOnlyList<string> problems)
     {
-        _images = images.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        _configured = images.ToList();
+        _images = _configured.ToDictionary(i => i.Name, StringComparer.Ordinal);
         Names = _images.Keys.ToHashSet(StringComparer.Ordinal);
         Problems = problems;
     }
@@ -392,28 +397,47 @@ public sealed class ImageCatalog
 
     public GuestImage? Find(string name) => _images.GetValueOrDefault(name);
 
+    /// <summary>Every image the config names, with its paths made absolute against <paramref name="imageDir"/>; no file is looked at.</summary>
     public static ImageCatalog Create(Config? images, string imageDir)
     {
-        var found = new List<GuestImage>();
-        var problems = new List<string>();
+        var configured = new List<GuestImage>();
         if (images is null)
         {
-            return new ImageCatalog(found, problems);
+            return new ImageCatalog(configured, []);
         }
 
         foreach (var (name, _) in images.AsEnumerable().Select(kv => (kv.Key.Split('.')[0], kv.Value)).DistinctBy(kv => kv.Item1))
         {
             var entry = images.GetConfig(name);
-            var kernel = Path.GetFullPath(entry.GetString("kernel", ""), imageDir);
-            var initrd = Path.GetFullPath(entry.GetString("initrd", ""), imageDir);
-            var missing = new[] { kernel, initrd }.Where(p => !File.Exists(p)).ToList();
+            configured.Add(new GuestImage(
+                name,
+                Path.GetFullPath(entry.GetString("kernel", ""), imageDir),
+                Path.GetFullPath(entry.GetString("initrd", ""), imageDir),
+                entry.GetString("description", ""),
+                entry.GetBoolean("burn-cpu", false)));
+        }
+
+        return new ImageCatalog(configured, []);
+    }
+
+    /// <summary>
+    /// The catalog without the images some of whose files are missing, each named in <see cref="Problems"/>.
+    /// </summary>
+    /// <param name="missingFiles">the files of an image that are not there (the node passes <c>GuestImageFiles.Missing</c>).</param>
+    public ImageCatalog LeaveOutMissing(Func<GuestImage, IReadOnlyList<string>> missingFiles)
+    {
+        var found = new List<GuestImage>();
+        var problems = Problems.ToList();
+        foreach (var image in _configured)
+        {
+            var missing = missingFiles(image);
             if (missing.Count > 0)
             {
-                problems.Add($"image '{name}' left out: missing {string.Join(", ", missing)} (build it with images/build-demo-image.sh)");
+                problems.Add($"image '{image.Name}' left out: missing {string.Join(", ", missing)} (build it with images/build-demo-image.sh)");
                 continue;
             }
 
-            found.Add(new GuestImage(name, kernel, initrd, entry.GetString("description", ""), entry.GetBoolean("burn-cpu", false)));
+            found.Add(image);
         }
 
         return new ImageCatalog(found, problems);

@@ -5,7 +5,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
-using Orchestrator.Guard;
+using Orchestrator.Guard.Protocol;
 
 namespace Orchestrator.Hypervisor.Qemu;
 

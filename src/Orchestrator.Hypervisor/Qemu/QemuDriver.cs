@@ -4,7 +4,7 @@ using System.Globalization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Hypervisor.Accel;
-using Orchestrator.Guard;
+using Orchestrator.Guard.Protocol;
 
 namespace Orchestrator.Hypervisor.Qemu;
 
@@ -499,9 +499,10 @@ public sealed class QemuDriver : IHypervisor
 
     private static string DefaultGuardPath()
     {
-        // The guard project is referenced, so its dll is loaded from (and deployed to) the consumer's bin folder.
-        var location = typeof(GuardRequest).Assembly.Location;
-        return string.IsNullOrEmpty(location) ? Path.Combine(AppContext.BaseDirectory, "orchestrator-guard.dll") : location;
+        // The executable that hosts this driver (the node) references the guard project, so the guard's dll and
+        // runtimeconfig sit next to this assembly in its bin folder.
+        var here = Path.GetDirectoryName(typeof(QemuDriver).Assembly.Location);
+        return Path.Combine(string.IsNullOrEmpty(here) ? AppContext.BaseDirectory : here, "orchestrator-guard.dll");
     }
 }
 

@@ -1,49 +1,23 @@
-// `simulate`, `bench placement|durable` and `scale`: placement at scale, run in this process by the executable's hooks.
+// `simulate`, `bench placement|durable` and `scale`: placement at scale, in this process (scale --nodes N: N node processes).
 using System.CommandLine;
+using Orchestrator.Cli;
+using Orchestrator.Simulation;
+using Orchestrator.Tools.Bench;
 
-namespace Orchestrator.Cli;
-
-/// <summary>Options of <c>orchestrator simulate</c>.</summary>
-/// <param name="HostSize">CPU[,MEMORY_GIB] per host, as typed (null: the trace's capacity, or 48,384).</param>
-/// <param name="Policy">A placement strategy of the scheduler (pack, spread).</param>
-public sealed record SimulateOptions(
-    string Trace, int? Hosts, string? HostSize, string Policy, bool Durable, OutputFormat Output, string? Plot);
-
-/// <summary>Options of <c>orchestrator bench placement</c> (in memory) and <c>bench durable</c> (scheduler actor on SQLite).</summary>
-/// <param name="Rate">Requests per second offered (0: as fast as it goes, a closed loop of <paramref name="Concurrency"/>).</param>
-public sealed record BenchOptions(
-    bool Durable, int Hosts, int Requests, int Rate, int Concurrency, string Policy, string? DataDirectory, OutputFormat Output,
-    string Store = "sqlite");
-
-/// <summary>Options of <c>orchestrator scale</c>: simulated hosts and VMs through the scheduler actor, then recovery.</summary>
-/// <param name="Nodes">1: the scheduler actor in this process; more: that many node processes here, in a cluster, with the
-/// simulated driver, driven through their HTTP API.</param>
-public sealed record ScaleOptions(int Hosts, int Vms, int SnapshotEvery, string? DataDirectory, OutputFormat Output, int Nodes = 1);
-
-/// <summary>Hooks the executable supplies for the placement tools (the CLI holds no server code).</summary>
-public sealed record PlacementToolHooks(
-    Func<SimulateOptions, CancellationToken, Task<int>> Simulate,
-    Func<BenchOptions, CancellationToken, Task<int>> Bench,
-    Func<ScaleOptions, CancellationToken, Task<int>> Scale);
+namespace Orchestrator.Tools;
 
 public static class PlacementToolCommands
 {
-    public static void AddTo(RootCommand root, PlacementToolHooks? hooks)
+    /// <summary>Adds <c>simulate</c> and <c>scale</c> to <paramref name="root"/>, <c>placement</c> and <c>durable</c> to <paramref name="bench"/>.</summary>
+    public static void AddTo(Command root, Command bench)
     {
-        if (hooks is null)
-        {
-            return;
-        }
-
-        root.Subcommands.Add(SimulateCommand(hooks));
-        var bench = new Command("bench", "Placement benchmarks: decisions in memory, or durable placements through the scheduler.");
-        bench.Subcommands.Add(BenchCommand(hooks, durable: false));
-        bench.Subcommands.Add(BenchCommand(hooks, durable: true));
-        root.Subcommands.Add(bench);
-        root.Subcommands.Add(ScaleCommand(hooks));
+        root.Subcommands.Add(SimulateCommand());
+        bench.Subcommands.Add(BenchCommand(durable: false));
+        bench.Subcommands.Add(BenchCommand(durable: true));
+        root.Subcommands.Add(ScaleCommand());
     }
 
-    private static Command SimulateCommand(PlacementToolHooks hooks)
+    private static Command SimulateCommand()
     {
         var trace = new Option<FileInfo>("--trace")
         {
@@ -66,7 +40,7 @@ public static class PlacementToolCommands
         };
         hostSize.Validators.Add(r =>
         {
-            if (r.GetValueOrDefault<string>() is { } s && !TryParseHostSize(s, out _, out _))
+            if (r.GetValueOrDefault<string>() is { } s && !Simulation.SimulateCommand.TryParseHostSize(s, out _, out _))
             {
                 r.AddError("--host-size must be CPU or CPU,MEMORY_GIB with positive numbers (e.g. 48,384)");
             }
@@ -79,13 +53,13 @@ public static class PlacementToolCommands
         {
             trace, hosts, hostSize, policy, durable, output, plot,
         };
-        command.SetAction((parse, ct) => hooks.Simulate(new SimulateOptions(
+        command.SetAction((parse, ct) => Simulation.SimulateCommand.RunAsync(new SimulateOptions(
             parse.GetValue(trace)!.FullName, parse.GetValue(hosts), parse.GetValue(hostSize), parse.GetValue(policy)!,
             parse.GetValue(durable), parse.GetValue(output), parse.GetValue(plot)), ct));
         return command;
     }
 
-    private static Command BenchCommand(PlacementToolHooks hooks, bool durable)
+    private static Command BenchCommand(bool durable)
     {
         var hosts = Positive("--hosts", "Simulated hosts.", 10_000);
         var requests = Positive("--requests", "VM creations to send.", durable ? 20_000 : 200_000);
@@ -116,14 +90,14 @@ public static class PlacementToolCommands
             {
                 hosts, requests, rate, policy, output,
             };
-        command.SetAction((parse, ct) => hooks.Bench(new BenchOptions(
+        command.SetAction((parse, ct) => Simulation.BenchCommand.RunAsync(new BenchOptions(
             durable, parse.GetValue(hosts), parse.GetValue(requests), Math.Max(0, parse.GetValue(rate)), parse.GetValue(concurrency),
             parse.GetValue(policy)!, durable ? parse.GetValue(data) : null, parse.GetValue(output),
             durable ? parse.GetValue(store)! : "sqlite"), ct));
         return command;
     }
 
-    private static Command ScaleCommand(PlacementToolHooks hooks)
+    private static Command ScaleCommand()
     {
         var hosts = Positive("--hosts", "Simulated hosts.", 10_000);
         var vms = Positive("--vms", "VMs to place through the scheduler actor.", 1_000_000);
@@ -135,30 +109,13 @@ public static class PlacementToolCommands
         {
             hosts, vms, snapshotEvery, data, nodes, output,
         };
-        command.SetAction((parse, ct) => hooks.Scale(new ScaleOptions(
-            parse.GetValue(hosts), parse.GetValue(vms), parse.GetValue(snapshotEvery), parse.GetValue(data), parse.GetValue(output),
-            parse.GetValue(nodes)), ct));
-        return command;
-    }
-
-    /// <summary>CPU or CPU,MEMORY_GIB.</summary>
-    public static bool TryParseHostSize(string text, out int cpus, out long memoryGib)
-    {
-        memoryGib = 0;
-        cpus = 0;
-        var parts = text.Split(',');
-        var ok = parts.Length is 1 or 2
-                 && int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out cpus)
-                 && cpus > 0;
-        if (!ok)
+        command.SetAction((parse, ct) =>
         {
-            cpus = 0;
-            return false;
-        }
-
-        return parts.Length == 1
-               || (long.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out memoryGib)
-                   && memoryGib > 0);
+            var options = new ScaleOptions(parse.GetValue(hosts), parse.GetValue(vms), parse.GetValue(snapshotEvery), parse.GetValue(data),
+                parse.GetValue(output), parse.GetValue(nodes));
+            return options.Nodes > 1 ? ClusterScaleBenchmark.RunAsync(options, ct) : Simulation.ScaleCommand.RunAsync(options, ct);
+        });
+        return command;
     }
 
     private static Option<string> PolicyOption()

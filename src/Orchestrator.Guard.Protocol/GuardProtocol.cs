@@ -2,7 +2,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Orchestrator.Guard;
+namespace Orchestrator.Guard.Protocol;
 
 public static class GuardOps
 {

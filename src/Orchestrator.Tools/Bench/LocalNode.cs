@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using Orchestrator.Cli;
+using Orchestrator.Node;
 
-namespace Orchestrator.Node.Bench;
+namespace Orchestrator.Tools.Bench;
 
 /// <summary>
 /// An `orchestrator node` child process on this machine, with its own data dir and an HTTP client holding its admin
@@ -36,7 +37,7 @@ public sealed class LocalNode : IAsyncDisposable
         var confine = cpus is null ? "" : $"taskset -c {cpus} ";
         var script = $"exec {confine}\"$0\" \"$@\" >>{Quote(log)} 2>&1";
         var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        foreach (var arg in new[] { "-c", script, Environment.ProcessPath!, typeof(LocalNode).Assembly.Location, "node", "--data", dataDir, "--listen", "127.0.0.1:0" }.Concat(args))
+        foreach (var arg in new[] { "-c", script, Environment.ProcessPath!, typeof(NodeHost).Assembly.Location, "node", "--data", dataDir, "--listen", "127.0.0.1:0" }.Concat(args))
         {
             start.ArgumentList.Add(arg);
         }

@@ -4,11 +4,12 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Cli;
+using Orchestrator.Node;
 using Orchestrator.Domain;
 using Orchestrator.Hypervisor;
 using Orchestrator.Hypervisor.Cgroups;
 
-namespace Orchestrator.Node.Bench;
+namespace Orchestrator.Tools.Bench;
 
 /// <summary>
 /// `bench failover`: starts a cluster of node processes on this machine, spreads demo VMs over it, kills one host for

@@ -7,7 +7,7 @@ using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
 using Orchestrator.Hypervisor.Cgroups;
 
-namespace Orchestrator.Node.Bench;
+namespace Orchestrator.Tools.Bench;
 
 /// <summary>
 /// `bench shares`: one node whose VMs may only use one physical CPU, three guests burning that CPU, and for each

@@ -1,7 +1,9 @@
-// `bench failover`: a real cluster of node processes on this machine, one host killed, time until its guests are back.
+// `bench failover|shares|boot|streams`: benchmarks that start real nodes (processes) or guests on this machine.
 using System.CommandLine;
+using Orchestrator.Cli;
+using Orchestrator.Tools.Bench;
 
-namespace Orchestrator.Cli;
+namespace Orchestrator.Tools;
 
 /// <summary>Options of <c>orchestrator bench failover</c>.</summary>
 /// <param name="KillScheduler">kill the node that holds the scheduler (the oldest) instead of another host.</param>
@@ -19,29 +21,11 @@ public sealed record BootBenchOptions(string? Driver, int Boots, int Burst, int 
 /// <param name="Requests">ordinary requests timed one after another.</param>
 public sealed record StreamsBenchOptions(int Streams, int Requests, OutputFormat Output);
 
-public sealed record ClusterToolHooks(
-    Func<FailoverBenchOptions, CancellationToken, Task<int>> Failover,
-    Func<SharesBenchOptions, CancellationToken, Task<int>>? Shares = null,
-    Func<BootBenchOptions, CancellationToken, Task<int>>? Boot = null,
-    Func<StreamsBenchOptions, CancellationToken, Task<int>>? Streams = null);
-
 public static class ClusterToolCommands
 {
-    /// <summary>Adds <c>failover</c> under <c>bench</c> (creating <c>bench</c> when the placement tools did not).</summary>
-    public static void AddTo(RootCommand root, ClusterToolHooks? hooks)
+    /// <summary>Adds <c>failover</c>, <c>shares</c>, <c>boot</c> and <c>streams</c> to <paramref name="bench"/>.</summary>
+    public static void AddTo(Command bench)
     {
-        if (hooks is null)
-        {
-            return;
-        }
-
-        var bench = root.Subcommands.FirstOrDefault(c => c.Name == "bench");
-        if (bench is null)
-        {
-            bench = new Command("bench", "Benchmarks that print figures.");
-            root.Subcommands.Add(bench);
-        }
-
         var hosts = new Option<int>("--hosts") { Description = "Node processes (each a host).", DefaultValueFactory = _ => 3 };
         hosts.Validators.Add(r =>
         {
@@ -67,24 +51,13 @@ public static class ClusterToolCommands
         {
             hosts, vms, runs, killScheduler, config, output,
         };
-        command.SetAction((parse, ct) => hooks.Failover(new FailoverBenchOptions(
+        command.SetAction((parse, ct) => FailoverBenchmark.RunAsync(new FailoverBenchOptions(
             parse.GetValue(hosts), parse.GetValue(vms), Math.Max(1, parse.GetValue(runs)), parse.GetValue(killScheduler),
             parse.GetValue(config)?.FullName, parse.GetValue(output)), ct));
         bench.Subcommands.Add(command);
-        if (hooks.Shares is { } shares)
-        {
-            bench.Subcommands.Add(SharesCommand(shares));
-        }
-
-        if (hooks.Boot is { } boot)
-        {
-            bench.Subcommands.Add(BootCommand(boot));
-        }
-
-        if (hooks.Streams is { } streams)
-        {
-            bench.Subcommands.Add(StreamsCommand(streams));
-        }
+        bench.Subcommands.Add(SharesCommand(SharesBenchmark.RunAsync));
+        bench.Subcommands.Add(BootCommand(BootBench.RunAsync));
+        bench.Subcommands.Add(StreamsCommand(StreamsBench.RunAsync));
     }
 
     private static Command StreamsCommand(Func<StreamsBenchOptions, CancellationToken, Task<int>> run)

@@ -2,13 +2,14 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
+using Orchestrator.Node;
 using Orchestrator.Hypervisor;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Kvm;
 using Orchestrator.Hypervisor.Qemu;
 
-namespace Orchestrator.Node.Bench;
+namespace Orchestrator.Tools.Bench;
 
 /// <summary>
 /// `bench boot`: the demo image booted through one driver in this process, no actors and no scheduler in the way, so

@@ -5,8 +5,10 @@ using System.Text.RegularExpressions;
 using Microsoft.Data.Sqlite;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Cli;
+using Orchestrator.Node;
+using Orchestrator.Simulation;
 
-namespace Orchestrator.Node.Bench;
+namespace Orchestrator.Tools.Bench;
 
 /// <summary>
 /// <c>orchestrator scale --nodes N</c>: N node processes on this machine in one cluster, sharing one SQLite journal,

@@ -1,4 +1,4 @@
-namespace Orchestrator.Node.Bench;
+namespace Orchestrator.Tools.Bench;
 
 /// <summary>Finds processes by their command line in /proc: QEMU guests of a run directory, a node's fence guard.</summary>
 public static class ProcessTable

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 
-namespace Orchestrator.Node.Bench;
+namespace Orchestrator.Tools.Bench;
 
 /// <summary>What the benchmarks say to a node's HTTP API, and how they wait on it.</summary>
 public static class BenchHttp

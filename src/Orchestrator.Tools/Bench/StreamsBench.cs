@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 using Orchestrator.Cli;
 using Orchestrator.Hypervisor;
 
-namespace Orchestrator.Node.Bench;
+namespace Orchestrator.Tools.Bench;
 
 /// <summary>
 /// `bench streams`: what open event streams cost everyone else. A node on loopback (simulated host, no rate limit), N

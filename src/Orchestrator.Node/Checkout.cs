@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Orchestrator.Node.Bench;
+namespace Orchestrator.Node;
 
 /// <summary>Where this build sits in a source checkout, and free loopback ports for local clusters.</summary>
 public static class Checkout

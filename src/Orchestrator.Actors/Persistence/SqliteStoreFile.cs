@@ -1,0 +1,44 @@
+using Akka.Configuration;
+using Microsoft.Data.Sqlite;
+using Orchestrator.Actors.Settings;
+
+namespace Orchestrator.Actors.Persistence;
+
+/// <summary>
+/// Readies the SQLite journal's file before the persistence plugin first opens it: the settings only name the file,
+/// whoever starts the actor system (the node, the durable benchmarks) touches it.
+/// </summary>
+public static class SqliteStoreFile
+{
+    /// <summary>
+    /// With the sqlite provider: the file exists and is 0600 (the journal holds tenants' data), and is in WAL mode.
+    /// Any other provider: nothing to do.
+    /// </summary>
+    public static void Prepare(Config config, string dataDir)
+    {
+        if (config.GetString("orchestrator.persistence.provider", "sqlite") != "sqlite")
+        {
+            return;
+        }
+
+        var connection = OrchestratorConfig.StoreConnectionString(config, dataDir);
+        var file = new SqliteConnectionStringBuilder(connection).DataSource;
+        // 0600 before SQLite first opens it. SQLite gives the -wal and -shm files it creates the database's mode;
+        // those an older version left wider are narrowed here.
+        OwnerOnlyFiles.Ensure(file);
+        OwnerOnlyFiles.Restrict(file + "-wal");
+        OwnerOnlyFiles.Restrict(file + "-shm");
+        OwnerOnlyFiles.Restrict(file + "-journal");
+        EnableWriteAheadLog(connection);
+    }
+
+    /// <summary>WAL lets readers (queries, backups) run beside the journal writer; the setting sticks to the file.</summary>
+    private static void EnableWriteAheadLog(string connectionString)
+    {
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode=WAL;";
+        command.ExecuteNonQuery();
+    }
+}
