@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Orchestrator.Actors.Hosts;
@@ -11,6 +9,7 @@ using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
+using Orchestrator.Tests.Shared;
 
 namespace Orchestrator.Actors.Tests;
 
@@ -57,7 +56,7 @@ public sealed class SchedulerFailoverTests : PersistentTestKit
     [Fact]
     public async Task A_webhook_delivery_still_being_retried_when_the_scheduler_stops_is_made_by_the_next_one()
     {
-        using var receiver = new Receiver { Status = HttpStatusCode.ServiceUnavailable };
+        using var receiver = new LoopbackReceiver(HttpStatusCode.ServiceUnavailable);
         var scheduler = StartWithTenant();
         Ask(scheduler, new LedgerCommands.CreateWebhook("wh1", Acme, receiver.Url, "s3cret", [nameof(LedgerEvents.VmRequested)]));
         Ask(scheduler, new LedgerCommands.CreateVm(Acme, new VmSpec("web", 1, 256, "demo"), VmId.New()));
@@ -70,10 +69,11 @@ public sealed class SchedulerFailoverTests : PersistentTestKit
         // The same event, under the same delivery id, as the attempts the first scheduler made.
         var first = receiver.Received.First();
         var delivered = receiver.Received.First(r => r.Answered == HttpStatusCode.OK);
-        Assert.Equal("VmRequested", (string?)delivered.Body["type"]);
-        Assert.Equal((long)first.Body["id"]!, (long)delivered.Body["id"]!);
+        var body = JsonNode.Parse(delivered.Body)!;
+        Assert.Equal("VmRequested", (string?)body["type"]);
+        Assert.Equal((long)JsonNode.Parse(first.Body)!["id"]!, (long)body["id"]!);
         Assert.Equal(first.DeliveryId, delivered.DeliveryId);
-        Assert.Equal("acme", (string?)delivered.Body["tenant"]);
+        Assert.Equal("acme", (string?)body["tenant"]);
 
         scheduler.Tell(new WebhookProtocol.GetDeliveries(Acme, "wh1"));
         var delivery = Assert.Single(ExpectMsg<WebhookProtocol.Deliveries>().Items);
@@ -99,57 +99,5 @@ public sealed class SchedulerFailoverTests : PersistentTestKit
             var found = await scheduler.Ask<SchedulerReplies.VmFound>(new SchedulerQueries.GetVm(Acme, "flaky"), TimeSpan.FromSeconds(5));
             return found.Vm?.Desired == DesiredState.Stopped;
         }, TimeSpan.FromSeconds(30));
-    }
-
-    /// <summary>An HTTP receiver on a free loopback port, answering with <see cref="Status"/> as it is at each POST.</summary>
-    private sealed class Receiver : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private readonly CancellationTokenSource _stop = new();
-
-        public Receiver()
-        {
-            using var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-            Url = $"http://127.0.0.1:{port}/hook";
-            _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-            _listener.Start();
-            _ = Task.Run(async () =>
-            {
-                while (!_stop.IsCancellationRequested)
-                {
-                    HttpListenerContext context;
-                    try
-                    {
-                        context = await _listener.GetContextAsync();
-                    }
-                    catch (Exception) when (_stop.IsCancellationRequested)
-                    {
-                        return;
-                    }
-
-                    using var buffer = new MemoryStream();
-                    await context.Request.InputStream.CopyToAsync(buffer);
-                    var status = Status;
-                    Received.Enqueue((JsonNode.Parse(buffer.ToArray())!, context.Request.Headers["X-Orchestrator-Delivery"], status));
-                    context.Response.StatusCode = (int)status;
-                    context.Response.Close();
-                }
-            });
-        }
-
-        public volatile HttpStatusCode Status;
-
-        public string Url { get; }
-
-        public ConcurrentQueue<(JsonNode Body, string? DeliveryId, HttpStatusCode Answered)> Received { get; } = new();
-
-        public void Dispose()
-        {
-            _stop.Cancel();
-            _listener.Close();
-        }
     }
 }

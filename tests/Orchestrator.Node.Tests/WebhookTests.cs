@@ -1,9 +1,9 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Orchestrator.Tests.Shared;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -21,8 +21,8 @@ public sealed class WebhookTests(ITestOutputHelper output)
             orchestrator.webhooks.attempts = 3
             """);
         using var client = node.ClientWith(await node.TenantKeyAsync("hooked"));
-        using var good = new Receiver(HttpStatusCode.NoContent);
-        using var bad = new Receiver(HttpStatusCode.InternalServerError);
+        using var good = new LoopbackReceiver(HttpStatusCode.NoContent);
+        using var bad = new LoopbackReceiver(HttpStatusCode.InternalServerError);
 
         var registered = await client.PostAsJsonAsync("v1/webhooks", new { url = good.Url, events = new[] { "VmRequested", "VmPlaced" } });
         Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
@@ -39,7 +39,7 @@ public sealed class WebhookTests(ITestOutputHelper output)
 
         await client.PostAsJsonAsync("v1/vms", new { name = "hooked-vm", vcpus = 1, memoryMiB = 128, image = "demo" });
 
-        List<(byte[] Body, string? Signature)> received;
+        List<ReceivedPost> received;
         try
         {
             received = await node.Eventually(() => Task.FromResult(good.Received.Count >= 2 ? good.Received.ToList() : null),
@@ -49,7 +49,7 @@ public sealed class WebhookTests(ITestOutputHelper output)
         {
             throw new TimeoutException("deliveries: " + await client.GetStringAsync($"v1/webhooks/{(string)hook["id"]!}/deliveries"));
         }
-        foreach (var (body, signature) in received)
+        foreach (var (body, signature, _, _) in received)
         {
             var expected = "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body));
             Assert.Equal(expected, signature);
@@ -89,7 +89,7 @@ public sealed class WebhookTests(ITestOutputHelper output)
     {
         await using var node = await NodeProcess.StartAsync(output, "orchestrator.webhooks.first-retry = 100ms\norchestrator.webhooks.attempts = 2");
         using var client = node.ClientWith(await node.TenantKeyAsync("careful"));
-        using var receiver = new Receiver(HttpStatusCode.OK);
+        using var receiver = new LoopbackReceiver(HttpStatusCode.OK);
         var hook = JsonNode.Parse(await (await client.PostAsJsonAsync("v1/webhooks", new { url = receiver.Url })).Content.ReadAsStringAsync())!;
         await client.PostAsJsonAsync("v1/vms", new { name = "quiet", vcpus = 1, memoryMiB = 128, image = "demo" });
 
@@ -100,51 +100,5 @@ public sealed class WebhookTests(ITestOutputHelper output)
         }, TimeSpan.FromSeconds(30), "deliveries refused");
         Assert.Contains("not a public address", (string?)deliveries[0]!["lastError"]);
         Assert.Empty(receiver.Received);
-    }
-
-    /// <summary>An HTTP receiver on a free loopback port answering every POST with one status, recording body and signature.</summary>
-    private sealed class Receiver : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private readonly CancellationTokenSource _stop = new();
-
-        public Receiver(HttpStatusCode status)
-        {
-            var port = Checkout.FreePort();
-            Url = $"http://127.0.0.1:{port}/hook";
-            _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-            _listener.Start();
-            _ = Task.Run(async () =>
-            {
-                while (!_stop.IsCancellationRequested)
-                {
-                    HttpListenerContext context;
-                    try
-                    {
-                        context = await _listener.GetContextAsync();
-                    }
-                    catch (Exception) when (_stop.IsCancellationRequested)
-                    {
-                        return;
-                    }
-
-                    using var buffer = new MemoryStream();
-                    await context.Request.InputStream.CopyToAsync(buffer);
-                    Received.Enqueue((buffer.ToArray(), context.Request.Headers["X-Orchestrator-Signature"]));
-                    context.Response.StatusCode = (int)status;
-                    context.Response.Close();
-                }
-            });
-        }
-
-        public string Url { get; }
-
-        public ConcurrentQueue<(byte[] Body, string? Signature)> Received { get; } = new();
-
-        public void Dispose()
-        {
-            _stop.Cancel();
-            _listener.Close();
-        }
     }
 }
