@@ -1,13 +1,15 @@
 using Akka.Actor;
 using Orchestrator.Domain;
+using Orchestrator.Actors.Hosts;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Actors.Scheduler;
 
 /// <summary>
 /// The scheduler's way to each host: the agent that registered for it last, and whether the member it lives on can be
 /// reached now (which the ledger does not journal). A host is its <see cref="HostId"/> here; the agent's address is the
-/// host-loss detector's business.
+/// host-loss detector's business. What is asked of a host on a client's behalf goes through here, answered to the client.
 /// </summary>
 internal sealed class HostRoutes
 {
@@ -49,6 +51,38 @@ internal sealed class HostRoutes
     }
 
     public IActorRef? AgentOf(HostId? host) => host is { } id ? _agents.GetValueOrDefault(id) : null;
+
+    /// <summary>The record as the ledger has it now, with its host's live details when the host answers in time.</summary>
+    public void ShowVm(VmRecord? vm, IActorRef asker)
+    {
+        if (AgentOf(vm?.Host) is { } agent)
+        {
+            agent.Ask<VmRuntime>(new HostAgentCommands.GetVmRuntime(vm!.Id), SchedulerQueries.ShowVm.RuntimeTimeout)
+                .ContinueWith(asked => new SchedulerReplies.VmShown(vm, asked.IsCompletedSuccessfully ? asked.Result : null), TaskScheduler.Default)
+                .PipeTo(asker);
+        }
+        else
+        {
+            asker.Tell(new SchedulerReplies.VmShown(vm, vm is null ? null : VmRuntime.None(vm.Id)));
+        }
+    }
+
+    /// <summary>Pauses or resumes a running VM on its host, which answers the asker.</summary>
+    public void SetPaused(VmRecord? vm, bool paused, IActorRef asker)
+    {
+        if (vm is null)
+        {
+            asker.Tell(new SchedulerReplies.VmFound(null));
+        }
+        else if (vm.Status is not (VmStatus.Running or VmStatus.Ready) || AgentOf(vm.Host) is not { } agent)
+        {
+            asker.Tell(new VmPauseResult(vm.Id, false, $"the VM is {vm.Status}, not running"));
+        }
+        else
+        {
+            agent.Tell(new HostAgentCommands.SetPaused(vm.Id, paused), asker);
+        }
+    }
 
     /// <summary>The ledger says Up or Down; the failure detector adds Unreachable, which is not worth a journal entry.</summary>
     public HostRecord WithReachability(HostRecord host) =>

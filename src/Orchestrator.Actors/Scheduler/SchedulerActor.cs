@@ -119,9 +119,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<RegisterHostAgent>(OnRegisterHostAgent);
         Command<ILedgerQuery>(q => Sender.Tell(LedgerQueries.Answer(_state, q, _hosts.WithReachability)));
 
-        Command<SchedulerQueries.ShowVm>(OnShowVm);
+        Command<SchedulerQueries.ShowVm>(q => _hosts.ShowVm(_state.FindVm(q.Tenant, q.Name), Sender));
         Command<SchedulerQueries.AwaitDeletion>(q => _deletionWaiters.Add(_state, q, Sender));
-        Command<SetVmPaused>(OnSetVmPaused);
+        Command<SetVmPaused>(set => _hosts.SetPaused(_state.FindVm(set.Tenant, set.Name), set.Paused, Sender));
 
         Command<MayStartVm>(OnMayStart);
         Command<WebhookProtocol.GetDeliveries>(q => ProjectionChildren.Deliveries(_projections, q, Sender));
@@ -310,46 +310,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         throw new InvalidOperationException($"journal rejected event {sequenceNr}; restarting the scheduler from its journal", cause);
     }
 
-    private VmAssignment AssignmentOf(VmRecord vm) => _state.AssignmentOf(vm);
-
     private void TellHost(VmId vmId)
     {
-        if (_state.Vms.TryGetValue(vmId, out var vm) && _hosts.AgentOf(vm.Host) is { } agent)
+        if (_state.Vms.TryGetValue(vmId, out var vm))
         {
-            agent.Tell(new HostAgentCommands.Assign(AssignmentOf(vm)));
-        }
-    }
-
-    /// <summary>The record as the ledger has it now, with its host's live details when the host answers in time.</summary>
-    private void OnShowVm(SchedulerQueries.ShowVm query)
-    {
-        var vm = _state.FindVm(query.Tenant, query.Name);
-        if (_hosts.AgentOf(vm?.Host) is { } agent)
-        {
-            agent.Ask<VmRuntime>(new HostAgentCommands.GetVmRuntime(vm!.Id), SchedulerQueries.ShowVm.RuntimeTimeout)
-                .ContinueWith(asked => new SchedulerReplies.VmShown(vm, asked.IsCompletedSuccessfully ? asked.Result : null), TaskScheduler.Default)
-                .PipeTo(Sender);
-        }
-        else
-        {
-            Sender.Tell(new SchedulerReplies.VmShown(vm, vm is null ? null : VmRuntime.None(vm.Id)));
-        }
-    }
-
-    private void OnSetVmPaused(SetVmPaused set)
-    {
-        var vm = _state.FindVm(set.Tenant, set.Name);
-        if (vm is null)
-        {
-            Sender.Tell(new SchedulerReplies.VmFound(null));
-        }
-        else if (vm.Status is not (Domain.Vms.VmStatus.Running or Domain.Vms.VmStatus.Ready) || _hosts.AgentOf(vm.Host) is not { } agent)
-        {
-            Sender.Tell(new VmPauseResult(vm.Id, false, $"the VM is {vm.Status}, not running"));
-        }
-        else
-        {
-            agent.Forward(new HostAgentCommands.SetPaused(vm.Id, set.Paused));
+            _hosts.AgentOf(vm.Host)?.Tell(new HostAgentCommands.Assign(_state.AssignmentOf(vm)));
         }
     }
 
