@@ -15,10 +15,10 @@ public class StartPermissionsTests
 
         Assert.Null(StartPermissions.WhyNot(ledger.State, vm.Id, host, vm.Epoch));
         Assert.Equal("the VM is placed on h1 now", StartPermissions.WhyNot(ledger.State, vm.Id, new HostId("h2"), vm.Epoch));
-        Assert.Contains("not", StartPermissions.WhyNot(ledger.State, vm.Id, host, vm.Epoch.Next()));
+        Assert.Equal($"the VM runs under epoch {vm.Epoch} now, not {vm.Epoch.Next()}", StartPermissions.WhyNot(ledger.State, vm.Id, host, vm.Epoch.Next()));
         Assert.Equal("the VM no longer exists", StartPermissions.WhyNot(ledger.State, VmId.New(), host, vm.Epoch));
 
         ledger.Send(new LedgerCommands.StopVm(vm.Tenant, "web"));
-        Assert.Contains("should not run", StartPermissions.WhyNot(ledger.State, vm.Id, host, vm.Epoch));
+        Assert.Equal($"the VM is {ledger.State.Vms[vm.Id].Status} and should not run", StartPermissions.WhyNot(ledger.State, vm.Id, host, vm.Epoch));
     }
 }

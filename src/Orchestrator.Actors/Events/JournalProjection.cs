@@ -72,6 +72,8 @@ public abstract class JournalProjection : ReceivePersistentActor, IWithTimers
             Take(tailed.Event);
             Sender.Tell(TailAck.Instance);
         });
+        // An event handed over directly, by a reader that has it already (the tests feed the rule engine so); handled
+        // like one from the tail, once, in offset order.
         Command<JournaledEvent>(Take);
         Command<TailEnded>(_ => RestartTail(null));
         Command<TailFailed>(failed => RestartTail(failed.Cause));

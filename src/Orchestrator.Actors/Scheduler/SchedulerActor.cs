@@ -5,7 +5,6 @@ using Akka.Persistence.Journal;
 using Orchestrator.Actors.Events;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Settings;
-using Orchestrator.Actors.Rules;
 using Orchestrator.Actors.Webhooks;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Hosts;
