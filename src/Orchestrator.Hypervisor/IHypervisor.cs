@@ -115,6 +115,24 @@ public interface IVmHandle : IAsyncDisposable
 
     /// <summary>Ends the process now (QMP quit, then SIGKILL) and waits until it is gone.</summary>
     Task KillAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Connects to the guest's serial port, both ways. The connection reads whatever the guest prints as fast as it
+    /// comes and hands each chunk to <paramref name="onOutput"/> (on a driver thread), so a slow reader never stalls
+    /// the guest. One connection per VM at a time. Throws <see cref="NotSupportedException"/> where the driver has none.
+    /// </summary>
+    Task<IConsoleConnection> ConnectConsoleAsync(Action<byte[]> onOutput, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("this VM's driver has no interactive serial console");
+}
+
+/// <summary>A live link to a guest's serial port.</summary>
+public interface IConsoleConnection : IAsyncDisposable
+{
+    /// <summary>Types <paramref name="input"/> into the guest's serial port.</summary>
+    ValueTask WriteAsync(ReadOnlyMemory<byte> input, CancellationToken cancellationToken);
+
+    /// <summary>Completes with the reason once the link is gone (the VM exited, or the socket closed).</summary>
+    Task<string> Closed { get; }
 }
 
 public sealed class HypervisorException(string message, Exception? inner = null) : Exception(message, inner);

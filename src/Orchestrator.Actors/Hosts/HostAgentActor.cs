@@ -1,3 +1,4 @@
+using Orchestrator.Actors.Consoles;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
@@ -123,6 +124,17 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             else
             {
                 Sender.Tell(new VmPauseResult(set.VmId, false, "the VM is not running on its host"));
+            }
+        });
+        Receive<ConsoleCommands.AttachVm>(attach =>
+        {
+            if (_actors.TryGetValue(attach.VmId, out var actor))
+            {
+                actor.Forward(attach);
+            }
+            else
+            {
+                Sender.Tell(new ConsoleReplies.Refused(false, "the VM is not running on its host"));
             }
         });
         Receive<KilledStale>(killed =>

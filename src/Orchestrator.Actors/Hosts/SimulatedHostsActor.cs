@@ -49,6 +49,7 @@ public sealed class SimulatedHostsActor : ReceiveActor, IWithTimers
         Receive<HostAgentCommands.Assign>(assign => Converge(assign.Assignment));
         Receive<HostAgentCommands.GetVmRuntime>(query => Sender.Tell(VmRuntime.None(query.VmId)));
         Receive<HostAgentCommands.SetPaused>(set => Sender.Tell(new VmPauseResult(set.VmId, false, "a simulated VM runs no guest code to pause")));
+        Receive<Consoles.ConsoleCommands.AttachVm>(_ => Sender.Tell(new Consoles.ConsoleReplies.Refused(false, "a simulated VM has no serial console")));
         Receive<StartPermission>(_ => { });
         Receive<ReRegister>(_ => ReRegisterSome());
     }

@@ -1,3 +1,4 @@
+using Orchestrator.Actors.Consoles;
 using Akka.Actor;
 using Akka.Event;
 using Orchestrator.Actors.Scheduler;
@@ -37,6 +38,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private IVmHandle? _handle;
     private VcpuSupervision? _vcpus;
     private Task<IVmHandle>? _opening;
+    private IActorRef? _consoleActor;
     private DateTimeOffset _startedAt;
 
     public VmActor(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler, DiscoveredVm? adopt,
@@ -122,6 +124,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         Receive<VmProtocol.Enforce>(enforce => _cgroup.Enforce(enforce.Limits)); // applied once the process is in its cgroup
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
         Receive<HostAgentCommands.SetPaused>(_ => Sender.Tell(new VmPauseResult(VmId, false, "the VM is still starting")));
+        Receive<ConsoleCommands.AttachVm>(_ => Sender.Tell(new ConsoleReplies.Refused(false, "the VM is still starting")));
     }
 
     private void OnHandleReady(IVmHandle handle)
@@ -138,6 +141,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         _vcpus = VcpuSupervision.For(handle, _adopt is not null,
             new VcpuSetup(Context, _assignment, _usage, _exit, _vcpuSampleInterval, _vcpuAckTimeout, _log));
         _vcpus.Start();
+        _consoleActor = Context.ActorOf(GuestConsoleActor.Props(handle), "console");
         Become(Running);
         if (_exit.StopRequested)
         {
@@ -210,6 +214,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         });
         Receive<KillFailed>(failed => _log.Error(failed.Cause, "VM {0}: kill failed", _assignment.Name));
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
+        Receive<ConsoleCommands.AttachVm>(attach => _consoleActor!.Forward(attach));
     }
 
     private void ReadVcpuNews(object news)

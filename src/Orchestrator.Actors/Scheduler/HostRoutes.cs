@@ -1,3 +1,4 @@
+using Orchestrator.Actors.Consoles;
 using Akka.Actor;
 using Orchestrator.Domain;
 using Orchestrator.Actors.Hosts;
@@ -81,6 +82,26 @@ internal sealed class HostRoutes
         else
         {
             agent.Tell(new HostAgentCommands.SetPaused(vm.Id, paused), asker);
+        }
+    }
+
+    /// <summary>
+    /// Sends a console session on to the VM's host, whose console actor answers the session (which then talks to it
+    /// directly); another tenant's VM is a missing one.
+    /// </summary>
+    public void AttachConsole(VmRecord? vm, ConsoleCommands.Attach attach, IActorRef session)
+    {
+        if (vm is null)
+        {
+            session.Tell(new ConsoleReplies.Refused(true, $"no VM named '{attach.Name}'"));
+        }
+        else if (vm.Status is not (VmStatus.Running or VmStatus.Ready) || AgentOf(vm.Host) is not { } agent)
+        {
+            session.Tell(new ConsoleReplies.Refused(false, $"the VM is {vm.Status}, not running"));
+        }
+        else
+        {
+            agent.Tell(new ConsoleCommands.AttachVm(vm.Id, attach.CanWrite, attach.Force), session);
         }
     }
 

@@ -1,3 +1,4 @@
+using Orchestrator.Actors.Consoles;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
@@ -121,6 +122,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<SchedulerQueries.ShowVm>(q => _hosts.ShowVm(_state.FindVm(q.Tenant, q.Name), Sender));
         Command<SchedulerQueries.AwaitDeletion>(q => _deletionWaiters.Add(_state, q, Sender));
         Command<SetVmPaused>(set => _hosts.SetPaused(_state.FindVm(set.Tenant, set.Name), set.Paused, Sender));
+        Command<ConsoleCommands.Attach>(attach => _hosts.AttachConsole(_state.FindVm(attach.Tenant, attach.Name), attach, Sender));
 
         Command<MayStartVm>(OnMayStart);
         Command<WebhookProtocol.GetDeliveries>(q => ProjectionChildren.Deliveries(_projections, q, Sender));

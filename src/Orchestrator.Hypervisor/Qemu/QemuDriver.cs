@@ -34,6 +34,7 @@ public sealed class QemuDriver : IHypervisor
         var guardSocket = Path.Combine(_runDirectory, "guard.sock");
         CheckSocketPath(guardSocket);
         CheckSocketPath(VmPaths.For(_vmsDirectory, SampleVmDir).QmpSocket);
+        CheckSocketPath(VmPaths.For(_vmsDirectory, SampleVmDir).ConsoleSocket);
 
         var guardPath = options.GuardPath ?? DefaultGuardPath();
         _guard = new GuardClient(guardSocket, Path.Combine(_runDirectory, "guard.log"), options.FenceAfter, guardPath);
@@ -382,7 +383,10 @@ public sealed class QemuDriver : IHypervisor
             "-kernel", spec.Image.KernelPath,
             "-initrd", paths.Initrd,
             "-append", append,
-            "-chardev", $"file,id=con0,path={EscapeOption(paths.ConsoleLog)}",
+            // The serial port both ways on a socket the node connects to (again, after a restart); logfile= writes every
+            // byte the guest prints to console.log whether or not anyone is connected.
+            "-chardev", $"socket,id=con0,path={EscapeOption(paths.ConsoleSocket)},server=on,wait=off," +
+                        $"logfile={EscapeOption(paths.ConsoleLog)},logappend=on",
             "-serial", "chardev:con0",
             // The -chardev form (rather than -qmp unix:…) lets a path hold a comma, escaped as ",,".
             "-chardev", $"socket,id=qmp0,path={EscapeOption(paths.QmpSocket)},server=on,wait=off",
@@ -507,7 +511,8 @@ public sealed class QemuDriver : IHypervisor
 }
 
 /// <summary>The files of one VM under the run directory.</summary>
-internal sealed record VmPaths(string Directory, string QmpSocket, string PidFile, string ConsoleLog, string Initrd, string Epoch, string QemuLog)
+internal sealed record VmPaths(string Directory, string QmpSocket, string PidFile, string ConsoleLog, string Initrd, string Epoch, string QemuLog,
+    string ConsoleSocket)
 {
     public static VmPaths For(string vmsDirectory, string compactId)
     {
@@ -519,6 +524,7 @@ internal sealed record VmPaths(string Directory, string QmpSocket, string PidFil
             Path.Combine(directory, "console.log"),
             Path.Combine(directory, "initrd.img"),
             Path.Combine(directory, "epoch"),
-            Path.Combine(directory, "qemu.log"));
+            Path.Combine(directory, "qemu.log"),
+            Path.Combine(directory, "console.sock"));
     }
 }

@@ -64,6 +64,12 @@ internal sealed class QemuVmHandle : IVmHandle
         return vcpus.OrderBy(v => v.Index).ToList();
     }
 
+    public async Task<IConsoleConnection> ConnectConsoleAsync(Action<byte[]> onOutput, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        return await SerialSocketConnection.ConnectAsync(Paths.ConsoleSocket, onOutput, cancellationToken);
+    }
+
     public Task PauseAsync(CancellationToken cancellationToken) => ExecuteAsync("stop", cancellationToken);
 
     public Task ResumeAsync(CancellationToken cancellationToken) => ExecuteAsync("cont", cancellationToken);
