@@ -144,9 +144,11 @@ if [ "$burn" = 1 ]; then
     wait
 fi
 
-# PID 1 must never exit (the kernel would panic); idle without a console shell.
+# A shell on the serial console for `orchestrator vm console`, started again whenever it exits. PID 1 stays here and
+# never exits (the kernel would panic). cttyhack gives the shell the console as its controlling tty (job control, ^C).
 while :; do
-    sleep 3600
+    setsid cttyhack sh -l
+    sleep 1
 done
 EOF
 chmod 0755 "$root/init"

@@ -103,6 +103,7 @@ public static class NodeHost
         }
 
         app.UseOrchestratorProblemDetails();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
         app.MapOrchestratorApi(adminKey, settings.Images, settings.Scheduler.Placement, settings.ApiLimits ?? ApiLimits.Default,
             settings.Scheduler.Limits);
         await app.StartAsync(cancellationToken);
