@@ -50,6 +50,9 @@ internal sealed partial class ApiClient : IDisposable
 
     public Uri Url => _connection.Url;
 
+    /// <summary>The key requests carry (for the console's WebSocket, which is not sent through this client).</summary>
+    public string? ApiKey => _connection.ApiKey;
+
     public static string VmPath(string name) => $"v1/vms/{Uri.EscapeDataString(name)}";
 
     public Task<ApiResponse> GetAsync(string path, CancellationToken ct) =>

@@ -76,6 +76,9 @@ public sealed record VmShowArgs(ClientArgs Client, string Name);
 
 public sealed record HostShowArgs(ClientArgs Client, string Id);
 
+/// <summary><c>vm console NAME [--force]</c>: attach the terminal to the VM's serial console.</summary>
+public sealed record VmConsoleArgs(ClientArgs Client, string Name, bool Force);
+
 public enum VmChange
 {
     Stop,
@@ -121,4 +124,6 @@ public interface ICliActions
 
     Task<int> ApplyAsync(ApplyArgs args, CancellationToken ct);
     Task<int> EventsAsync(EventsArgs args, CancellationToken ct);
+
+    Task<int> VmConsoleAsync(VmConsoleArgs args, CancellationToken ct);
 }

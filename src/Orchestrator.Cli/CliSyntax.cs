@@ -128,6 +128,16 @@ public static partial class CliSyntax
             vm.Subcommands.Add(show);
         }
 
+        {
+            var client = new ClientOptions();
+            var name = NameArgument();
+            var force = new Option<bool>("--force") { Description = "Take the keyboard from the session that holds it (it is told, and goes on reading)." };
+            var console = new Command("console", "Attach this terminal to the VM's serial console (Ctrl-] detaches).") { name, force };
+            client.AddTo(console);
+            console.SetAction((parse, ct) => actions.VmConsoleAsync(new VmConsoleArgs(client.Bind(parse), parse.GetValue(name)!, parse.GetValue(force)), ct));
+            vm.Subcommands.Add(console);
+        }
+
         vm.Subcommands.Add(AutomationCommands.VmLabel(actions, () =>
         {
             var client = new ClientOptions();

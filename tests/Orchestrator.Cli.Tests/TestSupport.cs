@@ -55,6 +55,8 @@ internal sealed class RecordingActions : ICliActions
     public Task<int> ApplyAsync(ApplyArgs args, CancellationToken ct) => Record(args);
     public Task<int> EventsAsync(EventsArgs args, CancellationToken ct) => Record(args);
 
+    public Task<int> VmConsoleAsync(VmConsoleArgs args, CancellationToken ct) => Record(args);
+
     private Task<int> Record(object args)
     {
         Last = args;

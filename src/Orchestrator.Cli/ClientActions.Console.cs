@@ -1,0 +1,163 @@
+// `vm console NAME`: the terminal in raw mode, bytes both ways, Ctrl-] detaches (as `virsh console`).
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using Orchestrator.Contracts;
+
+namespace Orchestrator.Cli;
+
+internal sealed partial class ClientActions
+{
+    /// <summary>Ctrl-]: detaches, and never reaches the guest.</summary>
+    private const byte EscapeKey = 0x1d;
+
+    public async Task<int> VmConsoleAsync(VmConsoleArgs args, CancellationToken ct)
+    {
+        using var api = Connect(args.Client);
+        ConsoleClient console;
+        try
+        {
+            console = await ConsoleClient.ConnectAsync(api.Url, api.ApiKey, args.Name, args.Force, ct);
+        }
+        catch (ConsoleRefusedException)
+        {
+            // The upgrade carries no problem details: the VM itself says why (a 404 here names it, as everywhere).
+            var vm = (await api.GetAsync(ApiClient.VmPath(args.Name), ct)).Read<VmDto>();
+            throw new CliException($"cannot attach to '{args.Name}': it is {vm.State}, not running");
+        }
+        catch (Exception ex) when (ex is WebSocketException or HttpRequestException or SocketException)
+        {
+            throw new CliException($"cannot reach the node at {api.Url}: {ex.Message}");
+        }
+
+        await using (console)
+        {
+            using var terminal = RawTerminal.Enter();
+            context.Error.Write($"connected to {args.Name}; escape character is ^]\r\n");
+            context.Error.Flush();
+            using var detach = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var typing = Task.Run(() => TypeAsync(console, detach), CancellationToken.None);
+            var ended = await ShowAsync(console, detach.Token);
+            await detach.CancelAsync();
+            context.Error.Write(ended is null ? "\r\ndetached\r\n" : $"\r\nconsole closed: {ended}\r\n");
+            context.Error.Flush();
+            return 0;
+        }
+    }
+
+    /// <summary>The node's output to stdout, its notices to stderr, until the console closes (its reason) or we detach (null).</summary>
+    private async Task<string?> ShowAsync(ConsoleClient console, CancellationToken ct)
+    {
+        await using var stdout = Console.OpenStandardOutput();
+        try
+        {
+            while (await console.ReceiveAsync(ct) is { } message)
+            {
+                switch (message)
+                {
+                    case ConsoleMessage.Output output:
+                        await stdout.WriteAsync(output.Data, ct);
+                        await stdout.FlushAsync(ct);
+                        break;
+                    case ConsoleMessage.Notice { Type: "attached", Message: "write" }:
+                        break;
+                    case ConsoleMessage.Notice { Type: "ended" } ended:
+                        return ended.Message;
+                    case ConsoleMessage.Notice notice:
+                        context.Error.Write($"\r\n[{notice.Type}] {notice.Message}\r\n");
+                        context.Error.Flush();
+                        break;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+
+        return "the node closed the connection";
+    }
+
+    /// <summary>Keystrokes to the guest until Ctrl-] (or stdin ends); then cancels <paramref name="detach"/>.</summary>
+    private static async Task TypeAsync(ConsoleClient console, CancellationTokenSource detach)
+    {
+        await using var stdin = Console.OpenStandardInput();
+        var buffer = new byte[1024];
+        try
+        {
+            int read;
+            while ((read = await stdin.ReadAsync(buffer, detach.Token)) > 0)
+            {
+                var escape = Array.IndexOf(buffer, EscapeKey, 0, read);
+                if (escape != 0)
+                {
+                    await console.SendAsync(buffer.AsMemory(0, escape < 0 ? read : escape), detach.Token);
+                }
+
+                if (escape >= 0)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
+        {
+        }
+        finally
+        {
+            await detach.CancelAsync();
+        }
+    }
+
+    /// <summary>The controlling terminal in raw mode (no echo, no line editing, no signals) until disposed; nothing when stdin is not a terminal.</summary>
+    private sealed class RawTerminal : IDisposable
+    {
+        private readonly string? _saved;
+
+        private RawTerminal(string? saved)
+        {
+            _saved = saved;
+        }
+
+        public static RawTerminal Enter()
+        {
+            if (Console.IsInputRedirected || Stty("-g") is not { Length: > 0 } saved)
+            {
+                return new RawTerminal(null);
+            }
+
+            Stty("raw", "-echo");
+            return new RawTerminal(saved.Trim());
+        }
+
+        public void Dispose()
+        {
+            if (_saved is not null)
+            {
+                Stty(_saved);
+            }
+        }
+
+        /// <summary>stty on the inherited terminal (stdin is the tty it changes); its output, or null when it failed.</summary>
+        private static string? Stty(params string[] args)
+        {
+            try
+            {
+                var start = new ProcessStartInfo("stty") { RedirectStandardOutput = true, UseShellExecute = false };
+                foreach (var arg in args)
+                {
+                    start.ArgumentList.Add(arg);
+                }
+
+                using var stty = Process.Start(start)!;
+                var output = stty.StandardOutput.ReadToEnd();
+                stty.WaitForExit();
+                return stty.ExitCode == 0 ? output : null;
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                return null; // no stty: the terminal stays as it is
+            }
+        }
+    }
+}
