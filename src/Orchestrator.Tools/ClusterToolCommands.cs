@@ -1,4 +1,4 @@
-// `bench failover|shares|boot|streams`: benchmarks that start real nodes (processes) or guests on this machine.
+// `bench failover|shares|boot|streams|console`: benchmarks that start real nodes (processes) or guests on this machine.
 using System.CommandLine;
 using Orchestrator.Cli;
 using Orchestrator.Tools.Bench;
@@ -21,9 +21,12 @@ public sealed record BootBenchOptions(string? Driver, int Boots, int Burst, int 
 /// <param name="Requests">ordinary requests timed one after another.</param>
 public sealed record StreamsBenchOptions(int Streams, int Requests, OutputFormat Output);
 
+/// <summary>Options of <c>orchestrator bench console</c>: keys timed, after <paramref name="Warmup"/> untimed ones.</summary>
+public sealed record ConsoleBenchOptions(int Keys, int Warmup, OutputFormat Output);
+
 public static class ClusterToolCommands
 {
-    /// <summary>Adds <c>failover</c>, <c>shares</c>, <c>boot</c> and <c>streams</c> to <paramref name="bench"/>.</summary>
+    /// <summary>Adds <c>failover</c>, <c>shares</c>, <c>boot</c>, <c>streams</c> and <c>console</c> to <paramref name="bench"/>.</summary>
     public static void AddTo(Command bench)
     {
         var hosts = new Option<int>("--hosts") { Description = "Node processes (each a host).", DefaultValueFactory = _ => 3 };
@@ -58,6 +61,27 @@ public static class ClusterToolCommands
         bench.Subcommands.Add(SharesCommand(SharesBenchmark.RunAsync));
         bench.Subcommands.Add(BootCommand(BootBench.RunAsync));
         bench.Subcommands.Add(StreamsCommand(StreamsBench.RunAsync));
+        bench.Subcommands.Add(ConsoleCommand(ConsoleBench.RunAsync));
+    }
+
+    private static Command ConsoleCommand(Func<ConsoleBenchOptions, CancellationToken, Task<int>> run)
+    {
+        var keys = new Option<int>("--keys") { Description = "Keys timed, one at a time.", DefaultValueFactory = _ => 200 };
+        keys.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 100_000)
+            {
+                r.AddError("--keys must be between 1 and 100000");
+            }
+        });
+        var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
+        var command = new Command("console",
+            "Start a node on loopback with one demo guest, type keys into its serial console over the WebSocket, time each echo; print p50/p99/max.")
+        {
+            keys, output,
+        };
+        command.SetAction((parse, ct) => run(new ConsoleBenchOptions(parse.GetValue(keys), 20, parse.GetValue(output)), ct));
+        return command;
     }
 
     private static Command StreamsCommand(Func<StreamsBenchOptions, CancellationToken, Task<int>> run)
