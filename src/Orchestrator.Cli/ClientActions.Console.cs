@@ -23,7 +23,9 @@ internal sealed partial class ClientActions
         {
             // The upgrade carries no problem details: the VM itself says why (a 404 here names it, as everywhere).
             var vm = (await api.GetAsync(ApiClient.VmPath(args.Name), ct)).Read<VmDto>();
-            throw new CliException($"cannot attach to '{args.Name}': it is {vm.State}, not running");
+            throw new CliException(vm.State is "Running" or "Ready"
+                ? $"cannot attach to '{args.Name}' yet: its host is still starting or adopting it; try again in a moment"
+                : $"cannot attach to '{args.Name}': it is {vm.State}, not running");
         }
         catch (Exception ex) when (ex is WebSocketException or HttpRequestException or SocketException)
         {

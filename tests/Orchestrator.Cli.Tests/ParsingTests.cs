@@ -96,6 +96,15 @@ public class ParsingTests
         Assert.False(RecordingActions.Bind<VmChangeArgs>("vm", verb, "web1").Wait);
     }
 
+    [Fact]
+    public void Vm_console_binds_the_name_and_force()
+    {
+        Assert.Equal(new VmConsoleArgs(new ClientArgs(null, null, null, OutputFormat.Table), "web1", false),
+            RecordingActions.Bind<VmConsoleArgs>("vm", "console", "web1"));
+        Assert.True(RecordingActions.Bind<VmConsoleArgs>("vm", "console", "web1", "--force").Force);
+        Assert.NotEmpty(CliSyntax.Build(new RecordingActions()).Parse(["vm", "console"]).Errors);
+    }
+
     [Theory]
     [InlineData("pause", VmChange.Pause)]
     [InlineData("resume", VmChange.Resume)]

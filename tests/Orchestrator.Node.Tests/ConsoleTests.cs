@@ -70,30 +70,43 @@ public sealed class ConsoleTests(ITestOutputHelper output)
     [Fact]
     public async Task What_the_guest_printed_while_the_node_was_stopped_is_in_the_scrollback_after_adoption_and_the_cli_attaches()
     {
-        await using var node = await NodeProcess.StartAsync(output);
+        // The guest stays up while its node is down for longer than the test config's 4 s fence.
+        await using var node = await NodeProcess.StartAsync(output, extraConfig: "orchestrator.host.fence-after = 120s\n");
         await node.CreateVmAsync("keeper");
         var before = await node.WaitForVmAsync("keeper", "Ready", seconds: 120);
-        var key = node.Http.DefaultRequestHeaders.Authorization!.Parameter!;
 
-        await using (var session = await Session.AttachAsync(node.Http.BaseAddress!, key, "keeper", force: false, output))
+        await using (var session = await Session.AttachAsync(node.Http.BaseAddress!, AdminKey(node), "keeper", force: false, output))
         {
             await session.NoticeAsync("attached", Wait);
-            // Printed 5 s from now: while the node is down.
-            await session.RunAsync("(sleep 5; echo while-away-$((9*9))) & echo started-$((1+2))", "started-3", Wait);
+            // A tick a second, on and on: some of them while the node is down.
+            await session.RunAsync("(i=0; while [ $i -lt 40 ]; do sleep 1; i=$((i+1)); echo tick-$i.; done) & echo started-$((1+2))", "started-3", Wait);
         }
 
         await node.StopAsync();
         var log = Path.Combine(node.RunDir, "vms", ((string)before["id"]!).Replace("-", ""), "console.log");
-        await node.Eventually(() => Task.FromResult<bool?>(File.Exists(log) && File.ReadAllText(log).Contains("while-away-81")), Wait,
-            "the guest to print while the node is away");
+        var lastSeen = LastTick(File.ReadAllText(log));
+        var away = $"tick-{lastSeen + 2}.";
+        await node.Eventually(() => Task.FromResult<bool?>(File.ReadAllText(log).Contains(away)), Wait, $"the guest to print {away} while the node is down");
         await node.StartAgainAsync();
         var adopted = await node.WaitForVmAsync("keeper", "Ready", seconds: 120);
         Assert.Equal((int)before["pid"]!, (int)adopted["pid"]!);
 
-        await using (var session = await Session.AttachAsync(node.Http.BaseAddress!, key, "keeper", force: false, output))
+        // The ledger said Ready all along; the console answers once the restarted host agent has adopted the VM (409 until then).
+        var adoptedSession = await node.Eventually(async () =>
+        {
+            try
+            {
+                return await Session.AttachAsync(node.Http.BaseAddress!, AdminKey(node), "keeper", force: false, output);
+            }
+            catch (ConsoleRefusedException refused) when (refused.Status == HttpStatusCode.Conflict)
+            {
+                return null;
+            }
+        }, Wait, "the adopted VM's console");
+        await using (var session = adoptedSession)
         {
             Assert.Equal("write", (await session.NoticeAsync("attached", Wait)).Message);
-            await session.WaitForAsync("while-away-81", Wait);
+            await session.WaitForAsync(away, Wait); // in the scrollback
             await session.RunAsync("echo adopted-$((7*6))", "adopted-42", Wait);
         }
 
@@ -149,6 +162,12 @@ public sealed class ConsoleTests(ITestOutputHelper output)
             }
         }
     }
+
+    private static int LastTick(string console) =>
+        System.Text.RegularExpressions.Regex.Matches(console, @"tick-(\d+)\.").Select(m => int.Parse(m.Groups[1].Value)).DefaultIfEmpty(0).Max();
+
+    /// <summary>The node's admin key now (a restarted node may have a new one).</summary>
+    private static string AdminKey(NodeProcess node) => node.Http.DefaultRequestHeaders.Authorization!.Parameter!;
 
     private static StringContent JsonContent(string json) => new(json, Encoding.UTF8, "application/json");
 
