@@ -1,7 +1,7 @@
 // `vm console NAME`: the terminal in raw mode, bytes both ways, Ctrl-] detaches (as `virsh console`).
-using System.Diagnostics;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using System.Runtime.InteropServices;
 using Orchestrator.Contracts;
 
 namespace Orchestrator.Cli;
@@ -111,55 +111,59 @@ internal sealed partial class ClientActions
         }
     }
 
-    /// <summary>The controlling terminal in raw mode (no echo, no line editing, no signals) until disposed; nothing when stdin is not a terminal.</summary>
+    /// <summary>
+    /// The terminal on stdin in raw mode (no echo, no line editing, no signals: ^C and ^] reach us as bytes) until
+    /// disposed; nothing when stdin is not a terminal. termios through libc rather than stty: .NET puts back its own
+    /// terminal settings whenever a child process it started exits, which would undo a raw mode that stty set.
+    /// </summary>
     private sealed class RawTerminal : IDisposable
     {
-        private readonly string? _saved;
+        private const int StdinFd = 0;
+        private const int TcsaNow = 0;
 
-        private RawTerminal(string? saved)
+        /// <summary>struct termios is 60 bytes on Linux (x86-64 and arm64); room to spare.</summary>
+        private const int TermiosSize = 128;
+
+        private readonly byte[]? _saved;
+
+        private RawTerminal(byte[]? saved)
         {
             _saved = saved;
         }
 
         public static RawTerminal Enter()
         {
-            if (Console.IsInputRedirected || Stty("-g") is not { Length: > 0 } saved)
+            if (Console.IsInputRedirected || !OperatingSystem.IsLinux())
             {
                 return new RawTerminal(null);
             }
 
-            Stty("raw", "-echo");
-            return new RawTerminal(saved.Trim());
+            var saved = new byte[TermiosSize];
+            if (tcgetattr(StdinFd, saved) != 0)
+            {
+                return new RawTerminal(null);
+            }
+
+            var raw = (byte[])saved.Clone();
+            cfmakeraw(raw);
+            return tcsetattr(StdinFd, TcsaNow, raw) == 0 ? new RawTerminal(saved) : new RawTerminal(null);
         }
 
         public void Dispose()
         {
             if (_saved is not null)
             {
-                Stty(_saved);
+                _ = tcsetattr(StdinFd, TcsaNow, _saved);
             }
         }
 
-        /// <summary>stty on the inherited terminal (stdin is the tty it changes); its output, or null when it failed.</summary>
-        private static string? Stty(params string[] args)
-        {
-            try
-            {
-                var start = new ProcessStartInfo("stty") { RedirectStandardOutput = true, UseShellExecute = false };
-                foreach (var arg in args)
-                {
-                    start.ArgumentList.Add(arg);
-                }
+        [DllImport("libc", SetLastError = true)]
+        private static extern int tcgetattr(int fd, byte[] termios);
 
-                using var stty = Process.Start(start)!;
-                var output = stty.StandardOutput.ReadToEnd();
-                stty.WaitForExit();
-                return stty.ExitCode == 0 ? output : null;
-            }
-            catch (System.ComponentModel.Win32Exception)
-            {
-                return null; // no stty: the terminal stays as it is
-            }
-        }
+        [DllImport("libc", SetLastError = true)]
+        private static extern int tcsetattr(int fd, int optionalActions, byte[] termios);
+
+        [DllImport("libc")]
+        private static extern void cfmakeraw(byte[] termios);
     }
 }

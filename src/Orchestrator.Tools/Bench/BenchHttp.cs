@@ -8,6 +8,23 @@ public static class BenchHttp
 {
     public static StringContent JsonContent(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
 
+    /// <summary>p50, p99 and max of latencies in milliseconds, to 0.01 ms.</summary>
+    public static (double P50, double P99, double Max) Latency(IReadOnlyList<double> milliseconds) =>
+        (Math.Round(Hypervisor.BootBenchmark.Percentile(milliseconds, 50), 2), Math.Round(Hypervisor.BootBenchmark.Percentile(milliseconds, 99), 2),
+            Math.Round(milliseconds.Max(), 2));
+
+    /// <summary>Removes a benchmark node's data directory, as far as it can (a leftover file is not worth failing the run).</summary>
+    public static void RemoveDataDir(string dataDir)
+    {
+        try
+        {
+            Directory.Delete(dataDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
     public static async Task<JsonArray?> GetArray(LocalNode node, string path)
     {
         try

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
-using Orchestrator.Hypervisor;
 
 namespace Orchestrator.Tools.Bench;
 
@@ -62,13 +61,7 @@ public static class ConsoleBench
         }
         finally
         {
-            try
-            {
-                Directory.Delete(dataDir, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            BenchHttp.RemoveDataDir(dataDir);
         }
     }
 
@@ -93,15 +86,14 @@ public static class ConsoleBench
 
     private static void Print(ConsoleBenchOptions options, IReadOnlyList<double> latencies)
     {
-        double P(int percentile) => Math.Round(BootBenchmark.Percentile(latencies, percentile), 2);
-        var max = Math.Round(latencies.Max(), 2);
+        var (p50, p99, max) = BenchHttp.Latency(latencies);
         if (options.Output == OutputFormat.Json)
         {
             Console.WriteLine(new JsonObject
             {
                 ["keys"] = latencies.Count,
-                ["p50_ms"] = P(50),
-                ["p99_ms"] = P(99),
+                ["p50_ms"] = p50,
+                ["p99_ms"] = p99,
                 ["max_ms"] = max,
             }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             return;
@@ -109,6 +101,6 @@ public static class ConsoleBench
 
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
             "console round trip (key in, its echo back, over the WebSocket), {0} keys: p50 {1:N2} ms   p99 {2:N2} ms   max {3:N2} ms",
-            latencies.Count, P(50), P(99), max));
+            latencies.Count, p50, p99, max));
     }
 }

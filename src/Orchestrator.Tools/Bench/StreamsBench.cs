@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
-using Orchestrator.Hypervisor;
 
 namespace Orchestrator.Tools.Bench;
 
@@ -88,28 +87,21 @@ public static class StreamsBench
         }
         finally
         {
-            try
-            {
-                Directory.Delete(dataDir, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            BenchHttp.RemoveDataDir(dataDir);
         }
     }
 
     private static void Print(StreamsBenchOptions options, IReadOnlyList<double> latencies, int received)
     {
-        double P(int percentile) => Math.Round(BootBenchmark.Percentile(latencies, percentile), 2);
-        var max = Math.Round(latencies.Max(), 2);
+        var (p50, p99, max) = BenchHttp.Latency(latencies);
         if (options.Output == OutputFormat.Json)
         {
             Console.WriteLine(new JsonObject
             {
                 ["streams"] = options.Streams,
                 ["requests"] = options.Requests,
-                ["p50_ms"] = P(50),
-                ["p99_ms"] = P(99),
+                ["p50_ms"] = p50,
+                ["p99_ms"] = p99,
                 ["max_ms"] = max,
                 ["streams_that_got_the_event"] = received,
             }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -118,7 +110,7 @@ public static class StreamsBench
 
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
             "{0} streams open, {1} requests (GET /v1/vms) one at a time: p50 {2:N2} ms   p99 {3:N2} ms   max {4:N2} ms",
-            options.Streams, options.Requests, P(50), P(99), max));
+            options.Streams, options.Requests, p50, p99, max));
         Console.WriteLine($"an event written afterwards reached {received} of {options.Streams} streams");
     }
 }
