@@ -83,7 +83,8 @@ internal sealed partial class ClientActions
     /// <summary>Keystrokes to the guest until Ctrl-] (or stdin ends); then cancels <paramref name="detach"/>.</summary>
     private static async Task TypeAsync(ConsoleClient console, CancellationTokenSource detach)
     {
-        await using var stdin = Console.OpenStandardInput();
+        // fd 0 itself: .NET's console stream reads a terminal a line at a time (its own line editor), so ^] would wait for Enter.
+        await using var stdin = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(0, ownsHandle: false), FileAccess.Read, 1);
         var buffer = new byte[1024];
         try
         {
