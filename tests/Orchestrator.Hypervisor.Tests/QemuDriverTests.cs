@@ -107,6 +107,45 @@ public sealed class QemuDriverTests(QemuFixture fixture)
     }
 
     [QemuFact]
+    public async Task The_serial_console_runs_what_is_typed_and_its_log_keeps_what_the_guest_prints_with_nobody_connected()
+    {
+        await fixture.SharedEvents.WaitForBannerAsync(QemuFixture.SharedName);
+        var seen = new System.Text.StringBuilder();
+        string Seen()
+        {
+            lock (seen)
+            {
+                return seen.ToString();
+            }
+        }
+
+        void Collect(byte[] bytes)
+        {
+            lock (seen)
+            {
+                seen.Append(System.Text.Encoding.UTF8.GetString(bytes));
+            }
+        }
+
+        await using (var console = await fixture.Shared.ConnectConsoleAsync(Collect, CancellationToken.None))
+        {
+            await console.WriteAsync("(sleep 3; echo unattended-$((5*5))) & echo typed-$((2*21))\r"u8.ToArray(), CancellationToken.None);
+            await Eventually.HoldsAsync(() => Seen().Contains("typed-42"), $"the guest's answer on the console; it printed: {Seen()}");
+        }
+
+        var log = fixture.Shared.ConsoleLogPath;
+        await Eventually.HoldsAsync(() => File.ReadAllText(log).Contains("unattended-25"), "what the guest printed unattended, in console.log");
+        // The log also feeds the driver's console lines (the ready banner comes that way).
+        await fixture.SharedEvents.WaitForAsync<VmEvent.ConsoleLine>(line => line.Text.Contains("typed-42"), "the typed command's output as a console line");
+
+        await using (var again = await fixture.Shared.ConnectConsoleAsync(Collect, CancellationToken.None))
+        {
+            await again.WriteAsync("echo again-$((3+4))\r"u8.ToArray(), CancellationToken.None);
+            await Eventually.HoldsAsync(() => Seen().Contains("again-7"), $"the answer after connecting again; the guest printed: {Seen()}");
+        }
+    }
+
+    [QemuFact]
     public async Task Pause_and_resume_raise_stopped_and_resumed_events()
     {
         await fixture.Shared.PauseAsync(CancellationToken.None);

@@ -163,6 +163,40 @@ public sealed class ConsoleTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task A_console_attached_through_another_nodes_api_carries_bytes_both_ways()
+    {
+        var shared = Directory.CreateTempSubdirectory("orc").FullName;
+        int[] ports = [Checkout.FreePort(), Checkout.FreePort()];
+        var seeds = ports.SelectMany(p => new[] { "--seed", $"akka.tcp://orchestrator@127.0.0.1:{p}" }).ToList();
+        Task<NodeProcess> Start(int i) => NodeProcess.StartAsync(output, $"""
+            orchestrator.cluster.port = {ports[i]}
+            orchestrator.persistence.sqlite-file = "{shared}/journal.db"
+            orchestrator.secrets.key-file = "{shared}/secrets.key"
+            """, extraArgs: ["--config", Path.Combine(Checkout.Root(), "cluster", "cluster.conf"), .. seeds, "--set", $"orchestrator.host-id=c{i + 1}", .. i == 0 ? new[] { "--bootstrap" } : []],
+            waitForScheduler: i == 0);
+        try
+        {
+            await using var first = await Start(0);
+            await using var second = await Start(1);
+            await first.Eventually(async () => System.Text.Json.Nodes.JsonNode.Parse(await first.Http.GetStringAsync("v1/hosts"))!.AsArray()
+                .Count(h => (string?)h!["state"] == "Up") == 2 ? true : (bool?)null, Wait, "both hosts Up");
+            await first.CreateVmAsync("remote");
+            var vm = await first.WaitForVmAsync("remote", "Ready", seconds: 120);
+            // Through the API of the node that does not run the VM: session and console actor are on different nodes.
+            var api = (string?)vm["host"] == "c1" ? second : first;
+
+            await using var session = await Session.AttachAsync(api.Http.BaseAddress!, AdminKey(api), "remote", force: false, output);
+            Assert.Equal("write", (await session.NoticeAsync("attached", Wait)).Message);
+            await session.WaitForAsync("ORCHESTRATOR-GUEST-READY remote", Wait);
+            await session.RunAsync("echo across-$((3*14))", "across-42", Wait);
+        }
+        finally
+        {
+            Directory.Delete(shared, recursive: true);
+        }
+    }
+
     private static int LastTick(string console) =>
         System.Text.RegularExpressions.Regex.Matches(console, @"tick-(\d+)\.").Select(m => int.Parse(m.Groups[1].Value)).DefaultIfEmpty(0).Max();
 
