@@ -9,8 +9,8 @@ public static class BenchHttp
     public static StringContent JsonContent(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
 
     /// <summary>p50, p99 and max of latencies in milliseconds, to 0.01 ms.</summary>
-    public static (double P50, double P99, double Max) Latency(IReadOnlyList<double> milliseconds) =>
-        (Math.Round(Hypervisor.BootBenchmark.Percentile(milliseconds, 50), 2), Math.Round(Hypervisor.BootBenchmark.Percentile(milliseconds, 99), 2),
+    public static LatencySummary Latency(IReadOnlyList<double> milliseconds) =>
+        new(Math.Round(Hypervisor.BootBenchmark.Percentile(milliseconds, 50), 2), Math.Round(Hypervisor.BootBenchmark.Percentile(milliseconds, 99), 2),
             Math.Round(milliseconds.Max(), 2));
 
     /// <summary>Removes a benchmark node's data directory, as far as it can (a leftover file is not worth failing the run).</summary>
@@ -65,5 +65,22 @@ public static class BenchHttp
         {
             return null;
         }
+    }
+}
+
+/// <summary>A latency distribution as the benchmarks print it.</summary>
+public sealed record LatencySummary(double P50, double P99, double Max)
+{
+    /// <summary>"p50 … ms   p99 … ms   max … ms".</summary>
+    public override string ToString() =>
+        string.Format(System.Globalization.CultureInfo.InvariantCulture, "p50 {0:N2} ms   p99 {1:N2} ms   max {2:N2} ms", P50, P99, Max);
+
+    /// <summary><paramref name="fields"/> with p50_ms, p99_ms and max_ms added, as indented JSON.</summary>
+    public string Json(JsonObject fields)
+    {
+        fields["p50_ms"] = P50;
+        fields["p99_ms"] = P99;
+        fields["max_ms"] = Max;
+        return fields.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
 }

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
 
@@ -86,21 +84,9 @@ public static class ConsoleBench
 
     private static void Print(ConsoleBenchOptions options, IReadOnlyList<double> latencies)
     {
-        var (p50, p99, max) = BenchHttp.Latency(latencies);
-        if (options.Output == OutputFormat.Json)
-        {
-            Console.WriteLine(new JsonObject
-            {
-                ["keys"] = latencies.Count,
-                ["p50_ms"] = p50,
-                ["p99_ms"] = p99,
-                ["max_ms"] = max,
-            }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            return;
-        }
-
-        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-            "console round trip (key in, its echo back, over the WebSocket), {0} keys: p50 {1:N2} ms   p99 {2:N2} ms   max {3:N2} ms",
-            latencies.Count, p50, p99, max));
+        var latency = BenchHttp.Latency(latencies);
+        Console.WriteLine(options.Output == OutputFormat.Json
+            ? latency.Json(new JsonObject { ["keys"] = latencies.Count })
+            : $"console round trip (key in, its echo back, over the WebSocket), {latencies.Count} keys: {latency}");
     }
 }

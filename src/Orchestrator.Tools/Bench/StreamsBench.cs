@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
 
@@ -93,24 +91,19 @@ public static class StreamsBench
 
     private static void Print(StreamsBenchOptions options, IReadOnlyList<double> latencies, int received)
     {
-        var (p50, p99, max) = BenchHttp.Latency(latencies);
+        var latency = BenchHttp.Latency(latencies);
         if (options.Output == OutputFormat.Json)
         {
-            Console.WriteLine(new JsonObject
+            Console.WriteLine(latency.Json(new JsonObject
             {
                 ["streams"] = options.Streams,
                 ["requests"] = options.Requests,
-                ["p50_ms"] = p50,
-                ["p99_ms"] = p99,
-                ["max_ms"] = max,
                 ["streams_that_got_the_event"] = received,
-            }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }));
             return;
         }
 
-        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-            "{0} streams open, {1} requests (GET /v1/vms) one at a time: p50 {2:N2} ms   p99 {3:N2} ms   max {4:N2} ms",
-            options.Streams, options.Requests, p50, p99, max));
+        Console.WriteLine($"{options.Streams} streams open, {options.Requests} requests (GET /v1/vms) one at a time: {latency}");
         Console.WriteLine($"an event written afterwards reached {received} of {options.Streams} streams");
     }
 }
