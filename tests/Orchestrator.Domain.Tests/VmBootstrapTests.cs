@@ -108,5 +108,5 @@ public class VmBootstrapTests
 
     [Fact]
     public void User_data_is_shown_by_its_sha256() =>
-        Assert.Equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", new VmBootstrap(UserData: "abc"u8.ToArray()).UserDataSha256);
+        Assert.Equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", new VmBootstrap(UserData: "abc"u8.ToArray()).UserDataSha256());
 }

@@ -18,14 +18,13 @@ public sealed record VmBootstrap(string? Hostname = null, IReadOnlyList<string>?
     /// <summary>The keys; empty when none.</summary>
     public IReadOnlyList<string> EffectiveSshKeys => SshKeys ?? [];
 
-    /// <summary>The user-data; empty when none.</summary>
-    public ReadOnlySpan<byte> EffectiveUserData => UserData ?? [];
+    // Methods, not properties: what is computed stays out of the journal's JSON.
 
-    /// <summary>Whether this says nothing at all (a VM created without any of it).</summary>
-    public bool IsEmpty => Hostname is null && EffectiveSshKeys.Count == 0 && EffectiveUserData.IsEmpty;
+    /// <summary>The user-data; empty when none.</summary>
+    public ReadOnlySpan<byte> UserDataBytes() => UserData ?? [];
 
     /// <summary>The user-data's SHA-256 in lowercase hex: how it is shown, since the bytes may hold secrets.</summary>
-    public string UserDataSha256 => Convert.ToHexStringLower(SHA256.HashData(EffectiveUserData));
+    public string UserDataSha256() => Convert.ToHexStringLower(SHA256.HashData(UserDataBytes()));
 
     /// <summary>A bootstrap of what was given; null when nothing was (a spec without one reads the same as before).</summary>
     public static VmBootstrap? Of(string? hostname, IReadOnlyList<string>? sshKeys, byte[]? userData) =>
@@ -40,7 +39,7 @@ public sealed record VmBootstrap(string? Hostname = null, IReadOnlyList<string>?
         other is not null
         && Hostname == other.Hostname
         && EffectiveSshKeys.SequenceEqual(other.EffectiveSshKeys, StringComparer.Ordinal)
-        && EffectiveUserData.SequenceEqual(other.EffectiveUserData);
+        && UserDataBytes().SequenceEqual(other.UserDataBytes());
 
     public override int GetHashCode() => HashCode.Combine(Hostname, EffectiveSshKeys.Count, UserData?.Length ?? 0);
 }
@@ -97,10 +96,10 @@ public static partial class VmBootstraps
             }
         }
 
-        if (bootstrap.EffectiveUserData.Length > MaxUserDataBytes)
+        if (bootstrap.UserDataBytes().Length > MaxUserDataBytes)
         {
             yield return new FieldError("userData",
-                $"is {bootstrap.EffectiveUserData.Length} bytes, over the limit of {MaxUserDataBytes} bytes (64 KiB)");
+                $"is {bootstrap.UserDataBytes().Length} bytes, over the limit of {MaxUserDataBytes} bytes (64 KiB)");
         }
     }
 
