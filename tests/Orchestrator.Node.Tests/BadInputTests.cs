@@ -32,7 +32,21 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
         { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","restartPolicy":"sometimes"}""", "restartPolicy" },
         { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","driver":"xen"}""", "driver" },
         { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","accelerator":"tcg"}""", "accelerator" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","hostname":"web_1;reboot"}""", "hostname" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","sshKeys":["ssh-ed25519 AAAA"]}""", "sshKeys[0]" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","userData":"not base64!"}""", "userData" },
+        { $$"""{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","userData":"{{Convert.ToBase64String(new byte[64 * 1024 + 1])}}"}""", "userData" },
     };
+
+    [Fact]
+    public async Task User_data_over_64_KiB_is_a_400_naming_the_field_and_the_limit()
+    {
+        var response = await _node.Http.PostAsJsonAsync("v1/vms",
+            new { name = "big", vcpus = 1, memoryMiB = 128, image = "demo", userData = Convert.ToBase64String(new byte[100_000]) });
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal("is 100000 bytes, over the limit of 65536 bytes (64 KiB)", (string?)problem["errors"]!["userData"]![0]);
+    }
 
     [Theory]
     [MemberData(nameof(InvalidBodies))]

@@ -108,7 +108,9 @@ public static partial class VmBootstraps
     /// <c>ssh-keygen -lf</c> prints it.
     /// </summary>
     public static string Fingerprint(string keyLine) =>
-        "SHA256:" + Convert.ToBase64String(SHA256.HashData(Blob(keyLine.Split(' ')[1])!)).TrimEnd('=');
+        keyLine.Split(' ') is [_, var base64, ..] && Blob(base64) is { } blob
+            ? "SHA256:" + Convert.ToBase64String(SHA256.HashData(blob)).TrimEnd('=')
+            : "(not a key)";
 
     /// <summary>
     /// What is wrong with one authorized_keys line, or null: one line of printable ASCII, a known type, and a base64
