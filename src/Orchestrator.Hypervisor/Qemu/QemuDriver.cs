@@ -83,6 +83,12 @@ public sealed class QemuDriver : IHypervisor
             EnsureDirectory(_vmsDirectory);
             EnsureDirectory(paths.Directory);
             GuestInitrd.Write(spec.Image.InitrdPath, paths.Initrd, spec.Name);
+            if (spec.Seed is { } seed)
+            {
+                // Rebuilt at every start from the spec (the directory was cleared above); an adopted VM keeps the seed it runs with.
+                await File.WriteAllBytesAsync(paths.Seed, NoCloudSeed.Build(spec.VmId, seed, DateTimeOffset.UtcNow), cancellationToken);
+            }
+
             await File.WriteAllTextAsync(paths.Epoch, spec.Epoch.ToString(), cancellationToken);
 
             var argv = BuildArguments(qemu, spec, paths, _options);
@@ -368,7 +374,15 @@ public sealed class QemuDriver : IHypervisor
             append += " " + options.ExtraKernelAppend.Trim();
         }
 
-        // Only ids, numbers and our own paths: the tenant's VM name reaches the guest inside its initrd.
+        // Only ids, numbers and our own paths: the tenant's VM name reaches the guest inside its initrd, its bootstrap
+        // inside the seed disk.
+        string[] seedDisk = spec.Seed is null
+            ? []
+            :
+            [
+                "-drive", $"file={EscapeOption(paths.Seed)},if=none,id=seed0,format=raw,readonly=on",
+                "-device", "virtio-blk-pci,drive=seed0",
+            ];
         return
         [
             qemu,
@@ -394,6 +408,7 @@ public sealed class QemuDriver : IHypervisor
             "-pidfile", paths.PidFile,
             "-sandbox", "on",
             "-no-reboot",
+            .. seedDisk,
         ];
     }
 
@@ -507,7 +522,8 @@ public sealed class QemuDriver : IHypervisor
 }
 
 /// <summary>The files of one VM under the run directory.</summary>
-internal sealed record VmPaths(string Directory, string QmpSocket, string PidFile, string ConsoleLog, string Initrd, string Epoch, string QemuLog)
+internal sealed record VmPaths(
+    string Directory, string QmpSocket, string PidFile, string ConsoleLog, string Initrd, string Epoch, string QemuLog, string Seed)
 {
     public static VmPaths For(string vmsDirectory, string compactId)
     {
@@ -519,6 +535,7 @@ internal sealed record VmPaths(string Directory, string QmpSocket, string PidFil
             Path.Combine(directory, "console.log"),
             Path.Combine(directory, "initrd.img"),
             Path.Combine(directory, "epoch"),
-            Path.Combine(directory, "qemu.log"));
+            Path.Combine(directory, "qemu.log"),
+            Path.Combine(directory, "seed.iso"));
     }
 }
