@@ -20,7 +20,9 @@ public sealed class NoCloudSeedTests
         {
             File.WriteAllBytes(file, NoCloudSeed.Build(VmId.New(), new GuestSeed("web1", [], HostileUserData), DateTimeOffset.UtcNow));
 
-            var found = Run("blkid", "-o", "export", file).Split('\n');
+            using var blkid = Process.Start(new ProcessStartInfo("blkid", ["-o", "export", file]) { RedirectStandardOutput = true })!;
+            var found = blkid.StandardOutput.ReadToEnd().Split('\n');
+            blkid.WaitForExit();
             Assert.Contains("TYPE=iso9660", found);
             Assert.Contains("LABEL=cidata", found);
         }
@@ -74,19 +76,5 @@ public sealed class NoCloudSeedTests
         var argv = QemuDriver.BuildArguments("qemu", spec, VmPaths.For("/run/o/vms", spec.VmId.Compact), new QemuDriverOptions { RunDirectory = "/run/o" });
 
         Assert.DoesNotContain("-drive", argv);
-    }
-
-    private static string Run(string tool, params string[] args)
-    {
-        var start = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return output;
     }
 }
