@@ -46,7 +46,17 @@ public static class ApiDtos
         vm.Spec.EffectiveLabels,
         runtime?.Paused ?? false,
         vm.Spec.Driver,
-        vm.Spec.Accelerator);
+        vm.Spec.Accelerator,
+        BootstrapOf(vm.Spec));
+
+    /// <summary>The bootstrap as it may be shown: fingerprints and a digest, never the user-data itself.</summary>
+    public static VmBootstrapDto BootstrapOf(VmSpec spec)
+    {
+        var bootstrap = spec.Bootstrap ?? new VmBootstrap();
+        var userData = bootstrap.UserDataBytes().Length;
+        return new VmBootstrapDto(VmBootstrap.HostnameOf(spec), [.. bootstrap.EffectiveSshKeys.Select(VmBootstraps.Fingerprint)], userData,
+            userData == 0 ? null : bootstrap.UserDataSha256());
+    }
 
     private static VmResourcesDto ResourcesOf(VmRecord vm, VmRuntime? runtime)
     {

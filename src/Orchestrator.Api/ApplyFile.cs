@@ -19,6 +19,9 @@ namespace Orchestrator.Api;
 ///     cpu-shares = 2048           # cpu-reservation / cpu-limit: 500m or 0.5; memory-reservation-mib; memory-limit-mib
 ///     cpuset = "0-1"
 ///     labels { env = dev }
+///     hostname = web-1.example.org   # the guest's (default: the VM's name)
+///     ssh-keys = ["ssh-ed25519 AAAA… me@host"]
+///     user-data-base64 = "IyEvYmluL3NoCmVjaG8gaGkK"   # base64 -w0 FILE: at most 64 KiB, handed to the guest byte for byte
 ///   }
 /// }
 /// </code>
@@ -34,13 +37,13 @@ public static class ApplyFile
     private static readonly string[] KnownFields =
     [
         "vcpus", "memory-mib", "image", "restart", "state", "cpu-shares", "cpu-reservation", "cpu-limit", "memory-reservation-mib",
-        "memory-limit-mib", "cpuset", "labels", "driver", "accelerator",
+        "memory-limit-mib", "cpuset", "labels", "driver", "accelerator", "hostname", "ssh-keys", "user-data-base64",
     ];
 
     /// <summary>The file's field for a field of <see cref="VmSpecValidator"/> or of a ledger refusal.</summary>
     public static string FieldPath(string vm, string specField)
     {
-        var (head, rest) = specField.IndexOf('.') is var dot and > 0 ? (specField[..dot], specField[dot..]) : (specField, "");
+        var (head, rest) = specField.IndexOfAny(['.', '[']) is var dot and > 0 ? (specField[..dot], specField[dot..]) : (specField, "");
         var field = head switch
         {
             "name" => null,
@@ -51,6 +54,8 @@ public static class ApplyFile
             "cpuLimitMillicores" => "cpu-limit",
             "memoryReservationMiB" => "memory-reservation-mib",
             "memoryLimitMiB" => "memory-limit-mib",
+            "sshKeys" => "ssh-keys",
+            "userData" => "user-data-base64",
             _ => head,
         };
         return field is null ? $"vms.{vm}" : $"vms.{vm}.{field}{rest}";
@@ -247,10 +252,42 @@ public static class ApplyFile
         var labels = ReadLabels(path, fields, errors);
         var driver = Text("driver");
         var accelerator = Text("accelerator");
+        // Base64, not text: Akka's parser trims a value's ends and a text cannot hold every byte, so text could not reach
+        // the guest as written.
+        byte[]? userData = null;
+        if (Text("user-data-base64") is { } base64)
+        {
+            try
+            {
+                userData = Convert.FromBase64String(base64);
+            }
+            catch (FormatException)
+            {
+                errors.Add(new FieldError($"{path}.user-data-base64", "must be base64 (base64 -w0 FILE)"));
+            }
+        }
+
+        var bootstrap = VmBootstrap.Of(Text("hostname"), ReadTexts(path, "ssh-keys", fields, errors), userData);
 
         return errors.Count > before
             ? null
-            : new DesiredVm(new VmSpec(name, vcpus!.Value, memory!.Value, image!, policy, resources, labels, driver, accelerator), state);
+            : new DesiredVm(new VmSpec(name, vcpus!.Value, memory!.Value, image!, policy, resources, labels, driver, accelerator, bootstrap), state);
+    }
+
+    private static List<string>? ReadTexts(string path, string field, Dictionary<string, HoconValue> fields, List<FieldError> errors)
+    {
+        if (!fields.TryGetValue(field, out var value))
+        {
+            return null;
+        }
+
+        if (!value.IsArray() || value.GetArray() is not { } items || items.Any(item => !item.IsString()))
+        {
+            errors.Add(new FieldError($"{path}.{field}", "must be a list of strings"));
+            return null;
+        }
+
+        return [.. items.Select(item => item.GetString())];
     }
 
     private static SortedDictionary<string, string>? ReadLabels(string path, Dictionary<string, HoconValue> fields, List<FieldError> errors)

@@ -26,7 +26,11 @@ public sealed record VmCreateArgs(
     VmResourceArgs? Resources = null,
     IReadOnlyDictionary<string, string>? Labels = null,
     string? Driver = null,
-    string? Accelerator = null);
+    string? Accelerator = null,
+    VmBootstrapArgs? Bootstrap = null);
+
+/// <summary>What the guest is handed at boot, as typed: files are read by the action, never by the parser or the server.</summary>
+public sealed record VmBootstrapArgs(string? Hostname, IReadOnlyList<string> SshKeyFiles, string? UserDataFile);
 
 /// <summary>
 /// Resource options as typed: null = not given. A <see cref="Cleared"/> field was given as "none" (back to the default).

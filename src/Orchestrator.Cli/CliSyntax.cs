@@ -87,6 +87,18 @@ public static partial class CliSyntax
             resources.AddTo(create);
             var labels = new Option<string[]>("--label") { Description = "KEY=VALUE label (repeatable).", HelpName = "KEY=VALUE" };
             create.Options.Add(labels);
+            var hostname = new Option<string>("--hostname") { Description = "The guest's hostname (default: the VM's name).", HelpName = "NAME" };
+            var sshKeys = new Option<string[]>("--ssh-key")
+            {
+                Description = "A file of OpenSSH public keys, one per line, for the guest's default user (repeatable).", HelpName = "FILE",
+            };
+            var userData = new Option<string>("--user-data")
+            {
+                Description = "A cloud-init user-data file (at most 64 KiB), passed to the guest byte for byte.", HelpName = "FILE",
+            };
+            create.Options.Add(hostname);
+            create.Options.Add(sshKeys);
+            create.Options.Add(userData);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -100,7 +112,10 @@ public static partial class CliSyntax
                     resources.Bind(parse) is { IsEmpty: false } given ? given : null,
                     Labels(parse.GetValue(labels)),
                     parse.GetValue(driver),
-                    parse.GetValue(accelerator)),
+                    parse.GetValue(accelerator),
+                    parse.GetValue(hostname) is null && parse.GetValue(sshKeys) is null or [] && parse.GetValue(userData) is null
+                        ? null
+                        : new VmBootstrapArgs(parse.GetValue(hostname), parse.GetValue(sshKeys) ?? [], parse.GetValue(userData))),
                 ct));
             vm.Subcommands.Add(create);
         }

@@ -145,6 +145,9 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
 
     public async Task<int> VmCreateAsync(VmCreateArgs args, CancellationToken ct)
     {
+        // The files first: a missing or oversized one fails before anything is asked of the node.
+        var sshKeys = args.Bootstrap is { SshKeyFiles: { Count: > 0 } keyFiles } ? BootstrapFiles.ReadSshKeys(keyFiles) : null;
+        var userData = args.Bootstrap?.UserDataFile is { } userDataFile ? BootstrapFiles.ReadUserData(userDataFile) : null;
         using var api = Connect(args.Client);
         var clock = Stopwatch.StartNew();
         var head = args.Wait ? await EventHeadAsync(api, ct) : null;
@@ -153,7 +156,7 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
                 args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
                 args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels, args.Driver,
-                args.Accelerator),
+                args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData),
             ct);
         if (!args.Wait)
         {

@@ -110,6 +110,14 @@ public static class Rendering
         Row("Restart", Text(vm.RestartPolicy ?? "-"));
         Row("Driver", Text(vm.Driver ?? "any"));
         Row("Accelerator", Text(vm.Accelerator ?? "any"));
+        if (vm.Bootstrap is { } boot)
+        {
+            // Fingerprints and a digest only: the node never sends the user-data back.
+            Row("Hostname", Text(boot.Hostname));
+            Row("SSH keys", Text(boot.SshKeyFingerprints.Count == 0 ? "-" : string.Join("\n", boot.SshKeyFingerprints)));
+            Row("User-data", Text(boot.UserDataSha256 is { } sha ? $"{Number(boot.UserDataBytes)} bytes, sha256 {sha}" : "-"));
+        }
+
         Row("Epoch", Text(Number(vm.Epoch)));
         Row("Pid", Text(vm.Pid is { } pid ? Number(pid) : "-"));
         Row("Restarts", Text(Number(vm.Restarts)));

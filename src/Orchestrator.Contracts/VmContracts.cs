@@ -6,7 +6,8 @@ namespace Orchestrator.Contracts;
 
 /// <summary>
 /// The body of <c>POST /v1/vms</c>. Everything optional so that the API names a missing field rather than failing; the
-/// optional fields are left out when unset, so the server's defaults apply.
+/// optional fields are left out when unset, so the server's defaults apply. <see cref="UserData"/> travels as base64, so
+/// that any bytes (NUL included) reach the guest as they were.
 /// </summary>
 public sealed record CreateVmRequest(
     string? Name,
@@ -22,7 +23,20 @@ public sealed record CreateVmRequest(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Cpuset = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, string>? Labels = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Driver = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Accelerator = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Accelerator = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Hostname = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? SshKeys = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] byte[]? UserData = null)
+{
+    /// <summary>The most user-data bytes a VM may carry (64 KiB, as Nova), the Domain's limit: clients check it before sending.</summary>
+    public const int MaxUserDataBytes = 64 * 1024;
+}
+
+/// <summary>
+/// What a VM's guest is handed at boot, as shown: the hostname, each SSH key's fingerprint (as <c>ssh-keygen -l</c>
+/// prints it), and the user-data's size and SHA-256, never its bytes (tenants put secrets there).
+/// </summary>
+public sealed record VmBootstrapDto(string Hostname, IReadOnlyList<string> SshKeyFingerprints, int UserDataBytes, string? UserDataSha256);
 
 /// <summary>
 /// A VM's resources as shown: what the tenant set (shares is the effective weight), what the scheduler entitles it to
@@ -69,7 +83,8 @@ public sealed record VmDto(
     IReadOnlyDictionary<string, string> Labels,
     bool Paused,
     string? Driver,
-    string? Accelerator);
+    string? Accelerator,
+    VmBootstrapDto? Bootstrap = null);
 
 /// <summary>The state names of the API, in one place.</summary>
 public static class VmStates

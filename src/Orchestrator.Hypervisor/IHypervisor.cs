@@ -1,5 +1,6 @@
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Hypervisor;
 
@@ -20,7 +21,18 @@ public sealed record VmLaunchSpec(
     int MemoryMiB,
     GuestImage Image,
     Epoch Epoch,
-    bool BurnCpu = false);
+    bool BurnCpu = false,
+    GuestSeed? Seed = null);
+
+/// <summary>
+/// What the guest reads from its NoCloud seed disk (volume "cidata"): <paramref name="Hostname"/>, the SSH keys and the
+/// user-data, written into files as they are and never onto a command line. Null on a launch spec: no seed disk.
+/// </summary>
+public sealed record GuestSeed(string Hostname, IReadOnlyList<string> SshKeys, byte[] UserData)
+{
+    public static GuestSeed For(string vmName, VmBootstrap? bootstrap) =>
+        new(bootstrap?.Hostname ?? vmName, bootstrap?.EffectiveSshKeys ?? [], bootstrap?.UserData ?? []);
+}
 
 /// <summary>A VM process found on this host that may belong to a previous run of the node.</summary>
 public sealed record DiscoveredVm(VmId VmId, Epoch Epoch, int Pid);

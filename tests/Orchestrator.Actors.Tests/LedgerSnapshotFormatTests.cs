@@ -31,18 +31,19 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         [
             new VmRecord(new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), Acme,
                 new VmSpec("web-1", 4, 8192, "ubuntu-24.04", RestartPolicy.Never, new VmResources(2048, 500, 3000, 1024, 9000, "0-3,8"),
-                    new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web", ["note"] = "" }, "kvm", "kvm"),
+                    new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web", ["note"] = "" }, "kvm", "kvm",
+                    new VmBootstrap("web-1.example.org", ["ssh-ed25519 AAAA key-1", "ssh-rsa AAAA ünïcode ✓"], [1, 255, (byte)'#', (byte)'!'])),
                 DesiredState.Stopped, VmStatus.Restarting, "qemu exited with 137: ünïcode ✓ 🚀", new HostId("host-7"), new Epoch(42), 31337, 5,
                 At, new DateTimeOffset(2026, 11, 24, 1, 2, 3, TimeSpan.FromHours(-8)), 1750),
             new VmRecord(new VmId(Guid.Parse("0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02")), new TenantId("beta"),
                 new VmSpec("web-1", 1, 512, "ubuntu-24.04", RestartPolicy.OnFailure, new VmResources(CpuShares: 2, Cpuset: "0-3,8",
                     CpuReservationMillicores: 1, CpuLimitMillicores: 10, MemoryReservationMiB: 1, MemoryLimitMiB: 512),
-                    new Dictionary<string, string> { ["tier"] = "web" }, "qemu", "kvm"),
+                    new Dictionary<string, string> { ["tier"] = "web" }, "qemu", "kvm", new VmBootstrap("web-1", ["ssh-ed25519 AAAA key-1"], [7])),
                 DesiredState.Stopped, VmStatus.Deleting, "deleting", new HostId("host-7"), new Epoch(1), 1, 1, At.AddTicks(1), At.AddDays(1), 1),
             new VmRecord(new VmId(Guid.Parse("ffffffff-ffff-ffff-ffff-ffffffffffff")), TenantId.System,
                 new VmSpec("edge", int.MaxValue, int.MinValue, "other", RestartPolicy.Never,
                     new VmResources(int.MinValue, int.MaxValue, int.MinValue, int.MinValue, int.MaxValue, "1"),
-                    new Dictionary<string, string> { ["x"] = "y" }, "kvm", "kvm"),
+                    new Dictionary<string, string> { ["x"] = "y" }, "kvm", "kvm", new VmBootstrap("edge", ["k"], [.. Enumerable.Range(1, 255).Select(i => (byte)i)])),
                 DesiredState.Stopped, VmStatus.Failed, "x", new HostId("host-8"), new Epoch(long.MaxValue), int.MinValue, -1,
                 new DateTimeOffset(1, 1, 1, 14, 1, 0, TimeSpan.FromHours(14)), DateTimeOffset.MaxValue, long.MinValue),
         ],
@@ -69,6 +70,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new VmRecord(new VmId(Guid.NewGuid()), TenantId.System, new VmSpec("b", 1, 1, "", Resources: new VmResources(),
                         Labels: new Dictionary<string, string>()), DesiredState.Running, VmStatus.Pending, null, null, Epoch.Zero, null, 0, default,
                     null, 0),
+                new VmRecord(new VmId(Guid.NewGuid()), TenantId.System, new VmSpec("c", 1, 1, "", Bootstrap: new VmBootstrap()), DesiredState.Running,
+                    VmStatus.Pending, null, null, Epoch.Zero, null, 0, default, null),
+                new VmRecord(new VmId(Guid.NewGuid()), TenantId.System, new VmSpec("d", 1, 1, "", Bootstrap: new VmBootstrap("", [""], [])),
+                    DesiredState.Running, VmStatus.Pending, null, null, Epoch.Zero, null, 0, default, null),
                 new VmRecord(new VmId(Guid.NewGuid()), new TenantId(""), new VmSpec("", 1, 1, "", Resources: new VmResources(Cpuset: ""),
                         Labels: new Dictionary<string, string> { ["k"] = "" }), DesiredState.Running, VmStatus.Pending, "", new HostId(""),
                     Epoch.Zero, 0, 0, default, default, 0),
@@ -149,39 +154,41 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         "TEVERwHCAwAAAAAAAAMBB2hvc3QtNzAAAAAAAAMAAAAAAAEFcWVtdQMMAAAAAGAAAAAAAAADAAAAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuNzo0MDUz3AUAAAAAAAAACAAAAAAAAAEHaG9zdC04////f/////////9/AwL/////AAAAAAAAAIAAAACAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuODo0MDUz/////////3/5/////////wSOKhxvSw1VTJpDH29LjS4BAQVhY21lBndlYi0xBAAAAAAgAAABDXVidW50dS0yNC4wNAIBAQAIAAD0AQAAAbgLAAAABAAAASgjAAABBjAtMyw4BAEEZW52AQVwcm9kAQV0aWVyAQR3ZWIBBW5vdGUBAQEGASlxZW11IGV4aXRlZCB3aXRoIDEzNzogw7xuw69jb2RlIOKckyDwn5qAAQIqAAAAAAAAAAFpegAABQAAAID3II3GSd8ISgEBgPcgjcZJ3wgg/gHWBgAAAAAAABE8fQsvXo1KjBstnn9qWwIBBWJldGEGd2ViLTEBAAAAAAIAAAgBAQECAAAAAQAAAAEKAAAAAQAAAAEAAgAACQIMDQEIAQlkZWxldGluZwECAQAAAAAAAAABAQAAAAEAAACB9yCNxknfCEoBAYC3irePSt8ISgEBAQAAAAAAAAD/////////////////////AQdzeXN0ZW0FZWRnZf///38AAACAAQZvdGhlcgIBAQAAAID///9/AQAAAIAAAACAAf///38BAjECAQJ4AQJ5AQcWAQX/////////fwEAAACA/////wD2gHx1AAAASAMB/z839HUoyisAAAEAAAAAAAAAgAIHAQoAAAABKAAAAAEAAAEAAAAAAAGA9yCNxknfCEoBAQEAEAAA0AcAAAFAHwAAAhNrLTAxMjM0NTY3ODlhYmNkZWYHAiE5Zjg2ZDA4MTg4NGM3ZDY1OWEyZmVhYTBjNTVhZDAxNQNjaYD3II3GSd8ISgEBgC9ust9J3whKAQIFd2gtMQcraHR0cHM6Ly9ob29rcy5leGFtcGxlLm9yZy9vcmNoZXN0cmF0b3I/eD0xB3MzY3JldAMBCFZtUmVhZHkBCVZtRmFpbGVkgPcgjcZJ3whKAQIHcnVsZS0xBwhuaWdodGx5AQ1WbVJlc3RhcnRpbmcDAAAAALygZQEAAAABDTAgMjAgKiAqIDEtNQIMDQKA9yCNxknfCEoBy2dXXcbSgJc=";
 
     [Fact]
-    public void A_version_1_snapshot_from_the_build_before_drivers_reads_back_with_no_driver_named()
-    {
-        var bytes = Convert.FromBase64String(Version1Full);
-        Assert.Equal(1, bytes[4]);
-
-        var read = LedgerSnapshotFormat.Read(bytes);
-
-        var expected = Full() with
+    public void A_version_1_snapshot_from_the_build_before_drivers_reads_back_with_no_driver_named() =>
+        AssertOldSnapshotReadsAs(Version1Full, 1, Full() with
         {
             Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null } }).ToList(),
-        };
-        Assert.Equal(Json(expected), Json(read));
-        Assert.Equal(LedgerSnapshotFormat.Version, LedgerSnapshotFormat.Write(read)[4]);
-    }
+            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null, Bootstrap = null } }).ToList(),
+        });
 
     /// <summary><see cref="Full"/> as the build before host accelerators wrote it (layout version 2), from that build.</summary>
     private const string Version2Full =
         "TEVERwLJAwAAAAAAAAMBB2hvc3QtNzAAAAAAAAMAAAAAAAEFcWVtdQMMAAAAAGAAAAAAAAADAAAAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuNzo0MDUz3AUAAAAAAAAACAAAAAAAAAEHaG9zdC04////f/////////9/AwL/////AAAAAAAAAIAAAACAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuODo0MDUz/////////3/5/////////wSOKhxvSw1VTJpDH29LjS4BAQVhY21lBndlYi0xBAAAAAAgAAABDXVidW50dS0yNC4wNAIBAQAIAAD0AQAAAbgLAAAABAAAASgjAAABBjAtMyw4BAEEZW52AQVwcm9kAQV0aWVyAQR3ZWIBBW5vdGUBAQEEa3ZtAQYBKXFlbXUgZXhpdGVkIHdpdGggMTM3OiDDvG7Dr2NvZGUg4pyTIPCfmoABAioAAAAAAAAAAWl6AAAFAAAAgPcgjcZJ3whKAQGA9yCNxknfCCD+AdYGAAAAAAAAETx9Cy9ejUqMGy2ef2pbAgEFYmV0YQZ3ZWItMQEAAAAAAgAACAEBAQIAAAABAAAAAQoAAAABAAAAAQACAAAJAgwNAwEIAQlkZWxldGluZwECAQAAAAAAAAABAQAAAAEAAACB9yCNxknfCEoBAYC3irePSt8ISgEBAQAAAAAAAAD/////////////////////AQdzeXN0ZW0FZWRnZf///38AAACAAQZvdGhlcgIBAQAAAID///9/AQAAAIAAAACAAf///38BAjECAQJ4AQJ5EAEHFwEF/////////38BAAAAgP////8A9oB8dQAAAEgDAf8/N/R1KMorAAABAAAAAAAAAIACBwEKAAAAASgAAAABAAABAAAAAAABgPcgjcZJ3whKAQEBABAAANAHAAABQB8AAAITay0wMTIzNDU2Nzg5YWJjZGVmBwIhOWY4NmQwODE4ODRjN2Q2NTlhMmZlYWEwYzU1YWQwMTUDY2mA9yCNxknfCEoBAYAvbrLfSd8ISgECBXdoLTEHK2h0dHBzOi8vaG9va3MuZXhhbXBsZS5vcmcvb3JjaGVzdHJhdG9yP3g9MQdzM2NyZXQDAQhWbVJlYWR5AQlWbUZhaWxlZID3II3GSd8ISgECB3J1bGUtMQcIbmlnaHRseQENVm1SZXN0YXJ0aW5nAwAAAAC8oGUBAAAAAQ0wIDIwICogKiAxLTUCDA0CgPcgjcZJ3whKAb8lFbvq5CHv";
 
     [Fact]
-    public void A_version_2_snapshot_from_the_build_before_accelerators_reads_back_with_none_known_or_asked_for()
+    public void A_version_2_snapshot_from_the_build_before_accelerators_reads_back_with_none_known_or_asked_for() =>
+        AssertOldSnapshotReadsAs(Version2Full, 2, Full() with
+        {
+            Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
+            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null, Bootstrap = null } }).ToList(),
+        });
+
+    /// <summary><see cref="Full"/> as the build before VM bootstraps wrote it (layout version 3), from that build.</summary>
+    private const string Version3Full =
+        "TEVERwNzBAAAAAAAAAMBB2hvc3QtNzAAAAAAAAMAAAAAAAEFcWVtdQMMAAAAAGAAAAAAAAADAAAAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuNzo0MDUz3AUAAAAAAAAACAAAAAAAAAEBBGt2bQEjaG9zdCxhcmNoLWNhcGFiaWxpdGllcz1vZmYscG11PW9mZh1hZnRlcjoga3ZtIC1jcHUgaG9zdDogZXhpdGVkAQdob3N0LTj///9//////////38DAv////8AAAAAAAAAgAAAAIABJmFra2EudGNwOi8vb3JjaGVzdHJhdG9yQDEwLjAuMC44OjQwNTP/////////f/n/////////AQEEdGNnAQRtYXhZZmVsbCBiYWNrIHRvIFRDRzoga3ZtIC1jcHUgaG9zdDogZXhpdGVkIGJlZm9yZSB0aGUgYmFubmVyIChleGl0IGNvZGUgMTM0OiDDvG7Dr2NvZGUg4pyTKQSOKhxvSw1VTJpDH29LjS4BAQVhY21lBndlYi0xBAAAAAAgAAABDXVidW50dS0yNC4wNAIBAQAIAAD0AQAAAbgLAAAABAAAASgjAAABBjAtMyw4BAEEZW52AQVwcm9kAQV0aWVyAQR3ZWIBBW5vdGUBAQUFAQYBKXFlbXUgZXhpdGVkIHdpdGggMTM3OiDDvG7Dr2NvZGUg4pyTIPCfmoABAioAAAAAAAAAAWl6AAAFAAAAgPcgjcZJ3whKAQGA9yCNxknfCCD+AdYGAAAAAAAAETx9Cy9ejUqMGy2ef2pbAgEFYmV0YQZ3ZWItMQEAAAAAAgAADAEBAQIAAAABAAAAAQoAAAABAAAAAQACAAANAhARAwUBCAEJZGVsZXRpbmcBAgEAAAAAAAAAAQEAAAABAAAAgfcgjcZJ3whKAQGAt4q3j0rfCEoBAQEAAAAAAAAA/////////////////////wEHc3lzdGVtBWVkZ2X///9/AAAAgAEGb3RoZXICAQEAAACA////fwEAAACAAAAAgAH///9/AQIxAgECeAECeQUFAQcaAQf/////////fwEAAACA/////wD2gHx1AAAASAMB/z839HUoyisAAAEAAAAAAAAAgAILAQoAAAABKAAAAAEAAAEAAAAAAAGA9yCNxknfCEoBAQEAEAAA0AcAAAFAHwAAAhNrLTAxMjM0NTY3ODlhYmNkZWYLAiE5Zjg2ZDA4MTg4NGM3ZDY1OWEyZmVhYTBjNTVhZDAxNQNjaYD3II3GSd8ISgEBgC9ust9J3whKAQIFd2gtMQsraHR0cHM6Ly9ob29rcy5leGFtcGxlLm9yZy9vcmNoZXN0cmF0b3I/eD0xB3MzY3JldAMBCFZtUmVhZHkBCVZtRmFpbGVkgPcgjcZJ3whKAQIHcnVsZS0xCwhuaWdodGx5AQ1WbVJlc3RhcnRpbmcDAAAAALygZQEAAAABDTAgMjAgKiAqIDEtNQIQEQKA9yCNxknfCEoBW07sT7es4nc=";
+
+    [Fact]
+    public void A_version_3_snapshot_from_the_build_before_bootstraps_reads_back_with_none() =>
+        AssertOldSnapshotReadsAs(Version3Full, 3, Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Bootstrap = null } }).ToList() });
+
+    /// <summary>An older build's snapshot reads back as <paramref name="expected"/>, and is written again in this build's version.</summary>
+    private static void AssertOldSnapshotReadsAs(string base64, byte version, LedgerSnapshot expected)
     {
-        var bytes = Convert.FromBase64String(Version2Full);
-        Assert.Equal(2, bytes[4]);
+        var bytes = Convert.FromBase64String(base64);
+        Assert.Equal(version, bytes[4]);
 
         var read = LedgerSnapshotFormat.Read(bytes);
 
-        var expected = Full() with
-        {
-            Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null } }).ToList(),
-        };
         Assert.Equal(Json(expected), Json(read));
         Assert.Equal(LedgerSnapshotFormat.Version, LedgerSnapshotFormat.Write(read)[4]);
     }

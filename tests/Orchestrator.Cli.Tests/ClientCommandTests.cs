@@ -49,6 +49,59 @@ public class ClientCommandTests
     }
 
     [Fact]
+    public async Task Vm_create_sends_the_hostname_the_keys_of_each_key_file_and_the_user_data_bytes_and_shows_only_digests()
+    {
+        var dir = Directory.CreateTempSubdirectory("cli-bootstrap-");
+        try
+        {
+            var keys = Path.Combine(dir.FullName, "keys.pub");
+            File.WriteAllText(keys, "# my keys\nssh-ed25519 AAAA one\n\nssh-rsa BBBB two\n");
+            var userData = Path.Combine(dir.FullName, "user-data");
+            byte[] bytes = [.. "#!/bin/sh\necho $(id) ; rm -rf /\n"u8, 0, 0xff, (byte)'\n'];
+            File.WriteAllBytes(userData, bytes);
+            var created = Json.Vm(state: "Pending", readyAt: null).Replace("\"name\":\"web1\"",
+                "\"name\":\"web1\",\"bootstrap\":{\"hostname\":\"h1.example.org\",\"sshKeyFingerprints\":[\"SHA256:abc\",\"SHA256:def\"],\"userDataBytes\":36,\"userDataSha256\":\"00ff\"}");
+            var http = new ScriptedHandler().On("POST", "/v1/vms", HttpStatusCode.Created, created);
+
+            var run = await CliRun.Of(http, null, "vm", "create", "web1", "--image", "demo", "--hostname", "h1.example.org", "--ssh-key", keys,
+                "--user-data", userData);
+
+            Assert.Equal(0, run.ExitCode);
+            using var body = JsonDocument.Parse(http.Requests.Single().Body!);
+            Assert.Equal("h1.example.org", body.RootElement.GetProperty("hostname").GetString());
+            Assert.Equal(["ssh-ed25519 AAAA one", "ssh-rsa BBBB two"], body.RootElement.GetProperty("sshKeys").EnumerateArray().Select(k => k.GetString()));
+            Assert.Equal(bytes, body.RootElement.GetProperty("userData").GetBytesFromBase64());
+            Assert.Matches(@"Hostname\s+h1.example.org", run.Out.ToString());
+            Assert.Matches(@"User-data\s+36 bytes, sha256 00ff", run.Out.ToString());
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_user_data_file_over_64_KiB_is_refused_naming_the_file_and_the_limit_before_anything_is_sent()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllBytes(file, new byte[1024 * 1024 + 1]);
+            var http = new ScriptedHandler();
+
+            var run = await CliRun.Of(http, null, "vm", "create", "web1", "--image", "demo", "--user-data", file);
+
+            Assert.Equal(1, run.ExitCode);
+            Assert.Contains($"--user-data {file}: 1048577 bytes is over the limit of 65536 bytes (64 KiB)", run.Error.ToString());
+            Assert.Empty(http.Requests);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public async Task Host_show_prints_the_accelerator_and_why_the_host_fell_back()
     {
         var http = new ScriptedHandler().On("GET", "/v1/hosts/h1", HttpStatusCode.OK, """

@@ -16,6 +16,18 @@ public class ParsingTests
     }
 
     [Fact]
+    public void Vm_create_binds_the_hostname_every_ssh_key_file_and_the_user_data_file_unread()
+    {
+        var a = RecordingActions.Bind<VmCreateArgs>("vm", "create", "web1", "--image", "demo", "--hostname", "web1.example.org",
+            "--ssh-key", "/k/a.pub", "--ssh-key", "/k/b.pub", "--user-data", "/u/init.sh");
+
+        Assert.Equal("web1.example.org", a.Bootstrap!.Hostname);
+        Assert.Equal(["/k/a.pub", "/k/b.pub"], a.Bootstrap.SshKeyFiles);
+        Assert.Equal("/u/init.sh", a.Bootstrap.UserDataFile);
+        Assert.Null(RecordingActions.Bind<VmCreateArgs>("vm", "create", "web1", "--image", "demo").Bootstrap);
+    }
+
+    [Fact]
     public void Vm_create_takes_shares_reservation_and_limit_in_millicores_or_cpus()
     {
         var a = RecordingActions.Bind<VmCreateArgs>("vm", "create", "db", "--vcpus", "2", "--memory", "512", "--image", "demo",

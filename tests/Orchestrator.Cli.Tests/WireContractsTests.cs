@@ -8,7 +8,8 @@ public class WireContractsTests
 {
     private static readonly VmDto Vm = new("0f8fad5b", "web1", "acme", 2, 512, "demo", "on-failure", "Running", "Ready", null, "host-a", 3, 4242, 1,
         new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero), null, [new VcpuDto(0, 4250, 1.5)], null,
-        new VmResourcesDto(2048, 500, null, 0, null, null, 750, null, null), new Dictionary<string, string> { ["env"] = "dev" }, false, null, null);
+        new VmResourcesDto(2048, 500, null, 0, null, null, 750, null, null), new Dictionary<string, string> { ["env"] = "dev" }, false, null, null,
+        new VmBootstrapDto("web1", ["SHA256:abc"], 12, "00ff"));
 
     [Fact]
     public void A_vm_is_written_with_the_camel_case_names_the_cli_reads_nulls_included()
@@ -17,7 +18,8 @@ public class WireContractsTests
 
         Assert.Equal(
             ["id", "name", "tenant", "vcpus", "memoryMiB", "image", "restartPolicy", "desiredState", "state", "reason", "host", "epoch", "pid",
-             "restarts", "createdAt", "readyAt", "vcpuThreads", "consoleTail", "resources", "labels", "paused", "driver", "accelerator"],
+             "restarts", "createdAt", "readyAt", "vcpuThreads", "consoleTail", "resources", "labels", "paused", "driver", "accelerator",
+             "bootstrap"],
             json.RootElement.EnumerateObject().Select(p => p.Name));
         Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("reason").ValueKind);
         Assert.Equal(4250, json.RootElement.GetProperty("vcpuThreads")[0].GetProperty("threadId").GetInt32());
@@ -30,7 +32,9 @@ public class WireContractsTests
 
         Assert.Equal(Vm.Resources, read.Resources);
         Assert.Equal(Vm.VcpuThreads, read.VcpuThreads);
-        Assert.Equal(Vm with { VcpuThreads = read.VcpuThreads, Labels = read.Labels }, read);
+        Assert.Equal(Vm.Bootstrap!.SshKeyFingerprints, read.Bootstrap!.SshKeyFingerprints);
+        Assert.Equal(Vm with { VcpuThreads = read.VcpuThreads, Labels = read.Labels, Bootstrap = read.Bootstrap }, read);
+        Assert.Equal(Vm.Bootstrap with { SshKeyFingerprints = read.Bootstrap.SshKeyFingerprints }, read.Bootstrap);
         Assert.Equal("dev", read.Labels["env"]);
     }
 

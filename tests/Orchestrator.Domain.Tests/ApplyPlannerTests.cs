@@ -118,6 +118,33 @@ public class ApplyPlannerTests
     }
 
     [Fact]
+    public void A_changed_hostname_key_or_user_data_is_a_replace_naming_the_user_data_by_digest_only()
+    {
+        var had = Spec("a") with { Bootstrap = new VmBootstrap("a", ["ssh-ed25519 AAAA k"], "#!/bin/sh\necho secret\n"u8.ToArray()) };
+        var wanted = Spec("a") with { Bootstrap = new VmBootstrap("a.example.org", null, "#!/bin/sh\necho other\n"u8.ToArray()) };
+
+        var replace = Assert.IsType<ApplyStep.Replace>(Assert.Single(ApplyPlanner.Plan([wanted], [Record(had)], prune: false).Steps));
+
+        Assert.Equal(3, replace.Why.Count);
+        Assert.Equal("hostname a → a.example.org", replace.Why[0]);
+        Assert.Equal("ssh-keys 1 → 0 keys", replace.Why[1]);
+        Assert.Matches(@"^user-data 22 bytes \(sha256 [0-9a-f]{12}\) → 21 bytes \(sha256 [0-9a-f]{12}\)$", replace.Why[2]);
+        Assert.DoesNotContain("secret", replace.Detail);
+    }
+
+    [Fact]
+    public void The_same_bootstrap_again_or_a_hostname_equal_to_the_name_changes_nothing()
+    {
+        var boot = new VmBootstrap("a.example.org", ["ssh-ed25519 AAAA k"], [0, 1, 2]);
+        var again = new VmBootstrap("a.example.org", ["ssh-ed25519 AAAA k"], [0, 1, 2]);
+
+        var plan = ApplyPlanner.Plan([Spec("a") with { Bootstrap = again }, Spec("b") with { Bootstrap = new VmBootstrap("b") }],
+            [Record(Spec("a") with { Bootstrap = boot }), Record(Spec("b"))], prune: false);
+
+        Assert.All(plan.Steps, step => Assert.IsType<ApplyStep.Unchanged>(step));
+    }
+
+    [Fact]
     public void Prune_deletes_only_the_vms_the_file_dropped()
     {
         var current = new[] { Record(Spec("keep")), Record(Spec("dropped")), Record(Spec("changed")) };

@@ -23,6 +23,39 @@ public sealed class ApplyFileTests
     }
 
     [Fact]
+    public void Hostname_ssh_keys_and_user_data_read_into_the_bootstrap_the_user_data_from_base64_byte_for_byte()
+    {
+        byte[] userData = [.. "#!/bin/sh\necho \"$(hostname)\" ; ünïcode\n"u8, 0, 0xff, (byte)'\n'];
+        var (vms, errors) = ApplyFile.Parse($$"""
+            vms {
+              web-1 {
+                vcpus = 1, memory-mib = 128, image = demo
+                hostname = web-1.example.org
+                ssh-keys = ["ssh-ed25519 AAAA one", "ssh-rsa BBBB two"]
+                user-data-base64 = "{{Convert.ToBase64String(userData)}}"
+              }
+            }
+            """);
+
+        Assert.Empty(errors);
+        var bootstrap = Assert.Single(vms).Spec.Bootstrap!;
+        Assert.Equal("web-1.example.org", bootstrap.Hostname);
+        Assert.Equal(["ssh-ed25519 AAAA one", "ssh-rsa BBBB two"], bootstrap.SshKeys!);
+        Assert.Equal(userData, bootstrap.UserData);
+    }
+
+    [Fact]
+    public void Ssh_keys_that_are_no_list_of_strings_and_bad_bootstrap_values_are_named_by_their_path()
+    {
+        Assert.Equal("must be a list of strings", ErrorFor("vms { a { vcpus = 1, memory-mib = 128, image = demo, ssh-keys = \"k\" } }", "vms.a.ssh-keys"));
+        Assert.Equal("must be base64 (base64 -w0 FILE)",
+            ErrorFor("vms { a { vcpus = 1, memory-mib = 128, image = demo, user-data-base64 = \"#!/bin/sh\" } }", "vms.a.user-data-base64"));
+        var (vms, _) = ApplyFile.Parse("vms { a { vcpus = 1, memory-mib = 128, image = demo, hostname = \"x_y\", ssh-keys = [\"nope\"] } }");
+        var invalid = ApplyFile.Validate(vms, VmSpecLimits.Default, new HashSet<string> { "demo" });
+        Assert.Equal(["vms.a.hostname", "vms.a.ssh-keys[0]"], invalid.Select(e => e.Field));
+    }
+
+    [Fact]
     public void A_full_file_reads_into_specs_with_resources_labels_and_state()
     {
         var (vms, errors) = ApplyFile.Parse("""

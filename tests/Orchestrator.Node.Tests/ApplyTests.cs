@@ -38,14 +38,15 @@ public sealed class ApplyTests(ITestOutputHelper output) : IAsyncLifetime
     private async Task<IReadOnlyList<string>> LedgerAsync()
     {
         var vms = JsonNode.Parse(await _node.Http.GetStringAsync("v1/vms"))!.AsArray();
-        return vms.Select(v => $"{v!["name"]} {v["id"]} epoch {v["epoch"]} {v["desiredState"]} {v["resources"]!["cpuShares"]} {v["labels"]!.ToJsonString()}")
+        return vms.Select(v => $"{v!["name"]} {v["id"]} epoch {v["epoch"]} {v["desiredState"]} {v["resources"]!["cpuShares"]} {v["labels"]!.ToJsonString()} {v["bootstrap"]!.ToJsonString()}")
             .Order(StringComparer.Ordinal).ToList();
     }
 
     [Fact]
     public async Task Applying_a_file_converges_once_and_applying_it_again_changes_nothing()
     {
-        const string small = "vcpus = 1, memory-mib = 128, image = demo";
+        // With a bootstrap too: the same hostname and user-data again are no change either.
+        var small = $"vcpus = 1, memory-mib = 128, image = demo, hostname = \"keep.example.org\", user-data-base64 = \"{Convert.ToBase64String([0, .. "#!/bin/sh\n"u8])}\"";
         var first = File(small, withDrop: true);
 
         var (status, created) = await ApplyAsync(first);
@@ -55,6 +56,8 @@ public sealed class ApplyTests(ITestOutputHelper output) : IAsyncLifetime
         await _node.WaitForVmAsync("keep", "Ready");
         await _node.WaitForVmAsync("drop", "Ready");
         Assert.Equal("spare", (string?)(await _node.GetVmAsync("drop"))!["labels"]!["role"]);
+        Assert.Equal("keep.example.org", (string?)(await _node.GetVmAsync("keep"))!["bootstrap"]!["hostname"]);
+        Assert.Equal(11, (int)(await _node.GetVmAsync("keep"))!["bootstrap"]!["userDataBytes"]!);
         var ledger = await LedgerAsync();
 
         // The same file again: every VM unchanged, no command sent, so the same ids under the same epochs.

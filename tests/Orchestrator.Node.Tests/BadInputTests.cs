@@ -32,7 +32,36 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
         { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","restartPolicy":"sometimes"}""", "restartPolicy" },
         { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","driver":"xen"}""", "driver" },
         { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","accelerator":"tcg"}""", "accelerator" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","hostname":"web_1;reboot"}""", "hostname" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","sshKeys":["ssh-ed25519 AAAA"]}""", "sshKeys[0]" },
+        { """{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","userData":"not base64!"}""", "userData" },
+        { $$"""{"name":"web1","vcpus":1,"memoryMiB":256,"image":"demo","userData":"{{Convert.ToBase64String(new byte[64 * 1024 + 1])}}"}""", "userData" },
     };
+
+    [Fact]
+    public async Task User_data_over_64_KiB_is_a_400_naming_the_field_and_the_limit()
+    {
+        var response = await _node.Http.PostAsJsonAsync("v1/vms",
+            new { name = "big", vcpus = 1, memoryMiB = 128, image = "demo", userData = Convert.ToBase64String(new byte[100_000]) });
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal("is 100000 bytes, over the limit of 65536 bytes (64 KiB)", (string?)problem["errors"]!["userData"]![0]);
+    }
+
+    [Fact]
+    public async Task User_data_of_a_mebibyte_or_more_is_refused_as_a_body_too_large_and_nothing_is_created()
+    {
+        var response = await _node.Http.PostAsJsonAsync("v1/vms",
+            new { name = "huge", vcpus = 1, memoryMiB = 128, image = "demo", userData = new byte[1024 * 1024 + 1] });
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        var problem = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Contains("1048576 bytes", (string?)problem["detail"]);
+        Assert.Equal("[]", await _node.Http.GetStringAsync("v1/vms"));
+    }
+
+    [Fact]
+    public void The_clients_user_data_limit_is_the_servers() =>
+        Assert.Equal(Domain.Vms.VmBootstraps.MaxUserDataBytes, Contracts.CreateVmRequest.MaxUserDataBytes);
 
     [Theory]
     [MemberData(nameof(InvalidBodies))]

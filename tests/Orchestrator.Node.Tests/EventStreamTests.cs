@@ -307,6 +307,20 @@ public sealed class EventFrameTests
         Assert.Equal("older", (string?)json["data"]!["history"]![0]!["label"]);
         Assert.Equal("line one\nline two\r", (string?)json["data"]!["reason"]);
     }
+
+    [Fact]
+    public void A_vms_user_data_never_leaves_the_node_in_an_event_but_its_hostname_does()
+    {
+        var userData = "#!/bin/sh\necho token=hunter2\n"u8.ToArray();
+        var spec = new Domain.Vms.VmSpec("web1", 1, 128, "demo", Bootstrap: new Domain.Vms.VmBootstrap("web1.example.org", null, userData));
+        var evt = new Domain.Ledger.LedgerEvents.VmRequested(Domain.VmId.New(), new Domain.TenantId("a"), spec, DateTimeOffset.UnixEpoch);
+        var frame = Api.EventStream.Frame(new Akka.Persistence.Query.EventEnvelope(
+            Akka.Persistence.Query.Offset.Sequence(1), "ledger", 1, evt, 0, ["tenant:a"]));
+
+        Assert.DoesNotContain("userData", frame, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(Convert.ToBase64String(userData), frame);
+        Assert.Contains("web1.example.org", frame);
+    }
 }
 
 /// <summary>Reading /v1/events as a browser's EventSource would, with a parser of the tests' own.</summary>

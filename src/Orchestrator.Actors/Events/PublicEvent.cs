@@ -69,15 +69,15 @@ public static class PublicEvent
         ToJson(journaled.Offset, journaled.Event, journaled.Tenant, journaled.WrittenAt.UtcTicks);
 
     /// <summary>
-    /// Drops every property whose name speaks of a secret (a key's secret or its hash), at any depth: such a value must
-    /// not leave the node, whatever event comes to carry one.
+    /// Drops every property whose name speaks of a secret (a key's secret or its hash) and a VM's user-data (tenants put
+    /// passwords and tokens there), at any depth: such a value must not leave the node, whatever event comes to carry one.
     /// </summary>
     public static void WithoutSecrets(JsonNode? node)
     {
         switch (node)
         {
             case JsonObject obj:
-                foreach (var name in obj.Select(p => p.Key).Where(k => k.Contains("secret", StringComparison.OrdinalIgnoreCase)).ToList())
+                foreach (var name in obj.Select(p => p.Key).Where(IsSecret).ToList())
                 {
                     obj.Remove(name);
                 }
@@ -97,6 +97,9 @@ public static class PublicEvent
                 break;
         }
     }
+
+    private static bool IsSecret(string name) =>
+        name.Contains("secret", StringComparison.OrdinalIgnoreCase) || name.Equals("userData", StringComparison.OrdinalIgnoreCase);
 
     private sealed class StringConverter<T>(Func<T, string> write, Func<string, T> read) : JsonConverter<T>
     {

@@ -23,9 +23,10 @@ public static class LedgerSnapshotFormat
     /// <summary>
     /// Changes whenever the layout does. This build writes it and reads it and the versions before it, so that a node
     /// upgraded in place recovers from the snapshot its old build took; a newer version is refused, never guessed at.
-    /// Version 2 added <see cref="VmSpec.Driver"/>; version 3 <see cref="HostRecord.Accelerator"/> and <see cref="VmSpec.Accelerator"/>.
+    /// Version 2 added <see cref="VmSpec.Driver"/>; version 3 <see cref="HostRecord.Accelerator"/> and <see cref="VmSpec.Accelerator"/>;
+    /// version 4 <see cref="VmSpec.Bootstrap"/>.
     /// </summary>
-    public const byte Version = 3;
+    public const byte Version = 4;
 
     private const byte OldestReadable = 1;
 
@@ -138,7 +139,9 @@ public static class LedgerSnapshotFormat
         [
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
             nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver), nameof(VmSpec.Accelerator),
+            nameof(VmSpec.Bootstrap),
         ],
+        [typeof(VmBootstrap)] = [nameof(VmBootstrap.Hostname), nameof(VmBootstrap.SshKeys), nameof(VmBootstrap.UserData)],
         [typeof(VmResources)] =
         [
             nameof(VmResources.CpuShares), nameof(VmResources.CpuReservationMillicores), nameof(VmResources.CpuLimitMillicores),
@@ -251,6 +254,7 @@ public static class LedgerSnapshotFormat
         Dictionary(w, s.Labels);
         w.Shared(s.Driver);
         w.Shared(s.Accelerator);
+        Optional(w, s.Bootstrap, WriteBootstrap);
     }
 
     private static VmSpec ReadSpec(SnapshotReader r) => new(
@@ -262,7 +266,27 @@ public static class LedgerSnapshotFormat
         r.Bool() ? ReadResources(r) : null,
         Dictionary(r),
         r.Version >= 2 ? r.Shared() : null,
-        r.Version >= 3 ? r.Shared() : null);
+        r.Version >= 3 ? r.Shared() : null,
+        r.Version >= 4 && r.Bool() ? ReadBootstrap(r) : null);
+
+    private static void WriteBootstrap(SnapshotWriter w, VmBootstrap b)
+    {
+        w.Text(b.Hostname);
+        w.Count(b.SshKeys?.Count);
+        foreach (var key in b.SshKeys ?? [])
+        {
+            w.Text(key);
+        }
+
+        w.Blob(b.UserData);
+    }
+
+    private static VmBootstrap ReadBootstrap(SnapshotReader r)
+    {
+        var hostname = r.Text();
+        var keys = r.Count() is { } count ? Enumerable.Range(0, count).Select(_ => r.Text() ?? throw r.Corrupt("an SSH key is null")).ToArray() : null;
+        return new VmBootstrap(hostname, keys, r.Blob());
+    }
 
     private static void WriteResources(SnapshotWriter w, VmResources x)
     {

@@ -93,6 +93,13 @@ internal sealed class SnapshotWriter
     /// <summary>How many items follow, plus one; 0 is a null collection.</summary>
     public void Count(int? count) => _out.Write7BitEncodedInt(count is { } n ? n + 1 : 0);
 
+    /// <summary>Bytes written as they are: their count (as <see cref="Count"/>), then the bytes.</summary>
+    public void Blob(byte[]? value)
+    {
+        Count(value?.Length);
+        _out.Write(value ?? []);
+    }
+
     public void Flush() => _out.Flush();
 }
 
@@ -210,6 +217,8 @@ internal sealed class SnapshotReader
 
         return count <= Remaining ? count : throw Corrupt($"{count} items announced, {Remaining} bytes left");
     }
+
+    public byte[]? Blob() => Count() is { } length ? Take(length).ToArray() : null;
 
     public SerializationException Corrupt(string what) =>
         new($"ledger snapshot is corrupt at byte {_position} ({Section}{(Index >= 0 ? $" #{Index}" : "")}): {what}");

@@ -86,6 +86,9 @@ public static class ApplyPlanner
             why.Add($"driver {from.Driver ?? "any"} → {to.Driver ?? "any"}");
         }
 
+        // The seed is read at first boot (cloud-init runs per instance): a new one needs a new VM. Digests only, never the bytes.
+        why.AddRange(ApplyDescriptions.BootstrapChanges(from, to));
+
         if (why.Count > 0)
         {
             return new ApplyStep.Replace(want, why);
@@ -173,6 +176,33 @@ internal static class ApplyDescriptions
             yield return $"cpuset {from.Cpuset ?? "none"} → {to.Cpuset ?? "none"}";
         }
     }
+
+    /// <summary>
+    /// What differs in what the guest is handed at boot, as it takes effect (a hostname equal to the VM's name is no
+    /// change); user-data by its size and digest, since it may hold secrets.
+    /// </summary>
+    public static IEnumerable<string> BootstrapChanges(VmSpec from, VmSpec to)
+    {
+        if (VmBootstrap.HostnameOf(from) != VmBootstrap.HostnameOf(to))
+        {
+            yield return $"hostname {VmBootstrap.HostnameOf(from)} → {VmBootstrap.HostnameOf(to)}";
+        }
+
+        var (fromBoot, toBoot) = (from.Bootstrap ?? new VmBootstrap(), to.Bootstrap ?? new VmBootstrap());
+        if (!fromBoot.EffectiveSshKeys.SequenceEqual(toBoot.EffectiveSshKeys, StringComparer.Ordinal))
+        {
+            yield return $"ssh-keys {Number(fromBoot.EffectiveSshKeys.Count)} → {Number(toBoot.EffectiveSshKeys.Count)} keys";
+        }
+
+        if (!fromBoot.UserDataBytes().SequenceEqual(toBoot.UserDataBytes()))
+        {
+            yield return $"user-data {UserData(fromBoot)} → {UserData(toBoot)}";
+        }
+    }
+
+    private static string UserData(VmBootstrap bootstrap) => bootstrap.UserDataBytes().Length == 0
+        ? "none"
+        : $"{Number(bootstrap.UserDataBytes().Length)} bytes (sha256 {bootstrap.UserDataSha256()[..12]})";
 
     /// <summary>"labels +tier=web -old env=dev→prod": added, removed, changed, by key.</summary>
     public static string LabelChanges(IReadOnlyDictionary<string, string> from, IReadOnlyDictionary<string, string> to)

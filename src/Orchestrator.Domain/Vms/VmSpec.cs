@@ -46,9 +46,10 @@ public static class RestartPolicies
 /// "kvm": the VM needs hardware acceleration, and waits Pending rather than run on a host whose probe fell back to TCG;
 /// null runs it on either.
 /// </param>
+/// <param name="Bootstrap">What the guest is handed at boot (hostname, SSH keys, user-data); null: only its name as hostname.</param>
 public sealed record VmSpec(
     string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
-    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null)
+    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null)
 {
     /// <summary>Shares, reservations and limits; the defaults when the tenant gave none.</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;
@@ -232,6 +233,11 @@ public static partial class VmSpecValidator
             var shown = accelerator.Length > 64 ? accelerator[..64] + "…" : accelerator;
             errors.Add(new FieldError("accelerator",
                 $"unknown accelerator '{shown}'; known accelerators: {string.Join(", ", VmAccelerators.Known)} (leave it out to run on any host)"));
+        }
+
+        if (spec.Bootstrap is { } bootstrap)
+        {
+            errors.AddRange(VmBootstraps.Validate(bootstrap));
         }
 
         if (!Enum.IsDefined(spec.RestartPolicy))

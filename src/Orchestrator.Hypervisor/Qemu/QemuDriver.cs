@@ -84,6 +84,12 @@ public sealed class QemuDriver : IHypervisor
             EnsureDirectory(_vmsDirectory);
             EnsureDirectory(paths.Directory);
             GuestInitrd.Write(spec.Image.InitrdPath, paths.Initrd, spec.Name);
+            if (spec.Seed is { } seed)
+            {
+                // Rebuilt at every start from the spec (the directory was cleared above); an adopted VM keeps the seed it runs with.
+                await File.WriteAllBytesAsync(paths.Seed, NoCloudSeed.Build(spec.VmId, seed, DateTimeOffset.UtcNow), cancellationToken);
+            }
+
             await File.WriteAllTextAsync(paths.Epoch, spec.Epoch.ToString(), cancellationToken);
 
             var argv = BuildArguments(qemu, spec, paths, _options);
@@ -369,7 +375,15 @@ public sealed class QemuDriver : IHypervisor
             append += " " + options.ExtraKernelAppend.Trim();
         }
 
-        // Only ids, numbers and our own paths: the tenant's VM name reaches the guest inside its initrd.
+        // Only ids, numbers and our own paths: the tenant's VM name reaches the guest inside its initrd, its bootstrap
+        // inside the seed disk.
+        string[] seedDisk = spec.Seed is null
+            ? []
+            :
+            [
+                "-drive", $"file={EscapeOption(paths.Seed)},if=none,id=seed0,format=raw,readonly=on",
+                "-device", "virtio-blk-pci,drive=seed0",
+            ];
         return
         [
             qemu,
@@ -398,6 +412,7 @@ public sealed class QemuDriver : IHypervisor
             "-pidfile", paths.PidFile,
             "-sandbox", "on",
             "-no-reboot",
+            .. seedDisk,
         ];
     }
 
@@ -511,8 +526,9 @@ public sealed class QemuDriver : IHypervisor
 }
 
 /// <summary>The files of one VM under the run directory.</summary>
-internal sealed record VmPaths(string Directory, string QmpSocket, string PidFile, string ConsoleLog, string Initrd, string Epoch, string QemuLog,
-    string ConsoleSocket)
+internal sealed record VmPaths(
+    string Directory, string QmpSocket, string PidFile, string ConsoleLog, string Initrd, string Epoch, string QemuLog,
+    string ConsoleSocket, string Seed)
 {
     public static VmPaths For(string vmsDirectory, string compactId)
     {
@@ -525,6 +541,7 @@ internal sealed record VmPaths(string Directory, string QmpSocket, string PidFil
             Path.Combine(directory, "initrd.img"),
             Path.Combine(directory, "epoch"),
             Path.Combine(directory, "qemu.log"),
-            Path.Combine(directory, "console.sock"));
+            Path.Combine(directory, "console.sock"),
+            Path.Combine(directory, "seed.iso"));
     }
 }
