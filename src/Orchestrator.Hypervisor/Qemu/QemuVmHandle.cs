@@ -126,7 +126,7 @@ internal sealed class QemuVmHandle : IVmHandle
     /// Whether a program in the guest holds the agent's virtio-serial port open (QMP query-chardev's frontend-open): a
     /// guest without qemu-guest-agent never does, and then nobody waits for an answer that cannot come.
     /// </summary>
-    private async Task<bool> AgentListensAsync(CancellationToken cancellationToken)
+    internal async Task<bool> AgentListensAsync(CancellationToken cancellationToken)
     {
         try
         {
