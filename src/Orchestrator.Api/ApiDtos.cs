@@ -46,7 +46,8 @@ public static class ApiDtos
         vm.Spec.EffectiveLabels,
         runtime?.Paused ?? false,
         vm.Spec.Driver,
-        vm.Spec.Accelerator);
+        vm.Spec.Accelerator,
+        runtime?.Guest is { } guest ? new GuestDto(guest.Os, guest.Hostname, guest.Addresses) : null);
 
     private static VmResourcesDto ResourcesOf(VmRecord vm, VmRuntime? runtime)
     {
