@@ -50,8 +50,9 @@ cleanup() {
 trap cleanup EXIT
 
 # debootstrap's resolver ignores virtual packages: python3-cffi-backend provides the api-min/api-max that
-# python3-cryptography (cloud-init's) asks for, so it is named here.
-packages=(systemd-sysv udev linux-image-cloud-amd64 cloud-init python3-cffi-backend openssh-server qemu-guest-agent)
+# python3-cryptography (cloud-init's) asks for, so it is named here. dbus lets systemd-logind run, which both ways of
+# a clean stop need: the agent's guest-shutdown (`shutdown +0` goes through logind) and the ACPI power button.
+packages=(systemd-sysv udev dbus linux-image-cloud-amd64 cloud-init python3-cffi-backend openssh-server qemu-guest-agent)
 # Downloaded .debs are kept for the next build (cache next to the image, git-ignored with it).
 cache="$(dirname "$out")/.debootstrap-cache"
 mkdir -p "$cache"
@@ -73,8 +74,11 @@ echo '/dev/vda / ext4 defaults,errors=remount-ro 0 1' >"$target/etc/fstab"
 rm -f "$target/var/lib/dbus/machine-id"
 # cloud-init runs even without a datasource (it then finishes with DataSourceNone); a NoCloud `cidata` disk, when a
 # VM has one, is found first.
+# No DSA host key (deprecated, and slow to make under TCG); no locale change (the image has no `locales`).
 cat >"$target/etc/cloud/cloud.cfg.d/90-orchestrator.cfg" <<'EOF'
 datasource_list: [NoCloud, None]
+ssh_genkeytypes: [rsa, ecdsa, ed25519]
+locale: false
 EOF
 cat >"$target/etc/cloud/ds-identify.cfg" <<'EOF'
 policy: search,found=all,maybe=all,notfound=enabled
