@@ -15,6 +15,19 @@ namespace Orchestrator.Hypervisor;
 public sealed record GuestImage(string Name, string KernelPath, string InitrdPath, string Description, bool BurnCpu = false,
     string? RootDiskPath = null, string? KernelAppend = null);
 
+/// <summary>How a driver asked a guest to power off.</summary>
+public enum ShutdownRoute
+{
+    /// <summary>The guest's own agent accepted guest-shutdown.</summary>
+    GuestAgent,
+
+    /// <summary>The ACPI power button (QMP system_powerdown).</summary>
+    AcpiPowerButton,
+
+    /// <summary>The engine has no way to ask: it stopped the VM itself.</summary>
+    StoppedByHost,
+}
+
 /// <summary>What a guest's agent says about it: its OS, hostname and addresses (<c>ip/prefix</c>, loopback left out).</summary>
 public sealed record GuestInfo(string Os, string Hostname, IReadOnlyList<string> Addresses);
 
@@ -121,9 +134,9 @@ public interface IVmHandle : IAsyncDisposable
 
     /// <summary>
     /// Asks the guest to power off: through its agent when it runs one that answers, else the ACPI power button. The
-    /// process exits when the guest complies.
+    /// process exits when the guest complies. Says which way was taken.
     /// </summary>
-    Task RequestShutdownAsync(CancellationToken cancellationToken);
+    Task<ShutdownRoute> RequestShutdownAsync(CancellationToken cancellationToken);
 
     /// <summary>Ends the process now (QMP quit, then SIGKILL) and waits until it is gone.</summary>
     Task KillAsync(CancellationToken cancellationToken);

@@ -197,7 +197,7 @@ public sealed class QemuDriverTests(QemuFixture fixture)
         {
             await events.WaitForBannerAsync("graceful");
 
-            await vm.RequestShutdownAsync(CancellationToken.None);
+            Assert.Equal(ShutdownRoute.AcpiPowerButton, await vm.RequestShutdownAsync(CancellationToken.None)); // no agent in the demo guest
 
             var shutdown = await events.WaitForAsync<VmEvent.Shutdown>(_ => true, "SHUTDOWN after system_powerdown");
             Assert.True(shutdown.GuestInitiated);

@@ -48,6 +48,7 @@ public sealed class DebianGuestTests(ITestOutputHelper output) : IAsyncLifetime
         var stopped = await _node.WaitForVmAsync("deb1", "Stopped", seconds: 300);
         output.WriteLine($"deb1: stop → Stopped in {watch.Elapsed.TotalSeconds:F0} s; reason: {(string?)stopped["reason"]}");
         Assert.False(Tools.Bench.ProcessTable.IsAlive(pid));
+        Assert.Contains("VM deb1: asked the guest to power off (GuestAgent)", _node.Log, StringComparison.Ordinal);
         Assert.DoesNotContain("did not power off", _node.Log, StringComparison.Ordinal);
     }
 }

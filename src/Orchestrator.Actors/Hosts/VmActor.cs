@@ -209,10 +209,11 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             // A paused guest cannot see the power button: let it run first.
             (_vcpus!.Paused ? handle.ResumeAsync(CancellationToken.None).ContinueWith(_ => handle.RequestShutdownAsync(CancellationToken.None)).Unwrap()
                     : handle.RequestShutdownAsync(CancellationToken.None))
-                .PipeTo(Self, success: () => ShutdownRequested.Instance, failure: _ => StopTimedOut.Instance);
+                .PipeTo(Self, success: route => new PowerOffAsked(route), failure: _ => StopTimedOut.Instance);
             Timers.StartSingleTimer("stop-timeout", StopTimedOut.Instance, _stopTimeout);
         });
         Receive<ShutdownRequested>(_ => { });
+        Receive<PowerOffAsked>(asked => _log.Info("VM {0}: asked the guest to power off ({1})", _assignment.Name, asked.Route));
         Receive<StopTimedOut>(_ =>
         {
             _log.Info("VM {0}: guest did not power off within {1}; killing it", _assignment.Name, _stopTimeout);
@@ -268,6 +269,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private sealed record KillFailed(Exception Cause);
 
     private sealed record GuestSeen(GuestInfo? Info);
+
+    private sealed record PowerOffAsked(ShutdownRoute Route);
 
     private sealed class ShutdownRequested
     {

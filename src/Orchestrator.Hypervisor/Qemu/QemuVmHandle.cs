@@ -74,12 +74,15 @@ internal sealed class QemuVmHandle : IVmHandle
 
     public Task ResumeAsync(CancellationToken cancellationToken) => ExecuteAsync("cont", cancellationToken);
 
-    public async Task RequestShutdownAsync(CancellationToken cancellationToken)
+    public async Task<ShutdownRoute> RequestShutdownAsync(CancellationToken cancellationToken)
     {
-        if (!await TryAgentShutdownAsync(cancellationToken))
+        if (await TryAgentShutdownAsync(cancellationToken))
         {
-            await ExecuteAsync("system_powerdown", cancellationToken);
+            return ShutdownRoute.GuestAgent;
         }
+
+        await ExecuteAsync("system_powerdown", cancellationToken);
+        return ShutdownRoute.AcpiPowerButton;
     }
 
     public async Task<GuestInfo?> QueryGuestAsync(CancellationToken cancellationToken)
