@@ -40,18 +40,7 @@ public sealed class QgaClient : IAsyncDisposable
     /// <summary>Connects and resynchronises; fails with <see cref="OperationCanceledException"/> when the agent stays silent.</summary>
     public static async Task<QgaClient> ConnectAsync(string socketPath, CancellationToken cancellationToken)
     {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-
-        var client = new QgaClient(socket);
+        var client = new QgaClient(await UnixSocket.ConnectAsync(socketPath, cancellationToken));
         try
         {
             await client.SyncAsync(cancellationToken);
