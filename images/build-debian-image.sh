@@ -65,10 +65,11 @@ if ! debootstrap --variant=minbase --cache-dir="$cache" --include="$(IFS=,; echo
     exit 1
 fi
 
-# The guest's identity and its boot: root on the virtio disk, a console on the serial port.
+# The guest's identity and its boot: root found by its label (other disks, such as a cloud-init seed, may come first),
+# a console on the serial port.
 echo debian >"$target/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$target/etc/hosts"
-echo '/dev/vda / ext4 defaults,errors=remount-ro 0 1' >"$target/etc/fstab"
+echo 'LABEL=debian-root / ext4 defaults,errors=remount-ro 0 1' >"$target/etc/fstab"
 # Empty, so each boot of each VM makes its own (systemd's first-boot rule).
 : >"$target/etc/machine-id"
 rm -f "$target/var/lib/dbus/machine-id"
