@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the node needs on a bare Debian 12 (QEMU, busybox, cpio) and builds the demo guest image;
-# with --tests also what the tests need (PostgreSQL, iproute2 for network namespaces). Does nothing that is
-# already done; needs root for apt-get.
+# Installs what the node needs on a bare Debian 12 (QEMU and qemu-img, busybox, cpio) and builds the demo guest image;
+# with --tests also what the tests need (PostgreSQL, iproute2 for network namespaces, debootstrap for the Debian
+# guest) and builds the Debian guest image (minutes the first time, cached under images/out after). Does nothing that
+# is already done; needs root for apt-get.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 missing=()
-packages=(qemu-system-x86 busybox-static cpio util-linux)
-[[ "${1:-}" == "--tests" ]] && packages+=(iproute2 postgresql)
+packages=(qemu-system-x86 qemu-utils busybox-static cpio util-linux)
+[[ "${1:-}" == "--tests" ]] && packages+=(iproute2 postgresql debootstrap e2fsprogs)
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
 done
@@ -23,3 +24,6 @@ if ((${#missing[@]})); then
 fi
 
 "$root/images/build-demo-image.sh"
+if [[ "${1:-}" == "--tests" ]]; then
+  "$root/images/build-debian-image.sh"
+fi

@@ -47,7 +47,8 @@ public static class ApiDtos
         runtime?.Paused ?? false,
         vm.Spec.Driver,
         vm.Spec.Accelerator,
-        BootstrapOf(vm.Spec));
+        BootstrapOf(vm.Spec),
+        runtime?.Guest is { } guest ? new GuestDto(guest.Os, guest.Hostname, guest.Addresses) : null);
 
     /// <summary>The bootstrap as it may be shown: fingerprints and a digest, never the user-data itself.</summary>
     public static VmBootstrapDto BootstrapOf(VmSpec spec)

@@ -123,6 +123,12 @@ public static class Rendering
         Row("Restarts", Text(Number(vm.Restarts)));
         Row("Created", Text(Time(vm.CreatedAt)));
         Row("Ready", Text(vm.ReadyAt is { } ready ? Time(ready) : "-"));
+        if (vm.Guest is { } guest)
+        {
+            Row("Guest OS", Text(guest.Os));
+            Row("Guest hostname", Text(guest.Hostname));
+            Row("Guest addresses", Text(guest.Addresses.Count > 0 ? string.Join(", ", guest.Addresses) : "-"));
+        }
         if (vm.Resources is { } r)
         {
             Row("CPU shares", Text(Number(r.CpuShares)));

@@ -57,8 +57,8 @@ public sealed record VmResourcesDto(
 public sealed record VcpuDto(int Index, int ThreadId, double CpuSeconds);
 
 /// <summary>
-/// A VM as the ledger has it; <see cref="VcpuThreads"/>, <see cref="ConsoleTail"/>, <see cref="Paused"/> and the used
-/// and demanded CPU come from its host, when the host answered (<c>GET /v1/vms/{name}</c>).
+/// A VM as the ledger has it; <see cref="VcpuThreads"/>, <see cref="ConsoleTail"/>, <see cref="Paused"/>, the used
+/// and demanded CPU and <see cref="Guest"/> come from its host, when the host answered (<c>GET /v1/vms/{name}</c>).
 /// </summary>
 public sealed record VmDto(
     string Id,
@@ -84,7 +84,11 @@ public sealed record VmDto(
     bool Paused,
     string? Driver,
     string? Accelerator,
-    VmBootstrapDto? Bootstrap = null);
+    VmBootstrapDto? Bootstrap = null,
+    GuestDto? Guest = null);
+
+/// <summary>What the guest's own agent (qemu-guest-agent) last said about it; absent for a guest without one.</summary>
+public sealed record GuestDto(string Os, string Hostname, IReadOnlyList<string> Addresses);
 
 /// <summary>The state names of the API, in one place.</summary>
 public static class VmStates

@@ -8,7 +8,29 @@ namespace Orchestrator.Hypervisor;
 /// A guest image from the catalog: files the operator registered. Tenants name an image; they never give paths.
 /// </summary>
 /// <param name="BurnCpu">the demo guest's CPU burner is switched on (for the shares benchmark and tests).</param>
-public sealed record GuestImage(string Name, string KernelPath, string InitrdPath, string Description, bool BurnCpu = false);
+/// <summary>
+/// A guest image: a kernel and initrd, and for a full OS its root disk (qcow2, the base of each VM's copy-on-write
+/// overlay, attached as /dev/vda) and the kernel command line it boots with (<see cref="KernelAppend"/>, e.g.
+/// <c>root=/dev/vda ro</c>).
+/// </summary>
+public sealed record GuestImage(string Name, string KernelPath, string InitrdPath, string Description, bool BurnCpu = false,
+    string? RootDiskPath = null, string? KernelAppend = null);
+
+/// <summary>How a driver asked a guest to power off.</summary>
+public enum ShutdownRoute
+{
+    /// <summary>The guest's own agent accepted guest-shutdown.</summary>
+    GuestAgent,
+
+    /// <summary>The ACPI power button (QMP system_powerdown).</summary>
+    AcpiPowerButton,
+
+    /// <summary>The engine has no way to ask: it stopped the VM itself.</summary>
+    StoppedByHost,
+}
+
+/// <summary>What a guest's agent says about it: its OS, hostname and addresses (<c>ip/prefix</c>, loopback left out).</summary>
+public sealed record GuestInfo(string Os, string Hostname, IReadOnlyList<string> Addresses);
 
 /// <summary>
 /// What a driver needs to start one VM. <see cref="Name"/> is the tenant's (validated) VM name: drivers must
@@ -122,11 +144,20 @@ public interface IVmHandle : IAsyncDisposable
     Task PauseAsync(CancellationToken cancellationToken);
     Task ResumeAsync(CancellationToken cancellationToken);
 
-    /// <summary>Asks the guest to power off (ACPI). The process exits when the guest complies.</summary>
-    Task RequestShutdownAsync(CancellationToken cancellationToken);
+    /// <summary>
+    /// Asks the guest to power off: through its agent when it runs one that answers, else the ACPI power button. The
+    /// process exits when the guest complies. Says which way was taken.
+    /// </summary>
+    Task<ShutdownRoute> RequestShutdownAsync(CancellationToken cancellationToken);
 
     /// <summary>Ends the process now (QMP quit, then SIGKILL) and waits until it is gone.</summary>
     Task KillAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// What the guest's agent reports, or null at once when the guest runs none (or the driver has no agents); null too
+    /// when the agent does not answer before <paramref name="cancellationToken"/>.
+    /// </summary>
+    Task<GuestInfo?> QueryGuestAsync(CancellationToken cancellationToken) => Task.FromResult<GuestInfo?>(null);
 
     /// <summary>
     /// Connects to the guest's serial port, both ways. The connection reads whatever the guest prints as fast as it

@@ -80,6 +80,7 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new HostLost(H, At),
         new HostAgentCommands.GetVmRuntime(Vm),
         new VmRuntime(Vm, 4242, [new VcpuUsage(0, 4243, 1.5)], ["ORCHESTRATOR-GUEST-READY web1"], 480, 1000, "/sys/fs/cgroup/cpu/x", Paused: true),
+        new VmRuntime(Vm, 4242, [], [], Guest: new Orchestrator.Hypervisor.GuestInfo("Debian GNU/Linux 12 (bookworm)", "web1", ["10.0.2.15/24"])),
         new HostAgentCommands.SetPaused(Vm, true),
         new Consoles.ConsoleCommands.Attach(new TenantId("acme"), "web1", CanWrite: true, Force: false),
         new Consoles.ConsoleCommands.AttachVm(Vm, CanWrite: false, Force: true),

@@ -76,7 +76,7 @@ public sealed class StoreAndImageSettingsTests : IDisposable
         Assert.Equal(["demo"], checkedCatalog.Names);
         Assert.Null(checkedCatalog.Find("broken"));
         Assert.Equal(
-            ["image 'broken' left out: missing /images/broken/initrd.img (build it with images/build-demo-image.sh)"],
+            ["image 'broken' left out: missing /images/broken/initrd.img (the images/build-*-image.sh scripts build the shipped images)"],
             checkedCatalog.Problems);
     }
 
@@ -88,5 +88,23 @@ public sealed class StoreAndImageSettingsTests : IDisposable
         var image = new GuestImage("demo", kernel, Path.Combine(_dir.Path, "initrd.img"), "");
 
         Assert.Equal([image.InitrdPath], GuestImageFiles.Missing(image));
+    }
+
+    [Fact]
+    public void An_image_with_a_root_disk_carries_it_and_its_kernel_command_line_and_misses_it_when_absent()
+    {
+        var catalog = ImageCatalog.Create(ConfigurationFactory.ParseString("""
+            debian { kernel = "debian/vmlinuz", initrd = "debian/initrd.img", root-disk = "debian/rootfs.qcow2", append = "root=/dev/vda ro" }
+            demo { kernel = "demo/vmlinuz", initrd = "demo/initrd.img" }
+            """), _dir.Path);
+
+        var debian = catalog.Find("debian")!;
+        Assert.Equal((Path.Combine(_dir.Path, "debian", "rootfs.qcow2"), "root=/dev/vda ro"), (debian.RootDiskPath, debian.KernelAppend));
+        Assert.Equal((null, null), (catalog.Find("demo")!.RootDiskPath, catalog.Find("demo")!.KernelAppend));
+
+        Directory.CreateDirectory(Path.Combine(_dir.Path, "debian"));
+        File.WriteAllText(debian.KernelPath, "k");
+        File.WriteAllText(debian.InitrdPath, "i");
+        Assert.Equal([debian.RootDiskPath!], GuestImageFiles.Missing(debian));
     }
 }

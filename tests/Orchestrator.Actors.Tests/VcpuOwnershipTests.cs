@@ -221,7 +221,11 @@ public sealed class VcpuOwnershipTests : TestKit
 
         public Task ResumeAsync(CancellationToken cancellationToken) => throw new NotSupportedException("the VM actor drives vCPUs one by one");
 
-        public Task RequestShutdownAsync(CancellationToken cancellationToken) => KillAsync(cancellationToken);
+        public async Task<ShutdownRoute> RequestShutdownAsync(CancellationToken cancellationToken)
+        {
+            await KillAsync(cancellationToken);
+            return ShutdownRoute.StoppedByHost;
+        }
 
         public Task KillAsync(CancellationToken cancellationToken)
         {

@@ -59,6 +59,20 @@ public class RenderingTests
     }
 
     [Fact]
+    public void Vm_show_has_the_guest_agents_part_only_when_the_guest_answered()
+    {
+        var vm = ReadVm(Json.Vm());
+        var withAgent = vm with { Guest = new GuestDto("Debian GNU/Linux 12 (bookworm)", "web1", ["10.0.2.15/24", "fe80::1/64"]) };
+
+        var text = Rendering.ToPlainText(Rendering.VmDetails(withAgent));
+
+        Assert.Matches(@"Guest OS\s+Debian GNU/Linux 12 \(bookworm\)", text);
+        Assert.Matches(@"Guest hostname\s+web1", text);
+        Assert.Matches(@"Guest addresses\s+10\.0\.2\.15/24, fe80::1/64", text);
+        Assert.DoesNotContain("Guest", Rendering.ToPlainText(Rendering.VmDetails(vm)));
+    }
+
+    [Fact]
     public void Output_for_a_pipe_has_no_escape_codes()
     {
         var text = Rendering.ToPlainText(Rendering.VmDetails(ReadVm(Json.Vm(state: "Failed", reason: "boom"))));

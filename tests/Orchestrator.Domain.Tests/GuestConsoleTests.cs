@@ -27,6 +27,17 @@ public class GuestConsoleTests
     }
 
     [Fact]
+    public void Cloud_inits_finished_line_makes_a_full_os_ready_but_its_other_lines_do_not()
+    {
+        var console = new GuestConsole();
+
+        Assert.False(console.Add("[   20.1] cloud-init[412]: Cloud-init v. 22.4.2 running 'modules:final' at Sat, 05 Dec 2026 07:50:00 +0000. Up 19.8 seconds."));
+        Assert.False(console.Add("finished at nothing: Cloud-init v. 22.4.2 running"));
+        Assert.True(console.Add("[   21.3] cloud-init[412]: Cloud-init v. 22.4.2 finished at Sat, 05 Dec 2026 07:50:01 +0000. Datasource DataSourceNone.  Up 21.2 seconds"));
+        Assert.True(console.Ready);
+    }
+
+    [Fact]
     public void The_tail_keeps_the_last_lines_oldest_first()
     {
         var console = new GuestConsole(tailLines: 3);

@@ -57,6 +57,31 @@ public sealed class QemuArgumentsTests
     }
 
     [Fact]
+    public void Every_vm_gets_a_guest_agent_port_and_only_an_image_with_a_root_disk_gets_its_overlay_and_kernel_line()
+    {
+        var debian = new GuestImage("debian", "/images/vmlinuz", "/images/initrd.img", "", RootDiskPath: "/images/rootfs.qcow2", KernelAppend: "root=/dev/vda ro");
+        var options = new QemuDriverOptions { RunDirectory = "/run/o" };
+        var plain = new VmLaunchSpec(VmId.New(), "x", 1, 128, Image, Epoch.Zero);
+        var full = plain with { Image = debian };
+        var paths = VmPaths.For("/run/o/vms", full.VmId.Compact);
+
+        var plainArgv = QemuDriver.BuildArguments("qemu", plain, paths, options);
+        var fullArgv = QemuDriver.BuildArguments("qemu", full, paths, options);
+
+        foreach (var argv in new[] { plainArgv, fullArgv })
+        {
+            Assert.Contains($"socket,id=qga0,path={paths.QgaSocket},server=on,wait=off", argv);
+            Assert.Contains("virtserialport,chardev=qga0,name=org.qemu.guest_agent.0", argv);
+        }
+
+        Assert.DoesNotContain("-drive", plainArgv);
+        Assert.Equal($"file={paths.RootDisk},if=none,id=root0,format=qcow2,discard=unmap", fullArgv[Array.IndexOf(fullArgv, "-drive") + 1]);
+        Assert.Contains("virtio-blk-pci,drive=root0", fullArgv);
+        Assert.DoesNotContain(fullArgv, a => a.Contains("rootfs.qcow2", StringComparison.Ordinal)); // the base only backs the overlay
+        Assert.Equal("console=ttyS0 quiet panic=-1 root=/dev/vda ro", fullArgv[Array.IndexOf(fullArgv, "-append") + 1]);
+    }
+
+    [Fact]
     public void Commas_in_run_directory_paths_are_escaped_in_qemu_option_lists()
     {
         var spec = new VmLaunchSpec(VmId.New(), "x", 1, 128, Image, Epoch.Zero);

@@ -218,6 +218,16 @@ public sealed class QemuDriverTests(QemuFixture fixture)
     }
 
     [QemuFact]
+    public async Task A_guest_without_an_agent_leaves_its_port_closed_and_reports_no_guest_info()
+    {
+        await fixture.SharedEvents.WaitForBannerAsync(QemuFixture.SharedName);
+        var handle = Assert.IsType<QemuVmHandle>(fixture.Shared);
+
+        Assert.False(await handle.AgentListensAsync(CancellationToken.None), "the busybox guest runs no agent, yet its port is open");
+        Assert.Null(await handle.QueryGuestAsync(CancellationToken.None));
+    }
+
+    [QemuFact]
     public async Task A_requested_shutdown_powers_the_guest_off_through_acpi()
     {
         var vm = await Driver.StartAsync(Specs.For(fixture.Image, "graceful"), CancellationToken.None);
@@ -226,7 +236,7 @@ public sealed class QemuDriverTests(QemuFixture fixture)
         {
             await events.WaitForBannerAsync("graceful");
 
-            await vm.RequestShutdownAsync(CancellationToken.None);
+            Assert.Equal(ShutdownRoute.AcpiPowerButton, await vm.RequestShutdownAsync(CancellationToken.None)); // no agent in the demo guest
 
             var shutdown = await events.WaitForAsync<VmEvent.Shutdown>(_ => true, "SHUTDOWN after system_powerdown");
             Assert.True(shutdown.GuestInitiated);

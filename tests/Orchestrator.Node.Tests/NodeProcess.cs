@@ -223,9 +223,10 @@ public sealed class NodeProcess : IAsyncDisposable
             : throw new InvalidOperationException($"issue key for {tenant}: {(int)issued.StatusCode} {body}");
     }
 
-    public async Task<JsonObject> CreateVmAsync(string name, string restartPolicy = "on-failure", int vcpus = 1, string image = "demo")
+    public async Task<JsonObject> CreateVmAsync(string name, string restartPolicy = "on-failure", int vcpus = 1, string image = "demo",
+        int memoryMiB = 256)
     {
-        var response = await Http.PostAsJsonAsync("v1/vms", new { name, vcpus, memoryMiB = 256, image, restartPolicy });
+        var response = await Http.PostAsJsonAsync("v1/vms", new { name, vcpus, memoryMiB, image, restartPolicy });
         var body = await response.Content.ReadAsStringAsync();
         if ((int)response.StatusCode != 201)
         {

@@ -2,6 +2,7 @@ using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Hosts;
+using Orchestrator.Hypervisor;
 
 namespace Orchestrator.Actors.Hosts;
 
@@ -30,7 +31,8 @@ public sealed record VcpuUsage(int Index, int ThreadId, double CpuSeconds);
 /// <param name="UsedCpuMillicores">CPU the vCPUs used over the last usage window; null until a window has passed.</param>
 /// <param name="DemandCpuMillicores">what they wanted over it: used plus the time they waited for a CPU.</param>
 public sealed record VmRuntime(VmId VmId, int? Pid, IReadOnlyList<VcpuUsage> Vcpus, IReadOnlyList<string> ConsoleTail,
-    long? UsedCpuMillicores = null, long? DemandCpuMillicores = null, string? Cgroup = null, bool Paused = false)
+    long? UsedCpuMillicores = null, long? DemandCpuMillicores = null, string? Cgroup = null, bool Paused = false,
+    GuestInfo? Guest = null)
     : IOrchestratorMessage
 {
     public static VmRuntime None(VmId id) => new(id, null, [], []);

@@ -20,6 +20,12 @@ namespace Orchestrator.Actors.Hosts;
 /// </summary>
 public sealed class VmActor : ReceiveActor, IWithTimers
 {
+    /// <summary>How often the guest's agent is asked about the guest (a guest without one costs a QMP query-chardev).</summary>
+    private static readonly TimeSpan GuestPollInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long one such question may take before the guest counts as not answering.</summary>
+    private static readonly TimeSpan GuestAnswerTimeout = TimeSpan.FromSeconds(3);
+
     private readonly VmAssignment _assignment;
     private readonly GuestImage _image;
     private readonly IHypervisor _driver;
@@ -40,6 +46,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private Task<IVmHandle>? _opening;
     private IActorRef? _consoleActor;
     private DateTimeOffset _startedAt;
+    private GuestInfo? _guest;
+    private bool _askingGuest;
 
     public VmActor(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler, DiscoveredVm? adopt,
         TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null, TimeSpan usageInterval = default,
@@ -139,6 +147,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         _log.Info("VM {0} ({1}) {2}, pid {3}, epoch {4}", _assignment.Name, VmId, _adopt is null ? "started" : "adopted",
             handle.Pid, _assignment.Epoch);
         Timers.StartPeriodicTimer("usage", UsageDue.Instance, _usageInterval);
+        Timers.StartPeriodicTimer("guest", GuestDue.Instance, GuestPollInterval);
         _vcpus = VcpuSupervision.For(handle, _adopt is not null,
             new VcpuSetup(Context, _assignment, _usage, _exit, _vcpuSampleInterval, _vcpuAckTimeout, _log));
         _vcpus.Start();
@@ -165,6 +174,12 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             }
         });
         Receive<VmProtocol.Enforce>(enforce => _cgroup.Enforce(enforce.Limits));
+        Receive<GuestDue>(_ => AskGuest());
+        Receive<GuestSeen>(seen =>
+        {
+            _askingGuest = false;
+            _guest = seen.Info;
+        });
 
         Receive<VmEvent.ConsoleLine>(line =>
         {
@@ -199,10 +214,11 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             // A paused guest cannot see the power button: let it run first.
             (_vcpus!.Paused ? handle.ResumeAsync(CancellationToken.None).ContinueWith(_ => handle.RequestShutdownAsync(CancellationToken.None)).Unwrap()
                     : handle.RequestShutdownAsync(CancellationToken.None))
-                .PipeTo(Self, success: () => ShutdownRequested.Instance, failure: _ => StopTimedOut.Instance);
+                .PipeTo(Self, success: route => new PowerOffAsked(route), failure: _ => StopTimedOut.Instance);
             Timers.StartSingleTimer("stop-timeout", StopTimedOut.Instance, _stopTimeout);
         });
         Receive<ShutdownRequested>(_ => { });
+        Receive<PowerOffAsked>(asked => _log.Info("VM {0}: asked the guest to power off ({1})", _assignment.Name, asked.Route));
         Receive<StopTimedOut>(_ =>
         {
             _log.Info("VM {0}: guest did not power off within {1}; killing it", _assignment.Name, _stopTimeout);
@@ -226,6 +242,22 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>Asks the guest's agent, off the dispatcher, one question at a time; no answer leaves the guest part out.</summary>
+    private void AskGuest()
+    {
+        if (_askingGuest || _handle is not { } handle)
+        {
+            return;
+        }
+
+        _askingGuest = true;
+        Task.Run(async () =>
+        {
+            using var timeout = new CancellationTokenSource(GuestAnswerTimeout);
+            return await handle.QueryGuestAsync(timeout.Token);
+        }).PipeTo(Self, success: info => new GuestSeen(info), failure: _ => new GuestSeen(null));
+    }
+
     private void KillNow() =>
         _handle?.KillAsync(CancellationToken.None).PipeTo(Self, success: () => ShutdownRequested.Instance, failure: ex => new KillFailed(ex));
 
@@ -234,13 +266,17 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     private VmRuntime Runtime() =>
         new(VmId, _handle?.Pid, _usage.Vcpus.Select(v => new VcpuUsage(v.Index, v.ThreadId, v.CpuSeconds)).ToList(), _console.Tail,
-            _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false);
+            _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false, _guest);
 
     private sealed record HandleReady(IVmHandle Handle);
 
     private sealed record HandleFailed(Exception Cause);
 
     private sealed record KillFailed(Exception Cause);
+
+    private sealed record GuestSeen(GuestInfo? Info);
+
+    private sealed record PowerOffAsked(ShutdownRoute Route);
 
     private sealed class ShutdownRequested
     {
@@ -250,6 +286,11 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private sealed class UsageDue
     {
         public static readonly UsageDue Instance = new();
+    }
+
+    private sealed class GuestDue
+    {
+        public static readonly GuestDue Instance = new();
     }
 
     private sealed class StopTimedOut

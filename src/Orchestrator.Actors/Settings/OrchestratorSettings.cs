@@ -409,12 +409,16 @@ public sealed class ImageCatalog
         foreach (var (name, _) in images.AsEnumerable().Select(kv => (kv.Key.Split('.')[0], kv.Value)).DistinctBy(kv => kv.Item1))
         {
             var entry = images.GetConfig(name);
+            var rootDisk = entry.GetString("root-disk", "");
+            var append = entry.GetString("append", "");
             configured.Add(new GuestImage(
                 name,
                 Path.GetFullPath(entry.GetString("kernel", ""), imageDir),
                 Path.GetFullPath(entry.GetString("initrd", ""), imageDir),
                 entry.GetString("description", ""),
-                entry.GetBoolean("burn-cpu", false)));
+                entry.GetBoolean("burn-cpu", false),
+                string.IsNullOrWhiteSpace(rootDisk) ? null : Path.GetFullPath(rootDisk, imageDir),
+                string.IsNullOrWhiteSpace(append) ? null : append));
         }
 
         return new ImageCatalog(configured, []);
@@ -433,7 +437,7 @@ public sealed class ImageCatalog
             var missing = missingFiles(image);
             if (missing.Count > 0)
             {
-                problems.Add($"image '{image.Name}' left out: missing {string.Join(", ", missing)} (build it with images/build-demo-image.sh)");
+                problems.Add($"image '{image.Name}' left out: missing {string.Join(", ", missing)} (the images/build-*-image.sh scripts build the shipped images)");
                 continue;
             }
 

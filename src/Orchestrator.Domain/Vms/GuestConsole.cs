@@ -1,13 +1,19 @@
 namespace Orchestrator.Domain.Vms;
 
 /// <summary>
-/// What a VM's serial console said: the last lines (kept for "show VM") and whether the guest printed its ready banner.
+/// What a VM's serial console said: the last lines (kept for "show VM") and whether the guest said it is up: our images'
+/// ready banner, or for a full OS cloud-init's "finished" line (its boot configuration, user-data included, is done).
 /// Fed one line at a time, in order.
 /// </summary>
 public sealed class GuestConsole(int tailLines = GuestConsole.DefaultTailLines)
 {
     /// <summary>What our guest images print once they are up: the VM counts as Ready from that line on.</summary>
     public const string ReadyBanner = "ORCHESTRATOR-GUEST-READY";
+
+    /// <summary>cloud-init's final message starts so: "Cloud-init v. 22.4.2 finished at &lt;time&gt;. Datasource …".</summary>
+    public const string CloudInitVersion = "Cloud-init v. ";
+
+    public const string CloudInitFinished = " finished at ";
 
     public const int DefaultTailLines = 20;
 
@@ -28,7 +34,7 @@ public sealed class GuestConsole(int tailLines = GuestConsole.DefaultTailLines)
         }
 
         _tail.Enqueue(line);
-        if (Ready || !line.Contains(ReadyBanner, StringComparison.Ordinal))
+        if (Ready || !IsReadyLine(line))
         {
             return false;
         }
@@ -36,4 +42,10 @@ public sealed class GuestConsole(int tailLines = GuestConsole.DefaultTailLines)
         Ready = true;
         return true;
     }
+
+    /// <summary>The banner or cloud-init's final message, wherever on the line (systemd prefixes a unit's output with its name).</summary>
+    public static bool IsReadyLine(string line) =>
+        line.Contains(ReadyBanner, StringComparison.Ordinal) ||
+        (line.Contains(CloudInitVersion, StringComparison.Ordinal) &&
+         line.IndexOf(CloudInitFinished, line.IndexOf(CloudInitVersion, StringComparison.Ordinal), StringComparison.Ordinal) >= 0);
 }

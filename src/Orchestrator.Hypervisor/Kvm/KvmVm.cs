@@ -236,9 +236,12 @@ public sealed class KvmVm : IVmHandle, IVcpuHost
     /// This engine has no ACPI, so there is no power button to press: the VM is stopped at once (a host-initiated
     /// Shutdown, then Exited). The demo guest keeps nothing on disk, so nothing is lost that a graceful stop would keep.
     /// </summary>
-    public Task RequestShutdownAsync(CancellationToken cancellationToken) =>
-        EndAsync("shut down by the host (no ACPI in the KVM engine: stopped at once)", new VmEvent.Shutdown(false, "host-request"))
+    public async Task<ShutdownRoute> RequestShutdownAsync(CancellationToken cancellationToken)
+    {
+        await EndAsync("shut down by the host (no ACPI in the KVM engine: stopped at once)", new VmEvent.Shutdown(false, "host-request"))
             .WaitAsync(cancellationToken);
+        return ShutdownRoute.StoppedByHost;
+    }
 
     public Task KillAsync(CancellationToken cancellationToken) => EndAsync("killed", null).WaitAsync(cancellationToken);
 

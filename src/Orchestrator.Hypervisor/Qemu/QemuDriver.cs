@@ -18,6 +18,9 @@ public sealed class QemuDriver : IHypervisor
     internal const int MaxSocketPathLength = 99;
 
     private const string BaseAppend = "console=ttyS0 quiet panic=-1";
+
+    /// <summary>The id of the guest agent's chardev, as QMP query-chardev names it.</summary>
+    internal const string QgaChardev = "qga0";
     private static readonly string SampleVmDir = new('0', 32);
 
     private readonly QemuDriverOptions _options;
@@ -88,6 +91,11 @@ public sealed class QemuDriver : IHypervisor
             {
                 // Rebuilt at every start from the spec (the directory was cleared above); an adopted VM keeps the seed it runs with.
                 await File.WriteAllBytesAsync(paths.Seed, NoCloudSeed.Build(spec.VmId, seed, DateTimeOffset.UtcNow), cancellationToken);
+            }
+
+            if (spec.Image.RootDiskPath is { } rootDisk)
+            {
+                await CreateOverlayAsync(rootDisk, paths.RootDisk, cancellationToken);
             }
 
             await File.WriteAllTextAsync(paths.Epoch, spec.Epoch.ToString(), cancellationToken);
@@ -370,6 +378,11 @@ public sealed class QemuDriver : IHypervisor
             append += " orchestrator.burn=1";
         }
 
+        if (!string.IsNullOrWhiteSpace(spec.Image.KernelAppend))
+        {
+            append += " " + spec.Image.KernelAppend.Trim();
+        }
+
         if (!string.IsNullOrWhiteSpace(options.ExtraKernelAppend))
         {
             append += " " + options.ExtraKernelAppend.Trim();
@@ -384,6 +397,9 @@ public sealed class QemuDriver : IHypervisor
                 "-drive", $"file={EscapeOption(paths.Seed)},if=none,id=seed0,format=raw,readonly=on",
                 "-device", "virtio-blk-pci,drive=seed0",
             ];
+        string[] rootDisk = spec.Image.RootDiskPath is null
+            ? []
+            : ["-drive", $"file={EscapeOption(paths.RootDisk)},if=none,id=root0,format=qcow2,discard=unmap", "-device", "virtio-blk-pci,drive=root0"];
         return
         [
             qemu,
@@ -405,6 +421,12 @@ public sealed class QemuDriver : IHypervisor
             // The -chardev form (rather than -qmp unix:…) lets a path hold a comma, escaped as ",,".
             "-chardev", $"socket,id=qmp0,path={EscapeOption(paths.QmpSocket)},server=on,wait=off",
             "-mon", "chardev=qmp0,mode=control",
+            // The guest agent's port, always there: a guest that runs qemu-guest-agent opens it, one that doesn't never
+            // does (QMP query-chardev tells which, so nobody waits on a guest without an agent).
+            "-chardev", $"socket,id={QgaChardev},path={EscapeOption(paths.QgaSocket)},server=on,wait=off",
+            "-device", "virtio-serial-pci",
+            "-device", $"virtserialport,chardev={QgaChardev},name=org.qemu.guest_agent.0",
+            .. rootDisk,
             "-display", "none",
             "-monitor", "none",
             "-nodefaults",
@@ -414,6 +436,34 @@ public sealed class QemuDriver : IHypervisor
             "-no-reboot",
             .. seedDisk,
         ];
+    }
+
+    /// <summary>
+    /// The VM's own copy-on-write layer over the image's root disk, in its run directory: the image stays untouched and
+    /// shared. Ephemeral for now — it goes with the run directory when the VM stops (persistent disks are the storage
+    /// issue's).
+    /// </summary>
+    private static async Task CreateOverlayAsync(string baseDisk, string overlay, CancellationToken cancellationToken)
+    {
+        var startInfo = new ProcessStartInfo(ResolveBinary("qemu-img"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in new[] { "create", "-q", "-f", "qcow2", "-b", baseDisk, "-F", "qcow2", overlay })
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(startInfo) ?? throw new HypervisorException("qemu-img did not start");
+        var errors = process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.StandardOutput.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        if (process.ExitCode != 0)
+        {
+            throw new HypervisorException($"qemu-img could not create the overlay of {baseDisk}: {(await errors).Trim()}");
+        }
     }
 
     /// <summary>What /proc/&lt;pid&gt;/cmdline of this VM's QEMU contains, and nothing else's does.</summary>
@@ -528,7 +578,7 @@ public sealed class QemuDriver : IHypervisor
 /// <summary>The files of one VM under the run directory.</summary>
 internal sealed record VmPaths(
     string Directory, string QmpSocket, string PidFile, string ConsoleLog, string Initrd, string Epoch, string QemuLog,
-    string ConsoleSocket, string Seed)
+    string ConsoleSocket, string Seed, string QgaSocket, string RootDisk)
 {
     public static VmPaths For(string vmsDirectory, string compactId)
     {
@@ -542,6 +592,8 @@ internal sealed record VmPaths(
             Path.Combine(directory, "epoch"),
             Path.Combine(directory, "qemu.log"),
             Path.Combine(directory, "console.sock"),
-            Path.Combine(directory, "seed.iso"));
+            Path.Combine(directory, "seed.iso"),
+            Path.Combine(directory, "qga.sock"),
+            Path.Combine(directory, "disk.qcow2"));
     }
 }

@@ -10,6 +10,12 @@ internal sealed class QemuVmHandle : IVmHandle
     private static readonly TimeSpan ConsolePollInterval = TimeSpan.FromMilliseconds(75);
     private static readonly TimeSpan QuitGrace = TimeSpan.FromSeconds(2);
 
+    /// <summary>How long a guest whose agent listens has to accept a shutdown before the power button is pressed instead.</summary>
+    private static readonly TimeSpan AgentShutdownTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long to wait for an error reply to guest-shutdown (success has none).</summary>
+    private static readonly TimeSpan AgentShutdownErrorWait = TimeSpan.FromMilliseconds(500);
+
     private readonly QemuDriver _driver;
     private readonly VmEventChannel _events = new();
     private readonly TaskCompletionSource<string> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -74,7 +80,78 @@ internal sealed class QemuVmHandle : IVmHandle
 
     public Task ResumeAsync(CancellationToken cancellationToken) => ExecuteAsync("cont", cancellationToken);
 
-    public Task RequestShutdownAsync(CancellationToken cancellationToken) => ExecuteAsync("system_powerdown", cancellationToken);
+    public async Task<ShutdownRoute> RequestShutdownAsync(CancellationToken cancellationToken)
+    {
+        if (await TryAgentShutdownAsync(cancellationToken))
+        {
+            return ShutdownRoute.GuestAgent;
+        }
+
+        await ExecuteAsync("system_powerdown", cancellationToken);
+        return ShutdownRoute.AcpiPowerButton;
+    }
+
+    public async Task<GuestInfo?> QueryGuestAsync(CancellationToken cancellationToken)
+    {
+        if (!await AgentListensAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        try
+        {
+            await using var agent = await QgaClient.ConnectAsync(Paths.QgaSocket, cancellationToken);
+            return await agent.QueryInfoAsync(cancellationToken);
+        }
+        catch (Exception ex) when (IsAgentFailure(ex))
+        {
+            return null;
+        }
+    }
+
+    /// <summary>guest-shutdown when the guest's agent listens and accepts it in time; false when the power button must do.</summary>
+    private async Task<bool> TryAgentShutdownAsync(CancellationToken cancellationToken)
+    {
+        if (!await AgentListensAsync(cancellationToken))
+        {
+            return false;
+        }
+
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(AgentShutdownTimeout);
+            await using var agent = await QgaClient.ConnectAsync(Paths.QgaSocket, timeout.Token);
+            await agent.ShutdownAsync(AgentShutdownErrorWait, timeout.Token);
+            return true;
+        }
+        catch (Exception ex) when (IsAgentFailure(ex) && !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Whether a program in the guest holds the agent's virtio-serial port open (QMP query-chardev's frontend-open): a
+    /// guest without qemu-guest-agent never does, and then nobody waits for an answer that cannot come.
+    /// </summary>
+    internal async Task<bool> AgentListensAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var chardevs = await ExecuteAsync("query-chardev", cancellationToken);
+            return chardevs.EnumerateArray().Any(c =>
+                c.TryGetProperty("label", out var label) && label.GetString() == QemuDriver.QgaChardev &&
+                c.TryGetProperty("frontend-open", out var open) && open.ValueKind == JsonValueKind.True);
+        }
+        catch (HypervisorException)
+        {
+            return false;
+        }
+    }
+
+    private static bool IsAgentFailure(Exception ex) =>
+        ex is IOException or System.Net.Sockets.SocketException or QgaException or JsonException or OperationCanceledException;
 
     public async Task KillAsync(CancellationToken cancellationToken)
     {

@@ -56,18 +56,7 @@ public sealed class QmpClient : IAsyncDisposable
     /// </summary>
     public static async Task<QmpClient> ConnectAsync(string socketPath, Action<QmpEvent>? onEvent, CancellationToken cancellationToken)
     {
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-
-        var client = new QmpClient(socket, onEvent);
+        var client = new QmpClient(await UnixSocket.ConnectAsync(socketPath, cancellationToken), onEvent);
         try
         {
             client._readLoop = Task.Run(client.ReadLoopAsync, CancellationToken.None);
