@@ -1,5 +1,7 @@
 // A real Debian 12 guest (images/build-debian-image.sh) under the host's accelerator: cloud-init and the guest agent.
 using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json.Nodes;
 using Orchestrator.Node;
 using Xunit.Abstractions;
@@ -27,7 +29,16 @@ public sealed class DebianGuestTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task Debian_boots_through_cloud_init_its_agent_reports_the_guest_and_stop_powers_it_off_cleanly()
     {
         var watch = Stopwatch.StartNew();
-        await _node.CreateVmAsync("deb1", image: "debian", memoryMiB: 512);
+        // The NoCloud seed is cloud-init's datasource: it names the guest, installs the key, and runs the script, which
+        // reports to the serial console what it found.
+        var userData = Encoding.UTF8.GetBytes(
+            "#!/bin/sh\necho \"deb-user-data: host=$(hostname) key=$(cat /root/.ssh/authorized_keys /home/*/.ssh/authorized_keys 2>/dev/null | grep -c me@deb-test)\" > /dev/ttyS0\n");
+        var created = await _node.Http.PostAsJsonAsync("v1/vms", new
+        {
+            name = "deb1", vcpus = 1, memoryMiB = 512, image = "debian", hostname = "debhost",
+            sshKeys = new[] { "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPiqCh9NnzBUj+DmyWnvEl25VXV4S1lDzwAFpRgytTny me@deb-test" }, userData,
+        });
+        Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
 
         // Ready is cloud-init's "finished" line on the serial console.
         var ready = await _node.WaitForVmAsync("deb1", "Ready", seconds: BootSeconds);
@@ -38,8 +49,12 @@ public sealed class DebianGuestTests(ITestOutputHelper output) : IAsyncLifetime
         var shown = await _node.WaitForVmAsync("deb1", "Ready", vm => vm["guest"] is JsonObject, seconds: 120);
         var guest = shown["guest"]!;
         output.WriteLine($"deb1 guest: {guest.ToJsonString()}");
-        Assert.Equal("debian", (string?)guest["hostname"]);
+        Assert.Equal("debhost", (string?)guest["hostname"]);
         Assert.Contains("Debian GNU/Linux 12", (string?)guest["os"]);
+
+        var console = (await File.ReadAllTextAsync(Path.Combine(_node.RunDir, "vms", (string)ready["id"]!, "console.log")))
+            .Replace("\r\n", "\n", StringComparison.Ordinal);
+        Assert.Matches(@"deb-user-data: host=debhost key=[1-9]", console);
 
         // Stop asks the agent for a clean shutdown: the guest powers itself off well before the host would kill it.
         var pid = (int)shown["pid"]!;
