@@ -64,6 +64,8 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new SchedulerReplies.HostList([new HostRecord(H, 8, 16384, "qemu", HostState.Up, 2, 512, 1)]),
         new SchedulerReplies.VmFound(Record),
         new SchedulerReplies.HostAssignments([VmAssignment.From(Record)]),
+        new SchedulerQueries.GetBootstrap(Vm),
+        new SchedulerReplies.BootstrapOf(Vm, new VmBootstrap("web1.example.org", ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPiqCh9NnzBUj+DmyWnvEl25VXV4S1lDzwAFpRgytTny me@host"], [0, 1, 0xff])),
         new SchedulerQueries.ListVms(null),
         new SchedulerQueries.GetVm(new TenantId("acme"), "web1"),
         SchedulerQueries.ListHosts.Instance,
@@ -167,6 +169,19 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         var back = Sys.Serialization.Deserialize(serializer.ToBinary(sample), serializer.Identifier, manifest);
         Assert.Equal(Json(sample), Json(back));
         Assert.Equal(sample.GetType(), back.GetType());
+    }
+
+    [Fact]
+    public void A_hosts_assignments_leave_bootstraps_in_the_ledger_so_a_hundred_of_the_largest_fit_akkas_default_frame()
+    {
+        var bootstrap = new VmBootstrap(new string('h', 63), [.. Enumerable.Repeat("ssh-ed25519 " + new string('A', 4000), VmBootstraps.MaxSshKeys)],
+            new byte[VmBootstraps.MaxUserDataBytes]);
+        var vm = Record with { Spec = Spec with { Bootstrap = bootstrap } };
+        var assignments = new SchedulerReplies.HostAssignments([.. Enumerable.Repeat(VmAssignment.From(vm), 100)]);
+
+        Assert.True(assignments.Assignments[0].HasBootstrap);
+        var bytes = Sys.Serialization.FindSerializerFor(assignments).ToBinary(assignments).Length;
+        Assert.True(bytes < 128_000, $"{bytes} bytes");
     }
 
     [Fact]

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using Orchestrator.Cli;
+using Orchestrator.Domain.Vms;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -164,7 +166,7 @@ public sealed class ConsoleTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task A_console_attached_through_another_nodes_api_carries_bytes_both_ways()
+    public async Task A_console_attached_through_another_nodes_api_carries_bytes_both_ways_and_full_bootstraps_cross_nodes()
     {
         var shared = Directory.CreateTempSubdirectory("orc").FullName;
         int[] ports = [Checkout.FreePort(), Checkout.FreePort()];
@@ -190,11 +192,50 @@ public sealed class ConsoleTests(ITestOutputHelper output)
             Assert.Equal("write", (await session.NoticeAsync("attached", Wait)).Message);
             await session.WaitForAsync("ORCHESTRATOR-GUEST-READY remote", Wait);
             await session.RunAsync("echo across-$((3*14))", "across-42", Wait);
+
+            // A full bootstrap (64 KiB of user-data, 16 keys of 4 KiB each) is ~150 KB on the wire, past Akka's default
+            // frame. Created through the node without the scheduler, and started on both hosts (spread), it crosses
+            // nodes both ways: the create to the scheduler, the bootstrap to the host that starts the VM.
+            var userData = Encoding.ASCII.GetBytes("#!/bin/sh\necho full-bootstrap-ran\nexit 0\n".PadRight(VmBootstraps.MaxUserDataBytes, '#'));
+            var sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(userData));
+            var keys = Enumerable.Range(0, VmBootstraps.MaxSshKeys).Select(LargestKey).ToArray();
+            var entry = first.Http.BaseAddress == api.Http.BaseAddress ? second : first;
+            foreach (var name in new[] { "full1", "full2" })
+            {
+                var created = await entry.Http.PostAsJsonAsync("v1/vms",
+                    new { name, vcpus = 1, memoryMiB = 128, image = "demo", hostname = name, sshKeys = keys, userData });
+                Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
+            }
+
+            var hosts = new HashSet<string>();
+            foreach (var name in new[] { "full1", "full2" })
+            {
+                var ready = await first.WaitForVmAsync(name, "Ready", seconds: 120);
+                hosts.Add((string)ready["host"]!);
+                var runsIt = (string)ready["host"]! == "c1" ? first : second;
+                var console = (await File.ReadAllTextAsync(Path.Combine(runsIt.RunDir, "vms", (string)ready["id"]!, "console.log")))
+                    .Replace("\r\n", "\n", StringComparison.Ordinal);
+                Assert.Contains($"orchestrator: user-data {userData.Length} bytes, sha256 {sha256}\n", console);
+                Assert.Contains("full-bootstrap-ran\n", console);
+            }
+
+            output.WriteLine($"full bootstraps ran on {string.Join(", ", hosts)}");
         }
         finally
         {
             Directory.Delete(shared, recursive: true);
         }
+    }
+
+    /// <summary>A valid ed25519 authorized_keys line of the most characters a key may have.</summary>
+    private static string LargestKey(int index)
+    {
+        var prefix = "ssh-ed25519 ";
+        var comment = $" key{index}";
+        var blobChars = (VmBootstraps.MaxSshKeyChars - prefix.Length - comment.Length) / 4 * 4;
+        var blob = new byte[blobChars / 4 * 3];
+        "\0\0\0\vssh-ed25519"u8.CopyTo(blob);
+        return prefix + Convert.ToBase64String(blob) + comment;
     }
 
     private static int LastTick(string console) =>

@@ -26,6 +26,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     /// <summary>How long one such question may take before the guest counts as not answering.</summary>
     private static readonly TimeSpan GuestAnswerTimeout = TimeSpan.FromSeconds(3);
 
+    /// <summary>How long a start waits for the ledger to hand over the VM's bootstrap (a scheduler failover takes a few seconds).</summary>
+    private static readonly TimeSpan BootstrapFetchTimeout = TimeSpan.FromSeconds(10);
+
     private readonly VmAssignment _assignment;
     private readonly GuestImage _image;
     private readonly IHypervisor _driver;
@@ -78,15 +81,39 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        var spec = new VmLaunchSpec(VmId, _assignment.Name, _assignment.Vcpus, _assignment.MemoryMiB, _image, _assignment.Epoch, _image.BurnCpu,
-            GuestSeed.For(_assignment.Name, _assignment.Bootstrap));
+        var assignment = _assignment;
+        var image = _image;
         var adopt = _adopt;
         var driver = _driver;
-        // Process start and the QMP handshake block: they run off the dispatcher and come back as a message.
-        _opening = Task.Run(async () => adopt is null
-            ? await driver.StartAsync(spec, CancellationToken.None)
-            : await driver.AdoptAsync(adopt, CancellationToken.None));
+        var scheduler = _scheduler;
+        // The bootstrap fetch, process start and QMP handshake block: they run off the dispatcher and come back as a message.
+        _opening = Task.Run(async () =>
+        {
+            if (adopt is not null)
+            {
+                return await driver.AdoptAsync(adopt, CancellationToken.None);
+            }
+
+            var bootstrap = assignment.HasBootstrap ? await FetchBootstrapAsync(scheduler, assignment.VmId) : null;
+            var spec = new VmLaunchSpec(assignment.VmId, assignment.Name, assignment.Vcpus, assignment.MemoryMiB, image, assignment.Epoch,
+                image.BurnCpu, GuestSeed.For(assignment.Name, bootstrap));
+            return await driver.StartAsync(spec, CancellationToken.None);
+        });
         _opening.PipeTo(Self, success: handle => new HandleReady(handle), failure: ex => new HandleFailed(ex));
+    }
+
+    /// <summary>The VM's bootstrap from the ledger, asked for at each start since assignments leave it out.</summary>
+    private static async Task<VmBootstrap?> FetchBootstrapAsync(IActorRef scheduler, VmId vmId)
+    {
+        try
+        {
+            var reply = await scheduler.Ask<SchedulerReplies.BootstrapOf>(new SchedulerQueries.GetBootstrap(vmId), BootstrapFetchTimeout);
+            return reply.Bootstrap;
+        }
+        catch (AskTimeoutException)
+        {
+            throw new HypervisorException($"the scheduler did not hand over the VM's bootstrap within {BootstrapFetchTimeout.TotalSeconds:F0} s");
+        }
     }
 
     protected override void PostStop()

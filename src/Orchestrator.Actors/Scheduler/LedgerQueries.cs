@@ -12,6 +12,7 @@ public static class LedgerQueries
         SchedulerQueries.ListVms q => new SchedulerReplies.VmList((q.Tenant is { } tenant ? state.VmsOf(tenant) : state.Vms.Values)
             .OrderBy(v => v.Spec.Name, StringComparer.Ordinal).ThenBy(v => v.Tenant.Value, StringComparer.Ordinal).ToList()),
         SchedulerQueries.GetVm q => new SchedulerReplies.VmFound(state.FindVm(q.Tenant, q.Name)),
+        SchedulerQueries.GetBootstrap q => new SchedulerReplies.BootstrapOf(q.VmId, state.Vms.GetValueOrDefault(q.VmId)?.Spec.Bootstrap),
         SchedulerQueries.ListHosts => new SchedulerReplies.HostList(
             state.Hosts.Values.OrderBy(h => h.Id.Value, StringComparer.Ordinal).Select(withReachability).ToList()),
         SchedulerQueries.ListRules q => new SchedulerReplies.RuleList(

@@ -106,6 +106,9 @@ public static class SchedulerReplies
     /// <summary>Answer to <see cref="SchedulerQueries.AwaitDeletion"/>: the tenant has no VM of that name being deleted now.</summary>
     public sealed record DeletionSettled(TenantId Tenant, string Name) : IOrchestratorMessage;
 
+    /// <summary>Answer to <see cref="SchedulerQueries.GetBootstrap"/>; null when the VM has none or is gone.</summary>
+    public sealed record BootstrapOf(VmId VmId, VmBootstrap? Bootstrap) : IOrchestratorMessage;
+
     /// <summary>Answer to <see cref="RegisterHostAgent"/>: what this host must run, with the epochs it may run.</summary>
     public sealed record HostAssignments(IReadOnlyList<VmAssignment> Assignments) : IOrchestratorMessage;
 }
@@ -119,6 +122,9 @@ public static class SchedulerQueries
     public sealed record ListVms(TenantId? Tenant) : ILedgerQuery;
 
     public sealed record GetVm(TenantId Tenant, string Name) : ILedgerQuery;
+
+    /// <summary>A host starting a VM asks for its bootstrap, which its assignment leaves out (it may be ~150 KB).</summary>
+    public sealed record GetBootstrap(VmId VmId) : ILedgerQuery;
 
     public sealed record ListHosts : ILedgerQuery
     {

@@ -4,7 +4,11 @@ using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Domain.Hosts;
 
-/// <summary>What one host must do with one VM: the ledger's view, including the epoch it may run under.</summary>
+/// <summary>
+/// What one host must do with one VM: the ledger's view, including the epoch it may run under. Small on purpose: a
+/// host's assignments travel together in one cluster message, so the VM's bootstrap (up to 64 KiB of user-data and 16
+/// keys) stays in the ledger and the host fetches it when it starts the VM (<see cref="HasBootstrap"/>).
+/// </summary>
 public sealed record VmAssignment(
     VmId VmId,
     string Name,
@@ -19,13 +23,13 @@ public sealed record VmAssignment(
     TenantId Tenant = default,
     VmResources? Resources = null,
     TenantCpuPool? Pool = null,
-    VmBootstrap? Bootstrap = null)
+    bool HasBootstrap = false)
 {
     /// <param name="pool">the VM's tenant's CPU pool on each host, when it has one.</param>
     public static VmAssignment From(VmRecord vm, TenantCpuPool? pool = null) => new(
         vm.Id, vm.Spec.Name, vm.Spec.Vcpus, vm.Spec.MemoryMiB, vm.Spec.Image, vm.Spec.RestartPolicy,
         vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status, vm.Tenant, vm.Spec.EffectiveResources, pool,
-        vm.Spec.Bootstrap);
+        vm.Spec.Bootstrap is not null);
 
     /// <summary>Shares, reservations and limits to enforce (the tenant pool is <see cref="Tenant"/>).</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;
