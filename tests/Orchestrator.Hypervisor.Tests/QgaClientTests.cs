@@ -63,10 +63,10 @@ public sealed class QgaClientTests : IDisposable
         using var agent = new FakeAgent(_listener, leftovers: "", Answer);
 
         await using var client = await QgaClient.ConnectAsync(SocketPath, Bounded());
-        var refused = await Assert.ThrowsAsync<QgaException>(() => client.ExecuteAsync("guest-fsfreeze-freeze", null, Bounded()));
+        var refused = await Assert.ThrowsAsync<QgaException>(() => client.ExecuteAsync("guest-exec", null, Bounded()));
 
         Assert.Equal("CommandNotFound", refused.ErrorClass);
-        Assert.Contains("guest-fsfreeze-freeze", refused.Message);
+        Assert.Contains("guest-exec", refused.Message);
     }
 
     [Fact]
@@ -79,6 +79,25 @@ public sealed class QgaClientTests : IDisposable
 
         await Eventually.HoldsAsync(() => agent.Commands.Any(c => c.StartsWith("guest-shutdown", StringComparison.Ordinal)), "the agent never got guest-shutdown");
         Assert.Contains("guest-shutdown powerdown", agent.Commands);
+    }
+
+    [Fact]
+    public async Task A_snapshot_runs_between_freeze_and_thaw_and_a_failed_one_still_thaws()
+    {
+        using var agent = new FakeAgent(_listener, leftovers: "", Answer);
+        await using var client = await QgaClient.ConnectAsync(SocketPath, Bounded());
+
+        var frozen = await client.WithFrozenFilesystemsAsync(_ =>
+        {
+            agent.Note("snapshot");
+            return Task.CompletedTask;
+        }, Bounded());
+        await Assert.ThrowsAsync<InvalidOperationException>(() => client.WithFrozenFilesystemsAsync(
+            _ => throw new InvalidOperationException("blockdev-snapshot failed"), Bounded()));
+
+        Assert.Equal(2, frozen);
+        Assert.Equal(["guest-fsfreeze-freeze", "snapshot", "guest-fsfreeze-thaw", "guest-fsfreeze-freeze", "guest-fsfreeze-thaw"],
+            agent.Commands.Where(c => !c.StartsWith("guest-sync", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -100,6 +119,7 @@ public sealed class QgaClientTests : IDisposable
         "guest-get-osinfo" => OsInfo,
         "guest-network-get-interfaces" => Interfaces.ReplaceLineEndings(" "),
         "guest-shutdown" => null,
+        "guest-fsfreeze-freeze" or "guest-fsfreeze-thaw" => """{"return": 2}""",
         var other => $$$"""{"error": {"class": "CommandNotFound", "desc": "The command {{{other}}} has not been found"}}""",
     };
 
@@ -151,6 +171,15 @@ public sealed class QgaClientTests : IDisposable
         }
 
         public byte? FirstByte { get; private set; }
+
+        /// <summary>Records something that happened between commands, in their order.</summary>
+        public void Note(string what)
+        {
+            lock (_commands)
+            {
+                _commands.Add(what);
+            }
+        }
 
         public IReadOnlyList<string> Commands
         {

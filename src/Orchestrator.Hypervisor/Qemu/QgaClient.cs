@@ -107,6 +107,30 @@ public sealed class QgaClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="snapshot"/> with the guest's filesystems frozen (guest-fsfreeze-freeze), so what it captures
+    /// is what the guest's filesystems hold on disk, not half a write. Thaws afterwards whatever happened, with a token
+    /// of its own: a guest left frozen stops writing altogether. Returns how many filesystems were frozen.
+    /// </summary>
+    public async Task<int> WithFrozenFilesystemsAsync(Func<CancellationToken, Task> snapshot, CancellationToken cancellationToken)
+    {
+        var frozen = (await ExecuteAsync("guest-fsfreeze-freeze", null, cancellationToken)).GetInt32();
+        try
+        {
+            await snapshot(cancellationToken);
+        }
+        finally
+        {
+            using var thawBound = new CancellationTokenSource(ThawTimeout);
+            await ExecuteAsync("guest-fsfreeze-thaw", null, thawBound.Token);
+        }
+
+        return frozen;
+    }
+
+    /// <summary>How long a thaw may take before the caller hears of it (the agent thaws on its own only when it restarts).</summary>
+    private static readonly TimeSpan ThawTimeout = TimeSpan.FromSeconds(10);
+
     private async Task SyncAsync(CancellationToken cancellationToken)
     {
         // The 0xFF first makes the agent drop whatever half command an earlier client left in its parser.
