@@ -21,6 +21,7 @@ using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
+using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Api;
 
@@ -106,6 +107,7 @@ public static class EventStream
             .ToMaterialized(Sink.Queue<EventEnvelope>(), Keep.Both)
             .Run(feed.Materializer);
         await using var _ = stop.Token.Register(kill.Shutdown);
+        OrchestratorMetrics.EventStreamClients.Add(1);
         try
         {
             var after = request.From is Sequence { Value: var resumed } ? Math.Max(resumed, follower?.After ?? 0) : follower?.After ?? 0;
@@ -139,6 +141,7 @@ public static class EventStream
         }
         finally
         {
+            OrchestratorMetrics.EventStreamClients.Add(-1);
             kill.Shutdown();
         }
 

@@ -39,6 +39,7 @@ public static class OrchestratorApi
 
         var scheduler = app.ServiceProvider.GetRequiredService<IRequiredActor<SchedulerProxy>>();
         var auth = new ApiAuthenticator(adminKey, (keyId, ct) => AskAsync<SchedulerReplies.KeyFound>(scheduler, new SchedulerQueries.FindKey(keyId), ct));
+        app.MapMetrics(auth);
         var idempotency = new IdempotencyCache();
         // Per tenant: a token bucket each, so one tenant's burst never slows another's requests; the rule engine takes
         // from the same buckets. Requests without a valid key: a small bucket per client address, apart, so that a flood

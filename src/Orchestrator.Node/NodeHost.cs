@@ -80,6 +80,7 @@ public static class NodeHost
         builder.Logging.AddNodeLogging(logging, console: demo is null);
         builder.Services.AddProblemDetails();
         builder.Services.AddOrchestratorApi();
+        builder.Services.AddOrchestratorMetrics();
         builder.Services.AddAkka("orchestrator", (akka, services) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);
@@ -102,6 +103,7 @@ public static class NodeHost
                 driverChoice.Summary, driverChoice.Verdict.ProbeMilliseconds, driverChoice.Verdict.FromCache ? ", cached" : "");
         }
 
+        app.UseOrchestratorRequestMetrics();
         app.UseOrchestratorProblemDetails();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
         app.MapOrchestratorApi(adminKey, settings.Images, settings.Scheduler.Placement, settings.ApiLimits ?? ApiLimits.Default,

@@ -4,6 +4,7 @@ using Akka.Event;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
 using Orchestrator.Hypervisor;
+using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Actors.Hosts;
 
@@ -87,6 +88,7 @@ public sealed class FenceKeeperActor : ReceiveActor, IWithTimers
             {
                 _expelled = true;
                 _log.Warning("this host's lease was revoked (declared lost): killing its VMs now");
+                OrchestratorMetrics.FenceKills.Add(1);
                 Context.Parent.Tell(LeaseRevoked.Instance);
             }
         });

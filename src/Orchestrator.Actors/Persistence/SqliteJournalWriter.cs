@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
+using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Actors.Persistence;
 
@@ -89,6 +90,7 @@ public sealed class SqliteJournalWriter : IDisposable
                 {
                     statements ??= Statements.Open(_connectionString);
                     statements.Commit(batch);
+                    OrchestratorMetrics.JournalBatchSize.Record(batch.Sum(p => p.Entries.Count));
                     foreach (var pending in batch)
                     {
                         pending.Done.TrySetResult();

@@ -1,4 +1,5 @@
 using Orchestrator.Actors.Consoles;
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
@@ -6,6 +7,7 @@ using Akka.Persistence.Journal;
 using Orchestrator.Actors.Events;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Settings;
+using Orchestrator.Actors.Telemetry;
 using Orchestrator.Actors.Webhooks;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Hosts;
@@ -86,6 +88,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _state = _state.SealClearSecrets(secrets);
             }
 
+            LedgerMetrics.Publish(_state);
+
             if (_webhookSettings is not null)
             {
                 _projections = ProjectionChildren.Start(Context, _webhookSettings, _state);
@@ -159,6 +163,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         SharesPolicy? shares = null, WebhookSettings? webhooks = null) =>
         Akka.Actor.Props.Create(() => new SchedulerActor(rules, snapshotEvery, hostLoss, leases, shares, webhooks));
 
+    protected override void PostStop()
+    {
+        LedgerMetrics.Withdraw(_state); // the singleton moves on: this node has no ledger left to report
+        base.PostStop();
+    }
+
     private void LoseHost(HostId host)
     {
         _log.Warning("host {0} is lost; re-placing its VMs", host);
@@ -191,7 +201,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private void Handle(ILedgerCommand command, IActorRef? sender)
     {
         var before = Decided;
+        var deciding = Stopwatch.GetTimestamp();
         var decision = before.Decide(command, _rules, DateTimeOffset.UtcNow);
+        OrchestratorMetrics.DecisionDuration.Record(Stopwatch.GetElapsedTime(deciding).TotalSeconds);
         if (decision.Refusal is { } refusal)
         {
             sender?.Tell(new SchedulerReplies.Refused(refusal));
@@ -256,9 +268,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         _inFlight++;
         var changed = new HashSet<VmId>();
         var remaining = tagged.Count;
+        var byHostLoss = command is LedgerCommands.LoseHost;
+        var writing = Stopwatch.GetTimestamp();
         PersistAllAsync(tagged, t =>
         {
             var evt = (ILedgerEvent)t.Payload;
+            LedgerMetrics.Persisted(evt, evt is IVmLedgerEvent e ? _state.Vms.GetValueOrDefault(e.VmId) : null, byHostLoss);
             if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged or VmLabelsChanged)
             {
                 changed.Add(((IVmLedgerEvent)evt).VmId);
@@ -278,6 +293,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             // The command's last event is written: the persisted state is the one it was decided into (no second Apply).
             _projections?.Changed(_state, ahead);
             _state = ahead;
+            LedgerMetrics.Publish(_state);
+            OrchestratorMetrics.JournalWriteDuration.Record(Stopwatch.GetElapsedTime(writing).TotalSeconds);
 
             if (_eventsSinceSnapshot >= _snapshotEvery)
             {

@@ -12,6 +12,7 @@ using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Tenants;
+using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Actors.Webhooks;
 
@@ -202,6 +203,8 @@ public sealed class WebhookDispatcher : JournalProjection
         var ok = result.Status is >= 200 and < 300;
         var error = result.Error ?? (ok ? null : $"HTTP {result.Status}");
         var status = ok ? WebhookDelivery.Delivered : attempts >= _settings.Attempts ? WebhookDelivery.Failed : WebhookDelivery.Pending;
+        // Each attempt by how it went: delivered, retried (pending) or given up (failed).
+        OrchestratorMetrics.WebhookDeliveries.Add(1, new KeyValuePair<string, object?>("outcome", status));
         Replace(list, delivery, delivery with { Status = status, Attempts = attempts, LastStatusCode = result.Status, LastError = error, At = DateTimeOffset.UtcNow });
         Changed();
         if (status == WebhookDelivery.Pending)

@@ -1,0 +1,69 @@
+// The product's own instruments (System.Diagnostics.Metrics): the node exports them in Prometheus format at /metrics.
+using System.Diagnostics.Metrics;
+
+namespace Orchestrator.Actors.Telemetry;
+
+/// <summary>
+/// Every instrument the node records into, in one place so their names and label sets stay few and bounded: labels
+/// are ids the server validated or made (tenant, host), states, routes and outcomes, never a tenant's free text.
+/// </summary>
+public static class OrchestratorMetrics
+{
+    public const string MeterName = "Orchestrator";
+
+    private static readonly Meter Meter = new(MeterName);
+
+    // Seconds from 100 µs to a minute: a decision takes microseconds, a journal write milliseconds, a boot seconds.
+    private static readonly double[] SecondsBuckets =
+        [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+    private static readonly long[] BatchBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+    /// <summary>One ledger decision (the scheduler's Decide, placement included), in memory.</summary>
+    public static readonly Histogram<double> DecisionDuration = Meter.CreateHistogram(
+        "orchestrator.scheduler.decision.duration", "s", "Time the scheduler takes to decide one command (placement included)",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
+
+    /// <summary>From handing a decision's events to the journal until the last of them is written (group commit included).</summary>
+    public static readonly Histogram<double> JournalWriteDuration = Meter.CreateHistogram(
+        "orchestrator.journal.write.duration", "s", "Time from persisting a decision's events until the journal confirms them",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
+
+    /// <summary>How many events one SQLite journal transaction commits (group commit).</summary>
+    public static readonly Histogram<long> JournalBatchSize = Meter.CreateHistogram(
+        "orchestrator.journal.batch.size", "{event}", "Events committed per journal transaction",
+        advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = BatchBuckets });
+
+    /// <summary>From a create request to the guest's ready banner, for a VM's first boot.</summary>
+    public static readonly Histogram<double> CreateToReady = Meter.CreateHistogram(
+        "orchestrator.vm.create_to_ready.duration", "s", "Time from a VM's creation to its guest's first ready banner",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
+
+    public static readonly Counter<long> VmRestarts = Meter.CreateCounter<long>(
+        "orchestrator.vm.restarts", "{restart}", "VM processes restarted on their host after an exit or crash");
+
+    public static readonly Counter<long> VmFailovers = Meter.CreateCounter<long>(
+        "orchestrator.vm.failovers", "{vm}", "VMs re-placed on another host after their host was lost");
+
+    public static readonly Counter<long> FenceKills = Meter.CreateCounter<long>(
+        "orchestrator.fence.kills", "{event}", "Times this node's host killed its own VMs to fence itself");
+
+    public static readonly Counter<long> ApiRequests = Meter.CreateCounter<long>(
+        "orchestrator.api.requests", "{request}", "HTTP API requests by route template, method and status");
+
+    public static readonly Counter<long> WebhookDeliveries = Meter.CreateCounter<long>(
+        "orchestrator.webhook.deliveries", "{delivery}", "Webhook delivery attempts by outcome");
+
+    public static readonly UpDownCounter<long> EventStreamClients = Meter.CreateUpDownCounter<long>(
+        "orchestrator.api.event_stream.clients", "{client}", "Clients connected to the server-sent event stream");
+
+    /// <summary>Gauges read from the scheduler's ledger; they report on the node that runs the scheduler.</summary>
+    internal static void ObserveLedger(Func<IEnumerable<Measurement<long>>> vms, Func<IEnumerable<Measurement<long>>> hosts,
+        Func<IEnumerable<Measurement<long>>> hostVcpus, Func<IEnumerable<Measurement<long>>> hostMemory)
+    {
+        Meter.CreateObservableGauge("orchestrator.vms", vms, "{vm}", "VMs by state and tenant");
+        Meter.CreateObservableGauge("orchestrator.hosts", hosts, "{host}", "Hosts by state");
+        Meter.CreateObservableGauge("orchestrator.host.vcpus", hostVcpus, "{vcpu}", "Per host: vCPUs of capacity and allocated");
+        Meter.CreateObservableGauge("orchestrator.host.memory", hostMemory, "By", "Per host: memory of capacity and allocated");
+    }
+}

@@ -1,0 +1,62 @@
+// GET /metrics: the node's instruments in Prometheus's text format, for operators only.
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Metrics;
+using Orchestrator.Actors.Telemetry;
+
+namespace Orchestrator.Api;
+
+public static class MetricsEndpoint
+{
+    /// <summary>The OpenTelemetry meter provider with the Prometheus exporter, reading the product's meter.</summary>
+    public static IServiceCollection AddOrchestratorMetrics(this IServiceCollection services)
+    {
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(OrchestratorMetrics.MeterName)
+            .AddPrometheusExporter(options => options.ScrapeResponseCacheDurationMilliseconds = 0));
+        return services;
+    }
+
+    /// <summary>
+    /// Counts every API request by its route template (never the path itself: a name in a path would make a series per
+    /// name), method and status. Runs around the whole pipeline, so refusals by the key check are counted too.
+    /// </summary>
+    public static IApplicationBuilder UseOrchestratorRequestMetrics(this IApplicationBuilder app) =>
+        app.Use(async (http, next) =>
+        {
+            try
+            {
+                await next(http);
+            }
+            finally
+            {
+                var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
+                OrchestratorMetrics.ApiRequests.Add(1,
+                    new KeyValuePair<string, object?>("route", route),
+                    new KeyValuePair<string, object?>("method", http.Request.Method),
+                    new KeyValuePair<string, object?>("status", http.Response.StatusCode));
+            }
+        });
+
+    /// <summary>
+    /// GET /metrics for the operator's keys (admin) only: the series name every tenant, so a tenant's key gets 403 and
+    /// no key 401, as under /v1.
+    /// </summary>
+    internal static void MapMetrics(this IEndpointRouteBuilder app, ApiAuthenticator auth) =>
+        app.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (http, next) =>
+        {
+            var header = http.Request.Headers.Authorization.ToString();
+            var key = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : null;
+            var (principal, failure) = await auth.AuthenticateAsync(key, http.RequestAborted);
+            if (principal is { IsAdmin: true } && principal.Tenant == Domain.TenantId.System)
+            {
+                await next(http);
+                return;
+            }
+
+            var (status, detail) = principal is null ? (failure!.Status, failure.Detail) : (StatusCodes.Status403Forbidden, "metrics are for the operator's admin keys");
+            await OrchestratorApi.Problem(status, status == 401 ? "unauthorized" : "forbidden", detail).ExecuteAsync(http);
+        }), optionsName: null);
+}
