@@ -26,8 +26,9 @@ public sealed class MetricsTests(ITestOutputHelper output) : IAsyncLifetime
         await _node.Eventually(async () =>
         {
             text = await _node.Http.GetStringAsync("metrics");
-            return Series(text, "orchestrator_vms", "state=\"Ready\"", "tenant=\"metered\"") == 1 ? true : (bool?)null;
-        }, TimeSpan.FromSeconds(90), "the ready VM in orchestrator_vms");
+            return Series(text, "orchestrator_vms", "state=\"Ready\"", "tenant=\"metered\"") == 1
+                   && Series(text, "orchestrator_vm_cpu", "kind=\"demand\"") >= 0 ? true : (bool?)null;
+        }, TimeSpan.FromSeconds(90), "the ready VM in orchestrator_vms, and its host's CPU window in orchestrator_vm_cpu");
         output.WriteLine(text);
 
         Assert.Equal(1, Series(text, "orchestrator_vm_create_to_ready_duration_seconds_count"));

@@ -11,6 +11,7 @@ using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
 using Orchestrator.Hypervisor.Cgroups;
+using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Actors.Hosts;
 
@@ -152,6 +153,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         });
         Receive<ReportUsage>(_ =>
         {
+            HostMetrics.Publish(_hostId, [.. _usage.Values]);
             if (_usage.Count > 0)
             {
                 _scheduler.Tell(new HostUsageReport(_hostId, _usage.Values.Select(u => new VmCpuDemand(u.VmId, u.DemandMillicores)).ToList()));

@@ -15,7 +15,7 @@ public static class LedgerMetrics
 {
     private static LedgerState? _latest;
 
-    static LedgerMetrics() => OrchestratorMetrics.ObserveLedger(VmsByState, HostsByState, HostVcpus, HostMemory);
+    static LedgerMetrics() => OrchestratorMetrics.ObserveLedger(VmsByState, HostsByState, HostVcpus, HostMemory, VmEntitled);
 
     /// <summary>The scheduler's persisted state, now.</summary>
     public static void Publish(LedgerState state) => Volatile.Write(ref _latest, state);
@@ -62,6 +62,13 @@ public static class LedgerMetrics
     private static IEnumerable<Measurement<long>> HostVcpus() => PerHost(h => h.Cpus, h => h.AllocatedVcpus);
 
     private static IEnumerable<Measurement<long>> HostMemory() => PerHost(h => h.MemoryMiB * 1024 * 1024, h => h.AllocatedMemoryMiB * 1024 * 1024);
+
+    // Only VMs with an entitlement: those the shares keeper computed for, on hosts that run them.
+    private static IEnumerable<Measurement<long>> VmEntitled() =>
+        Volatile.Read(ref _latest) is { } state
+            ? state.Vms.Values.Where(v => v.EntitledCpuMillicores is not null).Select(v => new Measurement<long>(v.EntitledCpuMillicores!.Value,
+                new KeyValuePair<string, object?>("vm", v.Id.Compact), new KeyValuePair<string, object?>("host", v.Host?.Value)))
+            : [];
 
     private static IEnumerable<Measurement<long>> PerHost(Func<HostRecord, long> capacity, Func<HostRecord, long> allocated)
     {

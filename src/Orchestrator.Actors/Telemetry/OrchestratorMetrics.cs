@@ -57,13 +57,19 @@ public static class OrchestratorMetrics
     public static readonly UpDownCounter<long> EventStreamClients = Meter.CreateUpDownCounter<long>(
         "orchestrator.api.event_stream.clients", "{client}", "Clients connected to the server-sent event stream");
 
+    /// <summary>Per VM on this node's host: CPU used, wanted (used plus waiting for a CPU) and waited, over the last window.</summary>
+    internal static void ObserveHost(Func<IEnumerable<Measurement<long>>> vmCpu) =>
+        Meter.CreateObservableGauge("orchestrator.vm.cpu", vmCpu, "{millicore}", "Per VM: CPU used, demand and wait (steal-like), from schedstat");
+
     /// <summary>Gauges read from the scheduler's ledger; they report on the node that runs the scheduler.</summary>
     internal static void ObserveLedger(Func<IEnumerable<Measurement<long>>> vms, Func<IEnumerable<Measurement<long>>> hosts,
-        Func<IEnumerable<Measurement<long>>> hostVcpus, Func<IEnumerable<Measurement<long>>> hostMemory)
+        Func<IEnumerable<Measurement<long>>> hostVcpus, Func<IEnumerable<Measurement<long>>> hostMemory,
+        Func<IEnumerable<Measurement<long>>> vmEntitled)
     {
         Meter.CreateObservableGauge("orchestrator.vms", vms, "{vm}", "VMs by state and tenant");
         Meter.CreateObservableGauge("orchestrator.hosts", hosts, "{host}", "Hosts by state");
         Meter.CreateObservableGauge("orchestrator.host.vcpus", hostVcpus, "{vcpu}", "Per host: vCPUs of capacity and allocated");
         Meter.CreateObservableGauge("orchestrator.host.memory", hostMemory, "By", "Per host: memory of capacity and allocated");
+        Meter.CreateObservableGauge("orchestrator.vm.cpu.entitled", vmEntitled, "{millicore}", "Per VM: the CPU its shares entitle it to on its host");
     }
 }
