@@ -64,7 +64,7 @@ public sealed class NoCloudSeedTests
         var argv = QemuDriver.BuildArguments("qemu", spec, paths, new QemuDriverOptions { RunDirectory = "/run/o" });
 
         Assert.Contains($"file=/run/o/vms/{spec.VmId.Compact}/seed.iso,if=none,id=seed0,format=raw,readonly=on", argv);
-        Assert.Equal("virtio-blk-pci,drive=seed0", argv[Array.IndexOf(argv, "-device") + 1]);
+        Assert.Contains("virtio-blk-pci,drive=seed0", argv);
         Assert.DoesNotContain(argv, a => a.Contains("evil", StringComparison.Ordinal));
     }
 
