@@ -79,7 +79,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         var spec = new VmLaunchSpec(VmId, _assignment.Name, _assignment.Vcpus, _assignment.MemoryMiB, _image, _assignment.Epoch, _image.BurnCpu,
-            GuestSeed.For(_assignment.Name, _assignment.Bootstrap));
+            GuestSeed.For(_assignment.Name, _assignment.Bootstrap),
+            _assignment.DiskPool is { } pool ? new VmDiskRequest(_assignment.DiskGiB, pool) : null);
         var adopt = _adopt;
         var driver = _driver;
         // Process start and the QMP handshake block: they run off the dispatcher and come back as a message.
