@@ -110,6 +110,13 @@ public static class Rendering
         Row("Restart", Text(vm.RestartPolicy ?? "-"));
         Row("Driver", Text(vm.Driver ?? "any"));
         Row("Accelerator", Text(vm.Accelerator ?? "any"));
+        if (vm.Disk is { } disk)
+        {
+            Row("Disk", Text($"{Number(disk.SizeGiB)} GiB" + (disk.Pool is null ? " (not created yet)"
+                : disk.PinnedTo is { } pinned ? $" in {pinned}'s local pool {disk.Pool} (the VM runs only there)"
+                : $" in shared pool {disk.Pool}")));
+        }
+
         if (vm.Bootstrap is { } boot)
         {
             // Fingerprints and a digest only: the node never sends the user-data back.
