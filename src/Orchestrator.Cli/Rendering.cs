@@ -220,6 +220,9 @@ public static class Rendering
         Row("CPUs", Text(Number(host.Cpus)));
         Row("Memory", Text(MiB(host.MemoryMiB)));
         Row("Allocated", Text($"{Number(host.AllocatedVcpus)} vCPUs, {MiB(host.AllocatedMemoryMiB)}"));
+        Row("Storage", Text(host.Pools is { Count: > 0 } pools
+            ? string.Join("\n", pools.Select(p => $"{p.Id}: {p.Kind}, {Number(p.CapacityGiB)} GiB × {p.Overcommit:0.##}{(p.Shared ? ", shared" : "")}"))
+            : "-"));
         Row("Reserved", Text($"{(host.ReservedCpuMillicores > 0 ? CpuAmounts.Format(host.ReservedCpuMillicores) : "-")} CPU, " +
                              $"{(host.ReservedMemoryMiB > 0 ? MiB(host.ReservedMemoryMiB) : "-")} memory"));
         Row("VMs", Text(Number(host.Vms)));
