@@ -40,6 +40,7 @@ start_node() {
     --set "orchestrator.cluster.port=$(node_port "$i")" \
     --set "orchestrator.persistence.sqlite-file=\"$dir/journal.db\"" \
     --set "orchestrator.secrets.key-file=\"$dir/secrets.key\"" \
+    --set "orchestrator.storage.pools.shared.path=\"$dir/pool\"" --set "orchestrator.storage.pools.shared.shared=on" \
     "${seeds[@]}" "${bootstrap[@]}" >>"$dir/h$i/node.log" 2>&1 &
   echo $! >"$dir/h$i/node.pid"
   echo "node $i: pid $!, log $dir/h$i/node.log"

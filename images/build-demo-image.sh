@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the demo/test guest: the Debian cloud kernel and a busybox initramfs whose /init prints
-# "ORCHESTRATOR-GUEST-READY <name>" on the serial console. Usage: build-demo-image.sh [OUTDIR]
+# "ORCHESTRATOR-GUEST-READY <name>[ boot=N]" on the serial console. Usage: build-demo-image.sh [OUTDIR]
 # (default images/out/demo). Runs as root on Debian 12; downloads .debs, installs nothing.
 set -euo pipefail
 
@@ -158,6 +158,28 @@ if [ -r /mnt/seed/meta-data ]; then
     fi
 fi
 
+# ---- Storage (issue 18): the VM's persistent disk keeps a boot counter -------------------------------------------
+# The host attaches the disk with serial "orchestrator-disk". Its first sector holds "ORCHESTRATOR-BOOTS <n>"; a new
+# disk reads as zeros, so its first boot counts 1. No filesystem: a sector is all this needs, and the initramfs carries
+# no filesystem module. The count goes into the ready banner ("... boot=N").
+boot=
+i=0
+while [ -z "$boot" ] && [ -e /sys/block/vda ] && [ "$i" -lt 10 ]; do
+    for serial in /sys/block/vd*/serial; do
+        [ -r "$serial" ] && [ "$(cat "$serial")" = orchestrator-disk ] || continue
+        dev=/dev/${serial#/sys/block/}
+        dev=${dev%/serial}
+        count=$(dd if="$dev" bs=512 count=1 2>/dev/null | tr -d '\000' | sed -n 's/^ORCHESTRATOR-BOOTS \([0-9][0-9]*\)$/\1/p')
+        boot=$((${count:-0} + 1))
+        printf 'ORCHESTRATOR-BOOTS %d\n' "$boot" | dd of="$dev" bs=512 count=1 conv=sync,notrunc,fsync 2>/dev/null
+        echo "orchestrator: disk $dev, boot $boot"
+        break
+    done
+    [ -n "$boot" ] || sleep 0.05
+    i=$((i + 1))
+done
+# ---- end of storage ---------------------------------------------------------------------------------------------
+
 burn=0
 off=0
 for arg in $(cat /proc/cmdline); do
@@ -167,7 +189,7 @@ for arg in $(cat /proc/cmdline); do
     esac
 done
 
-printf 'ORCHESTRATOR-GUEST-READY %s\n' "$name"
+printf 'ORCHESTRATOR-GUEST-READY %s%s\n' "$name" "${boot:+ boot=$boot}"
 
 if [ "$off" = 1 ]; then
     poweroff -f

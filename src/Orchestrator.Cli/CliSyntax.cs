@@ -99,6 +99,12 @@ public static partial class CliSyntax
             create.Options.Add(hostname);
             create.Options.Add(sshKeys);
             create.Options.Add(userData);
+            var diskGiB = new Option<int?>("--disk-gib")
+            {
+                Description = "Size of the VM's persistent disk in GiB, kept across stops and restarts until the VM is deleted (default 1).",
+                HelpName = "N",
+            };
+            create.Options.Add(diskGiB);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -115,7 +121,8 @@ public static partial class CliSyntax
                     parse.GetValue(accelerator),
                     parse.GetValue(hostname) is null && parse.GetValue(sshKeys) is null or [] && parse.GetValue(userData) is null
                         ? null
-                        : new VmBootstrapArgs(parse.GetValue(hostname), parse.GetValue(sshKeys) ?? [], parse.GetValue(userData))),
+                        : new VmBootstrapArgs(parse.GetValue(hostname), parse.GetValue(sshKeys) ?? [], parse.GetValue(userData)),
+                    parse.GetValue(diskGiB)),
                 ct));
             vm.Subcommands.Add(create);
         }

@@ -156,7 +156,7 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
                 args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
                 args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels, args.Driver,
-                args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData),
+                args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData, args.DiskGiB),
             ct);
         if (!args.Wait)
         {

@@ -110,6 +110,13 @@ public static class Rendering
         Row("Restart", Text(vm.RestartPolicy ?? "-"));
         Row("Driver", Text(vm.Driver ?? "any"));
         Row("Accelerator", Text(vm.Accelerator ?? "any"));
+        if (vm.Disk is { } disk)
+        {
+            Row("Disk", Text($"{Number(disk.SizeGiB)} GiB" + (disk.Pool is null ? " (not created yet)"
+                : disk.PinnedTo is { } pinned ? $" in {pinned}'s local pool {disk.Pool} (the VM runs only there)"
+                : $" in shared pool {disk.Pool}")));
+        }
+
         if (vm.Bootstrap is { } boot)
         {
             // Fingerprints and a digest only: the node never sends the user-data back.
@@ -213,6 +220,9 @@ public static class Rendering
         Row("CPUs", Text(Number(host.Cpus)));
         Row("Memory", Text(MiB(host.MemoryMiB)));
         Row("Allocated", Text($"{Number(host.AllocatedVcpus)} vCPUs, {MiB(host.AllocatedMemoryMiB)}"));
+        Row("Storage", Text(host.Pools is { Count: > 0 } pools
+            ? string.Join("\n", pools.Select(p => $"{p.Id}: {p.Kind}, {Number(p.CapacityGiB)} GiB × {p.Overcommit:0.##}{(p.Shared ? ", shared" : "")}"))
+            : "-"));
         Row("Reserved", Text($"{(host.ReservedCpuMillicores > 0 ? CpuAmounts.Format(host.ReservedCpuMillicores) : "-")} CPU, " +
                              $"{(host.ReservedMemoryMiB > 0 ? MiB(host.ReservedMemoryMiB) : "-")} memory"));
         Row("VMs", Text(Number(host.Vms)));

@@ -6,7 +6,11 @@ namespace Orchestrator.Contracts;
 /// <param name="AcceleratorNote">why the host fell back from KVM ("" when it did not).</param>
 public sealed record HostDto(
     string Id, string State, string Driver, int Cpus, long MemoryMiB, int AllocatedVcpus, long AllocatedMemoryMiB, int Vms,
-    long ReservedCpuMillicores, long ReservedMemoryMiB, string? Accelerator, string? CpuModel, string? AcceleratorNote);
+    long ReservedCpuMillicores, long ReservedMemoryMiB, string? Accelerator, string? CpuModel, string? AcceleratorNote,
+    IReadOnlyList<StoragePoolDto>? Pools = null);
+
+/// <summary>A host's storage pool as it reported it: kind, capacity, overcommit, and whether every host reaches it.</summary>
+public sealed record StoragePoolDto(string Id, string Kind, long CapacityGiB, double Overcommit, bool Shared);
 
 /// <summary><c>GET /v1/capacity</c>: the cluster's capacity under the allocation ratios, and what HA admission control keeps free.</summary>
 public sealed record CapacityDto(

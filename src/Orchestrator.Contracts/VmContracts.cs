@@ -26,7 +26,8 @@ public sealed record CreateVmRequest(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Accelerator = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Hostname = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? SshKeys = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] byte[]? UserData = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] byte[]? UserData = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? DiskGiB = null)
 {
     /// <summary>The most user-data bytes a VM may carry (64 KiB, as Nova), the Domain's limit: clients check it before sending.</summary>
     public const int MaxUserDataBytes = 64 * 1024;
@@ -85,7 +86,14 @@ public sealed record VmDto(
     string? Driver,
     string? Accelerator,
     VmBootstrapDto? Bootstrap = null,
-    GuestDto? Guest = null);
+    GuestDto? Guest = null,
+    VmDiskDto? Disk = null);
+
+/// <summary>
+/// A VM's persistent disk: its size, the pool that holds it (null until first placed), and the host whose own pool that
+/// is (null on a shared pool: the disk follows the VM).
+/// </summary>
+public sealed record VmDiskDto(int SizeGiB, string? Pool, string? PinnedTo);
 
 /// <summary>What the guest's own agent (qemu-guest-agent) last said about it; absent for a guest without one.</summary>
 public sealed record GuestDto(string Os, string Hostname, IReadOnlyList<string> Addresses);

@@ -44,7 +44,14 @@ public sealed record VmLaunchSpec(
     GuestImage Image,
     Epoch Epoch,
     bool BurnCpu = false,
-    GuestSeed? Seed = null);
+    GuestSeed? Seed = null,
+    VmDiskRequest? Disk = null);
+
+/// <summary>
+/// The VM's persistent disk: <paramref name="SizeGiB"/> in the host's pool <paramref name="PoolId"/> (null: the host's
+/// first pool). Null on a launch spec: the VM has none (what it writes lives and dies with its process).
+/// </summary>
+public sealed record VmDiskRequest(int SizeGiB, string? PoolId = null);
 
 /// <summary>
 /// What the guest reads from its NoCloud seed disk (volume "cidata"): <paramref name="Hostname"/>, the SSH keys and the
@@ -114,6 +121,12 @@ public interface IHypervisor : IAsyncDisposable
 
     /// <summary>Removes what the driver keeps for a VM (run directory, overlay) once it is gone.</summary>
     void Cleanup(VmId vmId);
+
+    /// <summary>The storage pools this host offers its VMs' disks (reported at registration); none by default.</summary>
+    IReadOnlyList<Orchestrator.Domain.Storage.StoragePoolInfo> StoragePools => [];
+
+    /// <summary>Removes a deleted VM's persistent disk from this host's pools, for good. Nothing where there is none.</summary>
+    Task DeleteDiskAsync(VmId vmId, CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>
     /// Tells the host's fence guard that the node is alive. Called from the host agent on a timer, so a hung

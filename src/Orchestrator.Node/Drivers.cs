@@ -4,6 +4,7 @@ using Orchestrator.Hypervisor;
 using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Kvm;
 using Orchestrator.Hypervisor.Qemu;
+using Orchestrator.Hypervisor.Storage;
 
 namespace Orchestrator.Node;
 
@@ -90,9 +91,16 @@ public static class Drivers
             QemuBinary = settings.Host.QemuBinary,
             Accelerator = choice.Verdict,
             FenceAfter = settings.Host.FenceAfter,
+            StoragePools = StoragePools(settings),
         }),
         var other => throw new InvalidOperationException($"driver '{other}' is not available in this build"),
     };
+
+    /// <summary>The host's configured pools (a default dir pool under the data directory when none is).</summary>
+    public static IReadOnlyList<IStoragePool> StoragePools(OrchestratorSettings settings) =>
+        (settings.Storage ?? StorageSettings.Create(null, settings.DataDir)).Pools
+        .Select(p => (IStoragePool)new DirStoragePool(p.Info, p.Path))
+        .ToList();
 
     private static AcceleratorVerdict NoProbeImage(string name) => AcceleratorVerdict.Decide(
         [new ProbeAttempt(AcceleratorVerdict.Kvm, "", ProbeOutcome.Unavailable, 0,

@@ -8,6 +8,7 @@ using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Storage;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
@@ -23,29 +24,31 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public static LedgerSnapshot Full() => new(
         [
             new HostRecord(new HostId("host-7"), 48, 196_608, "qemu", HostState.Maintenance, 12, 24_576, 3,
-                "akka.tcp://orchestrator@10.0.0.7:4053", 1500, 2048, new HostAccelerator("kvm", "host,arch-capabilities=off,pmu=off", "after: kvm -cpu host: exited")),
+                "akka.tcp://orchestrator@10.0.0.7:4053", 1500, 2048, new HostAccelerator("kvm", "host,arch-capabilities=off,pmu=off", "after: kvm -cpu host: exited"),
+                [new StoragePoolInfo("local", "dir", 512, 4.0, true), new StoragePoolInfo("nfs-ünïcode", "dir", long.MaxValue, 1.5, true)]),
             new HostRecord(new HostId("host-8"), int.MaxValue, long.MaxValue, "qemu", HostState.Down, -1, long.MinValue, int.MinValue,
                 "akka.tcp://orchestrator@10.0.0.8:4053", long.MaxValue, -7,
-                new HostAccelerator("tcg", "max", "fell back to TCG: kvm -cpu host: exited before the banner (exit code 134: ünïcode ✓)")),
+                new HostAccelerator("tcg", "max", "fell back to TCG: kvm -cpu host: exited before the banner (exit code 134: ünïcode ✓)"),
+                [new StoragePoolInfo("r", "rbd", long.MinValue, double.Epsilon, true)]),
         ],
         [
             new VmRecord(new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), Acme,
                 new VmSpec("web-1", 4, 8192, "ubuntu-24.04", RestartPolicy.Never, new VmResources(2048, 500, 3000, 1024, 9000, "0-3,8"),
                     new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web", ["note"] = "" }, "kvm", "kvm",
-                    new VmBootstrap("web-1.example.org", ["ssh-ed25519 AAAA key-1", "ssh-rsa AAAA ünïcode ✓"], [1, 255, (byte)'#', (byte)'!'])),
+                    new VmBootstrap("web-1.example.org", ["ssh-ed25519 AAAA key-1", "ssh-rsa AAAA ünïcode ✓"], [1, 255, (byte)'#', (byte)'!']), DiskGiB: 20),
                 DesiredState.Stopped, VmStatus.Restarting, "qemu exited with 137: ünïcode ✓ 🚀", new HostId("host-7"), new Epoch(42), 31337, 5,
-                At, new DateTimeOffset(2026, 11, 24, 1, 2, 3, TimeSpan.FromHours(-8)), 1750),
+                At, new DateTimeOffset(2026, 11, 24, 1, 2, 3, TimeSpan.FromHours(-8)), 1750, new VmDisk("local", new HostId("host-7"))),
             new VmRecord(new VmId(Guid.Parse("0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02")), new TenantId("beta"),
                 new VmSpec("web-1", 1, 512, "ubuntu-24.04", RestartPolicy.OnFailure, new VmResources(CpuShares: 2, Cpuset: "0-3,8",
                     CpuReservationMillicores: 1, CpuLimitMillicores: 10, MemoryReservationMiB: 1, MemoryLimitMiB: 512),
-                    new Dictionary<string, string> { ["tier"] = "web" }, "qemu", "kvm", new VmBootstrap("web-1", ["ssh-ed25519 AAAA key-1"], [7])),
-                DesiredState.Stopped, VmStatus.Deleting, "deleting", new HostId("host-7"), new Epoch(1), 1, 1, At.AddTicks(1), At.AddDays(1), 1),
+                    new Dictionary<string, string> { ["tier"] = "web" }, "qemu", "kvm", new VmBootstrap("web-1", ["ssh-ed25519 AAAA key-1"], [7]), DiskGiB: 1),
+                DesiredState.Stopped, VmStatus.Deleting, "deleting", new HostId("host-7"), new Epoch(1), 1, 1, At.AddTicks(1), At.AddDays(1), 1, new VmDisk("nfs-ünïcode", new HostId("host-8"))),
             new VmRecord(new VmId(Guid.Parse("ffffffff-ffff-ffff-ffff-ffffffffffff")), TenantId.System,
                 new VmSpec("edge", int.MaxValue, int.MinValue, "other", RestartPolicy.Never,
                     new VmResources(int.MinValue, int.MaxValue, int.MinValue, int.MinValue, int.MaxValue, "1"),
-                    new Dictionary<string, string> { ["x"] = "y" }, "kvm", "kvm", new VmBootstrap("edge", ["k"], [.. Enumerable.Range(1, 255).Select(i => (byte)i)])),
+                    new Dictionary<string, string> { ["x"] = "y" }, "kvm", "kvm", new VmBootstrap("edge", ["k"], [.. Enumerable.Range(1, 255).Select(i => (byte)i)]), DiskGiB: int.MinValue),
                 DesiredState.Stopped, VmStatus.Failed, "x", new HostId("host-8"), new Epoch(long.MaxValue), int.MinValue, -1,
-                new DateTimeOffset(1, 1, 1, 14, 1, 0, TimeSpan.FromHours(14)), DateTimeOffset.MaxValue, long.MinValue),
+                new DateTimeOffset(1, 1, 1, 14, 1, 0, TimeSpan.FromHours(14)), DateTimeOffset.MaxValue, long.MinValue, new VmDisk("r", new HostId("h"))),
         ],
         [new TenantRecord(Acme, new TenantQuota(10, 40, 65_536), true, At, new TenantCpuPool(4096, 2000, 8000))],
         [new ApiKeyRecord("k-0123456789abcdef", Acme, KeyRole.ReadOnly, "9f86d081884c7d659a2feaa0c55ad015", "ci", At, At.AddHours(3))],
@@ -62,6 +65,12 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     {
         ["empty, lists beyond hosts and VMs null"] = new LedgerSnapshot([], []),
         ["every list empty"] = new LedgerSnapshot([], [], [], [], [], []),
+        ["a host with no pools, a VM whose disk is on a shared pool"] = new LedgerSnapshot(
+            [new HostRecord(new HostId("h"), 0, 0, "", HostState.Up, 0, 0, 0, Pools: [])],
+            [
+                new VmRecord(new VmId(Guid.Empty), TenantId.System, new VmSpec("a", 0, 0, "", DiskGiB: 0), DesiredState.Running,
+                    VmStatus.Pending, null, null, Epoch.Zero, null, 0, default, null, Disk: new VmDisk("nfs", null)),
+            ]),
         ["records with every optional part null"] = new LedgerSnapshot(
             [new HostRecord(new HostId("h"), 0, 0, "", HostState.Up, 0, 0, 0)],
             [
@@ -155,10 +164,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_1_snapshot_from_the_build_before_drivers_reads_back_with_no_driver_named() =>
-        AssertOldSnapshotReadsAs(Version1Full, 1, Full() with
+        AssertOldSnapshotReadsAs(Version1Full, 1, WithoutStorage(Full()) with
         {
-            Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null, Bootstrap = null } }).ToList(),
+            Hosts = WithoutStorage(Full()).Hosts.Select(h => h with { Accelerator = null }).ToList(),
+            Vms = WithoutStorage(Full()).Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null, Bootstrap = null } }).ToList(),
         });
 
     /// <summary><see cref="Full"/> as the build before host accelerators wrote it (layout version 2), from that build.</summary>
@@ -167,10 +176,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_2_snapshot_from_the_build_before_accelerators_reads_back_with_none_known_or_asked_for() =>
-        AssertOldSnapshotReadsAs(Version2Full, 2, Full() with
+        AssertOldSnapshotReadsAs(Version2Full, 2, WithoutStorage(Full()) with
         {
-            Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null, Bootstrap = null } }).ToList(),
+            Hosts = WithoutStorage(Full()).Hosts.Select(h => h with { Accelerator = null }).ToList(),
+            Vms = WithoutStorage(Full()).Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null, Bootstrap = null } }).ToList(),
         });
 
     /// <summary><see cref="Full"/> as the build before VM bootstraps wrote it (layout version 3), from that build.</summary>
@@ -179,7 +188,14 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_3_snapshot_from_the_build_before_bootstraps_reads_back_with_none() =>
-        AssertOldSnapshotReadsAs(Version3Full, 3, Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Bootstrap = null } }).ToList() });
+        AssertOldSnapshotReadsAs(Version3Full, 3, WithoutStorage(Full()) with { Vms = WithoutStorage(Full()).Vms.Select(vm => vm with { Spec = vm.Spec with { Bootstrap = null } }).ToList() });
+
+    /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
+    private static LedgerSnapshot WithoutStorage(LedgerSnapshot snapshot) => snapshot with
+    {
+        Hosts = snapshot.Hosts.Select(h => h with { Pools = null }).ToList(),
+        Vms = snapshot.Vms.Select(vm => vm with { Spec = vm.Spec with { DiskGiB = null }, Disk = null }).ToList(),
+    };
 
     /// <summary>An older build's snapshot reads back as <paramref name="expected"/>, and is written again in this build's version.</summary>
     private static void AssertOldSnapshotReadsAs(string base64, byte version, LedgerSnapshot expected)
@@ -229,8 +245,9 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public void A_payload_sealed_whole_but_cut_inside_a_record_names_the_record()
     {
         var bytes = LedgerSnapshotFormat.Write(new LedgerSnapshot([], Full().Vms));
-        // The VMs section ends where the (null) tenants' list starts: cut the last VM's final bytes off and reseal.
-        var cut = Reseal(bytes[..^(8 + 4 + 5)]);
+        // The VMs section ends where the (null) tenants' list starts, four null lists before the storage section's marker:
+        // cut the last VM's final bytes off and reseal.
+        var cut = Reseal(bytes[..(bytes.AsSpan().IndexOf("STOR"u8) - 4 - 5)]);
         var error = Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(cut));
         Assert.Contains("VM #2", error.Message);
         Assert.Contains("truncated", error.Message);

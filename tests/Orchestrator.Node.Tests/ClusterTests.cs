@@ -71,6 +71,8 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
             orchestrator.persistence.sqlite-file = "{_shared}/journal.db"
             orchestrator.secrets.key-file = "{_shared}/secrets.key"
             orchestrator.host.fence-after = 3s
+            orchestrator.storage.pools.shared.path = "{_shared}/pool"
+            orchestrator.storage.pools.shared.shared = on
             """, dataDir, args, waitForScheduler: i == 0 || !bootstrap);
     }
 
@@ -114,6 +116,10 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         foreach (var vm in after.Where(v => onH3.Contains((string)v["name"]!)))
         {
             Assert.Equal(2, (long)vm["epoch"]!);
+            // Its disk on the shared pool followed it: the guest booted a second time on the same disk.
+            var name = (string)vm["name"]!;
+            await _nodes[0]!.WaitForVmAsync(name, "Ready", v => v["consoleTail"]?.AsArray()
+                .Any(line => ((string?)line)?.Contains($"ORCHESTRATOR-GUEST-READY {name} boot=2") == true) == true);
         }
 
         Assert.All(h3Processes, pid => Assert.False(ProcessTable.IsAlive(pid), $"QEMU {pid} of the killed host still runs"));

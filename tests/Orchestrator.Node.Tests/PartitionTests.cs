@@ -65,6 +65,8 @@ public sealed class PartitionTests(ITestOutputHelper output) : IAsyncLifetime
                 orchestrator.persistence.sqlite-file = "{_shared}/journal.db"
                 orchestrator.secrets.key-file = "{_shared}/secrets.key"
                 orchestrator.host.fence-after = 3s
+                orchestrator.storage.pools.shared.path = "{_shared}/pool"
+                orchestrator.storage.pools.shared.shared = on
                 """, extraArgs: args, launcher: ["ip", "netns", "exec", $"{Prefix}-h{i + 1}"], listen: $"{Subnet}.{i + 1}:0");
         }
 

@@ -225,9 +225,10 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
                 Timers.StartSingleTimer($"restart-{later.VmId}", new HostInput.RestartDue(later.VmId, later.Epoch), later.Delay);
                 break;
             case HostEffect.FinishDelete finish:
-                // Removing the run directory is a few unlinks; the scheduler frees the allocation once we confirm.
+                // Removing the run directory is a few unlinks; the disk goes with the VM, for good (a deleted disk is never
+                // readable again); the scheduler frees the allocation once we confirm.
                 _driver.Cleanup(finish.VmId);
-                _scheduler.Tell(new LedgerCommands.ConfirmDeleted(finish.VmId));
+                DeleteDisk(finish.VmId);
                 break;
             case HostEffect.Reenforce:
                 Enforce();
@@ -322,13 +323,30 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         }
     }
 
+    private void DeleteDisk(VmId vmId)
+    {
+        var scheduler = _scheduler;
+        var log = _log;
+        _driver.DeleteDiskAsync(vmId, CancellationToken.None).ContinueWith(deleted =>
+        {
+            if (deleted.Exception is { } ex)
+            {
+                // Confirmed all the same: the VM is gone; an operator removes the file the log names.
+                log.Error(ex.GetBaseException(), "could not delete the disk of deleted VM {0}", vmId);
+            }
+
+            scheduler.Tell(new LedgerCommands.ConfirmDeleted(vmId));
+        }, TaskScheduler.Default);
+    }
+
     private void KillStale(DiscoveredVm vm, string why) =>
         _driver.KillAsync(vm, CancellationToken.None)
             .PipeTo(Self, success: () => new KilledStale(vm, why), failure: ex => new KillStaleFailed(vm, ex));
 
     private LedgerCommands.RegisterHost RegisterCommand() =>
         new(_hostId, _settings.Cpus, _settings.MemoryMiB, _driver.Name,
-            ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString(), _driver.Acceleration);
+            ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString(), _driver.Acceleration,
+            _driver.StoragePools is { Count: > 0 } pools ? pools : null);
 
     private sealed record RemoveCgroupDue(VmId VmId, int Attempt);
 

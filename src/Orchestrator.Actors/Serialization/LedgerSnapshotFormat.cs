@@ -3,6 +3,7 @@ using System.IO.Hashing;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Storage;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
@@ -24,9 +25,9 @@ public static class LedgerSnapshotFormat
     /// Changes whenever the layout does. This build writes it and reads it and the versions before it, so that a node
     /// upgraded in place recovers from the snapshot its old build took; a newer version is refused, never guessed at.
     /// Version 2 added <see cref="VmSpec.Driver"/>; version 3 <see cref="HostRecord.Accelerator"/> and <see cref="VmSpec.Accelerator"/>;
-    /// version 4 <see cref="VmSpec.Bootstrap"/>.
+    /// version 4 <see cref="VmSpec.Bootstrap"/>; version 5 the storage section at the end (<see cref="WriteStorage"/>).
     /// </summary>
-    public const byte Version = 4;
+    public const byte Version = 5;
 
     private const byte OldestReadable = 1;
 
@@ -48,6 +49,7 @@ public static class LedgerSnapshotFormat
         List(w, snapshot.Keys, WriteKey);
         List(w, snapshot.Webhooks, WriteWebhook);
         List(w, snapshot.Rules, WriteRule);
+        WriteStorage(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -101,6 +103,11 @@ public static class LedgerSnapshotFormat
         var keys = List(r, "API key", ReadKey);
         var webhooks = List(r, "webhook", ReadWebhook);
         var rules = List(r, "rule", ReadRule);
+        if (version >= 5)
+        {
+            (hosts, vms) = ReadStorage(r, hosts!, vms!);
+        }
+
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -127,20 +134,27 @@ public static class LedgerSnapshotFormat
             nameof(HostRecord.Id), nameof(HostRecord.Cpus), nameof(HostRecord.MemoryMiB), nameof(HostRecord.Driver), nameof(HostRecord.State),
             nameof(HostRecord.AllocatedVcpus), nameof(HostRecord.AllocatedMemoryMiB), nameof(HostRecord.VmCount), nameof(HostRecord.Address),
             nameof(HostRecord.ReservedCpuMillicores), nameof(HostRecord.ReservedMemoryMiB), nameof(HostRecord.Accelerator),
+            nameof(HostRecord.Pools),
         ],
         [typeof(HostAccelerator)] = [nameof(HostAccelerator.Kind), nameof(HostAccelerator.CpuModel), nameof(HostAccelerator.Note)],
         [typeof(VmRecord)] =
         [
             nameof(VmRecord.Id), nameof(VmRecord.Tenant), nameof(VmRecord.Spec), nameof(VmRecord.Desired), nameof(VmRecord.Status),
             nameof(VmRecord.Reason), nameof(VmRecord.Host), nameof(VmRecord.Epoch), nameof(VmRecord.Pid), nameof(VmRecord.Restarts),
-            nameof(VmRecord.CreatedAt), nameof(VmRecord.ReadyAt), nameof(VmRecord.EntitledCpuMillicores),
+            nameof(VmRecord.CreatedAt), nameof(VmRecord.ReadyAt), nameof(VmRecord.EntitledCpuMillicores), nameof(VmRecord.Disk),
         ],
         [typeof(VmSpec)] =
         [
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
             nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver), nameof(VmSpec.Accelerator),
-            nameof(VmSpec.Bootstrap),
+            nameof(VmSpec.Bootstrap), nameof(VmSpec.DiskGiB),
         ],
+        [typeof(StoragePoolInfo)] =
+        [
+            nameof(StoragePoolInfo.Id), nameof(StoragePoolInfo.Kind), nameof(StoragePoolInfo.CapacityGiB), nameof(StoragePoolInfo.Overcommit),
+            nameof(StoragePoolInfo.Shared),
+        ],
+        [typeof(VmDisk)] = [nameof(VmDisk.Pool), nameof(VmDisk.Host)],
         [typeof(VmBootstrap)] = [nameof(VmBootstrap.Hostname), nameof(VmBootstrap.SshKeys), nameof(VmBootstrap.UserData)],
         [typeof(VmResources)] =
         [
@@ -392,6 +406,66 @@ public static class LedgerSnapshotFormat
         Dictionary(r)!,
         r.Enum<RuleAction>(),
         r.Time());
+
+    // ---- Storage (version 5): after the rules, behind its own marker, so that other sections' additions stay apart. ----
+    // The hosts' pools in the hosts' order, then each VM's disk size and disk in the VMs' order.
+    private const int StorageMarker = 0x524F5453; // "STOR"
+
+    private static void WriteStorage(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(StorageMarker);
+        foreach (var host in snapshot.Hosts)
+        {
+            List(w, host.Pools, (w, pool) =>
+            {
+                w.Shared(pool.Id);
+                w.Shared(pool.Kind);
+                w.Int64(pool.CapacityGiB);
+                w.Int64(BitConverter.DoubleToInt64Bits(pool.Overcommit));
+                w.Bool(pool.Shared);
+            });
+        }
+
+        foreach (var vm in snapshot.Vms)
+        {
+            Optional(w, vm.Spec.DiskGiB, (w, size) => w.Int32(size));
+            Optional(w, vm.Disk, (w, disk) =>
+            {
+                w.Shared(disk.Pool);
+                Optional(w, disk.Host, (w, host) => w.Shared(host.Value));
+            });
+        }
+    }
+
+    private static (HostRecord[] Hosts, VmRecord[] Vms) ReadStorage(SnapshotReader r, HostRecord[] hosts, VmRecord[] vms)
+    {
+        r.Section = "storage";
+        r.Index = -1;
+        if (r.Int32() != StorageMarker)
+        {
+            throw r.Corrupt("the storage section's marker is missing");
+        }
+
+        for (var i = 0; i < hosts.Length; i++)
+        {
+            r.Index = i;
+            hosts[i] = hosts[i] with
+            {
+                Pools = List(r, "storage pool", r => new StoragePoolInfo(
+                    r.Shared()!, r.Shared()!, r.Int64(), BitConverter.Int64BitsToDouble(r.Int64()), r.Bool())),
+            };
+        }
+
+        for (var i = 0; i < vms.Length; i++)
+        {
+            r.Index = i;
+            var diskGiB = r.Bool() ? r.Int32() : (int?)null;
+            var disk = r.Bool() ? new VmDisk(r.Shared()!, r.Bool() ? new HostId(r.Shared()!) : null) : null;
+            vms[i] = vms[i] with { Spec = vms[i].Spec with { DiskGiB = diskGiB }, Disk = disk };
+        }
+
+        return (hosts, vms);
+    }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct
     {

@@ -21,7 +21,8 @@ public sealed record OrchestratorSettings(
     ApiLimits? ApiLimits = null,
     Webhooks.WebhookSettings? Webhooks = null,
     LoggingSettings? Logging = null,
-    string? SecretsKeyFile = null)
+    string? SecretsKeyFile = null,
+    StorageSettings? Storage = null)
 {
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
@@ -76,7 +77,8 @@ public sealed record OrchestratorSettings(
                 o.GetTimeSpan("webhooks.timeout", TimeSpan.FromSeconds(5)),
                 o.GetBoolean("webhooks.allow-private-addresses", false)),
             LoggingSettings.Create(o.GetConfig("logging"), dataDir),
-            o.GetString("secrets.key-file", "") is { Length: > 0 } keyFile ? keyFile : Path.Combine(dataDir, SecretBox.DefaultFileName));
+            o.GetString("secrets.key-file", "") is { Length: > 0 } keyFile ? keyFile : Path.Combine(dataDir, SecretBox.DefaultFileName),
+            StorageSettings.Create(o.GetConfig("storage"), dataDir));
     }
 
     /// <summary>

@@ -23,13 +23,15 @@ public sealed record VmAssignment(
     TenantId Tenant = default,
     VmResources? Resources = null,
     TenantCpuPool? Pool = null,
-    bool HasBootstrap = false)
+    bool HasBootstrap = false,
+    int DiskGiB = 0,
+    string? DiskPool = null)
 {
     /// <param name="pool">the VM's tenant's CPU pool on each host, when it has one.</param>
     public static VmAssignment From(VmRecord vm, TenantCpuPool? pool = null) => new(
         vm.Id, vm.Spec.Name, vm.Spec.Vcpus, vm.Spec.MemoryMiB, vm.Spec.Image, vm.Spec.RestartPolicy,
         vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status, vm.Tenant, vm.Spec.EffectiveResources, pool,
-        vm.Spec.Bootstrap is not null);
+        vm.Spec.Bootstrap is not null, vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool);
 
     /// <summary>Shares, reservations and limits to enforce (the tenant pool is <see cref="Tenant"/>).</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;

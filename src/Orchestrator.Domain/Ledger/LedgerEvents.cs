@@ -20,7 +20,7 @@ public interface IVmLedgerEvent : ILedgerEvent
 public static class LedgerEvents
 {
     public sealed record HostRegistered(HostId HostId, int Cpus, long MemoryMiB, string Driver, DateTimeOffset At, string Address = "",
-        HostAccelerator? Accelerator = null) : ILedgerEvent;
+        HostAccelerator? Accelerator = null, IReadOnlyList<Storage.StoragePoolInfo>? Pools = null) : ILedgerEvent;
 
     /// <summary>The host left the cluster (downed); its VMs were re-placed in the same decision.</summary>
     public sealed record HostLost(HostId HostId, DateTimeOffset At) : ILedgerEvent;
@@ -53,7 +53,8 @@ public static class LedgerEvents
     public sealed record VmRequested(VmId VmId, TenantId Tenant, VmSpec Spec, DateTimeOffset At) : IVmLedgerEvent;
 
     /// <summary>The VM got a host; <paramref name="Epoch"/> is the fencing token of this placement.</summary>
-    public sealed record VmPlaced(VmId VmId, HostId HostId, Epoch Epoch) : IVmLedgerEvent;
+    /// <param name="DiskPool">the pool of <paramref name="HostId"/> that holds the VM's disk (null: the host keeps no disks).</param>
+    public sealed record VmPlaced(VmId VmId, HostId HostId, Epoch Epoch, string? DiskPool = null) : IVmLedgerEvent;
 
     /// <summary>No host has room; the VM waits as Pending.</summary>
     public sealed record VmPending(VmId VmId, string Reason) : IVmLedgerEvent;

@@ -38,8 +38,12 @@ public sealed record HostRecord(
     string Address = "",
     long ReservedCpuMillicores = 0,
     long ReservedMemoryMiB = 0,
-    HostAccelerator? Accelerator = null)
+    HostAccelerator? Accelerator = null,
+    IReadOnlyList<Storage.StoragePoolInfo>? Pools = null)
 {
+    /// <summary>The host's storage pools; none for a host that keeps no disks.</summary>
+    public IReadOnlyList<Storage.StoragePoolInfo> EffectivePools => Pools ?? [];
+
     /// <summary>Physical CPU in millicores: reservations are promised against this, never against the overcommit.</summary>
     public long CpuMillicores => Cpus * 1000L;
 }
@@ -58,8 +62,15 @@ public sealed record VmRecord(
     int Restarts,
     DateTimeOffset CreatedAt,
     DateTimeOffset? ReadyAt,
-    long? EntitledCpuMillicores = null)
+    long? EntitledCpuMillicores = null,
+    VmDisk? Disk = null)
 {
     /// <summary>Whether the VM holds resources on its host (it does from placement until released).</summary>
     public bool HoldsAllocation => Host is not null;
 }
+
+/// <summary>
+/// Where a VM's disk is: pool <paramref name="Pool"/>, on <paramref name="Host"/> when that pool is the host's own (the
+/// VM is pinned there: elsewhere it would boot without its data), or on a shared pool (Host null) every host reaches.
+/// </summary>
+public sealed record VmDisk(string Pool, HostId? Host);

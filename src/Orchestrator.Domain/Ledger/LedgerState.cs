@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Placement;
 using Orchestrator.Domain.Shares;
+using Orchestrator.Domain.Storage;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
@@ -20,7 +21,7 @@ public sealed record LedgerRules(PlacementPolicy Placement, VmSpecLimits Limits,
 /// The scheduler's state: hosts, VMs and their allocations. Pure: <see cref="Decide"/> turns a command into events,
 /// <see cref="Apply"/> folds an event in. The persistent actor only persists what Decide returns and applies it.
 /// </summary>
-public sealed record LedgerState(
+public sealed partial record LedgerState(
     ImmutableDictionary<HostId, HostRecord> Hosts,
     ImmutableDictionary<VmId, VmRecord> Vms,
     ImmutableDictionary<(TenantId Tenant, string Name), VmId> Names)
@@ -64,6 +65,7 @@ public sealed record LedgerState(
             Webhooks = (webhooks ?? []).ToImmutableDictionary(w => w.Id),
             Rules = (rules ?? []).ToImmutableDictionary(r => r.Id),
             Usage = usage,
+            DiskAllocations = SumDisks(vmList),
         };
         state._vmIndex = new(state.Vms, vmIndex.GetAwaiter().GetResult());
         return state;
@@ -183,12 +185,12 @@ public sealed record LedgerState(
     {
         if (Hosts.TryGetValue(c.HostId, out var known)
             && known.Cpus == c.Cpus && known.MemoryMiB == c.MemoryMiB && known.Driver == c.Driver && known.State == HostState.Up
-            && known.Address == c.Address && known.Accelerator == c.Accelerator)
+            && known.Address == c.Address && known.Accelerator == c.Accelerator && StoragePoolInfo.Same(known.Pools, c.Pools))
         {
             return Decision.Nothing;
         }
 
-        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address, c.Accelerator);
+        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address, c.Accelerator, c.Pools);
         var events = new List<ILedgerEvent> { registered };
         var state = Apply(registered);
         if (known is not null && (known.Driver != c.Driver || known.Accelerator != c.Accelerator))
@@ -458,11 +460,10 @@ public sealed record LedgerState(
     {
         var vm = Vms[vmId];
         var request = ResourceRequest.For(vm.Spec);
-        var others = Hosts.Values.Where(h => h.Id != avoid).ToList();
-        var host = Placement.Placement.ChooseHost(others, request, rules.Placement);
+        var (host, pool) = ChooseHostWithDisk(vm, request, rules, avoid);
         return host is null
-            ? new VmPending(vmId, $"no other host has room ({Placement.Placement.ExplainNoFit(others, request, rules.Placement)})")
-            : new VmPlaced(vmId, host.Id, vm.Epoch.Next());
+            ? new VmPending(vmId, $"no other host has room ({ExplainNoPlace(vm, request, rules, avoid)})")
+            : new VmPlaced(vmId, host.Id, vm.Epoch.Next(), pool);
     }
 
     /// <summary>The names of the ledger's event types (what webhooks and streams filter on).</summary>
@@ -654,9 +655,16 @@ public sealed record LedgerState(
         var host = request.HasReservation
             ? Placement.Placement.ChooseHost(Hosts.Values, request, rules.Placement)
             : Capacity.ChooseHost(request, rules.Placement);
+        // The index knows no disks: a host it picks that cannot hold the VM's disk sends the choice to a scan that does.
+        string? pool = null;
+        if (host is not null && !TryDiskPool(host, vm, out pool))
+        {
+            (host, pool) = ChooseHostWithDisk(vm, request, rules);
+        }
+
         if (host is null)
         {
-            return new VmPending(vmId, Placement.Placement.ExplainNoFit(Hosts.Values.ToList(), request, rules.Placement));
+            return new VmPending(vmId, ExplainNoPlace(vm, request, rules));
         }
 
         // Hosts.Values is enumerated only when a headroom is configured: a copy per decision would cost a scan.
@@ -667,7 +675,7 @@ public sealed record LedgerState(
                 "elsewhere (orchestrator.scheduler.ha-headroom-hosts)");
         }
 
-        return new VmPlaced(vmId, host.Id, vm.Epoch.Next());
+        return new VmPlaced(vmId, host.Id, vm.Epoch.Next(), pool);
     }
 
     /// <summary>Places waiting VMs, oldest first, for as long as they fit.</summary>
@@ -691,8 +699,8 @@ public sealed record LedgerState(
         HostRegistered e => this with
         {
             Hosts = Hosts.SetItem(e.HostId, Hosts.TryGetValue(e.HostId, out var h)
-                ? h with { Cpus = e.Cpus, MemoryMiB = e.MemoryMiB, Driver = e.Driver, State = HostState.Up, Address = e.Address, Accelerator = e.Accelerator }
-                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0, e.Address, Accelerator: e.Accelerator)),
+                ? h with { Cpus = e.Cpus, MemoryMiB = e.MemoryMiB, Driver = e.Driver, State = HostState.Up, Address = e.Address, Accelerator = e.Accelerator, Pools = e.Pools }
+                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0, e.Address, Accelerator: e.Accelerator, Pools: e.Pools)),
         },
         VmRequested e => this with
         {
@@ -725,7 +733,7 @@ public sealed record LedgerState(
                 // A VM that is down (gave up, or powered off by its guest) moves with its host's loss but stays down.
                 Status = vm.Status is VmStatus.Failed or VmStatus.Stopped ? vm.Status
                     : vm.Desired == DesiredState.Running ? VmStatus.Starting : VmStatus.Stopped,
-            }),
+            }).WithDiskPlaced(e),
         VmStarted e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Running, Pid = e.Pid, Reason = null }),
         VmReady e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Ready, ReadyAt = e.At, Reason = null }),
         VmRestarting e => UpdateVm(e.VmId, vm => vm with
@@ -746,7 +754,7 @@ public sealed record LedgerState(
         VmResourcesChanged e => ChangeResources(e),
         VmLabelsChanged e => UpdateVm(e.VmId, vm => vm with { Spec = vm.Spec with { Labels = e.Labels } }),
         SharesChanged e => UpdateVm(e.VmId, vm => vm.Host == e.HostId ? vm with { EntitledCpuMillicores = e.EntitledMillicores } : vm),
-        VmReleased e => MoveAllocation(e.VmId, null) is var s && s.Vms[e.VmId] is var gone
+        VmReleased e => MoveAllocation(e.VmId, null).WithDiskReleased(Vms[e.VmId]) is var s && s.Vms[e.VmId] is var gone
             ? s with
             {
                 Vms = s.Vms.Remove(e.VmId),

@@ -49,8 +49,15 @@ public static class RestartPolicies
 /// <param name="Bootstrap">What the guest is handed at boot (hostname, SSH keys, user-data); null: only its name as hostname.</param>
 public sealed record VmSpec(
     string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
-    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null)
+    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null,
+    int? DiskGiB = null)
 {
+    /// <summary>The disk a VM gets when it asks for no size.</summary>
+    public const int DefaultDiskGiB = 1;
+
+    /// <summary>The size of the VM's persistent disk in GiB (what its pool's capacity is charged).</summary>
+    public int EffectiveDiskGiB => DiskGiB ?? DefaultDiskGiB;
+
     /// <summary>Shares, reservations and limits; the defaults when the tenant gave none.</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;
 
@@ -165,7 +172,7 @@ public sealed record FieldError(string Field, string Message)
 }
 
 /// <summary>Bounds on a single VM; the node reads them from config.</summary>
-public sealed record VmSpecLimits(int MaxVcpus = 64, int MinMemoryMiB = 64, int MaxMemoryMiB = 1024 * 1024)
+public sealed record VmSpecLimits(int MaxVcpus = 64, int MinMemoryMiB = 64, int MaxMemoryMiB = 1024 * 1024, int MaxDiskGiB = 16 * 1024)
 {
     public static readonly VmSpecLimits Default = new();
 }
@@ -210,6 +217,11 @@ public static partial class VmSpecValidator
             var shown = FieldError.Echo(spec.Image);
             errors.Add(new FieldError("image",
                 $"unknown image '{shown}'; known images: {string.Join(", ", knownImages.Order(StringComparer.Ordinal))}"));
+        }
+
+        if (spec.DiskGiB is { } disk && (disk < 1 || disk > limits.MaxDiskGiB))
+        {
+            errors.Add(new FieldError("diskGiB", $"must be between 1 and {limits.MaxDiskGiB} GiB, was {disk}"));
         }
 
         if (spec.Resources is { } resources && spec.Vcpus >= 1 && spec.MemoryMiB >= limits.MinMemoryMiB)

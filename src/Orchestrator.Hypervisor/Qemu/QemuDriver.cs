@@ -3,7 +3,9 @@ using System.Diagnostics;
 using System.Globalization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Storage;
 using Orchestrator.Hypervisor.Accel;
+using Orchestrator.Hypervisor.Storage;
 using Orchestrator.Guard.Protocol;
 
 namespace Orchestrator.Hypervisor.Qemu;
@@ -93,14 +95,17 @@ public sealed class QemuDriver : IHypervisor
                 await File.WriteAllBytesAsync(paths.Seed, NoCloudSeed.Build(spec.VmId, seed, DateTimeOffset.UtcNow), cancellationToken);
             }
 
-            if (spec.Image.RootDiskPath is { } rootDisk)
+            var disk = spec.Disk is { } wanted
+                ? await PoolFor(spec.VmId, wanted).EnsureDiskAsync(spec.VmId, wanted.SizeGiB, spec.Image.RootDiskPath, cancellationToken)
+                : null;
+            if (disk is null && spec.Image.RootDiskPath is { } rootDisk)
             {
-                await CreateOverlayAsync(rootDisk, paths.RootDisk, cancellationToken);
+                await QemuImg.CreateQcow2Async(paths.RootDisk, rootDisk, null, cancellationToken);
             }
 
             await File.WriteAllTextAsync(paths.Epoch, spec.Epoch.ToString(), cancellationToken);
 
-            var argv = BuildArguments(qemu, spec, paths, _options);
+            var argv = BuildArguments(qemu, spec, paths, _options, disk);
             var spawned = await _guard.SendAsync(
                 new GuardRequest
                 {
@@ -220,6 +225,22 @@ public sealed class QemuDriver : IHypervisor
     }
 
     public void Heartbeat() => _guard.Heartbeat();
+
+    public IReadOnlyList<StoragePoolInfo> StoragePools => _options.StoragePools.Select(p => p.Info).ToList();
+
+    public async Task DeleteDiskAsync(VmId vmId, CancellationToken cancellationToken)
+    {
+        foreach (var pool in _options.StoragePools)
+        {
+            await pool.DeleteDiskAsync(vmId, cancellationToken);
+        }
+    }
+
+    private IStoragePool PoolFor(VmId vmId, VmDiskRequest disk) =>
+        (disk.PoolId is null ? _options.StoragePools.FirstOrDefault() : _options.StoragePools.FirstOrDefault(p => p.Info.Id == disk.PoolId))
+        ?? throw new HypervisorException(disk.PoolId is null
+            ? $"VM {vmId} has a disk but this host has no storage pool (orchestrator.storage.pools)"
+            : $"VM {vmId}: its disk's pool '{disk.PoolId}' is not configured on this host (orchestrator.storage.pools)");
 
     public async ValueTask DisposeAsync()
     {
@@ -369,7 +390,7 @@ public sealed class QemuDriver : IHypervisor
         }
     }
 
-    internal static string[] BuildArguments(string qemu, VmLaunchSpec spec, VmPaths paths, QemuDriverOptions options)
+    internal static string[] BuildArguments(string qemu, VmLaunchSpec spec, VmPaths paths, QemuDriverOptions options, PooledDisk? disk = null)
     {
         var kvm = options.Accelerator.IsHardware;
         var append = BaseAppend;
@@ -397,7 +418,7 @@ public sealed class QemuDriver : IHypervisor
                 "-drive", $"file={EscapeOption(paths.Seed)},if=none,id=seed0,format=raw,readonly=on",
                 "-device", "virtio-blk-pci,drive=seed0",
             ];
-        string[] rootDisk = spec.Image.RootDiskPath is null
+        string[] rootDisk = spec.Image.RootDiskPath is null || disk is not null
             ? []
             : ["-drive", $"file={EscapeOption(paths.RootDisk)},if=none,id=root0,format=qcow2,discard=unmap", "-device", "virtio-blk-pci,drive=root0"];
         return
@@ -427,6 +448,7 @@ public sealed class QemuDriver : IHypervisor
             "-device", "virtio-serial-pci",
             "-device", $"virtserialport,chardev={QgaChardev},name=org.qemu.guest_agent.0",
             .. rootDisk,
+            .. PersistentDisk(disk),
             "-display", "none",
             "-monitor", "none",
             "-nodefaults",
@@ -439,32 +461,19 @@ public sealed class QemuDriver : IHypervisor
     }
 
     /// <summary>
-    /// The VM's own copy-on-write layer over the image's root disk, in its run directory: the image stays untouched and
-    /// shared. Ephemeral for now — it goes with the run directory when the VM stops (persistent disks are the storage
-    /// issue's).
+    /// The VM's persistent disk from its pool, virtio-blk with QEMU's image locking left on (a second QEMU opening it
+    /// fails). The guest finds it by its serial; an image's root disk is found by its label, so either works as the root.
     /// </summary>
-    private static async Task CreateOverlayAsync(string baseDisk, string overlay, CancellationToken cancellationToken)
-    {
-        var startInfo = new ProcessStartInfo(ResolveBinary("qemu-img"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in new[] { "create", "-q", "-f", "qcow2", "-b", baseDisk, "-F", "qcow2", overlay })
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
+    private static string[] PersistentDisk(PooledDisk? disk) => disk is null
+        ? []
+        :
+        [
+            "-drive", $"file={EscapeOption(disk.DriveFile)},if=none,id=disk0,format={disk.Format},discard=unmap",
+            "-device", $"virtio-blk-pci,drive=disk0,serial={DiskSerial}",
+        ];
 
-        using var process = Process.Start(startInfo) ?? throw new HypervisorException("qemu-img did not start");
-        var errors = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.StandardOutput.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        if (process.ExitCode != 0)
-        {
-            throw new HypervisorException($"qemu-img could not create the overlay of {baseDisk}: {(await errors).Trim()}");
-        }
-    }
+    /// <summary>The serial the VM's persistent disk shows its guest (/sys/block/vdX/serial).</summary>
+    public const string DiskSerial = "orchestrator-disk";
 
     /// <summary>What /proc/&lt;pid&gt;/cmdline of this VM's QEMU contains, and nothing else's does.</summary>
     internal static string Marker(VmId vmId) => "guest=vm-" + vmId.Compact;

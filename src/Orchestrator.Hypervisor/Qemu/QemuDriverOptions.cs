@@ -40,4 +40,7 @@ public sealed record QemuDriverOptions
 
     /// <summary>How long a start may take until QMP answers, before it is abandoned.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Where VMs' persistent disks live (operator configuration); a launch names one by id, or gets the first.</summary>
+    public IReadOnlyList<Storage.IStoragePool> StoragePools { get; init; } = [];
 }

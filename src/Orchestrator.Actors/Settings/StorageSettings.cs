@@ -1,0 +1,76 @@
+using System.Globalization;
+using Akka.Configuration;
+using Orchestrator.Domain.Storage;
+
+namespace Orchestrator.Actors.Settings;
+
+/// <summary>One configured pool: what the host reports of it, and the directory it lives in (dir pools).</summary>
+public sealed record StoragePoolSettings(StoragePoolInfo Info, string Path);
+
+/// <summary>
+/// <c>orchestrator.storage</c>: the host's pools. With no pool configured a host has one: <c>local</c>, a dir pool under
+/// its data directory the size of that filesystem.
+/// </summary>
+public sealed record StorageSettings(IReadOnlyList<StoragePoolSettings> Pools)
+{
+    public const string DefaultPoolId = "local";
+
+    /// <exception cref="ConfigurationException">a pool is malformed; the message names it and the setting.</exception>
+    public static StorageSettings Create(Config? c, string dataDir)
+    {
+        var pools = new List<StoragePoolSettings>();
+        var configured = c?.GetConfig("pools");
+        var ids = configured is null || configured.IsEmpty
+            ? []
+            : configured.AsEnumerable().Select(kv => kv.Key.Split('.')[0]).Distinct().Order(StringComparer.Ordinal).ToList();
+        foreach (var id in ids)
+        {
+            pools.Add(Pool(id, configured!.GetConfig(id), dataDir));
+        }
+
+        if (pools.Count == 0)
+        {
+            pools.Add(Pool(DefaultPoolId, null, dataDir));
+        }
+
+        return new StorageSettings(pools);
+    }
+
+    private static StoragePoolSettings Pool(string id, Config? p, string dataDir)
+    {
+        var path = p?.GetString("path", "") is { Length: > 0 } configured
+            ? Path.GetFullPath(configured, dataDir)
+            : Path.Combine(dataDir, "pools", id);
+        var capacity = p?.GetLong("capacity-gib", 0) ?? 0;
+        var info = new StoragePoolInfo(
+            id,
+            p?.GetString("kind", StoragePoolKinds.Dir) ?? StoragePoolKinds.Dir,
+            capacity > 0 ? capacity : FilesystemGiB(path),
+            p?.GetDouble("overcommit", 4.0) ?? 4.0,
+            p?.GetBoolean("shared", false) ?? false);
+        var errors = StoragePoolInfo.Validate(info).ToList();
+        return errors.Count == 0
+            ? new StoragePoolSettings(info, path)
+            : throw new ConfigurationException($"orchestrator.storage.pools.{id}: {string.Join("; ", errors)}");
+    }
+
+    /// <summary>The size of the filesystem the pool's directory is on (its nearest existing ancestor's), at least 1 GiB.</summary>
+    private static long FilesystemGiB(string path)
+    {
+        var existing = path;
+        while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
+        {
+            existing = parent;
+        }
+
+        try
+        {
+            return Math.Max(1, new DriveInfo(existing).TotalSize >> 30);
+        }
+        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            throw new ConfigurationException(
+                $"cannot tell the size of the filesystem of {path.ToString(CultureInfo.InvariantCulture)}: set capacity-gib ({ex.Message})");
+        }
+    }
+}

@@ -1,0 +1,150 @@
+// Storage in the ledger (issue 18): which pool holds each VM's disk, what each pool has promised, and placement that
+// counts disk GiB like vCPUs and memory and keeps a VM on the host whose own pool holds its disk.
+using System.Collections.Immutable;
+using Orchestrator.Domain.Placement;
+using Orchestrator.Domain.Storage;
+using Orchestrator.Domain.Vms;
+using static Orchestrator.Domain.Ledger.LedgerEvents;
+
+namespace Orchestrator.Domain.Ledger;
+
+/// <summary>A pool as placement charges it: a host's own pool by host and id, a shared pool by id alone.</summary>
+public readonly record struct PoolKey(HostId? Host, string Pool)
+{
+    public static PoolKey Of(HostId host, StoragePoolInfo pool) => new(pool.Shared ? null : host, pool.Id);
+
+    public static PoolKey Of(VmDisk disk) => new(disk.Host, disk.Pool);
+}
+
+public sealed partial record LedgerState
+{
+    /// <summary>GiB of disks each pool holds (thin: promised, not written), kept up to date so placement never scans VMs.</summary>
+    public ImmutableDictionary<PoolKey, long> DiskAllocations { get; init; } = ImmutableDictionary<PoolKey, long>.Empty;
+
+    public long AllocatedGiB(HostId host, StoragePoolInfo pool) => DiskAllocations.GetValueOrDefault(PoolKey.Of(host, pool));
+
+    private static ImmutableDictionary<PoolKey, long> SumDisks(IEnumerable<VmRecord> vms) =>
+        vms.Where(v => v.Disk is not null)
+            .GroupBy(v => PoolKey.Of(v.Disk!))
+            .ToImmutableDictionary(g => g.Key, g => g.Sum(v => (long)v.Spec.EffectiveDiskGiB));
+
+    /// <summary>
+    /// Whether <paramref name="host"/> can hold the VM's disk, and in which pool: the pool it is on already (its own host's,
+    /// or a shared pool this host reaches), else a new one: shared first (the disk can then follow the VM), then the
+    /// emptiest, with room for its GiB under the pool's overcommit. A host with no pools keeps no disks and fits any VM.
+    /// </summary>
+    private bool TryDiskPool(HostRecord host, VmRecord vm, out string? pool)
+    {
+        pool = null;
+        if (vm.Disk is { } disk)
+        {
+            pool = disk.Pool;
+            return disk.Host is { } pinned
+                ? pinned == host.Id
+                : host.EffectivePools.Any(p => p.Shared && p.Id == disk.Pool);
+        }
+
+        if (host.EffectivePools.Count == 0)
+        {
+            return true;
+        }
+
+        var size = vm.Spec.EffectiveDiskGiB;
+        pool = host.EffectivePools
+            .Where(p => AllocatedGiB(host.Id, p) + size <= p.PromisableGiB)
+            .OrderByDescending(p => p.Shared)
+            .ThenByDescending(p => p.PromisableGiB - AllocatedGiB(host.Id, p))
+            .ThenBy(p => p.Id, StringComparer.Ordinal)
+            .Select(p => p.Id)
+            .FirstOrDefault();
+        return pool is not null;
+    }
+
+    /// <summary>The best host that fits the request and holds (or can hold) the VM's disk, with the pool; null when none.</summary>
+    private (HostRecord? Host, string? Pool) ChooseHostWithDisk(VmRecord vm, ResourceRequest request, LedgerRules rules, HostId? avoid = null)
+    {
+        if (vm.Disk?.Host is { } pinned)
+        {
+            return pinned != avoid && Hosts.TryGetValue(pinned, out var own) && Placement.Placement.Fits(own, request, rules.Placement)
+                ? (own, vm.Disk.Pool)
+                : (null, null);
+        }
+
+        HostRecord? best = null;
+        string? bestPool = null;
+        foreach (var host in Hosts.Values)
+        {
+            if (host.Id != avoid
+                && Placement.Placement.Fits(host, request, rules.Placement)
+                && TryDiskPool(host, vm, out var pool)
+                && (best is null || Placement.Placement.Compare(host, best, request, rules.Placement) > 0))
+            {
+                (best, bestPool) = (host, pool);
+            }
+        }
+
+        return (best, bestPool);
+    }
+
+    /// <summary>Why no host takes the VM, its disk included, in words an operator can act on.</summary>
+    private string ExplainNoPlace(VmRecord vm, ResourceRequest request, LedgerRules rules, HostId? avoid = null)
+    {
+        var hosts = Hosts.Values.Where(h => h.Id != avoid).ToList();
+        if (vm.Disk is { Host: { } pinned } disk)
+        {
+            var local = $"its disk is on {{0}}host {pinned}'s local pool '{disk.Pool}'";
+            return !Hosts.TryGetValue(pinned, out var own) || own.State == HostState.Down ? string.Format(local, "lost ")
+                : own.State != HostState.Up ? string.Format(local, $"{own.State.ToString().ToLowerInvariant()} ")
+                : pinned == avoid ? string.Format(local, "")
+                : string.Format(local, "") + $", where {Placement.Placement.ExplainNoFit([own], request, rules.Placement)}";
+        }
+
+        var roomy = hosts.Where(h => Placement.Placement.Fits(h, request, rules.Placement)).ToList();
+        if (roomy.Count == 0)
+        {
+            return Placement.Placement.ExplainNoFit(hosts, request, rules.Placement);
+        }
+
+        if (vm.Disk is { } shared)
+        {
+            return $"none of the {roomy.Count} host(s) with room reaches the shared pool '{shared.Pool}' that holds its disk";
+        }
+
+        var pools = roomy.SelectMany(h => h.EffectivePools.Select(p => (Key: PoolKey.Of(h.Id, p), Pool: p))).DistinctBy(p => p.Key)
+            .Select(p => $"{(p.Key.Host is { } h ? $"{h}/" : "")}{p.Pool.Id} {Math.Max(0, p.Pool.PromisableGiB - DiskAllocations.GetValueOrDefault(p.Key))} GiB free")
+            .Order(StringComparer.Ordinal).Take(5).ToList();
+        return $"no storage pool on the {roomy.Count} host(s) with room for its vCPUs and memory has {vm.Spec.EffectiveDiskGiB} GiB free " +
+               $"for its disk ({string.Join(", ", pools)}; capacity × orchestrator.storage.pools.<id>.overcommit)";
+    }
+
+    /// <summary>The VM's disk after it was placed in <paramref name="e"/>'s pool, charged to that pool once.</summary>
+    private LedgerState WithDiskPlaced(VmPlaced e)
+    {
+        if (e.DiskPool is not { } poolId || !Vms.TryGetValue(e.VmId, out var vm) || vm.Disk is not null)
+        {
+            return this; // a host without pools, or a disk that exists already and stays where it is
+        }
+
+        var shared = Hosts.GetValueOrDefault(e.HostId)?.EffectivePools.FirstOrDefault(p => p.Id == poolId)?.Shared ?? false;
+        var disk = new VmDisk(poolId, shared ? null : e.HostId);
+        var key = PoolKey.Of(disk);
+        return this with
+        {
+            Vms = Vms.SetItem(e.VmId, vm with { Disk = disk }),
+            DiskAllocations = DiskAllocations.SetItem(key, DiskAllocations.GetValueOrDefault(key) + vm.Spec.EffectiveDiskGiB),
+        };
+    }
+
+    /// <summary>Frees what a deleted VM's disk held in its pool.</summary>
+    private LedgerState WithDiskReleased(VmRecord gone)
+    {
+        if (gone.Disk is not { } disk)
+        {
+            return this;
+        }
+
+        var key = PoolKey.Of(disk);
+        var left = DiskAllocations.GetValueOrDefault(key) - gone.Spec.EffectiveDiskGiB;
+        return this with { DiskAllocations = left > 0 ? DiskAllocations.SetItem(key, left) : DiskAllocations.Remove(key) };
+    }
+}

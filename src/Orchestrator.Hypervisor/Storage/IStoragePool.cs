@@ -1,0 +1,32 @@
+using Orchestrator.Domain;
+using Orchestrator.Domain.Storage;
+
+namespace Orchestrator.Hypervisor.Storage;
+
+/// <summary>
+/// Where a VM's persistent disk lives: what QEMU opens (a file for <c>dir</c>; an rbd: URI for Ceph when it comes) and in
+/// which format.
+/// </summary>
+public sealed record PooledDisk(string PoolId, string DriveFile, string Format);
+
+/// <summary>
+/// One storage pool of a host. Disks are named by VM id only (never by anything a tenant typed), created on a VM's first
+/// start and kept until the VM is deleted. A kind of pool (dir, rbd) is one implementation of this.
+/// </summary>
+public interface IStoragePool
+{
+    StoragePoolInfo Info { get; }
+
+    /// <summary>
+    /// The VM's disk, created when it does not exist yet: a copy-on-write overlay on <paramref name="baseImage"/> when
+    /// given (a qcow2 shared by every VM of that image), else a blank disk of <paramref name="sizeGiB"/> that reads as zeros.
+    /// An existing disk is returned as it is: its data is what the VM keeps.
+    /// </summary>
+    Task<PooledDisk> EnsureDiskAsync(VmId vmId, int sizeGiB, string? baseImage, CancellationToken cancellationToken);
+
+    /// <summary>Whether the VM has a disk in this pool.</summary>
+    bool HasDisk(VmId vmId);
+
+    /// <summary>Removes the VM's disk for good (nothing of it is left to read); nothing when it has none.</summary>
+    Task DeleteDiskAsync(VmId vmId, CancellationToken cancellationToken);
+}

@@ -1,0 +1,48 @@
+using System.Diagnostics;
+using Orchestrator.Hypervisor.Qemu;
+
+namespace Orchestrator.Hypervisor.Storage;
+
+/// <summary>Runs <c>qemu-img</c> with an argument list (never a shell line) and fails with its own words.</summary>
+public static class QemuImg
+{
+    public static async Task<string> RunAsync(IReadOnlyList<string> arguments, string what, CancellationToken cancellationToken)
+    {
+        var startInfo = new ProcessStartInfo(QemuDriver.ResolveBinary("qemu-img"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(startInfo) ?? throw new HypervisorException("qemu-img did not start");
+        var errors = process.StandardError.ReadToEndAsync(cancellationToken);
+        var output = await process.StandardOutput.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        return process.ExitCode == 0
+            ? output
+            : throw new HypervisorException($"qemu-img could not {what}: {(await errors).Trim()}");
+    }
+
+    /// <summary>A qcow2 at <paramref name="path"/>: an overlay on <paramref name="baseImage"/> when given, else blank.</summary>
+    public static Task CreateQcow2Async(string path, string? baseImage, long? sizeBytes, CancellationToken cancellationToken)
+    {
+        List<string> arguments = ["create", "-q", "-f", "qcow2"];
+        if (baseImage is not null)
+        {
+            arguments.AddRange(["-b", baseImage, "-F", "qcow2"]);
+        }
+
+        arguments.Add(path);
+        if (sizeBytes is { } size)
+        {
+            arguments.Add(size.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        return RunAsync(arguments, baseImage is null ? $"create the disk {path}" : $"create the overlay of {baseImage}", cancellationToken);
+    }
+}
