@@ -88,7 +88,8 @@ public sealed class StoragePoolTests(QemuFixture fixture)
         }
         finally
         {
-            foreach (var vm in await driver.DiscoverAsync(CancellationToken.None))
+            // Only this test's VM: the run directory is the fixture's, whose shared guest the other tests use.
+            foreach (var vm in (await driver.DiscoverAsync(CancellationToken.None)).Where(v => v.VmId == spec.VmId))
             {
                 await driver.KillAsync(vm, CancellationToken.None);
             }
