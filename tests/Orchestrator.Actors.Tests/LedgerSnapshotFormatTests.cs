@@ -20,7 +20,26 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     private static readonly TenantId Acme = new("acme");
 
     /// <summary>Every property of every record set, none to its default (a test checks that); strings shared between records.</summary>
-    public static LedgerSnapshot Full() => new(
+    public static LedgerSnapshot Full()
+    {
+        var before = BeforePlacement();
+        return before with
+        {
+            Hosts = before.Hosts.Select((h, i) => h with { Labels = new Dictionary<string, string> { ["zone"] = $"z{i}", ["ssd"] = "" } }).ToList(),
+            Vms = before.Vms.Select((v, i) => v with
+            {
+                Spec = v.Spec with { HostSelector = ["zone=a", "ssd", "!gpu", $"rack!=r{i}"], Group = i == 1 ? "db" : "web" },
+            }).ToList(),
+            Groups =
+            [
+                new Domain.Placement.GroupRecord(Acme, "web", Domain.Placement.GroupPolicy.SoftAntiAffinity, At),
+                new Domain.Placement.GroupRecord(new TenantId("beta"), "db", Domain.Placement.GroupPolicy.Affinity, At.AddDays(-1)),
+            ],
+        };
+    }
+
+    /// <summary><see cref="Full"/> as the builds before the placement section (layout version 5) knew it.</summary>
+    private static LedgerSnapshot BeforePlacement() => new(
         [
             new HostRecord(new HostId("host-7"), 48, 196_608, "qemu", HostState.Maintenance, 12, 24_576, 3,
                 "akka.tcp://orchestrator@10.0.0.7:4053", 1500, 2048, new HostAccelerator("kvm", "host,arch-capabilities=off,pmu=off", "after: kvm -cpu host: exited")),
@@ -155,10 +174,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_1_snapshot_from_the_build_before_drivers_reads_back_with_no_driver_named() =>
-        AssertOldSnapshotReadsAs(Version1Full, 1, Full() with
+        AssertOldSnapshotReadsAs(Version1Full, 1, BeforePlacement() with
         {
-            Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null, Bootstrap = null } }).ToList(),
+            Hosts = BeforePlacement().Hosts.Select(h => h with { Accelerator = null }).ToList(),
+            Vms = BeforePlacement().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null, Bootstrap = null } }).ToList(),
         });
 
     /// <summary><see cref="Full"/> as the build before host accelerators wrote it (layout version 2), from that build.</summary>
@@ -167,10 +186,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_2_snapshot_from_the_build_before_accelerators_reads_back_with_none_known_or_asked_for() =>
-        AssertOldSnapshotReadsAs(Version2Full, 2, Full() with
+        AssertOldSnapshotReadsAs(Version2Full, 2, BeforePlacement() with
         {
-            Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null, Bootstrap = null } }).ToList(),
+            Hosts = BeforePlacement().Hosts.Select(h => h with { Accelerator = null }).ToList(),
+            Vms = BeforePlacement().Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null, Bootstrap = null } }).ToList(),
         });
 
     /// <summary><see cref="Full"/> as the build before VM bootstraps wrote it (layout version 3), from that build.</summary>
@@ -179,7 +198,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_3_snapshot_from_the_build_before_bootstraps_reads_back_with_none() =>
-        AssertOldSnapshotReadsAs(Version3Full, 3, Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Bootstrap = null } }).ToList() });
+        AssertOldSnapshotReadsAs(Version3Full, 3, BeforePlacement() with { Vms = BeforePlacement().Vms.Select(vm => vm with { Spec = vm.Spec with { Bootstrap = null } }).ToList() });
 
     /// <summary>An older build's snapshot reads back as <paramref name="expected"/>, and is written again in this build's version.</summary>
     private static void AssertOldSnapshotReadsAs(string base64, byte version, LedgerSnapshot expected)
@@ -228,9 +247,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     [Fact]
     public void A_payload_sealed_whole_but_cut_inside_a_record_names_the_record()
     {
-        var bytes = LedgerSnapshotFormat.Write(new LedgerSnapshot([], Full().Vms));
-        // The VMs section ends where the (null) tenants' list starts: cut the last VM's final bytes off and reseal.
-        var cut = Reseal(bytes[..^(8 + 4 + 5)]);
+        var bytes = LedgerSnapshotFormat.Write(new LedgerSnapshot([], BeforePlacement().Vms));
+        // The VMs section ends where the (null) tenants' list starts; after the four null lists comes the placement section
+        // (9 bytes here: no hosts, 3 VMs with no selector and no group, no groups). Cut the last VM's final bytes off and reseal.
+        var cut = Reseal(bytes[..^(8 + 4 + 9 + 5)]);
         var error = Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(cut));
         Assert.Contains("VM #2", error.Message);
         Assert.Contains("truncated", error.Message);

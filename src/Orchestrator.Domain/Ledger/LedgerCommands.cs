@@ -19,8 +19,9 @@ public static class LedgerCommands
     /// host's cluster member address, so a recovered scheduler can tell which hosts are still members.
     /// </summary>
     /// <param name="Accelerator">what the host's probe found (null from hosts that do not say, such as simulated ones).</param>
+    /// <param name="Labels">the labels in the host's config: the host's labels when it first registers (an admin's later).</param>
     public sealed record RegisterHost(HostId HostId, int Cpus, long MemoryMiB, string Driver, string Address = "",
-        HostAccelerator? Accelerator = null) : ILedgerCommand;
+        HostAccelerator? Accelerator = null, IReadOnlyDictionary<string, string>? Labels = null) : ILedgerCommand;
 
     /// <summary>
     /// From the cluster: the host was removed (downed by the split-brain resolver or by an operator). Its VMs are

@@ -38,10 +38,14 @@ public sealed record HostRecord(
     string Address = "",
     long ReservedCpuMillicores = 0,
     long ReservedMemoryMiB = 0,
-    HostAccelerator? Accelerator = null)
+    HostAccelerator? Accelerator = null,
+    IReadOnlyDictionary<string, string>? Labels = null)
 {
     /// <summary>Physical CPU in millicores: reservations are promised against this, never against the overcommit.</summary>
     public long CpuMillicores => Cpus * 1000L;
+
+    /// <summary>The labels VMs select hosts by (<c>zone=a</c>, <c>ssd=true</c>); empty when none.</summary>
+    public IReadOnlyDictionary<string, string> EffectiveLabels => Labels ?? Vms.VmLabels.None;
 }
 
 /// <summary>A VM in the ledger: the tenant's spec, where it is allowed to run, and what was last observed.</summary>

@@ -12,6 +12,9 @@ namespace Orchestrator.Domain.Ledger;
 /// <summary>What the ledger needs to know besides its own state to decide.</summary>
 public sealed record LedgerRules(PlacementPolicy Placement, VmSpecLimits Limits, IReadOnlySet<string> Images)
 {
+    /// <summary>Hosts the failure detector cannot reach now: they take no new VMs (not journaled; the scheduler keeps it).</summary>
+    public IReadOnlySet<HostId> Unreachable { get; init; } = new HashSet<HostId>();
+
     public static LedgerRules Create(IEnumerable<string> images) =>
         new(PlacementPolicy.Default, VmSpecLimits.Default, images.ToHashSet(StringComparer.Ordinal));
 }
@@ -20,7 +23,7 @@ public sealed record LedgerRules(PlacementPolicy Placement, VmSpecLimits Limits,
 /// The scheduler's state: hosts, VMs and their allocations. Pure: <see cref="Decide"/> turns a command into events,
 /// <see cref="Apply"/> folds an event in. The persistent actor only persists what Decide returns and applies it.
 /// </summary>
-public sealed record LedgerState(
+public sealed partial record LedgerState(
     ImmutableDictionary<HostId, HostRecord> Hosts,
     ImmutableDictionary<VmId, VmRecord> Vms,
     ImmutableDictionary<(TenantId Tenant, string Name), VmId> Names)
@@ -176,6 +179,7 @@ public sealed record LedgerState(
             : DecideSetResources(new LedgerCommands.SetVmResources(c.Tenant, c.Name, c.Patch.Values)),
         LedgerCommands.SetVmLabels c => DecideSetLabels(c),
         LedgerCommands.RecomputeShares c => DecideRecomputeShares(c),
+        IPlacementCommand c => DecidePlacement(c, rules, now),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -188,7 +192,7 @@ public sealed record LedgerState(
             return Decision.Nothing;
         }
 
-        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address, c.Accelerator);
+        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address, c.Accelerator, c.Labels);
         var events = new List<ILedgerEvent> { registered };
         var state = Apply(registered);
         if (known is not null && (known.Driver != c.Driver || known.Accelerator != c.Accelerator))
@@ -267,6 +271,11 @@ public sealed record LedgerState(
         if (tenant.Quota.Exceeded(UsageOf(c.Tenant), c.Spec.Vcpus, c.Spec.MemoryMiB) is { } exceeded)
         {
             return Decision.Refuse(Refusal.Forbidden(exceeded));
+        }
+
+        if (WhyNoGroup(c.Tenant, c.Spec) is { } noGroup)
+        {
+            return noGroup;
         }
 
         var requested = new VmRequested(c.NewId, c.Tenant, c.Spec, now);
@@ -459,9 +468,10 @@ public sealed record LedgerState(
         var vm = Vms[vmId];
         var request = ResourceRequest.For(vm.Spec);
         var others = Hosts.Values.Where(h => h.Id != avoid).ToList();
-        var host = Placement.Placement.ChooseHost(others, request, rules.Placement);
+        var constraints = ConstraintsFor(vm, rules);
+        var host = constraints.ChooseHost(others, request, rules.Placement);
         return host is null
-            ? new VmPending(vmId, $"no other host has room ({Placement.Placement.ExplainNoFit(others, request, rules.Placement)})")
+            ? new VmPending(vmId, $"no other host has room ({constraints.ExplainNoFit(others, request, rules.Placement)})")
             : new VmPlaced(vmId, host.Id, vm.Epoch.Next());
     }
 
@@ -650,13 +660,14 @@ public sealed record LedgerState(
     {
         var vm = Vms[vmId];
         var request = ResourceRequest.For(vm.Spec);
+        var constraints = ConstraintsFor(vm, rules);
         // The index orders hosts by allocation only; a VM with a reservation is rare enough to scan for.
         var host = request.HasReservation
-            ? Placement.Placement.ChooseHost(Hosts.Values, request, rules.Placement)
-            : Capacity.ChooseHost(request, rules.Placement);
+            ? constraints.ChooseHost(Hosts.Values, request, rules.Placement)
+            : Capacity.ChooseHost(request, rules.Placement, constraints);
         if (host is null)
         {
-            return new VmPending(vmId, Placement.Placement.ExplainNoFit(Hosts.Values.ToList(), request, rules.Placement));
+            return new VmPending(vmId, constraints.ExplainNoFit(Hosts.Values.ToList(), request, rules.Placement));
         }
 
         // Hosts.Values is enumerated only when a headroom is configured: a copy per decision would cost a scan.
@@ -684,7 +695,7 @@ public sealed record LedgerState(
         }
     }
 
-    public LedgerState Apply(ILedgerEvent evt) => WithVmIndex(WithCapacityIndex(ApplyCore(evt), evt), evt);
+    public LedgerState Apply(ILedgerEvent evt) => WithGroupIndex(WithVmIndex(WithCapacityIndex(ApplyCore(evt), evt), evt), evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -692,7 +703,8 @@ public sealed record LedgerState(
         {
             Hosts = Hosts.SetItem(e.HostId, Hosts.TryGetValue(e.HostId, out var h)
                 ? h with { Cpus = e.Cpus, MemoryMiB = e.MemoryMiB, Driver = e.Driver, State = HostState.Up, Address = e.Address, Accelerator = e.Accelerator }
-                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0, e.Address, Accelerator: e.Accelerator)),
+                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0, e.Address, Accelerator: e.Accelerator,
+                    Labels: e.Labels is { Count: > 0 } labels ? labels : null)),
         },
         VmRequested e => this with
         {
@@ -754,6 +766,7 @@ public sealed record LedgerState(
                 Usage = s.Usage.SetItem(gone.Tenant, s.UsageOf(gone.Tenant).Add(-1, -gone.Spec.Vcpus, -gone.Spec.MemoryMiB)),
             }
             : this,
+        IPlacementEvent e => ApplyPlacement(e),
         _ => throw new ArgumentException($"unknown ledger event {evt.GetType().Name}", nameof(evt)),
     };
 
@@ -845,6 +858,7 @@ public sealed record LedgerState(
             HostRegistered e => e.HostId,
             HostLost e => e.HostId,
             VmPlaced e => e.HostId,
+            PlacementEvents.HostLabelsChanged e => e.HostId,
             _ => null,
         };
         if (evt is IVmLedgerEvent vmEvent)
