@@ -30,7 +30,17 @@ public static partial class CliSyntax
             host.Subcommands.Add(show);
         }
 
+        PlacementCliCommands.AddHostLabels(host, actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        });
         root.Subcommands.Add(host);
+        root.Subcommands.Add(PlacementCliCommands.Group(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }));
 
         root.Subcommands.Add(TenantCommands.Build(actions, () =>
         {
@@ -99,6 +109,7 @@ public static partial class CliSyntax
             create.Options.Add(hostname);
             create.Options.Add(sshKeys);
             create.Options.Add(userData);
+            var (hostSelector, group) = PlacementCliCommands.VmOptions(create);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -115,7 +126,9 @@ public static partial class CliSyntax
                     parse.GetValue(accelerator),
                     parse.GetValue(hostname) is null && parse.GetValue(sshKeys) is null or [] && parse.GetValue(userData) is null
                         ? null
-                        : new VmBootstrapArgs(parse.GetValue(hostname), parse.GetValue(sshKeys) ?? [], parse.GetValue(userData))),
+                        : new VmBootstrapArgs(parse.GetValue(hostname), parse.GetValue(sshKeys) ?? [], parse.GetValue(userData)),
+                    parse.GetValue(hostSelector) is { Length: > 0 } terms ? terms : null,
+                    parse.GetValue(group)),
                 ct));
             vm.Subcommands.Add(create);
         }

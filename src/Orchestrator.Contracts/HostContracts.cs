@@ -6,7 +6,8 @@ namespace Orchestrator.Contracts;
 /// <param name="AcceleratorNote">why the host fell back from KVM ("" when it did not).</param>
 public sealed record HostDto(
     string Id, string State, string Driver, int Cpus, long MemoryMiB, int AllocatedVcpus, long AllocatedMemoryMiB, int Vms,
-    long ReservedCpuMillicores, long ReservedMemoryMiB, string? Accelerator, string? CpuModel, string? AcceleratorNote);
+    long ReservedCpuMillicores, long ReservedMemoryMiB, string? Accelerator, string? CpuModel, string? AcceleratorNote,
+    IReadOnlyDictionary<string, string>? Labels = null);
 
 /// <summary><c>GET /v1/capacity</c>: the cluster's capacity under the allocation ratios, and what HA admission control keeps free.</summary>
 public sealed record CapacityDto(
