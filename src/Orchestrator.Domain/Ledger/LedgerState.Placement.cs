@@ -150,7 +150,8 @@ public sealed partial record LedgerState
     };
 
     // The members of each group by tenant and name, derived from the VMs: a VM joins with its request and leaves when
-    // released (a spec's group never changes). Built when first asked for, then kept up to date by Apply.
+    // released (a spec's group never changes). Built at the first Apply that changes the VMs, then kept up to date, so
+    // that the scratch states a decision makes never rebuild it.
     private Derived<ImmutableDictionary<VmId, VmRecord>, ImmutableDictionary<(TenantId, string), ImmutableHashSet<VmId>>>? _groups;
 
     private ImmutableDictionary<(TenantId, string), ImmutableHashSet<VmId>> GroupLookup => Current(ref _groups, Vms, vms =>
@@ -160,13 +161,12 @@ public sealed partial record LedgerState
 
     private LedgerState WithGroupIndex(LedgerState next, ILedgerEvent evt)
     {
-        var cache = _groups;
-        if (ReferenceEquals(next.Vms, Vms) || cache is null || !ReferenceEquals(cache.Source, Vms))
+        if (ReferenceEquals(next.Vms, Vms))
         {
-            return next; // unchanged VMs keep it; a stale or absent one is built when asked for
+            return next; // unchanged VMs keep it (a `with` copies it)
         }
 
-        var lookup = cache.Index;
+        var lookup = GroupLookup;
         var before = evt is IVmLedgerEvent v1 ? Vms.GetValueOrDefault(v1.VmId) : null;
         var after = evt is IVmLedgerEvent v2 ? next.Vms.GetValueOrDefault(v2.VmId) : null;
         if (before?.Spec.Group is { } left && after is null)
@@ -181,7 +181,7 @@ public sealed partial record LedgerState
             lookup = lookup.SetItem(key, lookup.GetValueOrDefault(key, []).Add(after.Id));
         }
 
-        next._groups = evt is IVmLedgerEvent ? new(next.Vms, lookup) : null;
+        next._groups = new(next.Vms, lookup);
         return next;
     }
 }

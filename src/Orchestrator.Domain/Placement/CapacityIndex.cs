@@ -238,8 +238,10 @@ public sealed partial class CapacityIndex
             {
                 _bestG = g;
                 // Pack walks from the right: jump to the least id of this (vCPUs, memory) group at once rather
-                // than improving on the tie one host at a time (not past excluded hosts: it might land on one).
-                Best = pack && exclude is null ? Tree.First(root, host.AllocatedVcpus, host.AllocatedMemoryMiB) : host;
+                // than improving on the tie one host at a time (thousands of empty hosts tie), past excluded hosts.
+                Best = !pack ? host
+                    : exclude is null ? Tree.First(root, host.AllocatedVcpus, host.AllocatedMemoryMiB)
+                    : Tree.FirstAdmitted(root, host.AllocatedVcpus, host.AllocatedMemoryMiB, exclude) ?? host;
             }
         }
 
@@ -323,6 +325,25 @@ public sealed partial class CapacityIndex
             }
 
             return found!;
+        }
+
+        /// <summary>The least host with exactly these allocations that is not excluded, or null.</summary>
+        public static HostRecord? FirstAdmitted(Node? node, int vcpus, long memory, IReadOnlySet<HostId> exclude)
+        {
+            if (node is null)
+            {
+                return null;
+            }
+
+            var h = node.Host;
+            var c = h.AllocatedVcpus != vcpus ? h.AllocatedVcpus.CompareTo(vcpus) : h.AllocatedMemoryMiB.CompareTo(memory);
+            if (c != 0)
+            {
+                return FirstAdmitted(c < 0 ? node.Right : node.Left, vcpus, memory, exclude);
+            }
+
+            return FirstAdmitted(node.Left, vcpus, memory, exclude)
+                   ?? (exclude.Contains(h.Id) ? FirstAdmitted(node.Right, vcpus, memory, exclude) : h);
         }
 
         public static bool Contains(Node? node, HostRecord host)
