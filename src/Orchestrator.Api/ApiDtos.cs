@@ -49,7 +49,9 @@ public static class ApiDtos
         vm.Spec.Accelerator,
         BootstrapOf(vm.Spec),
         runtime?.Guest is { } guest ? new GuestDto(guest.Os, guest.Hostname, guest.Addresses) : null,
-        new VmDiskDto(vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool, vm.Disk?.Host?.Value));
+        new VmDiskDto(vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool, vm.Disk?.Host?.Value),
+        vm.Spec.HostSelector,
+        vm.Spec.Group);
 
     /// <summary>The bootstrap as it may be shown: fingerprints and a digest, never the user-data itself.</summary>
     public static VmBootstrapDto BootstrapOf(VmSpec spec)
@@ -70,7 +72,7 @@ public static class ApiDtos
     public static HostDto ToDto(this HostRecord h) =>
         new(h.Id.Value, h.State.ToString(), h.Driver, h.Cpus, h.MemoryMiB, h.AllocatedVcpus, h.AllocatedMemoryMiB, h.VmCount,
             h.ReservedCpuMillicores, h.ReservedMemoryMiB, h.Accelerator?.Kind, h.Accelerator?.CpuModel, h.Accelerator?.Note,
-            [.. h.EffectivePools.Select(p => new StoragePoolDto(p.Id, p.Kind, p.CapacityGiB, p.Overcommit, p.Shared))]);
+            [.. h.EffectivePools.Select(p => new StoragePoolDto(p.Id, p.Kind, p.CapacityGiB, p.Overcommit, p.Shared))], h.EffectiveLabels);
 
     /// <summary>The capacity of the hosts that are up, under the allocation ratios, and what HA admission control keeps free.</summary>
     public static CapacityDto CapacityOf(IReadOnlyList<HostRecord> hosts, PlacementPolicy policy)

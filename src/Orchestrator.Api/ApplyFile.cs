@@ -22,6 +22,8 @@ namespace Orchestrator.Api;
 ///     hostname = web-1.example.org   # the guest's (default: the VM's name)
 ///     ssh-keys = ["ssh-ed25519 AAAA… me@host"]
 ///     user-data-base64 = "IyEvYmluL3NoCmVjaG8gaGkK"   # base64 -w0 FILE: at most 64 KiB, handed to the guest byte for byte
+///     host-selector = ["zone=a", "ssd", "!gpu"]   # host labels that must hold (key=value, key!=value, key, !key)
+///     group = web                 # one of the tenant's server groups (group create)
 ///   }
 /// }
 /// </code>
@@ -38,6 +40,7 @@ public static class ApplyFile
     [
         "vcpus", "memory-mib", "image", "restart", "state", "cpu-shares", "cpu-reservation", "cpu-limit", "memory-reservation-mib",
         "memory-limit-mib", "cpuset", "labels", "driver", "accelerator", "hostname", "ssh-keys", "user-data-base64",
+        "host-selector", "group",
     ];
 
     /// <summary>The file's field for a field of <see cref="VmSpecValidator"/> or of a ledger refusal.</summary>
@@ -56,6 +59,7 @@ public static class ApplyFile
             "memoryLimitMiB" => "memory-limit-mib",
             "sshKeys" => "ssh-keys",
             "userData" => "user-data-base64",
+            "hostSelector" => "host-selector",
             _ => head,
         };
         return field is null ? $"vms.{vm}" : $"vms.{vm}.{field}{rest}";
@@ -269,9 +273,13 @@ public static class ApplyFile
 
         var bootstrap = VmBootstrap.Of(Text("hostname"), ReadTexts(path, "ssh-keys", fields, errors), userData);
 
+        var hostSelector = ReadTexts(path, "host-selector", fields, errors);
+        var group = Text("group");
+
         return errors.Count > before
             ? null
-            : new DesiredVm(new VmSpec(name, vcpus!.Value, memory!.Value, image!, policy, resources, labels, driver, accelerator, bootstrap), state);
+            : new DesiredVm(new VmSpec(name, vcpus!.Value, memory!.Value, image!, policy, resources, labels, driver, accelerator, bootstrap,
+                HostSelector: hostSelector, Group: group), state);
     }
 
     private static List<string>? ReadTexts(string path, string field, Dictionary<string, HoconValue> fields, List<FieldError> errors)

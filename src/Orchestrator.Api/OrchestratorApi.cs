@@ -74,6 +74,7 @@ public static class OrchestratorApi
         v1.MapTenants(auth, idempotency);
         v1.MapWebhooks(idempotency);
         v1.MapRules(idempotency);
+        v1.MapPlacement(idempotency);
 
         v1.MapGet("/vms", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
@@ -113,7 +114,7 @@ public static class OrchestratorApi
             }
 
             var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.ToResources(), body.Labels, body.Driver,
-                body.Accelerator, VmBootstrap.Of(body.Hostname, body.SshKeys, body.UserData), body.DiskGiB);
+                body.Accelerator, VmBootstrap.Of(body.Hostname, body.SshKeys, body.UserData), body.DiskGiB, body.HostSelector, body.Group);
             // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler.
             if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, images.Names) is { Count: > 0 } invalid)
             {

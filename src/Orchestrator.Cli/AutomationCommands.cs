@@ -76,7 +76,7 @@ public static class AutomationCommands
         return rule;
     }
 
-    private static Command Simple(ICliActions actions, Func<(Action<Command> AddTo, Func<ParseResult, ClientArgs> Bind)> client, string verb,
+    internal static Command Simple(ICliActions actions, Func<(Action<Command> AddTo, Func<ParseResult, ClientArgs> Bind)> client, string verb,
         string description, string method, Func<string, string> path, ApiRender render, string? argument = null)
     {
         var (addTo, bind) = client();

@@ -28,7 +28,9 @@ public sealed record VmCreateArgs(
     string? Driver = null,
     string? Accelerator = null,
     VmBootstrapArgs? Bootstrap = null,
-    int? DiskGiB = null);
+    int? DiskGiB = null,
+    IReadOnlyList<string>? HostSelector = null,
+    string? Group = null);
 
 /// <summary>What the guest is handed at boot, as typed: files are read by the action, never by the parser or the server.</summary>
 public sealed record VmBootstrapArgs(string? Hostname, IReadOnlyList<string> SshKeyFiles, string? UserDataFile);

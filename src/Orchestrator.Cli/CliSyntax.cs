@@ -30,7 +30,17 @@ public static partial class CliSyntax
             host.Subcommands.Add(show);
         }
 
+        PlacementCliCommands.AddHostLabels(host, actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        });
         root.Subcommands.Add(host);
+        root.Subcommands.Add(PlacementCliCommands.Group(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }));
 
         root.Subcommands.Add(TenantCommands.Build(actions, () =>
         {
@@ -105,6 +115,7 @@ public static partial class CliSyntax
                 HelpName = "N",
             };
             create.Options.Add(diskGiB);
+            var (hostSelector, group) = PlacementCliCommands.VmOptions(create);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -122,7 +133,9 @@ public static partial class CliSyntax
                     parse.GetValue(hostname) is null && parse.GetValue(sshKeys) is null or [] && parse.GetValue(userData) is null
                         ? null
                         : new VmBootstrapArgs(parse.GetValue(hostname), parse.GetValue(sshKeys) ?? [], parse.GetValue(userData)),
-                    parse.GetValue(diskGiB)),
+                    parse.GetValue(diskGiB),
+                    parse.GetValue(hostSelector) is { Length: > 0 } terms ? terms : null,
+                    parse.GetValue(group)),
                 ct));
             vm.Subcommands.Add(create);
         }

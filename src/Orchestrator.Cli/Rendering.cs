@@ -175,7 +175,7 @@ public static class Rendering
 
     public static IRenderable HostTable(IEnumerable<HostDto> hosts)
     {
-        var table = PlainTable("ID", "STATE", "DRIVER", "ACCEL", "CPUS", "MEMORY", "ALLOC VCPUS", "ALLOC MEMORY", "RESERVED CPU", "RESERVED MEMORY", "VMS");
+        var table = PlainTable("ID", "STATE", "DRIVER", "ACCEL", "CPUS", "MEMORY", "ALLOC VCPUS", "ALLOC MEMORY", "RESERVED CPU", "RESERVED MEMORY", "VMS", "LABELS");
         var notes = new List<IRenderable>();
         foreach (var host in hosts.OrderBy(h => h.Id, StringComparer.Ordinal))
         {
@@ -195,7 +195,8 @@ public static class Rendering
                 Text(MiB(host.AllocatedMemoryMiB)),
                 Text(host.ReservedCpuMillicores > 0 ? CpuAmounts.Format(host.ReservedCpuMillicores) : "-"),
                 Text(host.ReservedMemoryMiB > 0 ? MiB(host.ReservedMemoryMiB) : "-"),
-                Text(Number(host.Vms)));
+                Text(Number(host.Vms)),
+                Text(Labels(host.Labels)));
         }
 
         // Why a host fell back to TCG is what its operator fixes: under the table, not cut to a column's width.
@@ -226,8 +227,13 @@ public static class Rendering
         Row("Reserved", Text($"{(host.ReservedCpuMillicores > 0 ? CpuAmounts.Format(host.ReservedCpuMillicores) : "-")} CPU, " +
                              $"{(host.ReservedMemoryMiB > 0 ? MiB(host.ReservedMemoryMiB) : "-")} memory"));
         Row("VMs", Text(Number(host.Vms)));
+        Row("Labels", Text(Labels(host.Labels)));
         return grid;
     }
+
+    /// <summary>"ssd=true,zone=a", or "-" for none.</summary>
+    private static string Labels(IReadOnlyDictionary<string, string>? labels) =>
+        labels is { Count: > 0 } ? string.Join(",", labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"{l.Key}={l.Value}")) : "-";
 
     /// <summary>"kvm (host)", "tcg (max)", or "-" for a host that did not say.</summary>
     private static string Accelerator(HostDto host) =>

@@ -7,7 +7,8 @@ namespace Orchestrator.Contracts;
 public sealed record HostDto(
     string Id, string State, string Driver, int Cpus, long MemoryMiB, int AllocatedVcpus, long AllocatedMemoryMiB, int Vms,
     long ReservedCpuMillicores, long ReservedMemoryMiB, string? Accelerator, string? CpuModel, string? AcceleratorNote,
-    IReadOnlyList<StoragePoolDto>? Pools = null);
+    IReadOnlyList<StoragePoolDto>? Pools = null,
+    IReadOnlyDictionary<string, string>? Labels = null);
 
 /// <summary>A host's storage pool as it reported it: kind, capacity, overcommit, and whether every host reaches it.</summary>
 public sealed record StoragePoolDto(string Id, string Kind, long CapacityGiB, double Overcommit, bool Shared);

@@ -30,7 +30,8 @@ public static class BenchCommand
 
     public sealed record InMemoryReport(
         string Mode, int Hosts, int HostCpus, long HostMemoryGib, string Policy, int Requests, int Rate,
-        double DecisionsPerS, Latency Latency, double LedgerDecisionsPerS, Latency LedgerLatency, double Utilisation);
+        double DecisionsPerS, Latency Latency, double LedgerDecisionsPerS, Latency LedgerLatency, double Utilisation,
+        double ConstrainedDecisionsPerS = 0, Latency? ConstrainedLatency = null, double ConstrainedPending = 0);
 
     public sealed record DurableReport(
         string Mode, int Hosts, int Requests, int WarmupRequests, int Rate, int Concurrency, string Policy, int Placed, int Pending,
@@ -60,6 +61,9 @@ public static class BenchCommand
                               $"policy {o.Policy}, {o.Requests} requests" + (o.Rate > 0 ? $" offered at {o.Rate}/s" : ""));
             Console.WriteLine($"  CapacityIndex         {memory.DecisionsPerS,12:N0} decisions/s   latency ms p50 {memory.Latency.P50Ms:0.0000}  p99 {memory.Latency.P99Ms:0.0000}  max {memory.Latency.MaxMs:0.000}");
             Console.WriteLine($"  LedgerState (Decide+Apply) {memory.LedgerDecisionsPerS,6:N0} decisions/s   latency ms p50 {memory.LedgerLatency.P50Ms:0.0000}  p99 {memory.LedgerLatency.P99Ms:0.0000}  max {memory.LedgerLatency.MaxMs:0.000}");
+            Console.WriteLine($"  LedgerState, steered       {memory.ConstrainedDecisionsPerS,6:N0} decisions/s   latency ms p50 {memory.ConstrainedLatency!.P50Ms:0.0000}  p99 {memory.ConstrainedLatency.P99Ms:0.0000}  max {memory.ConstrainedLatency.MaxMs:0.000}");
+            Console.WriteLine($"    (hosts labelled zone=a|b|c and half ssd=true; a third of requests with a host selector, a tenth in " +
+                              $"{AntiAffinityGroups} anti-affinity groups; {memory.ConstrainedPending:P1} left pending)");
             Console.WriteLine($"  cluster utilisation kept about {memory.Utilisation:P0} (vCPUs) by releases");
         });
         return 0;
@@ -96,9 +100,11 @@ public static class BenchCommand
     {
         var policy = new PlacementPolicy(1.0, 1.0, SimulateCommand.ParseStrategy(o.Policy));
         var (rate, latency, utilisation) = IndexRun(o, policy);
-        var (ledgerRate, ledgerLatency) = LedgerRun(o, policy);
+        var (ledgerRate, ledgerLatency, _) = LedgerRun(o, policy, steered: false);
+        var (steeredRate, steeredLatency, pending) = LedgerRun(o, policy, steered: true);
         return new InMemoryReport("in-memory", o.Hosts, HostCpus, HostMemoryMiB / 1024, o.Policy, o.Requests, o.Rate,
-            Math.Round(rate), latency, Math.Round(ledgerRate), ledgerLatency, Math.Round(utilisation, 3));
+            Math.Round(rate), latency, Math.Round(ledgerRate), ledgerLatency, Math.Round(utilisation, 3),
+            Math.Round(steeredRate), steeredLatency, Math.Round(pending, 4));
     }
 
     private static (double Rate, Latency Latency, double Utilisation) IndexRun(BenchOptions o, PlacementPolicy policy)
@@ -138,16 +144,32 @@ public static class BenchCommand
         return (o.Requests / ((double)total / Stopwatch.Frequency), Percentiles(samples), workload.LiveVcpus / (double)(o.Hosts * (long)HostCpus));
     }
 
+    public const int AntiAffinityGroups = 1000;
+
+    private static readonly string[][] Selectors = [["zone=a"], ["ssd"], ["zone!=c", "ssd=true"]];
+
     /// <summary>The same stream through <see cref="LedgerState"/>: Decide (validate, place) then Apply, as the scheduler does.</summary>
-    private static (double Rate, Latency Latency) LedgerRun(BenchOptions o, PlacementPolicy policy)
+    /// <param name="steered">hosts with labels, a third of the VMs with a host selector and a tenth in anti-affinity groups.</param>
+    /// <returns>also the fraction of requests no host could take.</returns>
+    private static (double Rate, Latency Latency, double Pending) LedgerRun(BenchOptions o, PlacementPolicy policy, bool steered)
     {
         var rules = new LedgerRules(policy, new VmSpecLimits(1024, 0, int.MaxValue), new HashSet<string> { DurableScheduler.Image });
         var now = DateTimeOffset.UnixEpoch;
         var state = LedgerState.Empty;
         for (var i = 0; i < o.Hosts; i++)
         {
-            state = state.Apply(new LedgerEvents.HostRegistered(SimulatedHosts.Id(i), HostCpus, HostMemoryMiB, SimulatedHosts.Driver, now));
+            IReadOnlyDictionary<string, string>? labels = steered
+                ? new Dictionary<string, string> { ["zone"] = ((char)('a' + i % 3)).ToString(), ["ssd"] = i % 2 == 0 ? "true" : "false" }
+                : null;
+            state = state.Apply(new LedgerEvents.HostRegistered(SimulatedHosts.Id(i), HostCpus, HostMemoryMiB, SimulatedHosts.Driver, now, Labels: labels));
         }
+
+        for (var g = 0; steered && g < AntiAffinityGroups; g++)
+        {
+            state = state.Apply(new PlacementEvents.GroupCreated(TenantId.System, $"g{g}", GroupPolicy.AntiAffinity, now));
+        }
+
+        var pending = 0;
 
         var workload = new Workload(o.Hosts);
         var live = new List<(VmId Id, int Vcpus)>();
@@ -168,6 +190,18 @@ public static class BenchCommand
 
             var (vcpus, memory) = workload.NextFlavour();
             var create = DurableScheduler.Create(i, vcpus, memory);
+            if (steered)
+            {
+                create = create with
+                {
+                    Spec = create.Spec with
+                    {
+                        HostSelector = i % 3 == 0 ? Selectors[i / 3 % Selectors.Length] : null,
+                        Group = i % 10 == 1 ? $"g{workload.Pick(AntiAffinityGroups)}" : null,
+                    },
+                };
+            }
+
             pacer.Wait(i);
             var t0 = Stopwatch.GetTimestamp();
             var decision = state.Decide(create, rules, now);
@@ -187,10 +221,11 @@ public static class BenchCommand
             else
             {
                 state = state.Apply(new LedgerEvents.VmReleased(create.NewId)); // a pending VM would wait; here it gives up
+                pending++;
             }
         }
 
-        return (o.Requests / ((double)total / Stopwatch.Frequency), Percentiles(samples));
+        return (o.Requests / ((double)total / Stopwatch.Frequency), Percentiles(samples), pending / (double)o.Requests);
     }
 
     private static async Task<DurableReport> DurableAsync(BenchOptions o, CancellationToken ct)

@@ -19,6 +19,17 @@ public sealed class HostSettingsTests
     }
 
     [Fact]
+    public void Host_labels_come_from_the_config_and_a_bad_one_is_named()
+    {
+        var host = HostSettings.Create(ConfigurationFactory.ParseString("labels { zone = a, ssd = \"true\", \"topology.rack\" = r1 }"), Machine);
+        Assert.Equal(new Dictionary<string, string> { ["ssd"] = "true", ["topology.rack"] = "r1", ["zone"] = "a" }, host.Labels);
+        Assert.Null(HostSettings.Create(ConfigurationFactory.ParseString("labels {}"), Machine).Labels);
+
+        var bad = Assert.Throws<ConfigurationException>(() => HostSettings.Create(ConfigurationFactory.ParseString("labels { Zone = a }"), Machine));
+        Assert.Contains("orchestrator.host.labels", bad.Message);
+    }
+
+    [Fact]
     public void Configured_cpus_and_memory_win_over_the_machine()
     {
         var host = HostSettings.Create(ConfigurationFactory.ParseString("cpus = 2, memory-mib = 1024"), Machine);

@@ -21,7 +21,26 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     private static readonly TenantId Acme = new("acme");
 
     /// <summary>Every property of every record set, none to its default (a test checks that); strings shared between records.</summary>
-    public static LedgerSnapshot Full() => new(
+    public static LedgerSnapshot Full()
+    {
+        var before = BeforePlacement();
+        return before with
+        {
+            Hosts = before.Hosts.Select((h, i) => h with { Labels = new Dictionary<string, string> { ["zone"] = $"z{i}", ["ssd"] = "" } }).ToList(),
+            Vms = before.Vms.Select((v, i) => v with
+            {
+                Spec = v.Spec with { HostSelector = ["zone=a", "ssd", "!gpu", $"rack!=r{i}"], Group = i == 1 ? "db" : "web" },
+            }).ToList(),
+            Groups =
+            [
+                new Domain.Placement.GroupRecord(Acme, "web", Domain.Placement.GroupPolicy.SoftAntiAffinity, At),
+                new Domain.Placement.GroupRecord(new TenantId("beta"), "db", Domain.Placement.GroupPolicy.Affinity, At.AddDays(-1)),
+            ],
+        };
+    }
+
+    /// <summary><see cref="Full"/> as the builds before the placement section (layout version 5) knew it.</summary>
+    private static LedgerSnapshot BeforePlacement() => new(
         [
             new HostRecord(new HostId("host-7"), 48, 196_608, "qemu", HostState.Maintenance, 12, 24_576, 3,
                 "akka.tcp://orchestrator@10.0.0.7:4053", 1500, 2048, new HostAccelerator("kvm", "host,arch-capabilities=off,pmu=off", "after: kvm -cpu host: exited"),
@@ -164,10 +183,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_1_snapshot_from_the_build_before_drivers_reads_back_with_no_driver_named() =>
-        AssertOldSnapshotReadsAs(Version1Full, 1, WithoutStorage(Full()) with
+        AssertOldSnapshotReadsAs(Version1Full, 1, WithoutStorage(BeforePlacement()) with
         {
-            Hosts = WithoutStorage(Full()).Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = WithoutStorage(Full()).Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null, Bootstrap = null } }).ToList(),
+            Hosts = WithoutStorage(BeforePlacement()).Hosts.Select(h => h with { Accelerator = null }).ToList(),
+            Vms = WithoutStorage(BeforePlacement()).Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null, Bootstrap = null } }).ToList(),
         });
 
     /// <summary><see cref="Full"/> as the build before host accelerators wrote it (layout version 2), from that build.</summary>
@@ -176,10 +195,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_2_snapshot_from_the_build_before_accelerators_reads_back_with_none_known_or_asked_for() =>
-        AssertOldSnapshotReadsAs(Version2Full, 2, WithoutStorage(Full()) with
+        AssertOldSnapshotReadsAs(Version2Full, 2, WithoutStorage(BeforePlacement()) with
         {
-            Hosts = WithoutStorage(Full()).Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = WithoutStorage(Full()).Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null, Bootstrap = null } }).ToList(),
+            Hosts = WithoutStorage(BeforePlacement()).Hosts.Select(h => h with { Accelerator = null }).ToList(),
+            Vms = WithoutStorage(BeforePlacement()).Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null, Bootstrap = null } }).ToList(),
         });
 
     /// <summary><see cref="Full"/> as the build before VM bootstraps wrote it (layout version 3), from that build.</summary>
@@ -188,7 +207,15 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_3_snapshot_from_the_build_before_bootstraps_reads_back_with_none() =>
-        AssertOldSnapshotReadsAs(Version3Full, 3, WithoutStorage(Full()) with { Vms = WithoutStorage(Full()).Vms.Select(vm => vm with { Spec = vm.Spec with { Bootstrap = null } }).ToList() });
+        AssertOldSnapshotReadsAs(Version3Full, 3, WithoutStorage(BeforePlacement()) with { Vms = WithoutStorage(BeforePlacement()).Vms.Select(vm => vm with { Spec = vm.Spec with { Bootstrap = null } }).ToList() });
+
+    /// <summary><see cref="Full"/> as the build before placement constraints wrote it (layout version 5), from that build.</summary>
+    private const string Version5Full =
+        "TEVERwVjBgAAAAAAAAMBB2hvc3QtNzAAAAAAAAMAAAAAAAEFcWVtdQMMAAAAAGAAAAAAAAADAAAAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuNzo0MDUz3AUAAAAAAAAACAAAAAAAAAEBBGt2bQEjaG9zdCxhcmNoLWNhcGFiaWxpdGllcz1vZmYscG11PW9mZh1hZnRlcjoga3ZtIC1jcHUgaG9zdDogZXhpdGVkAQdob3N0LTj///9//////////38DAv////8AAAAAAAAAgAAAAIABJmFra2EudGNwOi8vb3JjaGVzdHJhdG9yQDEwLjAuMC44OjQwNTP/////////f/n/////////AQEEdGNnAQRtYXhZZmVsbCBiYWNrIHRvIFRDRzoga3ZtIC1jcHUgaG9zdDogZXhpdGVkIGJlZm9yZSB0aGUgYmFubmVyIChleGl0IGNvZGUgMTM0OiDDvG7Dr2NvZGUg4pyTKQSOKhxvSw1VTJpDH29LjS4BAQVhY21lBndlYi0xBAAAAAAgAAABDXVidW50dS0yNC4wNAIBAQAIAAD0AQAAAbgLAAAABAAAASgjAAABBjAtMyw4BAEEZW52AQVwcm9kAQV0aWVyAQR3ZWIBBW5vdGUBAQUFARJ3ZWItMS5leGFtcGxlLm9yZwMXc3NoLWVkMjU1MTkgQUFBQSBrZXktMRtzc2gtcnNhIEFBQUEgw7xuw69jb2RlIOKckwUB/yMhAQYBKXFlbXUgZXhpdGVkIHdpdGggMTM3OiDDvG7Dr2NvZGUg4pyTIPCfmoABAioAAAAAAAAAAWl6AAAFAAAAgPcgjcZJ3whKAQGA9yCNxknfCCD+AdYGAAAAAAAAETx9Cy9ejUqMGy2ef2pbAgEFYmV0YQZ3ZWItMQEAAAAAAgAADAEBAQIAAAABAAAAAQoAAAABAAAAAQACAAANAhARAwUBBndlYi0xAhdzc2gtZWQyNTUxOSBBQUFBIGtleS0xAgcBCAEJZGVsZXRpbmcBAgEAAAAAAAAAAQEAAAABAAAAgfcgjcZJ3whKAQGAt4q3j0rfCEoBAQEAAAAAAAAA/////////////////////wEHc3lzdGVtBWVkZ2X///9/AAAAgAEGb3RoZXICAQEAAACA////fwEAAACAAAAAgAH///9/AQIxAgECeAECeQUFAQVlZGdlAgJrgAIBAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj9AQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpbXF1eX2BhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gIGCg4SFhoeIiYqLjI2Oj5CRkpOUlZaXmJmam5ydnp+goaKjpKWmp6ipqqusra6vsLGys7S1tre4ubq7vL2+v8DBwsPExcbHyMnKy8zNzs/Q0dLT1NXW19jZ2tvc3d7f4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3+Pn6+/z9/v8BBxoBB/////////9/AQAAAID/////APaAfHUAAABIAwH/Pzf0dSjKKwAAAQAAAAAAAACAAgsBCgAAAAEoAAAAAQAAAQAAAAAAAYD3II3GSd8ISgEBAQAQAADQBwAAAUAfAAACE2stMDEyMzQ1Njc4OWFiY2RlZgsCITlmODZkMDgxODg0YzdkNjU5YTJmZWFhMGM1NWFkMDE1A2NpgPcgjcZJ3whKAQGAL26y30nfCEoBAgV3aC0xCytodHRwczovL2hvb2tzLmV4YW1wbGUub3JnL29yY2hlc3RyYXRvcj94PTEHczNjcmV0AwEIVm1SZWFkeQEJVm1GYWlsZWSA9yCNxknfCEoBAgdydWxlLTELCG5pZ2h0bHkBDVZtUmVzdGFydGluZwMAAAAAvKBlAQAAAAENMCAyMCAqICogMS01AhARAoD3II3GSd8ISgFTVE9SAwEGbG9jYWwBBGRpcgACAAAAAAAAAAAAAAAAEEABAQ5uZnMtw7xuw69jb2RlIf////////9/AAAAAAAA+D8BAgECcgEEcmJkAAAAAAAAAIABAAAAAAAAAAEBFAAAAAEgAQIBAQAAAAEiAQcBAAAAgAEjAQECaFNo2dMH5VRb";
+
+    [Fact]
+    public void A_version_5_snapshot_from_the_build_before_placement_constraints_reads_back_with_no_labels_selectors_or_groups() =>
+        AssertOldSnapshotReadsAs(Version5Full, 5, BeforePlacement());
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
     private static LedgerSnapshot WithoutStorage(LedgerSnapshot snapshot) => snapshot with
@@ -244,7 +271,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     [Fact]
     public void A_payload_sealed_whole_but_cut_inside_a_record_names_the_record()
     {
-        var bytes = LedgerSnapshotFormat.Write(new LedgerSnapshot([], Full().Vms));
+        var bytes = LedgerSnapshotFormat.Write(new LedgerSnapshot([], BeforePlacement().Vms));
         // The VMs section ends where the (null) tenants' list starts, four null lists before the storage section's marker:
         // cut the last VM's final bytes off and reseal.
         var cut = Reseal(bytes[..(bytes.AsSpan().IndexOf("STOR"u8) - 4 - 5)]);

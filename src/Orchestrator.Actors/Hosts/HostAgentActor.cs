@@ -346,7 +346,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private LedgerCommands.RegisterHost RegisterCommand() =>
         new(_hostId, _settings.Cpus, _settings.MemoryMiB, _driver.Name,
             ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString(), _driver.Acceleration,
-            _driver.StoragePools is { Count: > 0 } pools ? pools : null);
+            _driver.StoragePools is { Count: > 0 } pools ? pools : null, _settings.Labels);
 
     private sealed record RemoveCgroupDue(VmId VmId, int Attempt);
 

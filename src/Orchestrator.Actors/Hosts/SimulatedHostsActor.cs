@@ -36,7 +36,7 @@ public sealed class SimulatedHostsActor : ReceiveActor, IWithTimers
         _scheduler = scheduler;
         var address = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString();
         _hosts = Enumerable.Range(1, settings.SimulatedHosts)
-            .Select(i => new LedgerCommands.RegisterHost(HostIdOf(node, i), settings.Cpus, settings.MemoryMiB, Driver, address))
+            .Select(i => new LedgerCommands.RegisterHost(HostIdOf(node, i), settings.Cpus, settings.MemoryMiB, Driver, address, Labels: settings.Labels))
             .ToList();
 
         Receive<SchedulerReplies.HostAssignments>(assignments =>

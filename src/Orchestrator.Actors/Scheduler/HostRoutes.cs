@@ -15,7 +15,6 @@ namespace Orchestrator.Actors.Scheduler;
 internal sealed class HostRoutes
 {
     private readonly Dictionary<HostId, IActorRef> _agents = [];
-    private readonly HashSet<HostId> _unreachable = [];
 
     /// <returns>whether this agent is new for the host (the detector must watch it).</returns>
     public bool Register(HostId host, IActorRef agent)
@@ -35,21 +34,18 @@ internal sealed class HostRoutes
         if (_agents.TryGetValue(host, out var known) && known.Equals(agent))
         {
             _agents.Remove(host);
-            _unreachable.Remove(host);
+            Unreachable = Unreachable.Remove(host);
         }
     }
 
     public void Reachable(HostId host, bool reachable)
     {
-        if (reachable)
-        {
-            _unreachable.Remove(host);
-        }
-        else
-        {
-            _unreachable.Add(host);
-        }
+        // A fresh set each time: the ledger's rules hold the one they were given.
+        Unreachable = reachable ? Unreachable.Remove(host) : Unreachable.Add(host);
     }
+
+    /// <summary>The hosts the failure detector cannot reach now.</summary>
+    public System.Collections.Immutable.ImmutableHashSet<HostId> Unreachable { get; private set; } = [];
 
     public IActorRef? AgentOf(HostId? host) => host is { } id ? _agents.GetValueOrDefault(id) : null;
 
@@ -107,5 +103,5 @@ internal sealed class HostRoutes
 
     /// <summary>The ledger says Up or Down; the failure detector adds Unreachable, which is not worth a journal entry.</summary>
     public HostRecord WithReachability(HostRecord host) =>
-        host.State == HostState.Up && _unreachable.Contains(host.Id) ? host with { State = HostState.Unreachable } : host;
+        host.State == HostState.Up && Unreachable.Contains(host.Id) ? host with { State = HostState.Unreachable } : host;
 }

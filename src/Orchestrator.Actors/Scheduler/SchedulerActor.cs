@@ -25,7 +25,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 {
     public const string Name = "scheduler";
 
-    private readonly LedgerRules _rules;
+    // Not readonly: it carries the hosts the failure detector cannot reach now, which take no new VMs.
+    private LedgerRules _rules;
     private readonly int _snapshotEvery;
     private readonly HostRoutes _hosts = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -71,7 +72,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             if (offer.Snapshot is LedgerSnapshot snapshot)
             {
                 _recovery.SnapshotLoaded();
-                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules);
+                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules)
+                    .WithGroups(snapshot.Groups ?? []);
                 _recovery.StateRebuilt();
             }
         });
@@ -145,8 +147,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Command<CheckMembers>(_ => _hostLossDetector.Tell(new HostLossProtocol.CheckMembers(
             _state.Hosts.Values.Where(h => h.State == HostState.Up).Select(h => (h.Id, h.Address)).ToList())));
         Command<HostLossProtocol.Lost>(lost => LoseHost(lost.Host));
-        Command<HostLossProtocol.AgentGone>(gone => _hosts.Gone(gone.Host, gone.Agent));
-        Command<HostLossProtocol.Reachability>(r => _hosts.Reachable(r.Host, r.Reachable));
+        Command<HostLossProtocol.AgentGone>(gone =>
+        {
+            _hosts.Gone(gone.Host, gone.Agent);
+            _rules = _rules with { Unreachable = _hosts.Unreachable };
+        });
+        Command<HostLossProtocol.Reachability>(OnReachability);
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "snapshot failed; the journal still has everything"));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -173,6 +179,17 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     {
         _log.Warning("host {0} is lost; re-placing its VMs", host);
         Handle(new LedgerCommands.LoseHost(host), sender: null);
+    }
+
+    /// <summary>An unreachable host takes no new VMs; reachable again, it takes what waits (its running VMs never move for this).</summary>
+    private void OnReachability(HostLossProtocol.Reachability r)
+    {
+        _hosts.Reachable(r.Host, r.Reachable);
+        _rules = _rules with { Unreachable = _hosts.Unreachable };
+        if (r.Reachable)
+        {
+            Handle(new PlacementCommands.PlacePending(), sender: null);
+        }
     }
 
     private void OnMayStart(MayStartVm ask)
@@ -300,7 +317,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             {
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
-                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList()));
+                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>

@@ -200,4 +200,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<TenantRecord>? Tenants = null,
     IReadOnlyList<ApiKeyRecord>? Keys = null,
     IReadOnlyList<WebhookRecord>? Webhooks = null,
-    IReadOnlyList<RuleRecord>? Rules = null) : IOrchestratorMessage;
+    IReadOnlyList<RuleRecord>? Rules = null,
+    IReadOnlyList<Orchestrator.Domain.Placement.GroupRecord>? Groups = null) : IOrchestratorMessage;

@@ -25,9 +25,10 @@ public static class LedgerSnapshotFormat
     /// Changes whenever the layout does. This build writes it and reads it and the versions before it, so that a node
     /// upgraded in place recovers from the snapshot its old build took; a newer version is refused, never guessed at.
     /// Version 2 added <see cref="VmSpec.Driver"/>; version 3 <see cref="HostRecord.Accelerator"/> and <see cref="VmSpec.Accelerator"/>;
-    /// version 4 <see cref="VmSpec.Bootstrap"/>; version 5 the storage section at the end (<see cref="WriteStorage"/>).
+    /// version 4 <see cref="VmSpec.Bootstrap"/>; version 5 the storage section at the end (<see cref="WriteStorage"/>); version 6
+    /// the placement section after it (<see cref="WritePlacement"/>).
     /// </summary>
-    public const byte Version = 5;
+    public const byte Version = 6;
 
     private const byte OldestReadable = 1;
 
@@ -50,6 +51,7 @@ public static class LedgerSnapshotFormat
         List(w, snapshot.Webhooks, WriteWebhook);
         List(w, snapshot.Rules, WriteRule);
         WriteStorage(w, snapshot);
+        WritePlacement(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -108,6 +110,7 @@ public static class LedgerSnapshotFormat
             (hosts, vms) = ReadStorage(r, hosts!, vms!);
         }
 
+        var groups = r.Version >= 6 ? ReadPlacement(r, hosts!, vms!) : null;
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -115,7 +118,7 @@ public static class LedgerSnapshotFormat
             throw r.Corrupt($"{r.Remaining} bytes after the last record");
         }
 
-        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules);
+        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups);
     }
 
     /// <summary>
@@ -127,7 +130,12 @@ public static class LedgerSnapshotFormat
         [typeof(LedgerSnapshot)] =
         [
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
-            nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules),
+            nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups),
+        ],
+        [typeof(Domain.Placement.GroupRecord)] =
+        [
+            nameof(Domain.Placement.GroupRecord.Tenant), nameof(Domain.Placement.GroupRecord.Name), nameof(Domain.Placement.GroupRecord.Policy),
+            nameof(Domain.Placement.GroupRecord.CreatedAt),
         ],
         [typeof(HostRecord)] =
         [
@@ -135,6 +143,7 @@ public static class LedgerSnapshotFormat
             nameof(HostRecord.AllocatedVcpus), nameof(HostRecord.AllocatedMemoryMiB), nameof(HostRecord.VmCount), nameof(HostRecord.Address),
             nameof(HostRecord.ReservedCpuMillicores), nameof(HostRecord.ReservedMemoryMiB), nameof(HostRecord.Accelerator),
             nameof(HostRecord.Pools),
+            nameof(HostRecord.Labels),
         ],
         [typeof(HostAccelerator)] = [nameof(HostAccelerator.Kind), nameof(HostAccelerator.CpuModel), nameof(HostAccelerator.Note)],
         [typeof(VmRecord)] =
@@ -147,7 +156,7 @@ public static class LedgerSnapshotFormat
         [
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
             nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver), nameof(VmSpec.Accelerator),
-            nameof(VmSpec.Bootstrap), nameof(VmSpec.DiskGiB),
+            nameof(VmSpec.Bootstrap), nameof(VmSpec.DiskGiB), nameof(VmSpec.HostSelector), nameof(VmSpec.Group),
         ],
         [typeof(StoragePoolInfo)] =
         [
@@ -465,6 +474,59 @@ public static class LedgerSnapshotFormat
         }
 
         return (hosts, vms);
+    }
+
+    // ---- Version 6: steerable placement. A section of its own after the storage section, so that the records above keep their
+    // layout: each host's labels and each VM's host selector and group, in the order of the host and VM lists, then
+    // the server groups.
+
+    private static void WritePlacement(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        List(w, snapshot.Hosts, (w, h) => Dictionary(w, h.Labels));
+        List(w, snapshot.Vms, (w, v) =>
+        {
+            List(w, v.Spec.HostSelector, (w, term) => w.Shared(term));
+            w.Shared(v.Spec.Group);
+        });
+        List(w, snapshot.Groups, (w, g) =>
+        {
+            w.Shared(g.Tenant.Value);
+            w.Text(g.Name);
+            w.Enum(g.Policy);
+            w.Time(g.CreatedAt);
+        });
+    }
+
+    /// <summary>Puts the placement section's labels, selectors and groups on the records read before it; returns the groups.</summary>
+    private static Domain.Placement.GroupRecord[]? ReadPlacement(SnapshotReader r, HostRecord[] hosts, VmRecord[] vms)
+    {
+        var labels = List(r, "host labels", Dictionary);
+        if (labels?.Length != hosts.Length)
+        {
+            throw r.Corrupt($"labels for {labels?.Length ?? 0} hosts, not the {hosts.Length} hosts");
+        }
+
+        var placement = List(r, "VM placement", r => (Selector: List(r, "host selector", r => r.Shared()!), Group: r.Shared()));
+        if (placement?.Length != vms.Length)
+        {
+            throw r.Corrupt($"placement for {placement?.Length ?? 0} VMs, not the {vms.Length} VMs");
+        }
+
+        for (var i = 0; i < hosts.Length; i++)
+        {
+            hosts[i] = hosts[i] with { Labels = labels[i] };
+        }
+
+        for (var i = 0; i < vms.Length; i++)
+        {
+            if (placement[i] is not (null, null))
+            {
+                vms[i] = vms[i] with { Spec = vms[i].Spec with { HostSelector = placement[i].Selector, Group = placement[i].Group } };
+            }
+        }
+
+        return List(r, "server group", r => new Domain.Placement.GroupRecord(new TenantId(r.Shared()!), r.Text()!,
+            r.Enum<Domain.Placement.GroupPolicy>(), r.Time()));
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

@@ -147,13 +147,32 @@ public sealed record HostSettings(
     TimeSpan UsageReportInterval = default,
     int CgroupWeight = 0,
     int SimulatedHosts = 0,
-    AccelProbeSettings? AccelProbe = null)
+    AccelProbeSettings? AccelProbe = null,
+    IReadOnlyDictionary<string, string>? Labels = null)
 {
     /// <summary>How the host proves its accelerator; the defaults when not configured.</summary>
     public AccelProbeSettings EffectiveAccelProbe => AccelProbe ?? AccelProbeSettings.Default;
 
     /// <summary>How the host's VMs together weigh against the machine's other processes (cpu.shares units).</summary>
     public int EffectiveCgroupWeight => CgroupWeight > 0 ? CgroupWeight : (int)Math.Clamp(Cpus * 1024L, VmResources.MinShares, VmResources.MaxShares);
+
+    /// <summary><c>orchestrator.host.labels</c>: the host's labels when it first registers (an admin's <c>host label</c> after).</summary>
+    private static SortedDictionary<string, string>? HostLabels(Config c)
+    {
+        if (c.GetConfig("labels") is not { IsEmpty: false } section)
+        {
+            return null;
+        }
+
+        var labels = new SortedDictionary<string, string>(section.AsEnumerable().ToDictionary(kv => kv.Key, kv => kv.Value.GetString()),
+            StringComparer.Ordinal);
+        if (VmLabels.Validate(labels).FirstOrDefault() is { } bad)
+        {
+            throw new ConfigurationException($"orchestrator.host.{bad.Field}: {bad.Message}");
+        }
+
+        return labels;
+    }
 
     /// <param name="machine">what <c>cpus</c> and <c>memory-mib</c> default to (cpus: the cpuset's count first).</param>
     public static HostSettings Create(Config c, MachineInventory machine)
@@ -192,7 +211,8 @@ public sealed record HostSettings(
             c.GetTimeSpan("usage-report-interval", TimeSpan.FromSeconds(2)),
             c.GetInt("cgroup-weight", 0),
             c.GetInt("simulated-hosts", 0),
-            AccelProbeSettings.Create(c.GetConfig("accel-probe")));
+            AccelProbeSettings.Create(c.GetConfig("accel-probe")),
+            HostLabels(c));
         if (settings.CgroupWeight != 0 && settings.CgroupWeight is < VmResources.MinShares or > VmResources.MaxShares)
         {
             throw new ConfigurationException(

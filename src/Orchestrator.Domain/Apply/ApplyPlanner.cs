@@ -86,6 +86,17 @@ public static class ApplyPlanner
             why.Add($"driver {from.Driver ?? "any"} → {to.Driver ?? "any"}");
         }
 
+        // Where a VM may run is decided at placement: a new selector or group needs a new placement, so a new VM.
+        if (!Placement.HostSelectors.Same(to.HostSelector, from.HostSelector))
+        {
+            why.Add($"host selector {Selector(from)} → {Selector(to)}");
+        }
+
+        if (to.Group != from.Group)
+        {
+            why.Add($"group {from.Group ?? "none"} → {to.Group ?? "none"}");
+        }
+
         // The seed is read at first boot (cloud-init runs per instance): a new one needs a new VM. Digests only, never the bytes.
         why.AddRange(ApplyDescriptions.BootstrapChanges(from, to));
 
@@ -127,6 +138,8 @@ public static class ApplyPlanner
     }
 
     private static string Number(long n) => n.ToString(CultureInfo.InvariantCulture);
+
+    private static string Selector(VmSpec spec) => spec.HostSelector is { Count: > 0 } terms ? string.Join(",", terms) : "none";
 }
 
 /// <summary>How apply steps describe specs and changes, for people.</summary>

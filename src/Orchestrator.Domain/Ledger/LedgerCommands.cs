@@ -20,8 +20,10 @@ public static class LedgerCommands
     /// </summary>
     /// <param name="Accelerator">what the host's probe found (null from hosts that do not say, such as simulated ones).</param>
     /// <param name="Pools">the host's storage pools (null or empty: it keeps no disks, as simulated hosts).</param>
+    /// <param name="Labels">the labels in the host's config: the host's labels when it first registers (an admin's later).</param>
     public sealed record RegisterHost(HostId HostId, int Cpus, long MemoryMiB, string Driver, string Address = "",
-        HostAccelerator? Accelerator = null, IReadOnlyList<Storage.StoragePoolInfo>? Pools = null) : ILedgerCommand;
+        HostAccelerator? Accelerator = null, IReadOnlyList<Storage.StoragePoolInfo>? Pools = null,
+        IReadOnlyDictionary<string, string>? Labels = null) : ILedgerCommand;
 
     /// <summary>
     /// From the cluster: the host was removed (downed by the split-brain resolver or by an operator). Its VMs are

@@ -19,8 +19,10 @@ public interface IVmLedgerEvent : ILedgerEvent
 
 public static class LedgerEvents
 {
+    /// <param name="Labels">the host's labels from its config; they label the host when it is new (an admin's labels win after).</param>
     public sealed record HostRegistered(HostId HostId, int Cpus, long MemoryMiB, string Driver, DateTimeOffset At, string Address = "",
-        HostAccelerator? Accelerator = null, IReadOnlyList<Storage.StoragePoolInfo>? Pools = null) : ILedgerEvent;
+        HostAccelerator? Accelerator = null, IReadOnlyList<Storage.StoragePoolInfo>? Pools = null,
+        IReadOnlyDictionary<string, string>? Labels = null) : ILedgerEvent;
 
     /// <summary>The host left the cluster (downed); its VMs were re-placed in the same decision.</summary>
     public sealed record HostLost(HostId HostId, DateTimeOffset At) : ILedgerEvent;

@@ -39,13 +39,17 @@ public sealed record HostRecord(
     long ReservedCpuMillicores = 0,
     long ReservedMemoryMiB = 0,
     HostAccelerator? Accelerator = null,
-    IReadOnlyList<Storage.StoragePoolInfo>? Pools = null)
+    IReadOnlyList<Storage.StoragePoolInfo>? Pools = null,
+    IReadOnlyDictionary<string, string>? Labels = null)
 {
     /// <summary>The host's storage pools; none for a host that keeps no disks.</summary>
     public IReadOnlyList<Storage.StoragePoolInfo> EffectivePools => Pools ?? [];
 
     /// <summary>Physical CPU in millicores: reservations are promised against this, never against the overcommit.</summary>
     public long CpuMillicores => Cpus * 1000L;
+
+    /// <summary>The labels VMs select hosts by (<c>zone=a</c>, <c>ssd=true</c>); empty when none.</summary>
+    public IReadOnlyDictionary<string, string> EffectiveLabels => Labels ?? Vms.VmLabels.None;
 }
 
 /// <summary>A VM in the ledger: the tenant's spec, where it is allowed to run, and what was last observed.</summary>

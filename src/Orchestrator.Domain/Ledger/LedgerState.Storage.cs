@@ -60,12 +60,15 @@ public sealed partial record LedgerState
         return pool is not null;
     }
 
-    /// <summary>The best host that fits the request and holds (or can hold) the VM's disk, with the pool; null when none.</summary>
-    private (HostRecord? Host, string? Pool) ChooseHostWithDisk(VmRecord vm, ResourceRequest request, LedgerRules rules, HostId? avoid = null)
+    /// <summary>
+    /// The best host the constraints admit that holds (or can hold) the VM's disk, with the pool; null when none.
+    /// </summary>
+    private (HostRecord? Host, string? Pool) ChooseHostWithDisk(
+        VmRecord vm, ResourceRequest request, LedgerRules rules, PlacementConstraints constraints, HostId? avoid = null)
     {
         if (vm.Disk?.Host is { } pinned)
         {
-            return pinned != avoid && Hosts.TryGetValue(pinned, out var own) && Placement.Placement.Fits(own, request, rules.Placement)
+            return pinned != avoid && Hosts.TryGetValue(pinned, out var own) && constraints.Admits(own, request, rules.Placement)
                 ? (own, vm.Disk.Pool)
                 : (null, null);
         }
@@ -75,9 +78,9 @@ public sealed partial record LedgerState
         foreach (var host in Hosts.Values)
         {
             if (host.Id != avoid
-                && Placement.Placement.Fits(host, request, rules.Placement)
+                && constraints.Admits(host, request, rules.Placement)
                 && TryDiskPool(host, vm, out var pool)
-                && (best is null || Placement.Placement.Compare(host, best, request, rules.Placement) > 0))
+                && (best is null || constraints.Compare(host, best, request, rules.Placement) > 0))
             {
                 (best, bestPool) = (host, pool);
             }
@@ -87,7 +90,7 @@ public sealed partial record LedgerState
     }
 
     /// <summary>Why no host takes the VM, its disk included, in words an operator can act on.</summary>
-    private string ExplainNoPlace(VmRecord vm, ResourceRequest request, LedgerRules rules, HostId? avoid = null)
+    private string ExplainNoPlace(VmRecord vm, ResourceRequest request, LedgerRules rules, PlacementConstraints constraints, HostId? avoid = null)
     {
         var hosts = Hosts.Values.Where(h => h.Id != avoid).ToList();
         if (vm.Disk is { Host: { } pinned } disk)
@@ -96,13 +99,13 @@ public sealed partial record LedgerState
             return !Hosts.TryGetValue(pinned, out var own) || own.State == HostState.Down ? string.Format(local, "lost ")
                 : own.State != HostState.Up ? string.Format(local, $"{own.State.ToString().ToLowerInvariant()} ")
                 : pinned == avoid ? string.Format(local, "")
-                : string.Format(local, "") + $", where {Placement.Placement.ExplainNoFit([own], request, rules.Placement)}";
+                : string.Format(local, "") + $", where {constraints.ExplainNoFit([own], request, rules.Placement)}";
         }
 
-        var roomy = hosts.Where(h => Placement.Placement.Fits(h, request, rules.Placement)).ToList();
+        var roomy = hosts.Where(h => constraints.Admits(h, request, rules.Placement)).ToList();
         if (roomy.Count == 0)
         {
-            return Placement.Placement.ExplainNoFit(hosts, request, rules.Placement);
+            return constraints.ExplainNoFit(hosts, request, rules.Placement);
         }
 
         if (vm.Disk is { } shared)

@@ -13,6 +13,9 @@ namespace Orchestrator.Domain.Ledger;
 /// <summary>What the ledger needs to know besides its own state to decide.</summary>
 public sealed record LedgerRules(PlacementPolicy Placement, VmSpecLimits Limits, IReadOnlySet<string> Images)
 {
+    /// <summary>Hosts the failure detector cannot reach now: they take no new VMs (not journaled; the scheduler keeps it).</summary>
+    public IReadOnlySet<HostId> Unreachable { get; init; } = new HashSet<HostId>();
+
     public static LedgerRules Create(IEnumerable<string> images) =>
         new(PlacementPolicy.Default, VmSpecLimits.Default, images.ToHashSet(StringComparer.Ordinal));
 }
@@ -178,6 +181,7 @@ public sealed partial record LedgerState(
             : DecideSetResources(new LedgerCommands.SetVmResources(c.Tenant, c.Name, c.Patch.Values)),
         LedgerCommands.SetVmLabels c => DecideSetLabels(c),
         LedgerCommands.RecomputeShares c => DecideRecomputeShares(c),
+        IPlacementCommand c => DecidePlacement(c, rules, now),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -190,7 +194,7 @@ public sealed partial record LedgerState(
             return Decision.Nothing;
         }
 
-        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address, c.Accelerator, c.Pools);
+        var registered = new HostRegistered(c.HostId, c.Cpus, c.MemoryMiB, c.Driver, now, c.Address, c.Accelerator, c.Pools, c.Labels);
         var events = new List<ILedgerEvent> { registered };
         var state = Apply(registered);
         if (known is not null && (known.Driver != c.Driver || known.Accelerator != c.Accelerator))
@@ -269,6 +273,11 @@ public sealed partial record LedgerState(
         if (tenant.Quota.Exceeded(UsageOf(c.Tenant), c.Spec.Vcpus, c.Spec.MemoryMiB) is { } exceeded)
         {
             return Decision.Refuse(Refusal.Forbidden(exceeded));
+        }
+
+        if (WhyNoGroup(c.Tenant, c.Spec) is { } noGroup)
+        {
+            return noGroup;
         }
 
         var requested = new VmRequested(c.NewId, c.Tenant, c.Spec, now);
@@ -460,9 +469,10 @@ public sealed partial record LedgerState(
     {
         var vm = Vms[vmId];
         var request = ResourceRequest.For(vm.Spec);
-        var (host, pool) = ChooseHostWithDisk(vm, request, rules, avoid);
+        var constraints = ConstraintsFor(vm, rules);
+        var (host, pool) = ChooseHostWithDisk(vm, request, rules, constraints, avoid);
         return host is null
-            ? new VmPending(vmId, $"no other host has room ({ExplainNoPlace(vm, request, rules, avoid)})")
+            ? new VmPending(vmId, $"no other host has room ({ExplainNoPlace(vm, request, rules, constraints, avoid)})")
             : new VmPlaced(vmId, host.Id, vm.Epoch.Next(), pool);
     }
 
@@ -651,20 +661,21 @@ public sealed partial record LedgerState(
     {
         var vm = Vms[vmId];
         var request = ResourceRequest.For(vm.Spec);
+        var constraints = ConstraintsFor(vm, rules);
         // The index orders hosts by allocation only; a VM with a reservation is rare enough to scan for.
         var host = request.HasReservation
-            ? Placement.Placement.ChooseHost(Hosts.Values, request, rules.Placement)
-            : Capacity.ChooseHost(request, rules.Placement);
+            ? constraints.ChooseHost(Hosts.Values, request, rules.Placement)
+            : Capacity.ChooseHost(request, rules.Placement, constraints);
         // The index knows no disks: a host it picks that cannot hold the VM's disk sends the choice to a scan that does.
         string? pool = null;
         if (host is not null && !TryDiskPool(host, vm, out pool))
         {
-            (host, pool) = ChooseHostWithDisk(vm, request, rules);
+            (host, pool) = ChooseHostWithDisk(vm, request, rules, constraints);
         }
 
         if (host is null)
         {
-            return new VmPending(vmId, ExplainNoPlace(vm, request, rules));
+            return new VmPending(vmId, ExplainNoPlace(vm, request, rules, constraints));
         }
 
         // Hosts.Values is enumerated only when a headroom is configured: a copy per decision would cost a scan.
@@ -692,7 +703,7 @@ public sealed partial record LedgerState(
         }
     }
 
-    public LedgerState Apply(ILedgerEvent evt) => WithVmIndex(WithCapacityIndex(ApplyCore(evt), evt), evt);
+    public LedgerState Apply(ILedgerEvent evt) => WithGroupIndex(WithVmIndex(WithCapacityIndex(ApplyCore(evt), evt), evt), evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -700,7 +711,8 @@ public sealed partial record LedgerState(
         {
             Hosts = Hosts.SetItem(e.HostId, Hosts.TryGetValue(e.HostId, out var h)
                 ? h with { Cpus = e.Cpus, MemoryMiB = e.MemoryMiB, Driver = e.Driver, State = HostState.Up, Address = e.Address, Accelerator = e.Accelerator, Pools = e.Pools }
-                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0, e.Address, Accelerator: e.Accelerator, Pools: e.Pools)),
+                : new HostRecord(e.HostId, e.Cpus, e.MemoryMiB, e.Driver, HostState.Up, 0, 0, 0, e.Address, Accelerator: e.Accelerator,
+                    Pools: e.Pools, Labels: e.Labels is { Count: > 0 } labels ? labels : null)),
         },
         VmRequested e => this with
         {
@@ -762,6 +774,7 @@ public sealed partial record LedgerState(
                 Usage = s.Usage.SetItem(gone.Tenant, s.UsageOf(gone.Tenant).Add(-1, -gone.Spec.Vcpus, -gone.Spec.MemoryMiB)),
             }
             : this,
+        IPlacementEvent e => ApplyPlacement(e),
         _ => throw new ArgumentException($"unknown ledger event {evt.GetType().Name}", nameof(evt)),
     };
 
@@ -853,6 +866,7 @@ public sealed partial record LedgerState(
             HostRegistered e => e.HostId,
             HostLost e => e.HostId,
             VmPlaced e => e.HostId,
+            PlacementEvents.HostLabelsChanged e => e.HostId,
             _ => null,
         };
         if (evt is IVmLedgerEvent vmEvent)

@@ -17,7 +17,7 @@ namespace Orchestrator.Domain.Placement;
 /// g = allocated vCPUs × memory capacity + allocated memory × vCPU capacity, reversed: spread wants the least g,
 /// pack the greatest, each among the hosts that fit.
 /// </remarks>
-public sealed class CapacityIndex
+public sealed partial class CapacityIndex
 {
     public static readonly CapacityIndex Empty = new([], 0);
 
@@ -74,7 +74,10 @@ public sealed class CapacityIndex
             var at = Find(shapes, after);
             if (at < 0)
             {
-                shapes = [.. shapes, new Shape(after.Cpus, after.MemoryMiB, after.Driver, AcceleratorOf(after), Tree.Insert(null, after))];
+                shapes = [.. shapes, new Shape(after.Cpus, after.MemoryMiB, after.Driver, AcceleratorOf(after), Tree.Insert(null, after))
+                {
+                    Labels = after.EffectiveLabels,
+                }];
             }
             else
             {
@@ -88,18 +91,26 @@ public sealed class CapacityIndex
     }
 
     /// <summary>The host <see cref="Placement.ChooseHost"/> would choose among the indexed hosts, or null.</summary>
-    public HostRecord? ChooseHost(ResourceRequest request, PlacementPolicy policy)
+    public HostRecord? ChooseHost(ResourceRequest request, PlacementPolicy policy) => ChooseHost(request, policy, exclude: null);
+
+    /// <param name="exclude">hosts not to choose however well they fit (null or empty: none).</param>
+    private HostRecord? ChooseHost(ResourceRequest request, PlacementPolicy policy, IReadOnlySet<HostId>? exclude)
     {
+        if (exclude is { Count: 0 })
+        {
+            exclude = null;
+        }
+
         if (_shapes.Length == 1)
         {
-            return Serves(_shapes[0], request) ? Best(_shapes[0], request, policy) : null;
+            return Serves(_shapes[0], request) ? Best(_shapes[0], request, policy, exclude) : null;
         }
 
         HostRecord? best = null;
         foreach (var shape in _shapes)
         {
             if (Serves(shape, request)
-                && Best(shape, request, policy) is { } candidate
+                && Best(shape, request, policy, exclude) is { } candidate
                 && (best is null || Placement.Compare(candidate, best, request, policy) > 0))
             {
                 best = candidate;
@@ -112,7 +123,7 @@ public sealed class CapacityIndex
     /// <summary>All indexed hosts, in no particular order (for tests and diagnostics).</summary>
     public IEnumerable<HostRecord> Hosts() => _shapes.SelectMany(s => Tree.Enumerate(s.Root));
 
-    private static HostRecord? Best(Shape shape, ResourceRequest request, PlacementPolicy policy)
+    private static HostRecord? Best(Shape shape, ResourceRequest request, PlacementPolicy policy, IReadOnlySet<HostId>? exclude)
     {
         var probe = new HostRecord(default, shape.Cpus, shape.MemoryMiB, "", HostState.Up, 0, 0, 0);
         var cpuCapacity = Placement.VcpuCapacity(probe, policy);
@@ -122,7 +133,8 @@ public sealed class CapacityIndex
             memoryCapacity - request.MemoryMiB,
             Math.Max(1, cpuCapacity),
             Math.Max(1, memoryCapacity),
-            policy.Strategy == PlacementStrategy.Pack);
+            policy.Strategy == PlacementStrategy.Pack,
+            exclude);
         if (search.MaxVcpus < 0 || search.MaxMemory < 0)
         {
             return null;
@@ -133,7 +145,8 @@ public sealed class CapacityIndex
     }
 
     private static bool Serves(Shape shape, ResourceRequest request) =>
-        (request.Driver is null || request.Driver == shape.Driver) && (request.Accelerator is null || request.Accelerator == shape.Accelerator);
+        (request.Driver is null || request.Driver == shape.Driver) && (request.Accelerator is null || request.Accelerator == shape.Accelerator)
+        && (request.Selector is null || HostSelectors.Hold(request.Selector, shape.Labels));
 
     private static string AcceleratorOf(HostRecord host) => host.Accelerator?.Kind ?? "";
 
@@ -142,7 +155,7 @@ public sealed class CapacityIndex
         for (var i = 0; i < shapes.Length; i++)
         {
             if (shapes[i].Cpus == host.Cpus && shapes[i].MemoryMiB == host.MemoryMiB && shapes[i].Driver == host.Driver
-                && shapes[i].Accelerator == AcceleratorOf(host))
+                && shapes[i].Accelerator == AcceleratorOf(host) && Vms.VmLabels.Same(shapes[i].Labels, host.EffectiveLabels))
             {
                 return i;
             }
@@ -160,11 +173,16 @@ public sealed class CapacityIndex
 
     private static Shape[] RemoveAt(Shape[] shapes, int at) => [.. shapes[..at], .. shapes[(at + 1)..]];
 
-    // Hosts of one shape share a driver and an accelerator too, so that a VM that names either skips the other shapes whole.
-    private sealed record Shape(int Cpus, long MemoryMiB, string Driver, string Accelerator, Tree.Node Root);
+    // Hosts of one shape share a driver, an accelerator and their labels too, so that a VM that names either, or selects
+    // hosts by label, skips the other shapes whole: the index by label that selectors use.
+    private sealed record Shape(int Cpus, long MemoryMiB, string Driver, string Accelerator, Tree.Node Root)
+    {
+        public IReadOnlyDictionary<string, string> Labels { get; init; } = Vms.VmLabels.None;
+    }
 
     /// <summary>Branch and bound over one shape's tree; ties on g go to the least ordinal id.</summary>
-    private struct Search(long maxVcpus, long maxMemory, long cpuCapacity, long memoryCapacity, bool pack)
+    /// <param name="exclude">hosts skipped as if they did not fit (the bounds stay valid: they only over-promise).</param>
+    private struct Search(long maxVcpus, long maxMemory, long cpuCapacity, long memoryCapacity, bool pack, IReadOnlySet<HostId>? exclude)
     {
         public readonly long MaxVcpus = maxVcpus;
         public readonly long MaxMemory = maxMemory;
@@ -208,7 +226,7 @@ public sealed class CapacityIndex
         private void Visit(Tree.Node root, Tree.Node node)
         {
             var host = node.Host;
-            if (host.AllocatedVcpus > MaxVcpus || host.AllocatedMemoryMiB > MaxMemory)
+            if (host.AllocatedVcpus > MaxVcpus || host.AllocatedMemoryMiB > MaxMemory || exclude?.Contains(host.Id) == true)
             {
                 return;
             }
@@ -220,8 +238,10 @@ public sealed class CapacityIndex
             {
                 _bestG = g;
                 // Pack walks from the right: jump to the least id of this (vCPUs, memory) group at once rather
-                // than improving on the tie one host at a time.
-                Best = pack ? Tree.First(root, host.AllocatedVcpus, host.AllocatedMemoryMiB) : host;
+                // than improving on the tie one host at a time (thousands of empty hosts tie), past excluded hosts.
+                Best = !pack ? host
+                    : exclude is null ? Tree.First(root, host.AllocatedVcpus, host.AllocatedMemoryMiB)
+                    : Tree.FirstAdmitted(root, host.AllocatedVcpus, host.AllocatedMemoryMiB, exclude) ?? host;
             }
         }
 
@@ -305,6 +325,25 @@ public sealed class CapacityIndex
             }
 
             return found!;
+        }
+
+        /// <summary>The least host with exactly these allocations that is not excluded, or null.</summary>
+        public static HostRecord? FirstAdmitted(Node? node, int vcpus, long memory, IReadOnlySet<HostId> exclude)
+        {
+            if (node is null)
+            {
+                return null;
+            }
+
+            var h = node.Host;
+            var c = h.AllocatedVcpus != vcpus ? h.AllocatedVcpus.CompareTo(vcpus) : h.AllocatedMemoryMiB.CompareTo(memory);
+            if (c != 0)
+            {
+                return FirstAdmitted(c < 0 ? node.Right : node.Left, vcpus, memory, exclude);
+            }
+
+            return FirstAdmitted(node.Left, vcpus, memory, exclude)
+                   ?? (exclude.Contains(h.Id) ? FirstAdmitted(node.Right, vcpus, memory, exclude) : h);
         }
 
         public static bool Contains(Node? node, HostRecord host)

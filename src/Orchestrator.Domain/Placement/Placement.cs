@@ -26,20 +26,23 @@ public sealed record PlacementPolicy(double CpuAllocationRatio, double MemoryAll
 /// What a VM needs from a host: vCPUs and memory against the overcommitted capacity, reservations against the physical,
 /// the host's driver when the VM names one, and its accelerator ("kvm": hardware) when the VM asks for one (null: any).
 /// </summary>
+/// <param name="Selector">terms on the host's labels that must all hold (null: any host).</param>
 public sealed record ResourceRequest(int Vcpus, long MemoryMiB, long CpuReservationMillicores = 0, long MemoryReservationMiB = 0,
-    string? Driver = null, string? Accelerator = null)
+    string? Driver = null, string? Accelerator = null, IReadOnlyList<HostSelectorTerm>? Selector = null)
 {
     public bool HasReservation => CpuReservationMillicores > 0 || MemoryReservationMiB > 0;
 
     public static ResourceRequest For(Vms.VmSpec spec)
     {
         var resources = spec.EffectiveResources;
+        var selector = HostSelectors.Of(spec);
         return new ResourceRequest(spec.Vcpus, spec.MemoryMiB, resources.CpuReservationMillicores, resources.MemoryReservationMiB, spec.Driver,
-            spec.Accelerator);
+            spec.Accelerator, selector.Count == 0 ? null : selector);
     }
 
     public bool Accepts(HostRecord host) =>
-        (Driver is null || host.Driver == Driver) && (Accelerator is null || host.Accelerator?.Kind == Accelerator);
+        (Driver is null || host.Driver == Driver) && (Accelerator is null || host.Accelerator?.Kind == Accelerator)
+        && (Selector is null || HostSelectors.Hold(Selector, host.EffectiveLabels));
 }
 
 /// <summary>Filters then weighers, Nova style, with a deterministic tie-break on the host id.</summary>

@@ -47,10 +47,15 @@ public static class RestartPolicies
 /// null runs it on either.
 /// </param>
 /// <param name="Bootstrap">What the guest is handed at boot (hostname, SSH keys, user-data); null: only its name as hostname.</param>
+/// <param name="HostSelector">
+/// Terms on host labels that must all hold where the VM runs (<c>zone=a</c>, <c>zone!=a</c>, <c>ssd</c>, <c>!ssd</c>); null: any host.
+/// </param>
+/// <param name="Group">The tenant's server group the VM belongs to (its affinity policy applies); null: none.</param>
 public sealed record VmSpec(
     string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
     IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null,
-    int? DiskGiB = null)
+    int? DiskGiB = null,
+    IReadOnlyList<string>? HostSelector = null, string? Group = null)
 {
     /// <summary>The disk a VM gets when it asks for no size.</summary>
     public const int DefaultDiskGiB = 1;
@@ -64,9 +69,10 @@ public sealed record VmSpec(
     /// <summary>Labels (key → value) that rules and apply select VMs by; empty when none.</summary>
     public IReadOnlyDictionary<string, string> EffectiveLabels => Labels ?? VmLabels.None;
 
-    /// <summary>Equal specs, labels compared by content (records compare dictionaries by reference).</summary>
+    /// <summary>Equal specs, labels and host selectors compared by content (records compare collections by reference).</summary>
     public bool SameAs(VmSpec other) =>
-        this with { Labels = null } == other with { Labels = null } && VmLabels.Same(EffectiveLabels, other.EffectiveLabels);
+        this with { Labels = null, HostSelector = null } == other with { Labels = null, HostSelector = null }
+        && VmLabels.Same(EffectiveLabels, other.EffectiveLabels) && Placement.HostSelectors.Same(HostSelector, other.HostSelector);
 }
 
 /// <summary>The drivers a VM may ask to run under (hosts also register as "simulated", which no tenant asks for).</summary>
@@ -250,6 +256,16 @@ public static partial class VmSpecValidator
         if (spec.Bootstrap is { } bootstrap)
         {
             errors.AddRange(VmBootstraps.Validate(bootstrap));
+        }
+
+        if (spec.HostSelector is { } selector)
+        {
+            errors.AddRange(Placement.HostSelectors.Validate(selector));
+        }
+
+        if (spec.Group is { } group && !IsValidName(group))
+        {
+            errors.Add(new FieldError("group", $"'{FieldError.Echo(group)}' is not a group name: 1-63 lowercase letters, digits and '-', starting with a letter"));
         }
 
         if (!Enum.IsDefined(spec.RestartPolicy))
