@@ -47,9 +47,11 @@ public static class RestartPolicies
 /// null runs it on either.
 /// </param>
 /// <param name="Bootstrap">What the guest is handed at boot (hostname, SSH keys, user-data); null: only its name as hostname.</param>
+/// <param name="Nics">Network cards on the tenant's networks; null or empty: none.</param>
 public sealed record VmSpec(
     string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
-    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null)
+    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null,
+    IReadOnlyList<Networks.VmNic>? Nics = null)
 {
     /// <summary>Shares, reservations and limits; the defaults when the tenant gave none.</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;
@@ -57,9 +59,10 @@ public sealed record VmSpec(
     /// <summary>Labels (key → value) that rules and apply select VMs by; empty when none.</summary>
     public IReadOnlyDictionary<string, string> EffectiveLabels => Labels ?? VmLabels.None;
 
-    /// <summary>Equal specs, labels compared by content (records compare dictionaries by reference).</summary>
+    /// <summary>Equal specs, labels and NICs compared by content (records compare collections by reference).</summary>
     public bool SameAs(VmSpec other) =>
-        this with { Labels = null } == other with { Labels = null } && VmLabels.Same(EffectiveLabels, other.EffectiveLabels);
+        this with { Labels = null, Nics = null } == other with { Labels = null, Nics = null } && VmLabels.Same(EffectiveLabels, other.EffectiveLabels)
+        && (Nics ?? []).SequenceEqual(other.Nics ?? []);
 }
 
 /// <summary>The drivers a VM may ask to run under (hosts also register as "simulated", which no tenant asks for).</summary>
