@@ -8,6 +8,7 @@ using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Networks;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
@@ -32,18 +33,21 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
             new VmRecord(new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), Acme,
                 new VmSpec("web-1", 4, 8192, "ubuntu-24.04", RestartPolicy.Never, new VmResources(2048, 500, 3000, 1024, 9000, "0-3,8"),
                     new Dictionary<string, string> { ["env"] = "prod", ["tier"] = "web", ["note"] = "" }, "kvm", "kvm",
-                    new VmBootstrap("web-1.example.org", ["ssh-ed25519 AAAA key-1", "ssh-rsa AAAA ünïcode ✓"], [1, 255, (byte)'#', (byte)'!'])),
+                    new VmBootstrap("web-1.example.org", ["ssh-ed25519 AAAA key-1", "ssh-rsa AAAA ünïcode ✓"], [1, 255, (byte)'#', (byte)'!']),
+                    [new VmNic("net", "10.0.0.2", "02:00:00:00:00:01"), new VmNic("back", "192.168.7.9", "02:ff:00:00:00:02")]),
                 DesiredState.Stopped, VmStatus.Restarting, "qemu exited with 137: ünïcode ✓ 🚀", new HostId("host-7"), new Epoch(42), 31337, 5,
                 At, new DateTimeOffset(2026, 11, 24, 1, 2, 3, TimeSpan.FromHours(-8)), 1750),
             new VmRecord(new VmId(Guid.Parse("0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02")), new TenantId("beta"),
                 new VmSpec("web-1", 1, 512, "ubuntu-24.04", RestartPolicy.OnFailure, new VmResources(CpuShares: 2, Cpuset: "0-3,8",
                     CpuReservationMillicores: 1, CpuLimitMillicores: 10, MemoryReservationMiB: 1, MemoryLimitMiB: 512),
-                    new Dictionary<string, string> { ["tier"] = "web" }, "qemu", "kvm", new VmBootstrap("web-1", ["ssh-ed25519 AAAA key-1"], [7])),
+                    new Dictionary<string, string> { ["tier"] = "web" }, "qemu", "kvm", new VmBootstrap("web-1", ["ssh-ed25519 AAAA key-1"], [7]),
+                    [new VmNic("net", "10.0.0.3", "02:00:00:00:00:03")]),
                 DesiredState.Stopped, VmStatus.Deleting, "deleting", new HostId("host-7"), new Epoch(1), 1, 1, At.AddTicks(1), At.AddDays(1), 1),
             new VmRecord(new VmId(Guid.Parse("ffffffff-ffff-ffff-ffff-ffffffffffff")), TenantId.System,
                 new VmSpec("edge", int.MaxValue, int.MinValue, "other", RestartPolicy.Never,
                     new VmResources(int.MinValue, int.MaxValue, int.MinValue, int.MinValue, int.MaxValue, "1"),
-                    new Dictionary<string, string> { ["x"] = "y" }, "kvm", "kvm", new VmBootstrap("edge", ["k"], [.. Enumerable.Range(1, 255).Select(i => (byte)i)])),
+                    new Dictionary<string, string> { ["x"] = "y" }, "kvm", "kvm", new VmBootstrap("edge", ["k"], [.. Enumerable.Range(1, 255).Select(i => (byte)i)]),
+                    [new VmNic("ünïcode ✓", "255.255.255.255", "ff:ff:ff:ff:ff:ff")]),
                 DesiredState.Stopped, VmStatus.Failed, "x", new HostId("host-8"), new Epoch(long.MaxValue), int.MinValue, -1,
                 new DateTimeOffset(1, 1, 1, 14, 1, 0, TimeSpan.FromHours(14)), DateTimeOffset.MaxValue, long.MinValue),
         ],
@@ -53,7 +57,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         [
             new RuleRecord("rule-1", Acme, "nightly", "VmRestarting", 3, TimeSpan.FromMinutes(10), "0 20 * * 1-5",
                 new Dictionary<string, string> { ["tier"] = "web" }, RuleAction.Replace, At),
-        ]);
+        ],
+        [new NetworkRecord("net-1", Acme, "net", "10.0.0.0/24", true, 16_777_215, At), new NetworkRecord("net-2", Acme, "back", "192.168.0.0/16", true, 1, At)]);
 
     /// <summary>Snapshots with the optional parts absent, empty or zero: each must come back as it was, null apart from empty.</summary>
     public static TheoryData<string> Sparse() => new(SparseSnapshots.Keys);
@@ -81,7 +86,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
             [new TenantRecord(Acme, TenantQuota.Unlimited, false, default), new TenantRecord(new TenantId("b"), TenantQuota.Unlimited, false, default, new TenantCpuPool())],
             [new ApiKeyRecord("k", Acme, KeyRole.Admin, "", null, default, null)],
             [new WebhookRecord("w", Acme, "", "", [], default)],
-            [new RuleRecord("r", Acme, "", null, 0, TimeSpan.Zero, null, new Dictionary<string, string>(), RuleAction.Stop, default)]),
+            [new RuleRecord("r", Acme, "", null, 0, TimeSpan.Zero, null, new Dictionary<string, string>(), RuleAction.Stop, default)],
+            [new NetworkRecord("", Acme, "", "", false, 0, default)]),
     };
 
     [Fact]
@@ -158,7 +164,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         AssertOldSnapshotReadsAs(Version1Full, 1, Full() with
         {
             Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null, Bootstrap = null } }).ToList(),
+            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Driver = null, Accelerator = null, Bootstrap = null, Nics = null } }).ToList(),
+            Networks = null,
         });
 
     /// <summary><see cref="Full"/> as the build before host accelerators wrote it (layout version 2), from that build.</summary>
@@ -170,7 +177,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         AssertOldSnapshotReadsAs(Version2Full, 2, Full() with
         {
             Hosts = Full().Hosts.Select(h => h with { Accelerator = null }).ToList(),
-            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null, Bootstrap = null } }).ToList(),
+            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Accelerator = null, Bootstrap = null, Nics = null } }).ToList(),
+            Networks = null,
         });
 
     /// <summary><see cref="Full"/> as the build before VM bootstraps wrote it (layout version 3), from that build.</summary>
@@ -179,7 +187,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_3_snapshot_from_the_build_before_bootstraps_reads_back_with_none() =>
-        AssertOldSnapshotReadsAs(Version3Full, 3, Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Bootstrap = null } }).ToList() });
+        AssertOldSnapshotReadsAs(Version3Full, 3, Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Bootstrap = null, Nics = null } }).ToList(), Networks = null });
 
     /// <summary>An older build's snapshot reads back as <paramref name="expected"/>, and is written again in this build's version.</summary>
     private static void AssertOldSnapshotReadsAs(string base64, byte version, LedgerSnapshot expected)
@@ -228,9 +236,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     [Fact]
     public void A_payload_sealed_whole_but_cut_inside_a_record_names_the_record()
     {
-        var bytes = LedgerSnapshotFormat.Write(new LedgerSnapshot([], Full().Vms));
-        // The VMs section ends where the (null) tenants' list starts: cut the last VM's final bytes off and reseal.
-        var cut = Reseal(bytes[..^(8 + 4 + 5)]);
+        var bytes = LedgerSnapshotFormat.Write(new LedgerSnapshot([], Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Nics = null } }).ToList()));
+        // The VMs section ends where the (null) tenants' list starts, and five more null lists follow (keys, webhooks,
+        // rules, networks, NICs): cut the last VM's final bytes off and reseal.
+        var cut = Reseal(bytes[..^(8 + 6 + 5)]);
         var error = Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(cut));
         Assert.Contains("VM #2", error.Message);
         Assert.Contains("truncated", error.Message);

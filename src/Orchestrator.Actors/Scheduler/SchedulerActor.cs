@@ -69,7 +69,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             if (offer.Snapshot is LedgerSnapshot snapshot)
             {
                 _recovery.SnapshotLoaded();
-                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules);
+                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules,
+                    snapshot.Networks);
                 _recovery.StateRebuilt();
             }
         });
@@ -283,7 +284,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             {
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
-                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList()));
+                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Networks.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>

@@ -194,4 +194,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<TenantRecord>? Tenants = null,
     IReadOnlyList<ApiKeyRecord>? Keys = null,
     IReadOnlyList<WebhookRecord>? Webhooks = null,
-    IReadOnlyList<RuleRecord>? Rules = null) : IOrchestratorMessage;
+    IReadOnlyList<RuleRecord>? Rules = null,
+    IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null) : IOrchestratorMessage;

@@ -28,7 +28,7 @@ public sealed partial record LedgerState
     /// <summary>What the VM's host needs to plug its NICs; empty for a VM without any.</summary>
     public IReadOnlyList<NicAssignment> NicsOf(VmRecord vm) =>
         (vm.Spec.Nics ?? []).Select((nic, index) => FindNetwork(vm.Tenant, nic.Network) is { } network && nic is { Ip: { } ip, Mac: { } mac }
-                ? new NicAssignment(index, network.Id, network.Vni, mac, ip, network.Range.Prefix, network.Gateway)
+                ? new NicAssignment(index, network.Id, network.Vni, mac, ip, network.Range().Prefix, network.Gateway)
                 : null)
             .OfType<NicAssignment>()
             .ToList();
@@ -122,7 +122,7 @@ public sealed partial record LedgerState
                 return (null, Refusal.Invalid([new FieldError($"{field}.network", $"no network '{FieldError.Echo(nics[i].Network)}'")]));
             }
 
-            var range = network.Range;
+            var range = network.Range();
             var taken = leases.GetValueOrDefault(network.Id) ?? NetworkLeases.None;
             uint address;
             if (nics[i].Ip is { } asked)

@@ -15,7 +15,7 @@ public sealed record NetworkRecord(string Id, TenantId Tenant, string Name, stri
     /// <summary>VXLAN ids are 24 bits.</summary>
     public const int MaxVni = (1 << 24) - 1;
 
-    public Ipv4Cidr Range => Ipv4Cidr.TryParse(Cidr, out var cidr, out _) ? cidr : throw new InvalidOperationException($"network {Id} holds a bad CIDR");
+    public Ipv4Cidr Range() => Ipv4Cidr.TryParse(Cidr, out var cidr, out _) ? cidr : throw new InvalidOperationException($"network {Id} holds a bad CIDR");
 }
 
 /// <summary>
@@ -45,12 +45,12 @@ public sealed record NetworkLeases(ImmutableDictionary<uint, VmId> Addresses, Im
 /// <param name="Index">the NIC's place in the VM's spec: taps are named from the VM's id and this.</param>
 public sealed record NicAssignment(int Index, string NetworkId, int Vni, string Mac, string Ip, int Prefix, bool Gateway)
 {
-    public string Router => Ipv4Cidr.Format(new Ipv4Cidr(Network, Prefix).Router);
+    public string RouterAddress() => Ipv4Cidr.Format(new Ipv4Cidr(Network(), Prefix).Router);
 
-    private uint Network => Ipv4Cidr.TryParseAddress(Ip, out var ip) ? ip & new Ipv4Cidr(0, Prefix).Mask : 0;
+    private uint Network() => Ipv4Cidr.TryParseAddress(Ip, out var ip) ? ip & new Ipv4Cidr(0, Prefix).Mask : 0;
 
     /// <summary>The network in CIDR form ("10.0.0.0/24").</summary>
-    public string Cidr => new Ipv4Cidr(Network, Prefix).ToString();
+    public string CidrText() => new Ipv4Cidr(Network(), Prefix).ToString();
 }
 
 /// <summary>Locally administered, unicast MACs (02:…): the ledger derives one from the VM's id and probes past any taken.</summary>
