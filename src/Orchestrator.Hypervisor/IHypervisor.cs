@@ -1,5 +1,6 @@
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Networks;
 using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Hypervisor;
@@ -44,7 +45,8 @@ public sealed record VmLaunchSpec(
     GuestImage Image,
     Epoch Epoch,
     bool BurnCpu = false,
-    GuestSeed? Seed = null);
+    GuestSeed? Seed = null,
+    IReadOnlyList<NicAssignment>? Nics = null);
 
 /// <summary>
 /// What the guest reads from its NoCloud seed disk (volume "cidata"): <paramref name="Hostname"/>, the SSH keys and the

@@ -79,7 +79,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         var spec = new VmLaunchSpec(VmId, _assignment.Name, _assignment.Vcpus, _assignment.MemoryMiB, _image, _assignment.Epoch, _image.BurnCpu,
-            GuestSeed.For(_assignment.Name, _assignment.Bootstrap));
+            GuestSeed.For(_assignment.Name, _assignment.Bootstrap), _assignment.Nics);
         var adopt = _adopt;
         var driver = _driver;
         // Process start and the QMP handshake block: they run off the dispatcher and come back as a message.

@@ -40,4 +40,7 @@ public sealed record QemuDriverOptions
 
     /// <summary>How long a start may take until QMP answers, before it is abandoned.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Plugs VMs' NICs into their networks; null: this host runs no VM with a NIC (one that has any fails to start).</summary>
+    public Networking.IHostNetworking? Networking { get; init; }
 }
