@@ -48,7 +48,8 @@ public static class ApiDtos
         vm.Spec.Driver,
         vm.Spec.Accelerator,
         BootstrapOf(vm.Spec),
-        runtime?.Guest is { } guest ? new GuestDto(guest.Os, guest.Hostname, guest.Addresses) : null);
+        runtime?.Guest is { } guest ? new GuestDto(guest.Os, guest.Hostname, guest.Addresses) : null,
+        vm.Spec.Nics?.Select(n => new NicDto(n.Network, n.Ip, n.Mac)).ToList());
 
     /// <summary>The bootstrap as it may be shown: fingerprints and a digest, never the user-data itself.</summary>
     public static VmBootstrapDto BootstrapOf(VmSpec spec)

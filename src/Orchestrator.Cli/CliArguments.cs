@@ -27,7 +27,8 @@ public sealed record VmCreateArgs(
     IReadOnlyDictionary<string, string>? Labels = null,
     string? Driver = null,
     string? Accelerator = null,
-    VmBootstrapArgs? Bootstrap = null);
+    VmBootstrapArgs? Bootstrap = null,
+    IReadOnlyList<Orchestrator.Contracts.NicRequest>? Nics = null);
 
 /// <summary>What the guest is handed at boot, as typed: files are read by the action, never by the parser or the server.</summary>
 public sealed record VmBootstrapArgs(string? Hostname, IReadOnlyList<string> SshKeyFiles, string? UserDataFile);

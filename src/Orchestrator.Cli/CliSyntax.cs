@@ -38,6 +38,12 @@ public static partial class CliSyntax
             return (client.AddTo, client.Bind);
         }));
 
+        root.Subcommands.Add(NetworkCommands.Build(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }));
+
         foreach (var command in AutomationCommands.Build(actions, () =>
         {
             var client = new ClientOptions();
@@ -99,6 +105,10 @@ public static partial class CliSyntax
             create.Options.Add(hostname);
             create.Options.Add(sshKeys);
             create.Options.Add(userData);
+            var networks = new Option<string[]>("--network") { Description = "A NIC on this network of yours (repeatable).", HelpName = "NET" };
+            var ips = new Option<string[]>("--ip") { Description = "The address the NIC of the --network before it asks for (default: the lowest free).", HelpName = "A.B.C.D" };
+            create.Options.Add(networks);
+            create.Options.Add(ips);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -115,7 +125,8 @@ public static partial class CliSyntax
                     parse.GetValue(accelerator),
                     parse.GetValue(hostname) is null && parse.GetValue(sshKeys) is null or [] && parse.GetValue(userData) is null
                         ? null
-                        : new VmBootstrapArgs(parse.GetValue(hostname), parse.GetValue(sshKeys) ?? [], parse.GetValue(userData))),
+                        : new VmBootstrapArgs(parse.GetValue(hostname), parse.GetValue(sshKeys) ?? [], parse.GetValue(userData)),
+                    NetworkCommands.Nics(parse.GetValue(networks), parse.GetValue(ips))),
                 ct));
             vm.Subcommands.Add(create);
         }

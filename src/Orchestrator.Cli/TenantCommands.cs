@@ -18,6 +18,7 @@ public enum ApiRender
     Deliveries,
     Rules,
     Done,
+    Networks,
 }
 
 /// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>

@@ -26,7 +26,8 @@ public sealed record CreateVmRequest(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Accelerator = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Hostname = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? SshKeys = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] byte[]? UserData = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] byte[]? UserData = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<NicRequest>? Nics = null)
 {
     /// <summary>The most user-data bytes a VM may carry (64 KiB, as Nova), the Domain's limit: clients check it before sending.</summary>
     public const int MaxUserDataBytes = 64 * 1024;
@@ -85,7 +86,8 @@ public sealed record VmDto(
     string? Driver,
     string? Accelerator,
     VmBootstrapDto? Bootstrap = null,
-    GuestDto? Guest = null);
+    GuestDto? Guest = null,
+    IReadOnlyList<NicDto>? Nics = null);
 
 /// <summary>What the guest's own agent (qemu-guest-agent) last said about it; absent for a guest without one.</summary>
 public sealed record GuestDto(string Os, string Hostname, IReadOnlyList<string> Addresses);

@@ -24,6 +24,7 @@ public static class LedgerQueries
         SchedulerQueries.GetTenant q => SchedulerReplies.TenantView(state, q.Tenant),
         SchedulerQueries.ListTenants => new SchedulerReplies.TenantList(state.Tenants.Keys.Append(TenantId.System)
             .OrderBy(t => t.Value, StringComparer.Ordinal).Select(t => SchedulerReplies.TenantView(state, t)).ToList()),
+        NetworkQueries.ListNetworks q => NetworkReplies.List(state, q.Tenant),
         _ => throw new ArgumentOutOfRangeException(nameof(query), query, "not a query the ledger answers"),
     };
 }
