@@ -77,6 +77,32 @@ for module in drivers/acpi/button.ko drivers/input/evdev.ko "${seed_modules[@]}"
         *) echo "build-demo-image: cannot unpack $found" >&2; exit 1 ;;
     esac
 done
+# --- Networks (issue 19): virtio-net and what it depends on, when the kernel has them as modules (else built in).
+for module in net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko; do
+    found="$(find "$work/kernel/lib/modules" -path "*/kernel/$module*" | head -n1)"
+    case "$found" in
+        "") ;;
+        *.ko) cp "$found" "$root/lib/modules/" ;;
+        *.ko.xz) xz -dc "$found" >"$root/lib/modules/$(basename "$module")" ;;
+        *) echo "build-demo-image: cannot unpack $found" >&2; exit 1 ;;
+    esac
+done
+# udhcpc's hook: sets the address, prefix and (when offered) the default route it was given.
+cat >"$root/etc/orchestrator/udhcpc.sh" <<'EOF_DHCP'
+#!/bin/sh
+case "$1" in
+    deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+    bound|renew)
+        ip -4 addr flush dev "$interface"
+        ip addr add "$ip/${mask:-24}" dev "$interface"
+        if [ -n "$router" ]; then ip route replace default via "${router%% *}" dev "$interface"; fi
+        ;;
+esac
+exit 0
+EOF_DHCP
+chmod 0755 "$root/etc/orchestrator/udhcpc.sh"
+# --- end of networks
+
 # busybox acpid runs CONFDIR/PWRF/00000080 when the power button is pressed.
 cat >"$root/etc/acpi/PWRF/00000080" <<'EOF_ACPI'
 #!/bin/sh
@@ -140,6 +166,31 @@ if grep -qx 0x1af4 /sys/bus/pci/devices/*/vendor 2>/dev/null; then
         fi
     done
 fi
+# --- Networks (issue 19): a virtio NIC gets its address by DHCP (the host's dnsmasq has a static entry for its MAC),
+# printed before user-data runs (so a script can use the network) and before the ready banner.
+if grep -qx 0x1041 /sys/bus/pci/devices/*/device 2>/dev/null || grep -qx 0x1000 /sys/bus/pci/devices/*/device 2>/dev/null; then
+    for module in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net; do
+        insmod "/lib/modules/$module.ko" 2>/dev/null
+    done
+    i=0
+    while [ ! -e /sys/class/net/eth0 ] && [ "$i" -lt 40 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    ip link set lo up
+    for nic in /sys/class/net/eth*; do
+        [ -e "$nic" ] || continue
+        dev=${nic##*/}
+        ip link set "$dev" up
+        if udhcpc -i "$dev" -n -q -t 20 -T 1 -s /etc/orchestrator/udhcpc.sh >/dev/null 2>&1; then
+            echo "orchestrator: $dev $(ip -4 -o addr show dev "$dev" | awk '{print $4}')"
+        else
+            echo "orchestrator: $dev no DHCP answer"
+        fi
+    done
+fi
+# --- end of networks
+
 if [ -r /mnt/seed/meta-data ]; then
     host=$(sed -n 's/^local-hostname: *"\{0,1\}\([A-Za-z0-9.-]*\)"\{0,1\} *$/\1/p' /mnt/seed/meta-data)
     if [ -n "$host" ]; then

@@ -51,7 +51,8 @@ public static class ApiDtos
         runtime?.Guest is { } guest ? new GuestDto(guest.Os, guest.Hostname, guest.Addresses) : null,
         new VmDiskDto(vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool, vm.Disk?.Host?.Value),
         vm.Spec.HostSelector,
-        vm.Spec.Group);
+        vm.Spec.Group,
+        vm.Spec.Nics?.Select(n => new NicDto(n.Network, n.Ip, n.Mac)).ToList());
 
     /// <summary>The bootstrap as it may be shown: fingerprints and a digest, never the user-data itself.</summary>
     public static VmBootstrapDto BootstrapOf(VmSpec spec)

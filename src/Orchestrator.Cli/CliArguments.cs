@@ -30,7 +30,8 @@ public sealed record VmCreateArgs(
     VmBootstrapArgs? Bootstrap = null,
     int? DiskGiB = null,
     IReadOnlyList<string>? HostSelector = null,
-    string? Group = null);
+    string? Group = null,
+    IReadOnlyList<Orchestrator.Contracts.NicRequest>? Nics = null);
 
 /// <summary>What the guest is handed at boot, as typed: files are read by the action, never by the parser or the server.</summary>
 public sealed record VmBootstrapArgs(string? Hostname, IReadOnlyList<string> SshKeyFiles, string? UserDataFile);

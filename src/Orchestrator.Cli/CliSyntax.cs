@@ -48,6 +48,12 @@ public static partial class CliSyntax
             return (client.AddTo, client.Bind);
         }));
 
+        root.Subcommands.Add(NetworkCommands.Build(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }));
+
         foreach (var command in AutomationCommands.Build(actions, () =>
         {
             var client = new ClientOptions();
@@ -116,6 +122,10 @@ public static partial class CliSyntax
             };
             create.Options.Add(diskGiB);
             var (hostSelector, group) = PlacementCliCommands.VmOptions(create);
+            var networks = new Option<string[]>("--network") { Description = "A NIC on this network of yours (repeatable).", HelpName = "NET" };
+            var ips = new Option<string[]>("--ip") { Description = "The address the NIC of the --network before it asks for (default: the lowest free).", HelpName = "A.B.C.D" };
+            create.Options.Add(networks);
+            create.Options.Add(ips);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -135,7 +145,8 @@ public static partial class CliSyntax
                         : new VmBootstrapArgs(parse.GetValue(hostname), parse.GetValue(sshKeys) ?? [], parse.GetValue(userData)),
                     parse.GetValue(diskGiB),
                     parse.GetValue(hostSelector) is { Length: > 0 } terms ? terms : null,
-                    parse.GetValue(group)),
+                    parse.GetValue(group),
+                    NetworkCommands.Nics(parse.GetValue(networks), parse.GetValue(ips))),
                 ct));
             vm.Subcommands.Add(create);
         }

@@ -125,6 +125,9 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             case ApiRender.HostLabels:
                 Write(Rendering.Generic(response.Body, ["id", "state", "labels"]));
                 break;
+            case ApiRender.Networks:
+                Write(Rendering.Generic(response.Body, ["name", "cidr", "gateway", "router", "vni", "addresses"]));
+                break;
             case ApiRender.Done:
                 context.Out.WriteLine(response.Body.Length > 0 && args.Method == "PUT" ? "labels set" : "done");
                 break;
@@ -162,7 +165,7 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
                 args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
                 args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels, args.Driver,
-                args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData, args.DiskGiB, args.HostSelector, args.Group),
+                args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData, args.DiskGiB, args.HostSelector, args.Group, args.Nics),
             ct);
         if (!args.Wait)
         {

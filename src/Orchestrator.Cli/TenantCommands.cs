@@ -20,6 +20,7 @@ public enum ApiRender
     Done,
     Groups,
     HostLabels,
+    Networks,
 }
 
 /// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>

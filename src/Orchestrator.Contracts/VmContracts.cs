@@ -29,7 +29,8 @@ public sealed record CreateVmRequest(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] byte[]? UserData = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? DiskGiB = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? HostSelector = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Group = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Group = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<NicRequest>? Nics = null)
 {
     /// <summary>The most user-data bytes a VM may carry (64 KiB, as Nova), the Domain's limit: clients check it before sending.</summary>
     public const int MaxUserDataBytes = 64 * 1024;
@@ -91,7 +92,8 @@ public sealed record VmDto(
     GuestDto? Guest = null,
     VmDiskDto? Disk = null,
     IReadOnlyList<string>? HostSelector = null,
-    string? Group = null);
+    string? Group = null,
+    IReadOnlyList<NicDto>? Nics = null);
 
 /// <summary>
 /// A VM's persistent disk: its size, the pool that holds it (null until first placed), and the host whose own pool that

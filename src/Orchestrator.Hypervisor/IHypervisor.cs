@@ -1,5 +1,6 @@
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Networks;
 using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Hypervisor;
@@ -45,7 +46,8 @@ public sealed record VmLaunchSpec(
     Epoch Epoch,
     bool BurnCpu = false,
     GuestSeed? Seed = null,
-    VmDiskRequest? Disk = null);
+    VmDiskRequest? Disk = null,
+    IReadOnlyList<NicAssignment>? Nics = null);
 
 /// <summary>
 /// The VM's persistent disk: <paramref name="SizeGiB"/> in the host's pool <paramref name="PoolId"/> (null: the host's

@@ -3,6 +3,7 @@ using Orchestrator.Actors.Settings;
 using Orchestrator.Hypervisor;
 using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Kvm;
+using Orchestrator.Hypervisor.Networking;
 using Orchestrator.Hypervisor.Qemu;
 using Orchestrator.Hypervisor.Storage;
 
@@ -88,6 +89,7 @@ public static class Drivers
         "qemu" => new QemuDriver(new QemuDriverOptions
         {
             RunDirectory = Path.Combine(settings.DataDir, "run"),
+            Networking = new HostNetworking(Path.Combine(settings.DataDir, "run", "net")),
             QemuBinary = settings.Host.QemuBinary,
             Accelerator = choice.Verdict,
             FenceAfter = settings.Host.FenceAfter,

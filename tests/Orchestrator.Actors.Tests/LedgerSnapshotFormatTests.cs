@@ -9,6 +9,7 @@ using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Storage;
+using Orchestrator.Domain.Networks;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
@@ -24,7 +25,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public static LedgerSnapshot Full()
     {
         var before = BeforePlacement();
-        return before with
+        var placed = before with
         {
             Hosts = before.Hosts.Select((h, i) => h with { Labels = new Dictionary<string, string> { ["zone"] = $"z{i}", ["ssd"] = "" } }).ToList(),
             Vms = before.Vms.Select((v, i) => v with
@@ -37,7 +38,24 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new Domain.Placement.GroupRecord(new TenantId("beta"), "db", Domain.Placement.GroupPolicy.Affinity, At.AddDays(-1)),
             ],
         };
+        return placed with
+        {
+            Vms = placed.Vms.Select((v, i) => v with { Spec = v.Spec with { Nics = Nics[i] } }).ToList(),
+            Networks =
+            [
+                new NetworkRecord("net-1", Acme, "net", "10.0.0.0/24", true, 16_777_215, At),
+                new NetworkRecord("net-2", Acme, "back", "192.168.0.0/16", true, 1, At),
+            ],
+        };
     }
+
+    /// <summary>The NICs of <see cref="Full"/>'s VMs, by position (layout version 7).</summary>
+    private static readonly VmNic[][] Nics =
+    [
+        [new VmNic("net", "10.0.0.2", "02:00:00:00:00:01"), new VmNic("back", "192.168.7.9", "02:ff:00:00:00:02")],
+        [new VmNic("net", "10.0.0.3", "02:00:00:00:00:03")],
+        [new VmNic("ünïcode ✓", "255.255.255.255", "ff:ff:ff:ff:ff:ff")],
+    ];
 
     /// <summary><see cref="Full"/> as the builds before the placement section (layout version 5) knew it.</summary>
     private static LedgerSnapshot BeforePlacement() => new(
@@ -109,7 +127,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
             [new TenantRecord(Acme, TenantQuota.Unlimited, false, default), new TenantRecord(new TenantId("b"), TenantQuota.Unlimited, false, default, new TenantCpuPool())],
             [new ApiKeyRecord("k", Acme, KeyRole.Admin, "", null, default, null)],
             [new WebhookRecord("w", Acme, "", "", [], default)],
-            [new RuleRecord("r", Acme, "", null, 0, TimeSpan.Zero, null, new Dictionary<string, string>(), RuleAction.Stop, default)]),
+            [new RuleRecord("r", Acme, "", null, 0, TimeSpan.Zero, null, new Dictionary<string, string>(), RuleAction.Stop, default)],
+            Networks: [new NetworkRecord("", Acme, "", "", false, 0, default)]),
     };
 
     [Fact]
@@ -216,6 +235,14 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     [Fact]
     public void A_version_5_snapshot_from_the_build_before_placement_constraints_reads_back_with_no_labels_selectors_or_groups() =>
         AssertOldSnapshotReadsAs(Version5Full, 5, BeforePlacement());
+
+    /// <summary><see cref="Full"/> as the build before networks wrote it (layout version 6), from that build.</summary>
+    private const string Version6Full =
+        "TEVERwbaBgAAAAAAAAMBB2hvc3QtNzAAAAAAAAMAAAAAAAEFcWVtdQMMAAAAAGAAAAAAAAADAAAAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuNzo0MDUz3AUAAAAAAAAACAAAAAAAAAEBBGt2bQEjaG9zdCxhcmNoLWNhcGFiaWxpdGllcz1vZmYscG11PW9mZh1hZnRlcjoga3ZtIC1jcHUgaG9zdDogZXhpdGVkAQdob3N0LTj///9//////////38DAv////8AAAAAAAAAgAAAAIABJmFra2EudGNwOi8vb3JjaGVzdHJhdG9yQDEwLjAuMC44OjQwNTP/////////f/n/////////AQEEdGNnAQRtYXhZZmVsbCBiYWNrIHRvIFRDRzoga3ZtIC1jcHUgaG9zdDogZXhpdGVkIGJlZm9yZSB0aGUgYmFubmVyIChleGl0IGNvZGUgMTM0OiDDvG7Dr2NvZGUg4pyTKQSOKhxvSw1VTJpDH29LjS4BAQVhY21lBndlYi0xBAAAAAAgAAABDXVidW50dS0yNC4wNAIBAQAIAAD0AQAAAbgLAAAABAAAASgjAAABBjAtMyw4BAEEZW52AQVwcm9kAQV0aWVyAQR3ZWIBBW5vdGUBAQUFARJ3ZWItMS5leGFtcGxlLm9yZwMXc3NoLWVkMjU1MTkgQUFBQSBrZXktMRtzc2gtcnNhIEFBQUEgw7xuw69jb2RlIOKckwUB/yMhAQYBKXFlbXUgZXhpdGVkIHdpdGggMTM3OiDDvG7Dr2NvZGUg4pyTIPCfmoABAioAAAAAAAAAAWl6AAAFAAAAgPcgjcZJ3whKAQGA9yCNxknfCCD+AdYGAAAAAAAAETx9Cy9ejUqMGy2ef2pbAgEFYmV0YQZ3ZWItMQEAAAAAAgAADAEBAQIAAAABAAAAAQoAAAABAAAAAQACAAANAhARAwUBBndlYi0xAhdzc2gtZWQyNTUxOSBBQUFBIGtleS0xAgcBCAEJZGVsZXRpbmcBAgEAAAAAAAAAAQEAAAABAAAAgfcgjcZJ3whKAQGAt4q3j0rfCEoBAQEAAAAAAAAA/////////////////////wEHc3lzdGVtBWVkZ2X///9/AAAAgAEGb3RoZXICAQEAAACA////fwEAAACAAAAAgAH///9/AQIxAgECeAECeQUFAQVlZGdlAgJrgAIBAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj9AQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpbXF1eX2BhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gIGCg4SFhoeIiYqLjI2Oj5CRkpOUlZaXmJmam5ydnp+goaKjpKWmp6ipqqusra6vsLGys7S1tre4ubq7vL2+v8DBwsPExcbHyMnKy8zNzs/Q0dLT1NXW19jZ2tvc3d7f4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3+Pn6+/z9/v8BBxoBB/////////9/AQAAAID/////APaAfHUAAABIAwH/Pzf0dSjKKwAAAQAAAAAAAACAAgsBCgAAAAEoAAAAAQAAAQAAAAAAAYD3II3GSd8ISgEBAQAQAADQBwAAAUAfAAACE2stMDEyMzQ1Njc4OWFiY2RlZgsCITlmODZkMDgxODg0YzdkNjU5YTJmZWFhMGM1NWFkMDE1A2NpgPcgjcZJ3whKAQGAL26y30nfCEoBAgV3aC0xCytodHRwczovL2hvb2tzLmV4YW1wbGUub3JnL29yY2hlc3RyYXRvcj94PTEHczNjcmV0AwEIVm1SZWFkeQEJVm1GYWlsZWSA9yCNxknfCEoBAgdydWxlLTELCG5pZ2h0bHkBDVZtUmVzdGFydGluZwMAAAAAvKBlAQAAAAENMCAyMCAqICogMS01AhARAoD3II3GSd8ISgFTVE9SAwEGbG9jYWwBBGRpcgACAAAAAAAAAAAAAAAAEEABAQ5uZnMtw7xuw69jb2RlIf////////9/AAAAAAAA+D8BAgECcgEEcmJkAAAAAAAAAIABAAAAAAAAAAEBFAAAAAEgAQIBAQAAAAEiAQcBAAAAgAEjAQECaAMDAQV6b25lAQN6MAEEc3NkEwMmAQN6MSgTBAUBB3pvbmU9YSgBBSFncHUBCXJhY2shPXIwEQUqKCsBCXJhY2shPXIxAQNkYgUqKCsBCXJhY2shPXIyEQMLBHdlYgKA9yCNxknfCEoBFQNkYgGAN7di/UjfCEoBF6nHIKjVIcA=";
+
+    [Fact]
+    public void A_version_6_snapshot_from_the_build_before_networks_reads_back_with_no_networks_or_nics() =>
+        AssertOldSnapshotReadsAs(Version6Full, 6, Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Nics = null } }).ToList(), Networks = null });
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
     private static LedgerSnapshot WithoutStorage(LedgerSnapshot snapshot) => snapshot with

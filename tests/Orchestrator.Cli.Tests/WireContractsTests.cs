@@ -19,7 +19,7 @@ public class WireContractsTests
         Assert.Equal(
             ["id", "name", "tenant", "vcpus", "memoryMiB", "image", "restartPolicy", "desiredState", "state", "reason", "host", "epoch", "pid",
              "restarts", "createdAt", "readyAt", "vcpuThreads", "consoleTail", "resources", "labels", "paused", "driver", "accelerator",
-             "bootstrap", "guest", "disk", "hostSelector", "group"],
+             "bootstrap", "guest", "disk", "hostSelector", "group", "nics"],
             json.RootElement.EnumerateObject().Select(p => p.Name));
         Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("reason").ValueKind);
         Assert.Equal(4250, json.RootElement.GetProperty("vcpuThreads")[0].GetProperty("threadId").GetInt32());

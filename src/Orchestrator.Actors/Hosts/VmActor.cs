@@ -97,7 +97,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             var bootstrap = assignment.HasBootstrap ? await FetchBootstrapAsync(scheduler, assignment.VmId) : null;
             var spec = new VmLaunchSpec(assignment.VmId, assignment.Name, assignment.Vcpus, assignment.MemoryMiB, image, assignment.Epoch,
                 image.BurnCpu, GuestSeed.For(assignment.Name, bootstrap),
-                assignment.DiskPool is { } pool ? new VmDiskRequest(assignment.DiskGiB, pool) : null);
+                assignment.DiskPool is { } pool ? new VmDiskRequest(assignment.DiskGiB, pool) : null, assignment.Nics);
             return await driver.StartAsync(spec, CancellationToken.None);
         });
         _opening.PipeTo(Self, success: handle => new HandleReady(handle), failure: ex => new HandleFailed(ex));

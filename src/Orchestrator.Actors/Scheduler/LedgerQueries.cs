@@ -26,6 +26,7 @@ public static class LedgerQueries
         SchedulerQueries.ListTenants => new SchedulerReplies.TenantList(state.Tenants.Keys.Append(TenantId.System)
             .OrderBy(t => t.Value, StringComparer.Ordinal).Select(t => SchedulerReplies.TenantView(state, t)).ToList()),
         PlacementQueries.ListGroups q => PlacementQueries.Answer(state, q),
+        NetworkQueries.ListNetworks q => NetworkReplies.List(state, q.Tenant),
         _ => throw new ArgumentOutOfRangeException(nameof(query), query, "not a query the ledger answers"),
     };
 }

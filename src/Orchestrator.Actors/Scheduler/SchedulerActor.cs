@@ -72,7 +72,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             if (offer.Snapshot is LedgerSnapshot snapshot)
             {
                 _recovery.SnapshotLoaded();
-                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules)
+                _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules,
+                        snapshot.Networks)
                     .WithGroups(snapshot.Groups ?? []);
                 _recovery.StateRebuilt();
             }
@@ -317,7 +318,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             {
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
-                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList()));
+                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
+                    _state.Networks.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>

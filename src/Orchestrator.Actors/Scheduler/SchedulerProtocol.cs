@@ -61,6 +61,7 @@ public static class SchedulerReplies
         LedgerCommands.IssueKey c => after.Keys.GetValueOrDefault(c.KeyId) is { } key ? new KeyIssued(key) : Done.Instance,
         LedgerCommands.CreateWebhook c => after.Webhooks.GetValueOrDefault(c.Id) is { } webhook ? new WebhookCreated(webhook) : Done.Instance,
         LedgerCommands.CreateRule c => after.Rules.GetValueOrDefault(c.Id) is { } rule ? new RuleCreated(rule) : Done.Instance,
+        NetworkCommands.CreateNetwork c => after.Networks.GetValueOrDefault(c.Id) is { } network ? new NetworkReplies.NetworkCreated(network) : Done.Instance,
         LedgerCommands.RegisterHost c => new HostAssignments(after.VmsOn(c.HostId).Select(after.AssignmentOf).ToList()),
         _ => Done.Instance,
     };
@@ -201,4 +202,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<ApiKeyRecord>? Keys = null,
     IReadOnlyList<WebhookRecord>? Webhooks = null,
     IReadOnlyList<RuleRecord>? Rules = null,
-    IReadOnlyList<Orchestrator.Domain.Placement.GroupRecord>? Groups = null) : IOrchestratorMessage;
+    IReadOnlyList<Orchestrator.Domain.Placement.GroupRecord>? Groups = null,
+    IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null) : IOrchestratorMessage;

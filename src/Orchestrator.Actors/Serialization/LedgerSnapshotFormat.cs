@@ -4,6 +4,7 @@ using Orchestrator.Actors.Scheduler;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Storage;
+using Orchestrator.Domain.Networks;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
@@ -26,9 +27,9 @@ public static class LedgerSnapshotFormat
     /// upgraded in place recovers from the snapshot its old build took; a newer version is refused, never guessed at.
     /// Version 2 added <see cref="VmSpec.Driver"/>; version 3 <see cref="HostRecord.Accelerator"/> and <see cref="VmSpec.Accelerator"/>;
     /// version 4 <see cref="VmSpec.Bootstrap"/>; version 5 the storage section at the end (<see cref="WriteStorage"/>); version 6
-    /// the placement section after it (<see cref="WritePlacement"/>).
+    /// the placement section after it (<see cref="WritePlacement"/>); version 7 the networks and the VMs' NICs after that.
     /// </summary>
-    public const byte Version = 6;
+    public const byte Version = 7;
 
     private const byte OldestReadable = 1;
 
@@ -52,6 +53,11 @@ public static class LedgerSnapshotFormat
         List(w, snapshot.Rules, WriteRule);
         WriteStorage(w, snapshot);
         WritePlacement(w, snapshot);
+        // Version 7, networks: the tenant networks, then the NICs of the VMs that have any (VM id, NICs), so that
+        // VmSpec's own layout stays as version 4 wrote it.
+        List(w, snapshot.Networks, WriteNetwork);
+        var withNics = snapshot.Vms.Where(v => v.Spec.Nics is { Count: > 0 }).ToList();
+        List(w, withNics.Count > 0 ? withNics : null, WriteVmNics);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -111,6 +117,13 @@ public static class LedgerSnapshotFormat
         }
 
         var groups = r.Version >= 6 ? ReadPlacement(r, hosts!, vms!) : null;
+
+        // Version 7, networks (see Write).
+        var networks = version >= 7 ? List(r, "network", ReadNetwork) : null;
+        if (version >= 7 && List(r, "NICs", ReadVmNics) is { Length: > 0 } nics)
+        {
+            vms = WithNics(vms!, nics, r);
+        }
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -118,7 +131,7 @@ public static class LedgerSnapshotFormat
             throw r.Corrupt($"{r.Remaining} bytes after the last record");
         }
 
-        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups);
+        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks);
     }
 
     /// <summary>
@@ -130,13 +143,19 @@ public static class LedgerSnapshotFormat
         [typeof(LedgerSnapshot)] =
         [
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
-            nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups),
+            nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups), nameof(LedgerSnapshot.Networks),
         ],
         [typeof(Domain.Placement.GroupRecord)] =
         [
             nameof(Domain.Placement.GroupRecord.Tenant), nameof(Domain.Placement.GroupRecord.Name), nameof(Domain.Placement.GroupRecord.Policy),
             nameof(Domain.Placement.GroupRecord.CreatedAt),
         ],
+        [typeof(NetworkRecord)] =
+        [
+            nameof(NetworkRecord.Id), nameof(NetworkRecord.Tenant), nameof(NetworkRecord.Name), nameof(NetworkRecord.Cidr),
+            nameof(NetworkRecord.Gateway), nameof(NetworkRecord.Vni), nameof(NetworkRecord.CreatedAt),
+        ],
+        [typeof(VmNic)] = [nameof(VmNic.Network), nameof(VmNic.Ip), nameof(VmNic.Mac)],
         [typeof(HostRecord)] =
         [
             nameof(HostRecord.Id), nameof(HostRecord.Cpus), nameof(HostRecord.MemoryMiB), nameof(HostRecord.Driver), nameof(HostRecord.State),
@@ -156,7 +175,7 @@ public static class LedgerSnapshotFormat
         [
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
             nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver), nameof(VmSpec.Accelerator),
-            nameof(VmSpec.Bootstrap), nameof(VmSpec.DiskGiB), nameof(VmSpec.HostSelector), nameof(VmSpec.Group),
+            nameof(VmSpec.Bootstrap), nameof(VmSpec.DiskGiB), nameof(VmSpec.HostSelector), nameof(VmSpec.Group), nameof(VmSpec.Nics),
         ],
         [typeof(StoragePoolInfo)] =
         [
@@ -527,6 +546,64 @@ public static class LedgerSnapshotFormat
 
         return List(r, "server group", r => new Domain.Placement.GroupRecord(new TenantId(r.Shared()!), r.Text()!,
             r.Enum<Domain.Placement.GroupPolicy>(), r.Time()));
+    }
+
+    // ---- Version 7: tenant networks and the VMs' NICs, after the placement section.
+
+    private static void WriteNetwork(SnapshotWriter w, NetworkRecord n)
+    {
+        w.Text(n.Id);
+        w.Shared(n.Tenant.Value);
+        w.Text(n.Name);
+        w.Shared(n.Cidr);
+        w.Bool(n.Gateway);
+        w.Int32(n.Vni);
+        w.Time(n.CreatedAt);
+    }
+
+    private static NetworkRecord ReadNetwork(SnapshotReader r) => new(
+        r.Text()!,
+        new TenantId(r.Shared()!),
+        r.Text()!,
+        r.Shared()!,
+        r.Bool(),
+        r.Int32(),
+        r.Time());
+
+    private static void WriteVmNics(SnapshotWriter w, VmRecord vm)
+    {
+        w.Guid(vm.Id.Value);
+        List(w, vm.Spec.Nics, (w, nic) =>
+        {
+            w.Shared(nic.Network);
+            w.Text(nic.Ip);
+            w.Text(nic.Mac);
+        });
+    }
+
+    private static (VmId VmId, VmNic[] Nics) ReadVmNics(SnapshotReader r) =>
+        (new VmId(r.Guid()), List(r, "NIC", r => new VmNic(r.Shared()!, r.Text(), r.Text())) ?? []);
+
+    private static VmRecord[] WithNics(VmRecord[] vms, (VmId VmId, VmNic[] Nics)[] nics, SnapshotReader r)
+    {
+        var byVm = new Dictionary<VmId, VmNic[]>(nics.Length);
+        foreach (var (vm, cards) in nics)
+        {
+            if (!byVm.TryAdd(vm, cards))
+            {
+                throw r.Corrupt($"the NICs of VM {vm} twice");
+            }
+        }
+
+        for (var i = 0; i < vms.Length; i++)
+        {
+            if (byVm.Remove(vms[i].Id, out var cards))
+            {
+                vms[i] = vms[i] with { Spec = vms[i].Spec with { Nics = cards } };
+            }
+        }
+
+        return byVm.Count == 0 ? vms : throw r.Corrupt($"NICs of {byVm.Count} VM(s) the snapshot does not hold");
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

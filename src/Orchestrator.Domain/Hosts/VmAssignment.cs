@@ -1,4 +1,5 @@
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Networks;
 using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 
@@ -25,13 +26,15 @@ public sealed record VmAssignment(
     TenantCpuPool? Pool = null,
     bool HasBootstrap = false,
     int DiskGiB = 0,
-    string? DiskPool = null)
+    string? DiskPool = null,
+    IReadOnlyList<NicAssignment>? Nics = null)
 {
     /// <param name="pool">the VM's tenant's CPU pool on each host, when it has one.</param>
-    public static VmAssignment From(VmRecord vm, TenantCpuPool? pool = null) => new(
+    /// <param name="nics">the VM's NICs as its host plugs them (the ledger resolves its networks).</param>
+    public static VmAssignment From(VmRecord vm, TenantCpuPool? pool = null, IReadOnlyList<NicAssignment>? nics = null) => new(
         vm.Id, vm.Spec.Name, vm.Spec.Vcpus, vm.Spec.MemoryMiB, vm.Spec.Image, vm.Spec.RestartPolicy,
         vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status, vm.Tenant, vm.Spec.EffectiveResources, pool,
-        vm.Spec.Bootstrap is not null, vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool);
+        vm.Spec.Bootstrap is not null, vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool, nics is { Count: > 0 } ? nics : null);
 
     /// <summary>Shares, reservations and limits to enforce (the tenant pool is <see cref="Tenant"/>).</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
 using Orchestrator.Domain.Hosts;
+using Orchestrator.Domain.Networks;
 using Orchestrator.Domain.Placement;
 using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Storage;
@@ -52,7 +53,7 @@ public sealed partial record LedgerState(
     /// <summary>Rebuilds the state from a snapshot's records.</summary>
     public static LedgerState FromRecords(IEnumerable<HostRecord> hosts, IEnumerable<VmRecord> vms,
         IEnumerable<TenantRecord>? tenants = null, IEnumerable<ApiKeyRecord>? keys = null, IEnumerable<WebhookRecord>? webhooks = null,
-        IEnumerable<RuleRecord>? rules = null)
+        IEnumerable<RuleRecord>? rules = null, IEnumerable<NetworkRecord>? networks = null)
     {
         var vmList = vms as IReadOnlyList<VmRecord> ?? vms.ToList();
         // The two maps of every VM cost nearly all of the rebuild at a million VMs, and neither needs the other.
@@ -69,7 +70,9 @@ public sealed partial record LedgerState(
             Rules = (rules ?? []).ToImmutableDictionary(r => r.Id),
             Usage = usage,
             DiskAllocations = SumDisks(vmList),
+            Networks = (networks ?? []).ToImmutableDictionary(n => n.Id),
         };
+        state = state.Networks.IsEmpty ? state : state.WithLeasesRebuilt();
         state._vmIndex = new(state.Vms, vmIndex.GetAwaiter().GetResult());
         return state;
     }
@@ -150,7 +153,7 @@ public sealed partial record LedgerState(
         VmLookup.ByHost.TryGetValue(host, out var ids) ? ids.Select(id => Vms[id]) : [];
 
     /// <summary>What the VM's host is told about it: its allocation, with its tenant's CPU pool.</summary>
-    public VmAssignment AssignmentOf(VmRecord vm) => VmAssignment.From(vm, Tenants.GetValueOrDefault(vm.Tenant)?.Pool);
+    public VmAssignment AssignmentOf(VmRecord vm) => VmAssignment.From(vm, Tenants.GetValueOrDefault(vm.Tenant)?.Pool, NicsOf(vm));
 
     public Decision Decide(ILedgerCommand command, LedgerRules rules, DateTimeOffset now) => command switch
     {
@@ -182,6 +185,8 @@ public sealed partial record LedgerState(
         LedgerCommands.SetVmLabels c => DecideSetLabels(c),
         LedgerCommands.RecomputeShares c => DecideRecomputeShares(c),
         IPlacementCommand c => DecidePlacement(c, rules, now),
+        NetworkCommands.CreateNetwork c => DecideCreateNetwork(c, now),
+        NetworkCommands.DeleteNetwork c => DecideDeleteNetwork(c),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -280,7 +285,13 @@ public sealed partial record LedgerState(
             return noGroup;
         }
 
-        var requested = new VmRequested(c.NewId, c.Tenant, c.Spec, now);
+        var (spec, refusal) = AllocateNics(c.Tenant, c.Spec, c.NewId);
+        if (refusal is not null)
+        {
+            return Decision.Refuse(refusal);
+        }
+
+        var requested = new VmRequested(c.NewId, c.Tenant, spec!, now);
         return Decision.Accept([requested, Apply(requested).Place(c.NewId, rules)]);
     }
 
@@ -703,7 +714,7 @@ public sealed partial record LedgerState(
         }
     }
 
-    public LedgerState Apply(ILedgerEvent evt) => WithGroupIndex(WithVmIndex(WithCapacityIndex(ApplyCore(evt), evt), evt), evt);
+    public LedgerState Apply(ILedgerEvent evt) => WithGroupIndex(WithVmIndex(WithCapacityIndex(ApplyNetworks(evt, ApplyCore(evt)), evt), evt), evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -734,7 +745,7 @@ public sealed partial record LedgerState(
             Rules = Rules.SetItem(e.Id, new RuleRecord(e.Id, e.Tenant, e.Name, e.OnEvent, e.Count, e.Within, e.Schedule, e.Selector, e.Action, e.At)),
         },
         RuleDeleted e => this with { Rules = Rules.Remove(e.Id) },
-        RuleFired => this,
+        RuleFired or NetworkEvents.NetworkCreated or NetworkEvents.NetworkDeleted => this, // RuleFired: its actions' own events follow; networks: ApplyNetworks
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },

@@ -51,11 +51,13 @@ public static class RestartPolicies
 /// Terms on host labels that must all hold where the VM runs (<c>zone=a</c>, <c>zone!=a</c>, <c>ssd</c>, <c>!ssd</c>); null: any host.
 /// </param>
 /// <param name="Group">The tenant's server group the VM belongs to (its affinity policy applies); null: none.</param>
+/// <param name="Nics">Network cards on the tenant's networks; null or empty: none.</param>
 public sealed record VmSpec(
     string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
     IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null,
     int? DiskGiB = null,
-    IReadOnlyList<string>? HostSelector = null, string? Group = null)
+    IReadOnlyList<string>? HostSelector = null, string? Group = null,
+    IReadOnlyList<Networks.VmNic>? Nics = null)
 {
     /// <summary>The disk a VM gets when it asks for no size.</summary>
     public const int DefaultDiskGiB = 1;
@@ -69,10 +71,11 @@ public sealed record VmSpec(
     /// <summary>Labels (key → value) that rules and apply select VMs by; empty when none.</summary>
     public IReadOnlyDictionary<string, string> EffectiveLabels => Labels ?? VmLabels.None;
 
-    /// <summary>Equal specs, labels and host selectors compared by content (records compare collections by reference).</summary>
+    /// <summary>Equal specs, labels, host selectors and NICs compared by content (records compare collections by reference).</summary>
     public bool SameAs(VmSpec other) =>
-        this with { Labels = null, HostSelector = null } == other with { Labels = null, HostSelector = null }
-        && VmLabels.Same(EffectiveLabels, other.EffectiveLabels) && Placement.HostSelectors.Same(HostSelector, other.HostSelector);
+        this with { Labels = null, HostSelector = null, Nics = null } == other with { Labels = null, HostSelector = null, Nics = null }
+        && VmLabels.Same(EffectiveLabels, other.EffectiveLabels) && Placement.HostSelectors.Same(HostSelector, other.HostSelector)
+        && (Nics ?? []).SequenceEqual(other.Nics ?? []);
 }
 
 /// <summary>The drivers a VM may ask to run under (hosts also register as "simulated", which no tenant asks for).</summary>

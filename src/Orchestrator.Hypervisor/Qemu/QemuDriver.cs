@@ -6,6 +6,7 @@ using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Storage;
 using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Storage;
+using Orchestrator.Hypervisor.Networking;
 using Orchestrator.Guard.Protocol;
 
 namespace Orchestrator.Hypervisor.Qemu;
@@ -104,6 +105,7 @@ public sealed class QemuDriver : IHypervisor
             }
 
             await File.WriteAllTextAsync(paths.Epoch, spec.Epoch.ToString(), cancellationToken);
+            await PlugNicsAsync(spec, cancellationToken);
 
             var argv = BuildArguments(qemu, spec, paths, _options, disk);
             var spawned = await _guard.SendAsync(
@@ -140,6 +142,7 @@ public sealed class QemuDriver : IHypervisor
             }
 
             DeleteDirectory(paths.Directory);
+            await UnplugNicsAsync(spec.VmId);
             throw ex switch
             {
                 HypervisorException or OperationCanceledException => ex,
@@ -222,6 +225,51 @@ public sealed class QemuDriver : IHypervisor
     {
         _handles.TryRemove(vmId, out _);
         DeleteDirectory(VmPaths.For(_vmsDirectory, vmId.Compact).Directory);
+        if (_options.Networking is not null)
+        {
+            // A few ip and nft commands: not on the caller's (an actor's) thread. A start of the same VM waits for them.
+            _unplugs[vmId] = Task.Run(() => UnplugNicsAsync(vmId));
+        }
+    }
+
+    private readonly ConcurrentDictionary<VmId, Task> _unplugs = new();
+
+    /// <summary>Completes once the VM's NICs are gone from this host after <see cref="Cleanup"/> (at once if none were).</summary>
+    public Task UnpluggedAsync(VmId vmId) => _unplugs.TryGetValue(vmId, out var unplug) ? unplug : Task.CompletedTask;
+
+    private async Task PlugNicsAsync(VmLaunchSpec spec, CancellationToken cancellationToken)
+    {
+        if (spec.Nics is not { Count: > 0 } nics)
+        {
+            return;
+        }
+
+        if (_options.Networking is not { } networking)
+        {
+            throw new HypervisorException($"VM {spec.VmId} has {nics.Count} NIC(s) and this host has no networking configured");
+        }
+
+        if (_unplugs.TryRemove(spec.VmId, out var unplug))
+        {
+            await unplug;
+        }
+
+        await networking.PlugAsync(spec.VmId, nics, cancellationToken);
+    }
+
+    private async Task UnplugNicsAsync(VmId vmId)
+    {
+        if (_options.Networking is { } networking)
+        {
+            try
+            {
+                await networking.UnplugAsync(vmId, CancellationToken.None);
+            }
+            catch (HypervisorException)
+            {
+                // A device already gone is what was wanted; anything left is removed with its network later.
+            }
+        }
     }
 
     public void Heartbeat() => _guard.Heartbeat();
@@ -418,6 +466,15 @@ public sealed class QemuDriver : IHypervisor
                 "-drive", $"file={EscapeOption(paths.Seed)},if=none,id=seed0,format=raw,readonly=on",
                 "-device", "virtio-blk-pci,drive=seed0",
             ];
+        // Taps the host made beforehand (HostNetworking), named from the VM's id; QEMU runs no scripts.
+        string[] nics =
+        [
+            .. (spec.Nics ?? []).SelectMany(nic => new[]
+            {
+                "-netdev", $"tap,id=nic{nic.Index},ifname={NetworkDeviceNames.Tap(spec.VmId, nic.Index)},script=no,downscript=no",
+                "-device", $"virtio-net-pci,netdev=nic{nic.Index},mac={nic.Mac}",
+            }),
+        ];
         string[] rootDisk = spec.Image.RootDiskPath is null || disk is not null
             ? []
             : ["-drive", $"file={EscapeOption(paths.RootDisk)},if=none,id=root0,format=qcow2,discard=unmap", "-device", "virtio-blk-pci,drive=root0"];
@@ -457,6 +514,7 @@ public sealed class QemuDriver : IHypervisor
             "-sandbox", "on",
             "-no-reboot",
             .. seedDisk,
+            .. nics,
         ];
     }
 

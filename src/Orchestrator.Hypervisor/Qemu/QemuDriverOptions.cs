@@ -43,4 +43,6 @@ public sealed record QemuDriverOptions
 
     /// <summary>Where VMs' persistent disks live (operator configuration); a launch names one by id, or gets the first.</summary>
     public IReadOnlyList<Storage.IStoragePool> StoragePools { get; init; } = [];
+    /// <summary>Plugs VMs' NICs into their networks; null: this host runs no VM with a NIC (one that has any fails to start).</summary>
+    public Networking.IHostNetworking? Networking { get; init; }
 }

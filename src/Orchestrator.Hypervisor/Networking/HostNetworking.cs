@@ -1,0 +1,305 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Networks;
+
+namespace Orchestrator.Hypervisor.Networking;
+
+/// <summary>What a host does for its guests' NICs: taps on per-network bridges, DHCP, port security.</summary>
+public interface IHostNetworking
+{
+    /// <summary>
+    /// Makes the VM's taps (and their networks' bridges and DHCP servers) exist, before QEMU opens them. Idempotent: a
+    /// tap already there (an adopted VM, a retried start) is kept.
+    /// </summary>
+    Task PlugAsync(VmId vm, IReadOnlyList<NicAssignment> nics, CancellationToken cancellationToken);
+
+    /// <summary>Removes the VM's taps and their rules; a network left with no tap on this host goes too.</summary>
+    Task UnplugAsync(VmId vm, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Device names made from ids only (a tenant's names never reach a device, a path or a command line), each within
+/// the kernel's 15 characters.
+/// </summary>
+public static class NetworkDeviceNames
+{
+    /// <summary>The network's bridge on every host: "obr" and the VNI in hex (at most 9 characters).</summary>
+    public static string Bridge(int vni) => "obr" + vni.ToString("x", CultureInfo.InvariantCulture);
+
+    /// <summary>The VM's tap for its NIC <paramref name="index"/>: "otp", 10 hex digits of the VM's id, the index (14).</summary>
+    public static string Tap(VmId vm, int index) => TapPrefix(vm) + index.ToString(CultureInfo.InvariantCulture);
+
+    public static string TapPrefix(VmId vm) => "otp" + vm.Compact[..10];
+
+    /// <summary>The network router's namespace (its DHCP server and gateway address).</summary>
+    public static string Namespace(int vni) => "orchnet-" + vni.ToString("x", CultureInfo.InvariantCulture);
+
+    /// <summary>The router's veth: its bridge end ("ovh…") and its namespace end ("ovn…").</summary>
+    public static (string Bridge, string Router) RouterLink(int vni) =>
+        ("ovh" + vni.ToString("x", CultureInfo.InvariantCulture), "ovn" + vni.ToString("x", CultureInfo.InvariantCulture));
+}
+
+/// <summary>
+/// Linux bridges, taps, network namespaces, dnsmasq and nftables, driven through their own commands (ip, nft, dnsmasq).
+/// Each network on a host is one bridge with no address of its own: the host is not on its tenants' networks, so a
+/// guest cannot reach the node's API or cluster ports. The network's router (.1) lives in a namespace of its own joined
+/// to the bridge by a veth; it runs dnsmasq with static entries only (MAC → address), so a DHCP server sees nothing of
+/// the host and the host nothing of it. Each tap has an nftables table of its own (bridge family) allowing only the
+/// VM's own MAC and address, ARP included, and no DHCP server replies.
+/// </summary>
+public sealed class HostNetworking(string stateDirectory) : IHostNetworking
+{
+    private readonly SemaphoreSlim _lock = new(1, 1);
+
+    /// <summary>Per network: dnsmasq's pid file, lease file and log.</summary>
+    public string StateDirectory { get; } = stateDirectory;
+
+    /// <summary>
+    /// Per network: one static-host file per tap. dnsmasq reads these after it dropped to nobody, who may not traverse
+    /// the node's data directory (often 0700), so they live under /run (root's, 0755, gone at reboot like dnsmasq),
+    /// keyed by the state directory so that two nodes on one machine keep theirs apart.
+    /// </summary>
+    private readonly string _hostsRoot = Path.Combine("/run/orchestrator/dhcp-hosts",
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(stateDirectory))))[..16]);
+
+    public async Task PlugAsync(VmId vm, IReadOnlyList<NicAssignment> nics, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            foreach (var nic in nics)
+            {
+                await EnsureNetworkAsync(nic, cancellationToken);
+                var tap = NetworkDeviceNames.Tap(vm, nic.Index);
+                if (!LinkExists(tap))
+                {
+                    await RunAsync(cancellationToken, "ip", "tuntap", "add", "dev", tap, "mode", "tap");
+                }
+
+                await RunAsync(cancellationToken, "ip", "link", "set", tap, "master", NetworkDeviceNames.Bridge(nic.Vni));
+                await ApplyPortSecurityAsync(tap, nic, cancellationToken);
+                // dnsmasq watches the directory (inotify): a new file is a new static entry.
+                await File.WriteAllTextAsync(Path.Combine(HostsDirectory(nic.Vni), tap), $"{nic.Mac},{nic.Ip}\n", cancellationToken);
+                await RunAsync(cancellationToken, "ip", "link", "set", tap, "up");
+            }
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    public async Task UnplugAsync(VmId vm, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            foreach (var tap in Links().Where(l => l.StartsWith(NetworkDeviceNames.TapPrefix(vm), StringComparison.Ordinal)))
+            {
+                var bridge = MasterOf(tap);
+                await RunAsync(cancellationToken, "ip", "link", "del", tap);
+                // Declared first so that deleting a table never there (a failed plug) is no error.
+                await RunWithInputAsync(cancellationToken, $"table bridge {tap} {{}}\ndelete table bridge {tap}\n", "nft", "-f", "-");
+                if (bridge is not null && TryVni(bridge, out var vni))
+                {
+                    File.Delete(Path.Combine(HostsDirectory(vni), tap));
+                    if (!PortsOf(bridge).Any(p => p.StartsWith("otp", StringComparison.Ordinal)))
+                    {
+                        await RemoveNetworkAsync(vni, cancellationToken);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Removes every network of this host that has no tap left (after a crash, say).</summary>
+    public async Task RemoveIdleNetworksAsync(CancellationToken cancellationToken)
+    {
+        foreach (var bridge in Links().Where(l => l.StartsWith("obr", StringComparison.Ordinal)))
+        {
+            if (TryVni(bridge, out var vni) && !PortsOf(bridge).Any(p => p.StartsWith("otp", StringComparison.Ordinal)))
+            {
+                await RemoveNetworkAsync(vni, cancellationToken);
+            }
+        }
+    }
+
+    private async Task EnsureNetworkAsync(NicAssignment nic, CancellationToken cancellationToken)
+    {
+        var bridge = NetworkDeviceNames.Bridge(nic.Vni);
+        var ns = NetworkDeviceNames.Namespace(nic.Vni);
+        var (hostEnd, routerEnd) = NetworkDeviceNames.RouterLink(nic.Vni);
+        if (!LinkExists(bridge))
+        {
+            await RunAsync(cancellationToken, "ip", "link", "add", bridge, "type", "bridge");
+            // No IPv6 link-local address either: the host has no address at all on a tenant's network.
+            await File.WriteAllTextAsync($"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6", "1", cancellationToken);
+            await RunAsync(cancellationToken, "ip", "link", "set", bridge, "up");
+        }
+
+        if (!File.Exists($"/run/netns/{ns}"))
+        {
+            await RunAsync(cancellationToken, "ip", "netns", "add", ns);
+        }
+
+        if (!LinkExists(hostEnd))
+        {
+            await RunAsync(cancellationToken, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", routerEnd, "netns", ns);
+            await File.WriteAllTextAsync($"/proc/sys/net/ipv6/conf/{hostEnd}/disable_ipv6", "1", cancellationToken);
+            await RunAsync(cancellationToken, "ip", "link", "set", hostEnd, "master", bridge, "up");
+            await RunAsync(cancellationToken, "ip", "-n", ns, "addr", "add", $"{nic.RouterAddress()}/{nic.Prefix}", "dev", routerEnd);
+            await RunAsync(cancellationToken, "ip", "-n", ns, "link", "set", routerEnd, "up");
+            await RunAsync(cancellationToken, "ip", "-n", ns, "link", "set", "lo", "up");
+        }
+
+        var directory = NetworkDirectory(nic.Vni);
+        Directory.CreateDirectory(directory);
+        // dnsmasq drops to nobody after start: it reads the static entries as that user, so every level is 0755.
+        const UnixFileMode readable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
+            | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        Directory.CreateDirectory(HostsDirectory(nic.Vni), readable);
+        for (var level = HostsDirectory(nic.Vni); level.StartsWith("/run/orchestrator", StringComparison.Ordinal); level = Path.GetDirectoryName(level)!)
+        {
+            File.SetUnixFileMode(level, readable);
+        }
+        if (DnsmasqPid(nic.Vni) is null)
+        {
+            var cidr = Ipv4Cidr.TryParse(nic.CidrText(), out var range, out _) ? range : throw new HypervisorException($"bad network {nic.CidrText()}");
+            await RunAsync(cancellationToken, "ip", "netns", "exec", ns, "dnsmasq",
+                "--conf-file=/dev/null", "--port=0", "--bind-interfaces", $"--interface={routerEnd}", "--except-interface=lo",
+                $"--dhcp-range={Ipv4Cidr.Format(cidr.Network)},static,{Ipv4Cidr.Format(cidr.Mask)},1h",
+                $"--dhcp-hostsdir={HostsDirectory(nic.Vni)}", $"--dhcp-leasefile={Path.Combine(directory, "leases")}",
+                $"--pid-file={Path.Combine(directory, "dnsmasq.pid")}", "--dhcp-authoritative",
+                // Its own log beside its state: a guest that got no address is diagnosed from here.
+                $"--log-facility={Path.Combine(directory, "dnsmasq.log")}",
+                // Option 3 with no value: no router is advertised on a network without a gateway.
+                nic.Gateway ? $"--dhcp-option=3,{nic.RouterAddress()}" : "--dhcp-option=3", "--dhcp-option=6");
+        }
+    }
+
+    private async Task RemoveNetworkAsync(int vni, CancellationToken cancellationToken)
+    {
+        if (DnsmasqPid(vni) is { } pid)
+        {
+            try
+            {
+                using var dnsmasq = Process.GetProcessById(pid);
+                dnsmasq.Kill();
+                await dnsmasq.WaitForExitAsync(cancellationToken);
+            }
+            catch (ArgumentException)
+            {
+                // already gone
+            }
+        }
+
+        var ns = NetworkDeviceNames.Namespace(vni);
+        if (File.Exists($"/run/netns/{ns}"))
+        {
+            await RunAsync(cancellationToken, "ip", "netns", "del", ns); // takes the router's veth, both ends, with it
+        }
+
+        if (LinkExists(NetworkDeviceNames.Bridge(vni)))
+        {
+            await RunAsync(cancellationToken, "ip", "link", "del", NetworkDeviceNames.Bridge(vni));
+        }
+
+        foreach (var directory in new[] { NetworkDirectory(vni), HostsDirectory(vni) })
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Port security (as Neutron's): what enters the bridge from the tap must come from the NIC's MAC and address, ARP
+    /// included; a DHCP request from 0.0.0.0 is the one exception; a guest's DHCP server replies (udp sport 67) and
+    /// everything but IPv4 and ARP (IPv6 neighbour discovery included) are dropped. One table per tap, replaced whole.
+    /// </summary>
+    private static Task ApplyPortSecurityAsync(string tap, NicAssignment nic, CancellationToken cancellationToken) =>
+        RunWithInputAsync(cancellationToken, PortSecurityRules(tap, nic), "nft", "-f", "-");
+
+    public static string PortSecurityRules(string tap, NicAssignment nic) => new StringBuilder()
+        .Append(CultureInfo.InvariantCulture, $"table bridge {tap} {{}}\n")
+        .Append(CultureInfo.InvariantCulture, $"delete table bridge {tap}\n")
+        .Append(CultureInfo.InvariantCulture, $"table bridge {tap} {{\n")
+        .Append("  chain from_guest {\n")
+        .Append("    type filter hook prerouting priority -200; policy accept;\n")
+        .Append(CultureInfo.InvariantCulture, $"    iifname != \"{tap}\" accept\n")
+        .Append(CultureInfo.InvariantCulture, $"    ether saddr != {nic.Mac} drop\n")
+        .Append(CultureInfo.InvariantCulture, $"    arp saddr ether != {nic.Mac} drop\n")
+        .Append(CultureInfo.InvariantCulture, $"    arp saddr ip != {nic.Ip} drop\n")
+        .Append("    ether type arp accept\n")
+        .Append("    ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept\n")
+        .Append(CultureInfo.InvariantCulture, $"    ip saddr != {nic.Ip} drop\n")
+        .Append("    udp sport 67 drop\n")
+        .Append("    ether type ip accept\n")
+        .Append("    drop\n")
+        .Append("  }\n")
+        .Append("}\n")
+        .ToString();
+
+    private string NetworkDirectory(int vni) => Path.Combine(StateDirectory, vni.ToString("x", CultureInfo.InvariantCulture));
+
+    private string HostsDirectory(int vni) => Path.Combine(_hostsRoot, vni.ToString("x", CultureInfo.InvariantCulture));
+
+    private int? DnsmasqPid(int vni)
+    {
+        var file = Path.Combine(NetworkDirectory(vni), "dnsmasq.pid");
+        return File.Exists(file) && int.TryParse(File.ReadAllText(file).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+               && File.Exists($"/proc/{pid}/cmdline") && File.ReadAllText($"/proc/{pid}/cmdline").StartsWith("dnsmasq", StringComparison.Ordinal)
+            ? pid
+            : null;
+    }
+
+    private static bool LinkExists(string name) => Directory.Exists($"/sys/class/net/{name}");
+
+    private static IEnumerable<string> Links() => Directory.EnumerateDirectories("/sys/class/net").Select(Path.GetFileName).OfType<string>().ToList();
+
+    private static IEnumerable<string> PortsOf(string bridge) =>
+        Directory.Exists($"/sys/class/net/{bridge}/brif")
+            ? Directory.EnumerateFileSystemEntries($"/sys/class/net/{bridge}/brif").Select(Path.GetFileName).OfType<string>().ToList()
+            : [];
+
+    private static string? MasterOf(string link) =>
+        new FileInfo($"/sys/class/net/{link}/master").LinkTarget is { } target ? Path.GetFileName(target) : null;
+
+    private static bool TryVni(string bridge, out int vni) =>
+        int.TryParse(bridge.AsSpan(3), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out vni);
+
+    private static Task RunAsync(CancellationToken cancellationToken, string file, params string[] args) =>
+        RunWithInputAsync(cancellationToken, null, file, args);
+
+    private static async Task RunWithInputAsync(CancellationToken cancellationToken, string? stdin, string file, params string[] args)
+    {
+        var start = new ProcessStartInfo(file, args)
+        {
+            RedirectStandardInput = stdin is not null,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(start) ?? throw new HypervisorException($"could not run {file}");
+        if (stdin is not null)
+        {
+            await process.StandardInput.WriteAsync(stdin);
+            process.StandardInput.Close();
+        }
+
+        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var error = process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        if (process.ExitCode != 0)
+        {
+            throw new HypervisorException($"{file} {string.Join(' ', args)} failed (exit {process.ExitCode}): {(await error).Trim()} {(await output).Trim()}");
+        }
+    }
+}
