@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -102,6 +103,48 @@ public sealed class ApplyTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.NotEqual((string?)keep["id"], (string?)fresh["id"]);
         Assert.Equal(160, (int)fresh["memoryMiB"]!);
         Assert.Equal(2048, (int)fresh["resources"]!["cpuShares"]!);
+    }
+
+    [Fact]
+    public async Task A_file_with_a_host_selector_and_a_group_converges_and_applying_it_again_changes_nothing()
+    {
+        var host = await _node.Eventually(async () => (string?)JsonNode.Parse(await _node.Http.GetStringAsync("v1/hosts"))!.AsArray()
+            .FirstOrDefault()?["id"], TimeSpan.FromSeconds(30), "the node's host to register");
+        Assert.Equal(HttpStatusCode.OK, (await _node.Http.PostAsJsonAsync($"v1/hosts/{host}/labels",
+            new { set = new Dictionary<string, string> { ["zone"] = "a" } })).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await _node.Http.PostAsJsonAsync("v1/groups", new { name = "web", policy = "soft-anti-affinity" })).StatusCode);
+        const string vm = "vcpus = 1, memory-mib = 128, image = demo, group = web, host-selector = [\"zone=a\", \"!gpu\"]";
+        var file = $$"""
+            vms {
+              w1 { {{vm}} }
+              w2 { {{vm}} }
+            }
+            """;
+
+        var (status, created) = await ApplyAsync(file);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal([("create", "w1"), ("create", "w2")], Steps(created));
+        foreach (var name in new[] { "w1", "w2" })
+        {
+            var ready = await _node.WaitForVmAsync(name, "Ready");
+            Assert.Equal("web", (string?)ready["group"]);
+            Assert.Equal(["zone=a", "!gpu"], ready["hostSelector"]!.AsArray().Select(t => (string)t!));
+            Assert.Equal(host, (string?)ready["host"]); // soft anti-affinity co-locates when there is one host
+        }
+
+        var ledger = await LedgerAsync();
+        (status, var again) = await ApplyAsync(file);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(0, (int)again["changed"]!);
+        Assert.All(Steps(again), step => Assert.Equal("unchanged", step.Action));
+        Assert.Equal(ledger, await LedgerAsync());
+
+        // A selector no host meets: a replace whose new VM waits Pending, naming the selector.
+        (status, var moved) = await ApplyAsync(file.Replace("zone=a", "zone=b", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal([("replace", "w1"), ("replace", "w2")], Steps(moved));
+        var pending = await _node.WaitForVmAsync("w1", "Pending");
+        Assert.Contains("zone=b", (string?)pending["reason"]);
     }
 
     [Fact]

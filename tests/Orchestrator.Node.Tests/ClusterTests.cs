@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Tools.Bench;
 using Xunit.Abstractions;
@@ -13,8 +15,9 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private const int VmCount = 6;
     private readonly string _shared = Directory.CreateTempSubdirectory("orc").FullName;
-    private readonly NodeProcess?[] _nodes = new NodeProcess?[3];
-    private readonly int[] _ports = [Checkout.FreePort(), Checkout.FreePort(), Checkout.FreePort()];
+    // A fourth slot for a host that joins later; it is a seed of the others only once it runs.
+    private readonly NodeProcess?[] _nodes = new NodeProcess?[4];
+    private readonly int[] _ports = [Checkout.FreePort(), Checkout.FreePort(), Checkout.FreePort(), Checkout.FreePort()];
     private DoubleRunSampler _sampler = null!;
 
     private static string ClusterConf =>
@@ -29,7 +32,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         _nodes[2] = await StartNodeAsync(2);
         await _nodes[0]!.Eventually(async () => UpHosts(await Hosts(_nodes[0]!)) == 3 ? true : (bool?)null,
             TimeSpan.FromSeconds(60), "three hosts Up");
-        _sampler = new DoubleRunSampler(_nodes.Select(n => n!.RunDir).ToList());
+        _sampler = new DoubleRunSampler(_nodes.Take(3).Select(n => n!.RunDir).ToList());
     }
 
     public async Task DisposeAsync()
@@ -53,7 +56,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
     private Task<NodeProcess> StartNodeAsync(int i, bool bootstrap = false, string? dataDir = null)
     {
         var args = new List<string> { "--config", ClusterConf, "--set", $"orchestrator.host-id=h{i + 1}" };
-        for (var s = 0; s < _ports.Length; s++)
+        for (var s = 0; s < 3; s++)
         {
             if (s != i || bootstrap)
             {
@@ -187,5 +190,43 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Empty(frozen.QemuProcesses());
         Assert.True(_sampler.DoubleRuns == 0, _sampler.Describe());
         Assert.Equal(VmCount, (await Vms(_nodes[0]!)).Count);
+    }
+
+    [Fact]
+    public async Task An_anti_affinity_group_keeps_its_members_apart_through_a_host_loss_and_takes_the_next_host_that_joins()
+    {
+        var node = _nodes[0]!;
+        var group = await node.Http.PostAsJsonAsync("v1/groups", new { name = "web", policy = "anti-affinity" });
+        Assert.Equal(HttpStatusCode.Created, group.StatusCode);
+        for (var i = 0; i < 3; i++)
+        {
+            var created = await node.Http.PostAsJsonAsync("v1/vms",
+                new { name = $"web{i}", vcpus = 1, memoryMiB = 128, image = "demo", restartPolicy = "always", group = "web" });
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+
+        var placed = await node.Eventually(async () =>
+        {
+            var vms = (await Vms(node)).Select(v => v!.AsObject()).ToList();
+            return vms.Count == 3 && vms.All(v => (string?)v["state"] == "Ready") ? vms : null;
+        }, TimeSpan.FromSeconds(120), "three members Ready");
+        Assert.Equal(["h1", "h2", "h3"], placed.Select(v => (string)v["host"]!).Order());
+        var lost = (string)placed.Single(v => (string?)v["host"] == "h3")["name"]!;
+
+        // h3 dies: its member may go to neither survivor (each runs one), so it waits and says why.
+        _nodes[2]!.Kill();
+        var waiting = await node.Eventually(async () =>
+        {
+            var vm = await node.GetVmAsync(lost);
+            return (string?)vm?["state"] == "Pending" ? vm : null;
+        }, TimeSpan.FromSeconds(90), $"{lost} Pending after its host was lost");
+        Assert.Contains("anti-affinity group 'web'", (string?)waiting["reason"]);
+
+        // A fourth host joins: the member is placed there, and the group still holds (three hosts, three members).
+        _nodes[3] = await StartNodeAsync(3);
+        await node.WaitForVmAsync(lost, "Ready");
+        var after = (await Vms(node)).Select(v => v!.AsObject()).ToList();
+        Assert.Equal(["h1", "h2", "h4"], after.Select(v => (string)v["host"]!).Order());
+        Assert.True(_sampler.DoubleRuns == 0, _sampler.Describe());
     }
 }
