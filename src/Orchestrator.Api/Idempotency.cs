@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
@@ -10,8 +11,9 @@ namespace Orchestrator.Api;
 /// twice; the same key with another body is refused (422); a retry while the first is still running gets 409. A
 /// refusal is not kept: the retry runs again and is judged on the state it finds. Keys are per calling tenant and
 /// per tenant acted for, so neither tenants nor an admin acting for two of them can see one answer for another.
-/// Kept in this node's memory, bounded in entries and bytes (the oldest go first): after a restart or an eviction a
-/// retried create finds the VM's name taken (409) rather than making a second one.
+/// Kept in this node's memory, bounded in entries and bytes (the oldest go first). A VM create also hands its key to
+/// the ledger (<see cref="Idempotency.TokenOf"/>), which journals it with the VM: after a restart, an eviction or a
+/// scheduler failover, a retried create gets the VM its key made (201, as it is now) rather than a second one or 409.
 /// </summary>
 public sealed class IdempotencyCache(int maxEntries = IdempotencyCache.DefaultMaxEntries, long maxBytes = IdempotencyCache.DefaultMaxBytes)
 {
@@ -141,6 +143,12 @@ public static class Idempotency
 {
     public const string Header = "Idempotency-Key";
 
+    private static readonly object TokenItem = new();
+
+    /// <summary>The request's key as the ledger keeps it (digests of who asked, the route and the key, and of the body); null without one.</summary>
+    public static Domain.Ledger.IdempotencyToken? TokenOf(HttpContext http) =>
+        http.Items.TryGetValue(TokenItem, out var token) ? token as Domain.Ledger.IdempotencyToken : null;
+
     public static RouteHandlerBuilder Idempotent(this RouteHandlerBuilder endpoint, IdempotencyCache cache) =>
         endpoint.AddEndpointFilter(async (context, next) =>
         {
@@ -168,6 +176,7 @@ public static class Idempotency
             var principal = http.Principal();
             var acting = OrchestratorApi.Acting(http);
             var key = $"{principal.Tenant.Value}\n{acting.Value}\n{http.Request.Method} {http.Request.Path}\n{presented}";
+            http.Items[TokenItem] = new Domain.Ledger.IdempotencyToken(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key))), bodyHash);
             var (entry, fresh) = cache.Claim(key, bodyHash);
             if (!fresh)
             {

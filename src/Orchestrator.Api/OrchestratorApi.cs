@@ -123,7 +123,7 @@ public static class OrchestratorApi
                 return Invalid(invalid);
             }
 
-            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New()), ct);
+            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New(), Idempotency.TokenOf(request.HttpContext)), ct);
             return reply switch
             {
                 SchedulerReplies.VmAccepted { Vm: var vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status201Created),
@@ -408,6 +408,7 @@ public static class OrchestratorApi
         RefusalKind.NotFound => Problem(StatusOf(refusal.Kind), "not found", refusal.Message),
         RefusalKind.Forbidden => Problem(StatusOf(refusal.Kind), "forbidden", refusal.Message, refusal.Errors),
         RefusalKind.Conflict => Problem(StatusOf(refusal.Kind), "conflict", refusal.Message, refusal.Errors),
+        RefusalKind.KeyReused => Problem(StatusOf(refusal.Kind), "idempotency key reused", refusal.Message),
         _ => Invalid(refusal.Errors),
     };
 
@@ -420,6 +421,7 @@ public static class OrchestratorApi
         RefusalKind.NotFound => StatusCodes.Status404NotFound,
         RefusalKind.Forbidden => StatusCodes.Status403Forbidden,
         RefusalKind.Conflict => StatusCodes.Status409Conflict,
+        RefusalKind.KeyReused => StatusCodes.Status422UnprocessableEntity,
         _ => StatusCodes.Status400BadRequest,
     };
 

@@ -46,6 +46,11 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new NetworkRecord("net-1", Acme, "net", "10.0.0.0/24", true, 16_777_215, At),
                 new NetworkRecord("net-2", Acme, "back", "192.168.0.0/16", true, 1, At),
             ],
+            IdempotencyKeys =
+            [
+                new IdempotencyRecord(new IdempotencyToken("9f86d081884c7d65", "ünïcode ✓"), placed.Vms[0].Id, At),
+                new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
+            ],
         };
     }
 
@@ -242,7 +247,18 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_6_snapshot_from_the_build_before_networks_reads_back_with_no_networks_or_nics() =>
-        AssertOldSnapshotReadsAs(Version6Full, 6, Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Nics = null } }).ToList(), Networks = null });
+        AssertOldSnapshotReadsAs(Version6Full, 6, Full() with
+        {
+            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Nics = null } }).ToList(), Networks = null, IdempotencyKeys = null,
+        });
+
+    /// <summary><see cref="Full"/> as the build before durable idempotency keys wrote it (layout version 7), from that build.</summary>
+    private const string Version7Full =
+        "TEVERwfyBwAAAAAAAAMBB2hvc3QtNzAAAAAAAAMAAAAAAAEFcWVtdQMMAAAAAGAAAAAAAAADAAAAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuNzo0MDUz3AUAAAAAAAAACAAAAAAAAAEBBGt2bQEjaG9zdCxhcmNoLWNhcGFiaWxpdGllcz1vZmYscG11PW9mZh1hZnRlcjoga3ZtIC1jcHUgaG9zdDogZXhpdGVkAQdob3N0LTj///9//////////38DAv////8AAAAAAAAAgAAAAIABJmFra2EudGNwOi8vb3JjaGVzdHJhdG9yQDEwLjAuMC44OjQwNTP/////////f/n/////////AQEEdGNnAQRtYXhZZmVsbCBiYWNrIHRvIFRDRzoga3ZtIC1jcHUgaG9zdDogZXhpdGVkIGJlZm9yZSB0aGUgYmFubmVyIChleGl0IGNvZGUgMTM0OiDDvG7Dr2NvZGUg4pyTKQSOKhxvSw1VTJpDH29LjS4BAQVhY21lBndlYi0xBAAAAAAgAAABDXVidW50dS0yNC4wNAIBAQAIAAD0AQAAAbgLAAAABAAAASgjAAABBjAtMyw4BAEEZW52AQVwcm9kAQV0aWVyAQR3ZWIBBW5vdGUBAQUFARJ3ZWItMS5leGFtcGxlLm9yZwMXc3NoLWVkMjU1MTkgQUFBQSBrZXktMRtzc2gtcnNhIEFBQUEgw7xuw69jb2RlIOKckwUB/yMhAQYBKXFlbXUgZXhpdGVkIHdpdGggMTM3OiDDvG7Dr2NvZGUg4pyTIPCfmoABAioAAAAAAAAAAWl6AAAFAAAAgPcgjcZJ3whKAQGA9yCNxknfCCD+AdYGAAAAAAAAETx9Cy9ejUqMGy2ef2pbAgEFYmV0YQZ3ZWItMQEAAAAAAgAADAEBAQIAAAABAAAAAQoAAAABAAAAAQACAAANAhARAwUBBndlYi0xAhdzc2gtZWQyNTUxOSBBQUFBIGtleS0xAgcBCAEJZGVsZXRpbmcBAgEAAAAAAAAAAQEAAAABAAAAgfcgjcZJ3whKAQGAt4q3j0rfCEoBAQEAAAAAAAAA/////////////////////wEHc3lzdGVtBWVkZ2X///9/AAAAgAEGb3RoZXICAQEAAACA////fwEAAACAAAAAgAH///9/AQIxAgECeAECeQUFAQVlZGdlAgJrgAIBAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj9AQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpbXF1eX2BhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gIGCg4SFhoeIiYqLjI2Oj5CRkpOUlZaXmJmam5ydnp+goaKjpKWmp6ipqqusra6vsLGys7S1tre4ubq7vL2+v8DBwsPExcbHyMnKy8zNzs/Q0dLT1NXW19jZ2tvc3d7f4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3+Pn6+/z9/v8BBxoBB/////////9/AQAAAID/////APaAfHUAAABIAwH/Pzf0dSjKKwAAAQAAAAAAAACAAgsBCgAAAAEoAAAAAQAAAQAAAAAAAYD3II3GSd8ISgEBAQAQAADQBwAAAUAfAAACE2stMDEyMzQ1Njc4OWFiY2RlZgsCITlmODZkMDgxODg0YzdkNjU5YTJmZWFhMGM1NWFkMDE1A2NpgPcgjcZJ3whKAQGAL26y30nfCEoBAgV3aC0xCytodHRwczovL2hvb2tzLmV4YW1wbGUub3JnL29yY2hlc3RyYXRvcj94PTEHczNjcmV0AwEIVm1SZWFkeQEJVm1GYWlsZWSA9yCNxknfCEoBAgdydWxlLTELCG5pZ2h0bHkBDVZtUmVzdGFydGluZwMAAAAAvKBlAQAAAAENMCAyMCAqICogMS01AhARAoD3II3GSd8ISgFTVE9SAwEGbG9jYWwBBGRpcgACAAAAAAAAAAAAAAAAEEABAQ5uZnMtw7xuw69jb2RlIf////////9/AAAAAAAA+D8BAgECcgEEcmJkAAAAAAAAAIABAAAAAAAAAAEBFAAAAAEgAQIBAQAAAAEiAQcBAAAAgAEjAQECaAMDAQV6b25lAQN6MAEEc3NkEwMmAQN6MSgTBAUBB3pvbmU9YSgBBSFncHUBCXJhY2shPXIwEQUqKCsBCXJhY2shPXIxAQNkYgUqKCsBCXJhY2shPXIyEQMLBHdlYgKA9yCNxknfCEoBFQNkYgGAN7di/UjfCEoBAwZuZXQtMQsEbmV0AQwxMC4wLjAuMC8yNAH///8AgPcgjcZJ3whKAQZuZXQtMgsFYmFjawEPMTkyLjE2OC4wLjAvMTYBAQAAAID3II3GSd8ISgEEjiocb0sNVUyaQx9vS40uAQMBBG5ldAkxMC4wLjAuMhIwMjowMDowMDowMDowMDowMQEFYmFjawwxOTIuMTY4LjcuORIwMjpmZjowMDowMDowMDowMhE8fQsvXo1KjBstnn9qWwICMgkxMC4wLjAuMxIwMjowMDowMDowMDowMDowM/////////////////////8CAQ7DvG7Dr2NvZGUg4pyTEDI1NS4yNTUuMjU1LjI1NRJmZjpmZjpmZjpmZjpmZjpmZsqB1UhLARqU";
+
+    [Fact]
+    public void A_version_7_snapshot_from_the_build_before_durable_idempotency_keys_reads_back_with_none() =>
+        AssertOldSnapshotReadsAs(Version7Full, 7, Full() with { IdempotencyKeys = null });
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
     private static LedgerSnapshot WithoutStorage(LedgerSnapshot snapshot) => snapshot with

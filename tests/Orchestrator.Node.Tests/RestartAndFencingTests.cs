@@ -1,3 +1,6 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
 using Orchestrator.Tools.Bench;
 using Xunit.Abstractions;
 
@@ -26,6 +29,36 @@ public sealed class RestartAndFencingTests(ITestOutputHelper output)
         Assert.Equal(0, (int)adopted["restarts"]!);
         var restarted = await node.WaitForVmAsync("victim", "Ready", vm => (int?)vm["pid"] != (int)victim["pid"]!);
         Assert.Equal((long)victim["epoch"]!, (long)restarted["epoch"]!);
+    }
+
+    [Fact]
+    public async Task A_create_retried_with_its_idempotency_key_after_a_node_restart_gets_the_vm_it_made()
+    {
+        await using var node = await NodeProcess.StartAsync(output);
+        const string body = """{"name":"once","vcpus":1,"memoryMiB":128,"image":"demo"}""";
+
+        async Task<(HttpStatusCode Status, JsonObject Body)> CreateAsync(string json)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/vms") { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+            request.Headers.Add("Idempotency-Key", "create-once");
+            var response = await node.Http.SendAsync(request);
+            return (response.StatusCode, JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsObject());
+        }
+
+        var (status, first) = await CreateAsync(body);
+        Assert.Equal(HttpStatusCode.Created, status);
+
+        // The node's memory of the key goes with the process; the ledger's does not.
+        await node.StopAsync();
+        await node.StartAgainAsync();
+        var (again, retried) = await CreateAsync(body);
+        Assert.Equal(HttpStatusCode.Created, again);
+        Assert.Equal((string)first["id"]!, (string)retried["id"]!);
+        Assert.Single(JsonNode.Parse(await node.Http.GetStringAsync("v1/vms"))!.AsArray());
+
+        var (other, refused) = await CreateAsync(body.Replace("\"once\"", "\"twice\"", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, other);
+        Assert.Contains("another body", (string?)refused["detail"]);
     }
 
     [Fact]

@@ -74,7 +74,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _recovery.SnapshotLoaded();
                 _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules,
                         snapshot.Networks)
-                    .WithGroups(snapshot.Groups ?? []);
+                    .WithGroups(snapshot.Groups ?? [])
+                    .WithIdempotencyKeys(snapshot.IdempotencyKeys ?? []);
                 _recovery.StateRebuilt();
             }
         });
@@ -319,7 +320,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
                     _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
-                    _state.Networks.Values.ToList()));
+                    _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>

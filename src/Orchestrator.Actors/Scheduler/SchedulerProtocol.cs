@@ -49,7 +49,8 @@ public static class SchedulerReplies
     /// </summary>
     public static IOrchestratorMessage To(ILedgerCommand command, LedgerState before, LedgerState after) => command switch
     {
-        LedgerCommands.CreateVm c => VmReply(c.NewId, before, after),
+        // A retry names the VM its key made (its create decided nothing new).
+        LedgerCommands.CreateVm c => VmReply(before.VmCreatedBy(c.Idempotency, DateTimeOffset.UtcNow) ?? c.NewId, before, after),
         LedgerCommands.StopVm c => VmReply(before.FindVm(c.Tenant, c.Name)?.Id, before, after),
         LedgerCommands.StartVm c => VmReply(before.FindVm(c.Tenant, c.Name)?.Id, before, after),
         LedgerCommands.DeleteVm c => VmReply(before.FindVm(c.Tenant, c.Name)?.Id, before, after),
@@ -203,4 +204,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<WebhookRecord>? Webhooks = null,
     IReadOnlyList<RuleRecord>? Rules = null,
     IReadOnlyList<Orchestrator.Domain.Placement.GroupRecord>? Groups = null,
-    IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null) : IOrchestratorMessage;
+    IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null,
+    IReadOnlyList<IdempotencyRecord>? IdempotencyKeys = null) : IOrchestratorMessage;

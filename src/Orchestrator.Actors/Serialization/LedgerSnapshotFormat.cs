@@ -27,9 +27,10 @@ public static class LedgerSnapshotFormat
     /// upgraded in place recovers from the snapshot its old build took; a newer version is refused, never guessed at.
     /// Version 2 added <see cref="VmSpec.Driver"/>; version 3 <see cref="HostRecord.Accelerator"/> and <see cref="VmSpec.Accelerator"/>;
     /// version 4 <see cref="VmSpec.Bootstrap"/>; version 5 the storage section at the end (<see cref="WriteStorage"/>); version 6
-    /// the placement section after it (<see cref="WritePlacement"/>); version 7 the networks and the VMs' NICs after that.
+    /// the placement section after it (<see cref="WritePlacement"/>); version 7 the networks and the VMs' NICs after that;
+    /// version 8 the creates' idempotency keys (<see cref="WriteIdempotencyKeys"/>).
     /// </summary>
-    public const byte Version = 7;
+    public const byte Version = 8;
 
     private const byte OldestReadable = 1;
 
@@ -58,6 +59,7 @@ public static class LedgerSnapshotFormat
         List(w, snapshot.Networks, WriteNetwork);
         var withNics = snapshot.Vms.Where(v => v.Spec.Nics is { Count: > 0 }).ToList();
         List(w, withNics.Count > 0 ? withNics : null, WriteVmNics);
+        List(w, snapshot.IdempotencyKeys, WriteIdempotencyKeys);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -124,6 +126,8 @@ public static class LedgerSnapshotFormat
         {
             vms = WithNics(vms!, nics, r);
         }
+
+        var idempotencyKeys = version >= 8 ? List(r, "idempotency key", ReadIdempotencyKey) : null;
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -131,7 +135,7 @@ public static class LedgerSnapshotFormat
             throw r.Corrupt($"{r.Remaining} bytes after the last record");
         }
 
-        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks);
+        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys);
     }
 
     /// <summary>
@@ -144,7 +148,10 @@ public static class LedgerSnapshotFormat
         [
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
             nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups), nameof(LedgerSnapshot.Networks),
+            nameof(LedgerSnapshot.IdempotencyKeys),
         ],
+        [typeof(IdempotencyRecord)] = [nameof(IdempotencyRecord.Token), nameof(IdempotencyRecord.VmId), nameof(IdempotencyRecord.At)],
+        [typeof(IdempotencyToken)] = [nameof(IdempotencyToken.Key), nameof(IdempotencyToken.BodyHash)],
         [typeof(Domain.Placement.GroupRecord)] =
         [
             nameof(Domain.Placement.GroupRecord.Tenant), nameof(Domain.Placement.GroupRecord.Name), nameof(Domain.Placement.GroupRecord.Policy),
@@ -605,6 +612,19 @@ public static class LedgerSnapshotFormat
 
         return byVm.Count == 0 ? vms : throw r.Corrupt($"NICs of {byVm.Count} VM(s) the snapshot does not hold");
     }
+
+    // ---- Version 8: the creates' idempotency keys of the last day (digests, the VM each made, when).
+
+    private static void WriteIdempotencyKeys(SnapshotWriter w, IdempotencyRecord record)
+    {
+        w.Text(record.Token.Key);
+        w.Text(record.Token.BodyHash);
+        w.Guid(record.VmId.Value);
+        w.Time(record.At);
+    }
+
+    private static IdempotencyRecord ReadIdempotencyKey(SnapshotReader r) =>
+        new(new IdempotencyToken(r.Text()!, r.Text()!), new VmId(r.Guid()), r.Time());
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct
     {

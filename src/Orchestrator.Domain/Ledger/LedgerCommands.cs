@@ -65,7 +65,8 @@ public static class LedgerCommands
     /// Allowed when the spec is valid, the tenant has no VM of that name, exists and is enabled, and the VM fits its
     /// quota — decided in the same step as placement, so concurrent creates can't overshoot.
     /// </summary>
-    public sealed record CreateVm(TenantId Tenant, VmSpec Spec, VmId NewId) : ILedgerCommand;
+    /// <param name="Idempotency">the request's Idempotency-Key (digests), when it sent one: a retry gets the same VM.</param>
+    public sealed record CreateVm(TenantId Tenant, VmSpec Spec, VmId NewId, IdempotencyToken? Idempotency = null) : ILedgerCommand;
 
     /// <summary>Allowed unless the VM is being deleted.</summary>
     public sealed record StopVm(TenantId Tenant, string Name) : ILedgerCommand;
@@ -113,6 +114,9 @@ public enum RefusalKind
 
     /// <summary>Not allowed for this tenant: over quota, or the tenant is disabled.</summary>
     Forbidden,
+
+    /// <summary>An Idempotency-Key sent again with another request: not a retry, and not to be run as a new one.</summary>
+    KeyReused,
 }
 
 public sealed record Refusal(RefusalKind Kind, string Message, IReadOnlyList<FieldError> Errors)
@@ -122,6 +126,8 @@ public sealed record Refusal(RefusalKind Kind, string Message, IReadOnlyList<Fie
     public static Refusal Conflict(string field, string message) => new(RefusalKind.Conflict, message, [new FieldError(field, message)]);
 
     public static Refusal Forbidden(FieldError error) => new(RefusalKind.Forbidden, error.Message, [error]);
+
+    public static Refusal KeyReused(string message) => new(RefusalKind.KeyReused, message, [new FieldError("Idempotency-Key", message)]);
 
     public static Refusal Invalid(IReadOnlyList<FieldError> errors) =>
         new(RefusalKind.Invalid, "the request is not valid", errors);

@@ -52,7 +52,8 @@ public static class LedgerEvents
     /// <summary>A rule acted on a VM: what it did and why. The action's own events follow in the same decision.</summary>
     public sealed record RuleFired(VmId VmId, string RuleId, string RuleName, RuleAction Action, string Reason) : IVmLedgerEvent;
 
-    public sealed record VmRequested(VmId VmId, TenantId Tenant, VmSpec Spec, DateTimeOffset At) : IVmLedgerEvent;
+    /// <param name="Idempotency">the create's Idempotency-Key (digests), kept a day so that a retry gets this VM.</param>
+    public sealed record VmRequested(VmId VmId, TenantId Tenant, VmSpec Spec, DateTimeOffset At, IdempotencyToken? Idempotency = null) : IVmLedgerEvent;
 
     /// <summary>The VM got a host; <paramref name="Epoch"/> is the fencing token of this placement.</summary>
     /// <param name="DiskPool">the pool of <paramref name="HostId"/> that holds the VM's disk (null: the host keeps no disks).</param>

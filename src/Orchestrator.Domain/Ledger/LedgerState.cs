@@ -254,6 +254,11 @@ public sealed partial record LedgerState(
 
     private Decision DecideCreate(LedgerCommands.CreateVm c, LedgerRules rules, DateTimeOffset now)
     {
+        if (DecideRetriedCreate(c, now) is { } retried)
+        {
+            return retried;
+        }
+
         var errors = VmSpecValidator.Validate(c.Spec, rules.Limits, rules.Images);
         if (errors.Count > 0)
         {
@@ -291,7 +296,7 @@ public sealed partial record LedgerState(
             return Decision.Refuse(refusal);
         }
 
-        var requested = new VmRequested(c.NewId, c.Tenant, spec!, now);
+        var requested = new VmRequested(c.NewId, c.Tenant, spec!, now, c.Idempotency);
         return Decision.Accept([requested, Apply(requested).Place(c.NewId, rules)]);
     }
 
@@ -714,7 +719,8 @@ public sealed partial record LedgerState(
         }
     }
 
-    public LedgerState Apply(ILedgerEvent evt) => WithGroupIndex(WithVmIndex(WithCapacityIndex(ApplyNetworks(evt, ApplyCore(evt)), evt), evt), evt);
+    public LedgerState Apply(ILedgerEvent evt) =>
+        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplyNetworks(evt, ApplyCore(evt))), evt), evt), evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
