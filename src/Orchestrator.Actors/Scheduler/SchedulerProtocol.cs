@@ -203,4 +203,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<WebhookRecord>? Webhooks = null,
     IReadOnlyList<RuleRecord>? Rules = null,
     IReadOnlyList<Orchestrator.Domain.Placement.GroupRecord>? Groups = null,
-    IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null) : IOrchestratorMessage;
+    IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null,
+    IReadOnlyList<Orchestrator.Domain.Storage.VolumeRecord>? Volumes = null) : IOrchestratorMessage;

@@ -27,9 +27,10 @@ public static class LedgerSnapshotFormat
     /// upgraded in place recovers from the snapshot its old build took; a newer version is refused, never guessed at.
     /// Version 2 added <see cref="VmSpec.Driver"/>; version 3 <see cref="HostRecord.Accelerator"/> and <see cref="VmSpec.Accelerator"/>;
     /// version 4 <see cref="VmSpec.Bootstrap"/>; version 5 the storage section at the end (<see cref="WriteStorage"/>); version 6
-    /// the placement section after it (<see cref="WritePlacement"/>); version 7 the networks and the VMs' NICs after that.
+    /// the placement section after it (<see cref="WritePlacement"/>); version 7 the networks and the VMs' NICs after that;
+    /// version 8 the volumes and the tenants' storage quotas after the networks (<see cref="WriteVolumes"/>).
     /// </summary>
-    public const byte Version = 7;
+    public const byte Version = 8;
 
     private const byte OldestReadable = 1;
 
@@ -58,6 +59,7 @@ public static class LedgerSnapshotFormat
         List(w, snapshot.Networks, WriteNetwork);
         var withNics = snapshot.Vms.Where(v => v.Spec.Nics is { Count: > 0 }).ToList();
         List(w, withNics.Count > 0 ? withNics : null, WriteVmNics);
+        WriteVolumes(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -124,6 +126,8 @@ public static class LedgerSnapshotFormat
         {
             vms = WithNics(vms!, nics, r);
         }
+
+        var volumes = version >= 8 ? ReadVolumes(r, tenants) : null;
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -131,7 +135,7 @@ public static class LedgerSnapshotFormat
             throw r.Corrupt($"{r.Remaining} bytes after the last record");
         }
 
-        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks);
+        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, volumes);
     }
 
     /// <summary>
@@ -144,6 +148,7 @@ public static class LedgerSnapshotFormat
         [
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
             nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups), nameof(LedgerSnapshot.Networks),
+            nameof(LedgerSnapshot.Volumes),
         ],
         [typeof(Domain.Placement.GroupRecord)] =
         [
@@ -156,6 +161,11 @@ public static class LedgerSnapshotFormat
             nameof(NetworkRecord.Gateway), nameof(NetworkRecord.Vni), nameof(NetworkRecord.CreatedAt),
         ],
         [typeof(VmNic)] = [nameof(VmNic.Network), nameof(VmNic.Ip), nameof(VmNic.Mac)],
+        [typeof(VolumeRecord)] =
+        [
+            nameof(VolumeRecord.Id), nameof(VolumeRecord.Tenant), nameof(VolumeRecord.Name), nameof(VolumeRecord.SizeGiB),
+            nameof(VolumeRecord.Pool), nameof(VolumeRecord.Host), nameof(VolumeRecord.AttachedTo), nameof(VolumeRecord.CreatedAt),
+        ],
         [typeof(HostRecord)] =
         [
             nameof(HostRecord.Id), nameof(HostRecord.Cpus), nameof(HostRecord.MemoryMiB), nameof(HostRecord.Driver), nameof(HostRecord.State),
@@ -176,6 +186,7 @@ public static class LedgerSnapshotFormat
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
             nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver), nameof(VmSpec.Accelerator),
             nameof(VmSpec.Bootstrap), nameof(VmSpec.DiskGiB), nameof(VmSpec.HostSelector), nameof(VmSpec.Group), nameof(VmSpec.Nics),
+            nameof(VmSpec.Volumes), // never held in the ledger (attachments live on the volumes): nothing to write
         ],
         [typeof(StoragePoolInfo)] =
         [
@@ -194,7 +205,8 @@ public static class LedgerSnapshotFormat
             nameof(TenantRecord.Id), nameof(TenantRecord.Quota), nameof(TenantRecord.Disabled), nameof(TenantRecord.CreatedAt),
             nameof(TenantRecord.Pool),
         ],
-        [typeof(TenantQuota)] = [nameof(TenantQuota.MaxVms), nameof(TenantQuota.MaxVcpus), nameof(TenantQuota.MaxMemoryMiB)],
+        [typeof(TenantQuota)] =
+            [nameof(TenantQuota.MaxVms), nameof(TenantQuota.MaxVcpus), nameof(TenantQuota.MaxMemoryMiB), nameof(TenantQuota.MaxStorageGiB)],
         [typeof(TenantCpuPool)] = [nameof(TenantCpuPool.Shares), nameof(TenantCpuPool.ReservationMillicores), nameof(TenantCpuPool.LimitMillicores)],
         [typeof(ApiKeyRecord)] =
         [
@@ -604,6 +616,57 @@ public static class LedgerSnapshotFormat
         }
 
         return byVm.Count == 0 ? vms : throw r.Corrupt($"NICs of {byVm.Count} VM(s) the snapshot does not hold");
+    }
+
+    // ---- Version 8: volumes, after the networks section, behind its own marker; then the storage quota of each tenant that
+    // has one (tenant id, GiB), so that the tenants' own layout stays as version 1 wrote it.
+    private const int VolumesMarker = 0x554C4F56; // "VOLU"
+
+    private static void WriteVolumes(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(VolumesMarker);
+        List(w, snapshot.Volumes, (w, v) =>
+        {
+            w.Text(v.Id);
+            w.Shared(v.Tenant.Value);
+            w.Text(v.Name);
+            w.Int32(v.SizeGiB);
+            w.Shared(v.Pool);
+            Optional(w, v.Host, (w, host) => w.Shared(host.Value));
+            Optional(w, v.AttachedTo, (w, vm) => w.Guid(vm.Value));
+            w.Time(v.CreatedAt);
+        });
+        var quotas = (snapshot.Tenants ?? []).Where(t => t.Quota.MaxStorageGiB is not null).ToList();
+        List(w, quotas.Count > 0 ? quotas : null, (w, t) =>
+        {
+            w.Shared(t.Id.Value);
+            w.Int64(t.Quota.MaxStorageGiB!.Value);
+        });
+    }
+
+    private static VolumeRecord[]? ReadVolumes(SnapshotReader r, TenantRecord[]? tenants)
+    {
+        r.Section = "volumes";
+        r.Index = -1;
+        if (r.Int32() != VolumesMarker)
+        {
+            throw r.Corrupt("the volumes section's marker is missing");
+        }
+
+        var volumes = List(r, "volume", r => new VolumeRecord(r.Text()!, new TenantId(r.Shared()!), r.Text()!, r.Int32(), r.Shared()!,
+            r.Bool() ? new HostId(r.Shared()!) : null, r.Bool() ? new VmId(r.Guid()) : null, r.Time()));
+        foreach (var (tenant, maxGiB) in List(r, "storage quota", r => (new TenantId(r.Shared()!), r.Int64())) ?? [])
+        {
+            var index = Array.FindIndex(tenants ?? [], t => t.Id == tenant);
+            if (index < 0)
+            {
+                throw r.Corrupt($"a storage quota for tenant '{tenant}' the snapshot does not hold");
+            }
+
+            tenants![index] = tenants[index] with { Quota = tenants[index].Quota with { MaxStorageGiB = maxGiB } };
+        }
+
+        return volumes;
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

@@ -28,10 +28,19 @@ public sealed record VolumeRecord(string Id, TenantId Tenant, string Name, int S
 public sealed record VolumeAssignment(string Id, string Pool, int SizeGiB)
 {
     /// <summary>QEMU's block node name: ids only, within QEMU's 31 characters.</summary>
-    public string NodeName => "vn" + Id[..28];
+    public string NodeName => NodePrefix + Id[..28];
+
+    private const string NodePrefix = "vn";
+
+    /// <summary>Whether a QEMU block node is a volume's (its name as <see cref="NodeName"/> makes them).</summary>
+    public static bool IsNodeName(string name) =>
+        name.Length == NodePrefix.Length + 28 && name.StartsWith(NodePrefix, StringComparison.Ordinal) && name[2..].All(char.IsAsciiHexDigitLower);
 
     /// <summary>QEMU's device id (device_add/device_del), ids only.</summary>
-    public string DeviceId => "vd" + Id[..28];
+    public string DeviceId => DeviceIdOf(NodeName);
+
+    /// <summary>The device id of the volume whose block node is <paramref name="nodeName"/>.</summary>
+    public static string DeviceIdOf(string nodeName) => "vd" + nodeName[NodePrefix.Length..];
 
     /// <summary>The serial the guest sees (/sys/block/vdX/serial), at most 20 characters in virtio-blk.</summary>
     public string Serial => "vol" + Id[..17];
