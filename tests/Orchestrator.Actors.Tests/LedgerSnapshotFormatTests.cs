@@ -38,7 +38,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new Domain.Placement.GroupRecord(new TenantId("beta"), "db", Domain.Placement.GroupPolicy.Affinity, At.AddDays(-1)),
             ],
         };
-        return placed with
+        var networked = placed with
         {
             Vms = placed.Vms.Select((v, i) => v with { Spec = v.Spec with { Nics = Nics[i] } }).ToList(),
             Networks =
@@ -47,7 +47,30 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new NetworkRecord("net-2", Acme, "back", "192.168.0.0/16", true, 1, At),
             ],
         };
+        return WithVolumes(networked);
     }
+
+    /// <summary>What layout version 8 added: volumes, tenants' storage quotas and the volume names a VM's spec may carry.</summary>
+    private static LedgerSnapshot WithVolumes(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants!.Select(t => t with { Quota = t.Quota with { MaxStorageGiB = 4096 } }).ToList(),
+        Vms = snapshot.Vms.Select((v, i) => v with { Spec = v.Spec with { Volumes = i == 0 ? ["data", "ünïcode ✓"] : ["logs"] } }).ToList(),
+        Volumes =
+        [
+            new VolumeRecord("0123456789abcdef0123456789abcdef", Acme, "data", 20, "local", new HostId("host-7"),
+                new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), At),
+            new VolumeRecord("ffffffffffffffffffffffffffffffff", new TenantId("beta"), "ünïcode ✓", int.MaxValue, "nfs-ünïcode", new HostId("h"),
+                new VmId(Guid.AllBitsSet), At.AddDays(-3)),
+        ],
+    };
+
+    /// <summary>A snapshot as builds before volumes (layout version 7) read it back.</summary>
+    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { MaxStorageGiB = null } }).ToList(),
+        Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Volumes = null } }).ToList(),
+        Volumes = null,
+    };
 
     /// <summary>The NICs of <see cref="Full"/>'s VMs, by position (layout version 7).</summary>
     private static readonly VmNic[][] Nics =
@@ -128,7 +151,14 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
             [new ApiKeyRecord("k", Acme, KeyRole.Admin, "", null, default, null)],
             [new WebhookRecord("w", Acme, "", "", [], default)],
             [new RuleRecord("r", Acme, "", null, 0, TimeSpan.Zero, null, new Dictionary<string, string>(), RuleAction.Stop, default)],
-            Networks: [new NetworkRecord("", Acme, "", "", false, 0, default)]),
+            Networks: [new NetworkRecord("", Acme, "", "", false, 0, default)],
+            Volumes: [new VolumeRecord("", Acme, "", 0, "", null, null, default)]),
+        ["a VM naming no volumes, a tenant with a zero storage quota"] = new LedgerSnapshot([],
+            [
+                new VmRecord(new VmId(Guid.Empty), TenantId.System, new VmSpec("a", 0, 0, "", Volumes: []), DesiredState.Running,
+                    VmStatus.Pending, null, null, Epoch.Zero, null, 0, default, null),
+            ],
+            [new TenantRecord(Acme, new TenantQuota(MaxStorageGiB: 0), false, default)], Volumes: []),
     };
 
     [Fact]
@@ -242,7 +272,25 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_6_snapshot_from_the_build_before_networks_reads_back_with_no_networks_or_nics() =>
-        AssertOldSnapshotReadsAs(Version6Full, 6, Full() with { Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Nics = null } }).ToList(), Networks = null });
+        AssertOldSnapshotReadsAs(Version6Full, 6, WithoutVolumes(Full()) with
+        {
+            Vms = WithoutVolumes(Full()).Vms.Select(vm => vm with { Spec = vm.Spec with { Nics = null } }).ToList(), Networks = null,
+        });
+
+    [Fact]
+    public void A_version_7_snapshot_from_the_build_before_volumes_reads_back_with_no_volumes_or_storage_quota()
+    {
+        // Version 7's layout is version 8's without the volumes section at the end (its marker and three empty lists):
+        // made here from this build's writer, then sealed as that build sealed it.
+        var expected = WithoutVolumes(Full());
+        var v8 = LedgerSnapshotFormat.Write(expected);
+        var body = v8[..^(8 + 4 + 3)];
+        body[4] = 7;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(body.AsSpan(5), body.Length + 8);
+        var v7 = body.Concat(BitConverter.GetBytes(System.IO.Hashing.XxHash3.HashToUInt64(body))).ToArray();
+
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(v7), 7, expected);
+    }
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
     private static LedgerSnapshot WithoutStorage(LedgerSnapshot snapshot) => snapshot with

@@ -127,7 +127,7 @@ public static class LedgerSnapshotFormat
             vms = WithNics(vms!, nics, r);
         }
 
-        var volumes = version >= 8 ? ReadVolumes(r, tenants) : null;
+        var volumes = version >= 8 ? ReadVolumes(r, tenants, vms!) : null;
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -186,7 +186,7 @@ public static class LedgerSnapshotFormat
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
             nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver), nameof(VmSpec.Accelerator),
             nameof(VmSpec.Bootstrap), nameof(VmSpec.DiskGiB), nameof(VmSpec.HostSelector), nameof(VmSpec.Group), nameof(VmSpec.Nics),
-            nameof(VmSpec.Volumes), // never held in the ledger (attachments live on the volumes): nothing to write
+            nameof(VmSpec.Volumes),
         ],
         [typeof(StoragePoolInfo)] =
         [
@@ -619,7 +619,8 @@ public static class LedgerSnapshotFormat
     }
 
     // ---- Version 8: volumes, after the networks section, behind its own marker; then the storage quota of each tenant that
-    // has one (tenant id, GiB), so that the tenants' own layout stays as version 1 wrote it.
+    // has one (tenant id, GiB), so that the tenants' own layout stays as version 1 wrote it; then the volume names of VMs
+    // whose spec has any (the ledger keeps none there: attachments live on the volumes; written for what a snapshot holds).
     private const int VolumesMarker = 0x554C4F56; // "VOLU"
 
     private static void WriteVolumes(SnapshotWriter w, LedgerSnapshot snapshot)
@@ -642,9 +643,15 @@ public static class LedgerSnapshotFormat
             w.Shared(t.Id.Value);
             w.Int64(t.Quota.MaxStorageGiB!.Value);
         });
+        var naming = snapshot.Vms.Where(v => v.Spec.Volumes is not null).ToList();
+        List(w, naming.Count > 0 ? naming : null, (w, vm) =>
+        {
+            w.Guid(vm.Id.Value);
+            List(w, vm.Spec.Volumes, (w, name) => w.Text(name));
+        });
     }
 
-    private static VolumeRecord[]? ReadVolumes(SnapshotReader r, TenantRecord[]? tenants)
+    private static VolumeRecord[]? ReadVolumes(SnapshotReader r, TenantRecord[]? tenants, VmRecord[] vms)
     {
         r.Section = "volumes";
         r.Index = -1;
@@ -666,7 +673,17 @@ public static class LedgerSnapshotFormat
             tenants![index] = tenants[index] with { Quota = tenants[index].Quota with { MaxStorageGiB = maxGiB } };
         }
 
-        return volumes;
+        var named = (List(r, "VM volumes", r => (VmId: new VmId(r.Guid()), Names: List(r, "volume name", r => r.Text()!) ?? [])) ?? [])
+            .ToDictionary(n => n.VmId, n => n.Names);
+        for (var i = 0; i < vms.Length && named.Count > 0; i++)
+        {
+            if (named.Remove(vms[i].Id, out var names))
+            {
+                vms[i] = vms[i] with { Spec = vms[i].Spec with { Volumes = names } };
+            }
+        }
+
+        return named.Count == 0 ? volumes : throw r.Corrupt($"volume names of {named.Count} VM(s) the snapshot does not hold");
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct
