@@ -129,3 +129,25 @@ public sealed class VolumeTests(QemuFixture fixture)
         return string.Join('\n', Printed());
     }
 }
+
+public sealed class VolumeArgumentsTests
+{
+    [Fact]
+    public void A_volume_reaches_qemu_by_its_id_only_on_a_hot_plug_port_of_its_own()
+    {
+        var spec = new VmLaunchSpec(VmId.New(), "tenant-name", 1, 128, new GuestImage("demo", "/k", "/i", ""), Epoch.Zero);
+        var volume = new VolumeAssignment("0123456789abcdef0123456789abcdef", "local", 2);
+        var file = new PooledDisk("local", "/pools/a,b/volumes/" + volume.Id + ".qcow2", "qcow2");
+
+        var argv = QemuDriver.BuildArguments("qemu", spec, VmPaths.For("/run/o/vms", spec.VmId.Compact), new QemuDriverOptions { RunDirectory = "/run/o" },
+            null, [(volume, file)]);
+
+        Assert.Contains("driver=qcow2,node-name=vn0123456789abcdef0123456789ab,discard=unmap,file.driver=file," +
+                        "file.filename=/pools/a,,b/volumes/0123456789abcdef0123456789abcdef.qcow2", argv);
+        Assert.Contains("virtio-blk-pci,drive=vn0123456789abcdef0123456789ab,id=vd0123456789abcdef0123456789ab,serial=vol0123456789abcdef0,bus=vslot0",
+            argv);
+        Assert.Equal(VolumeRecord.MaxPerVm, argv.Count(a => a.StartsWith("pcie-root-port,id=vslot", StringComparison.Ordinal)));
+        Assert.DoesNotContain(argv, a => a.Contains("tenant-name", StringComparison.Ordinal));
+        Assert.True(volume.NodeName.Length <= 31, "QEMU's node names have at most 31 characters");
+    }
+}
