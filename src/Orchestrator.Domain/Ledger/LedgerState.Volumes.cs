@@ -80,30 +80,10 @@ public sealed partial record LedgerState
             return Decision.Refuse(Refusal.Invalid(errors));
         }
 
-        if (FindTenant(c.Tenant) is not { } tenant)
+        if (WhyNoNew(c.Tenant, "volume", c.Name, c.Id, FindVolume(c.Tenant, c.Name) is not null, Volumes.ContainsKey(c.Id),
+                VolumesOf(c.Tenant).Count(), VolumeRecord.MaxPerTenant, out var tenant) is { } refused)
         {
-            return Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(c.Tenant.Value)}'"));
-        }
-
-        if (tenant.Disabled)
-        {
-            return Decision.Refuse(Refusal.Forbidden(new FieldError("tenant", $"tenant '{c.Tenant}' is disabled")));
-        }
-
-        if (FindVolume(c.Tenant, c.Name) is not null)
-        {
-            return Decision.Refuse(Refusal.Conflict("name", $"a volume named '{c.Name}' already exists"));
-        }
-
-        if (Volumes.ContainsKey(c.Id))
-        {
-            return Decision.Refuse(Refusal.Conflict("id", $"a volume with id '{c.Id}' already exists"));
-        }
-
-        if (VolumesOf(c.Tenant).Count() >= VolumeRecord.MaxPerTenant)
-        {
-            return Decision.Refuse(Refusal.Forbidden(new FieldError("volumes",
-                $"tenant '{c.Tenant}' has {VolumeRecord.MaxPerTenant} volumes, the most it may have")));
+            return refused;
         }
 
         if (tenant.Quota.StorageExceeded(StorageUsedGiB(c.Tenant), c.SizeGiB, "sizeGiB") is { } exceeded)

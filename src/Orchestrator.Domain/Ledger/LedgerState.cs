@@ -132,6 +132,23 @@ public sealed partial record LedgerState(
         tenant == TenantId.System ? new TenantRecord(TenantId.System, TenantQuota.Unlimited, false, DateTimeOffset.MinValue)
             : Tenants.GetValueOrDefault(tenant);
 
+    /// <summary>
+    /// Why the tenant may not create a <paramref name="kind"/> (network, volume) of that name and id: the tenant unknown (404)
+    /// or disabled (403), the name or the id taken (409), or the tenant at the most it may have (403). Null, with the
+    /// tenant, when it may.
+    /// </summary>
+    private Decision? WhyNoNew(TenantId tenantId, string kind, string name, string id, bool nameTaken, bool idTaken, int count, int max,
+        out TenantRecord tenant)
+    {
+        tenant = FindTenant(tenantId)!;
+        return tenant is null ? Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(tenantId.Value)}'"))
+            : tenant.Disabled ? Decision.Refuse(Refusal.Forbidden(new FieldError("tenant", $"tenant '{tenantId}' is disabled")))
+            : nameTaken ? Decision.Refuse(Refusal.Conflict("name", $"a {kind} named '{name}' already exists"))
+            : idTaken ? Decision.Refuse(Refusal.Conflict("id", $"a {kind} with id '{FieldError.Echo(id)}' already exists"))
+            : count >= max ? Decision.Refuse(Refusal.Forbidden(new FieldError($"{kind}s", $"tenant '{tenantId}' has {max} {kind}s, the most it may have")))
+            : null;
+    }
+
     public VmRecord? FindVm(TenantId tenant, string name) =>
         Names.TryGetValue((tenant, name), out var id) ? Vms[id] : null;
 
