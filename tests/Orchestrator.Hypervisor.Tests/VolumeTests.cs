@@ -5,11 +5,12 @@ using Orchestrator.Domain;
 using Orchestrator.Domain.Storage;
 using Orchestrator.Hypervisor.Qemu;
 using Orchestrator.Hypervisor.Storage;
+using Xunit.Abstractions;
 
 namespace Orchestrator.Hypervisor.Tests;
 
 [Collection(QemuCollection.Name)]
-public sealed class VolumeTests(QemuFixture fixture)
+public sealed class VolumeTests(QemuFixture fixture, ITestOutputHelper output)
 {
     private const long GiB = 1L << 30;
 
@@ -65,7 +66,9 @@ public sealed class VolumeTests(QemuFixture fixture)
             await reader.Events.WaitForBannerAsync("reader"); // its shell reads the console from then on
             Assert.Empty(await reader.Handle.QueryVolumesAsync(CancellationToken.None));
 
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             await reader.Handle.AttachVolumeAsync(volume, CancellationToken.None);
+            output.WriteLine($"hot attach (file ready, blockdev-add, device_add): {clock.ElapsedMilliseconds} ms");
 
             Assert.Equal([volume.NodeName], await reader.Handle.QueryVolumesAsync(CancellationToken.None));
             var said = await TypeAsync(reader.Handle,
@@ -73,7 +76,9 @@ public sealed class VolumeTests(QemuFixture fixture)
                 "VOLREAD VOLUME-MARK-42");
             Assert.Contains("VOLREAD VOLUME-MARK-42", said);
 
+            clock.Restart();
             await reader.Handle.DetachVolumeAsync(volume.NodeName, CancellationToken.None);
+            output.WriteLine($"hot detach (device_del until DEVICE_DELETED, blockdev-del): {clock.ElapsedMilliseconds} ms");
 
             Assert.Empty(await reader.Handle.QueryVolumesAsync(CancellationToken.None));
             var after = await TypeAsync(reader.Handle, $"echo VOLGONE [$(find_volume {volume.Serial})]", "VOLGONE [");

@@ -203,7 +203,7 @@ internal sealed class QemuVmHandle : IVmHandle
 
     // ---- Volumes (issue 18): hot attach and detach over QMP, names from the volume's id only.
 
-    /// <summary>How long a guest has to let go of an unplugged disk (a PCIe unplug alone waits 5 s for its button).</summary>
+    /// <summary>How long a guest has to let go of an unplugged disk (q35's ACPI hot-plug is quick; a native PCIe unplug waits 5 s).</summary>
     private static readonly TimeSpan UnplugTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Unplugs waiting for QEMU's DEVICE_DELETED, by device id.</summary>
