@@ -98,9 +98,9 @@ public static class ApiDtos
 
     public static ImageDto ToDto(this GuestImage image) => new(image.Name, image.Description);
 
-    public static TenantQuota ToQuota(this QuotaDto q) => new(q.Vms, q.Vcpus, q.MemoryMiB);
+    public static TenantQuota ToQuota(this QuotaDto q) => new(q.Vms, q.Vcpus, q.MemoryMiB, q.StorageGiB);
 
-    public static QuotaDto ToDto(this TenantQuota q) => new(q.MaxVms, q.MaxVcpus, q.MaxMemoryMiB);
+    public static QuotaDto ToDto(this TenantQuota q) => new(q.MaxVms, q.MaxVcpus, q.MaxMemoryMiB, q.MaxStorageGiB);
 
     public static TenantCpuPool ToPool(this PoolDto p) => new(p.CpuShares, p.CpuReservationMillicores ?? 0, p.CpuLimitMillicores);
 
@@ -113,7 +113,7 @@ public static class ApiDtos
         found.Tenant!.Id.Value,
         found.Tenant.Disabled,
         found.Tenant.Quota.ToDto(),
-        new UsageDto(found.Usage.Vms, found.Usage.Vcpus, found.Usage.MemoryMiB),
+        new UsageDto(found.Usage.Vms, found.Usage.Vcpus, found.Usage.MemoryMiB, found.StorageGiB),
         withKeys ? found.Keys.Select(ToDto).ToList() : null,
         found.Tenant.Pool.ToDto());
 

@@ -76,6 +76,7 @@ public static class OrchestratorApi
         v1.MapRules(idempotency);
         v1.MapPlacement(idempotency);
         v1.MapNetworks(idempotency);
+        v1.MapVolumes(idempotency);
 
         v1.MapGet("/vms", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
@@ -116,7 +117,7 @@ public static class OrchestratorApi
 
             var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.ToResources(), body.Labels, body.Driver,
                 body.Accelerator, VmBootstrap.Of(body.Hostname, body.SshKeys, body.UserData), body.DiskGiB, body.HostSelector, body.Group,
-                body.Nics?.Select(n => new Domain.Networks.VmNic(n.Network ?? "", n.Ip)).ToList());
+                body.Nics?.Select(n => new Domain.Networks.VmNic(n.Network ?? "", n.Ip)).ToList(), body.Volumes);
             // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler.
             if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, images.Names) is { Count: > 0 } invalid)
             {
@@ -140,8 +141,9 @@ public static class OrchestratorApi
             SetPausedAsync(scheduler, Acting(http), name, paused: true, ct)).RequireWrite();
         v1.MapPost("/vms/{name}/resume", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
             SetPausedAsync(scheduler, Acting(http), name, paused: false, ct)).RequireWrite();
-        v1.MapDelete("/vms/{name}", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
-            ChangeAsync(scheduler, new LedgerCommands.DeleteVm(Acting(http), name), name, ct)).RequireWrite();
+        // ?withVolumes=true deletes the volumes attached to it with it (else they outlive it, detached).
+        v1.MapDelete("/vms/{name}", (string name, bool? withVolumes, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+            ChangeAsync(scheduler, new LedgerCommands.DeleteVm(Acting(http), name, withVolumes ?? false), name, ct)).RequireWrite();
 
         // The VM's labels, replaced whole by a JSON object of strings.
         v1.MapPut("/vms/{name}/labels", async (string name, HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

@@ -31,7 +31,8 @@ public sealed record VmCreateArgs(
     int? DiskGiB = null,
     IReadOnlyList<string>? HostSelector = null,
     string? Group = null,
-    IReadOnlyList<Orchestrator.Contracts.NicRequest>? Nics = null);
+    IReadOnlyList<Orchestrator.Contracts.NicRequest>? Nics = null,
+    IReadOnlyList<string>? Volumes = null);
 
 /// <summary>What the guest is handed at boot, as typed: files are read by the action, never by the parser or the server.</summary>
 public sealed record VmBootstrapArgs(string? Hostname, IReadOnlyList<string> SshKeyFiles, string? UserDataFile);
@@ -98,7 +99,7 @@ public enum VmChange
     Resume,
 }
 
-public sealed record VmChangeArgs(ClientArgs Client, VmChange Change, string Name, bool Wait, TimeSpan Timeout);
+public sealed record VmChangeArgs(ClientArgs Client, VmChange Change, string Name, bool Wait, TimeSpan Timeout, bool WithVolumes = false);
 
 public enum ListKind
 {

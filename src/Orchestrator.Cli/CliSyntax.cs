@@ -54,6 +54,12 @@ public static partial class CliSyntax
             return (client.AddTo, client.Bind);
         }));
 
+        root.Subcommands.Add(VolumeCommands.Build(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }));
+
         foreach (var command in AutomationCommands.Build(actions, () =>
         {
             var client = new ClientOptions();
@@ -126,6 +132,8 @@ public static partial class CliSyntax
             var ips = new Option<string[]>("--ip") { Description = "The address the NIC of the --network before it asks for (default: the lowest free).", HelpName = "A.B.C.D" };
             create.Options.Add(networks);
             create.Options.Add(ips);
+            var volumes = VolumeCommands.CreateOption();
+            create.Options.Add(volumes);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -146,7 +154,8 @@ public static partial class CliSyntax
                     parse.GetValue(diskGiB),
                     parse.GetValue(hostSelector) is { Length: > 0 } terms ? terms : null,
                     parse.GetValue(group),
-                    NetworkCommands.Nics(parse.GetValue(networks), parse.GetValue(ips))),
+                    NetworkCommands.Nics(parse.GetValue(networks), parse.GetValue(ips)),
+                    parse.GetValue(volumes) is { Length: > 0 } attached ? attached : null),
                 ct));
             vm.Subcommands.Add(create);
         }
@@ -191,7 +200,17 @@ public static partial class CliSyntax
         }));
         vm.Subcommands.Add(ChangeCommand(actions, VmChange.Stop, "stop", "Stop a VM (it stays defined).", "Wait until the VM is Stopped."));
         vm.Subcommands.Add(ChangeCommand(actions, VmChange.Start, "start", "Start a stopped VM.", "Wait until the VM is Ready."));
-        vm.Subcommands.Add(ChangeCommand(actions, VmChange.Delete, "delete", "Stop a VM and delete it.", "Wait until the VM is gone."));
+        vm.Subcommands.Add(ChangeCommand(actions, VmChange.Delete, "delete", "Stop a VM and delete it.", "Wait until the VM is gone.",
+            VolumeCommands.WithVolumesOption()));
+        foreach (var command in VolumeCommands.VmCommands(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }))
+        {
+            vm.Subcommands.Add(command);
+        }
+
         vm.Subcommands.Add(PauseCommand(actions, VmChange.Pause, "pause",
             "Pause a running VM: its vCPUs stop, its memory stays. Answers once every vCPU stopped. Not kept across a restart."));
         vm.Subcommands.Add(PauseCommand(actions, VmChange.Resume, "resume", "Resume a paused VM."));
@@ -209,15 +228,22 @@ public static partial class CliSyntax
         return command;
     }
 
-    private static Command ChangeCommand(ICliActions actions, VmChange change, string verb, string description, string waitDescription)
+    private static Command ChangeCommand(ICliActions actions, VmChange change, string verb, string description, string waitDescription,
+        Option<bool>? withVolumes = null)
     {
         var client = new ClientOptions();
         var name = NameArgument();
         var (wait, timeout) = WaitOptions(waitDescription);
         var command = new Command(verb, description) { name, wait, timeout };
+        if (withVolumes is not null)
+        {
+            command.Options.Add(withVolumes);
+        }
+
         client.AddTo(command);
         command.SetAction((parse, ct) => actions.VmChangeAsync(
-            new VmChangeArgs(client.Bind(parse), change, parse.GetValue(name)!, parse.GetValue(wait), TimeSpan.FromSeconds(parse.GetValue(timeout))),
+            new VmChangeArgs(client.Bind(parse), change, parse.GetValue(name)!, parse.GetValue(wait), TimeSpan.FromSeconds(parse.GetValue(timeout)),
+                withVolumes is not null && parse.GetValue(withVolumes)),
             ct));
         return command;
     }

@@ -128,6 +128,9 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             case ApiRender.Networks:
                 Write(Rendering.Generic(response.Body, ["name", "cidr", "gateway", "router", "vni", "addresses"]));
                 break;
+            case ApiRender.Volumes:
+                Write(Rendering.Generic(response.Body, ["name", "sizeGiB", "pool", "host", "attachedTo", "createdAt"]));
+                break;
             case ApiRender.Done:
                 context.Out.WriteLine(response.Body.Length > 0 && args.Method == "PUT" ? "labels set" : "done");
                 break;
@@ -165,7 +168,7 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
                 args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
                 args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels, args.Driver,
-                args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData, args.DiskGiB, args.HostSelector, args.Group, args.Nics),
+                args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData, args.DiskGiB, args.HostSelector, args.Group, args.Nics, args.Volumes),
             ct);
         if (!args.Wait)
         {
@@ -202,7 +205,7 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             VmChange.Start => await api.PostAsync(path + "/start", null, ct),
             VmChange.Pause => await api.PostAsync(path + "/pause", null, ct),
             VmChange.Resume => await api.PostAsync(path + "/resume", null, ct),
-            _ => await api.DeleteAsync(path, ct),
+            _ => await api.DeleteAsync(args.WithVolumes ? path + "?withVolumes=true" : path, ct),
         };
 
         if (!args.Wait)

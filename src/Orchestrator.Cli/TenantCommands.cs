@@ -21,6 +21,7 @@ public enum ApiRender
     Groups,
     HostLabels,
     Networks,
+    Volumes,
 }
 
 /// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>
@@ -31,7 +32,7 @@ public sealed record ApiCallArgs(ClientArgs Client, string Method, string Path, 
 /// API replaces the quota whole, so the client reads the tenant first and merges.
 /// </summary>
 public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, bool? Disabled,
-    long? PoolShares = null, long? PoolReservationMillicores = null, long? PoolLimitMillicores = null)
+    long? PoolShares = null, long? PoolReservationMillicores = null, long? PoolLimitMillicores = null, long? StorageGiB = null)
 {
     public const long Unlimited = -1;
 
@@ -44,6 +45,7 @@ public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, 
             vms = Pick(Vms, current.Quota.Vms),
             vcpus = Pick(Vcpus, current.Quota.Vcpus),
             memoryMiB = Pick(MemoryMiB, current.Quota.MemoryMiB),
+            storageGiB = Pick(StorageGiB, current.Quota.StorageGiB),
         },
         disabled = Disabled,
         pool = ChangesPool
@@ -74,13 +76,14 @@ public static class TenantCommands
             var (addTo, bind) = client();
             var id = new Argument<string>("ID") { Description = "The new tenant's id (a DNS label)." };
             var (vms, vcpus, memory) = QuotaOptions(allowNone: false);
-            var create = new Command("create", "Create a tenant, optionally with a quota.") { id, vms, vcpus, memory };
+            var storage = StorageOption(allowNone: false);
+            var create = new Command("create", "Create a tenant, optionally with a quota.") { id, vms, vcpus, memory, storage };
             addTo(create);
             create.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), "POST", "v1/tenants",
                 new
                 {
                     id = parse.GetValue(id),
-                    quota = new { vms = Limit(parse, vms), vcpus = Limit(parse, vcpus), memoryMiB = Limit(parse, memory) },
+                    quota = new { vms = Limit(parse, vms), vcpus = Limit(parse, vcpus), memoryMiB = Limit(parse, memory), storageGiB = Limit(parse, storage) },
                 }, ApiRender.Tenant), ct));
             tenant.Subcommands.Add(create);
         }
@@ -107,6 +110,7 @@ public static class TenantCommands
             var (addTo, bind) = client();
             var id = new Argument<string>("ID") { Description = "The tenant." };
             var (vms, vcpus, memory) = QuotaOptions(allowNone: true);
+            var storage = StorageOption(allowNone: true);
             var disable = new Option<bool>("--disable") { Description = "Its keys stop working (its VMs keep running)." };
             var enable = new Option<bool>("--enable") { Description = "Its keys work again." };
             var poolShares = new Option<string>("--pool-shares") { Description = "Its CPU pool's weight against other tenants on each host (\"none\": its VMs' shares).", HelpName = "N" };
@@ -114,7 +118,7 @@ public static class TenantCommands
             var poolLimit = new Option<string>("--pool-limit") { Description = "CPU cap for its VMs together on each host, in millicores (\"none\": no cap).", HelpName = "MILLICORES" };
             var set = new Command("set", "Change a tenant's quota (\"none\" lifts a limit) or CPU pool, or disable/enable it.")
             {
-                id, vms, vcpus, memory, disable, enable, poolShares, poolReservation, poolLimit,
+                id, vms, vcpus, memory, disable, enable, poolShares, poolReservation, poolLimit, storage,
             };
             addTo(set);
             set.SetAction((parse, ct) =>
@@ -126,10 +130,10 @@ public static class TenantCommands
 
                 bool? disabled = parse.GetValue(disable) ? true : parse.GetValue(enable) ? false : null;
                 var change = new TenantQuotaChange(Limit(parse, vms), Limit(parse, vcpus), Limit(parse, memory), disabled,
-                    Limit(parse, poolShares), Limit(parse, poolReservation), Limit(parse, poolLimit));
+                    Limit(parse, poolShares), Limit(parse, poolReservation), Limit(parse, poolLimit), Limit(parse, storage));
                 if (change == new TenantQuotaChange(null, null, null, null))
                 {
-                    throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --pool-shares, --pool-reservation, --pool-limit, --disable or --enable");
+                    throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --max-storage, --pool-shares, --pool-reservation, --pool-limit, --disable or --enable");
                 }
 
                 return actions.CallAsync(new ApiCallArgs(bind(parse), "PATCH", $"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}", null,
@@ -177,6 +181,10 @@ public static class TenantCommands
             new Option<string>("--max-vcpus") { Description = "At most this many vCPUs in all" + none + ".", HelpName = "N" },
             new Option<string>("--max-memory") { Description = "At most this much memory in MiB in all" + none + ".", HelpName = "MIB" });
     }
+
+    /// <summary>--max-storage: GiB of VM disks and volumes together (issue 18).</summary>
+    private static Option<string> StorageOption(bool allowNone) =>
+        new("--max-storage") { Description = "At most this many GiB of VM disks and volumes in all" + (allowNone ? " (\"none\": no limit)" : "") + ".", HelpName = "GIB" };
 
     private static long? Limit(System.CommandLine.ParseResult parse, Option<string> option)
     {

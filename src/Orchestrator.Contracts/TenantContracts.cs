@@ -2,7 +2,8 @@
 namespace Orchestrator.Contracts;
 
 /// <summary>A tenant's limits; null: no limit.</summary>
-public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB);
+/// <param name="StorageGiB">GiB of VM disks and volumes together.</param>
+public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB, long? StorageGiB = null);
 
 public sealed record CreateTenantRequest(string? Id, QuotaDto? Quota);
 
@@ -20,7 +21,7 @@ public sealed record KeyDto(string KeyId, string Tenant, string Role, string? Na
 /// <summary>A key just issued: the only time <see cref="Key"/> is ever shown.</summary>
 public sealed record IssuedKeyDto(string KeyId, string Tenant, string Role, string? Name, string Key);
 
-public sealed record UsageDto(int Vms, int Vcpus, long MemoryMiB);
+public sealed record UsageDto(int Vms, int Vcpus, long MemoryMiB, long StorageGiB = 0);
 
 /// <param name="Keys">the tenant's keys where an admin asked for one tenant; null in lists and for the tenant's own view.</param>
 public sealed record TenantDto(string Id, bool Disabled, QuotaDto Quota, UsageDto Usage, IReadOnlyList<KeyDto>? Keys, PoolDto? Pool);

@@ -47,7 +47,8 @@ public sealed record VmLaunchSpec(
     bool BurnCpu = false,
     GuestSeed? Seed = null,
     VmDiskRequest? Disk = null,
-    IReadOnlyList<NicAssignment>? Nics = null);
+    IReadOnlyList<NicAssignment>? Nics = null,
+    IReadOnlyList<Orchestrator.Domain.Storage.VolumeAssignment>? Volumes = null);
 
 /// <summary>
 /// The VM's persistent disk: <paramref name="SizeGiB"/> in the host's pool <paramref name="PoolId"/> (null: the host's
@@ -130,6 +131,9 @@ public interface IHypervisor : IAsyncDisposable
     /// <summary>Removes a deleted VM's persistent disk from this host's pools, for good. Nothing where there is none.</summary>
     Task DeleteDiskAsync(VmId vmId, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>Removes a deleted volume's file from this host's pool <paramref name="pool"/>, for good. Nothing where there is none.</summary>
+    Task DeleteVolumeAsync(string volumeId, string pool, CancellationToken cancellationToken) => Task.CompletedTask;
+
     /// <summary>
     /// Tells the host's fence guard that the node is alive. Called from the host agent on a timer, so a hung
     /// actor system stops the heartbeats and the guard kills the VMs after fence-after.
@@ -181,6 +185,17 @@ public interface IVmHandle : IAsyncDisposable
     /// </summary>
     Task<IConsoleConnection> ConnectConsoleAsync(Action<byte[]> onOutput, CancellationToken cancellationToken) =>
         throw new NotSupportedException("this VM's driver has no interactive serial console");
+
+    /// <summary>Plugs the volume into the running VM (its file made in its pool first when new). Throws where the driver can't.</summary>
+    Task AttachVolumeAsync(Orchestrator.Domain.Storage.VolumeAssignment volume, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("this VM's driver cannot attach volumes to a running VM");
+
+    /// <summary>Unplugs the volume (by its node name) from the running VM once its guest let go of it; nothing when it is not plugged.</summary>
+    Task DetachVolumeAsync(string nodeName, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("this VM's driver cannot detach volumes from a running VM");
+
+    /// <summary>The node names (<see cref="Orchestrator.Domain.Storage.VolumeAssignment.NodeName"/>) of the volumes plugged into the running VM now.</summary>
+    Task<IReadOnlyList<string>> QueryVolumesAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>([]);
 }
 
 /// <summary>A live link to a guest's serial port.</summary>

@@ -38,7 +38,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new Domain.Placement.GroupRecord(new TenantId("beta"), "db", Domain.Placement.GroupPolicy.Affinity, At.AddDays(-1)),
             ],
         };
-        return placed with
+        var networked = placed with
         {
             Vms = placed.Vms.Select((v, i) => v with { Spec = v.Spec with { Nics = Nics[i] } }).ToList(),
             Networks =
@@ -52,7 +52,30 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
+        return WithVolumes(networked);
     }
+
+    /// <summary>What layout version 9 added: volumes, tenants' storage quotas and the volume names a VM's spec may carry.</summary>
+    private static LedgerSnapshot WithVolumes(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants!.Select(t => t with { Quota = t.Quota with { MaxStorageGiB = 4096 } }).ToList(),
+        Vms = snapshot.Vms.Select((v, i) => v with { Spec = v.Spec with { Volumes = i == 0 ? ["data", "ünïcode ✓"] : ["logs"] } }).ToList(),
+        Volumes =
+        [
+            new VolumeRecord("0123456789abcdef0123456789abcdef", Acme, "data", 20, "local", new HostId("host-7"),
+                new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), At),
+            new VolumeRecord("ffffffffffffffffffffffffffffffff", new TenantId("beta"), "ünïcode ✓", int.MaxValue, "nfs-ünïcode", new HostId("h"),
+                new VmId(Guid.AllBitsSet), At.AddDays(-3)),
+        ],
+    };
+
+    /// <summary>A snapshot as builds before volumes (layout version 8) read it back.</summary>
+    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { MaxStorageGiB = null } }).ToList(),
+        Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Volumes = null } }).ToList(),
+        Volumes = null,
+    };
 
     /// <summary>The NICs of <see cref="Full"/>'s VMs, by position (layout version 7).</summary>
     private static readonly VmNic[][] Nics =
@@ -133,7 +156,14 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
             [new ApiKeyRecord("k", Acme, KeyRole.Admin, "", null, default, null)],
             [new WebhookRecord("w", Acme, "", "", [], default)],
             [new RuleRecord("r", Acme, "", null, 0, TimeSpan.Zero, null, new Dictionary<string, string>(), RuleAction.Stop, default)],
-            Networks: [new NetworkRecord("", Acme, "", "", false, 0, default)]),
+            Networks: [new NetworkRecord("", Acme, "", "", false, 0, default)],
+            Volumes: [new VolumeRecord("", Acme, "", 0, "", null, null, default)]),
+        ["a VM naming no volumes, a tenant with a zero storage quota"] = new LedgerSnapshot([],
+            [
+                new VmRecord(new VmId(Guid.Empty), TenantId.System, new VmSpec("a", 0, 0, "", Volumes: []), DesiredState.Running,
+                    VmStatus.Pending, null, null, Epoch.Zero, null, 0, default, null),
+            ],
+            [new TenantRecord(Acme, new TenantQuota(MaxStorageGiB: 0), false, default)], Volumes: []),
     };
 
     [Fact]
@@ -247,9 +277,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_6_snapshot_from_the_build_before_networks_reads_back_with_no_networks_or_nics() =>
-        AssertOldSnapshotReadsAs(Version6Full, 6, Full() with
+        AssertOldSnapshotReadsAs(Version6Full, 6, WithoutVolumes(Full()) with
         {
-            Vms = Full().Vms.Select(vm => vm with { Spec = vm.Spec with { Nics = null } }).ToList(), Networks = null, IdempotencyKeys = null,
+            Vms = WithoutVolumes(Full()).Vms.Select(vm => vm with { Spec = vm.Spec with { Nics = null } }).ToList(), Networks = null,
+            IdempotencyKeys = null,
         });
 
     /// <summary><see cref="Full"/> as the build before durable idempotency keys wrote it (layout version 7), from that build.</summary>
@@ -258,7 +289,15 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_7_snapshot_from_the_build_before_durable_idempotency_keys_reads_back_with_none() =>
-        AssertOldSnapshotReadsAs(Version7Full, 7, Full() with { IdempotencyKeys = null });
+        AssertOldSnapshotReadsAs(Version7Full, 7, WithoutVolumes(Full()) with { IdempotencyKeys = null });
+
+    /// <summary><see cref="Full"/> as the build before volumes wrote it (layout version 8), from that build.</summary>
+    private const string Version8Full =
+        "TEVERwhLCAAAAAAAAAMBB2hvc3QtNzAAAAAAAAMAAAAAAAEFcWVtdQMMAAAAAGAAAAAAAAADAAAAASZha2thLnRjcDovL29yY2hlc3RyYXRvckAxMC4wLjAuNzo0MDUz3AUAAAAAAAAACAAAAAAAAAEBBGt2bQEjaG9zdCxhcmNoLWNhcGFiaWxpdGllcz1vZmYscG11PW9mZh1hZnRlcjoga3ZtIC1jcHUgaG9zdDogZXhpdGVkAQdob3N0LTj///9//////////38DAv////8AAAAAAAAAgAAAAIABJmFra2EudGNwOi8vb3JjaGVzdHJhdG9yQDEwLjAuMC44OjQwNTP/////////f/n/////////AQEEdGNnAQRtYXhZZmVsbCBiYWNrIHRvIFRDRzoga3ZtIC1jcHUgaG9zdDogZXhpdGVkIGJlZm9yZSB0aGUgYmFubmVyIChleGl0IGNvZGUgMTM0OiDDvG7Dr2NvZGUg4pyTKQSOKhxvSw1VTJpDH29LjS4BAQVhY21lBndlYi0xBAAAAAAgAAABDXVidW50dS0yNC4wNAIBAQAIAAD0AQAAAbgLAAAABAAAASgjAAABBjAtMyw4BAEEZW52AQVwcm9kAQV0aWVyAQR3ZWIBBW5vdGUBAQUFARJ3ZWItMS5leGFtcGxlLm9yZwMXc3NoLWVkMjU1MTkgQUFBQSBrZXktMRtzc2gtcnNhIEFBQUEgw7xuw69jb2RlIOKckwUB/yMhAQYBKXFlbXUgZXhpdGVkIHdpdGggMTM3OiDDvG7Dr2NvZGUg4pyTIPCfmoABAioAAAAAAAAAAWl6AAAFAAAAgPcgjcZJ3whKAQGA9yCNxknfCCD+AdYGAAAAAAAAETx9Cy9ejUqMGy2ef2pbAgEFYmV0YQZ3ZWItMQEAAAAAAgAADAEBAQIAAAABAAAAAQoAAAABAAAAAQACAAANAhARAwUBBndlYi0xAhdzc2gtZWQyNTUxOSBBQUFBIGtleS0xAgcBCAEJZGVsZXRpbmcBAgEAAAAAAAAAAQEAAAABAAAAgfcgjcZJ3whKAQGAt4q3j0rfCEoBAQEAAAAAAAAA/////////////////////wEHc3lzdGVtBWVkZ2X///9/AAAAgAEGb3RoZXICAQEAAACA////fwEAAACAAAAAgAH///9/AQIxAgECeAECeQUFAQVlZGdlAgJrgAIBAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj9AQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpbXF1eX2BhYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ent8fX5/gIGCg4SFhoeIiYqLjI2Oj5CRkpOUlZaXmJmam5ydnp+goaKjpKWmp6ipqqusra6vsLGys7S1tre4ubq7vL2+v8DBwsPExcbHyMnKy8zNzs/Q0dLT1NXW19jZ2tvc3d7f4OHi4+Tl5ufo6err7O3u7/Dx8vP09fb3+Pn6+/z9/v8BBxoBB/////////9/AQAAAID/////APaAfHUAAABIAwH/Pzf0dSjKKwAAAQAAAAAAAACAAgsBCgAAAAEoAAAAAQAAAQAAAAAAAYD3II3GSd8ISgEBAQAQAADQBwAAAUAfAAACE2stMDEyMzQ1Njc4OWFiY2RlZgsCITlmODZkMDgxODg0YzdkNjU5YTJmZWFhMGM1NWFkMDE1A2NpgPcgjcZJ3whKAQGAL26y30nfCEoBAgV3aC0xCytodHRwczovL2hvb2tzLmV4YW1wbGUub3JnL29yY2hlc3RyYXRvcj94PTEHczNjcmV0AwEIVm1SZWFkeQEJVm1GYWlsZWSA9yCNxknfCEoBAgdydWxlLTELCG5pZ2h0bHkBDVZtUmVzdGFydGluZwMAAAAAvKBlAQAAAAENMCAyMCAqICogMS01AhARAoD3II3GSd8ISgFTVE9SAwEGbG9jYWwBBGRpcgACAAAAAAAAAAAAAAAAEEABAQ5uZnMtw7xuw69jb2RlIf////////9/AAAAAAAA+D8BAgECcgEEcmJkAAAAAAAAAIABAAAAAAAAAAEBFAAAAAEgAQIBAQAAAAEiAQcBAAAAgAEjAQECaAMDAQV6b25lAQN6MAEEc3NkEwMmAQN6MSgTBAUBB3pvbmU9YSgBBSFncHUBCXJhY2shPXIwEQUqKCsBCXJhY2shPXIxAQNkYgUqKCsBCXJhY2shPXIyEQMLBHdlYgKA9yCNxknfCEoBFQNkYgGAN7di/UjfCEoBAwZuZXQtMQsEbmV0AQwxMC4wLjAuMC8yNAH///8AgPcgjcZJ3whKAQZuZXQtMgsFYmFjawEPMTkyLjE2OC4wLjAvMTYBAQAAAID3II3GSd8ISgEEjiocb0sNVUyaQx9vS40uAQMBBG5ldAkxMC4wLjAuMhIwMjowMDowMDowMDowMDowMQEFYmFjawwxOTIuMTY4LjcuORIwMjpmZjowMDowMDowMDowMhE8fQsvXo1KjBstnn9qWwICMgkxMC4wLjAuMxIwMjowMDowMDowMDowMDowM/////////////////////8CAQ7DvG7Dr2NvZGUg4pyTEDI1NS4yNTUuMjU1LjI1NRJmZjpmZjpmZjpmZjpmZjpmZgMROWY4NmQwODE4ODRjN2Q2NQ7DvG7Dr2NvZGUg4pyTjiocb0sNVUyaQx9vS40uAYD3II3GSd8ISgEDazICYv//////////////////////Pzf0dSjKKwAArm7ipyumM/s=";
+
+    [Fact]
+    public void A_version_8_snapshot_from_the_build_before_volumes_reads_back_with_no_volumes_or_storage_quota() =>
+        AssertOldSnapshotReadsAs(Version8Full, 8, WithoutVolumes(Full()));
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
     private static LedgerSnapshot WithoutStorage(LedgerSnapshot snapshot) => snapshot with
@@ -305,8 +344,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         body[100] ^= 0x01;
         Assert.Contains("do not match their checksum", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(body)).Message);
         var version = bytes.ToArray();
-        version[4] = 9;
-        Assert.Contains("version 9", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(version)).Message);
+        version[4] = 10;
+        Assert.Contains("version 10", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(version)).Message);
         var json = System.Text.Encoding.UTF8.GetBytes(LegacySnapshot.Json);
         Assert.Contains("not a binary ledger snapshot", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(json)).Message);
     }

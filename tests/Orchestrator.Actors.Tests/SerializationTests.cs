@@ -16,6 +16,11 @@ namespace Orchestrator.Actors.Tests;
 public class SerializationTests() : TestKit(TestConfig.Serialization())
 {
     private static readonly VmId Vm = new(Guid.Parse("0f8fad5b-d9cb-469f-a165-70867728950e"));
+
+    private const string VolumeId = "0123456789abcdef0123456789abcdef";
+
+    private static readonly Domain.Storage.VolumeRecord Volume = new(VolumeId, new TenantId("acme"), "data", 5, "local", new HostId("h1"), Vm,
+        new DateTimeOffset(2026, 12, 5, 10, 0, 0, TimeSpan.Zero));
     private static readonly HostId H = new("host-1");
     private static readonly DateTimeOffset At = new(2026, 11, 24, 1, 2, 3, TimeSpan.Zero);
     private static readonly VmSpec Spec = new("web1", 2, 512, "demo", RestartPolicy.Always, Driver: "kvm");
@@ -151,6 +156,20 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new NetworkReplies.NetworkCreated(new Domain.Networks.NetworkRecord("net1", new TenantId("acme"), "net", "10.0.0.0/24", true, 7, At)),
         new NetworkReplies.NetworkList([new NetworkReplies.NetworkView(
             new Domain.Networks.NetworkRecord("net1", new TenantId("acme"), "net", "10.0.0.0/24", true, 7, At), 3)]),
+        new VolumeCommands.CreateVolume(VolumeId, new TenantId("acme"), "data", 5, "local"),
+        new VolumeCommands.DeleteVolume(new TenantId("acme"), "data"),
+        new VolumeCommands.ResizeVolume(new TenantId("acme"), "data", 9),
+        new VolumeCommands.AttachVolume(new TenantId("acme"), "web", "data"),
+        new VolumeCommands.DetachVolume(new TenantId("acme"), "web", "data"),
+        new VolumeEvents.VolumeCreated(VolumeId, new TenantId("acme"), "data", 5, "local", new HostId("h1"), At),
+        new VolumeEvents.VolumeDeleted(VolumeId, new TenantId("acme")),
+        new VolumeEvents.VolumeResized(VolumeId, 9),
+        new VolumeEvents.VolumeAttached(VolumeId, Vm),
+        new VolumeEvents.VolumeDetached(VolumeId, Vm),
+        new VolumeQueries.ListVolumes(new TenantId("acme")),
+        new VolumeReplies.VolumeAccepted(new VolumeReplies.VolumeView(Volume, "web")),
+        new VolumeReplies.VolumeList([new VolumeReplies.VolumeView(Volume with { AttachedTo = null, Host = null }, null)]),
+        new Hosts.HostAgentCommands.DeleteVolume(VolumeId, "local"),
         new LedgerCommands.FireRule("rule1", Vm, "schedule"),
         new SchedulerQueries.ListRules(new TenantId("acme")),
         new SchedulerReplies.RuleList([new RuleRecord("rule1", new TenantId("acme"), "evening", null, 1, TimeSpan.Zero, "0 20 * * 1-5", Selector,

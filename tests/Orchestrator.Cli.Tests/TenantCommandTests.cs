@@ -5,7 +5,7 @@ namespace Orchestrator.Cli.Tests;
 public class TenantCommandTests
 {
     private const string Acme = """
-        {"id":"acme","disabled":false,"quota":{"vms":10,"vcpus":20,"memoryMiB":null},"usage":{"vms":2,"vcpus":3,"memoryMiB":512},
+        {"id":"acme","disabled":false,"quota":{"vms":10,"vcpus":20,"memoryMiB":null,"storageGiB":50},"usage":{"vms":2,"vcpus":3,"memoryMiB":512,"storageGiB":7},
          "keys":[{"keyId":"0123456789abcdef","tenant":"acme","role":"read-only","name":"ci","createdAt":"2026-11-24T01:00:00Z","revokedAt":null}]}
         """;
 
@@ -16,7 +16,7 @@ public class TenantCommandTests
         var run = await CliRun.Of(http, null, "tenant", "create", "acme", "--max-vms", "10", "--max-vcpus", "20");
 
         Assert.Equal(0, run.ExitCode);
-        Assert.Equal("""{"id":"acme","quota":{"vms":10,"vcpus":20,"memoryMiB":null}}""", http.Requests.Single().Body);
+        Assert.Equal("""{"id":"acme","quota":{"vms":10,"vcpus":20,"memoryMiB":null,"storageGiB":null}}""", http.Requests.Single().Body);
         Assert.Matches(@"VMs\s+2 of 10", run.Out.ToString());
         Assert.Matches(@"Memory\s+512 MiB \(no limit\)", run.Out.ToString());
         Assert.Matches(@"0123456789abcdef\s+read-only\s+ci", run.Out.ToString());
@@ -31,7 +31,24 @@ public class TenantCommandTests
         var run = await CliRun.Of(http, null, "tenant", "set", "acme", "--max-vms", "none", "--max-memory", "4096", "--disable");
 
         Assert.Equal(0, run.ExitCode);
-        Assert.Equal("""{"quota":{"vms":null,"vcpus":20,"memoryMiB":4096},"disabled":true,"pool":null}""", http.Requests[1].Body);
+        // The storage quota nobody typed stays as it was.
+        Assert.Equal("""{"quota":{"vms":null,"vcpus":20,"memoryMiB":4096,"storageGiB":50},"disabled":true,"pool":null}""", http.Requests[1].Body);
+    }
+
+    [Fact]
+    public async Task Tenant_set_max_storage_sets_the_storage_quota_and_none_lifts_it()
+    {
+        var http = new ScriptedHandler()
+            .On("GET", "/v1/tenants/acme", HttpStatusCode.OK, Acme)
+            .On("PATCH", "/v1/tenants/acme", HttpStatusCode.OK, Acme)
+            .On("GET", "/v1/tenants/acme", HttpStatusCode.OK, Acme)
+            .On("PATCH", "/v1/tenants/acme", HttpStatusCode.OK, Acme);
+
+        Assert.Equal(0, (await CliRun.Of(http, null, "tenant", "set", "acme", "--max-storage", "100")).ExitCode);
+        Assert.Equal(0, (await CliRun.Of(http, null, "tenant", "set", "acme", "--max-storage", "none")).ExitCode);
+
+        Assert.Contains("\"storageGiB\":100}", http.Requests[1].Body);
+        Assert.Contains("\"storageGiB\":null}", http.Requests[3].Body);
     }
 
     [Fact]
@@ -43,7 +60,7 @@ public class TenantCommandTests
         var run = await CliRun.Of(http, null, "tenant", "set", "acme", "--pool-shares", "4096", "--pool-limit", "1500");
 
         Assert.Equal(0, run.ExitCode);
-        Assert.Equal("""{"quota":{"vms":10,"vcpus":20,"memoryMiB":null},"disabled":null,"pool":{"cpuShares":4096,"cpuReservationMillicores":0,"cpuLimitMillicores":1500}}""",
+        Assert.Equal("""{"quota":{"vms":10,"vcpus":20,"memoryMiB":null,"storageGiB":50},"disabled":null,"pool":{"cpuShares":4096,"cpuReservationMillicores":0,"cpuLimitMillicores":1500}}""",
             http.Requests[1].Body);
     }
 

@@ -68,6 +68,13 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         new("DELETE", "v1/rules/rule000000000000", null,                            401, 401, 404, 403, 404, 404),
         new("GET", "v1/events?follow=false", null,                                  401, 401, 200, 200, 200, 200),
         new("GET", "v1/events?follow=false&vm=web", null,                           401, 401, 200, 200, 404, 404),
+        new("POST", "v1/volumes", """{"name":"vol-{caller}","sizeGiB":1}""",      401, 401, 201, 403, 201, 201),
+        new("GET", "v1/volumes", null,                                              401, 401, 200, 200, 200, 200),
+        new("GET", "v1/volumes/vault", null,                                        401, 401, 200, 200, 404, 404),
+        new("POST", "v1/volumes/vault/resize", """{"sizeGiB":2}""",              401, 401, 200, 403, 404, 404),
+        new("POST", "v1/vms/web/volumes/vault", null,                               401, 401, 200, 403, 404, 404),
+        new("DELETE", "v1/volumes/vault", null,                                     401, 401, 409, 403, 404, 404),
+        new("DELETE", "v1/vms/web/volumes/vault", null,                             401, 401, 200, 403, 404, 404),
         new("GET", "v1/nothing-here", null,                                         404, 404, 404, 404, 404, 404),
     ];
 
@@ -87,7 +94,10 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         var web = await Created(alphaClient, "web");
         var doomed = await Created(alphaClient, "doomed");
         var secret = await Created(bravoClient, "secret-bravo");
-        string[] alphaSecrets = [Alpha, (string)web["id"]!, (string)doomed["id"]!];
+        var vault = await alphaClient.PostAsJsonAsync("v1/volumes", new { name = "vault", sizeGiB = 1 });
+        Assert.Equal(HttpStatusCode.Created, vault.StatusCode);
+        var vaultId = (string)JsonNode.Parse(await vault.Content.ReadAsStringAsync())!["id"]!;
+        string[] alphaSecrets = [Alpha, (string)web["id"]!, (string)doomed["id"]!, vaultId];
         string[] bravoSecrets = [Bravo, "secret-bravo", (string)secret["id"]!];
 
         var keys = new Dictionary<Caller, string?>

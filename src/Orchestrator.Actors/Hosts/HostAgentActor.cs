@@ -80,7 +80,12 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         });
         Receive<Register>(_ => _scheduler.Tell(new RegisterHostAgent(RegisterCommand()), Self));
         Receive<SchedulerReplies.HostAssignments>(reply => Feed(new HostInput.Assignments(reply.Assignments)));
-        Receive<HostAgentCommands.Assign>(assign => Feed(new HostInput.Assigned(assign.Assignment)));
+        Receive<HostAgentCommands.Assign>(assign =>
+        {
+            SyncVolumes(assign.Assignment);
+            Feed(new HostInput.Assigned(assign.Assignment));
+        });
+        Receive<HostAgentCommands.DeleteVolume>(DeleteVolume);
         Receive<VmProtocol.Exited>(exited =>
         {
             if (IsLiveActor(exited.VmId))
@@ -336,6 +341,29 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             }
 
             scheduler.Tell(new LedgerCommands.ConfirmDeleted(vmId));
+        }, TaskScheduler.Default);
+    }
+
+    /// <summary>A running VM whose volumes changed in the ledger gets them plugged or unplugged (its actor does it).</summary>
+    private void SyncVolumes(VmAssignment assignment)
+    {
+        if (_actors.TryGetValue(assignment.VmId, out var actor) && _plan.Slots.TryGetValue(assignment.VmId, out var slot)
+            && slot.Assignment.Epoch == assignment.Epoch
+            && !(slot.Assignment.Volumes ?? []).SequenceEqual(assignment.Volumes ?? []))
+        {
+            actor.Tell(new VmProtocol.SyncVolumes(assignment.Volumes ?? []));
+        }
+    }
+
+    private void DeleteVolume(HostAgentCommands.DeleteVolume delete)
+    {
+        var log = _log;
+        _driver.DeleteVolumeAsync(delete.VolumeId, delete.Pool, CancellationToken.None).ContinueWith(deleted =>
+        {
+            if (deleted.Exception is { } ex)
+            {
+                log.Error(ex.GetBaseException(), "could not delete the file of deleted volume {0}", delete.VolumeId);
+            }
         }, TaskScheduler.Default);
     }
 

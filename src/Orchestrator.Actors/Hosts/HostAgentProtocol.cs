@@ -20,6 +20,9 @@ public static class HostAgentCommands
     /// starts again, or is adopted by a restarted node, runs.
     /// </summary>
     public sealed record SetPaused(VmId VmId, bool Paused) : IOrchestratorMessage;
+
+    /// <summary>From the scheduler: a deleted volume's file goes from this host's pool, for good.</summary>
+    public sealed record DeleteVolume(string VolumeId, string Pool) : IOrchestratorMessage;
 }
 
 /// <summary>The answer to a pause or resume: the VM's paused state now, or why it could not be done.</summary>

@@ -52,6 +52,13 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private GuestInfo? _guest;
     private bool _askingGuest;
 
+    /// <summary>The volumes the ledger attaches now (the assignment's at first, then each <see cref="VmProtocol.SyncVolumes"/>).</summary>
+    private IReadOnlyList<Domain.Storage.VolumeAssignment> _volumes;
+
+    /// <summary>A sync runs (one at a time); another is due when the wanted volumes changed meanwhile.</summary>
+    private bool _syncingVolumes;
+    private bool _volumesChanged;
+
     public VmActor(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler, DiscoveredVm? adopt,
         TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null, TimeSpan usageInterval = default,
         TimeSpan vcpuAckTimeout = default)
@@ -66,6 +73,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         _stopTimeout = stopTimeout;
         _vcpuSampleInterval = vcpuSampleInterval;
         _cgroup = new HostCgroups.VmEnforcer(cgroups, assignment.VmId, assignment.Name, _log);
+        _volumes = assignment.Volumes ?? [];
         Starting();
     }
 
@@ -97,7 +105,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             var bootstrap = assignment.HasBootstrap ? await FetchBootstrapAsync(scheduler, assignment.VmId) : null;
             var spec = new VmLaunchSpec(assignment.VmId, assignment.Name, assignment.Vcpus, assignment.MemoryMiB, image, assignment.Epoch,
                 image.BurnCpu, GuestSeed.For(assignment.Name, bootstrap),
-                assignment.DiskPool is { } pool ? new VmDiskRequest(assignment.DiskGiB, pool) : null, assignment.Nics);
+                assignment.DiskPool is { } pool ? new VmDiskRequest(assignment.DiskGiB, pool) : null, assignment.Nics, assignment.Volumes);
             return await driver.StartAsync(spec, CancellationToken.None);
         });
         _opening.PipeTo(Self, success: handle => new HandleReady(handle), failure: ex => new HandleFailed(ex));
@@ -159,6 +167,11 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         Receive<VmProtocol.Stop>(_ => _exit.RequestStop());
         Receive<VmProtocol.Kill>(_ => _exit.RequestStop());
         Receive<VmProtocol.Enforce>(enforce => _cgroup.Enforce(enforce.Limits)); // applied once the process is in its cgroup
+        Receive<VmProtocol.SyncVolumes>(sync =>
+        {
+            _volumes = sync.Wanted;
+            _volumesChanged = true; // synced once running
+        });
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
         Receive<HostAgentCommands.SetPaused>(_ => Sender.Tell(new VmPauseResult(VmId, false, "the VM is still starting")));
         Receive<ConsoleCommands.AttachVm>(_ => Sender.Tell(new ConsoleReplies.Refused(false, "the VM is still starting")));
@@ -185,6 +198,10 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         {
             KillNow();
         }
+        else if (_adopt is not null || _volumesChanged)
+        {
+            SyncVolumes(); // adopted (attached or detached while the node was away), or changed while starting
+        }
     }
 
     private void Running()
@@ -202,6 +219,24 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             }
         });
         Receive<VmProtocol.Enforce>(enforce => _cgroup.Enforce(enforce.Limits));
+        Receive<VmProtocol.SyncVolumes>(sync =>
+        {
+            _volumes = sync.Wanted;
+            SyncVolumes();
+        });
+        Receive<VolumesSynced>(synced =>
+        {
+            _syncingVolumes = false;
+            foreach (var problem in synced.Problems)
+            {
+                _log.Warning("VM {0} ({1}): {2}", _assignment.Name, VmId, problem);
+            }
+
+            if (_volumesChanged)
+            {
+                SyncVolumes();
+            }
+        });
         Receive<GuestDue>(_ => AskGuest());
         Receive<GuestSeen>(seen =>
         {
@@ -286,6 +321,51 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         }).PipeTo(Self, success: info => new GuestSeen(info), failure: _ => new GuestSeen(null));
     }
 
+    /// <summary>
+    /// Plugs the wanted volumes QEMU lacks and unplugs those it holds that are no longer wanted, off the dispatcher, one
+    /// sync at a time. A volume that fails stays as it is, logged (the next assignment tries again).
+    /// </summary>
+    private void SyncVolumes()
+    {
+        if (_syncingVolumes || _handle is not { } handle)
+        {
+            _volumesChanged = true;
+            return;
+        }
+
+        _syncingVolumes = true;
+        _volumesChanged = false;
+        var wanted = _volumes;
+        Task.Run(async () =>
+        {
+            var problems = new List<string>();
+            var plugged = await handle.QueryVolumesAsync(CancellationToken.None);
+            foreach (var nodeName in plugged.Where(n => wanted.All(v => v.NodeName != n)))
+            {
+                await Try(() => handle.DetachVolumeAsync(nodeName, CancellationToken.None), problems, $"could not detach volume node {nodeName}");
+            }
+
+            foreach (var volume in wanted.Where(v => !plugged.Contains(v.NodeName)))
+            {
+                await Try(() => handle.AttachVolumeAsync(volume, CancellationToken.None), problems, $"could not attach volume {volume.Id}");
+            }
+
+            return new VolumesSynced(problems);
+        }).PipeTo(Self, failure: ex => new VolumesSynced([$"could not sync volumes: {ex.GetBaseException().Message}"]));
+    }
+
+    private static async Task Try(Func<Task> action, List<string> problems, string what)
+    {
+        try
+        {
+            await action();
+        }
+        catch (Exception ex) when (ex is HypervisorException or NotSupportedException or IOException)
+        {
+            problems.Add($"{what}: {ex.Message}");
+        }
+    }
+
     private void KillNow() =>
         _handle?.KillAsync(CancellationToken.None).PipeTo(Self, success: () => ShutdownRequested.Instance, failure: ex => new KillFailed(ex));
 
@@ -297,6 +377,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false, _guest);
 
     private sealed record HandleReady(IVmHandle Handle);
+
+    private sealed record VolumesSynced(IReadOnlyList<string> Problems);
 
     private sealed record HandleFailed(Exception Cause);
 

@@ -28,6 +28,9 @@ public static class VmProtocol
     /// <summary>To the host agent: the process could not be started at all; restarting would not help.</summary>
     public sealed record StartFailed(VmId VmId, Epoch Epoch, string Reason);
 
+    /// <summary>From the host agent: the volumes the ledger attaches to the VM now; a running VM has them plugged and unplugged to match.</summary>
+    public sealed record SyncVolumes(IReadOnlyList<Orchestrator.Domain.Storage.VolumeAssignment> Wanted);
+
     /// <summary>From the host agent: what to enforce on the VM's cgroup (sent again whenever it changes).</summary>
     public sealed record Enforce(CgroupLimits Limits);
 

@@ -27,6 +27,7 @@ public static class LedgerQueries
             .OrderBy(t => t.Value, StringComparer.Ordinal).Select(t => SchedulerReplies.TenantView(state, t)).ToList()),
         PlacementQueries.ListGroups q => PlacementQueries.Answer(state, q),
         NetworkQueries.ListNetworks q => NetworkReplies.List(state, q.Tenant),
+        VolumeQueries.ListVolumes q => VolumeReplies.List(state, q.Tenant),
         _ => throw new ArgumentOutOfRangeException(nameof(query), query, "not a query the ledger answers"),
     };
 }

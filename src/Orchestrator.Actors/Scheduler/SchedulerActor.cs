@@ -73,7 +73,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             {
                 _recovery.SnapshotLoaded();
                 _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules,
-                        snapshot.Networks)
+                        snapshot.Networks, snapshot.Volumes)
                     .WithGroups(snapshot.Groups ?? [])
                     .WithIdempotencyKeys(snapshot.IdempotencyKeys ?? []);
                 _recovery.StateRebuilt();
@@ -271,8 +271,14 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         var ahead = Decided;
         var tagged = new List<Tagged>(decision.Events.Count);
         var sharesDue = _sharesKeeper is null ? null : new HashSet<HostId>();
+        var volumesGone = new List<Orchestrator.Domain.Storage.VolumeRecord>();
         foreach (var evt in decision.Events)
         {
+            if (evt is VolumeEvents.VolumeDeleted deleted && ahead.Volumes.GetValueOrDefault(deleted.Id) is { } volume)
+            {
+                volumesGone.Add(volume);
+            }
+
             tagged.Add(new Tagged(evt, EventTags.For(ahead, evt)));
             sharesDue?.UnionWith(SharesDue.HostsChangedBy(ahead, evt));
             ahead = ahead.Apply(evt);
@@ -293,7 +299,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         {
             var evt = (ILedgerEvent)t.Payload;
             LedgerMetrics.Persisted(evt, evt is IVmLedgerEvent e ? _state.Vms.GetValueOrDefault(e.VmId) : null, byHostLoss);
-            if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged or VmLabelsChanged)
+            if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged or VmLabelsChanged
+                or VolumeEvents.VolumeAttached or VolumeEvents.VolumeDetached)
             {
                 changed.Add(((IVmLedgerEvent)evt).VmId);
             }
@@ -320,7 +327,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
                     _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
-                    _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList()));
+                    _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>
@@ -334,6 +341,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             foreach (var vmId in changed)
             {
                 TellHost(vmId);
+            }
+
+            foreach (var volume in volumesGone)
+            {
+                DeleteVolumeFile(volume);
             }
         });
     }
@@ -353,6 +365,26 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         if (_state.Vms.TryGetValue(vmId, out var vm))
         {
             _hosts.AgentOf(vm.Host)?.Tell(new HostAgentCommands.Assign(_state.AssignmentOf(vm)));
+        }
+    }
+
+    /// <summary>
+    /// Has a host that holds the deleted volume's pool remove its file: the local pool's own host, or any host up that
+    /// mounts the shared pool. None up: the file stays until an operator removes it (its id is never reused, so it is never
+    /// read again).
+    /// </summary>
+    private void DeleteVolumeFile(Orchestrator.Domain.Storage.VolumeRecord volume)
+    {
+        var host = volume.Host ?? _state.Hosts.Values
+            .Where(h => h.State == HostState.Up && h.EffectivePools.Any(p => p.Shared && p.Id == volume.Pool))
+            .Select(h => (HostId?)h.Id).FirstOrDefault();
+        if (_hosts.AgentOf(host) is { } agent)
+        {
+            agent.Tell(new HostAgentCommands.DeleteVolume(volume.Id, volume.Pool));
+        }
+        else
+        {
+            _log.Warning("volume {0} was deleted but no host of its pool '{1}' is up to remove its file", volume.Id, volume.Pool);
         }
     }
 

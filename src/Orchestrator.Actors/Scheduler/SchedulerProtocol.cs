@@ -63,6 +63,10 @@ public static class SchedulerReplies
         LedgerCommands.CreateWebhook c => after.Webhooks.GetValueOrDefault(c.Id) is { } webhook ? new WebhookCreated(webhook) : Done.Instance,
         LedgerCommands.CreateRule c => after.Rules.GetValueOrDefault(c.Id) is { } rule ? new RuleCreated(rule) : Done.Instance,
         NetworkCommands.CreateNetwork c => after.Networks.GetValueOrDefault(c.Id) is { } network ? new NetworkReplies.NetworkCreated(network) : Done.Instance,
+        VolumeCommands.CreateVolume c => VolumeReplies.Accepted(after, c.Tenant, c.Name),
+        VolumeCommands.ResizeVolume c => VolumeReplies.Accepted(after, c.Tenant, c.Name),
+        VolumeCommands.AttachVolume c => VolumeReplies.Accepted(after, c.Tenant, c.Volume),
+        VolumeCommands.DetachVolume c => VolumeReplies.Accepted(after, c.Tenant, c.Volume),
         LedgerCommands.RegisterHost c => new HostAssignments(after.VmsOn(c.HostId).Select(after.AssignmentOf).ToList()),
         _ => Done.Instance,
     };
@@ -71,7 +75,8 @@ public static class SchedulerReplies
     public static TenantFound TenantView(LedgerState state, TenantId tenant) => new(
         state.FindTenant(tenant),
         state.UsageOf(tenant),
-        state.Keys.Values.Where(k => k.Tenant == tenant).OrderBy(k => k.CreatedAt).ThenBy(k => k.KeyId, StringComparer.Ordinal).ToList());
+        state.Keys.Values.Where(k => k.Tenant == tenant).OrderBy(k => k.CreatedAt).ThenBy(k => k.KeyId, StringComparer.Ordinal).ToList(),
+        state.StorageUsedGiB(tenant));
 
     /// <summary>Done when there is no such VM before or after (a VM command is refused before that could happen).</summary>
     private static IOrchestratorMessage VmReply(VmId? subject, LedgerState before, LedgerState after) =>
@@ -96,7 +101,8 @@ public static class SchedulerReplies
     public sealed record KeyFound(ApiKeyRecord? Key, TenantRecord? Tenant) : IOrchestratorMessage;
 
     /// <summary>A tenant with what its VMs take and its keys (hashes included: callers must never show them).</summary>
-    public sealed record TenantFound(TenantRecord? Tenant, TenantUsage Usage, IReadOnlyList<ApiKeyRecord> Keys) : IOrchestratorMessage;
+    /// <param name="StorageGiB">GiB of the tenant's VM disks and volumes (what its storage quota counts).</param>
+    public sealed record TenantFound(TenantRecord? Tenant, TenantUsage Usage, IReadOnlyList<ApiKeyRecord> Keys, long StorageGiB = 0) : IOrchestratorMessage;
 
     public sealed record TenantList(IReadOnlyList<TenantFound> Tenants) : IOrchestratorMessage;
 
@@ -205,4 +211,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<RuleRecord>? Rules = null,
     IReadOnlyList<Orchestrator.Domain.Placement.GroupRecord>? Groups = null,
     IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null,
-    IReadOnlyList<IdempotencyRecord>? IdempotencyKeys = null) : IOrchestratorMessage;
+    IReadOnlyList<IdempotencyRecord>? IdempotencyKeys = null,
+    IReadOnlyList<Orchestrator.Domain.Storage.VolumeRecord>? Volumes = null) : IOrchestratorMessage;

@@ -28,9 +28,10 @@ public static class LedgerSnapshotFormat
     /// Version 2 added <see cref="VmSpec.Driver"/>; version 3 <see cref="HostRecord.Accelerator"/> and <see cref="VmSpec.Accelerator"/>;
     /// version 4 <see cref="VmSpec.Bootstrap"/>; version 5 the storage section at the end (<see cref="WriteStorage"/>); version 6
     /// the placement section after it (<see cref="WritePlacement"/>); version 7 the networks and the VMs' NICs after that;
-    /// version 8 the creates' idempotency keys (<see cref="WriteIdempotencyKeys"/>).
+    /// version 8 the creates' idempotency keys (<see cref="WriteIdempotencyKeys"/>); version 9 the volumes and the tenants'
+    /// storage quotas after them (<see cref="WriteVolumes"/>).
     /// </summary>
-    public const byte Version = 8;
+    public const byte Version = 9;
 
     private const byte OldestReadable = 1;
 
@@ -60,6 +61,7 @@ public static class LedgerSnapshotFormat
         var withNics = snapshot.Vms.Where(v => v.Spec.Nics is { Count: > 0 }).ToList();
         List(w, withNics.Count > 0 ? withNics : null, WriteVmNics);
         List(w, snapshot.IdempotencyKeys, WriteIdempotencyKeys);
+        WriteVolumes(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -128,6 +130,7 @@ public static class LedgerSnapshotFormat
         }
 
         var idempotencyKeys = version >= 8 ? List(r, "idempotency key", ReadIdempotencyKey) : null;
+        var volumes = version >= 9 ? ReadVolumes(r, tenants, vms!) : null;
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -135,7 +138,7 @@ public static class LedgerSnapshotFormat
             throw r.Corrupt($"{r.Remaining} bytes after the last record");
         }
 
-        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys);
+        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys, volumes);
     }
 
     /// <summary>
@@ -148,7 +151,7 @@ public static class LedgerSnapshotFormat
         [
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
             nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups), nameof(LedgerSnapshot.Networks),
-            nameof(LedgerSnapshot.IdempotencyKeys),
+            nameof(LedgerSnapshot.IdempotencyKeys), nameof(LedgerSnapshot.Volumes),
         ],
         [typeof(IdempotencyRecord)] = [nameof(IdempotencyRecord.Token), nameof(IdempotencyRecord.VmId), nameof(IdempotencyRecord.At)],
         [typeof(IdempotencyToken)] = [nameof(IdempotencyToken.Key), nameof(IdempotencyToken.BodyHash)],
@@ -163,6 +166,11 @@ public static class LedgerSnapshotFormat
             nameof(NetworkRecord.Gateway), nameof(NetworkRecord.Vni), nameof(NetworkRecord.CreatedAt),
         ],
         [typeof(VmNic)] = [nameof(VmNic.Network), nameof(VmNic.Ip), nameof(VmNic.Mac)],
+        [typeof(VolumeRecord)] =
+        [
+            nameof(VolumeRecord.Id), nameof(VolumeRecord.Tenant), nameof(VolumeRecord.Name), nameof(VolumeRecord.SizeGiB),
+            nameof(VolumeRecord.Pool), nameof(VolumeRecord.Host), nameof(VolumeRecord.AttachedTo), nameof(VolumeRecord.CreatedAt),
+        ],
         [typeof(HostRecord)] =
         [
             nameof(HostRecord.Id), nameof(HostRecord.Cpus), nameof(HostRecord.MemoryMiB), nameof(HostRecord.Driver), nameof(HostRecord.State),
@@ -183,6 +191,7 @@ public static class LedgerSnapshotFormat
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
             nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver), nameof(VmSpec.Accelerator),
             nameof(VmSpec.Bootstrap), nameof(VmSpec.DiskGiB), nameof(VmSpec.HostSelector), nameof(VmSpec.Group), nameof(VmSpec.Nics),
+            nameof(VmSpec.Volumes),
         ],
         [typeof(StoragePoolInfo)] =
         [
@@ -201,7 +210,8 @@ public static class LedgerSnapshotFormat
             nameof(TenantRecord.Id), nameof(TenantRecord.Quota), nameof(TenantRecord.Disabled), nameof(TenantRecord.CreatedAt),
             nameof(TenantRecord.Pool),
         ],
-        [typeof(TenantQuota)] = [nameof(TenantQuota.MaxVms), nameof(TenantQuota.MaxVcpus), nameof(TenantQuota.MaxMemoryMiB)],
+        [typeof(TenantQuota)] =
+            [nameof(TenantQuota.MaxVms), nameof(TenantQuota.MaxVcpus), nameof(TenantQuota.MaxMemoryMiB), nameof(TenantQuota.MaxStorageGiB)],
         [typeof(TenantCpuPool)] = [nameof(TenantCpuPool.Shares), nameof(TenantCpuPool.ReservationMillicores), nameof(TenantCpuPool.LimitMillicores)],
         [typeof(ApiKeyRecord)] =
         [
@@ -625,6 +635,74 @@ public static class LedgerSnapshotFormat
 
     private static IdempotencyRecord ReadIdempotencyKey(SnapshotReader r) =>
         new(new IdempotencyToken(r.Text()!, r.Text()!), new VmId(r.Guid()), r.Time());
+
+    // ---- Version 9: volumes, after the idempotency keys, behind its own marker; then the storage quota of each tenant that
+    // has one (tenant id, GiB), so that the tenants' own layout stays as version 1 wrote it; then the volume names of VMs
+    // whose spec has any (the ledger keeps none there: attachments live on the volumes; written for what a snapshot holds).
+    private const int VolumesMarker = 0x554C4F56; // "VOLU"
+
+    private static void WriteVolumes(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(VolumesMarker);
+        List(w, snapshot.Volumes, (w, v) =>
+        {
+            w.Text(v.Id);
+            w.Shared(v.Tenant.Value);
+            w.Text(v.Name);
+            w.Int32(v.SizeGiB);
+            w.Shared(v.Pool);
+            Optional(w, v.Host, (w, host) => w.Shared(host.Value));
+            Optional(w, v.AttachedTo, (w, vm) => w.Guid(vm.Value));
+            w.Time(v.CreatedAt);
+        });
+        var quotas = (snapshot.Tenants ?? []).Where(t => t.Quota.MaxStorageGiB is not null).ToList();
+        List(w, quotas.Count > 0 ? quotas : null, (w, t) =>
+        {
+            w.Shared(t.Id.Value);
+            w.Int64(t.Quota.MaxStorageGiB!.Value);
+        });
+        var naming = snapshot.Vms.Where(v => v.Spec.Volumes is not null).ToList();
+        List(w, naming.Count > 0 ? naming : null, (w, vm) =>
+        {
+            w.Guid(vm.Id.Value);
+            List(w, vm.Spec.Volumes, (w, name) => w.Text(name));
+        });
+    }
+
+    private static VolumeRecord[]? ReadVolumes(SnapshotReader r, TenantRecord[]? tenants, VmRecord[] vms)
+    {
+        r.Section = "volumes";
+        r.Index = -1;
+        if (r.Int32() != VolumesMarker)
+        {
+            throw r.Corrupt("the volumes section's marker is missing");
+        }
+
+        var volumes = List(r, "volume", r => new VolumeRecord(r.Text()!, new TenantId(r.Shared()!), r.Text()!, r.Int32(), r.Shared()!,
+            r.Bool() ? new HostId(r.Shared()!) : null, r.Bool() ? new VmId(r.Guid()) : null, r.Time()));
+        foreach (var (tenant, maxGiB) in List(r, "storage quota", r => (new TenantId(r.Shared()!), r.Int64())) ?? [])
+        {
+            var index = Array.FindIndex(tenants ?? [], t => t.Id == tenant);
+            if (index < 0)
+            {
+                throw r.Corrupt($"a storage quota for tenant '{tenant}' the snapshot does not hold");
+            }
+
+            tenants![index] = tenants[index] with { Quota = tenants[index].Quota with { MaxStorageGiB = maxGiB } };
+        }
+
+        var named = (List(r, "VM volumes", r => (VmId: new VmId(r.Guid()), Names: List(r, "volume name", r => r.Text()!) ?? [])) ?? [])
+            .ToDictionary(n => n.VmId, n => n.Names);
+        for (var i = 0; i < vms.Length && named.Count > 0; i++)
+        {
+            if (named.Remove(vms[i].Id, out var names))
+            {
+                vms[i] = vms[i] with { Spec = vms[i].Spec with { Volumes = names } };
+            }
+        }
+
+        return named.Count == 0 ? volumes : throw r.Corrupt($"volume names of {named.Count} VM(s) the snapshot does not hold");
+    }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct
     {

@@ -27,7 +27,8 @@ public sealed record VmAssignment(
     bool HasBootstrap = false,
     int DiskGiB = 0,
     string? DiskPool = null,
-    IReadOnlyList<NicAssignment>? Nics = null)
+    IReadOnlyList<NicAssignment>? Nics = null,
+    IReadOnlyList<Storage.VolumeAssignment>? Volumes = null)
 {
     /// <param name="pool">the VM's tenant's CPU pool on each host, when it has one.</param>
     /// <param name="nics">the VM's NICs as its host plugs them (the ledger resolves its networks).</param>

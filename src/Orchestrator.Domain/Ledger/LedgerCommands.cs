@@ -75,7 +75,8 @@ public static class LedgerCommands
     public sealed record StartVm(TenantId Tenant, string Name) : ILedgerCommand;
 
     /// <summary>Allowed in every state; deleting twice is a no-op.</summary>
-    public sealed record DeleteVm(TenantId Tenant, string Name) : ILedgerCommand;
+    /// <param name="WithVolumes">its attached volumes are deleted with it; else they outlive it, detached.</param>
+    public sealed record DeleteVm(TenantId Tenant, string Name, bool WithVolumes = false) : ILedgerCommand;
 
     /// <summary>
     /// Allowed unless the VM is being deleted and the resources are valid for its size; a larger reservation must fit

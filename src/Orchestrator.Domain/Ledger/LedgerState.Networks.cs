@@ -51,30 +51,10 @@ public sealed partial record LedgerState
             return Decision.Refuse(Refusal.Invalid(errors));
         }
 
-        if (FindTenant(c.Tenant) is not { } tenant)
+        if (WhyNoNew(c.Tenant, "network", c.Name, c.Id, FindNetwork(c.Tenant, c.Name) is not null, Networks.ContainsKey(c.Id),
+                NetworksOf(c.Tenant).Count(), NetworkRecord.MaxPerTenant, out _) is { } refused)
         {
-            return Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(c.Tenant.Value)}'"));
-        }
-
-        if (tenant.Disabled)
-        {
-            return Decision.Refuse(Refusal.Forbidden(new FieldError("tenant", $"tenant '{c.Tenant}' is disabled")));
-        }
-
-        if (FindNetwork(c.Tenant, c.Name) is not null)
-        {
-            return Decision.Refuse(Refusal.Conflict("name", $"a network named '{c.Name}' already exists"));
-        }
-
-        if (Networks.ContainsKey(c.Id))
-        {
-            return Decision.Refuse(Refusal.Conflict("id", $"a network with id '{FieldError.Echo(c.Id)}' already exists"));
-        }
-
-        if (NetworksOf(c.Tenant).Count() >= NetworkRecord.MaxPerTenant)
-        {
-            return Decision.Refuse(Refusal.Forbidden(new FieldError("networks",
-                $"tenant '{c.Tenant}' has {NetworkRecord.MaxPerTenant} networks, the most it may have")));
+            return refused;
         }
 
         // The lowest VNI free: a deleted network's comes back, and the ids stay small enough to read in device names.

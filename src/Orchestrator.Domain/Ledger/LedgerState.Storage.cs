@@ -69,6 +69,7 @@ public sealed partial record LedgerState
         if (vm.Disk?.Host is { } pinned)
         {
             return pinned != avoid && Hosts.TryGetValue(pinned, out var own) && constraints.Admits(own, request, rules.Placement)
+                   && VolumesAllow(own, vm)
                 ? (own, vm.Disk.Pool)
                 : (null, null);
         }
@@ -80,6 +81,7 @@ public sealed partial record LedgerState
             if (host.Id != avoid
                 && constraints.Admits(host, request, rules.Placement)
                 && TryDiskPool(host, vm, out var pool)
+                && VolumesAllow(host, vm)
                 && (best is null || constraints.Compare(host, best, request, rules.Placement) > 0))
             {
                 (best, bestPool) = (host, pool);
@@ -93,6 +95,11 @@ public sealed partial record LedgerState
     private string ExplainNoPlace(VmRecord vm, ResourceRequest request, LedgerRules rules, PlacementConstraints constraints, HostId? avoid = null)
     {
         var hosts = Hosts.Values.Where(h => h.Id != avoid).ToList();
+        if (ExplainVolumesPin(vm, avoid) is { } volumesPin)
+        {
+            return volumesPin;
+        }
+
         if (vm.Disk is { Host: { } pinned } disk)
         {
             var local = $"its disk is on {{0}}host {pinned}'s local pool '{disk.Pool}'";

@@ -53,7 +53,7 @@ public sealed partial record LedgerState(
     /// <summary>Rebuilds the state from a snapshot's records.</summary>
     public static LedgerState FromRecords(IEnumerable<HostRecord> hosts, IEnumerable<VmRecord> vms,
         IEnumerable<TenantRecord>? tenants = null, IEnumerable<ApiKeyRecord>? keys = null, IEnumerable<WebhookRecord>? webhooks = null,
-        IEnumerable<RuleRecord>? rules = null, IEnumerable<NetworkRecord>? networks = null)
+        IEnumerable<RuleRecord>? rules = null, IEnumerable<NetworkRecord>? networks = null, IEnumerable<VolumeRecord>? volumes = null)
     {
         var vmList = vms as IReadOnlyList<VmRecord> ?? vms.ToList();
         // The two maps of every VM cost nearly all of the rebuild at a million VMs, and neither needs the other.
@@ -71,8 +71,10 @@ public sealed partial record LedgerState(
             Usage = usage,
             DiskAllocations = SumDisks(vmList),
             Networks = (networks ?? []).ToImmutableDictionary(n => n.Id),
+            StorageUsage = SumStorage(vmList),
         };
         state = state.Networks.IsEmpty ? state : state.WithLeasesRebuilt();
+        state = volumes is null ? state : state.WithVolumes(volumes);
         state._vmIndex = new(state.Vms, vmIndex.GetAwaiter().GetResult());
         return state;
     }
@@ -130,6 +132,23 @@ public sealed partial record LedgerState(
         tenant == TenantId.System ? new TenantRecord(TenantId.System, TenantQuota.Unlimited, false, DateTimeOffset.MinValue)
             : Tenants.GetValueOrDefault(tenant);
 
+    /// <summary>
+    /// Why the tenant may not create a <paramref name="kind"/> (network, volume) of that name and id: the tenant unknown (404)
+    /// or disabled (403), the name or the id taken (409), or the tenant at the most it may have (403). Null, with the
+    /// tenant, when it may.
+    /// </summary>
+    private Decision? WhyNoNew(TenantId tenantId, string kind, string name, string id, bool nameTaken, bool idTaken, int count, int max,
+        out TenantRecord tenant)
+    {
+        tenant = FindTenant(tenantId)!;
+        return tenant is null ? Decision.Refuse(Refusal.NotFound($"no tenant '{FieldError.Echo(tenantId.Value)}'"))
+            : tenant.Disabled ? Decision.Refuse(Refusal.Forbidden(new FieldError("tenant", $"tenant '{tenantId}' is disabled")))
+            : nameTaken ? Decision.Refuse(Refusal.Conflict("name", $"a {kind} named '{name}' already exists"))
+            : idTaken ? Decision.Refuse(Refusal.Conflict("id", $"a {kind} with id '{FieldError.Echo(id)}' already exists"))
+            : count >= max ? Decision.Refuse(Refusal.Forbidden(new FieldError($"{kind}s", $"tenant '{tenantId}' has {max} {kind}s, the most it may have")))
+            : null;
+    }
+
     public VmRecord? FindVm(TenantId tenant, string name) =>
         Names.TryGetValue((tenant, name), out var id) ? Vms[id] : null;
 
@@ -153,7 +172,8 @@ public sealed partial record LedgerState(
         VmLookup.ByHost.TryGetValue(host, out var ids) ? ids.Select(id => Vms[id]) : [];
 
     /// <summary>What the VM's host is told about it: its allocation, with its tenant's CPU pool.</summary>
-    public VmAssignment AssignmentOf(VmRecord vm) => VmAssignment.From(vm, Tenants.GetValueOrDefault(vm.Tenant)?.Pool, NicsOf(vm));
+    public VmAssignment AssignmentOf(VmRecord vm) =>
+        VmAssignment.From(vm, Tenants.GetValueOrDefault(vm.Tenant)?.Pool, NicsOf(vm)) with { Volumes = VolumeAssignmentsOf(vm) };
 
     public Decision Decide(ILedgerCommand command, LedgerRules rules, DateTimeOffset now) => command switch
     {
@@ -187,6 +207,11 @@ public sealed partial record LedgerState(
         IPlacementCommand c => DecidePlacement(c, rules, now),
         NetworkCommands.CreateNetwork c => DecideCreateNetwork(c, now),
         NetworkCommands.DeleteNetwork c => DecideDeleteNetwork(c),
+        VolumeCommands.CreateVolume c => DecideCreateVolume(c, rules, now),
+        VolumeCommands.DeleteVolume c => DecideDeleteVolume(c),
+        VolumeCommands.ResizeVolume c => DecideResizeVolume(c, rules),
+        VolumeCommands.AttachVolume c => DecideAttachVolume(c),
+        VolumeCommands.DetachVolume c => DecideDetachVolume(c),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -288,6 +313,11 @@ public sealed partial record LedgerState(
         if (WhyNoGroup(c.Tenant, c.Spec) is { } noGroup)
         {
             return noGroup;
+        }
+
+        if (WhyNoVolumes(tenant, c.Spec) is { } noVolumes)
+        {
+            return noVolumes;
         }
 
         var (spec, refusal) = AllocateNics(c.Tenant, c.Spec, c.NewId);
@@ -535,13 +565,14 @@ public sealed partial record LedgerState(
         }
 
         var deleteRequested = new VmDeleteRequested(vm.Id);
+        ILedgerEvent[] volumes = c.WithVolumes ? [.. VolumesDeletedWith(vm)] : [];
         if (vm.Host is null)
         {
             // Never placed: nothing runs anywhere, release at once.
-            return Decision.Accept(deleteRequested, new VmReleased(vm.Id));
+            return Decision.Accept([deleteRequested, .. volumes, new VmReleased(vm.Id)]);
         }
 
-        return Decision.Accept(deleteRequested);
+        return Decision.Accept([deleteRequested, .. volumes]);
     }
 
     private Decision DecideReport(LedgerCommands.ReportVm c, DateTimeOffset now)
@@ -684,7 +715,7 @@ public sealed partial record LedgerState(
             : Capacity.ChooseHost(request, rules.Placement, constraints);
         // The index knows no disks: a host it picks that cannot hold the VM's disk sends the choice to a scan that does.
         string? pool = null;
-        if (host is not null && !TryDiskPool(host, vm, out pool))
+        if (host is not null && (!TryDiskPool(host, vm, out pool) || !VolumesAllow(host, vm)))
         {
             (host, pool) = ChooseHostWithDisk(vm, request, rules, constraints);
         }
@@ -720,7 +751,7 @@ public sealed partial record LedgerState(
     }
 
     public LedgerState Apply(ILedgerEvent evt) =>
-        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplyNetworks(evt, ApplyCore(evt))), evt), evt), evt);
+        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt)))), evt), evt), evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -752,6 +783,8 @@ public sealed partial record LedgerState(
         },
         RuleDeleted e => this with { Rules = Rules.Remove(e.Id) },
         RuleFired or NetworkEvents.NetworkCreated or NetworkEvents.NetworkDeleted => this, // RuleFired: its actions' own events follow; networks: ApplyNetworks
+        VolumeEvents.VolumeCreated or VolumeEvents.VolumeDeleted or VolumeEvents.VolumeResized or VolumeEvents.VolumeAttached
+            or VolumeEvents.VolumeDetached => this, // ApplyVolumes
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },

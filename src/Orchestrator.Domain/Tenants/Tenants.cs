@@ -33,7 +33,8 @@ public static class KeyRoles
 }
 
 /// <summary>A tenant's limits, OpenStack-style; null = unlimited.</summary>
-public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long? MaxMemoryMiB = null)
+/// <param name="MaxStorageGiB">GiB of VM disks and volumes together (issue 18).</param>
+public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long? MaxMemoryMiB = null, long? MaxStorageGiB = null)
 {
     public static readonly TenantQuota Unlimited = new();
 
@@ -53,7 +54,18 @@ public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long?
         {
             yield return new FieldError("quota.memoryMiB", $"must be 0 or more, was {MaxMemoryMiB}");
         }
+
+        if (MaxStorageGiB is < 0)
+        {
+            yield return new FieldError("quota.storageGiB", $"must be 0 or more, was {MaxStorageGiB}");
+        }
     }
+
+    /// <summary>Why <paramref name="usedGiB"/> plus <paramref name="moreGiB"/> would exceed the storage quota; null when it fits.</summary>
+    public FieldError? StorageExceeded(long usedGiB, long moreGiB, string field) =>
+        MaxStorageGiB is { } max && usedGiB + moreGiB > max
+            ? new FieldError(field, $"quota exceeded: {usedGiB} of {max} GiB of storage in use, {moreGiB} more asked")
+            : null;
 
     /// <summary>Why <paramref name="usage"/> plus one more VM of this size would exceed the quota; null when it fits.</summary>
     public FieldError? Exceeded(TenantUsage usage, int vcpus, long memoryMiB)

@@ -52,12 +52,15 @@ public static class RestartPolicies
 /// </param>
 /// <param name="Group">The tenant's server group the VM belongs to (its affinity policy applies); null: none.</param>
 /// <param name="Nics">Network cards on the tenant's networks; null or empty: none.</param>
+/// <param name="Volumes">The tenant's volumes to attach at create (by name). Only a create carries them: the ledger keeps
+/// attachments on the volumes, and the VM's recorded spec has none.</param>
 public sealed record VmSpec(
     string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
     IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null,
     int? DiskGiB = null,
     IReadOnlyList<string>? HostSelector = null, string? Group = null,
-    IReadOnlyList<Networks.VmNic>? Nics = null)
+    IReadOnlyList<Networks.VmNic>? Nics = null,
+    IReadOnlyList<string>? Volumes = null)
 {
     /// <summary>The disk a VM gets when it asks for no size.</summary>
     public const int DefaultDiskGiB = 1;
@@ -73,7 +76,7 @@ public sealed record VmSpec(
 
     /// <summary>Equal specs, labels, host selectors and NICs compared by content (records compare collections by reference).</summary>
     public bool SameAs(VmSpec other) =>
-        this with { Labels = null, HostSelector = null, Nics = null } == other with { Labels = null, HostSelector = null, Nics = null }
+        this with { Labels = null, HostSelector = null, Nics = null, Volumes = null } == other with { Labels = null, HostSelector = null, Nics = null, Volumes = null }
         && VmLabels.Same(EffectiveLabels, other.EffectiveLabels) && Placement.HostSelectors.Same(HostSelector, other.HostSelector)
         && (Nics ?? []).SequenceEqual(other.Nics ?? []);
 }

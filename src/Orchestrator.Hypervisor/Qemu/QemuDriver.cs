@@ -51,6 +51,8 @@ public sealed class QemuDriver : IHypervisor
     /// <summary>"kvm" or "tcg": what VMs started by this driver use.</summary>
     public string Accelerator => _options.Accelerator.Accelerator;
 
+    internal QemuDriverOptions Options => _options;
+
     public HostAccelerator Acceleration => _options.Accelerator.ForHost();
 
     public string RunDirectory => _runDirectory;
@@ -104,10 +106,16 @@ public sealed class QemuDriver : IHypervisor
                 await QemuImg.CreateQcow2Async(paths.RootDisk, rootDisk, null, cancellationToken);
             }
 
+            var volumes = new List<(VolumeAssignment Volume, PooledDisk File)>();
+            foreach (var volume in spec.Volumes ?? [])
+            {
+                volumes.Add((volume, await EnsureVolumeAsync(volume, cancellationToken)));
+            }
+
             await File.WriteAllTextAsync(paths.Epoch, spec.Epoch.ToString(), cancellationToken);
             await PlugNicsAsync(spec, cancellationToken);
 
-            var argv = BuildArguments(qemu, spec, paths, _options, disk);
+            var argv = BuildArguments(qemu, spec, paths, _options, disk, volumes);
             var spawned = await _guard.SendAsync(
                 new GuardRequest
                 {
@@ -284,6 +292,17 @@ public sealed class QemuDriver : IHypervisor
         }
     }
 
+    /// <summary>The volume's file in its pool on this host, made (blank) or grown as the ledger says.</summary>
+    internal Task<PooledDisk> EnsureVolumeAsync(VolumeAssignment volume, CancellationToken cancellationToken) =>
+        PoolNamed(volume.Pool, $"volume {volume.Id}").EnsureVolumeAsync(volume.Id, volume.SizeGiB, cancellationToken);
+
+    public Task DeleteVolumeAsync(string volumeId, string pool, CancellationToken cancellationToken) =>
+        PoolNamed(pool, $"volume {volumeId}").DeleteVolumeAsync(volumeId, cancellationToken);
+
+    private IStoragePool PoolNamed(string pool, string what) =>
+        _options.StoragePools.FirstOrDefault(p => p.Info.Id == pool)
+        ?? throw new HypervisorException($"{what}: its pool '{pool}' is not configured on this host (orchestrator.storage.pools)");
+
     private IStoragePool PoolFor(VmId vmId, VmDiskRequest disk) =>
         (disk.PoolId is null ? _options.StoragePools.FirstOrDefault() : _options.StoragePools.FirstOrDefault(p => p.Info.Id == disk.PoolId))
         ?? throw new HypervisorException(disk.PoolId is null
@@ -438,7 +457,8 @@ public sealed class QemuDriver : IHypervisor
         }
     }
 
-    internal static string[] BuildArguments(string qemu, VmLaunchSpec spec, VmPaths paths, QemuDriverOptions options, PooledDisk? disk = null)
+    internal static string[] BuildArguments(string qemu, VmLaunchSpec spec, VmPaths paths, QemuDriverOptions options, PooledDisk? disk = null,
+        IReadOnlyList<(VolumeAssignment Volume, PooledDisk File)>? volumes = null)
     {
         var kvm = options.Accelerator.IsHardware;
         var append = BaseAppend;
@@ -515,8 +535,34 @@ public sealed class QemuDriver : IHypervisor
             "-no-reboot",
             .. seedDisk,
             .. nics,
+            .. VolumeSlots(options),
+            .. (volumes ?? []).SelectMany((v, slot) => VolumeArguments(v.Volume, v.File, VolumeBus(options, slot))),
         ];
     }
+
+    // ---- Volumes (issue 18): each a qcow2 blockdev and a virtio-blk device named from the volume's id only, on a slot that
+    // can be hot-plugged. q35's root bus takes no hot-plugged devices: a root port per volume a VM may have does.
+
+    private static bool HasRootPorts(QemuDriverOptions options) => options.Machine.Contains("q35", StringComparison.Ordinal);
+
+    /// <summary>The bus a volume's device goes on: a root port of its own on q35, the root bus (ACPI hotplug) on pc.</summary>
+    internal static string? VolumeBus(QemuDriverOptions options, int slot) => HasRootPorts(options) ? $"vslot{slot}" : null;
+
+    /// <summary>The hot-plug root ports (no I/O window: virtio-blk needs none, and 8 windows would take a quarter of the I/O space).</summary>
+    private static string[] VolumeSlots(QemuDriverOptions options) => HasRootPorts(options)
+        ? [.. Enumerable.Range(0, VolumeRecord.MaxPerVm).SelectMany(slot => new[]
+            {
+                "-device", $"pcie-root-port,id=vslot{slot},chassis={VolumeChassisBase + slot},io-reserve=0",
+            })]
+        : [];
+
+    private const int VolumeChassisBase = 100;
+
+    private static string[] VolumeArguments(VolumeAssignment volume, PooledDisk file, string? bus) =>
+    [
+        "-blockdev", $"driver={file.Format},node-name={volume.NodeName},discard=unmap,file.driver=file,file.filename={EscapeOption(file.DriveFile)}",
+        "-device", $"virtio-blk-pci,drive={volume.NodeName},id={volume.DeviceId},serial={volume.Serial}{(bus is null ? "" : ",bus=" + bus)}",
+    ];
 
     /// <summary>
     /// The VM's persistent disk from its pool, virtio-blk with QEMU's image locking left on (a second QEMU opening it

@@ -181,13 +181,15 @@ internal sealed class QemuVmHandle : IVmHandle
         await _exited.Task.WaitAsync(cancellationToken);
     }
 
-    private async Task<JsonElement> ExecuteAsync(string command, CancellationToken cancellationToken)
+    private Task<JsonElement> ExecuteAsync(string command, CancellationToken cancellationToken) => ExecuteAsync(command, null, cancellationToken);
+
+    private async Task<JsonElement> ExecuteAsync(string command, object? arguments, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         var qmp = _qmp ?? throw new HypervisorException($"VM {VmId}: QMP is not connected");
         try
         {
-            return await qmp.ExecuteAsync(command, null, cancellationToken);
+            return await qmp.ExecuteAsync(command, arguments, cancellationToken);
         }
         catch (QmpException ex)
         {
@@ -199,8 +201,107 @@ internal sealed class QemuVmHandle : IVmHandle
         }
     }
 
+    // ---- Volumes (issue 18): hot attach and detach over QMP, names from the volume's id only.
+
+    /// <summary>How long a guest has to let go of an unplugged disk (q35's ACPI hot-plug is quick; a native PCIe unplug waits 5 s).</summary>
+    private static readonly TimeSpan UnplugTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Unplugs waiting for QEMU's DEVICE_DELETED, by device id.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TaskCompletionSource> _unplugging = new();
+
+    public async Task AttachVolumeAsync(Domain.Storage.VolumeAssignment volume, CancellationToken cancellationToken)
+    {
+        if ((await QueryVolumesAsync(cancellationToken)).Contains(volume.NodeName))
+        {
+            return; // plugged already (an attach repeated, or a VM started with it)
+        }
+
+        var file = await _driver.EnsureVolumeAsync(volume, cancellationToken);
+        await ExecuteAsync("blockdev-add", new Dictionary<string, object>
+        {
+            ["driver"] = file.Format,
+            ["node-name"] = volume.NodeName,
+            ["discard"] = "unmap",
+            ["file"] = new Dictionary<string, object> { ["driver"] = "file", ["filename"] = file.DriveFile },
+        }, cancellationToken);
+        HypervisorException? refused = null;
+        for (var slot = 0; slot < Domain.Storage.VolumeRecord.MaxPerVm; slot++)
+        {
+            var device = new Dictionary<string, object>
+            {
+                ["driver"] = "virtio-blk-pci", ["drive"] = volume.NodeName, ["id"] = volume.DeviceId, ["serial"] = volume.Serial,
+            };
+            if (QemuDriver.VolumeBus(_driver.Options, slot) is { } bus)
+            {
+                device["bus"] = bus;
+            }
+
+            try
+            {
+                await ExecuteAsync("device_add", device, cancellationToken);
+                return;
+            }
+            catch (HypervisorException ex) when (ex.InnerException is QmpException && QemuDriver.VolumeBus(_driver.Options, slot) is not null)
+            {
+                refused = ex; // that slot holds another volume: the next
+            }
+        }
+
+        await ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = volume.NodeName }, CancellationToken.None);
+        throw new HypervisorException($"VM {VmId}: no free slot for volume {volume.Id} ({refused?.Message})");
+    }
+
+    public async Task DetachVolumeAsync(string nodeName, CancellationToken cancellationToken)
+    {
+        var plugged = await QueryVolumesAsync(cancellationToken);
+        if (!plugged.Contains(nodeName))
+        {
+            return;
+        }
+
+        var deviceId = Domain.Storage.VolumeAssignment.DeviceIdOf(nodeName);
+        var deleted = _unplugging.GetOrAdd(deviceId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        try
+        {
+            await ExecuteAsync("device_del", new Dictionary<string, object> { ["id"] = deviceId }, cancellationToken);
+            try
+            {
+                await deleted.Task.WaitAsync(UnplugTimeout, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                throw new HypervisorException(
+                    $"VM {VmId}: the guest did not let go of volume device {deviceId} within {UnplugTimeout.TotalSeconds:F0} s (it stays attached)");
+            }
+        }
+        finally
+        {
+            _unplugging.TryRemove(deviceId, out _);
+        }
+
+        await ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = nodeName }, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<string>> QueryVolumesAsync(CancellationToken cancellationToken)
+    {
+        var nodes = await ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, cancellationToken);
+        return nodes.EnumerateArray()
+            .Select(n => n.TryGetProperty("node-name", out var name) ? name.GetString() : null)
+            .OfType<string>()
+            .Where(Domain.Storage.VolumeAssignment.IsNodeName)
+            .Distinct()
+            .ToList();
+    }
+
     private void OnQmpEvent(QmpEvent qmpEvent)
     {
+        if (qmpEvent.Name == "DEVICE_DELETED" && qmpEvent.Data.ValueKind == JsonValueKind.Object
+            && qmpEvent.Data.TryGetProperty("device", out var device) && device.GetString() is { } id
+            && _unplugging.TryGetValue(id, out var unplugged))
+        {
+            unplugged.TrySetResult();
+        }
+
         VmEvent? mapped = qmpEvent.Name switch
         {
             "SHUTDOWN" => MapShutdown(qmpEvent.Data),

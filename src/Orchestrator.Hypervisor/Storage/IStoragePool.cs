@@ -29,4 +29,13 @@ public interface IStoragePool
 
     /// <summary>Removes the VM's disk for good (nothing of it is left to read); nothing when it has none.</summary>
     Task DeleteDiskAsync(VmId vmId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The volume's file, created blank (reads as zeros) of <paramref name="sizeGiB"/> when it does not exist yet, grown when
+    /// it is smaller. Named by the volume's id only. Called before a QEMU opens it (its start, or a hot attach).
+    /// </summary>
+    Task<PooledDisk> EnsureVolumeAsync(string volumeId, int sizeGiB, CancellationToken cancellationToken);
+
+    /// <summary>Removes the volume's file for good; nothing when there is none.</summary>
+    Task DeleteVolumeAsync(string volumeId, CancellationToken cancellationToken);
 }

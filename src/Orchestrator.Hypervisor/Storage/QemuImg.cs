@@ -28,6 +28,14 @@ public static class QemuImg
             : throw new HypervisorException($"qemu-img could not {what}: {(await errors).Trim()}");
     }
 
+    /// <summary>The image's virtual size in bytes (qemu-img info under its forced format: never a guess from its content).</summary>
+    public static async Task<long> VirtualSizeAsync(string path, CancellationToken cancellationToken)
+    {
+        var json = await RunAsync(["info", "-U", "-f", "qcow2", "--output=json", path], $"read {path}", cancellationToken);
+        using var info = System.Text.Json.JsonDocument.Parse(json);
+        return info.RootElement.GetProperty("virtual-size").GetInt64();
+    }
+
     /// <summary>A qcow2 at <paramref name="path"/>: an overlay on <paramref name="baseImage"/> when given, else blank.</summary>
     public static Task CreateQcow2Async(string path, string? baseImage, long? sizeBytes, CancellationToken cancellationToken)
     {
