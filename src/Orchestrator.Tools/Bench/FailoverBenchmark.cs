@@ -209,7 +209,9 @@ public sealed class DoubleRunSampler : IAsyncDisposable
         {
             while (!_stop.IsCancellationRequested)
             {
+                // A frozen process exists but does not run: a whole host frozen while its VMs start elsewhere is no double run.
                 var byVm = runDirs.SelectMany(dir => ProcessTable.QemuUnder(dir).Select(q => (Vm: q.Key, Pid: q.Value, Dir: dir)))
+                    .Where(q => !ProcessTable.IsFrozen(q.Pid))
                     .GroupBy(q => q.Vm).ToList();
                 var max = byVm.Select(g => g.Count()).DefaultIfEmpty(0).Max();
                 Samples++;
@@ -217,6 +219,7 @@ public sealed class DoubleRunSampler : IAsyncDisposable
                 if (max > 1)
                 {
                     DoubleRuns++;
+                    LastDoubleRunAt = _clock.Elapsed;
                     FirstDoubleRun ??= $"at {_clock.Elapsed.TotalSeconds:F2} s: " + string.Join("; ", byVm.Where(g => g.Count() > 1)
                         .Select(g => $"vm {g.Key} in {string.Join(", ", g.Select(q => $"pid {q.Pid} under {q.Dir}"))}"));
                 }
@@ -239,6 +242,12 @@ public sealed class DoubleRunSampler : IAsyncDisposable
 
     /// <summary>When the first double run was seen (seconds since the sampler started) and which processes it saw.</summary>
     public string? FirstDoubleRun { get; private set; }
+
+    /// <summary>When the last sample that saw a VM running twice was taken (on the sampler's clock, <see cref="Now"/>).</summary>
+    public TimeSpan? LastDoubleRunAt { get; private set; }
+
+    /// <summary>The sampler's clock: since it started.</summary>
+    public TimeSpan Now => _clock.Elapsed;
 
     /// <summary>What a test prints when it asserts no double run.</summary>
     public string Describe() => $"{Samples} samples, {DoubleRuns} with a VM running twice, first {FirstDoubleRun ?? "never"}";
