@@ -107,15 +107,18 @@ public sealed class MultiHostPostgresTests(ITestOutputHelper output) : IAsyncLif
 
         await freezer.FreezeAsync();
         var thawed = false;
+        TimeSpan samplerThaw = default, staleGoneOnSampler = default;
         try
         {
             // The majority re-places the frozen host's VMs (its lease expired and was revoked) while they still exist
-            // there, frozen: their copies start once the frozen ones release the disks they hold locked.
+            // there, frozen.
             await MultiHostCluster.WaitForVmsAsync(majority, vms => vms.All(v => (string?)v["host"] != "h3"),
                 TimeSpan.FromSeconds(120), "the frozen host's VMs re-placed");
             await majority.CreateVmAsync("during-freeze", restartPolicy: "always"); // acknowledged while h3 is frozen
+            output.WriteLine($"while frozen: {await HoldWhileReplacedCopiesStartAsync(majority, stale.Count)}");
 
             var thawedAt = DateTime.UtcNow;
+            var thawedOnSampler = _cluster.Sampler.Now;
             var clock = Stopwatch.StartNew();
             freezer.Thaw();
             thawed = true;
@@ -125,6 +128,8 @@ public sealed class MultiHostPostgresTests(ITestOutputHelper output) : IAsyncLif
             }
 
             var overlap = clock.Elapsed;
+            staleGoneOnSampler = _cluster.Sampler.Now;
+            samplerThaw = thawedOnSampler;
             Assert.All(stale, pid => Assert.False(ProcessTable.IsAlive(pid), $"stale QEMU {pid} still runs 30 s after its host thawed"));
             output.WriteLine($"overlap: the stale guests ran {overlap.TotalMilliseconds:F1} ms after the thaw before all {stale.Count} were dead");
             output.WriteLine("guard: " + string.Join("\n  ", File.ReadLines(Path.Combine(frozenNode.RunDir, "guard.log"))
@@ -144,6 +149,34 @@ public sealed class MultiHostPostgresTests(ITestOutputHelper output) : IAsyncLif
         Assert.Equal(before.Select(v => (string)v["id"]!).Order(), after.Where(v => (string)v["name"]! != "during-freeze").Select(v => (string)v["id"]!).Order());
         await majority.Eventually(() => Task.FromResult<bool?>(frozenNode.HasExited), TimeSpan.FromSeconds(60), "the thawed node to leave");
         Assert.Empty(frozenNode.QemuProcesses());
-        AssertNoDoubleRun();
+        // A VM may have run twice only in the overlap, between the thaw and its stale copy's death: never after.
+        var sampler = _cluster.Sampler;
+        Assert.True(sampler.DoubleRuns == 0 || sampler.LastDoubleRunAt <= staleGoneOnSampler && sampler.FirstDoubleRunAt >= samplerThaw,
+            sampler.Describe());
+        output.WriteLine($"samples: {sampler.Samples}, with a VM running twice (in the overlap): {sampler.DoubleRuns}");
+    }
+
+    /// <summary>
+    /// Keeps the host frozen while the re-placed copies try to start elsewhere, until they are all Ready or 20 s
+    /// passed: on a shared pool a frozen copy still holds its disk's lock, so its new copy cannot open the disk yet.
+    /// Says what it saw.
+    /// </summary>
+    private async Task<string> HoldWhileReplacedCopiesStartAsync(NodeProcess majority, int moved)
+    {
+        var clock = Stopwatch.StartNew();
+        var states = "";
+        while (clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            var replaced = (await MultiHostCluster.VmsAsync(majority)).Where(v => (long)v["epoch"]! > 1).ToList();
+            states = string.Join(", ", replaced.Select(v => $"{v["name"]} {v["state"]} on {v["host"]}"));
+            if (replaced.Count == moved && replaced.All(v => (string?)v["state"] == "Ready"))
+            {
+                break;
+            }
+
+            await Task.Delay(500);
+        }
+
+        return $"{states} after {clock.Elapsed.TotalSeconds:F1} s";
     }
 }

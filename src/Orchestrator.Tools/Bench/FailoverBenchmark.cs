@@ -209,6 +209,7 @@ public sealed class DoubleRunSampler : IAsyncDisposable
         {
             while (!_stop.IsCancellationRequested)
             {
+                var sampleBegan = _clock.Elapsed;
                 // A frozen process exists but does not run: a whole host frozen while its VMs start elsewhere is no double run.
                 var byVm = runDirs.SelectMany(dir => ProcessTable.QemuUnder(dir).Select(q => (Vm: q.Key, Pid: q.Value, Dir: dir)))
                     .Where(q => !ProcessTable.IsFrozen(q.Pid))
@@ -219,7 +220,8 @@ public sealed class DoubleRunSampler : IAsyncDisposable
                 if (max > 1)
                 {
                     DoubleRuns++;
-                    LastDoubleRunAt = _clock.Elapsed;
+                    LastDoubleRunAt = sampleBegan;
+                    FirstDoubleRunAt ??= _clock.Elapsed;
                     FirstDoubleRun ??= $"at {_clock.Elapsed.TotalSeconds:F2} s: " + string.Join("; ", byVm.Where(g => g.Count() > 1)
                         .Select(g => $"vm {g.Key} in {string.Join(", ", g.Select(q => $"pid {q.Pid} under {q.Dir}"))}"));
                 }
@@ -243,7 +245,10 @@ public sealed class DoubleRunSampler : IAsyncDisposable
     /// <summary>When the first double run was seen (seconds since the sampler started) and which processes it saw.</summary>
     public string? FirstDoubleRun { get; private set; }
 
-    /// <summary>When the last sample that saw a VM running twice was taken (on the sampler's clock, <see cref="Now"/>).</summary>
+    /// <summary>When the first sample that saw a VM running twice ended (on the sampler's clock, <see cref="Now"/>).</summary>
+    public TimeSpan? FirstDoubleRunAt { get; private set; }
+
+    /// <summary>When the last sample that saw a VM running twice began: none ran twice after this.</summary>
     public TimeSpan? LastDoubleRunAt { get; private set; }
 
     /// <summary>The sampler's clock: since it started.</summary>
