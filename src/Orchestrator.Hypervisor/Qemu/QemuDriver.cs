@@ -142,7 +142,7 @@ public sealed class QemuDriver : IHypervisor
             DeleteDirectory(paths.Directory);
             throw ex switch
             {
-                HypervisorException or OperationCanceledException => ex,
+                HypervisorException or DiskLockedException or OperationCanceledException => ex,
                 IOException io when IsDiskFull(io) =>
                     new HypervisorException($"VM {spec.VmId}: no space left in {_runDirectory} to prepare its files", ex),
                 _ => new HypervisorException($"VM {spec.VmId} could not start: {ex.Message}", ex),
