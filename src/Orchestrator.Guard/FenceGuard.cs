@@ -246,8 +246,7 @@ public sealed class FenceGuard : IDisposable
                 return new GuardResponse { Ok = true, GuardPid = _pid, FenceAfterMs = (long)_options.FenceAfter.TotalMilliseconds };
 
             case GuardOps.Heartbeat:
-                Interlocked.Exchange(ref _lastHeartbeat, Environment.TickCount64);
-                return new GuardResponse { Ok = true };
+                return Heartbeat();
 
             case GuardOps.Spawn:
                 if (request.Argv is not { Length: > 0 } || string.IsNullOrEmpty(request.VmId) ||
@@ -300,6 +299,25 @@ public sealed class FenceGuard : IDisposable
             default:
                 return GuardResponse.Failure($"unknown op '{request.Op}'");
         }
+    }
+
+    /// <summary>
+    /// A heartbeat after fence-after of silence does not revive the host: the guard was frozen along with its node (a
+    /// whole host paused and thawed) and the cluster may have started these VMs elsewhere meanwhile, so it fences now
+    /// rather than racing its own fence loop, which would have fenced had it run.
+    /// </summary>
+    private GuardResponse Heartbeat()
+    {
+        var now = Environment.TickCount64;
+        var silentMs = now - Interlocked.Exchange(ref _lastHeartbeat, now);
+        var fenceAfterMs = (long)_options.FenceAfter.TotalMilliseconds;
+        if (silentMs < fenceAfterMs)
+        {
+            return new GuardResponse { Ok = true };
+        }
+
+        Stop($"a heartbeat came after {silentMs} ms of silence (fence-after {fenceAfterMs} ms)");
+        return GuardResponse.Failure("fenced: the heartbeat came after fence-after");
     }
 
     private GuardResponse KillChild(int? pid)

@@ -209,3 +209,9 @@ public interface IConsoleConnection : IAsyncDisposable
 }
 
 public sealed class HypervisorException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The VM's disk is locked by another process: its previous copy still holds it open (a host frozen or cut off, not yet
+/// fenced). The disk's lock is the resource fence; the start may succeed once that copy is gone.
+/// </summary>
+public sealed class DiskLockedException(string message) : Exception(message);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Orchestrator.Tools.Bench;
 using Xunit.Abstractions;
@@ -19,26 +18,7 @@ public sealed class PartitionTests(ITestOutputHelper output) : IAsyncLifetime
     private readonly NodeProcess?[] _nodes = new NodeProcess?[3];
     private DoubleRunSampler? _sampler;
 
-    private static string Script => Path.Combine(Checkout.Root(), "cluster", "netns.sh");
-
-    private static void NetNs(params string[] args)
-    {
-        var start = new ProcessStartInfo(Script) { RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment["ORC_NETNS_PREFIX"] = Prefix;
-        start.Environment["ORC_NETNS_SUBNET"] = Subnet;
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"netns.sh {string.Join(' ', args)} failed: {error}");
-        }
-    }
+    private static void NetNs(params string[] args) => new NetworkNamespaces(Prefix, Subnet).Run(args);
 
     public async Task InitializeAsync()
     {

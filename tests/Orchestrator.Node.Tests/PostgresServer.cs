@@ -6,27 +6,35 @@ namespace Orchestrator.Node.Tests;
 
 /// <summary>
 /// A real PostgreSQL server of the test's own (Debian's postgresql package): initdb in a temp dir, run as the
-/// postgres user on a free loopback port, stopped and removed at the end.
+/// postgres user on a free port of <see cref="Address"/> (loopback unless the test names another, e.g. a bridge that
+/// network namespaces reach it over), stopped and removed at the end.
 /// </summary>
 public sealed class PostgresServer : IAsyncDisposable
 {
     private readonly string _bin;
     private readonly string _root;
 
-    private PostgresServer(string bin, string root, int port)
+    private PostgresServer(string bin, string root, string address, int port)
     {
         _bin = bin;
         _root = root;
+        Address = address;
         Port = port;
     }
 
+    public string Address { get; }
+
     public int Port { get; }
 
-    public string ConnectionString => $"Host=127.0.0.1;Port={Port};Database=orchestrator;Username=postgres;Pooling=true;Timeout=5";
+    public string ConnectionString => $"Host={Address};Port={Port};Database=orchestrator;Username=postgres;Pooling=true;Timeout=5";
 
     private string DataDir => Path.Combine(_root, "data");
 
-    public static async Task<PostgresServer> StartAsync()
+    /// <summary>
+    /// Starts a server listening only on <paramref name="address"/>; <paramref name="clients"/> (a CIDR such as
+    /// 10.233.0.0/24) may connect without a password besides loopback.
+    /// </summary>
+    public static async Task<PostgresServer> StartAsync(string address = "127.0.0.1", string? clients = null)
     {
         var bin = Directory.Exists("/usr/lib/postgresql")
             ? Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin")).Where(d => File.Exists(Path.Combine(d, "initdb")))
@@ -43,17 +51,22 @@ public sealed class PostgresServer : IAsyncDisposable
         listener.Start();
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
-        var server = new PostgresServer(bin, root, port);
+        var server = new PostgresServer(bin, root, address, port);
         AsPostgres(Path.Combine(bin, "initdb"), "-D", server.DataDir, "-A", "trust", "-U", "postgres", "--no-sync");
+        if (clients is not null)
+        {
+            File.AppendAllText(Path.Combine(server.DataDir, "pg_hba.conf"), $"host all all {clients} trust\n");
+        }
+
         server.Start();
-        AsPostgres(Path.Combine(bin, "createdb"), "-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "orchestrator");
+        AsPostgres(Path.Combine(bin, "createdb"), "-h", address, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "orchestrator");
         await Task.CompletedTask;
         return server;
     }
 
     public void Start() =>
         AsPostgres(Path.Combine(_bin, "pg_ctl"), "-D", DataDir, "-w", "-l", Path.Combine(_root, "server.log"), "-o",
-            $"-p {Port} -k {_root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off", "start");
+            $"-p {Port} -k {_root} -c listen_addresses={Address} -c fsync=off -c synchronous_commit=off", "start");
 
     /// <summary>The database goes away (fast shutdown: connections are cut).</summary>
     public void Stop() => AsPostgres(Path.Combine(_bin, "pg_ctl"), "-D", DataDir, "-w", "-m", "fast", "stop");

@@ -29,6 +29,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     /// <summary>How long a start waits for the ledger to hand over the VM's bootstrap (a scheduler failover takes a few seconds).</summary>
     private static readonly TimeSpan BootstrapFetchTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long a start waits for its disk's lock (see <see cref="StartWhenDiskFreeAsync"/>) before the VM fails.</summary>
+    private static readonly TimeSpan DiskLockPatience = TimeSpan.FromMinutes(5);
+
     private readonly VmAssignment _assignment;
     private readonly GuestImage _image;
     private readonly IHypervisor _driver;
@@ -47,6 +50,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private IVmHandle? _handle;
     private VcpuSupervision? _vcpus;
     private Task<IVmHandle>? _opening;
+
+    /// <summary>Ends a start's wait for its disk's lock when the actor stops.</summary>
+    private readonly CancellationTokenSource _starting = new();
     private IActorRef? _consoleActor;
     private DateTimeOffset _startedAt;
     private GuestInfo? _guest;
@@ -94,6 +100,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         var adopt = _adopt;
         var driver = _driver;
         var scheduler = _scheduler;
+        var log = _log;
+        var starting = _starting.Token;
         // The bootstrap fetch, process start and QMP handshake block: they run off the dispatcher and come back as a message.
         _opening = Task.Run(async () =>
         {
@@ -106,9 +114,39 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             var spec = new VmLaunchSpec(assignment.VmId, assignment.Name, assignment.Vcpus, assignment.MemoryMiB, image, assignment.Epoch,
                 image.BurnCpu, GuestSeed.For(assignment.Name, bootstrap),
                 assignment.DiskPool is { } pool ? new VmDiskRequest(assignment.DiskGiB, pool) : null, assignment.Nics, assignment.Volumes);
-            return await driver.StartAsync(spec, CancellationToken.None);
+            return await StartWhenDiskFreeAsync(driver, spec, assignment.Name, log, starting);
         });
         _opening.PipeTo(Self, success: handle => new HandleReady(handle), failure: ex => new HandleFailed(ex));
+    }
+
+    /// <summary>
+    /// Starts the VM, waiting while its disk is locked by its previous copy: after a re-placement that copy may still
+    /// exist on a host that froze or was cut off, until that host's fence kills it. The lock keeps the two from ever
+    /// running on one disk; giving up would leave the VM Failed for good once the old copy is gone.
+    /// </summary>
+    private static async Task<IVmHandle> StartWhenDiskFreeAsync(IHypervisor driver, VmLaunchSpec spec, string name, ILoggingAdapter log,
+        CancellationToken ct)
+    {
+        var wait = TimeSpan.FromMilliseconds(250);
+        var giveUpAt = DateTime.UtcNow + DiskLockPatience;
+        while (true)
+        {
+            try
+            {
+                return await driver.StartAsync(spec, CancellationToken.None);
+            }
+            catch (DiskLockedException) when (DateTime.UtcNow < giveUpAt)
+            {
+                log.Warning("VM {0} ({1}): its disk is locked by another process (its old copy, not yet fenced); trying again in {2} ms",
+                    name, spec.VmId, wait.TotalMilliseconds);
+                await Task.Delay(wait, ct);
+                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+            catch (DiskLockedException locked)
+            {
+                throw new HypervisorException($"its disk stayed locked for {DiskLockPatience.TotalSeconds:F0} s: {locked.Message}");
+            }
+        }
     }
 
     /// <summary>The VM's bootstrap from the ledger, asked for at each start since assignments leave it out.</summary>
@@ -127,6 +165,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        _starting.Cancel();
         // Only let go of the QMP link: the process keeps running until someone asks for it to stop.
         if (_handle is { } handle)
         {

@@ -153,7 +153,7 @@ public sealed class QemuDriver : IHypervisor
             await UnplugNicsAsync(spec.VmId);
             throw ex switch
             {
-                HypervisorException or OperationCanceledException => ex,
+                HypervisorException or DiskLockedException or OperationCanceledException => ex,
                 IOException io when IsDiskFull(io) =>
                     new HypervisorException($"VM {spec.VmId}: no space left in {_runDirectory} to prepare its files", ex),
                 _ => new HypervisorException($"VM {spec.VmId} could not start: {ex.Message}", ex),
@@ -425,8 +425,12 @@ public sealed class QemuDriver : IHypervisor
             if (!ProcessProbe.IsAlive(handle.Pid, handle.Marker))
             {
                 var code = await TryGetExitCodeAsync(handle.Pid);
-                throw new HypervisorException(
-                    $"QEMU exited while starting VM {handle.VmId}{(code is { } c ? $" (exit code {c})" : "")}: {Tail(handle.Paths.QemuLog)}");
+                var said = Tail(handle.Paths.QemuLog);
+                var message = $"QEMU exited while starting VM {handle.VmId}{(code is { } c ? $" (exit code {c})" : "")}: {said}";
+                // QEMU's image locking: another process (the VM's old copy on a frozen or fenced host) holds the disk.
+                throw said.Contains("Failed to get \"write\" lock", StringComparison.Ordinal)
+                    ? new DiskLockedException(message)
+                    : new HypervisorException(message);
             }
 
             if (Environment.TickCount64 > deadline)

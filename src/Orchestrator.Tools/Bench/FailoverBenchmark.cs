@@ -209,7 +209,10 @@ public sealed class DoubleRunSampler : IAsyncDisposable
         {
             while (!_stop.IsCancellationRequested)
             {
+                var sampleBegan = _clock.Elapsed;
+                // A frozen process exists but does not run: a whole host frozen while its VMs start elsewhere is no double run.
                 var byVm = runDirs.SelectMany(dir => ProcessTable.QemuUnder(dir).Select(q => (Vm: q.Key, Pid: q.Value, Dir: dir)))
+                    .Where(q => !ProcessTable.IsFrozen(q.Pid))
                     .GroupBy(q => q.Vm).ToList();
                 var max = byVm.Select(g => g.Count()).DefaultIfEmpty(0).Max();
                 Samples++;
@@ -217,6 +220,8 @@ public sealed class DoubleRunSampler : IAsyncDisposable
                 if (max > 1)
                 {
                     DoubleRuns++;
+                    LastDoubleRunAt = sampleBegan;
+                    FirstDoubleRunAt ??= _clock.Elapsed;
                     FirstDoubleRun ??= $"at {_clock.Elapsed.TotalSeconds:F2} s: " + string.Join("; ", byVm.Where(g => g.Count() > 1)
                         .Select(g => $"vm {g.Key} in {string.Join(", ", g.Select(q => $"pid {q.Pid} under {q.Dir}"))}"));
                 }
@@ -239,6 +244,15 @@ public sealed class DoubleRunSampler : IAsyncDisposable
 
     /// <summary>When the first double run was seen (seconds since the sampler started) and which processes it saw.</summary>
     public string? FirstDoubleRun { get; private set; }
+
+    /// <summary>When the first sample that saw a VM running twice ended (on the sampler's clock, <see cref="Now"/>).</summary>
+    public TimeSpan? FirstDoubleRunAt { get; private set; }
+
+    /// <summary>When the last sample that saw a VM running twice began: none ran twice after this.</summary>
+    public TimeSpan? LastDoubleRunAt { get; private set; }
+
+    /// <summary>The sampler's clock: since it started.</summary>
+    public TimeSpan Now => _clock.Elapsed;
 
     /// <summary>What a test prints when it asserts no double run.</summary>
     public string Describe() => $"{Samples} samples, {DoubleRuns} with a VM running twice, first {FirstDoubleRun ?? "never"}";

@@ -69,6 +69,25 @@ public static class ProcessTable
         }
     }
 
+    /// <summary>
+    /// In a cgroup v1 freezer group that is frozen: it exists but cannot run (a whole host frozen by a test). A group
+    /// still freezing counts as running.
+    /// </summary>
+    public static bool IsFrozen(int pid)
+    {
+        try
+        {
+            var group = File.ReadAllLines($"/proc/{pid}/cgroup").Select(line => line.Split(':', 3))
+                .FirstOrDefault(fields => fields.Length == 3 && fields[1] == "freezer")?[2];
+            return group is not null && group != "/" &&
+                File.ReadAllText($"/sys/fs/cgroup/freezer{group}/freezer.state").Trim() == "FROZEN";
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     public static void Kill(int pid)
     {
         try
