@@ -193,7 +193,7 @@ async function vmPage(name) {
   }
 
   const facts = el('dl', { class: 'facts', id: 'vm-facts' });
-  const chart = svg('svg', { class: 'chart', viewBox: '0 0 600 160', preserveAspectRatio: 'none', id: 'cpu-chart' });
+  const chart = svg('svg', { class: 'chart', viewBox: '0 0 600 160', id: 'cpu-chart' });
   const events = el('ol', { class: 'events', id: 'vm-events' });
   const consoleOut = el('pre', { class: 'console', id: 'console', tabindex: '0' });
   const consoleState = el('span', { class: 'muted', id: 'console-state' }, 'closed');
@@ -253,7 +253,8 @@ async function vmPage(name) {
         typed.disabled = notice.mode !== 'write';
         return;
       }
-      consoleOut.append(decoder.decode(message.data, { stream: true }).replace(/\r/g, ''));
+      // A <pre>, not a terminal: carriage returns and escape sequences (colours, cursor queries) are left out.
+      consoleOut.append(decoder.decode(message.data, { stream: true }).replace(/\r|\x1b\[[0-9;?]*[A-Za-z]/g, ''));
       consoleOut.scrollTop = consoleOut.scrollHeight;
     };
     socket.onclose = () => { consoleState.textContent = 'closed'; typed.disabled = true; };
