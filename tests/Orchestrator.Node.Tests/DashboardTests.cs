@@ -148,6 +148,57 @@ public sealed class DashboardTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Empty(_pageErrors);
     }
 
+    [Fact]
+    public async Task A_console_ticket_opens_its_tenants_vm_once_and_another_tenants_ticket_finds_nothing()
+    {
+        var keyA = await _node.TenantKeyAsync("delta");
+        var keyB = await _node.TenantKeyAsync("echo");
+        using var a = _node.ClientWith(keyA);
+        using var b = _node.ClientWith(keyB);
+        Assert.Equal(HttpStatusCode.Created, (await a.PostAsync("v1/vms",
+            new StringContent("""{"name":"solo","vcpus":1,"memoryMiB":128,"image":"demo"}""", System.Text.Encoding.UTF8, "application/json"))).StatusCode);
+        await _node.Eventually(async () => (string?)System.Text.Json.Nodes.JsonNode.Parse(await a.GetStringAsync("v1/vms/solo"))!["state"] == "Ready" ? true : (bool?)null,
+            TimeSpan.FromSeconds(120), "solo to be ready");
+
+        var ticket = await TicketAsync(a, "solo");
+        using (var socket = await ConsoleAsync(ticket, HttpStatusCode.SwitchingProtocols))
+        {
+            var buffer = new byte[4096];
+            var first = await socket.ReceiveAsync(buffer, CancellationToken.None);
+            Assert.Contains("attached", System.Text.Encoding.UTF8.GetString(buffer, 0, first.Count));
+        }
+
+        (await ConsoleAsync(ticket, HttpStatusCode.Unauthorized)).Dispose(); // used once already
+        (await ConsoleAsync("", HttpStatusCode.Unauthorized)).Dispose();
+        (await ConsoleAsync(await TicketAsync(b, "solo"), HttpStatusCode.NotFound)).Dispose(); // B's ticket names B's (missing) VM
+    }
+
+    private static async Task<string> TicketAsync(HttpClient client, string vm)
+    {
+        var response = await client.PostAsync($"v1/vms/{vm}/console/ticket", null);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (string)System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!["ticket"]!;
+    }
+
+    /// <summary>Opens the ticket's console socket, asserting the upgrade's answer; the socket when it opened.</summary>
+    private async Task<System.Net.WebSockets.ClientWebSocket> ConsoleAsync(string ticket, HttpStatusCode expected)
+    {
+        var socket = new System.Net.WebSockets.ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        var uri = new UriBuilder(_node.Http.BaseAddress!) { Scheme = "ws", Path = "/v1/console", Query = $"ticket={ticket}" }.Uri;
+        try
+        {
+            await socket.ConnectAsync(uri, CancellationToken.None);
+        }
+        catch (System.Net.WebSockets.WebSocketException)
+        {
+            // refused: the status says why
+        }
+
+        Assert.Equal(expected, socket.HttpStatusCode);
+        return socket;
+    }
+
     /// <summary>A fresh browser context (its own session storage) signed in with <paramref name="key"/>.</summary>
     private async Task<IPage> SignedInPageAsync(string key)
     {
