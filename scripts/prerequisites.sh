@@ -11,6 +11,8 @@ packages=(qemu-system-x86 qemu-utils busybox-static cpio util-linux)
 [[ "${1:-}" == "--tests" ]] && packages+=(iproute2 postgresql debootstrap e2fsprogs)
 # Networks (issue 19): bridges, taps and namespaces (iproute2), port security (nftables), per-network DHCP (dnsmasq).
 packages+=(iproute2 nftables dnsmasq-base)
+# The dashboard's browser tests drive Debian's chromium (Playwright, no browser download); the scrape test runs Prometheus.
+[[ "${1:-}" == "--tests" ]] && packages+=(chromium prometheus)
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
 done

@@ -25,15 +25,39 @@ public static class ConsoleEndpoint
 
     private static readonly TimeSpan AttachWait = TimeSpan.FromSeconds(20);
 
-    public static RouteGroupBuilder MapConsole(this RouteGroupBuilder v1)
+    /// <summary>
+    /// The console with the key's header, and for browsers (whose WebSocket cannot send a header): a ticket from
+    /// <c>POST /v1/vms/{name}/console/ticket</c> (with the key), then <c>GET /v1/console?ticket=</c>, outside the keyed
+    /// group. The ticket carries the key's grant for that one VM, once, for <see cref="ConsoleTickets.Lifetime"/>.
+    /// </summary>
+    public static RouteGroupBuilder MapConsole(this RouteGroupBuilder v1, IEndpointRouteBuilder app)
     {
-        v1.MapGet("/vms/{name}/console", ConsoleAsync);
+        var tickets = new ConsoleTickets(TimeProvider.System);
+        v1.MapGet("/vms/{name}/console", (string name, HttpContext http, ActorSystem system, IRequiredActor<SchedulerProxy> scheduler,
+                IHostApplicationLifetime lifetime, CancellationToken ct) =>
+            ConsoleAsync(new ConsoleTicket(http.Principal(), OrchestratorApi.Acting(http), name, DateTimeOffset.MaxValue), http, system, scheduler,
+                lifetime, ct));
+        v1.MapPost("/vms/{name}/console/ticket", (string name, HttpContext http) => Results.Json(new
+        {
+            ticket = tickets.Issue(http.Principal(), OrchestratorApi.Acting(http), name),
+            expiresInSeconds = (int)ConsoleTickets.Lifetime.TotalSeconds,
+        }, OrchestratorApi.Json));
+        app.MapGet("/v1/console", (HttpContext http, ActorSystem system, IRequiredActor<SchedulerProxy> scheduler,
+            IHostApplicationLifetime lifetime, CancellationToken ct) =>
+        {
+            var ticket = tickets.Redeem(http.Request.Query["ticket"].ToString());
+            return ticket is null
+                ? Task.FromResult(OrchestratorApi.Problem(StatusCodes.Status401Unauthorized, "unauthorized",
+                    "the console ticket is missing, used or expired: ask for one with POST /v1/vms/{name}/console/ticket"))
+                : ConsoleAsync(ticket, http, system, scheduler, lifetime, ct);
+        }).ExcludeFromDescription();
         return v1;
     }
 
-    private static async Task<IResult> ConsoleAsync(string name, HttpContext http, ActorSystem system, IRequiredActor<SchedulerProxy> scheduler,
+    private static async Task<IResult> ConsoleAsync(ConsoleTicket grant, HttpContext http, ActorSystem system, IRequiredActor<SchedulerProxy> scheduler,
         IHostApplicationLifetime lifetime, CancellationToken ct)
     {
+        var name = grant.VmName;
         var forceText = http.Request.Query["force"].ToString();
         if (forceText is not ("" or "true" or "false"))
         {
@@ -45,8 +69,7 @@ public static class ConsoleEndpoint
             return OrchestratorApi.Problem(StatusCodes.Status400BadRequest, "bad request", "the console is a WebSocket: send an upgrade request");
         }
 
-        var principal = http.Principal();
-        var attach = new ConsoleCommands.Attach(OrchestratorApi.Acting(http), name, principal.CanWrite, forceText == "true");
+        var attach = new ConsoleCommands.Attach(grant.Tenant, name, grant.Principal.CanWrite, forceText == "true");
         // The session drops output rather than queue it past this bound: a slow client never grows the node's memory.
         var frames = Channel.CreateBounded<ConsoleFrame>(new BoundedChannelOptions(ConsoleSessionActor.ClientBuffer)
         {

@@ -196,7 +196,7 @@ public static class OrchestratorApi
         v1.MapGet("/images", () => Results.Json(images.All.Select(i => i.ToDto()).ToList(), Json));
         v1.MapApply(images, specLimits ?? VmSpecLimits.Default);
         v1.MapEventStream();
-        v1.MapConsole();
+        v1.MapConsole(app);
 
         return app;
     }

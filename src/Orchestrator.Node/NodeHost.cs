@@ -104,6 +104,7 @@ public static class NodeHost
         }
 
         app.UseOrchestratorRequestMetrics();
+        app.UseDashboard();
         app.UseOrchestratorProblemDetails();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
         app.MapOrchestratorApi(adminKey, settings.Images, settings.Scheduler.Placement, settings.ApiLimits ?? ApiLimits.Default,

@@ -15,6 +15,7 @@ public sealed class DemoTests(ITestOutputHelper output)
             TimeSpan.FromSeconds(120), "the demo's next steps");
         var lines = node.Lines;
         Assert.Contains(lines, l => l.StartsWith("node ", StringComparison.Ordinal) && l.Contains(" up: API http://", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("  dashboard: http://", StringComparison.Ordinal) && l.Contains("admin.key", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("accelerator: ", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("demo-1 ready in ", StringComparison.Ordinal) && l.EndsWith(" s (create → ready)", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("./orchestrator vm list", StringComparison.Ordinal));

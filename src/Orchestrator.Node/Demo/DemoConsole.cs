@@ -16,6 +16,7 @@ public sealed class DemoConsole(TextWriter output, TextWriter error)
     public void NodeUp(string hostId, string apiUrl, string dataDir, string? logFile)
     {
         Line(output, $"node {hostId} up: API {apiUrl}, data {dataDir}");
+        Line(output, $"  dashboard: {apiUrl.TrimEnd('/')}/ (sign in with the admin key in {Path.Combine(dataDir, "admin.key")})");
         if (logFile is not null)
         {
             Line(output, $"  full log: {logFile}");
