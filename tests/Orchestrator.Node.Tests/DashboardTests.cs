@@ -65,6 +65,8 @@ public sealed class DashboardTests(ITestOutputHelper output) : IAsyncLifetime
         await page.EvaluateAsync("() => { window.notReloaded = true; }");
         await page.FillAsync("#create-name", "web-1");
         await page.FillAsync("#create-memory", "128");
+        // The demo guest boots in 128 MiB; the catalog may list a larger image (Debian) first.
+        await page.SelectOptionAsync("#create-image", "demo");
         var clicked = Stopwatch.StartNew();
         await page.ClickAsync("#create");
         await Assertions.Expect(page.Locator("tr[data-vm='web-1'] [data-state]")).ToHaveTextAsync("Ready", new() { Timeout = BootWait });
