@@ -29,6 +29,8 @@ up() {
   for i in $(seq 1 "$n"); do
     ip netns list | grep -qw "$(ns "$i")" && continue
     ip netns add "$(ns "$i")"
+    # A namespace deleted a moment ago takes its veth's root end with it only when the kernel's cleanup runs.
+    ip link delete "$(veth "$i")" 2>/dev/null || true
     ip link add "$(veth "$i")" type veth peer name "$(veth "$i")p"
     ip link set "$(veth "$i")p" netns "$(ns "$i")"
     ip link set "$(veth "$i")" master "$bridge"
@@ -41,6 +43,11 @@ up() {
 }
 
 down() {
+  # Delete the root ends of the veths first: that removes both ends at once, where deleting a namespace leaves its
+  # veth to the kernel's asynchronous cleanup (and a quick "up" after it would meet "File exists").
+  for link in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^${prefix}-v[0-9]*$" || true); do
+    ip link delete "$link" 2>/dev/null || true
+  done
   for name in $(ip netns list | awk '{print $1}' | grep "^${prefix}-h[0-9]*$" || true); do
     ip netns pids "$name" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns delete "$name"
