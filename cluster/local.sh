@@ -17,17 +17,27 @@
 #                                        freeze / thaw host I whole (node, guard and guests) with the cgroup v1 freezer
 #   cluster/local.sh partition I | heal I  cut node I off the network / connect it again (--netns clusters only)
 #   cluster/local.sh restart I           start node I again on its data dir (it rejoins through the others)
+#   cluster/local.sh slow-disk I | fast-disk I
+#                                        throttle host I's disk I/O (node, guard, guests) to 1 MiB/s and 50 IO/s with
+#                                        the cgroup v1 blkio controller / lift the throttle
+#   cluster/local.sh postgres-stop | postgres-start
+#                                        stop PostgreSQL at once (as a crash would) / start it again (--postgres clusters)
 #   cluster/local.sh stop                stop every node, its guard and VMs, PostgreSQL; remove namespaces
 #
 # The storage pool `shared` ($ORC_CLUSTER_DIR/pool) stands for the NFS export every host mounts: VMs' disks live
 # there, so a lost host's VMs restart elsewhere on their own disks.
 # Talk to node I with: ./orchestrator vm list --data $ORC_CLUSTER_DIR/hI
+# ORC_NODE_DLL (an orchestrator.dll) runs that build instead of ./orchestrator's, which builds when a source changed:
+# what `bench chaos` uses, so the nodes it starts are the build it was started from.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${ORC_CLUSTER_DIR:-/tmp/orchestrator-cluster}"
 base_port=4100
 pg_port="${ORC_POSTGRES_PORT:-5432}"
 freezer_root=/sys/fs/cgroup/freezer
+blkio_root=/sys/fs/cgroup/blkio
+node_cmd=("$root/orchestrator")
+[[ -n "${ORC_NODE_DLL:-}" ]] && node_cmd=(dotnet "$ORC_NODE_DLL")
 
 node_host() { if [[ -f "$dir/netns" ]]; then "$root/cluster/netns.sh" addr "$1"; else echo 127.0.0.1; fi; }
 node_port() { if [[ -f "$dir/netns" ]]; then echo 4053; else echo $((base_port + $1)); fi; }
@@ -38,6 +48,33 @@ postgres_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1
 as_postgres() { runuser -u postgres -- "$@"; }
 # Each host's processes (node, guard, guests: all its descendants) in one freezer cgroup, named after the cluster dir.
 freezer() { echo "$freezer_root/orc-$(basename "$dir")-h$1"; }
+blkio() { echo "$blkio_root/orc-$(basename "$dir")-h$1"; }
+# The whole disk under the cluster dir (blkio throttles whole disks, not partitions).
+disk_of_dir() {
+  local source parent
+  source="$(findmnt -n -o SOURCE -T "$dir")"
+  parent="$(lsblk -no PKNAME "$source" 2>/dev/null | head -1)"
+  lsblk -dno MAJ:MIN "${parent:+/dev/$parent}${parent:-$source}" | tr -d ' '
+}
+
+slow_disk() {
+  local i="$1" device
+  [[ -d "$blkio_root" && -d "$(freezer "$i")" ]] || { echo "slow-disk needs $blkio_root and host $i's freezer cgroup" >&2; exit 2; }
+  device="$(disk_of_dir)"
+  [[ -n "$device" ]] || { echo "slow-disk: no block device under $dir" >&2; exit 2; }
+  mkdir -p "$(blkio "$i")"
+  for file in read_bps_device write_bps_device; do echo "$device 1048576" >"$(blkio "$i")/blkio.throttle.$file"; done
+  for file in read_iops_device write_iops_device; do echo "$device 50" >"$(blkio "$i")/blkio.throttle.$file"; done
+  # Every process of the host (its freezer group holds them all); what they start later inherits the group.
+  while read -r pid; do echo "$pid" >"$(blkio "$i")/cgroup.procs" 2>/dev/null || true; done <"$(freezer "$i")/cgroup.procs"
+}
+
+fast_disk() {
+  local i="$1"
+  [[ -d "$(blkio "$i")" ]] || return 0
+  while read -r pid; do echo "$pid" >"$blkio_root/cgroup.procs" 2>/dev/null || true; done <"$(blkio "$i")/cgroup.procs"
+  rmdir "$(blkio "$i")" 2>/dev/null || true
+}
 
 start_postgres() {
   local bin data="$dir/postgres"
@@ -46,11 +83,16 @@ start_postgres() {
   mkdir -p "$data" && chown postgres:postgres "$data"
   as_postgres "$bin/initdb" -D "$data/db" -A trust -U postgres --no-sync >/dev/null
   echo "host all all ${ORC_NETNS_SUBNET:-10.231.0}.0/24 trust" >>"$data/db/pg_hba.conf"
-  as_postgres "$bin/pg_ctl" -D "$data/db" -w -l "$data/server.log" \
-    -o "-p $pg_port -k $data -c listen_addresses=$(postgres_host)" start >/dev/null
+  run_postgres
   as_postgres "$bin/createdb" -h "$(postgres_host)" -p "$pg_port" orchestrator
   head -c 32 /dev/urandom | base64 >"$dir/secrets.key" # handed to every node in its environment, as an operator would
   echo "postgres: $(postgres_host):$pg_port, log $data/server.log"
+}
+
+run_postgres() {
+  local data="$dir/postgres"
+  as_postgres "$(postgres_bin)/pg_ctl" -D "$data/db" -w -l "$data/server.log" \
+    -o "-p $pg_port -k $data -c listen_addresses=$(postgres_host)" start >/dev/null
 }
 
 stop_postgres() {
@@ -79,7 +121,7 @@ start_node() {
     store=(--set "orchestrator.persistence.sqlite-file=\"$dir/journal.db\"" --set "orchestrator.secrets.key-file=\"$dir/secrets.key\"")
   fi
   mkdir -p "$dir/h$i"
-  "${launcher[@]}" "$root/orchestrator" node --data "$dir/h$i" --listen "$(node_host "$i"):0" \
+  "${launcher[@]}" "${node_cmd[@]}" node --data "$dir/h$i" --listen "$(node_host "$i"):0" \
     --config "$root/cluster/cluster.conf" "${store[@]}" \
     --set "orchestrator.host-id=h$i" \
     --set "orchestrator.cluster.hostname=\"$(node_host "$i")\"" \
@@ -112,7 +154,7 @@ case "${1:-}" in
       touch "$dir/postgres.on"
       start_postgres
     fi
-    "$root/orchestrator" --help >/dev/null # build once, before N nodes race to
+    "${node_cmd[@]}" --help >/dev/null # build once, before N nodes race to
     for i in $(seq 1 "$n"); do start_node "$i"; sleep 1; done ;;
   restart) start_node "${2:?usage: local.sh restart I}" ;;
   status)
@@ -131,6 +173,12 @@ case "${1:-}" in
     [[ -d "$(freezer "${2:?}")" ]] || { echo "no freezer cgroup for host $2 (needs $freezer_root)" >&2; exit 2; }
     state=FROZEN; [[ "$1" == thaw-host ]] && state=THAWED
     echo "$state" >"$(freezer "$2")/freezer.state" ;;
+  slow-disk) slow_disk "${2:?usage: local.sh slow-disk I}" ;;
+  fast-disk) fast_disk "${2:?usage: local.sh fast-disk I}" ;;
+  postgres-stop) stop_postgres ;;
+  postgres-start)
+    [[ -d "$dir/postgres/db" ]] || { echo "postgres-start needs a cluster started with --postgres" >&2; exit 2; }
+    run_postgres ;;
   partition|heal)
     [[ -f "$dir/netns" ]] || { echo "partition needs a cluster started with --netns" >&2; exit 2; }
     "$root/cluster/netns.sh" "$1" "${2:?}" ;;
@@ -141,6 +189,7 @@ case "${1:-}" in
       pid="$(node_pid "$i")"
       [[ -n "$pid" ]] && kill -CONT "$pid" 2>/dev/null; [[ -n "$pid" ]] && kill -9 "$pid" 2>/dev/null || true
       for g in $(guard_pid "$i"); do kill -9 "$g" 2>/dev/null || true; done
+      fast_disk "$i"
     done
     stop_postgres
     [[ -f "$dir/netns" ]] && "$root/cluster/netns.sh" down
@@ -150,5 +199,5 @@ case "${1:-}" in
       for _ in $(seq 50); do [[ -d "$(freezer "$i")" ]] && ! rmdir "$(freezer "$i")" 2>/dev/null || break; sleep 0.1; done
     done
     rm -rf "$dir" ;;
-  *) sed -n '2,24p' "$0"; exit 2 ;;
+  *) sed -n '2,31p' "$0"; exit 2 ;;
 esac

@@ -9,6 +9,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 missing=()
 packages=(qemu-system-x86 qemu-utils busybox-static cpio util-linux)
 [[ "${1:-}" == "--tests" ]] && packages+=(iproute2 postgresql debootstrap e2fsprogs)
+# bench chaos drives cluster/local.sh, which finds a host's guard with pgrep (procps).
+[[ "${1:-}" == "--tests" ]] && packages+=(procps)
 # Networks (issue 19): bridges, taps and namespaces (iproute2), port security (nftables), per-network DHCP (dnsmasq).
 packages+=(iproute2 nftables dnsmasq-base)
 # The dashboard's browser tests drive Debian's chromium (Playwright, no browser download); the scrape test runs Prometheus.

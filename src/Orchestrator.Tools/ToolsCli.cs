@@ -20,6 +20,7 @@ public static class ToolsCli
         root.Subcommands.Add(bench);
         PlacementToolCommands.AddTo(root, bench);
         ClusterToolCommands.AddTo(bench);
+        ChaosToolCommands.AddTo(bench);
         return root;
     }
 }

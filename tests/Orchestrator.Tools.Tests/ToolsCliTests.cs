@@ -22,7 +22,7 @@ public sealed class ToolsCliTests
 
         Assert.Equal(["bench", "simulate", "scale"], root.Subcommands.Select(c => c.Name));
         Assert.Equal(
-            ["placement", "durable", "failover", "shares", "boot", "streams", "console"],
+            ["placement", "durable", "failover", "shares", "boot", "streams", "console", "chaos"],
             root.Subcommands.Single(c => c.Name == "bench").Subcommands.Select(c => c.Name));
     }
 
@@ -39,6 +39,10 @@ public sealed class ToolsCliTests
     [Theory]
     [InlineData("bench", "failover", "--hosts", "2")]
     [InlineData("bench", "durable", "--store", "mysql")]
+    [InlineData("bench", "chaos", "--faults", "kill-node,meteor")]
+    [InlineData("bench", "chaos", "--faults", "")]
+    [InlineData("bench", "chaos", "--hosts", "2")]
+    [InlineData("bench", "chaos", "--minutes", "0")]
     [InlineData("scale", "--vms", "0")]
     [InlineData("simulate", "--trace", "/no/such/trace.txt")]
     public async Task Bad_input_is_a_usage_error_with_exit_code_2_pointing_at_the_commands_help(params string[] args)

@@ -79,7 +79,11 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             OnDiscovered(new Discovered([]));
         });
         Receive<Register>(_ => _scheduler.Tell(new RegisterHostAgent(RegisterCommand()), Self));
-        Receive<SchedulerReplies.HostAssignments>(reply => Feed(new HostInput.Assignments(reply.Assignments)));
+        Receive<SchedulerReplies.HostAssignments>(reply =>
+        {
+            Feed(new HostInput.Assignments(reply.Assignments));
+            ReportAgainWhereBehind(reply.Assignments);
+        });
         Receive<HostAgentCommands.Assign>(assign =>
         {
             SyncVolumes(assign.Assignment);
@@ -277,6 +281,21 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         Context.Watch(actor);
         _actors[assignment.VmId] = actor;
         _enforced.Remove(assignment.VmId);
+    }
+
+    /// <summary>
+    /// The ledger's copy of a starting VM may be behind what its actor reported (a report lost as the scheduler moved):
+    /// its actor, which knows what it reported, says it again.
+    /// </summary>
+    private void ReportAgainWhereBehind(IReadOnlyList<VmAssignment> assignments)
+    {
+        foreach (var assignment in assignments.Where(a => a.Status is VmStatus.Starting or VmStatus.Running))
+        {
+            if (_actors.TryGetValue(assignment.VmId, out var actor))
+            {
+                actor.Tell(new VmProtocol.ReportAgain(assignment.Epoch, assignment.Status));
+            }
+        }
     }
 
     /// <summary>Sends each running VM's actor its cgroup limits, when they changed; recomputed whenever the running set or its resources change.</summary>

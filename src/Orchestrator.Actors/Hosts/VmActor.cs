@@ -47,6 +47,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private readonly VcpuUsageMeter _usage = new();
     private readonly VmExitCause _exit = new();
 
+    /// <summary>What this actor last told the scheduler the VM is doing.</summary>
+    private VmStatus? _reported;
+
     private IVmHandle? _handle;
     private VcpuSupervision? _vcpus;
     private Task<IVmHandle>? _opening;
@@ -205,6 +208,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         });
         Receive<VmProtocol.Stop>(_ => _exit.RequestStop());
         Receive<VmProtocol.Kill>(_ => _exit.RequestStop());
+        Receive<VmProtocol.ReportAgain>(_ => { }); // nothing reported yet
         Receive<VmProtocol.Enforce>(enforce => _cgroup.Enforce(enforce.Limits)); // applied once the process is in its cgroup
         Receive<VmProtocol.SyncVolumes>(sync =>
         {
@@ -258,6 +262,14 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             }
         });
         Receive<VmProtocol.Enforce>(enforce => _cgroup.Enforce(enforce.Limits));
+        Receive<VmProtocol.ReportAgain>(again =>
+        {
+            if (again.Epoch == _assignment.Epoch && !_exit.StopRequested && _reported is { } reported && IsBehind(again.LedgerStatus, reported))
+            {
+                _log.Info("VM {0}: the ledger still has it {1}, reporting {2} again", _assignment.Name, again.LedgerStatus, reported);
+                Report(reported, _handle!.Pid);
+            }
+        });
         Receive<VmProtocol.SyncVolumes>(sync =>
         {
             _volumes = sync.Wanted;
@@ -408,8 +420,15 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private void KillNow() =>
         _handle?.KillAsync(CancellationToken.None).PipeTo(Self, success: () => ShutdownRequested.Instance, failure: ex => new KillFailed(ex));
 
-    private void Report(VmStatus status, int? pid) =>
+    private void Report(VmStatus status, int? pid)
+    {
+        _reported = status;
         _scheduler.Tell(new LedgerCommands.ReportVm(VmId, _assignment.Epoch, status, null, pid, null));
+    }
+
+    /// <summary>Only a start's progress is reported again: Starting, then Running, then Ready.</summary>
+    private static bool IsBehind(VmStatus ledger, VmStatus reported) =>
+        (ledger, reported) is (VmStatus.Starting, VmStatus.Running or VmStatus.Ready) or (VmStatus.Running, VmStatus.Ready);
 
     private VmRuntime Runtime() =>
         new(VmId, _handle?.Pid, _usage.Vcpus.Select(v => new VcpuUsage(v.Index, v.ThreadId, v.CpuSeconds)).ToList(), _console.Tail,

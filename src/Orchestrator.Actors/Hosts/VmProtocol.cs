@@ -31,6 +31,13 @@ public static class VmProtocol
     /// <summary>From the host agent: the volumes the ledger attaches to the VM now; a running VM has them plugged and unplugged to match.</summary>
     public sealed record SyncVolumes(IReadOnlyList<Orchestrator.Domain.Storage.VolumeAssignment> Wanted);
 
+    /// <summary>
+    /// From the host agent, when the ledger's copy of the VM (in the assignments it re-reads every register interval)
+    /// has it earlier in its start than the VM actor reported. Reports are told, not acknowledged: one lost while the
+    /// scheduler moved to another node would leave a ready guest Running in the ledger for good.
+    /// </summary>
+    public sealed record ReportAgain(Epoch Epoch, VmStatus LedgerStatus);
+
     /// <summary>From the host agent: what to enforce on the VM's cgroup (sent again whenever it changes).</summary>
     public sealed record Enforce(CgroupLimits Limits);
 

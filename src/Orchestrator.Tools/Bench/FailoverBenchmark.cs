@@ -219,6 +219,15 @@ public sealed class DoubleRunSampler : IAsyncDisposable
                 MaxPerVm = Math.Max(MaxPerVm, max);
                 if (max > 1)
                 {
+                    lock (_doubleRunSamples)
+                    {
+                        if (_doubleRunSamples.Count < MaxKeptSamples)
+                        {
+                            _doubleRunSamples.Add((sampleBegan, string.Join("; ", byVm.Where(g => g.Count() > 1)
+                                .Select(g => $"vm {g.Key} in {string.Join(", ", g.Select(q => $"pid {q.Pid} under {q.Dir}"))}"))));
+                        }
+                    }
+
                     DoubleRuns++;
                     LastDoubleRunAt = sampleBegan;
                     FirstDoubleRunAt ??= _clock.Elapsed;
@@ -238,8 +247,25 @@ public sealed class DoubleRunSampler : IAsyncDisposable
         });
     }
 
+    /// <summary>The double-run samples kept for a checker (the first ones, when there are very many).</summary>
+    private const int MaxKeptSamples = 10_000;
+
+    private readonly List<(TimeSpan At, string What)> _doubleRunSamples = [];
+
     public int Samples { get; private set; }
     public int DoubleRuns { get; private set; }
+
+    /// <summary>Each sample that saw a VM run twice: when it began (the sampler's clock) and the processes it saw.</summary>
+    public IReadOnlyList<(TimeSpan At, string What)> DoubleRunSamples
+    {
+        get
+        {
+            lock (_doubleRunSamples)
+            {
+                return _doubleRunSamples.ToList();
+            }
+        }
+    }
     public int MaxPerVm { get; private set; }
 
     /// <summary>When the first double run was seen (seconds since the sampler started) and which processes it saw.</summary>
