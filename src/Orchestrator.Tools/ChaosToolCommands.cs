@@ -12,31 +12,13 @@ public static class ChaosToolCommands
 
     public static void AddTo(Command bench)
     {
-        var hosts = new Option<int>("--hosts") { Description = "Hosts, each in its own network namespace.", DefaultValueFactory = _ => 3 };
-        hosts.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 3 or > 9)
-            {
-                r.AddError("--hosts must be between 3 and 9: a majority must survive a host fault");
-            }
-        });
-        var minutes = new Option<double>("--minutes") { Description = "How long the workload and the faults run.", DefaultValueFactory = _ => 10 };
-        minutes.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double>() is not (>= 0.5 and <= 1440))
-            {
-                r.AddError("--minutes must be between 0.5 and 1440");
-            }
-        });
+        var hosts = new Option<int>("--hosts") { Description = "Hosts, each in its own network namespace.", DefaultValueFactory = _ => 3 }
+            .Within(3, 9, "a majority must survive a host fault");
+        var minutes = new Option<double>("--minutes") { Description = "How long the workload and the faults run.", DefaultValueFactory = _ => 10 }
+            .Within(0.5, 1440);
         var seed = new Option<int>("--seed") { Description = "Seed of the fault schedule and the workload (default: the time).", DefaultValueFactory = _ => Environment.TickCount & 0xFFFF };
-        var clients = new Option<int>("--clients") { Description = "Concurrent clients, each with its own VMs.", DefaultValueFactory = _ => 2 };
-        clients.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 1 or > 16)
-            {
-                r.AddError("--clients must be between 1 and 16");
-            }
-        });
+        var clients = new Option<int>("--clients") { Description = "Concurrent clients, each with its own VMs.", DefaultValueFactory = _ => 2 }
+            .Within(1, 16);
         var faults = new Option<string>("--faults")
         {
             Description = $"Comma-separated fault kinds (default: all): {string.Join(", ", FaultNames.Keys)}.",
@@ -54,14 +36,8 @@ public static class ChaosToolCommands
                 r.AddError($"--faults: unknown fault kind {string.Join(", ", unknown.Select(u => $"'{u}'"))} (known: {string.Join(", ", FaultNames.Keys)})");
             }
         });
-        var converge = new Option<int>("--converge-seconds") { Description = "Bound on every VM reaching its desired state after the last heal.", DefaultValueFactory = _ => 240 };
-        converge.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 10 or > 3600)
-            {
-                r.AddError("--converge-seconds must be between 10 and 3600");
-            }
-        });
+        var converge = new Option<int>("--converge-seconds") { Description = "Bound on every VM reaching its desired state after the last heal.", DefaultValueFactory = _ => 240 }
+            .Within(10, 3600);
         var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
         var command = new Command("chaos",
             "Run a multi-host cluster on PostgreSQL in network namespaces under a client workload and random faults, then check the history; exits 1 on any violation.")

@@ -66,14 +66,7 @@ public static class ClusterToolCommands
 
     private static Command ConsoleCommand(Func<ConsoleBenchOptions, CancellationToken, Task<int>> run)
     {
-        var keys = new Option<int>("--keys") { Description = "Keys timed, one at a time.", DefaultValueFactory = _ => 200 };
-        keys.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 1 or > 100_000)
-            {
-                r.AddError("--keys must be between 1 and 100000");
-            }
-        });
+        var keys = new Option<int>("--keys") { Description = "Keys timed, one at a time.", DefaultValueFactory = _ => 200 }.Within(1, 100_000);
         var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
         var command = new Command("console",
             "Start a node on loopback with one demo guest, type keys into its serial console over the WebSocket, time each echo; print p50/p99/max.")
@@ -86,22 +79,10 @@ public static class ClusterToolCommands
 
     private static Command StreamsCommand(Func<StreamsBenchOptions, CancellationToken, Task<int>> run)
     {
-        var streams = new Option<int>("--streams") { Description = "Event streams held open (GET /v1/events, follow).", DefaultValueFactory = _ => 300 };
-        streams.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 0 or > 5000)
-            {
-                r.AddError("--streams must be between 0 and 5000");
-            }
-        });
-        var requests = new Option<int>("--requests") { Description = "Requests timed, one after another.", DefaultValueFactory = _ => 2000 };
-        requests.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 1 or > 1_000_000)
-            {
-                r.AddError("--requests must be between 1 and 1000000");
-            }
-        });
+        var streams = new Option<int>("--streams") { Description = "Event streams held open (GET /v1/events, follow).", DefaultValueFactory = _ => 300 }
+            .Within(0, 5000);
+        var requests = new Option<int>("--requests") { Description = "Requests timed, one after another.", DefaultValueFactory = _ => 2000 }
+            .Within(1, 1_000_000);
         var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
         var command = new Command("streams",
             "Start a node on loopback, hold event streams open, time ordinary requests (GET /v1/vms); print latency p50/p99/max.")
@@ -121,14 +102,8 @@ public static class ClusterToolCommands
         var boots = AtLeastOne(new Option<int>("--boots") { Description = "VMs booted one after another.", DefaultValueFactory = _ => 10 });
         var burst = AtLeastOne(new Option<int>("--burst") { Description = "VMs then started at once.", DefaultValueFactory = _ => 4 });
         var vcpus = AtLeastOne(new Option<int>("--vcpus") { Description = "vCPUs per VM.", DefaultValueFactory = _ => 1 });
-        var memory = new Option<int>("--memory") { Description = "Memory per VM in MiB.", HelpName = "MIB", DefaultValueFactory = _ => 256 };
-        memory.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 64 or > 65536)
-            {
-                r.AddError("--memory must be between 64 and 65536 MiB");
-            }
-        });
+        var memory = new Option<int>("--memory") { Description = "Memory per VM in MiB.", HelpName = "MIB", DefaultValueFactory = _ => 256 }
+            .Within(64, 65536, unit: "MiB");
         var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
         var command = new Command("boot",
             "Boot the demo image through a driver, one VM at a time and then several at once; print start → ready banner p50/p99, " +
@@ -141,29 +116,13 @@ public static class ClusterToolCommands
         return command;
     }
 
-    private static Option<int> AtLeastOne(Option<int> option)
-    {
-        option.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 1 or > 1000)
-            {
-                r.AddError($"{option.Name} must be between 1 and 1000");
-            }
-        });
-        return option;
-    }
+    private static Option<int> AtLeastOne(Option<int> option) => option.Within(1, 1000);
 
     private static Command SharesCommand(Func<SharesBenchOptions, CancellationToken, Task<int>> run)
     {
         var cpu = new Option<int?>("--cpu") { Description = "The physical CPU the guests share (default: the last one)." };
-        var window = new Option<int>("--window") { Description = "Seconds measured per setting.", DefaultValueFactory = _ => 20 };
-        window.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 2 or > 600)
-            {
-                r.AddError("--window must be between 2 and 600 seconds");
-            }
-        });
+        var window = new Option<int>("--window") { Description = "Seconds measured per setting.", DefaultValueFactory = _ => 20 }
+            .Within(2, 600, unit: "seconds");
         var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
         var command = new Command("shares",
             "Boot three CPU-burning guests on one pinned CPU; print each VM's entitled and measured CPU for shares 2:1:1, then a reservation and a limit.")

@@ -1,13 +1,7 @@
 using System.Collections.Concurrent;
-using Akka.Actor;
-using Akka.TestKit.Xunit2;
-using Orchestrator.Actors.Hosts;
-using Orchestrator.Actors.Scheduler;
 using Orchestrator.Domain;
-using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
-using Orchestrator.Hypervisor.Cgroups;
 
 namespace Orchestrator.Actors.Tests;
 

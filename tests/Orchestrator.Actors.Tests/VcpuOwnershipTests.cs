@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using Orchestrator.Actors.Hosts;
