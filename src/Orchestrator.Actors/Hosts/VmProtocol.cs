@@ -31,6 +31,9 @@ public static class VmProtocol
     /// <summary>From the host agent: the volumes the ledger attaches to the VM now; a running VM has them plugged and unplugged to match.</summary>
     public sealed record SyncVolumes(IReadOnlyList<Orchestrator.Domain.Storage.VolumeAssignment> Wanted);
 
+    /// <summary>From the host agent: the disk layer the ledger has the VM write to now (a snapshot was taken): a running VM switches to it.</summary>
+    public sealed record SyncDisk(VmDiskRequest Wanted);
+
     /// <summary>From the host agent: what to enforce on the VM's cgroup (sent again whenever it changes).</summary>
     public sealed record Enforce(CgroupLimits Limits);
 
