@@ -17,6 +17,19 @@ namespace Orchestrator.Hypervisor;
 public sealed record GuestImage(string Name, string KernelPath, string InitrdPath, string Description, bool BurnCpu = false,
     string? RootDiskPath = null, string? KernelAppend = null);
 
+/// <summary>What a switch of a running VM's disk layer (a live snapshot) did.</summary>
+public enum DiskSwitch
+{
+    /// <summary>The VM wrote to that layer already: nothing to do.</summary>
+    AlreadyThere,
+
+    /// <summary>Switched without the guest's help: the frozen layer is as a power cut would leave it.</summary>
+    CrashConsistent,
+
+    /// <summary>Switched with the guest's filesystems frozen by its agent.</summary>
+    Frozen,
+}
+
 /// <summary>How a driver asked a guest to power off.</summary>
 public enum ShutdownRoute
 {
@@ -206,9 +219,8 @@ public interface IVmHandle : IAsyncDisposable
     /// Makes the running VM write to <paramref name="disk"/>'s layer, a new overlay on the layer it writes now, which from
     /// then on never changes (a live external snapshot). Nothing when it writes there already. With
     /// <paramref name="freezeGuest"/>, the guest's agent freezes its filesystems around it; without one it is crash-consistent.
-    /// Returns whether filesystems were frozen.
     /// </summary>
-    Task<bool> SwitchDiskLayerAsync(VmDiskRequest disk, bool freezeGuest, CancellationToken cancellationToken) =>
+    Task<DiskSwitch> SwitchDiskLayerAsync(VmDiskRequest disk, bool freezeGuest, CancellationToken cancellationToken) =>
         throw new NotSupportedException("this VM's driver cannot snapshot a running VM's disk");
 }
 

@@ -286,8 +286,12 @@ public sealed class VmActor : ReceiveActor, IWithTimers
                 return; // the next assignment, or the next start, tries again
             }
 
-            _log.Info("VM {0} ({1}) writes to disk layer {2} now (snapshot{3})", _assignment.Name, VmId, synced.Disk.Layer,
-                synced.Frozen ? ", guest filesystems frozen" : ", crash-consistent");
+            if (synced.How != DiskSwitch.AlreadyThere)
+            {
+                _log.Info("VM {0} ({1}) writes to disk layer {2} now: live snapshot, {3}", _assignment.Name, VmId, synced.Disk.Layer,
+                    synced.How == DiskSwitch.Frozen ? "guest filesystems frozen" : "crash-consistent (no guest agent froze them)");
+            }
+
             _scheduler.Tell(new SnapshotCommands.ConfirmDiskLayer(VmId, synced.Disk.Layer!), ActorRefs.NoSender);
         });
         Receive<VolumesSynced>(synced =>
@@ -436,8 +440,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
         var freeze = _guest is not null;
         handle.SwitchDiskLayerAsync(disk, freeze, CancellationToken.None).PipeTo(Self,
-            success: frozen => new DiskSynced(disk, frozen, null),
-            failure: ex => new DiskSynced(disk, false, ex.GetBaseException().Message));
+            success: how => new DiskSynced(disk, how, null),
+            failure: ex => new DiskSynced(disk, DiskSwitch.AlreadyThere, ex.GetBaseException().Message));
     }
 
     private static async Task Try(Func<Task> action, List<string> problems, string what)
@@ -466,7 +470,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     private sealed record VolumesSynced(IReadOnlyList<string> Problems);
 
-    private sealed record DiskSynced(VmDiskRequest Disk, bool Frozen, string? Problem);
+    private sealed record DiskSynced(VmDiskRequest Disk, DiskSwitch How, string? Problem);
 
     private sealed record HandleFailed(Exception Cause);
 

@@ -284,12 +284,12 @@ internal sealed class QemuVmHandle : IVmHandle
 
     // ---- Snapshots (issue 18): a live external snapshot, the layer QEMU writes now frozen under its new top.
 
-    public async Task<bool> SwitchDiskLayerAsync(VmDiskRequest disk, bool freezeGuest, CancellationToken cancellationToken)
+    public async Task<DiskSwitch> SwitchDiskLayerAsync(VmDiskRequest disk, bool freezeGuest, CancellationToken cancellationToken)
     {
         var path = _driver.DiskLayerPath(VmId, disk);
         if (await QueryDiskFileAsync(cancellationToken) == path)
         {
-            return false; // switched already (a sync repeated, or started on that layer)
+            return DiskSwitch.AlreadyThere; // a sync repeated, or started on that layer
         }
 
         // QEMU makes the new overlay (its backing: the file it writes now) and moves its writes there in one transaction:
@@ -309,7 +309,7 @@ internal sealed class QemuVmHandle : IVmHandle
             {
                 await using var agent = await QgaClient.ConnectAsync(Paths.QgaSocket, cancellationToken);
                 await agent.WithFrozenFilesystemsAsync(SnapshotAsync, cancellationToken);
-                return true;
+                return DiskSwitch.Frozen;
             }
             catch (Exception ex) when (IsAgentFailure(ex))
             {
@@ -317,13 +317,13 @@ internal sealed class QemuVmHandle : IVmHandle
                 // unless the snapshot itself went through and only the thaw failed.
                 if (await QueryDiskFileAsync(cancellationToken) == path)
                 {
-                    return true;
+                    return DiskSwitch.Frozen;
                 }
             }
         }
 
         await SnapshotAsync(cancellationToken);
-        return false;
+        return DiskSwitch.CrashConsistent;
     }
 
     /// <summary>The file the VM's persistent disk writes to now (its top layer); null when it has none.</summary>
