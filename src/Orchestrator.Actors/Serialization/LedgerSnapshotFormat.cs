@@ -692,13 +692,7 @@ public static class LedgerSnapshotFormat
             r.Bool() ? new HostId(r.Shared()!) : null, r.Bool() ? new VmId(r.Guid()) : null, r.Time()));
         foreach (var (tenant, maxGiB) in List(r, "storage quota", r => (new TenantId(r.Shared()!), r.Int64())) ?? [])
         {
-            var index = Array.FindIndex(tenants ?? [], t => t.Id == tenant);
-            if (index < 0)
-            {
-                throw r.Corrupt($"a storage quota for tenant '{tenant}' the snapshot does not hold");
-            }
-
-            tenants![index] = tenants[index] with { Quota = tenants[index].Quota with { MaxStorageGiB = maxGiB } };
+            WithQuota(r, tenants, tenant, "storage", q => q with { MaxStorageGiB = maxGiB });
         }
 
         var named = (List(r, "VM volumes", r => (VmId: new VmId(r.Guid()), Names: List(r, "volume name", r => r.Text()!) ?? [])) ?? [])
@@ -782,13 +776,7 @@ public static class LedgerSnapshotFormat
 
         foreach (var (tenant, max) in List(r, "snapshot quota", r => (new TenantId(r.Shared()!), r.Int32())) ?? [])
         {
-            var index = Array.FindIndex(tenants ?? [], t => t.Id == tenant);
-            if (index < 0)
-            {
-                throw r.Corrupt($"a snapshot quota for tenant '{tenant}' the snapshot does not hold");
-            }
-
-            tenants![index] = tenants[index] with { Quota = tenants[index].Quota with { MaxSnapshots = max } };
+            WithQuota(r, tenants, tenant, "snapshot", q => q with { MaxSnapshots = max });
         }
 
         foreach (var (vmId, from) in List(r, "clone source", r => (new VmId(r.Guid()), r.Text()!)) ?? [])
@@ -802,6 +790,18 @@ public static class LedgerSnapshotFormat
         }
 
         return snapshots;
+    }
+
+    /// <summary>Sets a part of a tenant's quota that a later section holds, in the tenants read before it.</summary>
+    private static void WithQuota(SnapshotReader r, TenantRecord[]? tenants, TenantId tenant, string what, Func<TenantQuota, TenantQuota> change)
+    {
+        var index = Array.FindIndex(tenants ?? [], t => t.Id == tenant);
+        if (index < 0)
+        {
+            throw r.Corrupt($"a {what} quota for tenant '{tenant}' the snapshot does not hold");
+        }
+
+        tenants![index] = tenants[index] with { Quota = change(tenants[index].Quota) };
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

@@ -300,14 +300,6 @@ public sealed partial record LedgerState
     private LedgerState WithSnapshots(IEnumerable<SnapshotRecord> snapshots)
     {
         var state = this with { Snapshots = snapshots.ToImmutableDictionary(s => s.Id) };
-        var allocations = state.DiskAllocations;
-        var usage = state.StorageUsage;
-        foreach (var snapshot in state.Snapshots.Values)
-        {
-            allocations = Charge(allocations, snapshot.Key, snapshot.SizeGiB);
-            usage = Charge(usage, snapshot.Tenant, snapshot.SizeGiB);
-        }
-
-        return state with { DiskAllocations = allocations, StorageUsage = usage };
+        return state.Charged(state.Snapshots.Values.Select(s => (s.Key, s.Tenant, (long)s.SizeGiB)));
     }
 }
