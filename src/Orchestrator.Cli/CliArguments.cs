@@ -32,7 +32,8 @@ public sealed record VmCreateArgs(
     IReadOnlyList<string>? HostSelector = null,
     string? Group = null,
     IReadOnlyList<Orchestrator.Contracts.NicRequest>? Nics = null,
-    IReadOnlyList<string>? Volumes = null);
+    IReadOnlyList<string>? Volumes = null,
+    string? FromSnapshot = null);
 
 /// <summary>What the guest is handed at boot, as typed: files are read by the action, never by the parser or the server.</summary>
 public sealed record VmBootstrapArgs(string? Hostname, IReadOnlyList<string> SshKeyFiles, string? UserDataFile);

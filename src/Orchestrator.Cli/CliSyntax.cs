@@ -60,6 +60,12 @@ public static partial class CliSyntax
             return (client.AddTo, client.Bind);
         }));
 
+        root.Subcommands.Add(SnapshotCommands.Build(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }));
+
         foreach (var command in AutomationCommands.Build(actions, () =>
         {
             var client = new ClientOptions();
@@ -134,6 +140,8 @@ public static partial class CliSyntax
             create.Options.Add(ips);
             var volumes = VolumeCommands.CreateOption();
             create.Options.Add(volumes);
+            var fromSnapshot = SnapshotCommands.FromSnapshotOption();
+            create.Options.Add(fromSnapshot);
             create.SetAction((parse, ct) => actions.VmCreateAsync(
                 new VmCreateArgs(
                     client.Bind(parse),
@@ -155,7 +163,8 @@ public static partial class CliSyntax
                     parse.GetValue(hostSelector) is { Length: > 0 } terms ? terms : null,
                     parse.GetValue(group),
                     NetworkCommands.Nics(parse.GetValue(networks), parse.GetValue(ips)),
-                    parse.GetValue(volumes) is { Length: > 0 } attached ? attached : null),
+                    parse.GetValue(volumes) is { Length: > 0 } attached ? attached : null,
+                    parse.GetValue(fromSnapshot)),
                 ct));
             vm.Subcommands.Add(create);
         }
@@ -203,6 +212,15 @@ public static partial class CliSyntax
         vm.Subcommands.Add(ChangeCommand(actions, VmChange.Delete, "delete", "Stop a VM and delete it.", "Wait until the VM is gone.",
             VolumeCommands.WithVolumesOption()));
         foreach (var command in VolumeCommands.VmCommands(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }))
+        {
+            vm.Subcommands.Add(command);
+        }
+
+        foreach (var command in SnapshotCommands.VmCommands(actions, () =>
         {
             var client = new ClientOptions();
             return (client.AddTo, client.Bind);

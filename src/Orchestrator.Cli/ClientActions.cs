@@ -131,6 +131,9 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             case ApiRender.Volumes:
                 Write(Rendering.Generic(response.Body, ["name", "sizeGiB", "pool", "host", "attachedTo", "createdAt"]));
                 break;
+            case ApiRender.Snapshots:
+                Write(Rendering.Generic(response.Body, ["vm", "name", "sizeGiB", "pool", "host", "ready", "createdAt"]));
+                break;
             case ApiRender.Done:
                 context.Out.WriteLine(response.Body.Length > 0 && args.Method == "PUT" ? "labels set" : "done");
                 break;
@@ -168,7 +171,8 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             new CreateVmRequest(args.Name, args.Vcpus, args.MemoryMiB, args.Image, args.RestartPolicy,
                 args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
                 args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels, args.Driver,
-                args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData, args.DiskGiB, args.HostSelector, args.Group, args.Nics, args.Volumes),
+                args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData, args.DiskGiB, args.HostSelector, args.Group, args.Nics, args.Volumes,
+                args.FromSnapshot),
             ct);
         if (!args.Wait)
         {

@@ -3,7 +3,7 @@ namespace Orchestrator.Contracts;
 
 /// <summary>A tenant's limits; null: no limit.</summary>
 /// <param name="StorageGiB">GiB of VM disks and volumes together.</param>
-public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB, long? StorageGiB = null);
+public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB, long? StorageGiB = null, int? Snapshots = null);
 
 public sealed record CreateTenantRequest(string? Id, QuotaDto? Quota);
 

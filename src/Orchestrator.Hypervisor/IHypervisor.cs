@@ -17,6 +17,19 @@ namespace Orchestrator.Hypervisor;
 public sealed record GuestImage(string Name, string KernelPath, string InitrdPath, string Description, bool BurnCpu = false,
     string? RootDiskPath = null, string? KernelAppend = null);
 
+/// <summary>What a switch of a running VM's disk layer (a live snapshot) did.</summary>
+public enum DiskSwitch
+{
+    /// <summary>The VM wrote to that layer already: nothing to do.</summary>
+    AlreadyThere,
+
+    /// <summary>Switched without the guest's help: the frozen layer is as a power cut would leave it.</summary>
+    CrashConsistent,
+
+    /// <summary>Switched with the guest's filesystems frozen by its agent.</summary>
+    Frozen,
+}
+
 /// <summary>How a driver asked a guest to power off.</summary>
 public enum ShutdownRoute
 {
@@ -53,8 +66,10 @@ public sealed record VmLaunchSpec(
 /// <summary>
 /// The VM's persistent disk: <paramref name="SizeGiB"/> in the host's pool <paramref name="PoolId"/> (null: the host's
 /// first pool). Null on a launch spec: the VM has none (what it writes lives and dies with its process).
+/// <paramref name="Layer"/> is the layer file QEMU writes (null: the VM's own id), an overlay on the snapshot layer
+/// <paramref name="Backing"/> (null: the image) when it is made.
 /// </summary>
-public sealed record VmDiskRequest(int SizeGiB, string? PoolId = null);
+public sealed record VmDiskRequest(int SizeGiB, string? PoolId = null, string? Layer = null, string? Backing = null);
 
 /// <summary>
 /// What the guest reads from its NoCloud seed disk (volume "cidata"): <paramref name="Hostname"/>, the SSH keys and the
@@ -134,6 +149,9 @@ public interface IHypervisor : IAsyncDisposable
     /// <summary>Removes a deleted volume's file from this host's pool <paramref name="pool"/>, for good. Nothing where there is none.</summary>
     Task DeleteVolumeAsync(string volumeId, string pool, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>Removes a disk layer no longer needed (a deleted snapshot's, a restored VM's old top) from pool <paramref name="pool"/>.</summary>
+    Task DeleteDiskLayerAsync(string layer, string pool, CancellationToken cancellationToken) => Task.CompletedTask;
+
     /// <summary>
     /// Tells the host's fence guard that the node is alive. Called from the host agent on a timer, so a hung
     /// actor system stops the heartbeats and the guard kills the VMs after fence-after.
@@ -196,6 +214,14 @@ public interface IVmHandle : IAsyncDisposable
 
     /// <summary>The node names (<see cref="Orchestrator.Domain.Storage.VolumeAssignment.NodeName"/>) of the volumes plugged into the running VM now.</summary>
     Task<IReadOnlyList<string>> QueryVolumesAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>([]);
+
+    /// <summary>
+    /// Makes the running VM write to <paramref name="disk"/>'s layer, a new overlay on the layer it writes now, which from
+    /// then on never changes (a live external snapshot). Nothing when it writes there already. With
+    /// <paramref name="freezeGuest"/>, the guest's agent freezes its filesystems around it; without one it is crash-consistent.
+    /// </summary>
+    Task<DiskSwitch> SwitchDiskLayerAsync(VmDiskRequest disk, bool freezeGuest, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("this VM's driver cannot snapshot a running VM's disk");
 }
 
 /// <summary>A live link to a guest's serial port.</summary>

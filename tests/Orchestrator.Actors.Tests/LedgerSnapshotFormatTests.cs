@@ -52,8 +52,37 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithVolumes(networked);
+        return WithSnapshots(WithVolumes(networked));
     }
+
+    /// <summary>What layout version 10 added: disk snapshots, the VMs' disk layers, clones' sources and tenants' snapshot quotas.</summary>
+    private static LedgerSnapshot WithSnapshots(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants!.Select(t => t with { Quota = t.Quota with { MaxSnapshots = 7 } }).ToList(),
+        Vms = snapshot.Vms.Select((v, i) => v with
+        {
+            Spec = v.Spec with { FromSnapshot = $"web-{i}/ünïcode ✓" },
+            Disk = v.Disk! with { Layer = $"{i}1111111111111111111111111111111", Backing = $"{i}2222222222222222222222222222222" },
+        }).ToList(),
+        Snapshots =
+        [
+            new SnapshotRecord("33333333333333333333333333333333", Acme, "s1", new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")),
+                "02222222222222222222222222222222", "44444444444444444444444444444444", "local", new HostId("host-7"), 20, "ubuntu-24.04", true, At),
+            new SnapshotRecord("55555555555555555555555555555555", new TenantId("beta"), "ünïcode ✓", new VmId(Guid.AllBitsSet), "66", "77",
+                "nfs-ünïcode", new HostId("h"), int.MaxValue, "other", true, At.AddDays(-3)),
+        ],
+    };
+
+    /// <summary>A snapshot as builds before disk snapshots (layout version 9) read it back.</summary>
+    private static LedgerSnapshot WithoutSnapshots(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { MaxSnapshots = null } }).ToList(),
+        Vms = snapshot.Vms.Select(v => v with
+        {
+            Spec = v.Spec with { FromSnapshot = null }, Disk = v.Disk is null ? null : v.Disk with { Layer = null, Backing = null },
+        }).ToList(),
+        Snapshots = null,
+    };
 
     /// <summary>What layout version 9 added: volumes, tenants' storage quotas and the volume names a VM's spec may carry.</summary>
     private static LedgerSnapshot WithVolumes(LedgerSnapshot snapshot) => snapshot with
@@ -70,12 +99,12 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     };
 
     /// <summary>A snapshot as builds before volumes (layout version 8) read it back.</summary>
-    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot snapshot) => snapshot with
+    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot full) => WithoutSnapshots(full) is var snapshot ? snapshot with
     {
         Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { MaxStorageGiB = null } }).ToList(),
         Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Volumes = null } }).ToList(),
         Volumes = null,
-    };
+    } : full;
 
     /// <summary>The NICs of <see cref="Full"/>'s VMs, by position (layout version 7).</summary>
     private static readonly VmNic[][] Nics =
@@ -164,6 +193,22 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                     VmStatus.Pending, null, null, Epoch.Zero, null, 0, default, null),
             ],
             [new TenantRecord(Acme, new TenantQuota(MaxStorageGiB: 0), false, default)], Volumes: []),
+        ["disk snapshots, a VM on a layer of its chain, a clone, a tenant with a snapshot quota"] = new LedgerSnapshot([],
+            [
+                new VmRecord(new VmId(Guid.Empty), Acme, new VmSpec("a", 1, 1, "demo"), DesiredState.Stopped, VmStatus.Stopped, null, null,
+                    Epoch.Zero, null, 0, default, null, Disk: new VmDisk("local", new HostId("h1"), "11111111111111111111111111111111",
+                        "00000000000000000000000000000000")),
+                new VmRecord(new VmId(Guid.Parse("0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02")), Acme, new VmSpec("b", 1, 1, "demo", FromSnapshot: "a/s1"),
+                    DesiredState.Running, VmStatus.Pending, null, null, Epoch.Zero, null, 0, default, null,
+                    Disk: new VmDisk("nfs", null, null, "00000000000000000000000000000000")),
+            ],
+            [new TenantRecord(Acme, new TenantQuota(MaxSnapshots: 3), false, default)],
+            Snapshots:
+            [
+                new SnapshotRecord("22222222222222222222222222222222", Acme, "s1", new VmId(Guid.Empty), "00000000000000000000000000000000", null,
+                    "local", new HostId("h1"), 2, "demo", true, At),
+                new SnapshotRecord("", Acme, "", new VmId(Guid.Empty), "", "", "", null, 0, "", false, default),
+            ]),
     };
 
     [Fact]
@@ -299,6 +344,16 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public void A_version_8_snapshot_from_the_build_before_volumes_reads_back_with_no_volumes_or_storage_quota() =>
         AssertOldSnapshotReadsAs(Version8Full, 8, WithoutVolumes(Full()));
 
+    [Fact]
+    public void A_version_9_snapshot_from_the_build_before_disk_snapshots_reads_back_with_none()
+    {
+        // Version 9 wrote everything this build writes up to the snapshots section, which it did not have.
+        var current = LedgerSnapshotFormat.Write(WithoutSnapshots(Full()));
+        var version9 = Reseal(current[..current.AsSpan().LastIndexOf("SNAP"u8)]);
+        version9[4] = 9;
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version9[..^8])), 9, WithoutSnapshots(Full()));
+    }
+
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
     private static LedgerSnapshot WithoutStorage(LedgerSnapshot snapshot) => snapshot with
     {
@@ -344,8 +399,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         body[100] ^= 0x01;
         Assert.Contains("do not match their checksum", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(body)).Message);
         var version = bytes.ToArray();
-        version[4] = 10;
-        Assert.Contains("version 10", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(version)).Message);
+        version[4] = 11;
+        Assert.Contains("version 11", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(version)).Message);
         var json = System.Text.Encoding.UTF8.GetBytes(LegacySnapshot.Json);
         Assert.Contains("not a binary ledger snapshot", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(json)).Message);
     }

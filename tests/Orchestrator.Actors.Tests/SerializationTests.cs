@@ -21,6 +21,8 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
 
     private static readonly Domain.Storage.VolumeRecord Volume = new(VolumeId, new TenantId("acme"), "data", 5, "local", new HostId("h1"), Vm,
         new DateTimeOffset(2026, 12, 5, 10, 0, 0, TimeSpan.Zero));
+    private static readonly Domain.Storage.SnapshotRecord Snapshot = new(VolumeId, new TenantId("acme"), "s1", Vm, VolumeId, null, "local",
+        new HostId("h1"), 1, "demo", true, new DateTimeOffset(2026, 12, 5, 10, 0, 0, TimeSpan.Zero));
     private static readonly HostId H = new("host-1");
     private static readonly DateTimeOffset At = new(2026, 11, 24, 1, 2, 3, TimeSpan.Zero);
     private static readonly VmSpec Spec = new("web1", 2, 512, "demo", RestartPolicy.Always, Driver: "kvm");
@@ -170,6 +172,19 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new VolumeReplies.VolumeAccepted(new VolumeReplies.VolumeView(Volume, "web")),
         new VolumeReplies.VolumeList([new VolumeReplies.VolumeView(Volume with { AttachedTo = null, Host = null }, null)]),
         new Hosts.HostAgentCommands.DeleteVolume(VolumeId, "local"),
+        new Hosts.HostAgentCommands.DeleteDiskLayer(VolumeId, "local"),
+        new SnapshotCommands.TakeSnapshot(new TenantId("acme"), "web", "s1", VolumeId, VolumeId),
+        new SnapshotCommands.DeleteSnapshot(new TenantId("acme"), "web", "s1"),
+        new SnapshotCommands.RestoreSnapshot(new TenantId("acme"), "web", "s1", VolumeId),
+        new SnapshotCommands.ConfirmDiskLayer(Vm, VolumeId),
+        new SnapshotEvents.SnapshotTaken(VolumeId, new TenantId("acme"), "s1", Vm, VolumeId, null, VolumeId, "local", new HostId("h1"), 1, "demo",
+            false, At),
+        new SnapshotEvents.SnapshotsReady(Vm, [VolumeId]),
+        new SnapshotEvents.SnapshotDeleted(VolumeId, new TenantId("acme")),
+        new SnapshotEvents.VmDiskRestored(Vm, VolumeId, VolumeId),
+        new SnapshotQueries.ListSnapshots(new TenantId("acme"), "web"),
+        new SnapshotReplies.SnapshotAccepted(new SnapshotReplies.SnapshotView(Snapshot, "web")),
+        new SnapshotReplies.SnapshotList([new SnapshotReplies.SnapshotView(Snapshot with { Backing = VolumeId, Host = null }, "web")], false),
         new LedgerCommands.FireRule("rule1", Vm, "schedule"),
         new SchedulerQueries.ListRules(new TenantId("acme")),
         new SchedulerReplies.RuleList([new RuleRecord("rule1", new TenantId("acme"), "evening", null, 1, TimeSpan.Zero, "0 20 * * 1-5", Selector,

@@ -55,6 +55,32 @@ public sealed class StoragePoolTests(QemuFixture fixture)
     }
 
     [QemuFact]
+    public async Task A_layer_on_a_snapshot_layer_reads_it_writes_only_to_itself_and_names_are_ids_only()
+    {
+        using var dir = new TempDir();
+        var pool = Pool(dir);
+        var vmId = VmId.New();
+        var snapshotLayer = await pool.EnsureDiskAsync(vmId, 1, null, CancellationToken.None);
+        await QemuIoAsync(snapshotLayer.DriveFile, "write -P 0x33 0 64k", expectSuccess: true);
+        var frozen = await File.ReadAllBytesAsync(snapshotLayer.DriveFile);
+
+        var top = Guid.NewGuid().ToString("N");
+        var restored = await pool.EnsureLayerAsync(top, vmId.Compact, 1, null, CancellationToken.None);
+        Assert.Equal(pool.LayerPath(top), restored.DriveFile);
+        await QemuIoAsync(restored.DriveFile, "read -P 0x33 0 64k", expectSuccess: true); // the snapshot's data
+        await QemuIoAsync(restored.DriveFile, "write -P 0x44 0 64k", expectSuccess: true);
+        Assert.Equal(frozen, await File.ReadAllBytesAsync(snapshotLayer.DriveFile)); // the snapshot's file never changes
+
+        var missing = await Assert.ThrowsAsync<HypervisorException>(() =>
+            pool.EnsureLayerAsync(Guid.NewGuid().ToString("N"), Guid.NewGuid().ToString("N"), 1, null, CancellationToken.None));
+        Assert.Contains("is missing", missing.Message);
+        Assert.Throws<HypervisorException>(() => pool.LayerPath("../../etc/passwd"));
+
+        await pool.DeleteLayerAsync(top, CancellationToken.None);
+        Assert.False(File.Exists(restored.DriveFile));
+    }
+
+    [QemuFact]
     public async Task A_guest_counts_its_boots_on_its_disk_and_a_second_qemu_cannot_open_the_disk_it_holds()
     {
         using var dir = new TempDir();

@@ -87,9 +87,11 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         Receive<HostAgentCommands.Assign>(assign =>
         {
             SyncVolumes(assign.Assignment);
+            SyncDisk(assign.Assignment);
             Feed(new HostInput.Assigned(assign.Assignment));
         });
         Receive<HostAgentCommands.DeleteVolume>(DeleteVolume);
+        Receive<HostAgentCommands.DeleteDiskLayer>(DeleteDiskLayer);
         Receive<VmProtocol.Exited>(exited =>
         {
             if (IsLiveActor(exited.VmId))
@@ -372,6 +374,29 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         {
             actor.Tell(new VmProtocol.SyncVolumes(assignment.Volumes ?? []));
         }
+    }
+
+    /// <summary>A running VM whose disk layer changed in the ledger (a snapshot) switches to the new one (its actor does it).</summary>
+    private void SyncDisk(VmAssignment assignment)
+    {
+        if (assignment.DiskPool is { } pool && _actors.TryGetValue(assignment.VmId, out var actor)
+            && _plan.Slots.TryGetValue(assignment.VmId, out var slot) && slot.Assignment.Epoch == assignment.Epoch
+            && slot.Assignment.DiskLayer != assignment.DiskLayer)
+        {
+            actor.Tell(new VmProtocol.SyncDisk(new VmDiskRequest(assignment.DiskGiB, pool, assignment.DiskLayer, assignment.DiskBacking)));
+        }
+    }
+
+    private void DeleteDiskLayer(HostAgentCommands.DeleteDiskLayer delete)
+    {
+        var log = _log;
+        _driver.DeleteDiskLayerAsync(delete.Layer, delete.Pool, CancellationToken.None).ContinueWith(deleted =>
+        {
+            if (deleted.Exception is { } ex)
+            {
+                log.Error(ex.GetBaseException(), "could not delete disk layer {0} from pool {1}", delete.Layer, delete.Pool);
+            }
+        }, TaskScheduler.Default);
     }
 
     private void DeleteVolume(HostAgentCommands.DeleteVolume delete)

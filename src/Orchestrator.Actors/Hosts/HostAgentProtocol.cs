@@ -23,6 +23,9 @@ public static class HostAgentCommands
 
     /// <summary>From the scheduler: a deleted volume's file goes from this host's pool, for good.</summary>
     public sealed record DeleteVolume(string VolumeId, string Pool) : IOrchestratorMessage;
+
+    /// <summary>From the scheduler: a disk layer nothing backs on any more (a deleted snapshot's, a restored VM's old top) goes.</summary>
+    public sealed record DeleteDiskLayer(string Layer, string Pool) : IOrchestratorMessage;
 }
 
 /// <summary>The answer to a pause or resume: the VM's paused state now, or why it could not be done.</summary>

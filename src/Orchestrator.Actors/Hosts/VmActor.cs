@@ -66,6 +66,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     /// <summary>A sync runs (one at a time); another is due when the wanted volumes changed meanwhile.</summary>
     private bool _syncingVolumes;
+
+    /// <summary>The disk (and the layer it writes) the ledger says now: the assignment's at first, then each <see cref="VmProtocol.SyncDisk"/>.</summary>
+    private VmDiskRequest? _disk;
     private bool _volumesChanged;
 
     public VmActor(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler, DiscoveredVm? adopt,
@@ -83,6 +86,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         _vcpuSampleInterval = vcpuSampleInterval;
         _cgroup = new HostCgroups.VmEnforcer(cgroups, assignment.VmId, assignment.Name, _log);
         _volumes = assignment.Volumes ?? [];
+        _disk = DiskOf(assignment);
         Starting();
     }
 
@@ -116,7 +120,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             var bootstrap = assignment.HasBootstrap ? await FetchBootstrapAsync(scheduler, assignment.VmId) : null;
             var spec = new VmLaunchSpec(assignment.VmId, assignment.Name, assignment.Vcpus, assignment.MemoryMiB, image, assignment.Epoch,
                 image.BurnCpu, GuestSeed.For(assignment.Name, bootstrap),
-                assignment.DiskPool is { } pool ? new VmDiskRequest(assignment.DiskGiB, pool) : null, assignment.Nics, assignment.Volumes);
+                DiskOf(assignment), assignment.Nics, assignment.Volumes);
             return await StartWhenDiskFreeAsync(driver, spec, assignment.Name, log, starting);
         });
         _opening.PipeTo(Self, success: handle => new HandleReady(handle), failure: ex => new HandleFailed(ex));
@@ -215,6 +219,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             _volumes = sync.Wanted;
             _volumesChanged = true; // synced once running
         });
+        Receive<VmProtocol.SyncDisk>(sync => _disk = sync.Wanted); // switched once running
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
         Receive<HostAgentCommands.SetPaused>(_ => Sender.Tell(new VmPauseResult(VmId, false, "the VM is still starting")));
         Receive<ConsoleCommands.AttachVm>(_ => Sender.Tell(new ConsoleReplies.Refused(false, "the VM is still starting")));
@@ -245,6 +250,11 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         {
             SyncVolumes(); // adopted (attached or detached while the node was away), or changed while starting
         }
+
+        if (!_exit.StopRequested && _disk?.Layer is not null)
+        {
+            SyncDisk(); // started on its layer (older snapshots are whole), or one was taken while it started or was away
+        }
     }
 
     private void Running()
@@ -274,6 +284,27 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         {
             _volumes = sync.Wanted;
             SyncVolumes();
+        });
+        Receive<VmProtocol.SyncDisk>(sync =>
+        {
+            _disk = sync.Wanted;
+            SyncDisk();
+        });
+        Receive<DiskSynced>(synced =>
+        {
+            if (synced.Problem is { } problem)
+            {
+                _log.Warning("VM {0} ({1}): could not switch its disk to layer {2}: {3}", _assignment.Name, VmId, synced.Disk.Layer, problem);
+                return; // the next assignment, or the next start, tries again
+            }
+
+            if (synced.How != DiskSwitch.AlreadyThere)
+            {
+                _log.Info("VM {0} ({1}) writes to disk layer {2} now: live snapshot, {3}", _assignment.Name, VmId, synced.Disk.Layer,
+                    synced.How == DiskSwitch.Frozen ? "guest filesystems frozen" : "crash-consistent (no guest agent froze them)");
+            }
+
+            _scheduler.Tell(new SnapshotCommands.ConfirmDiskLayer(VmId, synced.Disk.Layer!), ActorRefs.NoSender);
         });
         Receive<VolumesSynced>(synced =>
         {
@@ -405,6 +436,26 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         }).PipeTo(Self, failure: ex => new VolumesSynced([$"could not sync volumes: {ex.GetBaseException().Message}"]));
     }
 
+    private static VmDiskRequest? DiskOf(VmAssignment assignment) =>
+        assignment.DiskPool is { } pool ? new VmDiskRequest(assignment.DiskGiB, pool, assignment.DiskLayer, assignment.DiskBacking) : null;
+
+    /// <summary>
+    /// Has the running VM write to the layer the ledger says (a live snapshot when it writes to another), off the dispatcher,
+    /// then tells the ledger, which marks the snapshots before it whole. Frozen through the guest's agent when it has one.
+    /// </summary>
+    private void SyncDisk()
+    {
+        if (_handle is not { } handle || _disk is not { Layer: not null } disk)
+        {
+            return;
+        }
+
+        var freeze = _guest is not null;
+        handle.SwitchDiskLayerAsync(disk, freeze, CancellationToken.None).PipeTo(Self,
+            success: how => new DiskSynced(disk, how, null),
+            failure: ex => new DiskSynced(disk, DiskSwitch.AlreadyThere, ex.GetBaseException().Message));
+    }
+
     private static async Task Try(Func<Task> action, List<string> problems, string what)
     {
         try
@@ -437,6 +488,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private sealed record HandleReady(IVmHandle Handle);
 
     private sealed record VolumesSynced(IReadOnlyList<string> Problems);
+
+    private sealed record DiskSynced(VmDiskRequest Disk, DiskSwitch How, string? Problem);
 
     private sealed record HandleFailed(Exception Cause);
 

@@ -38,6 +38,9 @@ public static class VmProtocol
     /// </summary>
     public sealed record ReportAgain(Epoch Epoch, VmStatus LedgerStatus);
 
+    /// <summary>From the host agent: the disk layer the ledger has the VM write to now (a snapshot was taken): a running VM switches to it.</summary>
+    public sealed record SyncDisk(VmDiskRequest Wanted);
+
     /// <summary>From the host agent: what to enforce on the VM's cgroup (sent again whenever it changes).</summary>
     public sealed record Enforce(CgroupLimits Limits);
 

@@ -73,7 +73,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             {
                 _recovery.SnapshotLoaded();
                 _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules,
-                        snapshot.Networks, snapshot.Volumes)
+                        snapshot.Networks, snapshot.Volumes, snapshot.Snapshots)
                     .WithGroups(snapshot.Groups ?? [])
                     .WithIdempotencyKeys(snapshot.IdempotencyKeys ?? []);
                 _recovery.StateRebuilt();
@@ -272,6 +272,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         var tagged = new List<Tagged>(decision.Events.Count);
         var sharesDue = _sharesKeeper is null ? null : new HashSet<HostId>();
         var volumesGone = new List<Orchestrator.Domain.Storage.VolumeRecord>();
+        var layersGone = new List<LayerGone>();
         foreach (var evt in decision.Events)
         {
             if (evt is VolumeEvents.VolumeDeleted deleted && ahead.Volumes.GetValueOrDefault(deleted.Id) is { } volume)
@@ -279,6 +280,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 volumesGone.Add(volume);
             }
 
+            layersGone.AddRange(ahead.LayersGoneBy(evt));
             tagged.Add(new Tagged(evt, EventTags.For(ahead, evt)));
             sharesDue?.UnionWith(SharesDue.HostsChangedBy(ahead, evt));
             ahead = ahead.Apply(evt);
@@ -300,7 +302,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             var evt = (ILedgerEvent)t.Payload;
             LedgerMetrics.Persisted(evt, evt is IVmLedgerEvent e ? _state.Vms.GetValueOrDefault(e.VmId) : null, byHostLoss);
             if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged or VmLabelsChanged
-                or VolumeEvents.VolumeAttached or VolumeEvents.VolumeDetached)
+                or VolumeEvents.VolumeAttached or VolumeEvents.VolumeDetached or SnapshotEvents.SnapshotTaken or SnapshotEvents.VmDiskRestored)
             {
                 changed.Add(((IVmLedgerEvent)evt).VmId);
             }
@@ -327,7 +329,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
                     _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
-                    _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList()));
+                    _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList(),
+                    _state.Snapshots.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>
@@ -346,6 +349,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             foreach (var volume in volumesGone)
             {
                 DeleteVolumeFile(volume);
+            }
+
+            foreach (var layer in layersGone)
+            {
+                DeleteLayerFile(layer);
             }
         });
     }
@@ -375,10 +383,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     /// </summary>
     private void DeleteVolumeFile(Orchestrator.Domain.Storage.VolumeRecord volume)
     {
-        var host = volume.Host ?? _state.Hosts.Values
-            .Where(h => h.State == HostState.Up && h.EffectivePools.Any(p => p.Shared && p.Id == volume.Pool))
-            .Select(h => (HostId?)h.Id).FirstOrDefault();
-        if (_hosts.AgentOf(host) is { } agent)
+        if (AgentOfPool(volume.Host, volume.Pool) is { } agent)
         {
             agent.Tell(new HostAgentCommands.DeleteVolume(volume.Id, volume.Pool));
         }
@@ -387,6 +392,25 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             _log.Warning("volume {0} was deleted but no host of its pool '{1}' is up to remove its file", volume.Id, volume.Pool);
         }
     }
+
+    /// <summary>Has a host of its pool remove a disk layer nothing needs any more (as <see cref="DeleteVolumeFile"/> does a volume's).</summary>
+    private void DeleteLayerFile(LayerGone layer)
+    {
+        if (AgentOfPool(layer.Host, layer.Pool) is { } agent)
+        {
+            agent.Tell(new HostAgentCommands.DeleteDiskLayer(layer.Layer, layer.Pool));
+        }
+        else
+        {
+            _log.Warning("disk layer {0} is no longer needed but no host of its pool '{1}' is up to remove its file", layer.Layer, layer.Pool);
+        }
+    }
+
+    /// <summary>The agent of the pool's host: a local pool's own, or any host up that mounts the shared pool.</summary>
+    private IActorRef? AgentOfPool(HostId? host, string pool) =>
+        _hosts.AgentOf(host ?? _state.Hosts.Values
+            .Where(h => h.State == HostState.Up && h.EffectivePools.Any(p => p.Shared && p.Id == pool))
+            .Select(h => (HostId?)h.Id).FirstOrDefault());
 
     private sealed class ProjectionsLate
     {

@@ -67,6 +67,8 @@ public static class SchedulerReplies
         VolumeCommands.ResizeVolume c => VolumeReplies.Accepted(after, c.Tenant, c.Name),
         VolumeCommands.AttachVolume c => VolumeReplies.Accepted(after, c.Tenant, c.Volume),
         VolumeCommands.DetachVolume c => VolumeReplies.Accepted(after, c.Tenant, c.Volume),
+        SnapshotCommands.TakeSnapshot c => SnapshotReplies.Accepted(after, c.Tenant, c.Vm, c.Name),
+        SnapshotCommands.RestoreSnapshot c => VmReply(before.FindVm(c.Tenant, c.Vm)?.Id, before, after),
         LedgerCommands.RegisterHost c => new HostAssignments(after.VmsOn(c.HostId).Select(after.AssignmentOf).ToList()),
         _ => Done.Instance,
     };
@@ -212,4 +214,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<Orchestrator.Domain.Placement.GroupRecord>? Groups = null,
     IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null,
     IReadOnlyList<IdempotencyRecord>? IdempotencyKeys = null,
-    IReadOnlyList<Orchestrator.Domain.Storage.VolumeRecord>? Volumes = null) : IOrchestratorMessage;
+    IReadOnlyList<Orchestrator.Domain.Storage.VolumeRecord>? Volumes = null,
+    IReadOnlyList<Orchestrator.Domain.Storage.SnapshotRecord>? Snapshots = null) : IOrchestratorMessage;

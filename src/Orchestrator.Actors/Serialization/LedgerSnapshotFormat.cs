@@ -29,9 +29,10 @@ public static class LedgerSnapshotFormat
     /// version 4 <see cref="VmSpec.Bootstrap"/>; version 5 the storage section at the end (<see cref="WriteStorage"/>); version 6
     /// the placement section after it (<see cref="WritePlacement"/>); version 7 the networks and the VMs' NICs after that;
     /// version 8 the creates' idempotency keys (<see cref="WriteIdempotencyKeys"/>); version 9 the volumes and the tenants'
-    /// storage quotas after them (<see cref="WriteVolumes"/>).
+    /// storage quotas after them (<see cref="WriteVolumes"/>); version 10 the disk snapshots and the VMs' disk layers after
+    /// those (<see cref="WriteSnapshots"/>).
     /// </summary>
-    public const byte Version = 9;
+    public const byte Version = 10;
 
     private const byte OldestReadable = 1;
 
@@ -62,6 +63,7 @@ public static class LedgerSnapshotFormat
         List(w, withNics.Count > 0 ? withNics : null, WriteVmNics);
         List(w, snapshot.IdempotencyKeys, WriteIdempotencyKeys);
         WriteVolumes(w, snapshot);
+        WriteSnapshots(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -131,6 +133,7 @@ public static class LedgerSnapshotFormat
 
         var idempotencyKeys = version >= 8 ? List(r, "idempotency key", ReadIdempotencyKey) : null;
         var volumes = version >= 9 ? ReadVolumes(r, tenants, vms!) : null;
+        var snapshots = version >= 10 ? ReadSnapshots(r, tenants, vms!) : null;
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -138,7 +141,7 @@ public static class LedgerSnapshotFormat
             throw r.Corrupt($"{r.Remaining} bytes after the last record");
         }
 
-        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys, volumes);
+        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys, volumes, snapshots);
     }
 
     /// <summary>
@@ -151,7 +154,7 @@ public static class LedgerSnapshotFormat
         [
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
             nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups), nameof(LedgerSnapshot.Networks),
-            nameof(LedgerSnapshot.IdempotencyKeys), nameof(LedgerSnapshot.Volumes),
+            nameof(LedgerSnapshot.IdempotencyKeys), nameof(LedgerSnapshot.Volumes), nameof(LedgerSnapshot.Snapshots),
         ],
         [typeof(IdempotencyRecord)] = [nameof(IdempotencyRecord.Token), nameof(IdempotencyRecord.VmId), nameof(IdempotencyRecord.At)],
         [typeof(IdempotencyToken)] = [nameof(IdempotencyToken.Key), nameof(IdempotencyToken.BodyHash)],
@@ -191,14 +194,20 @@ public static class LedgerSnapshotFormat
             nameof(VmSpec.Name), nameof(VmSpec.Vcpus), nameof(VmSpec.MemoryMiB), nameof(VmSpec.Image), nameof(VmSpec.RestartPolicy),
             nameof(VmSpec.Resources), nameof(VmSpec.Labels), nameof(VmSpec.Driver), nameof(VmSpec.Accelerator),
             nameof(VmSpec.Bootstrap), nameof(VmSpec.DiskGiB), nameof(VmSpec.HostSelector), nameof(VmSpec.Group), nameof(VmSpec.Nics),
-            nameof(VmSpec.Volumes),
+            nameof(VmSpec.Volumes), nameof(VmSpec.FromSnapshot),
         ],
         [typeof(StoragePoolInfo)] =
         [
             nameof(StoragePoolInfo.Id), nameof(StoragePoolInfo.Kind), nameof(StoragePoolInfo.CapacityGiB), nameof(StoragePoolInfo.Overcommit),
             nameof(StoragePoolInfo.Shared),
         ],
-        [typeof(VmDisk)] = [nameof(VmDisk.Pool), nameof(VmDisk.Host)],
+        [typeof(VmDisk)] = [nameof(VmDisk.Pool), nameof(VmDisk.Host), nameof(VmDisk.Layer), nameof(VmDisk.Backing)],
+        [typeof(SnapshotRecord)] =
+        [
+            nameof(SnapshotRecord.Id), nameof(SnapshotRecord.Tenant), nameof(SnapshotRecord.Name), nameof(SnapshotRecord.Vm),
+            nameof(SnapshotRecord.Layer), nameof(SnapshotRecord.Backing), nameof(SnapshotRecord.Pool), nameof(SnapshotRecord.Host),
+            nameof(SnapshotRecord.SizeGiB), nameof(SnapshotRecord.Image), nameof(SnapshotRecord.Ready), nameof(SnapshotRecord.CreatedAt),
+        ],
         [typeof(VmBootstrap)] = [nameof(VmBootstrap.Hostname), nameof(VmBootstrap.SshKeys), nameof(VmBootstrap.UserData)],
         [typeof(VmResources)] =
         [
@@ -211,7 +220,8 @@ public static class LedgerSnapshotFormat
             nameof(TenantRecord.Pool),
         ],
         [typeof(TenantQuota)] =
-            [nameof(TenantQuota.MaxVms), nameof(TenantQuota.MaxVcpus), nameof(TenantQuota.MaxMemoryMiB), nameof(TenantQuota.MaxStorageGiB)],
+            [nameof(TenantQuota.MaxVms), nameof(TenantQuota.MaxVcpus), nameof(TenantQuota.MaxMemoryMiB), nameof(TenantQuota.MaxStorageGiB),
+                nameof(TenantQuota.MaxSnapshots)],
         [typeof(TenantCpuPool)] = [nameof(TenantCpuPool.Shares), nameof(TenantCpuPool.ReservationMillicores), nameof(TenantCpuPool.LimitMillicores)],
         [typeof(ApiKeyRecord)] =
         [
@@ -682,13 +692,7 @@ public static class LedgerSnapshotFormat
             r.Bool() ? new HostId(r.Shared()!) : null, r.Bool() ? new VmId(r.Guid()) : null, r.Time()));
         foreach (var (tenant, maxGiB) in List(r, "storage quota", r => (new TenantId(r.Shared()!), r.Int64())) ?? [])
         {
-            var index = Array.FindIndex(tenants ?? [], t => t.Id == tenant);
-            if (index < 0)
-            {
-                throw r.Corrupt($"a storage quota for tenant '{tenant}' the snapshot does not hold");
-            }
-
-            tenants![index] = tenants[index] with { Quota = tenants[index].Quota with { MaxStorageGiB = maxGiB } };
+            WithQuota(r, tenants, tenant, "storage", q => q with { MaxStorageGiB = maxGiB });
         }
 
         var named = (List(r, "VM volumes", r => (VmId: new VmId(r.Guid()), Names: List(r, "volume name", r => r.Text()!) ?? [])) ?? [])
@@ -702,6 +706,102 @@ public static class LedgerSnapshotFormat
         }
 
         return named.Count == 0 ? volumes : throw r.Corrupt($"volume names of {named.Count} VM(s) the snapshot does not hold");
+    }
+
+    // ---- Version 10: disk snapshots, after the volumes, behind its own marker; then the disk layers of VMs that changed
+    // theirs (VM id, layer, backing), the snapshot quota of each tenant that has one, and the snapshot each clone came from,
+    // so that the VMs' and tenants' own layouts stay as earlier versions wrote them.
+    private const int SnapshotsMarker = 0x50414E53; // "SNAP"
+
+    private static void WriteSnapshots(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(SnapshotsMarker);
+        List(w, snapshot.Snapshots, (w, s) =>
+        {
+            w.Text(s.Id);
+            w.Shared(s.Tenant.Value);
+            w.Text(s.Name);
+            w.Guid(s.Vm.Value);
+            w.Text(s.Layer);
+            Optional(w, s.Backing, (w, b) => w.Text(b));
+            w.Shared(s.Pool);
+            Optional(w, s.Host, (w, host) => w.Shared(host.Value));
+            w.Int32(s.SizeGiB);
+            w.Shared(s.Image);
+            w.Bool(s.Ready);
+            w.Time(s.CreatedAt);
+        });
+        var layered = snapshot.Vms.Where(v => v.Disk is { Layer: not null } or { Backing: not null }).ToList();
+        List(w, layered.Count > 0 ? layered : null, (w, vm) =>
+        {
+            w.Guid(vm.Id.Value);
+            Optional(w, vm.Disk!.Layer, (w, l) => w.Text(l));
+            Optional(w, vm.Disk.Backing, (w, b) => w.Text(b));
+        });
+        var quotas = (snapshot.Tenants ?? []).Where(t => t.Quota.MaxSnapshots is not null).ToList();
+        List(w, quotas.Count > 0 ? quotas : null, (w, t) =>
+        {
+            w.Shared(t.Id.Value);
+            w.Int32(t.Quota.MaxSnapshots!.Value);
+        });
+        var clones = snapshot.Vms.Where(v => v.Spec.FromSnapshot is not null).ToList();
+        List(w, clones.Count > 0 ? clones : null, (w, vm) =>
+        {
+            w.Guid(vm.Id.Value);
+            w.Text(vm.Spec.FromSnapshot);
+        });
+    }
+
+    private static SnapshotRecord[]? ReadSnapshots(SnapshotReader r, TenantRecord[]? tenants, VmRecord[] vms)
+    {
+        r.Section = "snapshots";
+        r.Index = -1;
+        if (r.Int32() != SnapshotsMarker)
+        {
+            throw r.Corrupt("the snapshots section's marker is missing");
+        }
+
+        var snapshots = List(r, "snapshot", r => new SnapshotRecord(r.Text()!, new TenantId(r.Shared()!), r.Text()!, new VmId(r.Guid()), r.Text()!,
+            r.Bool() ? r.Text() : null, r.Shared()!, r.Bool() ? new HostId(r.Shared()!) : null, r.Int32(), r.Shared()!, r.Bool(), r.Time()));
+        var byId = vms.Select((vm, i) => (vm.Id, i)).ToDictionary(p => p.Id, p => p.i);
+        foreach (var (vmId, layer, backing) in List(r, "disk layer", r => (new VmId(r.Guid()), r.Bool() ? r.Text() : null, r.Bool() ? r.Text() : null)) ?? [])
+        {
+            if (!byId.TryGetValue(vmId, out var i) || vms[i].Disk is null)
+            {
+                throw r.Corrupt($"disk layers of VM {vmId}, which the snapshot does not hold with a disk");
+            }
+
+            vms[i] = vms[i] with { Disk = vms[i].Disk! with { Layer = layer, Backing = backing } };
+        }
+
+        foreach (var (tenant, max) in List(r, "snapshot quota", r => (new TenantId(r.Shared()!), r.Int32())) ?? [])
+        {
+            WithQuota(r, tenants, tenant, "snapshot", q => q with { MaxSnapshots = max });
+        }
+
+        foreach (var (vmId, from) in List(r, "clone source", r => (new VmId(r.Guid()), r.Text()!)) ?? [])
+        {
+            if (!byId.TryGetValue(vmId, out var i))
+            {
+                throw r.Corrupt($"the clone source of VM {vmId}, which the snapshot does not hold");
+            }
+
+            vms[i] = vms[i] with { Spec = vms[i].Spec with { FromSnapshot = from } };
+        }
+
+        return snapshots;
+    }
+
+    /// <summary>Sets a part of a tenant's quota that a later section holds, in the tenants read before it.</summary>
+    private static void WithQuota(SnapshotReader r, TenantRecord[]? tenants, TenantId tenant, string what, Func<TenantQuota, TenantQuota> change)
+    {
+        var index = Array.FindIndex(tenants ?? [], t => t.Id == tenant);
+        if (index < 0)
+        {
+            throw r.Corrupt($"a {what} quota for tenant '{tenant}' the snapshot does not hold");
+        }
+
+        tenants![index] = tenants[index] with { Quota = change(tenants[index].Quota) };
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

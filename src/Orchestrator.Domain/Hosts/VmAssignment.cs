@@ -28,14 +28,19 @@ public sealed record VmAssignment(
     int DiskGiB = 0,
     string? DiskPool = null,
     IReadOnlyList<NicAssignment>? Nics = null,
-    IReadOnlyList<Storage.VolumeAssignment>? Volumes = null)
+    IReadOnlyList<Storage.VolumeAssignment>? Volumes = null,
+    string? DiskLayer = null,
+    string? DiskBacking = null)
 {
     /// <param name="pool">the VM's tenant's CPU pool on each host, when it has one.</param>
     /// <param name="nics">the VM's NICs as its host plugs them (the ledger resolves its networks).</param>
+    /// <remarks><see cref="DiskLayer"/> is the layer file the VM's QEMU writes (null: its own id), on <see cref="DiskBacking"/>
+    /// (a snapshot's layer; null: the image).</remarks>
     public static VmAssignment From(VmRecord vm, TenantCpuPool? pool = null, IReadOnlyList<NicAssignment>? nics = null) => new(
         vm.Id, vm.Spec.Name, vm.Spec.Vcpus, vm.Spec.MemoryMiB, vm.Spec.Image, vm.Spec.RestartPolicy,
         vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status, vm.Tenant, vm.Spec.EffectiveResources, pool,
-        vm.Spec.Bootstrap is not null, vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool, nics is { Count: > 0 } ? nics : null);
+        vm.Spec.Bootstrap is not null, vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool, nics is { Count: > 0 } ? nics : null,
+        DiskLayer: vm.Disk?.Layer, DiskBacking: vm.Disk?.Backing);
 
     /// <summary>Shares, reservations and limits to enforce (the tenant pool is <see cref="Tenant"/>).</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;

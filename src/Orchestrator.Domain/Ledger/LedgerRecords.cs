@@ -76,5 +76,7 @@ public sealed record VmRecord(
 /// <summary>
 /// Where a VM's disk is: pool <paramref name="Pool"/>, on <paramref name="Host"/> when that pool is the host's own (the
 /// VM is pinned there: elsewhere it would boot without its data), or on a shared pool (Host null) every host reaches.
+/// <paramref name="Layer"/>: the file its QEMU writes to (null: the VM's own id); <paramref name="Backing"/>: the snapshot
+/// layer that file is an overlay on (null: the image). Both change with snapshots and restores (LedgerState.Snapshots).
 /// </summary>
-public sealed record VmDisk(string Pool, HostId? Host);
+public sealed record VmDisk(string Pool, HostId? Host, string? Layer = null, string? Backing = null);

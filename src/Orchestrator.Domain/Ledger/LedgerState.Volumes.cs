@@ -381,15 +381,21 @@ public sealed partial record LedgerState
     private LedgerState WithVolumes(IEnumerable<VolumeRecord> volumes)
     {
         var state = this with { Volumes = volumes.ToImmutableDictionary(v => v.Id) };
-        var allocations = state.DiskAllocations;
-        var usage = state.StorageUsage;
-        foreach (var volume in state.Volumes.Values)
+        return state.Charged(state.Volumes.Values.Select(v => (v.Key, v.Tenant, (long)v.SizeGiB)));
+    }
+
+    /// <summary>The state with each item's GiB charged to its pool and its tenant's storage (a rebuild from a snapshot's records).</summary>
+    private LedgerState Charged(IEnumerable<(PoolKey Pool, TenantId Tenant, long GiB)> items)
+    {
+        var allocations = DiskAllocations;
+        var usage = StorageUsage;
+        foreach (var (pool, tenant, gib) in items)
         {
-            allocations = Charge(allocations, volume.Key, volume.SizeGiB);
-            usage = Charge(usage, volume.Tenant, volume.SizeGiB);
+            allocations = Charge(allocations, pool, gib);
+            usage = Charge(usage, tenant, gib);
         }
 
-        return state with { DiskAllocations = allocations, StorageUsage = usage };
+        return this with { DiskAllocations = allocations, StorageUsage = usage };
     }
 
     private static ImmutableDictionary<TenantId, long> SumStorage(IReadOnlyList<VmRecord> vms)

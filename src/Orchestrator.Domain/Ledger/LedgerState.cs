@@ -53,7 +53,8 @@ public sealed partial record LedgerState(
     /// <summary>Rebuilds the state from a snapshot's records.</summary>
     public static LedgerState FromRecords(IEnumerable<HostRecord> hosts, IEnumerable<VmRecord> vms,
         IEnumerable<TenantRecord>? tenants = null, IEnumerable<ApiKeyRecord>? keys = null, IEnumerable<WebhookRecord>? webhooks = null,
-        IEnumerable<RuleRecord>? rules = null, IEnumerable<NetworkRecord>? networks = null, IEnumerable<VolumeRecord>? volumes = null)
+        IEnumerable<RuleRecord>? rules = null, IEnumerable<NetworkRecord>? networks = null, IEnumerable<VolumeRecord>? volumes = null,
+        IEnumerable<SnapshotRecord>? snapshots = null)
     {
         var vmList = vms as IReadOnlyList<VmRecord> ?? vms.ToList();
         // The two maps of every VM cost nearly all of the rebuild at a million VMs, and neither needs the other.
@@ -75,6 +76,7 @@ public sealed partial record LedgerState(
         };
         state = state.Networks.IsEmpty ? state : state.WithLeasesRebuilt();
         state = volumes is null ? state : state.WithVolumes(volumes);
+        state = snapshots is null ? state : state.WithSnapshots(snapshots);
         state._vmIndex = new(state.Vms, vmIndex.GetAwaiter().GetResult());
         return state;
     }
@@ -212,6 +214,10 @@ public sealed partial record LedgerState(
         VolumeCommands.ResizeVolume c => DecideResizeVolume(c, rules),
         VolumeCommands.AttachVolume c => DecideAttachVolume(c),
         VolumeCommands.DetachVolume c => DecideDetachVolume(c),
+        SnapshotCommands.TakeSnapshot c => DecideTakeSnapshot(c, now),
+        SnapshotCommands.DeleteSnapshot c => DecideDeleteSnapshot(c),
+        SnapshotCommands.RestoreSnapshot c => DecideRestoreSnapshot(c),
+        SnapshotCommands.ConfirmDiskLayer c => DecideConfirmDiskLayer(c),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -318,6 +324,11 @@ public sealed partial record LedgerState(
         if (WhyNoVolumes(tenant, c.Spec) is { } noVolumes)
         {
             return noVolumes;
+        }
+
+        if (WhyNoClone(c.Tenant, c.Spec) is { } noClone)
+        {
+            return noClone;
         }
 
         var (spec, refusal) = AllocateNics(c.Tenant, c.Spec, c.NewId);
@@ -564,8 +575,13 @@ public sealed partial record LedgerState(
             return Decision.Nothing;
         }
 
+        if (WhyKeepSnapshots(vm) is { } keep)
+        {
+            return keep;
+        }
+
         var deleteRequested = new VmDeleteRequested(vm.Id);
-        ILedgerEvent[] volumes = c.WithVolumes ? [.. VolumesDeletedWith(vm)] : [];
+        ILedgerEvent[] volumes = [.. (c.WithVolumes ? VolumesDeletedWith(vm) : Enumerable.Empty<ILedgerEvent>()), .. SnapshotsDeletedWith(vm)];
         if (vm.Host is null)
         {
             // Never placed: nothing runs anywhere, release at once.
@@ -751,7 +767,7 @@ public sealed partial record LedgerState(
     }
 
     public LedgerState Apply(ILedgerEvent evt) =>
-        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt)))), evt), evt), evt);
+        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplySnapshots(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt))))), evt), evt), evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -785,6 +801,7 @@ public sealed partial record LedgerState(
         RuleFired or NetworkEvents.NetworkCreated or NetworkEvents.NetworkDeleted => this, // RuleFired: its actions' own events follow; networks: ApplyNetworks
         VolumeEvents.VolumeCreated or VolumeEvents.VolumeDeleted or VolumeEvents.VolumeResized or VolumeEvents.VolumeAttached
             or VolumeEvents.VolumeDetached => this, // ApplyVolumes
+        ISnapshotEvent => this, // ApplySnapshots
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },

@@ -34,7 +34,8 @@ public static class KeyRoles
 
 /// <summary>A tenant's limits, OpenStack-style; null = unlimited.</summary>
 /// <param name="MaxStorageGiB">GiB of VM disks and volumes together (issue 18).</param>
-public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long? MaxMemoryMiB = null, long? MaxStorageGiB = null)
+public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long? MaxMemoryMiB = null, long? MaxStorageGiB = null,
+    int? MaxSnapshots = null)
 {
     public static readonly TenantQuota Unlimited = new();
 
@@ -59,12 +60,23 @@ public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long?
         {
             yield return new FieldError("quota.storageGiB", $"must be 0 or more, was {MaxStorageGiB}");
         }
+
+        if (MaxSnapshots is < 0)
+        {
+            yield return new FieldError("quota.snapshots", $"must be 0 or more, was {MaxSnapshots}");
+        }
     }
 
     /// <summary>Why <paramref name="usedGiB"/> plus <paramref name="moreGiB"/> would exceed the storage quota; null when it fits.</summary>
     public FieldError? StorageExceeded(long usedGiB, long moreGiB, string field) =>
         MaxStorageGiB is { } max && usedGiB + moreGiB > max
             ? new FieldError(field, $"quota exceeded: {usedGiB} of {max} GiB of storage in use, {moreGiB} more asked")
+            : null;
+
+    /// <summary>Why one more snapshot beside the tenant's <paramref name="count"/> would exceed the quota; null when it fits.</summary>
+    public FieldError? SnapshotsExceeded(int count) =>
+        MaxSnapshots is { } max && count + 1 > max
+            ? new FieldError("name", $"quota exceeded: {count} of {max} snapshots in use")
             : null;
 
     /// <summary>Why <paramref name="usage"/> plus one more VM of this size would exceed the quota; null when it fits.</summary>

@@ -54,13 +54,16 @@ public static class RestartPolicies
 /// <param name="Nics">Network cards on the tenant's networks; null or empty: none.</param>
 /// <param name="Volumes">The tenant's volumes to attach at create (by name). Only a create carries them: the ledger keeps
 /// attachments on the volumes, and the VM's recorded spec has none.</param>
+/// <param name="FromSnapshot">"VM/SNAPSHOT": the VM's disk is a copy-on-write clone of that snapshot of the tenant's (kept as
+/// where it came from); null: a disk of its own on its image.</param>
 public sealed record VmSpec(
     string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
     IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null,
     int? DiskGiB = null,
     IReadOnlyList<string>? HostSelector = null, string? Group = null,
     IReadOnlyList<Networks.VmNic>? Nics = null,
-    IReadOnlyList<string>? Volumes = null)
+    IReadOnlyList<string>? Volumes = null,
+    string? FromSnapshot = null)
 {
     /// <summary>The disk a VM gets when it asks for no size.</summary>
     public const int DefaultDiskGiB = 1;

@@ -99,7 +99,8 @@ public sealed class QemuDriver : IHypervisor
             }
 
             var disk = spec.Disk is { } wanted
-                ? await PoolFor(spec.VmId, wanted).EnsureDiskAsync(spec.VmId, wanted.SizeGiB, spec.Image.RootDiskPath, cancellationToken)
+                ? await PoolFor(spec.VmId, wanted).EnsureLayerAsync(wanted.Layer ?? spec.VmId.Compact, wanted.Backing, wanted.SizeGiB,
+                    spec.Image.RootDiskPath, cancellationToken)
                 : null;
             if (disk is null && spec.Image.RootDiskPath is { } rootDisk)
             {
@@ -298,6 +299,12 @@ public sealed class QemuDriver : IHypervisor
 
     public Task DeleteVolumeAsync(string volumeId, string pool, CancellationToken cancellationToken) =>
         PoolNamed(pool, $"volume {volumeId}").DeleteVolumeAsync(volumeId, cancellationToken);
+
+    public Task DeleteDiskLayerAsync(string layer, string pool, CancellationToken cancellationToken) =>
+        PoolNamed(pool, $"disk layer {layer}").DeleteLayerAsync(layer, cancellationToken);
+
+    /// <summary>Where the VM's disk layer is on this host: the file its QEMU opens.</summary>
+    internal string DiskLayerPath(VmId vmId, VmDiskRequest disk) => PoolFor(vmId, disk).LayerPath(disk.Layer ?? vmId.Compact);
 
     private IStoragePool PoolNamed(string pool, string what) =>
         _options.StoragePools.FirstOrDefault(p => p.Info.Id == pool)
@@ -576,9 +583,12 @@ public sealed class QemuDriver : IHypervisor
         ? []
         :
         [
-            "-drive", $"file={EscapeOption(disk.DriveFile)},if=none,id=disk0,format={disk.Format},discard=unmap",
+            "-drive", $"file={EscapeOption(disk.DriveFile)},if=none,id={DiskDrive},format={disk.Format},discard=unmap",
             "-device", $"virtio-blk-pci,drive=disk0,serial={DiskSerial}",
         ];
+
+    /// <summary>The block backend of the VM's persistent disk (QMP's device name for it).</summary>
+    internal const string DiskDrive = "disk0";
 
     /// <summary>The serial the VM's persistent disk shows its guest (/sys/block/vdX/serial).</summary>
     public const string DiskSerial = "orchestrator-disk";

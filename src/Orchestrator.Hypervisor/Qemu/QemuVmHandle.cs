@@ -282,6 +282,60 @@ internal sealed class QemuVmHandle : IVmHandle
         await ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = nodeName }, cancellationToken);
     }
 
+    // ---- Snapshots (issue 18): a live external snapshot, the layer QEMU writes now frozen under its new top.
+
+    public async Task<DiskSwitch> SwitchDiskLayerAsync(VmDiskRequest disk, bool freezeGuest, CancellationToken cancellationToken)
+    {
+        var path = _driver.DiskLayerPath(VmId, disk);
+        if (await QueryDiskFileAsync(cancellationToken) == path)
+        {
+            return DiskSwitch.AlreadyThere; // a sync repeated, or started on that layer
+        }
+
+        // QEMU makes the new overlay (its backing: the file it writes now) and moves its writes there in one transaction:
+        // the guest waits only for the requests in flight, not for any copy.
+        async Task SnapshotAsync(CancellationToken ct)
+        {
+            await ExecuteAsync("blockdev-snapshot-sync", new Dictionary<string, object>
+            {
+                ["device"] = QemuDriver.DiskDrive, ["snapshot-file"] = path, ["format"] = "qcow2", ["mode"] = "absolute-paths",
+            }, ct);
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        if (freezeGuest && await AgentListensAsync(cancellationToken))
+        {
+            try
+            {
+                await using var agent = await QgaClient.ConnectAsync(Paths.QgaSocket, cancellationToken);
+                await agent.WithFrozenFilesystemsAsync(SnapshotAsync, cancellationToken);
+                return DiskSwitch.Frozen;
+            }
+            catch (Exception ex) when (IsAgentFailure(ex))
+            {
+                // The agent would not freeze (no fsfreeze in this guest, or it stopped answering): crash-consistent instead,
+                // unless the snapshot itself went through and only the thaw failed.
+                if (await QueryDiskFileAsync(cancellationToken) == path)
+                {
+                    return DiskSwitch.Frozen;
+                }
+            }
+        }
+
+        await SnapshotAsync(cancellationToken);
+        return DiskSwitch.CrashConsistent;
+    }
+
+    /// <summary>The file the VM's persistent disk writes to now (its top layer); null when it has none.</summary>
+    private async Task<string?> QueryDiskFileAsync(CancellationToken cancellationToken)
+    {
+        var blocks = await ExecuteAsync("query-block", cancellationToken);
+        return blocks.EnumerateArray()
+            .Where(b => b.TryGetProperty("device", out var device) && device.GetString() == QemuDriver.DiskDrive)
+            .Select(b => b.TryGetProperty("inserted", out var inserted) && inserted.TryGetProperty("file", out var file) ? file.GetString() : null)
+            .FirstOrDefault();
+    }
+
     public async Task<IReadOnlyList<string>> QueryVolumesAsync(CancellationToken cancellationToken)
     {
         var nodes = await ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, cancellationToken);

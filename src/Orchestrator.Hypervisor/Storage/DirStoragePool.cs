@@ -31,23 +31,42 @@ public sealed class DirStoragePool : IStoragePool
     /// <summary>The pool's directory (operator configuration).</summary>
     public string Path { get; }
 
-    public string DiskPath(VmId vmId) => System.IO.Path.Combine(_disks, vmId.Compact + ".qcow2");
+    public string DiskPath(VmId vmId) => LayerPath(vmId.Compact);
+
+    /// <summary>Every layer of every VM's disk chain lives beside the VMs' own files: <c>disks/&lt;layer id&gt;.qcow2</c>.</summary>
+    public string LayerPath(string layer) => System.IO.Path.Combine(_disks, CheckedId(layer, "disk layer") + ".qcow2");
 
     public bool HasDisk(VmId vmId) => File.Exists(DiskPath(vmId));
 
-    public async Task<PooledDisk> EnsureDiskAsync(VmId vmId, int sizeGiB, string? baseImage, CancellationToken cancellationToken)
+    public Task<PooledDisk> EnsureDiskAsync(VmId vmId, int sizeGiB, string? baseImage, CancellationToken cancellationToken) =>
+        EnsureLayerAsync(vmId.Compact, null, sizeGiB, baseImage, cancellationToken);
+
+    public async Task<PooledDisk> EnsureLayerAsync(string layer, string? backingLayer, int sizeGiB, string? baseImage,
+        CancellationToken cancellationToken)
     {
         if (sizeGiB < 1)
         {
-            throw new HypervisorException($"VM {vmId}: a disk of {sizeGiB} GiB is too small (at least 1)");
+            throw new HypervisorException($"disk layer {layer}: a disk of {sizeGiB} GiB is too small (at least 1)");
         }
 
-        var path = DiskPath(vmId);
+        var path = LayerPath(layer);
+        var backing = backingLayer is null ? baseImage : LayerPath(backingLayer);
+        if (backingLayer is not null && !File.Exists(backing))
+        {
+            throw new HypervisorException($"disk layer {layer}: the snapshot layer {backingLayer} it is an overlay on is missing from pool '{Info.Id}'");
+        }
+
         // An overlay is as big as its base (qemu-img refuses nothing smaller); the GiB asked for is what the ledger
         // counts against the pool.
-        await CreateOnceAsync(_disks, path, vmId.Compact,
-            partial => QemuImg.CreateQcow2Async(partial, baseImage, baseImage is null ? sizeGiB * GiB : null, cancellationToken));
+        await CreateOnceAsync(_disks, path, layer,
+            partial => QemuImg.CreateQcow2Async(partial, backing, backing is null ? sizeGiB * GiB : null, cancellationToken));
         return new PooledDisk(Info.Id, path, "qcow2");
+    }
+
+    public Task DeleteLayerAsync(string layer, CancellationToken cancellationToken)
+    {
+        File.Delete(LayerPath(layer));
+        return Task.CompletedTask;
     }
 
     /// <summary>
@@ -110,8 +129,10 @@ public sealed class DirStoragePool : IStoragePool
     }
 
     /// <summary>A volume id is 32 hex digits (the ledger makes them): anything else never becomes a path.</summary>
-    private static string CheckedVolumeId(string volumeId) =>
-        VolumeRecord.IsValidId(volumeId) ? volumeId : throw new HypervisorException($"'{FieldError.Echo(volumeId)}' is not a volume id");
+    private static string CheckedVolumeId(string volumeId) => CheckedId(volumeId, "volume");
+
+    private static string CheckedId(string id, string what) =>
+        VolumeRecord.IsValidId(id) ? id : throw new HypervisorException($"'{FieldError.Echo(id)}' is not a {what} id");
 
     public Task DeleteDiskAsync(VmId vmId, CancellationToken cancellationToken)
     {

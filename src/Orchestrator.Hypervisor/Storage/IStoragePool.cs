@@ -38,4 +38,16 @@ public interface IStoragePool
 
     /// <summary>Removes the volume's file for good; nothing when there is none.</summary>
     Task DeleteVolumeAsync(string volumeId, CancellationToken cancellationToken);
+
+    /// <summary>What QEMU opens for the disk layer <paramref name="layer"/> (a VM's top, or a snapshot's frozen file): ids only.</summary>
+    string LayerPath(string layer);
+
+    /// <summary>
+    /// The disk layer, created when it does not exist yet: an overlay on the layer <paramref name="backingLayer"/> of this pool
+    /// (a snapshot's) when given, else on <paramref name="baseImage"/>, else blank of <paramref name="sizeGiB"/>.
+    /// </summary>
+    Task<PooledDisk> EnsureLayerAsync(string layer, string? backingLayer, int sizeGiB, string? baseImage, CancellationToken cancellationToken);
+
+    /// <summary>Removes a disk layer's file for good; nothing when there is none.</summary>
+    Task DeleteLayerAsync(string layer, CancellationToken cancellationToken);
 }
