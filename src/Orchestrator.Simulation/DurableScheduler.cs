@@ -64,6 +64,9 @@ internal sealed class DurableScheduler : IAsyncDisposable
 
     public string DatabaseFile => Path.Combine(_dataDirectory, "orchestrator.db");
 
+    /// <summary>Where the SQLite journal is (also when the journal is PostgreSQL: the directory is made all the same).</summary>
+    public string DataDirectory => _dataDirectory;
+
     public static DurableScheduler Create(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery = 100_000, string? postgres = null) =>
         new(dataDirectory, strategy, snapshotEvery, postgres);
 
