@@ -128,9 +128,9 @@ public sealed partial record LedgerState(
     public TenantUsage UsageOf(TenantId tenant) => Usage.GetValueOrDefault(tenant) ?? TenantUsage.None;
 
     /// <summary>The tenant as the API shows it; the system tenant is synthesized. Null when unknown.</summary>
-    public TenantRecord? FindTenant(TenantId tenant) =>
-        tenant == TenantId.System ? new TenantRecord(TenantId.System, TenantQuota.Unlimited, false, DateTimeOffset.MinValue)
-            : Tenants.GetValueOrDefault(tenant);
+    public TenantRecord? FindTenant(TenantId tenant) => tenant == TenantId.System ? SystemTenant : Tenants.GetValueOrDefault(tenant);
+
+    private static readonly TenantRecord SystemTenant = new(TenantId.System, TenantQuota.Unlimited, false, DateTimeOffset.MinValue);
 
     /// <summary>
     /// Why the tenant may not create a <paramref name="kind"/> (network, volume) of that name and id: the tenant unknown (404)
@@ -786,12 +786,11 @@ public sealed partial record LedgerState(
         VolumeEvents.VolumeCreated or VolumeEvents.VolumeDeleted or VolumeEvents.VolumeResized or VolumeEvents.VolumeAttached
             or VolumeEvents.VolumeDetached => this, // ApplyVolumes
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
-        VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
+        VmPending e => MoveAllocation(e.VmId, null, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },
-        VmPlaced e => MoveAllocation(e.VmId, e.HostId)
-            .UpdateVm(e.VmId, vm => vm with
+        VmPlaced e => MoveAllocation(e.VmId, e.HostId, vm => vm with
             {
-                Host = e.HostId, Epoch = e.Epoch, Pid = null, Reason = null,
+                Epoch = e.Epoch, Pid = null, Reason = null,
                 // A VM that is down (gave up, or powered off by its guest) moves with its host's loss but stays down.
                 Status = vm.Status is VmStatus.Failed or VmStatus.Stopped ? vm.Status
                     : vm.Desired == DesiredState.Running ? VmStatus.Starting : VmStatus.Stopped,
@@ -846,7 +845,8 @@ public sealed partial record LedgerState(
         Vms.TryGetValue(id, out var vm) ? this with { Vms = Vms.SetItem(id, change(vm)) } : this;
 
     /// <summary>Moves a VM's resources from its current host (if any) to <paramref name="to"/> (if any).</summary>
-    private LedgerState MoveAllocation(VmId id, HostId? to)
+    /// <param name="change">what else changes in the VM's record with the move: one update of the VMs, not two.</param>
+    private LedgerState MoveAllocation(VmId id, HostId? to, Func<VmRecord, VmRecord>? change = null)
     {
         var vm = Vms[id];
         var hosts = Hosts;
@@ -877,7 +877,8 @@ public sealed partial record LedgerState(
 
         // A VM that moves (or stops holding a host) has no entitlement until its new host's next recompute.
         var entitled = to == vm.Host ? vm.EntitledCpuMillicores : null;
-        return this with { Hosts = hosts, Vms = Vms.SetItem(id, vm with { Host = to, EntitledCpuMillicores = entitled }) };
+        var moved = vm with { Host = to, EntitledCpuMillicores = entitled };
+        return this with { Hosts = hosts, Vms = Vms.SetItem(id, change is null ? moved : change(moved)) };
     }
     /// <summary>
     /// An index derived from one of the state's maps, kept with the very map it was made from: a `with` copies it, and
