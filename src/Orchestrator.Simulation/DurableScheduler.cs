@@ -100,6 +100,16 @@ internal sealed class DurableScheduler : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The scheduler first: stopped with the rest, its host-loss watch would see every simulated agent go and warn
+        // once per host (ten thousand lines on stdout, ahead of the report and its JSON).
+        try
+        {
+            await Scheduler.GracefulStop(TimeSpan.FromMinutes(1));
+        }
+        catch (Exception e) when (e is TaskCanceledException or AskTimeoutException)
+        {
+        }
+
         await System.Terminate();
         if (_removeDirectory)
         {

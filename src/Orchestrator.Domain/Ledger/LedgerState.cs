@@ -815,10 +815,9 @@ public sealed partial record LedgerState(
         VmResourcesChanged e => ChangeResources(e),
         VmLabelsChanged e => UpdateVm(e.VmId, vm => vm with { Spec = vm.Spec with { Labels = e.Labels } }),
         SharesChanged e => UpdateVm(e.VmId, vm => vm.Host == e.HostId ? vm with { EntitledCpuMillicores = e.EntitledMillicores } : vm),
-        VmReleased e => MoveAllocation(e.VmId, null).WithDiskReleased(Vms[e.VmId]) is var s && s.Vms[e.VmId] is var gone
+        VmReleased e => Vms[e.VmId] is var gone && MoveAllocation(e.VmId, null, leaves: true).WithDiskReleased(gone) is var s
             ? s with
             {
-                Vms = s.Vms.Remove(e.VmId),
                 Names = s.Names.Remove((gone.Tenant, gone.Spec.Name)),
                 Usage = s.Usage.SetItem(gone.Tenant, s.UsageOf(gone.Tenant).Add(-1, -gone.Spec.Vcpus, -gone.Spec.MemoryMiB)),
             }
@@ -846,7 +845,8 @@ public sealed partial record LedgerState(
 
     /// <summary>Moves a VM's resources from its current host (if any) to <paramref name="to"/> (if any).</summary>
     /// <param name="change">what else changes in the VM's record with the move: one update of the VMs, not two.</param>
-    private LedgerState MoveAllocation(VmId id, HostId? to, Func<VmRecord, VmRecord>? change = null)
+    /// <param name="leaves">the VM leaves the ledger with its allocation (released): removed, not updated.</param>
+    private LedgerState MoveAllocation(VmId id, HostId? to, Func<VmRecord, VmRecord>? change = null, bool leaves = false)
     {
         var vm = Vms[id];
         var hosts = Hosts;
@@ -877,6 +877,11 @@ public sealed partial record LedgerState(
 
         // A VM that moves (or stops holding a host) has no entitlement until its new host's next recompute.
         var entitled = to == vm.Host ? vm.EntitledCpuMillicores : null;
+        if (leaves)
+        {
+            return this with { Hosts = hosts, Vms = Vms.Remove(id) };
+        }
+
         var moved = vm with { Host = to, EntitledCpuMillicores = entitled };
         return this with { Hosts = hosts, Vms = Vms.SetItem(id, change is null ? moved : change(moved)) };
     }
