@@ -31,11 +31,24 @@ public static class BenchCommand
     public sealed record InMemoryReport(
         string Mode, int Hosts, int HostCpus, long HostMemoryGib, string Policy, int Requests, int Rate,
         double DecisionsPerS, Latency Latency, double LedgerDecisionsPerS, Latency LedgerLatency, double Utilisation,
-        double ConstrainedDecisionsPerS = 0, Latency? ConstrainedLatency = null, double ConstrainedPending = 0);
+        double ConstrainedDecisionsPerS = 0, Latency? ConstrainedLatency = null, double ConstrainedPending = 0,
+        long IndexBytesPerDecision = 0, long LedgerBytesPerDecision = 0);
 
     public sealed record DurableReport(
         string Mode, int Hosts, int Requests, int WarmupRequests, int Rate, int Concurrency, string Policy, int Placed, int Pending,
-        double PlacementsPerS, Latency Latency, double WallS, string Store);
+        double PlacementsPerS, Latency Latency, double WallS, string Store, DurableCosts? Costs = null, StoreLimit? Limit = null,
+        LimitRatios? Ratios = null);
+
+    /// <summary>What the measured requests cost the whole process (scheduler, journal, the bench's own asks), per placement.</summary>
+    public sealed record DurableCosts(double CpuMsPerPlacement, long BytesAllocatedPerPlacement, int Gen0Collections, int Gen2Collections);
+
+    /// <summary>
+    /// The figures against the store's own limit, measured in the same run: placements/s over batched rows/s (each placement
+    /// writes two journal rows and their tag rows, so 1.0 is out of reach), and p50/p99 latency over a one-row commit's.
+    /// </summary>
+    public sealed record LimitRatios(double PlacementsToRows, double P50ToCommitP50, double P99ToCommitP99);
+
+    private static double Ratio(double figure, double limit) => limit <= 0 ? 0 : Math.Round(figure / limit, 4);
 
     public static async Task<int> RunAsync(BenchOptions o, CancellationToken ct)
     {
@@ -50,6 +63,14 @@ public static class BenchCommand
                 Console.WriteLine($"  requests {report.Requests} (after {report.WarmupRequests} not measured), placed {report.Placed}, pending {report.Pending}, {report.WallS:0.00} s");
                 Console.WriteLine($"  placements/s  {report.PlacementsPerS:N0}");
                 Console.WriteLine($"  latency ms    p50 {report.Latency.P50Ms:0.000}  p99 {report.Latency.P99Ms:0.000}  max {report.Latency.MaxMs:0.000}");
+                if (report is { Limit: { } limit, Ratios: { } ratios, Costs: { } costs })
+                {
+                    Console.WriteLine($"  the limit, {limit.Store} here in this run: {limit.RowsPerS:N0} rows/s in transactions of {StoreLimit.BatchRows} " +
+                                      $"{StoreLimit.RowBytes}-byte rows; one-row commit p50 {limit.CommitP50Ms:0.000} ms  p99 {limit.CommitP99Ms:0.000} ms");
+                    Console.WriteLine($"  ratio         placements/s : rows/s {ratios.PlacementsToRows:P1};  p50 {ratios.P50ToCommitP50:0.0}x  p99 {ratios.P99ToCommitP99:0.0}x a one-row commit's");
+                    Console.WriteLine($"  cost          {costs.CpuMsPerPlacement:0.000} CPU ms and {costs.BytesAllocatedPerPlacement:N0} bytes allocated per placement (whole process); " +
+                                      $"GCs gen0 {costs.Gen0Collections}, gen2 {costs.Gen2Collections}");
+                }
             });
             return 0;
         }
@@ -61,6 +82,7 @@ public static class BenchCommand
                               $"policy {o.Policy}, {o.Requests} requests" + (o.Rate > 0 ? $" offered at {o.Rate}/s" : ""));
             Console.WriteLine($"  CapacityIndex         {memory.DecisionsPerS,12:N0} decisions/s   latency ms p50 {memory.Latency.P50Ms:0.0000}  p99 {memory.Latency.P99Ms:0.0000}  max {memory.Latency.MaxMs:0.000}");
             Console.WriteLine($"  LedgerState (Decide+Apply) {memory.LedgerDecisionsPerS,6:N0} decisions/s   latency ms p50 {memory.LedgerLatency.P50Ms:0.0000}  p99 {memory.LedgerLatency.P99Ms:0.0000}  max {memory.LedgerLatency.MaxMs:0.000}");
+            Console.WriteLine($"    bytes allocated per decision: CapacityIndex {memory.IndexBytesPerDecision:N0}, LedgerState Decide+Apply {memory.LedgerBytesPerDecision:N0}");
             Console.WriteLine($"  LedgerState, steered       {memory.ConstrainedDecisionsPerS,6:N0} decisions/s   latency ms p50 {memory.ConstrainedLatency!.P50Ms:0.0000}  p99 {memory.ConstrainedLatency.P99Ms:0.0000}  max {memory.ConstrainedLatency.MaxMs:0.000}");
             Console.WriteLine($"    (hosts labelled zone=a|b|c and half ssd=true; a third of requests with a host selector, a tenth in " +
                               $"{AntiAffinityGroups} anti-affinity groups; {memory.ConstrainedPending:P1} left pending)");
@@ -99,21 +121,22 @@ public static class BenchCommand
     internal static InMemoryReport InMemory(BenchOptions o)
     {
         var policy = new PlacementPolicy(1.0, 1.0, SimulateCommand.ParseStrategy(o.Policy));
-        var (rate, latency, utilisation) = IndexRun(o, policy);
-        var (ledgerRate, ledgerLatency, _) = LedgerRun(o, policy, steered: false);
-        var (steeredRate, steeredLatency, pending) = LedgerRun(o, policy, steered: true);
+        var (rate, latency, utilisation, indexBytes) = IndexRun(o, policy);
+        var (ledgerRate, ledgerLatency, _, ledgerBytes) = LedgerRun(o, policy, steered: false);
+        var (steeredRate, steeredLatency, pending, _) = LedgerRun(o, policy, steered: true);
         return new InMemoryReport("in-memory", o.Hosts, HostCpus, HostMemoryMiB / 1024, o.Policy, o.Requests, o.Rate,
             Math.Round(rate), latency, Math.Round(ledgerRate), ledgerLatency, Math.Round(utilisation, 3),
-            Math.Round(steeredRate), steeredLatency, Math.Round(pending, 4));
+            Math.Round(steeredRate), steeredLatency, Math.Round(pending, 4), indexBytes, ledgerBytes);
     }
 
-    private static (double Rate, Latency Latency, double Utilisation) IndexRun(BenchOptions o, PlacementPolicy policy)
+    /// <returns>also the bytes allocated per decision (on this thread, inside the timed part only).</returns>
+    private static (double Rate, Latency Latency, double Utilisation, long BytesPerDecision) IndexRun(BenchOptions o, PlacementPolicy policy)
     {
         var placer = new IndexPlacer(o.Hosts, HostCpus, HostMemoryMiB, policy);
         var workload = new Workload(o.Hosts);
         var live = new List<(int Host, int Vcpus, long Memory)>();
         var samples = new long[o.Requests];
-        long total = 0;
+        long total = 0, allocated = 0;
         var pacer = new Pacer(o.Rate);
         for (var i = 0; i < o.Requests; i++)
         {
@@ -129,9 +152,11 @@ public static class BenchCommand
 
             var (vcpus, memory) = workload.NextFlavour();
             pacer.Wait(i);
+            var bytes = GC.GetAllocatedBytesForCurrentThread();
             var t0 = Stopwatch.GetTimestamp();
             var host = placer.Place(vcpus, memory);
             var ticks = Stopwatch.GetTimestamp() - t0;
+            allocated += GC.GetAllocatedBytesForCurrentThread() - bytes;
             samples[i] = ticks;
             total += ticks;
             if (host >= 0)
@@ -141,7 +166,8 @@ public static class BenchCommand
             }
         }
 
-        return (o.Requests / ((double)total / Stopwatch.Frequency), Percentiles(samples), workload.LiveVcpus / (double)(o.Hosts * (long)HostCpus));
+        return (o.Requests / ((double)total / Stopwatch.Frequency), Percentiles(samples), workload.LiveVcpus / (double)(o.Hosts * (long)HostCpus),
+            allocated / o.Requests);
     }
 
     public const int AntiAffinityGroups = 1000;
@@ -150,8 +176,8 @@ public static class BenchCommand
 
     /// <summary>The same stream through <see cref="LedgerState"/>: Decide (validate, place) then Apply, as the scheduler does.</summary>
     /// <param name="steered">hosts with labels, a third of the VMs with a host selector and a tenth in anti-affinity groups.</param>
-    /// <returns>also the fraction of requests no host could take.</returns>
-    private static (double Rate, Latency Latency, double Pending) LedgerRun(BenchOptions o, PlacementPolicy policy, bool steered)
+    /// <returns>also the fraction of requests no host could take, and the bytes allocated per Decide+Apply.</returns>
+    private static (double Rate, Latency Latency, double Pending, long BytesPerDecision) LedgerRun(BenchOptions o, PlacementPolicy policy, bool steered)
     {
         var rules = new LedgerRules(policy, new VmSpecLimits(1024, 0, int.MaxValue), new HashSet<string> { DurableScheduler.Image });
         var now = DateTimeOffset.UnixEpoch;
@@ -174,7 +200,7 @@ public static class BenchCommand
         var workload = new Workload(o.Hosts);
         var live = new List<(VmId Id, int Vcpus)>();
         var samples = new long[o.Requests];
-        long total = 0;
+        long total = 0, allocated = 0;
         var pacer = new Pacer(o.Rate);
         for (var i = 0; i < o.Requests; i++)
         {
@@ -203,6 +229,7 @@ public static class BenchCommand
             }
 
             pacer.Wait(i);
+            var bytes = GC.GetAllocatedBytesForCurrentThread();
             var t0 = Stopwatch.GetTimestamp();
             var decision = state.Decide(create, rules, now);
             foreach (var evt in decision.Events)
@@ -211,6 +238,7 @@ public static class BenchCommand
             }
 
             var ticks = Stopwatch.GetTimestamp() - t0;
+            allocated += GC.GetAllocatedBytesForCurrentThread() - bytes;
             samples[i] = ticks;
             total += ticks;
             if (decision.Events.OfType<LedgerEvents.VmPlaced>().Any())
@@ -225,7 +253,7 @@ public static class BenchCommand
             }
         }
 
-        return (o.Requests / ((double)total / Stopwatch.Frequency), Percentiles(samples), pending / (double)o.Requests);
+        return (o.Requests / ((double)total / Stopwatch.Frequency), Percentiles(samples), pending / (double)o.Requests, allocated / o.Requests);
     }
 
     private static async Task<DurableReport> DurableAsync(BenchOptions o, CancellationToken ct)
@@ -242,6 +270,8 @@ public static class BenchCommand
     private static async Task<DurableReport> DurableAsync(BenchOptions o, string? postgres, string? storeName, CancellationToken ct)
     {
         await using var durable = DurableScheduler.Create(o.DataDirectory, SimulateCommand.ParseStrategy(o.Policy), postgres: postgres);
+        // Before the scheduler has work: the store's limit, on the same disk or server, not competing with the run.
+        var limit = postgres is null ? StoreLimit.MeasureSqlite(durable.DataDirectory) : await StoreLimit.MeasurePostgresAsync(postgres, ct);
         await durable.RegisterHostsAsync(o.Hosts, HostCpus, HostMemoryMiB);
         var warmup = await WarmUpAsync(durable, o, ct);
         var workload = new Workload(o.Hosts);
@@ -250,6 +280,8 @@ public static class BenchCommand
         using var gate = new SemaphoreSlim(o.Concurrency);
         var tasks = new List<Task>(o.Requests);
         var pacer = new Pacer(o.Rate);
+        var process = global::System.Diagnostics.Process.GetCurrentProcess();
+        var (cpu, bytes, gen0, gen2) = (process.TotalProcessorTime, GC.GetTotalAllocatedBytes(), GC.CollectionCount(0), GC.CollectionCount(2));
         var wall = Stopwatch.StartNew();
         for (var i = 0; i < o.Requests; i++)
         {
@@ -288,9 +320,14 @@ public static class BenchCommand
 
         await Task.WhenAll(tasks);
         wall.Stop();
+        process.Refresh();
+        var costs = new DurableCosts(Math.Round((process.TotalProcessorTime - cpu).TotalMilliseconds / o.Requests, 4),
+            (GC.GetTotalAllocatedBytes() - bytes) / o.Requests, GC.CollectionCount(0) - gen0, GC.CollectionCount(2) - gen2);
+        var rate = Math.Round(o.Requests / wall.Elapsed.TotalSeconds);
+        var latency = Percentiles(latencies);
+        var ratios = new LimitRatios(Ratio(rate, limit.RowsPerS), Ratio(latency.P50Ms, limit.CommitP50Ms), Ratio(latency.P99Ms, limit.CommitP99Ms));
         return new DurableReport("durable", o.Hosts, o.Requests, warmup, o.Rate, o.Concurrency, o.Policy, placed, pending,
-            Math.Round(o.Requests / wall.Elapsed.TotalSeconds), Percentiles(latencies), Math.Round(wall.Elapsed.TotalSeconds, 3),
-            storeName ?? "SQLite " + durable.DatabaseFile);
+            rate, latency, Math.Round(wall.Elapsed.TotalSeconds, 3), storeName ?? "SQLite " + durable.DatabaseFile, costs, limit, ratios);
     }
 
     /// <summary>

@@ -64,6 +64,9 @@ internal sealed class DurableScheduler : IAsyncDisposable
 
     public string DatabaseFile => Path.Combine(_dataDirectory, "orchestrator.db");
 
+    /// <summary>Where the SQLite journal is (also when the journal is PostgreSQL: the directory is made all the same).</summary>
+    public string DataDirectory => _dataDirectory;
+
     public static DurableScheduler Create(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery = 100_000, string? postgres = null) =>
         new(dataDirectory, strategy, snapshotEvery, postgres);
 
@@ -97,6 +100,16 @@ internal sealed class DurableScheduler : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The scheduler first: stopped with the rest, its host-loss watch would see every simulated agent go and warn
+        // once per host (ten thousand lines on stdout, ahead of the report and its JSON).
+        try
+        {
+            await Scheduler.GracefulStop(TimeSpan.FromMinutes(1));
+        }
+        catch (Exception e) when (e is TaskCanceledException or AskTimeoutException)
+        {
+        }
+
         await System.Terminate();
         if (_removeDirectory)
         {

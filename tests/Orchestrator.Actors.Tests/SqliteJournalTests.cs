@@ -101,6 +101,43 @@ public sealed class SqliteJournalTests : PersistentTestKit
         Assert.Contains("persistence_id", failure.Message);
     }
 
+    [Fact]
+    public async Task A_write_SQLite_refuses_leaves_no_row_of_it_and_the_next_write_commits_with_its_tags_on_its_rows()
+    {
+        // The plugin's own schema, made by the journal as a node makes it.
+        var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
+        journal.Tell(new Identify(1));
+        ExpectMsg<ActorIdentity>();
+        var recorder = Sys.ActorOf(Props.Create(() => new Recorder("recorder-3")));
+        recorder.Tell(new Recorder.Record("first", ["t"]));
+        ExpectMsg<Recorder.Written>();
+        var connectionString = Sys.Settings.Config.GetString("akka.persistence.journal.sql.connection-string");
+
+        using var writer = new SqliteJournalWriter(connectionString);
+        // Sequence number 1 of "writer-test" twice in one write: the unique index refuses the second row, so neither is kept.
+        JournalEntry Entry(long sequenceNr, params string[] tags) => new("writer-test", sequenceNr, 0, [(byte)sequenceNr], "m", 1, null, tags);
+        await Assert.ThrowsAsync<SqliteException>(() => writer.WriteAsync([Entry(1, "a"), Entry(1, "b")]));
+        await writer.WriteAsync([Entry(1, "a"), Entry(2, "a", "b")]);
+
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT j.sequence_number, t.tag FROM tags t JOIN journal j ON j.ordering = t.ordering_id " +
+                              "WHERE j.persistence_id = 'writer-test' ORDER BY j.sequence_number, t.tag";
+        var rows = new List<string>();
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                rows.Add($"{reader.GetInt64(0)}:{reader.GetString(1)}");
+            }
+        }
+
+        Assert.Equal(["1:a", "2:a", "2:b"], rows);
+        command.CommandText = "SELECT count(*) FROM journal WHERE persistence_id = 'writer-test'";
+        Assert.Equal(2L, command.ExecuteScalar());
+    }
+
     private sealed class Unserializable
     {
         public string Boom => throw new InvalidOperationException("cannot be serialized");

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Actors.Persistence;
@@ -155,35 +156,64 @@ public sealed class SqliteJournalWriter : IDisposable
 
     private sealed record PendingWrite(IReadOnlyList<JournalEntry> Entries, TaskCompletionSource Done);
 
+    /// <summary>One prepared statement on SQLite's own API; each failure is a <see cref="SqliteException"/>, as through ADO.NET.</summary>
+    private sealed class RawStatement : IDisposable
+    {
+        private readonly sqlite3 _db;
+        private readonly sqlite3_stmt _statement;
+
+        public RawStatement(sqlite3 db, string sql)
+        {
+            _db = db;
+            Check(raw.sqlite3_prepare_v2(db, sql, out _statement));
+        }
+
+        public static void Execute(sqlite3 db, string sql) => SqliteException.ThrowExceptionForRC(raw.sqlite3_exec(db, sql), db);
+
+        public void Bind(int index, long value) => Check(raw.sqlite3_bind_int64(_statement, index, value));
+
+        public void Bind(int index, string? value) =>
+            Check(value is null ? raw.sqlite3_bind_null(_statement, index) : raw.sqlite3_bind_text(_statement, index, value));
+
+        // An empty span would bind NULL: a zero-length blob is what an empty message is.
+        public void Bind(int index, byte[] value) =>
+            Check(value.Length == 0 ? raw.sqlite3_bind_zeroblob(_statement, index, 0) : raw.sqlite3_bind_blob(_statement, index, value));
+
+        /// <summary>Runs the insert and makes the statement ready for the next one.</summary>
+        public void Run()
+        {
+            var result = raw.sqlite3_step(_statement);
+            raw.sqlite3_reset(_statement);
+            if (result != raw.SQLITE_DONE)
+            {
+                SqliteException.ThrowExceptionForRC(result, _db);
+            }
+        }
+
+        public void Dispose() => _statement.Dispose();
+
+        private void Check(int result) => SqliteException.ThrowExceptionForRC(result, _db);
+    }
+
     /// <summary>The connection and its two prepared inserts, reused for every batch.</summary>
+    /// <remarks>
+    /// The inserts run on SQLite's own statement API (bind, step, reset), as Python's sqlite3 does: through ADO.NET each
+    /// row cost a data reader and a parameter walk, several times SQLite's own work, on the one thread every write waits for.
+    /// A row's ordering is its rowid (the column is the INTEGER PRIMARY KEY), so no RETURNING is needed.
+    /// </remarks>
     private sealed class Statements : IDisposable
     {
         private readonly SqliteConnection _connection;
-        private readonly SqliteCommand _insertRow;
-        private readonly SqliteCommand _insertTag;
-        private readonly SqliteParameter _rowCreated, _rowPersistenceId, _rowSequenceNr, _rowMessage, _rowManifest, _rowSerializer, _rowWriter;
-        private readonly SqliteParameter _tagOrdering, _tagValue, _tagSequenceNr, _tagPersistenceId;
+        private readonly RawStatement _insertRow;
+        private readonly RawStatement _insertTag;
 
         private Statements(SqliteConnection connection)
         {
             _connection = connection;
-            _insertRow = connection.CreateCommand();
-            _insertRow.CommandText =
+            _insertRow = new RawStatement(connection.Handle!,
                 "INSERT INTO journal (created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid) " +
-                "VALUES ($created, 0, $pid, $seq, $message, $manifest, $identifier, $writer) RETURNING ordering";
-            _insertTag = connection.CreateCommand();
-            _insertTag.CommandText = "INSERT INTO tags (ordering_id, tag, sequence_nr, persistence_id) VALUES ($ordering, $tag, $seq, $pid)";
-            _rowCreated = _insertRow.Parameters.Add("$created", SqliteType.Integer);
-            _rowPersistenceId = _insertRow.Parameters.Add("$pid", SqliteType.Text);
-            _rowSequenceNr = _insertRow.Parameters.Add("$seq", SqliteType.Integer);
-            _rowMessage = _insertRow.Parameters.Add("$message", SqliteType.Blob);
-            _rowManifest = _insertRow.Parameters.Add("$manifest", SqliteType.Text);
-            _rowSerializer = _insertRow.Parameters.Add("$identifier", SqliteType.Integer);
-            _rowWriter = _insertRow.Parameters.Add("$writer", SqliteType.Text);
-            _tagOrdering = _insertTag.Parameters.Add("$ordering", SqliteType.Integer);
-            _tagValue = _insertTag.Parameters.Add("$tag", SqliteType.Text);
-            _tagSequenceNr = _insertTag.Parameters.Add("$seq", SqliteType.Integer);
-            _tagPersistenceId = _insertTag.Parameters.Add("$pid", SqliteType.Text);
+                "VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7)");
+            _insertTag = new RawStatement(connection.Handle!, "INSERT INTO tags (ordering_id, tag, sequence_nr, persistence_id) VALUES (?1, ?2, ?3, ?4)");
         }
 
         public static Statements Open(string connectionString)
@@ -200,6 +230,10 @@ public sealed class SqliteJournalWriter : IDisposable
 
                 RequireColumns(connection, "journal", JournalColumns);
                 RequireColumns(connection, "tags", TagColumns);
+                RequireRowidOrdering(connection);
+                // ADO.NET retried a busy step for the connection's timeout (another connection writing, e.g. a big
+                // snapshot); on the statement API SQLite's own busy handler does the same.
+                SqliteException.ThrowExceptionForRC(raw.sqlite3_busy_timeout(connection.Handle, connection.DefaultTimeout * 1000), connection.Handle);
                 return new Statements(connection);
             }
             catch
@@ -211,30 +245,45 @@ public sealed class SqliteJournalWriter : IDisposable
 
         public void Commit(List<PendingWrite> batch)
         {
-            using var transaction = _connection.BeginTransaction();
-            _insertRow.Transaction = transaction;
-            _insertTag.Transaction = transaction;
-            foreach (var entry in batch.SelectMany(p => p.Entries))
+            var db = _connection.Handle!;
+            RawStatement.Execute(db, "BEGIN IMMEDIATE");
+            try
             {
-                _rowCreated.Value = entry.Created;
-                _rowPersistenceId.Value = entry.PersistenceId;
-                _rowSequenceNr.Value = entry.SequenceNr;
-                _rowMessage.Value = entry.Message;
-                _rowManifest.Value = entry.Manifest;
-                _rowSerializer.Value = entry.SerializerId;
-                _rowWriter.Value = (object?)entry.WriterUuid ?? DBNull.Value;
-                var ordering = (long)_insertRow.ExecuteScalar()!;
-                foreach (var tag in entry.Tags)
+                foreach (var pending in batch)
                 {
-                    _tagOrdering.Value = ordering;
-                    _tagValue.Value = tag;
-                    _tagSequenceNr.Value = entry.SequenceNr;
-                    _tagPersistenceId.Value = entry.PersistenceId;
-                    _insertTag.ExecuteNonQuery();
+                    foreach (var entry in pending.Entries)
+                    {
+                        _insertRow.Bind(1, entry.Created);
+                        _insertRow.Bind(2, entry.PersistenceId);
+                        _insertRow.Bind(3, entry.SequenceNr);
+                        _insertRow.Bind(4, entry.Message);
+                        _insertRow.Bind(5, entry.Manifest);
+                        _insertRow.Bind(6, entry.SerializerId);
+                        _insertRow.Bind(7, entry.WriterUuid);
+                        _insertRow.Run();
+                        var ordering = raw.sqlite3_last_insert_rowid(db);
+                        foreach (var tag in entry.Tags)
+                        {
+                            _insertTag.Bind(1, ordering);
+                            _insertTag.Bind(2, tag);
+                            _insertTag.Bind(3, entry.SequenceNr);
+                            _insertTag.Bind(4, entry.PersistenceId);
+                            _insertTag.Run();
+                        }
+                    }
                 }
-            }
 
-            transaction.Commit();
+                RawStatement.Execute(db, "COMMIT");
+            }
+            catch
+            {
+                if (raw.sqlite3_get_autocommit(db) == 0)
+                {
+                    raw.sqlite3_exec(db, "ROLLBACK");
+                }
+
+                throw;
+            }
         }
 
         /// <summary>Between batches: finishes what the background checkpoints copied, so the next write rewinds the WAL.</summary>
@@ -262,6 +311,20 @@ public sealed class SqliteJournalWriter : IDisposable
             _insertRow.Dispose();
             _insertTag.Dispose();
             _connection.Dispose();
+        }
+
+        /// <summary>The tag rows point at the journal row by its ordering, read back as the rowid: the two must be one column.</summary>
+        private static void RequireRowidOrdering(SqliteConnection connection)
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT type, pk FROM pragma_table_info('journal') WHERE name = 'ordering'";
+            using var reader = command.ExecuteReader();
+            if (!reader.Read() || !reader.GetString(0).Equals("INTEGER", StringComparison.OrdinalIgnoreCase) || reader.GetInt64(1) != 1)
+            {
+                throw new InvalidOperationException(
+                    "the SQLite journal table's 'ordering' column is not its INTEGER PRIMARY KEY: it was not made by " +
+                    "Akka.Persistence.Sql's default SQLite schema, which this journal writes");
+            }
         }
 
         private static void RequireColumns(SqliteConnection connection, string table, string[] columns)

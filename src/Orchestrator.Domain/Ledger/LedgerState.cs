@@ -130,9 +130,9 @@ public sealed partial record LedgerState(
     public TenantUsage UsageOf(TenantId tenant) => Usage.GetValueOrDefault(tenant) ?? TenantUsage.None;
 
     /// <summary>The tenant as the API shows it; the system tenant is synthesized. Null when unknown.</summary>
-    public TenantRecord? FindTenant(TenantId tenant) =>
-        tenant == TenantId.System ? new TenantRecord(TenantId.System, TenantQuota.Unlimited, false, DateTimeOffset.MinValue)
-            : Tenants.GetValueOrDefault(tenant);
+    public TenantRecord? FindTenant(TenantId tenant) => tenant == TenantId.System ? SystemTenant : Tenants.GetValueOrDefault(tenant);
+
+    private static readonly TenantRecord SystemTenant = new(TenantId.System, TenantQuota.Unlimited, false, DateTimeOffset.MinValue);
 
     /// <summary>
     /// Why the tenant may not create a <paramref name="kind"/> (network, volume) of that name and id: the tenant unknown (404)
@@ -803,12 +803,11 @@ public sealed partial record LedgerState(
             or VolumeEvents.VolumeDetached => this, // ApplyVolumes
         ISnapshotEvent => this, // ApplySnapshots
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
-        VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
+        VmPending e => MoveAllocation(e.VmId, null, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },
-        VmPlaced e => MoveAllocation(e.VmId, e.HostId)
-            .UpdateVm(e.VmId, vm => vm with
+        VmPlaced e => MoveAllocation(e.VmId, e.HostId, vm => vm with
             {
-                Host = e.HostId, Epoch = e.Epoch, Pid = null, Reason = null,
+                Epoch = e.Epoch, Pid = null, Reason = null,
                 // A VM that is down (gave up, or powered off by its guest) moves with its host's loss but stays down.
                 Status = vm.Status is VmStatus.Failed or VmStatus.Stopped ? vm.Status
                     : vm.Desired == DesiredState.Running ? VmStatus.Starting : VmStatus.Stopped,
@@ -833,10 +832,9 @@ public sealed partial record LedgerState(
         VmResourcesChanged e => ChangeResources(e),
         VmLabelsChanged e => UpdateVm(e.VmId, vm => vm with { Spec = vm.Spec with { Labels = e.Labels } }),
         SharesChanged e => UpdateVm(e.VmId, vm => vm.Host == e.HostId ? vm with { EntitledCpuMillicores = e.EntitledMillicores } : vm),
-        VmReleased e => MoveAllocation(e.VmId, null).WithDiskReleased(Vms[e.VmId]) is var s && s.Vms[e.VmId] is var gone
+        VmReleased e => Vms[e.VmId] is var gone && MoveAllocation(e.VmId, null, leaves: true).WithDiskReleased(gone) is var s
             ? s with
             {
-                Vms = s.Vms.Remove(e.VmId),
                 Names = s.Names.Remove((gone.Tenant, gone.Spec.Name)),
                 Usage = s.Usage.SetItem(gone.Tenant, s.UsageOf(gone.Tenant).Add(-1, -gone.Spec.Vcpus, -gone.Spec.MemoryMiB)),
             }
@@ -863,7 +861,9 @@ public sealed partial record LedgerState(
         Vms.TryGetValue(id, out var vm) ? this with { Vms = Vms.SetItem(id, change(vm)) } : this;
 
     /// <summary>Moves a VM's resources from its current host (if any) to <paramref name="to"/> (if any).</summary>
-    private LedgerState MoveAllocation(VmId id, HostId? to)
+    /// <param name="change">what else changes in the VM's record with the move: one update of the VMs, not two.</param>
+    /// <param name="leaves">the VM leaves the ledger with its allocation (released): removed, not updated.</param>
+    private LedgerState MoveAllocation(VmId id, HostId? to, Func<VmRecord, VmRecord>? change = null, bool leaves = false)
     {
         var vm = Vms[id];
         var hosts = Hosts;
@@ -894,7 +894,13 @@ public sealed partial record LedgerState(
 
         // A VM that moves (or stops holding a host) has no entitlement until its new host's next recompute.
         var entitled = to == vm.Host ? vm.EntitledCpuMillicores : null;
-        return this with { Hosts = hosts, Vms = Vms.SetItem(id, vm with { Host = to, EntitledCpuMillicores = entitled }) };
+        if (leaves)
+        {
+            return this with { Hosts = hosts, Vms = Vms.Remove(id) };
+        }
+
+        var moved = vm with { Host = to, EntitledCpuMillicores = entitled };
+        return this with { Hosts = hosts, Vms = Vms.SetItem(id, change is null ? moved : change(moved)) };
     }
     /// <summary>
     /// An index derived from one of the state's maps, kept with the very map it was made from: a `with` copies it, and

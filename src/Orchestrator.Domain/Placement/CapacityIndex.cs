@@ -65,8 +65,14 @@ public sealed partial class CapacityIndex
             }
 
             var root = Tree.Remove(shapes[at].Root, before);
-            shapes = root is null ? RemoveAt(shapes, at) : SetAt(shapes, at, shapes[at] with { Root = root });
             count--;
+            if (after is { State: HostState.Up } && Holds(shapes[at], after))
+            {
+                // The common case, a host's allocations changed: one new shape and one copy of the array, not two.
+                return new CapacityIndex(SetAt(shapes, at, shapes[at] with { Root = Tree.Insert(root, after) }), count + 1);
+            }
+
+            shapes = root is null ? RemoveAt(shapes, at) : SetAt(shapes, at, shapes[at] with { Root = root });
         }
 
         if (after is { State: HostState.Up })
@@ -154,8 +160,7 @@ public sealed partial class CapacityIndex
     {
         for (var i = 0; i < shapes.Length; i++)
         {
-            if (shapes[i].Cpus == host.Cpus && shapes[i].MemoryMiB == host.MemoryMiB && shapes[i].Driver == host.Driver
-                && shapes[i].Accelerator == AcceleratorOf(host) && Vms.VmLabels.Same(shapes[i].Labels, host.EffectiveLabels))
+            if (Holds(shapes[i], host))
             {
                 return i;
             }
@@ -163,6 +168,11 @@ public sealed partial class CapacityIndex
 
         return -1;
     }
+
+    /// <summary>Whether the host is of this shape (and so belongs in its tree).</summary>
+    private static bool Holds(Shape shape, HostRecord host) =>
+        shape.Cpus == host.Cpus && shape.MemoryMiB == host.MemoryMiB && shape.Driver == host.Driver
+        && shape.Accelerator == AcceleratorOf(host) && Vms.VmLabels.Same(shape.Labels, host.EffectiveLabels);
 
     private static Shape[] SetAt(Shape[] shapes, int at, Shape shape)
     {

@@ -1,0 +1,58 @@
+using System.Text.Json;
+using Orchestrator.Cli;
+
+namespace Orchestrator.Simulation.Tests;
+
+/// <summary>The durable benchmark measures its store's own limit in the same run and reports it beside its figures.</summary>
+public sealed class BenchLimitTests : IDisposable
+{
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("orchestrator-bench-test");
+
+    public void Dispose() => _directory.Delete(recursive: true);
+
+    [Fact]
+    public void The_SQLite_limit_is_measured_in_a_file_of_its_own_that_is_gone_after()
+    {
+        var limit = StoreLimit.MeasureSqlite(_directory.FullName);
+
+        Assert.Equal("sqlite", limit.Store);
+        Assert.True(limit.RowsPerS > 0, $"rows/s {limit.RowsPerS}");
+        Assert.True(limit.CommitP50Ms > 0 && limit.CommitP50Ms <= limit.CommitP99Ms, $"p50 {limit.CommitP50Ms} p99 {limit.CommitP99Ms}");
+        Assert.Empty(_directory.GetFileSystemInfos());
+    }
+
+    [Fact]
+    public async Task Bench_durable_json_carries_the_limit_the_ratios_and_the_cost_per_placement()
+    {
+        var options = new BenchOptions(Durable: true, Hosts: 20, Requests: 200, Rate: 0, Concurrency: 16, Policy: "pack",
+            DataDirectory: _directory.FullName, Output: OutputFormat.Json);
+        var output = new StringWriter();
+        var console = Console.Out;
+        Console.SetOut(output);
+        try
+        {
+            Assert.Equal(0, await BenchCommand.RunAsync(options, CancellationToken.None));
+        }
+        finally
+        {
+            Console.SetOut(console);
+        }
+
+        var text = output.ToString();
+        using var report = JsonDocument.Parse(text[text.IndexOf('{')..]);
+        var root = report.RootElement;
+        // 20 hosts cannot take every VM: each request is answered, placed or pending.
+        Assert.Equal(200, root.GetProperty("placed").GetInt32() + root.GetProperty("pending").GetInt32());
+        var limit = root.GetProperty("limit");
+        Assert.Equal("sqlite", limit.GetProperty("store").GetString());
+        Assert.True(limit.GetProperty("rows_per_s").GetDouble() > 0);
+        var ratios = root.GetProperty("ratios");
+        Assert.Equal(
+            Math.Round(root.GetProperty("placements_per_s").GetDouble() / limit.GetProperty("rows_per_s").GetDouble(), 4),
+            ratios.GetProperty("placements_to_rows").GetDouble());
+        Assert.True(ratios.GetProperty("p99_to_commit_p99").GetDouble() > 0);
+        var costs = root.GetProperty("costs");
+        Assert.True(costs.GetProperty("cpu_ms_per_placement").GetDouble() > 0);
+        Assert.True(costs.GetProperty("bytes_allocated_per_placement").GetInt64() > 0);
+    }
+}
