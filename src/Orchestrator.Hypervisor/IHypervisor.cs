@@ -134,6 +134,13 @@ public interface IHypervisor : IAsyncDisposable
     /// <summary>Removes a deleted volume's file from this host's pool <paramref name="pool"/>, for good. Nothing where there is none.</summary>
     Task DeleteVolumeAsync(string volumeId, string pool, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>This host's address for the tenant networks' VXLAN (the host registers with it); null: none.</summary>
+    string? NetworkUnderlay => null;
+
+    /// <summary>Programs the VXLAN forwarding of this host's networks: for each, the hosts its frames go to (whole).</summary>
+    Task SetNetworkPeersAsync(IReadOnlyList<Orchestrator.Domain.Networks.VxlanPeers> peers, CancellationToken cancellationToken) =>
+        Task.CompletedTask;
+
     /// <summary>
     /// Tells the host's fence guard that the node is alive. Called from the host agent on a timer, so a hung
     /// actor system stops the heartbeats and the guard kills the VMs after fence-after.

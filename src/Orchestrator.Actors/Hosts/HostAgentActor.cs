@@ -78,7 +78,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             _log.Error(failed.Cause, "could not look for running VMs; starting with none");
             OnDiscovered(new Discovered([]));
         });
-        Receive<Register>(_ => _scheduler.Tell(new RegisterHostAgent(RegisterCommand()), Self));
+        Receive<Register>(_ => _scheduler.Tell(new RegisterHostAgent(RegisterCommand(), _driver.NetworkUnderlay), Self));
         Receive<SchedulerReplies.HostAssignments>(reply => Feed(new HostInput.Assignments(reply.Assignments)));
         Receive<HostAgentCommands.Assign>(assign =>
         {
@@ -86,6 +86,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             Feed(new HostInput.Assigned(assign.Assignment));
         });
         Receive<HostAgentCommands.DeleteVolume>(DeleteVolume);
+        Receive<HostAgentCommands.SetNetworkPeers>(SetNetworkPeers);
         Receive<VmProtocol.Exited>(exited =>
         {
             if (IsLiveActor(exited.VmId))
@@ -363,6 +364,18 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             if (deleted.Exception is { } ex)
             {
                 log.Error(ex.GetBaseException(), "could not delete the file of deleted volume {0}", delete.VolumeId);
+            }
+        }, TaskScheduler.Default);
+    }
+
+    private void SetNetworkPeers(HostAgentCommands.SetNetworkPeers set)
+    {
+        var log = _log;
+        _driver.SetNetworkPeersAsync(set.Networks, CancellationToken.None).ContinueWith(done =>
+        {
+            if (done.Exception is { } ex)
+            {
+                log.Error(ex.GetBaseException(), "could not program the networks' VXLAN peers");
             }
         }, TaskScheduler.Default);
     }

@@ -34,6 +34,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly SharesPolicy? _shares;
     private readonly WebhookSettings? _webhookSettings;
     private readonly DeletionWaiters _deletionWaiters = new();
+    private readonly VxlanPublisher _vxlan = new();
 
     /// <summary>Webhook deliveries and automation rules, reading the journal; null when webhooks are off (benchmarks).</summary>
     private ProjectionChildren? _projections;
@@ -203,15 +204,20 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private void OnRegisterHostAgent(RegisterHostAgent register)
     {
         var host = register.Host.HostId;
-        if (_hosts.Register(host, Sender))
+        var fresh = _hosts.Register(host, Sender);
+        if (fresh)
         {
             _hostLossDetector.Tell(new HostLossProtocol.AgentRegistered(host, Sender));
         }
 
+        _vxlan.Register(host, register.Underlay, fresh);
         var agent = Sender;
         var before = Decided;
         Persist(register.Host, before.Decide(register.Host, _rules, DateTimeOffset.UtcNow), () =>
-            agent.Tell(SchedulerReplies.To(register.Host, before, _state)));
+        {
+            agent.Tell(SchedulerReplies.To(register.Host, before, _state));
+            _vxlan.Publish(_state, _hosts);
+        });
     }
 
     private void Handle(ILedgerCommand command) => Handle(command, Sender);
@@ -342,6 +348,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             {
                 TellHost(vmId);
             }
+
+            _vxlan.Publish(_state, _hosts);
 
             foreach (var volume in volumesGone)
             {
