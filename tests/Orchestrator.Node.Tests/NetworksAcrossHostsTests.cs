@@ -36,7 +36,7 @@ public sealed class NetworksAcrossHostsTests(ITestOutputHelper output)
     [Fact]
     public async Task A_vm_pings_its_tenants_vm_on_another_host_by_dhcp_address_and_another_tenants_vm_with_the_same_ip_never_answers()
     {
-        var cluster = await MultiHostCluster.StartAsync(output, new NetworkNamespaces("orcvx", "10.237.0"), hosts: 2);
+        var cluster = await MultiHostCluster.StartAsync(output, new NetworkNamespaces("orcvx", "10.219.73"), hosts: 2);
         var routers = new List<string>();
         try
         {
