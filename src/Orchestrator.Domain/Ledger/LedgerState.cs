@@ -212,6 +212,8 @@ public sealed partial record LedgerState(
         VolumeCommands.ResizeVolume c => DecideResizeVolume(c, rules),
         VolumeCommands.AttachVolume c => DecideAttachVolume(c),
         VolumeCommands.DetachVolume c => DecideDetachVolume(c),
+        SecurityGroupCommands.CreateSecurityGroup or SecurityGroupCommands.DeleteSecurityGroup or SecurityGroupCommands.AddSecurityRule
+            or SecurityGroupCommands.RemoveSecurityRule or SecurityGroupCommands.SetNicSecurityGroups => DecideSecurityGroup(command, now),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -751,7 +753,8 @@ public sealed partial record LedgerState(
     }
 
     public LedgerState Apply(ILedgerEvent evt) =>
-        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt)))), evt), evt), evt);
+        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt)))), evt), evt), evt)
+            .ApplySecurityGroups(evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -785,6 +788,8 @@ public sealed partial record LedgerState(
         RuleFired or NetworkEvents.NetworkCreated or NetworkEvents.NetworkDeleted => this, // RuleFired: its actions' own events follow; networks: ApplyNetworks
         VolumeEvents.VolumeCreated or VolumeEvents.VolumeDeleted or VolumeEvents.VolumeResized or VolumeEvents.VolumeAttached
             or VolumeEvents.VolumeDetached => this, // ApplyVolumes
+        SecurityGroupEvents.SecurityGroupCreated or SecurityGroupEvents.SecurityGroupDeleted or SecurityGroupEvents.SecurityRuleAdded
+            or SecurityGroupEvents.SecurityRuleRemoved or SecurityGroupEvents.NicSecurityGroupsChanged => this, // ApplySecurityGroups
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null).UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },
