@@ -131,6 +131,9 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             case ApiRender.Volumes:
                 Write(Rendering.Generic(response.Body, ["name", "sizeGiB", "pool", "host", "attachedTo", "createdAt"]));
                 break;
+            case ApiRender.SecurityGroups:
+                Write(Rendering.Generic(response.Body, ["name", "rules", "createdAt"]));
+                break;
             case ApiRender.Done:
                 context.Out.WriteLine(response.Body.Length > 0 && args.Method == "PUT" ? "labels set" : "done");
                 break;

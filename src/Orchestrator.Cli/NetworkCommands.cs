@@ -28,15 +28,22 @@ public static class NetworkCommands
     }
 
     /// <summary>The NICs typed on <c>vm create</c>: the i-th <c>--ip</c> belongs to the i-th <c>--network</c>.</summary>
-    public static IReadOnlyList<NicRequest>? Nics(string[]? networks, string[]? ips)
+    /// <param name="secgroups">security groups for every NIC.</param>
+    public static IReadOnlyList<NicRequest>? Nics(string[]? networks, string[]? ips, string[]? secgroups = null)
     {
+        if (secgroups is { Length: > 0 } && networks is not { Length: > 0 })
+        {
+            throw new CliException("--secgroup: the groups are for the VM's NICs; give a --network");
+        }
+
         if (ips is { Length: > 0 } && ips.Length > (networks?.Length ?? 0))
         {
             throw new CliException($"--ip: {ips.Length} address(es) for {networks?.Length ?? 0} --network(s); each --ip follows the --network it is on");
         }
 
         return networks is { Length: > 0 }
-            ? networks.Select((network, i) => new NicRequest(network, ips is not null && i < ips.Length ? ips[i] : null)).ToList()
+            ? networks.Select((network, i) => new NicRequest(network, ips is not null && i < ips.Length ? ips[i] : null,
+                secgroups is { Length: > 0 } ? secgroups : null)).ToList()
             : null;
     }
 

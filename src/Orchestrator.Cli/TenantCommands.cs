@@ -22,6 +22,7 @@ public enum ApiRender
     HostLabels,
     Networks,
     Volumes,
+    SecurityGroups,
 }
 
 /// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>

@@ -134,6 +134,10 @@ public interface IHypervisor : IAsyncDisposable
     /// <summary>Removes a deleted volume's file from this host's pool <paramref name="pool"/>, for good. Nothing where there is none.</summary>
     Task DeleteVolumeAsync(string volumeId, string pool, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>Applies a running VM's NICs again (their security rules changed); idempotent. Nothing where there are none.</summary>
+    Task UpdateNicsAsync(VmId vmId, IReadOnlyList<Orchestrator.Domain.Networks.NicAssignment> nics, CancellationToken cancellationToken) =>
+        Task.CompletedTask;
+
     /// <summary>This host's address for the tenant networks' VXLAN (the host registers with it); null: none.</summary>
     string? NetworkUnderlay => null;
 

@@ -83,6 +83,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         Receive<HostAgentCommands.Assign>(assign =>
         {
             SyncVolumes(assign.Assignment);
+            SyncNics(assign.Assignment);
             Feed(new HostInput.Assigned(assign.Assignment));
         });
         Receive<HostAgentCommands.DeleteVolume>(DeleteVolume);
@@ -353,6 +354,24 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             && !(slot.Assignment.Volumes ?? []).SequenceEqual(assignment.Volumes ?? []))
         {
             actor.Tell(new VmProtocol.SyncVolumes(assignment.Volumes ?? []));
+        }
+    }
+
+    /// <summary>A running VM's NICs as the ledger has them now (their security rules changed): its host applies them again.</summary>
+    private void SyncNics(VmAssignment assignment)
+    {
+        if (_actors.ContainsKey(assignment.VmId) && _plan.Slots.TryGetValue(assignment.VmId, out var slot)
+            && slot.Assignment.Epoch == assignment.Epoch && assignment.Nics is { Count: > 0 } nics
+            && !(slot.Assignment.Nics ?? []).SequenceEqual(nics))
+        {
+            var log = _log;
+            _driver.UpdateNicsAsync(assignment.VmId, nics, CancellationToken.None).ContinueWith(done =>
+            {
+                if (done.Exception is { } ex)
+                {
+                    log.Error(ex.GetBaseException(), "could not apply the NICs of VM {0} again", assignment.VmId);
+                }
+            }, TaskScheduler.Default);
         }
     }
 

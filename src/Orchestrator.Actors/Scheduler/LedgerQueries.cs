@@ -28,6 +28,7 @@ public static class LedgerQueries
         PlacementQueries.ListGroups q => PlacementQueries.Answer(state, q),
         NetworkQueries.ListNetworks q => NetworkReplies.List(state, q.Tenant),
         VolumeQueries.ListVolumes q => VolumeReplies.List(state, q.Tenant),
+        SecurityGroupQueries.ListSecurityGroups q => SecurityGroupReplies.List(state, q.Tenant),
         _ => throw new ArgumentOutOfRangeException(nameof(query), query, "not a query the ledger answers"),
     };
 }

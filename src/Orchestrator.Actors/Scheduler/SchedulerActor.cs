@@ -278,6 +278,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         var tagged = new List<Tagged>(decision.Events.Count);
         var sharesDue = _sharesKeeper is null ? null : new HashSet<HostId>();
         var volumesGone = new List<Orchestrator.Domain.Storage.VolumeRecord>();
+        var rulesChanged = new HashSet<VmId>(); // whose NICs' security rules changed: their hosts rewrite them
         foreach (var evt in decision.Events)
         {
             if (evt is VolumeEvents.VolumeDeleted deleted && ahead.Volumes.GetValueOrDefault(deleted.Id) is { } volume)
@@ -287,7 +288,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
             tagged.Add(new Tagged(evt, EventTags.For(ahead, evt)));
             sharesDue?.UnionWith(SharesDue.HostsChangedBy(ahead, evt));
+            rulesChanged.UnionWith(ahead.SecurityRulesTouchedBy(evt));
             ahead = ahead.Apply(evt);
+            rulesChanged.UnionWith(ahead.SecurityRulesTouchedBy(evt));
         }
 
         if (sharesDue is { Count: > 0 })
@@ -344,7 +347,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             }
 
             reply();
-            foreach (var vmId in changed)
+            foreach (var vmId in changed.Union(rulesChanged))
             {
                 TellHost(vmId);
             }

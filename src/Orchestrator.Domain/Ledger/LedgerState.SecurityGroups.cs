@@ -50,6 +50,28 @@ public sealed partial record LedgerState
         return VmsOf(tenant).Where(vm => (vm.Spec.Nics ?? []).Any(n => (n.SecurityGroups ?? []).Any(groups.Contains)));
     }
 
+    /// <summary>
+    /// The VMs whose hosts must rewrite their NICs' rules for <paramref name="evt"/>, as this state (before it, or after)
+    /// sees it: a rule added or removed touches its group's VMs and those with rules naming the group; a VM that comes,
+    /// goes or changes groups touches itself and every VM with rules naming one of its groups (their addresses changed).
+    /// </summary>
+    public IEnumerable<VmId> SecurityRulesTouchedBy(ILedgerEvent evt)
+    {
+        var (tenant, vm, groups) = evt switch
+        {
+            SecurityRuleAdded e when SecurityGroups.TryGetValue(e.GroupId, out var g) => (e.Tenant, (VmId?)null, new[] { g.Name }),
+            SecurityRuleRemoved e when SecurityGroups.TryGetValue(e.GroupId, out var g) => (e.Tenant, null, new[] { g.Name }),
+            NicSecurityGroupsChanged e when Vms.TryGetValue(e.VmId, out var v) => (e.Tenant, e.VmId, GroupsOf(v.Spec)),
+            LedgerEvents.VmRequested e => (e.Tenant, null, GroupsOf(e.Spec)),
+            LedgerEvents.VmReleased e when Vms.TryGetValue(e.VmId, out var v) => (v.Tenant, null, GroupsOf(v.Spec)),
+            _ => (default(TenantId), null, []),
+        };
+        var touched = groups.SelectMany(g => VmsAffectedBySecurityGroup(tenant, g)).Select(v => v.Id);
+        return vm is { } itself ? touched.Append(itself) : touched;
+    }
+
+    private static string[] GroupsOf(VmSpec spec) => (spec.Nics ?? []).SelectMany(n => n.SecurityGroups ?? []).Distinct().ToArray();
+
     /// <summary>The groups a NIC is asked to have, or the error naming <paramref name="field"/>: every one the tenant's, none twice.</summary>
     private FieldError? WhyNotGroups(TenantId tenant, IReadOnlyList<string>? groups, string field)
     {

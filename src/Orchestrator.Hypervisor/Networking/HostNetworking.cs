@@ -392,8 +392,46 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
         .Append("    ether type ip accept\n")
         .Append("    drop\n")
         .Append("  }\n")
+        .Append(ToGuestRules(tap, nic))
         .Append("}\n")
         .ToString();
+
+    /// <summary>
+    /// Security groups: what the bridge hands the tap is dropped unless it is ARP, its router's DHCP answer, from another
+    /// guest of its network (the router's address is not one: it stands for everything outside), a reply to a
+    /// connection the guest opened, or allowed by one of the NIC's rules. Without bridge conntrack (not every kernel has
+    /// nf_conntrack_bridge) a reply is recognised statelessly: TCP that is not a bare SYN, and ICMP echo replies and
+    /// errors; UDP replies need a rule.
+    /// </summary>
+    private static string ToGuestRules(string tap, NicAssignment nic)
+    {
+        var router = nic.RouterAddress();
+        var rules = new StringBuilder()
+            .Append("  chain to_guest {\n")
+            .Append("    type filter hook forward priority -200; policy accept;\n")
+            .Append(CultureInfo.InvariantCulture, $"    oifname != \"{tap}\" accept\n")
+            .Append("    ether type arp accept\n")
+            .Append("    ether type != ip drop\n")
+            .Append(CultureInfo.InvariantCulture, $"    ip saddr {router} udp sport 67 udp dport 68 accept\n")
+            .Append(CultureInfo.InvariantCulture, $"    ip saddr != {router} ip saddr {nic.CidrText()} accept\n")
+            .Append("    tcp flags & (syn | ack) != syn accept\n")
+            .Append("    icmp type { echo-reply, destination-unreachable, time-exceeded } accept\n");
+        foreach (var rule in nic.Inbound ?? [])
+        {
+            var ports = rule.PortFrom == rule.PortTo
+                ? rule.PortFrom.ToString(CultureInfo.InvariantCulture)
+                : $"{rule.PortFrom.ToString(CultureInfo.InvariantCulture)}-{rule.PortTo.ToString(CultureInfo.InvariantCulture)}";
+            rules.Append(CultureInfo.InvariantCulture, $"    ip saddr {rule.Cidr} ").Append(rule.Protocol switch
+            {
+                SecurityRule.Tcp => $"tcp dport {ports} accept\n",
+                SecurityRule.Udp => $"udp dport {ports} accept\n",
+                SecurityRule.Icmp => "ip protocol icmp accept\n",
+                _ => "accept\n",
+            });
+        }
+
+        return rules.Append("    drop\n").Append("  }\n").ToString();
+    }
 
     private string NetworkDirectory(int vni) => Path.Combine(StateDirectory, vni.ToString("x", CultureInfo.InvariantCulture));
 

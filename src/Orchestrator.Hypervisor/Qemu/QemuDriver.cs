@@ -302,6 +302,9 @@ public sealed class QemuDriver : IHypervisor
 
     public string? NetworkUnderlay => _options.Networking?.Underlay;
 
+    public Task UpdateNicsAsync(VmId vmId, IReadOnlyList<NicAssignment> nics, CancellationToken cancellationToken) =>
+        _options.Networking is { } networking && nics.Count > 0 ? networking.PlugAsync(vmId, nics, cancellationToken) : Task.CompletedTask;
+
     public Task SetNetworkPeersAsync(IReadOnlyList<VxlanPeers> peers, CancellationToken cancellationToken) =>
         _options.Networking?.SetPeersAsync(peers, cancellationToken) ?? Task.CompletedTask;
 
