@@ -52,8 +52,33 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithVolumes(networked);
+        return WithSecurityGroups(WithVolumes(networked));
     }
+
+    /// <summary>What layout version 10 added: security groups and their rules, and the groups of the VMs' NICs.</summary>
+    private static LedgerSnapshot WithSecurityGroups(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select((v, i) => v with
+        {
+            Spec = v.Spec with { Nics = v.Spec.Nics!.Select(n => n with { SecurityGroups = ["web", $"ünïcode ✓{i}"] }).ToList() },
+        }).ToList(),
+        SecurityGroups =
+        [
+            new SecurityGroupRecord("sg0123456789ab", Acme, "web",
+            [
+                new SecurityRule("r1", "tcp", 8080, 8090, "10.0.1.0/24", "ünïcode ✓0"),
+                new SecurityRule("r2", "icmp", -1, int.MaxValue, "0.0.0.0/0", "web"),
+            ], At),
+            new SecurityGroupRecord("sg-ünïcode ✓", new TenantId("beta"), "ünïcode ✓1", [new SecurityRule("r-ünïcode ✓", "udp", 1, 65535, "0.0.0.0/0", "x")], At.AddDays(-2)),
+        ],
+    };
+
+    /// <summary>A snapshot as builds before security groups (layout version 9) read it back.</summary>
+    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Nics = v.Spec.Nics?.Select(n => n with { SecurityGroups = null }).ToList() } }).ToList(),
+        SecurityGroups = null,
+    };
 
     /// <summary>What layout version 9 added: volumes, tenants' storage quotas and the volume names a VM's spec may carry.</summary>
     private static LedgerSnapshot WithVolumes(LedgerSnapshot snapshot) => snapshot with
@@ -69,13 +94,13 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         ],
     };
 
-    /// <summary>A snapshot as builds before volumes (layout version 8) read it back.</summary>
-    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot snapshot) => snapshot with
+    /// <summary>A snapshot as builds before volumes (layout version 8) read it back (no security groups either).</summary>
+    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot snapshot) => WithoutSecurityGroups(snapshot with
     {
         Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { MaxStorageGiB = null } }).ToList(),
         Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Volumes = null } }).ToList(),
         Volumes = null,
-    };
+    });
 
     /// <summary>The NICs of <see cref="Full"/>'s VMs, by position (layout version 7).</summary>
     private static readonly VmNic[][] Nics =
@@ -344,8 +369,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         body[100] ^= 0x01;
         Assert.Contains("do not match their checksum", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(body)).Message);
         var version = bytes.ToArray();
-        version[4] = 10;
-        Assert.Contains("version 10", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(version)).Message);
+        version[4] = LedgerSnapshotFormat.Version + 1;
+        Assert.Contains($"version {LedgerSnapshotFormat.Version + 1}", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(version)).Message);
         var json = System.Text.Encoding.UTF8.GetBytes(LegacySnapshot.Json);
         Assert.Contains("not a binary ledger snapshot", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(json)).Message);
     }

@@ -76,7 +76,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules,
                         snapshot.Networks, snapshot.Volumes)
                     .WithGroups(snapshot.Groups ?? [])
-                    .WithIdempotencyKeys(snapshot.IdempotencyKeys ?? []);
+                    .WithIdempotencyKeys(snapshot.IdempotencyKeys ?? [])
+                    .WithSecurityGroups(snapshot.SecurityGroups ?? []);
                 _recovery.StateRebuilt();
             }
         });
@@ -336,7 +337,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
                     _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
-                    _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList()));
+                    _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList(),
+                    _state.SecurityGroups.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>

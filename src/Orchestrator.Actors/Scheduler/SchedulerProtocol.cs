@@ -213,4 +213,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<Orchestrator.Domain.Placement.GroupRecord>? Groups = null,
     IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null,
     IReadOnlyList<IdempotencyRecord>? IdempotencyKeys = null,
-    IReadOnlyList<Orchestrator.Domain.Storage.VolumeRecord>? Volumes = null) : IOrchestratorMessage;
+    IReadOnlyList<Orchestrator.Domain.Storage.VolumeRecord>? Volumes = null,
+    IReadOnlyList<Orchestrator.Domain.Networks.SecurityGroupRecord>? SecurityGroups = null) : IOrchestratorMessage;

@@ -11,6 +11,10 @@ public sealed partial record LedgerState
     /// <summary>Security groups by id.</summary>
     public ImmutableDictionary<string, SecurityGroupRecord> SecurityGroups { get; init; } = ImmutableDictionary<string, SecurityGroupRecord>.Empty;
 
+    /// <summary>This state with the security groups a snapshot held.</summary>
+    public LedgerState WithSecurityGroups(IEnumerable<SecurityGroupRecord> groups) =>
+        this with { SecurityGroups = groups.ToImmutableDictionary(g => g.Id) };
+
     public SecurityGroupRecord? FindSecurityGroup(TenantId tenant, string name) =>
         SecurityGroups.Values.FirstOrDefault(g => g.Tenant == tenant && g.Name == name);
 
