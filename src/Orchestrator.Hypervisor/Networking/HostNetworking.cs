@@ -140,8 +140,7 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
             {
                 var bridge = MasterOf(tap);
                 await RunAsync(cancellationToken, "ip", "link", "del", tap);
-                // Declared first so that deleting a table never there (a failed plug) is no error.
-                await RunWithInputAsync(cancellationToken, $"table bridge {tap} {{}}\ndelete table bridge {tap}\n", "nft", "-f", "-");
+                await RunWithInputAsync(cancellationToken, DeleteTable(tap), "nft", "-f", "-");
                 if (bridge is not null && TryVni(bridge, out var vni))
                 {
                     File.Delete(Path.Combine(HostsDirectory(vni), tap));
@@ -225,6 +224,9 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
         }
     }
 
+    /// <summary>Deletes a bridge table of ours; declared first, so that one never made (a failed plug) is no error.</summary>
+    private static string DeleteTable(string name) => $"table bridge {name} {{}}\ndelete table bridge {name}\n";
+
     private static string MtuText => GuestMtu.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The network's VXLAN port on its bridge, with the rules that keep the router local, and its peers.</summary>
@@ -307,8 +309,7 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
             .Append("    udp dport { 67, 68 } drop\n")
             .ToString();
         return new StringBuilder()
-            .Append(CultureInfo.InvariantCulture, $"table bridge {vxlan} {{}}\n")
-            .Append(CultureInfo.InvariantCulture, $"delete table bridge {vxlan}\n")
+            .Append(DeleteTable(vxlan))
             .Append(CultureInfo.InvariantCulture, $"table bridge {vxlan} {{\n")
             .Append("  chain from_peers {\n")
             .Append("    type filter hook prerouting priority -200; policy accept;\n")
@@ -346,7 +347,7 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
             await RunAsync(cancellationToken, "ip", "link", "del", vxlan);
         }
 
-        await RunWithInputAsync(cancellationToken, $"table bridge {vxlan} {{}}\ndelete table bridge {vxlan}\n", "nft", "-f", "-");
+        await RunWithInputAsync(cancellationToken, DeleteTable(vxlan), "nft", "-f", "-");
         var ns = RouterNamespace(vni);
         if (File.Exists($"/run/netns/{ns}"))
         {
@@ -376,8 +377,7 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
         RunWithInputAsync(cancellationToken, PortSecurityRules(tap, nic), "nft", "-f", "-");
 
     public static string PortSecurityRules(string tap, NicAssignment nic) => new StringBuilder()
-        .Append(CultureInfo.InvariantCulture, $"table bridge {tap} {{}}\n")
-        .Append(CultureInfo.InvariantCulture, $"delete table bridge {tap}\n")
+        .Append(DeleteTable(tap))
         .Append(CultureInfo.InvariantCulture, $"table bridge {tap} {{\n")
         .Append("  chain from_guest {\n")
         .Append("    type filter hook prerouting priority -200; policy accept;\n")
