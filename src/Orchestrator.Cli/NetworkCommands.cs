@@ -47,12 +47,14 @@ public static class NetworkCommands
             : null;
     }
 
-    private static Command ByName(ICliActions actions, Func<(Action<Command> AddTo, Func<ParseResult, ClientArgs> Bind)> client, string verb,
-        string description, string method, string? argument)
+    /// <summary>A list, show or delete of one kind of a tenant's named things (networks, security groups) under <paramref name="path"/>.</summary>
+    internal static Command ByName(ICliActions actions, Func<(Action<Command> AddTo, Func<ParseResult, ClientArgs> Bind)> client, string verb,
+        string description, string method, string? argument, string path = "v1/networks", ApiRender render = ApiRender.Networks,
+        string what = "The network's name.")
     {
         var (addTo, bind) = client();
         var command = new Command(verb, description);
-        var name = argument is null ? null : new Argument<string>(argument) { Description = "The network's name." };
+        var name = argument is null ? null : new Argument<string>(argument) { Description = what };
         if (name is not null)
         {
             command.Arguments.Add(name);
@@ -60,8 +62,8 @@ public static class NetworkCommands
 
         addTo(command);
         command.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), method,
-            name is null ? "v1/networks" : $"v1/networks/{Uri.EscapeDataString(parse.GetValue(name)!)}", null,
-            method == "DELETE" ? ApiRender.Done : ApiRender.Networks), ct));
+            name is null ? path : $"{path}/{Uri.EscapeDataString(parse.GetValue(name)!)}", null,
+            method == "DELETE" ? ApiRender.Done : render), ct));
         return command;
     }
 }

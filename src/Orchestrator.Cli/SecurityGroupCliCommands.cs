@@ -21,9 +21,16 @@ public static class SecurityGroupCliCommands
             secgroup.Subcommands.Add(create);
         }
 
-        secgroup.Subcommands.Add(ByName(actions, client, "list", "List your security groups.", "GET", null));
-        secgroup.Subcommands.Add(ByName(actions, client, "show", "Show one security group and its rules.", "GET", "NAME"));
-        secgroup.Subcommands.Add(ByName(actions, client, "delete", "Delete a security group no NIC has and no rule names.", "DELETE", "NAME"));
+        foreach (var (verb, description, method, argument) in new[]
+                 {
+                     ("list", "List your security groups.", "GET", (string?)null),
+                     ("show", "Show one security group and its rules.", "GET", "NAME"),
+                     ("delete", "Delete a security group no NIC has and no rule names.", "DELETE", "NAME"),
+                 })
+        {
+            secgroup.Subcommands.Add(NetworkCommands.ByName(actions, client, verb, description, method, argument, "v1/secgroups", ApiRender.SecurityGroups,
+                "The security group's name."));
+        }
 
         var rule = new Command("rule", "Add or remove a group's allow rules.");
         {
@@ -85,23 +92,5 @@ public static class SecurityGroupCliCommands
         return parts.Length <= 2 && parts.All(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out _))
             ? (int.Parse(parts[0], CultureInfo.InvariantCulture), parts.Length == 2 ? int.Parse(parts[1], CultureInfo.InvariantCulture) : null)
             : throw new CliException($"--port: '{text}' is not a port or a range like 8000-8090");
-    }
-
-    private static Command ByName(ICliActions actions, Func<(Action<Command> AddTo, Func<ParseResult, ClientArgs> Bind)> client, string verb,
-        string description, string method, string? argument)
-    {
-        var (addTo, bind) = client();
-        var command = new Command(verb, description);
-        var name = argument is null ? null : new Argument<string>(argument) { Description = "The security group's name." };
-        if (name is not null)
-        {
-            command.Arguments.Add(name);
-        }
-
-        addTo(command);
-        command.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), method,
-            name is null ? "v1/secgroups" : $"v1/secgroups/{Uri.EscapeDataString(parse.GetValue(name)!)}", null,
-            method == "DELETE" ? ApiRender.Done : ApiRender.SecurityGroups), ct));
-        return command;
     }
 }
