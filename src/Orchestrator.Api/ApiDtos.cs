@@ -52,7 +52,7 @@ public static class ApiDtos
         new VmDiskDto(vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool, vm.Disk?.Host?.Value),
         vm.Spec.HostSelector,
         vm.Spec.Group,
-        vm.Spec.Nics?.Select(n => new NicDto(n.Network, n.Ip, n.Mac)).ToList());
+        vm.Spec.Nics?.Select(n => new NicDto(n.Network, n.Ip, n.Mac, n.SecurityGroups)).ToList());
 
     /// <summary>The bootstrap as it may be shown: fingerprints and a digest, never the user-data itself.</summary>
     public static VmBootstrapDto BootstrapOf(VmSpec spec)

@@ -78,6 +78,7 @@ public static class OrchestratorApi
         v1.MapNetworks(idempotency);
         v1.MapVolumes(idempotency);
         v1.MapSnapshots();
+        v1.MapSecurityGroups(idempotency);
 
         v1.MapGet("/vms", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
@@ -118,7 +119,7 @@ public static class OrchestratorApi
 
             var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.ToResources(), body.Labels, body.Driver,
                 body.Accelerator, VmBootstrap.Of(body.Hostname, body.SshKeys, body.UserData), body.DiskGiB, body.HostSelector, body.Group,
-                body.Nics?.Select(n => new Domain.Networks.VmNic(n.Network ?? "", n.Ip)).ToList(), body.Volumes, body.FromSnapshot);
+                body.Nics?.Select(n => new Domain.Networks.VmNic(n.Network ?? "", n.Ip, SecurityGroups: n.SecurityGroups)).ToList(), body.Volumes, body.FromSnapshot);
             // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler.
             if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, images.Names) is { Count: > 0 } invalid)
             {

@@ -54,6 +54,12 @@ public static partial class CliSyntax
             return (client.AddTo, client.Bind);
         }));
 
+        root.Subcommands.Add(SecurityGroupCliCommands.Build(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        }));
+
         root.Subcommands.Add(VolumeCommands.Build(actions, () =>
         {
             var client = new ClientOptions();
@@ -138,6 +144,8 @@ public static partial class CliSyntax
             var ips = new Option<string[]>("--ip") { Description = "The address the NIC of the --network before it asks for (default: the lowest free).", HelpName = "A.B.C.D" };
             create.Options.Add(networks);
             create.Options.Add(ips);
+            var secgroups = new Option<string[]>("--secgroup") { Description = "A security group of yours on every --network NIC (repeatable).", HelpName = "GROUP" };
+            create.Options.Add(secgroups);
             var volumes = VolumeCommands.CreateOption();
             create.Options.Add(volumes);
             var fromSnapshot = SnapshotCommands.FromSnapshotOption();
@@ -162,7 +170,7 @@ public static partial class CliSyntax
                     parse.GetValue(diskGiB),
                     parse.GetValue(hostSelector) is { Length: > 0 } terms ? terms : null,
                     parse.GetValue(group),
-                    NetworkCommands.Nics(parse.GetValue(networks), parse.GetValue(ips)),
+                    NetworkCommands.Nics(parse.GetValue(networks), parse.GetValue(ips), parse.GetValue(secgroups)),
                     parse.GetValue(volumes) is { Length: > 0 } attached ? attached : null,
                     parse.GetValue(fromSnapshot)),
                 ct));

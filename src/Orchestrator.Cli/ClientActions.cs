@@ -134,6 +134,9 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             case ApiRender.Snapshots:
                 Write(Rendering.Generic(response.Body, ["vm", "name", "sizeGiB", "pool", "host", "ready", "createdAt"]));
                 break;
+            case ApiRender.SecurityGroups:
+                Write(Rendering.Generic(response.Body, ["name", "rules", "createdAt"]));
+                break;
             case ApiRender.Done:
                 context.Out.WriteLine(response.Body.Length > 0 && args.Method == "PUT" ? "labels set" : "done");
                 break;

@@ -28,24 +28,33 @@ public static class NetworkCommands
     }
 
     /// <summary>The NICs typed on <c>vm create</c>: the i-th <c>--ip</c> belongs to the i-th <c>--network</c>.</summary>
-    public static IReadOnlyList<NicRequest>? Nics(string[]? networks, string[]? ips)
+    /// <param name="secgroups">security groups for every NIC.</param>
+    public static IReadOnlyList<NicRequest>? Nics(string[]? networks, string[]? ips, string[]? secgroups = null)
     {
+        if (secgroups is { Length: > 0 } && networks is not { Length: > 0 })
+        {
+            throw new CliException("--secgroup: the groups are for the VM's NICs; give a --network");
+        }
+
         if (ips is { Length: > 0 } && ips.Length > (networks?.Length ?? 0))
         {
             throw new CliException($"--ip: {ips.Length} address(es) for {networks?.Length ?? 0} --network(s); each --ip follows the --network it is on");
         }
 
         return networks is { Length: > 0 }
-            ? networks.Select((network, i) => new NicRequest(network, ips is not null && i < ips.Length ? ips[i] : null)).ToList()
+            ? networks.Select((network, i) => new NicRequest(network, ips is not null && i < ips.Length ? ips[i] : null,
+                secgroups is { Length: > 0 } ? secgroups : null)).ToList()
             : null;
     }
 
-    private static Command ByName(ICliActions actions, Func<(Action<Command> AddTo, Func<ParseResult, ClientArgs> Bind)> client, string verb,
-        string description, string method, string? argument)
+    /// <summary>A list, show or delete of one kind of a tenant's named things (networks, security groups) under <paramref name="path"/>.</summary>
+    internal static Command ByName(ICliActions actions, Func<(Action<Command> AddTo, Func<ParseResult, ClientArgs> Bind)> client, string verb,
+        string description, string method, string? argument, string path = "v1/networks", ApiRender render = ApiRender.Networks,
+        string what = "The network's name.")
     {
         var (addTo, bind) = client();
         var command = new Command(verb, description);
-        var name = argument is null ? null : new Argument<string>(argument) { Description = "The network's name." };
+        var name = argument is null ? null : new Argument<string>(argument) { Description = what };
         if (name is not null)
         {
             command.Arguments.Add(name);
@@ -53,8 +62,8 @@ public static class NetworkCommands
 
         addTo(command);
         command.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), method,
-            name is null ? "v1/networks" : $"v1/networks/{Uri.EscapeDataString(parse.GetValue(name)!)}", null,
-            method == "DELETE" ? ApiRender.Done : ApiRender.Networks), ct));
+            name is null ? path : $"{path}/{Uri.EscapeDataString(parse.GetValue(name)!)}", null,
+            method == "DELETE" ? ApiRender.Done : render), ct));
         return command;
     }
 }

@@ -23,6 +23,7 @@ public enum ApiRender
     Networks,
     Volumes,
     Snapshots,
+    SecurityGroups,
 }
 
 /// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>

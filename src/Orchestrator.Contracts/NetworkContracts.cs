@@ -16,9 +16,12 @@ public sealed record NetworkDto(string Id, string Name, string Tenant, string Ci
     DateTimeOffset CreatedAt);
 
 /// <summary>A NIC asked for at VM create: a network of the tenant by name, and the address wanted (else the lowest free).</summary>
+/// <param name="SecurityGroups">the tenant's security groups letting traffic in (none: only from its own network).</param>
 public sealed record NicRequest(
     string? Network,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Ip = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Ip = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? SecurityGroups = null);
 
-/// <summary>A VM's NIC as shown: its network, the address the ledger gave it and its MAC.</summary>
-public sealed record NicDto(string Network, string? Ip, string? Mac);
+/// <summary>A VM's NIC as shown: its network, the address the ledger gave it, its MAC and its security groups.</summary>
+public sealed record NicDto(string Network, string? Ip, string? Mac,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? SecurityGroups = null);

@@ -152,6 +152,17 @@ public interface IHypervisor : IAsyncDisposable
     /// <summary>Removes a disk layer no longer needed (a deleted snapshot's, a restored VM's old top) from pool <paramref name="pool"/>.</summary>
     Task DeleteDiskLayerAsync(string layer, string pool, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>Applies a running VM's NICs again (their security rules changed); idempotent. Nothing where there are none.</summary>
+    Task UpdateNicsAsync(VmId vmId, IReadOnlyList<Orchestrator.Domain.Networks.NicAssignment> nics, CancellationToken cancellationToken) =>
+        Task.CompletedTask;
+
+    /// <summary>This host's address for the tenant networks' VXLAN (the host registers with it); null: none.</summary>
+    string? NetworkUnderlay => null;
+
+    /// <summary>Programs the VXLAN forwarding of this host's networks: for each, the hosts its frames go to (whole).</summary>
+    Task SetNetworkPeersAsync(IReadOnlyList<Orchestrator.Domain.Networks.VxlanPeers> peers, CancellationToken cancellationToken) =>
+        Task.CompletedTask;
+
     /// <summary>
     /// Tells the host's fence guard that the node is alive. Called from the host agent on a timer, so a hung
     /// actor system stops the heartbeats and the guard kills the VMs after fence-after.

@@ -52,7 +52,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithSnapshots(WithVolumes(networked));
+        return WithSecurityGroups(WithSnapshots(WithVolumes(networked)));
     }
 
     /// <summary>What layout version 10 added: disk snapshots, the VMs' disk layers, clones' sources and tenants' snapshot quotas.</summary>
@@ -84,6 +84,31 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         Snapshots = null,
     };
 
+    /// <summary>What layout version 11 added: security groups and their rules, and the groups of the VMs' NICs.</summary>
+    private static LedgerSnapshot WithSecurityGroups(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select((v, i) => v with
+        {
+            Spec = v.Spec with { Nics = v.Spec.Nics!.Select(n => n with { SecurityGroups = ["web", $"ünïcode ✓{i}"] }).ToList() },
+        }).ToList(),
+        SecurityGroups =
+        [
+            new SecurityGroupRecord("sg0123456789ab", Acme, "web",
+            [
+                new SecurityRule("r1", "tcp", 8080, 8090, "10.0.1.0/24", "ünïcode ✓0"),
+                new SecurityRule("r2", "icmp", -1, int.MaxValue, "0.0.0.0/0", "web"),
+            ], At),
+            new SecurityGroupRecord("sg-ünïcode ✓", new TenantId("beta"), "ünïcode ✓1", [new SecurityRule("r-ünïcode ✓", "udp", 1, 65535, "0.0.0.0/0", "x")], At.AddDays(-2)),
+        ],
+    };
+
+    /// <summary>A snapshot as builds before security groups (layout version 10) read it back.</summary>
+    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Nics = v.Spec.Nics?.Select(n => n with { SecurityGroups = null }).ToList() } }).ToList(),
+        SecurityGroups = null,
+    };
+
     /// <summary>What layout version 9 added: volumes, tenants' storage quotas and the volume names a VM's spec may carry.</summary>
     private static LedgerSnapshot WithVolumes(LedgerSnapshot snapshot) => snapshot with
     {
@@ -98,8 +123,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         ],
     };
 
-    /// <summary>A snapshot as builds before volumes (layout version 8) read it back.</summary>
-    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot full) => WithoutSnapshots(full) is var snapshot ? snapshot with
+    /// <summary>A snapshot as builds before volumes (layout version 8) read it back (no snapshots or security groups either).</summary>
+    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot full) => WithoutSnapshots(WithoutSecurityGroups(full)) is var snapshot ? snapshot with
     {
         Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { MaxStorageGiB = null } }).ToList(),
         Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Volumes = null } }).ToList(),
@@ -347,11 +372,23 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     [Fact]
     public void A_version_9_snapshot_from_the_build_before_disk_snapshots_reads_back_with_none()
     {
-        // Version 9 wrote everything this build writes up to the snapshots section, which it did not have.
-        var current = LedgerSnapshotFormat.Write(WithoutSnapshots(Full()));
+        // Version 9 wrote everything this build writes up to the snapshots section, which it did not have (nor the later ones).
+        var expected = WithoutSnapshots(WithoutSecurityGroups(Full()));
+        var current = LedgerSnapshotFormat.Write(expected);
         var version9 = Reseal(current[..current.AsSpan().LastIndexOf("SNAP"u8)]);
         version9[4] = 9;
-        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version9[..^8])), 9, WithoutSnapshots(Full()));
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version9[..^8])), 9, expected);
+    }
+
+    [Fact]
+    public void A_version_10_snapshot_from_the_build_before_security_groups_reads_back_with_none()
+    {
+        // Version 10 wrote everything this build writes up to the security groups section, which it did not have.
+        var expected = WithoutSecurityGroups(Full());
+        var current = LedgerSnapshotFormat.Write(expected);
+        var version10 = Reseal(current[..current.AsSpan().LastIndexOf("SECG"u8)]);
+        version10[4] = 10;
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version10[..^8])), 10, expected);
     }
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
@@ -399,8 +436,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         body[100] ^= 0x01;
         Assert.Contains("do not match their checksum", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(body)).Message);
         var version = bytes.ToArray();
-        version[4] = 11;
-        Assert.Contains("version 11", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(version)).Message);
+        version[4] = LedgerSnapshotFormat.Version + 1;
+        Assert.Contains($"version {LedgerSnapshotFormat.Version + 1}", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(version)).Message);
         var json = System.Text.Encoding.UTF8.GetBytes(LegacySnapshot.Json);
         Assert.Contains("not a binary ledger snapshot", Assert.Throws<SerializationException>(() => LedgerSnapshotFormat.Read(json)).Message);
     }

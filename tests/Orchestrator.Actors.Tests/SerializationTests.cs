@@ -25,6 +25,7 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new HostId("h1"), 1, "demo", true, new DateTimeOffset(2026, 12, 5, 10, 0, 0, TimeSpan.Zero));
     private static readonly HostId H = new("host-1");
     private static readonly DateTimeOffset At = new(2026, 11, 24, 1, 2, 3, TimeSpan.Zero);
+    private static readonly Domain.Networks.SecurityRule SecurityRuleSample = new("r1", "tcp", 8080, 8090, "10.0.1.0/24", null);
     private static readonly VmSpec Spec = new("web1", 2, 512, "demo", RestartPolicy.Always, Driver: "kvm");
 
     private static readonly VmRecord Record = new(Vm, new TenantId("acme"), Spec, DesiredState.Running, VmStatus.Ready, null, H,
@@ -185,6 +186,20 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new SnapshotQueries.ListSnapshots(new TenantId("acme"), "web"),
         new SnapshotReplies.SnapshotAccepted(new SnapshotReplies.SnapshotView(Snapshot, "web")),
         new SnapshotReplies.SnapshotList([new SnapshotReplies.SnapshotView(Snapshot with { Backing = VolumeId, Host = null }, "web")], false),
+        new Hosts.HostAgentCommands.SetNetworkPeers([new Domain.Networks.VxlanPeers(7, ["10.219.73.2", "10.219.73.3"])]),
+        new RegisterHostAgent(new LedgerCommands.RegisterHost(H, 8, 16384, "qemu"), "10.219.73.1"),
+        new SecurityGroupCommands.CreateSecurityGroup("sg1", new TenantId("acme"), "web"),
+        new SecurityGroupCommands.DeleteSecurityGroup(new TenantId("acme"), "web"),
+        new SecurityGroupCommands.AddSecurityRule(new TenantId("acme"), "web", SecurityRuleSample),
+        new SecurityGroupCommands.RemoveSecurityRule(new TenantId("acme"), "web", "r1"),
+        new SecurityGroupCommands.SetNicSecurityGroups(new TenantId("acme"), "web-1", 0, ["web", "db"]),
+        new SecurityGroupEvents.SecurityGroupCreated("sg1", new TenantId("acme"), "web", At),
+        new SecurityGroupEvents.SecurityGroupDeleted("sg1", new TenantId("acme")),
+        new SecurityGroupEvents.SecurityRuleAdded("sg1", new TenantId("acme"), SecurityRuleSample with { RemoteCidr = null, RemoteGroup = "db" }),
+        new SecurityGroupEvents.SecurityRuleRemoved("sg1", new TenantId("acme"), "r1"),
+        new SecurityGroupEvents.NicSecurityGroupsChanged(Vm, new TenantId("acme"), 1, []),
+        new SecurityGroupQueries.ListSecurityGroups(new TenantId("acme")),
+        new SecurityGroupReplies.SecurityGroupList([new Domain.Networks.SecurityGroupRecord("sg1", new TenantId("acme"), "web", [SecurityRuleSample], At)]),
         new LedgerCommands.FireRule("rule1", Vm, "schedule"),
         new SchedulerQueries.ListRules(new TenantId("acme")),
         new SchedulerReplies.RuleList([new RuleRecord("rule1", new TenantId("acme"), "evening", null, 1, TimeSpan.Zero, "0 20 * * 1-5", Selector,

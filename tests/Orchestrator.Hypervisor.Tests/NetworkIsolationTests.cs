@@ -107,7 +107,7 @@ public sealed class NetworkIsolationTests(QemuFixture fixture, ITestOutputHelper
         }
 
         Assert.False(Directory.Exists($"/sys/class/net/{NetworkDeviceNames.Bridge(vniA)}"), "network A's bridge outlived its last VM");
-        Assert.False(File.Exists($"/run/netns/{NetworkDeviceNames.Namespace(vniB)}"), "network B's router namespace outlived its last VM");
+        Assert.False(File.Exists($"/run/netns/{networking.RouterNamespace(vniB)}"), "network B's router namespace outlived its last VM");
     }
 
     private static NicAssignment Nic(int vni, int host) =>

@@ -78,7 +78,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             _log.Error(failed.Cause, "could not look for running VMs; starting with none");
             OnDiscovered(new Discovered([]));
         });
-        Receive<Register>(_ => _scheduler.Tell(new RegisterHostAgent(RegisterCommand()), Self));
+        Receive<Register>(_ => _scheduler.Tell(new RegisterHostAgent(RegisterCommand(), _driver.NetworkUnderlay), Self));
         Receive<SchedulerReplies.HostAssignments>(reply =>
         {
             Feed(new HostInput.Assignments(reply.Assignments));
@@ -88,10 +88,12 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         {
             SyncVolumes(assign.Assignment);
             SyncDisk(assign.Assignment);
+            SyncNics(assign.Assignment);
             Feed(new HostInput.Assigned(assign.Assignment));
         });
         Receive<HostAgentCommands.DeleteVolume>(DeleteVolume);
         Receive<HostAgentCommands.DeleteDiskLayer>(DeleteDiskLayer);
+        Receive<HostAgentCommands.SetNetworkPeers>(SetNetworkPeers);
         Receive<VmProtocol.Exited>(exited =>
         {
             if (IsLiveActor(exited.VmId))
@@ -399,6 +401,24 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         }, TaskScheduler.Default);
     }
 
+    /// <summary>A running VM's NICs as the ledger has them now (their security rules changed): its host applies them again.</summary>
+    private void SyncNics(VmAssignment assignment)
+    {
+        if (_actors.ContainsKey(assignment.VmId) && _plan.Slots.TryGetValue(assignment.VmId, out var slot)
+            && slot.Assignment.Epoch == assignment.Epoch && assignment.Nics is { Count: > 0 } nics
+            && !(slot.Assignment.Nics ?? []).SequenceEqual(nics))
+        {
+            var log = _log;
+            _driver.UpdateNicsAsync(assignment.VmId, nics, CancellationToken.None).ContinueWith(done =>
+            {
+                if (done.Exception is { } ex)
+                {
+                    log.Error(ex.GetBaseException(), "could not apply the NICs of VM {0} again", assignment.VmId);
+                }
+            }, TaskScheduler.Default);
+        }
+    }
+
     private void DeleteVolume(HostAgentCommands.DeleteVolume delete)
     {
         var log = _log;
@@ -407,6 +427,18 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             if (deleted.Exception is { } ex)
             {
                 log.Error(ex.GetBaseException(), "could not delete the file of deleted volume {0}", delete.VolumeId);
+            }
+        }, TaskScheduler.Default);
+    }
+
+    private void SetNetworkPeers(HostAgentCommands.SetNetworkPeers set)
+    {
+        var log = _log;
+        _driver.SetNetworkPeersAsync(set.Networks, CancellationToken.None).ContinueWith(done =>
+        {
+            if (done.Exception is { } ex)
+            {
+                log.Error(ex.GetBaseException(), "could not program the networks' VXLAN peers");
             }
         }, TaskScheduler.Default);
     }

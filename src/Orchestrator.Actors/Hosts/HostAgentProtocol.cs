@@ -26,6 +26,12 @@ public static class HostAgentCommands
 
     /// <summary>From the scheduler: a disk layer nothing backs on any more (a deleted snapshot's, a restored VM's old top) goes.</summary>
     public sealed record DeleteDiskLayer(string Layer, string Pool) : IOrchestratorMessage;
+
+    /// <summary>
+    /// From the scheduler: for each network with a VM on this host, the underlay addresses of the other hosts holding
+    /// one of its VMs, whole (a network not listed has no peers). The host programs its VXLAN forwarding from it.
+    /// </summary>
+    public sealed record SetNetworkPeers(IReadOnlyList<Orchestrator.Domain.Networks.VxlanPeers> Networks) : IOrchestratorMessage;
 }
 
 /// <summary>The answer to a pause or resume: the VM's paused state now, or why it could not be done.</summary>

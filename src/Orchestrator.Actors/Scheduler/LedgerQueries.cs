@@ -29,6 +29,7 @@ public static class LedgerQueries
         NetworkQueries.ListNetworks q => NetworkReplies.List(state, q.Tenant),
         VolumeQueries.ListVolumes q => VolumeReplies.List(state, q.Tenant),
         SnapshotQueries.ListSnapshots q => SnapshotReplies.List(state, q),
+        SecurityGroupQueries.ListSecurityGroups q => SecurityGroupReplies.List(state, q.Tenant),
         _ => throw new ArgumentOutOfRangeException(nameof(query), query, "not a query the ledger answers"),
     };
 }

@@ -34,6 +34,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private readonly SharesPolicy? _shares;
     private readonly WebhookSettings? _webhookSettings;
     private readonly DeletionWaiters _deletionWaiters = new();
+    private readonly VxlanPublisher _vxlan = new();
 
     /// <summary>Webhook deliveries and automation rules, reading the journal; null when webhooks are off (benchmarks).</summary>
     private ProjectionChildren? _projections;
@@ -75,7 +76,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _state = LedgerState.FromRecords(snapshot.Hosts, snapshot.Vms, snapshot.Tenants, snapshot.Keys, snapshot.Webhooks, snapshot.Rules,
                         snapshot.Networks, snapshot.Volumes, snapshot.Snapshots)
                     .WithGroups(snapshot.Groups ?? [])
-                    .WithIdempotencyKeys(snapshot.IdempotencyKeys ?? []);
+                    .WithIdempotencyKeys(snapshot.IdempotencyKeys ?? [])
+                    .WithSecurityGroups(snapshot.SecurityGroups ?? []);
                 _recovery.StateRebuilt();
             }
         });
@@ -203,15 +205,20 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private void OnRegisterHostAgent(RegisterHostAgent register)
     {
         var host = register.Host.HostId;
-        if (_hosts.Register(host, Sender))
+        var fresh = _hosts.Register(host, Sender);
+        if (fresh)
         {
             _hostLossDetector.Tell(new HostLossProtocol.AgentRegistered(host, Sender));
         }
 
+        _vxlan.Register(host, register.Underlay, fresh);
         var agent = Sender;
         var before = Decided;
         Persist(register.Host, before.Decide(register.Host, _rules, DateTimeOffset.UtcNow), () =>
-            agent.Tell(SchedulerReplies.To(register.Host, before, _state)));
+        {
+            agent.Tell(SchedulerReplies.To(register.Host, before, _state));
+            _vxlan.Publish(_state, _hosts);
+        });
     }
 
     private void Handle(ILedgerCommand command) => Handle(command, Sender);
@@ -273,6 +280,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         var sharesDue = _sharesKeeper is null ? null : new HashSet<HostId>();
         var volumesGone = new List<Orchestrator.Domain.Storage.VolumeRecord>();
         var layersGone = new List<LayerGone>();
+        var rulesChanged = new HashSet<VmId>(); // whose NICs' security rules changed: their hosts rewrite them
         foreach (var evt in decision.Events)
         {
             if (evt is VolumeEvents.VolumeDeleted deleted && ahead.Volumes.GetValueOrDefault(deleted.Id) is { } volume)
@@ -283,7 +291,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             layersGone.AddRange(ahead.LayersGoneBy(evt));
             tagged.Add(new Tagged(evt, EventTags.For(ahead, evt)));
             sharesDue?.UnionWith(SharesDue.HostsChangedBy(ahead, evt));
+            rulesChanged.UnionWith(ahead.SecurityRulesTouchedBy(evt));
             ahead = ahead.Apply(evt);
+            rulesChanged.UnionWith(ahead.SecurityRulesTouchedBy(evt));
         }
 
         if (sharesDue is { Count: > 0 })
@@ -330,7 +340,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
                     _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
                     _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList(),
-                    _state.Snapshots.Values.ToList()));
+                    _state.Snapshots.Values.ToList(), _state.SecurityGroups.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>
@@ -341,10 +351,12 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             }
 
             reply();
-            foreach (var vmId in changed)
+            foreach (var vmId in changed.Union(rulesChanged))
             {
                 TellHost(vmId);
             }
+
+            _vxlan.Publish(_state, _hosts);
 
             foreach (var volume in volumesGone)
             {

@@ -184,7 +184,8 @@ public sealed record SetVmPaused(TenantId Tenant, string Name, bool Paused) : IO
 /// tells it about later changes to its VMs. Sent at start and again periodically, so a recovered scheduler
 /// re-learns its hosts.
 /// </summary>
-public sealed record RegisterHostAgent(LedgerCommands.RegisterHost Host) : IOrchestratorMessage;
+/// <param name="Underlay">the host's address for the tenant networks' VXLAN; null: it takes part in none.</param>
+public sealed record RegisterHostAgent(LedgerCommands.RegisterHost Host, string? Underlay = null) : IOrchestratorMessage;
 
 /// <summary>
 /// From a host agent before it (re)starts a VM on its own (after a crash or a fence): the ledger must still place the
@@ -215,4 +216,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<Orchestrator.Domain.Networks.NetworkRecord>? Networks = null,
     IReadOnlyList<IdempotencyRecord>? IdempotencyKeys = null,
     IReadOnlyList<Orchestrator.Domain.Storage.VolumeRecord>? Volumes = null,
-    IReadOnlyList<Orchestrator.Domain.Storage.SnapshotRecord>? Snapshots = null) : IOrchestratorMessage;
+    IReadOnlyList<Orchestrator.Domain.Storage.SnapshotRecord>? Snapshots = null,
+    IReadOnlyList<Orchestrator.Domain.Networks.SecurityGroupRecord>? SecurityGroups = null) : IOrchestratorMessage;

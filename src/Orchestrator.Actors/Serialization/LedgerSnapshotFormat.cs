@@ -30,9 +30,10 @@ public static class LedgerSnapshotFormat
     /// the placement section after it (<see cref="WritePlacement"/>); version 7 the networks and the VMs' NICs after that;
     /// version 8 the creates' idempotency keys (<see cref="WriteIdempotencyKeys"/>); version 9 the volumes and the tenants'
     /// storage quotas after them (<see cref="WriteVolumes"/>); version 10 the disk snapshots and the VMs' disk layers after
-    /// those (<see cref="WriteSnapshots"/>).
+    /// those (<see cref="WriteSnapshots"/>); version 11 the security groups and the NICs' groups after
+    /// those (<see cref="WriteSecurityGroups"/>).
     /// </summary>
-    public const byte Version = 10;
+    public const byte Version = 11;
 
     private const byte OldestReadable = 1;
 
@@ -64,6 +65,7 @@ public static class LedgerSnapshotFormat
         List(w, snapshot.IdempotencyKeys, WriteIdempotencyKeys);
         WriteVolumes(w, snapshot);
         WriteSnapshots(w, snapshot);
+        WriteSecurityGroups(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -134,6 +136,7 @@ public static class LedgerSnapshotFormat
         var idempotencyKeys = version >= 8 ? List(r, "idempotency key", ReadIdempotencyKey) : null;
         var volumes = version >= 9 ? ReadVolumes(r, tenants, vms!) : null;
         var snapshots = version >= 10 ? ReadSnapshots(r, tenants, vms!) : null;
+        var securityGroups = version >= 11 ? ReadSecurityGroups(r, vms!) : null;
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -141,7 +144,7 @@ public static class LedgerSnapshotFormat
             throw r.Corrupt($"{r.Remaining} bytes after the last record");
         }
 
-        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys, volumes, snapshots);
+        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys, volumes, snapshots, securityGroups);
     }
 
     /// <summary>
@@ -154,7 +157,17 @@ public static class LedgerSnapshotFormat
         [
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
             nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups), nameof(LedgerSnapshot.Networks),
-            nameof(LedgerSnapshot.IdempotencyKeys), nameof(LedgerSnapshot.Volumes), nameof(LedgerSnapshot.Snapshots),
+            nameof(LedgerSnapshot.IdempotencyKeys), nameof(LedgerSnapshot.Volumes), nameof(LedgerSnapshot.Snapshots), nameof(LedgerSnapshot.SecurityGroups),
+        ],
+        [typeof(SecurityGroupRecord)] =
+        [
+            nameof(SecurityGroupRecord.Id), nameof(SecurityGroupRecord.Tenant), nameof(SecurityGroupRecord.Name), nameof(SecurityGroupRecord.Rules),
+            nameof(SecurityGroupRecord.CreatedAt),
+        ],
+        [typeof(SecurityRule)] =
+        [
+            nameof(SecurityRule.Id), nameof(SecurityRule.Protocol), nameof(SecurityRule.PortFrom), nameof(SecurityRule.PortTo),
+            nameof(SecurityRule.RemoteCidr), nameof(SecurityRule.RemoteGroup),
         ],
         [typeof(IdempotencyRecord)] = [nameof(IdempotencyRecord.Token), nameof(IdempotencyRecord.VmId), nameof(IdempotencyRecord.At)],
         [typeof(IdempotencyToken)] = [nameof(IdempotencyToken.Key), nameof(IdempotencyToken.BodyHash)],
@@ -168,7 +181,7 @@ public static class LedgerSnapshotFormat
             nameof(NetworkRecord.Id), nameof(NetworkRecord.Tenant), nameof(NetworkRecord.Name), nameof(NetworkRecord.Cidr),
             nameof(NetworkRecord.Gateway), nameof(NetworkRecord.Vni), nameof(NetworkRecord.CreatedAt),
         ],
-        [typeof(VmNic)] = [nameof(VmNic.Network), nameof(VmNic.Ip), nameof(VmNic.Mac)],
+        [typeof(VmNic)] = [nameof(VmNic.Network), nameof(VmNic.Ip), nameof(VmNic.Mac), nameof(VmNic.SecurityGroups)],
         [typeof(VolumeRecord)] =
         [
             nameof(VolumeRecord.Id), nameof(VolumeRecord.Tenant), nameof(VolumeRecord.Name), nameof(VolumeRecord.SizeGiB),
@@ -802,6 +815,84 @@ public static class LedgerSnapshotFormat
         }
 
         tenants![index] = tenants[index] with { Quota = change(tenants[index].Quota) };
+    }
+
+    // ---- Version 11: security groups, after the volumes, behind their own marker; then the groups of the VMs' NICs that
+    // have any (VM id, then NIC index and group names), so that the NICs' own layout stays as version 7 wrote it.
+    private const int SecurityGroupsMarker = 0x47434553; // "SECG"
+
+    private static void WriteSecurityGroups(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(SecurityGroupsMarker);
+        List(w, snapshot.SecurityGroups, (w, g) =>
+        {
+            w.Text(g.Id);
+            w.Shared(g.Tenant.Value);
+            w.Text(g.Name);
+            w.Time(g.CreatedAt);
+            List(w, g.Rules, (w, rule) =>
+            {
+                w.Text(rule.Id);
+                w.Shared(rule.Protocol);
+                w.Int32(rule.PortFrom);
+                w.Int32(rule.PortTo);
+                Optional(w, rule.RemoteCidr, (w, cidr) => w.Text(cidr));
+                Optional(w, rule.RemoteGroup, (w, group) => w.Text(group));
+            });
+        });
+        var secured = snapshot.Vms.Where(v => (v.Spec.Nics ?? []).Any(n => n.SecurityGroups is { Count: > 0 })).ToList();
+        List(w, secured.Count > 0 ? secured : null, (w, vm) =>
+        {
+            w.Guid(vm.Id.Value);
+            var nics = vm.Spec.Nics!.Select((nic, index) => (nic, index)).Where(n => n.nic.SecurityGroups is { Count: > 0 }).ToList();
+            List(w, nics, (w, n) =>
+            {
+                w.Int32(n.index);
+                List(w, n.nic.SecurityGroups, (w, name) => w.Text(name));
+            });
+        });
+    }
+
+    private static SecurityGroupRecord[]? ReadSecurityGroups(SnapshotReader r, VmRecord[] vms)
+    {
+        r.Section = "security groups";
+        r.Index = -1;
+        if (r.Int32() != SecurityGroupsMarker)
+        {
+            throw r.Corrupt("the security groups section's marker is missing");
+        }
+
+        var groups = List(r, "security group", r => new SecurityGroupRecord(r.Text()!, new TenantId(r.Shared()!), r.Text()!,
+            [], r.Time()) is var g
+            ? g with
+            {
+                Rules = [.. List(r, "security rule", r => new SecurityRule(r.Text()!, r.Shared()!, r.Int32(), r.Int32(),
+                    r.Bool() ? r.Text() : null, r.Bool() ? r.Text() : null)) ?? []],
+            }
+            : g);
+        var secured = (List(r, "VM NIC groups", r => (VmId: new VmId(r.Guid()),
+                Nics: List(r, "NIC groups", r => (Index: r.Int32(), Names: List(r, "group name", r => r.Text()!) ?? [])) ?? [])) ?? [])
+            .ToDictionary(s => s.VmId, s => s.Nics);
+        for (var i = 0; i < vms.Length && secured.Count > 0; i++)
+        {
+            if (secured.Remove(vms[i].Id, out var nics))
+            {
+                var cards = (vms[i].Spec.Nics ?? []).ToArray();
+                foreach (var (index, names) in nics)
+                {
+                    if (index < 0 || index >= cards.Length)
+                    {
+                        throw r.Corrupt($"security groups for NIC {index} of VM {vms[i].Id}, which has {cards.Length}");
+                    }
+
+                    cards[index] = cards[index] with { SecurityGroups = names };
+                }
+
+                vms[i] = vms[i] with { Spec = vms[i].Spec with { Nics = cards } };
+            }
+        }
+
+        return secured.Count > 0 ? throw r.Corrupt($"security groups for {secured.Count} VM(s) the snapshot does not hold") : groups;
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

@@ -22,7 +22,8 @@ public sealed record OrchestratorSettings(
     Webhooks.WebhookSettings? Webhooks = null,
     LoggingSettings? Logging = null,
     string? SecretsKeyFile = null,
-    StorageSettings? Storage = null)
+    StorageSettings? Storage = null,
+    string? NetworkUnderlay = null)
 {
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
@@ -78,8 +79,23 @@ public sealed record OrchestratorSettings(
                 o.GetBoolean("webhooks.allow-private-addresses", false)),
             LoggingSettings.Create(o.GetConfig("logging"), dataDir),
             o.GetString("secrets.key-file", "") is { Length: > 0 } keyFile ? keyFile : Path.Combine(dataDir, SecretBox.DefaultFileName),
-            StorageSettings.Create(o.GetConfig("storage"), dataDir));
+            StorageSettings.Create(o.GetConfig("storage"), dataDir),
+            ResolveUnderlay(o.GetString("network.underlay-address", "auto"), o.GetString("cluster.hostname", "127.0.0.1")));
     }
+
+    /// <summary><c>orchestrator.network.underlay-address</c>: an IPv4 address, <c>auto</c> (the cluster hostname when it is one and not loopback) or <c>off</c>.</summary>
+    public static string? ResolveUnderlay(string configured, string clusterHostname) => configured switch
+    {
+        "off" or "" => null,
+        "auto" => System.Net.IPAddress.TryParse(clusterHostname, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+                  && !System.Net.IPAddress.IsLoopback(ip) && !ip.Equals(System.Net.IPAddress.Any)
+            ? ip.ToString()
+            : null,
+        _ => System.Net.IPAddress.TryParse(configured, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+             && configured.Count(c => c == '.') == 3
+            ? ip.ToString()
+            : throw new ConfigurationException($"orchestrator.network.underlay-address: '{configured}' is not an IPv4 address, auto or off"),
+    };
 
     /// <summary>
     /// With the secrets key loaded (<see cref="SecretBox.Load"/>, creating its file when missing) on a node that may

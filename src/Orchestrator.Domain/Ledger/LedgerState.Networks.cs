@@ -28,7 +28,7 @@ public sealed partial record LedgerState
     /// <summary>What the VM's host needs to plug its NICs; empty for a VM without any.</summary>
     public IReadOnlyList<NicAssignment> NicsOf(VmRecord vm) =>
         (vm.Spec.Nics ?? []).Select((nic, index) => FindNetwork(vm.Tenant, nic.Network) is { } network && nic is { Ip: { } ip, Mac: { } mac }
-                ? new NicAssignment(index, network.Id, network.Vni, mac, ip, network.Range().Prefix, network.Gateway)
+                ? new NicAssignment(index, network.Id, network.Vni, mac, ip, network.Range().Prefix, network.Gateway, InboundRulesOf(vm.Tenant, nic))
                 : null)
             .OfType<NicAssignment>()
             .ToList();
@@ -102,6 +102,11 @@ public sealed partial record LedgerState
                 return (null, Refusal.Invalid([new FieldError($"{field}.network", $"no network '{FieldError.Echo(nics[i].Network)}'")]));
             }
 
+            if (WhyNotGroups(tenant, nics[i].SecurityGroups, $"{field}.securityGroups") is { } badGroups)
+            {
+                return (null, Refusal.Invalid([badGroups]));
+            }
+
             var range = network.Range();
             var taken = leases.GetValueOrDefault(network.Id) ?? NetworkLeases.None;
             uint address;
@@ -139,7 +144,8 @@ public sealed partial record LedgerState
                 probe++;
             }
 
-            var nic = new VmNic(network.Name, Ipv4Cidr.Format(address), NicMacs.For(vm, i, probe));
+            var nic = new VmNic(network.Name, Ipv4Cidr.Format(address), NicMacs.For(vm, i, probe),
+                nics[i].SecurityGroups is { Count: > 0 } groups ? groups : null);
             allocated.Add(nic);
             leases = leases.SetItem(network.Id, taken.Take(vm, nic));
         }

@@ -218,6 +218,8 @@ public sealed partial record LedgerState(
         SnapshotCommands.DeleteSnapshot c => DecideDeleteSnapshot(c),
         SnapshotCommands.RestoreSnapshot c => DecideRestoreSnapshot(c),
         SnapshotCommands.ConfirmDiskLayer c => DecideConfirmDiskLayer(c),
+        SecurityGroupCommands.CreateSecurityGroup or SecurityGroupCommands.DeleteSecurityGroup or SecurityGroupCommands.AddSecurityRule
+            or SecurityGroupCommands.RemoveSecurityRule or SecurityGroupCommands.SetNicSecurityGroups => DecideSecurityGroup(command, now),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -767,7 +769,8 @@ public sealed partial record LedgerState(
     }
 
     public LedgerState Apply(ILedgerEvent evt) =>
-        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplySnapshots(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt))))), evt), evt), evt);
+        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplySnapshots(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt))))), evt), evt), evt)
+            .ApplySecurityGroups(evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -802,6 +805,8 @@ public sealed partial record LedgerState(
         VolumeEvents.VolumeCreated or VolumeEvents.VolumeDeleted or VolumeEvents.VolumeResized or VolumeEvents.VolumeAttached
             or VolumeEvents.VolumeDetached => this, // ApplyVolumes
         ISnapshotEvent => this, // ApplySnapshots
+        SecurityGroupEvents.SecurityGroupCreated or SecurityGroupEvents.SecurityGroupDeleted or SecurityGroupEvents.SecurityRuleAdded
+            or SecurityGroupEvents.SecurityRuleRemoved or SecurityGroupEvents.NicSecurityGroupsChanged => this, // ApplySecurityGroups
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },

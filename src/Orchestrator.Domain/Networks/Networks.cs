@@ -23,7 +23,8 @@ public sealed record NetworkRecord(string Id, TenantId Tenant, string Name, stri
 /// accepted the VM, <see cref="Ip"/> and <see cref="Mac"/> are the ones it allocated, kept for the VM's life (restarts
 /// and re-placements included).
 /// </summary>
-public sealed record VmNic(string Network, string? Ip = null, string? Mac = null);
+/// <param name="SecurityGroups">the tenant's security groups (by name) allowing traffic into this NIC; none: only its own network's.</param>
+public sealed record VmNic(string Network, string? Ip = null, string? Mac = null, IReadOnlyList<string>? SecurityGroups = null);
 
 /// <summary>What a network's addresses and MACs are taken by. Derived from the VMs' specs, never persisted on its own.</summary>
 public sealed record NetworkLeases(ImmutableDictionary<uint, VmId> Addresses, ImmutableHashSet<string> Macs)
@@ -43,8 +44,17 @@ public sealed record NetworkLeases(ImmutableDictionary<uint, VmId> Addresses, Im
 
 /// <summary>What a host needs to plug one NIC: the bridge (from the VNI), the tap's MAC and the address DHCP hands out.</summary>
 /// <param name="Index">the NIC's place in the VM's spec: taps are named from the VM's id and this.</param>
-public sealed record NicAssignment(int Index, string NetworkId, int Vni, string Mac, string Ip, int Prefix, bool Gateway)
+/// <param name="Inbound">what its security groups let in beyond its own network's guests (none: nothing more).</param>
+public sealed record NicAssignment(int Index, string NetworkId, int Vni, string Mac, string Ip, int Prefix, bool Gateway,
+    IReadOnlyList<InboundRule>? Inbound = null)
 {
+    /// <summary>Compares the rules by value (a record compares lists by reference): an assignment told again is the same one.</summary>
+    public bool Equals(NicAssignment? other) =>
+        other is not null && (Index, NetworkId, Vni, Mac, Ip, Prefix, Gateway) == (other.Index, other.NetworkId, other.Vni, other.Mac, other.Ip, other.Prefix, other.Gateway)
+        && (Inbound ?? []).SequenceEqual(other.Inbound ?? []);
+
+    public override int GetHashCode() => HashCode.Combine(Index, NetworkId, Vni, Mac, Ip);
+
     public string RouterAddress() => Ipv4Cidr.Format(new Ipv4Cidr(Network(), Prefix).Router);
 
     private uint Network() => Ipv4Cidr.TryParseAddress(Ip, out var ip) ? ip & new Ipv4Cidr(0, Prefix).Mask : 0;

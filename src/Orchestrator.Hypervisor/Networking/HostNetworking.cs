@@ -17,6 +17,15 @@ public interface IHostNetworking
 
     /// <summary>Removes the VM's taps and their rules; a network left with no tap on this host goes too.</summary>
     Task UnplugAsync(VmId vm, CancellationToken cancellationToken);
+
+    /// <summary>This host's address for the networks' VXLAN; null: its networks stay on this host.</summary>
+    string? Underlay => null;
+
+    /// <summary>
+    /// The hosts each network's frames go to, whole (a network not listed has none): kept for networks plugged later,
+    /// and programmed at once into the VXLAN forwarding of those already here.
+    /// </summary>
+    Task SetPeersAsync(IReadOnlyList<VxlanPeers> peers, CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 /// <summary>
@@ -33,8 +42,15 @@ public static class NetworkDeviceNames
 
     public static string TapPrefix(VmId vm) => "otp" + vm.Compact[..10];
 
-    /// <summary>The network router's namespace (its DHCP server and gateway address).</summary>
-    public static string Namespace(int vni) => "orchnet-" + vni.ToString("x", CultureInfo.InvariantCulture);
+    /// <summary>
+    /// The network router's namespace (its DHCP server and gateway address). Namespace names are one list for the whole
+    /// machine (/run/netns), also for hosts that are network namespaces of one machine: <paramref name="scope"/> keeps
+    /// each host's apart.
+    /// </summary>
+    public static string Namespace(int vni, string scope) => $"orchnet-{scope}-{vni.ToString("x", CultureInfo.InvariantCulture)}";
+
+    /// <summary>The network's VXLAN device on every host: "ovx" and the VNI in hex (at most 9 characters).</summary>
+    public static string Vxlan(int vni) => "ovx" + vni.ToString("x", CultureInfo.InvariantCulture);
 
     /// <summary>The router's veth: its bridge end ("ovh…") and its namespace end ("ovn…").</summary>
     public static (string Bridge, string Router) RouterLink(int vni) =>
@@ -48,10 +64,27 @@ public static class NetworkDeviceNames
 /// to the bridge by a veth; it runs dnsmasq with static entries only (MAC → address), so a DHCP server sees nothing of
 /// the host and the host nothing of it. Each tap has an nftables table of its own (bridge family) allowing only the
 /// VM's own MAC and address, ARP included, and no DHCP server replies.
+/// Across hosts, a network's bridge has a VXLAN port (VNI = the network's, unicast to the peers the scheduler names, no
+/// multicast, no learning). Every host's router has the same address: its ARP, its traffic and DHCP never cross the
+/// VXLAN port (an nftables table on it, as Neutron's DVR keeps its distributed router local), so each guest is answered
+/// by its own host's router and dnsmasq only.
 /// </summary>
-public sealed class HostNetworking(string stateDirectory) : IHostNetworking
+/// <param name="underlay">this host's address on the network between hosts; null: no VXLAN.</param>
+public sealed class HostNetworking(string stateDirectory, string? underlay = null) : IHostNetworking
 {
+    /// <summary>The guests' and the networks' MTU: the underlay's 1500 less VXLAN's 50 bytes, on every host alike.</summary>
+    public const int GuestMtu = 1450;
+
+    private const string VxlanPort = "4789";
+
+    private const string AnyMac = "00:00:00:00:00:00";
+
     private readonly SemaphoreSlim _lock = new(1, 1);
+
+    /// <summary>The peers of each network (by VNI) as the scheduler last said.</summary>
+    private Dictionary<int, IReadOnlyList<string>> _peers = [];
+
+    public string? Underlay { get; } = underlay;
 
     /// <summary>Per network: dnsmasq's pid file, lease file and log.</summary>
     public string StateDirectory { get; } = stateDirectory;
@@ -61,8 +94,15 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
     /// the node's data directory (often 0700), so they live under /run (root's, 0755, gone at reboot like dnsmasq),
     /// keyed by the state directory so that two nodes on one machine keep theirs apart.
     /// </summary>
-    private readonly string _hostsRoot = Path.Combine("/run/orchestrator/dhcp-hosts",
-        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(stateDirectory))))[..16]);
+    private readonly string _hostsRoot = Path.Combine("/run/orchestrator/dhcp-hosts", ScopeOf(stateDirectory));
+
+    private readonly string _scope = ScopeOf(stateDirectory)[..8];
+
+    private static string ScopeOf(string stateDirectory) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(stateDirectory))))[..16];
+
+    /// <summary>The router namespace of network <paramref name="vni"/> on this host.</summary>
+    public string RouterNamespace(int vni) => NetworkDeviceNames.Namespace(vni, _scope);
 
     public async Task PlugAsync(VmId vm, IReadOnlyList<NicAssignment> nics, CancellationToken cancellationToken)
     {
@@ -78,7 +118,7 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
                     await RunAsync(cancellationToken, "ip", "tuntap", "add", "dev", tap, "mode", "tap");
                 }
 
-                await RunAsync(cancellationToken, "ip", "link", "set", tap, "master", NetworkDeviceNames.Bridge(nic.Vni));
+                await RunAsync(cancellationToken, "ip", "link", "set", tap, "mtu", MtuText, "master", NetworkDeviceNames.Bridge(nic.Vni));
                 await ApplyPortSecurityAsync(tap, nic, cancellationToken);
                 // dnsmasq watches the directory (inotify): a new file is a new static entry.
                 await File.WriteAllTextAsync(Path.Combine(HostsDirectory(nic.Vni), tap), $"{nic.Mac},{nic.Ip}\n", cancellationToken);
@@ -100,8 +140,7 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
             {
                 var bridge = MasterOf(tap);
                 await RunAsync(cancellationToken, "ip", "link", "del", tap);
-                // Declared first so that deleting a table never there (a failed plug) is no error.
-                await RunWithInputAsync(cancellationToken, $"table bridge {tap} {{}}\ndelete table bridge {tap}\n", "nft", "-f", "-");
+                await RunWithInputAsync(cancellationToken, DeleteTable(tap), "nft", "-f", "-");
                 if (bridge is not null && TryVni(bridge, out var vni))
                 {
                     File.Delete(Path.Combine(HostsDirectory(vni), tap));
@@ -133,7 +172,7 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
     private async Task EnsureNetworkAsync(NicAssignment nic, CancellationToken cancellationToken)
     {
         var bridge = NetworkDeviceNames.Bridge(nic.Vni);
-        var ns = NetworkDeviceNames.Namespace(nic.Vni);
+        var ns = RouterNamespace(nic.Vni);
         var (hostEnd, routerEnd) = NetworkDeviceNames.RouterLink(nic.Vni);
         if (!LinkExists(bridge))
         {
@@ -152,12 +191,13 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
         {
             await RunAsync(cancellationToken, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", routerEnd, "netns", ns);
             await File.WriteAllTextAsync($"/proc/sys/net/ipv6/conf/{hostEnd}/disable_ipv6", "1", cancellationToken);
-            await RunAsync(cancellationToken, "ip", "link", "set", hostEnd, "master", bridge, "up");
+            await RunAsync(cancellationToken, "ip", "link", "set", hostEnd, "mtu", MtuText, "master", bridge, "up");
             await RunAsync(cancellationToken, "ip", "-n", ns, "addr", "add", $"{nic.RouterAddress()}/{nic.Prefix}", "dev", routerEnd);
-            await RunAsync(cancellationToken, "ip", "-n", ns, "link", "set", routerEnd, "up");
+            await RunAsync(cancellationToken, "ip", "-n", ns, "link", "set", routerEnd, "mtu", MtuText, "up");
             await RunAsync(cancellationToken, "ip", "-n", ns, "link", "set", "lo", "up");
         }
 
+        await EnsureVxlanAsync(nic, cancellationToken);
         var directory = NetworkDirectory(nic.Vni);
         Directory.CreateDirectory(directory);
         // dnsmasq drops to nobody after start: it reads the static entries as that user, so every level is 0755.
@@ -179,8 +219,110 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
                 // Its own log beside its state: a guest that got no address is diagnosed from here.
                 $"--log-facility={Path.Combine(directory, "dnsmasq.log")}",
                 // Option 3 with no value: no router is advertised on a network without a gateway.
-                nic.Gateway ? $"--dhcp-option=3,{nic.RouterAddress()}" : "--dhcp-option=3", "--dhcp-option=6");
+                nic.Gateway ? $"--dhcp-option=3,{nic.RouterAddress()}" : "--dhcp-option=3", "--dhcp-option=6",
+                $"--dhcp-option=26,{MtuText}");
         }
+    }
+
+    /// <summary>Deletes a bridge table of ours; declared first, so that one never made (a failed plug) is no error.</summary>
+    private static string DeleteTable(string name) => $"table bridge {name} {{}}\ndelete table bridge {name}\n";
+
+    private static string MtuText => GuestMtu.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The network's VXLAN port on its bridge, with the rules that keep the router local, and its peers.</summary>
+    private async Task EnsureVxlanAsync(NicAssignment nic, CancellationToken cancellationToken)
+    {
+        var vxlan = NetworkDeviceNames.Vxlan(nic.Vni);
+        if (Underlay is null || LinkExists(vxlan))
+        {
+            return;
+        }
+
+        await RunAsync(cancellationToken, "ip", "link", "add", vxlan, "type", "vxlan", "id", nic.Vni.ToString(CultureInfo.InvariantCulture),
+            "local", Underlay, "dstport", VxlanPort, "nolearning");
+        await File.WriteAllTextAsync($"/proc/sys/net/ipv6/conf/{vxlan}/disable_ipv6", "1", cancellationToken);
+        await RunWithInputAsync(cancellationToken, RouterStaysLocalRules(vxlan, nic.RouterAddress()), "nft", "-f", "-");
+        await RunAsync(cancellationToken, "ip", "link", "set", vxlan, "mtu", MtuText, "master", NetworkDeviceNames.Bridge(nic.Vni), "up");
+        await SyncPeersAsync(nic.Vni, cancellationToken);
+    }
+
+    public async Task SetPeersAsync(IReadOnlyList<VxlanPeers> peers, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            _peers = peers.ToDictionary(p => p.Vni, p => p.Underlays);
+            foreach (var vxlan in Links().Where(l => l.StartsWith("ovx", StringComparison.Ordinal)))
+            {
+                if (TryVni(vxlan, out var vni))
+                {
+                    await SyncPeersAsync(vni, cancellationToken);
+                }
+            }
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>
+    /// One all-zero forwarding entry per peer (head-end replication: broadcasts and unknown unicast go to each), the ones
+    /// of hosts no longer peers removed.
+    /// </summary>
+    private async Task SyncPeersAsync(int vni, CancellationToken cancellationToken)
+    {
+        var vxlan = NetworkDeviceNames.Vxlan(vni);
+        var wanted = (_peers.GetValueOrDefault(vni) ?? []).Where(p => p != Underlay).ToHashSet(StringComparer.Ordinal);
+        var present = ParsePeers(await RunWithInputAsync(cancellationToken, null, "bridge", "fdb", "show", "dev", vxlan));
+        foreach (var gone in present.Except(wanted))
+        {
+            await RunAsync(cancellationToken, "bridge", "fdb", "del", AnyMac, "dev", vxlan, "dst", gone);
+        }
+
+        foreach (var added in wanted.Except(present))
+        {
+            await RunAsync(cancellationToken, "bridge", "fdb", "append", AnyMac, "dev", vxlan, "dst", added);
+        }
+    }
+
+    /// <summary>The peers in <c>bridge fdb show dev ovx…</c>: the destinations of its all-zero entries.</summary>
+    public static IReadOnlySet<string> ParsePeers(string fdb) => fdb
+        .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        .Where(words => words.Length > 2 && words[0] == AnyMac)
+        .Select(words => words.SkipWhile(w => w != "dst").Skip(1).FirstOrDefault())
+        .OfType<string>()
+        .ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The router's address is the same on every host: nothing to or from it (ARP included), and no DHCP, crosses the
+    /// VXLAN port in either direction, so each guest's gateway and DHCP server are its own host's.
+    /// </summary>
+    public static string RouterStaysLocalRules(string vxlan, string router)
+    {
+        var localOnly = new StringBuilder()
+            .Append(CultureInfo.InvariantCulture, $"    arp saddr ip {router} drop\n")
+            .Append(CultureInfo.InvariantCulture, $"    arp daddr ip {router} drop\n")
+            .Append(CultureInfo.InvariantCulture, $"    ip saddr {router} drop\n")
+            .Append(CultureInfo.InvariantCulture, $"    ip daddr {router} drop\n")
+            .Append("    udp dport { 67, 68 } drop\n")
+            .ToString();
+        return new StringBuilder()
+            .Append(DeleteTable(vxlan))
+            .Append(CultureInfo.InvariantCulture, $"table bridge {vxlan} {{\n")
+            .Append("  chain from_peers {\n")
+            .Append("    type filter hook prerouting priority -200; policy accept;\n")
+            .Append(CultureInfo.InvariantCulture, $"    iifname != \"{vxlan}\" accept\n")
+            .Append(localOnly)
+            .Append("  }\n")
+            .Append("  chain to_peers {\n")
+            .Append("    type filter hook forward priority -200; policy accept;\n")
+            .Append(CultureInfo.InvariantCulture, $"    oifname != \"{vxlan}\" accept\n")
+            .Append(localOnly)
+            .Append("  }\n")
+            .Append("}\n")
+            .ToString();
     }
 
     private async Task RemoveNetworkAsync(int vni, CancellationToken cancellationToken)
@@ -199,7 +341,14 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
             }
         }
 
-        var ns = NetworkDeviceNames.Namespace(vni);
+        var vxlan = NetworkDeviceNames.Vxlan(vni);
+        if (LinkExists(vxlan))
+        {
+            await RunAsync(cancellationToken, "ip", "link", "del", vxlan);
+        }
+
+        await RunWithInputAsync(cancellationToken, DeleteTable(vxlan), "nft", "-f", "-");
+        var ns = RouterNamespace(vni);
         if (File.Exists($"/run/netns/{ns}"))
         {
             await RunAsync(cancellationToken, "ip", "netns", "del", ns); // takes the router's veth, both ends, with it
@@ -228,8 +377,7 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
         RunWithInputAsync(cancellationToken, PortSecurityRules(tap, nic), "nft", "-f", "-");
 
     public static string PortSecurityRules(string tap, NicAssignment nic) => new StringBuilder()
-        .Append(CultureInfo.InvariantCulture, $"table bridge {tap} {{}}\n")
-        .Append(CultureInfo.InvariantCulture, $"delete table bridge {tap}\n")
+        .Append(DeleteTable(tap))
         .Append(CultureInfo.InvariantCulture, $"table bridge {tap} {{\n")
         .Append("  chain from_guest {\n")
         .Append("    type filter hook prerouting priority -200; policy accept;\n")
@@ -244,8 +392,46 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
         .Append("    ether type ip accept\n")
         .Append("    drop\n")
         .Append("  }\n")
+        .Append(ToGuestRules(tap, nic))
         .Append("}\n")
         .ToString();
+
+    /// <summary>
+    /// Security groups: what the bridge hands the tap is dropped unless it is ARP, its router's DHCP answer, from another
+    /// guest of its network (the router's address is not one: it stands for everything outside), a reply to a
+    /// connection the guest opened, or allowed by one of the NIC's rules. Without bridge conntrack (not every kernel has
+    /// nf_conntrack_bridge) a reply is recognised statelessly: TCP that is not a bare SYN, and ICMP echo replies and
+    /// errors; UDP replies need a rule.
+    /// </summary>
+    private static string ToGuestRules(string tap, NicAssignment nic)
+    {
+        var router = nic.RouterAddress();
+        var rules = new StringBuilder()
+            .Append("  chain to_guest {\n")
+            .Append("    type filter hook forward priority -200; policy accept;\n")
+            .Append(CultureInfo.InvariantCulture, $"    oifname != \"{tap}\" accept\n")
+            .Append("    ether type arp accept\n")
+            .Append("    ether type != ip drop\n")
+            .Append(CultureInfo.InvariantCulture, $"    ip saddr {router} udp sport 67 udp dport 68 accept\n")
+            .Append(CultureInfo.InvariantCulture, $"    ip saddr != {router} ip saddr {nic.CidrText()} accept\n")
+            .Append("    tcp flags & (syn | ack) != syn accept\n")
+            .Append("    icmp type { echo-reply, destination-unreachable, time-exceeded } accept\n");
+        foreach (var rule in nic.Inbound ?? [])
+        {
+            var ports = rule.PortFrom == rule.PortTo
+                ? rule.PortFrom.ToString(CultureInfo.InvariantCulture)
+                : $"{rule.PortFrom.ToString(CultureInfo.InvariantCulture)}-{rule.PortTo.ToString(CultureInfo.InvariantCulture)}";
+            rules.Append(CultureInfo.InvariantCulture, $"    ip saddr {rule.Cidr} ").Append(rule.Protocol switch
+            {
+                SecurityRule.Tcp => $"tcp dport {ports} accept\n",
+                SecurityRule.Udp => $"udp dport {ports} accept\n",
+                SecurityRule.Icmp => "ip protocol icmp accept\n",
+                _ => "accept\n",
+            });
+        }
+
+        return rules.Append("    drop\n").Append("  }\n").ToString();
+    }
 
     private string NetworkDirectory(int vni) => Path.Combine(StateDirectory, vni.ToString("x", CultureInfo.InvariantCulture));
 
@@ -278,7 +464,8 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
     private static Task RunAsync(CancellationToken cancellationToken, string file, params string[] args) =>
         RunWithInputAsync(cancellationToken, null, file, args);
 
-    private static async Task RunWithInputAsync(CancellationToken cancellationToken, string? stdin, string file, params string[] args)
+    /// <returns>what the command wrote to its standard output.</returns>
+    private static async Task<string> RunWithInputAsync(CancellationToken cancellationToken, string? stdin, string file, params string[] args)
     {
         var start = new ProcessStartInfo(file, args)
         {
@@ -301,5 +488,7 @@ public sealed class HostNetworking(string stateDirectory) : IHostNetworking
         {
             throw new HypervisorException($"{file} {string.Join(' ', args)} failed (exit {process.ExitCode}): {(await error).Trim()} {(await output).Trim()}");
         }
+
+        return await output;
     }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Networks;
 using Orchestrator.Domain.Storage;
 using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Storage;
@@ -306,6 +307,14 @@ public sealed class QemuDriver : IHypervisor
     /// <summary>Where the VM's disk layer is on this host: the file its QEMU opens.</summary>
     internal string DiskLayerPath(VmId vmId, VmDiskRequest disk) => PoolFor(vmId, disk).LayerPath(disk.Layer ?? vmId.Compact);
 
+    public string? NetworkUnderlay => _options.Networking?.Underlay;
+
+    public Task UpdateNicsAsync(VmId vmId, IReadOnlyList<NicAssignment> nics, CancellationToken cancellationToken) =>
+        _options.Networking is { } networking && nics.Count > 0 ? networking.PlugAsync(vmId, nics, cancellationToken) : Task.CompletedTask;
+
+    public Task SetNetworkPeersAsync(IReadOnlyList<VxlanPeers> peers, CancellationToken cancellationToken) =>
+        _options.Networking?.SetPeersAsync(peers, cancellationToken) ?? Task.CompletedTask;
+
     private IStoragePool PoolNamed(string pool, string what) =>
         _options.StoragePools.FirstOrDefault(p => p.Info.Id == pool)
         ?? throw new HypervisorException($"{what}: its pool '{pool}' is not configured on this host (orchestrator.storage.pools)");
@@ -497,13 +506,14 @@ public sealed class QemuDriver : IHypervisor
                 "-drive", $"file={EscapeOption(paths.Seed)},if=none,id=seed0,format=raw,readonly=on",
                 "-device", "virtio-blk-pci,drive=seed0",
             ];
-        // Taps the host made beforehand (HostNetworking), named from the VM's id; QEMU runs no scripts.
+        // Taps the host made beforehand (HostNetworking), named from the VM's id; QEMU runs no scripts. host_mtu tells
+        // the guest's driver its MTU: the VXLAN between hosts takes 50 bytes of the underlay's 1500.
         string[] nics =
         [
             .. (spec.Nics ?? []).SelectMany(nic => new[]
             {
                 "-netdev", $"tap,id=nic{nic.Index},ifname={NetworkDeviceNames.Tap(spec.VmId, nic.Index)},script=no,downscript=no",
-                "-device", $"virtio-net-pci,netdev=nic{nic.Index},mac={nic.Mac}",
+                "-device", $"virtio-net-pci,netdev=nic{nic.Index},mac={nic.Mac},host_mtu={HostNetworking.GuestMtu}",
             }),
         ];
         string[] rootDisk = spec.Image.RootDiskPath is null || disk is not null
