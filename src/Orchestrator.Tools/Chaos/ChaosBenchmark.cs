@@ -10,7 +10,9 @@ namespace Orchestrator.Tools.Chaos;
 /// <summary>Options of <c>orchestrator bench chaos</c>.</summary>
 /// <param name="Minutes">how long the workload and the nemesis run; then everything is healed and checked.</param>
 /// <param name="ConvergeSeconds">the bound on every VM reaching its desired state after the last heal.</param>
-public sealed record ChaosBenchOptions(int Hosts, double Minutes, int Seed, int Clients, IReadOnlySet<FaultKind> Faults, int ConvergeSeconds, OutputFormat Output);
+/// <param name="Namespaces">the hosts' network namespaces' prefix and /24 (cluster/netns.sh): another pair keeps runs apart.</param>
+public sealed record ChaosBenchOptions(int Hosts, double Minutes, int Seed, int Clients, IReadOnlySet<FaultKind> Faults, int ConvergeSeconds, OutputFormat Output,
+    (string Prefix, string Subnet)? Namespaces = null);
 
 /// <summary>What a chaos run did and found: the report it prints, and what the suite's short run asserts on.</summary>
 public sealed record ChaosReport(
@@ -64,7 +66,7 @@ public static class ChaosBenchmark
     {
         var runFor = TimeSpan.FromMinutes(options.Minutes);
         var plan = NemesisPlan.Create(options.Seed, options.Hosts, runFor.TotalSeconds, options.Faults);
-        await using var cluster = await ChaosCluster.StartAsync(options.Hosts, log, ct);
+        await using var cluster = await ChaosCluster.StartAsync(options.Hosts, options.Namespaces ?? ("orcch", "10.237.0"), log, ct);
         var clock = Stopwatch.StartNew();
         var history = new ChaosHistory();
         var nemesis = new Nemesis(cluster, clock, log);

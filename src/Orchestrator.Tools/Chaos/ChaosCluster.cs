@@ -19,9 +19,12 @@ public sealed class ChaosCluster : IAsyncDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("orc-chaos").FullName;
     private readonly int _postgresPort = Checkout.FreePort();
 
-    private ChaosCluster(int hosts)
+    private readonly (string Prefix, string Subnet) _namespaces;
+
+    private ChaosCluster(int hosts, (string Prefix, string Subnet) namespaces)
     {
         Hosts = hosts;
+        _namespaces = namespaces;
         // PostgreSQL's data dir is made below it and runs as the postgres user, who must be able to reach it.
         File.SetUnixFileMode(_dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
                                    UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
@@ -32,9 +35,9 @@ public sealed class ChaosCluster : IAsyncDisposable
     /// <summary>Every host's run directory (its QEMU processes' pid files), for the double-run sampler.</summary>
     public IReadOnlyList<string> RunDirs => Enumerable.Range(1, Hosts).Select(i => Path.Combine(_dir, $"h{i}", "run")).ToList();
 
-    public static async Task<ChaosCluster> StartAsync(int hosts, TextWriter log, CancellationToken ct)
+    public static async Task<ChaosCluster> StartAsync(int hosts, (string Prefix, string Subnet) namespaces, TextWriter log, CancellationToken ct)
     {
-        var cluster = new ChaosCluster(hosts);
+        var cluster = new ChaosCluster(hosts, namespaces);
         try
         {
             cluster.Script("start", hosts.ToString(CultureInfo.InvariantCulture), "--netns", "--postgres");
@@ -63,8 +66,8 @@ public sealed class ChaosCluster : IAsyncDisposable
         }
 
         start.Environment["ORC_CLUSTER_DIR"] = _dir;
-        start.Environment["ORC_NETNS_PREFIX"] = "orcch";
-        start.Environment["ORC_NETNS_SUBNET"] = "10.237.0";
+        start.Environment["ORC_NETNS_PREFIX"] = _namespaces.Prefix;
+        start.Environment["ORC_NETNS_SUBNET"] = _namespaces.Subnet;
         start.Environment["ORC_POSTGRES_PORT"] = _postgresPort.ToString(CultureInfo.InvariantCulture);
         start.Environment["ORC_NODE_DLL"] = typeof(NodeHost).Assembly.Location;
         using var process = Process.Start(start)!;
