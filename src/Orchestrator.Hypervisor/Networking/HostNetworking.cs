@@ -185,6 +185,12 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
         if (!File.Exists($"/run/netns/{ns}"))
         {
             await RunAsync(cancellationToken, "ip", "netns", "add", ns);
+            if (LinkExists(hostEnd))
+            {
+                // A veth whose namespace was deleted a moment ago outlives it until the kernel's cleanup runs: without
+                // its other end in this namespace, dnsmasq would find no interface.
+                await RunAsync(cancellationToken, "ip", "link", "del", hostEnd);
+            }
         }
 
         if (!LinkExists(hostEnd))
@@ -348,10 +354,18 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
         }
 
         await RunWithInputAsync(cancellationToken, DeleteTable(vxlan), "nft", "-f", "-");
+        // The router's veth goes first, both ends at once: deleting the namespace would leave it to the kernel's
+        // asynchronous cleanup, and a network made again at once would meet its stale host end.
+        var (hostEnd, _) = NetworkDeviceNames.RouterLink(vni);
+        if (LinkExists(hostEnd))
+        {
+            await RunAsync(cancellationToken, "ip", "link", "del", hostEnd);
+        }
+
         var ns = RouterNamespace(vni);
         if (File.Exists($"/run/netns/{ns}"))
         {
-            await RunAsync(cancellationToken, "ip", "netns", "del", ns); // takes the router's veth, both ends, with it
+            await RunAsync(cancellationToken, "ip", "netns", "del", ns);
         }
 
         if (LinkExists(NetworkDeviceNames.Bridge(vni)))
