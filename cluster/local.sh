@@ -187,7 +187,8 @@ case "${1:-}" in
       i="${d##*/h}"
       [[ -d "$(freezer "$i")" ]] && echo THAWED >"$(freezer "$i")/freezer.state"
       pid="$(node_pid "$i")"
-      [[ -n "$pid" ]] && kill -CONT "$pid" 2>/dev/null; [[ -n "$pid" ]] && kill -9 "$pid" 2>/dev/null || true
+      # A node that is already gone is no error: stop goes on to the rest.
+      [[ -n "$pid" ]] && { kill -CONT "$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null; } || true
       for g in $(guard_pid "$i"); do kill -9 "$g" 2>/dev/null || true; done
       fast_disk "$i"
     done

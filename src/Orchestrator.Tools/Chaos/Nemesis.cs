@@ -13,6 +13,13 @@ public sealed class Nemesis(ChaosCluster cluster, Stopwatch clock, TextWriter lo
     /// <summary>How long a healed host may take to be Up again before its node is restarted by force.</summary>
     private static readonly TimeSpan RejoinPatience = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Seconds in a row a healed host must be Up with its node alive to count as back: a node downed by the others
+    /// (after a thaw, a partition) still shows Up in the ledger for a while before it leaves, and a next host fault
+    /// in that while would take two hosts of three.
+    /// </summary>
+    private const int UpInARow = 15;
+
     private readonly List<InjectedFault> _faults = [];
     private readonly List<string> _stuck = [];
 
@@ -54,6 +61,12 @@ public sealed class Nemesis(ChaosCluster cluster, Stopwatch clock, TextWriter lo
             if (clock.Elapsed >= runFor)
             {
                 return;
+            }
+
+            // A host that left on its own since (downed after its heal) comes back first: one host fault at a time.
+            foreach (var host in Enumerable.Range(1, cluster.Hosts).Where(h => !cluster.NodeAlive(h)))
+            {
+                log.WriteLine($"chaos: {clock.Elapsed.TotalSeconds,7:F1} s  h{host} is down before the next fault: {await RejoinAsync(host, ct)}");
             }
 
             var overlapping = episode.Overlapping is { } second
@@ -134,7 +147,7 @@ public sealed class Nemesis(ChaosCluster cluster, Stopwatch clock, TextWriter lo
         var restarted = false;
         var upInARow = 0;
         var seen = "";
-        while (upInARow < 3)
+        while (upInARow < UpInARow)
         {
             if (!cluster.NodeAlive(host))
             {
