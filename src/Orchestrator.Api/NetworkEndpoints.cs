@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -20,29 +19,15 @@ public static class NetworkEndpoints
     {
         v1.MapPost("/networks", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
-            var (body, error) = await ReadBodyAsync<CreateNetworkRequest>(request, ct);
+            var (body, error) = await ReadBodyAsync<CreateNetworkRequest>(request, ct, b => Required(("name", b.Name), ("cidr", b.Cidr)));
             if (error is not null)
             {
                 return error;
             }
 
-            var missing = new List<FieldError>();
-            if (body!.Name is null) missing.Add(new FieldError("name", "is required"));
-            if (body.Cidr is null) missing.Add(new FieldError("cidr", "is required"));
-            if (missing.Count > 0)
-            {
-                return Invalid(missing);
-            }
-
-            var id = "net" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
             var reply = await AskAsync<object>(scheduler,
-                new NetworkCommands.CreateNetwork(id, Acting(request.HttpContext), body.Name!, body.Cidr!, body.Gateway ?? true), ct);
-            return reply switch
-            {
-                NetworkReplies.NetworkCreated created => Results.Json(ToDto(created.Network, 0), Json, statusCode: StatusCodes.Status201Created),
-                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
-                _ => Unexpected(reply),
-            };
+                new NetworkCommands.CreateNetwork(NewId("net"), Acting(request.HttpContext), body!.Name!, body.Cidr!, body.Gateway ?? true), ct);
+            return JsonOrRefusal<NetworkReplies.NetworkCreated>(reply, created => ToDto(created.Network, 0), StatusCodes.Status201Created);
         }).RequireWrite().Idempotent(idempotency).Accepts<CreateNetworkRequest>("application/json").Produces<NetworkDto>(StatusCodes.Status201Created);
 
         v1.MapGet("/networks", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

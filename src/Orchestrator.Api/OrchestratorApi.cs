@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Hosting;
@@ -398,6 +399,39 @@ public static class OrchestratorApi
             return (null, Problem(StatusCodes.Status413PayloadTooLarge, "body too large", ex.Message));
         }
     }
+
+    /// <summary>
+    /// Reads a body as <see cref="ReadBodyAsync{T}(HttpRequest, CancellationToken)"/> does, then answers 400 naming every
+    /// field <paramref name="validate"/> finds wrong (all of them at once, so a client fixes its request in one go).
+    /// </summary>
+    internal static async Task<(T? Body, IResult? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken ct,
+        Func<T, IEnumerable<FieldError>> validate)
+        where T : class
+    {
+        var (body, error) = await ReadBodyAsync<T>(request, ct);
+        if (error is not null)
+        {
+            return (null, error);
+        }
+
+        var errors = validate(body!).ToList();
+        return errors.Count > 0 ? (null, Invalid(errors)) : (body, null);
+    }
+
+    /// <summary>"is required" for each of the named fields whose value is missing, in the order given.</summary>
+    internal static IEnumerable<FieldError> Required(params (string Field, object? Value)[] fields) =>
+        fields.Where(f => f.Value is null).Select(f => new FieldError(f.Field, "is required"));
+
+    /// <summary>A new object's id: a fixed prefix and random hex, never anything a tenant typed (ids name files, devices and namespaces).</summary>
+    internal static string NewId(string prefix, int bytes = 6) => prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(bytes));
+
+    /// <summary>A scheduler's answer to a command that yields one object: that object as JSON with <paramref name="status"/>, or the refusal.</summary>
+    internal static IResult JsonOrRefusal<TReply>(object reply, Func<TReply, object> toDto, int status = StatusCodes.Status200OK) => reply switch
+    {
+        TReply accepted => Results.Json(toDto(accepted), Json, statusCode: status),
+        SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+        _ => Unexpected(reply),
+    };
 
     /// <summary>A scheduler's answer to a delete/revoke: 204, or the refusal as problem details.</summary>
     public static IResult NoContentOrRefusal(object reply) => reply switch

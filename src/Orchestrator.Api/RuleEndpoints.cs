@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -90,15 +89,9 @@ public static class RuleEndpoints
                 return Invalid(errors);
             }
 
-            var id = "rule" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
-            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateRule(id, Acting(request.HttpContext), body.Name ?? "",
+            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateRule(NewId("rule"), Acting(request.HttpContext), body.Name ?? "",
                 body.On?.Event, body.On?.Count ?? 1, within, body.Schedule, body.Selector ?? [], action, request.HttpContext.Principal().IsAdmin), ct);
-            return reply switch
-            {
-                SchedulerReplies.RuleCreated created => Results.Json(created.Rule.ToDto(), Json, statusCode: StatusCodes.Status201Created),
-                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
-                _ => Unexpected(reply),
-            };
+            return JsonOrRefusal<SchedulerReplies.RuleCreated>(reply, created => created.Rule.ToDto(), StatusCodes.Status201Created);
         }).RequireWrite().Idempotent(idempotency).Accepts<CreateRuleRequest>("application/json").Produces<RuleDto>(StatusCodes.Status201Created);
 
         v1.MapGet("/rules", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -24,21 +23,15 @@ public static class SecurityGroupEndpoints
     {
         v1.MapPost("/secgroups", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
-            var (body, error) = await ReadBodyAsync<CreateSecurityGroupRequest>(request, ct);
+            var (body, error) = await ReadBodyAsync<CreateSecurityGroupRequest>(request, ct, b => Required(("name", b.Name)));
             if (error is not null)
             {
                 return error;
             }
 
-            if (body!.Name is null)
-            {
-                return Invalid([new FieldError("name", "is required")]);
-            }
-
-            var id = "sg" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
             var tenant = Acting(request.HttpContext);
-            var reply = await AskAsync<object>(scheduler, new SecurityGroupCommands.CreateSecurityGroup(id, tenant, body.Name), ct);
-            return await GroupOrRefusalAsync(scheduler, tenant, body.Name, reply, StatusCodes.Status201Created, ct);
+            var reply = await AskAsync<object>(scheduler, new SecurityGroupCommands.CreateSecurityGroup(NewId("sg"), tenant, body!.Name!), ct);
+            return await GroupOrRefusalAsync(scheduler, tenant, body.Name!, reply, StatusCodes.Status201Created, ct);
         }).RequireWrite().Idempotent(idempotency).Accepts<CreateSecurityGroupRequest>("application/json").Produces<SecurityGroupDto>(StatusCodes.Status201Created);
 
         v1.MapGet("/secgroups", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
@@ -62,8 +55,7 @@ public static class SecurityGroupEndpoints
                 return error;
             }
 
-            var id = "r" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
-            var (rule, errors) = SecurityRule.Create(id, body!.Protocol, body.PortFrom, body.PortTo, body.RemoteCidr, body.RemoteGroup);
+            var (rule, errors) = SecurityRule.Create(NewId("r", bytes: 4), body!.Protocol, body.PortFrom, body.PortTo, body.RemoteCidr, body.RemoteGroup);
             if (errors.Count > 0)
             {
                 return Invalid(errors);

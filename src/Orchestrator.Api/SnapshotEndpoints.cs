@@ -26,17 +26,13 @@ public static class SnapshotEndpoints
     {
         v1.MapPost("/vms/{name}/snapshots", async (string name, HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
-            var (body, error) = await ReadBodyAsync<CreateSnapshotRequest>(request, ct);
+            var (body, error) = await ReadBodyAsync<CreateSnapshotRequest>(request, ct, b => Required(("name", b.Name)));
             if (error is not null)
             {
                 return error;
             }
 
-            if (body!.Name is not { } snapshot)
-            {
-                return Invalid([new FieldError("name", "is required")]);
-            }
-
+            var snapshot = body!.Name!;
             var tenant = Acting(request.HttpContext);
             // The ids name the layer files: made here, never from what the tenant typed.
             var reply = await AskAsync<object>(scheduler,

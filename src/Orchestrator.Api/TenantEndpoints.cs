@@ -38,18 +38,13 @@ public static class TenantEndpoints
 
         v1.MapPost("/tenants", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
-            var (body, error) = await ReadBodyAsync<CreateTenantRequest>(request, ct);
+            var (body, error) = await ReadBodyAsync<CreateTenantRequest>(request, ct, b => Required(("id", b.Id)));
             if (error is not null)
             {
                 return error;
             }
 
-            if (body!.Id is null)
-            {
-                return Invalid([new FieldError("id", "is required")]);
-            }
-
-            var tenant = new TenantId(body.Id);
+            var tenant = new TenantId(body!.Id!);
             var reply = await AskAsync<object>(scheduler,
                 new LedgerCommands.CreateTenant(tenant, body.Quota?.ToQuota() ?? TenantQuota.Unlimited), ct);
             return AnswerTenant(reply, tenant, StatusCodes.Status201Created);
@@ -93,13 +88,8 @@ public static class TenantEndpoints
             var tenant = new TenantId(id);
             var issued = ApiKeys.Issue();
             var reply = await AskAsync<object>(scheduler, new LedgerCommands.IssueKey(issued.KeyId, tenant, role, issued.SecretHash, body.Name), ct);
-            return reply switch
-            {
-                SchedulerReplies.KeyIssued => Results.Json(new IssuedKeyDto(issued.KeyId, tenant.Value, role.ToWire(), body.Name, issued.Key), Json,
-                    statusCode: StatusCodes.Status201Created),
-                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
-                _ => Unexpected(reply),
-            };
+            return JsonOrRefusal<SchedulerReplies.KeyIssued>(reply, _ => new IssuedKeyDto(issued.KeyId, tenant.Value, role.ToWire(), body.Name, issued.Key),
+                StatusCodes.Status201Created);
         }).RequireAdmin().Idempotent(idempotency);
 
         v1.MapDelete("/tenants/{id}/keys/{keyId}", async (string id, string keyId, IRequiredActor<SchedulerProxy> scheduler,

@@ -22,22 +22,14 @@ public static class VolumeEndpoints
     {
         v1.MapPost("/volumes", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
-            var (body, error) = await ReadBodyAsync<CreateVolumeRequest>(request, ct);
+            var (body, error) = await ReadBodyAsync<CreateVolumeRequest>(request, ct, b => Required(("name", b.Name), ("sizeGiB", b.SizeGiB)));
             if (error is not null)
             {
                 return error;
             }
 
-            var missing = new List<FieldError>();
-            if (body!.Name is null) missing.Add(new FieldError("name", "is required"));
-            if (body.SizeGiB is null) missing.Add(new FieldError("sizeGiB", "is required"));
-            if (missing.Count > 0)
-            {
-                return Invalid(missing);
-            }
-
             // The id names the volume's file and QEMU devices: made here, never from what the tenant typed.
-            var command = new VolumeCommands.CreateVolume(Guid.NewGuid().ToString("N"), Acting(request.HttpContext), body.Name!, body.SizeGiB!.Value,
+            var command = new VolumeCommands.CreateVolume(Guid.NewGuid().ToString("N"), Acting(request.HttpContext), body!.Name!, body.SizeGiB!.Value,
                 body.Pool);
             return VolumeOrRefusal(await AskAsync<object>(scheduler, command, ct), StatusCodes.Status201Created);
         }).RequireWrite().Idempotent(idempotency).Accepts<CreateVolumeRequest>("application/json").Produces<VolumeDto>(StatusCodes.Status201Created);
@@ -58,16 +50,10 @@ public static class VolumeEndpoints
 
         v1.MapPost("/volumes/{name}/resize", async (string name, HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
-            var (body, error) = await ReadBodyAsync<ResizeVolumeRequest>(request, ct);
-            if (error is not null)
-            {
-                return error;
-            }
-
-            return body!.SizeGiB is not { } size
-                ? Invalid([new FieldError("sizeGiB", "is required")])
-                : VolumeOrRefusal(await AskAsync<object>(scheduler, new VolumeCommands.ResizeVolume(Acting(request.HttpContext), name, size), ct),
-                    StatusCodes.Status200OK, name);
+            var (body, error) = await ReadBodyAsync<ResizeVolumeRequest>(request, ct, b => Required(("sizeGiB", b.SizeGiB)));
+            return error ?? VolumeOrRefusal(
+                await AskAsync<object>(scheduler, new VolumeCommands.ResizeVolume(Acting(request.HttpContext), name, body!.SizeGiB!.Value), ct),
+                StatusCodes.Status200OK, name);
         }).RequireWrite().Accepts<ResizeVolumeRequest>("application/json").Produces<VolumeDto>();
 
         v1.MapDelete("/volumes/{name}", async (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

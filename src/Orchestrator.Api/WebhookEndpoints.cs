@@ -21,34 +21,20 @@ public static class WebhookEndpoints
     {
         v1.MapPost("/webhooks", async (HttpRequest request, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
-            var (body, error) = await ReadBodyAsync<CreateWebhookRequest>(request, ct);
+            // Checked here as well as in the ledger: a long list of bad names never travels to the scheduler.
+            var (body, error) = await ReadBodyAsync<CreateWebhookRequest>(request, ct, b => b.Url is null
+                ? Required(("url", b.Url))
+                : WebhookRecord.Validate(b.Url, b.Events ?? [], LedgerState.EventTypeNames));
             if (error is not null)
             {
                 return error;
             }
 
-            if (body!.Url is null)
-            {
-                return Invalid([new FieldError("url", "is required")]);
-            }
-
-            var events = body.Events ?? [];
-            // Checked here as well as in the ledger: a long list of bad names never travels to the scheduler.
-            if (WebhookRecord.Validate(body.Url, events, LedgerState.EventTypeNames).ToList() is { Count: > 0 } invalid)
-            {
-                return Invalid(invalid);
-            }
-
-            var id = "wh" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+            var (id, url, events) = (NewId("wh"), body!.Url!, body.Events ?? []);
             var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-            var reply = await AskAsync<object>(scheduler,
-                new LedgerCommands.CreateWebhook(id, Acting(request.HttpContext), body.Url, secret, events), ct);
-            return reply switch
-            {
-                SchedulerReplies.WebhookCreated => Results.Json(new CreatedWebhookDto(id, body.Url, events, secret), Json, statusCode: StatusCodes.Status201Created),
-                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
-                _ => Unexpected(reply),
-            };
+            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateWebhook(id, Acting(request.HttpContext), url, secret, events), ct);
+            return JsonOrRefusal<SchedulerReplies.WebhookCreated>(reply, _ => new CreatedWebhookDto(id, url, events, secret),
+                StatusCodes.Status201Created);
         }).RequireWrite().Idempotent(idempotency).Accepts<CreateWebhookRequest>("application/json").Produces<CreatedWebhookDto>(StatusCodes.Status201Created);
 
         v1.MapGet("/webhooks", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

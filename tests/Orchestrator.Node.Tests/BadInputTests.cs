@@ -75,6 +75,26 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("[]", await _node.Http.GetStringAsync("v1/vms"));
     }
 
+    [Fact]
+    public async Task A_create_lacking_its_required_fields_names_every_one_of_them_on_every_route_and_creates_nothing()
+    {
+        (string Route, string[] Fields)[] creates =
+        [
+            ("v1/networks", ["name", "cidr"]), ("v1/volumes", ["name", "sizeGiB"]), ("v1/secgroups", ["name"]),
+            ("v1/webhooks", ["url"]), ("v1/tenants", ["id"]),
+        ];
+        foreach (var (route, fields) in creates)
+        {
+            var before = await _node.Http.GetStringAsync(route);
+            var response = await _node.Http.PostAsync(route, new StringContent("{}", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            var errors = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["errors"]!.AsObject();
+            Assert.Equal(fields, errors.Select(e => e.Key).ToArray());
+            Assert.All(errors, e => Assert.Equal("is required", (string?)e.Value![0]));
+            Assert.Equal(before, await _node.Http.GetStringAsync(route));
+        }
+    }
+
     [Theory]
     [InlineData("{not json")]
     [InlineData("[]")]
