@@ -98,9 +98,11 @@ public static class ApiDtos
 
     public static ImageDto ToDto(this GuestImage image) => new(image.Name, image.Description);
 
-    public static TenantQuota ToQuota(this QuotaDto q) => new(q.Vms, q.Vcpus, q.MemoryMiB, q.StorageGiB, q.Snapshots);
+    public static TenantQuota ToQuota(this QuotaDto q) =>
+        new(q.Vms, q.Vcpus, q.MemoryMiB, q.StorageGiB, q.Snapshots, q.Volumes, q.Networks, q.Addresses);
 
-    public static QuotaDto ToDto(this TenantQuota q) => new(q.MaxVms, q.MaxVcpus, q.MaxMemoryMiB, q.MaxStorageGiB, q.MaxSnapshots);
+    public static QuotaDto ToDto(this TenantQuota q) =>
+        new(q.MaxVms, q.MaxVcpus, q.MaxMemoryMiB, q.MaxStorageGiB, q.MaxSnapshots, q.MaxVolumes, q.MaxNetworks, q.MaxAddresses);
 
     public static TenantCpuPool ToPool(this PoolDto p) => new(p.CpuShares, p.CpuReservationMillicores ?? 0, p.CpuLimitMillicores);
 
@@ -113,9 +115,12 @@ public static class ApiDtos
         found.Tenant!.Id.Value,
         found.Tenant.Disabled,
         found.Tenant.Quota.ToDto(),
-        new UsageDto(found.Usage.Vms, found.Usage.Vcpus, found.Usage.MemoryMiB, found.StorageGiB),
+        ToDto(found.Usage, found.StorageGiB, found.Counts ?? TenantCounts.None),
         withKeys ? found.Keys.Select(ToDto).ToList() : null,
         found.Tenant.Pool.ToDto());
+
+    private static UsageDto ToDto(TenantUsage usage, long storageGiB, TenantCounts counts) =>
+        new(usage.Vms, usage.Vcpus, usage.MemoryMiB, storageGiB, counts.Snapshots, counts.Volumes, counts.Networks, counts.Addresses);
 
     public static WebhookDto ToDto(this WebhookRecord w) => new(w.Id, w.Url, w.EventTypes, w.CreatedAt);
 

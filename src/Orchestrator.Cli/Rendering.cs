@@ -286,6 +286,11 @@ public static class Rendering
         Row("VMs", Of(t.Usage.Vms, t.Quota.Vms));
         Row("vCPUs", Of(t.Usage.Vcpus, t.Quota.Vcpus));
         Row("Memory", Of(t.Usage.MemoryMiB, t.Quota.MemoryMiB, " MiB"));
+        Row("Storage", Of(t.Usage.StorageGiB, t.Quota.StorageGiB, " GiB"));
+        Row("Snapshots", Of(t.Usage.Snapshots, t.Quota.Snapshots));
+        Row("Volumes", Of(t.Usage.Volumes, t.Quota.Volumes));
+        Row("Networks", Of(t.Usage.Networks, t.Quota.Networks));
+        Row("Addresses", Of(t.Usage.Addresses, t.Quota.Addresses));
         if (t.Pool is { } pool)
         {
             Row("CPU pool", $"shares {(pool.CpuShares is { } s ? Number(s) : "its VMs'")}, reserved {Number(pool.CpuReservationMillicores ?? 0)}m, " +

@@ -34,7 +34,8 @@ public sealed record ApiCallArgs(ClientArgs Client, string Method, string Path, 
 /// API replaces the quota whole, so the client reads the tenant first and merges.
 /// </summary>
 public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, bool? Disabled,
-    long? PoolShares = null, long? PoolReservationMillicores = null, long? PoolLimitMillicores = null, long? StorageGiB = null)
+    long? PoolShares = null, long? PoolReservationMillicores = null, long? PoolLimitMillicores = null, long? StorageGiB = null,
+    long? Snapshots = null, long? Volumes = null, long? Networks = null, long? Addresses = null)
 {
     public const long Unlimited = -1;
 
@@ -48,6 +49,10 @@ public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, 
             vcpus = Pick(Vcpus, current.Quota.Vcpus),
             memoryMiB = Pick(MemoryMiB, current.Quota.MemoryMiB),
             storageGiB = Pick(StorageGiB, current.Quota.StorageGiB),
+            snapshots = Pick(Snapshots, current.Quota.Snapshots),
+            volumes = Pick(Volumes, current.Quota.Volumes),
+            networks = Pick(Networks, current.Quota.Networks),
+            addresses = Pick(Addresses, current.Quota.Addresses),
         },
         disabled = Disabled,
         pool = ChangesPool
@@ -79,13 +84,22 @@ public static class TenantCommands
             var id = new Argument<string>("ID") { Description = "The new tenant's id (a DNS label)." };
             var (vms, vcpus, memory) = QuotaOptions(allowNone: false);
             var storage = StorageOption(allowNone: false);
-            var create = new Command("create", "Create a tenant, optionally with a quota.") { id, vms, vcpus, memory, storage };
+            var (snapshots, volumes, networks, addresses) = CountOptions(allowNone: false);
+            var create = new Command("create", "Create a tenant, optionally with a quota.")
+            {
+                id, vms, vcpus, memory, storage, snapshots, volumes, networks, addresses,
+            };
             addTo(create);
             create.SetAction((parse, ct) => actions.CallAsync(new ApiCallArgs(bind(parse), "POST", "v1/tenants",
                 new
                 {
                     id = parse.GetValue(id),
-                    quota = new { vms = Limit(parse, vms), vcpus = Limit(parse, vcpus), memoryMiB = Limit(parse, memory), storageGiB = Limit(parse, storage) },
+                    quota = new
+                    {
+                        vms = Limit(parse, vms), vcpus = Limit(parse, vcpus), memoryMiB = Limit(parse, memory), storageGiB = Limit(parse, storage),
+                        snapshots = Limit(parse, snapshots), volumes = Limit(parse, volumes), networks = Limit(parse, networks),
+                        addresses = Limit(parse, addresses),
+                    },
                 }, ApiRender.Tenant), ct));
             tenant.Subcommands.Add(create);
         }
@@ -113,6 +127,7 @@ public static class TenantCommands
             var id = new Argument<string>("ID") { Description = "The tenant." };
             var (vms, vcpus, memory) = QuotaOptions(allowNone: true);
             var storage = StorageOption(allowNone: true);
+            var (snapshots, volumes, networks, addresses) = CountOptions(allowNone: true);
             var disable = new Option<bool>("--disable") { Description = "Its keys stop working (its VMs keep running)." };
             var enable = new Option<bool>("--enable") { Description = "Its keys work again." };
             var poolShares = new Option<string>("--pool-shares") { Description = "Its CPU pool's weight against other tenants on each host (\"none\": its VMs' shares).", HelpName = "N" };
@@ -120,7 +135,7 @@ public static class TenantCommands
             var poolLimit = new Option<string>("--pool-limit") { Description = "CPU cap for its VMs together on each host, in millicores (\"none\": no cap).", HelpName = "MILLICORES" };
             var set = new Command("set", "Change a tenant's quota (\"none\" lifts a limit) or CPU pool, or disable/enable it.")
             {
-                id, vms, vcpus, memory, disable, enable, poolShares, poolReservation, poolLimit, storage,
+                id, vms, vcpus, memory, disable, enable, poolShares, poolReservation, poolLimit, storage, snapshots, volumes, networks, addresses,
             };
             addTo(set);
             set.SetAction((parse, ct) =>
@@ -132,10 +147,12 @@ public static class TenantCommands
 
                 bool? disabled = parse.GetValue(disable) ? true : parse.GetValue(enable) ? false : null;
                 var change = new TenantQuotaChange(Limit(parse, vms), Limit(parse, vcpus), Limit(parse, memory), disabled,
-                    Limit(parse, poolShares), Limit(parse, poolReservation), Limit(parse, poolLimit), Limit(parse, storage));
+                    Limit(parse, poolShares), Limit(parse, poolReservation), Limit(parse, poolLimit), Limit(parse, storage),
+                    Limit(parse, snapshots), Limit(parse, volumes), Limit(parse, networks), Limit(parse, addresses));
                 if (change == new TenantQuotaChange(null, null, null, null))
                 {
-                    throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --max-storage, --pool-shares, --pool-reservation, --pool-limit, --disable or --enable");
+                    throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --max-storage, --max-snapshots, --max-volumes, " +
+                        "--max-networks, --max-addresses, --pool-shares, --pool-reservation, --pool-limit, --disable or --enable");
                 }
 
                 return actions.CallAsync(new ApiCallArgs(bind(parse), "PATCH", $"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}", null,
@@ -187,6 +204,17 @@ public static class TenantCommands
     /// <summary>--max-storage: GiB of VM disks and volumes together (issue 18).</summary>
     private static Option<string> StorageOption(bool allowNone) =>
         new("--max-storage") { Description = "At most this many GiB of VM disks and volumes in all" + (allowNone ? " (\"none\": no limit)" : "") + ".", HelpName = "GIB" };
+
+    /// <summary>The quotas that count things: snapshots, volumes, networks, and addresses on the tenant's networks.</summary>
+    private static (Option<string> Snapshots, Option<string> Volumes, Option<string> Networks, Option<string> Addresses) CountOptions(bool allowNone)
+    {
+        var none = allowNone ? " (\"none\": no limit)" : "";
+        return (
+            new Option<string>("--max-snapshots") { Description = "At most this many disk snapshots" + none + ".", HelpName = "N" },
+            new Option<string>("--max-volumes") { Description = "At most this many volumes" + none + ".", HelpName = "N" },
+            new Option<string>("--max-networks") { Description = "At most this many networks" + none + ".", HelpName = "N" },
+            new Option<string>("--max-addresses") { Description = "At most this many addresses on its networks, one per NIC" + none + ".", HelpName = "N" });
+    }
 
     private static long? Limit(System.CommandLine.ParseResult parse, Option<string> option)
     {

@@ -3,7 +3,9 @@ namespace Orchestrator.Contracts;
 
 /// <summary>A tenant's limits; null: no limit.</summary>
 /// <param name="StorageGiB">GiB of VM disks and volumes together.</param>
-public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB, long? StorageGiB = null, int? Snapshots = null);
+/// <param name="Addresses">addresses on the tenant's networks, one per NIC of its VMs.</param>
+public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB, long? StorageGiB = null, int? Snapshots = null, int? Volumes = null,
+    int? Networks = null, int? Addresses = null);
 
 public sealed record CreateTenantRequest(string? Id, QuotaDto? Quota);
 
@@ -21,7 +23,8 @@ public sealed record KeyDto(string KeyId, string Tenant, string Role, string? Na
 /// <summary>A key just issued: the only time <see cref="Key"/> is ever shown.</summary>
 public sealed record IssuedKeyDto(string KeyId, string Tenant, string Role, string? Name, string Key);
 
-public sealed record UsageDto(int Vms, int Vcpus, long MemoryMiB, long StorageGiB = 0);
+public sealed record UsageDto(int Vms, int Vcpus, long MemoryMiB, long StorageGiB = 0, int Snapshots = 0, int Volumes = 0, int Networks = 0,
+    int Addresses = 0);
 
 /// <param name="Keys">the tenant's keys where an admin asked for one tenant; null in lists and for the tenant's own view.</param>
 public sealed record TenantDto(string Id, bool Disabled, QuotaDto Quota, UsageDto Usage, IReadOnlyList<KeyDto>? Keys, PoolDto? Pool);

@@ -52,8 +52,23 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithSecurityGroups(WithSnapshots(WithVolumes(networked)));
+        return WithCountQuotas(WithSecurityGroups(WithSnapshots(WithVolumes(networked))));
     }
+
+    /// <summary>What layout version 12 added: tenants' volume, network and address quotas (one tenant with some unset).</summary>
+    private static LedgerSnapshot WithCountQuotas(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants!.Select((t, i) => t with
+        {
+            Quota = t.Quota with { MaxVolumes = i == 0 ? 7 : int.MaxValue, MaxNetworks = i == 0 ? 3 : null, MaxAddresses = 254 },
+        }).ToList(),
+    };
+
+    /// <summary>A snapshot as builds before count quotas (layout version 11) read it back.</summary>
+    private static LedgerSnapshot WithoutCountQuotas(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { MaxVolumes = null, MaxNetworks = null, MaxAddresses = null } }).ToList(),
+    };
 
     /// <summary>What layout version 10 added: disk snapshots, the VMs' disk layers, clones' sources and tenants' snapshot quotas.</summary>
     private static LedgerSnapshot WithSnapshots(LedgerSnapshot snapshot) => snapshot with
@@ -124,7 +139,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     };
 
     /// <summary>A snapshot as builds before volumes (layout version 8) read it back (no snapshots or security groups either).</summary>
-    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot full) => WithoutSnapshots(WithoutSecurityGroups(full)) is var snapshot ? snapshot with
+    private static LedgerSnapshot WithoutVolumes(LedgerSnapshot full) => WithoutSnapshots(WithoutSecurityGroups(WithoutCountQuotas(full))) is var snapshot ? snapshot with
     {
         Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { MaxStorageGiB = null } }).ToList(),
         Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Volumes = null } }).ToList(),
@@ -373,7 +388,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public void A_version_9_snapshot_from_the_build_before_disk_snapshots_reads_back_with_none()
     {
         // Version 9 wrote everything this build writes up to the snapshots section, which it did not have (nor the later ones).
-        var expected = WithoutSnapshots(WithoutSecurityGroups(Full()));
+        var expected = WithoutSnapshots(WithoutSecurityGroups(WithoutCountQuotas(Full())));
         var current = LedgerSnapshotFormat.Write(expected);
         var version9 = Reseal(current[..current.AsSpan().LastIndexOf("SNAP"u8)]);
         version9[4] = 9;
@@ -384,11 +399,22 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public void A_version_10_snapshot_from_the_build_before_security_groups_reads_back_with_none()
     {
         // Version 10 wrote everything this build writes up to the security groups section, which it did not have.
-        var expected = WithoutSecurityGroups(Full());
+        var expected = WithoutSecurityGroups(WithoutCountQuotas(Full()));
         var current = LedgerSnapshotFormat.Write(expected);
         var version10 = Reseal(current[..current.AsSpan().LastIndexOf("SECG"u8)]);
         version10[4] = 10;
         AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version10[..^8])), 10, expected);
+    }
+
+    [Fact]
+    public void A_version_11_snapshot_from_the_build_before_count_quotas_reads_back_with_none()
+    {
+        // Version 11 wrote everything this build writes up to the count quotas section, which it did not have.
+        var expected = WithoutCountQuotas(Full());
+        var current = LedgerSnapshotFormat.Write(expected);
+        var version11 = Reseal(current[..current.AsSpan().LastIndexOf("QUOT"u8)]);
+        version11[4] = 11;
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version11[..^8])), 11, expected);
     }
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>

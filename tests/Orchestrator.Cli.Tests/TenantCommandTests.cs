@@ -5,7 +5,8 @@ namespace Orchestrator.Cli.Tests;
 public class TenantCommandTests
 {
     private const string Acme = """
-        {"id":"acme","disabled":false,"quota":{"vms":10,"vcpus":20,"memoryMiB":null,"storageGiB":50},"usage":{"vms":2,"vcpus":3,"memoryMiB":512,"storageGiB":7},
+        {"id":"acme","disabled":false,"quota":{"vms":10,"vcpus":20,"memoryMiB":null,"storageGiB":50,"snapshots":5,"volumes":null,"networks":2,"addresses":null},
+         "usage":{"vms":2,"vcpus":3,"memoryMiB":512,"storageGiB":7,"snapshots":1,"volumes":4,"networks":2,"addresses":3},
          "keys":[{"keyId":"0123456789abcdef","tenant":"acme","role":"read-only","name":"ci","createdAt":"2026-11-24T01:00:00Z","revokedAt":null}]}
         """;
 
@@ -13,12 +14,15 @@ public class TenantCommandTests
     public async Task Tenant_create_sends_the_quota_and_shows_usage_against_it()
     {
         var http = new ScriptedHandler().On("POST", "/v1/tenants", HttpStatusCode.Created, Acme);
-        var run = await CliRun.Of(http, null, "tenant", "create", "acme", "--max-vms", "10", "--max-vcpus", "20");
+        var run = await CliRun.Of(http, null, "tenant", "create", "acme", "--max-vms", "10", "--max-vcpus", "20", "--max-networks", "2");
 
         Assert.Equal(0, run.ExitCode);
-        Assert.Equal("""{"id":"acme","quota":{"vms":10,"vcpus":20,"memoryMiB":null,"storageGiB":null}}""", http.Requests.Single().Body);
+        Assert.Equal("""{"id":"acme","quota":{"vms":10,"vcpus":20,"memoryMiB":null,"storageGiB":null,"snapshots":null,"volumes":null,"networks":2,"addresses":null}}""",
+            http.Requests.Single().Body);
         Assert.Matches(@"VMs\s+2 of 10", run.Out.ToString());
         Assert.Matches(@"Memory\s+512 MiB \(no limit\)", run.Out.ToString());
+        Assert.Matches(@"Networks\s+2 of 2", run.Out.ToString());
+        Assert.Matches(@"Addresses\s+3 \(no limit\)", run.Out.ToString());
         Assert.Matches(@"0123456789abcdef\s+read-only\s+ci", run.Out.ToString());
     }
 
@@ -31,8 +35,9 @@ public class TenantCommandTests
         var run = await CliRun.Of(http, null, "tenant", "set", "acme", "--max-vms", "none", "--max-memory", "4096", "--disable");
 
         Assert.Equal(0, run.ExitCode);
-        // The storage quota nobody typed stays as it was.
-        Assert.Equal("""{"quota":{"vms":null,"vcpus":20,"memoryMiB":4096,"storageGiB":50},"disabled":true,"pool":null}""", http.Requests[1].Body);
+        // The quotas nobody typed stay as they were (the API replaces the quota whole: one left out would be lifted).
+        Assert.Equal("""{"quota":{"vms":null,"vcpus":20,"memoryMiB":4096,"storageGiB":50,"snapshots":5,"volumes":null,"networks":2,"addresses":null},"disabled":true,"pool":null}""",
+            http.Requests[1].Body);
     }
 
     [Fact]
@@ -47,8 +52,8 @@ public class TenantCommandTests
         Assert.Equal(0, (await CliRun.Of(http, null, "tenant", "set", "acme", "--max-storage", "100")).ExitCode);
         Assert.Equal(0, (await CliRun.Of(http, null, "tenant", "set", "acme", "--max-storage", "none")).ExitCode);
 
-        Assert.Contains("\"storageGiB\":100}", http.Requests[1].Body);
-        Assert.Contains("\"storageGiB\":null}", http.Requests[3].Body);
+        Assert.Contains("\"storageGiB\":100,", http.Requests[1].Body);
+        Assert.Contains("\"storageGiB\":null,", http.Requests[3].Body);
     }
 
     [Fact]
@@ -60,7 +65,7 @@ public class TenantCommandTests
         var run = await CliRun.Of(http, null, "tenant", "set", "acme", "--pool-shares", "4096", "--pool-limit", "1500");
 
         Assert.Equal(0, run.ExitCode);
-        Assert.Equal("""{"quota":{"vms":10,"vcpus":20,"memoryMiB":null,"storageGiB":50},"disabled":null,"pool":{"cpuShares":4096,"cpuReservationMillicores":0,"cpuLimitMillicores":1500}}""",
+        Assert.Equal("""{"quota":{"vms":10,"vcpus":20,"memoryMiB":null,"storageGiB":50,"snapshots":5,"volumes":null,"networks":2,"addresses":null},"disabled":null,"pool":{"cpuShares":4096,"cpuReservationMillicores":0,"cpuLimitMillicores":1500}}""",
             http.Requests[1].Body);
     }
 

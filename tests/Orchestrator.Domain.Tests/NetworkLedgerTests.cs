@@ -43,6 +43,30 @@ public class NetworkLedgerTests
     }
 
     [Fact]
+    public void The_network_and_address_quotas_refuse_the_one_too_many_naming_what_is_in_use_and_a_delete_frees_room()
+    {
+        var ledger = Ledger(Acme, Bolt);
+        Assert.Null(ledger.Send(new LedgerCommands.UpdateTenant(Acme, new TenantQuota(MaxNetworks: 1, MaxAddresses: 2), null)).Refusal);
+        Assert.Null(Network(ledger, Acme, "net").Refusal);
+        var network = Network(ledger, Acme, "second").Refusal!;
+        Assert.Equal(RefusalKind.Forbidden, network.Kind);
+        Assert.Equal(new FieldError("name", "quota exceeded: 1 of 1 networks in use"), network.Errors.Single());
+
+        Assert.Null(Vm(ledger, Acme, "a", "net").Refusal);
+        var twoNics = ledger.Send(new LedgerCommands.CreateVm(Acme,
+            new VmSpec("b", 1, 64, "demo", Nics: [new VmNic("net"), new VmNic("net")]), VmId.New())).Refusal!;
+        Assert.Equal(new FieldError("nics", "quota exceeded: 1 of 2 addresses in use, 2 more asked"), twoNics.Errors.Single());
+        Assert.Null(ledger.State.FindVm(Acme, "b")); // refused whole: no VM, no address
+        Assert.Equal(1, ledger.State.AddressesOf(Acme));
+        Assert.Null(Vm(ledger, Acme, "c", "net").Refusal);
+        Assert.Equal(RefusalKind.Forbidden, Vm(ledger, Acme, "d", "net").Refusal!.Kind);
+
+        Delete(ledger, Acme, "a");
+        Assert.Null(Vm(ledger, Acme, "d", "net").Refusal);
+        Assert.Null(Network(ledger, Bolt, "second").Refusal); // another tenant's quota is its own
+    }
+
+    [Fact]
     public void Two_tenants_may_use_one_cidr_and_neither_sees_the_others_network()
     {
         var ledger = Ledger(Acme, Bolt);

@@ -48,6 +48,21 @@ public class VolumeLedgerTests
     }
 
     [Fact]
+    public void The_volume_quota_refuses_the_one_too_many_and_a_delete_frees_room()
+    {
+        var ledger = Ledger();
+        Assert.Null(ledger.Send(new LedgerCommands.UpdateTenant(Acme, new TenantQuota(MaxVolumes: 1), null)).Refusal);
+        Volume(ledger, "data1");
+        var refusal = CreateVolume(ledger, "data2", 1).Refusal!;
+        Assert.Equal(RefusalKind.Forbidden, refusal.Kind);
+        Assert.Equal(new FieldError("name", "quota exceeded: 1 of 1 volumes in use"), refusal.Errors.Single());
+        Assert.Null(CreateVolume(ledger, "data2", 1, Other).Refusal);
+
+        Assert.Null(ledger.Send(new VolumeCommands.DeleteVolume(Acme, "data1")).Refusal);
+        Assert.Null(CreateVolume(ledger, "data2", 1).Refusal);
+    }
+
+    [Fact]
     public void A_volume_is_charged_to_its_pool_and_its_tenant_and_deleting_it_frees_both()
     {
         var ledger = Ledger();

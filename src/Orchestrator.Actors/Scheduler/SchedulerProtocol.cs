@@ -78,7 +78,8 @@ public static class SchedulerReplies
         state.FindTenant(tenant),
         state.UsageOf(tenant),
         state.Keys.Values.Where(k => k.Tenant == tenant).OrderBy(k => k.CreatedAt).ThenBy(k => k.KeyId, StringComparer.Ordinal).ToList(),
-        state.StorageUsedGiB(tenant));
+        state.StorageUsedGiB(tenant),
+        new TenantCounts(state.SnapshotsOf(tenant).Count(), state.VolumesOf(tenant).Count(), state.NetworksOf(tenant).Count(), state.AddressesOf(tenant)));
 
     /// <summary>Done when there is no such VM before or after (a VM command is refused before that could happen).</summary>
     private static IOrchestratorMessage VmReply(VmId? subject, LedgerState before, LedgerState after) =>
@@ -104,7 +105,8 @@ public static class SchedulerReplies
 
     /// <summary>A tenant with what its VMs take and its keys (hashes included: callers must never show them).</summary>
     /// <param name="StorageGiB">GiB of the tenant's VM disks and volumes (what its storage quota counts).</param>
-    public sealed record TenantFound(TenantRecord? Tenant, TenantUsage Usage, IReadOnlyList<ApiKeyRecord> Keys, long StorageGiB = 0) : IOrchestratorMessage;
+    public sealed record TenantFound(TenantRecord? Tenant, TenantUsage Usage, IReadOnlyList<ApiKeyRecord> Keys, long StorageGiB = 0,
+        TenantCounts? Counts = null) : IOrchestratorMessage;
 
     public sealed record TenantList(IReadOnlyList<TenantFound> Tenants) : IOrchestratorMessage;
 

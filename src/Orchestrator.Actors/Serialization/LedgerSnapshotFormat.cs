@@ -31,9 +31,10 @@ public static class LedgerSnapshotFormat
     /// version 8 the creates' idempotency keys (<see cref="WriteIdempotencyKeys"/>); version 9 the volumes and the tenants'
     /// storage quotas after them (<see cref="WriteVolumes"/>); version 10 the disk snapshots and the VMs' disk layers after
     /// those (<see cref="WriteSnapshots"/>); version 11 the security groups and the NICs' groups after
-    /// those (<see cref="WriteSecurityGroups"/>).
+    /// those (<see cref="WriteSecurityGroups"/>); version 12 the tenants' volume, network and address quotas after
+    /// those (<see cref="WriteCountQuotas"/>).
     /// </summary>
-    public const byte Version = 11;
+    public const byte Version = 12;
 
     private const byte OldestReadable = 1;
 
@@ -66,6 +67,7 @@ public static class LedgerSnapshotFormat
         WriteVolumes(w, snapshot);
         WriteSnapshots(w, snapshot);
         WriteSecurityGroups(w, snapshot);
+        WriteCountQuotas(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -137,6 +139,11 @@ public static class LedgerSnapshotFormat
         var volumes = version >= 9 ? ReadVolumes(r, tenants, vms!) : null;
         var snapshots = version >= 10 ? ReadSnapshots(r, tenants, vms!) : null;
         var securityGroups = version >= 11 ? ReadSecurityGroups(r, vms!) : null;
+        if (version >= 12)
+        {
+            ReadCountQuotas(r, tenants);
+        }
+
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -234,7 +241,7 @@ public static class LedgerSnapshotFormat
         ],
         [typeof(TenantQuota)] =
             [nameof(TenantQuota.MaxVms), nameof(TenantQuota.MaxVcpus), nameof(TenantQuota.MaxMemoryMiB), nameof(TenantQuota.MaxStorageGiB),
-                nameof(TenantQuota.MaxSnapshots)],
+                nameof(TenantQuota.MaxSnapshots), nameof(TenantQuota.MaxVolumes), nameof(TenantQuota.MaxNetworks), nameof(TenantQuota.MaxAddresses)],
         [typeof(TenantCpuPool)] = [nameof(TenantCpuPool.Shares), nameof(TenantCpuPool.ReservationMillicores), nameof(TenantCpuPool.LimitMillicores)],
         [typeof(ApiKeyRecord)] =
         [
@@ -893,6 +900,41 @@ public static class LedgerSnapshotFormat
         }
 
         return secured.Count > 0 ? throw r.Corrupt($"security groups for {secured.Count} VM(s) the snapshot does not hold") : groups;
+    }
+
+    // ---- Version 12: the volume, network and address quotas of each tenant that has any, after the security groups, behind
+    // their own marker, so that the tenants' own layout stays as version 1 wrote it.
+    private const int CountQuotasMarker = 0x544F5551; // "QUOT"
+
+    private static void WriteCountQuotas(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(CountQuotasMarker);
+        var quotas = (snapshot.Tenants ?? []).Where(t => t.Quota is { MaxVolumes: not null } or { MaxNetworks: not null } or { MaxAddresses: not null })
+            .ToList();
+        List(w, quotas.Count > 0 ? quotas : null, (w, t) =>
+        {
+            w.Shared(t.Id.Value);
+            Optional(w, t.Quota.MaxVolumes, (w, max) => w.Int32(max));
+            Optional(w, t.Quota.MaxNetworks, (w, max) => w.Int32(max));
+            Optional(w, t.Quota.MaxAddresses, (w, max) => w.Int32(max));
+        });
+    }
+
+    private static void ReadCountQuotas(SnapshotReader r, TenantRecord[]? tenants)
+    {
+        r.Section = "count quotas";
+        r.Index = -1;
+        if (r.Int32() != CountQuotasMarker)
+        {
+            throw r.Corrupt("the count quotas section's marker is missing");
+        }
+
+        foreach (var (tenant, volumes, networks, addresses) in List(r, "count quota",
+                     r => (new TenantId(r.Shared()!), r.Bool() ? r.Int32() : (int?)null, r.Bool() ? r.Int32() : (int?)null, r.Bool() ? r.Int32() : (int?)null))
+                 ?? [])
+        {
+            WithQuota(r, tenants, tenant, "count", q => q with { MaxVolumes = volumes, MaxNetworks = networks, MaxAddresses = addresses });
+        }
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

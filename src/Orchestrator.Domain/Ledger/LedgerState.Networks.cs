@@ -33,6 +33,9 @@ public sealed partial record LedgerState
             .OfType<NicAssignment>()
             .ToList();
 
+    /// <summary>The addresses the tenant's VMs hold on its networks (one per NIC).</summary>
+    public int AddressesOf(TenantId tenant) => NetworksOf(tenant).Sum(n => LeasesOf(n.Id).Addresses.Count);
+
     private Decision DecideCreateNetwork(NetworkCommands.CreateNetwork c, DateTimeOffset now)
     {
         var errors = new List<FieldError>();
@@ -52,9 +55,14 @@ public sealed partial record LedgerState
         }
 
         if (WhyNoNew(c.Tenant, "network", c.Name, c.Id, FindNetwork(c.Tenant, c.Name) is not null, Networks.ContainsKey(c.Id),
-                NetworksOf(c.Tenant).Count(), NetworkRecord.MaxPerTenant, out _) is { } refused)
+                NetworksOf(c.Tenant).Count(), NetworkRecord.MaxPerTenant, out var tenant) is { } refused)
         {
             return refused;
+        }
+
+        if (tenant.Quota.NetworksExceeded(NetworksOf(c.Tenant).Count()) is { } exceeded)
+        {
+            return Decision.Refuse(Refusal.Forbidden(exceeded));
         }
 
         // The lowest VNI free: a deleted network's comes back, and the ids stay small enough to read in device names.
@@ -90,6 +98,11 @@ public sealed partial record LedgerState
         if (nics.Count > MaxNicsPerVm)
         {
             return (null, Refusal.Invalid([new FieldError("nics", $"at most {MaxNicsPerVm} NICs per VM, was {nics.Count}")]));
+        }
+
+        if (FindTenant(tenant)?.Quota.AddressesExceeded(AddressesOf(tenant), nics.Count) is { } exceeded)
+        {
+            return (null, Refusal.Forbidden(exceeded));
         }
 
         var leases = Leases;

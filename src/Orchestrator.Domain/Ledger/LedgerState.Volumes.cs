@@ -86,7 +86,8 @@ public sealed partial record LedgerState
             return refused;
         }
 
-        if (tenant.Quota.StorageExceeded(StorageUsedGiB(c.Tenant), c.SizeGiB, "sizeGiB") is { } exceeded)
+        if ((tenant.Quota.VolumesExceeded(VolumesOf(c.Tenant).Count()) ?? tenant.Quota.StorageExceeded(StorageUsedGiB(c.Tenant), c.SizeGiB, "sizeGiB"))
+            is { } exceeded)
         {
             return Decision.Refuse(Refusal.Forbidden(exceeded));
         }

@@ -34,8 +34,9 @@ public static class KeyRoles
 
 /// <summary>A tenant's limits, OpenStack-style; null = unlimited.</summary>
 /// <param name="MaxStorageGiB">GiB of VM disks and volumes together (issue 18).</param>
+/// <param name="MaxAddresses">addresses on the tenant's networks, one per NIC of its VMs.</param>
 public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long? MaxMemoryMiB = null, long? MaxStorageGiB = null,
-    int? MaxSnapshots = null)
+    int? MaxSnapshots = null, int? MaxVolumes = null, int? MaxNetworks = null, int? MaxAddresses = null)
 {
     public static readonly TenantQuota Unlimited = new();
 
@@ -65,6 +66,21 @@ public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long?
         {
             yield return new FieldError("quota.snapshots", $"must be 0 or more, was {MaxSnapshots}");
         }
+
+        if (MaxVolumes is < 0)
+        {
+            yield return new FieldError("quota.volumes", $"must be 0 or more, was {MaxVolumes}");
+        }
+
+        if (MaxNetworks is < 0)
+        {
+            yield return new FieldError("quota.networks", $"must be 0 or more, was {MaxNetworks}");
+        }
+
+        if (MaxAddresses is < 0)
+        {
+            yield return new FieldError("quota.addresses", $"must be 0 or more, was {MaxAddresses}");
+        }
     }
 
     /// <summary>Why <paramref name="usedGiB"/> plus <paramref name="moreGiB"/> would exceed the storage quota; null when it fits.</summary>
@@ -74,9 +90,20 @@ public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long?
             : null;
 
     /// <summary>Why one more snapshot beside the tenant's <paramref name="count"/> would exceed the quota; null when it fits.</summary>
-    public FieldError? SnapshotsExceeded(int count) =>
-        MaxSnapshots is { } max && count + 1 > max
-            ? new FieldError("name", $"quota exceeded: {count} of {max} snapshots in use")
+    public FieldError? SnapshotsExceeded(int count) => CountExceeded(MaxSnapshots, count, 1, "name", "snapshots");
+
+    /// <summary>Why one more volume beside the tenant's <paramref name="count"/> would exceed the quota; null when it fits.</summary>
+    public FieldError? VolumesExceeded(int count) => CountExceeded(MaxVolumes, count, 1, "name", "volumes");
+
+    /// <summary>Why one more network beside the tenant's <paramref name="count"/> would exceed the quota; null when it fits.</summary>
+    public FieldError? NetworksExceeded(int count) => CountExceeded(MaxNetworks, count, 1, "name", "networks");
+
+    /// <summary>Why <paramref name="more"/> addresses beside the tenant's <paramref name="count"/> would exceed the quota; null when they fit.</summary>
+    public FieldError? AddressesExceeded(int count, int more) => CountExceeded(MaxAddresses, count, more, "nics", "addresses");
+
+    private static FieldError? CountExceeded(int? max, int count, int more, string field, string things) =>
+        max is { } most && count + more > most
+            ? new FieldError(field, $"quota exceeded: {count} of {most} {things} in use" + (more > 1 ? $", {more} more asked" : ""))
             : null;
 
     /// <summary>Why <paramref name="usage"/> plus one more VM of this size would exceed the quota; null when it fits.</summary>
@@ -107,6 +134,12 @@ public sealed record TenantUsage(int Vms, int Vcpus, long MemoryMiB)
     public static readonly TenantUsage None = new(0, 0, 0);
 
     public TenantUsage Add(int vms, int vcpus, long memoryMiB) => new(Vms + vms, Vcpus + vcpus, MemoryMiB + memoryMiB);
+}
+
+/// <summary>How many of the things with a count quota a tenant has (VMs are in <see cref="TenantUsage"/>).</summary>
+public sealed record TenantCounts(int Snapshots, int Volumes, int Networks, int Addresses)
+{
+    public static readonly TenantCounts None = new(0, 0, 0, 0);
 }
 
 /// <param name="Pool">how the tenant's VMs on each host weigh, together, against other tenants' (null: by their own shares).</param>
