@@ -61,6 +61,9 @@ public sealed record AuthFailure(int Status, string Detail);
 public sealed class ApiAuthenticator
 {
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(2);
+
+    /// <summary>The key id of the bootstrap admin key's principal (issued key ids are hex, so never this).</summary>
+    private const string BootstrapKeyId = "bootstrap";
     private readonly string _bootstrapHash;
     private readonly Func<string, CancellationToken, Task<SchedulerReplies.KeyFound>> _findKey;
     private readonly ConcurrentDictionary<string, (SchedulerReplies.KeyFound Found, DateTime Until)> _cache = new(StringComparer.Ordinal);
@@ -82,7 +85,7 @@ public sealed class ApiAuthenticator
         if (!ApiKeys.TrySplit(presented, out var keyId, out var secret))
         {
             return ApiKeys.HashesEqual(ApiKeys.Hash(presented), _bootstrapHash)
-                ? (new ApiPrincipal(Domain.TenantId.System, ApiRole.Admin, "bootstrap"), null)
+                ? (new ApiPrincipal(Domain.TenantId.System, ApiRole.Admin, BootstrapKeyId), null)
                 : (null, invalid);
         }
 
@@ -104,6 +107,21 @@ public sealed class ApiAuthenticator
             _ => ApiRole.ReadOnly,
         };
         return (new ApiPrincipal(key.Tenant, role, key.KeyId), null);
+    }
+
+    /// <summary>
+    /// Whether the key a principal was made from still works now (not revoked, its tenant not disabled): for grants that
+    /// outlive the request that made them, such as a console ticket, which must die with its key.
+    /// </summary>
+    public async Task<bool> StillHoldsAsync(ApiPrincipal principal, CancellationToken ct)
+    {
+        if (principal.KeyId == BootstrapKeyId)
+        {
+            return true; // the bootstrap admin key is configuration: it holds until the node restarts without it
+        }
+
+        var found = await FindAsync(principal.KeyId, ct);
+        return found.Key is { IsRevoked: false } key && key.Tenant == principal.Tenant && found.Tenant is { Disabled: false };
     }
 
     /// <summary>After a revoke or a tenant change made here: look keys up again.</summary>

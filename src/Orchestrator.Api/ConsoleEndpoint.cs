@@ -28,9 +28,10 @@ public static class ConsoleEndpoint
     /// <summary>
     /// The console with the key's header, and for browsers (whose WebSocket cannot send a header): a ticket from
     /// <c>POST /v1/vms/{name}/console/ticket</c> (with the key), then <c>GET /v1/console?ticket=</c>, outside the keyed
-    /// group. The ticket carries the key's grant for that one VM, once, for <see cref="ConsoleTickets.Lifetime"/>.
+    /// group. The ticket carries the key's grant for that one VM, once, for <see cref="ConsoleTickets.Lifetime"/>, and
+    /// only while the key itself still works.
     /// </summary>
-    public static RouteGroupBuilder MapConsole(this RouteGroupBuilder v1, IEndpointRouteBuilder app)
+    public static RouteGroupBuilder MapConsole(this RouteGroupBuilder v1, IEndpointRouteBuilder app, ApiAuthenticator auth)
     {
         var tickets = new ConsoleTickets(TimeProvider.System);
         v1.MapGet("/vms/{name}/console", (string name, HttpContext http, ActorSystem system, IRequiredActor<SchedulerProxy> scheduler,
@@ -42,14 +43,14 @@ public static class ConsoleEndpoint
             ticket = tickets.Issue(http.Principal(), OrchestratorApi.Acting(http), name),
             expiresInSeconds = (int)ConsoleTickets.Lifetime.TotalSeconds,
         }, OrchestratorApi.Json));
-        app.MapGet("/v1/console", (HttpContext http, ActorSystem system, IRequiredActor<SchedulerProxy> scheduler,
+        app.MapGet("/v1/console", async (HttpContext http, ActorSystem system, IRequiredActor<SchedulerProxy> scheduler,
             IHostApplicationLifetime lifetime, CancellationToken ct) =>
         {
             var ticket = tickets.Redeem(http.Request.Query["ticket"].ToString());
-            return ticket is null
-                ? Task.FromResult(OrchestratorApi.Problem(StatusCodes.Status401Unauthorized, "unauthorized",
-                    "the console ticket is missing, used or expired: ask for one with POST /v1/vms/{name}/console/ticket"))
-                : ConsoleAsync(ticket, http, system, scheduler, lifetime, ct);
+            return ticket is null || !await auth.StillHoldsAsync(ticket.Principal, ct)
+                ? OrchestratorApi.Problem(StatusCodes.Status401Unauthorized, "unauthorized",
+                    "the console ticket is missing, used or expired, or its key no longer works: ask for one with POST /v1/vms/{name}/console/ticket")
+                : await ConsoleAsync(ticket, http, system, scheduler, lifetime, ct);
         }).ExcludeFromDescription();
         return v1;
     }

@@ -199,7 +199,7 @@ public static class OrchestratorApi
         v1.MapGet("/images", () => Results.Json(images.All.Select(i => i.ToDto()).ToList(), Json));
         v1.MapApply(images, specLimits ?? VmSpecLimits.Default);
         v1.MapEventStream();
-        v1.MapConsole(app);
+        v1.MapConsole(app, auth);
 
         return app;
     }

@@ -320,7 +320,12 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
         "/v1/vms", "/v1/vms/{name}", "/v1/vms/{name}/stop", "/v1/vms/{name}/start", "/v1/vms/{name}/labels", "/v1/vms/{name}/resources",
         "/v1/hosts", "/v1/capacity", "/v1/images", "/v1/tenant", "/v1/tenants", "/v1/tenants/{id}", "/v1/tenants/{id}/keys",
         "/v1/tenants/{id}/keys/{keyId}", "/v1/webhooks", "/v1/webhooks/{id}", "/v1/webhooks/{id}/deliveries", "/v1/apply",
-        "/v1/rules", "/v1/rules/{id}", "/v1/events",
+        "/v1/rules", "/v1/rules/{id}", "/v1/events", "/v1/vms/{name}/pause", "/v1/vms/{name}/resume", "/v1/vms/{name}/console",
+        "/v1/vms/{name}/console/ticket", "/v1/hosts/{id}", "/v1/hosts/{id}/labels", "/v1/groups", "/v1/groups/{name}", "/v1/networks",
+        "/v1/networks/{name}", "/v1/secgroups", "/v1/secgroups/{name}", "/v1/secgroups/{name}/rules", "/v1/secgroups/{name}/rules/{rule}",
+        "/v1/vms/{name}/nics/{index}/secgroups", "/v1/volumes", "/v1/volumes/{name}", "/v1/volumes/{name}/resize",
+        "/v1/vms/{name}/volumes/{volume}", "/v1/snapshots", "/v1/vms/{name}/snapshots", "/v1/vms/{name}/snapshots/{snapshot}",
+        "/v1/vms/{name}/snapshots/{snapshot}/restore",
     ];
 
     [Fact]

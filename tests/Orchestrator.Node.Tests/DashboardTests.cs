@@ -151,7 +151,7 @@ public sealed class DashboardTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_console_ticket_opens_its_tenants_vm_once_and_another_tenants_ticket_finds_nothing()
+    public async Task A_console_ticket_opens_its_tenants_vm_once_while_its_key_works_and_another_tenants_ticket_finds_nothing()
     {
         var keyA = await _node.TenantKeyAsync("delta");
         var keyB = await _node.TenantKeyAsync("echo");
@@ -173,6 +173,13 @@ public sealed class DashboardTests(ITestOutputHelper output) : IAsyncLifetime
         (await ConsoleAsync(ticket, HttpStatusCode.Unauthorized)).Dispose(); // used once already
         (await ConsoleAsync("", HttpStatusCode.Unauthorized)).Dispose();
         (await ConsoleAsync(await TicketAsync(b, "solo"), HttpStatusCode.NotFound)).Dispose(); // B's ticket names B's (missing) VM
+
+        // A ticket dies with its key: revoked after the ticket was issued, the ticket opens nothing.
+        var keyA2 = await _node.TenantKeyAsync("delta");
+        using var a2 = _node.ClientWith(keyA2);
+        var orphan = await TicketAsync(a2, "solo");
+        Assert.Equal(HttpStatusCode.NoContent, (await _node.Http.DeleteAsync($"v1/tenants/delta/keys/{keyA2.Trim()[4..20]}")).StatusCode);
+        (await ConsoleAsync(orphan, HttpStatusCode.Unauthorized)).Dispose();
     }
 
     private static async Task<string> TicketAsync(HttpClient client, string vm)
