@@ -8,9 +8,9 @@ namespace Orchestrator.Node.Tests;
 public sealed class DemoTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task The_demo_prints_a_summary_with_each_vms_create_to_ready_time_and_logs_the_rest_to_a_file()
+    public async Task The_demo_prints_a_summary_with_each_vms_create_to_ready_time_and_its_vms_pinging_each_other_and_logs_the_rest_to_a_file()
     {
-        await using var node = await NodeProcess.StartAsync(output, extraArgs: ["--demo-vms", "1"]);
+        await using var node = await NodeProcess.StartAsync(output, extraArgs: ["--demo-vms", "2"]);
         await node.Eventually(() => Task.FromResult<bool?>(node.Lines.Any(l => l.StartsWith("Try, in another terminal", StringComparison.Ordinal))),
             TimeSpan.FromSeconds(120), "the demo's next steps");
         var lines = node.Lines;
@@ -18,6 +18,10 @@ public sealed class DemoTests(ITestOutputHelper output)
         Assert.Contains(lines, l => l.StartsWith("  dashboard: http://", StringComparison.Ordinal) && l.Contains("admin.key", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("accelerator: ", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("demo-1 ready in ", StringComparison.Ordinal) && l.EndsWith(" s (create → ready)", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("demo-2 ready in ", StringComparison.Ordinal));
+        // The demo VMs share the demo network: demo-2 (10.77.0.3 by DHCP) pinged demo-1 at boot, and the demo read it off its console.
+        Assert.Contains("network demo 10.77.0.0/24: every demo VM has a NIC on it", lines);
+        Assert.Contains("demo-2 pinged demo-1 (10.77.0.2): answered", lines);
         Assert.Contains(lines, l => l.Contains("./orchestrator vm list", StringComparison.Ordinal));
         Assert.DoesNotContain(lines, l => l.Contains("Akka", StringComparison.Ordinal)); // the cluster's chatter is in the file
 

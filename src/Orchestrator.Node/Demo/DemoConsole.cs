@@ -35,6 +35,9 @@ public sealed class DemoConsole(TextWriter output, TextWriter error)
     /// <summary>A demo VM left by an earlier run that is still running (a restarted node adopted it).</summary>
     public void VmRunning(string name) => Line(output, $"{name} ready (running since an earlier start)");
 
+    /// <summary>The demo network, and what each VM's ping of demo-1 gave.</summary>
+    public void Network(string line) => Line(output, line);
+
     public void VmFailed(string name, string reason) => Line(error, $"{name} failed: {reason}");
 
     /// <summary>The last line before the node stops because the demo could not run.</summary>
