@@ -92,4 +92,27 @@ public sealed class NetworkTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Contains("cidr", await bad.Content.ReadAsStringAsync());
     }
+
+    [Fact]
+    public async Task Concurrent_creates_never_get_one_address_twice_nor_more_than_the_address_quota_or_the_range_holds()
+    {
+        using var carl = _node.ClientWith(await _node.TenantKeyAsync("carl", quota: new { addresses = 4 }));
+        // A /29: guests get .2 to .6 (.1 is the router). The VMs wait Pending (no host has the label), so nothing boots.
+        Assert.Equal(HttpStatusCode.Created, (await carl.PostAsJsonAsync("v1/networks", new { name = "small", cidr = "10.9.0.0/29" })).StatusCode);
+        Task<HttpResponseMessage[]> Race(string prefix, int count) => Task.WhenAll(Enumerable.Range(0, count).Select(i => carl.PostAsJsonAsync("v1/vms",
+            new { name = $"{prefix}{i}", vcpus = 1, memoryMiB = 64, image = "demo", hostSelector = new[] { "zone=nowhere" }, nics = new[] { new { network = "small" } } })));
+
+        var first = await Race("a", 10);
+        Assert.Equal(4, first.Count(r => r.StatusCode == HttpStatusCode.Created));
+        Assert.Equal(6, first.Count(r => r.StatusCode == HttpStatusCode.Forbidden)); // quota exceeded: 4 of 4 addresses in use
+
+        Assert.Equal(HttpStatusCode.OK, (await _node.Http.PatchAsJsonAsync("v1/tenants/carl", new { quota = new { addresses = (int?)null } })).StatusCode);
+        var second = await Race("b", 6);
+        Assert.Equal(1, second.Count(r => r.StatusCode == HttpStatusCode.Created));
+        Assert.Equal(5, second.Count(r => r.StatusCode == HttpStatusCode.Conflict)); // the range is full
+
+        var addresses = JsonNode.Parse(await carl.GetStringAsync("v1/vms"))!.AsArray().Select(v => (string)v!["nics"]![0]!["ip"]!).ToList();
+        Assert.Equal(["10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"], addresses.Order(StringComparer.Ordinal));
+        Assert.Equal(5, (int)JsonNode.Parse(await carl.GetStringAsync("v1/tenant"))!["usage"]!["addresses"]!);
+    }
 }
