@@ -1,5 +1,5 @@
 // Real guests on real bridges: DHCP addresses, reachability inside a tenant's network, and isolation (another
-// tenant's network with the same CIDR and addresses, spoofed addresses and MACs, the host's own address).
+// tenant's network with the same CIDR and addresses, spoofed addresses and MACs, a rogue DHCP server, the host's own address).
 using System.Diagnostics;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
@@ -38,7 +38,7 @@ public sealed class NetworkFactAttribute : FactAttribute
 public sealed class NetworkIsolationTests(QemuFixture fixture, ITestOutputHelper output)
 {
     [NetworkFact]
-    public async Task Guests_of_one_network_reach_each_other_and_nothing_of_another_tenant_a_spoofer_or_the_host()
+    public async Task Guests_of_one_network_reach_each_other_and_nothing_of_another_tenant_a_spoofer_a_rogue_dhcp_server_or_the_host()
     {
         // VNIs from the top of the range, so a test never meets a real network's bridge.
         var vniA = 0xF00000 + Random.Shared.Next(0x7FFFF) * 2;
@@ -55,7 +55,7 @@ public sealed class NetworkIsolationTests(QemuFixture fixture, ITestOutputHelper
             await target.WaitForAsync<VmEvent.ConsoleLine>(l => l.Text == "orchestrator: eth0 10.0.0.4/24", "a-target's DHCP address");
 
             var clock = Stopwatch.StartNew();
-            var peer = BootAsync(driver, vms, "a-peer", Nic(vniA, 2), """
+            var peer = BootAsync(driver, vms, "a-peer", Nic(vniA, 2), $$"""
                 #!/bin/sh
                 probe() { if ping -c 3 -W 2 "$2" >/dev/null 2>&1; then echo "NETTEST $1 reached"; else echo "NETTEST $1 unreached"; fi; }
                 probe peer 10.0.0.4
@@ -64,6 +64,10 @@ public sealed class NetworkIsolationTests(QemuFixture fixture, ITestOutputHelper
                 ip -4 addr flush dev eth0; ip addr add 10.0.0.2/24 dev eth0
                 ip link set eth0 down; ip link set eth0 address 02:00:00:00:00:99; ip link set eth0 up
                 probe spoofed-mac 10.0.0.4
+                ip link set eth0 down; ip link set eth0 address {{Nic(vniA, 2).Mac}}; ip link set eth0 up
+                printf 'interface eth0\nstart 10.0.0.200\nend 10.0.0.210\nopt router 10.0.0.99\nlease_file /tmp/rogue.leases\n' >/tmp/rogue.conf
+                touch /tmp/rogue.leases; (udhcpd -f /tmp/rogue.conf >/dev/console 2>&1 &); sleep 1
+                pidof udhcpd >/dev/null && echo "NETTEST rogue-dhcp started"
                 """);
             var stranger = BootAsync(driver, vms, "b-stranger", Nic(vniB, 3), $$"""
                 #!/bin/sh
@@ -80,6 +84,37 @@ public sealed class NetworkIsolationTests(QemuFixture fixture, ITestOutputHelper
             output.WriteLine($"create to a guest answering ping: {clock.Elapsed.TotalSeconds:F1} s (TCG, two other guests booting beside it)");
             await a.WaitForBannerAsync("a-peer");
             await b.WaitForBannerAsync("b-stranger");
+
+            // A guest that serves DHCP (a rogue, port security's second duty) answers nobody. The network's own server
+            // (dnsmasq) would answer first anyway, so it is held (SIGSTOP) while a guest that boots after the rogue asks:
+            // nothing answers it then; once the server runs again, the server's answer comes through (the hook works).
+            await a.WaitForAsync<VmEvent.ConsoleLine>(l => l.Text == "NETTEST rogue-dhcp started", "a-peer's rogue DHCP server");
+            var late = await BootAsync(driver, vms, "a-late", Nic(vniA, 5), """
+                #!/bin/sh
+                printf '#!/bin/sh\n[ "$1" = bound ] && echo "NETTEST dhcp-server $serverid $ip" >/dev/console\nexit 0\n' >/tmp/hook.sh; chmod +x /tmp/hook.sh
+                echo "NETTEST asking soon"; sleep 5
+                for i in 1 2 3; do udhcpc -i eth0 -n -q -t 3 -T 1 -s /tmp/hook.sh >/dev/null 2>&1; done
+                echo "NETTEST asked while held"; sleep 3
+                udhcpc -i eth0 -n -q -t 5 -T 1 -s /tmp/hook.sh >/dev/null 2>&1
+                echo "NETTEST dhcp done"
+                """);
+            var server = DhcpServerOf(networking, vniA);
+            await late.WaitForAsync<VmEvent.ConsoleLine>(l => l.Text == "NETTEST asking soon", "a-late about to ask");
+            server.Kill(Signal.Stop);
+            try
+            {
+                await late.WaitForAsync<VmEvent.ConsoleLine>(l => l.Text == "NETTEST asked while held", "a-late's asks while the server is held");
+            }
+            finally
+            {
+                server.Kill(Signal.Continue);
+            }
+
+            await late.WaitForAsync<VmEvent.ConsoleLine>(l => l.Text == "NETTEST dhcp done", "a-late's last ask");
+            var lines = late.Events.OfType<VmEvent.ConsoleLine>().Select(l => l.Text).ToList();
+            var held = lines.IndexOf("NETTEST asked while held");
+            Assert.DoesNotContain(lines.Take(held), l => l.StartsWith("NETTEST dhcp-server ", StringComparison.Ordinal)); // the rogue reached nobody
+            Assert.Equal(["NETTEST dhcp-server 10.0.0.1 10.0.0.5"], lines.Skip(held).Where(l => l.StartsWith("NETTEST dhcp-server ", StringComparison.Ordinal)));
 
             Assert.Equal("reached", Outcome(a, "peer"));
             Assert.Equal("unreached", Outcome(a, "spoofed-ip"));
@@ -128,6 +163,27 @@ public sealed class NetworkIsolationTests(QemuFixture fixture, ITestOutputHelper
         await events.WaitForAsync<VmEvent.ConsoleLine>(l => l.Text.StartsWith("orchestrator: eth0", StringComparison.Ordinal), $"{name}'s DHCP line");
         output.WriteLine($"{name}: {events.Events.OfType<VmEvent.ConsoleLine>().First(l => l.Text.StartsWith("orchestrator: eth0", StringComparison.Ordinal)).Text}");
         return events;
+    }
+
+    /// <summary>The network's DHCP server (dnsmasq in its router namespace), by its pid file in the networking's state directory.</summary>
+    private static DhcpServer DhcpServerOf(HostNetworking networking, int vni)
+    {
+        var pidFile = Path.Combine(networking.StateDirectory, vni.ToString("x", System.Globalization.CultureInfo.InvariantCulture), "dnsmasq.pid");
+        return new DhcpServer(int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private enum Signal
+    {
+        Continue = 18,
+        Stop = 19,
+    }
+
+    private sealed record DhcpServer(int Pid)
+    {
+        public void Kill(Signal signal) => Assert.Equal(0, Kill(Pid, (int)signal));
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+        private static extern int Kill(int pid, int signal);
     }
 
     private static string Outcome(EventRecorder guest, string probe) =>
