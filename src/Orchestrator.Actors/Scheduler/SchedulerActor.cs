@@ -214,7 +214,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         _vxlan.Register(host, register.Underlay, fresh);
         var agent = Sender;
         var before = Decided;
-        Persist(register.Host, before.Decide(register.Host, _rules, DateTimeOffset.UtcNow), () =>
+        Persist(register.Host, before.Decide(register.Host, _rules, DateTimeOffset.UtcNow), traceParent: null, () =>
         {
             agent.Tell(SchedulerReplies.To(register.Host, before, _state));
             _vxlan.Publish(_state, _hosts);
@@ -227,19 +227,24 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private void Handle(ILedgerCommand command, IActorRef? sender)
     {
         var before = Decided;
+        var traceParent = (command as LedgerCommands.CreateVm)?.TraceParent;
         var deciding = Stopwatch.GetTimestamp();
+        var decideSpan = StartCreateSpan("scheduler.decide", command, traceParent);
         var decision = before.Decide(command, _rules, DateTimeOffset.UtcNow);
         OrchestratorMetrics.DecisionDuration.Record(Stopwatch.GetElapsedTime(deciding).TotalSeconds);
         if (decision.Refusal is { } refusal)
         {
+            decideSpan.End(ActivityStatusCode.Error, refusal.GetType().Name);
             sender?.Tell(new SchedulerReplies.Refused(refusal));
             return;
         }
 
+        decideSpan.End();
+
         var releases = decision.Events.Any(e => e is VmReleased);
         // Answered once its events are persisted (I1), from the persisted state (then the state it was decided into); so
         // is whoever waits for a VM it released.
-        Persist(command, decision, () =>
+        Persist(command, decision, traceParent, () =>
         {
             sender?.Tell(SchedulerReplies.To(command, before, _state));
             if (releases)
@@ -259,7 +264,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     /// all that arrives meanwhile into the next one. Each reply still waits for its own events (I1): DeferAsync runs
     /// after them, in order. Queries, snapshots and hosts only ever see <c>_state</c>, the persisted state.
     /// </summary>
-    private void Persist(ILedgerCommand command, Decision decision, Action reply)
+    /// <param name="traceParent">a traced create's span: the journal write gets a span under it, and the hosts told of
+    /// its VMs continue the trace.</param>
+    private void Persist(ILedgerCommand command, Decision decision, string? traceParent, Action reply)
     {
         if (decision.Events.Count == 0)
         {
@@ -307,6 +314,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         var remaining = tagged.Count;
         var byHostLoss = command is LedgerCommands.LoseHost;
         var writing = Stopwatch.GetTimestamp();
+        var persistSpan = StartCreateSpan("scheduler.persist", command, traceParent);
+        persistSpan?.SetTag("orchestrator.journal.events", tagged.Count);
         PersistAllAsync(tagged, t =>
         {
             var evt = (ILedgerEvent)t.Payload;
@@ -350,10 +359,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _ahead = null; // _state has caught up
             }
 
+            persistSpan.End();
             reply();
             foreach (var vmId in changed.Union(rulesChanged))
             {
-                TellHost(vmId);
+                TellHost(vmId, OrchestratorTracing.TraceParentOf(persistSpan));
             }
 
             _vxlan.Publish(_state, _hosts);
@@ -380,12 +390,25 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         throw new InvalidOperationException($"journal rejected event {sequenceNr}; restarting the scheduler from its journal", cause);
     }
 
-    private void TellHost(VmId vmId)
+    private void TellHost(VmId vmId, string? traceParent = null)
     {
         if (_state.Vms.TryGetValue(vmId, out var vm))
         {
-            _hosts.AgentOf(vm.Host)?.Tell(new HostAgentCommands.Assign(_state.AssignmentOf(vm)));
+            _hosts.AgentOf(vm.Host)?.Tell(new HostAgentCommands.Assign(_state.AssignmentOf(vm), traceParent));
         }
+    }
+
+    /// <summary>A span of a traced create's way through the scheduler (ids only: the tenant's and the new VM's).</summary>
+    private static Activity? StartCreateSpan(string name, ILedgerCommand command, string? traceParent)
+    {
+        var span = OrchestratorTracing.StartChild(name, traceParent);
+        if (span is not null && command is LedgerCommands.CreateVm create)
+        {
+            span.SetTag(OrchestratorTracing.TenantIdTag, create.Tenant.ToString());
+            span.SetTag(OrchestratorTracing.VmIdTag, create.NewId.ToString());
+        }
+
+        return span;
     }
 
     /// <summary>
