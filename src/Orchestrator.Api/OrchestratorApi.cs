@@ -129,7 +129,7 @@ public static class OrchestratorApi
             }
 
             var newId = VmId.New();
-            var span = OrchestratorTracing.StartRoot("POST /v1/vms");
+            var span = OrchestratorTracing.StartRoot("POST /v1/vms", request.Headers["traceparent"]);
             span?.SetTag(OrchestratorTracing.TenantIdTag, tenant.ToString());
             span?.SetTag(OrchestratorTracing.VmIdTag, newId.ToString());
             try

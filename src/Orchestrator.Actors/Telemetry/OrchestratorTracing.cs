@@ -19,9 +19,20 @@ public static class OrchestratorTracing
 
     private static readonly ActivitySource Source = new(SourceName);
 
-    /// <summary>The root span of a request (the API's), under the ambient one when the HTTP server made one.</summary>
-    public static Activity? StartRoot(string name, ActivityKind kind = ActivityKind.Server) =>
-        Detached(() => Source.StartActivity(name, kind));
+    /// <summary>
+    /// The first span of a request (the API's): under the caller's <c>traceparent</c> header when it sent one, else a new
+    /// trace. Not under the ambient activity: ASP.NET Core makes one per request whether or not anyone records it, and a
+    /// parent-based sampler drops every span under an unrecorded one.
+    /// </summary>
+    public static Activity? StartRoot(string name, string? callerTraceParent, ActivityKind kind = ActivityKind.Server)
+    {
+        var parent = ActivityContext.TryParse(callerTraceParent, null, isRemote: true, out var caller) ? caller : default;
+        return Detached(() =>
+        {
+            Activity.Current = null; // with no caller's context: a new trace, not the ambient activity's
+            return Source.StartActivity(name, kind, parent);
+        });
+    }
 
     /// <summary>A span under the one <paramref name="traceParent"/> names; null when it names none (the create was not traced).</summary>
     public static Activity? StartChild(string name, string? traceParent, ActivityKind kind = ActivityKind.Internal) =>
