@@ -87,6 +87,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             _recovery.Replayed();
             _state.BuildIndexes(); // part of recovering: the first requests after it should not wait for them
             _log.Info(_recovery.Describe(_state, LastSequenceNr));
+            LedgerMetrics.Publish(_state); // a restarted scheduler withdrew its gauges: the recovered state reports until the next write
             // Hosts lost while no scheduler was watching (it was moving) are found once agents had time to re-register.
             Timers.StartSingleTimer("check-members", CheckMembers.Instance, _hostLoss.AfterLeave);
             if (_webhookSettings?.Secrets is { } secrets)
@@ -343,7 +344,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             LedgerMetrics.Publish(_state);
             OrchestratorMetrics.JournalWriteDuration.Record(Stopwatch.GetElapsedTime(writing).TotalSeconds);
 
-            if (_eventsSinceSnapshot >= _snapshotEvery)
+            // A snapshot writes the whole ledger: every snapshot-every events alone, the writes grew with the ledger
+            // times its events (at 8,000 VMs a megabyte every 200 creates, each holding SQLite's write lock while the
+            // journal waited). At least as many events as the ledger has VMs and hosts keeps a snapshot's cost per
+            // event constant, and recovery still replays no more events than the snapshot has records.
+            if (_eventsSinceSnapshot >= Math.Max(_snapshotEvery, _state.Vms.Count + _state.Hosts.Count))
             {
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
