@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Akka.Actor;
@@ -11,6 +12,7 @@ using Orchestrator.Actors.Hosting;
 using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
+using Orchestrator.Actors.Telemetry;
 using Orchestrator.Actors.Tenants;
 using Orchestrator.Contracts;
 using Orchestrator.Domain;
@@ -127,13 +129,27 @@ public static class OrchestratorApi
                 return Invalid(invalid);
             }
 
-            var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, VmId.New(), Idempotency.TokenOf(request.HttpContext)), ct);
-            return reply switch
+            var newId = VmId.New();
+            var span = OrchestratorTracing.StartRoot("POST /v1/vms", request.Headers["traceparent"]);
+            span?.SetTag(OrchestratorTracing.TenantIdTag, tenant.ToString());
+            span?.SetTag(OrchestratorTracing.VmIdTag, newId.ToString());
+            try
             {
-                SchedulerReplies.VmAccepted { Vm: var vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status201Created),
-                SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
-                _ => Unexpected(reply),
-            };
+                var reply = await AskAsync<object>(scheduler, new LedgerCommands.CreateVm(tenant, spec, newId, Idempotency.TokenOf(request.HttpContext),
+                    OrchestratorTracing.TraceParentOf(span)), ct);
+                span.End(reply is SchedulerReplies.VmAccepted ? ActivityStatusCode.Ok : ActivityStatusCode.Error);
+                return reply switch
+                {
+                    SchedulerReplies.VmAccepted { Vm: var vm } => Results.Json(vm.ToDto(), Json, statusCode: StatusCodes.Status201Created),
+                    SchedulerReplies.Refused refused => FromRefusal(refused.Refusal),
+                    _ => Unexpected(reply),
+                };
+            }
+            catch (Exception ex)
+            {
+                span.End(ActivityStatusCode.Error, ex.GetType().Name);
+                throw;
+            }
         }).RequireWrite().Idempotent(idempotency).Accepts<CreateVmRequest>("application/json").Produces<VmDto>(StatusCodes.Status201Created);
 
         v1.MapPost("/vms/{name}/stop", (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>

@@ -81,6 +81,7 @@ public static class NodeHost
         builder.Services.AddProblemDetails();
         builder.Services.AddOrchestratorApi();
         builder.Services.AddOrchestratorMetrics();
+        builder.Services.AddOrchestratorTracing(settings.Telemetry, settings.HostId.Value);
         builder.Services.AddAkka("orchestrator", (akka, services) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);

@@ -1,4 +1,4 @@
-// `bench failover|shares|boot|streams|console`: benchmarks that start real nodes (processes) or guests on this machine.
+// `bench failover|shares|boot|streams|console|metrics`: benchmarks that start real nodes (processes) or guests on this machine.
 using System.CommandLine;
 using Orchestrator.Cli;
 using Orchestrator.Tools.Bench;
@@ -21,12 +21,15 @@ public sealed record BootBenchOptions(string? Driver, int Boots, int Burst, int 
 /// <param name="Requests">ordinary requests timed one after another.</param>
 public sealed record StreamsBenchOptions(int Streams, int Requests, OutputFormat Output);
 
+/// <summary>Options of <c>orchestrator bench metrics</c>: VMs created, then the node's idle CPU over IdleSeconds, then Scrapes timed.</summary>
+public sealed record MetricsBenchOptions(int Vms, int Scrapes, int IdleSeconds, OutputFormat Output);
+
 /// <summary>Options of <c>orchestrator bench console</c>: keys timed, after <paramref name="Warmup"/> untimed ones.</summary>
 public sealed record ConsoleBenchOptions(int Keys, int Warmup, OutputFormat Output);
 
 public static class ClusterToolCommands
 {
-    /// <summary>Adds <c>failover</c>, <c>shares</c>, <c>boot</c>, <c>streams</c> and <c>console</c> to <paramref name="bench"/>.</summary>
+    /// <summary>Adds <c>failover</c>, <c>shares</c>, <c>boot</c>, <c>streams</c>, <c>console</c> and <c>metrics</c> to <paramref name="bench"/>.</summary>
     public static void AddTo(Command bench)
     {
         var hosts = new Option<int>("--hosts") { Description = "Node processes (each a host).", DefaultValueFactory = _ => 3 };
@@ -62,6 +65,22 @@ public static class ClusterToolCommands
         bench.Subcommands.Add(BootCommand(BootBench.RunAsync));
         bench.Subcommands.Add(StreamsCommand(StreamsBench.RunAsync));
         bench.Subcommands.Add(ConsoleCommand(ConsoleBench.RunAsync));
+        bench.Subcommands.Add(MetricsCommand(MetricsBench.RunAsync));
+    }
+
+    private static Command MetricsCommand(Func<MetricsBenchOptions, CancellationToken, Task<int>> run)
+    {
+        var vms = new Option<int>("--vms") { Description = "Simulated VMs created before the scrapes.", DefaultValueFactory = _ => 10_000 }.Within(1, 1_000_000);
+        var scrapes = new Option<int>("--scrapes") { Description = "Scrapes of /metrics, one after another.", DefaultValueFactory = _ => 30 }.Within(1, 10_000);
+        var idle = new Option<int>("--idle-seconds") { Description = "Seconds the node's idle CPU is measured first.", DefaultValueFactory = _ => 10 }.Within(1, 600);
+        var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
+        var command = new Command("metrics",
+            "Start a node on loopback with simulated hosts, create VMs, then time GET /metrics: the node's CPU per scrape above idle, series and bytes.")
+        {
+            vms, scrapes, idle, output,
+        };
+        command.SetAction((parse, ct) => run(new MetricsBenchOptions(parse.GetValue(vms), parse.GetValue(scrapes), parse.GetValue(idle), parse.GetValue(output)), ct));
+        return command;
     }
 
     private static Command ConsoleCommand(Func<ConsoleBenchOptions, CancellationToken, Task<int>> run)

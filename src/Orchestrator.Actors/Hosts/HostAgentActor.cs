@@ -1,4 +1,5 @@
 using Orchestrator.Actors.Consoles;
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
@@ -53,6 +54,9 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     private readonly Dictionary<VmId, VmProtocol.Usage> _usage = [];
 
+    /// <summary>The span of each traced create assigned here, from its assignment until its VM actor starts.</summary>
+    private readonly Dictionary<VmId, Activity> _startSpans = [];
+
     public HostAgentActor(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images,
         HostLeaseStore? leases = null)
     {
@@ -86,6 +90,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         });
         Receive<HostAgentCommands.Assign>(assign =>
         {
+            TraceStart(assign);
             SyncVolumes(assign.Assignment);
             SyncDisk(assign.Assignment);
             SyncNics(assign.Assignment);
@@ -242,6 +247,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
                 // readable again); the scheduler frees the allocation once we confirm.
                 _driver.Cleanup(finish.VmId);
                 DeleteDisk(finish.VmId);
+                EndStartSpan(finish.VmId, ActivityStatusCode.Error, "deleted before it started");
                 break;
             case HostEffect.Reenforce:
                 Enforce();
@@ -278,13 +284,38 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     {
         var assignment = start.Assignment;
         var adopt = start.Adopt is { } found ? _discovered.GetValueOrDefault(found.VmId) ?? new DiscoveredVm(found.VmId, found.Epoch, found.Pid) : null;
+        var traceParent = OrchestratorTracing.TraceParentOf(_startSpans.GetValueOrDefault(assignment.VmId));
         var actor = Context.ActorOf(
             VmActor.Props(assignment, _images.Find(assignment.Image)!, _driver, _scheduler, adopt, _settings.StopTimeout, _settings.VcpuSampleInterval,
-                _cgroups, _settings.UsageReportInterval),
+                _cgroups, _settings.UsageReportInterval, traceParent: traceParent),
             $"vm-{assignment.VmId.Compact}-{start.Incarnation}");
         Context.Watch(actor);
         _actors[assignment.VmId] = actor;
         _enforced.Remove(assignment.VmId);
+        EndStartSpan(assignment.VmId); // only the first start after a traced create: a restart is not the create's
+    }
+
+    /// <summary>A traced create's assignment opens the host's span, which lasts through the start permission until the VM's actor runs.</summary>
+    private void TraceStart(HostAgentCommands.Assign assign)
+    {
+        if (OrchestratorTracing.StartChild("host.start", assign.TraceParent, ActivityKind.Consumer) is not { } span)
+        {
+            return;
+        }
+
+        span.SetTag(OrchestratorTracing.VmIdTag, assign.Assignment.VmId.ToString());
+        span.SetTag(OrchestratorTracing.HostIdTag, _hostId.ToString());
+        span.SetTag(OrchestratorTracing.TenantIdTag, assign.Assignment.Tenant.ToString());
+        EndStartSpan(assign.Assignment.VmId);
+        _startSpans[assign.Assignment.VmId] = span;
+    }
+
+    private void EndStartSpan(VmId vmId, ActivityStatusCode status = ActivityStatusCode.Unset, string? why = null)
+    {
+        if (_startSpans.Remove(vmId, out var span))
+        {
+            span.End(status, why);
+        }
     }
 
     /// <summary>

@@ -9,7 +9,8 @@ namespace Orchestrator.Actors.Hosts;
 public static class HostAgentCommands
 {
     /// <summary>From the scheduler: the ledger's current view of one VM on this host. The agent converges to it.</summary>
-    public sealed record Assign(VmAssignment Assignment) : IOrchestratorMessage;
+    /// <param name="TraceParent">the span that placed the VM, when its create is traced: the host's start continues it.</param>
+    public sealed record Assign(VmAssignment Assignment, string? TraceParent = null) : IOrchestratorMessage;
 
     /// <summary>Asked by the scheduler (for <c>vm show</c>); answered by the VM's actor with <see cref="VmRuntime"/>.</summary>
     public sealed record GetVmRuntime(VmId VmId) : IOrchestratorMessage;

@@ -104,7 +104,8 @@ public sealed class SimulatedHostsActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (runs && epoch == assignment.Epoch && assignment.Status is VmStatus.Running or VmStatus.Ready)
+        // Only Ready is done: a ledger still at Running lost the Ready report (the scheduler restarted), so both go again.
+        if (runs && epoch == assignment.Epoch && assignment.Status is VmStatus.Ready)
         {
             return;
         }

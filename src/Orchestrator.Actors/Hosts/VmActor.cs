@@ -1,7 +1,9 @@
 using Orchestrator.Actors.Consoles;
 using Akka.Actor;
 using Akka.Event;
+using System.Diagnostics;
 using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Telemetry;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Ledger;
@@ -71,10 +73,16 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private VmDiskRequest? _disk;
     private bool _volumesChanged;
 
+    /// <summary>A traced create's "vm.boot" span: from this actor's start until the guest's ready banner.</summary>
+    private Activity? _bootSpan;
+
+    /// <param name="traceParent">the host's span of a traced create: this start is its VM's first boot.</param>
     public VmActor(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler, DiscoveredVm? adopt,
         TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null, TimeSpan usageInterval = default,
-        TimeSpan vcpuAckTimeout = default)
+        TimeSpan vcpuAckTimeout = default, string? traceParent = null)
     {
+        _bootSpan = OrchestratorTracing.StartChild("vm.boot", traceParent);
+        _bootSpan?.SetTag(OrchestratorTracing.VmIdTag, assignment.VmId.ToString());
         _vcpuAckTimeout = vcpuAckTimeout > TimeSpan.Zero ? vcpuAckTimeout : TimeSpan.FromSeconds(2);
         _usageInterval = usageInterval > TimeSpan.Zero ? usageInterval : TimeSpan.FromSeconds(2);
         _assignment = assignment;
@@ -96,9 +104,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     public static Props Props(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler,
         DiscoveredVm? adopt, TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null,
-        TimeSpan usageInterval = default, TimeSpan vcpuAckTimeout = default) =>
+        TimeSpan usageInterval = default, TimeSpan vcpuAckTimeout = default, string? traceParent = null) =>
         Akka.Actor.Props.Create(() => new VmActor(assignment, image, driver, scheduler, adopt, stopTimeout, vcpuSampleInterval,
-            cgroups, usageInterval, vcpuAckTimeout));
+            cgroups, usageInterval, vcpuAckTimeout, traceParent));
 
     protected override void PreStart()
     {
@@ -172,6 +180,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        EndBootSpan(ActivityStatusCode.Error, "stopped before the guest was ready");
         _starting.Cancel();
         // Only let go of the QMP link: the process keeps running until someone asks for it to stop.
         if (_handle is { } handle)
@@ -207,6 +216,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         {
             var reason = failed.Cause is HypervisorException ? failed.Cause.Message : $"could not start: {failed.Cause.Message}";
             _log.Warning("VM {0} ({1}) failed to start: {2}", _assignment.Name, VmId, reason);
+            EndBootSpan(ActivityStatusCode.Error, "failed to start");
             Context.Parent.Tell(new VmProtocol.StartFailed(VmId, _assignment.Epoch, reason));
             Context.Stop(Self);
         });
@@ -332,6 +342,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             {
                 _log.Info("VM {0} ready: {1}", _assignment.Name, line.Text.Trim());
                 Report(VmStatus.Ready, _handle!.Pid);
+                EndBootSpan();
             }
         });
         Receive<VmEvent.Shutdown>(shutdown => _exit.ShutDown(shutdown.GuestInitiated));
@@ -484,6 +495,12 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private VmRuntime Runtime() =>
         new(VmId, _handle?.Pid, _usage.Vcpus.Select(v => new VcpuUsage(v.Index, v.ThreadId, v.CpuSeconds)).ToList(), _console.Tail,
             _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false, _guest);
+
+    private void EndBootSpan(ActivityStatusCode status = ActivityStatusCode.Unset, string? why = null)
+    {
+        _bootSpan.End(status, why);
+        _bootSpan = null;
+    }
 
     private sealed record HandleReady(IVmHandle Handle);
 

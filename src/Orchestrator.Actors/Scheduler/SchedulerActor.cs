@@ -87,6 +87,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             _recovery.Replayed();
             _state.BuildIndexes(); // part of recovering: the first requests after it should not wait for them
             _log.Info(_recovery.Describe(_state, LastSequenceNr));
+            LedgerMetrics.Publish(_state); // a restarted scheduler withdrew its gauges: the recovered state reports until the next write
             // Hosts lost while no scheduler was watching (it was moving) are found once agents had time to re-register.
             Timers.StartSingleTimer("check-members", CheckMembers.Instance, _hostLoss.AfterLeave);
             if (_webhookSettings?.Secrets is { } secrets)
@@ -214,7 +215,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         _vxlan.Register(host, register.Underlay, fresh);
         var agent = Sender;
         var before = Decided;
-        Persist(register.Host, before.Decide(register.Host, _rules, DateTimeOffset.UtcNow), () =>
+        Persist(register.Host, before.Decide(register.Host, _rules, DateTimeOffset.UtcNow), traceParent: null, () =>
         {
             agent.Tell(SchedulerReplies.To(register.Host, before, _state));
             _vxlan.Publish(_state, _hosts);
@@ -227,19 +228,24 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private void Handle(ILedgerCommand command, IActorRef? sender)
     {
         var before = Decided;
+        var traceParent = (command as LedgerCommands.CreateVm)?.TraceParent;
         var deciding = Stopwatch.GetTimestamp();
+        var decideSpan = StartCreateSpan("scheduler.decide", command, traceParent);
         var decision = before.Decide(command, _rules, DateTimeOffset.UtcNow);
         OrchestratorMetrics.DecisionDuration.Record(Stopwatch.GetElapsedTime(deciding).TotalSeconds);
         if (decision.Refusal is { } refusal)
         {
+            decideSpan.End(ActivityStatusCode.Error, refusal.GetType().Name);
             sender?.Tell(new SchedulerReplies.Refused(refusal));
             return;
         }
 
+        decideSpan.End();
+
         var releases = decision.Events.Any(e => e is VmReleased);
         // Answered once its events are persisted (I1), from the persisted state (then the state it was decided into); so
         // is whoever waits for a VM it released.
-        Persist(command, decision, () =>
+        Persist(command, decision, traceParent, () =>
         {
             sender?.Tell(SchedulerReplies.To(command, before, _state));
             if (releases)
@@ -259,7 +265,9 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     /// all that arrives meanwhile into the next one. Each reply still waits for its own events (I1): DeferAsync runs
     /// after them, in order. Queries, snapshots and hosts only ever see <c>_state</c>, the persisted state.
     /// </summary>
-    private void Persist(ILedgerCommand command, Decision decision, Action reply)
+    /// <param name="traceParent">a traced create's span: the journal write gets a span under it, and the hosts told of
+    /// its VMs continue the trace.</param>
+    private void Persist(ILedgerCommand command, Decision decision, string? traceParent, Action reply)
     {
         if (decision.Events.Count == 0)
         {
@@ -307,6 +315,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         var remaining = tagged.Count;
         var byHostLoss = command is LedgerCommands.LoseHost;
         var writing = Stopwatch.GetTimestamp();
+        var persistSpan = StartCreateSpan("scheduler.persist", command, traceParent);
+        persistSpan?.SetTag("orchestrator.journal.events", tagged.Count);
         PersistAllAsync(tagged, t =>
         {
             var evt = (ILedgerEvent)t.Payload;
@@ -334,7 +344,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             LedgerMetrics.Publish(_state);
             OrchestratorMetrics.JournalWriteDuration.Record(Stopwatch.GetElapsedTime(writing).TotalSeconds);
 
-            if (_eventsSinceSnapshot >= _snapshotEvery)
+            // A snapshot writes the whole ledger: every snapshot-every events alone, the writes grew with the ledger
+            // times its events (at 8,000 VMs a megabyte every 200 creates, each holding SQLite's write lock while the
+            // journal waited). At least as many events as the ledger has VMs and hosts keeps a snapshot's cost per
+            // event constant, and recovery still replays no more events than the snapshot has records.
+            if (_eventsSinceSnapshot >= Math.Max(_snapshotEvery, _state.Vms.Count + _state.Hosts.Count))
             {
                 _eventsSinceSnapshot = 0;
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
@@ -350,10 +364,11 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 _ahead = null; // _state has caught up
             }
 
+            persistSpan.End();
             reply();
             foreach (var vmId in changed.Union(rulesChanged))
             {
-                TellHost(vmId);
+                TellHost(vmId, OrchestratorTracing.TraceParentOf(persistSpan));
             }
 
             _vxlan.Publish(_state, _hosts);
@@ -380,12 +395,25 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         throw new InvalidOperationException($"journal rejected event {sequenceNr}; restarting the scheduler from its journal", cause);
     }
 
-    private void TellHost(VmId vmId)
+    private void TellHost(VmId vmId, string? traceParent = null)
     {
         if (_state.Vms.TryGetValue(vmId, out var vm))
         {
-            _hosts.AgentOf(vm.Host)?.Tell(new HostAgentCommands.Assign(_state.AssignmentOf(vm)));
+            _hosts.AgentOf(vm.Host)?.Tell(new HostAgentCommands.Assign(_state.AssignmentOf(vm), traceParent));
         }
+    }
+
+    /// <summary>A span of a traced create's way through the scheduler (ids only: the tenant's and the new VM's).</summary>
+    private static Activity? StartCreateSpan(string name, ILedgerCommand command, string? traceParent)
+    {
+        var span = OrchestratorTracing.StartChild(name, traceParent);
+        if (span is not null && command is LedgerCommands.CreateVm create)
+        {
+            span.SetTag(OrchestratorTracing.TenantIdTag, create.Tenant.ToString());
+            span.SetTag(OrchestratorTracing.VmIdTag, create.NewId.ToString());
+        }
+
+        return span;
     }
 
     /// <summary>

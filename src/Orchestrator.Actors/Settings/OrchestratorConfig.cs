@@ -58,7 +58,11 @@ public static class OrchestratorConfig
                     sqliteFile = Path.Combine(dataDir, "orchestrator.db");
                 }
 
-                return new SqliteConnectionStringBuilder { DataSource = sqliteFile, Cache = SqliteCacheMode.Shared }.ToString();
+                // Private cache: in shared-cache mode the plugins' connections share table locks, so a long read by an event
+                // stream held the snapshot store's write (and with it the file's write lock) past the journal's 10 s
+                // call timeout: a persist failed and the scheduler restarted, more often as the journal grew. Each
+                // connection on its own, WAL lets readers and the one writer run side by side.
+                return new SqliteConnectionStringBuilder { DataSource = sqliteFile, Cache = SqliteCacheMode.Private }.ToString();
             case "postgres":
                 var postgres = Environment.GetEnvironmentVariable("ORCHESTRATOR_POSTGRES") is { Length: > 0 } fromEnvironment
                     ? fromEnvironment

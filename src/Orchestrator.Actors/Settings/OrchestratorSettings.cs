@@ -23,7 +23,8 @@ public sealed record OrchestratorSettings(
     LoggingSettings? Logging = null,
     string? SecretsKeyFile = null,
     StorageSettings? Storage = null,
-    string? NetworkUnderlay = null)
+    string? NetworkUnderlay = null,
+    TelemetrySettings? Telemetry = null)
 {
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
@@ -80,7 +81,8 @@ public sealed record OrchestratorSettings(
             LoggingSettings.Create(o.GetConfig("logging"), dataDir),
             o.GetString("secrets.key-file", "") is { Length: > 0 } keyFile ? keyFile : Path.Combine(dataDir, SecretBox.DefaultFileName),
             StorageSettings.Create(o.GetConfig("storage"), dataDir),
-            ResolveUnderlay(o.GetString("network.underlay-address", "auto"), o.GetString("cluster.hostname", "127.0.0.1")));
+            ResolveUnderlay(o.GetString("network.underlay-address", "auto"), o.GetString("cluster.hostname", "127.0.0.1")),
+            TelemetrySettings.Create(o.GetConfig("telemetry")));
     }
 
     /// <summary><c>orchestrator.network.underlay-address</c>: an IPv4 address, <c>auto</c> (the cluster hostname when it is one and not loopback) or <c>off</c>.</summary>

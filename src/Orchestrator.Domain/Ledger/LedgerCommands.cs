@@ -66,7 +66,10 @@ public static class LedgerCommands
     /// quota — decided in the same step as placement, so concurrent creates can't overshoot.
     /// </summary>
     /// <param name="Idempotency">the request's Idempotency-Key (digests), when it sent one: a retry gets the same VM.</param>
-    public sealed record CreateVm(TenantId Tenant, VmSpec Spec, VmId NewId, IdempotencyToken? Idempotency = null) : ILedgerCommand;
+    /// <param name="TraceParent">the W3C traceparent of the request's span, when it is traced: the scheduler's and the
+    /// host's spans continue that trace.</param>
+    public sealed record CreateVm(TenantId Tenant, VmSpec Spec, VmId NewId, IdempotencyToken? Idempotency = null,
+        string? TraceParent = null) : ILedgerCommand;
 
     /// <summary>Allowed unless the VM is being deleted.</summary>
     public sealed record StopVm(TenantId Tenant, string Name) : ILedgerCommand;
