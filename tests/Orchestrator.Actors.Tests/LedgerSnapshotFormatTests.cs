@@ -52,7 +52,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithSecurityGroups(WithSnapshots(WithVolumes(networked)));
+        return WithForwards(WithSecurityGroups(WithSnapshots(WithVolumes(networked))));
     }
 
     /// <summary>What layout version 10 added: disk snapshots, the VMs' disk layers, clones' sources and tenants' snapshot quotas.</summary>
@@ -102,12 +102,30 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         ],
     };
 
-    /// <summary>A snapshot as builds before security groups (layout version 10) read it back.</summary>
-    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot snapshot) => snapshot with
+    /// <summary>What layout version 12 added: port forwards and the tenants' granted forward ports.</summary>
+    private static LedgerSnapshot WithForwards(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants!.Select((t, i) => i == 0 ? t with { Quota = t.Quota with { ForwardPorts = "20000-20099" } } : t).ToList(),
+        Forwards =
+        [
+            new PortForwardRecord("f01234567", Acme, "net-1", new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), 1, "tcp", 20000, 80, At),
+            new PortForwardRecord("f-ünïcode ✓", new TenantId("beta"), "net-2", new VmId(Guid.AllBitsSet), int.MaxValue, "udp", 65535, 1, At.AddDays(-1)),
+        ],
+    };
+
+    /// <summary>A snapshot as builds before port forwards (layout version 11) read it back.</summary>
+    private static LedgerSnapshot WithoutForwards(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { ForwardPorts = null } }).ToList(),
+        Forwards = null,
+    };
+
+    /// <summary>A snapshot as builds before security groups (layout version 10) read it back (no forwards either).</summary>
+    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot full) => WithoutForwards(full) is var snapshot ? snapshot with
     {
         Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Nics = v.Spec.Nics?.Select(n => n with { SecurityGroups = null }).ToList() } }).ToList(),
         SecurityGroups = null,
-    };
+    } : snapshot;
 
     /// <summary>What layout version 9 added: volumes, tenants' storage quotas and the volume names a VM's spec may carry.</summary>
     private static LedgerSnapshot WithVolumes(LedgerSnapshot snapshot) => snapshot with
@@ -389,6 +407,17 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         var version10 = Reseal(current[..current.AsSpan().LastIndexOf("SECG"u8)]);
         version10[4] = 10;
         AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version10[..^8])), 10, expected);
+    }
+
+    [Fact]
+    public void A_version_11_snapshot_from_the_build_before_forwards_reads_back_with_none()
+    {
+        // Version 11 wrote everything this build writes up to the forwards section, which it did not have.
+        var expected = WithoutForwards(Full());
+        var current = LedgerSnapshotFormat.Write(expected);
+        var version11 = Reseal(current[..current.AsSpan().LastIndexOf("FWDS"u8)]);
+        version11[4] = 11;
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version11[..^8])), 11, expected);
     }
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
