@@ -286,6 +286,11 @@ public static class Rendering
         Row("VMs", Of(t.Usage.Vms, t.Quota.Vms));
         Row("vCPUs", Of(t.Usage.Vcpus, t.Quota.Vcpus));
         Row("Memory", Of(t.Usage.MemoryMiB, t.Quota.MemoryMiB, " MiB"));
+        if (t.Quota.ForwardPorts is { } forwardPorts)
+        {
+            Row("Forward ports", forwardPorts);
+        }
+
         if (t.Pool is { } pool)
         {
             Row("CPU pool", $"shares {(pool.CpuShares is { } s ? Number(s) : "its VMs'")}, reserved {Number(pool.CpuReservationMillicores ?? 0)}m, " +

@@ -24,6 +24,7 @@ public enum ApiRender
     Volumes,
     Snapshots,
     SecurityGroups,
+    Forwards,
 }
 
 /// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>
@@ -34,7 +35,8 @@ public sealed record ApiCallArgs(ClientArgs Client, string Method, string Path, 
 /// API replaces the quota whole, so the client reads the tenant first and merges.
 /// </summary>
 public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, bool? Disabled,
-    long? PoolShares = null, long? PoolReservationMillicores = null, long? PoolLimitMillicores = null, long? StorageGiB = null)
+    long? PoolShares = null, long? PoolReservationMillicores = null, long? PoolLimitMillicores = null, long? StorageGiB = null,
+    string? ForwardPorts = null)
 {
     public const long Unlimited = -1;
 
@@ -42,13 +44,23 @@ public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, 
 
     public object Merge(TenantDto current) => new
     {
-        quota = new
-        {
-            vms = Pick(Vms, current.Quota.Vms),
-            vcpus = Pick(Vcpus, current.Quota.Vcpus),
-            memoryMiB = Pick(MemoryMiB, current.Quota.MemoryMiB),
-            storageGiB = Pick(StorageGiB, current.Quota.StorageGiB),
-        },
+        // Forward ports are left out of the body when there are none (the API replaces the quota whole: none granted).
+        quota = (ForwardPorts switch { null => current.Quota.ForwardPorts, "none" => null, var ports => ports }) is { } forwardPorts
+            ? (object)new
+            {
+                vms = Pick(Vms, current.Quota.Vms),
+                vcpus = Pick(Vcpus, current.Quota.Vcpus),
+                memoryMiB = Pick(MemoryMiB, current.Quota.MemoryMiB),
+                storageGiB = Pick(StorageGiB, current.Quota.StorageGiB),
+                forwardPorts,
+            }
+            : new
+            {
+                vms = Pick(Vms, current.Quota.Vms),
+                vcpus = Pick(Vcpus, current.Quota.Vcpus),
+                memoryMiB = Pick(MemoryMiB, current.Quota.MemoryMiB),
+                storageGiB = Pick(StorageGiB, current.Quota.StorageGiB),
+            },
         disabled = Disabled,
         pool = ChangesPool
             ? new
@@ -117,10 +129,11 @@ public static class TenantCommands
             var enable = new Option<bool>("--enable") { Description = "Its keys work again." };
             var poolShares = new Option<string>("--pool-shares") { Description = "Its CPU pool's weight against other tenants on each host (\"none\": its VMs' shares).", HelpName = "N" };
             var poolReservation = new Option<string>("--pool-reservation") { Description = "CPU guaranteed to its VMs together on each host, in millicores (\"none\": 0).", HelpName = "MILLICORES" };
+            var forwardPorts = new Option<string>("--forward-ports") { Description = "Host ports its port forwards may use, e.g. 20000-20099 (\"none\": no forwards).", HelpName = "RANGE" };
             var poolLimit = new Option<string>("--pool-limit") { Description = "CPU cap for its VMs together on each host, in millicores (\"none\": no cap).", HelpName = "MILLICORES" };
             var set = new Command("set", "Change a tenant's quota (\"none\" lifts a limit) or CPU pool, or disable/enable it.")
             {
-                id, vms, vcpus, memory, disable, enable, poolShares, poolReservation, poolLimit, storage,
+                id, vms, vcpus, memory, disable, enable, poolShares, poolReservation, poolLimit, storage, forwardPorts,
             };
             addTo(set);
             set.SetAction((parse, ct) =>
@@ -132,10 +145,10 @@ public static class TenantCommands
 
                 bool? disabled = parse.GetValue(disable) ? true : parse.GetValue(enable) ? false : null;
                 var change = new TenantQuotaChange(Limit(parse, vms), Limit(parse, vcpus), Limit(parse, memory), disabled,
-                    Limit(parse, poolShares), Limit(parse, poolReservation), Limit(parse, poolLimit), Limit(parse, storage));
+                    Limit(parse, poolShares), Limit(parse, poolReservation), Limit(parse, poolLimit), Limit(parse, storage), parse.GetValue(forwardPorts));
                 if (change == new TenantQuotaChange(null, null, null, null))
                 {
-                    throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --max-storage, --pool-shares, --pool-reservation, --pool-limit, --disable or --enable");
+                    throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --max-storage, --pool-shares, --pool-reservation, --pool-limit, --forward-ports, --disable or --enable");
                 }
 
                 return actions.CallAsync(new ApiCallArgs(bind(parse), "PATCH", $"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}", null,
