@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Orchestrator.Hypervisor.Networking;
 using Xunit.Abstractions;
+using static Orchestrator.Node.Tests.GuestNetworkProbes;
 
 namespace Orchestrator.Node.Tests;
 
@@ -53,7 +54,7 @@ public sealed class NatAndForwardTests(ITestOutputHelper output)
         {
             MakeOutside();
             server = Process.Start(new ProcessStartInfo("ip", ["netns", "exec", Outside, "/usr/bin/python3", "-c", OutsideServer]))!;
-            node = await NodeProcess.StartAsync(output, launcher: hosts.Launcher(1), listen: $"{hosts.Address(1)}:0");
+            node = await NodeProcess.StartAsync(output, "orchestrator.network.uplink = auto\n", launcher: hosts.Launcher(1), listen: $"{hosts.Address(1)}:0");
             await NatAndForwardsAsync(node, hosts, routers);
         }
         finally
@@ -69,7 +70,7 @@ public sealed class NatAndForwardTests(ITestOutputHelper output)
                 server.WaitForExit();
             }
 
-            RemoveLeftovers(routers);
+            RemoveNamespaces(routers, output);
             RemoveOutside();
             hosts.Run("down");
         }
@@ -221,17 +222,8 @@ public sealed class NatAndForwardTests(ITestOutputHelper output)
             ["ip", "netns", "exec", host, "timeout", "4", "bash", "-c", $"exec 3<>/dev/tcp/{OutsideAddress}/{OutsidePort} && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && cat <&3"],
         })
         {
-            output.WriteLine($"$ {string.Join(' ', command)}\n{RunWithError(command[0], command[1..])}");
+            output.WriteLine($"$ {string.Join(' ', command)}\n{RunWithErrors(command[0], command[1..])}");
         }
-    }
-
-    private static string RunWithError(string file, params string[] args)
-    {
-        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        var text = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return text.Result + error;
     }
 
     /// <summary>The outside: a namespace joined to the host's by a veth that is the host's default route (its uplink).</summary>
@@ -248,42 +240,7 @@ public sealed class NatAndForwardTests(ITestOutputHelper output)
         Run("ip", "-n", Outside, "link", "set", "lo", "up");
     }
 
-    private static void RemoveOutside()
-    {
-        if (File.Exists($"/run/netns/{Outside}"))
-        {
-            foreach (var pid in Run("ip", "netns", "pids", Outside).Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                NodeProcess.Signal(int.Parse(pid, CultureInfo.InvariantCulture), "KILL");
-            }
-
-            Run("ip", "netns", "del", Outside);
-        }
-    }
-
-    /// <summary>After a failure: the router namespaces the node left, and their dnsmasq.</summary>
-    private void RemoveLeftovers(IEnumerable<string> routers)
-    {
-        foreach (var router in routers.Where(r => File.Exists($"/run/netns/{r}")))
-        {
-            output.WriteLine($"removing the leftover router namespace {router}");
-            foreach (var pid in Run("ip", "netns", "pids", router).Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                NodeProcess.Signal(int.Parse(pid, CultureInfo.InvariantCulture), "KILL");
-            }
-
-            Run("ip", "netns", "del", router);
-        }
-    }
-
-    private static string Run(string file, params string[] args)
-    {
-        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        var text = process.StandardOutput.ReadToEndAsync();
-        process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return text.Result;
-    }
+    private void RemoveOutside() => RemoveNamespaces([Outside], output);
 
     private static async Task<JsonObject> CreatedAsync(HttpClient client, string path, object body)
     {
@@ -291,13 +248,5 @@ public sealed class NatAndForwardTests(ITestOutputHelper output)
         var text = await created.Content.ReadAsStringAsync();
         Assert.True(created.StatusCode == HttpStatusCode.Created, $"POST {path}: {(int)created.StatusCode} {text}");
         return JsonNode.Parse(text)!.AsObject();
-    }
-
-    /// <summary>The VM's console once it holds <paramref name="marker"/>.</summary>
-    private static Task<string> ConsoleTextAsync(NodeProcess node, JsonObject vm, string marker, TimeSpan timeout)
-    {
-        var console = Path.Combine(node.RunDir, "vms", (string)vm["id"]!, "console.log");
-        return node.Eventually(async () => File.Exists(console) && await File.ReadAllTextAsync(console) is { } text && text.Contains(marker, StringComparison.Ordinal)
-            ? text : null, timeout, $"'{marker}' on {vm["name"]}'s console");
     }
 }

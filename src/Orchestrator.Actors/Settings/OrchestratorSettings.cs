@@ -86,16 +86,17 @@ public sealed record OrchestratorSettings(
     }
 
     /// <summary>
-    /// <c>orchestrator.network.uplink</c> (auto: the default route's interface), <c>deny-cidrs</c> (absent: the underlay's
-    /// subnet and link-local) and <c>transit-cidr</c>.
+    /// <c>orchestrator.network.uplink</c> (auto: the default route's interface; off: no NAT, nothing leaves a network),
+    /// <c>deny-cidrs</c> (absent: the underlay's subnet and link-local) and <c>transit-cidr</c>.
     /// </summary>
     public static Orchestrator.Hypervisor.Networking.HostNatSettings ResolveNat(Config o)
     {
         var uplink = o.GetString("network.uplink", "auto");
         var nat = new Orchestrator.Hypervisor.Networking.HostNatSettings(
-            uplink == "auto" ? null : uplink,
+            uplink is "auto" or "off" ? null : uplink,
             o.HasPath("network.deny-cidrs") ? o.GetStringList("network.deny-cidrs").ToList() : null,
-            o.GetString("network.transit-cidr", Orchestrator.Hypervisor.Networking.HostNatSettings.DefaultTransit));
+            o.GetString("network.transit-cidr", Orchestrator.Hypervisor.Networking.HostNatSettings.DefaultTransit),
+            Enabled: uplink != "off");
         return nat.Problem() is { } problem ? throw new ConfigurationException($"orchestrator.network.{problem}") : nat;
     }
 

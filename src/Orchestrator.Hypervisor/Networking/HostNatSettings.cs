@@ -10,7 +10,9 @@ namespace Orchestrator.Hypervisor.Networking;
 /// <param name="DenyCidrs">what guests' traffic may not go to (null: the underlay's subnet and 169.254.0.0/16). The host's
 /// own addresses and the transit subnet are always denied.</param>
 /// <param name="TransitCidr">the routers' links to the host: network <c>vni</c> gets the /30 at offset 4·vni.</param>
-public sealed record HostNatSettings(string? Uplink = null, IReadOnlyList<string>? DenyCidrs = null, string TransitCidr = HostNatSettings.DefaultTransit)
+/// <param name="Enabled">false: no router gets an uplink, nothing leaves any network (and the host's forwarding is left as it is).</param>
+public sealed record HostNatSettings(string? Uplink = null, IReadOnlyList<string>? DenyCidrs = null, string TransitCidr = HostNatSettings.DefaultTransit,
+    bool Enabled = true)
 {
     public const string DefaultTransit = "100.64.0.0/10";
 

@@ -90,7 +90,7 @@ public sealed partial class HostNetworking
     {
         if (_gateways.Count == 0)
         {
-            await RunWithInputAsync(cancellationToken, $"table ip {HostTable} {{}}\ndelete table ip {HostTable}\n", "nft", "-f", "-");
+            await RunWithInputAsync(cancellationToken, DeleteTable(HostTable, "ip"), "nft", "-f", "-");
             return;
         }
 
@@ -135,7 +135,7 @@ public sealed partial class HostNetworking
         IEnumerable<(string Protocol, int HostPort, string Router)> forwards)
     {
         var rules = new StringBuilder()
-            .Append(CultureInfo.InvariantCulture, $"table ip {table} {{}}\ndelete table ip {table}\n")
+            .Append(DeleteTable(table, "ip"))
             .Append(CultureInfo.InvariantCulture, $"table ip {table} {{\n")
             .Append("  chain guests_to_host {\n")
             .Append("    type filter hook input priority -10; policy accept;\n")
@@ -179,7 +179,7 @@ public sealed partial class HostNetworking
     public static string RouterRules(string uplink, IEnumerable<(string Protocol, int HostPort, string GuestIp, int GuestPort)> forwards)
     {
         var rules = new StringBuilder()
-            .Append(CultureInfo.InvariantCulture, $"table ip {RouterTable} {{}}\ndelete table ip {RouterTable}\n")
+            .Append(DeleteTable(RouterTable, "ip"))
             .Append(CultureInfo.InvariantCulture, $"table ip {RouterTable} {{\n")
             .Append("  chain only_forwards_in {\n")
             .Append("    type filter hook forward priority 0; policy accept;\n")

@@ -133,7 +133,7 @@ public sealed partial class HostNetworking(string stateDirectory, string? underl
                 await SetForwardsAsync(tap, nic, cancellationToken);
             }
 
-            if (nics.Any(n => n.Gateway))
+            if (nics.Any(n => n.Gateway) && _nat.Enabled)
             {
                 await WriteHostRulesAsync(cancellationToken);
             }
@@ -226,7 +226,7 @@ public sealed partial class HostNetworking(string stateDirectory, string? underl
             await RunAsync(cancellationToken, "ip", "-n", ns, "link", "set", "lo", "up");
         }
 
-        if (nic.Gateway)
+        if (nic.Gateway && _nat.Enabled)
         {
             await EnsureUplinkAsync(nic, cancellationToken);
         }
@@ -259,7 +259,7 @@ public sealed partial class HostNetworking(string stateDirectory, string? underl
     }
 
     /// <summary>Deletes a bridge table of ours; declared first, so that one never made (a failed plug) is no error.</summary>
-    private static string DeleteTable(string name) => $"table bridge {name} {{}}\ndelete table bridge {name}\n";
+    private static string DeleteTable(string name, string family = "bridge") => $"table {family} {name} {{}}\ndelete table {family} {name}\n";
 
     private static string MtuText => GuestMtu.ToString(CultureInfo.InvariantCulture);
 
