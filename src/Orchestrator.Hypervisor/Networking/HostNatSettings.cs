@@ -21,6 +21,9 @@ public sealed record HostNatSettings(string? Uplink = null, IReadOnlyList<string
 
     public static readonly HostNatSettings Default = new();
 
+    /// <summary>No NAT: what a <see cref="HostNetworking"/> made without settings does (tests in the machine's own namespace).</summary>
+    public static readonly HostNatSettings Off = new(Enabled: false);
+
     /// <summary>The host's end and the router's end of network <paramref name="vni"/>'s transit link (a /30).</summary>
     public (string Host, string Router) TransitAddresses(int vni)
     {

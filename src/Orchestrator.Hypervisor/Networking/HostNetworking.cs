@@ -74,10 +74,10 @@ public static class NetworkDeviceNames
 /// by its own host's router and dnsmasq only.
 /// </summary>
 /// <param name="underlay">this host's address on the network between hosts; null: no VXLAN.</param>
-/// <param name="nat">how gateway networks reach the outside (HostNetworking.Nat.cs).</param>
+/// <param name="nat">how gateway networks reach the outside (HostNetworking.Nat.cs); null: they do not.</param>
 public sealed partial class HostNetworking(string stateDirectory, string? underlay = null, HostNatSettings? nat = null) : IHostNetworking
 {
-    private readonly HostNatSettings _nat = nat ?? HostNatSettings.Default;
+    private readonly HostNatSettings _nat = nat ?? HostNatSettings.Off;
 
     /// <summary>The guests' and the networks' MTU: the underlay's 1500 less VXLAN's 50 bytes, on every host alike.</summary>
     public const int GuestMtu = 1450;
