@@ -13,6 +13,8 @@ packages=(qemu-system-x86 qemu-utils busybox-static cpio util-linux)
 [[ "${1:-}" == "--tests" ]] && packages+=(procps)
 # Networks (issue 19): bridges, taps and namespaces (iproute2), port security (nftables), per-network DHCP (dnsmasq).
 packages+=(iproute2 nftables dnsmasq-base)
+# NAT and forwards (issue 19): the test's "internet" is a Python web server in a namespace of its own.
+[[ "${1:-}" == "--tests" ]] && packages+=(python3)
 # The dashboard's browser tests drive Debian's chromium (Playwright, no browser download); the scrape test runs Prometheus.
 [[ "${1:-}" == "--tests" ]] && packages+=(chromium prometheus)
 for package in "${packages[@]}"; do

@@ -99,10 +99,10 @@ public static class ApiDtos
     public static ImageDto ToDto(this GuestImage image) => new(image.Name, image.Description);
 
     public static TenantQuota ToQuota(this QuotaDto q) =>
-        new(q.Vms, q.Vcpus, q.MemoryMiB, q.StorageGiB, q.Snapshots, q.Volumes, q.Networks, q.Addresses);
+        new(q.Vms, q.Vcpus, q.MemoryMiB, q.StorageGiB, q.Snapshots, q.Volumes, q.Networks, q.Addresses, q.ForwardPorts);
 
     public static QuotaDto ToDto(this TenantQuota q) =>
-        new(q.MaxVms, q.MaxVcpus, q.MaxMemoryMiB, q.MaxStorageGiB, q.MaxSnapshots, q.MaxVolumes, q.MaxNetworks, q.MaxAddresses);
+        new(q.MaxVms, q.MaxVcpus, q.MaxMemoryMiB, q.MaxStorageGiB, q.MaxSnapshots, q.MaxVolumes, q.MaxNetworks, q.MaxAddresses, q.ForwardPorts);
 
     public static TenantCpuPool ToPool(this PoolDto p) => new(p.CpuShares, p.CpuReservationMillicores ?? 0, p.CpuLimitMillicores);
 

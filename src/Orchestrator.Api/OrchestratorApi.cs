@@ -82,6 +82,7 @@ public static class OrchestratorApi
         v1.MapVolumes(idempotency);
         v1.MapSnapshots();
         v1.MapSecurityGroups(idempotency);
+        v1.MapForwards();
 
         v1.MapGet("/vms", async (HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {

@@ -137,6 +137,9 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             case ApiRender.SecurityGroups:
                 Write(Rendering.Generic(response.Body, ["name", "rules", "createdAt"]));
                 break;
+            case ApiRender.Forwards:
+                Write(Rendering.Generic(response.Body, ["id", "protocol", "hostPort", "vm", "port", "ip"]));
+                break;
             case ApiRender.Done:
                 context.Out.WriteLine(response.Body.Length > 0 && args.Method == "PUT" ? "labels set" : "done");
                 break;

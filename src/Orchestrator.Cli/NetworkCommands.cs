@@ -24,6 +24,7 @@ public static class NetworkCommands
         network.Subcommands.Add(ByName(actions, client, "list", "List your networks.", "GET", null));
         network.Subcommands.Add(ByName(actions, client, "show", "Show one network.", "GET", "NAME"));
         network.Subcommands.Add(ByName(actions, client, "delete", "Delete a network no VM has a NIC on.", "DELETE", "NAME"));
+        ForwardCliCommands.AddTo(network, actions, client);
         return network;
     }
 

@@ -291,6 +291,11 @@ public static class Rendering
         Row("Volumes", Of(t.Usage.Volumes, t.Quota.Volumes));
         Row("Networks", Of(t.Usage.Networks, t.Quota.Networks));
         Row("Addresses", Of(t.Usage.Addresses, t.Quota.Addresses));
+        if (t.Quota.ForwardPorts is { } forwardPorts)
+        {
+            Row("Forward ports", forwardPorts);
+        }
+
         if (t.Pool is { } pool)
         {
             Row("CPU pool", $"shares {(pool.CpuShares is { } s ? Number(s) : "its VMs'")}, reserved {Number(pool.CpuReservationMillicores ?? 0)}m, " +

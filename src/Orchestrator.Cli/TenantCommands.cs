@@ -24,6 +24,7 @@ public enum ApiRender
     Volumes,
     Snapshots,
     SecurityGroups,
+    Forwards,
 }
 
 /// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>
@@ -35,35 +36,45 @@ public sealed record ApiCallArgs(ClientArgs Client, string Method, string Path, 
 /// </summary>
 public sealed record TenantQuotaChange(long? Vms, long? Vcpus, long? MemoryMiB, bool? Disabled,
     long? PoolShares = null, long? PoolReservationMillicores = null, long? PoolLimitMillicores = null, long? StorageGiB = null,
-    long? Snapshots = null, long? Volumes = null, long? Networks = null, long? Addresses = null)
+    long? Snapshots = null, long? Volumes = null, long? Networks = null, long? Addresses = null, string? ForwardPorts = null)
 {
     public const long Unlimited = -1;
 
     private bool ChangesPool => PoolShares is not null || PoolReservationMillicores is not null || PoolLimitMillicores is not null;
 
-    public object Merge(TenantDto current) => new
+    public object Merge(TenantDto current)
     {
-        quota = new
+        var quota = new Dictionary<string, object?>
         {
-            vms = Pick(Vms, current.Quota.Vms),
-            vcpus = Pick(Vcpus, current.Quota.Vcpus),
-            memoryMiB = Pick(MemoryMiB, current.Quota.MemoryMiB),
-            storageGiB = Pick(StorageGiB, current.Quota.StorageGiB),
-            snapshots = Pick(Snapshots, current.Quota.Snapshots),
-            volumes = Pick(Volumes, current.Quota.Volumes),
-            networks = Pick(Networks, current.Quota.Networks),
-            addresses = Pick(Addresses, current.Quota.Addresses),
-        },
-        disabled = Disabled,
-        pool = ChangesPool
-            ? new
-            {
-                cpuShares = Pick(PoolShares, current.Pool?.CpuShares),
-                cpuReservationMillicores = Pick(PoolReservationMillicores, current.Pool?.CpuReservationMillicores) ?? 0,
-                cpuLimitMillicores = Pick(PoolLimitMillicores, current.Pool?.CpuLimitMillicores),
-            }
-            : null,
-    };
+            ["vms"] = Pick(Vms, current.Quota.Vms),
+            ["vcpus"] = Pick(Vcpus, current.Quota.Vcpus),
+            ["memoryMiB"] = Pick(MemoryMiB, current.Quota.MemoryMiB),
+            ["storageGiB"] = Pick(StorageGiB, current.Quota.StorageGiB),
+            ["snapshots"] = Pick(Snapshots, current.Quota.Snapshots),
+            ["volumes"] = Pick(Volumes, current.Quota.Volumes),
+            ["networks"] = Pick(Networks, current.Quota.Networks),
+            ["addresses"] = Pick(Addresses, current.Quota.Addresses),
+        };
+        // Forward ports are left out of the body when there are none (the API replaces the quota whole: none granted).
+        if ((ForwardPorts switch { null => current.Quota.ForwardPorts, "none" => null, var ports => ports }) is { } forwardPorts)
+        {
+            quota["forwardPorts"] = forwardPorts;
+        }
+
+        return new
+        {
+            quota,
+            disabled = Disabled,
+            pool = ChangesPool
+                ? new
+                {
+                    cpuShares = Pick(PoolShares, current.Pool?.CpuShares),
+                    cpuReservationMillicores = Pick(PoolReservationMillicores, current.Pool?.CpuReservationMillicores) ?? 0,
+                    cpuLimitMillicores = Pick(PoolLimitMillicores, current.Pool?.CpuLimitMillicores),
+                }
+                : null,
+        };
+    }
 
     private static long? Pick(long? typed, long? current) => typed switch
     {
@@ -132,10 +143,12 @@ public static class TenantCommands
             var enable = new Option<bool>("--enable") { Description = "Its keys work again." };
             var poolShares = new Option<string>("--pool-shares") { Description = "Its CPU pool's weight against other tenants on each host (\"none\": its VMs' shares).", HelpName = "N" };
             var poolReservation = new Option<string>("--pool-reservation") { Description = "CPU guaranteed to its VMs together on each host, in millicores (\"none\": 0).", HelpName = "MILLICORES" };
+            var forwardPorts = new Option<string>("--forward-ports") { Description = "Host ports its port forwards may use, e.g. 20000-20099 (\"none\": no forwards).", HelpName = "RANGE" };
             var poolLimit = new Option<string>("--pool-limit") { Description = "CPU cap for its VMs together on each host, in millicores (\"none\": no cap).", HelpName = "MILLICORES" };
             var set = new Command("set", "Change a tenant's quota (\"none\" lifts a limit) or CPU pool, or disable/enable it.")
             {
                 id, vms, vcpus, memory, disable, enable, poolShares, poolReservation, poolLimit, storage, snapshots, volumes, networks, addresses,
+                forwardPorts,
             };
             addTo(set);
             set.SetAction((parse, ct) =>
@@ -148,11 +161,11 @@ public static class TenantCommands
                 bool? disabled = parse.GetValue(disable) ? true : parse.GetValue(enable) ? false : null;
                 var change = new TenantQuotaChange(Limit(parse, vms), Limit(parse, vcpus), Limit(parse, memory), disabled,
                     Limit(parse, poolShares), Limit(parse, poolReservation), Limit(parse, poolLimit), Limit(parse, storage),
-                    Limit(parse, snapshots), Limit(parse, volumes), Limit(parse, networks), Limit(parse, addresses));
+                    Limit(parse, snapshots), Limit(parse, volumes), Limit(parse, networks), Limit(parse, addresses), parse.GetValue(forwardPorts));
                 if (change == new TenantQuotaChange(null, null, null, null))
                 {
                     throw new CliException("nothing to set: give --max-vms, --max-vcpus, --max-memory, --max-storage, --max-snapshots, --max-volumes, " +
-                        "--max-networks, --max-addresses, --pool-shares, --pool-reservation, --pool-limit, --disable or --enable");
+                        "--max-networks, --max-addresses, --forward-ports, --pool-shares, --pool-reservation, --pool-limit, --disable or --enable");
                 }
 
                 return actions.CallAsync(new ApiCallArgs(bind(parse), "PATCH", $"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}", null,

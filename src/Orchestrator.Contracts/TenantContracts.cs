@@ -4,8 +4,11 @@ namespace Orchestrator.Contracts;
 /// <summary>A tenant's limits; null: no limit.</summary>
 /// <param name="StorageGiB">GiB of VM disks and volumes together.</param>
 /// <param name="Addresses">addresses on the tenant's networks, one per NIC of its VMs.</param>
+/// <param name="ForwardPorts">the host ports the tenant's port forwards may use ("20000-20099"); null: none.</param>
 public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB, long? StorageGiB = null, int? Snapshots = null, int? Volumes = null,
-    int? Networks = null, int? Addresses = null);
+    int? Networks = null, int? Addresses = null,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    string? ForwardPorts = null);
 
 public sealed record CreateTenantRequest(string? Id, QuotaDto? Quota);
 

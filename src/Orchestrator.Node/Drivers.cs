@@ -89,7 +89,7 @@ public static class Drivers
         "qemu" => new QemuDriver(new QemuDriverOptions
         {
             RunDirectory = Path.Combine(settings.DataDir, "run"),
-            Networking = new HostNetworking(Path.Combine(settings.DataDir, "run", "net"), settings.NetworkUnderlay),
+            Networking = new HostNetworking(Path.Combine(settings.DataDir, "run", "net"), settings.NetworkUnderlay, settings.NetworkNat),
             QemuBinary = settings.Host.QemuBinary,
             Accelerator = choice.Verdict,
             FenceAfter = settings.Host.FenceAfter,

@@ -52,7 +52,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithCountQuotas(WithSecurityGroups(WithSnapshots(WithVolumes(networked))));
+        return WithForwards(WithCountQuotas(WithSecurityGroups(WithSnapshots(WithVolumes(networked)))));
     }
 
     /// <summary>What layout version 12 added: tenants' volume, network and address quotas (one tenant with some unset).</summary>
@@ -117,12 +117,30 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         ],
     };
 
-    /// <summary>A snapshot as builds before security groups (layout version 10) read it back.</summary>
-    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot snapshot) => snapshot with
+    /// <summary>What layout version 12 added: port forwards and the tenants' granted forward ports.</summary>
+    private static LedgerSnapshot WithForwards(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants!.Select((t, i) => i == 0 ? t with { Quota = t.Quota with { ForwardPorts = "20000-20099" } } : t).ToList(),
+        Forwards =
+        [
+            new PortForwardRecord("f01234567", Acme, "net-1", new VmId(Guid.Parse("6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01")), 1, "tcp", 20000, 80, At),
+            new PortForwardRecord("f-ünïcode ✓", new TenantId("beta"), "net-2", new VmId(Guid.AllBitsSet), int.MaxValue, "udp", 65535, 1, At.AddDays(-1)),
+        ],
+    };
+
+    /// <summary>A snapshot as builds before port forwards (layout version 11) read it back.</summary>
+    private static LedgerSnapshot WithoutForwards(LedgerSnapshot snapshot) => snapshot with
+    {
+        Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { ForwardPorts = null } }).ToList(),
+        Forwards = null,
+    };
+
+    /// <summary>A snapshot as builds before security groups (layout version 10) read it back (no forwards either).</summary>
+    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot full) => WithoutForwards(full) is var snapshot ? snapshot with
     {
         Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Nics = v.Spec.Nics?.Select(n => n with { SecurityGroups = null }).ToList() } }).ToList(),
         SecurityGroups = null,
-    };
+    } : snapshot;
 
     /// <summary>What layout version 9 added: volumes, tenants' storage quotas and the volume names a VM's spec may carry.</summary>
     private static LedgerSnapshot WithVolumes(LedgerSnapshot snapshot) => snapshot with
@@ -407,10 +425,10 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     }
 
     [Fact]
-    public void A_version_11_snapshot_from_the_build_before_count_quotas_reads_back_with_none()
+    public void A_version_11_snapshot_from_the_build_before_count_quotas_and_forwards_reads_back_with_neither()
     {
-        // Version 11 wrote everything this build writes up to the count quotas section, which it did not have.
-        var expected = WithoutCountQuotas(Full());
+        // Version 11 wrote everything this build writes up to the count quotas section, which it did not have (nor forwards).
+        var expected = WithoutForwards(WithoutCountQuotas(Full()));
         var current = LedgerSnapshotFormat.Write(expected);
         var version11 = Reseal(current[..current.AsSpan().LastIndexOf("QUOT"u8)]);
         version11[4] = 11;

@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Orchestrator.Hypervisor.Networking;
 using Xunit.Abstractions;
+using static Orchestrator.Node.Tests.GuestNetworkProbes;
 
 namespace Orchestrator.Node.Tests;
 
@@ -45,7 +46,7 @@ public sealed class NetworksAcrossHostsTests(ITestOutputHelper output)
         finally
         {
             await cluster.DisposeAsync();
-            RemoveLeftovers(routers);
+            RemoveNamespaces(routers, output);
         }
     }
 
@@ -113,29 +114,6 @@ public sealed class NetworksAcrossHostsTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>After a failure: the router namespaces the killed nodes left, and their dnsmasq (the only process in one).</summary>
-    private void RemoveLeftovers(IEnumerable<string> routers)
-    {
-        foreach (var router in routers.Where(r => File.Exists($"/run/netns/{r}")))
-        {
-            output.WriteLine($"removing the leftover router namespace {router}");
-            foreach (var pid in Run("ip", "netns", "pids", router).Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                NodeProcess.Signal(int.Parse(pid, CultureInfo.InvariantCulture), "KILL");
-            }
-
-            Run("ip", "netns", "del", router);
-        }
-    }
-
-    private static string Run(string file, params string[] args)
-    {
-        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true })!;
-        var text = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return text;
-    }
-
     private static async Task<JsonObject> CreateAsync(HttpClient tenant, string name, string host, string ip, string? script = null)
     {
         var created = await tenant.PostAsJsonAsync("v1/vms", new
@@ -146,14 +124,6 @@ public sealed class NetworksAcrossHostsTests(ITestOutputHelper output)
         var body = await created.Content.ReadAsStringAsync();
         Assert.True(created.StatusCode == HttpStatusCode.Created, $"create {name}: {(int)created.StatusCode} {body}");
         return JsonNode.Parse(body)!.AsObject();
-    }
-
-    /// <summary>The VM's console once it holds <paramref name="marker"/> (its host's node keeps it).</summary>
-    private static Task<string> ConsoleTextAsync(NodeProcess host, JsonObject vm, string marker, TimeSpan timeout)
-    {
-        var console = Path.Combine(host.RunDir, "vms", (string)vm["id"]!, "console.log");
-        return host.Eventually(async () => File.Exists(console) && await File.ReadAllTextAsync(console) is { } text && text.Contains(marker, StringComparison.Ordinal)
-            ? text : null, timeout, $"'{marker}' on {vm["name"]}'s console");
     }
 
     private static IEnumerable<string> Lines(string text, string prefix) =>

@@ -34,6 +34,8 @@ public sealed class NodeProcess : IAsyncDisposable
             orchestrator.host.fence-after = 4s
             orchestrator.host.stop-timeout = 3s
             orchestrator.host.restart-backoff.initial = 200ms
+            # Tests' nodes in the machine's own namespace make no router of it; NatAndForwardTests turns NAT on in its own.
+            orchestrator.network.uplink = off
             """ + $"\norchestrator.host.accel-probe.cache-file = \"{ProbeCacheFile}\"\n" + (extraConfig ?? ""));
     }
 

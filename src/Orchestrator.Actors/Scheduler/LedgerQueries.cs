@@ -30,6 +30,7 @@ public static class LedgerQueries
         VolumeQueries.ListVolumes q => VolumeReplies.List(state, q.Tenant),
         SnapshotQueries.ListSnapshots q => SnapshotReplies.List(state, q),
         SecurityGroupQueries.ListSecurityGroups q => SecurityGroupReplies.List(state, q.Tenant),
+        ForwardQueries.ListForwards q => ForwardReplies.List(state, q),
         _ => throw new ArgumentOutOfRangeException(nameof(query), query, "not a query the ledger answers"),
     };
 }

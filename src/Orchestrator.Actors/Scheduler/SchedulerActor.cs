@@ -77,7 +77,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                         snapshot.Networks, snapshot.Volumes, snapshot.Snapshots)
                     .WithGroups(snapshot.Groups ?? [])
                     .WithIdempotencyKeys(snapshot.IdempotencyKeys ?? [])
-                    .WithSecurityGroups(snapshot.SecurityGroups ?? []);
+                    .WithSecurityGroups(snapshot.SecurityGroups ?? [])
+                    .WithForwards(snapshot.Forwards ?? []);
                 _recovery.StateRebuilt();
             }
         });
@@ -302,6 +303,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             rulesChanged.UnionWith(ahead.SecurityRulesTouchedBy(evt));
             ahead = ahead.Apply(evt);
             rulesChanged.UnionWith(ahead.SecurityRulesTouchedBy(evt));
+            rulesChanged.UnionWith(LedgerState.ForwardsTouchedBy(evt));
         }
 
         if (sharesDue is { Count: > 0 })
@@ -354,7 +356,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
                     _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
                     _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList(),
-                    _state.Snapshots.Values.ToList(), _state.SecurityGroups.Values.ToList()));
+                    _state.Snapshots.Values.ToList(), _state.SecurityGroups.Values.ToList(), _state.Forwards.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>

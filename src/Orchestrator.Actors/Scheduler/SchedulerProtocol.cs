@@ -219,4 +219,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<IdempotencyRecord>? IdempotencyKeys = null,
     IReadOnlyList<Orchestrator.Domain.Storage.VolumeRecord>? Volumes = null,
     IReadOnlyList<Orchestrator.Domain.Storage.SnapshotRecord>? Snapshots = null,
-    IReadOnlyList<Orchestrator.Domain.Networks.SecurityGroupRecord>? SecurityGroups = null) : IOrchestratorMessage;
+    IReadOnlyList<Orchestrator.Domain.Networks.SecurityGroupRecord>? SecurityGroups = null,
+    IReadOnlyList<Orchestrator.Domain.Networks.PortForwardRecord>? Forwards = null) : IOrchestratorMessage;

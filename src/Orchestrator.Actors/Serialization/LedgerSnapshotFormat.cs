@@ -32,7 +32,7 @@ public static class LedgerSnapshotFormat
     /// storage quotas after them (<see cref="WriteVolumes"/>); version 10 the disk snapshots and the VMs' disk layers after
     /// those (<see cref="WriteSnapshots"/>); version 11 the security groups and the NICs' groups after
     /// those (<see cref="WriteSecurityGroups"/>); version 12 the tenants' volume, network and address quotas after
-    /// those (<see cref="WriteCountQuotas"/>).
+    /// those (<see cref="WriteCountQuotas"/>), then the port forwards and the tenants' forward ports (<see cref="WriteForwards"/>).
     /// </summary>
     public const byte Version = 12;
 
@@ -68,6 +68,7 @@ public static class LedgerSnapshotFormat
         WriteSnapshots(w, snapshot);
         WriteSecurityGroups(w, snapshot);
         WriteCountQuotas(w, snapshot);
+        WriteForwards(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -144,6 +145,7 @@ public static class LedgerSnapshotFormat
             ReadCountQuotas(r, tenants);
         }
 
+        var forwards = version >= 12 ? ReadForwards(r, tenants) : null;
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -151,7 +153,8 @@ public static class LedgerSnapshotFormat
             throw r.Corrupt($"{r.Remaining} bytes after the last record");
         }
 
-        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys, volumes, snapshots, securityGroups);
+        return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys, volumes, snapshots, securityGroups,
+            forwards);
     }
 
     /// <summary>
@@ -165,6 +168,13 @@ public static class LedgerSnapshotFormat
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
             nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups), nameof(LedgerSnapshot.Networks),
             nameof(LedgerSnapshot.IdempotencyKeys), nameof(LedgerSnapshot.Volumes), nameof(LedgerSnapshot.Snapshots), nameof(LedgerSnapshot.SecurityGroups),
+            nameof(LedgerSnapshot.Forwards),
+        ],
+        [typeof(PortForwardRecord)] =
+        [
+            nameof(PortForwardRecord.Id), nameof(PortForwardRecord.Tenant), nameof(PortForwardRecord.NetworkId), nameof(PortForwardRecord.Vm),
+            nameof(PortForwardRecord.Nic), nameof(PortForwardRecord.Protocol), nameof(PortForwardRecord.HostPort), nameof(PortForwardRecord.GuestPort),
+            nameof(PortForwardRecord.CreatedAt),
         ],
         [typeof(SecurityGroupRecord)] =
         [
@@ -241,7 +251,8 @@ public static class LedgerSnapshotFormat
         ],
         [typeof(TenantQuota)] =
             [nameof(TenantQuota.MaxVms), nameof(TenantQuota.MaxVcpus), nameof(TenantQuota.MaxMemoryMiB), nameof(TenantQuota.MaxStorageGiB),
-                nameof(TenantQuota.MaxSnapshots), nameof(TenantQuota.MaxVolumes), nameof(TenantQuota.MaxNetworks), nameof(TenantQuota.MaxAddresses)],
+                nameof(TenantQuota.MaxSnapshots), nameof(TenantQuota.MaxVolumes), nameof(TenantQuota.MaxNetworks), nameof(TenantQuota.MaxAddresses),
+                nameof(TenantQuota.ForwardPorts)],
         [typeof(TenantCpuPool)] = [nameof(TenantCpuPool.Shares), nameof(TenantCpuPool.ReservationMillicores), nameof(TenantCpuPool.LimitMillicores)],
         [typeof(ApiKeyRecord)] =
         [
@@ -935,6 +946,52 @@ public static class LedgerSnapshotFormat
         {
             WithQuota(r, tenants, tenant, "count", q => q with { MaxVolumes = volumes, MaxNetworks = networks, MaxAddresses = addresses });
         }
+    }
+
+    // ---- Version 12, after the count quotas: port forwards, behind their own marker; then the forward ports granted to
+    // each tenant that has some, so that the tenants' own layout stays as version 1 wrote it.
+    private const int ForwardsMarker = 0x53445746; // "FWDS"
+
+    private static void WriteForwards(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(ForwardsMarker);
+        List(w, snapshot.Forwards is { Count: > 0 } forwards ? forwards : null, (w, f) =>
+        {
+            w.Text(f.Id);
+            w.Shared(f.Tenant.Value);
+            w.Text(f.NetworkId);
+            w.Guid(f.Vm.Value);
+            w.Int32(f.Nic);
+            w.Shared(f.Protocol);
+            w.Int32(f.HostPort);
+            w.Int32(f.GuestPort);
+            w.Time(f.CreatedAt);
+        });
+        var granted = (snapshot.Tenants ?? []).Where(t => t.Quota.ForwardPorts is not null).ToList();
+        List(w, granted.Count > 0 ? granted : null, (w, t) =>
+        {
+            w.Shared(t.Id.Value);
+            w.Text(t.Quota.ForwardPorts);
+        });
+    }
+
+    private static PortForwardRecord[]? ReadForwards(SnapshotReader r, TenantRecord[]? tenants)
+    {
+        r.Section = "forwards";
+        r.Index = -1;
+        if (r.Int32() != ForwardsMarker)
+        {
+            throw r.Corrupt("the forwards section's marker is missing");
+        }
+
+        var forwards = List(r, "forward", r => new PortForwardRecord(r.Text()!, new TenantId(r.Shared()!), r.Text()!, new VmId(r.Guid()), r.Int32(),
+            r.Shared()!, r.Int32(), r.Int32(), r.Time()));
+        foreach (var (tenant, ports) in List(r, "forward ports", r => (new TenantId(r.Shared()!), r.Text()!)) ?? [])
+        {
+            WithQuota(r, tenants, tenant, "forward ports", q => q with { ForwardPorts = ports });
+        }
+
+        return forwards;
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

@@ -24,7 +24,8 @@ public sealed record OrchestratorSettings(
     string? SecretsKeyFile = null,
     StorageSettings? Storage = null,
     string? NetworkUnderlay = null,
-    TelemetrySettings? Telemetry = null)
+    TelemetrySettings? Telemetry = null,
+    Orchestrator.Hypervisor.Networking.HostNatSettings? NetworkNat = null)
 {
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
@@ -82,7 +83,23 @@ public sealed record OrchestratorSettings(
             o.GetString("secrets.key-file", "") is { Length: > 0 } keyFile ? keyFile : Path.Combine(dataDir, SecretBox.DefaultFileName),
             StorageSettings.Create(o.GetConfig("storage"), dataDir),
             ResolveUnderlay(o.GetString("network.underlay-address", "auto"), o.GetString("cluster.hostname", "127.0.0.1")),
-            TelemetrySettings.Create(o.GetConfig("telemetry")));
+            TelemetrySettings.Create(o.GetConfig("telemetry")),
+            ResolveNat(o));
+    }
+
+    /// <summary>
+    /// <c>orchestrator.network.uplink</c> (auto: the default route's interface; off: no NAT, nothing leaves a network),
+    /// <c>deny-cidrs</c> (absent: the underlay's subnet and link-local) and <c>transit-cidr</c>.
+    /// </summary>
+    public static Orchestrator.Hypervisor.Networking.HostNatSettings ResolveNat(Config o)
+    {
+        var uplink = o.GetString("network.uplink", "auto");
+        var nat = new Orchestrator.Hypervisor.Networking.HostNatSettings(
+            uplink is "auto" or "off" ? null : uplink,
+            o.HasPath("network.deny-cidrs") ? o.GetStringList("network.deny-cidrs").ToList() : null,
+            o.GetString("network.transit-cidr", Orchestrator.Hypervisor.Networking.HostNatSettings.DefaultTransit),
+            Enabled: uplink != "off");
+        return nat.Problem() is { } problem ? throw new ConfigurationException($"orchestrator.network.{problem}") : nat;
     }
 
     /// <summary><c>orchestrator.network.underlay-address</c>: an IPv4 address, <c>auto</c> (the cluster hostname when it is one and not loopback) or <c>off</c>.</summary>

@@ -28,7 +28,8 @@ public sealed partial record LedgerState
     /// <summary>What the VM's host needs to plug its NICs; empty for a VM without any.</summary>
     public IReadOnlyList<NicAssignment> NicsOf(VmRecord vm) =>
         (vm.Spec.Nics ?? []).Select((nic, index) => FindNetwork(vm.Tenant, nic.Network) is { } network && nic is { Ip: { } ip, Mac: { } mac }
-                ? new NicAssignment(index, network.Id, network.Vni, mac, ip, network.Range().Prefix, network.Gateway, InboundRulesOf(vm.Tenant, nic))
+                ? new NicAssignment(index, network.Id, network.Vni, mac, ip, network.Range().Prefix, network.Gateway, InboundRulesOf(vm.Tenant, nic),
+                    ForwardsTo(vm.Id, index))
                 : null)
             .OfType<NicAssignment>()
             .ToList();

@@ -220,6 +220,7 @@ public sealed partial record LedgerState(
         SnapshotCommands.ConfirmDiskLayer c => DecideConfirmDiskLayer(c),
         SecurityGroupCommands.CreateSecurityGroup or SecurityGroupCommands.DeleteSecurityGroup or SecurityGroupCommands.AddSecurityRule
             or SecurityGroupCommands.RemoveSecurityRule or SecurityGroupCommands.SetNicSecurityGroups => DecideSecurityGroup(command, now),
+        ForwardCommands.AddForward or ForwardCommands.RemoveForward => DecideForward(command, now),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -770,7 +771,7 @@ public sealed partial record LedgerState(
 
     public LedgerState Apply(ILedgerEvent evt) =>
         WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplySnapshots(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt))))), evt), evt), evt)
-            .ApplySecurityGroups(evt);
+            .ApplySecurityGroups(evt).ApplyForwards(evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -807,6 +808,7 @@ public sealed partial record LedgerState(
         ISnapshotEvent => this, // ApplySnapshots
         SecurityGroupEvents.SecurityGroupCreated or SecurityGroupEvents.SecurityGroupDeleted or SecurityGroupEvents.SecurityRuleAdded
             or SecurityGroupEvents.SecurityRuleRemoved or SecurityGroupEvents.NicSecurityGroupsChanged => this, // ApplySecurityGroups
+        ForwardEvents.ForwardAdded or ForwardEvents.ForwardRemoved => this, // ApplyForwards
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },

@@ -45,13 +45,14 @@ public sealed record NetworkLeases(ImmutableDictionary<uint, VmId> Addresses, Im
 /// <summary>What a host needs to plug one NIC: the bridge (from the VNI), the tap's MAC and the address DHCP hands out.</summary>
 /// <param name="Index">the NIC's place in the VM's spec: taps are named from the VM's id and this.</param>
 /// <param name="Inbound">what its security groups let in beyond its own network's guests (none: nothing more).</param>
+/// <param name="Forwards">the port forwards to this NIC, programmed on whichever host runs it.</param>
 public sealed record NicAssignment(int Index, string NetworkId, int Vni, string Mac, string Ip, int Prefix, bool Gateway,
-    IReadOnlyList<InboundRule>? Inbound = null)
+    IReadOnlyList<InboundRule>? Inbound = null, IReadOnlyList<NicForward>? Forwards = null)
 {
     /// <summary>Compares the rules by value (a record compares lists by reference): an assignment told again is the same one.</summary>
     public bool Equals(NicAssignment? other) =>
         other is not null && (Index, NetworkId, Vni, Mac, Ip, Prefix, Gateway) == (other.Index, other.NetworkId, other.Vni, other.Mac, other.Ip, other.Prefix, other.Gateway)
-        && (Inbound ?? []).SequenceEqual(other.Inbound ?? []);
+        && (Inbound ?? []).SequenceEqual(other.Inbound ?? []) && (Forwards ?? []).SequenceEqual(other.Forwards ?? []);
 
     public override int GetHashCode() => HashCode.Combine(Index, NetworkId, Vni, Mac, Ip);
 

@@ -35,8 +35,9 @@ public static class KeyRoles
 /// <summary>A tenant's limits, OpenStack-style; null = unlimited.</summary>
 /// <param name="MaxStorageGiB">GiB of VM disks and volumes together (issue 18).</param>
 /// <param name="MaxAddresses">addresses on the tenant's networks, one per NIC of its VMs.</param>
+/// <param name="ForwardPorts">the host ports (a range, "20000-20099") its port forwards may use; null: none granted.</param>
 public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long? MaxMemoryMiB = null, long? MaxStorageGiB = null,
-    int? MaxSnapshots = null, int? MaxVolumes = null, int? MaxNetworks = null, int? MaxAddresses = null)
+    int? MaxSnapshots = null, int? MaxVolumes = null, int? MaxNetworks = null, int? MaxAddresses = null, string? ForwardPorts = null)
 {
     public static readonly TenantQuota Unlimited = new();
 
@@ -80,6 +81,11 @@ public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long?
         if (MaxAddresses is < 0)
         {
             yield return new FieldError("quota.addresses", $"must be 0 or more, was {MaxAddresses}");
+        }
+
+        if (ForwardPorts is not null && !Networks.PortRange.TryParse(ForwardPorts, out _, out var problem))
+        {
+            yield return new FieldError("quota.forwardPorts", problem);
         }
     }
 

@@ -52,6 +52,10 @@ public static class NetworkDeviceNames
     /// <summary>The network's VXLAN device on every host: "ovx" and the VNI in hex (at most 9 characters).</summary>
     public static string Vxlan(int vni) => "ovx" + vni.ToString("x", CultureInfo.InvariantCulture);
 
+    /// <summary>A gateway router's link to the host: its host end ("oup…") and its namespace end ("our…").</summary>
+    public static (string Host, string Router) Uplink(int vni) =>
+        ("oup" + vni.ToString("x", CultureInfo.InvariantCulture), "our" + vni.ToString("x", CultureInfo.InvariantCulture));
+
     /// <summary>The router's veth: its bridge end ("ovh…") and its namespace end ("ovn…").</summary>
     public static (string Bridge, string Router) RouterLink(int vni) =>
         ("ovh" + vni.ToString("x", CultureInfo.InvariantCulture), "ovn" + vni.ToString("x", CultureInfo.InvariantCulture));
@@ -70,8 +74,11 @@ public static class NetworkDeviceNames
 /// by its own host's router and dnsmasq only.
 /// </summary>
 /// <param name="underlay">this host's address on the network between hosts; null: no VXLAN.</param>
-public sealed class HostNetworking(string stateDirectory, string? underlay = null) : IHostNetworking
+/// <param name="nat">how gateway networks reach the outside (HostNetworking.Nat.cs); null: they do not.</param>
+public sealed partial class HostNetworking(string stateDirectory, string? underlay = null, HostNatSettings? nat = null) : IHostNetworking
 {
+    private readonly HostNatSettings _nat = nat ?? HostNatSettings.Off;
+
     /// <summary>The guests' and the networks' MTU: the underlay's 1500 less VXLAN's 50 bytes, on every host alike.</summary>
     public const int GuestMtu = 1450;
 
@@ -123,6 +130,12 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
                 // dnsmasq watches the directory (inotify): a new file is a new static entry.
                 await File.WriteAllTextAsync(Path.Combine(HostsDirectory(nic.Vni), tap), $"{nic.Mac},{nic.Ip}\n", cancellationToken);
                 await RunAsync(cancellationToken, "ip", "link", "set", tap, "up");
+                await SetForwardsAsync(tap, nic, cancellationToken);
+            }
+
+            if (nics.Any(n => n.Gateway) && _nat.Enabled)
+            {
+                await WriteHostRulesAsync(cancellationToken);
             }
         }
         finally
@@ -136,6 +149,7 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
         await _lock.WaitAsync(cancellationToken);
         try
         {
+            var natChanged = false;
             foreach (var tap in Links().Where(l => l.StartsWith(NetworkDeviceNames.TapPrefix(vm), StringComparison.Ordinal)))
             {
                 var bridge = MasterOf(tap);
@@ -144,11 +158,18 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
                 if (bridge is not null && TryVni(bridge, out var vni))
                 {
                     File.Delete(Path.Combine(HostsDirectory(vni), tap));
-                    if (!PortsOf(bridge).Any(p => p.StartsWith("otp", StringComparison.Ordinal)))
+                    var networkStays = PortsOf(bridge).Any(p => p.StartsWith("otp", StringComparison.Ordinal));
+                    natChanged |= await ForgetForwardsAsync(tap, vni, networkStays, cancellationToken);
+                    if (!networkStays)
                     {
                         await RemoveNetworkAsync(vni, cancellationToken);
                     }
                 }
+            }
+
+            if (natChanged)
+            {
+                await WriteHostRulesAsync(cancellationToken);
             }
         }
         finally
@@ -167,6 +188,8 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
                 await RemoveNetworkAsync(vni, cancellationToken);
             }
         }
+
+        await WriteHostRulesAsync(cancellationToken);
     }
 
     private async Task EnsureNetworkAsync(NicAssignment nic, CancellationToken cancellationToken)
@@ -185,11 +208,11 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
         if (!File.Exists($"/run/netns/{ns}"))
         {
             await RunAsync(cancellationToken, "ip", "netns", "add", ns);
-            if (LinkExists(hostEnd))
+            // A veth whose namespace was deleted a moment ago outlives it until the kernel's cleanup runs: without its
+            // other end in this namespace, dnsmasq would find no interface (and the router no uplink).
+            foreach (var stale in new[] { hostEnd, NetworkDeviceNames.Uplink(nic.Vni).Host }.Where(LinkExists))
             {
-                // A veth whose namespace was deleted a moment ago outlives it until the kernel's cleanup runs: without
-                // its other end in this namespace, dnsmasq would find no interface.
-                await RunAsync(cancellationToken, "ip", "link", "del", hostEnd);
+                await RunAsync(cancellationToken, "ip", "link", "del", stale);
             }
         }
 
@@ -201,6 +224,11 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
             await RunAsync(cancellationToken, "ip", "-n", ns, "addr", "add", $"{nic.RouterAddress()}/{nic.Prefix}", "dev", routerEnd);
             await RunAsync(cancellationToken, "ip", "-n", ns, "link", "set", routerEnd, "mtu", MtuText, "up");
             await RunAsync(cancellationToken, "ip", "-n", ns, "link", "set", "lo", "up");
+        }
+
+        if (nic.Gateway && _nat.Enabled)
+        {
+            await EnsureUplinkAsync(nic, cancellationToken);
         }
 
         await EnsureVxlanAsync(nic, cancellationToken);
@@ -231,7 +259,7 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
     }
 
     /// <summary>Deletes a bridge table of ours; declared first, so that one never made (a failed plug) is no error.</summary>
-    private static string DeleteTable(string name) => $"table bridge {name} {{}}\ndelete table bridge {name}\n";
+    private static string DeleteTable(string name, string family = "bridge") => $"table {family} {name} {{}}\ndelete table {family} {name}\n";
 
     private static string MtuText => GuestMtu.ToString(CultureInfo.InvariantCulture);
 
@@ -356,6 +384,7 @@ public sealed class HostNetworking(string stateDirectory, string? underlay = nul
         await RunWithInputAsync(cancellationToken, DeleteTable(vxlan), "nft", "-f", "-");
         // The router's veth goes first, both ends at once: deleting the namespace would leave it to the kernel's
         // asynchronous cleanup, and a network made again at once would meet its stale host end.
+        await RemoveUplinkAsync(vni, cancellationToken);
         var (hostEnd, _) = NetworkDeviceNames.RouterLink(vni);
         if (LinkExists(hostEnd))
         {
