@@ -18,6 +18,7 @@ namespace Orchestrator.Api;
 ///     state = running             # running | stopped (default running)
 ///     cpu-shares = 2048           # cpu-reservation / cpu-limit: 500m or 0.5; memory-reservation-mib; memory-limit-mib
 ///     cpuset = "0-1"
+///     disk-iops = 500, disk-bps = 4194304, disk-shares = 200   # the VM's disks together; shares weigh under contention
 ///     labels { env = dev }
 ///     hostname = web-1.example.org   # the guest's (default: the VM's name)
 ///     ssh-keys = ["ssh-ed25519 AAAA… me@host"]
@@ -40,7 +41,7 @@ public static class ApplyFile
     [
         "vcpus", "memory-mib", "image", "restart", "state", "cpu-shares", "cpu-reservation", "cpu-limit", "memory-reservation-mib",
         "memory-limit-mib", "cpuset", "labels", "driver", "accelerator", "hostname", "ssh-keys", "user-data-base64",
-        "host-selector", "group",
+        "host-selector", "group", "disk-iops", "disk-bps", "disk-shares",
     ];
 
     /// <summary>The file's field for a field of <see cref="VmSpecValidator"/> or of a ledger refusal.</summary>
@@ -60,6 +61,9 @@ public static class ApplyFile
             "sshKeys" => "ssh-keys",
             "userData" => "user-data-base64",
             "hostSelector" => "host-selector",
+            "diskIops" => "disk-iops",
+            "diskBps" => "disk-bps",
+            "diskShares" => "disk-shares",
             _ => head,
         };
         return field is null ? $"vms.{vm}" : $"vms.{vm}.{field}{rest}";
@@ -197,6 +201,23 @@ public static class ApplyFile
             return null;
         }
 
+        long? WholeLong(string field)
+        {
+            var text = Text(field);
+            if (text is null)
+            {
+                return null;
+            }
+
+            if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
+            {
+                return number;
+            }
+
+            errors.Add(new FieldError($"{path}.{field}", $"must be a whole number, was '{FieldError.Echo(text)}'"));
+            return null;
+        }
+
         int? Millicores(string field)
         {
             var text = Text(field);
@@ -250,8 +271,12 @@ public static class ApplyFile
         var memoryReservation = Whole("memory-reservation-mib");
         var memoryLimit = Whole("memory-limit-mib");
         var cpuset = Text("cpuset");
-        var resources = fields.Keys.Any(k => k is "cpu-shares" or "cpu-reservation" or "cpu-limit" or "memory-reservation-mib" or "memory-limit-mib" or "cpuset")
-            ? new VmResources(shares, reservation ?? 0, limit, memoryReservation ?? 0, memoryLimit, cpuset)
+        var diskIops = WholeLong("disk-iops");
+        var diskBps = WholeLong("disk-bps");
+        var diskShares = Whole("disk-shares");
+        var resources = fields.Keys.Any(k => k is "cpu-shares" or "cpu-reservation" or "cpu-limit" or "memory-reservation-mib" or "memory-limit-mib" or "cpuset"
+                or "disk-iops" or "disk-bps" or "disk-shares")
+            ? new VmResources(shares, reservation ?? 0, limit, memoryReservation ?? 0, memoryLimit, cpuset, diskIops, diskBps, diskShares)
             : null;
         var labels = ReadLabels(path, fields, errors);
         var driver = Text("driver");

@@ -154,6 +154,13 @@ public static class Rendering
             {
                 Row("Cpuset", Text(r.Cpuset));
             }
+
+            if (r.DiskIops is not null || r.DiskBps is not null || r.DiskShares is not null and not 100 /* the default weight */)
+            {
+                Row("Disk IOPS limit", Text(r.DiskIops is { } iops ? Number(iops) : "-"));
+                Row("Disk bandwidth limit", Text(r.DiskBps is { } bps ? $"{bps / 1024.0 / 1024.0:0.##} MiB/s" : "-"));
+                Row("Disk shares", Text(r.DiskShares is { } diskShares ? Number(diskShares) : "-"));
+            }
         }
 
         if (vm.VcpuThreads is not { Count: > 0 } threads)

@@ -32,7 +32,10 @@ public sealed record CreateVmRequest(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Group = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<NicRequest>? Nics = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Volumes = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? FromSnapshot = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? FromSnapshot = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? DiskIops = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? DiskBps = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? DiskShares = null)
 {
     /// <summary>The most user-data bytes a VM may carry (64 KiB, as Nova), the Domain's limit: clients check it before sending.</summary>
     public const int MaxUserDataBytes = 64 * 1024;
@@ -58,7 +61,10 @@ public sealed record VmResourcesDto(
     string? Cpuset,
     long? EntitledCpuMillicores,
     long? UsedCpuMillicores,
-    long? DemandCpuMillicores);
+    long? DemandCpuMillicores,
+    long? DiskIops = null,
+    long? DiskBps = null,
+    int? DiskShares = null);
 
 public sealed record VcpuDto(int Index, int ThreadId, double CpuSeconds);
 

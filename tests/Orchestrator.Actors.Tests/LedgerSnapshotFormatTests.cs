@@ -52,8 +52,32 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithSecurityGroups(WithSnapshots(WithVolumes(networked)));
+        return WithDiskLimits(WithSecurityGroups(WithSnapshots(WithVolumes(networked))));
     }
+
+    /// <summary>What layout version 12 added: the VMs' disk I/O limits and share weights.</summary>
+    private static LedgerSnapshot WithDiskLimits(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select((v, i) => v with
+        {
+            Spec = v.Spec with
+            {
+                Resources = (v.Spec.Resources ?? VmResources.Default) with
+                {
+                    DiskIops = 500 + i, DiskBps = i == 0 ? long.MaxValue : 4L * 1024 * 1024, DiskShares = i == 1 ? int.MaxValue : 200,
+                },
+            },
+        }).ToList(),
+    };
+
+    /// <summary>A snapshot as builds before disk limits (layout version 11) read it back.</summary>
+    private static LedgerSnapshot WithoutDiskLimits(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select(v => v with
+        {
+            Spec = v.Spec with { Resources = v.Spec.Resources is { } r ? r with { DiskIops = null, DiskBps = null, DiskShares = null } : null },
+        }).ToList(),
+    };
 
     /// <summary>What layout version 10 added: disk snapshots, the VMs' disk layers, clones' sources and tenants' snapshot quotas.</summary>
     private static LedgerSnapshot WithSnapshots(LedgerSnapshot snapshot) => snapshot with
@@ -102,12 +126,12 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         ],
     };
 
-    /// <summary>A snapshot as builds before security groups (layout version 10) read it back.</summary>
-    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot snapshot) => snapshot with
+    /// <summary>A snapshot as builds before security groups (layout version 10) read it back (no disk limits either).</summary>
+    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot full) => WithoutDiskLimits(full) is var snapshot ? snapshot with
     {
         Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Nics = v.Spec.Nics?.Select(n => n with { SecurityGroups = null }).ToList() } }).ToList(),
         SecurityGroups = null,
-    };
+    } : full;
 
     /// <summary>What layout version 9 added: volumes, tenants' storage quotas and the volume names a VM's spec may carry.</summary>
     private static LedgerSnapshot WithVolumes(LedgerSnapshot snapshot) => snapshot with
@@ -389,6 +413,17 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         var version10 = Reseal(current[..current.AsSpan().LastIndexOf("SECG"u8)]);
         version10[4] = 10;
         AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version10[..^8])), 10, expected);
+    }
+
+    [Fact]
+    public void A_version_11_snapshot_from_the_build_before_disk_limits_reads_back_with_none()
+    {
+        // Version 11 wrote everything this build writes up to the disk limits section, which it did not have.
+        var expected = WithoutDiskLimits(Full());
+        var current = LedgerSnapshotFormat.Write(expected);
+        var version11 = Reseal(current[..current.AsSpan().LastIndexOf("DIOL"u8)]);
+        version11[4] = 11;
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version11[..^8])), 11, expected);
     }
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>
