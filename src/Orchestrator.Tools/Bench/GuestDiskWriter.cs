@@ -1,0 +1,86 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Orchestrator.Tools.Bench;
+
+/// <summary>
+/// The demo guest writing to its own disk as fast as its throttle lets it, told by its NoCloud user-data (a "#!" script the
+/// demo init runs at boot), and the rates it prints on its console read back. Writes bypass the guest's page cache
+/// (busybox dd oflag=direct) 1 MiB into the disk, clear of the boot counter in its first sector.
+/// </summary>
+public static partial class GuestDiskWriter
+{
+    public const int ChunkBytes = 4 * 1024 * 1024;
+
+    /// <summary>The user-data: a writer loop in the background printing "orchestrator-io SEQ BYTES bytes … copied, SECONDS seconds …".</summary>
+    public static readonly byte[] UserData = System.Text.Encoding.ASCII.GetBytes(
+        """
+        #!/bin/sh
+        (
+            dev=
+            while [ -z "$dev" ]; do
+                for s in /sys/block/vd*/serial; do
+                    [ "$(cat "$s" 2>/dev/null)" = orchestrator-disk ] && dev=/dev/$(basename "$(dirname "$s")")
+                done
+                [ -n "$dev" ] || sleep 1
+            done
+            seq=0
+            while :; do
+                seq=$((seq + 1))
+                echo "orchestrator-io $seq $(dd if=/dev/zero of="$dev" bs=65536 count=64 seek=16 oflag=direct 2>&1 | grep copied)"
+            done
+        ) </dev/null &
+
+        """.Replace("\r", "", StringComparison.Ordinal));
+
+    /// <summary>One chunk as the guest timed it.</summary>
+    public sealed record Sample(int Seq, long Bytes, double Seconds);
+
+    [GeneratedRegex(@"orchestrator-io (\d+) (\d+) bytes .*copied, ([0-9.]+) seconds")]
+    private static partial Regex SampleLine();
+
+    public static IEnumerable<Sample> Parse(IEnumerable<string> lines) =>
+        lines.Select(l => SampleLine().Match(l)).Where(m => m.Success).Select(m => new Sample(
+            int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture),
+            long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture),
+            double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture)));
+
+    /// <summary>
+    /// Reads the console tail until <paramref name="count"/> chunks after <paramref name="afterSeq"/> were written (and
+    /// <paramref name="startWhen"/> held for the first of them, if given); their bytes over their seconds.
+    /// </summary>
+    /// <param name="tail">the VM's console tail now (its last lines; polled every half second).</param>
+    public static async Task<(double BytesPerSecond, int LastSeq)> MeasureAsync(Func<Task<IReadOnlyList<string>>> tail, int afterSeq, int count,
+        TimeSpan timeout, CancellationToken ct, Func<Sample, bool>? startWhen = null)
+    {
+        var seen = new SortedDictionary<int, Sample>();
+        var deadline = DateTime.UtcNow + timeout;
+        var from = afterSeq;
+        while (true)
+        {
+            foreach (var sample in Parse(await tail()).Where(s => s.Seq > afterSeq))
+            {
+                seen[sample.Seq] = sample;
+            }
+
+            if (startWhen is not null && from == afterSeq && seen.Values.FirstOrDefault(startWhen) is { } start)
+            {
+                from = start.Seq; // the change shows: measure from the chunk after it
+            }
+
+            var window = seen.Values.Where(s => s.Seq > from).Take(count).ToList();
+            if ((startWhen is null || from != afterSeq) && window.Count == count && window[^1].Seq - window[0].Seq == count - 1)
+            {
+                return (window.Sum(s => s.Bytes) / window.Sum(s => s.Seconds), window[^1].Seq);
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"the guest printed {seen.Count} disk write rate(s) after chunk {afterSeq} within {timeout.TotalSeconds:0} s " +
+                                           $"({count} consecutive wanted{(startWhen is null ? "" : ", after the change shows")})");
+            }
+
+            await Task.Delay(500, ct);
+        }
+    }
+}
