@@ -10,9 +10,10 @@ namespace Orchestrator.Tools.Bench;
 /// </summary>
 public static partial class GuestDiskWriter
 {
-    public const int ChunkBytes = 4 * 1024 * 1024;
-
-    /// <summary>The user-data: a writer loop in the background printing "orchestrator-io SEQ BYTES bytes … copied, SECONDS seconds …".</summary>
+    /// <summary>
+    /// The user-data: a writer loop in the background printing "orchestrator-io SEQ BYTES START END" per chunk, the times
+    /// from /proc/uptime (10 ms; the demo busybox's dd prints no rate of its own).
+    /// </summary>
     public static readonly byte[] UserData = System.Text.Encoding.ASCII.GetBytes(
         """
         #!/bin/sh
@@ -27,23 +28,29 @@ public static partial class GuestDiskWriter
             seq=0
             while :; do
                 seq=$((seq + 1))
-                echo "orchestrator-io $seq $(dd if=/dev/zero of="$dev" bs=65536 count=64 seek=16 oflag=direct 2>&1 | grep copied)"
+                start=$(cut -d' ' -f1 /proc/uptime)
+                dd if=/dev/zero of="$dev" bs=65536 count=64 seek=16 oflag=direct 2>/dev/null
+                echo "orchestrator-io $seq 4194304 $start $(cut -d' ' -f1 /proc/uptime)"
             done
         ) </dev/null &
 
         """.Replace("\r", "", StringComparison.Ordinal));
 
-    /// <summary>One chunk as the guest timed it.</summary>
-    public sealed record Sample(int Seq, long Bytes, double Seconds);
+    /// <summary>One chunk as the guest timed it (seconds since its boot).</summary>
+    public sealed record Sample(int Seq, long Bytes, double Start, double End)
+    {
+        public double Seconds => Math.Max(End - Start, 0.01);
+    }
 
-    [GeneratedRegex(@"orchestrator-io (\d+) (\d+) bytes .*copied, ([0-9.]+) seconds")]
+    [GeneratedRegex(@"orchestrator-io (\d+) (\d+) ([0-9.]+) ([0-9.]+)\s*$")]
     private static partial Regex SampleLine();
 
     public static IEnumerable<Sample> Parse(IEnumerable<string> lines) =>
         lines.Select(l => SampleLine().Match(l)).Where(m => m.Success).Select(m => new Sample(
             int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture),
             long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture),
-            double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture)));
+            double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture),
+            double.Parse(m.Groups[4].Value, CultureInfo.InvariantCulture)));
 
     /// <summary>
     /// Reads the console tail until <paramref name="count"/> chunks after <paramref name="afterSeq"/> were written (and
@@ -71,7 +78,8 @@ public static partial class GuestDiskWriter
             var window = seen.Values.Where(s => s.Seq > from).Take(count).ToList();
             if ((startWhen is null || from != afterSeq) && window.Count == count && window[^1].Seq - window[0].Seq == count - 1)
             {
-                return (window.Sum(s => s.Bytes) / window.Sum(s => s.Seconds), window[^1].Seq);
+                // From the first chunk's start to the last one's end: the loop's own gaps count against the guest, as they would for any writer.
+                return (window.Sum(s => s.Bytes) / Math.Max(window[^1].End - window[0].Start, 0.01), window[^1].Seq);
             }
 
             if (DateTime.UtcNow > deadline)
