@@ -1,4 +1,4 @@
-// `bench failover|shares|boot|streams|console`: benchmarks that start real nodes (processes) or guests on this machine.
+// `bench failover|shares|boot|streams|console|io`: benchmarks that start real nodes (processes) or guests on this machine.
 using System.CommandLine;
 using Orchestrator.Cli;
 using Orchestrator.Tools.Bench;
@@ -62,6 +62,7 @@ public static class ClusterToolCommands
         bench.Subcommands.Add(BootCommand(BootBench.RunAsync));
         bench.Subcommands.Add(StreamsCommand(StreamsBench.RunAsync));
         bench.Subcommands.Add(ConsoleCommand(ConsoleBench.RunAsync));
+        bench.Subcommands.Add(IoBenchmark.Command());
     }
 
     private static Command ConsoleCommand(Func<ConsoleBenchOptions, CancellationToken, Task<int>> run)
