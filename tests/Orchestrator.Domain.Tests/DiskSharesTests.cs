@@ -1,5 +1,8 @@
+using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Shares;
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
+using static Orchestrator.Domain.Ledger.LedgerEvents;
 
 namespace Orchestrator.Domain.Tests;
 
@@ -87,5 +90,28 @@ public class DiskSharesTests
 
         Assert.Equal(["diskIops", "diskBps", "diskShares"], errors.Select(e => e.Field));
         Assert.Empty(new VmResources(DiskIops: 500, DiskBps: 4 * 1024 * 1024, DiskShares: 200).Validate(1, 128));
+    }
+
+    [Fact]
+    public void A_disk_limit_patched_on_a_vm_is_journaled_and_one_out_of_range_is_refused_naming_the_field()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        var vm = ledger.Create("web", resources: new VmResources(DiskBps: 4 * 1024 * 1024));
+
+        var decision = ledger.Send(new LedgerCommands.PatchVmResources(TenantId.System, "web",
+            new VmResourcesPatch([VmResourcesPatch.DiskBps, VmResourcesPatch.DiskShares], new VmResources(DiskBps: 8 * 1024 * 1024, DiskShares: 300))));
+        var changed = Assert.IsType<VmResourcesChanged>(Assert.Single(decision.Events));
+        Assert.Equal(new VmResources(DiskBps: 8 * 1024 * 1024, DiskShares: 300), changed.Resources);
+
+        var refused = ledger.Send(new LedgerCommands.PatchVmResources(TenantId.System, "web",
+            new VmResourcesPatch([VmResourcesPatch.DiskIops], new VmResources(DiskIops: 0))));
+        Assert.Equal(RefusalKind.Invalid, refused.Refusal?.Kind);
+        Assert.Equal(["diskIops"], refused.Refusal!.Errors.Select(e => e.Field));
+        Assert.Equal(8 * 1024 * 1024, ledger.State.Vms[vm.Id].Spec.EffectiveResources.DiskBps);
+
+        var created = ledger.Send(new LedgerCommands.CreateVm(TenantId.System,
+            new VmSpec("big", 1, 256, "demo", RestartPolicy.OnFailure, new VmResources(DiskBps: 1)), VmId.New()));
+        Assert.Contains(created.Refusal!.Errors, e => e.Field == "diskBps");
     }
 }
