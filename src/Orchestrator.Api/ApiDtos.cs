@@ -69,7 +69,7 @@ public static class ApiDtos
         var r = vm.Spec.EffectiveResources;
         return new VmResourcesDto(r.SharesFor(vm.Spec.Vcpus), r.CpuReservationMillicores, r.CpuLimitMillicores, r.MemoryReservationMiB,
             r.MemoryLimitMiB, r.Cpuset, vm.EntitledCpuMillicores, runtime?.UsedCpuMillicores, runtime?.DemandCpuMillicores,
-            r.DiskIops, r.DiskBps, r.DiskShares ?? Domain.Shares.DiskLimits.DefaultShares);
+            r.DiskIops, r.DiskBps, r.DiskShares ?? Domain.Shares.DiskLimits.DefaultShares, runtime?.DiskThrottle?.Iops, runtime?.DiskThrottle?.Bps);
     }
 
     public static HostDto ToDto(this HostRecord h) =>

@@ -38,6 +38,8 @@ public sealed class DiskLimitTests(ITestOutputHelper output)
             startWhen: s => s.Bytes / s.Seconds > 4 * MiB * 1.4);
         output.WriteLine($"limit 8 MiB/s, set on the running VM: the guest wrote {second / MiB:0.00} MiB/s");
         Assert.InRange(second, 8 * MiB * 0.85, 8 * MiB * 1.15);
+        // vm show: the cap its host holds on the disks now (alone on the host: its limit).
+        Assert.Equal(8 * MiB, (long?)(await node.GetVmAsync("writer"))!["resources"]!["entitledDiskBps"]);
     }
 
     private static async Task<IReadOnlyList<string>> ConsoleLines(string path)

@@ -543,7 +543,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     private VmRuntime Runtime() =>
         new(VmId, _handle?.Pid, _usage.Vcpus.Select(v => new VcpuUsage(v.Index, v.ThreadId, v.CpuSeconds)).ToList(), _console.Tail,
-            _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false, _guest);
+            _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false, _guest,
+            _diskThrottleApplied);
 
     private sealed record HandleReady(IVmHandle Handle);
 
