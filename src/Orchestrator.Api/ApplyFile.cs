@@ -182,7 +182,11 @@ public static class ApplyFile
             return value.GetString();
         }
 
-        int? Whole(string field)
+        int? Whole(string field) => (int?)Number(field, int.MinValue, int.MaxValue);
+
+        long? WholeLong(string field) => Number(field, long.MinValue, long.MaxValue);
+
+        long? Number(string field, long min, long max)
         {
             var text = Text(field);
             if (text is null)
@@ -190,7 +194,7 @@ public static class ApplyFile
                 return null;
             }
 
-            if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
+            if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number) && number >= min && number <= max)
             {
                 return number;
             }
@@ -198,23 +202,6 @@ public static class ApplyFile
             errors.Add(new FieldError($"{path}.{field}", text.TrimStart('-').All(char.IsAsciiDigit) && text.TrimStart('-').Length > 0
                 ? $"is out of range, was '{FieldError.Echo(text)}'"
                 : $"must be a whole number, was '{FieldError.Echo(text)}'"));
-            return null;
-        }
-
-        long? WholeLong(string field)
-        {
-            var text = Text(field);
-            if (text is null)
-            {
-                return null;
-            }
-
-            if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
-            {
-                return number;
-            }
-
-            errors.Add(new FieldError($"{path}.{field}", $"must be a whole number, was '{FieldError.Echo(text)}'"));
             return null;
         }
 

@@ -332,17 +332,10 @@ public static partial class CliSyntax
                 return true;
             }
 
-            int? Whole(Option<string> option, string field)
-            {
-                if (parse.GetValue(option) is not { } text || IsNone(option, field))
-                {
-                    return null;
-                }
-
-                return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
-                    ? n
-                    : throw new CliException($"{option.Name}: '{text}' is not a whole number");
-            }
+            int? Whole(Option<string> option, string field) =>
+                WholeLong(option, field) is { } n
+                    ? n is >= int.MinValue and <= int.MaxValue ? (int)n : throw new CliException($"{option.Name}: {n} is out of range")
+                    : null;
 
             long? WholeLong(Option<string> option, string field)
             {

@@ -398,10 +398,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     {
         // Version 9 wrote everything this build writes up to the snapshots section, which it did not have (nor the later ones).
         var expected = WithoutSnapshots(WithoutSecurityGroups(Full()));
-        var current = LedgerSnapshotFormat.Write(expected);
-        var version9 = Reseal(current[..current.AsSpan().LastIndexOf("SNAP"u8)]);
-        version9[4] = 9;
-        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version9[..^8])), 9, expected);
+        AssertWrittenUpToReadsAs("SNAP"u8, 9, expected);
     }
 
     [Fact]
@@ -409,10 +406,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     {
         // Version 10 wrote everything this build writes up to the security groups section, which it did not have.
         var expected = WithoutSecurityGroups(Full());
-        var current = LedgerSnapshotFormat.Write(expected);
-        var version10 = Reseal(current[..current.AsSpan().LastIndexOf("SECG"u8)]);
-        version10[4] = 10;
-        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version10[..^8])), 10, expected);
+        AssertWrittenUpToReadsAs("SECG"u8, 10, expected);
     }
 
     [Fact]
@@ -420,10 +414,16 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     {
         // Version 11 wrote everything this build writes up to the disk limits section, which it did not have.
         var expected = WithoutDiskLimits(Full());
+        AssertWrittenUpToReadsAs("DIOL"u8, 11, expected);
+    }
+
+    /// <summary>This build's snapshot of <paramref name="expected"/> cut before the section <paramref name="marker"/> opens, as the older <paramref name="version"/> wrote it.</summary>
+    private static void AssertWrittenUpToReadsAs(ReadOnlySpan<byte> marker, byte version, LedgerSnapshot expected)
+    {
         var current = LedgerSnapshotFormat.Write(expected);
-        var version11 = Reseal(current[..current.AsSpan().LastIndexOf("DIOL"u8)]);
-        version11[4] = 11;
-        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version11[..^8])), 11, expected);
+        var older = Reseal(current[..current.AsSpan().LastIndexOf(marker)]);
+        older[4] = version;
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(older[..^8])), version, expected);
     }
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>

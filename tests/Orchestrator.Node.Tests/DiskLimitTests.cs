@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using Orchestrator.Tools.Bench;
 using Xunit.Abstractions;
 
@@ -25,7 +24,7 @@ public sealed class DiskLimitTests(ITestOutputHelper output)
         var console = Path.Combine(node.RunDir, "vms", (string)ready["id"]!, "console.log");
 
         // The first chunks may ride QEMU's burst allowance: from the third on, the steady rate.
-        var (first, last) = await GuestDiskWriter.MeasureAsync(() => ConsoleLines(console), afterSeq: 2, count: 4, TimeSpan.FromSeconds(120), default);
+        var (first, last) = await GuestDiskWriter.MeasureAsync(() => GuestDiskWriter.ReadConsoleAsync(console), afterSeq: 2, count: 4, TimeSpan.FromSeconds(120), default);
         output.WriteLine($"limit 4 MiB/s: the guest wrote {first / MiB:0.00} MiB/s");
         Assert.InRange(first, 4 * MiB * 0.85, 4 * MiB * 1.15);
 
@@ -34,18 +33,11 @@ public sealed class DiskLimitTests(ITestOutputHelper output)
         Assert.Equal(8 * MiB, (long)(await node.GetVmAsync("writer"))!["resources"]!["diskBps"]!);
 
         // The running guest shows the change once a chunk goes clearly faster than the old limit; the chunks after that are measured.
-        var (second, _) = await GuestDiskWriter.MeasureAsync(() => ConsoleLines(console), afterSeq: last, count: 4, TimeSpan.FromSeconds(120), default,
+        var (second, _) = await GuestDiskWriter.MeasureAsync(() => GuestDiskWriter.ReadConsoleAsync(console), afterSeq: last, count: 4, TimeSpan.FromSeconds(120), default,
             startWhen: s => s.Bytes / s.Seconds > 4 * MiB * 1.4);
         output.WriteLine($"limit 8 MiB/s, set on the running VM: the guest wrote {second / MiB:0.00} MiB/s");
         Assert.InRange(second, 8 * MiB * 0.85, 8 * MiB * 1.15);
         // vm show: the cap its host holds on the disks now (alone on the host: its limit).
         Assert.Equal(8 * MiB, (long?)(await node.GetVmAsync("writer"))!["resources"]!["entitledDiskBps"]);
-    }
-
-    private static async Task<IReadOnlyList<string>> ConsoleLines(string path)
-    {
-        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        return (await reader.ReadToEndAsync()).Split('\n');
     }
 }

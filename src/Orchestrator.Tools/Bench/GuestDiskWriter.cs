@@ -36,6 +36,14 @@ public static partial class GuestDiskWriter
 
         """.Replace("\r", "", StringComparison.Ordinal));
 
+    /// <summary>The lines of a VM's console log so far (QEMU appends to it meanwhile).</summary>
+    public static async Task<IReadOnlyList<string>> ReadConsoleAsync(string path)
+    {
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(stream, System.Text.Encoding.UTF8);
+        return (await reader.ReadToEndAsync()).Split('\n');
+    }
+
     /// <summary>One chunk as the guest timed it (seconds since its boot).</summary>
     public sealed record Sample(int Seq, long Bytes, double Start, double End)
     {

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Orchestrator.Cli;
@@ -117,13 +116,13 @@ public static class IoBenchmark
                 var from = new List<int>();
                 foreach (var console in consoles)
                 {
-                    from.Add(GuestDiskWriter.Parse(await ReadLinesAsync(console)).Select(s => s.Seq).DefaultIfEmpty(0).Max());
+                    from.Add(GuestDiskWriter.Parse(await GuestDiskWriter.ReadConsoleAsync(console)).Select(s => s.Seq).DefaultIfEmpty(0).Max());
                 }
 
                 await Task.Delay(window, ct);
                 for (var i = 0; i < options.Vms; i++)
                 {
-                    var chunks = GuestDiskWriter.Parse(await ReadLinesAsync(consoles[i])).Where(s => s.Seq > from[i]).OrderBy(s => s.Seq).ToList();
+                    var chunks = GuestDiskWriter.Parse(await GuestDiskWriter.ReadConsoleAsync(consoles[i])).Where(s => s.Seq > from[i]).OrderBy(s => s.Seq).ToList();
                     if (chunks.Count == 0)
                     {
                         throw new InvalidOperationException($"{Name(i)} wrote no whole chunk in {window.TotalSeconds:0} s");
@@ -162,13 +161,6 @@ public static class IoBenchmark
 
             BenchHttp.RemoveDataDir(root);
         }
-    }
-
-    private static async Task<IReadOnlyList<string>> ReadLinesAsync(string path)
-    {
-        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        return (await reader.ReadToEndAsync()).Split('\n');
     }
 
     private static void Print(IoBenchOptions options, HostDiskCapacity capacity, TimeSpan window, List<VmBandwidth> results)
