@@ -18,6 +18,7 @@ namespace Orchestrator.Api;
 ///     state = running             # running | stopped (default running)
 ///     cpu-shares = 2048           # cpu-reservation / cpu-limit: 500m or 0.5; memory-reservation-mib; memory-limit-mib
 ///     cpuset = "0-1"
+///     disk-iops = 500, disk-bps = 4194304, disk-shares = 200   # the VM's disks together; shares weigh under contention
 ///     labels { env = dev }
 ///     hostname = web-1.example.org   # the guest's (default: the VM's name)
 ///     ssh-keys = ["ssh-ed25519 AAAA… me@host"]
@@ -40,7 +41,7 @@ public static class ApplyFile
     [
         "vcpus", "memory-mib", "image", "restart", "state", "cpu-shares", "cpu-reservation", "cpu-limit", "memory-reservation-mib",
         "memory-limit-mib", "cpuset", "labels", "driver", "accelerator", "hostname", "ssh-keys", "user-data-base64",
-        "host-selector", "group",
+        "host-selector", "group", "disk-iops", "disk-bps", "disk-shares",
     ];
 
     /// <summary>The file's field for a field of <see cref="VmSpecValidator"/> or of a ledger refusal.</summary>
@@ -60,6 +61,9 @@ public static class ApplyFile
             "sshKeys" => "ssh-keys",
             "userData" => "user-data-base64",
             "hostSelector" => "host-selector",
+            "diskIops" => "disk-iops",
+            "diskBps" => "disk-bps",
+            "diskShares" => "disk-shares",
             _ => head,
         };
         return field is null ? $"vms.{vm}" : $"vms.{vm}.{field}{rest}";
@@ -178,7 +182,11 @@ public static class ApplyFile
             return value.GetString();
         }
 
-        int? Whole(string field)
+        int? Whole(string field) => (int?)Number(field, int.MinValue, int.MaxValue);
+
+        long? WholeLong(string field) => Number(field, long.MinValue, long.MaxValue);
+
+        long? Number(string field, long min, long max)
         {
             var text = Text(field);
             if (text is null)
@@ -186,7 +194,7 @@ public static class ApplyFile
                 return null;
             }
 
-            if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
+            if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number) && number >= min && number <= max)
             {
                 return number;
             }
@@ -250,8 +258,12 @@ public static class ApplyFile
         var memoryReservation = Whole("memory-reservation-mib");
         var memoryLimit = Whole("memory-limit-mib");
         var cpuset = Text("cpuset");
-        var resources = fields.Keys.Any(k => k is "cpu-shares" or "cpu-reservation" or "cpu-limit" or "memory-reservation-mib" or "memory-limit-mib" or "cpuset")
-            ? new VmResources(shares, reservation ?? 0, limit, memoryReservation ?? 0, memoryLimit, cpuset)
+        var diskIops = WholeLong("disk-iops");
+        var diskBps = WholeLong("disk-bps");
+        var diskShares = Whole("disk-shares");
+        var resources = fields.Keys.Any(k => k is "cpu-shares" or "cpu-reservation" or "cpu-limit" or "memory-reservation-mib" or "memory-limit-mib" or "cpuset"
+                or "disk-iops" or "disk-bps" or "disk-shares")
+            ? new VmResources(shares, reservation ?? 0, limit, memoryReservation ?? 0, memoryLimit, cpuset, diskIops, diskBps, diskShares)
             : null;
         var labels = ReadLabels(path, fields, errors);
         var driver = Text("driver");

@@ -63,14 +63,34 @@ public static class ResourcesPatch
                     }
 
                     break;
+                case "diskIops":
+                    result = result with { DiskIops = isNull ? null : Long(field, errors) ?? result.DiskIops };
+                    break;
+                case "diskBps":
+                    result = result with { DiskBps = isNull ? null : Long(field, errors) ?? result.DiskBps };
+                    break;
+                case "diskShares":
+                    result = result with { DiskShares = isNull ? null : Int(field, errors) ?? result.DiskShares };
+                    break;
                 default:
                     errors.Add(new FieldError(FieldError.Echo(field.Name),
-                        "is not a resource field (known: cpuShares, cpuReservationMillicores, cpuLimitMillicores, memoryReservationMiB, memoryLimitMiB, cpuset)"));
+                        $"is not a resource field (known: {string.Join(", ", VmResourcesPatch.Known)})"));
                     break;
             }
         }
 
         return errors.Count > 0 ? (null, errors) : (result, errors);
+    }
+
+    private static long? Long(JsonProperty field, List<FieldError> errors)
+    {
+        if (field.Value.ValueKind == JsonValueKind.Number && field.Value.TryGetInt64(out var number))
+        {
+            return number;
+        }
+
+        errors.Add(new FieldError(field.Name, "must be a whole number or null"));
+        return null;
     }
 
     private static int? Int(JsonProperty field, List<FieldError> errors)

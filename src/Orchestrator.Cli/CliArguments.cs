@@ -49,7 +49,10 @@ public sealed record VmResourceArgs(
     int? MemoryReservationMiB = null,
     int? MemoryLimitMiB = null,
     string? Cpuset = null,
-    IReadOnlySet<string>? Cleared = null)
+    IReadOnlySet<string>? Cleared = null,
+    long? DiskIops = null,
+    long? DiskBps = null,
+    int? DiskShares = null)
 {
     [System.Text.Json.Serialization.JsonIgnore]
     public bool IsEmpty => ToPatch().Count == 0;
@@ -76,6 +79,9 @@ public sealed record VmResourceArgs(
         Put("memoryReservationMiB", MemoryReservationMiB);
         Put("memoryLimitMiB", MemoryLimitMiB);
         Put("cpuset", Cpuset);
+        Put("diskIops", DiskIops);
+        Put("diskBps", DiskBps);
+        Put("diskShares", DiskShares);
         return patch;
     }
 }

@@ -286,7 +286,7 @@ public static partial class CliSyntax
     private static Dictionary<string, string>? Labels(string[]? items) =>
         items is { Length: > 0 } ? AutomationCommands.Pairs(items, "--label") : null;
 
-    /// <summary>--shares, --reservation, --limit, --memory-reservation, --memory-limit, --cpuset (vm create and vm set).</summary>
+    /// <summary>--shares, --reservation, --limit, --memory-reservation, --memory-limit, --cpuset, --disk-iops/-bps/-shares (vm create and vm set).</summary>
     private sealed class ResourceOptions
     {
         private readonly bool _allowNone;
@@ -296,6 +296,9 @@ public static partial class CliSyntax
         private readonly Option<string> _memoryReservation = new("--memory-reservation") { Description = "Guaranteed memory in MiB.", HelpName = "MIB" };
         private readonly Option<string> _memoryLimit = new("--memory-limit") { Description = "Cap on the whole VM process in MiB (at least its memory).", HelpName = "MIB" };
         private readonly Option<string> _cpuset = new("--cpuset") { Description = "Host CPUs its vCPUs are pinned to, e.g. 2-3.", HelpName = "CPUS" };
+        private readonly Option<string> _diskIops = new("--disk-iops") { Description = "Cap on its disks' I/O operations per second (disk and volumes together).", HelpName = "N" };
+        private readonly Option<string> _diskBps = new("--disk-bps") { Description = "Cap on its disks' bytes per second (disk and volumes together).", HelpName = "N" };
+        private readonly Option<string> _diskShares = new("--disk-shares") { Description = "Disk weight when the host's disk is contended (default 100).", HelpName = "N" };
 
         public ResourceOptions(bool allowNone)
         {
@@ -304,7 +307,7 @@ public static partial class CliSyntax
 
         public void AddTo(Command command)
         {
-            foreach (var option in new[] { _shares, _reservation, _limit, _memoryReservation, _memoryLimit, _cpuset })
+            foreach (var option in new[] { _shares, _reservation, _limit, _memoryReservation, _memoryLimit, _cpuset, _diskIops, _diskBps, _diskShares })
             {
                 command.Options.Add(option);
             }
@@ -329,14 +332,19 @@ public static partial class CliSyntax
                 return true;
             }
 
-            int? Whole(Option<string> option, string field)
+            int? Whole(Option<string> option, string field) =>
+                WholeLong(option, field) is { } n
+                    ? n is >= int.MinValue and <= int.MaxValue ? (int)n : throw new CliException($"{option.Name}: {n} is out of range")
+                    : null;
+
+            long? WholeLong(Option<string> option, string field)
             {
                 if (parse.GetValue(option) is not { } text || IsNone(option, field))
                 {
                     return null;
                 }
 
-                return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+                return long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
                     ? n
                     : throw new CliException($"{option.Name}: '{text}' is not a whole number");
             }
@@ -361,7 +369,10 @@ public static partial class CliSyntax
                 Whole(_memoryReservation, "memoryReservationMiB"),
                 Whole(_memoryLimit, "memoryLimitMiB"),
                 cpuset,
-                cleared);
+                cleared,
+                WholeLong(_diskIops, "diskIops"),
+                WholeLong(_diskBps, "diskBps"),
+                Whole(_diskShares, "diskShares"));
         }
     }
 

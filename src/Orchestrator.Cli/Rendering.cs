@@ -154,6 +154,18 @@ public static class Rendering
             {
                 Row("Cpuset", Text(r.Cpuset));
             }
+
+            if (r.DiskIops is not null || r.DiskBps is not null || r.DiskShares is not null and not 100 /* the default weight */
+                || r.EntitledDiskIops is not null || r.EntitledDiskBps is not null)
+            {
+                Row("Disk IOPS limit", Text(r.DiskIops is { } iops ? Number(iops) : "-"));
+                Row("Disk bandwidth limit", Text(r.DiskBps is { } bps ? BytesPerSecond(bps) : "-"));
+                Row("Disk shares", Text(r.DiskShares is { } diskShares ? Number(diskShares) : "-"));
+                Row("Disk entitled", Text(r.EntitledDiskIops is null && r.EntitledDiskBps is null
+                    ? "-"
+                    : $"{(r.EntitledDiskIops is { } capIops ? Number(capIops) : "unlimited")} IOPS, " +
+                      (r.EntitledDiskBps is { } capBps ? BytesPerSecond(capBps) : "unlimited")));
+            }
         }
 
         if (vm.VcpuThreads is not { Count: > 0 } threads)
@@ -415,6 +427,8 @@ public static class Rendering
     private static IRenderable State(string state) => new Markup($"[{StateColor(state)}]{Markup.Escape(state)}[/]");
 
     private static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string BytesPerSecond(long bps) => (bps / 1024.0 / 1024.0).ToString("0.##", CultureInfo.InvariantCulture) + " MiB/s";
 
     private static string MiB(long mib) => $"{mib.ToString(CultureInfo.InvariantCulture)} MiB";
 

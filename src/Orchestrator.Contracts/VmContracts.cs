@@ -32,7 +32,10 @@ public sealed record CreateVmRequest(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Group = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<NicRequest>? Nics = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Volumes = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? FromSnapshot = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? FromSnapshot = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? DiskIops = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? DiskBps = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? DiskShares = null)
 {
     /// <summary>The most user-data bytes a VM may carry (64 KiB, as Nova), the Domain's limit: clients check it before sending.</summary>
     public const int MaxUserDataBytes = 64 * 1024;
@@ -47,7 +50,8 @@ public sealed record VmBootstrapDto(string Hostname, IReadOnlyList<string> SshKe
 /// <summary>
 /// A VM's resources as shown: what the tenant set (shares is the effective weight), what the scheduler entitles it to
 /// now (reservations, then shares, capped by limits and by demand), and what its vCPUs used and wanted (used plus time
-/// spent waiting for a CPU) over the last window.
+/// spent waiting for a CPU) over the last window. Disks: the caps set, the share weight, and the caps its host holds on
+/// them now (the limits, or the VM's share of the host's disk when the limits together exceed it; null: none, or not running).
 /// </summary>
 public sealed record VmResourcesDto(
     int CpuShares,
@@ -58,7 +62,12 @@ public sealed record VmResourcesDto(
     string? Cpuset,
     long? EntitledCpuMillicores,
     long? UsedCpuMillicores,
-    long? DemandCpuMillicores);
+    long? DemandCpuMillicores,
+    long? DiskIops = null,
+    long? DiskBps = null,
+    int? DiskShares = null,
+    long? EntitledDiskIops = null,
+    long? EntitledDiskBps = null);
 
 public sealed record VcpuDto(int Index, int ThreadId, double CpuSeconds);
 

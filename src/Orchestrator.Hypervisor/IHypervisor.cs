@@ -61,7 +61,8 @@ public sealed record VmLaunchSpec(
     GuestSeed? Seed = null,
     VmDiskRequest? Disk = null,
     IReadOnlyList<NicAssignment>? Nics = null,
-    IReadOnlyList<Orchestrator.Domain.Storage.VolumeAssignment>? Volumes = null);
+    IReadOnlyList<Orchestrator.Domain.Storage.VolumeAssignment>? Volumes = null,
+    Orchestrator.Domain.Shares.DiskThrottle? DiskThrottle = null);
 
 /// <summary>
 /// The VM's persistent disk: <paramref name="SizeGiB"/> in the host's pool <paramref name="PoolId"/> (null: the host's
@@ -225,6 +226,9 @@ public interface IVmHandle : IAsyncDisposable
 
     /// <summary>The node names (<see cref="Orchestrator.Domain.Storage.VolumeAssignment.NodeName"/>) of the volumes plugged into the running VM now.</summary>
     Task<IReadOnlyList<string>> QueryVolumesAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>([]);
+
+    /// <summary>Caps the VM's disks (its disk and volumes together) from now on; a driver whose VMs have no disks has nothing to cap.</summary>
+    Task SetDiskThrottleAsync(Orchestrator.Domain.Shares.DiskThrottle throttle, CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>
     /// Makes the running VM write to <paramref name="disk"/>'s layer, a new overlay on the layer it writes now, which from

@@ -1,4 +1,4 @@
-// `bench failover|shares|boot|streams|console|metrics`: benchmarks that start real nodes (processes) or guests on this machine.
+// `bench failover|shares|boot|streams|console|metrics|io`: benchmarks that start real nodes (processes) or guests on this machine.
 using System.CommandLine;
 using Orchestrator.Cli;
 using Orchestrator.Tools.Bench;
@@ -65,6 +65,7 @@ public static class ClusterToolCommands
         bench.Subcommands.Add(BootCommand(BootBench.RunAsync));
         bench.Subcommands.Add(StreamsCommand(StreamsBench.RunAsync));
         bench.Subcommands.Add(ConsoleCommand(ConsoleBench.RunAsync));
+        bench.Subcommands.Add(IoBenchmark.Command());
         bench.Subcommands.Add(MetricsCommand(MetricsBench.RunAsync));
     }
 

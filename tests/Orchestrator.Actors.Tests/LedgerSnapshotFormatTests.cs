@@ -52,7 +52,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithForwards(WithCountQuotas(WithSecurityGroups(WithSnapshots(WithVolumes(networked)))));
+        return WithDiskLimits(WithForwards(WithCountQuotas(WithSecurityGroups(WithSnapshots(WithVolumes(networked))))));
     }
 
     /// <summary>What layout version 12 added: tenants' volume, network and address quotas (one tenant with some unset).</summary>
@@ -68,6 +68,30 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     private static LedgerSnapshot WithoutCountQuotas(LedgerSnapshot snapshot) => snapshot with
     {
         Tenants = snapshot.Tenants?.Select(t => t with { Quota = t.Quota with { MaxVolumes = null, MaxNetworks = null, MaxAddresses = null } }).ToList(),
+    };
+
+    /// <summary>What layout version 12 added: the VMs' disk I/O limits and share weights.</summary>
+    private static LedgerSnapshot WithDiskLimits(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select((v, i) => v with
+        {
+            Spec = v.Spec with
+            {
+                Resources = (v.Spec.Resources ?? VmResources.Default) with
+                {
+                    DiskIops = 500 + i, DiskBps = i == 0 ? long.MaxValue : 4L * 1024 * 1024, DiskShares = i == 1 ? int.MaxValue : 200,
+                },
+            },
+        }).ToList(),
+    };
+
+    /// <summary>A snapshot as builds before disk limits (layout version 11) read it back.</summary>
+    private static LedgerSnapshot WithoutDiskLimits(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select(v => v with
+        {
+            Spec = v.Spec with { Resources = v.Spec.Resources is { } r ? r with { DiskIops = null, DiskBps = null, DiskShares = null } : null },
+        }).ToList(),
     };
 
     /// <summary>What layout version 10 added: disk snapshots, the VMs' disk layers, clones' sources and tenants' snapshot quotas.</summary>
@@ -135,8 +159,11 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         Forwards = null,
     };
 
-    /// <summary>A snapshot as builds before security groups (layout version 10) read it back (no forwards either).</summary>
-    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot full) => WithoutForwards(full) is var snapshot ? snapshot with
+    /// <summary>A snapshot as builds before layout version 12 read it back: no count quotas, forwards or disk limits.</summary>
+    private static LedgerSnapshot WithoutVersion12(LedgerSnapshot snapshot) => WithoutDiskLimits(WithoutForwards(WithoutCountQuotas(snapshot)));
+
+    /// <summary>A snapshot as builds before security groups (layout version 10) read it back (nothing of version 12 either).</summary>
+    private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot full) => WithoutVersion12(full) is var snapshot ? snapshot with
     {
         Vms = snapshot.Vms.Select(v => v with { Spec = v.Spec with { Nics = v.Spec.Nics?.Select(n => n with { SecurityGroups = null }).ToList() } }).ToList(),
         SecurityGroups = null,
@@ -406,33 +433,32 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public void A_version_9_snapshot_from_the_build_before_disk_snapshots_reads_back_with_none()
     {
         // Version 9 wrote everything this build writes up to the snapshots section, which it did not have (nor the later ones).
-        var expected = WithoutSnapshots(WithoutSecurityGroups(WithoutCountQuotas(Full())));
-        var current = LedgerSnapshotFormat.Write(expected);
-        var version9 = Reseal(current[..current.AsSpan().LastIndexOf("SNAP"u8)]);
-        version9[4] = 9;
-        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version9[..^8])), 9, expected);
+        var expected = WithoutSnapshots(WithoutSecurityGroups(Full()));
+        AssertWrittenUpToReadsAs("SNAP"u8, 9, expected);
     }
 
     [Fact]
     public void A_version_10_snapshot_from_the_build_before_security_groups_reads_back_with_none()
     {
         // Version 10 wrote everything this build writes up to the security groups section, which it did not have.
-        var expected = WithoutSecurityGroups(WithoutCountQuotas(Full()));
-        var current = LedgerSnapshotFormat.Write(expected);
-        var version10 = Reseal(current[..current.AsSpan().LastIndexOf("SECG"u8)]);
-        version10[4] = 10;
-        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version10[..^8])), 10, expected);
+        var expected = WithoutSecurityGroups(Full());
+        AssertWrittenUpToReadsAs("SECG"u8, 10, expected);
     }
 
     [Fact]
-    public void A_version_11_snapshot_from_the_build_before_count_quotas_and_forwards_reads_back_with_neither()
+    public void A_version_11_snapshot_from_the_build_before_count_quotas_forwards_and_disk_limits_reads_back_with_none()
     {
-        // Version 11 wrote everything this build writes up to the count quotas section, which it did not have (nor forwards).
-        var expected = WithoutForwards(WithoutCountQuotas(Full()));
+        // Version 11 wrote everything this build writes up to the count quotas section, which it did not have (nor the two after it).
+        AssertWrittenUpToReadsAs("QUOT"u8, 11, WithoutVersion12(Full()));
+    }
+
+    /// <summary>This build's snapshot of <paramref name="expected"/> cut before the section <paramref name="marker"/> opens, as the older <paramref name="version"/> wrote it.</summary>
+    private static void AssertWrittenUpToReadsAs(ReadOnlySpan<byte> marker, byte version, LedgerSnapshot expected)
+    {
         var current = LedgerSnapshotFormat.Write(expected);
-        var version11 = Reseal(current[..current.AsSpan().LastIndexOf("QUOT"u8)]);
-        version11[4] = 11;
-        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(version11[..^8])), 11, expected);
+        var older = Reseal(current[..current.AsSpan().LastIndexOf(marker)]);
+        older[4] = version;
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(older[..^8])), version, expected);
     }
 
     /// <summary>A snapshot as builds before storage (layout version 5) read it back: no pools, no disks.</summary>

@@ -1,4 +1,7 @@
 using Orchestrator.Domain;
+using Orchestrator.Domain.Shares;
+using Orchestrator.Domain.Storage;
+using Orchestrator.Hypervisor.Storage;
 using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Qemu;
 
@@ -75,11 +78,43 @@ public sealed class QemuArgumentsTests
         }
 
         Assert.DoesNotContain("-drive", plainArgv);
-        Assert.Equal($"file={paths.RootDisk},if=none,id=root0,format=qcow2,discard=unmap", fullArgv[Array.IndexOf(fullArgv, "-drive") + 1]);
+        Assert.DoesNotContain("-blockdev", plainArgv);
+        Assert.Equal($"driver=file,filename={paths.RootDisk},node-name=root0-file,discard=unmap", fullArgv[Array.IndexOf(fullArgv, "-blockdev") + 1]);
         Assert.Contains("virtio-blk-pci,drive=root0", fullArgv);
         Assert.DoesNotContain(fullArgv, a => a.Contains("rootfs.qcow2", StringComparison.Ordinal)); // the base only backs the overlay
         Assert.Equal("console=ttyS0 quiet panic=-1 root=/dev/vda ro", fullArgv[Array.IndexOf(fullArgv, "-append") + 1]);
     }
+
+    [Fact]
+    public void Disk_limits_are_one_throttle_group_per_vm_over_its_disk_and_volumes_named_from_ids_only()
+    {
+        var spec = new VmLaunchSpec(VmId.New(), "acme-secret-payroll", 1, 128, Image, Epoch.Zero,
+            Disk: new VmDiskRequest(1), DiskThrottle: new DiskThrottle(500, 4 * 1024 * 1024));
+        var paths = VmPaths.For("/run/o/vms", spec.VmId.Compact);
+        var disk = new PooledDisk("local", $"/pools/local/{spec.VmId.Compact}.qcow2", "qcow2");
+        var volume = new VolumeAssignment("0123456789abcdef0123456789abcdef", "local", 1);
+        var volumeFile = new PooledDisk("local", "/pools/local/volumes/0123456789abcdef0123456789abcdef.qcow2", "qcow2");
+
+        var argv = QemuDriver.BuildArguments("qemu", spec, paths, new QemuDriverOptions { RunDirectory = "/run/o" }, disk, [(volume, volumeFile)]);
+
+        Assert.Equal(["throttle-group,id=iotg0,x-iops-total=500,x-bps-total=4194304"], Values(argv, "-object"));
+        var blockdevs = Values(argv, "-blockdev");
+        Assert.Contains($"driver=file,filename={disk.DriveFile},node-name=disk0-file,discard=unmap", blockdevs);
+        Assert.Contains("driver=qcow2,file=disk0-file,node-name=disk0-fmt,discard=unmap", blockdevs);
+        Assert.Contains("driver=throttle,throttle-group=iotg0,file=disk0-fmt,node-name=disk0", blockdevs);
+        Assert.Contains($"driver=throttle,throttle-group=iotg0,file={volume.NodeName},node-name=vt{volume.NodeName[2..]}", blockdevs);
+        var devices = Values(argv, "-device");
+        Assert.Contains($"virtio-blk-pci,drive=disk0,serial={QemuDriver.DiskSerial}", devices);
+        Assert.Contains(devices, d => d.StartsWith($"virtio-blk-pci,drive=vt{volume.NodeName[2..]},id={volume.DeviceId},", StringComparison.Ordinal));
+        Assert.DoesNotContain("-drive", argv);
+        Assert.DoesNotContain(argv, a => a.Contains("acme", StringComparison.Ordinal) || a.Contains("payroll", StringComparison.Ordinal));
+
+        var unlimited = QemuDriver.BuildArguments("qemu", spec with { DiskThrottle = null }, paths, new QemuDriverOptions { RunDirectory = "/run/o" }, disk);
+        Assert.Equal(["throttle-group,id=iotg0,x-iops-total=0,x-bps-total=0"], Values(unlimited, "-object")); // there to be set later
+    }
+
+    private static List<string> Values(string[] argv, string option) =>
+        argv.Select((a, i) => (a, i)).Where(x => x.a == option).Select(x => argv[x.i + 1]).ToList();
 
     [Fact]
     public void Commas_in_run_directory_paths_are_escaped_in_qemu_option_lists()

@@ -149,7 +149,7 @@ public sealed class VolumeArgumentsTests
 
         Assert.Contains("driver=qcow2,node-name=vn0123456789abcdef0123456789ab,discard=unmap,file.driver=file," +
                         "file.filename=/pools/a,,b/volumes/0123456789abcdef0123456789abcdef.qcow2", argv);
-        Assert.Contains("virtio-blk-pci,drive=vn0123456789abcdef0123456789ab,id=vd0123456789abcdef0123456789ab,serial=vol0123456789abcdef0,bus=vslot0",
+        Assert.Contains("virtio-blk-pci,drive=vt0123456789abcdef0123456789ab,id=vd0123456789abcdef0123456789ab,serial=vol0123456789abcdef0,bus=vslot0",
             argv);
         Assert.Equal(VolumeRecord.MaxPerVm, argv.Count(a => a.StartsWith("pcie-root-port,id=vslot", StringComparison.Ordinal)));
         Assert.DoesNotContain(argv, a => a.Contains("tenant-name", StringComparison.Ordinal));

@@ -56,6 +56,24 @@ public sealed class ApplyFileTests
     }
 
     [Fact]
+    public void Disk_limits_read_from_the_file_and_from_a_resources_patch_and_bad_ones_are_named()
+    {
+        var (vms, errors) = ApplyFile.Parse("vms { a { vcpus = 1, memory-mib = 128, image = demo, disk-iops = 500, disk-bps = 4194304, disk-shares = 200 } }");
+        Assert.Empty(errors);
+        Assert.Equal(new VmResources(DiskIops: 500, DiskBps: 4194304, DiskShares: 200), Assert.Single(vms).Spec.Resources);
+        Assert.Equal("must be a whole number, was 'fast'", ErrorFor("vms { a { vcpus = 1, memory-mib = 128, image = demo, disk-bps = fast } }", "vms.a.disk-bps"));
+        var (tooSlow, _) = ApplyFile.Parse("vms { a { vcpus = 1, memory-mib = 128, image = demo, disk-bps = 10 } }");
+        Assert.Equal(["vms.a.disk-bps"], ApplyFile.Validate(tooSlow, VmSpecLimits.Default, new HashSet<string> { "demo" }).Select(e => e.Field));
+
+        var (patch, patchErrors) = ResourcesPatch.Parse(System.Text.Json.JsonDocument.Parse("""{"diskBps":8388608,"diskShares":null}""").RootElement);
+        Assert.Empty(patchErrors);
+        Assert.Equal(["diskBps", "diskShares"], patch!.Fields);
+        Assert.Equal(8388608, patch.Values.DiskBps);
+        var (_, bad) = ResourcesPatch.Parse(System.Text.Json.JsonDocument.Parse("""{"diskIops":"many"}""").RootElement);
+        Assert.Equal(["diskIops"], bad.Select(e => e.Field));
+    }
+
+    [Fact]
     public void A_full_file_reads_into_specs_with_resources_labels_and_state()
     {
         var (vms, errors) = ApplyFile.Parse("""

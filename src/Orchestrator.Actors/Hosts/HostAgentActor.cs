@@ -52,6 +52,9 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     /// <summary>The cgroup limits last sent to each running VM's actor.</summary>
     private readonly Dictionary<VmId, CgroupLimits> _enforced = [];
 
+    /// <summary>The disk throttle last sent to each running VM's actor.</summary>
+    private readonly Dictionary<VmId, DiskThrottle> _throttled = [];
+
     private readonly Dictionary<VmId, VmProtocol.Usage> _usage = [];
 
     /// <summary>The span of each traced create assigned here, from its assignment until its VM actor starts.</summary>
@@ -251,6 +254,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
                 break;
             case HostEffect.Reenforce:
                 Enforce();
+                Throttle();
                 break;
             case HostEffect.RemoveCgroup remove:
                 // Its actor is gone this instant: remove now, even if the same decision starts it again.
@@ -292,6 +296,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         Context.Watch(actor);
         _actors[assignment.VmId] = actor;
         _enforced.Remove(assignment.VmId);
+        _throttled.Remove(assignment.VmId);
         EndStartSpan(assignment.VmId); // only the first start after a traced create: a restart is not the create's
     }
 
@@ -349,6 +354,30 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
                 _enforced[vmId] = limits;
                 _actors[vmId].Tell(new VmProtocol.Enforce(limits));
             }
+        }
+    }
+
+    /// <summary>
+    /// Sends each running VM's actor the cap on its disks when it changed: its own limits, or its share of the host's disk
+    /// when the running VMs' limits together exceed it; recomputed whenever the running set or its resources change.
+    /// </summary>
+    private void Throttle()
+    {
+        var running = _plan.RunningSlots.Where(s => _actors.ContainsKey(s.Assignment.VmId))
+            .Select(s => DiskShares.From(s.Assignment.VmId, s.Assignment.EffectiveResources))
+            .ToList();
+        foreach (var (vmId, throttle) in DiskShares.Divide(_settings.EffectiveDiskCapacity, running))
+        {
+            if (!_throttled.TryGetValue(vmId, out var sent) || throttle != sent)
+            {
+                _throttled[vmId] = throttle;
+                _actors[vmId].Tell(new VmProtocol.Throttle(throttle));
+            }
+        }
+
+        foreach (var gone in _throttled.Keys.Where(id => !_actors.ContainsKey(id)).ToList())
+        {
+            _throttled.Remove(gone);
         }
     }
 

@@ -5,6 +5,7 @@ using System.Diagnostics;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Telemetry;
 using Orchestrator.Domain;
+using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
@@ -73,6 +74,13 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private VmDiskRequest? _disk;
     private bool _volumesChanged;
 
+    /// <summary>The cap on the VM's disks the host agent wants now (its own limits until it says otherwise).</summary>
+    private DiskThrottle _diskThrottle;
+
+    /// <summary>The cap QEMU has now, as far as this actor knows (null: unknown, as for an adopted VM).</summary>
+    private DiskThrottle? _diskThrottleApplied;
+    private bool _throttling;
+
     /// <summary>A traced create's "vm.boot" span: from this actor's start until the guest's ready banner.</summary>
     private Activity? _bootSpan;
 
@@ -95,6 +103,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         _cgroup = new HostCgroups.VmEnforcer(cgroups, assignment.VmId, assignment.Name, _log);
         _volumes = assignment.Volumes ?? [];
         _disk = DiskOf(assignment);
+        _diskThrottle = OwnThrottle(assignment);
+        _diskThrottleApplied = adopt is null ? _diskThrottle : null;
         Starting();
     }
 
@@ -128,7 +138,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             var bootstrap = assignment.HasBootstrap ? await FetchBootstrapAsync(scheduler, assignment.VmId) : null;
             var spec = new VmLaunchSpec(assignment.VmId, assignment.Name, assignment.Vcpus, assignment.MemoryMiB, image, assignment.Epoch,
                 image.BurnCpu, GuestSeed.For(assignment.Name, bootstrap),
-                DiskOf(assignment), assignment.Nics, assignment.Volumes);
+                DiskOf(assignment), assignment.Nics, assignment.Volumes, OwnThrottle(assignment));
             return await StartWhenDiskFreeAsync(driver, spec, assignment.Name, log, starting);
         });
         _opening.PipeTo(Self, success: handle => new HandleReady(handle), failure: ex => new HandleFailed(ex));
@@ -224,6 +234,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         Receive<VmProtocol.Kill>(_ => _exit.RequestStop());
         Receive<VmProtocol.ReportAgain>(_ => { }); // nothing reported yet
         Receive<VmProtocol.Enforce>(enforce => _cgroup.Enforce(enforce.Limits)); // applied once the process is in its cgroup
+        Receive<VmProtocol.Throttle>(throttle => _diskThrottle = throttle.Disk); // applied once running
         Receive<VmProtocol.SyncVolumes>(sync =>
         {
             _volumes = sync.Wanted;
@@ -265,6 +276,49 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         {
             SyncDisk(); // started on its layer (older snapshots are whole), or one was taken while it started or was away
         }
+
+        if (!_exit.StopRequested)
+        {
+            ApplyDiskThrottle(); // adopted (its cap unknown), or the host's division changed while it started
+        }
+    }
+
+    /// <summary>The VM's own disk limits: its cap until the host agent divides the host's disk among its VMs.</summary>
+    private static DiskThrottle OwnThrottle(VmAssignment assignment) =>
+        new(assignment.EffectiveResources.DiskIops, assignment.EffectiveResources.DiskBps);
+
+    private sealed record DiskThrottled(DiskThrottle Throttle, string? Problem);
+
+    /// <summary>Sets the cap the host agent wants on QEMU's throttle group (one QMP call at a time, off the dispatcher).</summary>
+    private void ApplyDiskThrottle()
+    {
+        if (_throttling || _handle is not { } handle || _diskThrottleApplied == _diskThrottle)
+        {
+            return;
+        }
+
+        _throttling = true;
+        var wanted = _diskThrottle;
+        Task.Run(async () =>
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await handle.SetDiskThrottleAsync(wanted, timeout.Token);
+        }).PipeTo(Self, success: () => new DiskThrottled(wanted, null), failure: ex => new DiskThrottled(wanted, ex.Message));
+    }
+
+    private void OnDiskThrottled(DiskThrottled done)
+    {
+        _throttling = false;
+        if (done.Problem is { } problem)
+        {
+            _log.Warning("VM {0} ({1}): could not cap its disks at {2}: {3}", _assignment.Name, VmId, done.Throttle, problem);
+            return; // the next change, or the next start, tries again
+        }
+
+        _diskThrottleApplied = done.Throttle;
+        _log.Info("VM {0} ({1}): disks capped at {2} IOPS, {3} bytes/s (0: no cap)", _assignment.Name, VmId,
+            done.Throttle.Iops ?? 0, done.Throttle.Bps ?? 0);
+        ApplyDiskThrottle(); // changed meanwhile
     }
 
     private void Running()
@@ -282,6 +336,12 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             }
         });
         Receive<VmProtocol.Enforce>(enforce => _cgroup.Enforce(enforce.Limits));
+        Receive<VmProtocol.Throttle>(throttle =>
+        {
+            _diskThrottle = throttle.Disk;
+            ApplyDiskThrottle();
+        });
+        Receive<DiskThrottled>(OnDiskThrottled);
         Receive<VmProtocol.ReportAgain>(again =>
         {
             if (again.Epoch == _assignment.Epoch && !_exit.StopRequested && _reported is { } reported && IsBehind(again.LedgerStatus, reported))
@@ -494,7 +554,8 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     private VmRuntime Runtime() =>
         new(VmId, _handle?.Pid, _usage.Vcpus.Select(v => new VcpuUsage(v.Index, v.ThreadId, v.CpuSeconds)).ToList(), _console.Tail,
-            _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false, _guest);
+            _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false, _guest,
+            _diskThrottleApplied);
 
     private void EndBootSpan(ActivityStatusCode status = ActivityStatusCode.Unset, string? why = null)
     {

@@ -44,6 +44,9 @@ public static class VmProtocol
     /// <summary>From the host agent: what to enforce on the VM's cgroup (sent again whenever it changes).</summary>
     public sealed record Enforce(CgroupLimits Limits);
 
+    /// <summary>From the host agent: the cap on the VM's disks, its limits or its share of the host's (sent again whenever it changes).</summary>
+    public sealed record Throttle(Orchestrator.Domain.Shares.DiskThrottle Disk);
+
     /// <summary>
     /// To the host agent, every usage interval: CPU the VM's vCPUs used over the last window, and what they wanted
     /// (used plus the time they waited, runnable, for a CPU), in millicores.

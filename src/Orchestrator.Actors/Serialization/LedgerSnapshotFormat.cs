@@ -32,7 +32,8 @@ public static class LedgerSnapshotFormat
     /// storage quotas after them (<see cref="WriteVolumes"/>); version 10 the disk snapshots and the VMs' disk layers after
     /// those (<see cref="WriteSnapshots"/>); version 11 the security groups and the NICs' groups after
     /// those (<see cref="WriteSecurityGroups"/>); version 12 the tenants' volume, network and address quotas after
-    /// those (<see cref="WriteCountQuotas"/>), then the port forwards and the tenants' forward ports (<see cref="WriteForwards"/>).
+    /// those (<see cref="WriteCountQuotas"/>), then the port forwards and the tenants' forward ports (<see cref="WriteForwards"/>),
+    /// then the VMs' disk I/O limits and shares (<see cref="WriteDiskLimits"/>).
     /// </summary>
     public const byte Version = 12;
 
@@ -69,6 +70,7 @@ public static class LedgerSnapshotFormat
         WriteSecurityGroups(w, snapshot);
         WriteCountQuotas(w, snapshot);
         WriteForwards(w, snapshot);
+        WriteDiskLimits(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -146,6 +148,11 @@ public static class LedgerSnapshotFormat
         }
 
         var forwards = version >= 12 ? ReadForwards(r, tenants) : null;
+        if (version >= 12)
+        {
+            ReadDiskLimits(r, vms!);
+        }
+
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -243,6 +250,7 @@ public static class LedgerSnapshotFormat
         [
             nameof(VmResources.CpuShares), nameof(VmResources.CpuReservationMillicores), nameof(VmResources.CpuLimitMillicores),
             nameof(VmResources.MemoryReservationMiB), nameof(VmResources.MemoryLimitMiB), nameof(VmResources.Cpuset),
+            nameof(VmResources.DiskIops), nameof(VmResources.DiskBps), nameof(VmResources.DiskShares),
         ],
         [typeof(TenantRecord)] =
         [
@@ -992,6 +1000,54 @@ public static class LedgerSnapshotFormat
         }
 
         return forwards;
+    }
+
+    // ---- Version 12, after the forwards: the VMs' disk I/O limits and share weights, behind their own marker: the VMs
+    // that set any (VM id, then IOPS, bytes per second and shares, each optional), so that VmResources' own layout stays
+    // as version 1 wrote it.
+    private const int DiskLimitsMarker = 0x4C4F4944; // "DIOL"
+
+    private static void WriteDiskLimits(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(DiskLimitsMarker);
+        var limited = snapshot.Vms
+            .Where(v => v.Spec.Resources is { } x && (x.DiskIops is not null || x.DiskBps is not null || x.DiskShares is not null))
+            .ToList();
+        List(w, limited.Count > 0 ? limited : null, (w, vm) =>
+        {
+            var x = vm.Spec.Resources!;
+            w.Guid(vm.Id.Value);
+            Optional(w, x.DiskIops, (w, iops) => w.Int64(iops));
+            Optional(w, x.DiskBps, (w, bps) => w.Int64(bps));
+            Optional(w, x.DiskShares, (w, shares) => w.Int32(shares));
+        });
+    }
+
+    private static void ReadDiskLimits(SnapshotReader r, VmRecord[] vms)
+    {
+        r.Section = "disk limits";
+        r.Index = -1;
+        if (r.Int32() != DiskLimitsMarker)
+        {
+            throw r.Corrupt("the disk limits section's marker is missing");
+        }
+
+        var limits = (List(r, "VM disk limits", r => (VmId: new VmId(r.Guid()), Iops: r.Bool() ? r.Int64() : (long?)null,
+                Bps: r.Bool() ? r.Int64() : (long?)null, Shares: r.Bool() ? r.Int32() : (int?)null)) ?? [])
+            .ToDictionary(l => l.VmId);
+        for (var i = 0; i < vms.Length && limits.Count > 0; i++)
+        {
+            if (limits.Remove(vms[i].Id, out var l))
+            {
+                var resources = (vms[i].Spec.Resources ?? VmResources.Default) with { DiskIops = l.Iops, DiskBps = l.Bps, DiskShares = l.Shares };
+                vms[i] = vms[i] with { Spec = vms[i].Spec with { Resources = resources } };
+            }
+        }
+
+        if (limits.Count > 0)
+        {
+            throw r.Corrupt($"disk limits for {limits.Count} VM(s) the snapshot does not hold");
+        }
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

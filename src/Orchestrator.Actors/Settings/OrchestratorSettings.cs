@@ -62,7 +62,7 @@ public sealed record OrchestratorSettings(
         }
 
         var configuredImageDir = o.GetString("image-dir", "");
-        var host = HostSettings.Create(o.GetConfig("host"), machine);
+        var host = HostSettings.Create(o.GetConfig("host"), machine) with { DiskCapacity = StorageSettings.DiskCapacity(o.GetConfig("storage")) };
         return new OrchestratorSettings(
             roles,
             dataDir,
@@ -183,8 +183,12 @@ public sealed record HostSettings(
     int CgroupWeight = 0,
     int SimulatedHosts = 0,
     AccelProbeSettings? AccelProbe = null,
-    IReadOnlyDictionary<string, string>? Labels = null)
+    IReadOnlyDictionary<string, string>? Labels = null,
+    Orchestrator.Domain.Shares.HostDiskCapacity? DiskCapacity = null)
 {
+    /// <summary>What the host's storage does at most (<c>orchestrator.storage.host-iops</c>, <c>host-bps</c>), divided among its VMs' disks.</summary>
+    public Orchestrator.Domain.Shares.HostDiskCapacity EffectiveDiskCapacity => DiskCapacity ?? StorageSettings.DefaultDiskCapacity;
+
     /// <summary>How the host proves its accelerator; the defaults when not configured.</summary>
     public AccelProbeSettings EffectiveAccelProbe => AccelProbe ?? AccelProbeSettings.Default;
 

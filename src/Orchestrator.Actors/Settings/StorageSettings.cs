@@ -1,5 +1,6 @@
 using System.Globalization;
 using Akka.Configuration;
+using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Storage;
 
 namespace Orchestrator.Actors.Settings;
@@ -14,6 +15,24 @@ public sealed record StoragePoolSettings(StoragePoolInfo Info, string Path);
 public sealed record StorageSettings(IReadOnlyList<StoragePoolSettings> Pools)
 {
     public const string DefaultPoolId = "local";
+
+    /// <summary>A laptop's SSD, modestly: 10 000 IOPS and 200 MiB/s.</summary>
+    /// <summary>
+    /// Unknown, so limits only: the division is a static partition (not work-conserving), so a figure an operator did not
+    /// give would cap a lone busy VM at a fraction of a disk that could serve it whole.
+    /// </summary>
+    public static readonly HostDiskCapacity DefaultDiskCapacity = new(0, 0);
+
+    /// <summary><c>orchestrator.storage.host-iops</c> and <c>host-bps</c> (0: unknown, limits only, no division).</summary>
+    /// <exception cref="ConfigurationException">a negative figure.</exception>
+    public static HostDiskCapacity DiskCapacity(Config? c)
+    {
+        var iops = c?.GetLong("host-iops", DefaultDiskCapacity.Iops) ?? DefaultDiskCapacity.Iops;
+        var bps = c?.GetLong("host-bps", DefaultDiskCapacity.Bps) ?? DefaultDiskCapacity.Bps;
+        return iops < 0 || bps < 0
+            ? throw new ConfigurationException($"orchestrator.storage.host-iops and host-bps must be 0 or more, were {iops} and {bps}")
+            : new HostDiskCapacity(iops, bps);
+    }
 
     /// <exception cref="ConfigurationException">a pool is malformed; the message names it and the setting.</exception>
     public static StorageSettings Create(Config? c, string dataDir)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Orchestrator.Domain.Shares;
 
 namespace Orchestrator.Domain.Vms;
 
@@ -14,7 +15,10 @@ public sealed record VmResources(
     int? CpuLimitMillicores = null,
     int MemoryReservationMiB = 0,
     int? MemoryLimitMiB = null,
-    string? Cpuset = null)
+    string? Cpuset = null,
+    long? DiskIops = null,
+    long? DiskBps = null,
+    int? DiskShares = null)
 {
     public static readonly VmResources Default = new();
 
@@ -72,6 +76,8 @@ public sealed record VmResources(
                 $"caps the whole VM process, so it must be at least the VM's memory ({memoryMiB} MiB), was {memoryLimit}"));
         }
 
+        errors.AddRange(DiskLimits.Validate(DiskIops, DiskBps, DiskShares));
+
         if (Cpuset is not null && Cpuset.Any(c => !char.IsAsciiDigit(c) && c is not (',' or '-')))
         {
             // CpuSet.TryParse forgives surrounding whitespace (operators' config); a tenant's spec is kept as given.
@@ -99,9 +105,12 @@ public sealed record VmResourcesPatch(IReadOnlyList<string> Fields, VmResources 
     public const string MemoryReservationMiB = "memoryReservationMiB";
     public const string MemoryLimitMiB = "memoryLimitMiB";
     public const string Cpuset = "cpuset";
+    public const string DiskIops = "diskIops";
+    public const string DiskBps = "diskBps";
+    public const string DiskShares = "diskShares";
 
     public static readonly IReadOnlyList<string> Known =
-        [CpuShares, CpuReservationMillicores, CpuLimitMillicores, MemoryReservationMiB, MemoryLimitMiB, Cpuset];
+        [CpuShares, CpuReservationMillicores, CpuLimitMillicores, MemoryReservationMiB, MemoryLimitMiB, Cpuset, DiskIops, DiskBps, DiskShares];
 
     public VmResources ApplyTo(VmResources current)
     {
@@ -116,6 +125,9 @@ public sealed record VmResourcesPatch(IReadOnlyList<string> Fields, VmResources 
                 MemoryReservationMiB => result with { MemoryReservationMiB = Values.MemoryReservationMiB },
                 MemoryLimitMiB => result with { MemoryLimitMiB = Values.MemoryLimitMiB },
                 Cpuset => result with { Cpuset = Values.Cpuset },
+                DiskIops => result with { DiskIops = Values.DiskIops },
+                DiskBps => result with { DiskBps = Values.DiskBps },
+                DiskShares => result with { DiskShares = Values.DiskShares },
                 _ => throw new ArgumentException($"'{field}' is not a resource field (known: {string.Join(", ", Known)})", nameof(current)),
             };
         }

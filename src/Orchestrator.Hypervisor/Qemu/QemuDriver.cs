@@ -4,6 +4,7 @@ using System.Globalization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Networks;
+using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Storage;
 using Orchestrator.Hypervisor.Accel;
 using Orchestrator.Hypervisor.Storage;
@@ -518,7 +519,8 @@ public sealed class QemuDriver : IHypervisor
         ];
         string[] rootDisk = spec.Image.RootDiskPath is null || disk is not null
             ? []
-            : ["-drive", $"file={EscapeOption(paths.RootDisk)},if=none,id=root0,format=qcow2,discard=unmap", "-device", "virtio-blk-pci,drive=root0"];
+            : [.. ThrottledDisk(RootDrive, paths.RootDisk, "qcow2"), "-device", $"virtio-blk-pci,drive={RootDrive}"];
+        string[] diskThrottle = ["-object", DiskThrottleGroup(spec.DiskThrottle ?? DiskThrottle.None)];
         return
         [
             qemu,
@@ -545,6 +547,7 @@ public sealed class QemuDriver : IHypervisor
             "-chardev", $"socket,id={QgaChardev},path={EscapeOption(paths.QgaSocket)},server=on,wait=off",
             "-device", "virtio-serial-pci",
             "-device", $"virtserialport,chardev={QgaChardev},name=org.qemu.guest_agent.0",
+            .. diskThrottle,
             .. rootDisk,
             .. PersistentDisk(disk),
             "-display", "none",
@@ -582,8 +585,43 @@ public sealed class QemuDriver : IHypervisor
     private static string[] VolumeArguments(VolumeAssignment volume, PooledDisk file, string? bus) =>
     [
         "-blockdev", $"driver={file.Format},node-name={volume.NodeName},discard=unmap,file.driver=file,file.filename={EscapeOption(file.DriveFile)}",
-        "-device", $"virtio-blk-pci,drive={volume.NodeName},id={volume.DeviceId},serial={volume.Serial}{(bus is null ? "" : ",bus=" + bus)}",
+        "-blockdev", $"driver=throttle,throttle-group={DiskThrottleGroupId},file={volume.NodeName},node-name={VolumeThrottleNode(volume.NodeName)}",
+        "-device", $"virtio-blk-pci,drive={VolumeThrottleNode(volume.NodeName)},id={volume.DeviceId},serial={volume.Serial}{(bus is null ? "" : ",bus=" + bus)}",
     ];
+
+    // ---- Disk I/O limits (issue 18, part 6): one QEMU throttle group per VM, as libvirt's iotune with a group name, so that a
+    // tenant's IOPS and bandwidth cap its disk and volumes together. Each disk is a throttle filter node over its format node;
+    // the group is always there (no limit: zeros) so that a running VM's limits change with one qom-set.
+
+    /// <summary>The VM's throttle group (one per QEMU process, so a fixed id: nothing of the tenant's).</summary>
+    internal const string DiskThrottleGroupId = "iotg0";
+
+    /// <summary>The throttle filter over a volume's format node (the device's drive).</summary>
+    internal static string VolumeThrottleNode(string volumeNode) => "vt" + volumeNode[2..];
+
+    internal static string DiskThrottleGroup(DiskThrottle throttle) =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"throttle-group,id={DiskThrottleGroupId},x-iops-total={throttle.Iops ?? 0},x-bps-total={throttle.Bps ?? 0}");
+
+    /// <summary>The group's limits as QMP's qom-set takes them (0: none).</summary>
+    internal static Dictionary<string, object> DiskThrottleLimits(DiskThrottle throttle) => new()
+    {
+        ["iops-total"] = throttle.Iops ?? 0,
+        ["bps-total"] = throttle.Bps ?? 0,
+    };
+
+    /// <summary>
+    /// A disk as three block nodes: the file, its format (<c>{node}-fmt</c>: the top layer a snapshot goes over), and the
+    /// throttle filter <paramref name="node"/> the device writes through. QEMU's image locking stays on.
+    /// </summary>
+    private static string[] ThrottledDisk(string node, string path, string format) =>
+    [
+        "-blockdev", $"driver=file,filename={EscapeOption(path)},node-name={node}-file,discard=unmap",
+        "-blockdev", $"driver={format},file={node}-file,node-name={node}-fmt,discard=unmap",
+        "-blockdev", $"driver=throttle,throttle-group={DiskThrottleGroupId},file={node}-fmt,node-name={node}",
+    ];
+
+    private const string RootDrive = "root0";
 
     /// <summary>
     /// The VM's persistent disk from its pool, virtio-blk with QEMU's image locking left on (a second QEMU opening it
@@ -593,11 +631,11 @@ public sealed class QemuDriver : IHypervisor
         ? []
         :
         [
-            "-drive", $"file={EscapeOption(disk.DriveFile)},if=none,id={DiskDrive},format={disk.Format},discard=unmap",
-            "-device", $"virtio-blk-pci,drive=disk0,serial={DiskSerial}",
+            .. ThrottledDisk(DiskDrive, disk.DriveFile, disk.Format),
+            "-device", $"virtio-blk-pci,drive={DiskDrive},serial={DiskSerial}",
         ];
 
-    /// <summary>The block backend of the VM's persistent disk (QMP's device name for it).</summary>
+    /// <summary>The throttle node the VM's persistent disk device writes through (the device's drive).</summary>
     internal const string DiskDrive = "disk0";
 
     /// <summary>The serial the VM's persistent disk shows its guest (/sys/block/vdX/serial).</summary>

@@ -224,12 +224,17 @@ internal sealed class QemuVmHandle : IVmHandle
             ["discard"] = "unmap",
             ["file"] = new Dictionary<string, object> { ["driver"] = "file", ["filename"] = file.DriveFile },
         }, cancellationToken);
+        var throttled = QemuDriver.VolumeThrottleNode(volume.NodeName);
+        await ExecuteAsync("blockdev-add", new Dictionary<string, object>
+        {
+            ["driver"] = "throttle", ["node-name"] = throttled, ["throttle-group"] = QemuDriver.DiskThrottleGroupId, ["file"] = volume.NodeName,
+        }, cancellationToken);
         HypervisorException? refused = null;
         for (var slot = 0; slot < Domain.Storage.VolumeRecord.MaxPerVm; slot++)
         {
             var device = new Dictionary<string, object>
             {
-                ["driver"] = "virtio-blk-pci", ["drive"] = volume.NodeName, ["id"] = volume.DeviceId, ["serial"] = volume.Serial,
+                ["driver"] = "virtio-blk-pci", ["drive"] = throttled, ["id"] = volume.DeviceId, ["serial"] = volume.Serial,
             };
             if (QemuDriver.VolumeBus(_driver.Options, slot) is { } bus)
             {
@@ -247,6 +252,7 @@ internal sealed class QemuVmHandle : IVmHandle
             }
         }
 
+        await ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = throttled }, CancellationToken.None);
         await ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = volume.NodeName }, CancellationToken.None);
         throw new HypervisorException($"VM {VmId}: no free slot for volume {volume.Id} ({refused?.Message})");
     }
@@ -279,6 +285,11 @@ internal sealed class QemuVmHandle : IVmHandle
             _unplugging.TryRemove(deviceId, out _);
         }
 
+        if ((await QueryNodeNamesAsync(cancellationToken)).Contains(QemuDriver.VolumeThrottleNode(nodeName)))
+        {
+            await ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = QemuDriver.VolumeThrottleNode(nodeName) }, cancellationToken);
+        }
+
         await ExecuteAsync("blockdev-del", new Dictionary<string, object> { ["node-name"] = nodeName }, cancellationToken);
     }
 
@@ -296,10 +307,15 @@ internal sealed class QemuVmHandle : IVmHandle
         // the guest waits only for the requests in flight, not for any copy.
         async Task SnapshotAsync(CancellationToken ct)
         {
-            await ExecuteAsync("blockdev-snapshot-sync", new Dictionary<string, object>
-            {
-                ["device"] = QemuDriver.DiskDrive, ["snapshot-file"] = path, ["format"] = "qcow2", ["mode"] = "absolute-paths",
-            }, ct);
+            // Over the top layer, under the disk's throttle filter: the new layer's writes stay capped.
+            var top = await QueryDiskTopAsync(ct);
+            var over = top?.Node is { } node
+                ? new Dictionary<string, object> { ["node-name"] = node, ["snapshot-node-name"] = LayerNodeName(path) }
+                : new Dictionary<string, object> { ["device"] = QemuDriver.DiskDrive }; // started before its disk was throttled
+            over["snapshot-file"] = path;
+            over["format"] = "qcow2";
+            over["mode"] = "absolute-paths";
+            await ExecuteAsync("blockdev-snapshot-sync", over, ct);
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
 
@@ -327,25 +343,66 @@ internal sealed class QemuVmHandle : IVmHandle
     }
 
     /// <summary>The file the VM's persistent disk writes to now (its top layer); null when it has none.</summary>
-    private async Task<string?> QueryDiskFileAsync(CancellationToken cancellationToken)
+    private async Task<string?> QueryDiskFileAsync(CancellationToken cancellationToken) => (await QueryDiskTopAsync(cancellationToken))?.File;
+
+    /// <summary>
+    /// The top layer of the VM's persistent disk: its file, and its block node when the disk is throttled (the throttle
+    /// filter's child, which query-block shows as the filter's backing image); null when the VM has no disk.
+    /// </summary>
+    private async Task<(string File, string? Node)?> QueryDiskTopAsync(CancellationToken cancellationToken)
     {
         var blocks = await ExecuteAsync("query-block", cancellationToken);
-        return blocks.EnumerateArray()
-            .Where(b => b.TryGetProperty("device", out var device) && device.GetString() == QemuDriver.DiskDrive)
-            .Select(b => b.TryGetProperty("inserted", out var inserted) && inserted.TryGetProperty("file", out var file) ? file.GetString() : null)
-            .FirstOrDefault();
+        foreach (var block in blocks.EnumerateArray())
+        {
+            if (!block.TryGetProperty("inserted", out var inserted))
+            {
+                continue;
+            }
+
+            if (block.TryGetProperty("device", out var device) && device.GetString() == QemuDriver.DiskDrive)
+            {
+                return inserted.TryGetProperty("file", out var legacy) && legacy.GetString() is { } file ? (file, null) : null;
+            }
+
+            if (inserted.TryGetProperty("node-name", out var root) && root.GetString() == QemuDriver.DiskDrive
+                && inserted.TryGetProperty("image", out var image) && image.TryGetProperty("backing-image", out var child)
+                && child.TryGetProperty("filename", out var childFile) && childFile.GetString() is { } top)
+            {
+                var nodes = await ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, cancellationToken);
+                var node = nodes.EnumerateArray()
+                    .Where(n => n.TryGetProperty("drv", out var drv) && drv.GetString() == "qcow2"
+                                && n.TryGetProperty("file", out var f) && f.GetString() == top)
+                    .Select(n => n.GetProperty("node-name").GetString())
+                    .FirstOrDefault();
+                return (top, node);
+            }
+        }
+
+        return null;
     }
 
-    public async Task<IReadOnlyList<string>> QueryVolumesAsync(CancellationToken cancellationToken)
+    /// <summary>A layer's block node name: from its path only, within QEMU's 31 characters.</summary>
+    private static string LayerNodeName(string path) =>
+        "dl" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(path)))[..24];
+
+    public Task SetDiskThrottleAsync(Domain.Shares.DiskThrottle throttle, CancellationToken cancellationToken) =>
+        ExecuteAsync("qom-set", new Dictionary<string, object>
+        {
+            ["path"] = "/objects/" + QemuDriver.DiskThrottleGroupId, ["property"] = "limits", ["value"] = QemuDriver.DiskThrottleLimits(throttle),
+        }, cancellationToken);
+
+    private async Task<IReadOnlyList<string>> QueryNodeNamesAsync(CancellationToken cancellationToken)
     {
         var nodes = await ExecuteAsync("query-named-block-nodes", new Dictionary<string, object> { ["flat"] = true }, cancellationToken);
         return nodes.EnumerateArray()
             .Select(n => n.TryGetProperty("node-name", out var name) ? name.GetString() : null)
             .OfType<string>()
-            .Where(Domain.Storage.VolumeAssignment.IsNodeName)
             .Distinct()
             .ToList();
     }
+
+    public async Task<IReadOnlyList<string>> QueryVolumesAsync(CancellationToken cancellationToken) =>
+        (await QueryNodeNamesAsync(cancellationToken)).Where(Domain.Storage.VolumeAssignment.IsNodeName).ToList();
 
     private void OnQmpEvent(QmpEvent qmpEvent)
     {
