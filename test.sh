@@ -9,7 +9,7 @@ scripts/prerequisites.sh --tests
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-dotnet test Orchestrator.sln -c Release --nologo -v quiet --logger "console;verbosity=normal" 2>&1 | tee "$log" || status=$?
+dotnet test Orchestrator.sln -c Release --nologo -v quiet --logger "console;verbosity=minimal" 2>&1 | tee "$log" || status=$?
 
 # dotnet test prints one summary per test assembly; add them up. A project that did not build (or a runner that
 # crashed) has no summary: it counts as one failure, so the closing line never reads green when the run was not.
