@@ -9,7 +9,13 @@ scripts/prerequisites.sh --tests
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-dotnet test Orchestrator.sln -c Release --nologo -v quiet --logger "console;verbosity=minimal" 2>&1 | tee "$log" || status=$?
+results="$root/TestResults/suite"
+rm -rf "$results"
+dotnet test Orchestrator.sln -c Release --nologo -v quiet --logger "console;verbosity=minimal" \
+  --logger "trx;LogFilePrefix=suite" --results-directory "$results" 2>&1 | tee "$log" || status=$?
+
+# Where the suite's time goes (it must stay under 25 minutes): each project's wall time and its slowest tests.
+python3 scripts/test-timings.py "$results" || true
 
 # dotnet test prints one summary per test assembly; add them up. A project that did not build (or a runner that
 # crashed) has no summary: it counts as one failure, so the closing line never reads green when the run was not.

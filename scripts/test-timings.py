@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Prints where a test run's time went, from the .trx files dotnet test's trx logger wrote: each test project's wall
+time (first start to last end) and summed test time, then the slowest tests. Usage: test-timings.py DIR [N]."""
+import glob
+import sys
+import xml.etree.ElementTree as ET
+from datetime import datetime
+
+NS = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+
+
+def duration(text):
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def instant(text):
+    # trx times carry 7 fraction digits and an offset; fromisoformat takes at most 6 before Python 3.11.
+    head, _, rest = text.partition(".")
+    digits = "".join(c for c in rest if c.isdigit())[:6]
+    zone = rest[next((i for i, c in enumerate(rest) if c in "+-Z"), len(rest)):]
+    return datetime.fromisoformat(f"{head}.{digits or '0'}{zone.replace('Z', '+00:00')}")
+
+
+def main():
+    directory = sys.argv[1]
+    top = int(sys.argv[2]) if len(sys.argv) > 2 else 25
+    tests = []
+    projects = []
+    for path in sorted(glob.glob(f"{directory}/**/*.trx", recursive=True)):
+        root = ET.parse(path).getroot()
+        results = root.findall(".//t:UnitTestResult", NS)
+        if not results:
+            continue
+        starts = [instant(r.get("startTime")) for r in results if r.get("startTime")]
+        ends = [instant(r.get("endTime")) for r in results if r.get("endTime")]
+        storage = root.find(".//t:UnitTest", NS).get("storage", path)
+        project = storage.rsplit("/", 1)[-1].removesuffix(".dll")
+        total = 0.0
+        for r in results:
+            seconds = duration(r.get("duration", "0:0:0"))
+            total += seconds
+            tests.append((seconds, project, r.get("testName"), r.get("outcome")))
+        wall = (max(ends) - min(starts)).total_seconds() if starts and ends else 0
+        projects.append((wall, total, len(results), project))
+
+    print("test time by project (wall = first test start to last test end):")
+    for wall, total, count, project in sorted(projects, reverse=True):
+        print(f"  {wall / 60:6.1f} min wall  {total / 60:6.1f} min summed  {count:5d} tests  {project}")
+    print(f"slowest {top} tests:")
+    for seconds, project, name, outcome in sorted(tests, reverse=True)[:top]:
+        print(f"  {seconds:7.1f} s  {outcome:8s} {project.removeprefix('Orchestrator.')}: {name}")
+
+
+if __name__ == "__main__":
+    main()
