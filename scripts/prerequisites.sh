@@ -17,6 +17,9 @@ packages+=(iproute2 nftables dnsmasq-base)
 [[ "${1:-}" == "--tests" ]] && packages+=(python3)
 # The dashboard's browser tests drive Debian's chromium (Playwright, no browser download); the scrape test runs Prometheus.
 [[ "${1:-}" == "--tests" ]] && packages+=(chromium prometheus)
+# rbd storage pools (issue 18): QEMU's rbd driver (qemu-block-extra) and the rbd tool (ceph-common) on a node that has
+# one; the tests also run a one-node Ceph cluster (a monitor and an OSD on a file).
+[[ "${1:-}" == "--tests" ]] && packages+=(qemu-block-extra ceph-common ceph-mon ceph-osd)
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
 done

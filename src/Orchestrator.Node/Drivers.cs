@@ -6,6 +6,7 @@ using Orchestrator.Hypervisor.Kvm;
 using Orchestrator.Hypervisor.Networking;
 using Orchestrator.Hypervisor.Qemu;
 using Orchestrator.Hypervisor.Storage;
+using Orchestrator.Domain.Storage;
 
 namespace Orchestrator.Node;
 
@@ -101,7 +102,9 @@ public static class Drivers
     /// <summary>The host's configured pools (a default dir pool under the data directory when none is).</summary>
     public static IReadOnlyList<IStoragePool> StoragePools(OrchestratorSettings settings) =>
         (settings.Storage ?? StorageSettings.Create(null, settings.DataDir)).Pools
-        .Select(p => (IStoragePool)new DirStoragePool(p.Info, p.Path))
+        .Select(p => p.Info.Kind == StoragePoolKinds.Rbd
+            ? (IStoragePool)new RbdStoragePool(p.Info, new RbdLocation(p.CephConf!, p.CephPool!, p.CephUser))
+            : new DirStoragePool(p.Info, p.Path))
         .ToList();
 
     private static AcceleratorVerdict NoProbeImage(string name) => AcceleratorVerdict.Decide(

@@ -5,8 +5,12 @@ using Orchestrator.Domain.Storage;
 
 namespace Orchestrator.Actors.Settings;
 
-/// <summary>One configured pool: what the host reports of it, and the directory it lives in (dir pools).</summary>
-public sealed record StoragePoolSettings(StoragePoolInfo Info, string Path);
+/// <summary>
+/// One configured pool: what the host reports of it, and where it is: the directory (dir pools), or the Ceph cluster's
+/// config file, its pool and the client to connect as (rbd pools; <see cref="CephUser"/> null: admin).
+/// </summary>
+public sealed record StoragePoolSettings(StoragePoolInfo Info, string Path, string? CephConf = null, string? CephPool = null,
+    string? CephUser = null);
 
 /// <summary>
 /// <c>orchestrator.storage</c>: the host's pools. With no pool configured a host has one: <c>local</c>, a dir pool under
@@ -57,6 +61,11 @@ public sealed record StorageSettings(IReadOnlyList<StoragePoolSettings> Pools)
 
     private static StoragePoolSettings Pool(string id, Config? p, string dataDir)
     {
+        if (p?.GetString("kind", StoragePoolKinds.Dir) == StoragePoolKinds.Rbd)
+        {
+            return RbdPool(id, p);
+        }
+
         var path = p?.GetString("path", "") is { Length: > 0 } configured
             ? Path.GetFullPath(configured, dataDir)
             : Path.Combine(dataDir, "pools", id);
@@ -72,6 +81,41 @@ public sealed record StorageSettings(IReadOnlyList<StoragePoolSettings> Pools)
             ? new StoragePoolSettings(info, path)
             : throw new ConfigurationException($"orchestrator.storage.pools.{id}: {string.Join("; ", errors)}");
     }
+
+    /// <summary>
+    /// An rbd pool: <c>ceph-conf</c> (the cluster's config file), <c>ceph-pool</c> (the Ceph pool the images go in),
+    /// <c>ceph-user</c> (the client, "" = admin), <c>capacity-gib</c> (required: what this orchestrator may use of the
+    /// cluster). These go into QEMU's and rbd's arguments, so each must be a plain name or path: no ':', ',' or '='.
+    /// </summary>
+    private static StoragePoolSettings RbdPool(string id, Config p)
+    {
+        var conf = p.GetString("ceph-conf", "/etc/ceph/ceph.conf");
+        var pool = p.GetString("ceph-pool", "");
+        var user = p.GetString("ceph-user", "");
+        var info = new StoragePoolInfo(id, StoragePoolKinds.Rbd, p.GetLong("capacity-gib", 0), p.GetDouble("overcommit", 4.0), Shared: true);
+        var errors = StoragePoolInfo.Validate(info).ToList();
+        if (!System.IO.Path.IsPathRooted(conf) || conf.IndexOfAny([':', ',', '=']) >= 0)
+        {
+            errors.Add($"ceph-conf must be an absolute path without ':', ',' or '=', was '{conf}'");
+        }
+
+        if (!IsCephName(pool))
+        {
+            errors.Add($"ceph-pool must name the Ceph pool (letters, digits, '.', '_', '-'), was '{pool}'");
+        }
+
+        if (user.Length > 0 && !IsCephName(user))
+        {
+            errors.Add($"ceph-user must be a Ceph client name (letters, digits, '.', '_', '-'), was '{user}'");
+        }
+
+        return errors.Count == 0
+            ? new StoragePoolSettings(info, "", conf, pool, user.Length > 0 ? user : null)
+            : throw new ConfigurationException($"orchestrator.storage.pools.{id}: {string.Join("; ", errors)}");
+    }
+
+    private static bool IsCephName(string name) =>
+        name.Length is > 0 and <= 64 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 
     /// <summary>The size of the filesystem the pool's directory is on (its nearest existing ancestor's), at least 1 GiB.</summary>
     private static long FilesystemGiB(string path)

@@ -3,12 +3,16 @@ using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Domain.Storage;
 
-/// <summary>The pool kinds a host can offer. <c>dir</c>: a directory of qcow2 files; <c>rbd</c> (Ceph) is yet to come.</summary>
+/// <summary>
+/// The pool kinds a host can offer. <c>dir</c>: a directory of qcow2 files; <c>rbd</c>: images in a Ceph pool, which
+/// every host of the cluster reaches (always shared).
+/// </summary>
 public static class StoragePoolKinds
 {
     public const string Dir = "dir";
+    public const string Rbd = "rbd";
 
-    public static readonly IReadOnlyList<string> Known = [Dir];
+    public static readonly IReadOnlyList<string> Known = [Dir, Rbd];
 }
 
 /// <summary>

@@ -584,7 +584,7 @@ public sealed class QemuDriver : IHypervisor
 
     private static string[] VolumeArguments(VolumeAssignment volume, PooledDisk file, string? bus) =>
     [
-        "-blockdev", $"driver={file.Format},node-name={volume.NodeName},discard=unmap,file.driver=file,file.filename={EscapeOption(file.DriveFile)}",
+        "-blockdev", $"driver={file.Format},node-name={volume.NodeName},discard=unmap,{BlockFiles.CommandLineOptions(file.DriveFile, "file.")}",
         "-blockdev", $"driver=throttle,throttle-group={DiskThrottleGroupId},file={volume.NodeName},node-name={VolumeThrottleNode(volume.NodeName)}",
         "-device", $"virtio-blk-pci,drive={VolumeThrottleNode(volume.NodeName)},id={volume.DeviceId},serial={volume.Serial}{(bus is null ? "" : ",bus=" + bus)}",
     ];
@@ -616,7 +616,7 @@ public sealed class QemuDriver : IHypervisor
     /// </summary>
     private static string[] ThrottledDisk(string node, string path, string format) =>
     [
-        "-blockdev", $"driver=file,filename={EscapeOption(path)},node-name={node}-file,discard=unmap",
+        "-blockdev", $"{BlockFiles.CommandLineOptions(path)},node-name={node}-file,discard=unmap",
         "-blockdev", $"driver={format},file={node}-file,node-name={node}-fmt,discard=unmap",
         "-blockdev", $"driver=throttle,throttle-group={DiskThrottleGroupId},file={node}-fmt,node-name={node}",
     ];
@@ -644,7 +644,7 @@ public sealed class QemuDriver : IHypervisor
     /// <summary>What /proc/&lt;pid&gt;/cmdline of this VM's QEMU contains, and nothing else's does.</summary>
     internal static string Marker(VmId vmId) => "guest=vm-" + vmId.Compact;
 
-    private static string EscapeOption(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+    internal static string EscapeOption(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
 
     /// <summary>An absolute path to the QEMU binary: <paramref name="binary"/> itself when it has a slash, else found on PATH.</summary>
     internal static string ResolveBinary(string binary)

@@ -222,7 +222,7 @@ internal sealed class QemuVmHandle : IVmHandle
             ["driver"] = file.Format,
             ["node-name"] = volume.NodeName,
             ["discard"] = "unmap",
-            ["file"] = new Dictionary<string, object> { ["driver"] = "file", ["filename"] = file.DriveFile },
+            ["file"] = Storage.BlockFiles.QmpOptions(file.DriveFile),
         }, cancellationToken);
         var throttled = QemuDriver.VolumeThrottleNode(volume.NodeName);
         await ExecuteAsync("blockdev-add", new Dictionary<string, object>
@@ -298,7 +298,7 @@ internal sealed class QemuVmHandle : IVmHandle
     public async Task<DiskSwitch> SwitchDiskLayerAsync(VmDiskRequest disk, bool freezeGuest, CancellationToken cancellationToken)
     {
         var path = _driver.DiskLayerPath(VmId, disk);
-        if (await QueryDiskFileAsync(cancellationToken) == path)
+        if (Storage.BlockFiles.SameFile(await QueryDiskFileAsync(cancellationToken), path))
         {
             return DiskSwitch.AlreadyThere; // a sync repeated, or started on that layer
         }
@@ -316,7 +316,10 @@ internal sealed class QemuVmHandle : IVmHandle
             over["format"] = "qcow2";
             over["mode"] = "absolute-paths";
             await ExecuteAsync("blockdev-snapshot-sync", over, ct);
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            if (Storage.BlockFiles.Rbd.TryParse(path) is null)
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
         }
 
         if (freezeGuest && await AgentListensAsync(cancellationToken))
@@ -331,7 +334,7 @@ internal sealed class QemuVmHandle : IVmHandle
             {
                 // The agent would not freeze (no fsfreeze in this guest, or it stopped answering): crash-consistent instead,
                 // unless the snapshot itself went through and only the thaw failed.
-                if (await QueryDiskFileAsync(cancellationToken) == path)
+                if (Storage.BlockFiles.SameFile(await QueryDiskFileAsync(cancellationToken), path))
                 {
                     return DiskSwitch.Frozen;
                 }
