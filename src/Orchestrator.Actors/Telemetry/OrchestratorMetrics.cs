@@ -66,16 +66,16 @@ public static class OrchestratorMetrics
     /// <summary>
     /// The series each instrument whose series grow with the VMs or hosts may have, beyond the exporter's default of
     /// 2,000 a metric: one per VM for the entitlement, three per VM (used, demand, wait) for the CPU, one per state and
-    /// tenant (at most one per VM) for the VM counts, two per host for capacity and allocated. One more each for the
-    /// exporter's overflow series.
+    /// tenant (at most one per VM) for the VM counts, two per host for capacity and allocated. The exporter adds its
+    /// overflow series (<c>otel_metric_overflow="true"</c>) beyond these, for what it drops.
     /// </summary>
     public static IReadOnlyList<(string Instrument, int Series)> SeriesLimits(int maxVms, int maxHosts) =>
     [
-        (VmCpuEntitled, maxVms + 1),
-        (VmCpu, 3 * maxVms + 1),
-        (VmsByState, maxVms + 1),
-        (HostVcpus, 2 * maxHosts + 1),
-        (HostMemory, 2 * maxHosts + 1),
+        (VmCpuEntitled, maxVms),
+        (VmCpu, 3 * maxVms),
+        (VmsByState, maxVms),
+        (HostVcpus, 2 * maxHosts),
+        (HostMemory, 2 * maxHosts),
     ];
 
     /// <summary>Per VM on this node's host: CPU used, wanted (used plus waiting for a CPU) and waited, over the last window.</summary>
