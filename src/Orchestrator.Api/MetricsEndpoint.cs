@@ -4,18 +4,31 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Metrics;
+using Orchestrator.Actors.Settings;
 using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Api;
 
 public static class MetricsEndpoint
 {
-    /// <summary>The OpenTelemetry meter provider with the Prometheus exporter, reading the product's meter.</summary>
-    public static IServiceCollection AddOrchestratorMetrics(this IServiceCollection services)
+    /// <summary>
+    /// The OpenTelemetry meter provider with the Prometheus exporter, reading the product's meter; the per-VM and per-host
+    /// instruments sized for <paramref name="telemetry"/>'s VMs and hosts (the exporter's default cardinality limit,
+    /// 2,000 series a metric, silently dropped every VM's entitlement past the 2,000th).
+    /// </summary>
+    public static IServiceCollection AddOrchestratorMetrics(this IServiceCollection services, TelemetrySettings? telemetry)
     {
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(OrchestratorMetrics.MeterName)
-            .AddPrometheusExporter(options => options.ScrapeResponseCacheDurationMilliseconds = 0));
+        var limits = OrchestratorMetrics.SeriesLimits(telemetry?.MaxVms ?? TelemetrySettings.DefaultMaxVms,
+            telemetry?.MaxHosts ?? TelemetrySettings.DefaultMaxHosts);
+        services.AddOpenTelemetry().WithMetrics(metrics =>
+        {
+            metrics.AddMeter(OrchestratorMetrics.MeterName)
+                .AddPrometheusExporter(options => options.ScrapeResponseCacheDurationMilliseconds = 0);
+            foreach (var (instrument, series) in limits)
+            {
+                metrics.AddView(instrument, new MetricStreamConfiguration { CardinalityLimit = series });
+            }
+        });
         return services;
     }
 

@@ -80,11 +80,12 @@ public static class NodeHost
         builder.Logging.AddNodeLogging(logging, console: demo is null);
         builder.Services.AddProblemDetails();
         builder.Services.AddOrchestratorApi();
-        builder.Services.AddOrchestratorMetrics();
+        builder.Services.AddOrchestratorMetrics(settings.Telemetry);
         builder.Services.AddOrchestratorTracing(settings.Telemetry, settings.HostId.Value);
         builder.Services.AddAkka("orchestrator", (akka, services) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);
+            akka.AddStoreSetup(config);
             akka.AddOrchestratorLogging(logging, services.GetRequiredService<ILoggerFactory>());
             akka.JoinOrchestratorCluster(settings.Cluster)
                 .AddScheduler(settings, OrchestratorRoles.Control)

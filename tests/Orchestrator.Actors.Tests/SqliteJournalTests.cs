@@ -144,7 +144,7 @@ public sealed class SqliteJournalTests : PersistentTestKit
     }
 
     /// <summary>Persists what it is told (strings, tagged or not) and tells what it recovered.</summary>
-    private sealed class Recorder : ReceivePersistentActor
+    internal sealed class Recorder : ReceivePersistentActor
     {
         private readonly List<string> _events = [];
         private IActorRef _lastSender = ActorRefs.Nobody;

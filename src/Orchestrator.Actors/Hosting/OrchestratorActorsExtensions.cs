@@ -1,10 +1,12 @@
 using Akka.Actor;
+using Akka.Configuration;
 using Akka.Pattern;
 using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Event;
 using Akka.Hosting;
 using Orchestrator.Actors.Hosts;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Hypervisor;
@@ -29,6 +31,22 @@ public static class OrchestratorActorsExtensions
     /// </summary>
     public static AkkaConfigurationBuilder JoinOrchestratorCluster(this AkkaConfigurationBuilder builder, MembershipSettings settings) =>
         builder.WithActors((system, _) => JoinCluster(system, settings));
+
+    /// <summary>
+    /// The store's setup that HOCON cannot say: on SQLite, the read journal's queries go through
+    /// <see cref="SqliteTagAggregateRewrite"/> (each event's tags by key, not by a scan of the tag table).
+    /// </summary>
+    public static AkkaConfigurationBuilder AddStoreSetup(this AkkaConfigurationBuilder builder, Config config)
+    {
+        var query = config.GetConfig("akka.persistence.query.journal.sql");
+        var provider = query?.GetString("provider-name", "") ?? "";
+        if (provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.AddSetup(SqliteTagAggregateRewrite.ReadJournalSetup(provider, query!.GetString("connection-string", "")));
+        }
+
+        return builder;
+    }
 
     /// <summary>
     /// The scheduler: a cluster singleton among the nodes with <paramref name="role"/> (started here only when this

@@ -57,19 +57,40 @@ public static class OrchestratorMetrics
     public static readonly UpDownCounter<long> EventStreamClients = Meter.CreateUpDownCounter<long>(
         "orchestrator.api.event_stream.clients", "{client}", "Clients connected to the server-sent event stream");
 
+    private const string VmCpu = "orchestrator.vm.cpu";
+    private const string VmCpuEntitled = "orchestrator.vm.cpu.entitled";
+    private const string VmsByState = "orchestrator.vms";
+    private const string HostVcpus = "orchestrator.host.vcpus";
+    private const string HostMemory = "orchestrator.host.memory";
+
+    /// <summary>
+    /// The series each instrument whose series grow with the VMs or hosts may have, beyond the exporter's default of
+    /// 2,000 a metric: one per VM for the entitlement, three per VM (used, demand, wait) for the CPU, one per state and
+    /// tenant (at most one per VM) for the VM counts, two per host for capacity and allocated. The exporter adds its
+    /// overflow series (<c>otel_metric_overflow="true"</c>) beyond these, for what it drops.
+    /// </summary>
+    public static IReadOnlyList<(string Instrument, int Series)> SeriesLimits(int maxVms, int maxHosts) =>
+    [
+        (VmCpuEntitled, maxVms),
+        (VmCpu, 3 * maxVms),
+        (VmsByState, maxVms),
+        (HostVcpus, 2 * maxHosts),
+        (HostMemory, 2 * maxHosts),
+    ];
+
     /// <summary>Per VM on this node's host: CPU used, wanted (used plus waiting for a CPU) and waited, over the last window.</summary>
     internal static void ObserveHost(Func<IEnumerable<Measurement<long>>> vmCpu) =>
-        Meter.CreateObservableGauge("orchestrator.vm.cpu", vmCpu, "{millicore}", "Per VM: CPU used, demand and wait (steal-like), from schedstat");
+        Meter.CreateObservableGauge(VmCpu, vmCpu, "{millicore}", "Per VM: CPU used, demand and wait (steal-like), from schedstat");
 
     /// <summary>Gauges read from the scheduler's ledger; they report on the node that runs the scheduler.</summary>
     internal static void ObserveLedger(Func<IEnumerable<Measurement<long>>> vms, Func<IEnumerable<Measurement<long>>> hosts,
         Func<IEnumerable<Measurement<long>>> hostVcpus, Func<IEnumerable<Measurement<long>>> hostMemory,
         Func<IEnumerable<Measurement<long>>> vmEntitled)
     {
-        Meter.CreateObservableGauge("orchestrator.vms", vms, "{vm}", "VMs by state and tenant");
+        Meter.CreateObservableGauge(VmsByState, vms, "{vm}", "VMs by state and tenant");
         Meter.CreateObservableGauge("orchestrator.hosts", hosts, "{host}", "Hosts by state");
-        Meter.CreateObservableGauge("orchestrator.host.vcpus", hostVcpus, "{vcpu}", "Per host: vCPUs of capacity and allocated");
-        Meter.CreateObservableGauge("orchestrator.host.memory", hostMemory, "By", "Per host: memory of capacity and allocated");
-        Meter.CreateObservableGauge("orchestrator.vm.cpu.entitled", vmEntitled, "{millicore}", "Per VM: the CPU its shares entitle it to on its host");
+        Meter.CreateObservableGauge(HostVcpus, hostVcpus, "{vcpu}", "Per host: vCPUs of capacity and allocated");
+        Meter.CreateObservableGauge(HostMemory, hostMemory, "By", "Per host: memory of capacity and allocated");
+        Meter.CreateObservableGauge(VmCpuEntitled, vmEntitled, "{millicore}", "Per VM: the CPU its shares entitle it to on its host");
     }
 }
