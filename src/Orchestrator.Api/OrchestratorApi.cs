@@ -124,8 +124,9 @@ public static class OrchestratorApi
             var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.ToResources(), body.Labels, body.Driver,
                 body.Accelerator, VmBootstrap.Of(body.Hostname, body.SshKeys, body.UserData), body.DiskGiB, body.HostSelector, body.Group,
                 body.Nics?.Select(n => new Domain.Networks.VmNic(n.Network ?? "", n.Ip, SecurityGroups: n.SecurityGroups)).ToList(), body.Volumes, body.FromSnapshot);
-            // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler.
-            if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, images.Names) is { Count: > 0 } invalid)
+            // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler. The image
+            // only the ledger checks: it knows the tenant's imported ones.
+            if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, knownImages: null) is { Count: > 0 } invalid)
             {
                 return Invalid(invalid);
             }
