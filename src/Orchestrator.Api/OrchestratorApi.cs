@@ -34,7 +34,7 @@ public static class OrchestratorApi
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 
     public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, string adminKey, ImageCatalog images,
-        Domain.Placement.PlacementPolicy policy, ApiLimits limits, VmSpecLimits? specLimits = null)
+        Domain.Placement.PlacementPolicy policy, ApiLimits limits, VmSpecLimits? specLimits = null, ImageImportSettings? imageImport = null)
     {
         app.MapGet("/healthz", () => Results.Text("ok")).ExcludeFromDescription();
         // The OpenAPI document of everything under /v1, generated from the endpoints themselves; public, like a schema.
@@ -214,7 +214,7 @@ public static class OrchestratorApi
             return Results.Json(ApiDtos.CapacityOf(list.Hosts, policy), Json);
         }).RequireAdmin();
 
-        v1.MapGet("/images", () => Results.Json(images.All.Select(i => i.ToDto()).ToList(), Json));
+        v1.MapImages(images, imageImport);
         v1.MapApply(images, specLimits ?? VmSpecLimits.Default);
         v1.MapEventStream();
         v1.MapConsole(app, auth);
