@@ -96,7 +96,7 @@ public static class ImageEndpoints
 
         if (kernel.Length == 0)
         {
-            errors.Add(new FieldError("kernel", "is required: the catalog image whose kernel, initrd and command line boot it"));
+            errors.Add(new FieldError("kernel", "is required"));
         }
         else if (catalog.Find(kernel) is null)
         {
