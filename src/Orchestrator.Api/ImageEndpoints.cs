@@ -49,7 +49,8 @@ public static class ImageEndpoints
                 import is null
                     ? Task.FromResult(Problem(StatusCodes.Status503ServiceUnavailable, "no image store", "this node keeps no image store"))
                     : ImportAsync(request, scheduler, catalog, import, ct))
-            .RequireWrite().Accepts<Stream>("application/octet-stream").Produces<ImageDto>(StatusCodes.Status201Created);
+            // No Accepts metadata: it would answer 415 before the query is checked; any media type's body is read as the image.
+            .RequireWrite().Produces<ImageDto>(StatusCodes.Status201Created);
 
         v1.MapDelete("/images/{name}", async (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
         {
