@@ -63,7 +63,10 @@ public static class ApplyEndpoint
             var (desired, errors) = ApplyFile.Parse(text!);
             if (errors.Count == 0)
             {
-                errors = ApplyFile.Validate(desired, limits, images.Names);
+                // The catalog's images and the imported ones the tenant sees.
+                var imported = await OrchestratorApi.AskAsync<ImageReplies.ImageList>(scheduler, new ImageQueries.ListImages(OrchestratorApi.Acting(http)), ct);
+                errors = ApplyFile.Validate(desired, limits,
+                    imported.Images.Count == 0 ? images.Names : images.Names.Union(imported.Images.Select(i => i.Name)).ToHashSet(StringComparer.Ordinal));
             }
 
             if (errors.Count > 0)

@@ -34,7 +34,7 @@ public static class OrchestratorApi
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 
     public static IEndpointRouteBuilder MapOrchestratorApi(this IEndpointRouteBuilder app, string adminKey, ImageCatalog images,
-        Domain.Placement.PlacementPolicy policy, ApiLimits limits, VmSpecLimits? specLimits = null)
+        Domain.Placement.PlacementPolicy policy, ApiLimits limits, VmSpecLimits? specLimits = null, ImageImportSettings? imageImport = null)
     {
         app.MapGet("/healthz", () => Results.Text("ok")).ExcludeFromDescription();
         // The OpenAPI document of everything under /v1, generated from the endpoints themselves; public, like a schema.
@@ -124,8 +124,9 @@ public static class OrchestratorApi
             var spec = new VmSpec(body.Name!, body.Vcpus!.Value, body.MemoryMiB!.Value, body.Image!, restart, body.ToResources(), body.Labels, body.Driver,
                 body.Accelerator, VmBootstrap.Of(body.Hostname, body.SshKeys, body.UserData), body.DiskGiB, body.HostSelector, body.Group,
                 body.Nics?.Select(n => new Domain.Networks.VmNic(n.Network ?? "", n.Ip, SecurityGroups: n.SecurityGroups)).ToList(), body.Volumes, body.FromSnapshot);
-            // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler.
-            if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, images.Names) is { Count: > 0 } invalid)
+            // The ledger checks it again; checked here first, a spec full of bad labels never travels to the scheduler. The image
+            // only the ledger checks: it knows the tenant's imported ones.
+            if (VmSpecValidator.Validate(spec, specLimits ?? VmSpecLimits.Default, knownImages: null) is { Count: > 0 } invalid)
             {
                 return Invalid(invalid);
             }
@@ -213,7 +214,7 @@ public static class OrchestratorApi
             return Results.Json(ApiDtos.CapacityOf(list.Hosts, policy), Json);
         }).RequireAdmin();
 
-        v1.MapGet("/images", () => Results.Json(images.All.Select(i => i.ToDto()).ToList(), Json));
+        v1.MapImages(images, imageImport);
         v1.MapApply(images, specLimits ?? VmSpecLimits.Default);
         v1.MapEventStream();
         v1.MapConsole(app, auth);

@@ -65,6 +65,10 @@ internal sealed partial class ApiClient : IDisposable
     public Task<ApiResponse> PostTextAsync(string path, string text, string mediaType, CancellationToken ct) =>
         SendAsync(HttpMethod.Post, path, new StringContent(text, Encoding.UTF8, mediaType), ct);
 
+    /// <summary>POST of a body the caller made (an image's bytes, streamed).</summary>
+    public Task<ApiResponse> PostContentAsync(string path, HttpContent content, CancellationToken ct) =>
+        SendAsync(HttpMethod.Post, path, content, ct);
+
     public Task<ApiResponse> PatchAsync(string path, object body, CancellationToken ct) =>
         SendAsync(HttpMethod.Patch, path, body, ct);
 

@@ -120,9 +120,14 @@ public sealed record ListArgs(ClientArgs Client, ListKind Kind);
 /// <summary><c>apply -f FILE</c>: the file's full path (read by the client; the server never opens files).</summary>
 public sealed record ApplyArgs(ClientArgs Client, string File, bool DryRun, bool Prune);
 
+/// <summary><c>image import NAME --file F</c>: the file's full path (read by the client and streamed to the node).</summary>
+public sealed record ImageImportArgs(ClientArgs Client, string Name, string File, string Format, string Kernel, bool Public);
+
 /// <summary>What the parsed commands call; the syntax (<see cref="CliSyntax"/>) knows nothing else.</summary>
 public interface ICliActions
 {
+    Task<int> ImageImportAsync(ImageImportArgs args, CancellationToken ct);
+
     Task<int> VmCreateAsync(VmCreateArgs args, CancellationToken ct);
 
     Task<int> VmShowAsync(VmShowArgs args, CancellationToken ct);

@@ -81,8 +81,12 @@ public static partial class CliSyntax
             root.Subcommands.Add(command);
         }
 
-        var image = new Command("image", "Guest images of the catalog.");
-        image.Subcommands.Add(ListCommand(actions, ListKind.Images, "List the images a VM can be created from."));
+        var image = ImageCommands.Build(actions, () =>
+        {
+            var client = new ClientOptions();
+            return (client.AddTo, client.Bind);
+        });
+        image.Subcommands.Insert(0, ListCommand(actions, ListKind.Images, "List the images a VM can be created from: the catalog's and your imported ones."));
         root.Subcommands.Add(image);
         root.Subcommands.Add(ApplyCommand.Build(actions));
         root.Subcommands.Add(EventsCommand(actions));

@@ -128,6 +128,9 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
             case ApiRender.Networks:
                 Write(Rendering.Generic(response.Body, ["name", "cidr", "gateway", "router", "vni", "addresses"]));
                 break;
+            case ApiRender.Images:
+                Write(Rendering.Generic(response.Body, ["name", "kind", "format", "bytes", "virtualBytes", "kernel", "public", "sha256"]));
+                break;
             case ApiRender.Volumes:
                 Write(Rendering.Generic(response.Body, ["name", "sizeGiB", "pool", "host", "attachedTo", "createdAt"]));
                 break;

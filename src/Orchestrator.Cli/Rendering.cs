@@ -349,10 +349,11 @@ public static class Rendering
 
     public static IRenderable ImageTable(IEnumerable<ImageDto> images)
     {
-        var table = PlainTable("NAME", "DESCRIPTION");
+        var table = PlainTable("NAME", "DESCRIPTION", "KIND", "FORMAT", "SHA256");
         foreach (var image in images.OrderBy(i => i.Name, StringComparer.Ordinal))
         {
-            table.AddRow(Text(image.Name), Text(image.Description ?? ""));
+            table.AddRow(Text(image.Name), Text(image.Description ?? ""), Text(image.Kind ?? "catalog"), Text(image.Format ?? ""),
+                Text(image.Sha256 is { Length: > 16 } hash ? hash[..16] + "…" : image.Sha256 ?? ""));
         }
 
         return table;

@@ -25,6 +25,7 @@ public enum ApiRender
     Snapshots,
     SecurityGroups,
     Forwards,
+    Images,
 }
 
 /// <summary>One API call and how to show its answer; <see cref="Before"/> reads the current state first (for merges).</summary>

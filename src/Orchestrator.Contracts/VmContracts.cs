@@ -129,7 +129,24 @@ public static class VmStates
     public const string Deleting = "Deleting";
 }
 
-public sealed record ImageDto(string Name, string Description);
+/// <summary>
+/// An image a VM may be created from: a catalog image (<see cref="Kind"/> "catalog": only its name and description), or an
+/// imported one ("imported": its id, whether it is public, its format, SHA-256, sizes, the catalog image whose kernel boots
+/// it, and when it was imported).
+/// </summary>
+public sealed record ImageDto(
+    string Name,
+    string Description,
+    string Kind = "catalog",
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Id = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Tenant = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? Public = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Format = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Sha256 = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? Bytes = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? VirtualBytes = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Kernel = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTimeOffset? CreatedAt = null);
 
 /// <summary><c>POST /v1/apply</c>: the plan, carried out unless a dry run; <see cref="Changed"/> counts the steps that change something.</summary>
 public sealed record ApplyResultDto(bool DryRun, IReadOnlyList<ApplyStepDto> Steps, int Changed);

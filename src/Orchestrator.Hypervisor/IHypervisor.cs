@@ -12,10 +12,11 @@ namespace Orchestrator.Hypervisor;
 /// <summary>
 /// A guest image: a kernel and initrd, and for a full OS its root disk (qcow2, the base of each VM's copy-on-write
 /// overlay, attached as /dev/vda) and the kernel command line it boots with (<see cref="KernelAppend"/>, e.g.
-/// <c>root=/dev/vda ro</c>).
+/// <c>root=/dev/vda ro</c>). <see cref="RootDiskFormat"/> is the root disk's format as it was checked (an imported image may be
+/// raw): each overlay names it, so QEMU never guesses it from the content.
 /// </summary>
 public sealed record GuestImage(string Name, string KernelPath, string InitrdPath, string Description, bool BurnCpu = false,
-    string? RootDiskPath = null, string? KernelAppend = null);
+    string? RootDiskPath = null, string? KernelAppend = null, string RootDiskFormat = "qcow2");
 
 /// <summary>What a switch of a running VM's disk layer (a live snapshot) did.</summary>
 public enum DiskSwitch

@@ -110,7 +110,7 @@ public static class NodeHost
         app.UseOrchestratorProblemDetails();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(20) });
         app.MapOrchestratorApi(adminKey, settings.Images, settings.Scheduler.Placement, settings.ApiLimits ?? ApiLimits.Default,
-            settings.Scheduler.Limits);
+            settings.Scheduler.Limits, settings.EffectiveImageImport);
         await app.StartAsync(cancellationToken);
 
         var url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

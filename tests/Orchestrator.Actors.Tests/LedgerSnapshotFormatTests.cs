@@ -52,8 +52,21 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithDiskLimits(WithForwards(WithCountQuotas(WithSecurityGroups(WithSnapshots(WithVolumes(networked))))));
+        return WithImages(WithDiskLimits(WithForwards(WithCountQuotas(WithSecurityGroups(WithSnapshots(WithVolumes(networked)))))));
     }
+
+    /// <summary>What layout version 13 added: imported images (every field set: the test of defaults reads each).</summary>
+    private static LedgerSnapshot WithImages(LedgerSnapshot snapshot) => snapshot with
+    {
+        Images =
+        [
+            new ImageRecord("img-0123456789abcdef", Acme, "my-disk", true, "qcow2", new string('e', 64), 1_048_576, 17_179_869_184, "debian", At),
+            new ImageRecord("img-fedcba9876543210", TenantId.System, "base-ünïcode", true, "raw", new string('0', 64), 1, long.MaxValue, "demo",
+                DateTimeOffset.MaxValue),
+        ],
+    };
+
+    private static LedgerSnapshot WithoutImages(LedgerSnapshot snapshot) => snapshot with { Images = null };
 
     /// <summary>What layout version 12 added: tenants' volume, network and address quotas (one tenant with some unset).</summary>
     private static LedgerSnapshot WithCountQuotas(LedgerSnapshot snapshot) => snapshot with
@@ -160,7 +173,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     };
 
     /// <summary>A snapshot as builds before layout version 12 read it back: no count quotas, forwards or disk limits.</summary>
-    private static LedgerSnapshot WithoutVersion12(LedgerSnapshot snapshot) => WithoutDiskLimits(WithoutForwards(WithoutCountQuotas(snapshot)));
+    private static LedgerSnapshot WithoutVersion12(LedgerSnapshot snapshot) => WithoutDiskLimits(WithoutForwards(WithoutCountQuotas(WithoutImages(snapshot))));
 
     /// <summary>A snapshot as builds before security groups (layout version 10) read it back (nothing of version 12 either).</summary>
     private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot full) => WithoutVersion12(full) is var snapshot ? snapshot with
@@ -450,6 +463,13 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     {
         // Version 11 wrote everything this build writes up to the count quotas section, which it did not have (nor the two after it).
         AssertWrittenUpToReadsAs("QUOT"u8, 11, WithoutVersion12(Full()));
+    }
+
+    [Fact]
+    public void A_version_12_snapshot_from_the_build_before_imported_images_reads_back_with_none()
+    {
+        // Version 12 wrote everything this build writes up to the images section, which it did not have.
+        AssertWrittenUpToReadsAs("IMGS"u8, 12, WithoutImages(Full()));
     }
 
     /// <summary>This build's snapshot of <paramref name="expected"/> cut before the section <paramref name="marker"/> opens, as the older <paramref name="version"/> wrote it.</summary>

@@ -91,6 +91,25 @@ public class ParsingTests
         Assert.Equal(kind, RecordingActions.Bind<ListArgs>(args).Kind);
 
     [Fact]
+    public void Image_import_binds_the_file_as_a_full_path_with_qcow2_and_debian_by_default()
+    {
+        var a = RecordingActions.Bind<ImageImportArgs>("image", "import", "mydisk", "--file", "disk.qcow2");
+        Assert.Equal(new ImageImportArgs(new ClientArgs(null, null, null, OutputFormat.Table), "mydisk", Path.GetFullPath("disk.qcow2"), "qcow2",
+            "debian", false), a);
+        var raw = RecordingActions.Bind<ImageImportArgs>("image", "import", "r", "--file", "/tmp/r.img", "--format", "raw", "--kernel", "demo", "--public");
+        Assert.Equal(("/tmp/r.img", "raw", "demo", true), (raw.File, raw.Format, raw.Kernel, raw.Public));
+    }
+
+    [Theory]
+    [InlineData("show", "GET")]
+    [InlineData("delete", "DELETE")]
+    public void Image_show_and_delete_call_the_image_by_name(string verb, string method)
+    {
+        var a = RecordingActions.Bind<ApiCallArgs>("image", verb, "my disk");
+        Assert.Equal((method, "v1/images/my%20disk"), (a.Method, a.Path));
+    }
+
+    [Fact]
     public void Vm_show_binds_the_name_and_the_short_output_flag() =>
         Assert.Equal(
             new VmShowArgs(new ClientArgs(null, null, null, OutputFormat.Json), "web1"),

@@ -57,6 +57,8 @@ internal sealed class RecordingActions : ICliActions
 
     public Task<int> VmConsoleAsync(VmConsoleArgs args, CancellationToken ct) => Record(args);
 
+    public Task<int> ImageImportAsync(ImageImportArgs args, CancellationToken ct) => Record(args);
+
     private Task<int> Record(object args)
     {
         Last = args;

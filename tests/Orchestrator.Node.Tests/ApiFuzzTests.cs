@@ -318,7 +318,7 @@ public sealed class ApiFuzzTests(ITestOutputHelper output)
     public static readonly string[] Routes =
     [
         "/v1/vms", "/v1/vms/{name}", "/v1/vms/{name}/stop", "/v1/vms/{name}/start", "/v1/vms/{name}/labels", "/v1/vms/{name}/resources",
-        "/v1/hosts", "/v1/capacity", "/v1/images", "/v1/tenant", "/v1/tenants", "/v1/tenants/{id}", "/v1/tenants/{id}/keys",
+        "/v1/hosts", "/v1/capacity", "/v1/images", "/v1/images/{name}", "/v1/tenant", "/v1/tenants", "/v1/tenants/{id}", "/v1/tenants/{id}/keys",
         "/v1/tenants/{id}/keys/{keyId}", "/v1/webhooks", "/v1/webhooks/{id}", "/v1/webhooks/{id}/deliveries", "/v1/apply",
         "/v1/rules", "/v1/rules/{id}", "/v1/events", "/v1/vms/{name}/pause", "/v1/vms/{name}/resume", "/v1/vms/{name}/console",
         "/v1/vms/{name}/console/ticket", "/v1/hosts/{id}", "/v1/hosts/{id}/labels", "/v1/groups", "/v1/groups/{name}", "/v1/networks",

@@ -81,7 +81,7 @@ public sealed class BadInputTests(ITestOutputHelper output) : IAsyncLifetime
         (string Route, string[] Fields)[] creates =
         [
             ("v1/networks", ["name", "cidr"]), ("v1/volumes", ["name", "sizeGiB"]), ("v1/secgroups", ["name"]),
-            ("v1/webhooks", ["url"]), ("v1/tenants", ["id"]),
+            ("v1/webhooks", ["url"]), ("v1/tenants", ["id"]), ("v1/images", ["name", "kernel"]),
         ];
         foreach (var (route, fields) in creates)
         {

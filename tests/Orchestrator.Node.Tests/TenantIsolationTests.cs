@@ -50,6 +50,11 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         new("GET", "v1/hosts", null,                                                401, 401, 403, 403, 403, 200),
         new("GET", "v1/capacity", null,                                             401, 401, 403, 403, 403, 200),
         new("GET", "v1/images", null,                                               401, 401, 200, 200, 200, 200),
+        new("GET", "v1/images/vault-img", null,                                     401, 401, 200, 200, 404, 404),
+        new("POST", "v1/images?name=made-img&format=raw&kernel=demo", new string('x', 4096), 401, 401, 201, 403, 201, 201)
+        {
+            ContentType = "application/octet-stream",
+        },
         new("GET", "v1/tenant", null,                                               401, 401, 200, 200, 200, 200),
         new("GET", "v1/tenants", null,                                              401, 401, 403, 403, 403, 200),
         new("POST", "v1/tenants", """{"id":"new-{caller}"}""",                      401, 401, 403, 403, 403, 201),
@@ -97,7 +102,11 @@ public sealed class TenantIsolationTests(ITestOutputHelper output)
         var vault = await alphaClient.PostAsJsonAsync("v1/volumes", new { name = "vault", sizeGiB = 1 });
         Assert.Equal(HttpStatusCode.Created, vault.StatusCode);
         var vaultId = (string)JsonNode.Parse(await vault.Content.ReadAsStringAsync())!["id"]!;
-        string[] alphaSecrets = [Alpha, (string)web["id"]!, (string)doomed["id"]!, vaultId];
+        var image = await alphaClient.PostAsync("v1/images?name=vault-img&format=raw&kernel=demo",
+            new ByteArrayContent(new byte[4096]) { Headers = { ContentType = new("application/octet-stream") } });
+        Assert.Equal(HttpStatusCode.Created, image.StatusCode);
+        var imageId = (string)JsonNode.Parse(await image.Content.ReadAsStringAsync())!["id"]!;
+        string[] alphaSecrets = [Alpha, (string)web["id"]!, (string)doomed["id"]!, vaultId, imageId];
         string[] bravoSecrets = [Bravo, "secret-bravo", (string)secret["id"]!];
 
         var keys = new Dictionary<Caller, string?>

@@ -290,7 +290,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         var adopt = start.Adopt is { } found ? _discovered.GetValueOrDefault(found.VmId) ?? new DiscoveredVm(found.VmId, found.Epoch, found.Pid) : null;
         var traceParent = OrchestratorTracing.TraceParentOf(_startSpans.GetValueOrDefault(assignment.VmId));
         var actor = Context.ActorOf(
-            VmActor.Props(assignment, _images.Find(assignment.Image)!, _driver, _scheduler, adopt, _settings.StopTimeout, _settings.VcpuSampleInterval,
+            VmActor.Props(assignment, ImageFor(assignment), _driver, _scheduler, adopt, _settings.StopTimeout, _settings.VcpuSampleInterval,
                 _cgroups, _settings.UsageReportInterval, traceParent: traceParent),
             $"vm-{assignment.VmId.Compact}-{start.Incarnation}");
         Context.Watch(actor);
@@ -298,6 +298,24 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         _enforced.Remove(assignment.VmId);
         _throttled.Remove(assignment.VmId);
         EndStartSpan(assignment.VmId); // only the first start after a traced create: a restart is not the create's
+    }
+
+    /// <summary>
+    /// What the VM boots: its catalog image, or for an imported image the kernel, initrd and command line of the catalog image
+    /// named at import, with the imported file (in the image store, named by its id) as the base of the VM's disk. The store
+    /// is shared by the hosts here; a host that lacks the file fails the VM's start with its path named.
+    /// </summary>
+    private GuestImage ImageFor(VmAssignment assignment)
+    {
+        var boot = _images.Find(assignment.BootImage)!; // the host plan fails a VM whose boot image is not in the catalog
+        return assignment.ImageDisk is { } imported
+            ? boot with
+            {
+                Name = assignment.Image,
+                RootDiskPath = Path.Combine(_settings.ImageStore ?? ".", imported.FileName),
+                RootDiskFormat = imported.Format,
+            }
+            : boot;
     }
 
     /// <summary>A traced create's assignment opens the host's span, which lasts through the start permission until the VM's actor runs.</summary>

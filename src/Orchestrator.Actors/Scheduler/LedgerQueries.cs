@@ -31,6 +31,7 @@ public static class LedgerQueries
         SnapshotQueries.ListSnapshots q => SnapshotReplies.List(state, q),
         SecurityGroupQueries.ListSecurityGroups q => SecurityGroupReplies.List(state, q.Tenant),
         ForwardQueries.ListForwards q => ForwardReplies.List(state, q),
+        ImageQueries.ListImages q => ImageReplies.List(state, q.Tenant),
         _ => throw new ArgumentOutOfRangeException(nameof(query), query, "not a query the ledger answers"),
     };
 }

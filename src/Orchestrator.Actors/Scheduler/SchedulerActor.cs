@@ -78,7 +78,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                     .WithGroups(snapshot.Groups ?? [])
                     .WithIdempotencyKeys(snapshot.IdempotencyKeys ?? [])
                     .WithSecurityGroups(snapshot.SecurityGroups ?? [])
-                    .WithForwards(snapshot.Forwards ?? []);
+                    .WithForwards(snapshot.Forwards ?? [])
+                    .WithImages(snapshot.Images ?? []);
                 _recovery.StateRebuilt();
             }
         });
@@ -356,7 +357,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
                     _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
                     _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList(),
-                    _state.Snapshots.Values.ToList(), _state.SecurityGroups.Values.ToList(), _state.Forwards.Values.ToList()));
+                    _state.Snapshots.Values.ToList(), _state.SecurityGroups.Values.ToList(), _state.Forwards.Values.ToList(),
+                    _state.Images.Values.ToList()));
             }
         });
         DeferAsync(command, _ =>

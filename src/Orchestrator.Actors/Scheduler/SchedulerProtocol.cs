@@ -69,6 +69,8 @@ public static class SchedulerReplies
         VolumeCommands.DetachVolume c => VolumeReplies.Accepted(after, c.Tenant, c.Volume),
         SnapshotCommands.TakeSnapshot c => SnapshotReplies.Accepted(after, c.Tenant, c.Vm, c.Name),
         SnapshotCommands.RestoreSnapshot c => VmReply(before.FindVm(c.Tenant, c.Vm)?.Id, before, after),
+        ImageCommands.RegisterImage c => after.Images.GetValueOrDefault(c.Id) is { } image ? new ImageReplies.ImageAccepted(image) : Done.Instance,
+        ImageCommands.DeleteImage c => before.FindImage(c.Tenant, c.Name) is { } gone ? new ImageReplies.ImageAccepted(gone) : Done.Instance,
         LedgerCommands.RegisterHost c => new HostAssignments(after.VmsOn(c.HostId).Select(after.AssignmentOf).ToList()),
         _ => Done.Instance,
     };
@@ -220,4 +222,5 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<Orchestrator.Domain.Storage.VolumeRecord>? Volumes = null,
     IReadOnlyList<Orchestrator.Domain.Storage.SnapshotRecord>? Snapshots = null,
     IReadOnlyList<Orchestrator.Domain.Networks.SecurityGroupRecord>? SecurityGroups = null,
-    IReadOnlyList<Orchestrator.Domain.Networks.PortForwardRecord>? Forwards = null) : IOrchestratorMessage;
+    IReadOnlyList<Orchestrator.Domain.Networks.PortForwardRecord>? Forwards = null,
+    IReadOnlyList<Orchestrator.Domain.Storage.ImageRecord>? Images = null) : IOrchestratorMessage;

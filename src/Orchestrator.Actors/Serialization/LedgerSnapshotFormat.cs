@@ -33,9 +33,10 @@ public static class LedgerSnapshotFormat
     /// those (<see cref="WriteSnapshots"/>); version 11 the security groups and the NICs' groups after
     /// those (<see cref="WriteSecurityGroups"/>); version 12 the tenants' volume, network and address quotas after
     /// those (<see cref="WriteCountQuotas"/>), then the port forwards and the tenants' forward ports (<see cref="WriteForwards"/>),
-    /// then the VMs' disk I/O limits and shares (<see cref="WriteDiskLimits"/>).
+    /// then the VMs' disk I/O limits and shares (<see cref="WriteDiskLimits"/>); version 13 the imported images after those
+    /// (<see cref="WriteImages"/>).
     /// </summary>
-    public const byte Version = 12;
+    public const byte Version = 13;
 
     private const byte OldestReadable = 1;
 
@@ -71,6 +72,7 @@ public static class LedgerSnapshotFormat
         WriteCountQuotas(w, snapshot);
         WriteForwards(w, snapshot);
         WriteDiskLimits(w, snapshot);
+        WriteImages(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -153,6 +155,8 @@ public static class LedgerSnapshotFormat
             ReadDiskLimits(r, vms!);
         }
 
+        var images = version >= 13 ? ReadImages(r) : null;
+
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -161,7 +165,7 @@ public static class LedgerSnapshotFormat
         }
 
         return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys, volumes, snapshots, securityGroups,
-            forwards);
+            forwards, images);
     }
 
     /// <summary>
@@ -175,7 +179,13 @@ public static class LedgerSnapshotFormat
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
             nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups), nameof(LedgerSnapshot.Networks),
             nameof(LedgerSnapshot.IdempotencyKeys), nameof(LedgerSnapshot.Volumes), nameof(LedgerSnapshot.Snapshots), nameof(LedgerSnapshot.SecurityGroups),
-            nameof(LedgerSnapshot.Forwards),
+            nameof(LedgerSnapshot.Forwards), nameof(LedgerSnapshot.Images),
+        ],
+        [typeof(ImageRecord)] =
+        [
+            nameof(ImageRecord.Id), nameof(ImageRecord.Tenant), nameof(ImageRecord.Name), nameof(ImageRecord.Public), nameof(ImageRecord.Format),
+            nameof(ImageRecord.Sha256), nameof(ImageRecord.Bytes), nameof(ImageRecord.VirtualBytes), nameof(ImageRecord.Boot),
+            nameof(ImageRecord.CreatedAt),
         ],
         [typeof(PortForwardRecord)] =
         [
@@ -1048,6 +1058,40 @@ public static class LedgerSnapshotFormat
         {
             throw r.Corrupt($"disk limits for {limits.Count} VM(s) the snapshot does not hold");
         }
+    }
+
+    // ---- Version 13: imported images, after the disk limits, behind their own marker.
+    private const int ImagesMarker = 0x53474D49; // "IMGS"
+
+    private static void WriteImages(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(ImagesMarker);
+        List(w, snapshot.Images is { Count: > 0 } images ? images : null, (w, i) =>
+        {
+            w.Text(i.Id);
+            w.Shared(i.Tenant.Value);
+            w.Text(i.Name);
+            w.Bool(i.Public);
+            w.Shared(i.Format);
+            w.Text(i.Sha256);
+            w.Int64(i.Bytes);
+            w.Int64(i.VirtualBytes);
+            w.Shared(i.Boot);
+            w.Time(i.CreatedAt);
+        });
+    }
+
+    private static ImageRecord[]? ReadImages(SnapshotReader r)
+    {
+        r.Section = "images";
+        r.Index = -1;
+        if (r.Int32() != ImagesMarker)
+        {
+            throw r.Corrupt("the images section's marker is missing");
+        }
+
+        return List(r, "image", r => new ImageRecord(r.Text()!, new TenantId(r.Shared()!), r.Text()!, r.Bool(), r.Shared()!, r.Text()!, r.Int64(),
+            r.Int64(), r.Shared()!, r.Time()));
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

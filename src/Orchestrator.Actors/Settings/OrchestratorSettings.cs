@@ -25,8 +25,12 @@ public sealed record OrchestratorSettings(
     StorageSettings? Storage = null,
     string? NetworkUnderlay = null,
     TelemetrySettings? Telemetry = null,
-    Orchestrator.Hypervisor.Networking.HostNatSettings? NetworkNat = null)
+    Orchestrator.Hypervisor.Networking.HostNatSettings? NetworkNat = null,
+    ImageImportSettings? ImageImport = null)
 {
+    /// <summary>Where imported images live and how big they may be; the defaults under the data directory when not configured.</summary>
+    public ImageImportSettings EffectiveImageImport => ImageImport ?? ImageImportSettings.Default(DataDir);
+
     /// <summary>Host leases live in PostgreSQL only: SQLite is one machine, where the guard alone is enough.</summary>
     private static string? ResolveHostLeaseConnection(Config config, string dataDir)
     {
@@ -62,7 +66,11 @@ public sealed record OrchestratorSettings(
         }
 
         var configuredImageDir = o.GetString("image-dir", "");
-        var host = HostSettings.Create(o.GetConfig("host"), machine) with { DiskCapacity = StorageSettings.DiskCapacity(o.GetConfig("storage")) };
+        var imageImport = ImageImportSettings.Create(o.GetConfig("images-import"), dataDir);
+        var host = HostSettings.Create(o.GetConfig("host"), machine) with
+        {
+            DiskCapacity = StorageSettings.DiskCapacity(o.GetConfig("storage")), ImageStore = imageImport.Store,
+        };
         return new OrchestratorSettings(
             roles,
             dataDir,
@@ -84,7 +92,8 @@ public sealed record OrchestratorSettings(
             StorageSettings.Create(o.GetConfig("storage"), dataDir),
             ResolveUnderlay(o.GetString("network.underlay-address", "auto"), o.GetString("cluster.hostname", "127.0.0.1")),
             TelemetrySettings.Create(o.GetConfig("telemetry")),
-            ResolveNat(o));
+            ResolveNat(o),
+            imageImport);
     }
 
     /// <summary>
@@ -184,7 +193,8 @@ public sealed record HostSettings(
     int SimulatedHosts = 0,
     AccelProbeSettings? AccelProbe = null,
     IReadOnlyDictionary<string, string>? Labels = null,
-    Orchestrator.Domain.Shares.HostDiskCapacity? DiskCapacity = null)
+    Orchestrator.Domain.Shares.HostDiskCapacity? DiskCapacity = null,
+    string? ImageStore = null)
 {
     /// <summary>What the host's storage does at most (<c>orchestrator.storage.host-iops</c>, <c>host-bps</c>), divided among its VMs' disks.</summary>
     public Orchestrator.Domain.Shares.HostDiskCapacity EffectiveDiskCapacity => DiskCapacity ?? StorageSettings.DefaultDiskCapacity;

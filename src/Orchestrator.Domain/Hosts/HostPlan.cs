@@ -432,9 +432,9 @@ public sealed record HostPlan(
         private void Start(HostSlot slot, FoundVm? adopt)
         {
             var assignment = slot.Assignment;
-            if (!Plan.Rules.Images.Contains(assignment.Image))
+            if (!Plan.Rules.Images.Contains(assignment.BootImage))
             {
-                Report(assignment, VmStatus.Failed, $"image '{assignment.Image}' is not in this host's catalog");
+                Report(assignment, VmStatus.Failed, $"image '{assignment.BootImage}' is not in this host's catalog");
                 return;
             }
 

@@ -30,17 +30,22 @@ public sealed record VmAssignment(
     IReadOnlyList<NicAssignment>? Nics = null,
     IReadOnlyList<Storage.VolumeAssignment>? Volumes = null,
     string? DiskLayer = null,
-    string? DiskBacking = null)
+    string? DiskBacking = null,
+    Storage.ImageDisk? ImageDisk = null)
 {
     /// <param name="pool">the VM's tenant's CPU pool on each host, when it has one.</param>
     /// <param name="nics">the VM's NICs as its host plugs them (the ledger resolves its networks).</param>
-    /// <remarks><see cref="DiskLayer"/> is the layer file the VM's QEMU writes (null: its own id), on <see cref="DiskBacking"/>
+    /// <remarks><see cref="ImageDisk"/> is the imported image the VM's disk is an overlay on (null: a catalog image's own).
+    /// <see cref="DiskLayer"/> is the layer file the VM's QEMU writes (null: its own id), on <see cref="DiskBacking"/>
     /// (a snapshot's layer; null: the image).</remarks>
     public static VmAssignment From(VmRecord vm, TenantCpuPool? pool = null, IReadOnlyList<NicAssignment>? nics = null) => new(
         vm.Id, vm.Spec.Name, vm.Spec.Vcpus, vm.Spec.MemoryMiB, vm.Spec.Image, vm.Spec.RestartPolicy,
         vm.Epoch, vm.Desired, vm.Status == VmStatus.Deleting, vm.Status, vm.Tenant, vm.Spec.EffectiveResources, pool,
         vm.Spec.Bootstrap is not null, vm.Spec.EffectiveDiskGiB, vm.Disk?.Pool, nics is { Count: > 0 } ? nics : null,
         DiskLayer: vm.Disk?.Layer, DiskBacking: vm.Disk?.Backing);
+
+    /// <summary>The catalog image whose kernel and initrd boot the VM: its own, or for an imported image the one named at import.</summary>
+    public string BootImage => ImageDisk?.Boot ?? Image;
 
     /// <summary>Shares, reservations and limits to enforce (the tenant pool is <see cref="Tenant"/>).</summary>
     public VmResources EffectiveResources => Resources ?? VmResources.Default;

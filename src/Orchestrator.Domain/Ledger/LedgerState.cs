@@ -175,7 +175,7 @@ public sealed partial record LedgerState(
 
     /// <summary>What the VM's host is told about it: its allocation, with its tenant's CPU pool.</summary>
     public VmAssignment AssignmentOf(VmRecord vm) =>
-        VmAssignment.From(vm, Tenants.GetValueOrDefault(vm.Tenant)?.Pool, NicsOf(vm)) with { Volumes = VolumeAssignmentsOf(vm) };
+        VmAssignment.From(vm, Tenants.GetValueOrDefault(vm.Tenant)?.Pool, NicsOf(vm)) with { Volumes = VolumeAssignmentsOf(vm), ImageDisk = ImageOf(vm)?.Disk };
 
     public Decision Decide(ILedgerCommand command, LedgerRules rules, DateTimeOffset now) => command switch
     {
@@ -221,6 +221,8 @@ public sealed partial record LedgerState(
         SecurityGroupCommands.CreateSecurityGroup or SecurityGroupCommands.DeleteSecurityGroup or SecurityGroupCommands.AddSecurityRule
             or SecurityGroupCommands.RemoveSecurityRule or SecurityGroupCommands.SetNicSecurityGroups => DecideSecurityGroup(command, now),
         ForwardCommands.AddForward or ForwardCommands.RemoveForward => DecideForward(command, now),
+        ImageCommands.RegisterImage c => DecideRegisterImage(c, rules, now),
+        ImageCommands.DeleteImage c => DecideDeleteImage(c),
         _ => throw new ArgumentException($"not a ledger command: {command.GetType().Name}", nameof(command)),
     };
 
@@ -293,7 +295,7 @@ public sealed partial record LedgerState(
             return retried;
         }
 
-        var errors = VmSpecValidator.Validate(c.Spec, rules.Limits, rules.Images);
+        var errors = VmSpecValidator.Validate(c.Spec, rules.Limits, ImageNamesFor(c.Tenant, rules));
         if (errors.Count > 0)
         {
             return Decision.Refuse(Refusal.Invalid(errors));
@@ -771,7 +773,7 @@ public sealed partial record LedgerState(
 
     public LedgerState Apply(ILedgerEvent evt) =>
         WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplySnapshots(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt))))), evt), evt), evt)
-            .ApplySecurityGroups(evt).ApplyForwards(evt);
+            .ApplySecurityGroups(evt).ApplyForwards(evt).ApplyImages(evt);
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {
@@ -809,6 +811,7 @@ public sealed partial record LedgerState(
         SecurityGroupEvents.SecurityGroupCreated or SecurityGroupEvents.SecurityGroupDeleted or SecurityGroupEvents.SecurityRuleAdded
             or SecurityGroupEvents.SecurityRuleRemoved or SecurityGroupEvents.NicSecurityGroupsChanged => this, // ApplySecurityGroups
         ForwardEvents.ForwardAdded or ForwardEvents.ForwardRemoved => this, // ApplyForwards
+        ImageEvents.ImageRegistered or ImageEvents.ImageDeleted => this, // ApplyImages
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
         VmPending e => MoveAllocation(e.VmId, null, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },

@@ -203,7 +203,9 @@ public static partial class VmSpecValidator
 
     public static bool IsValidName(string? name) => name is not null && NamePattern().IsMatch(name);
 
-    public static IReadOnlyList<FieldError> Validate(VmSpec spec, VmSpecLimits limits, IReadOnlySet<string> knownImages)
+    /// <param name="knownImages">the image names the tenant may boot (the catalog's and its imported ones); null: the image is
+    /// checked later, by the ledger, which knows them all.</param>
+    public static IReadOnlyList<FieldError> Validate(VmSpec spec, VmSpecLimits limits, IReadOnlySet<string>? knownImages)
     {
         var errors = new List<FieldError>();
         if (!IsValidName(spec.Name))
@@ -227,7 +229,7 @@ public static partial class VmSpecValidator
         {
             errors.Add(new FieldError("image", "is required"));
         }
-        else if (!knownImages.Contains(spec.Image))
+        else if (knownImages is not null && !knownImages.Contains(spec.Image))
         {
             var shown = FieldError.Echo(spec.Image);
             errors.Add(new FieldError("image",

@@ -102,11 +102,11 @@ public sealed class QemuDriver : IHypervisor
 
             var disk = spec.Disk is { } wanted
                 ? await PoolFor(spec.VmId, wanted).EnsureLayerAsync(wanted.Layer ?? spec.VmId.Compact, wanted.Backing, wanted.SizeGiB,
-                    spec.Image.RootDiskPath, cancellationToken)
+                    spec.Image.RootDiskPath, cancellationToken, spec.Image.RootDiskFormat)
                 : null;
             if (disk is null && spec.Image.RootDiskPath is { } rootDisk)
             {
-                await QemuImg.CreateQcow2Async(paths.RootDisk, rootDisk, null, cancellationToken);
+                await QemuImg.CreateQcow2Async(paths.RootDisk, rootDisk, null, cancellationToken, spec.Image.RootDiskFormat);
             }
 
             var volumes = new List<(VolumeAssignment Volume, PooledDisk File)>();

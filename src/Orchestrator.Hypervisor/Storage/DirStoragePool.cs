@@ -42,7 +42,7 @@ public sealed class DirStoragePool : IStoragePool
         EnsureLayerAsync(vmId.Compact, null, sizeGiB, baseImage, cancellationToken);
 
     public async Task<PooledDisk> EnsureLayerAsync(string layer, string? backingLayer, int sizeGiB, string? baseImage,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, string baseFormat = "qcow2")
     {
         if (sizeGiB < 1)
         {
@@ -59,7 +59,8 @@ public sealed class DirStoragePool : IStoragePool
         // An overlay is as big as its base (qemu-img refuses nothing smaller); the GiB asked for is what the ledger
         // counts against the pool.
         await CreateOnceAsync(_disks, path, layer,
-            partial => QemuImg.CreateQcow2Async(partial, backing, backing is null ? sizeGiB * GiB : null, cancellationToken));
+            partial => QemuImg.CreateQcow2Async(partial, backing, backing is null ? sizeGiB * GiB : null, cancellationToken,
+                backingLayer is null ? baseFormat : "qcow2"));
         return new PooledDisk(Info.Id, path, "qcow2");
     }
 

@@ -46,7 +46,9 @@ public interface IStoragePool
     /// The disk layer, created when it does not exist yet: an overlay on the layer <paramref name="backingLayer"/> of this pool
     /// (a snapshot's) when given, else on <paramref name="baseImage"/>, else blank of <paramref name="sizeGiB"/>.
     /// </summary>
-    Task<PooledDisk> EnsureLayerAsync(string layer, string? backingLayer, int sizeGiB, string? baseImage, CancellationToken cancellationToken);
+    /// <param name="baseFormat">the format of <paramref name="baseImage"/> (qcow2, or raw for an imported raw image).</param>
+    Task<PooledDisk> EnsureLayerAsync(string layer, string? backingLayer, int sizeGiB, string? baseImage, CancellationToken cancellationToken,
+        string baseFormat = "qcow2");
 
     /// <summary>Removes a disk layer's file for good; nothing when there is none.</summary>
     Task DeleteLayerAsync(string layer, CancellationToken cancellationToken);

@@ -36,13 +36,17 @@ public static class QemuImg
         return info.RootElement.GetProperty("virtual-size").GetInt64();
     }
 
-    /// <summary>A qcow2 at <paramref name="path"/>: an overlay on <paramref name="baseImage"/> when given, else blank.</summary>
-    public static Task CreateQcow2Async(string path, string? baseImage, long? sizeBytes, CancellationToken cancellationToken)
+    /// <summary>
+    /// A qcow2 at <paramref name="path"/>: an overlay on <paramref name="baseImage"/> (of <paramref name="baseFormat"/>, written
+    /// into the overlay so that QEMU never probes the base) when given, else blank.
+    /// </summary>
+    public static Task CreateQcow2Async(string path, string? baseImage, long? sizeBytes, CancellationToken cancellationToken,
+        string baseFormat = "qcow2")
     {
         List<string> arguments = ["create", "-q", "-f", "qcow2"];
         if (baseImage is not null)
         {
-            arguments.AddRange(["-b", baseImage, "-F", "qcow2"]);
+            arguments.AddRange(["-b", baseImage, "-F", baseFormat]);
         }
 
         arguments.Add(path);
