@@ -36,7 +36,8 @@ public sealed class RbdStoragePool(StoragePoolInfo info, RbdLocation location) :
     public Task<PooledDisk> EnsureDiskAsync(VmId vmId, int sizeGiB, string? baseImage, CancellationToken cancellationToken) =>
         EnsureLayerAsync(vmId.Compact, null, sizeGiB, baseImage, cancellationToken);
 
-    public async Task<PooledDisk> EnsureLayerAsync(string layer, string? backingLayer, int sizeGiB, string? baseImage, CancellationToken cancellationToken)
+    public async Task<PooledDisk> EnsureLayerAsync(string layer, string? backingLayer, int sizeGiB, string? baseImage, CancellationToken cancellationToken,
+        string baseFormat = "qcow2")
     {
         if (sizeGiB < 1)
         {
@@ -50,8 +51,8 @@ public sealed class RbdStoragePool(StoragePoolInfo info, RbdLocation location) :
         }
 
         var backing = backingLayer is null ? baseImage : LayerPath(backingLayer);
-        await CreateOnceAsync(image, partial => QemuImg.CreateQcow2Async(partial, backing, backing is null ? sizeGiB * GiB : null, cancellationToken),
-            cancellationToken);
+        await CreateOnceAsync(image, partial => QemuImg.CreateQcow2Async(partial, backing, backing is null ? sizeGiB * GiB : null, cancellationToken,
+            backingLayer is null ? baseFormat : "qcow2"), cancellationToken);
         return new PooledDisk(Info.Id, LayerPath(layer), "qcow2");
     }
 
