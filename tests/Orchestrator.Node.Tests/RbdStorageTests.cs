@@ -65,8 +65,15 @@ public sealed class RbdStorageTests(ITestOutputHelper output)
         }
 
         Assert.Equal(HttpStatusCode.NoContent, (await node.Http.DeleteAsync("v1/volumes/data1")).StatusCode);
-        await node.Eventually(async () => (await ceph.ImagesAsync()).Count == 0 ? (bool?)true : null, TimeSpan.FromSeconds(60),
-            "every image to be gone from the pool");
+        try
+        {
+            await node.Eventually(async () => (await ceph.ImagesAsync()).Count == 0 ? (bool?)true : null, TimeSpan.FromSeconds(120),
+                "every image to be gone from the pool");
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"left in the pool: {string.Join(", ", await ceph.ImagesAsync())}; {ex.Message}", ex);
+        }
     }
 
     private static bool Banner(JsonObject vm, string nameAndBoot) =>
