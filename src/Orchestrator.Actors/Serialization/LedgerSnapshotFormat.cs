@@ -33,9 +33,10 @@ public static class LedgerSnapshotFormat
     /// those (<see cref="WriteSnapshots"/>); version 11 the security groups and the NICs' groups after
     /// those (<see cref="WriteSecurityGroups"/>); version 12 the tenants' volume, network and address quotas after
     /// those (<see cref="WriteCountQuotas"/>), then the port forwards and the tenants' forward ports (<see cref="WriteForwards"/>),
-    /// then the VMs' disk I/O limits and shares (<see cref="WriteDiskLimits"/>).
+    /// then the VMs' disk I/O limits and shares (<see cref="WriteDiskLimits"/>); version 13 the VMs' network limits and
+    /// shares after those (<see cref="WriteNetLimits"/>).
     /// </summary>
-    public const byte Version = 12;
+    public const byte Version = 13;
 
     private const byte OldestReadable = 1;
 
@@ -71,6 +72,7 @@ public static class LedgerSnapshotFormat
         WriteCountQuotas(w, snapshot);
         WriteForwards(w, snapshot);
         WriteDiskLimits(w, snapshot);
+        WriteNetLimits(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -151,6 +153,11 @@ public static class LedgerSnapshotFormat
         if (version >= 12)
         {
             ReadDiskLimits(r, vms!);
+        }
+
+        if (version >= 13)
+        {
+            ReadNetLimits(r, vms!);
         }
 
         r.Section = "end";
@@ -251,6 +258,7 @@ public static class LedgerSnapshotFormat
             nameof(VmResources.CpuShares), nameof(VmResources.CpuReservationMillicores), nameof(VmResources.CpuLimitMillicores),
             nameof(VmResources.MemoryReservationMiB), nameof(VmResources.MemoryLimitMiB), nameof(VmResources.Cpuset),
             nameof(VmResources.DiskIops), nameof(VmResources.DiskBps), nameof(VmResources.DiskShares),
+            nameof(VmResources.NetBps), nameof(VmResources.NetShares),
         ],
         [typeof(TenantRecord)] =
         [
@@ -1047,6 +1055,50 @@ public static class LedgerSnapshotFormat
         if (limits.Count > 0)
         {
             throw r.Corrupt($"disk limits for {limits.Count} VM(s) the snapshot does not hold");
+        }
+    }
+
+    // ---- Version 13, after the disk limits: the VMs' network limits and share weights, behind their own marker: the VMs
+    // that set any (VM id, then bytes per second and shares, each optional).
+    private const int NetLimitsMarker = 0x4C54454E; // "NETL"
+
+    private static void WriteNetLimits(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(NetLimitsMarker);
+        var limited = snapshot.Vms.Where(v => v.Spec.Resources is { } x && (x.NetBps is not null || x.NetShares is not null)).ToList();
+        List(w, limited.Count > 0 ? limited : null, (w, vm) =>
+        {
+            var x = vm.Spec.Resources!;
+            w.Guid(vm.Id.Value);
+            Optional(w, x.NetBps, (w, bps) => w.Int64(bps));
+            Optional(w, x.NetShares, (w, shares) => w.Int32(shares));
+        });
+    }
+
+    private static void ReadNetLimits(SnapshotReader r, VmRecord[] vms)
+    {
+        r.Section = "network limits";
+        r.Index = -1;
+        if (r.Int32() != NetLimitsMarker)
+        {
+            throw r.Corrupt("the network limits section's marker is missing");
+        }
+
+        var limits = (List(r, "VM network limits", r => (VmId: new VmId(r.Guid()), Bps: r.Bool() ? r.Int64() : (long?)null,
+                Shares: r.Bool() ? r.Int32() : (int?)null)) ?? [])
+            .ToDictionary(l => l.VmId);
+        for (var i = 0; i < vms.Length && limits.Count > 0; i++)
+        {
+            if (limits.Remove(vms[i].Id, out var l))
+            {
+                var resources = (vms[i].Spec.Resources ?? VmResources.Default) with { NetBps = l.Bps, NetShares = l.Shares };
+                vms[i] = vms[i] with { Spec = vms[i].Spec with { Resources = resources } };
+            }
+        }
+
+        if (limits.Count > 0)
+        {
+            throw r.Corrupt($"network limits for {limits.Count} VM(s) the snapshot does not hold");
         }
     }
 
