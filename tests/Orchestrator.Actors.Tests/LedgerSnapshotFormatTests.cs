@@ -94,14 +94,14 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         }).ToList(),
     };
 
-    /// <summary>What layout version 13 added: the VMs' network limits and share weights (one VM with neither).</summary>
+    /// <summary>What layout version 13 added: the VMs' network limits and share weights.</summary>
     private static LedgerSnapshot WithNetLimits(LedgerSnapshot snapshot) => snapshot with
     {
-        Vms = snapshot.Vms.Select((v, i) => i == 2 ? v : v with
+        Vms = snapshot.Vms.Select((v, i) => v with
         {
             Spec = v.Spec with
             {
-                Resources = (v.Spec.Resources ?? VmResources.Default) with { NetBps = i == 0 ? long.MaxValue : 1024 * 1024, NetShares = i == 1 ? int.MaxValue : null },
+                Resources = (v.Spec.Resources ?? VmResources.Default) with { NetBps = i == 0 ? long.MaxValue : 1024 * 1024, NetShares = i == 1 ? int.MaxValue : 200 },
             },
         }).ToList(),
     };
