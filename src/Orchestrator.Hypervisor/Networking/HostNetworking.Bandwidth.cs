@@ -188,7 +188,7 @@ public sealed partial class HostNetworking
             if (capacityBps > 0)
             {
                 await RunAsync(cancellationToken, "tc", "class", "add", "dev", device, "parent", root, "classid", ClassId(major, 1),
-                    "htb", "rate", Bits(capacityBps), "ceil", Bits(capacityBps));
+                    "htb", "rate", Bits(capacityBps), "ceil", Bits(capacityBps), "quantum", "200000");
             }
         }
 
