@@ -18,10 +18,11 @@ public static class ApiDtos
     public static VmResources? ToResources(this CreateVmRequest request) =>
         request.CpuShares is null && request.CpuReservationMillicores is null && request.CpuLimitMillicores is null
         && request.MemoryReservationMiB is null && request.MemoryLimitMiB is null && request.Cpuset is null
-        && request.DiskIops is null && request.DiskBps is null && request.DiskShares is null
+        && request.DiskIops is null && request.DiskBps is null && request.DiskShares is null && request.NetBps is null && request.NetShares is null
             ? null
             : new VmResources(request.CpuShares, request.CpuReservationMillicores ?? 0, request.CpuLimitMillicores,
-                request.MemoryReservationMiB ?? 0, request.MemoryLimitMiB, request.Cpuset, request.DiskIops, request.DiskBps, request.DiskShares);
+                request.MemoryReservationMiB ?? 0, request.MemoryLimitMiB, request.Cpuset, request.DiskIops, request.DiskBps, request.DiskShares,
+                request.NetBps, request.NetShares);
 
     /// <param name="runtime">the host's live details, when it answered.</param>
     public static VmDto ToDto(this VmRecord vm, VmRuntime? runtime = null) => new(
@@ -69,7 +70,8 @@ public static class ApiDtos
         var r = vm.Spec.EffectiveResources;
         return new VmResourcesDto(r.SharesFor(vm.Spec.Vcpus), r.CpuReservationMillicores, r.CpuLimitMillicores, r.MemoryReservationMiB,
             r.MemoryLimitMiB, r.Cpuset, vm.EntitledCpuMillicores, runtime?.UsedCpuMillicores, runtime?.DemandCpuMillicores,
-            r.DiskIops, r.DiskBps, r.DiskShares ?? Domain.Shares.DiskLimits.DefaultShares, runtime?.DiskThrottle?.Iops, runtime?.DiskThrottle?.Bps);
+            r.DiskIops, r.DiskBps, r.DiskShares ?? Domain.Shares.DiskLimits.DefaultShares, runtime?.DiskThrottle?.Iops, runtime?.DiskThrottle?.Bps,
+            r.NetBps, r.NetShares ?? Domain.Shares.NetLimits.DefaultShares);
     }
 
     public static HostDto ToDto(this HostRecord h) =>

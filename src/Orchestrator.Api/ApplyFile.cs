@@ -19,6 +19,7 @@ namespace Orchestrator.Api;
 ///     cpu-shares = 2048           # cpu-reservation / cpu-limit: 500m or 0.5; memory-reservation-mib; memory-limit-mib
 ///     cpuset = "0-1"
 ///     disk-iops = 500, disk-bps = 4194304, disk-shares = 200   # the VM's disks together; shares weigh under contention
+///     net-bps = 1048576, net-shares = 200   # the VM's NICs together, bytes/s of frames each way; shares weigh under contention
 ///     labels { env = dev }
 ///     hostname = web-1.example.org   # the guest's (default: the VM's name)
 ///     ssh-keys = ["ssh-ed25519 AAAA… me@host"]
@@ -41,7 +42,7 @@ public static class ApplyFile
     [
         "vcpus", "memory-mib", "image", "restart", "state", "cpu-shares", "cpu-reservation", "cpu-limit", "memory-reservation-mib",
         "memory-limit-mib", "cpuset", "labels", "driver", "accelerator", "hostname", "ssh-keys", "user-data-base64",
-        "host-selector", "group", "disk-iops", "disk-bps", "disk-shares",
+        "host-selector", "group", "disk-iops", "disk-bps", "disk-shares", "net-bps", "net-shares",
     ];
 
     /// <summary>The file's field for a field of <see cref="VmSpecValidator"/> or of a ledger refusal.</summary>
@@ -64,6 +65,8 @@ public static class ApplyFile
             "diskIops" => "disk-iops",
             "diskBps" => "disk-bps",
             "diskShares" => "disk-shares",
+            "netBps" => "net-bps",
+            "netShares" => "net-shares",
             _ => head,
         };
         return field is null ? $"vms.{vm}" : $"vms.{vm}.{field}{rest}";
@@ -261,9 +264,11 @@ public static class ApplyFile
         var diskIops = WholeLong("disk-iops");
         var diskBps = WholeLong("disk-bps");
         var diskShares = Whole("disk-shares");
+        var netBps = WholeLong("net-bps");
+        var netShares = Whole("net-shares");
         var resources = fields.Keys.Any(k => k is "cpu-shares" or "cpu-reservation" or "cpu-limit" or "memory-reservation-mib" or "memory-limit-mib" or "cpuset"
-                or "disk-iops" or "disk-bps" or "disk-shares")
-            ? new VmResources(shares, reservation ?? 0, limit, memoryReservation ?? 0, memoryLimit, cpuset, diskIops, diskBps, diskShares)
+                or "disk-iops" or "disk-bps" or "disk-shares" or "net-bps" or "net-shares")
+            ? new VmResources(shares, reservation ?? 0, limit, memoryReservation ?? 0, memoryLimit, cpuset, diskIops, diskBps, diskShares, netBps, netShares)
             : null;
         var labels = ReadLabels(path, fields, errors);
         var driver = Text("driver");

@@ -72,6 +72,12 @@ public static class ResourcesPatch
                 case "diskShares":
                     result = result with { DiskShares = isNull ? null : Int(field, errors) ?? result.DiskShares };
                     break;
+                case "netBps":
+                    result = result with { NetBps = isNull ? null : Long(field, errors) ?? result.NetBps };
+                    break;
+                case "netShares":
+                    result = result with { NetShares = isNull ? null : Int(field, errors) ?? result.NetShares };
+                    break;
                 default:
                     errors.Add(new FieldError(FieldError.Echo(field.Name),
                         $"is not a resource field (known: {string.Join(", ", VmResourcesPatch.Known)})"));

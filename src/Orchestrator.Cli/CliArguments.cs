@@ -52,7 +52,9 @@ public sealed record VmResourceArgs(
     IReadOnlySet<string>? Cleared = null,
     long? DiskIops = null,
     long? DiskBps = null,
-    int? DiskShares = null)
+    int? DiskShares = null,
+    long? NetBps = null,
+    int? NetShares = null)
 {
     [System.Text.Json.Serialization.JsonIgnore]
     public bool IsEmpty => ToPatch().Count == 0;
@@ -82,6 +84,8 @@ public sealed record VmResourceArgs(
         Put("diskIops", DiskIops);
         Put("diskBps", DiskBps);
         Put("diskShares", DiskShares);
+        Put("netBps", NetBps);
+        Put("netShares", NetShares);
         return patch;
     }
 }

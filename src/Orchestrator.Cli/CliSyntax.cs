@@ -290,7 +290,7 @@ public static partial class CliSyntax
     private static Dictionary<string, string>? Labels(string[]? items) =>
         items is { Length: > 0 } ? AutomationCommands.Pairs(items, "--label") : null;
 
-    /// <summary>--shares, --reservation, --limit, --memory-reservation, --memory-limit, --cpuset, --disk-iops/-bps/-shares (vm create and vm set).</summary>
+    /// <summary>--shares, --reservation, --limit, --memory-reservation, --memory-limit, --cpuset, --disk-iops/-bps/-shares, --net-bps/-shares (vm create and vm set).</summary>
     private sealed class ResourceOptions
     {
         private readonly bool _allowNone;
@@ -303,6 +303,8 @@ public static partial class CliSyntax
         private readonly Option<string> _diskIops = new("--disk-iops") { Description = "Cap on its disks' I/O operations per second (disk and volumes together).", HelpName = "N" };
         private readonly Option<string> _diskBps = new("--disk-bps") { Description = "Cap on its disks' bytes per second (disk and volumes together).", HelpName = "N" };
         private readonly Option<string> _diskShares = new("--disk-shares") { Description = "Disk weight when the host's disk is contended (default 100).", HelpName = "N" };
+        private readonly Option<string> _netBps = new("--net-bps") { Description = "Cap on its NICs' bytes per second, each way (NICs together, Ethernet frames).", HelpName = "N" };
+        private readonly Option<string> _netShares = new("--net-shares") { Description = "Network weight when the host's network is contended (default 100).", HelpName = "N" };
 
         public ResourceOptions(bool allowNone)
         {
@@ -311,7 +313,7 @@ public static partial class CliSyntax
 
         public void AddTo(Command command)
         {
-            foreach (var option in new[] { _shares, _reservation, _limit, _memoryReservation, _memoryLimit, _cpuset, _diskIops, _diskBps, _diskShares })
+            foreach (var option in new[] { _shares, _reservation, _limit, _memoryReservation, _memoryLimit, _cpuset, _diskIops, _diskBps, _diskShares, _netBps, _netShares })
             {
                 command.Options.Add(option);
             }
@@ -376,7 +378,9 @@ public static partial class CliSyntax
                 cleared,
                 WholeLong(_diskIops, "diskIops"),
                 WholeLong(_diskBps, "diskBps"),
-                Whole(_diskShares, "diskShares"));
+                Whole(_diskShares, "diskShares"),
+                WholeLong(_netBps, "netBps"),
+                Whole(_netShares, "netShares"));
         }
     }
 

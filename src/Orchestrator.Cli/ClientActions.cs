@@ -158,7 +158,7 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
     {
         if (args.Resources.IsEmpty)
         {
-            throw new CliException("nothing to set: give at least one of --shares, --reservation, --limit, --memory-reservation, --memory-limit, --cpuset, --disk-iops, --disk-bps, --disk-shares");
+            throw new CliException("nothing to set: give at least one of --shares, --reservation, --limit, --memory-reservation, --memory-limit, --cpuset, --disk-iops, --disk-bps, --disk-shares, --net-bps, --net-shares");
         }
 
         using var api = Connect(args.Client);
@@ -181,7 +181,8 @@ internal sealed partial class ClientActions(CliContext context) : ICliActions
                 args.Resources?.CpuShares, args.Resources?.CpuReservationMillicores, args.Resources?.CpuLimitMillicores,
                 args.Resources?.MemoryReservationMiB, args.Resources?.MemoryLimitMiB, args.Resources?.Cpuset, args.Labels, args.Driver,
                 args.Accelerator, args.Bootstrap?.Hostname, sshKeys, userData, args.DiskGiB, args.HostSelector, args.Group, args.Nics, args.Volumes,
-                args.FromSnapshot, args.Resources?.DiskIops, args.Resources?.DiskBps, args.Resources?.DiskShares),
+                args.FromSnapshot, args.Resources?.DiskIops, args.Resources?.DiskBps, args.Resources?.DiskShares,
+                args.Resources?.NetBps, args.Resources?.NetShares),
             ct);
         if (!args.Wait)
         {

@@ -166,6 +166,12 @@ public static class Rendering
                     : $"{(r.EntitledDiskIops is { } capIops ? Number(capIops) : "unlimited")} IOPS, " +
                       (r.EntitledDiskBps is { } capBps ? BytesPerSecond(capBps) : "unlimited")));
             }
+
+            if (r.NetBps is not null || r.NetShares is not null and not 100 /* the default weight */)
+            {
+                Row("Network limit", Text(r.NetBps is { } netBps ? BytesPerSecond(netBps) + " each way" : "-"));
+                Row("Network shares", Text(r.NetShares is { } netShares ? Number(netShares) : "-"));
+            }
         }
 
         if (vm.VcpuThreads is not { Count: > 0 } threads)

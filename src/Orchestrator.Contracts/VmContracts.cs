@@ -35,7 +35,9 @@ public sealed record CreateVmRequest(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? FromSnapshot = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? DiskIops = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? DiskBps = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? DiskShares = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? DiskShares = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? NetBps = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? NetShares = null)
 {
     /// <summary>The most user-data bytes a VM may carry (64 KiB, as Nova), the Domain's limit: clients check it before sending.</summary>
     public const int MaxUserDataBytes = 64 * 1024;
@@ -67,7 +69,9 @@ public sealed record VmResourcesDto(
     long? DiskBps = null,
     int? DiskShares = null,
     long? EntitledDiskIops = null,
-    long? EntitledDiskBps = null);
+    long? EntitledDiskBps = null,
+    long? NetBps = null,
+    int? NetShares = null);
 
 public sealed record VcpuDto(int Index, int ThreadId, double CpuSeconds);
 

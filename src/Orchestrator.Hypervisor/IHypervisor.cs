@@ -165,6 +165,9 @@ public interface IHypervisor : IAsyncDisposable
     Task SetNetworkPeersAsync(IReadOnlyList<Orchestrator.Domain.Networks.VxlanPeers> peers, CancellationToken cancellationToken) =>
         Task.CompletedTask;
 
+    /// <summary>Shapes the VMs' NICs on this host (whole: a VM not listed is not shaped). Nothing where VMs have no NICs.</summary>
+    Task SetNetworkBandwidthAsync(Networking.HostBandwidth bandwidth, CancellationToken cancellationToken) => Task.CompletedTask;
+
     /// <summary>
     /// Tells the host's fence guard that the node is alive. Called from the host agent on a timer, so a hung
     /// actor system stops the heartbeats and the guard kills the VMs after fence-after.

@@ -66,6 +66,7 @@ public static class ClusterToolCommands
         bench.Subcommands.Add(StreamsCommand(StreamsBench.RunAsync));
         bench.Subcommands.Add(ConsoleCommand(ConsoleBench.RunAsync));
         bench.Subcommands.Add(IoBenchmark.Command());
+        bench.Subcommands.Add(NetBenchmark.Command());
         bench.Subcommands.Add(MetricsCommand(MetricsBench.RunAsync));
     }
 

@@ -52,7 +52,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
                 new IdempotencyRecord(new IdempotencyToken("k2", "b"), new VmId(Guid.AllBitsSet), DateTimeOffset.MaxValue),
             ],
         };
-        return WithImages(WithDiskLimits(WithForwards(WithCountQuotas(WithSecurityGroups(WithSnapshots(WithVolumes(networked)))))));
+        return WithNetLimits(WithImages(WithDiskLimits(WithForwards(WithCountQuotas(WithSecurityGroups(WithSnapshots(WithVolumes(networked))))))));
     }
 
     /// <summary>What layout version 13 added: imported images (every field set: the test of defaults reads each).</summary>
@@ -104,6 +104,27 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         Vms = snapshot.Vms.Select(v => v with
         {
             Spec = v.Spec with { Resources = v.Spec.Resources is { } r ? r with { DiskIops = null, DiskBps = null, DiskShares = null } : null },
+        }).ToList(),
+    };
+
+    /// <summary>What layout version 13 added: the VMs' network limits and share weights.</summary>
+    private static LedgerSnapshot WithNetLimits(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select((v, i) => v with
+        {
+            Spec = v.Spec with
+            {
+                Resources = (v.Spec.Resources ?? VmResources.Default) with { NetBps = i == 0 ? long.MaxValue : 1024 * 1024, NetShares = i == 1 ? int.MaxValue : 200 },
+            },
+        }).ToList(),
+    };
+
+    /// <summary>A snapshot as builds before network limits (layout version 12) read it back.</summary>
+    private static LedgerSnapshot WithoutNetLimits(LedgerSnapshot snapshot) => snapshot with
+    {
+        Vms = snapshot.Vms.Select(v => v with
+        {
+            Spec = v.Spec with { Resources = v.Spec.Resources is { } r ? r with { NetBps = null, NetShares = null } : null },
         }).ToList(),
     };
 
@@ -172,8 +193,9 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         Forwards = null,
     };
 
-    /// <summary>A snapshot as builds before layout version 12 read it back: no count quotas, forwards or disk limits.</summary>
-    private static LedgerSnapshot WithoutVersion12(LedgerSnapshot snapshot) => WithoutDiskLimits(WithoutForwards(WithoutCountQuotas(WithoutImages(snapshot))));
+    /// <summary>A snapshot as builds before layout version 12 read it back: no count quotas, forwards, disk or network limits, images.</summary>
+    private static LedgerSnapshot WithoutVersion12(LedgerSnapshot snapshot) =>
+        WithoutNetLimits(WithoutDiskLimits(WithoutForwards(WithoutCountQuotas(WithoutImages(snapshot)))));
 
     /// <summary>A snapshot as builds before security groups (layout version 10) read it back (nothing of version 12 either).</summary>
     private static LedgerSnapshot WithoutSecurityGroups(LedgerSnapshot full) => WithoutVersion12(full) is var snapshot ? snapshot with
@@ -469,7 +491,14 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public void A_version_12_snapshot_from_the_build_before_imported_images_reads_back_with_none()
     {
         // Version 12 wrote everything this build writes up to the images section, which it did not have.
-        AssertWrittenUpToReadsAs("IMGS"u8, 12, WithoutImages(Full()));
+        AssertWrittenUpToReadsAs("IMGS"u8, 12, WithoutNetLimits(WithoutImages(Full())));
+    }
+
+    [Fact]
+    public void A_version_13_snapshot_from_the_build_before_network_limits_reads_back_with_none()
+    {
+        // Version 13 wrote everything this build writes up to the network limits section, which it did not have.
+        AssertWrittenUpToReadsAs("NETL"u8, 13, WithoutNetLimits(Full()));
     }
 
     /// <summary>This build's snapshot of <paramref name="expected"/> cut before the section <paramref name="marker"/> opens, as the older <paramref name="version"/> wrote it.</summary>

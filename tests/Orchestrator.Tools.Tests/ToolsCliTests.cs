@@ -22,7 +22,7 @@ public sealed class ToolsCliTests
 
         Assert.Equal(["bench", "simulate", "scale"], root.Subcommands.Select(c => c.Name));
         Assert.Equal(
-            ["placement", "durable", "failover", "shares", "boot", "streams", "console", "io", "metrics", "chaos"],
+            ["placement", "durable", "failover", "shares", "boot", "streams", "console", "io", "net", "metrics", "chaos"],
             root.Subcommands.Single(c => c.Name == "bench").Subcommands.Select(c => c.Name));
     }
 

@@ -12,6 +12,7 @@ using Orchestrator.Domain.Shares;
 using Orchestrator.Domain.Vms;
 using Orchestrator.Hypervisor;
 using Orchestrator.Hypervisor.Cgroups;
+using Orchestrator.Hypervisor.Networking;
 using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Actors.Hosts;
@@ -54,6 +55,9 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     /// <summary>The disk throttle last sent to each running VM's actor.</summary>
     private readonly Dictionary<VmId, DiskThrottle> _throttled = [];
+
+    /// <summary>The NICs' bandwidth last sent to the driver; null: none sent yet (the first, even empty, clears what an earlier process left).</summary>
+    private IReadOnlyDictionary<VmId, NetRate>? _shaped;
 
     private readonly Dictionary<VmId, VmProtocol.Usage> _usage = [];
 
@@ -255,6 +259,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             case HostEffect.Reenforce:
                 Enforce();
                 Throttle();
+                Shape();
                 break;
             case HostEffect.RemoveCgroup remove:
                 // Its actor is gone this instant: remove now, even if the same decision starts it again.
@@ -397,6 +402,35 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         {
             _throttled.Remove(gone);
         }
+    }
+
+    /// <summary>
+    /// Sends the driver the bandwidth of each running VM's NICs when it changed: the host's capacity divided among the
+    /// VMs with NICs by share weight (each may borrow up to its limit what the idle ones leave), or their limits only
+    /// where no capacity is configured; recomputed whenever the running set or its resources change.
+    /// </summary>
+    private void Shape()
+    {
+        var capacity = _settings.EffectiveNetCapacity;
+        var running = _plan.RunningSlots
+            .Where(s => _actors.ContainsKey(s.Assignment.VmId) && s.Assignment.Nics is { Count: > 0 })
+            .Select(s => NetShares.From(s.Assignment.VmId, s.Assignment.EffectiveResources))
+            .ToList();
+        var rates = NetShares.Divide(capacity, running);
+        if (_shaped is { } sent && sent.Count == rates.Count && rates.All(r => sent.TryGetValue(r.Key, out var was) && was == r.Value))
+        {
+            return;
+        }
+
+        _shaped = rates;
+        var log = _log;
+        _driver.SetNetworkBandwidthAsync(new HostBandwidth(capacity.Bps, rates), CancellationToken.None).ContinueWith(done =>
+        {
+            if (done.Exception is { } ex)
+            {
+                log.Error(ex.GetBaseException(), "could not shape the VMs' network bandwidth");
+            }
+        }, TaskScheduler.Default);
     }
 
     /// <summary>Removes a gone VM's cgroup; retried for a while when its last threads are still leaving.</summary>

@@ -34,9 +34,9 @@ public static class LedgerSnapshotFormat
     /// those (<see cref="WriteSecurityGroups"/>); version 12 the tenants' volume, network and address quotas after
     /// those (<see cref="WriteCountQuotas"/>), then the port forwards and the tenants' forward ports (<see cref="WriteForwards"/>),
     /// then the VMs' disk I/O limits and shares (<see cref="WriteDiskLimits"/>); version 13 the imported images after those
-    /// (<see cref="WriteImages"/>).
+    /// (<see cref="WriteImages"/>); version 14 the VMs' network limits and shares after those (<see cref="WriteNetLimits"/>).
     /// </summary>
-    public const byte Version = 13;
+    public const byte Version = 14;
 
     private const byte OldestReadable = 1;
 
@@ -73,6 +73,7 @@ public static class LedgerSnapshotFormat
         WriteForwards(w, snapshot);
         WriteDiskLimits(w, snapshot);
         WriteImages(w, snapshot);
+        WriteNetLimits(w, snapshot);
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -156,6 +157,11 @@ public static class LedgerSnapshotFormat
         }
 
         var images = version >= 13 ? ReadImages(r) : null;
+
+        if (version >= 14)
+        {
+            ReadNetLimits(r, vms!);
+        }
 
         r.Section = "end";
         r.Index = -1;
@@ -261,6 +267,7 @@ public static class LedgerSnapshotFormat
             nameof(VmResources.CpuShares), nameof(VmResources.CpuReservationMillicores), nameof(VmResources.CpuLimitMillicores),
             nameof(VmResources.MemoryReservationMiB), nameof(VmResources.MemoryLimitMiB), nameof(VmResources.Cpuset),
             nameof(VmResources.DiskIops), nameof(VmResources.DiskBps), nameof(VmResources.DiskShares),
+            nameof(VmResources.NetBps), nameof(VmResources.NetShares),
         ],
         [typeof(TenantRecord)] =
         [
@@ -1092,6 +1099,50 @@ public static class LedgerSnapshotFormat
 
         return List(r, "image", r => new ImageRecord(r.Text()!, new TenantId(r.Shared()!), r.Text()!, r.Bool(), r.Shared()!, r.Text()!, r.Int64(),
             r.Int64(), r.Shared()!, r.Time()));
+    }
+
+    // ---- Version 14, after the images: the VMs' network limits and share weights, behind their own marker: the VMs
+    // that set any (VM id, then bytes per second and shares, each optional).
+    private const int NetLimitsMarker = 0x4C54454E; // "NETL"
+
+    private static void WriteNetLimits(SnapshotWriter w, LedgerSnapshot snapshot)
+    {
+        w.Int32(NetLimitsMarker);
+        var limited = snapshot.Vms.Where(v => v.Spec.Resources is { } x && (x.NetBps is not null || x.NetShares is not null)).ToList();
+        List(w, limited.Count > 0 ? limited : null, (w, vm) =>
+        {
+            var x = vm.Spec.Resources!;
+            w.Guid(vm.Id.Value);
+            Optional(w, x.NetBps, (w, bps) => w.Int64(bps));
+            Optional(w, x.NetShares, (w, shares) => w.Int32(shares));
+        });
+    }
+
+    private static void ReadNetLimits(SnapshotReader r, VmRecord[] vms)
+    {
+        r.Section = "network limits";
+        r.Index = -1;
+        if (r.Int32() != NetLimitsMarker)
+        {
+            throw r.Corrupt("the network limits section's marker is missing");
+        }
+
+        var limits = (List(r, "VM network limits", r => (VmId: new VmId(r.Guid()), Bps: r.Bool() ? r.Int64() : (long?)null,
+                Shares: r.Bool() ? r.Int32() : (int?)null)) ?? [])
+            .ToDictionary(l => l.VmId);
+        for (var i = 0; i < vms.Length && limits.Count > 0; i++)
+        {
+            if (limits.Remove(vms[i].Id, out var l))
+            {
+                var resources = (vms[i].Spec.Resources ?? VmResources.Default) with { NetBps = l.Bps, NetShares = l.Shares };
+                vms[i] = vms[i] with { Spec = vms[i].Spec with { Resources = resources } };
+            }
+        }
+
+        if (limits.Count > 0)
+        {
+            throw r.Corrupt($"network limits for {limits.Count} VM(s) the snapshot does not hold");
+        }
     }
 
     private static void Optional<T>(SnapshotWriter w, T? value, Action<SnapshotWriter, T> write) where T : struct

@@ -69,7 +69,8 @@ public sealed record OrchestratorSettings(
         var imageImport = ImageImportSettings.Create(o.GetConfig("images-import"), dataDir);
         var host = HostSettings.Create(o.GetConfig("host"), machine) with
         {
-            DiskCapacity = StorageSettings.DiskCapacity(o.GetConfig("storage")), ImageStore = imageImport.Store,
+            DiskCapacity = StorageSettings.DiskCapacity(o.GetConfig("storage")), NetCapacity = ResolveNetCapacity(o),
+            ImageStore = imageImport.Store,
         };
         return new OrchestratorSettings(
             roles,
@@ -109,6 +110,16 @@ public sealed record OrchestratorSettings(
             o.GetString("network.transit-cidr", Orchestrator.Hypervisor.Networking.HostNatSettings.DefaultTransit),
             Enabled: uplink != "off");
         return nat.Problem() is { } problem ? throw new ConfigurationException($"orchestrator.network.{problem}") : nat;
+    }
+
+    /// <summary><c>orchestrator.network.host-bps</c>: what the host's network carries per direction, bytes per second of frames (0: unknown, limits only).</summary>
+    /// <exception cref="ConfigurationException">a negative figure.</exception>
+    public static Orchestrator.Domain.Shares.HostNetCapacity ResolveNetCapacity(Config o)
+    {
+        var bps = o.HasPath("network.host-bps") ? o.GetLong("network.host-bps", 0) : 0;
+        return bps < 0
+            ? throw new ConfigurationException($"orchestrator.network.host-bps must be 0 or more, was {bps}")
+            : new Orchestrator.Domain.Shares.HostNetCapacity(bps);
     }
 
     /// <summary><c>orchestrator.network.underlay-address</c>: an IPv4 address, <c>auto</c> (the cluster hostname when it is one and not loopback) or <c>off</c>.</summary>
@@ -194,8 +205,12 @@ public sealed record HostSettings(
     AccelProbeSettings? AccelProbe = null,
     IReadOnlyDictionary<string, string>? Labels = null,
     Orchestrator.Domain.Shares.HostDiskCapacity? DiskCapacity = null,
+    Orchestrator.Domain.Shares.HostNetCapacity? NetCapacity = null,
     string? ImageStore = null)
 {
+    /// <summary>What the host's network carries per direction (<c>orchestrator.network.host-bps</c>), divided among its VMs' NICs.</summary>
+    public Orchestrator.Domain.Shares.HostNetCapacity EffectiveNetCapacity => NetCapacity ?? new Orchestrator.Domain.Shares.HostNetCapacity(0);
+
     /// <summary>What the host's storage does at most (<c>orchestrator.storage.host-iops</c>, <c>host-bps</c>), divided among its VMs' disks.</summary>
     public Orchestrator.Domain.Shares.HostDiskCapacity EffectiveDiskCapacity => DiskCapacity ?? StorageSettings.DefaultDiskCapacity;
 

@@ -18,7 +18,9 @@ public sealed record VmResources(
     string? Cpuset = null,
     long? DiskIops = null,
     long? DiskBps = null,
-    int? DiskShares = null)
+    int? DiskShares = null,
+    long? NetBps = null,
+    int? NetShares = null)
 {
     public static readonly VmResources Default = new();
 
@@ -77,6 +79,7 @@ public sealed record VmResources(
         }
 
         errors.AddRange(DiskLimits.Validate(DiskIops, DiskBps, DiskShares));
+        errors.AddRange(NetLimits.Validate(NetBps, NetShares));
 
         if (Cpuset is not null && Cpuset.Any(c => !char.IsAsciiDigit(c) && c is not (',' or '-')))
         {
@@ -108,9 +111,11 @@ public sealed record VmResourcesPatch(IReadOnlyList<string> Fields, VmResources 
     public const string DiskIops = "diskIops";
     public const string DiskBps = "diskBps";
     public const string DiskShares = "diskShares";
+    public const string NetBps = "netBps";
+    public const string NetShares = "netShares";
 
     public static readonly IReadOnlyList<string> Known =
-        [CpuShares, CpuReservationMillicores, CpuLimitMillicores, MemoryReservationMiB, MemoryLimitMiB, Cpuset, DiskIops, DiskBps, DiskShares];
+        [CpuShares, CpuReservationMillicores, CpuLimitMillicores, MemoryReservationMiB, MemoryLimitMiB, Cpuset, DiskIops, DiskBps, DiskShares, NetBps, NetShares];
 
     public VmResources ApplyTo(VmResources current)
     {
@@ -128,6 +133,8 @@ public sealed record VmResourcesPatch(IReadOnlyList<string> Fields, VmResources 
                 DiskIops => result with { DiskIops = Values.DiskIops },
                 DiskBps => result with { DiskBps = Values.DiskBps },
                 DiskShares => result with { DiskShares = Values.DiskShares },
+                NetBps => result with { NetBps = Values.NetBps },
+                NetShares => result with { NetShares = Values.NetShares },
                 _ => throw new ArgumentException($"'{field}' is not a resource field (known: {string.Join(", ", Known)})", nameof(current)),
             };
         }

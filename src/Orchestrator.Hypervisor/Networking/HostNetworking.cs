@@ -22,6 +22,12 @@ public interface IHostNetworking
     string? Underlay => null;
 
     /// <summary>
+    /// Shapes the VMs' NICs as <paramref name="bandwidth"/> says (whole: a VM not listed is not shaped): kept for taps
+    /// plugged later, applied at once to those already here.
+    /// </summary>
+    Task SetBandwidthAsync(HostBandwidth bandwidth, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
     /// The hosts each network's frames go to, whole (a network not listed has none): kept for networks plugged later,
     /// and programmed at once into the VXLAN forwarding of those already here.
     /// </summary>
@@ -137,6 +143,8 @@ public sealed partial class HostNetworking(string stateDirectory, string? underl
             {
                 await WriteHostRulesAsync(cancellationToken);
             }
+
+            await ApplyBandwidthAsync(cancellationToken); // its taps into its classes, where it is shaped
         }
         finally
         {
@@ -171,6 +179,8 @@ public sealed partial class HostNetworking(string stateDirectory, string? underl
             {
                 await WriteHostRulesAsync(cancellationToken);
             }
+
+            await RemoveBandwidthAsync(vm, cancellationToken);
         }
         finally
         {

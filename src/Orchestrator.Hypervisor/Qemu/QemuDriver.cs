@@ -316,6 +316,9 @@ public sealed class QemuDriver : IHypervisor
     public Task SetNetworkPeersAsync(IReadOnlyList<VxlanPeers> peers, CancellationToken cancellationToken) =>
         _options.Networking?.SetPeersAsync(peers, cancellationToken) ?? Task.CompletedTask;
 
+    public Task SetNetworkBandwidthAsync(HostBandwidth bandwidth, CancellationToken cancellationToken) =>
+        _options.Networking?.SetBandwidthAsync(bandwidth, cancellationToken) ?? Task.CompletedTask;
+
     private IStoragePool PoolNamed(string pool, string what) =>
         _options.StoragePools.FirstOrDefault(p => p.Info.Id == pool)
         ?? throw new HypervisorException($"{what}: its pool '{pool}' is not configured on this host (orchestrator.storage.pools)");
