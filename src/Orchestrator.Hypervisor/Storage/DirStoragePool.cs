@@ -36,6 +36,7 @@ public sealed class DirStoragePool : IStoragePool
     /// <summary>Every layer of every VM's disk chain lives beside the VMs' own files: <c>disks/&lt;layer id&gt;.qcow2</c>.</summary>
     public string LayerPath(string layer) => System.IO.Path.Combine(_disks, CheckedId(layer, "disk layer") + ".qcow2");
 
+    /// <summary>Whether the VM has a disk in this pool (the product never asks: a start makes it, a delete removes it).</summary>
     public bool HasDisk(VmId vmId) => File.Exists(DiskPath(vmId));
 
     public Task<PooledDisk> EnsureDiskAsync(VmId vmId, int sizeGiB, string? baseImage, CancellationToken cancellationToken) =>

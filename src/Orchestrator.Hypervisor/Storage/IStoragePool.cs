@@ -24,9 +24,6 @@ public interface IStoragePool
     /// </summary>
     Task<PooledDisk> EnsureDiskAsync(VmId vmId, int sizeGiB, string? baseImage, CancellationToken cancellationToken);
 
-    /// <summary>Whether the VM has a disk in this pool.</summary>
-    bool HasDisk(VmId vmId);
-
     /// <summary>Removes the VM's disk for good (nothing of it is left to read); nothing when it has none.</summary>
     Task DeleteDiskAsync(VmId vmId, CancellationToken cancellationToken);
 

@@ -31,8 +31,6 @@ public sealed class RbdStoragePool(StoragePoolInfo info, RbdLocation location) :
 
     private string Name(string image) => new BlockFiles.Rbd(Location.CephPool, image, Location.CephConf, Location.User).ToString();
 
-    public bool HasDisk(VmId vmId) => Exists("disk-" + vmId.Compact, CancellationToken.None).GetAwaiter().GetResult();
-
     public Task<PooledDisk> EnsureDiskAsync(VmId vmId, int sizeGiB, string? baseImage, CancellationToken cancellationToken) =>
         EnsureLayerAsync(vmId.Compact, null, sizeGiB, baseImage, cancellationToken);
 
