@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Prints where a test run's time went, from the .trx files dotnet test's trx logger wrote: each test project's wall
-time (first start to last end) and summed test time, then the slowest tests. Usage: test-timings.py DIR [N]."""
+time (first start to last end) and summed test time, then the slowest test classes and tests. A test's time here is its
+end minus its start, so it includes its class's constructor, InitializeAsync and DisposeAsync (the node it started and
+stopped), which the trx "duration" leaves out. Usage: test-timings.py DIR [N]."""
+from collections import defaultdict
 import glob
 import sys
 import xml.etree.ElementTree as ET
@@ -39,6 +42,8 @@ def main():
         total = 0.0
         for r in results:
             seconds = duration(r.get("duration", "0:0:0"))
+            if r.get("startTime") and r.get("endTime"):
+                seconds = max(seconds, (instant(r.get("endTime")) - instant(r.get("startTime"))).total_seconds())
             total += seconds
             tests.append((seconds, project, r.get("testName"), r.get("outcome")))
         wall = (max(ends) - min(starts)).total_seconds() if starts and ends else 0
@@ -47,6 +52,14 @@ def main():
     print("test time by project (wall = first test start to last test end):")
     for wall, total, count, project in sorted(projects, reverse=True):
         print(f"  {wall / 60:6.1f} min wall  {total / 60:6.1f} min summed  {count:5d} tests  {project}")
+    classes = defaultdict(lambda: [0.0, 0])
+    for seconds, project, name, _ in tests:
+        test_class = name.split("(")[0].rsplit(".", 1)[0].rsplit(".", 1)[-1]
+        classes[(project, test_class)][0] += seconds
+        classes[(project, test_class)][1] += 1
+    print(f"slowest {top} test classes:")
+    for (project, test_class), (seconds, count) in sorted(classes.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"  {seconds:7.1f} s  {count:4d} tests  {project.removeprefix('Orchestrator.')}: {test_class}")
     print(f"slowest {top} tests:")
     for seconds, project, name, outcome in sorted(tests, reverse=True)[:top]:
         print(f"  {seconds:7.1f} s  {outcome:8s} {project.removeprefix('Orchestrator.')}: {name}")

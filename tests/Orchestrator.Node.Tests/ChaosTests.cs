@@ -15,7 +15,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
     [Fact]
     public async Task A_short_run_of_faults_under_a_workload_loses_nothing_acknowledged_and_converges()
     {
-        var options = new ChaosBenchOptions(Hosts: 3, Minutes: 1.5, Seed: 11, Clients: 2, Faults: Enum.GetValues<FaultKind>().ToHashSet(),
+        var options = new ChaosBenchOptions(Hosts: 3, Minutes: 0.5, Seed: 11, Clients: 2, Faults: Enum.GetValues<FaultKind>().ToHashSet(),
             ConvergeSeconds: 240, Output: OutputFormat.Table, Namespaces: ("orcct", "10.238.0")); // apart from a `bench chaos` run's
 
         var report = await ChaosBenchmark.RunOnceAsync(options, new OutputWriter(output), CancellationToken.None);

@@ -5,13 +5,9 @@ namespace Orchestrator.Node.Tests;
 
 /// <summary>The command-line client against a real node, found through the node's data dir alone.</summary>
 [Collection(NodeCollection.Name)]
-public sealed class CliTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class CliTests(SharedNode fixture, ITestOutputHelper output) : IClassFixture<SharedNode>
 {
-    private NodeProcess _node = null!;
-
-    public async Task InitializeAsync() => _node = await NodeProcess.StartAsync(output);
-
-    public async Task DisposeAsync() => await _node.DisposeAsync();
+    private readonly NodeProcess _node = fixture.Node;
 
     private async Task<(int ExitCode, string Out, string Error)> RunCliAsync(params string[] args)
     {

@@ -13,7 +13,7 @@ namespace Orchestrator.Node.Tests;
 [Collection(NodeCollection.Name)]
 public sealed class MultiHostPostgresTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private const int VmCount = 6;
+    private const int VmCount = 4; // spread over three hosts: every host runs one or two
     private MultiHostCluster _cluster = null!;
 
     public async Task InitializeAsync() =>
