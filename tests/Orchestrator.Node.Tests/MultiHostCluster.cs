@@ -51,7 +51,8 @@ public sealed class MultiHostCluster : IAsyncDisposable
         Network.Run("up", hosts.ToString(System.Globalization.CultureInfo.InvariantCulture));
         _postgres = await PostgresServer.StartAsync(Network.Underlay, clients: $"{Network.Subnet}.0/24");
         var seeds = Enumerable.Range(1, hosts).SelectMany(h => new[] { "--seed", $"akka.tcp://orchestrator@{Network.Address(h)}:4053" }).ToList();
-        for (var host = 1; host <= hosts; host++)
+
+        Task<NodeProcess> StartHost(int host)
         {
             List<string> args =
             [
@@ -65,16 +66,28 @@ public sealed class MultiHostCluster : IAsyncDisposable
                 args.Add("--bootstrap");
             }
 
-            var freezer = new HostFreezer($"{Network.Prefix}-h{host}");
-            _freezers.Add(freezer);
-            _nodes.Add(await NodeProcess.StartAsync(output, $"""
+            var freezer = _freezers[host - 1];
+            return NodeProcess.StartAsync(output, $"""
                 orchestrator.cluster.hostname = "{Network.Address(host)}"
                 orchestrator.cluster.port = 4053
                 orchestrator.persistence.postgres-connection = "{_postgres.ConnectionString}"
                 orchestrator.host.fence-after = 3s
                 orchestrator.storage.pools.shared.path = "{_shared}/pool"
                 orchestrator.storage.pools.shared.shared = on
-                """, extraArgs: args, launcher: [.. freezer.Launcher, .. Network.Launcher(host)], listen: $"{Network.Address(host)}:0"));
+                """, extraArgs: args, launcher: [.. freezer.Launcher, .. Network.Launcher(host)], listen: $"{Network.Address(host)}:0");
+        }
+
+        _freezers.AddRange(Enumerable.Range(1, hosts).Select(host => new HostFreezer($"{Network.Prefix}-h{host}")));
+        // The first host forms the cluster; the others start side by side and join it.
+        _nodes.Add(await StartHost(1));
+        var joining = Enumerable.Range(2, hosts - 1).Select(StartHost).ToList();
+        try
+        {
+            await Task.WhenAll(joining);
+        }
+        finally
+        {
+            _nodes.AddRange(joining.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result));
         }
 
         await Node(1).Eventually(async () =>
