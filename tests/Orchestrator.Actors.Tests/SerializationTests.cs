@@ -105,6 +105,7 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         new Images.ImageStoreProtocol.Locate("img-0123456789abcdef", "qcow2"),
         new Images.ImageStoreProtocol.Holding("img-0123456789abcdef", 1 << 20),
         new Images.ImageStoreProtocol.NotHeld("img-0123456789abcdef"),
+        new Images.ImageStoreProtocol.Discard("img-0123456789abcdef", "qcow2"),
         new Images.ImageStoreProtocol.Read("img-0123456789abcdef", "raw", 1 << 20),
         new Images.ImageStoreProtocol.Chunk("img-0123456789abcdef", 1 << 20, [0x51, 0x46, 0x49, 0xfb, 0]),
         new SetVmPaused(new TenantId("acme"), "web1", false),

@@ -52,6 +52,13 @@ public sealed class ImageImportTests(ITestOutputHelper output)
         var big = work.File("big.raw");
         await File.WriteAllBytesAsync(big, new byte[MaxBytes + 4096]);
         await AssertRefusedAsync(node.Http, "big", "raw", big, "file", "larger than");
+        // Over the tenant's storage quota: refused naming the quota (before the upload is read: its length is known).
+        using var tight = node.ClientWith(await node.TenantKeyAsync("tight", quota: new { storageGiB = 0 }));
+        var overQuota = await Upload(tight, "counted&format=qcow2&kernel=demo", good);
+        var overQuotaBody = await overQuota.Content.ReadAsStringAsync();
+        Assert.True(overQuota.StatusCode == HttpStatusCode.Forbidden, $"{(int)overQuota.StatusCode} {overQuotaBody}");
+        Assert.Contains("quota exceeded: 0 of 0 GiB of storage in use, 1 more asked", overQuotaBody);
+        Assert.Equal(HttpStatusCode.NotFound, (await tight.GetAsync("v1/images/counted")).StatusCode);
         Assert.Equal([Path.GetFileName(file)], Directory.EnumerateFileSystemEntries(store).Select(f => Path.GetFileName(f)).ToList());
 
         // Another tenant: not listed, not found, not bootable, not deletable.
@@ -86,7 +93,7 @@ public sealed class ImageImportTests(ITestOutputHelper output)
     /// Two hosts in namespaces of their own, each with its own image store: two images imported through h1 are in h1's store
     /// only. A VM on one, placed on h2, boots from the copy h2 fetched (boot=42 proves the disk is the image's); a VM on the
     /// other, whose file in h1's store was corrupted after import, fails its start naming the image and the hash, and h2's
-    /// store keeps nothing of it.
+    /// store keeps nothing of it. Deleting the image removes h2's copy too.
     /// </summary>
     [Fact]
     public async Task A_host_fetches_an_image_it_lacks_from_the_node_that_has_it_and_refuses_a_copy_whose_hash_is_not_the_ledgers()
@@ -132,7 +139,15 @@ public sealed class ImageImportTests(ITestOutputHelper output)
         var reason = (string?)bad["reason"] ?? "";
         Assert.Contains("image 'tampered'", reason);
         Assert.Contains("sha256", reason);
-        Assert.Equal([$"{ids["counted"]}.qcow2"], Directory.EnumerateFileSystemEntries(store2).Select(f => Path.GetFileName(f)).ToList());
+        var fetched = Path.Combine(store2, $"{ids["counted"]}.qcow2");
+        Assert.Equal([fetched], Directory.EnumerateFileSystemEntries(store2).ToList());
+
+        // Deleted from the ledger: h2's fetched copy goes too, not only the importing node's file.
+        Assert.Equal(HttpStatusCode.Accepted, (await h1.Http.DeleteAsync("v1/vms/far")).StatusCode);
+        await h1.Eventually(async () => (await h1.Http.GetAsync("v1/vms/far")).StatusCode == HttpStatusCode.NotFound ? true : (bool?)null,
+            TimeSpan.FromSeconds(90), "the VM to be deleted");
+        Assert.Equal(HttpStatusCode.NoContent, (await h1.Http.DeleteAsync("v1/images/counted")).StatusCode);
+        await h2.Eventually(() => Task.FromResult(File.Exists(fetched) ? (bool?)null : true), TimeSpan.FromSeconds(30), "h2's copy to be removed");
     }
 
     /// <summary>A 1 MiB qcow2 whose first sector says the demo guest booted <paramref name="boots"/> times: a VM on it counts one more.</summary>

@@ -41,6 +41,30 @@ public sealed class ImageStoreActor : ReceiveActor
             ? new Holding(locate.ImageId, file.Length)
             : new NotHeld(locate.ImageId)));
         Receive<Read>(OnRead);
+        Receive<Discard>(discard =>
+        {
+            if (PathOf(discard.ImageId, discard.Format) is { } path && File.Exists(path))
+            {
+                File.Delete(path);
+                _log.Info("image {0}: deleted from the ledger, its copy here removed", discard.ImageId);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Tells every Up member's image store, this node's included, to delete its copy of an image the ledger no longer has:
+    /// hosts that fetched it hold copies too. A member that is down keeps its copy, never booted without a record.
+    /// </summary>
+    public static void DiscardEverywhere(ActorSystem system, ImageDisk image)
+    {
+        var discard = new Discard(image.Id, image.Format);
+        var members = system is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider }
+            ? Cluster.Get(system).State.Members.Where(m => m.Status == MemberStatus.Up).Select(m => m.Address).ToList()
+            : [];
+        foreach (var address in members)
+        {
+            system.ActorSelection(new RootActorPath(address) / "user" / Name).Tell(discard);
+        }
     }
 
     public static Props Props(string store) => Akka.Actor.Props.Create(() => new ImageStoreActor(store));

@@ -25,6 +25,9 @@ public static class ImageStoreProtocol
 
     public sealed record Chunk(string ImageId, long Offset, byte[] Data) : IOrchestratorMessage;
 
+    /// <summary>To every node's image store once the ledger recorded the image deleted: delete its copy, if it holds one.</summary>
+    public sealed record Discard(string ImageId, string Format) : IOrchestratorMessage;
+
     /// <summary>
     /// From a VM actor about to start a VM on an imported image (never leaves the node): have its file in this node's store,
     /// fetched from a peer and checked against the ledger's SHA-256 when it is not. Answered with <see cref="Ready"/> or
