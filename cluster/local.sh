@@ -25,8 +25,8 @@
 #   cluster/local.sh stop                stop every node, its guard and VMs, PostgreSQL; remove namespaces
 #
 # The storage pool `shared` ($ORC_CLUSTER_DIR/pool) stands for the NFS export every host mounts: VMs' disks live
-# there, so a lost host's VMs restart elsewhere on their own disks. Imported images ($ORC_CLUSTER_DIR/images) are shared
-# the same way: whichever node took the upload, every host opens the image's file there.
+# there, so a lost host's VMs restart elsewhere on their own disks. Imported images are not shared: each node keeps its
+# own store ($ORC_CLUSTER_DIR/hI/images), and a host fetches an image it lacks from a node that has it, checking its hash.
 # Talk to node I with: ./orchestrator vm list --data $ORC_CLUSTER_DIR/hI
 # ORC_NODE_DLL (an orchestrator.dll) runs that build instead of ./orchestrator's, which builds when a source changed:
 # what `bench chaos` uses, so the nodes it starts are the build it was started from.
@@ -128,7 +128,6 @@ start_node() {
     --set "orchestrator.cluster.hostname=\"$(node_host "$i")\"" \
     --set "orchestrator.cluster.port=$(node_port "$i")" \
     --set "orchestrator.storage.pools.shared.path=\"$dir/pool\"" --set "orchestrator.storage.pools.shared.shared=on" \
-    --set "orchestrator.images-import.store=\"$dir/images\"" \
     "${seeds[@]}" "${bootstrap[@]}" >>"$dir/h$i/node.log" 2>&1 &
   echo $! >"$dir/h$i/node.pid"
   echo "node $i: pid $!, log $dir/h$i/node.log"

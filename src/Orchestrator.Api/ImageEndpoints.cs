@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -18,8 +19,8 @@ namespace Orchestrator.Api;
 
 /// <summary>
 /// Images (issue 18, part 5): the catalog's and the imported ones a tenant sees; an import streams the raw bytes into the
-/// image store under an id-made name, checks them (<see cref="ImageImport"/>), then records the image. A refused import
-/// leaves no file and no record. Another tenant's private image is not found, exactly as one that does not exist.
+/// image store under an id-made name, checks them (<see cref="ImageImport"/>), then records the image, charged to the
+/// tenant's storage quota (a public image to nobody). A refused import leaves no file and no record. Another tenant's private image is not found, exactly as one that does not exist.
 /// </summary>
 public static class ImageEndpoints
 {
@@ -52,13 +53,16 @@ public static class ImageEndpoints
             // No Accepts metadata: it would answer 415 before the query is checked; any media type's body is read as the image.
             .RequireWrite().Produces<ImageDto>(StatusCodes.Status201Created);
 
-        v1.MapDelete("/images/{name}", async (string name, HttpContext http, IRequiredActor<SchedulerProxy> scheduler, CancellationToken ct) =>
+        v1.MapDelete("/images/{name}", async (string name, HttpContext http, ActorSystem system, IRequiredActor<SchedulerProxy> scheduler,
+            CancellationToken ct) =>
         {
             var reply = await AskAsync<object>(scheduler, new ImageCommands.DeleteImage(Acting(http), name), ct);
             if (reply is ImageReplies.ImageAccepted { Image: var gone } && import is not null)
             {
-                // Recorded gone first: a file without a record is never booted, a record without its file would be.
+                // Recorded gone first: a file without a record is never booted, a record without its file would be. This
+                // node's copy goes now (the answer promises it); the copies other nodes hold or fetched go as they hear.
                 File.Delete(import.PathOf(gone.Disk));
+                Orchestrator.Actors.Images.ImageStoreActor.DiscardEverywhere(system, gone.Disk);
                 return Results.NoContent();
             }
 
@@ -131,6 +135,18 @@ public static class ImageEndpoints
         if (request.ContentLength > import.MaxBytes)
         {
             return Invalid([new FieldError("file", $"the image is larger than the {import.MaxBytes} bytes an upload may have")]);
+        }
+
+        // A private image of a known length that would not fit the tenant's storage quota is refused before a byte is read;
+        // the ledger checks again when it records the image (a chunked upload, or two imports racing, meet that check).
+        if (!isPublic && request.ContentLength is { } length)
+        {
+            var found = await AskAsync<SchedulerReplies.TenantFound>(scheduler, new SchedulerQueries.GetTenant(tenant), ct);
+            var more = ImageRecord.GiBHolding(found.ImageBytes + length) - ImageRecord.GiBHolding(found.ImageBytes);
+            if (found.Tenant?.Quota.StorageExceeded(found.StorageGiB, more, "file") is { } exceeded)
+            {
+                return FromRefusal(Refusal.Forbidden(exceeded));
+            }
         }
 
         // The API's body limit is for JSON; an upload is capped by the import itself, which answers naming the field.

@@ -2,7 +2,7 @@
 namespace Orchestrator.Contracts;
 
 /// <summary>A tenant's limits; null: no limit.</summary>
-/// <param name="StorageGiB">GiB of VM disks and volumes together.</param>
+/// <param name="StorageGiB">GiB of VM disks, volumes, snapshots and private imported images together.</param>
 /// <param name="Addresses">addresses on the tenant's networks, one per NIC of its VMs.</param>
 /// <param name="ForwardPorts">the host ports the tenant's port forwards may use ("20000-20099"); null: none.</param>
 public sealed record QuotaDto(int? Vms, int? Vcpus, long? MemoryMiB, long? StorageGiB = null, int? Snapshots = null, int? Volumes = null,

@@ -89,6 +89,7 @@ public static class NodeHost
             akka.AddOrchestratorLogging(logging, services.GetRequiredService<ILoggerFactory>());
             akka.JoinOrchestratorCluster(settings.Cluster)
                 .AddScheduler(settings, OrchestratorRoles.Control)
+                .AddImageStore(settings)
                 .AddHostAgent(settings, () => Drivers.Create(settings, driverChoice!));
         });
 

@@ -24,9 +24,66 @@ public class ImageLedgerTests
     private static int _ids;
 
     private static Decision Register(LedgerDriver ledger, TenantId tenant, string name, bool isPublic = false, string format = "qcow2",
-        string boot = "demo") =>
-        ledger.Send(new ImageCommands.RegisterImage($"img-{Interlocked.Increment(ref _ids):x16}", tenant, name, isPublic, format, Hash, 4096,
+        string boot = "demo", long bytes = 4096) =>
+        ledger.Send(new ImageCommands.RegisterImage($"img-{Interlocked.Increment(ref _ids):x16}", tenant, name, isPublic, format, Hash, bytes,
             1 << 20, boot));
+
+    private const long GiB = 1L << 30;
+
+    [Fact]
+    public void Private_images_are_charged_to_their_tenants_storage_quota_by_their_bytes_rounded_up_together()
+    {
+        var ledger = Ledger();
+        Assert.Null(ledger.Send(new LedgerCommands.UpdateTenant(Acme, new TenantQuota(MaxStorageGiB: 2), null)).Refusal);
+
+        Assert.Null(Register(ledger, Acme, "small", bytes: GiB / 2).Refusal);
+        Assert.Equal(1, ledger.State.StorageUsedGiB(Acme));
+        Assert.Null(Register(ledger, Acme, "other-half", bytes: GiB / 2).Refusal); // two halves are one GiB, not two
+        Assert.Equal(1, ledger.State.StorageUsedGiB(Acme));
+        Assert.Null(Register(ledger, Acme, "one-more", bytes: GiB).Refusal);
+        Assert.Equal(2, ledger.State.StorageUsedGiB(Acme));
+
+        var refused = Register(ledger, Acme, "too-much", bytes: 1).Refusal!;
+        Assert.Equal(RefusalKind.Forbidden, refused.Kind);
+        Assert.Equal("file", refused.Errors.Single().Field);
+        Assert.Equal("quota exceeded: 2 of 2 GiB of storage in use, 1 more asked", refused.Errors.Single().Message);
+        Assert.Null(ledger.State.FindImage(Acme, "too-much"));
+
+        // Another tenant's usage is its own; a deleted image frees what it held.
+        Assert.Equal(0, ledger.State.StorageUsedGiB(Other));
+        Assert.Null(ledger.Send(new ImageCommands.DeleteImage(Acme, "one-more")).Refusal);
+        Assert.Equal(1, ledger.State.StorageUsedGiB(Acme));
+        Assert.Null(Register(ledger, Acme, "fits-again", bytes: GiB).Refusal);
+    }
+
+    [Fact]
+    public void Images_share_the_storage_quota_with_volumes_and_disks()
+    {
+        var ledger = Ledger();
+        Assert.Null(ledger.Send(new LedgerCommands.UpdateTenant(Acme, new TenantQuota(MaxStorageGiB: 3), null)).Refusal);
+        Assert.Null(Register(ledger, Acme, "base", bytes: GiB + 1).Refusal); // 2 GiB held
+
+        var volume = ledger.Send(new VolumeCommands.CreateVolume(Guid.NewGuid().ToString("N"), Acme, "data", 2)).Refusal!;
+        Assert.Equal(RefusalKind.Forbidden, volume.Kind);
+        Assert.Contains("2 of 3 GiB of storage in use, 2 more asked", volume.Errors.Single().Message);
+    }
+
+    [Fact]
+    public void A_public_image_counts_against_nobody_and_survives_a_snapshot_uncharged()
+    {
+        var ledger = Ledger();
+        Assert.Null(ledger.Send(new LedgerCommands.UpdateTenant(Acme, new TenantQuota(MaxStorageGiB: 0), null)).Refusal);
+        Assert.Null(Register(ledger, TenantId.System, "everyones", isPublic: true, bytes: 10 * GiB).Refusal);
+        Assert.Equal(0, ledger.State.StorageUsedGiB(TenantId.System));
+        Assert.Equal(0, ledger.State.StorageUsedGiB(Acme));
+        Assert.Equal("quota exceeded: 0 of 0 GiB of storage in use, 1 more asked", Register(ledger, Acme, "mine", bytes: 1).Refusal!.Errors.Single().Message);
+
+        Assert.Null(ledger.Send(new LedgerCommands.UpdateTenant(Acme, TenantQuota.Unlimited, null)).Refusal);
+        Assert.Null(Register(ledger, Acme, "mine", bytes: 3 * GiB).Refusal);
+        var restored = LedgerState.Empty.WithImages(ledger.State.Images.Values);
+        Assert.Equal(3, restored.StorageUsedGiB(Acme));
+        Assert.Equal(0, restored.StorageUsedGiB(TenantId.System));
+    }
 
     private static Decision CreateVm(LedgerDriver ledger, TenantId tenant, string name, string image) =>
         ledger.Send(new LedgerCommands.CreateVm(tenant, new VmSpec(name, 1, 256, image), VmId.New()));
@@ -62,7 +119,7 @@ public class ImageLedgerTests
 
         var image = ledger.State.FindImage(Acme, "mine")!;
         var assignment = ledger.State.AssignmentOf(ledger.State.FindVm(Acme, "web")!);
-        Assert.Equal(new ImageDisk(image.Id, "raw", "other"), assignment.ImageDisk);
+        Assert.Equal(new ImageDisk(image.Id, "raw", "other", Hash, 4096), assignment.ImageDisk);
         Assert.Equal("other", assignment.BootImage);
         Assert.Equal($"{image.Id}.raw", assignment.ImageDisk!.FileName);
 

@@ -12,7 +12,8 @@ namespace Orchestrator.Node.Tests;
 /// <summary>
 /// Image import through a real node and real QEMU (issue 18, part 5): a qcow2 imported with the CLI boots a VM with the demo
 /// kernel on an overlay of it (its first sector's boot counter proves the disk is the image's); hostile images are refused
-/// naming the field with nothing left in the store; another tenant neither sees nor boots a private image.
+/// naming the field with nothing left in the store; another tenant neither sees nor boots a private image. Across nodes with
+/// stores of their own, a host fetches an image it lacks and refuses a copy whose hash is not the ledger's.
 /// </summary>
 [Collection(NodeCollection.Name)]
 public sealed class ImageImportTests(ITestOutputHelper output)
@@ -26,13 +27,7 @@ public sealed class ImageImportTests(ITestOutputHelper output)
         using var work = new TempFiles();
         var store = Path.Combine(node.DataDir, "images");
 
-        // A 1 MiB disk whose first sector says the demo guest booted 41 times, as qcow2: a VM on it counts 42.
-        var raw = work.File("counted.raw");
-        var sector = new byte[1 << 20];
-        Encoding.ASCII.GetBytes("ORCHESTRATOR-BOOTS 41\n").CopyTo(sector, 0);
-        await File.WriteAllBytesAsync(raw, sector);
-        var good = work.File("counted.qcow2");
-        await QemuImgAsync("convert", "-f", "raw", "-O", "qcow2", raw, good);
+        var good = await CountedQcow2Async(work, boots: 41);
 
         var import = await OrchestratorCommand.RunAsync(output, ["image", "import", "counted", "--file", good, "--kernel", "demo", "--data", node.DataDir],
             TimeSpan.FromMinutes(2), start =>
@@ -57,6 +52,13 @@ public sealed class ImageImportTests(ITestOutputHelper output)
         var big = work.File("big.raw");
         await File.WriteAllBytesAsync(big, new byte[MaxBytes + 4096]);
         await AssertRefusedAsync(node.Http, "big", "raw", big, "file", "larger than");
+        // Over the tenant's storage quota: refused naming the quota (before the upload is read: its length is known).
+        using var tight = node.ClientWith(await node.TenantKeyAsync("tight", quota: new { storageGiB = 0 }));
+        var overQuota = await Upload(tight, "counted&format=qcow2&kernel=demo", good);
+        var overQuotaBody = await overQuota.Content.ReadAsStringAsync();
+        Assert.True(overQuota.StatusCode == HttpStatusCode.Forbidden, $"{(int)overQuota.StatusCode} {overQuotaBody}");
+        Assert.Contains("quota exceeded: 0 of 0 GiB of storage in use, 1 more asked", overQuotaBody);
+        Assert.Equal(HttpStatusCode.NotFound, (await tight.GetAsync("v1/images/counted")).StatusCode);
         Assert.Equal([Path.GetFileName(file)], Directory.EnumerateFileSystemEntries(store).Select(f => Path.GetFileName(f)).ToList());
 
         // Another tenant: not listed, not found, not bootable, not deletable.
@@ -85,6 +87,79 @@ public sealed class ImageImportTests(ITestOutputHelper output)
             TimeSpan.FromSeconds(90), "the VM to be deleted");
         Assert.Equal(HttpStatusCode.NoContent, (await node.Http.DeleteAsync("v1/images/counted")).StatusCode);
         Assert.False(File.Exists(file), $"{file} is gone");
+    }
+
+    /// <summary>
+    /// Two hosts in namespaces of their own, each with its own image store: two images imported through h1 are in h1's store
+    /// only. A VM on one, placed on h2, boots from the copy h2 fetched (boot=42 proves the disk is the image's); a VM on the
+    /// other, whose file in h1's store was corrupted after import, fails its start naming the image and the hash, and h2's
+    /// store keeps nothing of it. Deleting the image removes h2's copy too.
+    /// </summary>
+    [Fact]
+    public async Task A_host_fetches_an_image_it_lacks_from_the_node_that_has_it_and_refuses_a_copy_whose_hash_is_not_the_ledgers()
+    {
+        await using var cluster = await MultiHostCluster.StartAsync(output, new NetworkNamespaces("orcif", "10.219.85"), hosts: 2);
+        var (h1, h2) = (cluster.Node(1), cluster.Node(2));
+        using var work = new TempFiles();
+        var good = await CountedQcow2Async(work, boots: 41);
+        var ids = new Dictionary<string, string>();
+        foreach (var name in new[] { "counted", "tampered" })
+        {
+            var imported = await Upload(h1.Http, $"{name}&format=qcow2&kernel=demo", good);
+            Assert.True(imported.StatusCode == HttpStatusCode.Created, await imported.Content.ReadAsStringAsync());
+            ids[name] = (string)JsonNode.Parse(await imported.Content.ReadAsStringAsync())!["id"]!;
+        }
+
+        var (store1, store2) = (Path.Combine(h1.DataDir, "images"), Path.Combine(h2.DataDir, "images"));
+        Assert.True(File.Exists(Path.Combine(store1, $"{ids["counted"]}.qcow2")), "the import is in h1's store");
+        Assert.False(Directory.Exists(store2) && Directory.EnumerateFileSystemEntries(store2).Any(), "h2's store is its own, and empty");
+
+        // The same length, one byte changed past the header: only the hash can tell.
+        await using (var file = new FileStream(Path.Combine(store1, $"{ids["tampered"]}.qcow2"), FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = file.Length - 1;
+            var last = file.ReadByte();
+            file.Position = file.Length - 1;
+            file.WriteByte((byte)(last ^ 0xff));
+        }
+
+        var labelled = await h1.Http.PostAsJsonAsync("v1/hosts/h2/labels", new { set = new Dictionary<string, string> { ["name"] = "h2" } });
+        Assert.Equal(HttpStatusCode.OK, labelled.StatusCode);
+        foreach (var (vm, image) in new[] { ("far", "counted"), ("bad", "tampered") })
+        {
+            var created = await h1.Http.PostAsJsonAsync("v1/vms", new { name = vm, vcpus = 1, memoryMiB = 128, image, hostSelector = new[] { "name=h2" } });
+            Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
+        }
+
+        var far = await h1.WaitForVmAsync("far", "Ready", v => Console(v, "ORCHESTRATOR-GUEST-READY far"));
+        Assert.Equal("h2", (string?)far["host"]);
+        Assert.True(Console(far, "ORCHESTRATOR-GUEST-READY far boot=42"), $"the VM's console: {far["consoleTail"]}");
+
+        var bad = await h1.WaitForVmAsync("bad", "Failed");
+        var reason = (string?)bad["reason"] ?? "";
+        Assert.Contains("image 'tampered'", reason);
+        Assert.Contains("sha256", reason);
+        var fetched = Path.Combine(store2, $"{ids["counted"]}.qcow2");
+        Assert.Equal([fetched], Directory.EnumerateFileSystemEntries(store2).ToList());
+
+        // Deleted from the ledger: h2's fetched copy goes too, not only the importing node's file.
+        Assert.Equal(HttpStatusCode.Accepted, (await h1.Http.DeleteAsync("v1/vms/far")).StatusCode);
+        await h1.Eventually(async () => (await h1.Http.GetAsync("v1/vms/far")).StatusCode == HttpStatusCode.NotFound ? true : (bool?)null,
+            TimeSpan.FromSeconds(90), "the VM to be deleted");
+        Assert.Equal(HttpStatusCode.NoContent, (await h1.Http.DeleteAsync("v1/images/counted")).StatusCode);
+        await h2.Eventually(() => Task.FromResult(File.Exists(fetched) ? (bool?)null : true), TimeSpan.FromSeconds(30), "h2's copy to be removed");
+    }
+
+    /// <summary>A 1 MiB qcow2 whose first sector says the demo guest booted <paramref name="boots"/> times: a VM on it counts one more.</summary>
+    private static async Task<string> CountedQcow2Async(TempFiles work, int boots)
+    {
+        var raw = work.File("counted.raw");
+        var sector = new byte[1 << 20];
+        Encoding.ASCII.GetBytes($"ORCHESTRATOR-BOOTS {boots}\n").CopyTo(sector, 0);
+        await File.WriteAllBytesAsync(raw, sector);
+        var qcow2 = work.File("counted.qcow2");
+        await QemuImgAsync("convert", "-f", "raw", "-O", "qcow2", raw, qcow2);
+        return qcow2;
     }
 
     private static async Task AssertRefusedAsync(HttpClient http, string name, string format, string path, string field, string why)

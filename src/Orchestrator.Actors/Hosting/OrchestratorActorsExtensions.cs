@@ -18,6 +18,11 @@ public sealed class SchedulerProxy
 {
 }
 
+/// <summary>Registry key for this node's image store (every node).</summary>
+public sealed class ImageStore
+{
+}
+
 /// <summary>Registry key for this node's host agent (host role only).</summary>
 public sealed class HostAgent
 {
@@ -91,6 +96,15 @@ public static class OrchestratorActorsExtensions
     }
 
     /// <summary>
+    /// The image store, on every node (the node an import went through holds its file, host or not), registered as
+    /// <see cref="ImageStore"/>: serves the imported images' files to peers and fetches those a VM here needs. Comes before
+    /// <see cref="AddHostAgent"/>, whose VMs ask it.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddImageStore(this AkkaConfigurationBuilder builder, OrchestratorSettings settings) =>
+        builder.WithActors((system, registry) =>
+            registry.Register<ImageStore>(system.ActorOf(Images.ImageStoreActor.Props(settings.EffectiveImageImport.Store), Images.ImageStoreActor.Name)));
+
+    /// <summary>
     /// The host agent, on a node with the host role: the simulated hosts' actor for the simulated driver, else a
     /// <see cref="HostAgentActor"/> over the driver <paramref name="createDriver"/> makes. Registered as
     /// <see cref="HostAgent"/>; talks to the scheduler through <see cref="AddScheduler"/>'s proxy, so comes after it.
@@ -109,7 +123,8 @@ public static class OrchestratorActorsExtensions
             var agent = settings.Host.Driver == SimulatedHostsActor.Driver
                 ? system.ActorOf(SimulatedHostsActor.Props(settings.Host, settings.HostId, proxy), SimulatedHostsActor.Name)
                 : system.ActorOf(
-                    HostAgentActor.Props(settings.Host, settings.HostId, createDriver(), proxy, settings.Images, HostLeases(settings)),
+                    HostAgentActor.Props(settings.Host, settings.HostId, createDriver(), proxy, settings.Images, HostLeases(settings),
+                        registry.TryGet<ImageStore>(out var imageStore) ? imageStore : null),
                     HostAgentActor.Name);
             registry.Register<HostAgent>(agent);
         });

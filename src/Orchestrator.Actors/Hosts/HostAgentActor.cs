@@ -33,6 +33,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     private readonly IHypervisor _driver;
     private readonly IActorRef _scheduler;
     private readonly ImageCatalog _images;
+    private readonly IActorRef? _imageStore;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     /// <summary>What the host decided about its VMs so far; only <see cref="Feed"/> changes it.</summary>
@@ -64,10 +65,12 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     /// <summary>The span of each traced create assigned here, from its assignment until its VM actor starts.</summary>
     private readonly Dictionary<VmId, Activity> _startSpans = [];
 
+    /// <param name="imageStore">this node's image store, which VMs on an imported image ask for its file (null: the file must be here).</param>
     public HostAgentActor(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images,
-        HostLeaseStore? leases = null)
+        HostLeaseStore? leases = null, IActorRef? imageStore = null)
     {
         _leases = leases;
+        _imageStore = imageStore;
         _settings = settings;
         _hostId = hostId;
         _driver = driver;
@@ -190,8 +193,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(HostSettings settings, HostId hostId, IHypervisor driver, IActorRef scheduler, ImageCatalog images,
-        HostLeaseStore? leases = null) =>
-        Akka.Actor.Props.Create(() => new HostAgentActor(settings, hostId, driver, scheduler, images, leases));
+        HostLeaseStore? leases = null, IActorRef? imageStore = null) =>
+        Akka.Actor.Props.Create(() => new HostAgentActor(settings, hostId, driver, scheduler, images, leases, imageStore));
 
     protected override void PreStart()
     {
@@ -296,7 +299,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         var traceParent = OrchestratorTracing.TraceParentOf(_startSpans.GetValueOrDefault(assignment.VmId));
         var actor = Context.ActorOf(
             VmActor.Props(assignment, ImageFor(assignment), _driver, _scheduler, adopt, _settings.StopTimeout, _settings.VcpuSampleInterval,
-                _cgroups, _settings.UsageReportInterval, traceParent: traceParent),
+                _cgroups, _settings.UsageReportInterval, traceParent: traceParent, imageStore: _imageStore),
             $"vm-{assignment.VmId.Compact}-{start.Incarnation}");
         Context.Watch(actor);
         _actors[assignment.VmId] = actor;
@@ -307,8 +310,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
 
     /// <summary>
     /// What the VM boots: its catalog image, or for an imported image the kernel, initrd and command line of the catalog image
-    /// named at import, with the imported file (in the image store, named by its id) as the base of the VM's disk. The store
-    /// is shared by the hosts here; a host that lacks the file fails the VM's start with its path named.
+    /// named at import, with the imported file (in this node's image store, named by its id) as the base of the VM's disk. A
+    /// store that lacks the file has it fetched from a peer before the VM starts (see <see cref="Images.ImageStoreActor"/>).
     /// </summary>
     private GuestImage ImageFor(VmAssignment assignment)
     {

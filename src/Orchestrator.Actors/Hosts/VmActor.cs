@@ -57,6 +57,12 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private VcpuSupervision? _vcpus;
     private Task<IVmHandle>? _opening;
 
+    /// <summary>This node's image store, asked for an imported image's file before a start (null: the file must be here).</summary>
+    private readonly IActorRef? _imageStore;
+
+    /// <summary>The longest a start waits for its image's file to be fetched: a 4 GiB image at a slow link's pace.</summary>
+    private static readonly TimeSpan ImageFetchPatience = TimeSpan.FromHours(1);
+
     /// <summary>Ends a start's wait for its disk's lock when the actor stops.</summary>
     private readonly CancellationTokenSource _starting = new();
     private IActorRef? _consoleActor;
@@ -87,8 +93,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     /// <param name="traceParent">the host's span of a traced create: this start is its VM's first boot.</param>
     public VmActor(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler, DiscoveredVm? adopt,
         TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null, TimeSpan usageInterval = default,
-        TimeSpan vcpuAckTimeout = default, string? traceParent = null)
+        TimeSpan vcpuAckTimeout = default, string? traceParent = null, IActorRef? imageStore = null)
     {
+        _imageStore = imageStore;
         _bootSpan = OrchestratorTracing.StartChild("vm.boot", traceParent);
         _bootSpan?.SetTag(OrchestratorTracing.VmIdTag, assignment.VmId.ToString());
         _vcpuAckTimeout = vcpuAckTimeout > TimeSpan.Zero ? vcpuAckTimeout : TimeSpan.FromSeconds(2);
@@ -114,9 +121,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     public static Props Props(VmAssignment assignment, GuestImage image, IHypervisor driver, IActorRef scheduler,
         DiscoveredVm? adopt, TimeSpan stopTimeout, TimeSpan vcpuSampleInterval, VmCgroups? cgroups = null,
-        TimeSpan usageInterval = default, TimeSpan vcpuAckTimeout = default, string? traceParent = null) =>
+        TimeSpan usageInterval = default, TimeSpan vcpuAckTimeout = default, string? traceParent = null, IActorRef? imageStore = null) =>
         Akka.Actor.Props.Create(() => new VmActor(assignment, image, driver, scheduler, adopt, stopTimeout, vcpuSampleInterval,
-            cgroups, usageInterval, vcpuAckTimeout, traceParent));
+            cgroups, usageInterval, vcpuAckTimeout, traceParent, imageStore));
 
     protected override void PreStart()
     {
@@ -127,12 +134,18 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         var scheduler = _scheduler;
         var log = _log;
         var starting = _starting.Token;
+        var imageStore = _imageStore;
         // The bootstrap fetch, process start and QMP handshake block: they run off the dispatcher and come back as a message.
         _opening = Task.Run(async () =>
         {
             if (adopt is not null)
             {
                 return await driver.AdoptAsync(adopt, CancellationToken.None);
+            }
+
+            if (assignment.ImageDisk is { } imported && imageStore is not null)
+            {
+                await EnsureImageAsync(imageStore, imported, assignment.Image, starting);
             }
 
             var bootstrap = assignment.HasBootstrap ? await FetchBootstrapAsync(scheduler, assignment.VmId) : null;
@@ -171,6 +184,20 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             {
                 throw new HypervisorException($"its disk stayed locked for {DiskLockPatience.TotalSeconds:F0} s: {locked.Message}");
             }
+        }
+    }
+
+    /// <summary>
+    /// Has the imported image's file in this node's store before the VM starts on it: fetched from a peer and checked against the
+    /// ledger's SHA-256 when it is not here. The store always answers (each chunk of a fetch has its own deadline), so the ask
+    /// waits as long as a large image takes.
+    /// </summary>
+    private static async Task EnsureImageAsync(IActorRef imageStore, Domain.Storage.ImageDisk image, string name, CancellationToken ct)
+    {
+        var answer = await imageStore.Ask<object>(new Images.ImageStoreProtocol.Ensure(image), ImageFetchPatience, ct);
+        if (answer is Images.ImageStoreProtocol.Unavailable unavailable)
+        {
+            throw new HypervisorException($"image '{name}' ({image.Id}): {unavailable.Reason}");
         }
     }
 

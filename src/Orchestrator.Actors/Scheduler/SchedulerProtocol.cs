@@ -81,7 +81,8 @@ public static class SchedulerReplies
         state.UsageOf(tenant),
         state.Keys.Values.Where(k => k.Tenant == tenant).OrderBy(k => k.CreatedAt).ThenBy(k => k.KeyId, StringComparer.Ordinal).ToList(),
         state.StorageUsedGiB(tenant),
-        new TenantCounts(state.SnapshotsOf(tenant).Count(), state.VolumesOf(tenant).Count(), state.NetworksOf(tenant).Count(), state.AddressesOf(tenant)));
+        new TenantCounts(state.SnapshotsOf(tenant).Count(), state.VolumesOf(tenant).Count(), state.NetworksOf(tenant).Count(), state.AddressesOf(tenant)),
+        state.ImageBytesOf(tenant));
 
     /// <summary>Done when there is no such VM before or after (a VM command is refused before that could happen).</summary>
     private static IOrchestratorMessage VmReply(VmId? subject, LedgerState before, LedgerState after) =>
@@ -107,8 +108,9 @@ public static class SchedulerReplies
 
     /// <summary>A tenant with what its VMs take and its keys (hashes included: callers must never show them).</summary>
     /// <param name="StorageGiB">GiB of the tenant's VM disks and volumes (what its storage quota counts).</param>
+    /// <param name="ImageBytes">bytes of its private imported images, part of <paramref name="StorageGiB"/> (rounded up together).</param>
     public sealed record TenantFound(TenantRecord? Tenant, TenantUsage Usage, IReadOnlyList<ApiKeyRecord> Keys, long StorageGiB = 0,
-        TenantCounts? Counts = null) : IOrchestratorMessage;
+        TenantCounts? Counts = null, long ImageBytes = 0) : IOrchestratorMessage;
 
     public sealed record TenantList(IReadOnlyList<TenantFound> Tenants) : IOrchestratorMessage;
 

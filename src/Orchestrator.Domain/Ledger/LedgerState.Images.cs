@@ -12,6 +12,14 @@ public sealed partial record LedgerState
     /// <summary>Imported images by id.</summary>
     public ImmutableDictionary<string, ImageRecord> Images { get; init; } = ImmutableDictionary<string, ImageRecord>.Empty;
 
+    /// <summary>
+    /// Bytes on disk of each tenant's private images, charged to its storage quota. Public images (the system tenant's, made
+    /// by an admin) count against nobody. Derived from <see cref="Images"/>, never journaled or snapshotted of its own.
+    /// </summary>
+    public ImmutableDictionary<TenantId, long> ImageBytes { get; init; } = ImmutableDictionary<TenantId, long>.Empty;
+
+    public long ImageBytesOf(TenantId tenant) => ImageBytes.GetValueOrDefault(tenant);
+
     /// <summary>The images the tenant sees (its own and the public ones), by name.</summary>
     public IEnumerable<ImageRecord> ImagesVisibleTo(TenantId tenant) =>
         Images.Values.Where(i => i.VisibleTo(tenant)).OrderBy(i => i.Name, StringComparer.Ordinal);
@@ -77,6 +85,15 @@ public sealed partial record LedgerState
             return refused;
         }
 
+        // Charged in the same decision that records it: two imports racing for the last GiB cannot both get it. A refused
+        // import's file is deleted by the endpoint that wrote it.
+        if (!c.Public && FindTenant(c.Tenant)?.Quota is { } quota
+            && quota.StorageExceeded(StorageUsedGiB(c.Tenant), ImageRecord.GiBHolding(ImageBytesOf(c.Tenant) + c.Bytes) - ImageRecord.GiBHolding(ImageBytesOf(c.Tenant)),
+                "file") is { } exceeded)
+        {
+            return Decision.Refuse(Refusal.Forbidden(exceeded));
+        }
+
         return Decision.Accept(new ImageRegistered(c.Id, c.Tenant, c.Name, c.Public, c.Format, c.Sha256, c.Bytes, c.VirtualBytes, c.Boot, now));
     }
 
@@ -119,11 +136,27 @@ public sealed partial record LedgerState
         ImageRegistered e => this with
         {
             Images = Images.SetItem(e.Id, new ImageRecord(e.Id, e.Tenant, e.Name, e.Public, e.Format, e.Sha256, e.Bytes, e.VirtualBytes, e.Boot, e.At)),
+            ImageBytes = e.Public ? ImageBytes : ChargeImage(ImageBytes, e.Tenant, e.Bytes),
         },
-        ImageDeleted e => this with { Images = Images.Remove(e.Id) },
+        ImageDeleted e when Images.TryGetValue(e.Id, out var gone) => this with
+        {
+            Images = Images.Remove(e.Id),
+            ImageBytes = gone.Public ? ImageBytes : ChargeImage(ImageBytes, gone.Tenant, -gone.Bytes),
+        },
         _ => this,
     };
 
+    private static ImmutableDictionary<TenantId, long> ChargeImage(ImmutableDictionary<TenantId, long> bytes, TenantId tenant, long more) =>
+        bytes.GetValueOrDefault(tenant) + more is var now and > 0 ? bytes.SetItem(tenant, now) : bytes.Remove(tenant);
+
     /// <summary>The state rebuilt from a snapshot with its images.</summary>
-    public LedgerState WithImages(IEnumerable<ImageRecord> images) => this with { Images = images.ToImmutableDictionary(i => i.Id) };
+    public LedgerState WithImages(IEnumerable<ImageRecord> images)
+    {
+        var byId = images.ToImmutableDictionary(i => i.Id);
+        return this with
+        {
+            Images = byId,
+            ImageBytes = byId.Values.Where(i => !i.Public).GroupBy(i => i.Tenant).ToImmutableDictionary(g => g.Key, g => g.Sum(i => i.Bytes)),
+        };
+    }
 }

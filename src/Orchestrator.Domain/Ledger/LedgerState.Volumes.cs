@@ -14,10 +14,14 @@ public sealed partial record LedgerState
     /// <summary>Volumes by id.</summary>
     public ImmutableDictionary<string, VolumeRecord> Volumes { get; init; } = ImmutableDictionary<string, VolumeRecord>.Empty;
 
-    /// <summary>GiB of storage each tenant holds: its VMs' disks (as asked for, placed or not) and its volumes.</summary>
+    /// <summary>GiB of storage each tenant holds: its VMs' disks (as asked for, placed or not), its volumes and snapshots.</summary>
     public ImmutableDictionary<TenantId, long> StorageUsage { get; init; } = ImmutableDictionary<TenantId, long>.Empty;
 
-    public long StorageUsedGiB(TenantId tenant) => StorageUsage.GetValueOrDefault(tenant);
+    /// <summary>
+    /// GiB of storage charged to the tenant's quota: <see cref="StorageUsage"/> and its private imported images' bytes on
+    /// disk, rounded up to whole GiB together (not per image: 64 small images weigh what they weigh).
+    /// </summary>
+    public long StorageUsedGiB(TenantId tenant) => StorageUsage.GetValueOrDefault(tenant) + ImageRecord.GiBHolding(ImageBytesOf(tenant));
 
     public VolumeRecord? FindVolume(TenantId tenant, string name) =>
         Volumes.Values.FirstOrDefault(v => v.Tenant == tenant && v.Name == name);

@@ -33,15 +33,19 @@ public sealed partial record ImageRecord(string Id, TenantId Tenant, string Name
     /// <summary>Whether <paramref name="tenant"/> may see and boot it: its own, or public.</summary>
     public bool VisibleTo(TenantId tenant) => Public || Tenant == tenant;
 
-    /// <summary>What a host needs to open it.</summary>
-    public ImageDisk Disk => new(Id, Format, Boot);
+    /// <summary>What a host needs to open it, and to check a copy it fetched from another node.</summary>
+    public ImageDisk Disk => new(Id, Format, Boot, Sha256, Bytes);
+
+    /// <summary>Whole GiB that <paramref name="bytes"/> take, rounded up: how images are charged to a storage quota counted in GiB.</summary>
+    public static long GiBHolding(long bytes) => bytes <= 0 ? 0 : ((bytes - 1) >> 30) + 1;
 }
 
 /// <summary>
 /// What a host needs to boot a VM on an imported image: the image's id and format (its file in the image store is
-/// <see cref="FileName"/>) and the catalog image whose kernel and initrd boot it.
+/// <see cref="FileName"/>), the catalog image whose kernel and initrd boot it, and the SHA-256 and size the ledger recorded
+/// at import, which a copy fetched from another node must have before it is used.
 /// </summary>
-public sealed record ImageDisk(string Id, string Format, string Boot)
+public sealed record ImageDisk(string Id, string Format, string Boot, string Sha256 = "", long Bytes = 0)
 {
     /// <summary>The file's name in the image store; throws for an id or format that could not have come from the ledger.</summary>
     public string FileName => ImageRecord.IsValidId(Id) && ImageRecord.Formats.Contains(Format, StringComparer.Ordinal)

@@ -33,7 +33,7 @@ public static class KeyRoles
 }
 
 /// <summary>A tenant's limits, OpenStack-style; null = unlimited.</summary>
-/// <param name="MaxStorageGiB">GiB of VM disks and volumes together (issue 18).</param>
+/// <param name="MaxStorageGiB">GiB of VM disks, volumes, snapshots and private imported images together (issue 18).</param>
 /// <param name="MaxAddresses">addresses on the tenant's networks, one per NIC of its VMs.</param>
 /// <param name="ForwardPorts">the host ports (a range, "20000-20099") its port forwards may use; null: none granted.</param>
 public sealed record TenantQuota(int? MaxVms = null, int? MaxVcpus = null, long? MaxMemoryMiB = null, long? MaxStorageGiB = null,
