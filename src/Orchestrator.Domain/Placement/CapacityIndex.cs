@@ -131,9 +131,8 @@ public sealed partial class CapacityIndex
 
     private static HostRecord? Best(Shape shape, ResourceRequest request, PlacementPolicy policy, IReadOnlySet<HostId>? exclude)
     {
-        var probe = new HostRecord(default, shape.Cpus, shape.MemoryMiB, "", HostState.Up, 0, 0, 0);
-        var cpuCapacity = Placement.VcpuCapacity(probe, policy);
-        var memoryCapacity = Placement.MemoryCapacity(probe, policy);
+        var cpuCapacity = Placement.VcpuCapacity(shape.Cpus, policy);
+        var memoryCapacity = Placement.MemoryCapacity(shape.MemoryMiB, policy);
         var search = new Search(
             cpuCapacity - (long)request.Vcpus,
             memoryCapacity - request.MemoryMiB,
@@ -176,7 +175,9 @@ public sealed partial class CapacityIndex
 
     private static Shape[] SetAt(Shape[] shapes, int at, Shape shape)
     {
-        var copy = (Shape[])shapes.Clone();
+        // Not Array.Clone: that is MemberwiseClone, which takes the runtime's slow allocation path at every host update.
+        var copy = new Shape[shapes.Length];
+        shapes.AsSpan().CopyTo(copy);
         copy[at] = shape;
         return copy;
     }
