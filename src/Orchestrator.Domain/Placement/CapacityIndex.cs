@@ -64,14 +64,15 @@ public sealed partial class CapacityIndex
                 throw new InvalidOperationException($"host {before.Id} is not in the index as it was given");
             }
 
-            var root = Tree.Remove(shapes[at].Root, before);
-            count--;
             if (after is { State: HostState.Up } && Holds(shapes[at], after))
             {
-                // The common case, a host's allocations changed: one new shape and one copy of the array, not two.
-                return new CapacityIndex(SetAt(shapes, at, shapes[at] with { Root = Tree.Insert(root, after) }), count + 1);
+                // The common case, a host's allocations changed: one new shape and one copy of the array, not two, and
+                // the path the host's old and new places share copied once.
+                return new CapacityIndex(SetAt(shapes, at, shapes[at] with { Root = Tree.Move(shapes[at].Root, before, after) }), count);
             }
 
+            var root = Tree.Remove(shapes[at].Root, before);
+            count--;
             shapes = root is null ? RemoveAt(shapes, at) : SetAt(shapes, at, shapes[at] with { Root = root });
         }
 
@@ -389,6 +390,29 @@ public sealed partial class CapacityIndex
             return c < 0
                 ? Balance(node.Host, Insert(node.Left, host), node.Right)
                 : Balance(node.Host, node.Left, Insert(node.Right, host));
+        }
+
+        /// <summary>
+        /// The tree with <paramref name="before"/> (which it holds) replaced by <paramref name="after"/>: as Remove then
+        /// Insert, but the nodes above the point where the two places part are copied once, not twice.
+        /// </summary>
+        public static Node Move(Node node, HostRecord before, HostRecord after)
+        {
+            var cb = Compare(before, node.Host);
+            var ca = Compare(after, node.Host);
+            if (cb < 0 && ca < 0)
+            {
+                return Balance(node.Host, Move(node.Left!, before, after), node.Right);
+            }
+
+            if (cb > 0 && ca > 0)
+            {
+                return Balance(node.Host, node.Left, Move(node.Right!, before, after));
+            }
+
+            // The places part here (or the host is this node): within this subtree its height changes by at most one, so
+            // the ancestors' Balance still holds.
+            return Insert(Remove(node, before), after);
         }
 
         public static Node? Remove(Node? node, HostRecord host)
