@@ -1,5 +1,6 @@
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Vms;
+using Orchestrator.Domain.Tenants;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
 
 namespace Orchestrator.Domain.Tests;
@@ -361,5 +362,36 @@ public class HostLossTests
         ledger.Host("a");
         Assert.NotEmpty(ledger.Send(new LedgerCommands.LoseHost(new HostId("a"))).Events);
         Assert.Empty(ledger.Send(new LedgerCommands.LoseHost(new HostId("a"))).Events);
+    }
+
+    [Fact]
+    public void Applying_a_decisions_events_gives_the_state_a_fresh_replay_of_them_gives()
+    {
+        // Decide applies a create's request to place the VM, and the state keeps that result for the caller's Apply.
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        ledger.Create("web1");
+        var before = ledger.State;
+        var decision = before.Decide(new LedgerCommands.CreateVm(TenantId.System, new VmSpec("web2", 2, 512, "demo"), VmId.New()), ledger.Rules,
+            LedgerDriver.Now);
+        var remembered = decision.Events.Aggregate(before, (state, evt) => state.Apply(evt));
+        var replayed = ledger.Journal.Concat(decision.Events).Aggregate(LedgerState.Empty, (state, evt) => state.Apply(evt));
+        Assert.Equal(replayed.Vms.Values.OrderBy(v => v.Id.Value), remembered.Vms.Values.OrderBy(v => v.Id.Value));
+        Assert.Equal(replayed.Hosts.Values, remembered.Hosts.Values);
+        Assert.Equal(replayed.Capacity.Hosts(), remembered.Capacity.Hosts());
+    }
+
+    [Fact]
+    public void A_state_copied_with_a_change_does_not_answer_from_the_state_it_was_copied_from()
+    {
+        var ledger = new LedgerDriver();
+        ledger.Host("h1");
+        var state = ledger.State;
+        var created = new TenantCreated(new TenantId("acme"), TenantQuota.Unlimited, LedgerDriver.Now);
+        _ = state.Apply(created); // remembered on state
+        var copy = state with { Hosts = state.Hosts.Remove(new HostId("h1")) };
+        var after = copy.Apply(created);
+        Assert.Empty(after.Hosts);
+        Assert.True(after.Tenants.ContainsKey(new TenantId("acme")));
     }
 }

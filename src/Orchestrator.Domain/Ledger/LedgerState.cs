@@ -771,9 +771,33 @@ public sealed partial record LedgerState(
         }
     }
 
-    public LedgerState Apply(ILedgerEvent evt) =>
-        WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplySnapshots(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt))))), evt), evt), evt)
+    public LedgerState Apply(ILedgerEvent evt)
+    {
+        if (_applied is { } applied && ReferenceEquals(applied.From, this) && ReferenceEquals(applied.Event, evt))
+        {
+            _applied = null; // taken once: the caller moves on to the next state, and an old state keeps no chain of successors
+            return applied.Next;
+        }
+
+        var next = WithGroupIndex(WithVmIndex(WithCapacityIndex(WithIdempotency(evt, ApplySnapshots(evt, ApplyVolumes(evt, ApplyNetworks(evt, ApplyCore(evt))))), evt), evt), evt)
             .ApplySecurityGroups(evt).ApplyForwards(evt).ApplyImages(evt);
+        if (!ReferenceEquals(next, this))
+        {
+            next._applied = null; // a `with` copied this state's memo, which is about this state, not the next
+        }
+
+        _applied = new Applied(this, evt, next);
+        return next;
+    }
+
+    // A decision applies its own events to scratch states as it decides (a create applies its request, then places the
+    // VM against that), and the caller then applies the very same event objects to this state: the last event applied
+    // here is kept with its result, so that the caller's Apply is a lookup rather than the same work twice. Apply is a
+    // function of the state and the event, so the memo changes no result; it is only consulted for the same event on the
+    // very state it was made on (a `with` copies the field into another state, which must not answer from it).
+    private sealed record Applied(LedgerState From, ILedgerEvent Event, LedgerState Next);
+
+    private Applied? _applied;
 
     private LedgerState ApplyCore(ILedgerEvent evt) => evt switch
     {

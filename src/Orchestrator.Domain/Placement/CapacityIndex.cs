@@ -64,14 +64,15 @@ public sealed partial class CapacityIndex
                 throw new InvalidOperationException($"host {before.Id} is not in the index as it was given");
             }
 
-            var root = Tree.Remove(shapes[at].Root, before);
-            count--;
             if (after is { State: HostState.Up } && Holds(shapes[at], after))
             {
-                // The common case, a host's allocations changed: one new shape and one copy of the array, not two.
-                return new CapacityIndex(SetAt(shapes, at, shapes[at] with { Root = Tree.Insert(root, after) }), count + 1);
+                // The common case, a host's allocations changed: one new shape and one copy of the array, not two, and
+                // the path the host's old and new places share copied once.
+                return new CapacityIndex(SetAt(shapes, at, shapes[at] with { Root = Tree.Move(shapes[at].Root, before, after) }), count);
             }
 
+            var root = Tree.Remove(shapes[at].Root, before);
+            count--;
             shapes = root is null ? RemoveAt(shapes, at) : SetAt(shapes, at, shapes[at] with { Root = root });
         }
 
@@ -131,9 +132,8 @@ public sealed partial class CapacityIndex
 
     private static HostRecord? Best(Shape shape, ResourceRequest request, PlacementPolicy policy, IReadOnlySet<HostId>? exclude)
     {
-        var probe = new HostRecord(default, shape.Cpus, shape.MemoryMiB, "", HostState.Up, 0, 0, 0);
-        var cpuCapacity = Placement.VcpuCapacity(probe, policy);
-        var memoryCapacity = Placement.MemoryCapacity(probe, policy);
+        var cpuCapacity = Placement.VcpuCapacity(shape.Cpus, policy);
+        var memoryCapacity = Placement.MemoryCapacity(shape.MemoryMiB, policy);
         var search = new Search(
             cpuCapacity - (long)request.Vcpus,
             memoryCapacity - request.MemoryMiB,
@@ -176,7 +176,9 @@ public sealed partial class CapacityIndex
 
     private static Shape[] SetAt(Shape[] shapes, int at, Shape shape)
     {
-        var copy = (Shape[])shapes.Clone();
+        // Not Array.Clone: that is MemberwiseClone, which takes the runtime's slow allocation path at every host update.
+        var copy = new Shape[shapes.Length];
+        shapes.AsSpan().CopyTo(copy);
         copy[at] = shape;
         return copy;
     }
@@ -388,6 +390,29 @@ public sealed partial class CapacityIndex
             return c < 0
                 ? Balance(node.Host, Insert(node.Left, host), node.Right)
                 : Balance(node.Host, node.Left, Insert(node.Right, host));
+        }
+
+        /// <summary>
+        /// The tree with <paramref name="before"/> (which it holds) replaced by <paramref name="after"/>: as Remove then
+        /// Insert, but the nodes above the point where the two places part are copied once, not twice.
+        /// </summary>
+        public static Node Move(Node node, HostRecord before, HostRecord after)
+        {
+            var cb = Compare(before, node.Host);
+            var ca = Compare(after, node.Host);
+            if (cb < 0 && ca < 0)
+            {
+                return Balance(node.Host, Move(node.Left!, before, after), node.Right);
+            }
+
+            if (cb > 0 && ca > 0)
+            {
+                return Balance(node.Host, node.Left, Move(node.Right!, before, after));
+            }
+
+            // The places part here (or the host is this node): within this subtree its height changes by at most one, so
+            // the ancestors' Balance still holds.
+            return Insert(Remove(node, before), after);
         }
 
         public static Node? Remove(Node? node, HostRecord host)

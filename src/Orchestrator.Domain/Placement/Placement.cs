@@ -56,11 +56,13 @@ public static class Placement
         && host.ReservedCpuMillicores + request.CpuReservationMillicores <= host.CpuMillicores
         && host.ReservedMemoryMiB + request.MemoryReservationMiB <= host.MemoryMiB;
 
-    public static int VcpuCapacity(HostRecord host, PlacementPolicy policy) =>
-        (int)Math.Floor(host.Cpus * policy.CpuAllocationRatio);
+    public static int VcpuCapacity(HostRecord host, PlacementPolicy policy) => VcpuCapacity(host.Cpus, policy);
 
-    public static long MemoryCapacity(HostRecord host, PlacementPolicy policy) =>
-        (long)Math.Floor(host.MemoryMiB * policy.MemoryAllocationRatio);
+    public static int VcpuCapacity(int cpus, PlacementPolicy policy) => (int)Math.Floor(cpus * policy.CpuAllocationRatio);
+
+    public static long MemoryCapacity(HostRecord host, PlacementPolicy policy) => MemoryCapacity(host.MemoryMiB, policy);
+
+    public static long MemoryCapacity(long memoryMiB, PlacementPolicy policy) => (long)Math.Floor(memoryMiB * policy.MemoryAllocationRatio);
 
     /// <summary>The best host for the request, or null when none passes the filters.</summary>
     public static HostRecord? ChooseHost(IEnumerable<HostRecord> hosts, ResourceRequest request, PlacementPolicy policy)

@@ -113,8 +113,29 @@ public static partial class VmLabels
     [GeneratedRegex(@"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?\z", RegexOptions.CultureInvariant)]
     private static partial Regex ValuePattern();
 
-    public static bool Same(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
-        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
+    public static bool Same(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b)
+    {
+        // The capacity index asks at every host update, nearly always of two empty (or the very same) label sets.
+        if (ReferenceEquals(a, b) || (a.Count == 0 && b.Count == 0))
+        {
+            return true;
+        }
+
+        if (a.Count != b.Count)
+        {
+            return false;
+        }
+
+        foreach (var (key, value) in a)
+        {
+            if (!b.TryGetValue(key, out var other) || other != value)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     public static IEnumerable<FieldError> Validate(IReadOnlyDictionary<string, string> labels)
     {
