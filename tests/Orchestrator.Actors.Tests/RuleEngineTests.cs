@@ -18,8 +18,9 @@ public sealed class RuleEngineTests : PersistentTestKit
     [Fact]
     public void Rule_firings_take_from_the_tenants_request_budget_and_stop_when_it_is_spent()
     {
-        // A budget of 3 (refilled at 1/s): the firings past it are skipped, not queued.
-        var budget = new TenantBudget(new ApiLimits(RequestsPerSecond: 1, Burst: 3));
+        // A budget of 3 (refilled at 1/s, on a clock that stands still, so no token comes back however slowly the
+        // machine runs the test): the firings past it are skipped, not queued.
+        var budget = new TenantBudget(new ApiLimits(RequestsPerSecond: 1, Burst: 3), new StoppedClock());
         Assert.True(budget.TryTake(new TenantId("other"), out _)); // another tenant's spending is its own
         IgnoreMessages<ProjectionProtocol.Started>();
         var engine = ChildActorOf(Props.Create(() => new RuleEngine(DateTimeOffset.UnixEpoch, null, budget)));
@@ -40,5 +41,11 @@ public sealed class RuleEngineTests : PersistentTestKit
         ExpectNoMsg(TimeSpan.FromMilliseconds(300));
         Assert.False(budget.TryTake(Acme, out var wait));
         Assert.True(wait > TimeSpan.Zero);
+    }
+
+    /// <summary>A clock whose time never moves.</summary>
+    private sealed class StoppedClock : TimeProvider
+    {
+        public override long GetTimestamp() => 0;
     }
 }

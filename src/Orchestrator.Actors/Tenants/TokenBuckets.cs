@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Akka.Actor;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
@@ -16,13 +15,16 @@ public sealed class TokenBuckets
 
     private readonly object _gate = new();
     private readonly Dictionary<string, (double Tokens, long At)> _buckets = new(StringComparer.Ordinal);
+    private readonly TimeProvider _clock;
 
-    public TokenBuckets(int perSecond, int burst)
+    /// <param name="clock">the system's clock, unless a test holds time still.</param>
+    public TokenBuckets(int perSecond, int burst, TimeProvider? clock = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(perSecond, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(burst, 1);
         PerSecond = perSecond;
         Burst = burst;
+        _clock = clock ?? TimeProvider.System;
     }
 
     public int PerSecond { get; }
@@ -31,7 +33,7 @@ public sealed class TokenBuckets
     /// <summary>Takes a token from <paramref name="key"/>'s bucket; false, and how long until there is one, when it is empty.</summary>
     public bool TryTake(string key, out TimeSpan retryAfter)
     {
-        var now = Stopwatch.GetTimestamp();
+        var now = _clock.GetTimestamp();
         lock (_gate)
         {
             var tokens = _buckets.TryGetValue(key, out var bucket) ? Level(bucket, now) : Burst;
@@ -55,7 +57,7 @@ public sealed class TokenBuckets
     public static int RetryAfterSeconds(TimeSpan wait) => Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
 
     private double Level((double Tokens, long At) bucket, long now) =>
-        Math.Min(Burst, bucket.Tokens + Stopwatch.GetElapsedTime(bucket.At, now).TotalSeconds * PerSecond);
+        Math.Min(Burst, bucket.Tokens + _clock.GetElapsedTime(bucket.At, now).TotalSeconds * PerSecond);
 
     private void Sweep(long now)
     {
@@ -78,10 +80,10 @@ public sealed class TokenBuckets
 /// </summary>
 public sealed class TenantBudget : IExtension
 {
-    public TenantBudget(ApiLimits limits)
+    public TenantBudget(ApiLimits limits, TimeProvider? clock = null)
     {
         Limits = limits;
-        Buckets = new TokenBuckets(limits.RequestsPerSecond, limits.Burst);
+        Buckets = new TokenBuckets(limits.RequestsPerSecond, limits.Burst, clock);
     }
 
     public ApiLimits Limits { get; }
