@@ -38,12 +38,12 @@ public static class NetBenchmark
 
     public static Command Command()
     {
-        var window = new Option<int>("--window") { Description = "Seconds measured per phase.", DefaultValueFactory = _ => 10 }
+        var window = new Option<int>("--window") { Description = "Seconds measured per phase.", DefaultValueFactory = _ => 20 }
             .Within(2, 600, unit: "seconds");
         var settle = new Option<int>("--settle")
         {
             Description = "Seconds waited after each phase's change before measuring: for it to reach tc and for the senders' TCP to settle at their new rates.",
-            DefaultValueFactory = _ => 5,
+            DefaultValueFactory = _ => 15,
         }.Within(0, 600, unit: "seconds");
         var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
         var command = new Command("net",
@@ -125,7 +125,7 @@ public static class NetBenchmark
                 taps.Add(NetworkDeviceNames.Tap(new VmId(Guid.Parse(id)), 0));
             }
 
-            var up = new HostNetworking(Path.Combine(node.RunDir, "net")).ShapingDevices.Up;
+            var shaping = new HostNetworking(Path.Combine(node.RunDir, "net"));
             var load = new List<string> { LoadAverage() };
 
             var results = new List<VmThroughput>();
@@ -160,7 +160,7 @@ public static class NetBenchmark
                     classes.Add(await ClassOfAsync(tap, ct));
                 }
 
-                var busy = await TraceAsync(receivers, up, classes, window, ct);
+                var busy = await TraceAsync(receivers, shaping.ShapingDevices.Up, classes, window, ct);
                 for (var i = 0; i < Names.Length; i++)
                 {
                     var payload = (receivers[i].Bytes - from[i].Bytes) / Stopwatch.GetElapsedTime(from[i].Item2).TotalSeconds;
@@ -180,6 +180,11 @@ public static class NetBenchmark
 
             await BenchHttp.Until(async () => (await BenchHttp.GetArray(node, "v1/vms"))?.Count == 0, TimeSpan.FromSeconds(60),
                 "every guest deleted", ct);
+            // The host lets go of the network (its router, dnsmasq, taps, IFBs) after the VMs are gone from the list:
+            // the node must not be stopped before, or all of it stays on this machine.
+            var (up, down) = shaping.ShapingDevices;
+            await BenchHttp.Until(() => Task.FromResult(!File.Exists($"/run/netns/{routerNamespace}") && !Directory.Exists($"/sys/class/net/{up}")
+                    && !Directory.Exists($"/sys/class/net/{down}")), TimeSpan.FromSeconds(60), "the host to let go of the network", ct);
             load.Add(LoadAverage());
             Print(options, window, results, load);
             return 0;
