@@ -71,7 +71,7 @@ public static class ApiDtos
         return new VmResourcesDto(r.SharesFor(vm.Spec.Vcpus), r.CpuReservationMillicores, r.CpuLimitMillicores, r.MemoryReservationMiB,
             r.MemoryLimitMiB, r.Cpuset, vm.EntitledCpuMillicores, runtime?.UsedCpuMillicores, runtime?.DemandCpuMillicores,
             r.DiskIops, r.DiskBps, r.DiskShares ?? Domain.Shares.DiskLimits.DefaultShares, runtime?.DiskThrottle?.Iops, runtime?.DiskThrottle?.Bps,
-            r.NetBps, r.NetShares ?? Domain.Shares.NetLimits.DefaultShares);
+            r.NetBps, r.NetShares ?? Domain.Shares.NetLimits.DefaultShares, runtime?.Network?.GuaranteedBps, runtime?.Network?.CeilingBps);
     }
 
     public static HostDto ToDto(this HostRecord h) =>

@@ -167,10 +167,13 @@ public static class Rendering
                       (r.EntitledDiskBps is { } capBps ? BytesPerSecond(capBps) : "unlimited")));
             }
 
-            if (r.NetBps is not null || r.NetShares is not null and not 100 /* the default weight */)
+            if (r.NetBps is not null || r.NetShares is not null and not 100 /* the default weight */ || r.EntitledNetBps is not null)
             {
                 Row("Network limit", Text(r.NetBps is { } netBps ? BytesPerSecond(netBps) + " each way" : "-"));
                 Row("Network shares", Text(r.NetShares is { } netShares ? Number(netShares) : "-"));
+                Row("Network entitled", Text(r.EntitledNetBps is { } guaranteed
+                    ? $"{BytesPerSecond(guaranteed)} each way, up to {(r.EntitledNetCeilingBps is { } ceiling ? BytesPerSecond(ceiling) : "unlimited")}"
+                    : "-"));
             }
         }
 

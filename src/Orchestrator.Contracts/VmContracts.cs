@@ -54,6 +54,8 @@ public sealed record VmBootstrapDto(string Hostname, IReadOnlyList<string> SshKe
 /// now (reservations, then shares, capped by limits and by demand), and what its vCPUs used and wanted (used plus time
 /// spent waiting for a CPU) over the last window. Disks: the caps set, the share weight, and the caps its host holds on
 /// them now (the limits, or the VM's share of the host's disk when the limits together exceed it; null: none, or not running).
+/// Network: the limit and share weight set, and what its host holds its NICs to now, each way: the guarantee under
+/// contention (its share of the host's capacity) and the ceiling it may borrow up to (null: not shaped, or not running).
 /// </summary>
 public sealed record VmResourcesDto(
     int CpuShares,
@@ -71,7 +73,9 @@ public sealed record VmResourcesDto(
     long? EntitledDiskIops = null,
     long? EntitledDiskBps = null,
     long? NetBps = null,
-    int? NetShares = null);
+    int? NetShares = null,
+    long? EntitledNetBps = null,
+    long? EntitledNetCeilingBps = null);
 
 public sealed record VcpuDto(int Index, int ThreadId, double CpuSeconds);
 

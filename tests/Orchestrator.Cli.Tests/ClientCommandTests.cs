@@ -151,6 +151,22 @@ public class ClientCommandTests
     }
 
     [Fact]
+    public async Task Vm_show_prints_the_network_bandwidth_its_host_entitles_it_to_each_way()
+    {
+        const string resources = """
+            ,"resources":{"cpuShares":1024,"cpuReservationMillicores":0,"cpuLimitMillicores":null,"memoryReservationMiB":0,"memoryLimitMiB":null,"cpuset":null,"entitledCpuMillicores":null,"usedCpuMillicores":null,"demandCpuMillicores":null,"netBps":2097152,"netShares":200,"entitledNetBps":1572864,"entitledNetCeilingBps":2097152}}
+            """;
+        var http = new ScriptedHandler().On("GET", "/v1/vms/web1", HttpStatusCode.OK, Json.Vm().TrimEnd().TrimEnd('}') + resources);
+
+        var run = await CliRun.Of(http, null, "vm", "show", "web1");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Matches(@"Network limit\s+2 MiB/s each way", run.Out.ToString());
+        Assert.Matches(@"Network shares\s+200", run.Out.ToString());
+        Assert.Matches(@"Network entitled\s+1\.5 MiB/s each way, up to 2 MiB/s", run.Out.ToString());
+    }
+
+    [Fact]
     public async Task Vm_set_without_anything_to_set_says_so_and_sends_nothing()
     {
         var http = new ScriptedHandler();

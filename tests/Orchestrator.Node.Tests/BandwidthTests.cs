@@ -73,6 +73,8 @@ public sealed partial class BandwidthTests(ITestOutputHelper output)
             AssertRate(1 * MiB, leaf!.Value.Ceil, $"{device} ceil");
         }
 
+        await AssertEntitledAsync(node, 1 * MiB, 1 * MiB);
+
         var table = Run("ip", "netns", "exec", $"{Prefix}-h1", "nft", "list", "tables", "netdev");
         var steering = Assert.Single(table.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.EndsWith(tap, StringComparison.Ordinal)).Split(' ')[2];
         var rules = Run("ip", "netns", "exec", $"{Prefix}-h1", "nft", "list", "table", "netdev", steering);
@@ -92,6 +94,8 @@ public sealed partial class BandwidthTests(ITestOutputHelper output)
                 TimeSpan.FromSeconds(30), $"the VM's class on {device} at the new limit");
         }
 
+        await AssertEntitledAsync(node, 2 * MiB, 2 * MiB);
+
         await node.Http.DeleteAsync("v1/vms/shaped");
         await node.Eventually(async () => await node.GetVmAsync("shaped") is null ? (bool?)true : null, TimeSpan.FromSeconds(60), "the VM to be gone");
         await node.Eventually(() => Task.FromResult(Run("ip", "netns", "exec", $"{Prefix}-h1", "ip", "-o", "link", "show") is var links
@@ -99,6 +103,12 @@ public sealed partial class BandwidthTests(ITestOutputHelper output)
             TimeSpan.FromSeconds(30), "the IFBs to go with the last shaped VM");
         Assert.DoesNotContain(steering, Run("ip", "netns", "exec", $"{Prefix}-h1", "nft", "list", "tables", "netdev"));
     }
+
+    /// <summary>What the VM's details show its host holds its NICs to (alone on the host: its limit, guaranteed and ceiling).</summary>
+    private static Task AssertEntitledAsync(NodeProcess node, long guaranteed, long ceiling) =>
+        node.Eventually(async () => (await node.GetVmAsync("shaped"))!["resources"] is { } r
+                && (long?)r["entitledNetBps"] == guaranteed && (long?)r["entitledNetCeilingBps"] == ceiling ? (bool?)true : null,
+            TimeSpan.FromSeconds(30), $"vm show to say {guaranteed} bytes/s guaranteed, up to {ceiling}");
 
     /// <summary>The one VM class (a leaf under the host's class 1) in <c>tc class show</c>: its rate and ceil in bytes per second.</summary>
     private static (double Rate, double Ceil)? LeafClass(string classes)

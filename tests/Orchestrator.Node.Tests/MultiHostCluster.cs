@@ -30,12 +30,13 @@ public sealed class MultiHostCluster : IAsyncDisposable
 
     public HostFreezer Freezer(int host) => _freezers[host - 1];
 
-    public static async Task<MultiHostCluster> StartAsync(ITestOutputHelper output, NetworkNamespaces network, int hosts)
+    /// <param name="extraConfig">HOCON every host's node gets besides the cluster's (e.g. NAT on: each host is a namespace of its own).</param>
+    public static async Task<MultiHostCluster> StartAsync(ITestOutputHelper output, NetworkNamespaces network, int hosts, string? extraConfig = null)
     {
         var cluster = new MultiHostCluster(network);
         try
         {
-            await cluster.StartHostsAsync(output, hosts);
+            await cluster.StartHostsAsync(output, hosts, extraConfig);
             return cluster;
         }
         catch
@@ -45,7 +46,7 @@ public sealed class MultiHostCluster : IAsyncDisposable
         }
     }
 
-    private async Task StartHostsAsync(ITestOutputHelper output, int hosts)
+    private async Task StartHostsAsync(ITestOutputHelper output, int hosts, string? extraConfig)
     {
         Network.Run("down");
         Network.Run("up", hosts.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -74,7 +75,7 @@ public sealed class MultiHostCluster : IAsyncDisposable
                 orchestrator.host.fence-after = 3s
                 orchestrator.storage.pools.shared.path = "{_shared}/pool"
                 orchestrator.storage.pools.shared.shared = on
-                """, extraArgs: args, launcher: [.. freezer.Launcher, .. Network.Launcher(host)], listen: $"{Network.Address(host)}:0");
+                """ + "\n" + extraConfig, extraArgs: args, launcher: [.. freezer.Launcher, .. Network.Launcher(host)], listen: $"{Network.Address(host)}:0");
         }
 
         _freezers.AddRange(Enumerable.Range(1, hosts).Select(host => new HostFreezer($"{Network.Prefix}-h{host}")));

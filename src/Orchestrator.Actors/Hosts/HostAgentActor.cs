@@ -60,6 +60,9 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
     /// <summary>The NICs' bandwidth last sent to the driver; null: none sent yet (the first, even empty, clears what an earlier process left).</summary>
     private IReadOnlyDictionary<VmId, NetRate>? _shaped;
 
+    /// <summary>The NICs' bandwidth last told each running VM's actor (to show it), and the actor told.</summary>
+    private readonly Dictionary<VmId, (IActorRef Actor, NetRate? Rate)> _shapeShown = [];
+
     private readonly Dictionary<VmId, VmProtocol.Usage> _usage = [];
 
     /// <summary>The span of each traced create assigned here, from its assignment until its VM actor starts.</summary>
@@ -420,6 +423,7 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             .Select(s => NetShares.From(s.Assignment.VmId, s.Assignment.EffectiveResources))
             .ToList();
         var rates = NetShares.Divide(capacity, running);
+        ShowShapes(rates);
         if (_shaped is { } sent && sent.Count == rates.Count && rates.All(r => sent.TryGetValue(r.Key, out var was) && was == r.Value))
         {
             return;
@@ -434,6 +438,28 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
                 log.Error(ex.GetBaseException(), "could not shape the VMs' network bandwidth");
             }
         }, TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Tells each running VM's actor its NICs' bandwidth when it changed (or the actor is a new one), so that the VM's
+    /// details show what its host entitles it to now.
+    /// </summary>
+    private void ShowShapes(IReadOnlyDictionary<VmId, NetRate> rates)
+    {
+        foreach (var (vmId, actor) in _actors)
+        {
+            NetRate? rate = rates.TryGetValue(vmId, out var r) ? r : null;
+            if (!_shapeShown.TryGetValue(vmId, out var shown) || !Equals(shown.Actor, actor) || shown.Rate != rate)
+            {
+                _shapeShown[vmId] = (actor, rate);
+                actor.Tell(new VmProtocol.Shape(rate));
+            }
+        }
+
+        foreach (var gone in _shapeShown.Keys.Where(id => !_actors.ContainsKey(id)).ToList())
+        {
+            _shapeShown.Remove(gone);
+        }
     }
 
     /// <summary>Removes a gone VM's cgroup; retried for a while when its last threads are still leaving.</summary>

@@ -44,9 +44,11 @@ public sealed record VcpuUsage(int Index, int ThreadId, double CpuSeconds);
 /// <param name="UsedCpuMillicores">CPU the vCPUs used over the last usage window; null until a window has passed.</param>
 /// <param name="DemandCpuMillicores">what they wanted over it: used plus the time they waited for a CPU.</param>
 /// <param name="DiskThrottle">the cap QEMU holds on the VM's disks now (its limits, or its share of the host's disk).</param>
+/// <param name="Network">the bandwidth its host holds the VM's NICs to now, each way: its guarantee under contention and
+/// its ceiling (null: not shaped, or not running).</param>
 public sealed record VmRuntime(VmId VmId, int? Pid, IReadOnlyList<VcpuUsage> Vcpus, IReadOnlyList<string> ConsoleTail,
     long? UsedCpuMillicores = null, long? DemandCpuMillicores = null, string? Cgroup = null, bool Paused = false,
-    GuestInfo? Guest = null, Orchestrator.Domain.Shares.DiskThrottle? DiskThrottle = null)
+    GuestInfo? Guest = null, Orchestrator.Domain.Shares.DiskThrottle? DiskThrottle = null, Orchestrator.Domain.Shares.NetRate? Network = null)
     : IOrchestratorMessage
 {
     public static VmRuntime None(VmId id) => new(id, null, [], []);

@@ -85,6 +85,9 @@ public sealed class VmActor : ReceiveActor, IWithTimers
 
     /// <summary>The cap QEMU has now, as far as this actor knows (null: unknown, as for an adopted VM).</summary>
     private DiskThrottle? _diskThrottleApplied;
+
+    /// <summary>The bandwidth the host agent last said it holds the VM's NICs to (null: not shaped).</summary>
+    private NetRate? _netRate;
     private bool _throttling;
 
     /// <summary>A traced create's "vm.boot" span: from this actor's start until the guest's ready banner.</summary>
@@ -262,6 +265,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
         Receive<VmProtocol.ReportAgain>(_ => { }); // nothing reported yet
         Receive<VmProtocol.Enforce>(enforce => _cgroup.Enforce(enforce.Limits)); // applied once the process is in its cgroup
         Receive<VmProtocol.Throttle>(throttle => _diskThrottle = throttle.Disk); // applied once running
+        Receive<VmProtocol.Shape>(shape => _netRate = shape.Network);
         Receive<VmProtocol.SyncVolumes>(sync =>
         {
             _volumes = sync.Wanted;
@@ -369,6 +373,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             ApplyDiskThrottle();
         });
         Receive<DiskThrottled>(OnDiskThrottled);
+        Receive<VmProtocol.Shape>(shape => _netRate = shape.Network);
         Receive<VmProtocol.ReportAgain>(again =>
         {
             if (again.Epoch == _assignment.Epoch && !_exit.StopRequested && _reported is { } reported && IsBehind(again.LedgerStatus, reported))
@@ -473,6 +478,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
             KillNow();
         });
         Receive<KillFailed>(failed => _log.Error(failed.Cause, "VM {0}: kill failed", _assignment.Name));
+        Receive<VmProtocol.Shape>(shape => _netRate = shape.Network);
         Receive<HostAgentCommands.GetVmRuntime>(_ => Sender.Tell(Runtime()));
         Receive<ConsoleCommands.AttachVm>(attach => _consoleActor!.Forward(attach));
     }
@@ -582,7 +588,7 @@ public sealed class VmActor : ReceiveActor, IWithTimers
     private VmRuntime Runtime() =>
         new(VmId, _handle?.Pid, _usage.Vcpus.Select(v => new VcpuUsage(v.Index, v.ThreadId, v.CpuSeconds)).ToList(), _console.Tail,
             _usage.Last?.UsedMillicores, _usage.Last?.DemandMillicores, _cgroup.Path, _vcpus?.Paused ?? false, _guest,
-            _diskThrottleApplied);
+            _diskThrottleApplied, _netRate);
 
     private void EndBootSpan(ActivityStatusCode status = ActivityStatusCode.Unset, string? why = null)
     {

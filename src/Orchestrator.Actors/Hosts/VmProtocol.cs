@@ -48,6 +48,12 @@ public static class VmProtocol
     public sealed record Throttle(Orchestrator.Domain.Shares.DiskThrottle Disk);
 
     /// <summary>
+    /// From the host agent: the bandwidth its host holds the VM's NICs to now, each way (null: not shaped); sent again
+    /// whenever it changes. The VM only shows it: the host's HTB classes enforce it.
+    /// </summary>
+    public sealed record Shape(Orchestrator.Domain.Shares.NetRate? Network);
+
+    /// <summary>
     /// To the host agent, every usage interval: CPU the VM's vCPUs used over the last window, and what they wanted
     /// (used plus the time they waited, runnable, for a CPU), in millicores.
     /// </summary>

@@ -11,7 +11,7 @@ using Orchestrator.Hypervisor.Networking;
 namespace Orchestrator.Tools.Bench;
 
 /// <summary>Options of <c>orchestrator bench net</c>.</summary>
-public sealed record NetBenchOptions(int WindowSeconds, OutputFormat Output);
+public sealed record NetBenchOptions(int WindowSeconds, int SettleSeconds, OutputFormat Output);
 
 /// <summary>
 /// `bench net`: one node whose network is configured at 3 MiB/s per direction, three demo guests on one tenant network
@@ -32,24 +32,26 @@ public static class NetBenchmark
     /// <summary>Ethernet, IPv4 and TCP (with timestamps) headers of a full-size frame, per payload byte.</summary>
     private static readonly double FramePerPayload = (HostNetworking.GuestMtu + 14.0) / (HostNetworking.GuestMtu - 52.0);
 
-    /// <summary>Time for a change to reach tc and for the queues to reach their steady state before measuring.</summary>
-    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(5);
-
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     private static readonly string[] Names = ["net-a", "net-b", "net-c"];
 
     public static Command Command()
     {
-        var window = new Option<int>("--window") { Description = "Seconds measured per phase.", DefaultValueFactory = _ => 10 }
+        var window = new Option<int>("--window") { Description = "Seconds measured per phase.", DefaultValueFactory = _ => 20 }
             .Within(2, 600, unit: "seconds");
+        var settle = new Option<int>("--settle")
+        {
+            Description = "Seconds waited after each phase's change before measuring: for it to reach tc and for the senders' TCP to settle at their new rates.",
+            DefaultValueFactory = _ => 15,
+        }.Within(0, 600, unit: "seconds");
         var output = new Option<OutputFormat>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => OutputFormat.Table };
         var command = new Command("net",
             "Boot three guests sending through one host's shaped network; print each VM's entitled and measured bandwidth for shares 2:1 with one VM limited, then with its limit raised live.")
         {
-            window, output,
+            window, settle, output,
         };
-        command.SetAction((parse, ct) => RunAsync(new NetBenchOptions(parse.GetValue(window), parse.GetValue(output)), ct));
+        command.SetAction((parse, ct) => RunAsync(new NetBenchOptions(parse.GetValue(window), parse.GetValue(settle), parse.GetValue(output)), ct));
         return command;
     }
 
@@ -116,6 +118,15 @@ public static class NetBenchmark
             // The router namespace exists once the first NIC is plugged: the receivers listen there, one port per guest.
             receivers.AddRange(Enumerable.Range(0, Names.Length).Select(i => new Receiver(routerNamespace, FirstPort + i)));
             await BenchHttp.Until(() => Task.FromResult(receivers.All(r => r.Bytes > 0)), TimeSpan.FromSeconds(60), "every guest's bytes at its receiver", ct);
+            var taps = new List<string>();
+            foreach (var name in Names)
+            {
+                var id = (string)(await BenchHttp.GetObject(node, $"v1/vms/{name}"))!["id"]!;
+                taps.Add(NetworkDeviceNames.Tap(new VmId(Guid.Parse(id)), 0));
+            }
+
+            var shaping = new HostNetworking(Path.Combine(node.RunDir, "net"));
+            var load = new List<string> { LoadAverage() };
 
             var results = new List<VmThroughput>();
             foreach (var (phase, patch) in Phases())
@@ -141,16 +152,22 @@ public static class NetBenchmark
 
                 // What the host agent divides: the same function, on what the ledger now holds. Everyone sends: each gets its guarantee.
                 var entitled = NetShares.Divide(new HostNetCapacity(HostBps), members);
-                await Task.Delay(Settle, ct);
+                await Task.Delay(TimeSpan.FromSeconds(options.SettleSeconds), ct);
                 var from = receivers.Select(r => (r.Bytes, Stopwatch.GetTimestamp())).ToList();
-                await Task.Delay(window, ct);
+                var classes = new List<int?>();
+                foreach (var tap in taps)
+                {
+                    classes.Add(await ClassOfAsync(tap, ct));
+                }
+
+                var busy = await TraceAsync(receivers, shaping.ShapingDevices.Up, classes, window, ct);
                 for (var i = 0; i < Names.Length; i++)
                 {
                     var payload = (receivers[i].Bytes - from[i].Bytes) / Stopwatch.GetElapsedTime(from[i].Item2).TotalSeconds;
                     var measured = payload * FramePerPayload;
                     var expected = entitled[members[i].VmId].GuaranteedBps;
                     results.Add(new VmThroughput(phase, Names[i], members[i].Shares, members[i].LimitBps, expected, Math.Round(payload),
-                        Math.Round(measured), Math.Round((measured - expected) / expected, 4)));
+                        Math.Round(measured), Math.Round((measured - expected) / expected, 4), Math.Round(busy[i], 2)));
                 }
 
                 Console.Error.WriteLine($"  {phase}: measured {string.Join(" / ", results.Where(r => r.Phase == phase).Select(r => MiBs(r.MeasuredBps)))}");
@@ -163,7 +180,21 @@ public static class NetBenchmark
 
             await BenchHttp.Until(async () => (await BenchHttp.GetArray(node, "v1/vms"))?.Count == 0, TimeSpan.FromSeconds(60),
                 "every guest deleted", ct);
-            Print(options, window, results);
+            // The host lets go of the network (its router, dnsmasq, taps, IFBs) after the VMs are gone from the list: give
+            // it time before the node stops, and say what it left if it did not.
+            var (up, down) = shaping.ShapingDevices;
+            var left = () => new[] { $"/run/netns/{routerNamespace}", $"/sys/class/net/{up}", $"/sys/class/net/{down}" }.Where(Path.Exists).ToList();
+            for (var waited = 0; waited < 30 && left().Count > 0; waited++)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            }
+
+            if (left() is { Count: > 0 } leftovers)
+            {
+                Console.Error.WriteLine($"warning: the node still holds {string.Join(", ", leftovers)} 30 s after its last VM went");
+            }
+            load.Add(LoadAverage());
+            Print(options, window, results, load);
             return 0;
         }
         catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or HttpRequestException)
@@ -187,7 +218,68 @@ public static class NetBenchmark
         }
     }
 
-    private static void Print(NetBenchOptions options, TimeSpan window, List<VmThroughput> results)
+    /// <summary>
+    /// Waits out the window, saying on stderr what each receiver got in each second of it (how steady the split was);
+    /// returns for each VM the fraction of those seconds its class in the "up" tree had packets queued: HTB divides by
+    /// shares only what is queued, so a VM whose class ran empty was held back by its own sender (a TCG guest short of
+    /// CPU), not by the shaper, and what it left went to the others.
+    /// </summary>
+    private static async Task<double[]> TraceAsync(List<Receiver> receivers, string up, List<int?> classes, TimeSpan window, CancellationToken ct)
+    {
+        var busy = new int[receivers.Count];
+        var samples = 0;
+        var clock = Stopwatch.StartNew();
+        var last = receivers.Select(r => r.Bytes).ToList();
+        var lastAt = TimeSpan.Zero;
+        while (clock.Elapsed < window)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1) < window - clock.Elapsed ? TimeSpan.FromSeconds(1) : window - clock.Elapsed, ct);
+            var now = receivers.Select(r => r.Bytes).ToList();
+            var at = clock.Elapsed;
+            var seconds = (at - lastAt).TotalSeconds;
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {at.TotalSeconds,5:0.0} s: ") +
+                string.Join("  ", now.Select((b, i) => $"{Names[i]} {MiBs((b - last[i]) * FramePerPayload / seconds)}")));
+            (last, lastAt) = (now, at);
+            var backlogs = Backlogs(await CaptureAsync(ct, "tc", "-s", "class", "show", "dev", up));
+            samples++;
+            for (var i = 0; i < classes.Count; i++)
+            {
+                busy[i] += classes[i] is { } minor && backlogs.GetValueOrDefault(minor) > 0 ? 1 : 0;
+            }
+        }
+
+        return [.. busy.Select(b => samples == 0 ? 0 : (double)b / samples)];
+    }
+
+    /// <summary>The HTB class (minor) the tap's bandwidth table files its guest's packets in; null when it has none.</summary>
+    private static async Task<int?> ClassOfAsync(string tap, CancellationToken ct)
+    {
+        var table = (await CaptureAsync(ct, "nft", "list", "tables", "netdev"))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(line => line.Split(' ')).FirstOrDefault(words => words is ["table", "netdev", _] && words[2].EndsWith("_" + tap, StringComparison.Ordinal))?[2];
+        var rules = table is null ? "" : await CaptureAsync(ct, "nft", "list", "table", "netdev", table);
+        var match = System.Text.RegularExpressions.Regex.Match(rules, @"priority set 1:([0-9a-f]+)");
+        return match.Success ? int.Parse(match.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture) : null;
+    }
+
+    /// <summary>Packets queued in each leaf class (by minor) of <c>tc -s class show</c>.</summary>
+    private static Dictionary<int, long> Backlogs(string classes) =>
+        System.Text.RegularExpressions.Regex.Matches(classes, @"class htb 1:(?<minor>[0-9a-f]+) parent 1:1 [^\n]*\n\s*Sent [^\n]*\n\s*backlog \S+ (?<packets>\d+)p")
+            .ToDictionary(m => int.Parse(m.Groups["minor"].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                m => long.Parse(m.Groups["packets"].Value, CultureInfo.InvariantCulture));
+
+    private static async Task<string> CaptureAsync(CancellationToken ct, string file, params string[] args)
+    {
+        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var output = await process.StandardOutput.ReadToEndAsync(ct);
+        await process.WaitForExitAsync(ct);
+        return output;
+    }
+
+    /// <summary>The machine's 1-minute load average: the guests are TCG processes competing with everything else on it.</summary>
+    private static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
+
+    private static void Print(NetBenchOptions options, TimeSpan window, List<VmThroughput> results, List<string> load)
     {
         var maxError = results.Select(r => Math.Abs(r.RelativeError)).DefaultIfEmpty(0).Max();
         if (options.Output == OutputFormat.Json)
@@ -196,6 +288,8 @@ public static class NetBenchmark
             {
                 ["host_bps"] = HostBps,
                 ["window_s"] = window.TotalSeconds,
+                ["settle_s"] = options.SettleSeconds,
+                ["load_average"] = new JsonArray([.. load.Select(l => JsonValue.Create(double.Parse(l, CultureInfo.InvariantCulture)))]),
                 ["max_relative_error"] = Math.Round(maxError, 4),
                 ["vms"] = JsonSerializer.SerializeToNode(results, Json),
             };
@@ -204,13 +298,17 @@ public static class NetBenchmark
         }
 
         Console.WriteLine($"net: {Names.Length} guests sending TCP to their router through one host's shaped network ({MiBs(HostBps)} each way), measured by the receiver over {window.TotalSeconds:0} s (payload x {FramePerPayload:0.000}: frames)");
-        Console.WriteLine($"{"PHASE",-28} {"VM",-6} {"SHARES",6} {"LIMIT",12} {"ENTITLED",12} {"PAYLOAD",12} {"MEASURED",12} {"ERROR",7}");
+        Console.WriteLine($"settled {options.SettleSeconds} s after each change; load average {string.Join(" → ", load)} (start → end)");
+        Console.WriteLine($"{"PHASE",-28} {"VM",-6} {"SHARES",6} {"LIMIT",12} {"ENTITLED",12} {"PAYLOAD",12} {"MEASURED",12} {"ERROR",7} {"BUSY",5}");
         foreach (var r in results)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{r.Phase,-28} {r.Vm,-6} {r.Shares,6} {(r.LimitBps is { } l ? MiBs(l) : "-"),12} {MiBs(r.EntitledBps),12} {MiBs(r.PayloadBps),12} " +
-                $"{MiBs(r.MeasuredBps),12} {(r.RelativeError * 100).ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture) + "%",7}"));
+                $"{MiBs(r.MeasuredBps),12} {(r.RelativeError * 100).ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture) + "%",7} {r.Busy * 100,4:0}%"));
         }
+
+        Console.WriteLine("BUSY: the share of the window's seconds the VM's class had packets queued; below 100 % its guest did not keep up");
+        Console.WriteLine("(a TCG guest short of CPU), what it left went to the others, and its error is its sender's, not the shaper's.");
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"largest relative error: {maxError * 100:0.0}%"));
     }
@@ -289,5 +387,6 @@ public static class NetBenchmark
 }
 
 /// <summary>One VM in one phase: the bandwidth it is entitled to, and what its receiver got (payload, and as frames), in bytes per second.</summary>
+/// <param name="Busy">the share of the window's seconds its class had packets queued (1: the shaper, not its guest, set its rate throughout).</param>
 public sealed record VmThroughput(string Phase, string Vm, int Shares, long? LimitBps, long EntitledBps, double PayloadBps, double MeasuredBps,
-    double RelativeError);
+    double RelativeError, double Busy);
