@@ -100,10 +100,12 @@ public sealed class GuardTests : IAsyncLifetime
     [Fact]
     public async Task Guard_kills_its_children_removes_its_socket_and_exits_when_heartbeats_stop()
     {
-        var client = Client(TimeSpan.FromSeconds(1));
+        // 3 s, and the heartbeat after the spawn: on a loaded machine a spawn took longer than a 1 s fence, which fenced
+        // the guard before it had a child to kill.
+        var client = Client(TimeSpan.FromSeconds(3));
         var guardPid = await HelloAsync(client);
-        client.Heartbeat();
         var child = await SpawnSleepAsync(client, "b");
+        client.Heartbeat();
 
         await Eventually.HoldsAsync(() => !Processes.Exists(child), $"the guard did not fence its child. guard.log:\n{GuardLog()}");
         await Eventually.HoldsAsync(() => !Processes.Exists(guardPid), "the guard did not exit after fencing");
