@@ -254,15 +254,22 @@ public sealed class MultiHostPostgresTests(ITestOutputHelper output) : IAsyncLif
         var routerRules = "";
         // The router namespace is the node's mount namespace's (the node runs under "ip netns exec"): entered by its dnsmasq.
         var dnsmasq = Path.Combine(NetworkDirectory(HostOf(vm), vni), "dnsmasq.pid");
-        var clock = Stopwatch.StartNew();
-        while (!hostRules.Contains($"dport {ForwardPort} dnat to", StringComparison.Ordinal)
-            || !routerRules.Contains($"dport {ForwardPort} dnat to {Ip(vm)}:8080", StringComparison.Ordinal))
+        bool Programmed()
         {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60),
-                $"no forward of port {ForwardPort} to {vm["name"]} on {vm["host"]} after 60 s; host:\n{hostRules}\nrouter:\n{routerRules}");
-            await Task.Delay(500);
             hostRules = Run("ip", "netns", "exec", $"{_cluster.Network.Prefix}-{vm["host"]}", "nft", "list", "ruleset");
             routerRules = File.Exists(dnsmasq) ? Run("nsenter", "-t", File.ReadAllText(dnsmasq).Trim(), "-n", "nft", "list", "ruleset") : "";
+            return hostRules.Contains($"dport {ForwardPort} dnat to", StringComparison.Ordinal)
+                && routerRules.Contains($"dport {ForwardPort} dnat to {Ip(vm)}:8080", StringComparison.Ordinal);
+        }
+
+        try
+        {
+            await HostOf(vm).Eventually(() => Task.FromResult<bool?>(Programmed() ? true : null), TimeSpan.FromSeconds(60),
+                $"the forward of port {ForwardPort} to {vm["name"]} on {vm["host"]}");
+        }
+        catch (TimeoutException timeout)
+        {
+            Assert.Fail($"{timeout.Message.Split('\n')[0]}; host:\n{hostRules}\nrouter:\n{routerRules}");
         }
     }
 
