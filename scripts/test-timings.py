@@ -30,6 +30,7 @@ def main():
     top = int(sys.argv[2]) if len(sys.argv) > 2 else 25
     tests = []
     projects = []
+    spans = []
     for path in sorted(glob.glob(f"{directory}/**/*.trx", recursive=True)):
         root = ET.parse(path).getroot()
         results = root.findall(".//t:UnitTestResult", NS)
@@ -48,7 +49,10 @@ def main():
             tests.append((seconds, project, r.get("testName"), r.get("outcome")))
         wall = (max(ends) - min(starts)).total_seconds() if starts and ends else 0
         projects.append((wall, total, len(results), project))
+        spans.extend([min(starts), max(ends)] if starts and ends else [])
 
+    if spans:
+        print(f"all projects: {(max(spans) - min(spans)).total_seconds() / 60:.1f} min from the first test's start to the last one's end")
     print("test time by project (wall = first test start to last test end):")
     for wall, total, count, project in sorted(projects, reverse=True):
         print(f"  {wall / 60:6.1f} min wall  {total / 60:6.1f} min summed  {count:5d} tests  {project}")

@@ -19,7 +19,8 @@ internal static class TestConfig
         return ConfigurationFactory.ParseString("""
                 akka.actor.provider = local
                 akka.loglevel = INFO
-                akka.test.single-expect-default = 10s
+                # test.sh runs these tests beside the node tests: a scheduler's recovery may wait for the CPU.
+                akka.test.single-expect-default = 30s
                 """)
             .WithFallback(OrchestratorConfig.Complete(loaded, dataDir, []));
     }

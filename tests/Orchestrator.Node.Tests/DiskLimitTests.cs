@@ -14,6 +14,7 @@ public sealed class DiskLimitTests(ITestOutputHelper output)
     [Fact]
     public async Task A_guest_writes_to_its_disk_at_its_bandwidth_limit_and_at_the_new_one_once_changed_while_it_runs()
     {
+        using var quiet = await QuietMachine.HoldAsync(output);
         await using var node = await NodeProcess.StartAsync(output);
         var created = await node.Http.PostAsJsonAsync("v1/vms", new
         {

@@ -21,6 +21,7 @@ public sealed class SharesTests(ITestOutputHelper output)
     public async Task Burning_guests_on_one_cpu_get_their_entitlement_and_a_change_on_running_guests_moves_it()
     {
         Assert.True(Cgroups.Version != CgroupVersion.None, $"this test needs cgroups: {Cgroups.Problem}");
+        using var quiet = await QuietMachine.HoldAsync(output);
         var run = await OrchestratorCommand.RunToolAsync(output, ["bench", "shares", "--window", "5", "--output", "json"], TimeSpan.FromMinutes(5));
         Assert.True(run.ExitCode == 0, $"bench shares failed:\n{run.Error}");
 
