@@ -501,10 +501,32 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         AssertWrittenUpToReadsAs("NETL"u8, 13, WithoutNetLimits(Full()));
     }
 
+    [Fact]
+    public void A_version_14_snapshot_from_the_build_before_chunked_vms_reads_back_the_same() =>
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(LedgerSnapshotFormat.Write(Full(), vmLayout: 14)), 14, Full());
+
+    [Fact]
+    public void VMs_over_many_chunks_read_back_in_order_each_chunk_with_its_own_shared_strings()
+    {
+        var template = Full().Vms[0];
+        var vms = Enumerable.Range(0, 40_000).Select(i => template with
+        {
+            Id = new VmId(new Guid(i + 1, 0, 0, new byte[8])),
+            Tenant = new TenantId($"t{i % 7}"),
+            Host = new HostId($"h{i % 13}"),
+            Spec = template.Spec with { Name = $"vm-{i}" },
+        }).ToList();
+        var snapshot = new LedgerSnapshot([], vms);
+
+        var read = LedgerSnapshotFormat.Read(LedgerSnapshotFormat.Write(snapshot));
+
+        Assert.Equal(Json(snapshot), Json(read));
+    }
+
     /// <summary>This build's snapshot of <paramref name="expected"/> cut before the section <paramref name="marker"/> opens, as the older <paramref name="version"/> wrote it.</summary>
     private static void AssertWrittenUpToReadsAs(ReadOnlySpan<byte> marker, byte version, LedgerSnapshot expected)
     {
-        var current = LedgerSnapshotFormat.Write(expected);
+        var current = LedgerSnapshotFormat.Write(expected, vmLayout: 14);
         var older = Reseal(current[..current.AsSpan().LastIndexOf(marker)]);
         older[4] = version;
         AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(older[..^8])), version, expected);

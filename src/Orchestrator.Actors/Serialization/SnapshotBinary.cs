@@ -20,6 +20,18 @@ internal sealed class SnapshotWriter
         _out = new BinaryWriter(stream, Utf8, leaveOpen: true);
     }
 
+    private SnapshotWriter(Stream stream, Dictionary<string, int> shared) : this(stream)
+    {
+        _shared = new Dictionary<string, int>(shared, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// A writer into <paramref name="stream"/> that knows the shared strings written so far (it writes them by number)
+    /// and keeps the ones it adds to itself: what it writes is read by <see cref="SnapshotReader.Slice"/> of a reader at
+    /// the same point.
+    /// </summary>
+    public SnapshotWriter Fork(Stream stream) => new(stream, _shared);
+
     public void Byte(byte value) => _out.Write(value);
 
     public void Bool(bool value) => _out.Write(value);
@@ -108,14 +120,19 @@ internal sealed class SnapshotReader
 {
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    private readonly List<string> _shared = [];
+    private readonly List<string> _shared;
     private readonly byte[] _bytes;
     private readonly int _end;
     private int _position;
 
     /// <summary>Reads <paramref name="bytes"/> from <paramref name="start"/> up to (not including) <paramref name="end"/>.</summary>
-    public SnapshotReader(byte[] bytes, int start, int end, byte version)
+    public SnapshotReader(byte[] bytes, int start, int end, byte version) : this(bytes, start, end, version, [])
     {
+    }
+
+    private SnapshotReader(byte[] bytes, int start, int end, byte version, List<string> shared)
+    {
+        _shared = shared;
         _bytes = bytes;
         _position = start;
         _end = end;
@@ -131,6 +148,19 @@ internal sealed class SnapshotReader
     public int Index { get; set; } = -1;
 
     public bool AtEnd => _position == _end;
+
+    /// <summary>Where the next read starts, in the whole payload (as <see cref="Corrupt"/> reports it).</summary>
+    public int Position => _position;
+
+    /// <summary>Passes over <paramref name="count"/> bytes that another reader reads (see <see cref="Slice"/>).</summary>
+    public void Skip(int count) => Take(count);
+
+    /// <summary>
+    /// A reader of its own for bytes <paramref name="start"/> to <paramref name="end"/>, which a <see cref="SnapshotWriter.Fork"/>
+    /// wrote: it knows the shared strings read so far, and the ones it meets stay its own.
+    /// </summary>
+    public SnapshotReader Slice(int start, int end) =>
+        start >= 0 && start <= end && end <= _end ? new SnapshotReader(_bytes, start, end, Version, [.. _shared]) : throw Corrupt($"no bytes {start} to {end} here");
 
     public int Remaining => _end - _position;
 
