@@ -38,33 +38,96 @@ public static class RestartPolicies
 }
 
 /// <summary>What a tenant asks for. Validated by <see cref="VmSpecValidator"/> before anything is persisted.</summary>
-/// <param name="Driver">
-/// The hypervisor driver the VM must run under ("kvm", "qemu"), placing it only on hosts that registered with it; null
-/// runs it under whichever driver its host has.
-/// </param>
-/// <param name="Accelerator">
-/// "kvm": the VM needs hardware acceleration, and waits Pending rather than run on a host whose probe fell back to TCG;
-/// null runs it on either.
-/// </param>
-/// <param name="Bootstrap">What the guest is handed at boot (hostname, SSH keys, user-data); null: only its name as hostname.</param>
-/// <param name="HostSelector">
-/// Terms on host labels that must all hold where the VM runs (<c>zone=a</c>, <c>zone!=a</c>, <c>ssd</c>, <c>!ssd</c>); null: any host.
-/// </param>
-/// <param name="Group">The tenant's server group the VM belongs to (its affinity policy applies); null: none.</param>
-/// <param name="Nics">Network cards on the tenant's networks; null or empty: none.</param>
-/// <param name="Volumes">The tenant's volumes to attach at create (by name). Only a create carries them: the ledger keeps
-/// attachments on the volumes, and the VM's recorded spec has none.</param>
-/// <param name="FromSnapshot">"VM/SNAPSHOT": the VM's disk is a copy-on-write clone of that snapshot of the tenant's (kept as
-/// where it came from); null: a disk of its own on its image.</param>
-public sealed record VmSpec(
-    string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
-    IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null,
-    int? DiskGiB = null,
-    IReadOnlyList<string>? HostSelector = null, string? Group = null,
-    IReadOnlyList<Networks.VmNic>? Nics = null,
-    IReadOnlyList<string>? Volumes = null,
-    string? FromSnapshot = null)
+/// <remarks>
+/// A ledger of a million VMs keeps a million of these. Most VMs set none of the fields after the restart policy, so those
+/// live in one record of their own that a spec without any of them does not have (a spec is 56 bytes instead of 136);
+/// from outside, it is a record with these properties like any other (<c>with</c>, equality, JSON).
+/// </remarks>
+public sealed record VmSpec
 {
+    /// <param name="Driver">
+    /// The hypervisor driver the VM must run under ("kvm", "qemu"), placing it only on hosts that registered with it; null
+    /// runs it under whichever driver its host has.
+    /// </param>
+    /// <param name="Accelerator">
+    /// "kvm": the VM needs hardware acceleration, and waits Pending rather than run on a host whose probe fell back to TCG;
+    /// null runs it on either.
+    /// </param>
+    /// <param name="Bootstrap">What the guest is handed at boot (hostname, SSH keys, user-data); null: only its name as hostname.</param>
+    /// <param name="HostSelector">
+    /// Terms on host labels that must all hold where the VM runs (<c>zone=a</c>, <c>zone!=a</c>, <c>ssd</c>, <c>!ssd</c>); null: any host.
+    /// </param>
+    /// <param name="Group">The tenant's server group the VM belongs to (its affinity policy applies); null: none.</param>
+    /// <param name="Nics">Network cards on the tenant's networks; null or empty: none.</param>
+    /// <param name="Volumes">The tenant's volumes to attach at create (by name). Only a create carries them: the ledger keeps
+    /// attachments on the volumes, and the VM's recorded spec has none.</param>
+    /// <param name="FromSnapshot">"VM/SNAPSHOT": the VM's disk is a copy-on-write clone of that snapshot of the tenant's (kept as
+    /// where it came from); null: a disk of its own on its image.</param>
+    public VmSpec(
+        string Name, int Vcpus, int MemoryMiB, string Image, RestartPolicy RestartPolicy = RestartPolicy.OnFailure, VmResources? Resources = null,
+        IReadOnlyDictionary<string, string>? Labels = null, string? Driver = null, string? Accelerator = null, VmBootstrap? Bootstrap = null,
+        int? DiskGiB = null,
+        IReadOnlyList<string>? HostSelector = null, string? Group = null,
+        IReadOnlyList<Networks.VmNic>? Nics = null,
+        IReadOnlyList<string>? Volumes = null,
+        string? FromSnapshot = null)
+    {
+        this.Name = Name;
+        this.Vcpus = Vcpus;
+        this.MemoryMiB = MemoryMiB;
+        this.Image = Image;
+        this.RestartPolicy = RestartPolicy;
+        _rare = Resources is null && Labels is null && Driver is null && Accelerator is null && Bootstrap is null && DiskGiB is null
+            && HostSelector is null && Group is null && Nics is null && Volumes is null && FromSnapshot is null
+            ? null
+            : new Rare(Resources, Labels, Driver, Accelerator, Bootstrap, DiskGiB, HostSelector, Group, Nics, Volumes, FromSnapshot);
+    }
+
+    public string Name { get; init; }
+
+    public int Vcpus { get; init; }
+
+    public int MemoryMiB { get; init; }
+
+    public string Image { get; init; }
+
+    public RestartPolicy RestartPolicy { get; init; }
+
+    public VmResources? Resources { get => _rare?.Resources; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Resources = value }); }
+
+    public IReadOnlyDictionary<string, string>? Labels { get => _rare?.Labels; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Labels = value }); }
+
+    public string? Driver { get => _rare?.Driver; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Driver = value }); }
+
+    public string? Accelerator { get => _rare?.Accelerator; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Accelerator = value }); }
+
+    public VmBootstrap? Bootstrap { get => _rare?.Bootstrap; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Bootstrap = value }); }
+
+    public int? DiskGiB { get => _rare?.DiskGiB; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { DiskGiB = value }); }
+
+    public IReadOnlyList<string>? HostSelector { get => _rare?.HostSelector; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { HostSelector = value }); }
+
+    public string? Group { get => _rare?.Group; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Group = value }); }
+
+    public IReadOnlyList<Networks.VmNic>? Nics { get => _rare?.Nics; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Nics = value }); }
+
+    public IReadOnlyList<string>? Volumes { get => _rare?.Volumes; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Volumes = value }); }
+
+    public string? FromSnapshot { get => _rare?.FromSnapshot; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { FromSnapshot = value }); }
+
+    // Null when every field in it is null: two equal specs then hold equal values here (records compare it by value).
+    private readonly Rare? _rare;
+
+    private sealed record Rare(
+        VmResources? Resources, IReadOnlyDictionary<string, string>? Labels, string? Driver, string? Accelerator, VmBootstrap? Bootstrap,
+        int? DiskGiB, IReadOnlyList<string>? HostSelector, string? Group, IReadOnlyList<Networks.VmNic>? Nics, IReadOnlyList<string>? Volumes,
+        string? FromSnapshot)
+    {
+        public static readonly Rare None = new(null, null, null, null, null, null, null, null, null, null, null);
+
+        public static Rare? OrNull(Rare rare) => rare == None ? null : rare;
+    }
+
     /// <summary>The disk a VM gets when it asks for no size.</summary>
     public const int DefaultDiskGiB = 1;
 
