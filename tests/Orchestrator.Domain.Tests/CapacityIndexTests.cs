@@ -130,6 +130,60 @@ public class CapacityIndexTests
     }
 
     [Fact]
+    public void The_index_agrees_with_the_scan_while_thousands_of_hosts_of_one_shape_come_and_go()
+    {
+        // One shape of 20,000 hosts: a tree of several levels whose leaves and inner nodes split and merge as hosts leave
+        // (down to a few hundred) and come back in random order, with allocations moving hosts across the key order.
+        var random = new Random(23);
+        var all = Enumerable.Range(0, 20_000)
+            .Select(i => new HostRecord(new HostId($"h{i * 7919 % 20_000:D5}"), 8, 8192, "sim", HostState.Down, 0, 0, 0))
+            .ToList();
+        var hosts = all.ToDictionary(h => h.Id);
+        var index = CapacityIndex.Empty;
+        var steps = 0;
+
+        void Set(HostRecord after)
+        {
+            var before = hosts[after.Id];
+            hosts[after.Id] = after;
+            index = index.Replace(before.State == HostState.Up ? before : null, after);
+            if (++steps % 211 == 0)
+            {
+                foreach (var strategy in new[] { PlacementStrategy.Spread, PlacementStrategy.Pack })
+                {
+                    var policy = new PlacementPolicy(2.0, 1.0, strategy);
+                    var request = new ResourceRequest(1 + random.Next(4), 512L * random.Next(8));
+                    Assert.Equal(Placement.Placement.ChooseHost(hosts.Values, request, policy)?.Id, index.ChooseHost(request, policy)?.Id);
+                }
+            }
+        }
+
+        for (var round = 0; round < 2; round++)
+        {
+            foreach (var host in all.OrderBy(_ => random.Next()).Select(h => hosts[h.Id]))
+            {
+                Set(host with { State = HostState.Up });
+            }
+
+            for (var i = 0; i < 5_000; i++)
+            {
+                var host = hosts[all[random.Next(all.Count)].Id];
+                Set(host with { AllocatedVcpus = random.Next(17), AllocatedMemoryMiB = 256L * random.Next(33) });
+            }
+
+            foreach (var host in all.OrderBy(_ => random.Next()).Take(all.Count - 300 * (round + 1)).Select(h => hosts[h.Id]))
+            {
+                Set(host with { State = HostState.Down });
+            }
+
+            Assert.Equal(300 * (round + 1), index.Count);
+        }
+
+        var expected = hosts.Values.Where(h => h.State == HostState.Up).OrderBy(h => h.Id.Value, StringComparer.Ordinal);
+        Assert.Equal(expected, index.Hosts().OrderBy(h => h.Id.Value, StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void Among_equal_hosts_the_least_id_wins_in_both_strategies()
     {
         var hosts = Enumerable.Range(0, 50)
