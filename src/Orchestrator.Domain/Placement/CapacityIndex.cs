@@ -333,6 +333,15 @@ public sealed partial class CapacityIndex
 
         internal sealed class Leaf : Node
         {
+            /// <summary>A leaf whose memory range is known already (it saves a pass over every host record).</summary>
+            public Leaf(HostRecord[] hosts, long minMemory, long maxMemory)
+            {
+                Hosts = hosts;
+                SetRange(hosts[0], hosts[^1]);
+                MinMemory = minMemory;
+                MaxMemory = maxMemory;
+            }
+
             public Leaf(HostRecord[] hosts)
             {
                 Hosts = hosts;
@@ -548,7 +557,21 @@ public sealed partial class CapacityIndex
         }
 
         /// <summary>The tree with <paramref name="before"/> (which it holds) replaced by <paramref name="after"/>.</summary>
-        public static Node Move(Node root, HostRecord before, HostRecord after) => Insert(Remove(root, before), after);
+        public static Node Move(Node root, HostRecord before, HostRecord after)
+        {
+            var node = Move(root, before, after, out var split);
+            if (split is not null)
+            {
+                return new Inner([node, split]);
+            }
+
+            while (node is Inner { Children.Length: 1 } inner)
+            {
+                node = inner.Children[0];
+            }
+
+            return node;
+        }
 
         private static Node Insert(Node node, HostRecord host, out Node? split)
         {
@@ -559,10 +582,17 @@ public sealed partial class CapacityIndex
                 if (at < hosts.Length && Compare(hosts[at], host) == 0)
                 {
                     split = null;
-                    return new Leaf(With(hosts, at, host));
+                    return LeafAfter(With(hosts, at, host), leaf, hosts[at], host);
                 }
 
-                return SplitIfFull(Inserted(hosts, at, host), out split);
+                var next = Inserted(hosts, at, host);
+                if (next.Length <= MaxEntries)
+                {
+                    split = null;
+                    return LeafAfter(next, leaf, null, host);
+                }
+
+                return SplitIfFull(next, out split);
             }
 
             var children = ((Inner)node).Children;
@@ -574,48 +604,155 @@ public sealed partial class CapacityIndex
                 return new Inner(With(children, i, child));
             }
 
-            var next = Inserted(children, i + 1, extra);
-            next[i] = child;
-            return SplitIfFull(next, out split);
+            var grown = Inserted(children, i + 1, extra);
+            grown[i] = child;
+            return SplitIfFull(grown, out split);
         }
 
-        // A root may be left with one child (Remove collapses it), or an empty leaf.
+        // The subtree without the host; it may be left with too few entries (its parent merges it) or, as a root, with one
+        // child (Remove collapses it) or none.
         private static Node RemoveFrom(Node node, HostRecord host)
         {
             if (node is Leaf leaf)
             {
                 var hosts = leaf.Hosts;
-                var at = Position(hosts, host);
-                if (at == hosts.Length || Compare(hosts[at], host) != 0)
-                {
-                    throw new InvalidOperationException($"host {host.Id} is not in the index as it was given");
-                }
-
-                return new Leaf(Removed(hosts, at));
+                var at = Find(hosts, host);
+                var next = Removed(hosts, at);
+                return next.Length == 0 ? new Leaf(next) : LeafAfter(next, leaf, host, null);
             }
 
             var children = ((Inner)node).Children;
             var i = Route(children, host);
-            var child = RemoveFrom(children[i], host);
-            if (child.Entries >= MinEntries || children.Length == 1)
+            return Rebuild(With(children, i, RemoveFrom(children[i], host)), i, out _); // fewer entries: never splits
+        }
+
+        // The subtree with before replaced by after, both of whose places are in it. It holds as many hosts as before but may
+        // come back split in two, or with too few entries (its parent merges it). Where the two places part, the host
+        // leaves one child and joins another, and this node is copied once for both.
+        private static Node Move(Node node, HostRecord before, HostRecord after, out Node? split)
+        {
+            if (node is Leaf leaf)
             {
-                return new Inner(With(children, i, child));
+                split = null;
+                return LeafAfter(Moved(leaf.Hosts, before, after), leaf, before, after);
             }
 
-            // Too few entries: merge with a neighbour, and split the two evenly again when they are too many for one.
-            var left = i > 0 ? i - 1 : i;
-            var (a, b) = left == i ? (child, children[i + 1]) : (children[i - 1], child);
-            var merged = Merge(a, b, out var rest);
-            var next = new Node[children.Length - (rest is null ? 1 : 0)];
-            children.AsSpan(0, left).CopyTo(next);
-            next[left] = merged;
-            if (rest is not null)
+            var children = ((Inner)node).Children;
+            var from = Route(children, before);
+            var to = Route(children, after);
+            if (from == to)
             {
-                next[left + 1] = rest;
+                var child = Move(children[from], before, after, out var extra);
+                if (extra is null)
+                {
+                    return Rebuild(With(children, from, child), from, out split);
+                }
+
+                var grown = Inserted(children, from + 1, extra);
+                grown[from] = child;
+                return SplitIfFull(grown, out split);
             }
 
-            children.AsSpan(left + 2).CopyTo(next.AsSpan(left + (rest is null ? 1 : 2)));
-            return new Inner(next);
+            var left = RemoveFrom(children[from], before);
+            var joined = Insert(children[to], after, out var added);
+            Node[] next;
+            if (added is null)
+            {
+                next = With(children, from, left);
+                next[to] = joined;
+            }
+            else
+            {
+                next = Inserted(children, to + 1, added);
+                next[to] = joined;
+                from = from < to ? from : from + 1;
+                next[from] = left;
+            }
+
+            return Rebuild(next, from, out split);
+        }
+
+        /// <summary>Where the host is in the leaf; it must be there.</summary>
+        private static int Find(HostRecord[] hosts, HostRecord host)
+        {
+            var at = Position(hosts, host);
+            if (at == hosts.Length || Compare(hosts[at], host) != 0)
+            {
+                throw new InvalidOperationException($"host {host.Id} is not in the index as it was given");
+            }
+
+            return at;
+        }
+
+        /// <summary>The hosts with <paramref name="before"/> taken out and <paramref name="after"/> put in its place in key order.</summary>
+        private static HostRecord[] Moved(HostRecord[] hosts, HostRecord before, HostRecord after)
+        {
+            var from = Find(hosts, before);
+            var to = Position(hosts, after);
+            var next = new HostRecord[hosts.Length];
+            if (to <= from)
+            {
+                hosts.AsSpan(0, to).CopyTo(next);
+                next[to] = after;
+                hosts.AsSpan(to, from - to).CopyTo(next.AsSpan(to + 1));
+            }
+            else
+            {
+                hosts.AsSpan(0, from).CopyTo(next);
+                hosts.AsSpan(from + 1, to - from - 1).CopyTo(next.AsSpan(from));
+                next[to - 1] = after;
+                hosts.AsSpan(to).CopyTo(next.AsSpan(to));
+                return next;
+            }
+
+            hosts.AsSpan(from + 1).CopyTo(next.AsSpan(from + 1));
+            return next;
+        }
+
+        /// <summary>
+        /// The leaf of <paramref name="hosts"/>, which are <paramref name="old"/>'s less <paramref name="gone"/> and plus
+        /// <paramref name="come"/> (either may be null): its memory range follows from the old one unless the host that
+        /// left held an end of it.
+        /// </summary>
+        private static Leaf LeafAfter(HostRecord[] hosts, Leaf old, HostRecord? gone, HostRecord? come)
+        {
+            if (gone is not null && (gone.AllocatedMemoryMiB <= old.MinMemory || gone.AllocatedMemoryMiB >= old.MaxMemory))
+            {
+                return new Leaf(hosts);
+            }
+
+            var min = old.MinMemory;
+            var max = old.MaxMemory;
+            if (come is not null)
+            {
+                min = Math.Min(min, come.AllocatedMemoryMiB);
+                max = Math.Max(max, come.AllocatedMemoryMiB);
+            }
+
+            return new Leaf(hosts, min, max);
+        }
+
+        /// <summary>The inner node of <paramref name="children"/>, the one at <paramref name="changed"/> merged with a neighbour when it has too few entries.</summary>
+        private static Node Rebuild(Node[] children, int changed, out Node? split)
+        {
+            if (children.Length > 1 && children[changed].Entries < MinEntries)
+            {
+                // Merge with a neighbour, and split the two evenly again when they are too many for one.
+                var left = changed > 0 ? changed - 1 : changed;
+                var merged = Merge(children[left], children[left + 1], out var rest);
+                var next = new Node[children.Length - (rest is null ? 1 : 0)];
+                children.AsSpan(0, left).CopyTo(next);
+                next[left] = merged;
+                if (rest is not null)
+                {
+                    next[left + 1] = rest;
+                }
+
+                children.AsSpan(left + 2).CopyTo(next.AsSpan(left + (rest is null ? 1 : 2)));
+                children = next;
+            }
+
+            return SplitIfFull(children, out split);
         }
 
         private static Node Merge(Node a, Node b, out Node? rest) => a is Leaf left
