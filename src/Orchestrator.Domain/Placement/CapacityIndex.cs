@@ -223,29 +223,16 @@ public sealed partial class CapacityIndex
 
             if (node is Tree.Leaf leaf)
             {
-                var hosts = leaf.Hosts;
-                if (pack)
-                {
-                    for (var i = hosts.Length - 1; i >= 0; i--)
-                    {
-                        Visit(hosts[i]);
-                    }
-                }
-                else
-                {
-                    foreach (var host in hosts)
-                    {
-                        Visit(host);
-                    }
-                }
-
+                Scan(leaf);
                 return;
             }
 
+            // Children in key order, so their least vCPUs never decrease: those past the first that is too full are
+            // too full too. Pack starts left of them, spread stops at them.
             var children = ((Tree.Inner)node).Children;
             if (pack)
             {
-                for (var i = children.Length - 1; i >= 0; i--)
+                for (var i = LastWithin(children); i >= 0; i--)
                 {
                     Run(children[i]);
                 }
@@ -254,7 +241,71 @@ public sealed partial class CapacityIndex
             {
                 foreach (var child in children)
                 {
+                    if (child.MinVcpus > MaxVcpus)
+                    {
+                        break;
+                    }
+
                     Run(child);
+                }
+            }
+        }
+
+        /// <summary>The last child whose least vCPUs fit (-1 when none).</summary>
+        private readonly int LastWithin(Tree.Node[] children)
+        {
+            int lo = 0, hi = children.Length;
+            while (lo < hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                if (children[mid].MinVcpus <= MaxVcpus)
+                {
+                    lo = mid + 1;
+                }
+                else
+                {
+                    hi = mid;
+                }
+            }
+
+            return lo - 1;
+        }
+
+        private void Scan(Tree.Leaf leaf)
+        {
+            // Hosts in key order: vCPUs never decrease, so the hosts still to come can do no better than the one in hand
+            // with the leaf's best memory; once that is worse than the best found, none of them can win (equal still may:
+            // a lesser id).
+            var hosts = leaf.Hosts;
+            if (pack)
+            {
+                var memory = Math.Min(leaf.MaxMemory, MaxMemory);
+                for (var i = hosts.Length - 1; i >= 0; i--)
+                {
+                    var host = hosts[i];
+                    if (host.AllocatedVcpus > MaxVcpus)
+                    {
+                        continue;
+                    }
+
+                    if (Best is not null && G(host.AllocatedVcpus, memory) < _bestG)
+                    {
+                        return;
+                    }
+
+                    Visit(host);
+                }
+            }
+            else
+            {
+                foreach (var host in hosts)
+                {
+                    if (host.AllocatedVcpus > MaxVcpus || (Best is not null && G(host.AllocatedVcpus, leaf.MinMemory) > _bestG))
+                    {
+                        return;
+                    }
+
+                    Visit(host);
                 }
             }
         }
@@ -292,7 +343,7 @@ public sealed partial class CapacityIndex
     /// </summary>
     internal static class Tree
     {
-        public const int MaxEntries = 32;
+        public const int MaxEntries = 16;
 
         /// <summary>A node with fewer entries (not the root) merges with a neighbour.</summary>
         public const int MinEntries = MaxEntries / 4;
