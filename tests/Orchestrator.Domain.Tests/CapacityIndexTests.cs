@@ -184,6 +184,35 @@ public class CapacityIndexTests
     }
 
     [Fact]
+    public void An_update_leaves_the_index_it_came_from_as_it_was()
+    {
+        // LedgerState's speculative states share an index: thousands of moves, removals and splits made from one version
+        // must not show in it.
+        var random = new Random(5);
+        var hosts = Enumerable.Range(0, 2_000)
+            .Select(i => new HostRecord(new HostId($"h{i:D4}"), 8, 8192, "sim", HostState.Up, random.Next(9), 512L * random.Next(17), 0))
+            .ToList();
+        var original = CapacityIndex.Build(hosts);
+        var requests = Enumerable.Range(0, 50).Select(i => new ResourceRequest(1 + i % 4, 256L * (i % 9))).ToList();
+        var policy = new PlacementPolicy(2.0, 1.0, PlacementStrategy.Pack);
+        var decisions = requests.Select(r => original.ChooseHost(r, policy)?.Id).ToList();
+
+        var index = original;
+        var current = hosts.ToArray();
+        for (var i = 0; i < 5_000; i++)
+        {
+            var at = random.Next(current.Length);
+            var after = current[at] with { AllocatedVcpus = random.Next(9), AllocatedMemoryMiB = 512L * random.Next(17) };
+            index = index.Replace(current[at], after);
+            current[at] = after;
+        }
+
+        Assert.Equal(hosts.OrderBy(h => h.Id.Value, StringComparer.Ordinal), original.Hosts().OrderBy(h => h.Id.Value, StringComparer.Ordinal));
+        Assert.Equal(decisions, requests.Select(r => original.ChooseHost(r, policy)?.Id).ToList());
+        Assert.Equal(hosts.Count, original.Count);
+    }
+
+    [Fact]
     public void Among_equal_hosts_the_least_id_wins_in_both_strategies()
     {
         var hosts = Enumerable.Range(0, 50)
