@@ -130,6 +130,89 @@ public class CapacityIndexTests
     }
 
     [Fact]
+    public void The_index_agrees_with_the_scan_while_thousands_of_hosts_of_one_shape_come_and_go()
+    {
+        // One shape of 20,000 hosts: a tree of several levels whose leaves and inner nodes split and merge as hosts leave
+        // (down to a few hundred) and come back in random order, with allocations moving hosts across the key order.
+        var random = new Random(23);
+        var all = Enumerable.Range(0, 20_000)
+            .Select(i => new HostRecord(new HostId($"h{i * 7919 % 20_000:D5}"), 8, 8192, "sim", HostState.Down, 0, 0, 0))
+            .ToList();
+        var hosts = all.ToDictionary(h => h.Id);
+        var index = CapacityIndex.Empty;
+        var steps = 0;
+
+        void Set(HostRecord after)
+        {
+            var before = hosts[after.Id];
+            hosts[after.Id] = after;
+            index = index.Replace(before.State == HostState.Up ? before : null, after);
+            if (++steps % 211 == 0)
+            {
+                foreach (var strategy in new[] { PlacementStrategy.Spread, PlacementStrategy.Pack })
+                {
+                    var policy = new PlacementPolicy(2.0, 1.0, strategy);
+                    var request = new ResourceRequest(1 + random.Next(4), 512L * random.Next(8));
+                    Assert.Equal(Placement.Placement.ChooseHost(hosts.Values, request, policy)?.Id, index.ChooseHost(request, policy)?.Id);
+                }
+            }
+        }
+
+        for (var round = 0; round < 2; round++)
+        {
+            foreach (var host in all.OrderBy(_ => random.Next()).Select(h => hosts[h.Id]))
+            {
+                Set(host with { State = HostState.Up });
+            }
+
+            for (var i = 0; i < 5_000; i++)
+            {
+                var host = hosts[all[random.Next(all.Count)].Id];
+                Set(host with { AllocatedVcpus = random.Next(17), AllocatedMemoryMiB = 256L * random.Next(33) });
+            }
+
+            foreach (var host in all.OrderBy(_ => random.Next()).Take(all.Count - 300 * (round + 1)).Select(h => hosts[h.Id]))
+            {
+                Set(host with { State = HostState.Down });
+            }
+
+            Assert.Equal(300 * (round + 1), index.Count);
+        }
+
+        var expected = hosts.Values.Where(h => h.State == HostState.Up).OrderBy(h => h.Id.Value, StringComparer.Ordinal);
+        Assert.Equal(expected, index.Hosts().OrderBy(h => h.Id.Value, StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void An_update_leaves_the_index_it_came_from_as_it_was()
+    {
+        // LedgerState's speculative states share an index: thousands of moves, removals and splits made from one version
+        // must not show in it.
+        var random = new Random(5);
+        var hosts = Enumerable.Range(0, 2_000)
+            .Select(i => new HostRecord(new HostId($"h{i:D4}"), 8, 8192, "sim", HostState.Up, random.Next(9), 512L * random.Next(17), 0))
+            .ToList();
+        var original = CapacityIndex.Build(hosts);
+        var requests = Enumerable.Range(0, 50).Select(i => new ResourceRequest(1 + i % 4, 256L * (i % 9))).ToList();
+        var policy = new PlacementPolicy(2.0, 1.0, PlacementStrategy.Pack);
+        var decisions = requests.Select(r => original.ChooseHost(r, policy)?.Id).ToList();
+
+        var index = original;
+        var current = hosts.ToArray();
+        for (var i = 0; i < 5_000; i++)
+        {
+            var at = random.Next(current.Length);
+            var after = current[at] with { AllocatedVcpus = random.Next(9), AllocatedMemoryMiB = 512L * random.Next(17) };
+            index = index.Replace(current[at], after);
+            current[at] = after;
+        }
+
+        Assert.Equal(hosts.OrderBy(h => h.Id.Value, StringComparer.Ordinal), original.Hosts().OrderBy(h => h.Id.Value, StringComparer.Ordinal));
+        Assert.Equal(decisions, requests.Select(r => original.ChooseHost(r, policy)?.Id).ToList());
+        Assert.Equal(hosts.Count, original.Count);
+    }
+
+    [Fact]
     public void Among_equal_hosts_the_least_id_wins_in_both_strategies()
     {
         var hosts = Enumerable.Range(0, 50)

@@ -4,11 +4,11 @@ using Orchestrator.Domain.Ledger;
 namespace Orchestrator.Domain.Placement;
 
 /// <summary>
-/// The Up hosts grouped by shape (CPUs, memory, driver) and, within a shape, kept in a persistent AVL tree ordered by
+/// The Up hosts grouped by shape (CPUs, memory, driver) and, within a shape, kept in a persistent B+-tree ordered by
 /// (allocated vCPUs, allocated memory, ordinal id) whose nodes know their subtree's ranges. A decision is a
 /// branch-and-bound walk of each shape's tree, then <see cref="Placement.ChooseHost"/> over the shapes' winners,
 /// so it makes exactly the decisions of the scan (same filters, same weigher, same tie-break) in about
-/// O(shapes × log hosts). Immutable: an update copies one path (O(log hosts)) and shares the rest, which suits
+/// O(shapes × log hosts). Immutable: an update copies a leaf and its few ancestors and shares the rest, which suits
 /// <see cref="LedgerState"/>, whose speculative states keep their own index for free.
 /// </summary>
 /// <remarks>
@@ -59,15 +59,14 @@ public sealed partial class CapacityIndex
         if (before is { State: HostState.Up })
         {
             var at = Find(shapes, before);
-            if (at < 0 || !Tree.Contains(shapes[at].Root, before))
+            if (at < 0)
             {
                 throw new InvalidOperationException($"host {before.Id} is not in the index as it was given");
             }
 
             if (after is { State: HostState.Up } && Holds(shapes[at], after))
             {
-                // The common case, a host's allocations changed: one new shape and one copy of the array, not two, and
-                // the path the host's old and new places share copied once.
+                // The common case, a host's allocations changed: one new shape and one copy of the array, not two.
                 return new CapacityIndex(SetAt(shapes, at, shapes[at] with { Root = Tree.Move(shapes[at].Root, before, after) }), count);
             }
 
@@ -135,6 +134,7 @@ public sealed partial class CapacityIndex
         var cpuCapacity = Placement.VcpuCapacity(shape.Cpus, policy);
         var memoryCapacity = Placement.MemoryCapacity(shape.MemoryMiB, policy);
         var search = new Search(
+            shape.Root,
             cpuCapacity - (long)request.Vcpus,
             memoryCapacity - request.MemoryMiB,
             Math.Max(1, cpuCapacity),
@@ -146,7 +146,7 @@ public sealed partial class CapacityIndex
             return null;
         }
 
-        search.Run(shape.Root, shape.Root);
+        search.Run(shape.Root);
         return search.Best;
     }
 
@@ -194,16 +194,16 @@ public sealed partial class CapacityIndex
 
     /// <summary>Branch and bound over one shape's tree; ties on g go to the least ordinal id.</summary>
     /// <param name="exclude">hosts skipped as if they did not fit (the bounds stay valid: they only over-promise).</param>
-    private struct Search(long maxVcpus, long maxMemory, long cpuCapacity, long memoryCapacity, bool pack, IReadOnlySet<HostId>? exclude)
+    private struct Search(Tree.Node root, long maxVcpus, long maxMemory, long cpuCapacity, long memoryCapacity, bool pack, IReadOnlySet<HostId>? exclude)
     {
         public readonly long MaxVcpus = maxVcpus;
         public readonly long MaxMemory = maxMemory;
         public HostRecord? Best;
         private Int128 _bestG;
 
-        public void Run(Tree.Node root, Tree.Node? node)
+        public void Run(Tree.Node node)
         {
-            if (node is null || node.MinVcpus > MaxVcpus || node.MinMemory > MaxMemory)
+            if (node.MinVcpus > MaxVcpus || node.MinMemory > MaxMemory)
             {
                 return; // nothing below fits
             }
@@ -221,23 +221,97 @@ public sealed partial class CapacityIndex
                 }
             }
 
+            if (node is Tree.Leaf leaf)
+            {
+                Scan(leaf);
+                return;
+            }
+
+            // Children in key order, so their least vCPUs never decrease: those past the first that is too full are
+            // too full too. Pack starts left of them, spread stops at them.
+            var children = ((Tree.Inner)node).Children;
             if (pack)
             {
-                Run(root, node.Right);
-                Visit(root, node);
-                Run(root, node.Left);
+                for (var i = LastWithin(children); i >= 0; i--)
+                {
+                    Run(children[i]);
+                }
             }
             else
             {
-                Run(root, node.Left);
-                Visit(root, node);
-                Run(root, node.Right);
+                foreach (var child in children)
+                {
+                    if (child.MinVcpus > MaxVcpus)
+                    {
+                        break;
+                    }
+
+                    Run(child);
+                }
             }
         }
 
-        private void Visit(Tree.Node root, Tree.Node node)
+        /// <summary>The last child whose least vCPUs fit (-1 when none).</summary>
+        private readonly int LastWithin(Tree.Node[] children)
         {
-            var host = node.Host;
+            int lo = 0, hi = children.Length;
+            while (lo < hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                if (children[mid].MinVcpus <= MaxVcpus)
+                {
+                    lo = mid + 1;
+                }
+                else
+                {
+                    hi = mid;
+                }
+            }
+
+            return lo - 1;
+        }
+
+        private void Scan(Tree.Leaf leaf)
+        {
+            // Hosts in key order: vCPUs never decrease, so the hosts still to come can do no better than the one in hand
+            // with the leaf's best memory; once that is worse than the best found, none of them can win (equal still may:
+            // a lesser id).
+            var hosts = leaf.Hosts;
+            if (pack)
+            {
+                var memory = Math.Min(leaf.MaxMemory, MaxMemory);
+                for (var i = hosts.Length - 1; i >= 0; i--)
+                {
+                    var host = hosts[i];
+                    if (host.AllocatedVcpus > MaxVcpus)
+                    {
+                        continue;
+                    }
+
+                    if (Best is not null && G(host.AllocatedVcpus, memory) < _bestG)
+                    {
+                        return;
+                    }
+
+                    Visit(host);
+                }
+            }
+            else
+            {
+                foreach (var host in hosts)
+                {
+                    if (host.AllocatedVcpus > MaxVcpus || (Best is not null && G(host.AllocatedVcpus, leaf.MinMemory) > _bestG))
+                    {
+                        return;
+                    }
+
+                    Visit(host);
+                }
+            }
+        }
+
+        private void Visit(HostRecord host)
+        {
             if (host.AllocatedVcpus > MaxVcpus || host.AllocatedMemoryMiB > MaxMemory || exclude?.Contains(host.Id) == true)
             {
                 return;
@@ -260,44 +334,140 @@ public sealed partial class CapacityIndex
         private readonly Int128 G(long vcpus, long memory) => (Int128)vcpus * memoryCapacity + (Int128)memory * cpuCapacity;
     }
 
-    /// <summary>A persistent AVL tree of hosts keyed by (allocated vCPUs, allocated memory, ordinal id).</summary>
+    /// <summary>
+    /// A persistent B+-tree of hosts keyed by (allocated vCPUs, allocated memory, ordinal id): leaves hold up to
+    /// <see cref="MaxEntries"/> hosts in key order, inner nodes as many children, and every node the ranges of its
+    /// subtree. Wide nodes rather than a binary tree: an update copies a few small arrays instead of a path of a dozen
+    /// nodes, and the whole tree is a few hundred objects, which is what the garbage collector pays for (a persistent
+    /// tree's newest nodes are the ones that survive a collection).
+    /// </summary>
     internal static class Tree
     {
-        internal sealed class Node
+        public const int MaxEntries = 16;
+
+        /// <summary>A node with fewer entries (not the root) merges with a neighbour.</summary>
+        public const int MinEntries = MaxEntries / 4;
+
+        internal abstract class Node
         {
-            public Node(HostRecord host, Node? left, Node? right)
+            private string? _minId;
+
+            /// <summary>The least and the greatest host of the subtree (null in an empty leaf, which only a root can be).</summary>
+            public HostRecord First { get; protected set; } = null!;
+
+            public HostRecord Last { get; protected set; } = null!;
+
+            public int MinVcpus { get; protected set; }
+            public int MaxVcpus { get; protected set; }
+            public long MinMemory { get; protected set; } = long.MaxValue;
+            public long MaxMemory { get; protected set; } = long.MinValue;
+
+            /// <summary>Hosts in a leaf, children in an inner node.</summary>
+            public abstract int Entries { get; }
+
+            /// <summary>
+            /// The least ordinal id below, for ties in the search. Computed when first asked (most nodes never are, and
+            /// string comparisons are what an update would otherwise spend); a race computes the same string twice.
+            /// </summary>
+            public string MinId => _minId ??= ComputeMinId();
+
+            protected abstract string ComputeMinId();
+
+            protected void SetRange(HostRecord first, HostRecord last)
             {
-                Host = host;
-                Left = left;
-                Right = right;
-                Height = Math.Max(left?.Height ?? 0, right?.Height ?? 0) + 1;
-                MinVcpus = left?.MinVcpus ?? host.AllocatedVcpus;
-                MaxVcpus = right?.MaxVcpus ?? host.AllocatedVcpus;
-                MinMemory = Math.Min(host.AllocatedMemoryMiB, Math.Min(left?.MinMemory ?? long.MaxValue, right?.MinMemory ?? long.MaxValue));
-                MaxMemory = Math.Max(host.AllocatedMemoryMiB, Math.Max(left?.MaxMemory ?? long.MinValue, right?.MaxMemory ?? long.MinValue));
-                var minId = host.Id.Value;
-                if (left is not null && string.CompareOrdinal(left.MinId, minId) < 0)
-                {
-                    minId = left.MinId;
-                }
+                First = first;
+                Last = last;
+                MinVcpus = first.AllocatedVcpus;
+                MaxVcpus = last.AllocatedVcpus;
+            }
+        }
 
-                if (right is not null && string.CompareOrdinal(right.MinId, minId) < 0)
-                {
-                    minId = right.MinId;
-                }
-
-                MinId = minId;
+        internal sealed class Leaf : Node
+        {
+            /// <summary>A leaf whose memory range is known already (it saves a pass over every host record).</summary>
+            public Leaf(HostRecord[] hosts, long minMemory, long maxMemory)
+            {
+                Hosts = hosts;
+                SetRange(hosts[0], hosts[^1]);
+                MinMemory = minMemory;
+                MaxMemory = maxMemory;
             }
 
-            public HostRecord Host { get; }
-            public Node? Left { get; }
-            public Node? Right { get; }
-            public int Height { get; }
-            public int MinVcpus { get; }
-            public int MaxVcpus { get; }
-            public long MinMemory { get; }
-            public long MaxMemory { get; }
-            public string MinId { get; }
+            public Leaf(HostRecord[] hosts)
+            {
+                Hosts = hosts;
+                if (hosts.Length == 0)
+                {
+                    return;
+                }
+
+                SetRange(hosts[0], hosts[^1]);
+                long min = long.MaxValue, max = long.MinValue;
+                foreach (var host in hosts)
+                {
+                    min = Math.Min(min, host.AllocatedMemoryMiB);
+                    max = Math.Max(max, host.AllocatedMemoryMiB);
+                }
+
+                MinMemory = min;
+                MaxMemory = max;
+            }
+
+            /// <summary>In key order.</summary>
+            public HostRecord[] Hosts { get; }
+
+            public override int Entries => Hosts.Length;
+
+            protected override string ComputeMinId()
+            {
+                var min = Hosts[0].Id.Value;
+                for (var i = 1; i < Hosts.Length; i++)
+                {
+                    if (string.CompareOrdinal(Hosts[i].Id.Value, min) < 0)
+                    {
+                        min = Hosts[i].Id.Value;
+                    }
+                }
+
+                return min;
+            }
+        }
+
+        internal sealed class Inner : Node
+        {
+            public Inner(Node[] children)
+            {
+                Children = children;
+                SetRange(children[0].First, children[^1].Last);
+                long min = long.MaxValue, max = long.MinValue;
+                foreach (var child in children)
+                {
+                    min = Math.Min(min, child.MinMemory);
+                    max = Math.Max(max, child.MaxMemory);
+                }
+
+                MinMemory = min;
+                MaxMemory = max;
+            }
+
+            /// <summary>In key order, all of the same depth.</summary>
+            public Node[] Children { get; }
+
+            public override int Entries => Children.Length;
+
+            protected override string ComputeMinId()
+            {
+                var min = Children[0].MinId;
+                for (var i = 1; i < Children.Length; i++)
+                {
+                    if (string.CompareOrdinal(Children[i].MinId, min) < 0)
+                    {
+                        min = Children[i].MinId;
+                    }
+                }
+
+                return min;
+            }
         }
 
         public static int Compare(HostRecord a, HostRecord b)
@@ -312,191 +482,391 @@ public sealed partial class CapacityIndex
             return c != 0 ? c : string.CompareOrdinal(a.Id.Value, b.Id.Value);
         }
 
-        /// <summary>The least host with exactly these allocations (there is at least one).</summary>
-        public static HostRecord First(Node root, int vcpus, long memory)
-        {
-            HostRecord? found = null;
-            Node? node = root;
-            while (node is not null)
-            {
-                var h = node.Host;
-                var c = h.AllocatedVcpus != vcpus ? h.AllocatedVcpus.CompareTo(vcpus) : h.AllocatedMemoryMiB.CompareTo(memory);
-                if (c >= 0)
-                {
-                    if (c == 0)
-                    {
-                        found = h;
-                    }
+        /// <summary>Compares a host's allocations (not its id) with these.</summary>
+        private static int CompareAllocations(HostRecord host, int vcpus, long memory) =>
+            host.AllocatedVcpus != vcpus ? host.AllocatedVcpus.CompareTo(vcpus) : host.AllocatedMemoryMiB.CompareTo(memory);
 
-                    node = node.Left;
+        /// <summary>The first host not less than <paramref name="host"/> (the length when none).</summary>
+        private static int Position(HostRecord[] hosts, HostRecord host)
+        {
+            int lo = 0, hi = hosts.Length;
+            while (lo < hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                if (Compare(hosts[mid], host) < 0)
+                {
+                    lo = mid + 1;
                 }
                 else
                 {
-                    node = node.Right;
+                    hi = mid;
                 }
             }
 
-            return found!;
+            return lo;
+        }
+
+        /// <summary>The child whose range holds <paramref name="host"/>'s place: the first that ends at or after it, else the last.</summary>
+        private static int Route(Node[] children, HostRecord host)
+        {
+            int lo = 0, hi = children.Length - 1;
+            while (lo < hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                if (Compare(children[mid].Last, host) < 0)
+                {
+                    lo = mid + 1;
+                }
+                else
+                {
+                    hi = mid;
+                }
+            }
+
+            return lo;
+        }
+
+        /// <summary>The least host with exactly these allocations (there is at least one).</summary>
+        public static HostRecord First(Node node, int vcpus, long memory)
+        {
+            while (node is Inner inner)
+            {
+                var children = inner.Children;
+                var i = 0;
+                while (i < children.Length - 1 && CompareAllocations(children[i].Last, vcpus, memory) < 0)
+                {
+                    i++;
+                }
+
+                node = children[i];
+            }
+
+            var hosts = ((Leaf)node).Hosts;
+            var at = 0;
+            while (CompareAllocations(hosts[at], vcpus, memory) < 0)
+            {
+                at++;
+            }
+
+            return hosts[at];
         }
 
         /// <summary>The least host with exactly these allocations that is not excluded, or null.</summary>
-        public static HostRecord? FirstAdmitted(Node? node, int vcpus, long memory, IReadOnlySet<HostId> exclude)
+        public static HostRecord? FirstAdmitted(Node node, int vcpus, long memory, IReadOnlySet<HostId> exclude)
         {
-            if (node is null)
+            if (CompareAllocations(node.First, vcpus, memory) > 0 || CompareAllocations(node.Last, vcpus, memory) < 0)
             {
                 return null;
             }
 
-            var h = node.Host;
-            var c = h.AllocatedVcpus != vcpus ? h.AllocatedVcpus.CompareTo(vcpus) : h.AllocatedMemoryMiB.CompareTo(memory);
-            if (c != 0)
+            if (node is Leaf leaf)
             {
-                return FirstAdmitted(c < 0 ? node.Right : node.Left, vcpus, memory, exclude);
-            }
-
-            return FirstAdmitted(node.Left, vcpus, memory, exclude)
-                   ?? (exclude.Contains(h.Id) ? FirstAdmitted(node.Right, vcpus, memory, exclude) : h);
-        }
-
-        public static bool Contains(Node? node, HostRecord host)
-        {
-            while (node is not null)
-            {
-                var c = Compare(host, node.Host);
-                if (c == 0)
+                foreach (var host in leaf.Hosts)
                 {
-                    return true;
+                    if (CompareAllocations(host, vcpus, memory) == 0 && !exclude.Contains(host.Id))
+                    {
+                        return host;
+                    }
                 }
 
-                node = c < 0 ? node.Left : node.Right;
+                return null;
             }
 
-            return false;
+            foreach (var child in ((Inner)node).Children)
+            {
+                if (FirstAdmitted(child, vcpus, memory, exclude) is { } found)
+                {
+                    return found;
+                }
+            }
+
+            return null;
         }
 
-        public static Node Insert(Node? node, HostRecord host)
+        /// <summary>The tree with <paramref name="host"/> added (or put in place of the host with its key).</summary>
+        public static Node Insert(Node? root, HostRecord host)
         {
-            if (node is null)
+            if (root is null || root.Entries == 0)
             {
-                return new Node(host, null, null);
+                return new Leaf([host]);
             }
 
-            var c = Compare(host, node.Host);
-            if (c == 0)
+            var left = Insert(root, host, out var right);
+            return right is null ? left : new Inner([left, right]);
+        }
+
+        /// <summary>The tree without <paramref name="host"/>, which it must hold; null when that was the last.</summary>
+        public static Node? Remove(Node root, HostRecord host)
+        {
+            var node = RemoveFrom(root, host);
+            while (node is Inner { Children.Length: 1 } inner)
             {
-                return new Node(host, node.Left, node.Right);
+                node = inner.Children[0];
             }
 
-            return c < 0
-                ? Balance(node.Host, Insert(node.Left, host), node.Right)
-                : Balance(node.Host, node.Left, Insert(node.Right, host));
+            return node.Entries == 0 ? null : node;
+        }
+
+        /// <summary>The tree with <paramref name="before"/> (which it holds) replaced by <paramref name="after"/>.</summary>
+        public static Node Move(Node root, HostRecord before, HostRecord after)
+        {
+            var node = Move(root, before, after, out var split);
+            if (split is not null)
+            {
+                return new Inner([node, split]);
+            }
+
+            while (node is Inner { Children.Length: 1 } inner)
+            {
+                node = inner.Children[0];
+            }
+
+            return node;
+        }
+
+        private static Node Insert(Node node, HostRecord host, out Node? split)
+        {
+            if (node is Leaf leaf)
+            {
+                var hosts = leaf.Hosts;
+                var at = Position(hosts, host);
+                if (at < hosts.Length && Compare(hosts[at], host) == 0)
+                {
+                    split = null;
+                    return LeafAfter(With(hosts, at, host), leaf, hosts[at], host);
+                }
+
+                var next = Inserted(hosts, at, host);
+                if (next.Length <= MaxEntries)
+                {
+                    split = null;
+                    return LeafAfter(next, leaf, null, host);
+                }
+
+                return SplitIfFull(next, out split);
+            }
+
+            var children = ((Inner)node).Children;
+            var i = Route(children, host);
+            var child = Insert(children[i], host, out var extra);
+            if (extra is null)
+            {
+                split = null;
+                return new Inner(With(children, i, child));
+            }
+
+            var grown = Inserted(children, i + 1, extra);
+            grown[i] = child;
+            return SplitIfFull(grown, out split);
+        }
+
+        // The subtree without the host; it may be left with too few entries (its parent merges it) or, as a root, with one
+        // child (Remove collapses it) or none.
+        private static Node RemoveFrom(Node node, HostRecord host)
+        {
+            if (node is Leaf leaf)
+            {
+                var hosts = leaf.Hosts;
+                var at = Find(hosts, host);
+                var next = Removed(hosts, at);
+                return next.Length == 0 ? new Leaf(next) : LeafAfter(next, leaf, host, null);
+            }
+
+            var children = ((Inner)node).Children;
+            var i = Route(children, host);
+            return Rebuild(With(children, i, RemoveFrom(children[i], host)), i, out _); // fewer entries: never splits
+        }
+
+        // The subtree with before replaced by after, both of whose places are in it. It holds as many hosts as before but may
+        // come back split in two, or with too few entries (its parent merges it). Where the two places part, the host
+        // leaves one child and joins another, and this node is copied once for both.
+        private static Node Move(Node node, HostRecord before, HostRecord after, out Node? split)
+        {
+            if (node is Leaf leaf)
+            {
+                split = null;
+                return LeafAfter(Moved(leaf.Hosts, before, after), leaf, before, after);
+            }
+
+            var children = ((Inner)node).Children;
+            var from = Route(children, before);
+            var to = Route(children, after);
+            if (from == to)
+            {
+                var child = Move(children[from], before, after, out var extra);
+                if (extra is null)
+                {
+                    return Rebuild(With(children, from, child), from, out split);
+                }
+
+                var grown = Inserted(children, from + 1, extra);
+                grown[from] = child;
+                return SplitIfFull(grown, out split);
+            }
+
+            var left = RemoveFrom(children[from], before);
+            var joined = Insert(children[to], after, out var added);
+            Node[] next;
+            if (added is null)
+            {
+                next = With(children, from, left);
+                next[to] = joined;
+            }
+            else
+            {
+                next = Inserted(children, to + 1, added);
+                next[to] = joined;
+                from = from < to ? from : from + 1;
+                next[from] = left;
+            }
+
+            return Rebuild(next, from, out split);
+        }
+
+        /// <summary>Where the host is in the leaf; it must be there.</summary>
+        private static int Find(HostRecord[] hosts, HostRecord host)
+        {
+            var at = Position(hosts, host);
+            if (at == hosts.Length || Compare(hosts[at], host) != 0)
+            {
+                throw new InvalidOperationException($"host {host.Id} is not in the index as it was given");
+            }
+
+            return at;
+        }
+
+        /// <summary>The hosts with <paramref name="before"/> taken out and <paramref name="after"/> put in its place in key order.</summary>
+        private static HostRecord[] Moved(HostRecord[] hosts, HostRecord before, HostRecord after)
+        {
+            var from = Find(hosts, before);
+            var to = Position(hosts, after);
+            var next = new HostRecord[hosts.Length];
+            if (to <= from)
+            {
+                hosts.AsSpan(0, to).CopyTo(next);
+                next[to] = after;
+                hosts.AsSpan(to, from - to).CopyTo(next.AsSpan(to + 1));
+            }
+            else
+            {
+                hosts.AsSpan(0, from).CopyTo(next);
+                hosts.AsSpan(from + 1, to - from - 1).CopyTo(next.AsSpan(from));
+                next[to - 1] = after;
+                hosts.AsSpan(to).CopyTo(next.AsSpan(to));
+                return next;
+            }
+
+            hosts.AsSpan(from + 1).CopyTo(next.AsSpan(from + 1));
+            return next;
         }
 
         /// <summary>
-        /// The tree with <paramref name="before"/> (which it holds) replaced by <paramref name="after"/>: as Remove then
-        /// Insert, but the nodes above the point where the two places part are copied once, not twice.
+        /// The leaf of <paramref name="hosts"/>, which are <paramref name="old"/>'s less <paramref name="gone"/> and plus
+        /// <paramref name="come"/> (either may be null): its memory range follows from the old one unless the host that
+        /// left held an end of it.
         /// </summary>
-        public static Node Move(Node node, HostRecord before, HostRecord after)
+        private static Leaf LeafAfter(HostRecord[] hosts, Leaf old, HostRecord? gone, HostRecord? come)
         {
-            var cb = Compare(before, node.Host);
-            var ca = Compare(after, node.Host);
-            if (cb < 0 && ca < 0)
+            if (gone is not null && (gone.AllocatedMemoryMiB <= old.MinMemory || gone.AllocatedMemoryMiB >= old.MaxMemory))
             {
-                return Balance(node.Host, Move(node.Left!, before, after), node.Right);
+                return new Leaf(hosts);
             }
 
-            if (cb > 0 && ca > 0)
+            var min = old.MinMemory;
+            var max = old.MaxMemory;
+            if (come is not null)
             {
-                return Balance(node.Host, node.Left, Move(node.Right!, before, after));
+                min = Math.Min(min, come.AllocatedMemoryMiB);
+                max = Math.Max(max, come.AllocatedMemoryMiB);
             }
 
-            // The places part here (or the host is this node): within this subtree its height changes by at most one, so
-            // the ancestors' Balance still holds.
-            return Insert(Remove(node, before), after);
+            return new Leaf(hosts, min, max);
         }
 
-        public static Node? Remove(Node? node, HostRecord host)
+        /// <summary>The inner node of <paramref name="children"/>, the one at <paramref name="changed"/> merged with a neighbour when it has too few entries.</summary>
+        private static Node Rebuild(Node[] children, int changed, out Node? split)
         {
-            if (node is null)
+            if (children.Length > 1 && children[changed].Entries < MinEntries)
             {
-                return null;
-            }
-
-            var c = Compare(host, node.Host);
-            if (c < 0)
-            {
-                return Balance(node.Host, Remove(node.Left, host), node.Right);
-            }
-
-            if (c > 0)
-            {
-                return Balance(node.Host, node.Left, Remove(node.Right, host));
-            }
-
-            if (node.Left is null)
-            {
-                return node.Right;
-            }
-
-            if (node.Right is null)
-            {
-                return node.Left;
-            }
-
-            var successor = node.Right;
-            while (successor.Left is not null)
-            {
-                successor = successor.Left;
-            }
-
-            return Balance(successor.Host, node.Left, Remove(node.Right, successor.Host));
-        }
-
-        public static IEnumerable<HostRecord> Enumerate(Node? node)
-        {
-            var stack = new Stack<Node>();
-            while (node is not null || stack.Count > 0)
-            {
-                while (node is not null)
+                // Merge with a neighbour, and split the two evenly again when they are too many for one.
+                var left = changed > 0 ? changed - 1 : changed;
+                var merged = Merge(children[left], children[left + 1], out var rest);
+                var next = new Node[children.Length - (rest is null ? 1 : 0)];
+                children.AsSpan(0, left).CopyTo(next);
+                next[left] = merged;
+                if (rest is not null)
                 {
-                    stack.Push(node);
-                    node = node.Left;
+                    next[left + 1] = rest;
                 }
 
-                node = stack.Pop();
-                yield return node.Host;
-                node = node.Right;
+                children.AsSpan(left + 2).CopyTo(next.AsSpan(left + (rest is null ? 1 : 2)));
+                children = next;
             }
+
+            return SplitIfFull(children, out split);
         }
 
-        private static int Height(Node? node) => node?.Height ?? 0;
+        private static Node Merge(Node a, Node b, out Node? rest) => a is Leaf left
+            ? SplitIfFull([.. left.Hosts, .. ((Leaf)b).Hosts], out rest)
+            : SplitIfFull([.. ((Inner)a).Children, .. ((Inner)b).Children], out rest);
 
-        private static Node Balance(HostRecord host, Node? left, Node? right)
+        private static Node SplitIfFull(HostRecord[] hosts, out Node? rest)
         {
-            var diff = Height(left) - Height(right);
-            if (diff > 1)
+            if (hosts.Length <= MaxEntries)
             {
-                if (Height(left!.Left) >= Height(left.Right))
-                {
-                    return new Node(left.Host, left.Left, new Node(host, left.Right, right));
-                }
-
-                var pivot = left.Right!;
-                return new Node(pivot.Host, new Node(left.Host, left.Left, pivot.Left), new Node(host, pivot.Right, right));
+                rest = null;
+                return new Leaf(hosts);
             }
 
-            if (diff < -1)
-            {
-                if (Height(right!.Right) >= Height(right.Left))
-                {
-                    return new Node(right.Host, new Node(host, left, right.Left), right.Right);
-                }
-
-                var pivot = right.Left!;
-                return new Node(pivot.Host, new Node(host, left, pivot.Left), new Node(right.Host, pivot.Right, right.Right));
-            }
-
-            return new Node(host, left, right);
+            var half = hosts.Length / 2;
+            rest = new Leaf(hosts[half..]);
+            return new Leaf(hosts[..half]);
         }
+
+        private static Node SplitIfFull(Node[] children, out Node? rest)
+        {
+            if (children.Length <= MaxEntries)
+            {
+                rest = null;
+                return new Inner(children);
+            }
+
+            var half = children.Length / 2;
+            rest = new Inner(children[half..]);
+            return new Inner(children[..half]);
+        }
+
+        private static T[] With<T>(T[] items, int at, T item)
+        {
+            // Not Array.Clone: that is MemberwiseClone, which takes the runtime's slow allocation path.
+            var copy = new T[items.Length];
+            items.AsSpan().CopyTo(copy);
+            copy[at] = item;
+            return copy;
+        }
+
+        private static T[] Inserted<T>(T[] items, int at, T item)
+        {
+            var copy = new T[items.Length + 1];
+            items.AsSpan(0, at).CopyTo(copy);
+            copy[at] = item;
+            items.AsSpan(at).CopyTo(copy.AsSpan(at + 1));
+            return copy;
+        }
+
+        private static T[] Removed<T>(T[] items, int at)
+        {
+            var copy = new T[items.Length - 1];
+            items.AsSpan(0, at).CopyTo(copy);
+            items.AsSpan(at + 1).CopyTo(copy.AsSpan(at));
+            return copy;
+        }
+
+        public static IEnumerable<HostRecord> Enumerate(Node? node) => node switch
+        {
+            null => [],
+            Leaf leaf => leaf.Hosts,
+            _ => ((Inner)node).Children.SelectMany(Enumerate),
+        };
     }
 }
