@@ -58,7 +58,9 @@ public sealed class PostgresJournalWriter : IJournalRowWriter
             return Task.CompletedTask;
         }
 
-        var pending = new PendingWrite(entries, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        // Continuations run on the writer's thread as it completes the batch: what waits on a write is the journal's
+        // reply (a few messages told), and a hop through the thread pool would add a thread's wake-up to every request.
+        var pending = new PendingWrite(entries, new TaskCompletionSource());
         return _queue.Writer.TryWrite(pending)
             ? pending.Done.Task
             : Task.FromException(new InvalidOperationException("the PostgreSQL journal writer is stopped"));
