@@ -11,7 +11,7 @@ using Orchestrator.Actors.Persistence;
 namespace Orchestrator.Actors.Tests;
 
 /// <summary>
-/// The SQLite journal's own write path (<see cref="SqliteWriteJournal"/>) on a real file: what it writes, Akka.Persistence.Sql
+/// The SQLite journal's own write path (<see cref="GroupCommitJournal"/>) on a real file: what it writes, Akka.Persistence.Sql
 /// reads back (recovery and events by tag), and a write that cannot be serialized is refused alone.
 /// </summary>
 public sealed class SqliteJournalTests : PersistentTestKit
@@ -22,7 +22,7 @@ public sealed class SqliteJournalTests : PersistentTestKit
         var journal = Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null);
         journal.Tell(new Identify(1));
         Assert.NotNull(ExpectMsg<ActorIdentity>().Subject);
-        Assert.Equal(typeof(SqliteWriteJournal).AssemblyQualifiedName!.Split(',')[0],
+        Assert.Equal(typeof(GroupCommitJournal).AssemblyQualifiedName!.Split(',')[0],
             Sys.Settings.Config.GetString("akka.persistence.journal.sql.class").Split(',')[0].Trim());
     }
 

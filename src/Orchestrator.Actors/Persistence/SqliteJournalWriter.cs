@@ -6,17 +6,12 @@ using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Actors.Persistence;
 
-/// <summary>One journal row as Akka.Persistence.Sql stores it (tag-table mode: the tags go to their own table).</summary>
-public sealed record JournalEntry(
-    string PersistenceId, long SequenceNr, long Created, byte[] Message, string Manifest, int SerializerId, string? WriterUuid,
-    IReadOnlyList<string> Tags);
-
 /// <summary>
 /// Writes journal rows to SQLite on one connection and one thread. Everything queued while a transaction commits goes
 /// into the next one, so a burst costs one fsync however many writers wait in it; each caller's task completes only
 /// once its rows are committed (or fails with the reason, and then none of the batch is written).
 /// </summary>
-public sealed class SqliteJournalWriter : IDisposable
+public sealed class SqliteJournalWriter : IJournalRowWriter
 {
     /// <summary>The columns this writer fills; checked against the table when the connection opens.</summary>
     private static readonly string[] JournalColumns =
@@ -59,7 +54,9 @@ public sealed class SqliteJournalWriter : IDisposable
             return Task.CompletedTask;
         }
 
-        var pending = new PendingWrite(entries, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        // Continuations run on the writer's thread as it completes the batch: what waits on a write is the journal's
+        // reply (a few messages told), and a hop through the thread pool would add a thread's wake-up to every request.
+        var pending = new PendingWrite(entries, new TaskCompletionSource());
         return _queue.Writer.TryWrite(pending)
             ? pending.Done.Task
             : Task.FromException(new InvalidOperationException("the SQLite journal writer is stopped"));

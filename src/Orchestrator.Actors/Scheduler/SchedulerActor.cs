@@ -285,26 +285,40 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             return;
         }
 
+        // The bookkeeping below runs for every command at full rate: the collections are made only when an event needs
+        // them, and the questions only a rare event can answer (security rules, layers, volumes) are asked of it alone.
         var ahead = Decided;
-        var tagged = new List<Tagged>(decision.Events.Count);
-        var sharesDue = _sharesKeeper is null ? null : new HashSet<HostId>();
-        var volumesGone = new List<Orchestrator.Domain.Storage.VolumeRecord>();
-        var layersGone = new List<LayerGone>();
-        var rulesChanged = new HashSet<VmId>(); // whose NICs' security rules changed: their hosts rewrite them
-        foreach (var evt in decision.Events)
+        var tagged = new Tagged[decision.Events.Count];
+        HashSet<HostId>? sharesDue = null;
+        List<Orchestrator.Domain.Storage.VolumeRecord>? volumesGone = null;
+        List<LayerGone>? layersGone = null;
+        HashSet<VmId>? rulesChanged = null; // whose NICs' security rules changed: their hosts rewrite them
+        for (var i = 0; i < tagged.Length; i++)
         {
+            var evt = decision.Events[i];
             if (evt is VolumeEvents.VolumeDeleted deleted && ahead.Volumes.GetValueOrDefault(deleted.Id) is { } volume)
             {
-                volumesGone.Add(volume);
+                (volumesGone ??= []).Add(volume);
             }
 
-            layersGone.AddRange(ahead.LayersGoneBy(evt));
-            tagged.Add(new Tagged(evt, EventTags.For(ahead, evt)));
-            sharesDue?.UnionWith(SharesDue.HostsChangedBy(ahead, evt));
-            rulesChanged.UnionWith(ahead.SecurityRulesTouchedBy(evt));
+            if (evt is SnapshotEvents.SnapshotDeleted or SnapshotEvents.VmDiskRestored or VmReleased)
+            {
+                (layersGone ??= []).AddRange(ahead.LayersGoneBy(evt));
+            }
+
+            tagged[i] = new Tagged(evt, EventTags.For(ahead, evt));
+            if (_sharesKeeper is not null)
+            {
+                (sharesDue ??= []).UnionWith(SharesDue.HostsChangedBy(ahead, evt));
+            }
+
+            AddRulesTouched(ref rulesChanged, ahead, evt);
             ahead = ahead.Apply(evt);
-            rulesChanged.UnionWith(ahead.SecurityRulesTouchedBy(evt));
-            rulesChanged.UnionWith(LedgerState.ForwardsTouchedBy(evt));
+            AddRulesTouched(ref rulesChanged, ahead, evt);
+            if (evt is ForwardEvents.ForwardAdded or ForwardEvents.ForwardRemoved)
+            {
+                (rulesChanged ??= []).UnionWith(LedgerState.ForwardsTouchedBy(evt));
+            }
         }
 
         if (sharesDue is { Count: > 0 })
@@ -314,25 +328,25 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
         _ahead = ahead;
         _inFlight++;
-        var changed = new HashSet<VmId>();
-        var remaining = tagged.Count;
+        HashSet<VmId>? changed = null;
+        var remaining = tagged.Length;
         var byHostLoss = command is LedgerCommands.LoseHost;
         var writing = Stopwatch.GetTimestamp();
         var persistSpan = StartCreateSpan("scheduler.persist", command, traceParent);
-        persistSpan?.SetTag("orchestrator.journal.events", tagged.Count);
+        persistSpan?.SetTag("orchestrator.journal.events", tagged.Length);
         PersistAllAsync(tagged, t =>
         {
             var evt = (ILedgerEvent)t.Payload;
-            LedgerMetrics.Persisted(evt, evt is IVmLedgerEvent e ? _state.Vms.GetValueOrDefault(e.VmId) : null, byHostLoss);
+            LedgerMetrics.Persisted(evt, evt is VmReady ready ? _state.Vms.GetValueOrDefault(ready.VmId) : null, byHostLoss);
             if (evt is VmPlaced or VmDesiredStateChanged or VmDeleteRequested or VmResourcesChanged or VmLabelsChanged
                 or VolumeEvents.VolumeAttached or VolumeEvents.VolumeDetached or SnapshotEvents.SnapshotTaken or SnapshotEvents.VmDiskRestored)
             {
-                changed.Add(((IVmLedgerEvent)evt).VmId);
+                (changed ??= []).Add(((IVmLedgerEvent)evt).VmId);
             }
             else if (evt is TenantUpdated updated)
             {
                 // A changed pool changes its VMs' weights on every host: tell the hosts.
-                changed.UnionWith(ahead.VmsOf(updated.Tenant).Select(v => v.Id));
+                (changed ??= []).UnionWith(ahead.VmsOf(updated.Tenant).Select(v => v.Id));
             }
 
             _eventsSinceSnapshot++;
@@ -370,23 +384,45 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
             persistSpan.End();
             reply();
-            foreach (var vmId in changed.Union(rulesChanged))
+            if (changed is not null || rulesChanged is not null)
             {
-                TellHost(vmId, OrchestratorTracing.TraceParentOf(persistSpan));
+                var traceParent = OrchestratorTracing.TraceParentOf(persistSpan);
+                foreach (var vmId in (changed ?? []).Union(rulesChanged ?? []))
+                {
+                    TellHost(vmId, traceParent);
+                }
             }
 
             _vxlan.Publish(_state, _hosts);
 
-            foreach (var volume in volumesGone)
+            foreach (var volume in volumesGone ?? [])
             {
                 DeleteVolumeFile(volume);
             }
 
-            foreach (var layer in layersGone)
+            foreach (var layer in layersGone ?? [])
             {
                 DeleteLayerFile(layer);
             }
         });
+    }
+
+    /// <summary>
+    /// Adds the VMs whose NICs' security rules <paramref name="evt"/> touches, as <paramref name="state"/> sees it. A ledger
+    /// without security groups has no rule to touch but a NIC's own change of groups (no VM can name a group that does not
+    /// exist): the question, which allocates, is then not asked of every VM event.
+    /// </summary>
+    private static void AddRulesTouched(ref HashSet<VmId>? touched, LedgerState state, ILedgerEvent evt)
+    {
+        if (state.SecurityGroups.IsEmpty && evt is not SecurityGroupEvents.NicSecurityGroupsChanged)
+        {
+            return;
+        }
+
+        foreach (var vm in state.SecurityRulesTouchedBy(evt))
+        {
+            (touched ??= []).Add(vm);
+        }
     }
 
     /// <summary>
