@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Orchestrator.Domain.Collections;
 using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Domain.Ledger;
@@ -11,8 +12,8 @@ namespace Orchestrator.Domain.Ledger;
 internal sealed class VmIndex
 {
     private VmIndex(
-        ImmutableDictionary<HostId, ImmutableHashSet<VmId>> byHost,
-        ImmutableDictionary<TenantId, ImmutableHashSet<VmId>> byTenant,
+        PersistentHashMap<HostId, PersistentHashSet<VmId>> byHost,
+        PersistentHashMap<TenantId, PersistentHashSet<VmId>> byTenant,
         ImmutableSortedSet<VmRecord> pending)
     {
         ByHost = byHost;
@@ -20,17 +21,17 @@ internal sealed class VmIndex
         Pending = pending;
     }
 
-    public ImmutableDictionary<HostId, ImmutableHashSet<VmId>> ByHost { get; }
+    public PersistentHashMap<HostId, PersistentHashSet<VmId>> ByHost { get; }
 
-    public ImmutableDictionary<TenantId, ImmutableHashSet<VmId>> ByTenant { get; }
+    public PersistentHashMap<TenantId, PersistentHashSet<VmId>> ByTenant { get; }
 
     /// <summary>Pending VMs in the order they are placed: oldest first, then by id (only those two fields are compared).</summary>
     public ImmutableSortedSet<VmRecord> Pending { get; }
 
     public static VmIndex Build(IEnumerable<VmRecord> vms)
     {
-        var byHost = new Dictionary<HostId, ImmutableHashSet<VmId>.Builder>();
-        var byTenant = new Dictionary<TenantId, ImmutableHashSet<VmId>.Builder>();
+        var byHost = new Dictionary<HostId, PersistentHashSet<VmId>.Builder>();
+        var byTenant = new Dictionary<TenantId, PersistentHashSet<VmId>.Builder>();
         var pending = ImmutableSortedSet.CreateBuilder(PendingOrder.Instance);
         foreach (var vm in vms)
         {
@@ -47,8 +48,8 @@ internal sealed class VmIndex
         }
 
         return new VmIndex(
-            byHost.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.ToImmutable()),
-            byTenant.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.ToImmutable()),
+            byHost.ToPersistentHashMap(kv => kv.Key, kv => kv.Value.ToImmutable()),
+            byTenant.ToPersistentHashMap(kv => kv.Key, kv => kv.Value.ToImmutable()),
             pending.ToImmutable());
     }
 
@@ -82,25 +83,25 @@ internal sealed class VmIndex
         return new VmIndex(byHost, byTenant, pending);
     }
 
-    private static ImmutableHashSet<VmId>.Builder Set<TKey>(Dictionary<TKey, ImmutableHashSet<VmId>.Builder> sets, TKey key)
+    private static PersistentHashSet<VmId>.Builder Set<TKey>(Dictionary<TKey, PersistentHashSet<VmId>.Builder> sets, TKey key)
         where TKey : notnull
     {
         if (!sets.TryGetValue(key, out var set))
         {
-            set = ImmutableHashSet.CreateBuilder<VmId>();
+            set = PersistentHashSet.CreateBuilder<VmId>();
             sets[key] = set;
         }
 
         return set;
     }
 
-    private static ImmutableDictionary<TKey, ImmutableHashSet<VmId>> Add<TKey>(
-        ImmutableDictionary<TKey, ImmutableHashSet<VmId>> sets, TKey? key, VmId? id)
+    private static PersistentHashMap<TKey, PersistentHashSet<VmId>> Add<TKey>(
+        PersistentHashMap<TKey, PersistentHashSet<VmId>> sets, TKey? key, VmId? id)
         where TKey : struct =>
-        key is { } k && id is { } vm ? sets.SetItem(k, (sets.GetValueOrDefault(k) ?? ImmutableHashSet<VmId>.Empty).Add(vm)) : sets;
+        key is { } k && id is { } vm ? sets.SetItem(k, (sets.GetValueOrDefault(k) ?? PersistentHashSet<VmId>.Empty).Add(vm)) : sets;
 
-    private static ImmutableDictionary<TKey, ImmutableHashSet<VmId>> Remove<TKey>(
-        ImmutableDictionary<TKey, ImmutableHashSet<VmId>> sets, TKey? key, VmId? id)
+    private static PersistentHashMap<TKey, PersistentHashSet<VmId>> Remove<TKey>(
+        PersistentHashMap<TKey, PersistentHashSet<VmId>> sets, TKey? key, VmId? id)
         where TKey : struct
     {
         if (key is not { } k || id is not { } vm || !sets.TryGetValue(k, out var set))
