@@ -211,12 +211,13 @@ public sealed partial class PersistentHashMap<TKey, TValue>
             return new Node(dataMap, nodeMap, entries, children, owner);
         }
 
+        // Span copies: Array.Copy's checks cost more than the copy itself at these sizes (a node holds 32 items at most).
         private static T[] Inserted<T>(T[] items, int at, T item)
         {
             var result = new T[items.Length + 1];
-            Array.Copy(items, result, at);
+            items.AsSpan(0, at).CopyTo(result);
             result[at] = item;
-            Array.Copy(items, at, result, at + 1, items.Length - at);
+            items.AsSpan(at).CopyTo(result.AsSpan(at + 1));
             return result;
         }
 
@@ -228,8 +229,8 @@ public sealed partial class PersistentHashMap<TKey, TValue>
             }
 
             var result = new T[items.Length - 1];
-            Array.Copy(items, result, at);
-            Array.Copy(items, at + 1, result, at, items.Length - at - 1);
+            items.AsSpan(0, at).CopyTo(result);
+            items.AsSpan(at + 1).CopyTo(result.AsSpan(at));
             return result;
         }
     }

@@ -837,11 +837,14 @@ public sealed partial record LedgerState(
         ForwardEvents.ForwardAdded or ForwardEvents.ForwardRemoved => this, // ApplyForwards
         ImageEvents.ImageRegistered or ImageEvents.ImageDeleted => this, // ApplyImages
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
-        VmPending e => MoveAllocation(e.VmId, null, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
+        VmPending e => MoveAllocation(e.VmId, null, e, static (vm, host, entitled, evt) => vm with
+        {
+            Host = host, EntitledCpuMillicores = entitled, Status = VmStatus.Pending, Reason = evt.Reason, Pid = null,
+        }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },
-        VmPlaced e => MoveAllocation(e.VmId, e.HostId, vm => vm with
+        VmPlaced e => MoveAllocation(e.VmId, e.HostId, e, static (vm, host, entitled, evt) => vm with
             {
-                Epoch = e.Epoch, Pid = null, Reason = null,
+                Host = host, EntitledCpuMillicores = entitled, Epoch = evt.Epoch, Pid = null, Reason = null,
                 // A VM that is down (gave up, or powered off by its guest) moves with its host's loss but stays down.
                 Status = vm.Status is VmStatus.Failed or VmStatus.Stopped ? vm.Status
                     : vm.Desired == DesiredState.Running ? VmStatus.Starting : VmStatus.Stopped,
@@ -895,11 +898,28 @@ public sealed partial record LedgerState(
         Vms.TryGetValue(id, out var vm) ? this with { Vms = Vms.SetItem(id, change(vm)) } : this;
 
     /// <summary>Moves a VM's resources from its current host (if any) to <paramref name="to"/> (if any).</summary>
-    /// <param name="change">what else changes in the VM's record with the move: one update of the VMs, not two.</param>
     /// <param name="leaves">the VM leaves the ledger with its allocation (released): removed, not updated.</param>
-    private LedgerState MoveAllocation(VmId id, HostId? to, Func<VmRecord, VmRecord>? change = null, bool leaves = false)
+    private LedgerState MoveAllocation(VmId id, HostId? to, bool leaves = false)
     {
         var vm = Vms[id];
+        return leaves
+            ? this with { Hosts = HostsAfterMove(vm, to), Vms = Vms.Remove(id) }
+            : MoveAllocation(id, to, 0, static (vm, host, entitled, _) => vm with { Host = host, EntitledCpuMillicores = entitled });
+    }
+
+    /// <summary>Moves a VM's resources, and changes its record with the move: one copy of the record, one update of the VMs.</summary>
+    /// <param name="moved">the record after the move from the record before, its new host and entitlement, and the event
+    /// (a static lambda: a decision allocates no closure for it).</param>
+    private LedgerState MoveAllocation<TEvent>(VmId id, HostId? to, TEvent evt, Func<VmRecord, HostId?, long?, TEvent, VmRecord> moved)
+    {
+        var vm = Vms[id];
+        // A VM that moves (or stops holding a host) has no entitlement until its new host's next recompute.
+        var entitled = to == vm.Host ? vm.EntitledCpuMillicores : null;
+        return this with { Hosts = HostsAfterMove(vm, to), Vms = Vms.SetItem(id, moved(vm, to, entitled, evt)) };
+    }
+
+    private PersistentHashMap<HostId, HostRecord> HostsAfterMove(VmRecord vm, HostId? to)
+    {
         var hosts = Hosts;
         var resources = vm.Spec.EffectiveResources;
         if (vm.Host is { } from && hosts.TryGetValue(from, out var old))
@@ -926,16 +946,9 @@ public sealed partial record LedgerState(
             });
         }
 
-        // A VM that moves (or stops holding a host) has no entitlement until its new host's next recompute.
-        var entitled = to == vm.Host ? vm.EntitledCpuMillicores : null;
-        if (leaves)
-        {
-            return this with { Hosts = hosts, Vms = Vms.Remove(id) };
-        }
-
-        var moved = vm with { Host = to, EntitledCpuMillicores = entitled };
-        return this with { Hosts = hosts, Vms = Vms.SetItem(id, change is null ? moved : change(moved)) };
+        return hosts;
     }
+
     /// <summary>
     /// An index derived from one of the state's maps, kept with the very map it was made from: a `with` copies it, and
     /// a state whose map is another (changed without Apply keeping the index, or come from elsewhere) builds it anew.
