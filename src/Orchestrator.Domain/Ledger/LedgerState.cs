@@ -29,12 +29,12 @@ public sealed record LedgerRules(PlacementPolicy Placement, VmSpecLimits Limits,
 public sealed partial record LedgerState(
     PersistentHashMap<HostId, HostRecord> Hosts,
     PersistentHashMap<VmId, VmRecord> Vms,
-    PersistentHashMap<(TenantId Tenant, string Name), VmId> Names)
+    PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> Names)
 {
     public static readonly LedgerState Empty = new(
         PersistentHashMap<HostId, HostRecord>.Empty,
         PersistentHashMap<VmId, VmRecord>.Empty,
-        PersistentHashMap<(TenantId, string), VmId>.Empty);
+        PersistentHashMap<TenantId, PersistentHashMap<string, VmId>>.Empty);
 
     /// <summary>Tenants other than the system tenant, which always exists, has no quota and cannot be disabled.</summary>
     public ImmutableDictionary<TenantId, TenantRecord> Tenants { get; init; } = ImmutableDictionary<TenantId, TenantRecord>.Empty;
@@ -59,8 +59,8 @@ public sealed partial record LedgerState(
     {
         var vmList = vms as IReadOnlyList<VmRecord> ?? vms.ToList();
         // The two maps of every VM cost nearly all of the rebuild at a million VMs, and neither needs the other.
-        var byName = Task.Run(() => InHashOrder(vmList, v => (v.Tenant, v.Spec.Name), v => v.Id));
-        // The VMs by host, tenant and pending: from the same list, beside the maps (else the first query builds it).
+        var byName = Task.Run(() => NamesByTenant(vmList));
+        // The VMs by host and pending: from the same list, beside the maps (else the first query builds it).
         var vmIndex = Task.Run(() => VmIndex.Build(vmList));
         var byId = InHashOrder(vmList, v => v.Id, v => v);
         var usage = SumUsage(vmList);
@@ -115,6 +115,35 @@ public sealed partial record LedgerState(
         return builder.ToImmutable();
     }
 
+    /// <summary>Each tenant's VMs by name, each map built in hash order. A name twice in a tenant throws.</summary>
+    private static PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> NamesByTenant(IReadOnlyList<VmRecord> vms)
+    {
+        var byTenant = new Dictionary<TenantId, List<VmRecord>>();
+        foreach (var vm in vms)
+        {
+            ref var own = ref CollectionsMarshal.GetValueRefOrAddDefault(byTenant, vm.Tenant, out _);
+            (own ??= []).Add(vm);
+        }
+
+        return byTenant.ToPersistentHashMap(t => t.Key, t => InHashOrder(t.Value, v => v.Spec.Name, v => v.Id));
+    }
+
+    private static PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> WithName(
+        PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> names, TenantId tenant, string name, VmId id) =>
+        names.SetItem(tenant, names.GetValueOrDefault(tenant, PersistentHashMap<string, VmId>.Empty).Add(name, id));
+
+    private static PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> WithoutName(
+        PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> names, TenantId tenant, string name)
+    {
+        if (!names.TryGetValue(tenant, out var own))
+        {
+            return names;
+        }
+
+        own = own.Remove(name);
+        return own.IsEmpty ? names.Remove(tenant) : names.SetItem(tenant, own);
+    }
+
     private static PersistentHashMap<TenantId, TenantUsage> SumUsage(IReadOnlyList<VmRecord> vms)
     {
         var sums = new Dictionary<TenantId, (int Vms, int Vcpus, long MemoryMiB)>();
@@ -152,10 +181,11 @@ public sealed partial record LedgerState(
     }
 
     public VmRecord? FindVm(TenantId tenant, string name) =>
-        Names.TryGetValue((tenant, name), out var id) ? Vms[id] : null;
+        Names.TryGetValue(tenant, out var own) && own.TryGetValue(name, out var id) ? Vms[id] : null;
 
+    /// <summary>The tenant's VMs, from its names (every VM has one): no index by tenant to keep beside them.</summary>
     public IEnumerable<VmRecord> VmsOf(TenantId tenant) =>
-        VmLookup.ByTenant.TryGetValue(tenant, out var ids) ? ids.Select(id => Vms[id]) : [];
+        Names.TryGetValue(tenant, out var own) ? own.Values.Select(id => Vms[id]) : [];
 
     /// <summary>
     /// Builds the indexes this state derives from its hosts and VMs now, rather than in the first request that needs
@@ -301,7 +331,7 @@ public sealed partial record LedgerState(
             return Decision.Refuse(Refusal.Invalid(errors));
         }
 
-        if (Names.ContainsKey((c.Tenant, c.Spec.Name)))
+        if (FindVm(c.Tenant, c.Spec.Name) is not null)
         {
             return Decision.Refuse(Refusal.Conflict("name", $"a VM named '{c.Spec.Name}' already exists"));
         }
@@ -812,7 +842,7 @@ public sealed partial record LedgerState(
         {
             Vms = Vms.Add(e.VmId, new VmRecord(e.VmId, e.Tenant, e.Spec, DesiredState.Running, VmStatus.Pending,
                 null, null, Epoch.Zero, null, 0, e.At, null)),
-            Names = Names.Add((e.Tenant, e.Spec.Name), e.VmId),
+            Names = WithName(Names, e.Tenant, e.Spec.Name, e.VmId),
             Usage = Usage.SetItem(e.Tenant, UsageOf(e.Tenant).Add(1, e.Spec.Vcpus, e.Spec.MemoryMiB)),
         },
         TenantCreated e => this with { Tenants = Tenants.SetItem(e.Tenant, new TenantRecord(e.Tenant, e.Quota, false, e.At)) },
@@ -872,7 +902,7 @@ public sealed partial record LedgerState(
         VmReleased e => Vms[e.VmId] is var gone && MoveAllocation(e.VmId, null, leaves: true).WithDiskReleased(gone) is var s
             ? s with
             {
-                Names = s.Names.Remove((gone.Tenant, gone.Spec.Name)),
+                Names = WithoutName(s.Names, gone.Tenant, gone.Spec.Name),
                 Usage = s.Usage.SetItem(gone.Tenant, s.UsageOf(gone.Tenant).Add(-1, -gone.Spec.Vcpus, -gone.Spec.MemoryMiB)),
             }
             : this,
@@ -1012,7 +1042,7 @@ public sealed partial record LedgerState(
             ? index
             : index.Replace(Hosts.GetValueOrDefault(host) is { State: HostState.Up } before ? before : null, next.Hosts.GetValueOrDefault(host));
 
-    // The VMs by host, by tenant and pending (VmIndex.cs). Unlike the capacity index it is built only when first asked
+    // The VMs by host and pending (VmIndex.cs). Unlike the capacity index it is built only when first asked
     // for: a recovery replaying millions of events never pays for it per event.
     private Derived<PersistentHashMap<VmId, VmRecord>, VmIndex>? _vmIndex;
 

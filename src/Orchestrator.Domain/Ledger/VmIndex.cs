@@ -5,25 +5,21 @@ using Orchestrator.Domain.Vms;
 namespace Orchestrator.Domain.Ledger;
 
 /// <summary>
-/// The ledger's VMs looked up the other ways round: by host, by tenant, and the Pending ones oldest first. Derived
-/// from the VMs alone, so it can always be rebuilt; <see cref="LedgerState"/> keeps it up to date event by event, so
-/// a host's registration, a release (which places waiting VMs) or a tenant's listing never scans a million VMs.
+/// The ledger's VMs looked up the other ways round: by host, and the Pending ones oldest first. Derived from the VMs
+/// alone, so it can always be rebuilt; <see cref="LedgerState"/> keeps it up to date event by event, so a host's
+/// registration or a release (which places waiting VMs) never scans a million VMs. (A tenant's VMs are its names'.)
 /// </summary>
 internal sealed class VmIndex
 {
     private VmIndex(
         PersistentHashMap<HostId, PersistentHashSet<VmId>> byHost,
-        PersistentHashMap<TenantId, PersistentHashSet<VmId>> byTenant,
         ImmutableSortedSet<VmRecord> pending)
     {
         ByHost = byHost;
-        ByTenant = byTenant;
         Pending = pending;
     }
 
     public PersistentHashMap<HostId, PersistentHashSet<VmId>> ByHost { get; }
-
-    public PersistentHashMap<TenantId, PersistentHashSet<VmId>> ByTenant { get; }
 
     /// <summary>Pending VMs in the order they are placed: oldest first, then by id (only those two fields are compared).</summary>
     public ImmutableSortedSet<VmRecord> Pending { get; }
@@ -31,7 +27,6 @@ internal sealed class VmIndex
     public static VmIndex Build(IEnumerable<VmRecord> vms)
     {
         var byHost = new Dictionary<HostId, PersistentHashSet<VmId>.Builder>();
-        var byTenant = new Dictionary<TenantId, PersistentHashSet<VmId>.Builder>();
         var pending = ImmutableSortedSet.CreateBuilder(PendingOrder.Instance);
         foreach (var vm in vms)
         {
@@ -40,7 +35,6 @@ internal sealed class VmIndex
                 Set(byHost, host).Add(vm.Id);
             }
 
-            Set(byTenant, vm.Tenant).Add(vm.Id);
             if (vm.Status == VmStatus.Pending)
             {
                 pending.Add(vm);
@@ -49,7 +43,6 @@ internal sealed class VmIndex
 
         return new VmIndex(
             byHost.ToPersistentHashMap(kv => kv.Key, kv => kv.Value.ToImmutable()),
-            byTenant.ToPersistentHashMap(kv => kv.Key, kv => kv.Value.ToImmutable()),
             pending.ToImmutable());
     }
 
@@ -63,12 +56,6 @@ internal sealed class VmIndex
             byHost = Add(byHost, after?.Host, after?.Id);
         }
 
-        var byTenant = ByTenant;
-        if (before is null != after is null)
-        {
-            byTenant = before is null ? Add(byTenant, after!.Tenant, after.Id) : Remove(byTenant, before.Tenant, before.Id);
-        }
-
         var pending = Pending;
         if (before?.Status == VmStatus.Pending)
         {
@@ -80,7 +67,7 @@ internal sealed class VmIndex
             pending = pending.Add(after);
         }
 
-        return new VmIndex(byHost, byTenant, pending);
+        return new VmIndex(byHost, pending);
     }
 
     private static PersistentHashSet<VmId>.Builder Set<TKey>(Dictionary<TKey, PersistentHashSet<VmId>.Builder> sets, TKey key)
