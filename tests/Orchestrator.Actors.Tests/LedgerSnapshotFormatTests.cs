@@ -680,6 +680,11 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
             ? DataProperties(plain).SelectMany(p => DefaultsIn(p.GetValue(value), p.PropertyType, $"{path}.{p.Name}"))
             : [];
     }
+
+    /// <summary>Every (tenant, name, VM) the state's names hold, in one order.</summary>
+    private static List<(string Tenant, string Name, Guid Vm)> AllNames(LedgerState state) =>
+        state.Names.SelectMany(t => t.Value.Select(n => (t.Key.Value, n.Key, n.Value.Value)))
+            .OrderBy(n => n.Item1, StringComparer.Ordinal).ThenBy(n => n.Item2, StringComparer.Ordinal).ToList();
 }
 
 /// <summary>A snapshot as the JSON format stored it (before the binary one), and the records it holds.</summary>
@@ -712,9 +717,4 @@ internal static class LegacySnapshot
     public const string Json = """
         {"Hosts":[{"Id":{"Value":"host-1"},"Cpus":16,"MemoryMiB":65536,"Driver":"qemu","State":"Up","AllocatedVcpus":3,"AllocatedMemoryMiB":4096,"VmCount":2,"Address":"akka.tcp://orchestrator@10.0.0.1:4053","ReservedCpuMillicores":500,"ReservedMemoryMiB":1024,"CpuMillicores":16000}],"Vms":[{"Id":{"Value":"6f1c2a8e-0d4b-4c55-9a43-1f6f4b8d2e01","Compact":"6f1c2a8e0d4b4c559a431f6f4b8d2e01"},"Tenant":{"Value":"acme"},"Spec":{"Name":"web-1","Vcpus":2,"MemoryMiB":2048,"Image":"ubuntu","RestartPolicy":"Always","Resources":{"CpuShares":2048,"CpuReservationMillicores":500,"CpuLimitMillicores":1500,"MemoryReservationMiB":1024,"MemoryLimitMiB":4096,"Cpuset":"0-1"},"Labels":{"env":"prod","tier":"web"},"EffectiveResources":{"CpuShares":2048,"CpuReservationMillicores":500,"CpuLimitMillicores":1500,"MemoryReservationMiB":1024,"MemoryLimitMiB":4096,"Cpuset":"0-1"},"EffectiveLabels":{"env":"prod","tier":"web"}},"Desired":"Running","Status":"Ready","Reason":null,"Host":{"Value":"host-1"},"Epoch":{"Value":3},"Pid":4242,"Restarts":1,"CreatedAt":"2026-03-01T09:30:00+01:00","ReadyAt":"2026-03-01T09:31:00+01:00","EntitledCpuMillicores":750,"HoldsAllocation":true},{"Id":{"Value":"0b7d3c11-5e2f-4a8d-8c1b-2d9e7f6a5b02","Compact":"0b7d3c115e2f4a8d8c1b2d9e7f6a5b02"},"Tenant":{"Value":"system"},"Spec":{"Name":"batch","Vcpus":1,"MemoryMiB":2048,"Image":"ubuntu","RestartPolicy":"OnFailure","Resources":null,"Labels":null,"EffectiveResources":{"CpuShares":null,"CpuReservationMillicores":0,"CpuLimitMillicores":null,"MemoryReservationMiB":0,"MemoryLimitMiB":null,"Cpuset":null},"EffectiveLabels":{}},"Desired":"Stopped","Status":"Pending","Reason":"no host has room","Host":null,"Epoch":{"Value":0},"Pid":null,"Restarts":0,"CreatedAt":"2026-03-01T09:30:00+01:00","ReadyAt":null,"EntitledCpuMillicores":null,"HoldsAllocation":false}],"Tenants":[{"Id":{"Value":"acme"},"Quota":{"MaxVms":10,"MaxVcpus":20,"MaxMemoryMiB":40960},"Disabled":false,"CreatedAt":"2026-03-01T09:30:00+01:00","Pool":{"Shares":4096,"ReservationMillicores":1000,"LimitMillicores":8000}}],"Keys":[{"KeyId":"k-0123456789abcdef","Tenant":{"Value":"acme"},"Role":"Member","SecretHash":"9f86d081884c7d65","Name":"ci","CreatedAt":"2026-03-01T09:30:00+01:00","RevokedAt":"2026-03-03T09:30:00+01:00","IsRevoked":true}],"Webhooks":[{"Id":"wh-1","Tenant":{"Value":"acme"},"Url":"https://hooks.example.org/orc","Secret":"s3cret","EventTypes":["VmReady","VmFailed"],"CreatedAt":"2026-03-01T09:30:00+01:00"}],"Rules":[{"Id":"rule-1","Tenant":{"Value":"acme"},"Name":"evening","OnEvent":null,"Count":1,"Within":"00:00:00","Schedule":"0 20 * * 1-5","Selector":{"env":"dev"},"Action":"Stop","CreatedAt":"2026-03-01T09:30:00+01:00"}]}
         """;
-
-    /// <summary>Every (tenant, name, VM) the state's names hold, in one order.</summary>
-    private static List<(string Tenant, string Name, Guid Vm)> AllNames(LedgerState state) =>
-        state.Names.SelectMany(t => t.Value.Select(n => (t.Key.Value, n.Key, n.Value.Value)))
-            .OrderBy(n => n.Item1, StringComparer.Ordinal).ThenBy(n => n.Item2, StringComparer.Ordinal).ToList();
 }
