@@ -390,7 +390,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
         var before = State(fromJson);
         var after = State(viaBinary);
         Assert.Equal(before.Usage.OrderBy(u => u.Key.Value), after.Usage.OrderBy(u => u.Key.Value));
-        Assert.Equal(before.Names.OrderBy(n => n.Value.Value), after.Names.OrderBy(n => n.Value.Value));
+        Assert.Equal(AllNames(before), AllNames(after));
         Assert.Equal(before.Hosts.Values, after.Hosts.Values);
         Assert.Equal(before.Tenants.Values, after.Tenants.Values);
         Assert.Equal(before.Keys.Values, after.Keys.Values);
@@ -702,6 +702,11 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
             ? DataProperties(plain).SelectMany(p => DefaultsIn(p.GetValue(value), p.PropertyType, $"{path}.{p.Name}"))
             : [];
     }
+
+    /// <summary>Every (tenant, name, VM) the state's names hold, in one order.</summary>
+    private static List<(string Tenant, string Name, Guid Vm)> AllNames(LedgerState state) =>
+        state.Names.SelectMany(t => t.Value.Select(n => (t.Key.Value, n.Key, n.Value.Value)))
+            .OrderBy(n => n.Item1, StringComparer.Ordinal).ThenBy(n => n.Item2, StringComparer.Ordinal).ToList();
 }
 
 /// <summary>A snapshot as the JSON format stored it (before the binary one), and the records it holds.</summary>

@@ -281,7 +281,7 @@ public class FromRecordsTests
             state.Webhooks.Values, state.Rules.Values);
 
         Assert.Equal(state.Vms.OrderBy(kv => kv.Key.Value), rebuilt.Vms.OrderBy(kv => kv.Key.Value));
-        Assert.Equal(state.Names.OrderBy(kv => kv.Value.Value), rebuilt.Names.OrderBy(kv => kv.Value.Value));
+        Assert.Equal(AllNames(state), AllNames(rebuilt));
         Assert.Equal(state.Usage.OrderBy(kv => kv.Key.Value), rebuilt.Usage.OrderBy(kv => kv.Key.Value));
         Assert.Equal(state.Hosts.OrderBy(kv => kv.Key.Value), rebuilt.Hosts.OrderBy(kv => kv.Key.Value));
         Assert.Equal(state.Tenants.OrderBy(kv => kv.Key.Value), rebuilt.Tenants.OrderBy(kv => kv.Key.Value));
@@ -299,6 +299,11 @@ public class FromRecordsTests
         var twin = vm with { Spec = vm.Spec with { Name = "b" } };
         Assert.Throws<ArgumentException>(() => LedgerState.FromRecords(ledger.State.Hosts.Values, [vm, twin]));
     }
+
+    /// <summary>Every (tenant, name, VM) the state's names hold, in one order.</summary>
+    private static List<(string Tenant, string Name, Guid Vm)> AllNames(LedgerState state) =>
+        state.Names.SelectMany(t => t.Value.Select(n => (t.Key.Value, n.Key, n.Value.Value)))
+            .OrderBy(n => n.Item1, StringComparer.Ordinal).ThenBy(n => n.Item2, StringComparer.Ordinal).ToList();
 }
 
 public class HostLossTests

@@ -109,7 +109,7 @@ public sealed partial record LedgerState
     {
         ForwardAdded e => this with { Forwards = Forwards.SetItem(e.Forward.Id, e.Forward) },
         ForwardRemoved e => this with { Forwards = Forwards.Remove(e.Id) },
-        LedgerEvents.VmReleased e when Forwards.Values.Any(f => f.Vm == e.VmId) =>
+        LedgerEvents.VmReleased e when !Forwards.IsEmpty && Forwards.Values.Any(f => f.Vm == e.VmId) =>
             this with { Forwards = Forwards.RemoveRange(Forwards.Values.Where(f => f.Vm == e.VmId).Select(f => f.Id)) },
         _ => this,
     };

@@ -1,5 +1,6 @@
 // Host labels, server groups and the constraints they put on placement.
 using System.Collections.Immutable;
+using Orchestrator.Domain.Collections;
 using Orchestrator.Domain.Placement;
 using Orchestrator.Domain.Vms;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
@@ -152,7 +153,7 @@ public sealed partial record LedgerState
     // The members of each group by tenant and name, derived from the VMs: a VM joins with its request and leaves when
     // released (a spec's group never changes). Built at the first Apply that changes the VMs, then kept up to date, so
     // that the scratch states a decision makes never rebuild it.
-    private Derived<ImmutableDictionary<VmId, VmRecord>, ImmutableDictionary<(TenantId, string), ImmutableHashSet<VmId>>>? _groups;
+    private Derived<PersistentHashMap<VmId, VmRecord>, ImmutableDictionary<(TenantId, string), ImmutableHashSet<VmId>>>? _groups;
 
     private ImmutableDictionary<(TenantId, string), ImmutableHashSet<VmId>> GroupLookup => Current(ref _groups, Vms, vms =>
         vms.Values.Where(v => v.Spec.Group is not null)

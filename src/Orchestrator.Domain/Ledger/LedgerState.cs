@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
+using Orchestrator.Domain.Collections;
 using Orchestrator.Domain.Hosts;
 using Orchestrator.Domain.Networks;
 using Orchestrator.Domain.Placement;
@@ -26,14 +27,14 @@ public sealed record LedgerRules(PlacementPolicy Placement, VmSpecLimits Limits,
 /// <see cref="Apply"/> folds an event in. The persistent actor only persists what Decide returns and applies it.
 /// </summary>
 public sealed partial record LedgerState(
-    ImmutableDictionary<HostId, HostRecord> Hosts,
-    ImmutableDictionary<VmId, VmRecord> Vms,
-    ImmutableDictionary<(TenantId Tenant, string Name), VmId> Names)
+    PersistentHashMap<HostId, HostRecord> Hosts,
+    PersistentHashMap<VmId, VmRecord> Vms,
+    PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> Names)
 {
     public static readonly LedgerState Empty = new(
-        ImmutableDictionary<HostId, HostRecord>.Empty,
-        ImmutableDictionary<VmId, VmRecord>.Empty,
-        ImmutableDictionary<(TenantId, string), VmId>.Empty);
+        PersistentHashMap<HostId, HostRecord>.Empty,
+        PersistentHashMap<VmId, VmRecord>.Empty,
+        PersistentHashMap<TenantId, PersistentHashMap<string, VmId>>.Empty);
 
     /// <summary>Tenants other than the system tenant, which always exists, has no quota and cannot be disabled.</summary>
     public ImmutableDictionary<TenantId, TenantRecord> Tenants { get; init; } = ImmutableDictionary<TenantId, TenantRecord>.Empty;
@@ -48,7 +49,7 @@ public sealed partial record LedgerState(
     public ImmutableDictionary<string, WebhookRecord> Webhooks { get; init; } = ImmutableDictionary<string, WebhookRecord>.Empty;
 
     /// <summary>What each tenant's VMs take, kept up to date so a quota check never scans.</summary>
-    public ImmutableDictionary<TenantId, TenantUsage> Usage { get; init; } = ImmutableDictionary<TenantId, TenantUsage>.Empty;
+    public PersistentHashMap<TenantId, TenantUsage> Usage { get; init; } = PersistentHashMap<TenantId, TenantUsage>.Empty;
 
     /// <summary>Rebuilds the state from a snapshot's records.</summary>
     public static LedgerState FromRecords(IEnumerable<HostRecord> hosts, IEnumerable<VmRecord> vms,
@@ -58,12 +59,12 @@ public sealed partial record LedgerState(
     {
         var vmList = vms as IReadOnlyList<VmRecord> ?? vms.ToList();
         // The two maps of every VM cost nearly all of the rebuild at a million VMs, and neither needs the other.
-        var byName = Task.Run(() => InHashOrder(vmList, v => (v.Tenant, v.Spec.Name), v => v.Id));
-        // The VMs by host, tenant and pending: from the same list, beside the maps (else the first query builds it).
+        var byName = Task.Run(() => NamesByTenant(vmList));
+        // The VMs by host and pending: from the same list, beside the maps (else the first query builds it).
         var vmIndex = Task.Run(() => VmIndex.Build(vmList));
         var byId = InHashOrder(vmList, v => v.Id, v => v);
         var usage = SumUsage(vmList);
-        var state = new LedgerState(hosts.ToImmutableDictionary(h => h.Id), byId, byName.GetAwaiter().GetResult())
+        var state = new LedgerState(hosts.ToPersistentHashMap(h => h.Id), byId, byName.GetAwaiter().GetResult())
         {
             Tenants = (tenants ?? []).ToImmutableDictionary(t => t.Id),
             Keys = (keys ?? []).ToImmutableDictionary(k => k.KeyId),
@@ -82,18 +83,17 @@ public sealed partial record LedgerState(
     }
 
     /// <summary>
-    /// An ImmutableDictionary is a balanced tree ordered by its keys' hash codes: added in that order, every entry goes
-    /// to the tree's right edge, several times faster at a million entries than adding them as they come. Entries whose
-    /// hashes collide keep their order in <paramref name="vms"/>, as they did when added as they came.
+    /// A map of the VMs built in the order of its keys' (mixed) hashes, which is the order of the trie's slots: each entry
+    /// goes next to the last one, in nodes the builder has just made and still has in cache, several times faster at a
+    /// million entries than adding them as they come, each to a random path.
     /// </summary>
-    private static ImmutableDictionary<TKey, TValue> InHashOrder<TKey, TValue>(IReadOnlyList<VmRecord> vms, Func<VmRecord, TKey> key,
+    private static PersistentHashMap<TKey, TValue> InHashOrder<TKey, TValue>(IReadOnlyList<VmRecord> vms, Func<VmRecord, TKey> key,
         Func<VmRecord, TValue> value) where TKey : notnull
     {
-        var comparer = EqualityComparer<TKey>.Default;
-        var order = new long[vms.Count];
+        var order = new ulong[vms.Count];
         for (var i = 0; i < order.Length; i++)
         {
-            order[i] = ((long)comparer.GetHashCode(key(vms[i])) << 32) | (uint)i;
+            order[i] = ((ulong)PersistentHashMap<TKey, TValue>.Hash(key(vms[i])) << 32) | (uint)i;
         }
 
         Array.Sort(order);
@@ -106,7 +106,7 @@ public sealed partial record LedgerState(
             entries[i] = new KeyValuePair<TKey, TValue>(key(vm), value(vm));
         }
 
-        var builder = ImmutableDictionary.CreateBuilder<TKey, TValue>(comparer);
+        var builder = PersistentHashMap.CreateBuilder<TKey, TValue>();
         foreach (var (k, v) in entries)
         {
             builder.Add(k, v); // a key twice throws, as ToImmutableDictionary did
@@ -115,7 +115,36 @@ public sealed partial record LedgerState(
         return builder.ToImmutable();
     }
 
-    private static ImmutableDictionary<TenantId, TenantUsage> SumUsage(IReadOnlyList<VmRecord> vms)
+    /// <summary>Each tenant's VMs by name, each map built in hash order. A name twice in a tenant throws.</summary>
+    private static PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> NamesByTenant(IReadOnlyList<VmRecord> vms)
+    {
+        var byTenant = new Dictionary<TenantId, List<VmRecord>>();
+        foreach (var vm in vms)
+        {
+            ref var own = ref CollectionsMarshal.GetValueRefOrAddDefault(byTenant, vm.Tenant, out _);
+            (own ??= []).Add(vm);
+        }
+
+        return byTenant.ToPersistentHashMap(t => t.Key, t => InHashOrder(t.Value, v => v.Spec.Name, v => v.Id));
+    }
+
+    private static PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> WithName(
+        PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> names, TenantId tenant, string name, VmId id) =>
+        names.SetItem(tenant, names.GetValueOrDefault(tenant, PersistentHashMap<string, VmId>.Empty).Add(name, id));
+
+    private static PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> WithoutName(
+        PersistentHashMap<TenantId, PersistentHashMap<string, VmId>> names, TenantId tenant, string name)
+    {
+        if (!names.TryGetValue(tenant, out var own))
+        {
+            return names;
+        }
+
+        own = own.Remove(name);
+        return own.IsEmpty ? names.Remove(tenant) : names.SetItem(tenant, own);
+    }
+
+    private static PersistentHashMap<TenantId, TenantUsage> SumUsage(IReadOnlyList<VmRecord> vms)
     {
         var sums = new Dictionary<TenantId, (int Vms, int Vcpus, long MemoryMiB)>();
         foreach (var vm in vms)
@@ -124,7 +153,7 @@ public sealed partial record LedgerState(
             sum = (sum.Vms + 1, sum.Vcpus + vm.Spec.Vcpus, sum.MemoryMiB + vm.Spec.MemoryMiB);
         }
 
-        return sums.ToImmutableDictionary(s => s.Key, s => new TenantUsage(s.Value.Vms, s.Value.Vcpus, s.Value.MemoryMiB));
+        return sums.ToPersistentHashMap(s => s.Key, s => new TenantUsage(s.Value.Vms, s.Value.Vcpus, s.Value.MemoryMiB));
     }
 
     public TenantUsage UsageOf(TenantId tenant) => Usage.GetValueOrDefault(tenant) ?? TenantUsage.None;
@@ -152,10 +181,11 @@ public sealed partial record LedgerState(
     }
 
     public VmRecord? FindVm(TenantId tenant, string name) =>
-        Names.TryGetValue((tenant, name), out var id) ? Vms[id] : null;
+        Names.TryGetValue(tenant, out var own) && own.TryGetValue(name, out var id) ? Vms[id] : null;
 
+    /// <summary>The tenant's VMs, from its names (every VM has one): no index by tenant to keep beside them.</summary>
     public IEnumerable<VmRecord> VmsOf(TenantId tenant) =>
-        VmLookup.ByTenant.TryGetValue(tenant, out var ids) ? ids.Select(id => Vms[id]) : [];
+        Names.TryGetValue(tenant, out var own) ? own.Values.Select(id => Vms[id]) : [];
 
     /// <summary>
     /// Builds the indexes this state derives from its hosts and VMs now, rather than in the first request that needs
@@ -301,7 +331,7 @@ public sealed partial record LedgerState(
             return Decision.Refuse(Refusal.Invalid(errors));
         }
 
-        if (Names.ContainsKey((c.Tenant, c.Spec.Name)))
+        if (FindVm(c.Tenant, c.Spec.Name) is not null)
         {
             return Decision.Refuse(Refusal.Conflict("name", $"a VM named '{c.Spec.Name}' already exists"));
         }
@@ -812,7 +842,7 @@ public sealed partial record LedgerState(
         {
             Vms = Vms.Add(e.VmId, new VmRecord(e.VmId, e.Tenant, e.Spec, DesiredState.Running, VmStatus.Pending,
                 null, null, Epoch.Zero, null, 0, e.At, null)),
-            Names = Names.Add((e.Tenant, e.Spec.Name), e.VmId),
+            Names = WithName(Names, e.Tenant, e.Spec.Name, e.VmId),
             Usage = Usage.SetItem(e.Tenant, UsageOf(e.Tenant).Add(1, e.Spec.Vcpus, e.Spec.MemoryMiB)),
         },
         TenantCreated e => this with { Tenants = Tenants.SetItem(e.Tenant, new TenantRecord(e.Tenant, e.Quota, false, e.At)) },
@@ -837,11 +867,14 @@ public sealed partial record LedgerState(
         ForwardEvents.ForwardAdded or ForwardEvents.ForwardRemoved => this, // ApplyForwards
         ImageEvents.ImageRegistered or ImageEvents.ImageDeleted => this, // ApplyImages
         ApiKeyRevoked e => this with { Keys = Keys.SetItem(e.KeyId, Keys[e.KeyId] with { RevokedAt = e.At }) },
-        VmPending e => MoveAllocation(e.VmId, null, vm => vm with { Status = VmStatus.Pending, Reason = e.Reason, Pid = null }),
+        VmPending e => MoveAllocation(e.VmId, null, e, static (vm, host, entitled, evt) => vm with
+        {
+            Host = host, EntitledCpuMillicores = entitled, Status = VmStatus.Pending, Reason = evt.Reason, Pid = null,
+        }),
         HostLost e => this with { Hosts = Hosts.SetItem(e.HostId, Hosts[e.HostId] with { State = HostState.Down }) },
-        VmPlaced e => MoveAllocation(e.VmId, e.HostId, vm => vm with
+        VmPlaced e => MoveAllocation(e.VmId, e.HostId, e, static (vm, host, entitled, evt) => vm with
             {
-                Epoch = e.Epoch, Pid = null, Reason = null,
+                Host = host, EntitledCpuMillicores = entitled, Epoch = evt.Epoch, Pid = null, Reason = null,
                 // A VM that is down (gave up, or powered off by its guest) moves with its host's loss but stays down.
                 Status = vm.Status is VmStatus.Failed or VmStatus.Stopped ? vm.Status
                     : vm.Desired == DesiredState.Running ? VmStatus.Starting : VmStatus.Stopped,
@@ -869,7 +902,7 @@ public sealed partial record LedgerState(
         VmReleased e => Vms[e.VmId] is var gone && MoveAllocation(e.VmId, null, leaves: true).WithDiskReleased(gone) is var s
             ? s with
             {
-                Names = s.Names.Remove((gone.Tenant, gone.Spec.Name)),
+                Names = WithoutName(s.Names, gone.Tenant, gone.Spec.Name),
                 Usage = s.Usage.SetItem(gone.Tenant, s.UsageOf(gone.Tenant).Add(-1, -gone.Spec.Vcpus, -gone.Spec.MemoryMiB)),
             }
             : this,
@@ -895,11 +928,28 @@ public sealed partial record LedgerState(
         Vms.TryGetValue(id, out var vm) ? this with { Vms = Vms.SetItem(id, change(vm)) } : this;
 
     /// <summary>Moves a VM's resources from its current host (if any) to <paramref name="to"/> (if any).</summary>
-    /// <param name="change">what else changes in the VM's record with the move: one update of the VMs, not two.</param>
     /// <param name="leaves">the VM leaves the ledger with its allocation (released): removed, not updated.</param>
-    private LedgerState MoveAllocation(VmId id, HostId? to, Func<VmRecord, VmRecord>? change = null, bool leaves = false)
+    private LedgerState MoveAllocation(VmId id, HostId? to, bool leaves = false)
     {
         var vm = Vms[id];
+        return leaves
+            ? this with { Hosts = HostsAfterMove(vm, to), Vms = Vms.Remove(id) }
+            : MoveAllocation(id, to, 0, static (vm, host, entitled, _) => vm with { Host = host, EntitledCpuMillicores = entitled });
+    }
+
+    /// <summary>Moves a VM's resources, and changes its record with the move: one copy of the record, one update of the VMs.</summary>
+    /// <param name="moved">the record after the move from the record before, its new host and entitlement, and the event
+    /// (a static lambda: a decision allocates no closure for it).</param>
+    private LedgerState MoveAllocation<TEvent>(VmId id, HostId? to, TEvent evt, Func<VmRecord, HostId?, long?, TEvent, VmRecord> moved)
+    {
+        var vm = Vms[id];
+        // A VM that moves (or stops holding a host) has no entitlement until its new host's next recompute.
+        var entitled = to == vm.Host ? vm.EntitledCpuMillicores : null;
+        return this with { Hosts = HostsAfterMove(vm, to), Vms = Vms.SetItem(id, moved(vm, to, entitled, evt)) };
+    }
+
+    private PersistentHashMap<HostId, HostRecord> HostsAfterMove(VmRecord vm, HostId? to)
+    {
         var hosts = Hosts;
         var resources = vm.Spec.EffectiveResources;
         if (vm.Host is { } from && hosts.TryGetValue(from, out var old))
@@ -926,16 +976,9 @@ public sealed partial record LedgerState(
             });
         }
 
-        // A VM that moves (or stops holding a host) has no entitlement until its new host's next recompute.
-        var entitled = to == vm.Host ? vm.EntitledCpuMillicores : null;
-        if (leaves)
-        {
-            return this with { Hosts = hosts, Vms = Vms.Remove(id) };
-        }
-
-        var moved = vm with { Host = to, EntitledCpuMillicores = entitled };
-        return this with { Hosts = hosts, Vms = Vms.SetItem(id, change is null ? moved : change(moved)) };
+        return hosts;
     }
+
     /// <summary>
     /// An index derived from one of the state's maps, kept with the very map it was made from: a `with` copies it, and
     /// a state whose map is another (changed without Apply keeping the index, or come from elsewhere) builds it anew.
@@ -957,7 +1000,7 @@ public sealed partial record LedgerState(
 
     // The free-capacity index of the Up hosts (Placement/CapacityIndex.cs): Apply updates it for the hosts an event
     // touched; a state whose Hosts came from elsewhere rebuilds it once.
-    private Derived<ImmutableDictionary<HostId, HostRecord>, CapacityIndex>? _capacity;
+    private Derived<PersistentHashMap<HostId, HostRecord>, CapacityIndex>? _capacity;
 
     internal CapacityIndex Capacity => Current(ref _capacity, Hosts, hosts => CapacityIndex.Build(hosts.Values));
 
@@ -999,9 +1042,9 @@ public sealed partial record LedgerState(
             ? index
             : index.Replace(Hosts.GetValueOrDefault(host) is { State: HostState.Up } before ? before : null, next.Hosts.GetValueOrDefault(host));
 
-    // The VMs by host, by tenant and pending (VmIndex.cs). Unlike the capacity index it is built only when first asked
+    // The VMs by host and pending (VmIndex.cs). Unlike the capacity index it is built only when first asked
     // for: a recovery replaying millions of events never pays for it per event.
-    private Derived<ImmutableDictionary<VmId, VmRecord>, VmIndex>? _vmIndex;
+    private Derived<PersistentHashMap<VmId, VmRecord>, VmIndex>? _vmIndex;
 
     internal VmIndex VmLookup => Current(ref _vmIndex, Vms, vms => VmIndex.Build(vms.Values));
 

@@ -1,36 +1,32 @@
 using System.Collections.Immutable;
+using Orchestrator.Domain.Collections;
 using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Domain.Ledger;
 
 /// <summary>
-/// The ledger's VMs looked up the other ways round: by host, by tenant, and the Pending ones oldest first. Derived
-/// from the VMs alone, so it can always be rebuilt; <see cref="LedgerState"/> keeps it up to date event by event, so
-/// a host's registration, a release (which places waiting VMs) or a tenant's listing never scans a million VMs.
+/// The ledger's VMs looked up the other ways round: by host, and the Pending ones oldest first. Derived from the VMs
+/// alone, so it can always be rebuilt; <see cref="LedgerState"/> keeps it up to date event by event, so a host's
+/// registration or a release (which places waiting VMs) never scans a million VMs. (A tenant's VMs are its names'.)
 /// </summary>
 internal sealed class VmIndex
 {
     private VmIndex(
-        ImmutableDictionary<HostId, ImmutableHashSet<VmId>> byHost,
-        ImmutableDictionary<TenantId, ImmutableHashSet<VmId>> byTenant,
+        PersistentHashMap<HostId, PersistentHashSet<VmId>> byHost,
         ImmutableSortedSet<VmRecord> pending)
     {
         ByHost = byHost;
-        ByTenant = byTenant;
         Pending = pending;
     }
 
-    public ImmutableDictionary<HostId, ImmutableHashSet<VmId>> ByHost { get; }
-
-    public ImmutableDictionary<TenantId, ImmutableHashSet<VmId>> ByTenant { get; }
+    public PersistentHashMap<HostId, PersistentHashSet<VmId>> ByHost { get; }
 
     /// <summary>Pending VMs in the order they are placed: oldest first, then by id (only those two fields are compared).</summary>
     public ImmutableSortedSet<VmRecord> Pending { get; }
 
     public static VmIndex Build(IEnumerable<VmRecord> vms)
     {
-        var byHost = new Dictionary<HostId, ImmutableHashSet<VmId>.Builder>();
-        var byTenant = new Dictionary<TenantId, ImmutableHashSet<VmId>.Builder>();
+        var byHost = new Dictionary<HostId, PersistentHashSet<VmId>.Builder>();
         var pending = ImmutableSortedSet.CreateBuilder(PendingOrder.Instance);
         foreach (var vm in vms)
         {
@@ -39,7 +35,6 @@ internal sealed class VmIndex
                 Set(byHost, host).Add(vm.Id);
             }
 
-            Set(byTenant, vm.Tenant).Add(vm.Id);
             if (vm.Status == VmStatus.Pending)
             {
                 pending.Add(vm);
@@ -47,8 +42,7 @@ internal sealed class VmIndex
         }
 
         return new VmIndex(
-            byHost.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.ToImmutable()),
-            byTenant.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.ToImmutable()),
+            byHost.ToPersistentHashMap(kv => kv.Key, kv => kv.Value.ToImmutable()),
             pending.ToImmutable());
     }
 
@@ -62,12 +56,6 @@ internal sealed class VmIndex
             byHost = Add(byHost, after?.Host, after?.Id);
         }
 
-        var byTenant = ByTenant;
-        if (before is null != after is null)
-        {
-            byTenant = before is null ? Add(byTenant, after!.Tenant, after.Id) : Remove(byTenant, before.Tenant, before.Id);
-        }
-
         var pending = Pending;
         if (before?.Status == VmStatus.Pending)
         {
@@ -79,28 +67,28 @@ internal sealed class VmIndex
             pending = pending.Add(after);
         }
 
-        return new VmIndex(byHost, byTenant, pending);
+        return new VmIndex(byHost, pending);
     }
 
-    private static ImmutableHashSet<VmId>.Builder Set<TKey>(Dictionary<TKey, ImmutableHashSet<VmId>.Builder> sets, TKey key)
+    private static PersistentHashSet<VmId>.Builder Set<TKey>(Dictionary<TKey, PersistentHashSet<VmId>.Builder> sets, TKey key)
         where TKey : notnull
     {
         if (!sets.TryGetValue(key, out var set))
         {
-            set = ImmutableHashSet.CreateBuilder<VmId>();
+            set = PersistentHashSet.CreateBuilder<VmId>();
             sets[key] = set;
         }
 
         return set;
     }
 
-    private static ImmutableDictionary<TKey, ImmutableHashSet<VmId>> Add<TKey>(
-        ImmutableDictionary<TKey, ImmutableHashSet<VmId>> sets, TKey? key, VmId? id)
+    private static PersistentHashMap<TKey, PersistentHashSet<VmId>> Add<TKey>(
+        PersistentHashMap<TKey, PersistentHashSet<VmId>> sets, TKey? key, VmId? id)
         where TKey : struct =>
-        key is { } k && id is { } vm ? sets.SetItem(k, (sets.GetValueOrDefault(k) ?? ImmutableHashSet<VmId>.Empty).Add(vm)) : sets;
+        key is { } k && id is { } vm ? sets.SetItem(k, (sets.GetValueOrDefault(k) ?? PersistentHashSet<VmId>.Empty).Add(vm)) : sets;
 
-    private static ImmutableDictionary<TKey, ImmutableHashSet<VmId>> Remove<TKey>(
-        ImmutableDictionary<TKey, ImmutableHashSet<VmId>> sets, TKey? key, VmId? id)
+    private static PersistentHashMap<TKey, PersistentHashSet<VmId>> Remove<TKey>(
+        PersistentHashMap<TKey, PersistentHashSet<VmId>> sets, TKey? key, VmId? id)
         where TKey : struct
     {
         if (key is not { } k || id is not { } vm || !sets.TryGetValue(k, out var set))

@@ -1,0 +1,399 @@
+// The ledger's hot maps (issue 23): a persistent hash map with wide nodes, cheaper per update than ImmutableDictionary's AVL tree.
+using System.Collections;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+
+namespace Orchestrator.Domain.Collections;
+
+/// <summary>
+/// An immutable hash map: a hash array mapped trie (HAMT) in the compressed layout of Steindorff and Vinju's CHAMP, with
+/// 32-way nodes that hold their entries and their children in two compact arrays indexed by two bitmaps. An update copies
+/// the few nodes on one key's path (about four at a million entries, against twenty for an AVL tree), and old versions stay
+/// as they were. Keys compare with <see cref="EqualityComparer{T}.Default"/>; the map itself compares by reference, as
+/// ImmutableDictionary does. The method names are ImmutableDictionary's, so that code written against it reads the same.
+/// </summary>
+public sealed partial class PersistentHashMap<TKey, TValue> : IReadOnlyDictionary<TKey, TValue> where TKey : notnull
+{
+    public static readonly PersistentHashMap<TKey, TValue> Empty = new(Node.EmptyNode, 0);
+
+    private readonly Node _root;
+
+    private PersistentHashMap(Node root, int count)
+    {
+        _root = root;
+        Count = count;
+    }
+
+    public int Count { get; }
+
+    public bool IsEmpty => Count == 0;
+
+    public TValue this[TKey key] =>
+        TryGetValue(key, out var value) ? value : throw new KeyNotFoundException($"the key '{key}' is not in the map");
+
+    public bool ContainsKey(TKey key) => !Unsafe.IsNullRef(ref Lookup(_root, key));
+
+    public bool TryGetValue(TKey key, [MaybeNullWhen(false)] out TValue value)
+    {
+        ref var entry = ref Lookup(_root, key);
+        if (Unsafe.IsNullRef(ref entry))
+        {
+            value = default;
+            return false;
+        }
+
+        value = entry.Value;
+        return true;
+    }
+
+    public TValue? GetValueOrDefault(TKey key) => TryGetValue(key, out var value) ? value : default;
+
+    public TValue GetValueOrDefault(TKey key, TValue defaultValue) => TryGetValue(key, out var value) ? value : defaultValue;
+
+    /// <summary>The map with the key set to the value; this very map when it holds that value already.</summary>
+    public PersistentHashMap<TKey, TValue> SetItem(TKey key, TValue value)
+    {
+        var change = Change.None;
+        var root = Node.Set(_root, new KeyValuePair<TKey, TValue>(key, value), Hash(key), 0, null, false, ref change);
+        return change == Change.None ? this : new PersistentHashMap<TKey, TValue>(root, change == Change.Added ? Count + 1 : Count);
+    }
+
+    /// <summary>The map with the key added; this very map when it holds that value already.</summary>
+    /// <exception cref="ArgumentException">the key is there with another value (as ImmutableDictionary.Add).</exception>
+    public PersistentHashMap<TKey, TValue> Add(TKey key, TValue value)
+    {
+        var change = Change.None;
+        var root = Node.Set(_root, new KeyValuePair<TKey, TValue>(key, value), Hash(key), 0, null, true, ref change);
+        return change == Change.None ? this : new PersistentHashMap<TKey, TValue>(root, Count + 1);
+    }
+
+    /// <summary>The map without the key; this very map when the key is not there.</summary>
+    public PersistentHashMap<TKey, TValue> Remove(TKey key)
+    {
+        var removed = false;
+        var root = Node.Remove(_root, key, Hash(key), 0, null, ref removed);
+        return !removed ? this : Count == 1 ? Empty : new PersistentHashMap<TKey, TValue>(root, Count - 1);
+    }
+
+    public PersistentHashMap<TKey, TValue> SetItems(IEnumerable<KeyValuePair<TKey, TValue>> items)
+    {
+        var builder = ToBuilder();
+        foreach (var (key, value) in items)
+        {
+            builder[key] = value;
+        }
+
+        return builder.ToImmutable();
+    }
+
+    public PersistentHashMap<TKey, TValue> AddRange(IEnumerable<KeyValuePair<TKey, TValue>> items)
+    {
+        var builder = ToBuilder();
+        foreach (var (key, value) in items)
+        {
+            builder.Add(key, value);
+        }
+
+        return builder.ToImmutable();
+    }
+
+    /// <summary>A builder that starts from this map and changes only the nodes it copied from it.</summary>
+    public Builder ToBuilder() => new(_root, Count);
+
+    public KeyCollection Keys => new(this);
+
+    public ValueCollection Values => new(this);
+
+    IEnumerable<TKey> IReadOnlyDictionary<TKey, TValue>.Keys => Keys;
+
+    IEnumerable<TValue> IReadOnlyDictionary<TKey, TValue>.Values => Values;
+
+    public Enumerator GetEnumerator() => new(_root);
+
+    IEnumerator<KeyValuePair<TKey, TValue>> IEnumerable<KeyValuePair<TKey, TValue>>.GetEnumerator() => GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary>
+    /// The key's hash, mixed so that every bit of it depends on every bit of the key's own: the trie takes its branches
+    /// from the high bits down, and small integers or hashes that differ only in their low bits would otherwise share a
+    /// path to the bottom. A bijection, so it makes no new collisions.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint Hash(TKey key)
+    {
+        var x = (uint)EqualityComparer<TKey>.Default.GetHashCode(key);
+        x ^= x >> 16;
+        x *= 0x7feb352d;
+        x ^= x >> 15;
+        x *= 0x846ca68b;
+        x ^= x >> 16;
+        return x;
+    }
+
+    /// <summary>The key's entry in its node, or a null reference when the key is not there.</summary>
+    private static ref KeyValuePair<TKey, TValue> Lookup(Node root, TKey key)
+    {
+        var hash = Hash(key);
+        var node = root;
+        for (var level = 0; level < Node.CollisionLevel; level++)
+        {
+            var bit = Node.Bit(hash, level);
+            if ((node.DataMap & bit) != 0)
+            {
+                ref var entry = ref node.Entries[Node.Index(node.DataMap, bit)];
+                return ref EqualityComparer<TKey>.Default.Equals(entry.Key, key) ? ref entry : ref Unsafe.NullRef<KeyValuePair<TKey, TValue>>();
+            }
+
+            if ((node.NodeMap & bit) == 0)
+            {
+                return ref Unsafe.NullRef<KeyValuePair<TKey, TValue>>();
+            }
+
+            node = node.Children[Node.Index(node.NodeMap, bit)];
+        }
+
+        var at = Node.CollisionIndex(node, key);
+        return ref at < 0 ? ref Unsafe.NullRef<KeyValuePair<TKey, TValue>>() : ref node.Entries[at];
+    }
+
+    /// <summary>What an update did: nothing (the same value was there), replaced a value, or added an entry.</summary>
+    internal enum Change
+    {
+        None,
+        Replaced,
+        Added,
+    }
+
+    /// <summary>
+    /// A mutable map made from an immutable one (a transient): the nodes it copied are its own and it changes them in place,
+    /// so a bulk build allocates each node about once rather than a path per entry. <see cref="ToImmutable"/> hands them
+    /// over; the builder then copies again before it changes anything, so the map it gave stays as it was.
+    /// </summary>
+    public sealed class Builder : IEnumerable<KeyValuePair<TKey, TValue>>
+    {
+        private Node _root;
+        private object _owner = new();
+
+        internal Builder(Node root, int count)
+        {
+            _root = root;
+            Count = count;
+        }
+
+        public int Count { get; private set; }
+
+        public TValue this[TKey key]
+        {
+            get => TryGetValue(key, out var value) ? value : throw new KeyNotFoundException($"the key '{key}' is not in the map");
+            set
+            {
+                var change = Change.None;
+                _root = Node.Set(_root, new KeyValuePair<TKey, TValue>(key, value), Hash(key), 0, _owner, false, ref change);
+                Count += change == Change.Added ? 1 : 0;
+            }
+        }
+
+        public bool ContainsKey(TKey key) => !Unsafe.IsNullRef(ref Lookup(_root, key));
+
+        public bool TryGetValue(TKey key, [MaybeNullWhen(false)] out TValue value)
+        {
+            ref var entry = ref Lookup(_root, key);
+            if (Unsafe.IsNullRef(ref entry))
+            {
+                value = default;
+                return false;
+            }
+
+            value = entry.Value;
+            return true;
+        }
+
+        /// <exception cref="ArgumentException">the key is there with another value.</exception>
+        public void Add(TKey key, TValue value)
+        {
+            var change = Change.None;
+            _root = Node.Set(_root, new KeyValuePair<TKey, TValue>(key, value), Hash(key), 0, _owner, true, ref change);
+            Count += change == Change.Added ? 1 : 0;
+        }
+
+        public bool Remove(TKey key)
+        {
+            var removed = false;
+            _root = Node.Remove(_root, key, Hash(key), 0, _owner, ref removed);
+            Count -= removed ? 1 : 0;
+            return removed;
+        }
+
+        public PersistentHashMap<TKey, TValue> ToImmutable()
+        {
+            _owner = new object(); // the nodes made so far now belong to the map: changes after this copy them first
+            return Count == 0 ? Empty : new PersistentHashMap<TKey, TValue>(_root, Count);
+        }
+
+        public Enumerator GetEnumerator() => new(_root);
+
+        IEnumerator<KeyValuePair<TKey, TValue>> IEnumerable<KeyValuePair<TKey, TValue>>.GetEnumerator() => GetEnumerator();
+
+        IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
+    /// <summary>The entries, each node's own entries before its children's: no order a caller may rely on.</summary>
+    public struct Enumerator : IEnumerator<KeyValuePair<TKey, TValue>>
+    {
+        private readonly Node _root;
+        private NodeStack _nodes;
+        private PositionStack _positions; // in each node on the stack: next entry, then next child (past the entries)
+        private int _depth;
+        private KeyValuePair<TKey, TValue> _current;
+
+        internal Enumerator(Node root)
+        {
+            _root = root;
+            Reset();
+        }
+
+        public readonly KeyValuePair<TKey, TValue> Current => _current;
+
+        readonly object IEnumerator.Current => _current;
+
+        public bool MoveNext()
+        {
+            while (_depth >= 0)
+            {
+                var node = _nodes[_depth];
+                var at = _positions[_depth]++;
+                if (at < node.Entries.Length)
+                {
+                    _current = node.Entries[at];
+                    return true;
+                }
+
+                var child = at - node.Entries.Length;
+                if (child < node.Children.Length)
+                {
+                    _depth++;
+                    _nodes[_depth] = node.Children[child];
+                    _positions[_depth] = 0;
+                    continue;
+                }
+
+                _nodes[_depth] = null!;
+                _depth--;
+            }
+
+            return false;
+        }
+
+        public void Reset()
+        {
+            _nodes = default;
+            _positions = default;
+            _nodes[0] = _root;
+            _depth = 0;
+            _current = default;
+        }
+
+        public readonly void Dispose()
+        {
+        }
+    }
+
+    [InlineArray(Node.CollisionLevel + 1)]
+    private struct NodeStack
+    {
+        private Node _element;
+    }
+
+    [InlineArray(Node.CollisionLevel + 1)]
+    private struct PositionStack
+    {
+        private int _element;
+    }
+
+    public readonly struct KeyCollection(PersistentHashMap<TKey, TValue> map) : IReadOnlyCollection<TKey>
+    {
+        public int Count => map.Count;
+
+        public KeyEnumerator GetEnumerator() => new(map.GetEnumerator());
+
+        IEnumerator<TKey> IEnumerable<TKey>.GetEnumerator() => GetEnumerator();
+
+        IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
+    public struct KeyEnumerator(Enumerator entries) : IEnumerator<TKey>
+    {
+        private Enumerator _entries = entries;
+
+        public readonly TKey Current => _entries.Current.Key;
+
+        readonly object IEnumerator.Current => Current;
+
+        public bool MoveNext() => _entries.MoveNext();
+
+        public void Reset() => _entries.Reset();
+
+        public readonly void Dispose()
+        {
+        }
+    }
+
+    public readonly struct ValueCollection(PersistentHashMap<TKey, TValue> map) : IReadOnlyCollection<TValue>
+    {
+        public int Count => map.Count;
+
+        public ValueEnumerator GetEnumerator() => new(map.GetEnumerator());
+
+        IEnumerator<TValue> IEnumerable<TValue>.GetEnumerator() => GetEnumerator();
+
+        IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
+    public struct ValueEnumerator(Enumerator entries) : IEnumerator<TValue>
+    {
+        private Enumerator _entries = entries;
+
+        public readonly TValue Current => _entries.Current.Value;
+
+        readonly object? IEnumerator.Current => Current;
+
+        public bool MoveNext() => _entries.MoveNext();
+
+        public void Reset() => _entries.Reset();
+
+        public readonly void Dispose()
+        {
+        }
+    }
+}
+
+/// <summary>Makers of <see cref="PersistentHashMap{TKey, TValue}"/>, named as ImmutableDictionary's.</summary>
+public static class PersistentHashMap
+{
+    public static PersistentHashMap<TKey, TValue>.Builder CreateBuilder<TKey, TValue>() where TKey : notnull =>
+        PersistentHashMap<TKey, TValue>.Empty.ToBuilder();
+
+    /// <exception cref="ArgumentException">a key twice with different values.</exception>
+    public static PersistentHashMap<TKey, TValue> ToPersistentHashMap<TKey, TValue>(this IEnumerable<KeyValuePair<TKey, TValue>> entries)
+        where TKey : notnull =>
+        PersistentHashMap<TKey, TValue>.Empty.AddRange(entries);
+
+    /// <exception cref="ArgumentException">a key twice with different values.</exception>
+    public static PersistentHashMap<TKey, TSource> ToPersistentHashMap<TSource, TKey>(this IEnumerable<TSource> source, Func<TSource, TKey> key)
+        where TKey : notnull =>
+        source.ToPersistentHashMap(key, s => s);
+
+    /// <exception cref="ArgumentException">a key twice with different values.</exception>
+    public static PersistentHashMap<TKey, TValue> ToPersistentHashMap<TSource, TKey, TValue>(this IEnumerable<TSource> source,
+        Func<TSource, TKey> key, Func<TSource, TValue> value) where TKey : notnull
+    {
+        var builder = CreateBuilder<TKey, TValue>();
+        foreach (var item in source)
+        {
+            builder.Add(key(item), value(item));
+        }
+
+        return builder.ToImmutable();
+    }
+}
