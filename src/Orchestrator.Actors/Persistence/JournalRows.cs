@@ -15,3 +15,12 @@ public interface IJournalRowWriter : IDisposable
     /// <summary>Completes once every entry is committed; an empty batch completes at once.</summary>
     Task WriteAsync(IReadOnlyList<JournalEntry> entries);
 }
+
+/// <summary>The columns of the plugin's tables that the writers fill; each writer checks them when its connection opens.</summary>
+internal static class JournalTables
+{
+    public static readonly string[] JournalColumns =
+        ["ordering", "created", "deleted", "persistence_id", "sequence_number", "message", "manifest", "identifier", "writer_uuid"];
+
+    public static readonly string[] TagColumns = ["ordering_id", "tag", "sequence_nr", "persistence_id"];
+}

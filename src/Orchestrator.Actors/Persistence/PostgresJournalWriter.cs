@@ -17,12 +17,6 @@ namespace Orchestrator.Actors.Persistence;
 /// </remarks>
 public sealed class PostgresJournalWriter : IJournalRowWriter
 {
-    /// <summary>The columns this writer fills; checked against the tables when the connection opens.</summary>
-    private static readonly string[] JournalColumns =
-        ["ordering", "created", "deleted", "persistence_id", "sequence_number", "message", "manifest", "identifier", "writer_uuid"];
-
-    private static readonly string[] TagColumns = ["ordering_id", "tag", "sequence_nr", "persistence_id"];
-
     // ORDER BY n: the journal's ordering (an identity) is given in the order rows reach the insert, so a persistence id's
     // rows keep their sequence numbers' order in it, as the read side pages by ordering.
     private const string Insert = """
@@ -149,8 +143,8 @@ public sealed class PostgresJournalWriter : IJournalRowWriter
             try
             {
                 await connection.OpenAsync();
-                await RequireColumnsAsync(connection, "journal", JournalColumns);
-                await RequireColumnsAsync(connection, "tags", TagColumns);
+                await RequireColumnsAsync(connection, "journal", JournalTables.JournalColumns);
+                await RequireColumnsAsync(connection, "tags", JournalTables.TagColumns);
                 var insert = new NpgsqlCommand(Insert, connection);
                 insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
                 insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });

@@ -13,12 +13,6 @@ namespace Orchestrator.Actors.Persistence;
 /// </summary>
 public sealed class SqliteJournalWriter : IJournalRowWriter
 {
-    /// <summary>The columns this writer fills; checked against the table when the connection opens.</summary>
-    private static readonly string[] JournalColumns =
-        ["ordering", "created", "deleted", "persistence_id", "sequence_number", "message", "manifest", "identifier", "writer_uuid"];
-
-    private static readonly string[] TagColumns = ["ordering_id", "tag", "sequence_nr", "persistence_id"];
-
     private readonly string _connectionString;
     private readonly Channel<PendingWrite> _queue = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _loop;
@@ -225,8 +219,8 @@ public sealed class SqliteJournalWriter : IJournalRowWriter
                     pragma.ExecuteNonQuery();
                 }
 
-                RequireColumns(connection, "journal", JournalColumns);
-                RequireColumns(connection, "tags", TagColumns);
+                RequireColumns(connection, "journal", JournalTables.JournalColumns);
+                RequireColumns(connection, "tags", JournalTables.TagColumns);
                 RequireRowidOrdering(connection);
                 // ADO.NET retried a busy step for the connection's timeout (another connection writing, e.g. a big
                 // snapshot); on the statement API SQLite's own busy handler does the same.
