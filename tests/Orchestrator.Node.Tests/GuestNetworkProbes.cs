@@ -17,11 +17,11 @@ public static class GuestNetworkProbes
     }
 
     /// <summary>After a failure: the namespaces (router namespaces the killed nodes left) and their processes (dnsmasq).</summary>
-    public static void RemoveNamespaces(IEnumerable<string> namespaces, ITestOutputHelper output)
+    public static void RemoveNamespaces(IEnumerable<string> namespaces, ITestOutputHelper? output)
     {
         foreach (var name in namespaces.Where(n => File.Exists($"/run/netns/{n}")))
         {
-            output.WriteLine($"removing the leftover namespace {name}");
+            output?.WriteLine($"removing the leftover namespace {name}");
             foreach (var pid in Run("ip", "netns", "pids", name).Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
                 NodeProcess.Signal(int.Parse(pid, CultureInfo.InvariantCulture), "KILL");

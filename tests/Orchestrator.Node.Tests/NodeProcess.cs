@@ -293,6 +293,7 @@ public sealed class NodeProcess : IAsyncDisposable
 
         await Eventually(() => Task.FromResult<bool?>(QemuProcesses().Count == 0), TimeSpan.FromSeconds(20), "QEMU processes to end");
         RemoveCgroups();
+        RemoveNetworks();
         try
         {
             Directory.Delete(DataDir, recursive: true);
@@ -311,6 +312,20 @@ public sealed class NodeProcess : IAsyncDisposable
         var settings = string.Join("\n", _extraArgs) + "\n" + File.ReadAllText(ConfigFile);
         var named = System.Text.RegularExpressions.Regex.Match(settings, @"host-id\s*=\s*""?([A-Za-z0-9_.-]+)");
         RemoveCgroupsOf(named.Success ? named.Groups[1].Value : Environment.MachineName.ToLowerInvariant(), _output);
+    }
+
+    /// <summary>
+    /// A killed node leaves its networks' router namespaces (dnsmasq still in them) and its static-host files; the next
+    /// node on the same data dir would remove them, but none comes after the test.
+    /// </summary>
+    private void RemoveNetworks()
+    {
+        var networking = new Hypervisor.Networking.HostNetworking(Path.Combine(RunDir, "net"));
+        GuestNetworkProbes.RemoveNamespaces(networking.RouterNamespaces(), _output);
+        if (Directory.Exists(networking.HostsRoot))
+        {
+            Directory.Delete(networking.HostsRoot, recursive: true);
+        }
     }
 
     /// <summary>Removes the (empty) VM cgroups a node of <paramref name="hostId"/> left behind.</summary>

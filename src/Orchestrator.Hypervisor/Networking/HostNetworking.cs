@@ -109,6 +109,9 @@ public sealed partial class HostNetworking(string stateDirectory, string? underl
     /// </summary>
     private readonly string _hostsRoot = Path.Combine("/run/orchestrator/dhcp-hosts", ScopeOf(stateDirectory));
 
+    /// <summary>Where this host keeps its networks' static-host files (one directory per network).</summary>
+    public string HostsRoot => _hostsRoot;
+
     private readonly string _scope = ScopeOf(stateDirectory)[..8];
 
     private static string ScopeOf(string stateDirectory) =>
@@ -116,6 +119,11 @@ public sealed partial class HostNetworking(string stateDirectory, string? underl
 
     /// <summary>The router namespace of network <paramref name="vni"/> on this host.</summary>
     public string RouterNamespace(int vni) => NetworkDeviceNames.Namespace(vni, _scope);
+
+    /// <summary>Every router namespace of this host that exists now (a node killed with its networks up leaves them).</summary>
+    public IReadOnlyList<string> RouterNamespaces() => Directory.Exists("/run/netns")
+        ? Directory.GetFiles("/run/netns", NetworkDeviceNames.Namespace(0, _scope)[..^1] + "*").Select(Path.GetFileName).OfType<string>().ToList()
+        : [];
 
     public async Task PlugAsync(VmId vm, IReadOnlyList<NicAssignment> nics, CancellationToken cancellationToken)
     {
