@@ -1,21 +1,19 @@
-using System.Threading.Channels;
 using Npgsql;
 using NpgsqlTypes;
-using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Actors.Persistence;
 
 /// <summary>
 /// Writes journal rows to PostgreSQL on one connection, one statement per batch: the rows and their tag rows go in as
 /// arrays, in one round trip and one implicit transaction, whatever the batch's size. Everything queued while a batch
-/// is being written goes into the next (group commit).
+/// is being written goes into the next (group commit, <see cref="GroupCommitWriter{TConnection}"/>).
 /// </summary>
 /// <remarks>
 /// Why: the plugin's own path (linq2db) inserted tagged rows one at a time to learn each row's ordering, a round trip
 /// per event: durable placements stayed near 2,000/s on a server that takes 150,000 rows/s in batches. Here the journal
 /// rows' generated orderings come back from the insert inside the same statement, which inserts the tag rows with them.
 /// </remarks>
-public sealed class PostgresJournalWriter : IJournalRowWriter
+public sealed class PostgresJournalWriter : GroupCommitWriter<PostgresJournalWriter.Statement>
 {
     // ORDER BY n: the journal's ordering (an identity) is given in the order rows reach the insert, so a persistence id's
     // rows keep their sequence numbers' order in it, as the read side pages by ordering.
@@ -36,97 +34,15 @@ public sealed class PostgresJournalWriter : IJournalRowWriter
         """;
 
     private readonly string _connectionString;
-    private readonly Channel<PendingWrite> _queue = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Task _loop;
 
-    public PostgresJournalWriter(string connectionString)
-    {
-        _connectionString = connectionString;
-        _loop = Task.Run(RunAsync);
-    }
+    public PostgresJournalWriter(string connectionString) : base("PostgreSQL") => _connectionString = connectionString;
 
-    public Task WriteAsync(IReadOnlyList<JournalEntry> entries)
-    {
-        if (entries.Count == 0)
-        {
-            return Task.CompletedTask;
-        }
+    protected override Task<Statement> OpenAsync() => Statement.OpenAsync(_connectionString);
 
-        // Continuations run on the writer's thread as it completes the batch: what waits on a write is the journal's
-        // reply (a few messages told), and a hop through the thread pool would add a thread's wake-up to every request.
-        var pending = new PendingWrite(entries, new TaskCompletionSource());
-        return _queue.Writer.TryWrite(pending)
-            ? pending.Done.Task
-            : Task.FromException(new InvalidOperationException("the PostgreSQL journal writer is stopped"));
-    }
-
-    public void Dispose()
-    {
-        _queue.Writer.TryComplete();
-        _loop.Wait(TimeSpan.FromSeconds(30));
-    }
-
-    private async Task RunAsync()
-    {
-        Statement? statement = null;
-        var batch = new List<PendingWrite>();
-        try
-        {
-            while (await _queue.Reader.WaitToReadAsync())
-            {
-                batch.Clear();
-                while (_queue.Reader.TryRead(out var pending))
-                {
-                    batch.Add(pending);
-                }
-
-                try
-                {
-                    statement ??= await Statement.OpenAsync(_connectionString);
-                    var rows = await statement.WriteAsync(batch);
-                    OrchestratorMetrics.JournalBatchSize.Record(rows);
-                    foreach (var pending in batch)
-                    {
-                        pending.Done.TrySetResult();
-                    }
-                }
-                catch (Exception ex)
-                {
-                    // One statement, one transaction: none of this batch is in the journal. A broken connection is
-                    // opened afresh for the next batch.
-                    if (statement is not null)
-                    {
-                        await statement.DisposeAsync();
-                        statement = null;
-                    }
-
-                    foreach (var pending in batch)
-                    {
-                        pending.Done.TrySetException(ex);
-                    }
-                }
-            }
-        }
-        finally
-        {
-            // Stopped (or, were it ever to happen, broken): later writes fail at once instead of waiting forever.
-            _queue.Writer.TryComplete();
-            while (_queue.Reader.TryRead(out var left))
-            {
-                left.Done.TrySetException(new InvalidOperationException("the PostgreSQL journal writer is stopped"));
-            }
-
-            if (statement is not null)
-            {
-                await statement.DisposeAsync();
-            }
-        }
-    }
-
-    private sealed record PendingWrite(IReadOnlyList<JournalEntry> Entries, TaskCompletionSource Done);
+    protected override Task CommitAsync(Statement connection, IReadOnlyList<PendingWrite> batch) => connection.WriteAsync(batch);
 
     /// <summary>The connection and its prepared insert, reused for every batch.</summary>
-    private sealed class Statement : IAsyncDisposable
+    public sealed class Statement : IAsyncDisposable
     {
         private readonly NpgsqlConnection _connection;
         private readonly NpgsqlCommand _insert;
@@ -165,8 +81,8 @@ public sealed class PostgresJournalWriter : IJournalRowWriter
             }
         }
 
-        /// <summary>Writes the batch's rows and their tags in one statement; returns how many rows.</summary>
-        public async Task<int> WriteAsync(List<PendingWrite> batch)
+        /// <summary>Writes the batch's rows and their tags in one statement.</summary>
+        public async Task WriteAsync(IReadOnlyList<PendingWrite> batch)
         {
             var count = 0;
             var tagCount = 0;
@@ -222,7 +138,6 @@ public sealed class PostgresJournalWriter : IJournalRowWriter
             parameters[7].Value = tagRows;
             parameters[8].Value = tags;
             await _insert.ExecuteNonQueryAsync();
-            return count;
         }
 
         public async ValueTask DisposeAsync()

@@ -1,30 +1,25 @@
 using System.Diagnostics;
-using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
-using Orchestrator.Actors.Telemetry;
 
 namespace Orchestrator.Actors.Persistence;
 
 /// <summary>
-/// Writes journal rows to SQLite on one connection and one thread. Everything queued while a transaction commits goes
-/// into the next one, so a burst costs one fsync however many writers wait in it; each caller's task completes only
-/// once its rows are committed (or fails with the reason, and then none of the batch is written).
+/// Writes journal rows to SQLite on one connection, with group commit (<see cref="GroupCommitWriter{TConnection}"/>):
+/// a burst costs one fsync however many writers wait in it.
 /// </summary>
-public sealed class SqliteJournalWriter : IJournalRowWriter
+public sealed class SqliteJournalWriter : GroupCommitWriter<SqliteJournalWriter.Statements>
 {
     private readonly string _connectionString;
-    private readonly Channel<PendingWrite> _queue = Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Task _loop;
     private readonly Timer _backgroundCheckpoints;
+    private readonly Stopwatch _sinceCheckpoint = Stopwatch.StartNew();
     private int _backgroundCheckpointRunning;
 
-    public SqliteJournalWriter(string connectionString)
+    public SqliteJournalWriter(string connectionString) : base("SQLite")
     {
         // A private cache: the plugin's readers (shared cache) then read the WAL beside this writer instead of
         // waiting on its table locks.
         _connectionString = new SqliteConnectionStringBuilder(connectionString) { Cache = SqliteCacheMode.Private }.ToString();
-        _loop = Task.Factory.StartNew(RunAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
         _backgroundCheckpoints = new Timer(_ => BackgroundCheckpoint(), null, BackgroundCheckpointInterval, BackgroundCheckpointInterval);
     }
 
@@ -40,86 +35,30 @@ public sealed class SqliteJournalWriter : IJournalRowWriter
     /// <summary>How often the writer finishes the background's work between two batches (and so how big the WAL gets).</summary>
     public static readonly TimeSpan WriterCheckpointInterval = TimeSpan.FromSeconds(1);
 
-    /// <summary>Completes once every entry is committed; an empty batch completes at once.</summary>
-    public Task WriteAsync(IReadOnlyList<JournalEntry> entries)
-    {
-        if (entries.Count == 0)
-        {
-            return Task.CompletedTask;
-        }
-
-        // Continuations run on the writer's thread as it completes the batch: what waits on a write is the journal's
-        // reply (a few messages told), and a hop through the thread pool would add a thread's wake-up to every request.
-        var pending = new PendingWrite(entries, new TaskCompletionSource());
-        return _queue.Writer.TryWrite(pending)
-            ? pending.Done.Task
-            : Task.FromException(new InvalidOperationException("the SQLite journal writer is stopped"));
-    }
-
-    public void Dispose()
+    public override void Dispose()
     {
         _backgroundCheckpoints.Dispose();
-        _queue.Writer.TryComplete();
-        _loop.Wait(TimeSpan.FromSeconds(30));
+        base.Dispose();
     }
 
-    private async Task RunAsync()
+    protected override Task<Statements> OpenAsync() => Task.FromResult(Statements.Open(_connectionString));
+
+    protected override Task CommitAsync(Statements connection, IReadOnlyList<PendingWrite> batch)
     {
-        Statements? statements = null;
-        var batch = new List<PendingWrite>();
-        var lastCheckpoint = Stopwatch.StartNew();
-        try
+        connection.Commit(batch);
+        return Task.CompletedTask;
+    }
+
+    protected override void AfterCommit(Statements connection)
+    {
+        if (_sinceCheckpoint.Elapsed >= WriterCheckpointInterval)
         {
-            while (await _queue.Reader.WaitToReadAsync())
-            {
-                batch.Clear();
-                while (_queue.Reader.TryRead(out var pending))
-                {
-                    batch.Add(pending);
-                }
-
-                try
-                {
-                    statements ??= Statements.Open(_connectionString);
-                    statements.Commit(batch);
-                    OrchestratorMetrics.JournalBatchSize.Record(batch.Sum(p => p.Entries.Count));
-                    foreach (var pending in batch)
-                    {
-                        pending.Done.TrySetResult();
-                    }
-                }
-                catch (Exception ex)
-                {
-                    // The transaction rolled back: nothing of this batch is in the journal. A broken connection is
-                    // opened afresh for the next batch.
-                    statements?.Dispose();
-                    statements = null;
-                    foreach (var pending in batch)
-                    {
-                        pending.Done.TrySetException(ex);
-                    }
-                }
-
-                if (statements is not null && lastCheckpoint.Elapsed >= WriterCheckpointInterval)
-                {
-                    statements.Checkpoint();
-                    lastCheckpoint.Restart();
-                }
-            }
-        }
-        finally
-        {
-            // Stopped (or, were it ever to happen, broken): later writes fail at once instead of waiting forever.
-            _queue.Writer.TryComplete();
-            while (_queue.Reader.TryRead(out var left))
-            {
-                left.Done.TrySetException(new InvalidOperationException("the SQLite journal writer is stopped"));
-            }
-
-            statements?.Checkpoint();
-            statements?.Dispose();
+            connection.Checkpoint();
+            _sinceCheckpoint.Restart();
         }
     }
+
+    protected override void BeforeClose(Statements connection) => connection.Checkpoint();
 
     /// <summary>A passive checkpoint on its own connection: copies what it can, waits for no one, blocks no writer.</summary>
     private void BackgroundCheckpoint()
@@ -144,8 +83,6 @@ public sealed class SqliteJournalWriter : IJournalRowWriter
             Volatile.Write(ref _backgroundCheckpointRunning, 0);
         }
     }
-
-    private sealed record PendingWrite(IReadOnlyList<JournalEntry> Entries, TaskCompletionSource Done);
 
     /// <summary>One prepared statement on SQLite's own API; each failure is a <see cref="SqliteException"/>, as through ADO.NET.</summary>
     private sealed class RawStatement : IDisposable
@@ -192,7 +129,7 @@ public sealed class SqliteJournalWriter : IJournalRowWriter
     /// row cost a data reader and a parameter walk, several times SQLite's own work, on the one thread every write waits for.
     /// A row's ordering is its rowid (the column is the INTEGER PRIMARY KEY), so no RETURNING is needed.
     /// </remarks>
-    private sealed class Statements : IDisposable
+    public sealed class Statements : IAsyncDisposable
     {
         private readonly SqliteConnection _connection;
         private readonly RawStatement _insertRow;
@@ -234,7 +171,7 @@ public sealed class SqliteJournalWriter : IJournalRowWriter
             }
         }
 
-        public void Commit(List<PendingWrite> batch)
+        public void Commit(IReadOnlyList<PendingWrite> batch)
         {
             var db = _connection.Handle!;
             RawStatement.Execute(db, "BEGIN IMMEDIATE");
@@ -297,11 +234,12 @@ public sealed class SqliteJournalWriter : IJournalRowWriter
             command.ExecuteNonQuery();
         }
 
-        public void Dispose()
+        public ValueTask DisposeAsync()
         {
             _insertRow.Dispose();
             _insertTag.Dispose();
             _connection.Dispose();
+            return ValueTask.CompletedTask;
         }
 
         /// <summary>The tag rows point at the journal row by its ordering, read back as the rowid: the two must be one column.</summary>
