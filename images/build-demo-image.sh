@@ -96,6 +96,10 @@ case "$1" in
         ip -4 addr flush dev "$interface"
         ip addr add "$ip/${mask:-24}" dev "$interface"
         if [ -n "$router" ]; then ip route replace default via "${router%% *}" dev "$interface"; fi
+        # A lease that came after the boot's window is announced as the boot's would have been.
+        if [ "$1" = bound ] && [ -n "$ORCHESTRATOR_LATE_DHCP" ]; then
+            echo "orchestrator: $interface $(ip -4 -o addr show dev "$interface" | awk '{print $4}')" >/dev/console
+        fi
         ;;
 esac
 exit 0
@@ -185,7 +189,10 @@ if grep -qx 0x1041 /sys/bus/pci/devices/*/device 2>/dev/null || grep -qx 0x1000 
         if udhcpc -i "$dev" -n -q -t 20 -T 1 -s /etc/orchestrator/udhcpc.sh >/dev/null 2>&1; then
             echo "orchestrator: $dev $(ip -4 -o addr show dev "$dev" | awk '{print $4}')"
         else
-            echo "orchestrator: $dev no DHCP answer"
+            # A DHCP server that answers late (its host busy starting several guests) still gets its chance: udhcpc
+            # goes on asking in the background, every few seconds, and the hook prints the lease when it comes.
+            echo "orchestrator: $dev no DHCP answer yet, still asking"
+            ORCHESTRATOR_LATE_DHCP=1 udhcpc -i "$dev" -b -t 1 -T 2 -A 3 -s /etc/orchestrator/udhcpc.sh >/dev/null 2>&1
         fi
     done
 fi
