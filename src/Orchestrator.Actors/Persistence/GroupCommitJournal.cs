@@ -110,7 +110,12 @@ public sealed class GroupCommitJournal : SqlWriteJournal
     private JournalEntry Serialize(IPersistentRepresentation representation, long now)
     {
         var (payload, tags) = representation.Payload is Tagged tagged
-            ? (tagged.Payload, tagged.Tags.Count == 0 ? Array.Empty<string>() : tagged.Tags.ToArray())
+            ? (tagged.Payload, tagged.Tags switch
+            {
+                TagSet set => set.Tags,
+                { Count: 0 } => Array.Empty<string>(),
+                var other => other.ToArray(),
+            })
             : (representation.Payload, Array.Empty<string>());
         var serializer = Context.System.Serialization.FindSerializerFor(payload);
         var manifest = serializer switch
