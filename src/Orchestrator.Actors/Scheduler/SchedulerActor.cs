@@ -435,7 +435,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>
     /// A rejected write (the journal refused an event, e.g. it would not serialize) leaves <see cref="Decided"/> ahead
-    /// of the journal for good, and its DeferAsync would still answer: restart, so recovery rebuilds from what is written.
+    /// of the journal for good (its last event's handler never runs to bring it back), and commands decided on it since
+    /// would still be answered: restart, so recovery rebuilds from what is written.
     /// </summary>
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
