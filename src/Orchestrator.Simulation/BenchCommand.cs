@@ -275,47 +275,42 @@ public static class BenchCommand
         await durable.RegisterHostsAsync(o.Hosts, HostCpus, HostMemoryMiB);
         var warmup = await WarmUpAsync(durable, o, ct);
         var workload = new Workload(o.Hosts);
+        var flavours = Enumerable.Range(0, o.Requests).Select(_ => workload.NextFlavour()).ToArray();
         var latencies = new long[o.Requests];
         int placed = 0, pending = 0;
-        using var gate = new SemaphoreSlim(o.Concurrency);
-        var tasks = new List<Task>(o.Requests);
+        var tasks = new List<Task>(o.Rate > 0 ? o.Requests : 0);
         var pacer = new Pacer(o.Rate);
         var process = global::System.Diagnostics.Process.GetCurrentProcess();
         var (cpu, bytes, gen0, gen2) = (process.TotalProcessorTime, GC.GetTotalAllocatedBytes(), GC.CollectionCount(0), GC.CollectionCount(2));
         var wall = Stopwatch.StartNew();
-        for (var i = 0; i < o.Requests; i++)
+        void Replied(int n, object reply, long ticks)
         {
-            ct.ThrowIfCancellationRequested();
-            var (vcpus, memory) = workload.NextFlavour();
-            var create = DurableScheduler.Create(i, vcpus, memory);
-            if (o.Rate > 0)
+            latencies[n] = ticks;
+            if (reply is SchedulerReplies.VmAccepted { Vm.Host: not null })
             {
-                await pacer.WaitAsync(i, ct);
+                Interlocked.Increment(ref placed);
             }
             else
             {
-                await gate.WaitAsync(ct);
+                Interlocked.Increment(ref pending);
             }
+        }
 
+        if (o.Rate <= 0)
+        {
+            // The closed loop: clients that are actors, so what the bench costs per request is a message each way.
+            await ClosedLoopClient.RunAsync(durable.System, durable.Scheduler, o.Requests, o.Concurrency,
+                n => DurableScheduler.Create(n, flavours[n].Vcpus, flavours[n].MemoryMiB), Replied);
+        }
+
+        for (var i = 0; i < o.Requests && o.Rate > 0; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var create = DurableScheduler.Create(i, flavours[i].Vcpus, flavours[i].MemoryMiB);
+            await pacer.WaitAsync(i, ct);
             var n = i;
             var t0 = Stopwatch.GetTimestamp();
-            tasks.Add(durable.AskAsync(create).ContinueWith(t =>
-            {
-                latencies[n] = Stopwatch.GetTimestamp() - t0;
-                if (t.Result is SchedulerReplies.VmAccepted { Vm.Host: not null })
-                {
-                    Interlocked.Increment(ref placed);
-                }
-                else
-                {
-                    Interlocked.Increment(ref pending);
-                }
-
-                if (o.Rate <= 0)
-                {
-                    gate.Release();
-                }
-            }, TaskScheduler.Default));
+            tasks.Add(durable.AskAsync(create).ContinueWith(t => Replied(n, t.Result, Stopwatch.GetTimestamp() - t0), TaskScheduler.Default));
         }
 
         await Task.WhenAll(tasks);
@@ -338,17 +333,10 @@ public static class BenchCommand
     {
         var count = Math.Min(5_000, o.Requests / 4);
         var workload = new Workload(o.Hosts, seed: 11);
-        using var gate = new SemaphoreSlim(o.Concurrency);
-        var tasks = new List<Task>(count);
-        for (var i = 0; i < count; i++)
-        {
-            await gate.WaitAsync(ct);
-            var (vcpus, memory) = workload.NextFlavour();
-            // Numbered after the measured requests, so names and ids never collide with theirs.
-            tasks.Add(durable.AskAsync(DurableScheduler.Create(o.Requests + i, vcpus, memory)).ContinueWith(_ => gate.Release(), TaskScheduler.Default));
-        }
-
-        await Task.WhenAll(tasks);
+        var flavours = Enumerable.Range(0, count).Select(_ => workload.NextFlavour()).ToArray();
+        // Numbered after the measured requests, so names and ids never collide with theirs.
+        await ClosedLoopClient.RunAsync(durable.System, durable.Scheduler, count, o.Concurrency,
+            n => DurableScheduler.Create(o.Requests + n, flavours[n].Vcpus, flavours[n].MemoryMiB), (_, _, _) => { });
         return count;
     }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
@@ -9,9 +10,28 @@ public static class EventTags
 {
     private const string TenantPrefix = "tenant:";
 
-    public static string Tenant(TenantId tenant) => TenantPrefix + tenant.Value;
+    // Every event of a placement is tagged with its tenant and host: the strings are made once per tenant and host, not
+    // once per event (bounded, so that a churn of hosts or tenants cannot grow them without end).
+    private const int CachedTagsAtMost = 100_000;
+    private static readonly ConcurrentDictionary<TenantId, string> TenantTags = new();
+    private static readonly ConcurrentDictionary<HostId, string> HostTags = new();
 
-    public static string Host(HostId host) => "host:" + host.Value;
+    public static string Tenant(TenantId tenant) =>
+        TenantTags.TryGetValue(tenant, out var tag) ? tag : Remember(TenantTags, tenant, TenantPrefix + tenant.Value);
+
+    public static string Host(HostId host) =>
+        HostTags.TryGetValue(host, out var tag) ? tag : Remember(HostTags, host, "host:" + host.Value);
+
+    private static string Remember<TKey>(ConcurrentDictionary<TKey, string> cache, TKey key, string tag)
+        where TKey : notnull
+    {
+        if (cache.Count < CachedTagsAtMost)
+        {
+            cache.TryAdd(key, tag);
+        }
+
+        return tag;
+    }
 
     /// <summary>The tenant an event belongs to, by its tag; null for events of no tenant (hosts).</summary>
     public static TenantId? TenantOf(IEnumerable<string>? tags)
@@ -32,37 +52,35 @@ public static class EventTags
     /// the state the event is decided on (the VM a VmPlaced follows in the same decision is there only, not yet in the
     /// persisted state).
     /// </summary>
-    public static IReadOnlyList<string> For(LedgerState decided, ILedgerEvent evt)
+    public static string[] For(LedgerState decided, ILedgerEvent evt)
     {
-        var tags = new List<string>(2);
+        string? tenant = null;
         if (evt is IVmLedgerEvent vmEvent && decided.Vms.TryGetValue(vmEvent.VmId, out var vm))
         {
-            tags.Add(Tenant(vm.Tenant));
+            tenant = Tenant(vm.Tenant);
         }
         else if (evt is VmRequested requested)
         {
-            tags.Add(Tenant(requested.Tenant));
+            tenant = Tenant(requested.Tenant);
         }
 
-        switch (evt)
+        var other = evt switch
         {
-            case VmPlaced placed:
-                tags.Add(Host(placed.HostId));
-                break;
-            case HostRegistered registered:
-                tags.Add(Host(registered.HostId));
-                break;
-            case SharesChanged shares:
-                tags.Add(Host(shares.HostId));
-                break;
-            case TenantCreated created:
-                tags.Add(Tenant(created.Tenant));
-                break;
-            case TenantUpdated updated:
-                tags.Add(Tenant(updated.Tenant));
-                break;
-        }
+            VmPlaced placed => Host(placed.HostId),
+            HostRegistered registered => Host(registered.HostId),
+            SharesChanged shares => Host(shares.HostId),
+            TenantCreated created => Tenant(created.Tenant),
+            TenantUpdated updated => Tenant(updated.Tenant),
+            _ => null,
+        };
 
-        return tags;
+        // An array of the exact size: the journal takes it as it is (see TagSet).
+        return (tenant, other) switch
+        {
+            (null, null) => [],
+            ({ } one, null) => [one],
+            (null, { } one) => [one],
+            ({ } one, { } two) => one == two ? [one] : [one, two],
+        };
     }
 }

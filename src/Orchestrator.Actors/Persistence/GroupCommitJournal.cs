@@ -6,6 +6,7 @@ using Akka.Persistence.Journal;
 using Akka.Persistence.Sql.Journal;
 using Akka.Serialization;
 using Akka.Util;
+using Orchestrator.Domain.Ledger;
 
 namespace Orchestrator.Actors.Persistence;
 
@@ -64,9 +65,10 @@ public sealed class GroupCommitJournal : SqlWriteJournal
             var start = batch.Count;
             try
             {
-                foreach (var representation in payload)
+                // By index: a foreach over the interface boxed an enumerator per write (a command's one or two events).
+                for (var j = 0; j < payload.Count; j++)
                 {
-                    batch.Add(Serialize(representation, now));
+                    batch.Add(Serialize(payload[j], now));
                 }
             }
             catch (Exception ex)
@@ -110,7 +112,12 @@ public sealed class GroupCommitJournal : SqlWriteJournal
     private JournalEntry Serialize(IPersistentRepresentation representation, long now)
     {
         var (payload, tags) = representation.Payload is Tagged tagged
-            ? (tagged.Payload, tagged.Tags.Count == 0 ? Array.Empty<string>() : tagged.Tags.ToArray())
+            ? (tagged.Payload, tagged.Tags switch
+            {
+                TagSet set => set.Tags,
+                { Count: 0 } => Array.Empty<string>(),
+                var other => other.ToArray(),
+            })
             : (representation.Payload, Array.Empty<string>());
         var serializer = Context.System.Serialization.FindSerializerFor(payload);
         var manifest = serializer switch
@@ -123,8 +130,10 @@ public sealed class GroupCommitJournal : SqlWriteJournal
             representation.PersistenceId,
             representation.SequenceNr,
             representation.Timestamp == 0 ? now : representation.Timestamp,
-            // With the system as transport, as the plugin does: a payload holding actor refs serializes them whole.
-            Akka.Serialization.Serialization.WithTransport((ExtendedActorSystem)Context.System, (serializer, payload), s => s.serializer.ToBinary(s.payload)),
+            // With the system as transport, as the plugin does: a payload holding actor refs serializes them whole. A ledger
+            // event holds none (the Domain knows no Akka), and the transport's scope cost an allocation per event.
+            payload is ILedgerEvent ? serializer.ToBinary(payload)
+            : Akka.Serialization.Serialization.WithTransport((ExtendedActorSystem)Context.System, (serializer, payload), s => s.serializer.ToBinary(s.payload)),
             manifest,
             serializer.Identifier,
             representation.WriterGuid,

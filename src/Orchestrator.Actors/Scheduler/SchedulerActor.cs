@@ -6,6 +6,7 @@ using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Orchestrator.Actors.Events;
 using Orchestrator.Actors.Hosts;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Actors.Telemetry;
 using Orchestrator.Actors.Webhooks;
@@ -264,8 +265,10 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     /// Persists the decision's events (all or none) with group commit, then applies each, replies and tells the hosts.
     /// PersistAllAsync does not stash: the next requests are decided at once, against <see cref="Decided"/> (the
     /// state with every event not yet written), while Akka.Persistence keeps one journal write in flight and batches
-    /// all that arrives meanwhile into the next one. Each reply still waits for its own events (I1): DeferAsync runs
-    /// after them, in order. Queries, snapshots and hosts only ever see <c>_state</c>, the persisted state.
+    /// all that arrives meanwhile into the next one. Each reply still waits for its own events (I1): it is sent from the
+    /// handler of the command's last event, which runs once all of them are written (handlers run in order). A
+    /// DeferAsync per command did the same at the cost of one more message through the journal and back. Queries,
+    /// snapshots and hosts only ever see <c>_state</c>, the persisted state.
     /// </summary>
     /// <param name="traceParent">a traced create's span: the journal write gets a span under it, and the hosts told of
     /// its VMs continue the trace.</param>
@@ -306,7 +309,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 (layersGone ??= []).AddRange(ahead.LayersGoneBy(evt));
             }
 
-            tagged[i] = new Tagged(evt, EventTags.For(ahead, evt));
+            tagged[i] = new Tagged(evt, TagSet.Of(EventTags.For(ahead, evt)));
             if (_sharesKeeper is not null)
             {
                 (sharesDue ??= []).UnionWith(SharesDue.HostsChangedBy(ahead, evt));
@@ -358,36 +361,20 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             // The command's last event is written: the persisted state is the one it was decided into (no second Apply).
             _projections?.Changed(_state, ahead);
             _state = ahead;
-            LedgerMetrics.Publish(_state);
-            OrchestratorMetrics.JournalWriteDuration.Record(Stopwatch.GetElapsedTime(writing).TotalSeconds);
-
-            // A snapshot writes the whole ledger: every snapshot-every events alone, the writes grew with the ledger
-            // times its events (at 8,000 VMs a megabyte every 200 creates, each holding SQLite's write lock while the
-            // journal waited). At least as many events as the ledger has VMs and hosts keeps a snapshot's cost per
-            // event constant, and recovery still replays no more events than the snapshot has records.
-            if (_eventsSinceSnapshot >= Math.Max(_snapshotEvery, _state.Vms.Count + _state.Hosts.Count))
-            {
-                _eventsSinceSnapshot = 0;
-                SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
-                    _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
-                    _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList(),
-                    _state.Snapshots.Values.ToList(), _state.SecurityGroups.Values.ToList(), _state.Forwards.Values.ToList(),
-                    _state.Images.Values.ToList()));
-            }
-        });
-        DeferAsync(command, _ =>
-        {
             if (--_inFlight == 0)
             {
                 _ahead = null; // _state has caught up
             }
 
+            LedgerMetrics.Publish(_state);
+            OrchestratorMetrics.JournalWriteDuration.Record(Stopwatch.GetElapsedTime(writing).TotalSeconds);
+            SnapshotWhenDue();
             persistSpan.End();
             reply();
             if (changed is not null || rulesChanged is not null)
             {
                 var traceParent = OrchestratorTracing.TraceParentOf(persistSpan);
-                foreach (var vmId in (changed ?? []).Union(rulesChanged ?? []))
+                foreach (var vmId in rulesChanged is null ? changed! : changed is null ? rulesChanged : changed.Union(rulesChanged))
                 {
                     TellHost(vmId, traceParent);
                 }
@@ -405,6 +392,27 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                 DeleteLayerFile(layer);
             }
         });
+    }
+
+    /// <summary>
+    /// A snapshot writes the whole ledger: every snapshot-every events alone, the writes grew with the ledger times its
+    /// events (at 8,000 VMs a megabyte every 200 creates, each holding SQLite's write lock while the journal waited). At
+    /// least as many events as the ledger has VMs and hosts keeps a snapshot's cost per event constant, and recovery
+    /// still replays no more events than the snapshot has records.
+    /// </summary>
+    private void SnapshotWhenDue()
+    {
+        if (_eventsSinceSnapshot < Math.Max(_snapshotEvery, _state.Vms.Count + _state.Hosts.Count))
+        {
+            return;
+        }
+
+        _eventsSinceSnapshot = 0;
+        SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
+            _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
+            _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList(),
+            _state.Snapshots.Values.ToList(), _state.SecurityGroups.Values.ToList(), _state.Forwards.Values.ToList(),
+            _state.Images.Values.ToList()));
     }
 
     /// <summary>
@@ -427,7 +435,8 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>
     /// A rejected write (the journal refused an event, e.g. it would not serialize) leaves <see cref="Decided"/> ahead
-    /// of the journal for good, and its DeferAsync would still answer: restart, so recovery rebuilds from what is written.
+    /// of the journal for good (its last event's handler never runs to bring it back), and commands decided on it since
+    /// would still be answered: restart, so recovery rebuilds from what is written.
     /// </summary>
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {

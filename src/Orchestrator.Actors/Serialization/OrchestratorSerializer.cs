@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Akka.Actor;
 using Akka.Serialization;
 using Orchestrator.Actors.Scheduler;
@@ -35,9 +36,23 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         : ManifestsByType.TryGetValue(o.GetType(), out var manifest) ? manifest
         : throw new ArgumentException($"{o.GetType()} is not registered with {nameof(OrchestratorSerializer)}");
 
-    /// <summary>JSON, except for the ledger's snapshot: at a million VMs its JSON took seconds to read back.</summary>
+    /// <summary>The ledger's events' source-generated contracts (<see cref="LedgerEventJson"/>), by type.</summary>
+    private static readonly FrozenDictionary<Type, JsonTypeInfo> GeneratedByType = TypesByManifest.Values
+        .Select(type => (type, info: typeof(ILedgerEvent).IsAssignableFrom(type) ? LedgerEventJson.Default.GetTypeInfo(type) : null))
+        .Where(t => t.info is not null)
+        .ToFrozenDictionary(t => t.type, t => t.info!);
+
+    /// <summary>
+    /// JSON, except for the ledger's snapshot: at a million VMs its JSON took seconds to read back. The ledger's events
+    /// are written by their generated contracts (the same bytes), everything else by reflection.
+    /// </summary>
     public override byte[] ToBinary(object obj) =>
-        obj is LedgerSnapshot snapshot ? LedgerSnapshotFormat.Write(snapshot) : JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+        obj is LedgerSnapshot snapshot ? LedgerSnapshotFormat.Write(snapshot)
+        : GeneratedByType.TryGetValue(obj.GetType(), out var generated) ? JsonSerializer.SerializeToUtf8Bytes(obj, generated)
+        : JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+
+    /// <summary>The type's source-generated contract, where it has one (for the test that the bytes are the same).</summary>
+    internal static JsonTypeInfo? GeneratedContract(Type type) => GeneratedByType.GetValueOrDefault(type);
 
     /// <remarks>Snapshots stored before the binary format, under the type's plain manifest, are still read as JSON.</remarks>
     public override object FromBinary(byte[] bytes, string manifest) =>
