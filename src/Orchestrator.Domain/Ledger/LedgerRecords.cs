@@ -53,24 +53,103 @@ public sealed record HostRecord(
 }
 
 /// <summary>A VM in the ledger: the tenant's spec, where it is allowed to run, and what was last observed.</summary>
-public sealed record VmRecord(
-    VmId Id,
-    TenantId Tenant,
-    VmSpec Spec,
-    DesiredState Desired,
-    VmStatus Status,
-    string? Reason,
-    HostId? Host,
-    Epoch Epoch,
-    int? Pid,
-    int Restarts,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset? ReadyAt,
-    long? EntitledCpuMillicores = null,
-    VmDisk? Disk = null)
+/// <remarks>
+/// A ledger of a million VMs keeps a million of these, so the layout is packed (96 bytes instead of 160): the fields most
+/// VMs leave unset (<see cref="Reason"/>, <see cref="Pid"/>, <see cref="ReadyAt"/>, <see cref="Disk"/>) live in one record
+/// of their own that a VM without any of them does not have (as in <see cref="VmSpec"/>); the times are kept as ticks and
+/// an offset, the enums as bytes, the host as its id's string and a missing entitlement as a value no entitlement has.
+/// From outside it is a record with these properties like any other (<c>with</c>, equality, JSON).
+/// </remarks>
+public sealed record VmRecord
 {
+    public VmRecord(
+        VmId Id,
+        TenantId Tenant,
+        VmSpec Spec,
+        DesiredState Desired,
+        VmStatus Status,
+        string? Reason,
+        HostId? Host,
+        Epoch Epoch,
+        int? Pid,
+        int Restarts,
+        DateTimeOffset CreatedAt,
+        DateTimeOffset? ReadyAt,
+        long? EntitledCpuMillicores = null,
+        VmDisk? Disk = null)
+    {
+        this.Id = Id;
+        this.Tenant = Tenant;
+        this.Spec = Spec;
+        this.Desired = Desired;
+        this.Status = Status;
+        this.Host = Host;
+        this.Epoch = Epoch;
+        this.Restarts = Restarts;
+        this.CreatedAt = CreatedAt;
+        this.EntitledCpuMillicores = EntitledCpuMillicores;
+        _rare = Reason is null && Pid is null && ReadyAt is null && Disk is null ? null : new Rare(Reason, Pid, ReadyAt, Disk);
+    }
+
+    public VmId Id { get; init; }
+
+    public TenantId Tenant { get; init; }
+
+    public VmSpec Spec { get; init; }
+
+    public DesiredState Desired { get => (DesiredState)_desired; init => _desired = checked((byte)value); }
+
+    public VmStatus Status { get => (VmStatus)_status; init => _status = checked((byte)value); }
+
+    public string? Reason { get => _rare?.Reason; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Reason = value }); }
+
+    /// <summary>The host the VM is placed on; null while it has none. (A host id always has a value.)</summary>
+    public HostId? Host { get => _host is null ? null : new HostId(_host); init => _host = value?.Value; }
+
+    public Epoch Epoch { get; init; }
+
+    public int? Pid { get => _rare?.Pid; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Pid = value }); }
+
+    public int Restarts { get; init; }
+
+    public DateTimeOffset CreatedAt
+    {
+        get => new(_createdAtTicks, TimeSpan.FromMinutes(_createdAtOffsetMinutes));
+        init => (_createdAtTicks, _createdAtOffsetMinutes) = (value.Ticks, (short)value.TotalOffsetMinutes);
+    }
+
+    public DateTimeOffset? ReadyAt { get => _rare?.ReadyAt; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { ReadyAt = value }); }
+
+    public long? EntitledCpuMillicores
+    {
+        get => _entitledCpuMillicores == NoEntitlement ? null : _entitledCpuMillicores;
+        init => _entitledCpuMillicores = value ?? NoEntitlement;
+    }
+
+    public VmDisk? Disk { get => _rare?.Disk; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Disk = value }); }
+
     /// <summary>Whether the VM holds resources on its host (it does from placement until released).</summary>
-    public bool HoldsAllocation => Host is not null;
+    public bool HoldsAllocation => _host is not null;
+
+    // What the properties above are made of. Equal records hold equal values here: a rare field set and cleared again
+    // leaves _rare null, as if it had never been set; the time keeps its offset, as the snapshot and JSON do.
+    private readonly string? _host;
+    private readonly long _createdAtTicks;
+    private readonly long _entitledCpuMillicores;
+    private readonly Rare? _rare;
+    private readonly short _createdAtOffsetMinutes;
+    private readonly byte _desired;
+    private readonly byte _status;
+
+    /// <summary>No entitlement computed yet (a millicore count below zero is no entitlement).</summary>
+    private const long NoEntitlement = long.MinValue;
+
+    private sealed record Rare(string? Reason, int? Pid, DateTimeOffset? ReadyAt, VmDisk? Disk)
+    {
+        public static readonly Rare None = new(null, null, null, null);
+
+        public static Rare? OrNull(Rare rare) => rare == None ? null : rare;
+    }
 }
 
 /// <summary>
