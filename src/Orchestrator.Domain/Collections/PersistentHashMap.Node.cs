@@ -46,6 +46,60 @@ public sealed partial class PersistentHashMap<TKey, TValue>
             return -1;
         }
 
+        /// <summary>
+        /// The node at <paramref name="level"/> of these distinct entries, sorted by their mixed hashes: in that order a
+        /// slot's entries are next to each other, one alone stays in the node and two or more go down into a child.
+        /// </summary>
+        public static Node Build(ReadOnlySpan<KeyValuePair<TKey, TValue>> entries, ReadOnlySpan<uint> hashes, int level)
+        {
+            if (level == CollisionLevel)
+            {
+                return new Node(0, 0, entries.ToArray(), [], null);
+            }
+
+            uint dataMap = 0, nodeMap = 0;
+            for (var i = 0; i < entries.Length;)
+            {
+                var end = SlotEnd(hashes, i, level);
+                var bit = Bit(hashes[i], level);
+                (dataMap, nodeMap) = end - i == 1 ? (dataMap | bit, nodeMap) : (dataMap, nodeMap | bit);
+                i = end;
+            }
+
+            var data = dataMap == 0 ? [] : new KeyValuePair<TKey, TValue>[BitOperations.PopCount(dataMap)];
+            var children = nodeMap == 0 ? [] : new Node[BitOperations.PopCount(nodeMap)];
+            int d = 0, c = 0;
+            for (var i = 0; i < entries.Length;)
+            {
+                var end = SlotEnd(hashes, i, level);
+                if (end - i == 1)
+                {
+                    data[d++] = entries[i];
+                }
+                else
+                {
+                    children[c++] = Build(entries[i..end], hashes[i..end], level + 1);
+                }
+
+                i = end;
+            }
+
+            return new Node(dataMap, nodeMap, data, children, null);
+        }
+
+        /// <summary>Where the run of hashes that share the slot of hash <paramref name="start"/> at this level ends.</summary>
+        private static int SlotEnd(ReadOnlySpan<uint> hashes, int start, int level)
+        {
+            var bit = Bit(hashes[start], level);
+            var end = start + 1;
+            while (end < hashes.Length && Bit(hashes[end], level) == bit)
+            {
+                end++;
+            }
+
+            return end;
+        }
+
         /// <summary>The node with the entry set (added, or its value replaced); <paramref name="node"/> itself when unchanged.</summary>
         /// <param name="owner">the builder's token: nodes it owns change in place; null for a persistent update.</param>
         /// <param name="add">a key already there with another value throws, as ImmutableDictionary.Add does.</param>
