@@ -23,6 +23,26 @@ public class VmRecordTests
         Assert.NotEqual(Plain, Plain with { Pid = 42 });
         Assert.NotEqual(Plain, Plain with { EntitledCpuMillicores = 0 });
         Assert.NotEqual(Plain, Plain with { Host = new HostId("h1") });
+        Assert.Equal(Plain, Plain with { Restarts = 3, EntitledCpuMillicores = 1L << 40 } with { Restarts = 0, EntitledCpuMillicores = null });
+    }
+
+    [Theory]
+    [InlineData(0L)]
+    [InlineData(-1L)]
+    [InlineData(int.MaxValue + 1L)]
+    [InlineData(int.MinValue + 1L)]
+    [InlineData(int.MinValue)]
+    [InlineData(long.MaxValue)]
+    [InlineData(long.MinValue)]
+    public void Every_entitlement_reads_back_as_it_was_set(long millicores)
+    {
+        var set = Plain with { EntitledCpuMillicores = millicores };
+
+        Assert.Equal(millicores, set.EntitledCpuMillicores);
+        Assert.Equal(millicores, (set with { Reason = "x" } with { Reason = null }).EntitledCpuMillicores);
+        Assert.Equal(set, JsonSerializer.Deserialize<VmRecord>(JsonSerializer.Serialize(set)));
+        Assert.Null((set with { EntitledCpuMillicores = null }).EntitledCpuMillicores);
+        Assert.Equal(Plain, set with { EntitledCpuMillicores = null });
     }
 
     [Fact]

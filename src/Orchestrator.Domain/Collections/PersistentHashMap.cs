@@ -437,7 +437,7 @@ public static class PersistentHashMap
     /// <exception cref="ArgumentException">a key twice with different values.</exception>
     public static PersistentHashMap<TKey, TValue> ToPersistentHashMap<TKey, TValue>(this IEnumerable<KeyValuePair<TKey, TValue>> entries)
         where TKey : notnull =>
-        PersistentHashMap<TKey, TValue>.Empty.AddRange(entries);
+        CreateRange<TKey, TValue>(entries.ToArray());
 
     /// <exception cref="ArgumentException">a key twice with different values.</exception>
     public static PersistentHashMap<TKey, TSource> ToPersistentHashMap<TSource, TKey>(this IEnumerable<TSource> source, Func<TSource, TKey> key)
@@ -446,14 +446,6 @@ public static class PersistentHashMap
 
     /// <exception cref="ArgumentException">a key twice with different values.</exception>
     public static PersistentHashMap<TKey, TValue> ToPersistentHashMap<TSource, TKey, TValue>(this IEnumerable<TSource> source,
-        Func<TSource, TKey> key, Func<TSource, TValue> value) where TKey : notnull
-    {
-        var builder = CreateBuilder<TKey, TValue>();
-        foreach (var item in source)
-        {
-            builder.Add(key(item), value(item));
-        }
-
-        return builder.ToImmutable();
-    }
+        Func<TSource, TKey> key, Func<TSource, TValue> value) where TKey : notnull =>
+        CreateRange<TKey, TValue>(source.Select(item => new KeyValuePair<TKey, TValue>(key(item), value(item))).ToArray());
 }

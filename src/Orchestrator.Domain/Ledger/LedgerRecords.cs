@@ -54,10 +54,11 @@ public sealed record HostRecord(
 
 /// <summary>A VM in the ledger: the tenant's spec, where it is allowed to run, and what was last observed.</summary>
 /// <remarks>
-/// A ledger of a million VMs keeps a million of these, so the layout is packed (96 bytes instead of 160): the fields most
-/// VMs leave unset (<see cref="Reason"/>, <see cref="Pid"/>, <see cref="ReadyAt"/>, <see cref="Disk"/>) live in one record
-/// of their own that a VM without any of them does not have (as in <see cref="VmSpec"/>); the times are kept as ticks and
-/// an offset, the enums as bytes, the host as its id's string and a missing entitlement as a value no entitlement has.
+/// A ledger of a million VMs keeps a million of these, so the layout is packed (88 bytes instead of 160): the fields most
+/// VMs leave unset (<see cref="Reason"/>, <see cref="Pid"/>, <see cref="ReadyAt"/>, <see cref="Disk"/>, a non-zero
+/// <see cref="Restarts"/>) live in one record of their own that a VM without any of them does not have (as in
+/// <see cref="VmSpec"/>); the times are kept as ticks and an offset, the enums as bytes, the host as its id's string, the
+/// entitlement as an int (a missing one as a value no entitlement has; one beyond an int in the rare record).
 /// From outside it is a record with these properties like any other (<c>with</c>, equality, JSON).
 /// </remarks>
 public sealed record VmRecord
@@ -85,10 +86,9 @@ public sealed record VmRecord
         this.Status = Status;
         this.Host = Host;
         this.Epoch = Epoch;
-        this.Restarts = Restarts;
         this.CreatedAt = CreatedAt;
+        _rare = Reason is null && Pid is null && ReadyAt is null && Disk is null && Restarts == 0 ? null : new Rare(Reason, Pid, ReadyAt, Disk, Restarts, null);
         this.EntitledCpuMillicores = EntitledCpuMillicores;
-        _rare = Reason is null && Pid is null && ReadyAt is null && Disk is null ? null : new Rare(Reason, Pid, ReadyAt, Disk);
     }
 
     public VmId Id { get; init; }
@@ -110,7 +110,7 @@ public sealed record VmRecord
 
     public int? Pid { get => _rare?.Pid; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Pid = value }); }
 
-    public int Restarts { get; init; }
+    public int Restarts { get => _rare?.Restarts ?? 0; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Restarts = value }); }
 
     public DateTimeOffset CreatedAt
     {
@@ -122,8 +122,18 @@ public sealed record VmRecord
 
     public long? EntitledCpuMillicores
     {
-        get => _entitledCpuMillicores == NoEntitlement ? null : _entitledCpuMillicores;
-        init => _entitledCpuMillicores = value ?? NoEntitlement;
+        get => _entitledCpuMillicores switch
+        {
+            NoEntitlement => null,
+            EntitlementInRare => _rare!.LargeEntitlement,
+            var millicores => millicores,
+        };
+        init
+        {
+            var inline = value is not { } m ? NoEntitlement : m is > EntitlementInRare and <= int.MaxValue ? (int)m : EntitlementInRare;
+            _entitledCpuMillicores = inline;
+            _rare = Rare.OrNull((_rare ?? Rare.None) with { LargeEntitlement = inline == EntitlementInRare ? value : null });
+        }
     }
 
     public VmDisk? Disk { get => _rare?.Disk; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Disk = value }); }
@@ -135,18 +145,21 @@ public sealed record VmRecord
     // leaves _rare null, as if it had never been set; the time keeps its offset, as the snapshot and JSON do.
     private readonly string? _host;
     private readonly long _createdAtTicks;
-    private readonly long _entitledCpuMillicores;
     private readonly Rare? _rare;
+    private readonly int _entitledCpuMillicores;
     private readonly short _createdAtOffsetMinutes;
     private readonly byte _desired;
     private readonly byte _status;
 
-    /// <summary>No entitlement computed yet (a millicore count below zero is no entitlement).</summary>
-    private const long NoEntitlement = long.MinValue;
+    /// <summary>No entitlement computed yet.</summary>
+    private const int NoEntitlement = int.MinValue;
 
-    private sealed record Rare(string? Reason, int? Pid, DateTimeOffset? ReadyAt, VmDisk? Disk)
+    /// <summary>An entitlement beyond an int (two million cores; never seen), kept in <see cref="Rare.LargeEntitlement"/>.</summary>
+    private const int EntitlementInRare = int.MinValue + 1;
+
+    private sealed record Rare(string? Reason, int? Pid, DateTimeOffset? ReadyAt, VmDisk? Disk, int Restarts, long? LargeEntitlement)
     {
-        public static readonly Rare None = new(null, null, null, null);
+        public static readonly Rare None = new(null, null, null, null, 0, null);
 
         public static Rare? OrNull(Rare rare) => rare == None ? null : rare;
     }
