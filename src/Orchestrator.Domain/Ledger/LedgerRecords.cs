@@ -101,16 +101,16 @@ public sealed record VmRecord
 
     public VmStatus Status { get => (VmStatus)_status; init => _status = checked((byte)value); }
 
-    public string? Reason { get => _rare?.Reason; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Reason = value }); }
+    public string? Reason { get => _rare?.Reason; init => _rare = value is null && _rare is null ? null : Rare.OrNull((_rare ?? Rare.None) with { Reason = value }); }
 
     /// <summary>The host the VM is placed on; null while it has none. (A host id always has a value.)</summary>
     public HostId? Host { get => _host is null ? null : new HostId(_host); init => _host = value?.Value; }
 
     public Epoch Epoch { get; init; }
 
-    public int? Pid { get => _rare?.Pid; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Pid = value }); }
+    public int? Pid { get => _rare?.Pid; init => _rare = value is null && _rare is null ? null : Rare.OrNull((_rare ?? Rare.None) with { Pid = value }); }
 
-    public int Restarts { get => _rare?.Restarts ?? 0; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Restarts = value }); }
+    public int Restarts { get => _rare?.Restarts ?? 0; init => _rare = value == 0 && _rare is null ? null : Rare.OrNull((_rare ?? Rare.None) with { Restarts = value }); }
 
     public DateTimeOffset CreatedAt
     {
@@ -118,7 +118,7 @@ public sealed record VmRecord
         init => (_createdAtTicks, _createdAtOffsetMinutes) = (value.Ticks, (short)value.TotalOffsetMinutes);
     }
 
-    public DateTimeOffset? ReadyAt { get => _rare?.ReadyAt; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { ReadyAt = value }); }
+    public DateTimeOffset? ReadyAt { get => _rare?.ReadyAt; init => _rare = value is null && _rare is null ? null : Rare.OrNull((_rare ?? Rare.None) with { ReadyAt = value }); }
 
     public long? EntitledCpuMillicores
     {
@@ -132,15 +132,18 @@ public sealed record VmRecord
         {
             var inline = value is not { } m ? NoEntitlement : m is > EntitlementInRare and <= int.MaxValue ? (int)m : EntitlementInRare;
             _entitledCpuMillicores = inline;
-            _rare = Rare.OrNull((_rare ?? Rare.None) with { LargeEntitlement = inline == EntitlementInRare ? value : null });
+            var large = inline == EntitlementInRare ? value : null;
+            _rare = large is null && _rare is null ? null : Rare.OrNull((_rare ?? Rare.None) with { LargeEntitlement = large });
         }
     }
 
-    public VmDisk? Disk { get => _rare?.Disk; init => _rare = Rare.OrNull((_rare ?? Rare.None) with { Disk = value }); }
+    public VmDisk? Disk { get => _rare?.Disk; init => _rare = value is null && _rare is null ? null : Rare.OrNull((_rare ?? Rare.None) with { Disk = value }); }
 
     /// <summary>Whether the VM holds resources on its host (it does from placement until released).</summary>
     public bool HoldsAllocation => _host is not null;
 
+    // (Each rare setter leaves a VM without rare fields as it is when given nothing to set: Apply clears Pid and Reason
+    // on most events, and a copy of the empty record each time would be garbage at every step.)
     // What the properties above are made of. Equal records hold equal values here: a rare field set and cleared again
     // leaves _rare null, as if it had never been set; the time keeps its offset, as the snapshot and JSON do.
     private readonly string? _host;
