@@ -142,10 +142,10 @@ public sealed record VmRecord
     /// <summary>Whether the VM holds resources on its host (it does from placement until released).</summary>
     public bool HoldsAllocation => _host is not null;
 
-    // (Each rare setter leaves a VM without rare fields as it is when given nothing to set: Apply clears Pid and Reason
-    // on most events, and a copy of the empty record each time would be garbage at every step.)
     // What the properties above are made of. Equal records hold equal values here: a rare field set and cleared again
-    // leaves _rare null, as if it had never been set; the time keeps its offset, as the snapshot and JSON do.
+    // leaves _rare null, as if it had never been set; the time keeps its offset, as the snapshot and JSON do. A rare
+    // setter given nothing on a VM without rare fields makes nothing: Apply clears Pid and Reason at most steps, and a
+    // copy of the empty record each time would be garbage at every one.
     private readonly string? _host;
     private readonly long _createdAtTicks;
     private readonly Rare? _rare;
