@@ -146,6 +146,34 @@ public class PersistentHashMapTests
     /// from a few hashes (collision nodes, pairs pushed down) or many; every version made along the way is checked at the
     /// end, unchanged by what came after it.
     /// </summary>
+    [Theory]
+    [InlineData(0, 1000)]
+    [InlineData(1, 1000)]
+    [InlineData(2, 50_000)]
+    public void A_map_built_as_a_whole_is_the_map_its_entries_make_one_by_one(int seed, int count)
+    {
+        // Few distinct hashes among many keys at the small size: collision nodes, and slots shared to the last level.
+        var random = new Random(seed);
+        var hashes = count > 1000 ? int.MaxValue : 64;
+        var entries = Enumerable.Range(0, count).Select(i => KeyValuePair.Create(new Key(i, random.Next(hashes)), i)).ToList();
+        entries.AddRange(entries.Take(count / 10).ToList()); // the same entry twice counts once, as Add does
+
+        var whole = PersistentHashMap.CreateRange<Key, int>(entries.ToArray());
+        var builder = PersistentHashMap.CreateBuilder<Key, int>();
+        foreach (var (key, value) in entries)
+        {
+            builder.Add(key, value);
+        }
+
+        var oneByOne = builder.ToImmutable();
+        Assert.Equal(count, whole.Count);
+        Assert.Equal(oneByOne, whole); // the same entries in the same order: the same trie
+        Assert.All(entries, e => Assert.Equal(e.Value, whole[e.Key]));
+        Assert.Equal(oneByOne.Remove(entries[3].Key).Add(new Key(-1, 5), 5), whole.Remove(entries[3].Key).Add(new Key(-1, 5), 5));
+        Assert.Same(PersistentHashMap<Key, int>.Empty, PersistentHashMap.CreateRange<Key, int>([]));
+        Assert.Throws<ArgumentException>(() => PersistentHashMap.CreateRange<Key, int>([.. entries, KeyValuePair.Create(entries[7].Key, -7)]));
+    }
+
     [Property(MaxTest = 400)]
     public Property The_map_answers_as_a_Dictionary_and_old_versions_stay_as_they_were() =>
         Prop.ForAll(

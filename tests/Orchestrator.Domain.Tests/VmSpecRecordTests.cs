@@ -16,6 +16,9 @@ public class VmSpecRecordTests
         Assert.Equal(Plain, cleared);
         Assert.Equal(Plain.GetHashCode(), cleared.GetHashCode());
         Assert.NotEqual(Plain, Plain with { Group = "g" });
+        Assert.Equal(Plain, Plain with { RestartPolicy = RestartPolicy.Never } with { RestartPolicy = RestartPolicy.OnFailure });
+        Assert.NotEqual(Plain, Plain with { RestartPolicy = RestartPolicy.Always });
+        Assert.Equal(RestartPolicy.Always, (Plain with { RestartPolicy = RestartPolicy.Always, Group = "g" } with { Group = null }).RestartPolicy);
     }
 
     [Fact]

@@ -13,18 +13,27 @@ public sealed partial class PersistentHashMap<TKey, TValue>
     /// hash: a collision node, its entries in a plain list. A child holds two entries or more: one left by a removal
     /// moves up into its parent, so the same entries make the same shape whatever their history.
     /// </summary>
-    internal sealed class Node(uint dataMap, uint nodeMap, KeyValuePair<TKey, TValue>[] entries, Node[] children, object? owner)
+    internal class Node(uint dataMap, uint nodeMap, KeyValuePair<TKey, TValue>[] entries, Node[] children)
     {
         public const int CollisionLevel = 7;
 
-        public static readonly Node EmptyNode = new(0, 0, [], [], null);
+        public static readonly Node EmptyNode = new(0, 0, [], []);
 
         // Mutable only for the builder that owns the node (Owner is its token); a node a map holds never changes.
         public uint DataMap = dataMap;
         public uint NodeMap = nodeMap;
         public KeyValuePair<TKey, TValue>[] Entries = entries;
         public Node[] Children = children;
-        public readonly object? Owner = owner;
+
+        /// <summary>
+        /// The token of the builder that made the node and may change it in place; null for a node made by a persistent
+        /// update or a whole build. Only a builder's nodes have the field (<see cref="OwnedNode"/>): a million entries are
+        /// some 300,000 nodes, 8 bytes each.
+        /// </summary>
+        public virtual object? Owner => null;
+
+        public static Node Create(uint dataMap, uint nodeMap, KeyValuePair<TKey, TValue>[] entries, Node[] children, object? owner) =>
+            owner is null ? new Node(dataMap, nodeMap, entries, children) : new OwnedNode(dataMap, nodeMap, entries, children, owner);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static uint Bit(uint hash, int level) => 1u << (int)(level < 6 ? (hash >> (27 - 5 * level)) & 31 : hash & 3);
@@ -44,6 +53,60 @@ public sealed partial class PersistentHashMap<TKey, TValue>
             }
 
             return -1;
+        }
+
+        /// <summary>
+        /// The node at <paramref name="level"/> of these distinct entries, sorted by their mixed hashes: in that order a
+        /// slot's entries are next to each other, one alone stays in the node and two or more go down into a child.
+        /// </summary>
+        public static Node Build(ReadOnlySpan<KeyValuePair<TKey, TValue>> entries, ReadOnlySpan<uint> hashes, int level)
+        {
+            if (level == CollisionLevel)
+            {
+                return new Node(0, 0, entries.ToArray(), []);
+            }
+
+            uint dataMap = 0, nodeMap = 0;
+            for (var i = 0; i < entries.Length;)
+            {
+                var end = SlotEnd(hashes, i, level);
+                var bit = Bit(hashes[i], level);
+                (dataMap, nodeMap) = end - i == 1 ? (dataMap | bit, nodeMap) : (dataMap, nodeMap | bit);
+                i = end;
+            }
+
+            var data = dataMap == 0 ? [] : new KeyValuePair<TKey, TValue>[BitOperations.PopCount(dataMap)];
+            var children = nodeMap == 0 ? [] : new Node[BitOperations.PopCount(nodeMap)];
+            int d = 0, c = 0;
+            for (var i = 0; i < entries.Length;)
+            {
+                var end = SlotEnd(hashes, i, level);
+                if (end - i == 1)
+                {
+                    data[d++] = entries[i];
+                }
+                else
+                {
+                    children[c++] = Build(entries[i..end], hashes[i..end], level + 1);
+                }
+
+                i = end;
+            }
+
+            return new Node(dataMap, nodeMap, data, children);
+        }
+
+        /// <summary>Where the run of hashes that share the slot of hash <paramref name="start"/> at this level ends.</summary>
+        private static int SlotEnd(ReadOnlySpan<uint> hashes, int start, int level)
+        {
+            var bit = Bit(hashes[start], level);
+            var end = start + 1;
+            while (end < hashes.Length && Bit(hashes[end], level) == bit)
+            {
+                end++;
+            }
+
+            return end;
         }
 
         /// <summary>The node with the entry set (added, or its value replaced); <paramref name="node"/> itself when unchanged.</summary>
@@ -178,14 +241,14 @@ public sealed partial class PersistentHashMap<TKey, TValue>
         {
             if (level == CollisionLevel)
             {
-                return new Node(0, 0, [a, b], [], owner);
+                return Create(0, 0, [a, b], [], owner);
             }
 
             var aBit = Bit(aHash, level);
             var bBit = Bit(bHash, level);
             return aBit == bBit
-                ? new Node(0, aBit, [], [Pair(a, aHash, b, bHash, level + 1, owner)], owner)
-                : new Node(aBit | bBit, 0, aBit < bBit ? [a, b] : [b, a], [], owner);
+                ? Create(0, aBit, [], [Pair(a, aHash, b, bHash, level + 1, owner)], owner)
+                : Create(aBit | bBit, 0, aBit < bBit ? [a, b] : [b, a], [], owner);
         }
 
         /// <summary>
@@ -208,7 +271,7 @@ public sealed partial class PersistentHashMap<TKey, TValue>
                 children = ReferenceEquals(children, node.Children) && children.Length > 0 ? (Node[])children.Clone() : children;
             }
 
-            return new Node(dataMap, nodeMap, entries, children, owner);
+            return Create(dataMap, nodeMap, entries, children, owner);
         }
 
         // Span copies: Array.Copy's checks cost more than the copy itself at these sizes (a node holds 32 items at most).
@@ -233,5 +296,12 @@ public sealed partial class PersistentHashMap<TKey, TValue>
             items.AsSpan(at + 1).CopyTo(result.AsSpan(at));
             return result;
         }
+    }
+
+    /// <summary>A node a builder made: it may change it in place while <see cref="Owner"/> is the builder's token.</summary>
+    private sealed class OwnedNode(uint dataMap, uint nodeMap, KeyValuePair<TKey, TValue>[] entries, Node[] children, object owner)
+        : Node(dataMap, nodeMap, entries, children)
+    {
+        public override object? Owner { get; } = owner;
     }
 }

@@ -131,6 +131,60 @@ public sealed partial class PersistentHashMap<TKey, TValue> : IReadOnlyDictionar
         return x;
     }
 
+    /// <summary>
+    /// The map of these entries, as adding them one by one in this order makes it (a key twice with the same value counts
+    /// once; with another value it throws), built as a whole: the entries sorted by their mixed hash are the trie's slots in
+    /// order, so each node is made once, with arrays of its final size, and nothing is copied or left for the collector.
+    /// At a million entries that is several times less work than adding them (each add copies its node's array).
+    /// </summary>
+    /// <exception cref="ArgumentException">a key twice with different values.</exception>
+    internal static PersistentHashMap<TKey, TValue> Build(ReadOnlySpan<KeyValuePair<TKey, TValue>> entries)
+    {
+        if (entries.IsEmpty)
+        {
+            return Empty;
+        }
+
+        var order = new ulong[entries.Length];
+        for (var i = 0; i < order.Length; i++)
+        {
+            order[i] = ((ulong)Hash(entries[i].Key) << 32) | (uint)i;
+        }
+
+        Array.Sort(order); // by hash, then by position: entries of one hash keep the order they were given in
+        var sorted = new KeyValuePair<TKey, TValue>[order.Length];
+        var hashes = new uint[order.Length];
+        var count = 0;
+        for (var i = 0; i < order.Length; i++)
+        {
+            var entry = entries[(int)(uint)order[i]];
+            var hash = (uint)(order[i] >> 32);
+            if (!IsRepeat(sorted, hashes, count, entry, hash))
+            {
+                (sorted[count], hashes[count]) = (entry, hash);
+                count++;
+            }
+        }
+
+        return new PersistentHashMap<TKey, TValue>(Node.Build(sorted.AsSpan(0, count), hashes.AsSpan(0, count), 0), count);
+    }
+
+    /// <summary>Whether the entry's key is among those of its hash already kept (at the end); another value for it throws.</summary>
+    private static bool IsRepeat(KeyValuePair<TKey, TValue>[] kept, uint[] hashes, int count, KeyValuePair<TKey, TValue> entry, uint hash)
+    {
+        for (var k = count - 1; k >= 0 && hashes[k] == hash; k--)
+        {
+            if (EqualityComparer<TKey>.Default.Equals(kept[k].Key, entry.Key))
+            {
+                return EqualityComparer<TValue>.Default.Equals(kept[k].Value, entry.Value)
+                    ? true
+                    : throw new ArgumentException($"An element with the same key but a different value already exists. Key: '{entry.Key}'", "key");
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>The key's entry in its node, or a null reference when the key is not there.</summary>
     private static ref KeyValuePair<TKey, TValue> Lookup(Node root, TKey key)
     {
@@ -374,10 +428,16 @@ public static class PersistentHashMap
     public static PersistentHashMap<TKey, TValue>.Builder CreateBuilder<TKey, TValue>() where TKey : notnull =>
         PersistentHashMap<TKey, TValue>.Empty.ToBuilder();
 
+    /// <summary>The map of these entries, built as a whole (faster than adding them for a large map); the same map as adding them in order.</summary>
+    /// <exception cref="ArgumentException">a key twice with different values.</exception>
+    public static PersistentHashMap<TKey, TValue> CreateRange<TKey, TValue>(ReadOnlySpan<KeyValuePair<TKey, TValue>> entries)
+        where TKey : notnull =>
+        PersistentHashMap<TKey, TValue>.Build(entries);
+
     /// <exception cref="ArgumentException">a key twice with different values.</exception>
     public static PersistentHashMap<TKey, TValue> ToPersistentHashMap<TKey, TValue>(this IEnumerable<KeyValuePair<TKey, TValue>> entries)
         where TKey : notnull =>
-        PersistentHashMap<TKey, TValue>.Empty.AddRange(entries);
+        CreateRange<TKey, TValue>(entries.ToArray());
 
     /// <exception cref="ArgumentException">a key twice with different values.</exception>
     public static PersistentHashMap<TKey, TSource> ToPersistentHashMap<TSource, TKey>(this IEnumerable<TSource> source, Func<TSource, TKey> key)
@@ -386,14 +446,6 @@ public static class PersistentHashMap
 
     /// <exception cref="ArgumentException">a key twice with different values.</exception>
     public static PersistentHashMap<TKey, TValue> ToPersistentHashMap<TSource, TKey, TValue>(this IEnumerable<TSource> source,
-        Func<TSource, TKey> key, Func<TSource, TValue> value) where TKey : notnull
-    {
-        var builder = CreateBuilder<TKey, TValue>();
-        foreach (var item in source)
-        {
-            builder.Add(key(item), value(item));
-        }
-
-        return builder.ToImmutable();
-    }
+        Func<TSource, TKey> key, Func<TSource, TValue> value) where TKey : notnull =>
+        CreateRange<TKey, TValue>(source.Select(item => new KeyValuePair<TKey, TValue>(key(item), value(item))).ToArray());
 }

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using Orchestrator.Domain.Collections;
 using Orchestrator.Domain.Vms;
 
@@ -12,27 +13,27 @@ namespace Orchestrator.Domain.Ledger;
 internal sealed class VmIndex
 {
     private VmIndex(
-        PersistentHashMap<HostId, PersistentHashSet<VmId>> byHost,
+        PersistentHashMap<HostId, HostVmSet> byHost,
         ImmutableSortedSet<VmRecord> pending)
     {
         ByHost = byHost;
         Pending = pending;
     }
 
-    public PersistentHashMap<HostId, PersistentHashSet<VmId>> ByHost { get; }
+    public PersistentHashMap<HostId, HostVmSet> ByHost { get; }
 
     /// <summary>Pending VMs in the order they are placed: oldest first, then by id (only those two fields are compared).</summary>
     public ImmutableSortedSet<VmRecord> Pending { get; }
 
     public static VmIndex Build(IEnumerable<VmRecord> vms)
     {
-        var byHost = new Dictionary<HostId, PersistentHashSet<VmId>.Builder>();
+        var byHost = new Dictionary<HostId, List<VmId>>();
         var pending = ImmutableSortedSet.CreateBuilder(PendingOrder.Instance);
         foreach (var vm in vms)
         {
             if (vm.Host is { } host)
             {
-                Set(byHost, host).Add(vm.Id);
+                (CollectionsMarshal.GetValueRefOrAddDefault(byHost, host, out _) ??= []).Add(vm.Id);
             }
 
             if (vm.Status == VmStatus.Pending)
@@ -42,7 +43,7 @@ internal sealed class VmIndex
         }
 
         return new VmIndex(
-            byHost.ToPersistentHashMap(kv => kv.Key, kv => kv.Value.ToImmutable()),
+            byHost.ToPersistentHashMap(kv => kv.Key, kv => HostVmSet.Of(kv.Value)),
             pending.ToImmutable());
     }
 
@@ -70,25 +71,13 @@ internal sealed class VmIndex
         return new VmIndex(byHost, pending);
     }
 
-    private static PersistentHashSet<VmId>.Builder Set<TKey>(Dictionary<TKey, PersistentHashSet<VmId>.Builder> sets, TKey key)
-        where TKey : notnull
-    {
-        if (!sets.TryGetValue(key, out var set))
-        {
-            set = PersistentHashSet.CreateBuilder<VmId>();
-            sets[key] = set;
-        }
-
-        return set;
-    }
-
-    private static PersistentHashMap<TKey, PersistentHashSet<VmId>> Add<TKey>(
-        PersistentHashMap<TKey, PersistentHashSet<VmId>> sets, TKey? key, VmId? id)
+    private static PersistentHashMap<TKey, HostVmSet> Add<TKey>(
+        PersistentHashMap<TKey, HostVmSet> sets, TKey? key, VmId? id)
         where TKey : struct =>
-        key is { } k && id is { } vm ? sets.SetItem(k, (sets.GetValueOrDefault(k) ?? PersistentHashSet<VmId>.Empty).Add(vm)) : sets;
+        key is { } k && id is { } vm ? sets.SetItem(k, (sets.GetValueOrDefault(k) ?? HostVmSet.Empty).Add(vm)) : sets;
 
-    private static PersistentHashMap<TKey, PersistentHashSet<VmId>> Remove<TKey>(
-        PersistentHashMap<TKey, PersistentHashSet<VmId>> sets, TKey? key, VmId? id)
+    private static PersistentHashMap<TKey, HostVmSet> Remove<TKey>(
+        PersistentHashMap<TKey, HostVmSet> sets, TKey? key, VmId? id)
         where TKey : struct
     {
         if (key is not { } k || id is not { } vm || !sets.TryGetValue(k, out var set))
