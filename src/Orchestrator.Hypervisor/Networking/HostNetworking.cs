@@ -427,6 +427,19 @@ public sealed partial class HostNetworking(string stateDirectory, string? underl
                 Directory.Delete(directory, recursive: true);
             }
         }
+
+        // This host's directory under /run goes with its last network: /run outlives the node's data directory.
+        try
+        {
+            if (Directory.Exists(_hostsRoot) && !Directory.EnumerateFileSystemEntries(_hostsRoot).Any())
+            {
+                Directory.Delete(_hostsRoot);
+            }
+        }
+        catch (IOException)
+        {
+            // A network was made meanwhile: the directory stays with it.
+        }
     }
 
     /// <summary>
