@@ -101,7 +101,7 @@ public static class PlacementToolCommands
     {
         var hosts = Positive("--hosts", "Simulated hosts.", 10_000);
         var vms = Positive("--vms", "VMs to place through the scheduler actor.", 1_000_000);
-        var snapshotEvery = Positive("--snapshot-every", "Events between the scheduler's snapshots.", 1_000_000);
+        var snapshotEvery = Positive("--snapshot-every", "Events between the scheduler's snapshots (whole or incremental).", 100_000);
         var data = new Option<string>("--data") { Description = "Where the SQLite file goes (default: a temporary directory, removed after).", HelpName = "DIR" };
         var nodes = Positive("--nodes", "Node processes: 1 runs the scheduler actor in this process; more start a cluster here whose nodes share the hosts (simulated driver), and kill the scheduler's node to time its recovery elsewhere.", 1);
         var output = OutputOption();

@@ -357,7 +357,8 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     [Fact]
     public void The_full_sample_sets_every_property_so_a_dropped_one_would_show()
     {
-        Assert.Empty(DefaultsIn(Full(), typeof(LedgerSnapshot), "snapshot"));
+        // A whole snapshot has no delta: the sample's incremental twin sets it.
+        Assert.Empty(DefaultsIn(Full() with { Delta = new SnapshotDelta(7, [new HostId("h")], [VmId.New()], 3) }, typeof(LedgerSnapshot), "snapshot"));
     }
 
     [Fact]
@@ -503,7 +504,24 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
 
     [Fact]
     public void A_version_14_snapshot_from_the_build_before_chunked_vms_reads_back_the_same() =>
-        AssertOldSnapshotReadsAs(Convert.ToBase64String(LedgerSnapshotFormat.Write(Full(), vmLayout: 14)), 14, Full());
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(LedgerSnapshotFormat.Write(Full(), version: 14)), 14, Full());
+
+    [Fact]
+    public void A_version_15_snapshot_from_the_build_before_incremental_snapshots_reads_back_whole() =>
+        AssertOldSnapshotReadsAs(Convert.ToBase64String(LedgerSnapshotFormat.Write(Full(), version: 15)), 15, Full());
+
+    [Fact]
+    public void An_incremental_snapshot_reads_back_with_what_it_builds_on_and_what_it_removed()
+    {
+        var delta = new SnapshotDelta(4_000_000_123, [new HostId("host-gone")], [VmId.New(), VmId.New()], 1_234_567);
+        var snapshot = Full() with { Delta = delta };
+
+        var read = LedgerSnapshotFormat.Read(LedgerSnapshotFormat.Write(snapshot));
+
+        Assert.Equal(Json(snapshot), Json(read));
+        Assert.Equal(delta.RemovedVms, read.Delta!.RemovedVms);
+        Assert.Null(LedgerSnapshotFormat.Read(LedgerSnapshotFormat.Write(Full())).Delta);
+    }
 
     [Fact]
     public void VMs_over_many_chunks_read_back_in_order_each_chunk_with_its_own_shared_strings()
@@ -526,7 +544,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     /// <summary>This build's snapshot of <paramref name="expected"/> cut before the section <paramref name="marker"/> opens, as the older <paramref name="version"/> wrote it.</summary>
     private static void AssertWrittenUpToReadsAs(ReadOnlySpan<byte> marker, byte version, LedgerSnapshot expected)
     {
-        var current = LedgerSnapshotFormat.Write(expected, vmLayout: 14);
+        var current = LedgerSnapshotFormat.Write(expected, version: 14);
         var older = Reseal(current[..current.AsSpan().LastIndexOf(marker)]);
         older[4] = version;
         AssertOldSnapshotReadsAs(Convert.ToBase64String(Reseal(older[..^8])), version, expected);

@@ -65,6 +65,68 @@ public sealed class SchedulerActorTests : PersistentTestKit
     }
 
     [Fact]
+    public void A_scheduler_recovers_the_same_ledger_from_a_whole_snapshot_and_an_incremental_one_after_it()
+    {
+        var scheduler = StartScheduler(snapshotEvery: 25);
+        IgnoreMessages(m => m is HostAgentCommands.Assign);
+        scheduler.Tell(new RegisterHostAgent(new LedgerCommands.RegisterHost(Host1, 16, 16384, "qemu")), TestActor);
+        ExpectMsg<SchedulerReplies.HostAssignments>();
+        for (var i = 0; i < 12; i++)
+        {
+            Create(scheduler, $"vm{i}"); // events 2 to 25: the first snapshot, whole
+        }
+
+        for (var i = 0; i < 26; i++)
+        {
+            // One event each, changing three VMs only: the snapshot at event 50 holds those.
+            scheduler.Tell(new LedgerCommands.SetVmLabels(TenantId.System, $"vm{i % 3}", new Dictionary<string, string> { ["n"] = $"{i}" }));
+            ExpectMsg<SchedulerReplies.VmAccepted>();
+        }
+
+        scheduler.Tell(new LedgerCommands.DeleteVm(TenantId.System, "vm7")); // after the last snapshot: replayed
+        ExpectMsg<SchedulerReplies.VmAccepted>();
+        var before = Ledger(scheduler);
+        AwaitAssert(() => Assert.Equal(2, StoredSnapshots().Count));
+        var stored = StoredSnapshots();
+        Assert.Null(stored[0].Delta);
+        Assert.Equal(12, stored[0].Vms.Count);
+        Assert.Equal(25, stored[1].Delta?.PreviousSequenceNr);
+        Assert.Equal(["vm0", "vm1", "vm2"], stored[1].Vms.Select(v => v.Spec.Name).Order());
+
+        Restart(ref scheduler, snapshotEvery: 25);
+
+        Assert.Equal(before, Ledger(scheduler));
+    }
+
+    /// <summary>The scheduler's hosts and VMs as JSON, in id order.</summary>
+    private string Ledger(IActorRef scheduler)
+    {
+        scheduler.Tell(new SchedulerQueries.ListVms(null));
+        var vms = ExpectMsg<SchedulerReplies.VmList>().Vms.OrderBy(v => v.Id.Value);
+        scheduler.Tell(SchedulerQueries.ListHosts.Instance);
+        var hosts = ExpectMsg<SchedulerReplies.HostList>().Hosts;
+        return System.Text.Json.JsonSerializer.Serialize(new { vms, hosts }, Orchestrator.Actors.Serialization.OrchestratorSerializer.Json);
+    }
+
+    /// <summary>The scheduler's snapshots as the store holds them, each read apart (whole or incremental).</summary>
+    private List<LedgerSnapshot> StoredSnapshots()
+    {
+        using var connection = new SqliteConnection(OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), DataDirectory));
+        connection.Open();
+        using var select = connection.CreateCommand();
+        select.CommandText = "SELECT snapshot FROM snapshot WHERE persistence_id = $id ORDER BY sequence_number";
+        select.Parameters.AddWithValue("$id", SchedulerActor.Name);
+        using var rows = select.ExecuteReader();
+        var snapshots = new List<LedgerSnapshot>();
+        while (rows.Read())
+        {
+            snapshots.Add(Orchestrator.Actors.Serialization.LedgerSnapshotFormat.Read(rows.GetFieldValue<byte[]>(0)));
+        }
+
+        return snapshots;
+    }
+
+    [Fact]
     public void A_snapshot_stored_as_json_by_an_earlier_version_still_recovers()
     {
         var scheduler = StartScheduler(); // creates the store's tables

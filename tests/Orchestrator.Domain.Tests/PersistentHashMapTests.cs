@@ -248,4 +248,47 @@ public class PersistentHashMapTests
 
                 return true.ToProperty();
             });
+
+    [Property(MaxTest = 300)]
+    public Property Changed_keys_turn_the_older_version_into_the_newer_and_name_no_key_that_stayed() =>
+        Prop.ForAll(
+            Gen.Choose(1, 4).Zip(Gen.Choose(0, 300)).Zip(Gen.ListOf(Gen.Choose(0, 2).Zip(Gen.Choose(0, 400)).Zip(Gen.Choose(0, 3)))).ToArbitrary(),
+            input =>
+            {
+                var ((spread, size), ops) = input;
+                Key KeyOf(int id) => new(id, spread switch { 1 => id % 3, 2 => id * 0x01000193, 3 => id >> 2, _ => id });
+                var older = Enumerable.Range(0, size).ToPersistentHashMap(KeyOf, i => i % 4);
+                var newer = older;
+                foreach (var ((op, id), value) in ops)
+                {
+                    newer = op == 1 ? newer.Remove(KeyOf(id)) : newer.SetItem(KeyOf(id), value);
+                }
+
+                var changed = new HashSet<Key>();
+                newer.AddChangedKeys(older, changed);
+                var rebuilt = older;
+                foreach (var key in changed)
+                {
+                    rebuilt = newer.TryGetValue(key, out var value) ? rebuilt.SetItem(key, value) : rebuilt.Remove(key);
+                }
+
+                var exact = changed.All(k => older.ContainsKey(k) != newer.ContainsKey(k) || older.GetValueOrDefault(k) != newer.GetValueOrDefault(k));
+                var same = rebuilt.Count == newer.Count && newer.All(kv => rebuilt.TryGetValue(kv.Key, out var v) && v == kv.Value);
+                return (same && exact).Label($"{changed.Count} changed: rebuilt {rebuilt.Count} of {newer.Count}; exact {exact}");
+            });
+
+    [Fact]
+    public void Versions_that_share_everything_have_no_changed_key()
+    {
+        var map = Enumerable.Range(0, 10_000).ToPersistentHashMap(i => i, i => i);
+        var changed = new List<int>();
+        map.AddChangedKeys(map, changed);
+        Assert.Empty(changed);
+        map.SetItem(77, -1).Remove(5).SetItem(9, 9).AddChangedKeys(map, changed);
+        Assert.Equal([5, 77], changed.Order());
+        var all = new List<int>();
+        map.AddChangedKeys(PersistentHashMap<int, int>.Empty, all);
+        PersistentHashMap<int, int>.Empty.AddChangedKeys(map, all);
+        Assert.Equal(20_000, all.Count);
+    }
 }

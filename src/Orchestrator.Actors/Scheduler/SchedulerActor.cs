@@ -52,6 +52,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     private LedgerState? _ahead;
     private int _inFlight;
     private int _eventsSinceSnapshot;
+    private readonly IncrementalSnapshots _snapshots = new();
 
     /// <param name="hostLoss">
     /// How long after a host is gone its VMs are re-placed: long enough that the old copies are dead (killed by their
@@ -81,6 +82,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                     .WithSecurityGroups(snapshot.SecurityGroups ?? [])
                     .WithForwards(snapshot.Forwards ?? [])
                     .WithImages(snapshot.Images ?? []);
+                _snapshots.Recovered(snapshot, offer.Metadata.SequenceNr, _state);
                 _recovery.StateRebuilt();
             }
         });
@@ -88,6 +90,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             _recovery.Replayed();
+            _snapshots.RecoveryCompleted(_state);
             _state.BuildIndexes(); // part of recovering: the first requests after it should not wait for them
             _log.Info(_recovery.Describe(_state, LastSequenceNr));
             LedgerMetrics.Publish(_state); // a restarted scheduler withdrew its gauges: the recovered state reports until the next write
@@ -161,8 +164,18 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
             _rules = _rules with { Unreachable = _hosts.Unreachable };
         });
         Command<HostLossProtocol.Reachability>(OnReachability);
-        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(f => _log.Warning(f.Cause, "snapshot failed; the journal still has everything"));
+        Command<SaveSnapshotSuccess>(s =>
+        {
+            if (_snapshots.Saved(s.Metadata.SequenceNr))
+            {
+                DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)); // a whole one: nothing builds on those
+            }
+        });
+        Command<SaveSnapshotFailure>(f =>
+        {
+            _snapshots.Failed(f.Metadata.SequenceNr);
+            _log.Warning(f.Cause, "snapshot failed; the journal still has everything");
+        });
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning(f.Cause, "could not delete old snapshots"));
     }
@@ -360,6 +373,7 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
 
             // The command's last event is written: the persisted state is the one it was decided into (no second Apply).
             _projections?.Changed(_state, ahead);
+            _snapshots.Track(_state, ahead);
             _state = ahead;
             if (--_inFlight == 0)
             {
@@ -395,24 +409,21 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>
-    /// A snapshot writes the whole ledger: every snapshot-every events alone, the writes grew with the ledger times its
-    /// events (at 8,000 VMs a megabyte every 200 creates, each holding SQLite's write lock while the journal waited). At
-    /// least as many events as the ledger has VMs and hosts keeps a snapshot's cost per event constant, and recovery
-    /// still replays no more events than the snapshot has records.
+    /// Every snapshot-every events a snapshot: whole, or only what changed since the last (<see cref="IncrementalSnapshots"/>
+    /// says which and why), so that recovery replays at most about that many events whatever the ledger's size. One
+    /// builds on the one before, so it waits for that one's answer; and since an incremental snapshot writes the small
+    /// lists (tenants, keys, networks …) whole, it waits for as many events as they have records, which keeps a
+    /// snapshot's writes per event constant.
     /// </summary>
     private void SnapshotWhenDue()
     {
-        if (_eventsSinceSnapshot < Math.Max(_snapshotEvery, _state.Vms.Count + _state.Hosts.Count))
+        if (_snapshots.Saving || _eventsSinceSnapshot < Math.Max(_snapshotEvery, IncrementalSnapshots.WholeListRecords(_state)))
         {
             return;
         }
 
         _eventsSinceSnapshot = 0;
-        SaveSnapshot(new LedgerSnapshot(_state.Hosts.Values.ToList(), _state.Vms.Values.ToList(), _state.Tenants.Values.ToList(),
-            _state.Keys.Values.ToList(), _state.Webhooks.Values.ToList(), _state.Rules.Values.ToList(), _state.Groups.Values.ToList(),
-            _state.Networks.Values.ToList(), _state.IdempotencyKeys.Values.ToList(), _state.Volumes.Values.ToList(),
-            _state.Snapshots.Values.ToList(), _state.SecurityGroups.Values.ToList(), _state.Forwards.Values.ToList(),
-            _state.Images.Values.ToList()));
+        SaveSnapshot(_snapshots.Next(_state, LastSequenceNr));
     }
 
     /// <summary>

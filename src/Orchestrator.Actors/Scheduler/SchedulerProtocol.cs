@@ -1,4 +1,5 @@
 using Orchestrator.Actors.Hosts;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Serialization;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Hosts;
@@ -210,7 +211,11 @@ public sealed record StartPermission(VmId VmId, Epoch Epoch, bool Granted, strin
 /// <summary>How often the scheduler recomputes CPU entitlements, and the change (millicores) worth journaling.</summary>
 public sealed record SharesPolicy(TimeSpan Interval, long ToleranceMillicores);
 
-/// <summary>Snapshot of the ledger (the persistent actor's state).</summary>
+/// <summary>
+/// Snapshot of the ledger (the persistent actor's state): whole, or with a <see cref="Delta"/> only what changed since
+/// an earlier snapshot (see <see cref="IncrementalSnapshots"/>). The snapshot store merges such a chain back into a whole
+/// snapshot before it is offered, so recovery only ever sees a whole one.
+/// </summary>
 public sealed record LedgerSnapshot(
     IReadOnlyList<HostRecord> Hosts,
     IReadOnlyList<VmRecord> Vms,
@@ -225,4 +230,19 @@ public sealed record LedgerSnapshot(
     IReadOnlyList<Orchestrator.Domain.Storage.SnapshotRecord>? Snapshots = null,
     IReadOnlyList<Orchestrator.Domain.Networks.SecurityGroupRecord>? SecurityGroups = null,
     IReadOnlyList<Orchestrator.Domain.Networks.PortForwardRecord>? Forwards = null,
-    IReadOnlyList<Orchestrator.Domain.Storage.ImageRecord>? Images = null) : IOrchestratorMessage;
+    IReadOnlyList<Orchestrator.Domain.Storage.ImageRecord>? Images = null,
+    SnapshotDelta? Delta = null) : IOrchestratorMessage, IIncrementalSnapshot
+{
+    long? IIncrementalSnapshot.PreviousSequenceNr => Delta?.PreviousSequenceNr;
+
+    object IIncrementalSnapshot.OnTo(object previous) => IncrementalSnapshots.Merge((LedgerSnapshot)previous, this);
+}
+
+/// <summary>
+/// What makes an incremental snapshot out of the one at <paramref name="PreviousSequenceNr"/>: its Hosts and Vms hold only
+/// the records set since then, and these the ones removed; every other list is whole.
+/// </summary>
+/// <param name="ChainRecords">host and VM records in the incremental snapshots since the last whole one, this one's included:
+/// the scheduler writes a whole snapshot again once they are half the ledger's (so recovery reads at most one and a half
+/// ledgers, and a snapshot's writes per event stay constant), and after a recovery it goes on counting from here.</param>
+public sealed record SnapshotDelta(long PreviousSequenceNr, IReadOnlyList<HostId> RemovedHosts, IReadOnlyList<VmId> RemovedVms, long ChainRecords);

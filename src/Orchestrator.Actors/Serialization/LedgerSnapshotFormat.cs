@@ -35,9 +35,10 @@ public static class LedgerSnapshotFormat
     /// those (<see cref="WriteCountQuotas"/>), then the port forwards and the tenants' forward ports (<see cref="WriteForwards"/>),
     /// then the VMs' disk I/O limits and shares (<see cref="WriteDiskLimits"/>); version 13 the imported images after those
     /// (<see cref="WriteImages"/>); version 14 the VMs' network limits and shares after those (<see cref="WriteNetLimits"/>);
-    /// version 15 writes the VMs in chunks that are read side by side (<see cref="WriteVms"/>).
+    /// version 15 writes the VMs in chunks that are read side by side (<see cref="WriteVms"/>); version 16 the incremental
+    /// snapshot's delta after the network limits (<see cref="WriteDelta"/>).
     /// </summary>
-    public const byte Version = 15;
+    public const byte Version = 16;
 
     private const byte OldestReadable = 1;
 
@@ -49,18 +50,18 @@ public static class LedgerSnapshotFormat
     public static byte[] Write(LedgerSnapshot snapshot) => Write(snapshot, Version);
 
     /// <summary>
-    /// With <paramref name="vmLayout"/> below 15, the VMs as one list, as version 14 and those before it wrote them
-    /// (tests build older versions' payloads from it); the header names that version.
+    /// The snapshot as <paramref name="version"/> wrote it (tests build older versions' payloads from it; the header names
+    /// that version): below 15 the VMs as one list, below 16 no delta section.
     /// </summary>
-    internal static byte[] Write(LedgerSnapshot snapshot, byte vmLayout)
+    internal static byte[] Write(LedgerSnapshot snapshot, byte version)
     {
         using var stream = new MemoryStream();
         var w = new SnapshotWriter(stream);
         w.Bytes(Magic);
-        w.Byte(vmLayout);
+        w.Byte(version);
         w.Int64(0); // the length, filled in below
         List(w, snapshot.Hosts, WriteHost);
-        if (vmLayout >= 15)
+        if (version >= 15)
         {
             WriteVms(w, snapshot.Vms);
         }
@@ -89,6 +90,11 @@ public static class LedgerSnapshotFormat
         WriteDiskLimits(w, snapshot);
         WriteImages(w, snapshot);
         WriteNetLimits(w, snapshot);
+        if (version >= 16)
+        {
+            WriteDelta(w, snapshot.Delta);
+        }
+
         w.Flush();
 
         var written = checked((int)stream.Length);
@@ -178,6 +184,8 @@ public static class LedgerSnapshotFormat
             ReadNetLimits(r, vms!);
         }
 
+        var delta = version >= 16 ? ReadDelta(r) : null;
+
         r.Section = "end";
         r.Index = -1;
         if (!r.AtEnd)
@@ -186,7 +194,7 @@ public static class LedgerSnapshotFormat
         }
 
         return new LedgerSnapshot(hosts!, vms!, tenants, keys, webhooks, rules, groups, networks, idempotencyKeys, volumes, snapshots, securityGroups,
-            forwards, images);
+            forwards, images, delta);
     }
 
     /// <summary>
@@ -200,7 +208,12 @@ public static class LedgerSnapshotFormat
             nameof(LedgerSnapshot.Hosts), nameof(LedgerSnapshot.Vms), nameof(LedgerSnapshot.Tenants), nameof(LedgerSnapshot.Keys),
             nameof(LedgerSnapshot.Webhooks), nameof(LedgerSnapshot.Rules), nameof(LedgerSnapshot.Groups), nameof(LedgerSnapshot.Networks),
             nameof(LedgerSnapshot.IdempotencyKeys), nameof(LedgerSnapshot.Volumes), nameof(LedgerSnapshot.Snapshots), nameof(LedgerSnapshot.SecurityGroups),
-            nameof(LedgerSnapshot.Forwards), nameof(LedgerSnapshot.Images),
+            nameof(LedgerSnapshot.Forwards), nameof(LedgerSnapshot.Images), nameof(LedgerSnapshot.Delta),
+        ],
+        [typeof(SnapshotDelta)] =
+        [
+            nameof(SnapshotDelta.PreviousSequenceNr), nameof(SnapshotDelta.RemovedHosts), nameof(SnapshotDelta.RemovedVms),
+            nameof(SnapshotDelta.ChainRecords),
         ],
         [typeof(ImageRecord)] =
         [
@@ -1220,6 +1233,48 @@ public static class LedgerSnapshotFormat
             Optional(w, x.NetBps, (w, bps) => w.Int64(bps));
             Optional(w, x.NetShares, (w, shares) => w.Int32(shares));
         });
+    }
+
+    // ---- Version 16, after the network limits: whether the snapshot is incremental, and if so the snapshot it builds on,
+    // the hosts and VMs removed since, and the chain's records (see SnapshotDelta).
+    private const int DeltaMarker = 0x544C4544; // "DELT"
+
+    private static void WriteDelta(SnapshotWriter w, SnapshotDelta? delta)
+    {
+        w.Int32(DeltaMarker);
+        Optional(w, delta, (w, d) =>
+        {
+            w.Int64(d.PreviousSequenceNr);
+            List(w, d.RemovedHosts, (w, id) => w.Shared(id.Value));
+            List(w, d.RemovedVms, (w, id) => w.Guid(id.Value));
+            w.Int64(d.ChainRecords);
+        });
+    }
+
+    private static SnapshotDelta? ReadDelta(SnapshotReader r)
+    {
+        r.Section = "delta";
+        r.Index = -1;
+        if (r.Int32() != DeltaMarker)
+        {
+            throw r.Corrupt("the delta section's marker is missing");
+        }
+
+        if (!r.Bool())
+        {
+            return null;
+        }
+
+        var previous = r.Int64();
+        var removedHosts = List(r, "removed host", r => new HostId(r.Shared()!)) ?? [];
+        var removedVms = List(r, "removed VM", r => new VmId(r.Guid())) ?? [];
+        var chain = r.Int64();
+        if (previous < 0 || chain < 0)
+        {
+            throw r.Corrupt($"the delta builds on snapshot {previous} with a chain of {chain} records");
+        }
+
+        return new SnapshotDelta(previous, removedHosts, removedVms, chain);
     }
 
     private static void ReadNetLimits(SnapshotReader r, VmRecord[] vms)
