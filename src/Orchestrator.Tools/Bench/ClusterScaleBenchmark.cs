@@ -86,10 +86,11 @@ public static partial class ClusterScaleBenchmark
                                   $"{rssBefore / 1048576.0:N0} → {rssAfter / 1048576.0:N0} MiB)");
             }
 
-            var (snapshotBytes, tail) = StoredSnapshot(journal);
+            var (snapshotBytes, snapshotRows, tail) = StoredSnapshot(journal);
             if (table)
             {
-                Console.WriteLine($"snapshot size          {snapshotBytes / 1048576.0:N1} MiB ({snapshotBytes / (double)Math.Max(1, o.Vms):N0} bytes per VM); {tail:N0} journal events after it");
+                Console.WriteLine($"snapshots              {snapshotBytes / 1048576.0:N1} MiB in {snapshotRows} row(s): a whole one and the incremental ones after it " +
+                                  $"({snapshotBytes / (double)Math.Max(1, o.Vms):N0} bytes per VM); {tail:N0} journal events after the latest");
             }
 
             // The scheduler's node dies at once; a survivor answers once the cluster downed it and the singleton recovered there.
@@ -99,7 +100,8 @@ public static partial class ClusterScaleBenchmark
             await BenchHttp.Until(async () => await BenchHttp.GetObject(survivor, "v1/vms/s0") is not null, TimeSpan.FromMinutes(5),
                 "a survivor to answer again", ct);
             var killToAnswer = clock.Elapsed.TotalSeconds;
-            var recovered = nodes.Skip(1).Select(n => (Node: n, Seconds: RecoverySeconds(Path.Combine(n.DataDir, "node.log"))))
+            var recovered = nodes.Skip(1).Select(n => (Node: n, Line: Recovery(Path.Combine(n.DataDir, "node.log"))))
+                .Select(r => (r.Node, Seconds: r.Line?.Seconds, Phases: r.Line?.Phases))
                 .FirstOrDefault(r => r.Seconds is not null);
             var recoveredOn = recovered.Node is null ? null : Path.GetFileName(recovered.Node.DataDir);
             if (table)
@@ -107,7 +109,8 @@ public static partial class ClusterScaleBenchmark
                 Console.WriteLine($"failover               killed the scheduler's node; a survivor answered {killToAnswer:0.00} s later " +
                                   "(failure detection, downing, singleton handover, recovery)");
                 Console.WriteLine(recovered.Seconds is { } s
-                    ? $"recovery               {s:0.000} s on {recoveredOn}: the scheduler's snapshot + {tail:N0} journal events + indexes (target ≤ 5 s)"
+                    ? $"recovery               {s:0.000} s on {recoveredOn}: the scheduler's snapshots + {tail:N0} journal events + indexes (target ≤ 5 s);\n" +
+                      $"                       {recovered.Phases}"
                     : "recovery               not found in the survivors' logs");
             }
 
@@ -206,26 +209,29 @@ public static partial class ClusterScaleBenchmark
     private static long Rss(int pid) => Hypervisor.ProcStat.ReadResidentBytes(pid) ?? 0;
 
     /// <summary>The size of the scheduler's latest snapshot as stored, and how many journal events follow it.</summary>
-    private static (long Bytes, long Tail) StoredSnapshot(string journal)
+    /// <summary>The scheduler's stored snapshots (a whole one and the incremental ones after it): bytes, rows, events after the latest.</summary>
+    private static (long Bytes, long Rows, long Tail) StoredSnapshot(string journal)
     {
         using var connection = new SqliteConnection($"Data Source={journal};Mode=ReadOnly");
         connection.Open();
         using var command = connection.CreateCommand();
         command.CommandText = """
-            SELECT COALESCE((SELECT length(snapshot) FROM snapshot WHERE persistence_id = $id ORDER BY sequence_number DESC LIMIT 1), 0),
+            SELECT COALESCE((SELECT SUM(length(snapshot)) FROM snapshot WHERE persistence_id = $id), 0),
                    COALESCE((SELECT MAX(sequence_number) FROM snapshot WHERE persistence_id = $id), 0),
+                   (SELECT COUNT(*) FROM snapshot WHERE persistence_id = $id),
                    COALESCE((SELECT MAX(sequence_number) FROM journal WHERE persistence_id = $id), 0)
             """;
         command.Parameters.AddWithValue("$id", SchedulerActor.Name);
         using var row = command.ExecuteReader();
         row.Read();
-        return (row.GetInt64(0), row.GetInt64(2) - row.GetInt64(1));
+        return (row.GetInt64(0), row.GetInt64(2), row.GetInt64(3) - row.GetInt64(1));
     }
 
-    [GeneratedRegex(@"scheduler recovered in (\d+\.\d+) s")]
+    [GeneratedRegex(@"scheduler recovered in (\d+\.\d+) s: [^;\r\n]*; ([^\r\n]*)")]
     private static partial Regex RecoveredLine();
 
-    private static double? RecoverySeconds(string log)
+    /// <summary>The scheduler's recovery in the node's log: its seconds, and its phases (snapshot read, state rebuilt, replay, indexes).</summary>
+    private static (double Seconds, string Phases)? Recovery(string log)
     {
         if (!File.Exists(log))
         {
@@ -235,6 +241,6 @@ public static partial class ClusterScaleBenchmark
         using var stream = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         using var reader = new StreamReader(stream);
         var match = RecoveredLine().Match(reader.ReadToEnd());
-        return match.Success ? double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : null;
+        return match.Success ? (double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), match.Groups[2].Value) : null;
     }
 }
