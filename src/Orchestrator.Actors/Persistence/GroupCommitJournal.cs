@@ -44,9 +44,12 @@ public sealed class GroupCommitJournal : SqlWriteJournal
             _writer = provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase) ? new SqliteJournalWriter(connectionString)
                 : provider.StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase) ? new PostgresJournalWriter(connectionString)
                 : null;
-            // Where this journal writes, it reads back (the same tables); the plugin's delete-compatibility mode keeps the
-            // highest sequence number in a table of its own, which only the plugin's path reads.
-            _replay = _writer is not null && !journalConfig.GetBoolean("delete-compatibility-mode", false)
+            // Where this journal writes, it reads back (the same tables, by the default mapping's column names); the
+            // plugin's delete-compatibility mode keeps the highest sequence number in a table of its own, which only the
+            // plugin's path reads.
+            var defaultTables = journalConfig.GetString("table-mapping", "default") == "default"
+                                && string.IsNullOrEmpty(journalConfig.GetString("table-compatibility-mode", null));
+            _replay = _writer is not null && defaultTables && !journalConfig.GetBoolean("delete-compatibility-mode", false)
                 ? JournalReplay.For(provider, connectionString, Context.System.Serialization, journalConfig.GetString("serializer", null))
                 : null;
         }
