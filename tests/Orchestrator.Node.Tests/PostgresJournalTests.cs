@@ -8,16 +8,21 @@ using Akka.Streams;
 using Npgsql;
 using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Settings;
+using Orchestrator.Domain;
+using Orchestrator.Domain.Ledger;
 
 namespace Orchestrator.Node.Tests;
 
 /// <summary>
-/// The PostgreSQL journal's own write path (<see cref="PostgresJournalWriter"/>) on a real server: Akka.Persistence.Sql
-/// reads back what it wrote (recovery and events by tag), a write the server refuses leaves nothing, and a write while
-/// the server is down fails its requests, after which writes go on.
+/// The PostgreSQL journal's own write path (<see cref="PostgresJournalWriter"/>) and recovery read
+/// (<see cref="PostgresJournalReplay"/>) on a real server: recovery and Akka.Persistence.Sql's read side find what it
+/// wrote, its replay equals the plugin's own, a row that will not deserialize fails recovery, a write the server refuses
+/// leaves nothing, and a write while the server is down fails its requests, after which writes go on.
 /// </summary>
 public sealed class PostgresJournalTests : IAsyncLifetime
 {
+    private const string PluginJournal = "akka.persistence.journal.plugin-sql";
+
     private PostgresServer _postgres = null!;
     private ActorSystem _system = null!;
 
@@ -26,9 +31,17 @@ public sealed class PostgresJournalTests : IAsyncLifetime
         _postgres = await PostgresServer.StartAsync();
         var loaded = OrchestratorConfig.Load([Path.Combine(OrchestratorConfig.ConfigDirectory, "persistence-postgres.conf")],
             $"orchestrator.persistence.postgres-connection = {OrchestratorConfig.Quote(_postgres.ConnectionString)}");
-        var config = ConfigurationFactory.ParseString("""
+        var config = ConfigurationFactory.ParseString($$"""
                 akka.actor.provider = local
                 akka.loglevel = WARNING
+                # The plugin's own journal on the same tables: what the journal's own replay must equal.
+                {{PluginJournal}} {
+                  class = "Akka.Persistence.Sql.Journal.SqlWriteJournal, Akka.Persistence.Sql"
+                  provider-name = "PostgreSQL.15"
+                  connection-string = {{OrchestratorConfig.Quote(_postgres.ConnectionString)}}
+                  tag-write-mode = TagTable
+                  auto-initialize = false
+                }
                 """)
             .WithFallback(OrchestratorConfig.Complete(loaded, Path.GetTempPath(), []));
         _system = ActorSystem.Create("postgres-journal", config);
@@ -106,6 +119,86 @@ public sealed class PostgresJournalTests : IAsyncLifetime
         Assert.Equal(["1:a", "2:b"], await TagRowsAsync());
     }
 
+    [Fact]
+    public async Task Its_replay_equals_the_plugins_for_the_same_rows_and_an_actor_recovers_through_it_after_deletes()
+    {
+        // Three persistence ids written together, tagged and not; "c" deleted up to 5 (the plugin removes 1–4 and marks 5),
+        // "d" deleted entirely; "e" ledger events (a serializer with a manifest) from the writer, some with no writer uuid.
+        var recorders = new[] { "a", "c", "d" }.ToDictionary(id => id, id => _system.ActorOf(Props.Create(() => new Recorder(id))));
+        var writes = Enumerable.Range(1, 12).SelectMany(i => recorders.Select(r =>
+                r.Value.Ask<Recorder.Written>(new Recorder.Record($"{r.Key}-{i}", (i % 3) switch { 0 => [], 1 => ["one", "all"], _ => ["all"] }),
+                    TimeSpan.FromSeconds(30))))
+            .ToList();
+        await Task.WhenAll(writes);
+        using (var writer = new PostgresJournalWriter(_postgres.ConnectionString))
+        {
+            await writer.WriteAsync(Enumerable.Range(1, 6).Select(i =>
+            {
+                var hostLost = new LedgerEvents.HostLost(new HostId($"host-{i}"), DateTimeOffset.UnixEpoch.AddDays(i));
+                var serializer = _system.Serialization.FindSerializerFor(hostLost);
+                return new JournalEntry("e", i, 1_000 + i, serializer.ToBinary(hostLost), Akka.Serialization.Serialization.ManifestFor(serializer, hostLost),
+                    serializer.Identifier, i % 2 == 0 ? null : "writer-e", i % 3 == 0 ? ["host"] : []);
+            }).ToList());
+        }
+
+        var journal = Akka.Persistence.Persistence.Instance.Apply(_system).JournalFor(null);
+        // The journal answers the actor the message names.
+        await journal.Ask<DeleteMessagesSuccess>(replyTo => new DeleteMessagesTo("c", 5, replyTo), TimeSpan.FromSeconds(30), CancellationToken.None);
+        await journal.Ask<DeleteMessagesSuccess>(replyTo => new DeleteMessagesTo("d", 12, replyTo), TimeSpan.FromSeconds(30), CancellationToken.None);
+
+        var plugins = Akka.Persistence.Persistence.Instance.Apply(_system).JournalFor(PluginJournal);
+        (long From, long To, long Max)[] bounds =
+        [
+            (0, long.MaxValue, long.MaxValue), (3, 7, long.MaxValue), (1, long.MaxValue, 4), (5, 5, 1), (8, 3, long.MaxValue),
+            (13, long.MaxValue, long.MaxValue), (2, 20, 0),
+        ];
+        foreach (var id in new[] { "a", "c", "d", "e", "never-written" })
+        {
+            foreach (var (from, to, max) in bounds)
+            {
+                var ours = await ReplayAsync(journal, id, from, to, max);
+                var theirs = await ReplayAsync(plugins, id, from, to, max);
+                Assert.True(theirs == ours, $"{id} from {from} to {to} max {max}:\n  plugin: {theirs}\n  ours:   {ours}");
+            }
+        }
+
+        Assert.Equal(12, (await ReplayAsync(journal, "a", 1, long.MaxValue, long.MaxValue)).Events.Count);
+        Assert.Equal(new Replayed([], 12), await ReplayAsync(journal, "d", 1, long.MaxValue, long.MaxValue));
+        Assert.Contains("(HostLost) of e, manifest 'LedgerEvents.HostLost'", (await ReplayAsync(journal, "e", 1, long.MaxValue, long.MaxValue)).Events[0]);
+
+        // A recovery after the delete: the rest, and the next event after the last (the deleted marker row counts).
+        await recorders["c"].GracefulStop(TimeSpan.FromSeconds(10));
+        var recovered = _system.ActorOf(Props.Create(() => new Recorder("c")));
+        Assert.Equal(Enumerable.Range(6, 7).Select(i => $"c-{i}"), await recovered.Ask<IReadOnlyList<string>>(Recorder.GetEvents.Instance, TimeSpan.FromSeconds(30)));
+        await recorders["d"].GracefulStop(TimeSpan.FromSeconds(10));
+        var emptied = _system.ActorOf(Props.Create(() => new Recorder("d")));
+        await emptied.Ask<Recorder.Written>(new Recorder.Record("d-13", []), TimeSpan.FromSeconds(30));
+        var d = await ReplayAsync(journal, "d", 1, long.MaxValue, long.MaxValue);
+        Assert.Equal(13, d.HighestSequenceNr);
+        Assert.StartsWith("13 d-13 ", Assert.Single(d.Events));
+    }
+
+    [Fact]
+    public async Task A_row_that_will_not_deserialize_fails_the_replay_naming_it_and_nothing_after_it_is_replayed()
+    {
+        await CreateTablesAsync();
+        var serializer = _system.Serialization.FindSerializerFor("good");
+        JournalEntry Good(long sequenceNr) =>
+            new("damaged", sequenceNr, DateTime.UtcNow.Ticks, serializer.ToBinary($"good-{sequenceNr}"), Akka.Serialization.Serialization.ManifestFor(serializer, "good"),
+                serializer.Identifier, "w", []);
+        using (var writer = new PostgresJournalWriter(_postgres.ConnectionString))
+        {
+            var ledger = _system.Serialization.FindSerializerForType(typeof(LedgerEvents.VmRequested));
+            await writer.WriteAsync([Good(1), Good(2), new("damaged", 3, DateTime.UtcNow.Ticks, "{not json"u8.ToArray(), "LedgerEvents.VmRequested", ledger.Identifier, "w", []), Good(4)]);
+        }
+
+        var journal = Akka.Persistence.Persistence.Instance.Apply(_system).JournalFor(null);
+        var failure = await Assert.ThrowsAsync<ReplayFailed>(() => ReplayAsync(journal, "damaged", 1, long.MaxValue, long.MaxValue));
+        var cause = Assert.IsType<JournalReplayException>(failure.InnerException);
+        Assert.Contains("'damaged' sequence number 3", cause.Message);
+        Assert.Equal(["good-1", "good-2"], failure.Before.Select(e => e.Split(' ')[1]));
+    }
+
     private static JournalEntry Entry(long sequenceNr, params string[] tags) =>
         new("writer-test", sequenceNr, 0, [(byte)sequenceNr], "m", 1, null, tags);
 
@@ -140,6 +233,54 @@ public sealed class PostgresJournalTests : IAsyncLifetime
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         return await command.ExecuteScalarAsync();
+    }
+
+    /// <summary>Everything the journal replays for these bounds, each event with every field recovery sees.</summary>
+    private async Task<Replayed> ReplayAsync(IActorRef journal, string persistenceId, long from, long to, long max)
+    {
+        var done = new TaskCompletionSource<Replayed>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var collector = _system.ActorOf(Props.Create(() => new ReplayCollector(done)));
+        journal.Tell(new ReplayMessages(from, to, max, persistenceId, collector));
+        return await done.Task.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    private sealed record Replayed(IReadOnlyList<string> Events, long HighestSequenceNr)
+    {
+        public bool Equals(Replayed? other) => other is not null && Events.SequenceEqual(other.Events) && HighestSequenceNr == other.HighestSequenceNr;
+
+        public override int GetHashCode() => HighestSequenceNr.GetHashCode();
+
+        public override string ToString() => $"highest {HighestSequenceNr}: [{string.Join("; ", Events)}]";
+    }
+
+    private sealed class ReplayFailed(IReadOnlyList<string> before, Exception cause) : Exception("the replay failed", cause)
+    {
+        public IReadOnlyList<string> Before { get; } = before;
+    }
+
+    /// <summary>Takes what a journal replays, until it says it is done.</summary>
+    private sealed class ReplayCollector(TaskCompletionSource<Replayed> done) : UntypedActor
+    {
+        private readonly List<string> _events = [];
+
+        protected override void OnReceive(object message)
+        {
+            switch (message)
+            {
+                case ReplayedMessage { Persistent: var p }:
+                    _events.Add($"{p.SequenceNr} {p.Payload} ({p.Payload.GetType().Name}) of {p.PersistenceId}, manifest '{p.Manifest}', " +
+                                $"deleted {p.IsDeleted}, sender {p.Sender?.ToString() ?? "none"}, writer {p.WriterGuid}, at {p.Timestamp}");
+                    break;
+                case RecoverySuccess success:
+                    done.TrySetResult(new Replayed(_events, success.HighestSequenceNr));
+                    Context.Stop(Self);
+                    break;
+                case ReplayMessagesFailure failure:
+                    done.TrySetException(new ReplayFailed(_events, failure.Cause));
+                    Context.Stop(Self);
+                    break;
+            }
+        }
     }
 
     /// <summary>Persists what it is told (strings, tagged or not) and tells what it recovered.</summary>

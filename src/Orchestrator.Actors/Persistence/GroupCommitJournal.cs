@@ -11,20 +11,25 @@ using Orchestrator.Domain.Ledger;
 namespace Orchestrator.Actors.Persistence;
 
 /// <summary>
-/// Akka.Persistence.Sql's journal with a faster write path for SQLite and PostgreSQL; recovery, deletes, table creation
-/// and the read side (events by tag) stay the plugin's own, on the same tables.
+/// Akka.Persistence.Sql's journal with a faster write path and a faster recovery for SQLite and PostgreSQL; deletes,
+/// table creation and the read side (events by tag) stay the plugin's own, on the same tables.
 /// </summary>
 /// <remarks>
 /// Why: in tag-table mode the plugin inserts tagged rows one at a time through linq2db to learn each row's ordering,
 /// which capped durable placements at about 5,000/s on SQLite and 2,000/s on PostgreSQL. Here each write batch is one
 /// transaction on one connection (<see cref="SqliteJournalWriter"/>: prepared statements; <see cref="PostgresJournalWriter"/>:
 /// one statement of arrays), and writes that arrive while one is being committed are committed together in the next
-/// (group commit). The rows are exactly the plugin's: same columns, same tag rows. Other stores and other tag modes
-/// use the plugin's own path.
+/// (group commit). The rows are exactly the plugin's: same columns, same tag rows. Recovery reads them back with one
+/// query of its own (<see cref="JournalReplay"/>), where the plugin's replay spent 15 µs per event. Other stores and
+/// other tag modes use the plugin's own paths.
 /// </remarks>
 public sealed class GroupCommitJournal : SqlWriteJournal
 {
     private readonly IJournalRowWriter? _writer;
+    private readonly JournalReplay? _replay;
+
+    /// <summary>Cancels the replays still reading when the journal stops.</summary>
+    private readonly CancellationTokenSource _stopping = new();
 
     /// <summary>Each persistence id's latest write: its highest sequence number is read only after that is done.</summary>
     private readonly Dictionary<string, Task> _lastWrite = new(StringComparer.Ordinal);
@@ -39,8 +44,23 @@ public sealed class GroupCommitJournal : SqlWriteJournal
             _writer = provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase) ? new SqliteJournalWriter(connectionString)
                 : provider.StartsWith("PostgreSQL", StringComparison.OrdinalIgnoreCase) ? new PostgresJournalWriter(connectionString)
                 : null;
+            // Where this journal writes, it reads back (the same tables, by the default mapping's column names); the
+            // plugin's delete-compatibility mode keeps the highest sequence number in a table of its own, which only the
+            // plugin's path reads.
+            var defaultTables = journalConfig.GetString("table-mapping", "default") == "default"
+                                && string.IsNullOrEmpty(journalConfig.GetString("table-compatibility-mode", null));
+            _replay = _writer is not null && defaultTables && !journalConfig.GetBoolean("delete-compatibility-mode", false)
+                ? JournalReplay.For(provider, connectionString, Context.System.Serialization, journalConfig.GetString("serializer", null))
+                : null;
         }
     }
+
+    public override Task ReplayMessagesAsync(
+        IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback) =>
+        _replay is null
+            ? base.ReplayMessagesAsync(context, persistenceId, fromSequenceNr, toSequenceNr, max, recoveryCallback)
+            // As the plugin's replay: from 1 at the lowest.
+            : _replay.ReplayAsync(persistenceId, Math.Max(1, fromSequenceNr), toSequenceNr, max, recoveryCallback, _stopping.Token);
 
     protected override Task<IImmutableList<Exception>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
     {
@@ -93,13 +113,16 @@ public sealed class GroupCommitJournal : SqlWriteJournal
             await pending.ContinueWith(_ => { }, TaskScheduler.Default);
         }
 
-        return await base.ReadHighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
+        return _replay is null
+            ? await base.ReadHighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken)
+            : await _replay.ReadHighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
     }
 
     protected override void PostStop()
     {
         // Waits (on this actor's thread, once, at its stop) for the writes already queued: what was sent is written.
         _writer?.Dispose();
+        _stopping.Cancel(); // not disposed: a replay on its way out may still look at it
         base.PostStop();
     }
 
