@@ -76,6 +76,8 @@ public sealed class SchedulerActorTests : PersistentTestKit
             Create(scheduler, $"vm{i}"); // events 2 to 25: the first snapshot, whole
         }
 
+        // The next one builds on it, so it is taken only once this one is saved.
+        AwaitAssert(() => Assert.Single(StoredSnapshots()));
         for (var i = 0; i < 26; i++)
         {
             // One event each, changing three VMs only: the snapshot at event 50 holds those.

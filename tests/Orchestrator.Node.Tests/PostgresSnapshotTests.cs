@@ -53,6 +53,8 @@ public sealed class PostgresSnapshotTests : IAsyncLifetime
                 new LedgerCommands.CreateVm(TenantId.System, new VmSpec($"vm{i}", 1, 256, "demo"), VmId.New()), Wait); // events 2 to 25: whole
         }
 
+        // The next one builds on it, so it waits for it to be saved (the store's first save also makes its table).
+        await WaitForAsync(async () => await SnapshotRowsAsync() == 1);
         for (var i = 0; i < 26; i++)
         {
             // One event each on three VMs: the snapshot at event 50 holds only those.
@@ -94,7 +96,7 @@ public sealed class PostgresSnapshotTests : IAsyncLifetime
         var deadline = DateTime.UtcNow + Wait;
         while (!await condition())
         {
-            Assert.True(DateTime.UtcNow < deadline, "the scheduler's two snapshots were not stored in time");
+            Assert.True(DateTime.UtcNow < deadline, "the scheduler's snapshots were not stored in time");
             await Task.Delay(50);
         }
     }
