@@ -6,10 +6,14 @@ using Akka.Persistence.Query;
 using Akka.Persistence.Sql.Query;
 using Akka.Streams;
 using Npgsql;
+using Orchestrator.Actors.Hosts;
 using Orchestrator.Actors.Persistence;
+using Orchestrator.Actors.Scheduler;
+using Orchestrator.Actors.Serialization;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Vms;
 
 namespace Orchestrator.Node.Tests;
 
@@ -17,12 +21,14 @@ namespace Orchestrator.Node.Tests;
 /// The PostgreSQL journal's own write path (<see cref="PostgresJournalWriter"/>) and recovery read
 /// (<see cref="PostgresJournalReplay"/>) on a real server: recovery and Akka.Persistence.Sql's read side find what it
 /// wrote, its replay equals the plugin's own, a row that will not deserialize fails recovery, a write the server refuses
-/// leaves nothing, and a write while the server is down fails its requests, after which writes go on.
+/// leaves nothing, and a write while the server is down fails its requests, after which writes go on. And the scheduler's
+/// incremental snapshots through the plugin's snapshot store: a whole one and the one after it, merged, recover the ledger.
 /// </summary>
 public sealed class PostgresJournalTests : IAsyncLifetime
 {
     private const string PluginJournal = "akka.persistence.journal.plugin-sql";
 
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
     private PostgresServer _postgres = null!;
     private ActorSystem _system = null!;
 
@@ -197,6 +203,60 @@ public sealed class PostgresJournalTests : IAsyncLifetime
         var cause = Assert.IsType<JournalReplayException>(failure.InnerException);
         Assert.Contains("'damaged' sequence number 3", cause.Message);
         Assert.Equal(["good-1", "good-2"], failure.Before.Select(e => e.Split(' ')[1]));
+    }
+
+    [Fact]
+    public async Task A_scheduler_recovers_from_a_whole_snapshot_and_an_incremental_one_read_through_the_plugin()
+    {
+        var scheduler = Start();
+        await scheduler.Ask<SchedulerReplies.HostAssignments>(
+            new RegisterHostAgent(new LedgerCommands.RegisterHost(new HostId("h1"), 16, 16384, "qemu")), Wait);
+        for (var i = 0; i < 12; i++)
+        {
+            await scheduler.Ask<SchedulerReplies.VmAccepted>(
+                new LedgerCommands.CreateVm(TenantId.System, new VmSpec($"vm{i}", 1, 256, "demo"), VmId.New()), Wait); // events 2 to 25: whole
+        }
+
+        // The next one builds on it, so it waits for it to be saved (the store's first save also makes its table).
+        await WaitForAsync(async () => await SnapshotRowsAsync() == 1);
+        for (var i = 0; i < 26; i++)
+        {
+            // One event each on three VMs: the snapshot at event 50 holds only those.
+            await scheduler.Ask<SchedulerReplies.VmAccepted>(
+                new LedgerCommands.SetVmLabels(TenantId.System, $"vm{i % 3}", new Dictionary<string, string> { ["n"] = $"{i}" }), Wait);
+        }
+
+        await scheduler.Ask<SchedulerReplies.VmAccepted>(new LedgerCommands.DeleteVm(TenantId.System, "vm7"), Wait); // replayed after it
+        var before = await LedgerAsync(scheduler);
+        await WaitForAsync(async () => await SnapshotRowsAsync() == 2);
+        await scheduler.GracefulStop(Wait);
+
+        var recovered = Start();
+
+        Assert.Equal(before, await LedgerAsync(recovered));
+        await recovered.GracefulStop(Wait);
+    }
+
+    private IActorRef Start() => _system.ActorOf(SchedulerActor.Props(LedgerRules.Create(["demo"]), 25,
+        new HostLossTimings(TimeSpan.FromHours(1), TimeSpan.FromHours(1))));
+
+    private static async Task<string> LedgerAsync(IActorRef scheduler)
+    {
+        var vms = (await scheduler.Ask<SchedulerReplies.VmList>(new SchedulerQueries.ListVms(null), Wait)).Vms.OrderBy(v => v.Id.Value);
+        var hosts = (await scheduler.Ask<SchedulerReplies.HostList>(SchedulerQueries.ListHosts.Instance, Wait)).Hosts;
+        return System.Text.Json.JsonSerializer.Serialize(new { vms, hosts }, OrchestratorSerializer.Json);
+    }
+
+    private async Task<long> SnapshotRowsAsync() => (long)(await ScalarAsync("SELECT count(*) FROM snapshot WHERE persistence_id = 'scheduler'"))!;
+
+    private static async Task WaitForAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + Wait;
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the scheduler's snapshots were not stored in time");
+            await Task.Delay(50);
+        }
     }
 
     private static JournalEntry Entry(long sequenceNr, params string[] tags) =>

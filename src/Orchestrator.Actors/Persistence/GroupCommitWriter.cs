@@ -58,12 +58,40 @@ public abstract class GroupCommitWriter<TConnection> : IJournalRowWriter
         return _queue.Writer.TryWrite(pending) ? pending.Done.Task : Task.FromException(Stopped());
     }
 
-    /// <summary>Stops taking writes, and waits (30 s at most) for those already queued.</summary>
+    /// <summary>
+    /// Stops taking writes, and waits (30 s at most) for those already queued. Called from a write's continuation (which
+    /// runs on the loop as it completes the batch) it does not wait: the loop could not go on until it returned, and it
+    /// ends by itself once the continuation has.
+    /// </summary>
     public virtual void Dispose()
     {
         _queue.Writer.TryComplete();
-        _loop.Wait(TimeSpan.FromSeconds(30));
+        if (!ReferenceEquals(t_completing, this))
+        {
+            _loop.Wait(TimeSpan.FromSeconds(30));
+        }
+
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>The writer whose loop is completing writes on this thread (their continuations run inline).</summary>
+    [ThreadStatic]
+    private static GroupCommitWriter<TConnection>? t_completing;
+
+    private void Complete(List<PendingWrite> batch, Exception? failure)
+    {
+        t_completing = this;
+        try
+        {
+            foreach (var pending in batch)
+            {
+                _ = failure is null ? pending.Done.TrySetResult() : pending.Done.TrySetException(failure);
+            }
+        }
+        finally
+        {
+            t_completing = null;
+        }
     }
 
     private InvalidOperationException Stopped() => new($"the {_store} journal writer is stopped");
@@ -89,10 +117,7 @@ public abstract class GroupCommitWriter<TConnection> : IJournalRowWriter
                     connection ??= await OpenAsync();
                     await CommitAsync(connection, batch);
                     OrchestratorMetrics.JournalBatchSize.Record(rows);
-                    foreach (var pending in batch)
-                    {
-                        pending.Done.TrySetResult();
-                    }
+                    Complete(batch, failure: null);
                 }
                 catch (Exception ex)
                 {
@@ -104,10 +129,7 @@ public abstract class GroupCommitWriter<TConnection> : IJournalRowWriter
                         connection = null;
                     }
 
-                    foreach (var pending in batch)
-                    {
-                        pending.Done.TrySetException(ex);
-                    }
+                    Complete(batch, ex);
                 }
 
                 if (connection is not null)
