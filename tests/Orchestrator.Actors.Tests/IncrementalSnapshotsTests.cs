@@ -60,6 +60,7 @@ public class IncrementalSnapshotsTests
             var expected = new Dictionary<long, string>(); // the ledger's hosts and VMs at each snapshot taken
             var wholes = 0;
             var increments = 0;
+            var restarted = false;
 
             void Run(ILedgerCommand command)
             {
@@ -107,6 +108,12 @@ public class IncrementalSnapshotsTests
                         }
 
                         var snapshot = snapshots.Next(state, seq);
+                        if (restarted && snapshot.Delta is not null)
+                        {
+                            return false.Label("the first snapshot after a restart builds on the chain it recovered from");
+                        }
+
+                        restarted = false;
                         _ = snapshot.Delta is null ? wholes++ : increments++;
                         expected[seq] = HostsAndVms(snapshot.Delta is null ? snapshot : WholeOf(state));
                         store.Rows[seq] = LedgerSnapshotFormat.Write(snapshot);
@@ -127,12 +134,12 @@ public class IncrementalSnapshotsTests
                     case 8:
                         // A restart: recovery from the store's latest snapshot and the journal after it.
                         snapshots = new IncrementalSnapshots();
+                        restarted = true;
                         state = LedgerState.Empty;
                         var from = 0;
                         if (store.Load() is var (at, whole))
                         {
                             state = LedgerState.FromRecords(whole.Hosts, whole.Vms, whole.Tenants, whole.Keys, whole.Webhooks, whole.Rules);
-                            snapshots.Recovered(whole, at, state);
                             from = (int)at;
                         }
 
@@ -141,7 +148,6 @@ public class IncrementalSnapshotsTests
                             state = state.Apply(evt);
                         }
 
-                        snapshots.RecoveryCompleted(state);
                         break;
                 }
 
@@ -190,7 +196,6 @@ public class IncrementalSnapshotsTests
         Assert.Equal(10, second.Delta!.PreviousSequenceNr);
         Assert.Equal([gone], second.Delta.RemovedVms);
         Assert.Empty(second.Delta.RemovedHosts);
-        Assert.Equal(second.Vms.Count + second.Hosts.Count + 1, second.Delta.ChainRecords); // what it holds, the removed VM counted
         Assert.Equal(["vm-3"], second.Vms.Select(v => v.Spec.Name));
         Assert.Equal(["h1"], second.Hosts.Select(h => h.Id.Value)); // the host gave back vm-4's share
 

@@ -358,7 +358,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     public void The_full_sample_sets_every_property_so_a_dropped_one_would_show()
     {
         // A whole snapshot has no delta: the sample's incremental twin sets it.
-        Assert.Empty(DefaultsIn(Full() with { Delta = new SnapshotDelta(7, [new HostId("h")], [VmId.New()], 3) }, typeof(LedgerSnapshot), "snapshot"));
+        Assert.Empty(DefaultsIn(Full() with { Delta = new SnapshotDelta(7, [new HostId("h")], [VmId.New()]) }, typeof(LedgerSnapshot), "snapshot"));
     }
 
     [Fact]
@@ -513,7 +513,7 @@ public class LedgerSnapshotFormatTests() : TestKit(TestConfig.Serialization())
     [Fact]
     public void An_incremental_snapshot_reads_back_with_what_it_builds_on_and_what_it_removed()
     {
-        var delta = new SnapshotDelta(4_000_000_123, [new HostId("host-gone")], [VmId.New(), VmId.New()], 1_234_567);
+        var delta = new SnapshotDelta(4_000_000_123, [new HostId("host-gone")], [VmId.New(), VmId.New()]);
         var snapshot = Full() with { Delta = delta };
 
         var read = LedgerSnapshotFormat.Read(LedgerSnapshotFormat.Write(snapshot));

@@ -15,7 +15,9 @@ namespace Orchestrator.Actors.Scheduler;
 /// since the last hold half as many records as the ledger: recovery then reads at most one and a half ledgers, and the
 /// records written per event stay constant. The changes are found by comparing the persisted states before and after each
 /// write (<see cref="Orchestrator.Domain.Collections.PersistentHashMap{TKey,TValue}.AddChangedKeys"/>: a few nodes per
-/// command), not from the events, so that no event that changes a VM on the side can be missed.
+/// command), not from the events, so that no event that changes a VM on the side can be missed. A scheduler's first
+/// snapshot after it started (or recovered) is whole: the chain it recovered from is merged away, and so is its length,
+/// which would otherwise grow across restarts.
 /// </remarks>
 public sealed class IncrementalSnapshots
 {
@@ -31,9 +33,6 @@ public sealed class IncrementalSnapshots
     /// <summary>The snapshot being saved, with the changes it took (they come back should it fail).</summary>
     private Pending? _pending;
 
-    /// <summary>The state a recovery's snapshot made, until the replay after it is over.</summary>
-    private LedgerState? _recoveredFrom;
-
     private sealed record Pending(long SequenceNr, bool Whole, long ChainRecords, HashSet<VmId> Vms, HashSet<HostId> Hosts);
 
     /// <summary>Whether a snapshot is being saved: the next waits for its answer (it builds on it).</summary>
@@ -41,25 +40,6 @@ public sealed class IncrementalSnapshots
 
     /// <summary>How many changed hosts and VMs the next snapshot would hold (those of its predecessors not counted).</summary>
     public int Changed => _vms.Count + _hosts.Count;
-
-    /// <summary>Recovery offered the snapshot at <paramref name="sequenceNr"/>, which made <paramref name="state"/>.</summary>
-    public void Recovered(LedgerSnapshot snapshot, long sequenceNr, LedgerState state)
-    {
-        _saved = sequenceNr;
-        _chainRecords = snapshot.Delta?.ChainRecords ?? 0;
-        _recoveredFrom = state;
-    }
-
-    /// <summary>Recovery is over: what the journal after the snapshot changed goes into the next one.</summary>
-    public void RecoveryCompleted(LedgerState state)
-    {
-        if (_recoveredFrom is { } from)
-        {
-            Track(from, state);
-        }
-
-        _recoveredFrom = null;
-    }
 
     /// <summary>The persisted state went from <paramref name="before"/> to <paramref name="after"/>.</summary>
     public void Track(LedgerState before, LedgerState after)
@@ -108,7 +88,7 @@ public sealed class IncrementalSnapshots
                 if (state.Vms.TryGetValue(id, out var vm)) { vms.Add(vm); } else { removedVms.Add(id); }
             }
 
-            snapshot = Of(state, hosts, vms, new SnapshotDelta(_saved!.Value, removedHosts, removedVms, chain));
+            snapshot = Of(state, hosts, vms, new SnapshotDelta(_saved!.Value, removedHosts, removedVms));
         }
 
         // The changes now belong to the snapshot being saved; those after it are tracked afresh.

@@ -82,7 +82,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
                     .WithSecurityGroups(snapshot.SecurityGroups ?? [])
                     .WithForwards(snapshot.Forwards ?? [])
                     .WithImages(snapshot.Images ?? []);
-                _snapshots.Recovered(snapshot, offer.Metadata.SequenceNr, _state);
                 _recovery.StateRebuilt();
             }
         });
@@ -90,7 +89,6 @@ public sealed class SchedulerActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             _recovery.Replayed();
-            _snapshots.RecoveryCompleted(_state);
             _state.BuildIndexes(); // part of recovering: the first requests after it should not wait for them
             _log.Info(_recovery.Describe(_state, LastSequenceNr));
             LedgerMetrics.Publish(_state); // a restarted scheduler withdrew its gauges: the recovered state reports until the next write

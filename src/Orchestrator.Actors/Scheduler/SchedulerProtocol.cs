@@ -242,7 +242,4 @@ public sealed record LedgerSnapshot(
 /// What makes an incremental snapshot out of the one at <paramref name="PreviousSequenceNr"/>: its Hosts and Vms hold only
 /// the records set since then, and these the ones removed; every other list is whole.
 /// </summary>
-/// <param name="ChainRecords">host and VM records in the incremental snapshots since the last whole one, this one's included:
-/// the scheduler writes a whole snapshot again once they are half the ledger's (so recovery reads at most one and a half
-/// ledgers, and a snapshot's writes per event stay constant), and after a recovery it goes on counting from here.</param>
-public sealed record SnapshotDelta(long PreviousSequenceNr, IReadOnlyList<HostId> RemovedHosts, IReadOnlyList<VmId> RemovedVms, long ChainRecords);
+public sealed record SnapshotDelta(long PreviousSequenceNr, IReadOnlyList<HostId> RemovedHosts, IReadOnlyList<VmId> RemovedVms);

@@ -213,7 +213,6 @@ public static class LedgerSnapshotFormat
         [typeof(SnapshotDelta)] =
         [
             nameof(SnapshotDelta.PreviousSequenceNr), nameof(SnapshotDelta.RemovedHosts), nameof(SnapshotDelta.RemovedVms),
-            nameof(SnapshotDelta.ChainRecords),
         ],
         [typeof(ImageRecord)] =
         [
@@ -1236,7 +1235,7 @@ public static class LedgerSnapshotFormat
     }
 
     // ---- Version 16, after the network limits: whether the snapshot is incremental, and if so the snapshot it builds on,
-    // the hosts and VMs removed since, and the chain's records (see SnapshotDelta).
+    // the hosts and VMs removed since (see SnapshotDelta).
     private const int DeltaMarker = 0x544C4544; // "DELT"
 
     private static void WriteDelta(SnapshotWriter w, SnapshotDelta? delta)
@@ -1247,7 +1246,6 @@ public static class LedgerSnapshotFormat
             w.Int64(d.PreviousSequenceNr);
             List(w, d.RemovedHosts, (w, id) => w.Shared(id.Value));
             List(w, d.RemovedVms, (w, id) => w.Guid(id.Value));
-            w.Int64(d.ChainRecords);
         });
     }
 
@@ -1268,13 +1266,12 @@ public static class LedgerSnapshotFormat
         var previous = r.Int64();
         var removedHosts = List(r, "removed host", r => new HostId(r.Shared()!)) ?? [];
         var removedVms = List(r, "removed VM", r => new VmId(r.Guid())) ?? [];
-        var chain = r.Int64();
-        if (previous < 0 || chain < 0)
+        if (previous < 0)
         {
-            throw r.Corrupt($"the delta builds on snapshot {previous} with a chain of {chain} records");
+            throw r.Corrupt($"the delta builds on snapshot {previous}");
         }
 
-        return new SnapshotDelta(previous, removedHosts, removedVms, chain);
+        return new SnapshotDelta(previous, removedHosts, removedVms);
     }
 
     private static void ReadNetLimits(SnapshotReader r, VmRecord[] vms)
