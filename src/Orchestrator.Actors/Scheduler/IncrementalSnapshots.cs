@@ -38,9 +38,6 @@ public sealed class IncrementalSnapshots
     /// <summary>Whether a snapshot is being saved: the next waits for its answer (it builds on it).</summary>
     public bool Saving => _pending is not null;
 
-    /// <summary>How many changed hosts and VMs the next snapshot would hold (those of its predecessors not counted).</summary>
-    public int Changed => _vms.Count + _hosts.Count;
-
     /// <summary>The persisted state went from <paramref name="before"/> to <paramref name="after"/>.</summary>
     public void Track(LedgerState before, LedgerState after)
     {
