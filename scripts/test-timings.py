@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Prints where a test run's time went, from the .trx files dotnet test's trx logger wrote: each test project's wall
-time (first start to last end) and summed test time, then the slowest test classes and tests. A test's time here is its
+time (first start to last end) and summed test time, then the slowest test classes and tests, and last each failed test
+with its message (last, so that a log shown from its end names what failed). A test's time here is its
 end minus its start, so it includes its class's constructor, InitializeAsync and DisposeAsync (the node it started and
 stopped), which the trx "duration" leaves out. Usage: test-timings.py DIR [N]."""
 from collections import defaultdict
@@ -29,6 +30,7 @@ def main():
     directory = sys.argv[1]
     top = int(sys.argv[2]) if len(sys.argv) > 2 else 25
     tests = []
+    failures = []
     projects = []
     spans = []
     for path in sorted(glob.glob(f"{directory}/**/*.trx", recursive=True)):
@@ -47,6 +49,8 @@ def main():
                 seconds = max(seconds, (instant(r.get("endTime")) - instant(r.get("startTime"))).total_seconds())
             total += seconds
             tests.append((seconds, project, r.get("testName"), r.get("outcome")))
+            if r.get("outcome") == "Failed":
+                failures.append((project, r.get("testName"), seconds, error_of(r)))
         wall = (max(ends) - min(starts)).total_seconds() if starts and ends else 0
         projects.append((wall, total, len(results), project))
         spans.extend([min(starts), max(ends)] if starts and ends else [])
@@ -67,6 +71,20 @@ def main():
     print(f"slowest {top} tests:")
     for seconds, project, name, outcome in sorted(tests, reverse=True)[:top]:
         print(f"  {seconds:7.1f} s  {outcome:8s} {project.removeprefix('Orchestrator.')}: {name}")
+    if failures:
+        print(f"failed tests ({len(failures)}):")
+        for project, name, seconds, error in failures:
+            print(f"  {project.removeprefix('Orchestrator.')}: {name} ({seconds:.1f} s)")
+            for line in error.splitlines():
+                print(f"      {line}")
+
+
+def error_of(result, limit=2000):
+    """A failed test's message and the top of its stack trace, cut to about limit characters."""
+    message = result.findtext(".//t:ErrorInfo/t:Message", "", NS).strip()
+    stack = result.findtext(".//t:ErrorInfo/t:StackTrace", "", NS).strip().splitlines()[:8]
+    text = "\n".join([message, *stack])
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 if __name__ == "__main__":
