@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Event;
 using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
@@ -22,9 +23,11 @@ internal sealed class DurableScheduler : IAsyncDisposable
     private readonly LedgerRules _rules;
     private readonly int _snapshotEvery;
     private readonly IActorRef _sink;
+    private long _startedAt;
 
     /// <param name="postgres">a PostgreSQL connection string to journal to instead of SQLite (its database must be the bench's own).</param>
-    private DurableScheduler(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery, string? postgres)
+    /// <param name="recoveryLine">listen for the scheduler's account of its recovery (<see cref="RecoveryLine"/>).</param>
+    private DurableScheduler(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery, string? postgres, bool recoveryLine = false)
     {
         _removeDirectory = dataDirectory is null;
         _dataDirectory = dataDirectory ?? Directory.CreateTempSubdirectory("orchestrator-bench").FullName;
@@ -43,7 +46,12 @@ internal sealed class DurableScheduler : IAsyncDisposable
             akka.persistence.query.journal.sql.connection-string = {quoted}
             """;
         var loaded = OrchestratorConfig.Load(files);
-        var config = ConfigurationFactory.ParseString(tuning).WithFallback(ConfigurationFactory.ParseString(store)).WithFallback(ConfigurationFactory.ParseString("""
+        // The scheduler logs its recovery's phases at INFO: heard here, with only warnings printed (on stderr).
+        var logging = recoveryLine
+            ? $"akka.loglevel = INFO\nakka.loggers = [\"{typeof(WarningsToStandardError).AssemblyQualifiedName}\"]"
+            : "";
+        var config = ConfigurationFactory.ParseString(tuning).WithFallback(ConfigurationFactory.ParseString(store))
+            .WithFallback(ConfigurationFactory.ParseString(logging)).WithFallback(ConfigurationFactory.ParseString("""
                 akka.actor.provider = local
                 akka.loglevel = WARNING
                 akka.stdout-loglevel = WARNING
@@ -55,8 +63,18 @@ internal sealed class DurableScheduler : IAsyncDisposable
         SqliteStoreFile.Prepare(loaded, _dataDirectory);
         System = ActorSystem.Create("orchestrator-bench", config);
         _sink = System.ActorOf(Props.Create(() => new Sink()), "simulated-hosts");
+        if (recoveryLine)
+        {
+            var heard = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            System.EventStream.Subscribe(System.ActorOf(Props.Create(() => new RecoveryListener(heard))), typeof(Info));
+            RecoveryLine = heard.Task;
+        }
+
         Scheduler = Start();
     }
+
+    /// <summary>The scheduler's own line on its recovery (<see cref="RecoveryPhases"/>); null unless asked for.</summary>
+    public Task<string>? RecoveryLine { get; }
 
     public ActorSystem System { get; }
 
@@ -69,6 +87,17 @@ internal sealed class DurableScheduler : IAsyncDisposable
 
     public static DurableScheduler Create(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery = 100_000, string? postgres = null) =>
         new(dataDirectory, strategy, snapshotEvery, postgres);
+
+    /// <summary>A scheduler on the ledger in <paramref name="dataDirectory"/>, recovering as it starts, with its <see cref="RecoveryLine"/>.</summary>
+    public static DurableScheduler Recover(string dataDirectory, int snapshotEvery) =>
+        new(dataDirectory, PlacementStrategy.Pack, snapshotEvery, postgres: null, recoveryLine: true);
+
+    /// <summary>How long after its start the scheduler answered a first query (it answers once it recovered).</summary>
+    public async Task<TimeSpan> FirstAnswerAsync()
+    {
+        await Scheduler.Ask<SchedulerReplies.HostList>(SchedulerQueries.ListHosts.Instance, TimeSpan.FromMinutes(5));
+        return global::System.Diagnostics.Stopwatch.GetElapsedTime(_startedAt);
+    }
 
     /// <summary>Registers simulated hosts as their agents would, and waits until each got its assignments.</summary>
     public async Task RegisterHostsAsync(int count, int cpus, long memoryMiB)
@@ -92,10 +121,8 @@ internal sealed class DurableScheduler : IAsyncDisposable
     public async Task<TimeSpan> RestartAsync()
     {
         await Scheduler.GracefulStop(TimeSpan.FromMinutes(2));
-        var watch = global::System.Diagnostics.Stopwatch.StartNew();
         Scheduler = Start();
-        await Scheduler.Ask<SchedulerReplies.HostList>(SchedulerQueries.ListHosts.Instance, TimeSpan.FromMinutes(5));
-        return watch.Elapsed;
+        return await FirstAnswerAsync();
     }
 
     public async ValueTask DisposeAsync()
@@ -123,8 +150,39 @@ internal sealed class DurableScheduler : IAsyncDisposable
         }
     }
 
-    private IActorRef Start() =>
-        System.ActorOf(SchedulerActor.Props(_rules, _snapshotEvery, new HostLossTimings(TimeSpan.FromHours(1), TimeSpan.FromHours(1))));
+    private IActorRef Start()
+    {
+        _startedAt = global::System.Diagnostics.Stopwatch.GetTimestamp();
+        return System.ActorOf(SchedulerActor.Props(_rules, _snapshotEvery, new HostLossTimings(TimeSpan.FromHours(1), TimeSpan.FromHours(1))));
+    }
+
+    /// <summary>Hands on the scheduler's recovery line from the log events.</summary>
+    private sealed class RecoveryListener(TaskCompletionSource<string> heard) : UntypedActor
+    {
+        protected override void OnReceive(object message)
+        {
+            if (message is Info info && info.Message?.ToString() is { } text && RecoveryPhases.Find(text) is not null)
+            {
+                heard.TrySetResult(text);
+            }
+        }
+    }
+
+    /// <summary>The system's only logger while the recovery line is listened for: INFO is on, and only warnings are printed.</summary>
+    internal sealed class WarningsToStandardError : ReceiveActor
+    {
+        public WarningsToStandardError()
+        {
+            Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
+            Receive<LogEvent>(e =>
+            {
+                if (e.LogLevel() >= LogLevel.WarningLevel)
+                {
+                    Console.Error.WriteLine(e.ToString());
+                }
+            });
+        }
+    }
 
     /// <summary>Stands for every simulated host's agent: takes its assignments and does nothing else.</summary>
     private sealed class Sink : UntypedActor

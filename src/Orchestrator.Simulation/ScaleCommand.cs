@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Persistence;
@@ -6,7 +7,6 @@ using Microsoft.Data.Sqlite;
 using Orchestrator.Cli;
 using Orchestrator.Domain.Ledger;
 using Orchestrator.Domain.Placement;
-using Stopwatch = System.Diagnostics.Stopwatch;
 
 namespace Orchestrator.Simulation;
 
@@ -23,8 +23,19 @@ public static class ScaleCommand
         long DatabaseBytes, string Store, long StoredSnapshotBytes, double SnapshotRowReadS, double SnapshotDeserializeS,
         double StateFromRecordsS, double JournalTailReadS, double JournalTailApplyS);
 
+    /// <summary>What <c>scale --recover</c> measured: a scheduler's recovery in a fresh process from a kept ledger.</summary>
+    /// <param name="CpuS">the process's CPU time (all threads) until the first answer.</param>
+    /// <param name="Collections">garbage collections of generations 0, 1 and 2 until the first answer.</param>
+    public sealed record RecoveryReport(string Store, long DatabaseBytes, int Hosts, int Vms, double FirstAnswerS, double? RecoveryS, string? Phases,
+        double CpuS, int[] Collections, double GcPauseS);
+
     public static async Task<int> RunAsync(ScaleOptions o, CancellationToken ct)
     {
+        if (o.Recover)
+        {
+            return await RecoverAsync(o);
+        }
+
         var table = o.Output == OutputFormat.Table;
         await using var durable = DurableScheduler.Create(o.DataDirectory, PlacementStrategy.Pack, o.SnapshotEvery);
         // Room for every VM: 1-vCPU, 1-GiB VMs on hosts sized to hold their share.
@@ -115,6 +126,47 @@ public static class ScaleCommand
     }
 
     /// <summary>
+    /// A scheduler started in this process on the ledger an earlier run left in --data: the time to its first answer, and
+    /// its own account of the recovery. Run in a fresh process, that is a cold recovery, as on a node that takes over.
+    /// </summary>
+    private static async Task<int> RecoverAsync(ScaleOptions o)
+    {
+        var directory = o.DataDirectory!;
+        var file = Path.Combine(directory, "orchestrator.db");
+        if (!File.Exists(file))
+        {
+            Console.Error.WriteLine($"scale --recover: no ledger in {directory} (no orchestrator.db there); run `scale --data {directory}` first");
+            return 2;
+        }
+
+        var databaseBytes = new FileInfo(file).Length;
+        await using var durable = DurableScheduler.Recover(directory, o.SnapshotEvery);
+        var answered = await durable.FirstAnswerAsync();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        int[] collections = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
+        var paused = GC.GetTotalPauseDuration();
+        var line = RecoveryPhases.Find(await durable.RecoveryLine!.WaitAsync(TimeSpan.FromMinutes(1)));
+        var hosts = await durable.Scheduler.Ask<SchedulerReplies.HostList>(SchedulerQueries.ListHosts.Instance, TimeSpan.FromMinutes(5));
+        var vms = await durable.Scheduler.Ask<SchedulerReplies.VmList>(new SchedulerQueries.ListVms(null), TimeSpan.FromMinutes(5));
+        var report = new RecoveryReport("SQLite " + file, databaseBytes, hosts.Hosts.Count, vms.Vms.Count, Math.Round(answered.TotalSeconds, 3),
+            line?.Seconds, line?.Phases, Math.Round(cpu.TotalSeconds, 3), collections, Math.Round(paused.TotalSeconds, 3));
+        if (o.Output == OutputFormat.Json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(report, SimulateCommand.Json));
+        }
+        else
+        {
+            Console.WriteLine($"recovered              {report.Hosts:N0} hosts, {report.Vms:N0} VMs from {report.Store} ({databaseBytes / 1048576.0:N0} MiB), in this fresh process");
+            Console.WriteLine($"first answer           {report.FirstAnswerS:0.000} s after the scheduler started");
+            Console.WriteLine(line is { } l ? $"scheduler's recovery   {l.Seconds:0.000} s: {l.Phases}" : "scheduler's recovery   no line heard");
+            Console.WriteLine($"process until then     CPU {report.CpuS:0.000} s (all threads, with its start); collections gen0 {collections[0]}, " +
+                              $"gen1 {collections[1]}, gen2 {collections[2]}, paused {report.GcPauseS:0.000} s");
+        }
+
+        return 0;
+    }
+
+    /// <summary>
     /// The scheduler's latest stored snapshot (back along its chain to a whole one) and the journal after it, read and rebuilt
     /// the way recovery does, each step timed: the snapshots' rows, their deserialization, the state from their merged
     /// records, the journal's events after them (read and deserialized by the journal), and their Apply.
@@ -163,11 +215,7 @@ public static class ScaleCommand
             var readS = reading.Elapsed.TotalSeconds;
             var deserializeS = deserializing.Elapsed.TotalSeconds;
             var watch = Stopwatch.StartNew();
-            var whole = snapshots[^1];
-            for (var i = snapshots.Count - 2; i >= 0; i--)
-            {
-                whole = IncrementalSnapshots.Merge(whole, snapshots[i]);
-            }
+            var whole = IncrementalSnapshots.Merge(snapshots[^1], snapshots[..^1].AsEnumerable().Reverse().ToList());
 
             var state = LedgerState.FromRecords(whole.Hosts, whole.Vms, whole.Tenants, whole.Keys, whole.Webhooks, whole.Rules);
             var fromRecordsS = watch.Elapsed.TotalSeconds;

@@ -18,4 +18,7 @@ public sealed record BenchOptions(
 /// <summary>Options of <c>orchestrator scale</c>: simulated hosts and VMs through the scheduler actor, then recovery.</summary>
 /// <param name="Nodes">1: the scheduler actor in this process; more: that many node processes here, in a cluster, with the
 /// simulated driver, driven through their HTTP API.</param>
-public sealed record ScaleOptions(int Hosts, int Vms, int SnapshotEvery, string? DataDirectory, OutputFormat Output, int Nodes = 1);
+/// <param name="Recover">place nothing: start a scheduler on the ledger an earlier run left in <paramref name="DataDirectory"/>
+/// and time its recovery in this fresh process (cold: none of its code run before, nothing of the file cached by it).</param>
+public sealed record ScaleOptions(int Hosts, int Vms, int SnapshotEvery, string? DataDirectory, OutputFormat Output, int Nodes = 1,
+    bool Recover = false);

@@ -104,15 +104,26 @@ public static class PlacementToolCommands
         var snapshotEvery = Positive("--snapshot-every", "Events between the scheduler's snapshots (whole or incremental).", 100_000);
         var data = new Option<string>("--data") { Description = "Where the SQLite file goes (default: a temporary directory, removed after).", HelpName = "DIR" };
         var nodes = Positive("--nodes", "Node processes: 1 runs the scheduler actor in this process; more start a cluster here whose nodes share the hosts (simulated driver), and kill the scheduler's node to time its recovery elsewhere.", 1);
+        var recover = new Option<bool>("--recover")
+        {
+            Description = "Place nothing: start a scheduler in this fresh process on the ledger an earlier `scale --data DIR` left in --data, and time its recovery (cold).",
+        };
         var output = OutputOption();
         var command = new Command("scale", "Simulated hosts and VMs through the scheduler actor on SQLite: memory per allocation, snapshot size, recovery time.")
         {
-            hosts, vms, snapshotEvery, data, nodes, output,
+            hosts, vms, snapshotEvery, data, nodes, recover, output,
         };
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(recover) && (r.GetValue(data) is null || r.GetValue(nodes) > 1))
+            {
+                r.AddError("--recover needs --data DIR, the directory of an earlier `scale --data DIR` run, and one node");
+            }
+        });
         command.SetAction((parse, ct) =>
         {
             var options = new ScaleOptions(parse.GetValue(hosts), parse.GetValue(vms), parse.GetValue(snapshotEvery), parse.GetValue(data),
-                parse.GetValue(output), parse.GetValue(nodes));
+                parse.GetValue(output), parse.GetValue(nodes), parse.GetValue(recover));
             return options.Nodes > 1 ? ClusterScaleBenchmark.RunAsync(options, ct) : Simulation.ScaleCommand.RunAsync(options, ct);
         });
         return command;

@@ -32,20 +32,16 @@ public class IncrementalSnapshotsTests
             }
 
             var latest = Rows.Keys.Last();
-            var chain = new Stack<LedgerSnapshot>();
+            var chain = new List<LedgerSnapshot>();
             var at = LedgerSnapshotFormat.Read(Rows[latest]);
             while (at.Delta is { } delta)
             {
-                chain.Push(at);
+                chain.Add(at);
                 at = LedgerSnapshotFormat.Read(Rows[delta.PreviousSequenceNr]); // throws when a link is gone: the test fails
             }
 
-            while (chain.TryPop(out var increment))
-            {
-                at = IncrementalSnapshots.Merge(at, increment);
-            }
-
-            return (latest, at);
+            chain.Reverse();
+            return (latest, IncrementalSnapshots.Merge(at, chain));
         }
     }
 

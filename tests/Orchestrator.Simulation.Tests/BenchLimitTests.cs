@@ -4,6 +4,7 @@ using Orchestrator.Cli;
 namespace Orchestrator.Simulation.Tests;
 
 /// <summary>The durable benchmark measures its store's own limit in the same run and reports it beside its figures.</summary>
+[Collection(ConsoleOutput.Name)]
 public sealed class BenchLimitTests : IDisposable
 {
     private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("orchestrator-bench-test");
@@ -26,19 +27,9 @@ public sealed class BenchLimitTests : IDisposable
     {
         var options = new BenchOptions(Durable: true, Hosts: 20, Requests: 200, Rate: 0, Concurrency: 16, Policy: "pack",
             DataDirectory: _directory.FullName, Output: OutputFormat.Json);
-        var output = new StringWriter();
-        var console = Console.Out;
-        Console.SetOut(output);
-        try
-        {
-            Assert.Equal(0, await BenchCommand.RunAsync(options, CancellationToken.None));
-        }
-        finally
-        {
-            Console.SetOut(console);
-        }
+        var (exit, text) = await ConsoleOutput.Of(() => BenchCommand.RunAsync(options, CancellationToken.None));
 
-        var text = output.ToString();
+        Assert.Equal(0, exit);
         using var report = JsonDocument.Parse(text[text.IndexOf('{')..]);
         var root = report.RootElement;
         // 20 hosts cannot take every VM: each request is answered, placed or pending.

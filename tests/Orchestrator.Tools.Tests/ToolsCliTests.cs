@@ -44,6 +44,8 @@ public sealed class ToolsCliTests
     [InlineData("bench", "chaos", "--hosts", "2")]
     [InlineData("bench", "chaos", "--minutes", "0")]
     [InlineData("scale", "--vms", "0")]
+    [InlineData("scale", "--recover")]
+    [InlineData("scale", "--recover", "--data", "/no/such/dir", "--nodes", "2")]
     [InlineData("simulate", "--trace", "/no/such/trace.txt")]
     public async Task Bad_input_is_a_usage_error_with_exit_code_2_pointing_at_the_commands_help(params string[] args)
     {

@@ -10,6 +10,9 @@ public interface IIncrementalSnapshot
     /// <summary>The sequence number of the snapshot this one builds on; null: this one is whole.</summary>
     long? PreviousSequenceNr { get; }
 
-    /// <summary>This snapshot's changes made to <paramref name="previous"/>, the whole snapshot at <see cref="PreviousSequenceNr"/>: a whole snapshot.</summary>
-    object OnTo(object previous);
+    /// <summary>
+    /// The whole snapshot this one makes of <paramref name="whole"/> with <paramref name="chain"/>: the incremental
+    /// snapshots from the one that builds on <paramref name="whole"/> to this one, oldest first (this one last).
+    /// </summary>
+    object OnTo(object whole, IReadOnlyList<IIncrementalSnapshot> chain);
 }

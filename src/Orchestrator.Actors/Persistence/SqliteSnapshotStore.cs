@@ -33,20 +33,37 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
     protected override async Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
     {
         var serialization = Context.System.Serialization; // Context is this actor's thread's only: taken before any await
-        var latest = await LoadOneAsync(persistenceId, criteria, serialization, cancellationToken);
-        if (latest?.Snapshot is not IIncrementalSnapshot { PreviousSequenceNr: not null })
+        Func<long, Task<SelectedSnapshot?>> stored; // the snapshot at a sequence number, as stored (whole or not)
+        SelectedSnapshot? latest;
+        if (ReadsItself(criteria))
+        {
+            var rows = await Task.Run(() => Read(persistenceId, criteria.MinSequenceNr, criteria.MaxSequenceNr, serialization), cancellationToken);
+            if (rows.Count == 0)
+            {
+                return null;
+            }
+
+            latest = await rows.First().Value;
+            stored = sequenceNr => rows.GetValueOrDefault(sequenceNr) ?? Task.FromResult<SelectedSnapshot?>(null);
+        }
+        else
+        {
+            latest = await base.LoadAsync(persistenceId, criteria, cancellationToken);
+            stored = sequenceNr => base.LoadAsync(persistenceId,
+                new SnapshotSelectionCriteria(sequenceNr, DateTime.MaxValue, sequenceNr, DateTime.MinValue), cancellationToken);
+        }
+
+        if (latest?.Snapshot is not IIncrementalSnapshot { PreviousSequenceNr: not null } newest)
         {
             return latest;
         }
 
-        // Back along the chain to a whole snapshot, then each increment made to it in order.
-        var increments = new Stack<IIncrementalSnapshot>();
+        // Back along the chain to a whole snapshot; then the increments made to it, merged in one go.
+        var chain = new List<IIncrementalSnapshot> { newest };
         var at = latest;
-        while (at.Snapshot is IIncrementalSnapshot { PreviousSequenceNr: { } previous } increment)
+        while (at.Snapshot is IIncrementalSnapshot { PreviousSequenceNr: { } previous })
         {
-            increments.Push(increment);
-            var earlier = await LoadOneAsync(persistenceId, new SnapshotSelectionCriteria(previous, DateTime.MaxValue, previous, DateTime.MinValue),
-                serialization, cancellationToken);
+            var earlier = await stored(previous);
             if (earlier is null || earlier.Metadata.SequenceNr != previous) // the plugin's own read may ignore the lower bound
             {
                 // The journal has every event (none is ever deleted): recovery from it alone is slow but whole.
@@ -55,53 +72,54 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
                 return null;
             }
 
+            if (earlier.Snapshot is IIncrementalSnapshot { PreviousSequenceNr: not null } increment)
+            {
+                chain.Add(increment);
+            }
+
             at = earlier;
         }
 
-        var whole = at.Snapshot;
-        while (increments.TryPop(out var increment))
-        {
-            whole = increment.OnTo(whole);
-        }
-
-        return new SelectedSnapshot(latest.Metadata, whole);
+        chain.Reverse();
+        return new SelectedSnapshot(latest.Metadata, newest.OnTo(at.Snapshot, chain));
     }
 
-    /// <summary>The latest snapshot the criteria select, as stored (whole or not).</summary>
-    private async Task<SelectedSnapshot?> LoadOneAsync(string persistenceId, SnapshotSelectionCriteria criteria,
-        Akka.Serialization.Serialization serialization, CancellationToken cancellationToken)
-    {
-        if (_connectionString is null || criteria.MaxTimeStamp != DateTime.MaxValue || criteria.MinTimestamp is { } min && min != DateTime.MinValue)
-        {
-            return await base.LoadAsync(persistenceId, criteria, cancellationToken);
-        }
+    private bool ReadsItself(SnapshotSelectionCriteria criteria) =>
+        _connectionString is not null && criteria.MaxTimeStamp == DateTime.MaxValue
+        && (criteria.MinTimestamp ?? DateTime.MinValue) == DateTime.MinValue;
 
-        return await Task.Run(() => Read(persistenceId, criteria.MinSequenceNr, criteria.MaxSequenceNr, serialization), cancellationToken);
-    }
-
-    private SelectedSnapshot? Read(string persistenceId, long minSequenceNr, long maxSequenceNr, Akka.Serialization.Serialization serialization)
+    /// <summary>
+    /// Every snapshot the sequence numbers select, by sequence number, each deserialized on the thread pool as soon as its
+    /// row is read: a chain's rows are deserialized side by side, and beside the reading of the next. Oldest first, so the
+    /// whole snapshot at the chain's start, the largest by far, is deserialized while the increments are read. The store
+    /// keeps only the latest whole snapshot and the increments after it (a whole one deletes those before it), so nearly
+    /// every row read is one the chain needs.
+    /// </summary>
+    private SortedDictionary<long, Task<SelectedSnapshot?>> Read(string persistenceId, long minSequenceNr, long maxSequenceNr,
+        Akka.Serialization.Serialization serialization)
     {
+        var rows = new SortedDictionary<long, Task<SelectedSnapshot?>>(Comparer<long>.Create((a, b) => b.CompareTo(a)));
         using var connection = new SqliteConnection(_connectionString);
         connection.Open();
         using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT sequence_number, created, snapshot, manifest, serializer_id FROM snapshot
             WHERE persistence_id = $id AND sequence_number BETWEEN $min AND $max
-            ORDER BY sequence_number DESC LIMIT 1
+            ORDER BY sequence_number
             """;
         command.Parameters.AddWithValue("$id", persistenceId);
         command.Parameters.AddWithValue("$min", minSequenceNr);
         command.Parameters.AddWithValue("$max", maxSequenceNr);
         using var row = command.ExecuteReader();
-        if (!row.Read())
+        while (row.Read())
         {
-            return null;
+            var metadata = new SnapshotMetadata(persistenceId, row.GetInt64(0), new DateTime(row.GetInt64(1), DateTimeKind.Utc));
+            var payload = row.IsDBNull(2) ? [] : row.GetFieldValue<byte[]>(2);
+            var manifest = row.IsDBNull(3) ? "" : row.GetString(3);
+            var serializerId = row.GetInt32(4);
+            rows[metadata.SequenceNr] = Task.Run(() => (SelectedSnapshot?)new SelectedSnapshot(metadata, serialization.Deserialize(payload, serializerId, manifest)));
         }
 
-        var metadata = new SnapshotMetadata(persistenceId, row.GetInt64(0), new DateTime(row.GetInt64(1), DateTimeKind.Utc));
-        var payload = row.IsDBNull(2) ? [] : row.GetFieldValue<byte[]>(2);
-        var manifest = row.IsDBNull(3) ? "" : row.GetString(3);
-        var serializerId = row.GetInt32(4);
-        return new SelectedSnapshot(metadata, serialization.Deserialize(payload, serializerId, manifest));
+        return rows;
     }
 }

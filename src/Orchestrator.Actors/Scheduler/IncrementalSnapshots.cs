@@ -130,40 +130,52 @@ public sealed class IncrementalSnapshots
             delta);
 
     /// <summary>
-    /// The whole snapshot <paramref name="increment"/> makes of <paramref name="previous"/> (whole): its hosts and VMs set and
-    /// removed, every other list its own. Records keep the previous snapshot's order, new ones after them.
+    /// The whole snapshot that <paramref name="increments"/> (oldest first, each building on the one before it) make of
+    /// <paramref name="whole"/>: their hosts and VMs set and removed, the latest one's other lists. One pass over the
+    /// whole snapshot's records for the chain, not one per increment: a chain after a bulk load is a dozen increments on
+    /// a million records. Records keep the whole snapshot's order, new ones after them.
     /// </summary>
-    public static LedgerSnapshot Merge(LedgerSnapshot previous, LedgerSnapshot increment)
+    public static LedgerSnapshot Merge(LedgerSnapshot whole, IReadOnlyList<LedgerSnapshot> increments)
     {
-        if (increment.Delta is not { } delta)
+        if (increments.Count == 0)
         {
-            return increment;
+            return whole;
         }
 
-        return increment with
+        if (increments[^1].Delta is null)
         {
-            Hosts = Merge(previous.Hosts, increment.Hosts, delta.RemovedHosts, h => h.Id),
-            Vms = Merge(previous.Vms, increment.Vms, delta.RemovedVms, v => v.Id),
+            return increments[^1];
+        }
+
+        return increments[^1] with
+        {
+            Hosts = Merge(whole.Hosts, increments, s => s.Hosts, d => d.RemovedHosts, h => h.Id),
+            Vms = Merge(whole.Vms, increments, s => s.Vms, d => d.RemovedVms, v => v.Id),
             Delta = null,
         };
     }
 
-    private static List<T> Merge<T, TId>(IReadOnlyList<T> previous, IReadOnlyList<T> set, IReadOnlyList<TId> removed, Func<T, TId> id)
+    private static List<T> Merge<T, TId>(IReadOnlyList<T> whole, IReadOnlyList<LedgerSnapshot> increments, Func<LedgerSnapshot, IReadOnlyList<T>> set,
+        Func<SnapshotDelta, IReadOnlyList<TId>> removed, Func<T, TId> id)
         where TId : notnull
     {
-        var changed = new Dictionary<TId, T?>(set.Count + removed.Count);
-        foreach (var gone in removed)
+        // Each id's last word along the chain: its record, or default for removed.
+        var changed = new Dictionary<TId, T?>(increments.Sum(i => set(i).Count + removed(i.Delta!).Count));
+        foreach (var increment in increments)
         {
-            changed[gone] = default;
+            foreach (var gone in removed(increment.Delta!))
+            {
+                changed[gone] = default;
+            }
+
+            foreach (var record in set(increment))
+            {
+                changed[id(record)] = record;
+            }
         }
 
-        foreach (var record in set)
-        {
-            changed[id(record)] = record;
-        }
-
-        var merged = new List<T>(previous.Count + set.Count);
-        foreach (var record in previous)
+        var merged = new List<T>(whole.Count + changed.Count);
+        foreach (var record in whole)
         {
             if (!changed.Remove(id(record), out var now))
             {

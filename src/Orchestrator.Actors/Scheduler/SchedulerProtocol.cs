@@ -235,7 +235,8 @@ public sealed record LedgerSnapshot(
 {
     long? IIncrementalSnapshot.PreviousSequenceNr => Delta?.PreviousSequenceNr;
 
-    object IIncrementalSnapshot.OnTo(object previous) => IncrementalSnapshots.Merge((LedgerSnapshot)previous, this);
+    object IIncrementalSnapshot.OnTo(object whole, IReadOnlyList<IIncrementalSnapshot> chain) =>
+        IncrementalSnapshots.Merge((LedgerSnapshot)whole, chain.Cast<LedgerSnapshot>().ToList());
 }
 
 /// <summary>

@@ -1,7 +1,5 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Microsoft.Data.Sqlite;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Cli;
@@ -227,9 +225,6 @@ public static partial class ClusterScaleBenchmark
         return (row.GetInt64(0), row.GetInt64(2), row.GetInt64(3) - row.GetInt64(1));
     }
 
-    [GeneratedRegex(@"scheduler recovered in (\d+\.\d+) s: [^;\r\n]*; ([^\r\n]*)")]
-    private static partial Regex RecoveredLine();
-
     /// <summary>The scheduler's recovery in the node's log: its seconds, and its phases (snapshot read, state rebuilt, replay, indexes).</summary>
     private static (double Seconds, string Phases)? Recovery(string log)
     {
@@ -240,7 +235,6 @@ public static partial class ClusterScaleBenchmark
 
         using var stream = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         using var reader = new StreamReader(stream);
-        var match = RecoveredLine().Match(reader.ReadToEnd());
-        return match.Success ? (double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), match.Groups[2].Value) : null;
+        return RecoveryPhases.Find(reader.ReadToEnd());
     }
 }
