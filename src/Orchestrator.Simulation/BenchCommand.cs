@@ -40,7 +40,11 @@ public static class BenchCommand
         LimitRatios? Ratios = null);
 
     /// <summary>What the measured requests cost the whole process (scheduler, journal, the bench's own asks), per placement.</summary>
-    public sealed record DurableCosts(double CpuMsPerPlacement, long BytesAllocatedPerPlacement, int Gen0Collections, int Gen2Collections);
+    /// <param name="CompilerMs">what the JIT compiler ran during the measured window, all threads: tiered compilation goes
+    /// on promoting hot methods for many seconds after a start (and compiles what a snapshot first runs when it first
+    /// runs), so part of a short window's CPU is the compiler's, not the scheduler's.</param>
+    public sealed record DurableCosts(double CpuMsPerPlacement, long BytesAllocatedPerPlacement, int Gen0Collections, int Gen2Collections,
+        double CompilerMs = 0);
 
     /// <summary>
     /// The figures against the store's own limit, measured in the same run: placements/s over batched rows/s (each placement
@@ -69,7 +73,7 @@ public static class BenchCommand
                                       $"{StoreLimit.RowBytes}-byte rows; one-row commit p50 {limit.CommitP50Ms:0.000} ms  p99 {limit.CommitP99Ms:0.000} ms");
                     Console.WriteLine($"  ratio         placements/s : rows/s {ratios.PlacementsToRows:P1};  p50 {ratios.P50ToCommitP50:0.0}x  p99 {ratios.P99ToCommitP99:0.0}x a one-row commit's");
                     Console.WriteLine($"  cost          {costs.CpuMsPerPlacement:0.000} CPU ms and {costs.BytesAllocatedPerPlacement:N0} bytes allocated per placement (whole process); " +
-                                      $"GCs gen0 {costs.Gen0Collections}, gen2 {costs.Gen2Collections}");
+                                      $"GCs gen0 {costs.Gen0Collections}, gen2 {costs.Gen2Collections}; JIT compiler {costs.CompilerMs:N0} ms in the window");
                 }
             });
             return 0;
@@ -121,6 +125,11 @@ public static class BenchCommand
     internal static InMemoryReport InMemory(BenchOptions o)
     {
         var policy = new PlacementPolicy(1.0, 1.0, SimulateCommand.ParseStrategy(o.Policy));
+        // Each run first as a warm-up, shorter, until the compiler is done with it: the figures are the structures', not the JIT's.
+        var warmUp = o with { Requests = Math.Min(o.Requests, WarmUpRequests) };
+        JitWarmUp.UntilSettled(_ => IndexRun(warmUp, policy), MaxWarmUpRounds);
+        JitWarmUp.UntilSettled(_ => LedgerRun(warmUp, policy, steered: false), MaxWarmUpRounds);
+        JitWarmUp.UntilSettled(_ => LedgerRun(warmUp, policy, steered: true), MaxWarmUpRounds);
         var (rate, latency, utilisation, indexBytes) = IndexRun(o, policy);
         var (ledgerRate, ledgerLatency, _, ledgerBytes) = LedgerRun(o, policy, steered: false);
         var (steeredRate, steeredLatency, pending, _) = LedgerRun(o, policy, steered: true);
@@ -128,6 +137,9 @@ public static class BenchCommand
             Math.Round(rate), latency, Math.Round(ledgerRate), ledgerLatency, Math.Round(utilisation, 3),
             Math.Round(steeredRate), steeredLatency, Math.Round(pending, 4), indexBytes, ledgerBytes);
     }
+
+    private const int WarmUpRequests = 20_000;
+    private const int MaxWarmUpRounds = 10;
 
     /// <returns>also the bytes allocated per decision (on this thread, inside the timed part only).</returns>
     private static (double Rate, Latency Latency, double Utilisation, long BytesPerDecision) IndexRun(BenchOptions o, PlacementPolicy policy)
@@ -282,6 +294,7 @@ public static class BenchCommand
         var pacer = new Pacer(o.Rate);
         var process = global::System.Diagnostics.Process.GetCurrentProcess();
         var (cpu, bytes, gen0, gen2) = (process.TotalProcessorTime, GC.GetTotalAllocatedBytes(), GC.CollectionCount(0), GC.CollectionCount(2));
+        var compiling = JitWarmUp.CompilationTime;
         var wall = Stopwatch.StartNew();
         void Replied(int n, object reply, long ticks)
         {
@@ -317,7 +330,8 @@ public static class BenchCommand
         wall.Stop();
         process.Refresh();
         var costs = new DurableCosts(Math.Round((process.TotalProcessorTime - cpu).TotalMilliseconds / o.Requests, 4),
-            (GC.GetTotalAllocatedBytes() - bytes) / o.Requests, GC.CollectionCount(0) - gen0, GC.CollectionCount(2) - gen2);
+            (GC.GetTotalAllocatedBytes() - bytes) / o.Requests, GC.CollectionCount(0) - gen0, GC.CollectionCount(2) - gen2,
+            Math.Round((JitWarmUp.CompilationTime - compiling).TotalMilliseconds, 1));
         var rate = Math.Round(o.Requests / wall.Elapsed.TotalSeconds);
         var latency = Percentiles(latencies);
         var ratios = new LimitRatios(Ratio(rate, limit.RowsPerS), Ratio(latency.P50Ms, limit.CommitP50Ms), Ratio(latency.P99Ms, limit.CommitP99Ms));

@@ -45,5 +45,7 @@ public sealed class BenchLimitTests : IDisposable
         var costs = root.GetProperty("costs");
         Assert.True(costs.GetProperty("cpu_ms_per_placement").GetDouble() > 0);
         Assert.True(costs.GetProperty("bytes_allocated_per_placement").GetInt64() > 0);
+        // What the compiler took of the window is said (some, or none once warm), never a negative reading.
+        Assert.True(costs.GetProperty("compiler_ms").GetDouble() >= 0);
     }
 }
