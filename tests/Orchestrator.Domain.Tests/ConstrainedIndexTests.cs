@@ -9,9 +9,9 @@ namespace Orchestrator.Domain.Tests;
 /// <summary>The capacity index under selectors, groups and unreachable hosts decides as the plain scan does.</summary>
 public class ConstrainedIndexTests
 {
-    private static readonly (int Cpus, long MemoryMiB)[] Shapes = [(2, 1024), (4, 2048), (4, 3000)];
+    internal static readonly (int Cpus, long MemoryMiB)[] Shapes = [(2, 1024), (4, 2048), (4, 3000)];
 
-    private static readonly IReadOnlyDictionary<string, string>?[] LabelSets =
+    internal static readonly IReadOnlyDictionary<string, string>?[] LabelSets =
     [
         null,
         new Dictionary<string, string> { ["zone"] = "a" },
@@ -20,7 +20,7 @@ public class ConstrainedIndexTests
         new Dictionary<string, string> { ["ssd"] = "false" },
     ];
 
-    private static readonly string[][] Selectors =
+    internal static readonly string[][] Selectors =
         [[], ["zone=a"], ["zone!=b"], ["ssd"], ["!ssd"], ["zone=a", "ssd=true"], ["zone=c"]];
 
     private sealed record Workload(int Seed, int Hosts, int Steps, bool Pack);

@@ -92,7 +92,47 @@ public sealed partial record LedgerState
     }
 
     /// <summary>Why no host takes the VM, its disk included, in words an operator can act on.</summary>
-    private string ExplainNoPlace(VmRecord vm, ResourceRequest request, LedgerRules rules, PlacementConstraints constraints, HostId? avoid = null)
+    private string ExplainNoPlace(VmRecord vm, ResourceRequest request, LedgerRules rules, PlacementConstraints constraints, HostId? avoid = null) =>
+        (avoid is null ? ExplainNoRoomByIndex(vm, request, rules, constraints) : null) ?? ExplainNoPlaceByScan(vm, request, rules, constraints, avoid);
+
+    /// <summary>
+    /// What <see cref="ExplainNoPlaceByScan"/> says, from the capacity index's counts rather than a dozen passes over every
+    /// host, in the case a full cluster meets at every request: nothing but room, and perhaps a host selector, stands in
+    /// the way. A full cluster of 10,000 hosts spent 0.7 CPU ms and 137 KB on each request's reason that way, ten times a
+    /// placement. Null in any other case (a disk or volume pinned to a host, a group, unreachable hosts, a driver, an
+    /// accelerator, a reservation, a selector no up host matches, or a host with room), which the scan explains. A
+    /// property test holds the two to the same words.
+    /// </summary>
+    internal string? ExplainNoRoomByIndex(VmRecord vm, ResourceRequest request, LedgerRules rules, PlacementConstraints constraints)
+    {
+        if (vm.Disk is { Host: not null } || constraints.Group is not null || constraints.Unreachable.Count > 0 || request.Driver is not null
+            || request.Accelerator is not null || request.HasReservation || ExplainVolumesPin(vm, avoid: null) is not null)
+        {
+            return null;
+        }
+
+        var index = Capacity;
+        if (index.ChooseHost(request, rules.Placement) is not null)
+        {
+            return null; // a host has room: what else stops it (its disk's pool) the scan says
+        }
+
+        var up = index.Count;
+        var selector = request.Selector is { Count: > 0 } terms ? terms : null;
+        var matching = selector is null || up == 0 ? up : index.CountSelected(selector);
+        if (matching == 0 && up > 0)
+        {
+            return null; // no up host matches the selector: the scan says which term none has
+        }
+
+        var explanation = Hosts.Count == 0 ? "no host is registered"
+            : up == 0 ? $"none of the {Hosts.Count} hosts is up"
+            : Placement.Placement.NoRoom(request, rules.Placement, matching);
+        return selector is null ? explanation : $"{explanation}; among the hosts that match the host selector {string.Join(", ", selector)}";
+    }
+
+    /// <summary>Why no host takes the VM, asked of every host (but <paramref name="avoid"/>).</summary>
+    internal string ExplainNoPlaceByScan(VmRecord vm, ResourceRequest request, LedgerRules rules, PlacementConstraints constraints, HostId? avoid = null)
     {
         var hosts = Hosts.Values.Where(h => h.Id != avoid).ToList();
         if (ExplainVolumesPin(vm, avoid) is { } volumesPin)

@@ -144,6 +144,24 @@ public sealed partial class CapacityIndex
         return best;
     }
 
+    /// <summary>
+    /// How many indexed hosts the selector holds on: the hosts of a shape share their labels, so it is asked once a
+    /// shape, and a shape's hosts are counted from its tree (a pending VM's reason says how many hosts it was matched with).
+    /// </summary>
+    public int CountSelected(IReadOnlyList<HostSelectorTerm> selector)
+    {
+        var count = 0;
+        foreach (var shape in _shapes)
+        {
+            if (HostSelectors.Hold(selector, shape.Labels))
+            {
+                count += Tree.Count(shape.Root);
+            }
+        }
+
+        return count;
+    }
+
     /// <summary>All indexed hosts, in no particular order (for tests and diagnostics).</summary>
     public IEnumerable<HostRecord> Hosts() => _shapes.SelectMany(s => Tree.Enumerate(s.Root));
 
@@ -911,6 +929,23 @@ public sealed partial class CapacityIndex
             items.AsSpan(0, at).CopyTo(copy);
             items.AsSpan(at + 1).CopyTo(copy.AsSpan(at));
             return copy;
+        }
+
+        /// <summary>The hosts under the node.</summary>
+        public static int Count(Node node)
+        {
+            if (node is Leaf leaf)
+            {
+                return leaf.Hosts.Length;
+            }
+
+            var count = 0;
+            foreach (var child in ((Inner)node).Children)
+            {
+                count += Count(child);
+            }
+
+            return count;
         }
 
         public static IEnumerable<HostRecord> Enumerate(Node? node) => node switch

@@ -207,9 +207,13 @@ public static class Placement
                    $"({up} hosts up; reservations are promised against physical CPUs and memory, never overcommitted)";
         }
 
-        return $"no host has room for {request.Vcpus} vCPUs and {request.MemoryMiB} MiB " +
-               $"({up} hosts up, allocation ratios cpu {policy.CpuAllocationRatio}, memory {policy.MemoryAllocationRatio})";
+        return NoRoom(request, policy, up);
     }
+
+    /// <summary>Why no host took a plain request (no driver, accelerator or reservation) when <paramref name="up"/> hosts are up.</summary>
+    public static string NoRoom(ResourceRequest request, PlacementPolicy policy, int up) =>
+        $"no host has room for {request.Vcpus} vCPUs and {request.MemoryMiB} MiB " +
+        $"({up} hosts up, allocation ratios cpu {policy.CpuAllocationRatio}, memory {policy.MemoryAllocationRatio})";
 }
 
 /// <summary>HA admission control's figures: what the fullest hosts hold, and what the others could take in.</summary>
