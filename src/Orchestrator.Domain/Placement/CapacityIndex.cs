@@ -379,7 +379,12 @@ public sealed partial class CapacityIndex
     /// </summary>
     internal static class Tree
     {
-        public const int MaxEntries = 16;
+        /// <summary>
+        /// At 10,000 hosts, 32 makes a tree three levels deep rather than four: a move copies one node less on each of
+        /// its two paths, for arrays twice as long. Measured on the bench's workload (choose, then move): an update took
+        /// 0.83-0.93 µs at 32, 1.00-1.21 at 16, 1.5-1.6 at 64 and 1.8-1.9 at 8.
+        /// </summary>
+        public const int MaxEntries = 32;
 
         /// <summary>A node with fewer entries (not the root) merges with a neighbour.</summary>
         public const int MinEntries = MaxEntries / 4;
