@@ -150,11 +150,12 @@ public class PersistentHashMapTests
     [InlineData(0, 1000)]
     [InlineData(1, 1000)]
     [InlineData(2, 50_000)]
-    public void A_map_built_as_a_whole_is_the_map_its_entries_make_one_by_one(int seed, int count)
+    [InlineData(3, 20_000, 64)] // sorted by radix, keys of one hash many: the sort must keep their order
+    public void A_map_built_as_a_whole_is_the_map_its_entries_make_one_by_one(int seed, int count, int distinctHashes = 0)
     {
         // Few distinct hashes among many keys at the small size: collision nodes, and slots shared to the last level.
         var random = new Random(seed);
-        var hashes = count > 1000 ? int.MaxValue : 64;
+        var hashes = distinctHashes > 0 ? distinctHashes : count > 1000 ? int.MaxValue : 64;
         var entries = Enumerable.Range(0, count).Select(i => KeyValuePair.Create(new Key(i, random.Next(hashes)), i)).ToList();
         entries.AddRange(entries.Take(count / 10).ToList()); // the same entry twice counts once, as Add does
 

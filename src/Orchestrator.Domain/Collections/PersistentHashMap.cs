@@ -145,15 +145,15 @@ public sealed partial class PersistentHashMap<TKey, TValue> : IReadOnlyDictionar
             return Empty;
         }
 
-        var order = new ulong[entries.Length];
+        var order = GC.AllocateUninitializedArray<ulong>(entries.Length);
         for (var i = 0; i < order.Length; i++)
         {
             order[i] = ((ulong)Hash(entries[i].Key) << 32) | (uint)i;
         }
 
-        Array.Sort(order); // by hash, then by position: entries of one hash keep the order they were given in
+        SortByHash(order); // by hash, then by position: entries of one hash keep the order they were given in
         var sorted = new KeyValuePair<TKey, TValue>[order.Length];
-        var hashes = new uint[order.Length];
+        var hashes = GC.AllocateUninitializedArray<uint>(order.Length);
         var count = 0;
         for (var i = 0; i < order.Length; i++)
         {
@@ -168,6 +168,50 @@ public sealed partial class PersistentHashMap<TKey, TValue> : IReadOnlyDictionar
 
         return new PersistentHashMap<TKey, TValue>(Node.Build(sorted.AsSpan(0, count), hashes.AsSpan(0, count), 0), count);
     }
+
+    /// <summary>
+    /// Sorts keys whose upper half is a hash and whose lower half a position (distinct, increasing as given). Large arrays
+    /// by a radix sort of the hash, a byte at a time from the least: linear, and stable, so the positions of one hash stay
+    /// in order and the result is Array.Sort's. At a million VMs Array.Sort's introsort was a twelfth of rebuilding the state.
+    /// </summary>
+    private static void SortByHash(ulong[] keys)
+    {
+        if (keys.Length < RadixFrom)
+        {
+            Array.Sort(keys);
+            return;
+        }
+
+        var from = keys;
+        var to = GC.AllocateUninitializedArray<ulong>(keys.Length);
+        Span<int> starts = stackalloc int[256];
+        for (var shift = 32; shift < 64; shift += 8)
+        {
+            starts.Clear();
+            foreach (var key in from)
+            {
+                starts[(int)(key >> shift) & 0xFF]++;
+            }
+
+            var sum = 0;
+            for (var b = 0; b < starts.Length; b++)
+            {
+                (starts[b], sum) = (sum, sum + starts[b]);
+            }
+
+            foreach (var key in from)
+            {
+                to[starts[(int)(key >> shift) & 0xFF]++] = key;
+            }
+
+            (from, to) = (to, from);
+        }
+
+        // Four passes: the sorted keys are back in the array given.
+    }
+
+    /// <summary>Below this many keys the radix sort's passes over its 256 counts cost more than they save.</summary>
+    private const int RadixFrom = 4096;
 
     /// <summary>Whether the entry's key is among those of its hash already kept (at the end); another value for it throws.</summary>
     private static bool IsRepeat(KeyValuePair<TKey, TValue>[] kept, uint[] hashes, int count, KeyValuePair<TKey, TValue> entry, uint hash)
