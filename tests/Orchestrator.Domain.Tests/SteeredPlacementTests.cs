@@ -106,6 +106,17 @@ public class SteeredPlacementTests
             }
         }
 
+        // The members each group is known by (built when first asked, then kept by Apply) are the VMs that name it.
+        foreach (var name in GroupPolicies.Names)
+        {
+            var known = ledger.State.MembersOf(Acme, name).Select(m => m.Id).ToHashSet();
+            var naming = ledger.State.VmsOf(Acme).Where(v => v.Spec.Group == name).Select(v => v.Id).ToHashSet();
+            if (!known.SetEquals(naming))
+            {
+                return $"group {name} knows {known.Count} member(s), {naming.Count} VM(s) name it";
+            }
+        }
+
         return null;
     }
 

@@ -151,8 +151,9 @@ public sealed partial record LedgerState
     };
 
     // The members of each group by tenant and name, derived from the VMs: a VM joins with its request and leaves when
-    // released (a spec's group never changes). Built at the first Apply that changes the VMs, then kept up to date, so
-    // that the scratch states a decision makes never rebuild it.
+    // released (a spec's group never changes). Built when first asked for, then kept up to date by Apply, so that the
+    // scratch states a decision makes never rebuild it; a state that never asked (a recovery replaying its journal) never
+    // pays for it per event: building it at the first replayed event was a scan of every VM, cold, in each recovery.
     private Derived<PersistentHashMap<VmId, VmRecord>, ImmutableDictionary<(TenantId, string), ImmutableHashSet<VmId>>>? _groups;
 
     private ImmutableDictionary<(TenantId, string), ImmutableHashSet<VmId>> GroupLookup => Current(ref _groups, Vms, vms =>
@@ -167,7 +168,12 @@ public sealed partial record LedgerState
             return next; // unchanged VMs keep it (a `with` copies it)
         }
 
-        var lookup = GroupLookup;
+        if (_groups is not { } built || !ReferenceEquals(built.Source, Vms))
+        {
+            return next; // absent or stale: built when first asked for (a `with` copied this one, stale for next's VMs)
+        }
+
+        var lookup = built.Index;
         var before = evt is IVmLedgerEvent v1 ? Vms.GetValueOrDefault(v1.VmId) : null;
         var after = evt is IVmLedgerEvent v2 ? next.Vms.GetValueOrDefault(v2.VmId) : null;
         if (before?.Spec.Group is { } left && after is null)
