@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using System.Runtime.CompilerServices;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
@@ -349,6 +350,7 @@ public static class LedgerSnapshotFormat
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ReadVm
     private static HostRecord ReadHost(SnapshotReader r) => new(
         new HostId(r.Shared()!),
         r.Int32(),
@@ -464,6 +466,9 @@ public static class LedgerSnapshotFormat
         Optional(w, v.EntitledCpuMillicores, (w, m) => w.Int64(m));
     }
 
+    // Optimised at its first call, not at tier 0 first: a cold recovery calls it a million times while the compiler is at
+    // its busiest, which delays promotions, and only optimised code inlines the reader's small reads into it.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static VmRecord ReadVm(SnapshotReader r) => new(
         new VmId(r.Guid()),
         new TenantId(r.Shared()!),
@@ -493,6 +498,7 @@ public static class LedgerSnapshotFormat
         Optional(w, s.Bootstrap, WriteBootstrap);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // as ReadVm above
     private static VmSpec ReadSpec(SnapshotReader r) => new(
         r.Text()!,
         r.Int32(),
