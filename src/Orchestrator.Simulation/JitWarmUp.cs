@@ -31,6 +31,21 @@ internal static class JitWarmUp
         return rounds;
     }
 
+    /// <summary>The same, for rounds that wait on something (requests sent at a rate, answered by actors).</summary>
+    public static async Task<int> UntilSettledAsync(Func<int, Task> round, int maxRounds)
+    {
+        int rounds = 0, settled = 0;
+        while (rounds < maxRounds && settled < 2)
+        {
+            var compiling = JitInfo.GetCompilationTime();
+            var wall = Stopwatch.StartNew();
+            await round(rounds++);
+            settled = (JitInfo.GetCompilationTime() - compiling) / wall.Elapsed < SettledShare ? settled + 1 : 0;
+        }
+
+        return rounds;
+    }
+
     /// <summary>What the compiler has spent so far, all threads: subtract two readings for a window's share.</summary>
     public static TimeSpan CompilationTime => JitInfo.GetCompilationTime();
 }

@@ -47,5 +47,30 @@ public sealed class BenchLimitTests : IDisposable
         Assert.True(costs.GetProperty("bytes_allocated_per_placement").GetInt64() > 0);
         // What the compiler took of the window is said (some, or none once warm), never a negative reading.
         Assert.True(costs.GetProperty("compiler_ms").GetDouble() >= 0);
+        Assert.True(costs.GetProperty("gc_pause_ms").GetDouble() >= 0);
     }
+
+    [Fact]
+    public async Task Bench_durable_at_a_rate_warms_up_at_that_rate_and_never_with_more_requests_than_it_measures()
+    {
+        var options = new BenchOptions(Durable: true, Hosts: 20, Requests: 150, Rate: 500, Concurrency: 16, Policy: "pack",
+            DataDirectory: _directory.FullName, Output: OutputFormat.Json);
+        var (exit, text) = await ConsoleOutput.Of(() => BenchCommand.RunAsync(options, CancellationToken.None));
+
+        Assert.Equal(0, exit);
+        using var report = JsonDocument.Parse(text[text.IndexOf('{')..]);
+        var root = report.RootElement;
+        Assert.Equal(150, root.GetProperty("placed").GetInt32() + root.GetProperty("pending").GetInt32());
+        // Rounds of a second's requests, cut to the measured count: one round of 150 here, as a run's bound allows.
+        Assert.Equal(150, root.GetProperty("warmup_requests").GetInt32());
+        Assert.Equal(500, root.GetProperty("rate").GetInt32());
+    }
+
+    [Theory]
+    [InlineData(20_000, 1_000, 10)] // at most ten rounds
+    [InlineData(50_000, 5_000, 10)]
+    [InlineData(12_000, 5_000, 2)] // never more warm-up requests than measured ones
+    [InlineData(100, 5_000, 1)] // and at least one round
+    public void Open_loop_warm_up_rounds_are_bounded(int requests, int perRound, int expected) =>
+        Assert.Equal(expected, BenchCommand.MaxOpenLoopWarmUpRounds(requests, perRound));
 }

@@ -17,6 +17,21 @@ public sealed class JitWarmUpTests
     }
 
     [Fact]
+    public async Task Warm_up_that_waits_runs_its_rounds_in_order_within_the_same_bounds()
+    {
+        var numbers = new List<int>();
+        var rounds = await JitWarmUp.UntilSettledAsync(async n =>
+        {
+            await Task.Yield();
+            numbers.Add(n);
+        }, maxRounds: 10);
+
+        Assert.InRange(rounds, 2, 10);
+        Assert.Equal(Enumerable.Range(0, rounds), numbers);
+        Assert.Equal(1, await JitWarmUp.UntilSettledAsync(_ => Task.CompletedTask, maxRounds: 1));
+    }
+
+    [Fact]
     public void Warm_up_of_one_round_runs_one()
     {
         var ran = 0;
