@@ -68,7 +68,7 @@ public sealed class BenchLimitTests : IDisposable
 
     [Theory]
     [InlineData(20_000, 1_000, 10)] // at most ten rounds
-    [InlineData(50_000, 5_000, 10)]
+    [InlineData(50_000, 5_000, 4)] // at most 20,000 requests in all
     [InlineData(12_000, 5_000, 2)] // never more warm-up requests than measured ones
     [InlineData(100, 5_000, 1)] // and at least one round
     public void Open_loop_warm_up_rounds_are_bounded(int requests, int perRound, int expected) =>
