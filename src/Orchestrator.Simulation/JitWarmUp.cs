@@ -17,19 +17,13 @@ internal static class JitWarmUp
 
     /// <summary>Runs <paramref name="round"/> (given its number) until two rounds in a row are settled, at most <paramref name="maxRounds"/> times.</summary>
     /// <returns>the rounds run.</returns>
-    public static int UntilSettled(Action<int> round, int maxRounds)
-    {
-        int rounds = 0, settled = 0;
-        while (rounds < maxRounds && settled < 2)
+    public static int UntilSettled(Action<int> round, int maxRounds) =>
+        // Each round completes before it returns, so the rounds' task has too: the result is there at once.
+        UntilSettledAsync(n =>
         {
-            var compiling = JitInfo.GetCompilationTime();
-            var wall = Stopwatch.StartNew();
-            round(rounds++);
-            settled = (JitInfo.GetCompilationTime() - compiling) / wall.Elapsed < SettledShare ? settled + 1 : 0;
-        }
-
-        return rounds;
-    }
+            round(n);
+            return Task.CompletedTask;
+        }, maxRounds).GetAwaiter().GetResult();
 
     /// <summary>The same, for rounds that wait on something (requests sent at a rate, answered by actors).</summary>
     public static async Task<int> UntilSettledAsync(Func<int, Task> round, int maxRounds)
