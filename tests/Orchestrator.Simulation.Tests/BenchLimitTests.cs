@@ -25,12 +25,7 @@ public sealed class BenchLimitTests : IDisposable
     [Fact]
     public async Task Bench_durable_json_carries_the_limit_the_ratios_and_the_cost_per_placement()
     {
-        var options = new BenchOptions(Durable: true, Hosts: 20, Requests: 200, Rate: 0, Concurrency: 16, Policy: "pack",
-            DataDirectory: _directory.FullName, Output: OutputFormat.Json);
-        var (exit, text) = await ConsoleOutput.Of(() => BenchCommand.RunAsync(options, CancellationToken.None));
-
-        Assert.Equal(0, exit);
-        using var report = JsonDocument.Parse(text[text.IndexOf('{')..]);
+        using var report = await DurableJsonAsync(requests: 200, rate: 0);
         var root = report.RootElement;
         // 20 hosts cannot take every VM: each request is answered, placed or pending.
         Assert.Equal(200, root.GetProperty("placed").GetInt32() + root.GetProperty("pending").GetInt32());
@@ -53,17 +48,23 @@ public sealed class BenchLimitTests : IDisposable
     [Fact]
     public async Task Bench_durable_at_a_rate_warms_up_at_that_rate_and_never_with_more_requests_than_it_measures()
     {
-        var options = new BenchOptions(Durable: true, Hosts: 20, Requests: 150, Rate: 500, Concurrency: 16, Policy: "pack",
-            DataDirectory: _directory.FullName, Output: OutputFormat.Json);
-        var (exit, text) = await ConsoleOutput.Of(() => BenchCommand.RunAsync(options, CancellationToken.None));
-
-        Assert.Equal(0, exit);
-        using var report = JsonDocument.Parse(text[text.IndexOf('{')..]);
+        using var report = await DurableJsonAsync(requests: 150, rate: 500);
         var root = report.RootElement;
         Assert.Equal(150, root.GetProperty("placed").GetInt32() + root.GetProperty("pending").GetInt32());
         // Rounds of a second's requests, cut to the measured count: one round of 150 here, as a run's bound allows.
         Assert.Equal(150, root.GetProperty("warmup_requests").GetInt32());
         Assert.Equal(500, root.GetProperty("rate").GetInt32());
+    }
+
+    /// <summary>`bench durable -o json` on 20 hosts, in this test's directory; it must exit 0.</summary>
+    private async Task<JsonDocument> DurableJsonAsync(int requests, int rate)
+    {
+        var options = new BenchOptions(Durable: true, Hosts: 20, Requests: requests, Rate: rate, Concurrency: 16, Policy: "pack",
+            DataDirectory: _directory.FullName, Output: OutputFormat.Json);
+        var (exit, text) = await ConsoleOutput.Of(() => BenchCommand.RunAsync(options, CancellationToken.None));
+
+        Assert.Equal(0, exit);
+        return JsonDocument.Parse(text[text.IndexOf('{')..]);
     }
 
     [Theory]
