@@ -37,7 +37,7 @@ public static class BenchCommand
     public sealed record DurableReport(
         string Mode, int Hosts, int Requests, int WarmupRequests, int Rate, int Concurrency, string Policy, int Placed, int Pending,
         double PlacementsPerS, Latency Latency, double WallS, string Store, DurableCosts? Costs = null, StoreLimit? Limit = null,
-        LimitRatios? Ratios = null);
+        LimitRatios? Ratios = null, int SnapshotEvery = 0);
 
     /// <summary>What the measured requests cost the whole process (scheduler, journal, the bench's own asks), per placement.</summary>
     /// <param name="CompilerMs">what the JIT compiler ran during the measured window, all threads: tiered compilation goes
@@ -63,7 +63,7 @@ public static class BenchCommand
             var report = await DurableAsync(o, ct);
             Print(o.Output, report, () =>
             {
-                Console.WriteLine($"durable placements through the scheduler actor, journal: {report.Store}");
+                Console.WriteLine($"durable placements through the scheduler actor, journal: {report.Store}, a snapshot every {report.SnapshotEvery:N0} events");
                 Console.WriteLine($"  {o.Hosts} simulated hosts of {HostCpus} vCPUs / {HostMemoryMiB / 1024} GiB, policy {o.Policy}; " +
                                   (o.Rate > 0 ? $"offered {o.Rate} requests/s" : $"closed loop, {o.Concurrency} in flight"));
                 Console.WriteLine($"  requests {report.Requests} (after {report.WarmupRequests} not measured), placed {report.Placed}, pending {report.Pending}, {report.WallS:0.00} s");
@@ -284,7 +284,7 @@ public static class BenchCommand
 
     private static async Task<DurableReport> DurableAsync(BenchOptions o, string? postgres, string? storeName, CancellationToken ct)
     {
-        await using var durable = DurableScheduler.Create(o.DataDirectory, SimulateCommand.ParseStrategy(o.Policy), postgres: postgres);
+        await using var durable = DurableScheduler.Create(o.DataDirectory, SimulateCommand.ParseStrategy(o.Policy), o.SnapshotEvery, postgres);
         // Before the scheduler has work: the store's limit, on the same disk or server, not competing with the run.
         var limit = postgres is null ? StoreLimit.MeasureSqlite(durable.DataDirectory) : await StoreLimit.MeasurePostgresAsync(postgres, ct);
         await durable.RegisterHostsAsync(o.Hosts, HostCpus, HostMemoryMiB);
@@ -333,7 +333,7 @@ public static class BenchCommand
         var latency = Percentiles(latencies);
         var ratios = new LimitRatios(Ratio(rate, limit.RowsPerS), Ratio(latency.P50Ms, limit.CommitP50Ms), Ratio(latency.P99Ms, limit.CommitP99Ms));
         return new DurableReport("durable", o.Hosts, o.Requests, warmup, o.Rate, o.Concurrency, o.Policy, placed, pending,
-            rate, latency, Math.Round(wall.Elapsed.TotalSeconds, 3), storeName ?? "SQLite " + durable.DatabaseFile, costs, limit, ratios);
+            rate, latency, Math.Round(wall.Elapsed.TotalSeconds, 3), storeName ?? "SQLite " + durable.DatabaseFile, costs, limit, ratios, o.SnapshotEvery);
     }
 
     /// <summary>The open loop: request n goes out at its time, each answered on its own, as a node's API clients send them.</summary>

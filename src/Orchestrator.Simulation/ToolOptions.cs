@@ -11,9 +11,10 @@ public sealed record SimulateOptions(
 
 /// <summary>Options of <c>orchestrator bench placement</c> (in memory) and <c>bench durable</c> (scheduler actor on SQLite).</summary>
 /// <param name="Rate">Requests per second offered (0: as fast as it goes, a closed loop of <paramref name="Concurrency"/>).</param>
+/// <param name="SnapshotEvery">events between the scheduler's snapshots (durable only), as `orchestrator.scheduler.snapshot-every`.</param>
 public sealed record BenchOptions(
     bool Durable, int Hosts, int Requests, int Rate, int Concurrency, string Policy, string? DataDirectory, OutputFormat Output,
-    string Store = "sqlite");
+    string Store = "sqlite", int SnapshotEvery = 100_000);
 
 /// <summary>Options of <c>orchestrator scale</c>: simulated hosts and VMs through the scheduler actor, then recovery.</summary>
 /// <param name="Nodes">1: the scheduler actor in this process; more: that many node processes here, in a cluster, with the

@@ -80,11 +80,12 @@ public static class PlacementToolCommands
             DefaultValueFactory = _ => "sqlite",
         };
         store.AcceptOnlyFromAmong("sqlite", "postgres");
+        var snapshotEvery = Positive("--snapshot-every", "Events between the scheduler's snapshots (whole or incremental), as the node's setting.", 100_000);
         var output = OutputOption();
         var command = durable
             ? new Command("durable", "Durable placements/s and latency through the scheduler actor, persisted to SQLite or PostgreSQL.")
             {
-                hosts, requests, rate, concurrency, policy, data, store, output,
+                hosts, requests, rate, concurrency, policy, data, store, snapshotEvery, output,
             }
             : new Command("placement", "Placement decisions/s and latency in memory (CapacityIndex over simulated hosts).")
             {
@@ -93,7 +94,7 @@ public static class PlacementToolCommands
         command.SetAction((parse, ct) => Simulation.BenchCommand.RunAsync(new BenchOptions(
             durable, parse.GetValue(hosts), parse.GetValue(requests), Math.Max(0, parse.GetValue(rate)), parse.GetValue(concurrency),
             parse.GetValue(policy)!, durable ? parse.GetValue(data) : null, parse.GetValue(output),
-            durable ? parse.GetValue(store)! : "sqlite"), ct));
+            durable ? parse.GetValue(store)! : "sqlite", parse.GetValue(snapshotEvery)), ct));
         return command;
     }
 

@@ -56,11 +56,25 @@ public sealed class BenchLimitTests : IDisposable
         Assert.Equal(500, root.GetProperty("rate").GetInt32());
     }
 
+    [Fact]
+    public async Task Bench_durable_snapshots_the_ledger_as_often_as_it_is_told()
+    {
+        // 20 registrations, 50 warm-up creations and 200 measured ones: hundreds of events, a snapshot every 50.
+        using var report = await DurableJsonAsync(requests: 200, rate: 0, snapshotEvery: 50);
+        Assert.Equal(50, report.RootElement.GetProperty("snapshot_every").GetInt32());
+
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory.FullName, "orchestrator.db")}");
+        await connection.OpenAsync();
+        await using var count = connection.CreateCommand();
+        count.CommandText = "SELECT count(*) FROM snapshot WHERE persistence_id = 'scheduler'";
+        Assert.True((long)(await count.ExecuteScalarAsync())! > 0, "the scheduler saved no snapshot");
+    }
+
     /// <summary>`bench durable -o json` on 20 hosts, in this test's directory; it must exit 0.</summary>
-    private async Task<JsonDocument> DurableJsonAsync(int requests, int rate)
+    private async Task<JsonDocument> DurableJsonAsync(int requests, int rate, int snapshotEvery = 100_000)
     {
         var options = new BenchOptions(Durable: true, Hosts: 20, Requests: requests, Rate: rate, Concurrency: 16, Policy: "pack",
-            DataDirectory: _directory.FullName, Output: OutputFormat.Json);
+            DataDirectory: _directory.FullName, Output: OutputFormat.Json, SnapshotEvery: snapshotEvery);
         var (exit, text) = await ConsoleOutput.Of(() => BenchCommand.RunAsync(options, CancellationToken.None));
 
         Assert.Equal(0, exit);
