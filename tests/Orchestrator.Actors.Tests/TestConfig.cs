@@ -53,11 +53,16 @@ public abstract class PersistentTestKit : TestKit
 {
     private readonly TempDir _dir;
 
-    protected PersistentTestKit() : this(new TempDir())
+    protected PersistentTestKit() : this(new TempDir(), null)
     {
     }
 
-    private PersistentTestKit(TempDir dir) : base(TestConfig.Persistent(dir.Path))
+    /// <param name="extra">HOCON that wins over the project's (e.g. a test's own serializer).</param>
+    protected PersistentTestKit(Config extra) : this(new TempDir(), extra)
+    {
+    }
+
+    private PersistentTestKit(TempDir dir, Config? extra) : base(extra is null ? TestConfig.Persistent(dir.Path) : extra.WithFallback(TestConfig.Persistent(dir.Path)))
     {
         _dir = dir;
     }
