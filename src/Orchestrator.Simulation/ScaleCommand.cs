@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Persistence;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Scheduler;
 using Microsoft.Data.Sqlite;
 using Orchestrator.Cli;
@@ -102,7 +103,7 @@ public static class ScaleCommand
             o.Hosts, o.Vms, placed, Math.Round(o.Vms / wall.Elapsed.TotalSeconds), Math.Round(wall.Elapsed.TotalSeconds, 2),
             heapHosts, heapAll, Math.Round((heapAll - heapHosts) / (double)o.Vms, 1), snapshotBytes,
             Math.Round(snapshotBytes / (double)o.Vms, 1), stored.TailEvents, Math.Round(recovery.TotalSeconds, 3),
-            new FileInfo(durable.DatabaseFile).Length, "SQLite " + durable.DatabaseFile, stored.Bytes, Math.Round(stored.RowReadS, 3),
+            StoreBytes(durable.DatabaseFile), "SQLite " + durable.DatabaseFile, stored.Bytes, Math.Round(stored.RowReadS, 3),
             Math.Round(stored.DeserializeS, 3), Math.Round(stored.FromRecordsS, 3), Math.Round(stored.TailReadS, 3), Math.Round(stored.TailApplyS, 3));
         if (o.Output == OutputFormat.Json)
         {
@@ -139,7 +140,7 @@ public static class ScaleCommand
             return 2;
         }
 
-        var databaseBytes = new FileInfo(file).Length;
+        var databaseBytes = StoreBytes(file);
         await using var durable = DurableScheduler.Recover(directory, o.SnapshotEvery);
         var answered = await durable.FirstAnswerAsync();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
@@ -166,6 +167,10 @@ public static class ScaleCommand
         return 0;
     }
 
+    /// <summary>The store's size on disk: the journal's file and the snapshots' beside it, without their write-ahead logs.</summary>
+    private static long StoreBytes(string journalFile) =>
+        new FileInfo(journalFile).Length + (File.Exists(SqliteSnapshotFile.PathFor(journalFile)) ? new FileInfo(SqliteSnapshotFile.PathFor(journalFile)).Length : 0);
+
     /// <summary>
     /// The scheduler's latest stored snapshot (back along its chain to a whole one) and the journal after it, read and rebuilt
     /// the way recovery does, each step timed: the snapshots' rows, their deserialization, the state from their merged
@@ -181,7 +186,7 @@ public static class ScaleCommand
             var snapshots = new List<LedgerSnapshot>();
             long bytes = 0;
             long sequenceNr = 0; // the latest snapshot's: the journal after it is replayed
-            using (var connection = new SqliteConnection($"Data Source={databaseFile};Mode=ReadOnly"))
+            using (var connection = new SqliteConnection($"Data Source={SqliteSnapshotFile.PathFor(databaseFile)};Mode=ReadOnly"))
             {
                 connection.Open();
                 long? at = long.MaxValue;

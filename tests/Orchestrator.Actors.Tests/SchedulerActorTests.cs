@@ -113,7 +113,8 @@ public sealed class SchedulerActorTests : PersistentTestKit
     /// <summary>The scheduler's snapshots as the store holds them, each read apart (whole or incremental).</summary>
     private List<LedgerSnapshot> StoredSnapshots()
     {
-        using var connection = new SqliteConnection(OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), DataDirectory));
+        using var connection = new SqliteConnection(
+            Orchestrator.Actors.Persistence.SqliteSnapshotFile.ConnectionString(OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), DataDirectory)));
         connection.Open();
         using var select = connection.CreateCommand();
         select.CommandText = "SELECT snapshot FROM snapshot WHERE persistence_id = $id ORDER BY sequence_number";

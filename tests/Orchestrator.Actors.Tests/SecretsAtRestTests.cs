@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Akka.Actor;
 using Microsoft.Data.Sqlite;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Actors.Settings;
 using Orchestrator.Actors.Webhooks;
@@ -113,17 +114,22 @@ public sealed class SecretsAtRestTests : PersistentTestKit
     }
 
     [Fact]
-    public void The_sqlite_journal_and_its_wal_and_shared_memory_files_are_owner_only()
+    public void The_sqlite_journal_its_snapshots_and_their_wal_and_shared_memory_files_are_owner_only()
     {
         var scheduler = StartScheduler(Box);
         scheduler.Tell(new LedgerCommands.CreateWebhook("wh1", TenantId.System, "https://example.com/hook", Secret, []));
         ExpectMsg<SchedulerReplies.WebhookCreated>();
 
-        var database = Directory.GetFiles(DataDirectory, "*.db").Single();
-        // Opened here too, so the WAL and shared-memory files exist whatever the journal's own connections did.
-        using var connection = new SqliteConnection(OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), DataDirectory));
-        connection.Open();
-        foreach (var file in new[] { database, database + "-wal", database + "-shm" })
+        // The journal's file and the snapshots' beside it, each opened here too, so that the WAL and shared-memory files
+        // exist whatever the store's own connections did.
+        var journal = OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), DataDirectory);
+        using var journalConnection = new SqliteConnection(journal);
+        journalConnection.Open();
+        using var snapshotConnection = new SqliteConnection(SqliteSnapshotFile.ConnectionString(journal));
+        snapshotConnection.Open();
+        var databases = Directory.GetFiles(DataDirectory, "*.db");
+        Assert.Equal(2, databases.Length);
+        foreach (var file in databases.SelectMany(d => new[] { d, d + "-wal", d + "-shm" }))
         {
             Assert.True(File.Exists(file), file);
             Assert.Equal(OwnerOnlyFiles.Mode, File.GetUnixFileMode(file));

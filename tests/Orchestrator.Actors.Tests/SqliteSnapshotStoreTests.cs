@@ -3,13 +3,15 @@ using Akka.Configuration;
 using Akka.Persistence;
 using Akka.Serialization;
 using Microsoft.Data.Sqlite;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Settings;
 
 namespace Orchestrator.Actors.Tests;
 
 /// <summary>
-/// The SQLite snapshot store's own writes and deletes (<see cref="Persistence.SqliteSnapshotStore"/>), on a real file:
-/// the plugin's rows, the criteria's bounds, and SQLite's write lock left free while a snapshot is serialized.
+/// The SQLite snapshot store (<see cref="SqliteSnapshotStore"/>) on real files: snapshots in a file of their own beside the
+/// journal's, the criteria's bounds, the journal's older snapshots still read, and no write lock held while a snapshot is
+/// serialized.
 /// </summary>
 public sealed class SqliteSnapshotStoreTests() : PersistentTestKit(ConfigurationFactory.ParseString($$"""
     akka.actor.serializers.held = "{{typeof(HeldSerializer).AssemblyQualifiedName}}"
@@ -19,19 +21,23 @@ public sealed class SqliteSnapshotStoreTests() : PersistentTestKit(Configuration
     private IActorRef Store => Akka.Persistence.Persistence.Instance.Apply(Sys).SnapshotStoreFor(null);
 
     [Fact]
-    public void The_journal_can_write_while_a_snapshot_is_being_serialized()
+    public void Both_files_take_writes_while_a_snapshot_is_being_serialized()
     {
         var metadata = new SnapshotMetadata("held", 7, DateTime.UtcNow);
         Store.Tell(new SaveSnapshot(metadata, new Held("state at 7", Blocks: true)));
         Assert.True(HeldSerializer.Serializing.Wait(TimeSpan.FromSeconds(30)), "the store never serialized the snapshot");
         try
         {
-            // What the journal does between two batches: take the write lock and commit. Waiting at most a second, so
-            // that a save holding the lock while it serializes fails this rather than the serializer's wait.
-            using var connection = Open(busyTimeoutSeconds: 1);
-            using var write = connection.CreateCommand();
-            write.CommandText = "BEGIN IMMEDIATE; CREATE TABLE written_meanwhile (n INTEGER); COMMIT;";
-            write.ExecuteNonQuery();
+            // What the journal does between two batches, and another snapshot's save: take the file's write lock and commit.
+            // Waiting at most a second, so that a save holding a lock while it serializes fails this rather than the
+            // serializer's wait.
+            foreach (var connectionString in new[] { JournalFile, SnapshotFile })
+            {
+                using var connection = Open(connectionString, busyTimeoutSeconds: 1);
+                using var write = connection.CreateCommand();
+                write.CommandText = "BEGIN IMMEDIATE; CREATE TABLE written_meanwhile (n INTEGER); COMMIT;";
+                write.ExecuteNonQuery();
+            }
         }
         finally
         {
@@ -43,21 +49,57 @@ public sealed class SqliteSnapshotStoreTests() : PersistentTestKit(Configuration
     }
 
     [Fact]
-    public void A_snapshot_it_wrote_reads_back_through_the_plugin_s_own_query_too()
+    public void Snapshots_go_to_their_own_file_and_read_back_within_the_criteria_s_bounds()
     {
         var taken = new DateTime(2026, 12, 6, 12, 0, 0, DateTimeKind.Utc);
         Save(new SnapshotMetadata("kept", 3, taken), "state at 3");
+        Save(new SnapshotMetadata("kept", 5, taken.AddHours(1)), "state at 5");
 
-        // A timestamp bound makes the store hand the read to the plugin: the row must be the plugin's own shape.
+        Assert.Equal([3L, 5], Stored("kept"));
+        Assert.Empty(Stored("kept", JournalFile)); // none in the journal's file
+
         var read = Load("kept", new SnapshotSelectionCriteria(long.MaxValue, taken.AddMinutes(1)));
         Assert.NotNull(read);
         Assert.Equal(("kept", 3L, taken.Ticks), (read.Metadata.PersistenceId, read.Metadata.SequenceNr, read.Metadata.Timestamp.Ticks));
         Assert.Equal("state at 3", read.Snapshot);
+        Assert.Equal("state at 5", Load("kept", new SnapshotSelectionCriteria(5))!.Snapshot);
+        Assert.Null(Load("kept", new SnapshotSelectionCriteria(2)));
+        Assert.Null(Load("kept", new SnapshotSelectionCriteria(long.MaxValue, taken.AddMinutes(-1))));
+        Assert.Null(Load("kept", new SnapshotSelectionCriteria(long.MaxValue, DateTime.MaxValue, 6, null)));
 
         // A second save at the same sequence number replaces the first, as the plugin's does.
-        Save(new SnapshotMetadata("kept", 3, taken), "state at 3, again");
-        Assert.Equal("state at 3, again", Load("kept", SnapshotSelectionCriteria.Latest)!.Snapshot);
-        Assert.Equal([3L], Stored("kept"));
+        Save(new SnapshotMetadata("kept", 5, taken.AddHours(1)), "state at 5, again");
+        Assert.Equal("state at 5, again", Load("kept", SnapshotSelectionCriteria.Latest)!.Snapshot);
+        Assert.Equal([3L, 5], Stored("kept"));
+    }
+
+    [Fact]
+    public void A_snapshot_the_journal_s_file_holds_from_before_is_read_until_one_is_saved_and_deleted_with_those_before_it()
+    {
+        Assert.Null(Load("older", SnapshotSelectionCriteria.Latest)); // the store started: the plugin's table exists
+        var serializer = Sys.Serialization.FindSerializerFor("state at 4");
+        using (var connection = Open(JournalFile, busyTimeoutSeconds: 30))
+        {
+            using var insert = connection.CreateCommand();
+            insert.CommandText = """
+                INSERT INTO snapshot (persistence_id, sequence_number, created, snapshot, manifest, serializer_id)
+                VALUES ('older', 4, $created, $payload, $manifest, $serializer)
+                """;
+            insert.Parameters.AddWithValue("$created", DateTime.UtcNow.Ticks);
+            insert.Parameters.AddWithValue("$payload", serializer.ToBinary("state at 4"));
+            insert.Parameters.AddWithValue("$manifest", Akka.Serialization.Serialization.ManifestFor(serializer, "state at 4"));
+            insert.Parameters.AddWithValue("$serializer", serializer.Identifier);
+            insert.ExecuteNonQuery();
+        }
+
+        Assert.Equal("state at 4", Load("older", SnapshotSelectionCriteria.Latest)!.Snapshot);
+
+        Save(new SnapshotMetadata("older", 9, DateTime.UtcNow), "state at 9");
+        Assert.Equal("state at 9", Load("older", SnapshotSelectionCriteria.Latest)!.Snapshot);
+
+        Delete("older", new SnapshotSelectionCriteria(8)); // as the scheduler does after a whole snapshot
+        Assert.Empty(Stored("older", JournalFile));
+        Assert.Equal([9L], Stored("older"));
     }
 
     [Fact]
@@ -100,10 +142,14 @@ public sealed class SqliteSnapshotStoreTests() : PersistentTestKit(Configuration
         return ExpectMsg<LoadSnapshotResult>().Snapshot;
     }
 
-    /// <summary>The sequence numbers of <paramref name="persistenceId"/>'s stored snapshots, in order.</summary>
-    private List<long> Stored(string persistenceId)
+    private string JournalFile => OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), DataDirectory);
+
+    private string SnapshotFile => SqliteSnapshotFile.ConnectionString(JournalFile);
+
+    /// <summary>The sequence numbers of <paramref name="persistenceId"/>'s stored snapshots, in order, in the snapshots' file or another.</summary>
+    private List<long> Stored(string persistenceId, string? file = null)
     {
-        using var connection = Open(busyTimeoutSeconds: 30);
+        using var connection = Open(file ?? SnapshotFile, busyTimeoutSeconds: 30);
         using var select = connection.CreateCommand();
         select.CommandText = "SELECT sequence_number FROM snapshot WHERE persistence_id = $id ORDER BY sequence_number";
         select.Parameters.AddWithValue("$id", persistenceId);
@@ -117,13 +163,9 @@ public sealed class SqliteSnapshotStoreTests() : PersistentTestKit(Configuration
         return stored;
     }
 
-    private SqliteConnection Open(int busyTimeoutSeconds)
+    private static SqliteConnection Open(string connectionString, int busyTimeoutSeconds)
     {
-        var connectionString = new SqliteConnectionStringBuilder(OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), DataDirectory))
-        {
-            DefaultTimeout = busyTimeoutSeconds,
-        };
-        var connection = new SqliteConnection(connectionString.ToString());
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(connectionString) { DefaultTimeout = busyTimeoutSeconds }.ToString());
         connection.Open();
         return connection;
     }

@@ -23,19 +23,27 @@ public sealed class StoreAndImageSettingsTests : IDisposable
     }
 
     [Fact]
-    public void Preparing_the_sqlite_store_makes_its_file_owner_only_and_write_ahead_logged()
+    public void Preparing_the_sqlite_store_makes_its_files_owner_only_and_write_ahead_logged()
     {
         var config = OrchestratorConfig.Load([]);
 
         SqliteStoreFile.Prepare(config, _dir.Path);
 
-        var file = Path.Combine(_dir.Path, "orchestrator.db");
-        Assert.Equal(OwnerOnlyFiles.Mode, File.GetUnixFileMode(file));
-        using var connection = new SqliteConnection(OrchestratorConfig.StoreConnectionString(config, _dir.Path));
-        connection.Open();
-        using var mode = connection.CreateCommand();
-        mode.CommandText = "PRAGMA journal_mode;";
-        Assert.Equal("wal", mode.ExecuteScalar());
+        // The journal's file and the snapshots' own beside it.
+        var journal = OrchestratorConfig.StoreConnectionString(config, _dir.Path);
+        foreach (var (file, connectionString) in new[]
+                 {
+                     (Path.Combine(_dir.Path, "orchestrator.db"), journal),
+                     (Path.Combine(_dir.Path, "orchestrator.snapshots.db"), SqliteSnapshotFile.ConnectionString(journal)),
+                 })
+        {
+            Assert.Equal(OwnerOnlyFiles.Mode, File.GetUnixFileMode(file));
+            using var connection = new SqliteConnection(connectionString);
+            connection.Open();
+            using var mode = connection.CreateCommand();
+            mode.CommandText = "PRAGMA journal_mode;";
+            Assert.Equal("wal", mode.ExecuteScalar());
+        }
     }
 
     [Fact]

@@ -63,7 +63,7 @@ public sealed class BenchLimitTests : IDisposable
         using var report = await DurableJsonAsync(requests: 200, rate: 0, snapshotEvery: 50);
         Assert.Equal(50, report.RootElement.GetProperty("snapshot_every").GetInt32());
 
-        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory.FullName, "orchestrator.db")}");
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory.FullName, "orchestrator.snapshots.db")}");
         await connection.OpenAsync();
         await using var count = connection.CreateCommand();
         count.CommandText = "SELECT count(*) FROM snapshot WHERE persistence_id = 'scheduler'";

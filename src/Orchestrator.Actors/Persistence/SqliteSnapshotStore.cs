@@ -8,32 +8,43 @@ namespace Orchestrator.Actors.Persistence;
 
 /// <summary>
 /// Akka.Persistence.Sql's snapshot store (on SQLite and PostgreSQL alike) that merges incremental snapshots
-/// (<see cref="IIncrementalSnapshot"/>) back into a whole one before it offers it, and on SQLite reads, writes and
-/// deletes snapshots itself, each in one statement on a connection of its own: the blob read straight into its array,
-/// and written only once it is serialized. Other stores' reads and the plugin's table stay as they are.
+/// (<see cref="IIncrementalSnapshot"/>) back into a whole one before it offers it. On SQLite it keeps the snapshots itself,
+/// in a file of their own beside the journal's (<see cref="SqliteSnapshotFile"/>), each read, written and deleted in one
+/// statement on a connection of its own: the blob read straight into its array, and written only once it is serialized.
+/// On PostgreSQL the rest is the plugin's.
 /// </summary>
 /// <remarks>
 /// Why read itself: a scheduler recovering a million VMs spent 2.9 s getting its 79 MiB snapshot from the store, where
 /// reading the row and deserializing it took 1.4 s (`scale` measures both).
 /// Why write and delete itself: the plugin runs both inside a transaction that Microsoft.Data.Sqlite begins with BEGIN
-/// IMMEDIATE, which takes SQLite's one write lock, and the journal waited for all that ran inside it. The plugin
-/// serializes the snapshot there: placements sent while a snapshot of 10,000 hosts and 40,000 VMs was saved waited up to
-/// 336 ms (`bench durable --rate 10000 --snapshot-every 30000`), against its serializing (147 ms) and writing (108 ms).
-/// Its delete compiles its query there when first run: 404 ms after the process's first whole snapshot, 214 of them
-/// compiling, while placements queued behind the journal (p99 0.8-1.1 s in that run's window).
+/// IMMEDIATE, which takes SQLite's one write lock, and the journal (then in the same file) waited for all that ran inside
+/// it. The plugin serializes the snapshot there: placements sent while a snapshot of 10,000 hosts and 40,000 VMs was saved
+/// waited up to 336 ms (`bench durable --rate 10000 --snapshot-every 30000`), against its serializing (147 ms) and
+/// writing (108 ms). Its delete compiles its query there when first run: 404 ms after the process's first whole
+/// snapshot, 214 of them compiling, while placements queued behind the journal (p99 0.8-1.1 s in that run's window).
 /// </remarks>
 public sealed class SqliteSnapshotStore : SqlSnapshotStore
 {
-    private readonly string? _connectionString;
+    /// <summary>The journal's file: snapshots from before they had a file of their own are read and deleted there.</summary>
+    private readonly string? _journalConnection;
+
+    /// <summary>The snapshots' own file (<see cref="SqliteSnapshotFile"/>); null: not a SQLite file, the plugin's path.</summary>
+    private readonly string? _snapshotConnection;
+
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     public SqliteSnapshotStore(Config snapshotConfig) : base(snapshotConfig)
     {
         var provider = snapshotConfig.GetString("provider-name", "");
         var table = snapshotConfig.GetString("table-mapping", "default");
-        _connectionString = provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase) && table == "default"
-            ? snapshotConfig.GetString("connection-string")
-            : null;
+        var connectionString = snapshotConfig.GetString("connection-string", "");
+        if (provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase) && table == "default"
+            && new SqliteConnectionStringBuilder(connectionString).DataSource is { Length: > 0 })
+        {
+            _journalConnection = connectionString;
+            SqliteSnapshotFile.Prepare(connectionString); // the node did, before the system started; here for any other starter
+            _snapshotConnection = SqliteSnapshotFile.ConnectionString(connectionString);
+        }
     }
 
     protected override async Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
@@ -41,16 +52,20 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         var serialization = Context.System.Serialization; // Context is this actor's thread's only: taken before any await
         Func<long, Task<SelectedSnapshot?>> stored; // the snapshot at a sequence number, as stored (whole or not)
         SelectedSnapshot? latest;
-        if (ReadsItself(criteria))
+        if (_snapshotConnection is { } snapshots && _journalConnection is { } journal)
         {
-            var rows = await Task.Run(() => Read(persistenceId, criteria.MinSequenceNr, criteria.MaxSequenceNr, serialization), cancellationToken);
-            if (rows.Count == 0)
+            var rows = await Task.Run(() => Read(snapshots, persistenceId, criteria, serialization) is { Count: > 0 } own
+                ? own
+                : Read(journal, persistenceId, criteria, serialization), cancellationToken);
+            var newest = rows.Find(r => r.Metadata.SequenceNr >= criteria.MinSequenceNr
+                                        && r.Metadata.Timestamp >= (criteria.MinTimestamp ?? DateTime.MinValue));
+            if (newest is null)
             {
                 return null;
             }
 
-            latest = await rows.First().Value;
-            stored = sequenceNr => rows.GetValueOrDefault(sequenceNr) ?? Task.FromResult<SelectedSnapshot?>(null);
+            latest = await newest.Snapshot;
+            stored = sequenceNr => rows.Find(r => r.Metadata.SequenceNr == sequenceNr)?.Snapshot ?? Task.FromResult<SelectedSnapshot?>(null);
         }
         else
         {
@@ -59,13 +74,13 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
                 new SnapshotSelectionCriteria(sequenceNr, DateTime.MaxValue, sequenceNr, DateTime.MinValue), cancellationToken);
         }
 
-        if (latest?.Snapshot is not IIncrementalSnapshot { PreviousSequenceNr: not null } newest)
+        if (latest?.Snapshot is not IIncrementalSnapshot { PreviousSequenceNr: not null } increments)
         {
             return latest;
         }
 
         // Back along the chain to a whole snapshot; then the increments made to it, merged in one go.
-        var chain = new List<IIncrementalSnapshot> { newest };
+        var chain = new List<IIncrementalSnapshot> { increments };
         var at = latest;
         while (at.Snapshot is IIncrementalSnapshot { PreviousSequenceNr: { } previous })
         {
@@ -87,12 +102,12 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         }
 
         chain.Reverse();
-        return new SelectedSnapshot(latest.Metadata, newest.OnTo(at.Snapshot, chain));
+        return new SelectedSnapshot(latest.Metadata, increments.OnTo(at.Snapshot, chain));
     }
 
     protected override async Task SaveAsync(SnapshotMetadata metadata, object snapshot, CancellationToken cancellationToken)
     {
-        if (_connectionString is not { } connectionString)
+        if (_snapshotConnection is not { } snapshots)
         {
             await base.SaveAsync(metadata, snapshot, cancellationToken);
             return;
@@ -103,7 +118,7 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         {
             var serializer = serialization.FindSerializerFor(snapshot);
             var payload = Akka.Serialization.Serialization.WithTransport(serialization.System, () => serializer.ToBinary(snapshot));
-            Write(connectionString, metadata, payload, Akka.Serialization.Serialization.ManifestFor(serializer, snapshot), serializer.Identifier);
+            Write(snapshots, metadata, payload, Akka.Serialization.Serialization.ManifestFor(serializer, snapshot), serializer.Identifier);
         }, cancellationToken);
     }
 
@@ -128,13 +143,21 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
 
     protected override async Task DeleteAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
     {
-        if (_connectionString is not { } connectionString)
+        if (_snapshotConnection is not { } snapshots || _journalConnection is not { } journal)
         {
             await base.DeleteAsync(persistenceId, criteria, cancellationToken);
             return;
         }
 
-        await Task.Run(() => Delete(connectionString, persistenceId, criteria), cancellationToken);
+        await Task.Run(() =>
+        {
+            Delete(snapshots, persistenceId, criteria);
+            // Rows from before the split, if any are left: looked for first, as a delete takes the journal's write lock.
+            if (Read(journal, persistenceId, criteria, serialization: null).Count > 0)
+            {
+                Delete(journal, persistenceId, criteria);
+            }
+        }, cancellationToken);
     }
 
     /// <summary>Every snapshot of <paramref name="persistenceId"/> that <paramref name="criteria"/> selects, bounds included.</summary>
@@ -155,42 +178,50 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         command.ExecuteNonQuery();
     }
 
-    private bool ReadsItself(SnapshotSelectionCriteria criteria) =>
-        _connectionString is not null && criteria.MaxTimeStamp == DateTime.MaxValue
-        && (criteria.MinTimestamp ?? DateTime.MinValue) == DateTime.MinValue;
+    /// <summary>A stored snapshot: its metadata, and the snapshot as it deserializes (null: only the metadata was asked for).</summary>
+    private sealed record StoredRow(SnapshotMetadata Metadata, Task<SelectedSnapshot?> Snapshot);
 
     /// <summary>
-    /// Every snapshot the sequence numbers select, by sequence number, each deserialized on the thread pool as soon as its
-    /// row is read: a chain's rows are deserialized side by side, and beside the reading of the next. Oldest first, so the
-    /// whole snapshot at the chain's start, the largest by far, is deserialized while the increments are read. The store
-    /// keeps only the latest whole snapshot and the increments after it (a whole one deletes those before it), so nearly
-    /// every row read is one the chain needs.
+    /// Every snapshot of <paramref name="persistenceId"/> in the file at or below the criteria's upper bounds, newest first,
+    /// each deserialized on the thread pool as soon as its row is read: a chain's rows are deserialized side by side, and
+    /// beside the reading of the next. Read oldest first, so the whole snapshot at the chain's start, the largest by far, is
+    /// deserialized while the increments are read. The lower bounds pick the newest only: the snapshots a chain builds on
+    /// are older. The store keeps only the latest whole snapshot and the increments after it (a whole one deletes those
+    /// before it), so nearly every row read is one the chain needs.
     /// </summary>
-    private SortedDictionary<long, Task<SelectedSnapshot?>> Read(string persistenceId, long minSequenceNr, long maxSequenceNr,
-        Akka.Serialization.Serialization serialization)
+    private static List<StoredRow> Read(string connectionString, string persistenceId, SnapshotSelectionCriteria criteria,
+        Akka.Serialization.Serialization? serialization)
     {
-        var rows = new SortedDictionary<long, Task<SelectedSnapshot?>>(Comparer<long>.Create((a, b) => b.CompareTo(a)));
-        using var connection = new SqliteConnection(_connectionString);
+        var rows = new List<StoredRow>();
+        using var connection = new SqliteConnection(connectionString);
         connection.Open();
         using var command = connection.CreateCommand();
-        command.CommandText = """
-            SELECT sequence_number, created, snapshot, manifest, serializer_id FROM snapshot
-            WHERE persistence_id = $id AND sequence_number BETWEEN $min AND $max
+        command.CommandText = $"""
+            SELECT sequence_number, created, {(serialization is null ? "NULL" : "snapshot")}, manifest, serializer_id FROM snapshot
+            WHERE persistence_id = $id AND sequence_number <= $maxSequenceNr AND created <= $maxCreated
             ORDER BY sequence_number
             """;
         command.Parameters.AddWithValue("$id", persistenceId);
-        command.Parameters.AddWithValue("$min", minSequenceNr);
-        command.Parameters.AddWithValue("$max", maxSequenceNr);
+        command.Parameters.AddWithValue("$maxSequenceNr", criteria.MaxSequenceNr);
+        command.Parameters.AddWithValue("$maxCreated", criteria.MaxTimeStamp.Ticks);
         using var row = command.ExecuteReader();
         while (row.Read())
         {
             var metadata = new SnapshotMetadata(persistenceId, row.GetInt64(0), new DateTime(row.GetInt64(1), DateTimeKind.Utc));
+            if (serialization is null)
+            {
+                rows.Add(new StoredRow(metadata, Task.FromResult<SelectedSnapshot?>(null)));
+                continue;
+            }
+
             var payload = row.IsDBNull(2) ? [] : row.GetFieldValue<byte[]>(2);
             var manifest = row.IsDBNull(3) ? "" : row.GetString(3);
             var serializerId = row.GetInt32(4);
-            rows[metadata.SequenceNr] = Task.Run(() => (SelectedSnapshot?)new SelectedSnapshot(metadata, serialization.Deserialize(payload, serializerId, manifest)));
+            rows.Add(new StoredRow(metadata,
+                Task.Run(() => (SelectedSnapshot?)new SelectedSnapshot(metadata, serialization.Deserialize(payload, serializerId, manifest)))));
         }
 
+        rows.Reverse();
         return rows;
     }
 }

@@ -11,7 +11,8 @@ namespace Orchestrator.Actors.Persistence;
 public static class SqliteStoreFile
 {
     /// <summary>
-    /// With the sqlite provider: the file exists and is 0600 (the journal holds tenants' data), and is in WAL mode.
+    /// With the sqlite provider: the file exists and is 0600 (the journal holds tenants' data), and is in WAL mode; and so
+    /// is the snapshots' file beside it (<see cref="SqliteSnapshotFile"/>).
     /// Any other provider: nothing to do.
     /// </summary>
     public static void Prepare(Config config, string dataDir)
@@ -30,6 +31,7 @@ public static class SqliteStoreFile
         OwnerOnlyFiles.Restrict(file + "-shm");
         OwnerOnlyFiles.Restrict(file + "-journal");
         EnableWriteAheadLog(connection);
+        SqliteSnapshotFile.Prepare(connection);
     }
 
     /// <summary>WAL lets readers (queries, backups) run beside the journal writer; the setting sticks to the file.</summary>

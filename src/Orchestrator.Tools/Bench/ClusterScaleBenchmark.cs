@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
+using Orchestrator.Actors.Persistence;
 using Orchestrator.Actors.Scheduler;
 using Orchestrator.Cli;
 using Orchestrator.Node;
@@ -206,23 +207,26 @@ public static partial class ClusterScaleBenchmark
 
     private static long Rss(int pid) => Hypervisor.ProcStat.ReadResidentBytes(pid) ?? 0;
 
-    /// <summary>The size of the scheduler's latest snapshot as stored, and how many journal events follow it.</summary>
     /// <summary>The scheduler's stored snapshots (a whole one and the incremental ones after it): bytes, rows, events after the latest.</summary>
     private static (long Bytes, long Rows, long Tail) StoredSnapshot(string journal)
     {
-        using var connection = new SqliteConnection($"Data Source={journal};Mode=ReadOnly");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = """
-            SELECT COALESCE((SELECT SUM(length(snapshot)) FROM snapshot WHERE persistence_id = $id), 0),
-                   COALESCE((SELECT MAX(sequence_number) FROM snapshot WHERE persistence_id = $id), 0),
-                   (SELECT COUNT(*) FROM snapshot WHERE persistence_id = $id),
-                   COALESCE((SELECT MAX(sequence_number) FROM journal WHERE persistence_id = $id), 0)
+        using var snapshots = new SqliteConnection($"Data Source={SqliteSnapshotFile.PathFor(journal)};Mode=ReadOnly");
+        snapshots.Open();
+        using var stored = snapshots.CreateCommand();
+        stored.CommandText = """
+            SELECT COALESCE(SUM(length(snapshot)), 0), COALESCE(MAX(sequence_number), 0), COUNT(*) FROM snapshot WHERE persistence_id = $id
             """;
-        command.Parameters.AddWithValue("$id", SchedulerActor.Name);
-        using var row = command.ExecuteReader();
-        row.Read();
-        return (row.GetInt64(0), row.GetInt64(2), row.GetInt64(3) - row.GetInt64(1));
+        stored.Parameters.AddWithValue("$id", SchedulerActor.Name);
+        using var snapshot = stored.ExecuteReader();
+        snapshot.Read();
+
+        using var journalConnection = new SqliteConnection($"Data Source={journal};Mode=ReadOnly");
+        journalConnection.Open();
+        using var last = journalConnection.CreateCommand();
+        last.CommandText = "SELECT COALESCE(MAX(sequence_number), 0) FROM journal WHERE persistence_id = $id";
+        last.Parameters.AddWithValue("$id", SchedulerActor.Name);
+        var lastEvent = (long)last.ExecuteScalar()!;
+        return (snapshot.GetInt64(0), snapshot.GetInt64(2), lastEvent - snapshot.GetInt64(1));
     }
 
     /// <summary>The scheduler's recovery in the node's log: its seconds, and its phases (snapshot read, state rebuilt, replay, indexes).</summary>
