@@ -371,26 +371,39 @@ public static class LedgerSnapshotFormat
     // recovery's read. Written the same way, side by side.
     private const int VmsPerChunk = 32_768;
 
+    /// <summary>
+    /// Room for a VM's record in its chunk's stream, made at once (<see cref="SnapshotWriter.Reserve"/>): a VM took 82
+    /// bytes in a million-VM snapshot; one with NICs, labels or disks takes more, and its chunk's stream then grows.
+    /// </summary>
+    private const int VmBytesReserved = 112;
+
+    /// <summary>Room for what follows the VMs (tenants, keys, networks …), made with theirs: a small ledger's own.</summary>
+    private const int AfterVmsBytesReserved = 64 * 1024;
+
     private static void WriteVms(SnapshotWriter w, IReadOnlyList<VmRecord> vms)
     {
-        var chunks = new byte[(vms.Count + VmsPerChunk - 1) / VmsPerChunk][];
+        var chunks = new MemoryStream[(vms.Count + VmsPerChunk - 1) / VmsPerChunk];
         Parallel.For(0, chunks.Length, c =>
         {
-            using var stream = new MemoryStream();
+            var end = Math.Min(vms.Count, (c + 1) * VmsPerChunk);
+            var stream = new MemoryStream((end - c * VmsPerChunk) * VmBytesReserved);
             var chunk = w.Fork(stream);
-            for (var i = c * VmsPerChunk; i < Math.Min(vms.Count, (c + 1) * VmsPerChunk); i++)
+            for (var i = c * VmsPerChunk; i < end; i++)
             {
                 WriteVm(chunk, vms[i]);
             }
 
             chunk.Flush();
-            chunks[c] = stream.ToArray();
+            chunks[c] = stream;
         });
+        // Written straight from each chunk's buffer into a stream with room for them all: at 695,000 VMs a snapshot's
+        // write allocated 475 MiB for its 57 MB, each chunk copied out of its stream and the whole grown by doubling.
+        w.Reserve(chunks.Sum(c => c.Length + sizeof(int)) + AfterVmsBytesReserved);
         w.Count(vms.Count);
         foreach (var chunk in chunks)
         {
-            w.Int32(chunk.Length);
-            w.Bytes(chunk);
+            w.Int32((int)chunk.Length);
+            w.Bytes(chunk.GetBuffer().AsSpan(0, (int)chunk.Length));
         }
     }
 

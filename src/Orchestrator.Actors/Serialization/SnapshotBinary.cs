@@ -113,6 +113,19 @@ internal sealed class SnapshotWriter
     }
 
     public void Flush() => _out.Flush();
+
+    /// <summary>
+    /// Room for <paramref name="bytes"/> more in a memory stream, made at once: a stream left to grow by doubling allocated
+    /// (and copied) about twice what it finally held, every step of it on the large-object heap.
+    /// </summary>
+    public void Reserve(long bytes)
+    {
+        _out.Flush();
+        if (_out.BaseStream is MemoryStream stream && stream.Capacity < stream.Length + bytes)
+        {
+            stream.Capacity = checked((int)(stream.Length + bytes));
+        }
+    }
 }
 
 /// <summary>Reads what <see cref="SnapshotWriter"/> wrote; every read checks that the bytes are there and make sense.</summary>
