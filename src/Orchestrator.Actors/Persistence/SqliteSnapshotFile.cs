@@ -1,5 +1,4 @@
 using Microsoft.Data.Sqlite;
-using Orchestrator.Actors.Settings;
 
 namespace Orchestrator.Actors.Persistence;
 
@@ -40,25 +39,15 @@ public static class SqliteSnapshotFile
     /// <summary>The connection string of the snapshot file beside the journal's <paramref name="journalConnectionString"/>.</summary>
     public static string ConnectionString(string journalConnectionString)
     {
-        var journal = new SqliteConnectionStringBuilder(journalConnectionString);
-        return new SqliteConnectionStringBuilder(journalConnectionString) { DataSource = PathFor(journal.DataSource) }.ToString();
+        var builder = new SqliteConnectionStringBuilder(journalConnectionString);
+        builder.DataSource = PathFor(builder.DataSource);
+        return builder.ToString();
     }
 
     /// <summary>
-    /// Readies the file: 0600 before SQLite first opens it (snapshots hold tenants' data, as the journal does), WAL (reads
-    /// beside the writer), and the table. Safe to call again.
+    /// Readies the file: 0600 and in WAL mode as the journal's (<see cref="SqliteStoreFile.OwnerOnlyWithWriteAheadLog"/>;
+    /// snapshots hold tenants' data too), with the table. Safe to call again.
     /// </summary>
-    public static void Prepare(string journalConnectionString)
-    {
-        var file = PathFor(new SqliteConnectionStringBuilder(journalConnectionString).DataSource);
-        OwnerOnlyFiles.Ensure(file);
-        OwnerOnlyFiles.Restrict(file + "-wal");
-        OwnerOnlyFiles.Restrict(file + "-shm");
-        OwnerOnlyFiles.Restrict(file + "-journal");
-        using var connection = new SqliteConnection(ConnectionString(journalConnectionString));
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "PRAGMA journal_mode=WAL;" + Schema;
-        command.ExecuteNonQuery();
-    }
+    public static void Prepare(string journalConnectionString) =>
+        SqliteStoreFile.OwnerOnlyWithWriteAheadLog(ConnectionString(journalConnectionString), Schema);
 }

@@ -23,24 +23,27 @@ public static class SqliteStoreFile
         }
 
         var connection = OrchestratorConfig.StoreConnectionString(config, dataDir);
-        var file = new SqliteConnectionStringBuilder(connection).DataSource;
-        // 0600 before SQLite first opens it. SQLite gives the -wal and -shm files it creates the database's mode;
-        // those an older version left wider are narrowed here.
+        OwnerOnlyWithWriteAheadLog(connection);
+        SqliteSnapshotFile.Prepare(connection);
+    }
+
+    /// <summary>
+    /// The file <paramref name="connectionString"/> names exists and is 0600, before SQLite first opens it (SQLite gives
+    /// the -wal and -shm files it creates the database's mode; those an older version left wider are narrowed here), and
+    /// is in WAL mode: readers (queries, backups) run beside the one writer; the setting sticks to the file. Then
+    /// <paramref name="sql"/>, if any, on the same connection.
+    /// </summary>
+    internal static void OwnerOnlyWithWriteAheadLog(string connectionString, string sql = "")
+    {
+        var file = new SqliteConnectionStringBuilder(connectionString).DataSource;
         OwnerOnlyFiles.Ensure(file);
         OwnerOnlyFiles.Restrict(file + "-wal");
         OwnerOnlyFiles.Restrict(file + "-shm");
         OwnerOnlyFiles.Restrict(file + "-journal");
-        EnableWriteAheadLog(connection);
-        SqliteSnapshotFile.Prepare(connection);
-    }
-
-    /// <summary>WAL lets readers (queries, backups) run beside the journal writer; the setting sticks to the file.</summary>
-    private static void EnableWriteAheadLog(string connectionString)
-    {
         using var connection = new SqliteConnection(connectionString);
         connection.Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "PRAGMA journal_mode=WAL;";
+        command.CommandText = "PRAGMA journal_mode=WAL;" + sql;
         command.ExecuteNonQuery();
     }
 }
