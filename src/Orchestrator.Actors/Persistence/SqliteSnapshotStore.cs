@@ -31,6 +31,13 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
     /// <summary>The snapshots' own file (<see cref="SqliteSnapshotFile"/>); null: not a SQLite file, the plugin's path.</summary>
     private readonly string? _snapshotConnection;
 
+    /// <summary>
+    /// The snapshots' file readied (<see cref="SqliteSnapshotFile.Prepare"/>), on the thread pool rather than the actor's
+    /// thread: every starter has done it already (<see cref="SqliteStoreFile.Prepare"/>), and this is for any other.
+    /// Each load, save and delete waits for it first; should it fail, they fail with its reason.
+    /// </summary>
+    private readonly Task _ready = Task.CompletedTask;
+
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     public SqliteSnapshotStore(Config snapshotConfig) : base(snapshotConfig)
@@ -42,8 +49,8 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
             && new SqliteConnectionStringBuilder(connectionString).DataSource is { Length: > 0 })
         {
             _journalConnection = connectionString;
-            SqliteSnapshotFile.Prepare(connectionString); // the node did, before the system started; here for any other starter
             _snapshotConnection = SqliteSnapshotFile.ConnectionString(connectionString);
+            _ready = Task.Run(() => SqliteSnapshotFile.Prepare(connectionString));
         }
     }
 
@@ -54,6 +61,7 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         SelectedSnapshot? latest;
         if (_snapshotConnection is { } snapshots && _journalConnection is { } journal)
         {
+            await _ready;
             var rows = await Task.Run(() => Read(snapshots, persistenceId, criteria, serialization) is { Count: > 0 } own
                 ? own
                 : Read(journal, persistenceId, criteria, serialization), cancellationToken);
@@ -114,6 +122,7 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         }
 
         var serialization = Context.System.Serialization; // Context is this actor's thread's only: taken before any await
+        await _ready;
         await Task.Run(() =>
         {
             var serializer = serialization.FindSerializerFor(snapshot);
@@ -149,6 +158,7 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
             return;
         }
 
+        await _ready;
         await Task.Run(() =>
         {
             Delete(snapshots, persistenceId, criteria);
