@@ -132,7 +132,7 @@ public sealed class SchedulerActorTests : PersistentTestKit
     [Fact]
     public void A_snapshot_stored_as_json_by_an_earlier_version_still_recovers()
     {
-        var scheduler = StartScheduler(); // creates the store's tables
+        var scheduler = StartScheduler(); // creates the journal's tables
         scheduler.Tell(SchedulerQueries.ListHosts.Instance);
         Assert.Empty(ExpectMsg<SchedulerReplies.HostList>().Hosts);
         Watch(scheduler);
@@ -143,6 +143,7 @@ public sealed class SchedulerActorTests : PersistentTestKit
         using (var connection = new SqliteConnection(OrchestratorConfig.StoreConnectionString(OrchestratorConfig.Load([]), DataDirectory)))
         {
             connection.Open();
+            SqliteSnapshotStoreTests.CreateTableOfBefore(connection); // that version kept its snapshots in the journal's file
             using var insert = connection.CreateCommand();
             insert.CommandText = """
                 INSERT INTO snapshot (persistence_id, sequence_number, created, snapshot, manifest, serializer_id)

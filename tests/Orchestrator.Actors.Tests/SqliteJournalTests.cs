@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Configuration;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
 using Akka.Persistence.Query;
@@ -60,6 +61,72 @@ public sealed class SqliteJournalTests : PersistentTestKit
         var all = await queries.CurrentEventsByTag("all", Offset.NoOffset())
             .RunAggregate(0, (n, _) => n + 1, Sys.Materializer());
         Assert.Equal(50 - 5, all); // i = 5, 15, 25, 35, 45 carry no tag
+    }
+
+    [Fact]
+    public async Task It_creates_the_tables_the_plugin_would_create()
+    {
+        // The plugin's own journal creates its tables in a file of its own, through linq2db, as it did here before.
+        using var pluginDir = new TempDir();
+        var pluginConfig = ConfigurationFactory.ParseString("""
+            akka.persistence.journal.sql.class = "Akka.Persistence.Sql.Journal.SqlWriteJournal, Akka.Persistence.Sql"
+            """).WithFallback(TestConfig.Persistent(pluginDir.Path));
+        var pluginSystem = ActorSystem.Create("plugin-made", pluginConfig);
+        try
+        {
+            var probe = CreateTestProbe(pluginSystem);
+            // Answered once the journal has made its tables: it stashes what comes before.
+            Akka.Persistence.Persistence.Instance.Apply(pluginSystem).JournalFor(null)
+                .Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, "nobody", probe.Ref));
+            probe.ExpectMsg<RecoverySuccess>();
+        }
+        finally
+        {
+            await pluginSystem.Terminate();
+        }
+
+        Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null)
+            .Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, "nobody", TestActor));
+        ExpectMsg<RecoverySuccess>();
+
+        var plugins = Schema(pluginConfig.GetString("akka.persistence.journal.sql.connection-string"));
+        Assert.Contains("table journal: column persistence_id NVarChar(255) not null 1 primary key 0", plugins); // it did make them
+        Assert.Equal(plugins, Schema(Sys.Settings.Config.GetString("akka.persistence.journal.sql.connection-string")));
+    }
+
+    /// <summary>Every table's columns and every index's columns, as SQLite describes them (SQLite's own tables left out).</summary>
+    private static List<string> Schema(string connectionString)
+    {
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        var described = new List<string>();
+        foreach (var table in Rows(connection, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"))
+        {
+            described.AddRange(Rows(connection, $"SELECT 'table {table}: column ' || name || ' ' || type || ' not null ' || \"notnull\" || ' primary key ' || pk " +
+                                                $"|| ' default ' || ifnull(dflt_value, '-') FROM pragma_table_info('{table}') ORDER BY cid")
+                .Select(column => column.Replace(" default -", "")));
+            foreach (var index in Rows(connection, $"SELECT name || ' unique ' || \"unique\" FROM pragma_index_list('{table}') ORDER BY name"))
+            {
+                var columns = Rows(connection, $"SELECT name FROM pragma_index_info('{index.Split(' ')[0]}') ORDER BY seqno");
+                described.Add($"table {table}: index {index} on {string.Join(", ", columns)}");
+            }
+        }
+
+        return described;
+    }
+
+    private static List<string> Rows(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        using var reader = command.ExecuteReader();
+        var rows = new List<string>();
+        while (reader.Read())
+        {
+            rows.Add(reader.GetString(0));
+        }
+
+        return rows;
     }
 
     [Fact]

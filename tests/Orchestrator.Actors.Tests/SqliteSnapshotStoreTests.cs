@@ -56,7 +56,7 @@ public sealed class SqliteSnapshotStoreTests() : PersistentTestKit(Configuration
         Save(new SnapshotMetadata("kept", 5, taken.AddHours(1)), "state at 5");
 
         Assert.Equal([3L, 5], Stored("kept"));
-        Assert.Empty(Stored("kept", JournalFile)); // none in the journal's file
+        Assert.DoesNotContain("snapshot", Tables(JournalFile)); // none in the journal's file, which has no table for them
 
         var read = Load("kept", new SnapshotSelectionCriteria(long.MaxValue, taken.AddMinutes(1)));
         Assert.NotNull(read);
@@ -76,10 +76,14 @@ public sealed class SqliteSnapshotStoreTests() : PersistentTestKit(Configuration
     [Fact]
     public void A_snapshot_the_journal_s_file_holds_from_before_is_read_until_one_is_saved_and_deleted_with_those_before_it()
     {
-        Assert.Null(Load("older", SnapshotSelectionCriteria.Latest)); // the store started: the plugin's table exists
+        // A file of today's has no snapshot table in the journal's file: the store reads none there.
+        Assert.Null(Load("older", SnapshotSelectionCriteria.Latest));
+        Assert.DoesNotContain("snapshot", Tables(JournalFile));
+
         var serializer = Sys.Serialization.FindSerializerFor("state at 4");
         using (var connection = Open(JournalFile, busyTimeoutSeconds: 30))
         {
+            CreateTableOfBefore(connection);
             using var insert = connection.CreateCommand();
             insert.CommandText = """
                 INSERT INTO snapshot (persistence_id, sequence_number, created, snapshot, manifest, serializer_id)
@@ -161,6 +165,43 @@ public sealed class SqliteSnapshotStoreTests() : PersistentTestKit(Configuration
         }
 
         return stored;
+    }
+
+    /// <summary>The snapshot table in the journal's file, as the plugin created it there before snapshots had a file of their own.</summary>
+    internal static void CreateTableOfBefore(SqliteConnection journal)
+    {
+        using var create = journal.CreateCommand();
+        create.CommandText = """
+            CREATE TABLE [snapshot]
+            (
+                [persistence_id]  NVarChar(255) NOT NULL,
+                [sequence_number] INTEGER       NOT NULL,
+                [created]         INTEGER       NOT NULL,
+                [snapshot]        VarBinary         NULL,
+                [manifest]        NVarChar(500)     NULL,
+                [serializer_id]   INTEGER           NULL,
+
+                CONSTRAINT [PK_snapshot] PRIMARY KEY ([persistence_id], [sequence_number])
+            );
+            CREATE INDEX snapshot_sequence_number_idx ON snapshot (sequence_number);
+            CREATE INDEX snapshot_created_idx ON snapshot (created);
+            """;
+        create.ExecuteNonQuery();
+    }
+
+    private static List<string> Tables(string connectionString)
+    {
+        using var connection = Open(connectionString, busyTimeoutSeconds: 30);
+        using var select = connection.CreateCommand();
+        select.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table'";
+        using var rows = select.ExecuteReader();
+        var tables = new List<string>();
+        while (rows.Read())
+        {
+            tables.Add(rows.GetString(0));
+        }
+
+        return tables;
     }
 
     private static SqliteConnection Open(string connectionString, int busyTimeoutSeconds)

@@ -15,8 +15,13 @@ public sealed class SqliteJournalWriter : GroupCommitWriter<SqliteJournalWriter.
     private readonly Stopwatch _sinceCheckpoint = Stopwatch.StartNew();
     private int _backgroundCheckpointRunning;
 
-    public SqliteJournalWriter(string connectionString) : base("SQLite")
+    /// <summary>The journal's tables, created: the first batch opens its statements on them only once they are there.</summary>
+    private readonly Task _tablesReady;
+
+    /// <param name="tablesReady">completes once the tables exist (none given: they do already).</param>
+    public SqliteJournalWriter(string connectionString, Task? tablesReady = null) : base("SQLite")
     {
+        _tablesReady = tablesReady ?? Task.CompletedTask;
         // A private cache: the plugin's readers (shared cache) then read the WAL beside this writer instead of
         // waiting on its table locks.
         _connectionString = new SqliteConnectionStringBuilder(connectionString) { Cache = SqliteCacheMode.Private }.ToString();
@@ -41,7 +46,11 @@ public sealed class SqliteJournalWriter : GroupCommitWriter<SqliteJournalWriter.
         base.Dispose();
     }
 
-    protected override Task<Statements> OpenAsync() => Task.FromResult(Statements.Open(_connectionString));
+    protected override async Task<Statements> OpenAsync()
+    {
+        await _tablesReady;
+        return Statements.Open(_connectionString);
+    }
 
     protected override Task CommitAsync(Statements connection, IReadOnlyList<PendingWrite> batch)
     {

@@ -40,19 +40,29 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public SqliteSnapshotStore(Config snapshotConfig) : base(snapshotConfig)
+    public SqliteSnapshotStore(Config snapshotConfig) : base(WithoutThePluginsTable(snapshotConfig))
     {
-        var provider = snapshotConfig.GetString("provider-name", "");
-        var table = snapshotConfig.GetString("table-mapping", "default");
-        var connectionString = snapshotConfig.GetString("connection-string", "");
-        if (provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase) && table == "default"
-            && new SqliteConnectionStringBuilder(connectionString).DataSource is { Length: > 0 })
+        if (KeepsItsOwnFile(snapshotConfig))
         {
+            var connectionString = snapshotConfig.GetString("connection-string", "");
             _journalConnection = connectionString;
             _snapshotConnection = SqliteSnapshotFile.ConnectionString(connectionString);
             _ready = Task.Run(() => SqliteSnapshotFile.Prepare(connectionString));
         }
     }
+
+    private static bool KeepsItsOwnFile(Config config) =>
+        config.GetString("provider-name", "").StartsWith("SQLite", StringComparison.OrdinalIgnoreCase)
+        && config.GetString("table-mapping", "default") == "default"
+        && new SqliteConnectionStringBuilder(config.GetString("connection-string", "")).DataSource is { Length: > 0 };
+
+    /// <summary>
+    /// Where the snapshots have a file of their own, the plugin's table in the journal's file is not created: nothing
+    /// writes there any more. Creating it went through linq2db, which compiled for about 0.3 s at a scheduler's start,
+    /// before its snapshot was even asked for.
+    /// </summary>
+    private static Config WithoutThePluginsTable(Config config) =>
+        KeepsItsOwnFile(config) ? ConfigurationFactory.ParseString("auto-initialize = false").WithFallback(config) : config;
 
     protected override async Task<SelectedSnapshot?> LoadAsync(string persistenceId, SnapshotSelectionCriteria criteria, CancellationToken cancellationToken)
     {
@@ -64,7 +74,7 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
             await _ready;
             var rows = await Task.Run(() => Read(snapshots, persistenceId, criteria, serialization) is { Count: > 0 } own
                 ? own
-                : Read(journal, persistenceId, criteria, serialization), cancellationToken);
+                : ReadFromBefore(journal, persistenceId, criteria, serialization), cancellationToken);
             var newest = rows.Find(r => r.Metadata.SequenceNr >= criteria.MinSequenceNr
                                         && r.Metadata.Timestamp >= (criteria.MinTimestamp ?? DateTime.MinValue));
             if (newest is null)
@@ -163,7 +173,7 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         {
             Delete(snapshots, persistenceId, criteria);
             // Rows from before the split, if any are left: looked for first, as a delete takes the journal's write lock.
-            if (Read(journal, persistenceId, criteria, serialization: null).Count > 0)
+            if (ReadFromBefore(journal, persistenceId, criteria, serialization: null).Count > 0)
             {
                 Delete(journal, persistenceId, criteria);
             }
@@ -186,6 +196,27 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         command.Parameters.AddWithValue("$minCreated", (criteria.MinTimestamp ?? DateTime.MinValue).Ticks);
         command.Parameters.AddWithValue("$maxCreated", criteria.MaxTimeStamp.Ticks);
         command.ExecuteNonQuery();
+    }
+
+    /// <summary>
+    /// The snapshots the journal's file kept from before they had a file of their own (<see cref="Read"/>); none where that
+    /// file never had their table (created since).
+    /// </summary>
+    private static List<StoredRow> ReadFromBefore(string journalConnectionString, string persistenceId, SnapshotSelectionCriteria criteria,
+        Akka.Serialization.Serialization? serialization)
+    {
+        using (var connection = new SqliteConnection(journalConnectionString))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'";
+            if (command.ExecuteScalar() is null)
+            {
+                return [];
+            }
+        }
+
+        return Read(journalConnectionString, persistenceId, criteria, serialization);
     }
 
     /// <summary>A stored snapshot: its metadata, and the snapshot as it deserializes (null: only the metadata was asked for).</summary>
