@@ -292,6 +292,26 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
         Assert.Equal(System.Text.Encoding.UTF8.GetString(reflected), System.Text.Encoding.UTF8.GetString(serializer.ToBinary(sample)));
     }
 
+    /// <summary>Journal rows, whoever wrote them, are read by the generated contracts as the reflection serializer read them.</summary>
+    [Theory]
+    [MemberData(nameof(SampleIndexes))]
+    public void A_ledger_event_is_read_as_by_reflection(int index)
+    {
+        var sample = Samples[index];
+        if (sample is not ILedgerEvent)
+        {
+            return;
+        }
+
+        var serializer = (OrchestratorSerializer)Sys.Serialization.FindSerializerFor(sample);
+        var bytes = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(sample, sample.GetType(), OrchestratorSerializer.Json);
+        var reflected = System.Text.Json.JsonSerializer.Deserialize(bytes, sample.GetType(), OrchestratorSerializer.Json)!;
+        var read = serializer.FromBinary(bytes, serializer.Manifest(sample));
+        Assert.Equal(sample.GetType(), read.GetType());
+        Assert.Equal(Json(reflected), Json(read));
+        Assert.Equal(Json(sample), Json(read));
+    }
+
     [Fact]
     public void A_hosts_assignments_leave_bootstraps_in_the_ledger_so_a_hundred_of_the_largest_fit_akkas_default_frame()
     {

@@ -7,8 +7,8 @@ namespace Orchestrator.Actors.Serialization;
 /// <summary>
 /// The ledger's events as source-generated JSON: every placement writes two or three of them, and the reflection-based
 /// serializer's general path cost a stack of frames and a converter walk per event. Same options as
-/// <see cref="OrchestratorSerializer.Json"/>, so the same bytes (a test holds every event type to that); reading stays
-/// on the reflection path, which reads what either wrote. A new ledger event type is added here.
+/// <see cref="OrchestratorSerializer.Json"/>, so the same bytes, and read back as reflection reads them (tests hold every
+/// event type to both). A new ledger event type is added here.
 /// </summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.General, UseStringEnumConverter = true,
     DefaultIgnoreCondition = JsonIgnoreCondition.Never, GenerationMode = JsonSourceGenerationMode.Default)]

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using System.Reflection;
 using System.Text.Json;
@@ -36,11 +37,14 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
         : ManifestsByType.TryGetValue(o.GetType(), out var manifest) ? manifest
         : throw new ArgumentException($"{o.GetType()} is not registered with {nameof(OrchestratorSerializer)}");
 
-    /// <summary>The ledger's events' source-generated contracts (<see cref="LedgerEventJson"/>), by type.</summary>
-    private static readonly FrozenDictionary<Type, JsonTypeInfo> GeneratedByType = TypesByManifest.Values
-        .Select(type => (type, info: typeof(ILedgerEvent).IsAssignableFrom(type) ? LedgerEventJson.Default.GetTypeInfo(type) : null))
-        .Where(t => t.info is not null)
-        .ToFrozenDictionary(t => t.type, t => t.info!);
+    /// <summary>
+    /// The ledger's events' source-generated contracts (<see cref="LedgerEventJson"/>), by type, each made when first
+    /// used: making all fifty at once took 127 ms, which a recovering scheduler waited for at its first event.
+    /// </summary>
+    private static readonly ConcurrentDictionary<Type, JsonTypeInfo?> GeneratedByType = new();
+
+    private static JsonTypeInfo? Generated(Type type) =>
+        GeneratedByType.GetOrAdd(type, static t => typeof(ILedgerEvent).IsAssignableFrom(t) ? LedgerEventJson.Default.GetTypeInfo(t) : null);
 
     /// <summary>
     /// JSON, except for the ledger's snapshot: at a million VMs its JSON took seconds to read back. The ledger's events
@@ -48,17 +52,22 @@ public sealed class OrchestratorSerializer(ExtendedActorSystem system) : Seriali
     /// </summary>
     public override byte[] ToBinary(object obj) =>
         obj is LedgerSnapshot snapshot ? LedgerSnapshotFormat.Write(snapshot)
-        : GeneratedByType.TryGetValue(obj.GetType(), out var generated) ? JsonSerializer.SerializeToUtf8Bytes(obj, generated)
+        : Generated(obj.GetType()) is { } generated ? JsonSerializer.SerializeToUtf8Bytes(obj, generated)
         : JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
 
     /// <summary>The type's source-generated contract, where it has one (for the test that the bytes are the same).</summary>
-    internal static JsonTypeInfo? GeneratedContract(Type type) => GeneratedByType.GetValueOrDefault(type);
+    internal static JsonTypeInfo? GeneratedContract(Type type) => Generated(type);
 
-    /// <remarks>Snapshots stored before the binary format, under the type's plain manifest, are still read as JSON.</remarks>
+    /// <remarks>
+    /// Snapshots stored before the binary format, under the type's plain manifest, are still read as JSON. The ledger's
+    /// events are read by their generated contracts too, under the same options, so they read what reflection read (a test
+    /// holds every event type to that): reflection would build its own contract and compile its accessors for each type.
+    /// </remarks>
     public override object FromBinary(byte[] bytes, string manifest) =>
         manifest == LedgerSnapshotFormat.Manifest ? LedgerSnapshotFormat.Read(bytes)
         : TypesByManifest.TryGetValue(manifest, out var type)
-            ? JsonSerializer.Deserialize(bytes, type, Json) ?? throw new SerializationException($"null payload for {manifest}")
+            ? (Generated(type) is { } generated ? JsonSerializer.Deserialize(bytes, generated) : JsonSerializer.Deserialize(bytes, type, Json))
+              ?? throw new SerializationException($"null payload for {manifest}")
         : throw new SerializationException($"unknown manifest '{manifest}'");
 
     private static IEnumerable<KeyValuePair<string, Type>> DiscoverTypes()
