@@ -74,7 +74,7 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
             await _ready;
             var rows = await Task.Run(() => Read(snapshots, persistenceId, criteria, serialization) is { Count: > 0 } own
                 ? own
-                : ReadFromBefore(journal, persistenceId, criteria, serialization), cancellationToken);
+                : Read(journal, persistenceId, criteria, serialization, fromBefore: true), cancellationToken);
             var newest = rows.Find(r => r.Metadata.SequenceNr >= criteria.MinSequenceNr
                                         && r.Metadata.Timestamp >= (criteria.MinTimestamp ?? DateTime.MinValue));
             if (newest is null)
@@ -173,7 +173,7 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         {
             Delete(snapshots, persistenceId, criteria);
             // Rows from before the split, if any are left: looked for first, as a delete takes the journal's write lock.
-            if (ReadFromBefore(journal, persistenceId, criteria, serialization: null).Count > 0)
+            if (Read(journal, persistenceId, criteria, serialization: null, fromBefore: true).Count > 0)
             {
                 Delete(journal, persistenceId, criteria);
             }
@@ -198,27 +198,6 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
         command.ExecuteNonQuery();
     }
 
-    /// <summary>
-    /// The snapshots the journal's file kept from before they had a file of their own (<see cref="Read"/>); none where that
-    /// file never had their table (created since).
-    /// </summary>
-    private static List<StoredRow> ReadFromBefore(string journalConnectionString, string persistenceId, SnapshotSelectionCriteria criteria,
-        Akka.Serialization.Serialization? serialization)
-    {
-        using (var connection = new SqliteConnection(journalConnectionString))
-        {
-            connection.Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'";
-            if (command.ExecuteScalar() is null)
-            {
-                return [];
-            }
-        }
-
-        return Read(journalConnectionString, persistenceId, criteria, serialization);
-    }
-
     /// <summary>A stored snapshot: its metadata, and the snapshot as it deserializes (null: only the metadata was asked for).</summary>
     private sealed record StoredRow(SnapshotMetadata Metadata, Task<SelectedSnapshot?> Snapshot);
 
@@ -230,13 +209,24 @@ public sealed class SqliteSnapshotStore : SqlSnapshotStore
     /// are older. The store keeps only the latest whole snapshot and the increments after it (a whole one deletes those
     /// before it), so nearly every row read is one the chain needs.
     /// </summary>
+    /// <param name="fromBefore">the journal's file, read for the snapshots it kept from before they had a file of their own:
+    /// none where it never had their table (a file created since).</param>
     private static List<StoredRow> Read(string connectionString, string persistenceId, SnapshotSelectionCriteria criteria,
-        Akka.Serialization.Serialization? serialization)
+        Akka.Serialization.Serialization? serialization, bool fromBefore = false)
     {
         var rows = new List<StoredRow>();
         using var connection = new SqliteConnection(connectionString);
         connection.Open();
         using var command = connection.CreateCommand();
+        if (fromBefore)
+        {
+            command.CommandText = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'";
+            if (command.ExecuteScalar() is null)
+            {
+                return rows;
+            }
+        }
+
         command.CommandText = $"""
             SELECT sequence_number, created, {(serialization is null ? "NULL" : "snapshot")}, manifest, serializer_id FROM snapshot
             WHERE persistence_id = $id AND sequence_number <= $maxSequenceNr AND created <= $maxCreated
