@@ -102,6 +102,10 @@ public sealed class CephCluster : IAsyncDisposable
     public async Task<IReadOnlyList<string>> ImagesAsync() =>
         (await RunAsync("rbd", "-c", ConfPath, "ls", Pool)).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
+    /// <summary>How many clients watch the image (hold it open read-write), as <c>rbd status</c> lists them.</summary>
+    public async Task<int> WatchersAsync(string image) =>
+        (await RunAsync("rbd", "-c", ConfPath, "status", $"{Pool}/{image}")).Split('\n').Count(line => line.TrimStart().StartsWith("watcher=", StringComparison.Ordinal));
+
     private void Daemon(string file, params string[] args)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };

@@ -1,6 +1,9 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Orchestrator.Domain.Storage;
+using Orchestrator.Hypervisor.Storage;
 using Xunit.Abstractions;
 
 namespace Orchestrator.Node.Tests;
@@ -8,15 +11,15 @@ namespace Orchestrator.Node.Tests;
 /// <summary>
 /// Disks and volumes on an rbd pool of a real Ceph cluster (one monitor, one OSD on a file): the demo guest counts its
 /// boots on a disk QEMU reads and writes through its rbd driver, a live snapshot freezes a layer in Ceph that a clone
-/// boots on, and deletes leave nothing in the pool.
+/// boots on, and deletes leave nothing in the pool, even of an image a QEMU still held when its delete came.
 /// </summary>
 [Collection(NodeCollection.Name)]
-public sealed class RbdStorageTests(ITestOutputHelper output)
+public sealed class RbdStorageTests(CephFixture fixture, ITestOutputHelper output) : IClassFixture<CephFixture>
 {
     [Fact]
     public async Task A_vm_on_an_rbd_pool_keeps_its_boot_count_in_ceph_snapshots_and_clones_there_and_delete_leaves_nothing()
     {
-        await using var ceph = await CephCluster.StartAsync();
+        var ceph = fixture.Cluster;
         await using var node = await NodeProcess.StartAsync(output, $$"""
             orchestrator.storage.pools.ceph {
               kind = rbd
@@ -76,6 +79,68 @@ public sealed class RbdStorageTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A deleted VM's layers are let go when the ledger deletes it, while its host may still be stopping its QEMU, and a
+    /// killed client's watch outlives it for Ceph's watch timeout: Ceph refuses to remove a watched image. The remove
+    /// waits for the watch to go instead of failing and leaving the image behind for good.
+    /// </summary>
+    [Fact]
+    public async Task An_image_still_open_when_its_delete_comes_is_removed_once_it_is_closed()
+    {
+        var ceph = fixture.Cluster;
+        var pool = new RbdStoragePool(new StoragePoolInfo("ceph", "rbd", 50, 1.0, Shared: true), new RbdLocation(ceph.ConfPath, CephCluster.Pool, null));
+        var layer = Guid.NewGuid().ToString("N");
+        var image = $"disk-{layer}";
+        var disk = await pool.EnsureLayerAsync(layer, null, 1, null, CancellationToken.None);
+        using var holder = Process.Start(new ProcessStartInfo("qemu-io", ["-f", "qcow2", disk.DriveFile])
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+        })!;
+        try
+        {
+            await Eventually(async () => await ceph.WatchersAsync(image) > 0, "qemu-io to open the image (a watcher on it)");
+
+            var removing = pool.DeleteLayerAsync(layer, CancellationToken.None);
+            await Task.WhenAny(removing, Task.Delay(TimeSpan.FromSeconds(3)));
+            Assert.False(removing.IsFaulted, $"the remove failed while the image was open instead of waiting: {removing.Exception?.GetBaseException().Message}");
+            Assert.Contains(image, await ceph.ImagesAsync());
+
+            await holder.StandardInput.WriteLineAsync("quit");
+            await holder.StandardInput.FlushAsync();
+            await holder.WaitForExitAsync();
+            await removing.WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.DoesNotContain(image, await ceph.ImagesAsync());
+        }
+        finally
+        {
+            if (!holder.HasExited)
+            {
+                holder.Kill();
+            }
+        }
+    }
+
+    private static async Task Eventually(Func<Task<bool>> condition, string what)
+    {
+        for (var deadline = DateTime.UtcNow.AddSeconds(60); !await condition(); await Task.Delay(200))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"gave up waiting for {what}");
+            }
+        }
+    }
+
     private static bool Banner(JsonObject vm, string nameAndBoot) =>
         vm["consoleTail"]?.AsArray().Any(line => ((string?)line)?.Contains($"ORCHESTRATOR-GUEST-READY {nameAndBoot}") == true) == true;
+}
+
+/// <summary>One Ceph cluster for the class: starting one costs more than the smaller test's own work.</summary>
+public sealed class CephFixture : IAsyncLifetime
+{
+    public CephCluster Cluster { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Cluster = await CephCluster.StartAsync();
+
+    public async Task DisposeAsync() => await Cluster.DisposeAsync();
 }

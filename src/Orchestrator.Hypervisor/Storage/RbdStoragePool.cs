@@ -118,15 +118,36 @@ public sealed class RbdStoragePool(StoragePoolInfo info, RbdLocation location) :
             : throw new HypervisorException($"rbd could not look up the image {image} in pool {Location.CephPool}: {info.Errors}");
     }
 
-    /// <summary>Removes the image for good; nothing when there is none.</summary>
+    /// <summary>
+    /// Removes the image for good; nothing when there is none. Ceph refuses while a client still watches the image: a QEMU
+    /// that is ending (a deleted VM's layers are let go when the ledger says so, while its host is still stopping it), or
+    /// one killed, whose watch Ceph keeps until it times out (30 s by default). The remove is tried again until the watch
+    /// is gone or <see cref="WatchedRemoveDeadline"/> has passed; only then does it fail.
+    /// </summary>
     private async Task RemoveAsync(string image, CancellationToken cancellationToken)
     {
-        var removed = await RbdAsync(["rm", "--no-progress", $"{Location.CephPool}/{image}"], cancellationToken);
-        if (removed.ExitCode != 0 && !removed.Errors.Contains("No such file or directory", StringComparison.Ordinal))
+        var deadline = DateTime.UtcNow + WatchedRemoveDeadline;
+        var pause = TimeSpan.FromMilliseconds(250);
+        while (true)
         {
-            throw new HypervisorException($"rbd could not remove the image {image} from pool {Location.CephPool}: {removed.Errors}");
+            var removed = await RbdAsync(["rm", "--no-progress", $"{Location.CephPool}/{image}"], cancellationToken);
+            if (removed.ExitCode == 0 || removed.Errors.Contains("No such file or directory", StringComparison.Ordinal))
+            {
+                return;
+            }
+
+            if (!removed.Errors.Contains("still has watchers", StringComparison.Ordinal) || DateTime.UtcNow >= deadline)
+            {
+                throw new HypervisorException($"rbd could not remove the image {image} from pool {Location.CephPool}: {removed.Errors}");
+            }
+
+            await Task.Delay(pause, cancellationToken);
+            pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromSeconds(4).Ticks));
         }
     }
+
+    /// <summary>How long a remove waits for the image's last watcher to go: twice Ceph's default watch timeout, and more.</summary>
+    private static readonly TimeSpan WatchedRemoveDeadline = TimeSpan.FromSeconds(75);
 
     /// <summary>Runs the <c>rbd</c> tool with an argument list (never a shell line) against this pool's cluster.</summary>
     private async Task<(int ExitCode, string Errors)> RbdAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken)
