@@ -37,7 +37,7 @@ public static class BenchCommand
     public sealed record DurableReport(
         string Mode, int Hosts, int Requests, int WarmupRequests, int Rate, int Concurrency, string Policy, int Placed, int Pending,
         double PlacementsPerS, Latency Latency, double WallS, string Store, DurableCosts? Costs = null, StoreLimit? Limit = null,
-        LimitRatios? Ratios = null, int SnapshotEvery = 0);
+        LimitRatios? Ratios = null, int SnapshotEvery = 0, JournalWriterLimit? Writer = null);
 
     /// <summary>What the measured requests cost the whole process (scheduler, journal, the bench's own asks), per placement.</summary>
     /// <param name="CompilerMs">what the JIT compiler ran during the measured window, all threads: tiered compilation goes
@@ -50,9 +50,11 @@ public static class BenchCommand
 
     /// <summary>
     /// The figures against the store's own limit, measured in the same run: placements/s over batched rows/s (each placement
-    /// writes two journal rows and their tag rows, so 1.0 is out of reach), and p50/p99 latency over a one-row commit's.
+    /// writes two journal rows and their tag rows, so 1.0 is out of reach), and p50/p99 latency over a one-row commit's;
+    /// and placements/s over what the journal's writer alone wrote of the same rows per second (1.0: nothing but the
+    /// writer costs anything).
     /// </summary>
-    public sealed record LimitRatios(double PlacementsToRows, double P50ToCommitP50, double P99ToCommitP99);
+    public sealed record LimitRatios(double PlacementsToRows, double P50ToCommitP50, double P99ToCommitP99, double PlacementsToWriter = 0);
 
     private static double Ratio(double figure, double limit) => limit <= 0 ? 0 : Math.Round(figure / limit, 4);
 
@@ -73,7 +75,15 @@ public static class BenchCommand
                 {
                     Console.WriteLine($"  the limit, {limit.Store} here in this run: {limit.RowsPerS:N0} rows/s in transactions of {StoreLimit.BatchRows} " +
                                       $"{StoreLimit.RowBytes}-byte rows; one-row commit p50 {limit.CommitP50Ms:0.000} ms  p99 {limit.CommitP99Ms:0.000} ms");
-                    Console.WriteLine($"  ratio         placements/s : rows/s {ratios.PlacementsToRows:P1};  p50 {ratios.P50ToCommitP50:0.0}x  p99 {ratios.P99ToCommitP99:0.0}x a one-row commit's");
+                    if (report.Writer is { } writer)
+                    {
+                        Console.WriteLine($"  the writer    the window's rows written again by the journal's writer alone ({writer.RowsPerRequest:0.0} rows and " +
+                                          $"{writer.TagsPerRequest:0.0} tag rows a request, {report.Concurrency} writes waiting): {writer.RequestsPerS:N0} requests/s " +
+                                          $"({writer.RowsPerS:N0} rows/s), {writer.CpuMsPerRequest:0.000} CPU ms a request");
+                    }
+
+                    Console.WriteLine($"  ratio         placements/s : rows/s {ratios.PlacementsToRows:P1};  p50 {ratios.P50ToCommitP50:0.0}x  p99 {ratios.P99ToCommitP99:0.0}x a one-row commit's" +
+                                      (report.Writer is null ? "" : $";  placements/s : the writer's {ratios.PlacementsToWriter:P1}"));
                     Console.WriteLine($"  cost          {costs.CpuMsPerPlacement:0.000} CPU ms and {costs.BytesAllocatedPerPlacement:N0} bytes allocated per placement (whole process); " +
                                       $"GCs gen0 {costs.Gen0Collections}, gen2 {costs.Gen2Collections}; JIT compiler {costs.CompilerMs:N0} ms in the window; " +
                                       $"GC pauses {costs.GcPauseMs:N0} ms in the window");
@@ -297,6 +307,7 @@ public static class BenchCommand
         var (cpu, bytes, gen0, gen2) = (process.TotalProcessorTime, GC.GetTotalAllocatedBytes(), GC.CollectionCount(0), GC.CollectionCount(2));
         var compiling = JitWarmUp.CompilationTime;
         var paused = GC.GetTotalPauseDuration();
+        var lastBefore = await JournalWriterLimit.LastOrderingAsync(postgres, durable.DatabaseFile, ct);
         var wall = Stopwatch.StartNew();
         void Replied(int n, object reply, long ticks)
         {
@@ -331,9 +342,13 @@ public static class BenchCommand
             Math.Round((JitWarmUp.CompilationTime - compiling).TotalMilliseconds, 1), Math.Round((GC.GetTotalPauseDuration() - paused).TotalMilliseconds, 1));
         var rate = Math.Round(o.Requests / wall.Elapsed.TotalSeconds);
         var latency = Percentiles(latencies);
-        var ratios = new LimitRatios(Ratio(rate, limit.RowsPerS), Ratio(latency.P50Ms, limit.CommitP50Ms), Ratio(latency.P99Ms, limit.CommitP99Ms));
+        // After the window, the scheduler idle: the window's rows once more, through the writer alone.
+        var writer = await JournalWriterLimit.MeasureAsync(postgres, durable.DatabaseFile, lastBefore, o.Requests, o.Concurrency, ct);
+        var ratios = new LimitRatios(Ratio(rate, limit.RowsPerS), Ratio(latency.P50Ms, limit.CommitP50Ms), Ratio(latency.P99Ms, limit.CommitP99Ms),
+            Ratio(rate, writer.RequestsPerS));
         return new DurableReport("durable", o.Hosts, o.Requests, warmup, o.Rate, o.Concurrency, o.Policy, placed, pending,
-            rate, latency, Math.Round(wall.Elapsed.TotalSeconds, 3), storeName ?? "SQLite " + durable.DatabaseFile, costs, limit, ratios, o.SnapshotEvery);
+            rate, latency, Math.Round(wall.Elapsed.TotalSeconds, 3), storeName ?? "SQLite " + durable.DatabaseFile, costs, limit, ratios, o.SnapshotEvery,
+            writer);
     }
 
     /// <summary>The open loop: request n goes out at its time, each answered on its own, as a node's API clients send them.</summary>

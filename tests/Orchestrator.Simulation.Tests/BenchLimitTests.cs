@@ -37,6 +37,18 @@ public sealed class BenchLimitTests : IDisposable
             Math.Round(root.GetProperty("placements_per_s").GetDouble() / limit.GetProperty("rows_per_s").GetDouble(), 4),
             ratios.GetProperty("placements_to_rows").GetDouble());
         Assert.True(ratios.GetProperty("p99_to_commit_p99").GetDouble() > 0);
+        // The window's own rows, written again by the journal's writer alone: every request's events (its VmRequested, and
+        // its placement or why it waits) with their tags; in a file of its own that is gone after.
+        var writer = root.GetProperty("writer");
+        Assert.Equal("sqlite", writer.GetProperty("store").GetString());
+        Assert.Equal(200, writer.GetProperty("requests").GetInt32());
+        Assert.True(writer.GetProperty("requests_per_s").GetDouble() > 0);
+        Assert.InRange(writer.GetProperty("rows_per_request").GetDouble(), 1.0, 2.0);
+        Assert.True(writer.GetProperty("tags_per_request").GetDouble() >= writer.GetProperty("rows_per_request").GetDouble(),
+            "every event carries its tenant's tag, and a placement its host's");
+        Assert.Equal(Math.Round(root.GetProperty("placements_per_s").GetDouble() / writer.GetProperty("requests_per_s").GetDouble(), 4),
+            ratios.GetProperty("placements_to_writer").GetDouble());
+        Assert.DoesNotContain(_directory.GetFiles(), file => file.Name.StartsWith("journal-writer-limit", StringComparison.Ordinal));
         var costs = root.GetProperty("costs");
         Assert.True(costs.GetProperty("cpu_ms_per_placement").GetDouble() > 0);
         Assert.True(costs.GetProperty("bytes_allocated_per_placement").GetInt64() > 0);
