@@ -309,7 +309,7 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
     }
 
     [Fact]
-    public void A_vm_requested_row_leaves_out_what_is_computed_from_its_spec()
+    public void A_vm_requested_row_leaves_out_what_is_computed_from_its_spec_and_its_unset_fields()
     {
         var requested = new VmRequested(Record.Id, Record.Tenant, Spec, DateTimeOffset.UnixEpoch);
         var row = System.Text.Encoding.UTF8.GetString(Sys.Serialization.FindSerializerFor(requested).ToBinary(requested));
@@ -319,6 +319,7 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
             Assert.DoesNotContain($"\"{computed}\"", row);
         }
 
+        Assert.DoesNotContain("null", row); // the spec's unset fields, and no idempotency token
         Assert.Contains($"\"{Spec.Name}\"", row);
     }
 
@@ -344,21 +345,32 @@ public class SerializationTests() : TestKit(TestConfig.Serialization())
     }
 
     [Fact]
-    public void Only_properties_that_reading_never_sets_are_left_out()
+    public void Only_what_reading_restores_by_itself_is_left_out()
     {
-        // Name has no setter but its constructor's parameter reads it; Length nothing reads.
-        Assert.Equal("""{"Name":"web"}""", System.Text.Json.JsonSerializer.Serialize(new GetOnly("web"), ReflectionWithoutComputed));
-        Assert.Equal("web", System.Text.Json.JsonSerializer.Deserialize<GetOnly>("""{"Name":"web"}""", ReflectionWithoutComputed)!.Name);
+        // Name has no setter but its constructor's parameter reads it; Length nothing reads. A missing Note reads as null,
+        // so its null is left out; a missing Kind reads as "vm" and a missing Tag as "t", so their nulls are written.
+        var written = System.Text.Json.JsonSerializer.Serialize(new GetOnly("web", note: null, kind: null) { Tag = null }, ReflectionWithoutComputed);
+        Assert.Equal("""{"Name":"web","Kind":null,"Tag":null}""", written);
+        var read = System.Text.Json.JsonSerializer.Deserialize<GetOnly>(written, ReflectionWithoutComputed)!;
+        Assert.Equal(("web", null, null, null), (read.Name, read.Note, read.Kind, read.Tag));
+        Assert.Equal("""{"Name":"web","Note":"n","Kind":"vm","Tag":"t"}""",
+            System.Text.Json.JsonSerializer.Serialize(new GetOnly("web", note: "n"), ReflectionWithoutComputed));
     }
 
-    public sealed class GetOnly(string name)
+    public sealed class GetOnly(string name, string? note = null, string? kind = "vm")
     {
         public string Name { get; } = name;
+
+        public string? Note { get; } = note;
+
+        public string? Kind { get; } = kind;
+
+        public string? Tag { get; init; } = "t";
 
         public int Length => Name.Length;
     }
 
-    /// <summary>The reflection serializer with the journal's rule for computed properties.</summary>
+    /// <summary>The reflection serializer with the journal's rule for what reading restores by itself.</summary>
     private static readonly System.Text.Json.JsonSerializerOptions ReflectionWithoutComputed = new(OrchestratorSerializer.Json)
     {
         TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver { Modifiers = { OrchestratorSerializer.WithoutComputed } },
