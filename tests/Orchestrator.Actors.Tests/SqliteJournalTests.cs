@@ -64,6 +64,40 @@ public sealed class SqliteJournalTests : PersistentTestKit
     }
 
     [Fact]
+    public async Task The_read_journal_starts_only_once_the_tables_are_made()
+    {
+        using var dir = new TempDir();
+        var config = TestConfig.Persistent(dir.Path);
+        // Another connection holds SQLite's write lock: the journal cannot make its tables until it lets go.
+        using var blocker = new SqliteConnection($"Data Source={Path.Combine(dir.Path, "orchestrator.db")}");
+        blocker.Open();
+        Execute(blocker, "BEGIN IMMEDIATE");
+        var system = ActorSystem.Create("tables-late", config);
+        try
+        {
+            // The read journal asks the write journal (which this starts) whether it has started, then queries.
+            var starting = Task.Run(() => PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>("akka.persistence.query.journal.sql"));
+            Assert.NotSame(starting, await Task.WhenAny(starting, Task.Delay(TimeSpan.FromSeconds(2))));
+
+            Execute(blocker, "COMMIT");
+            var queries = await starting;
+            var events = await queries.CurrentAllEvents(Offset.NoOffset()).RunAggregate(0, (n, _) => n + 1, system.Materializer());
+            Assert.Equal(0, events);
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    [Fact]
     public async Task It_creates_the_tables_the_plugin_would_create()
     {
         // The plugin's own journal creates its tables in a file of its own, through linq2db, as it did here before.

@@ -87,6 +87,25 @@ public sealed class GroupCommitJournal : SqlWriteJournal
         && string.IsNullOrEmpty(config.GetString("table-compatibility-mode", null))
         && !config.GetBoolean("delete-compatibility-mode", false);
 
+    /// <summary>
+    /// The plugin's read journal asks its write journal whether it has started (the plugin's internal
+    /// <c>IsInitialized</c>) before its first query, and the plugin answers at once when it creates no tables. Where this
+    /// journal makes them itself, the answer waits until they are made: a read journal answered first queried a file
+    /// without them ("no such table: journal": the demo's event stream, on a node's first start, under load).
+    /// </summary>
+    protected override bool ReceivePluginInternal(object message)
+    {
+        if (!_ready.IsCompleted && message.GetType().FullName == "Akka.Persistence.Sql.Utility.IsInitialized")
+        {
+            var (self, sender) = (Self, Sender);
+            // Asked again once the tables are there (or their creation failed, which the writes then report).
+            _ready.ContinueWith(_ => self.Tell(message, sender), TaskScheduler.Default);
+            return true;
+        }
+
+        return base.ReceivePluginInternal(message);
+    }
+
     public override Task ReplayMessagesAsync(
         IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback) =>
         _replay is null
