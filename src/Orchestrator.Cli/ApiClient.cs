@@ -66,8 +66,12 @@ internal sealed partial class ApiClient : IDisposable
         SendAsync(HttpMethod.Post, path, new StringContent(text, Encoding.UTF8, mediaType), ct);
 
     /// <summary>POST of a body the caller made (an image's bytes, streamed).</summary>
+    /// <summary>
+    /// An upload: sent with <c>Expect: 100-continue</c>, so that a node refusing it before reading it (a quota, a
+    /// permission) answers with its reason instead of cutting off a client still writing the body (a broken pipe).
+    /// </summary>
     public Task<ApiResponse> PostContentAsync(string path, HttpContent content, CancellationToken ct) =>
-        SendAsync(HttpMethod.Post, path, content, ct);
+        SendAsync(HttpMethod.Post, path, content, ct, expectContinue: true);
 
     public Task<ApiResponse> PatchAsync(string path, object body, CancellationToken ct) =>
         SendAsync(HttpMethod.Patch, path, body, ct);
@@ -95,10 +99,11 @@ internal sealed partial class ApiClient : IDisposable
             body is null ? null : new StringContent(JsonSerializer.Serialize(body, body.GetType(), WireJson.Options), Encoding.UTF8, "application/json"),
             ct);
 
-    private async Task<ApiResponse> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken ct)
+    private async Task<ApiResponse> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken ct, bool expectContinue = false)
     {
         using var request = new HttpRequestMessage(method, path);
         request.Content = content;
+        request.Headers.ExpectContinue = expectContinue ? true : null;
 
         HttpResponseMessage response;
         try
