@@ -109,8 +109,13 @@ public sealed partial record LedgerState
     {
         ForwardAdded e => this with { Forwards = Forwards.SetItem(e.Forward.Id, e.Forward) },
         ForwardRemoved e => this with { Forwards = Forwards.Remove(e.Id) },
-        LedgerEvents.VmReleased e when !Forwards.IsEmpty && Forwards.Values.Any(f => f.Vm == e.VmId) =>
-            this with { Forwards = Forwards.RemoveRange(Forwards.Values.Where(f => f.Vm == e.VmId).Select(f => f.Id)) },
+        LedgerEvents.VmReleased e when !Forwards.IsEmpty => WithoutForwardsOf(e.VmId),
         _ => this,
     };
+
+    // Apart from the switch: a lambda there that captured an arm's event made every Apply allocate its closure.
+    private LedgerState WithoutForwardsOf(VmId vm) =>
+        Forwards.Values.Any(f => f.Vm == vm)
+            ? this with { Forwards = Forwards.RemoveRange(Forwards.Values.Where(f => f.Vm == vm).Select(f => f.Id)) }
+            : this;
 }

@@ -188,18 +188,23 @@ public sealed partial record LedgerState
         {
             SecurityGroups = SecurityGroups.SetItem(e.GroupId, SecurityGroups[e.GroupId] with { Rules = SecurityGroups[e.GroupId].Rules.Add(e.Rule) }),
         },
-        SecurityRuleRemoved e => this with
-        {
-            SecurityGroups = SecurityGroups.SetItem(e.GroupId,
-                SecurityGroups[e.GroupId] with { Rules = SecurityGroups[e.GroupId].Rules.RemoveAll(r => r.Id == e.RuleId) }),
-        },
-        NicSecurityGroupsChanged e when Vms.TryGetValue(e.VmId, out var vm) => this with
-        {
-            Vms = Vms.SetItem(e.VmId, vm with
-            {
-                Spec = vm.Spec with { Nics = vm.Spec.Nics!.Select((n, i) => i == e.Nic ? n with { SecurityGroups = e.Groups.Count > 0 ? e.Groups : null } : n).ToList() },
-            }),
-        },
+        SecurityRuleRemoved e => WithoutRule(e),
+        NicSecurityGroupsChanged e when Vms.TryGetValue(e.VmId, out var vm) => WithNicGroups(vm, e),
         _ => this,
+    };
+
+    // These two apart from the switch: a lambda there that captured an arm's event made every Apply allocate its closure.
+    private LedgerState WithoutRule(SecurityRuleRemoved e) => this with
+    {
+        SecurityGroups = SecurityGroups.SetItem(e.GroupId,
+            SecurityGroups[e.GroupId] with { Rules = SecurityGroups[e.GroupId].Rules.RemoveAll(r => r.Id == e.RuleId) }),
+    };
+
+    private LedgerState WithNicGroups(VmRecord vm, NicSecurityGroupsChanged e) => this with
+    {
+        Vms = Vms.SetItem(e.VmId, vm with
+        {
+            Spec = vm.Spec with { Nics = vm.Spec.Nics!.Select((n, i) => i == e.Nic ? n with { SecurityGroups = e.Groups.Count > 0 ? e.Groups : null } : n).ToList() },
+        }),
     };
 }

@@ -39,9 +39,7 @@ public sealed partial record LedgerState
         if (vm.Disk is { } disk)
         {
             pool = disk.Pool;
-            return disk.Host is { } pinned
-                ? pinned == host.Id
-                : host.EffectivePools.Any(p => p.Shared && p.Id == disk.Pool);
+            return disk.Host is { } pinned ? pinned == host.Id : Reaches(host, disk.Pool);
         }
 
         if (host.EffectivePools.Count == 0)
@@ -49,16 +47,21 @@ public sealed partial record LedgerState
             return true;
         }
 
-        var size = vm.Spec.EffectiveDiskGiB;
-        pool = host.EffectivePools
+        pool = RoomiestPool(host, vm.Spec.EffectiveDiskGiB);
+        return pool is not null;
+    }
+
+    // The lambdas apart: captured in TryDiskPool, they made every placement allocate their closure, pools or not.
+    private static bool Reaches(HostRecord host, string sharedPool) => host.EffectivePools.Any(p => p.Shared && p.Id == sharedPool);
+
+    private string? RoomiestPool(HostRecord host, int size) =>
+        host.EffectivePools
             .Where(p => AllocatedGiB(host.Id, p) + size <= p.PromisableGiB)
             .OrderByDescending(p => p.Shared)
             .ThenByDescending(p => p.PromisableGiB - AllocatedGiB(host.Id, p))
             .ThenBy(p => p.Id, StringComparer.Ordinal)
             .Select(p => p.Id)
             .FirstOrDefault();
-        return pool is not null;
-    }
 
     /// <summary>
     /// The best host the constraints admit that holds (or can hold) the VM's disk, with the pool; null when none.

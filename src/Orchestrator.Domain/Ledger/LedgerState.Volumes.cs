@@ -336,11 +336,9 @@ public sealed partial record LedgerState
             next with { Volumes = next.Volumes.SetItem(e.VolumeId, volume with { AttachedTo = e.VmId }) },
         VolumeDetached e when next.Volumes.TryGetValue(e.VolumeId, out var volume) =>
             next with { Volumes = next.Volumes.SetItem(e.VolumeId, volume with { AttachedTo = null }) },
-        VmRequested e => WithVolumesOfNewVm(e, next with { StorageUsage = Charge(next.StorageUsage, e.Tenant, e.Spec.EffectiveDiskGiB) }),
-        VmReleased e when Vms.TryGetValue(e.VmId, out var released) => DetachAll(e.VmId, next with
-        {
-            StorageUsage = Charge(next.StorageUsage, released.Tenant, -released.Spec.EffectiveDiskGiB),
-        }),
+        // A VM's own disk is charged to its tenant's storage with the rest of its usage (ApplyCore): one copy of the state.
+        VmRequested e => WithVolumesOfNewVm(e, next),
+        VmReleased e => DetachAll(e.VmId, next),
         _ => next,
     };
 

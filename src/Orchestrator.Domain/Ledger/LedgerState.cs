@@ -828,6 +828,7 @@ public sealed partial record LedgerState(
                 null, null, Epoch.Zero, null, 0, e.At, null)),
             Names = WithName(Names, e.Tenant, e.Spec.Name, e.VmId),
             Usage = Usage.SetItem(e.Tenant, UsageOf(e.Tenant).Add(1, e.Spec.Vcpus, e.Spec.MemoryMiB)),
+            StorageUsage = Charge(StorageUsage, e.Tenant, e.Spec.EffectiveDiskGiB),
         },
         TenantCreated e => this with { Tenants = Tenants.SetItem(e.Tenant, new TenantRecord(e.Tenant, e.Quota, false, e.At)) },
         TenantUpdated e => this with
@@ -863,15 +864,15 @@ public sealed partial record LedgerState(
                 Status = vm.Status is VmStatus.Failed or VmStatus.Stopped ? vm.Status
                     : vm.Desired == DesiredState.Running ? VmStatus.Starting : VmStatus.Stopped,
             }).WithDiskPlaced(e),
-        VmStarted e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Running, Pid = e.Pid, Reason = null }),
-        VmReady e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Ready, ReadyAt = e.At, Reason = null }),
-        VmRestarting e => UpdateVm(e.VmId, vm => vm with
+        VmStarted e => UpdateVm(e, static (vm, e) => vm with { Status = VmStatus.Running, Pid = e.Pid, Reason = null }),
+        VmReady e => UpdateVm(e, static (vm, e) => vm with { Status = VmStatus.Ready, ReadyAt = e.At, Reason = null }),
+        VmRestarting e => UpdateVm(e, static (vm, e) => vm with
         {
             Status = VmStatus.Restarting, Restarts = vm.Restarts + 1, Reason = e.Reason, Pid = null, ReadyAt = null,
         }),
-        VmStopped e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Stopped, Reason = e.Reason, Pid = null, ReadyAt = null }),
-        VmFailed e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Failed, Reason = e.Reason, Pid = null, ReadyAt = null }),
-        VmDesiredStateChanged e => UpdateVm(e.VmId, vm => vm with
+        VmStopped e => UpdateVm(e, static (vm, e) => vm with { Status = VmStatus.Stopped, Reason = e.Reason, Pid = null, ReadyAt = null }),
+        VmFailed e => UpdateVm(e, static (vm, e) => vm with { Status = VmStatus.Failed, Reason = e.Reason, Pid = null, ReadyAt = null }),
+        VmDesiredStateChanged e => UpdateVm(e, static (vm, e) => vm with
         {
             Desired = e.Desired,
             Status = e.Desired == DesiredState.Running
@@ -879,17 +880,11 @@ public sealed partial record LedgerState(
                 : VmStatus.Stopping,
             Reason = null,
         }),
-        VmDeleteRequested e => UpdateVm(e.VmId, vm => vm with { Status = VmStatus.Deleting, Reason = null }),
+        VmDeleteRequested e => UpdateVm(e, static (vm, e) => vm with { Status = VmStatus.Deleting, Reason = null }),
         VmResourcesChanged e => ChangeResources(e),
-        VmLabelsChanged e => UpdateVm(e.VmId, vm => vm with { Spec = vm.Spec with { Labels = e.Labels } }),
-        SharesChanged e => UpdateVm(e.VmId, vm => vm.Host == e.HostId ? vm with { EntitledCpuMillicores = e.EntitledMillicores } : vm),
-        VmReleased e => Vms[e.VmId] is var gone && MoveAllocation(e.VmId, null, leaves: true).WithDiskReleased(gone) is var s
-            ? s with
-            {
-                Names = WithoutName(s.Names, gone.Tenant, gone.Spec.Name),
-                Usage = s.Usage.SetItem(gone.Tenant, s.UsageOf(gone.Tenant).Add(-1, -gone.Spec.Vcpus, -gone.Spec.MemoryMiB)),
-            }
-            : this,
+        VmLabelsChanged e => UpdateVm(e, static (vm, e) => vm with { Spec = vm.Spec with { Labels = e.Labels } }),
+        SharesChanged e => UpdateVm(e, static (vm, e) => vm.Host == e.HostId ? vm with { EntitledCpuMillicores = e.EntitledMillicores } : vm),
+        VmReleased e => Release(e.VmId),
         IPlacementEvent e => ApplyPlacement(e),
         _ => throw new ArgumentException($"unknown ledger event {evt.GetType().Name}", nameof(evt)),
     };
@@ -908,17 +903,30 @@ public sealed partial record LedgerState(
         return state.MoveAllocation(e.VmId, host);
     }
 
-    private LedgerState UpdateVm(VmId id, Func<VmRecord, VmRecord> change) =>
-        Vms.TryGetValue(id, out var vm) ? this with { Vms = Vms.SetItem(id, change(vm)) } : this;
+    /// <param name="change">the record after the event (a static lambda: an Apply allocates no closure, and none is made
+    /// for the other events either: a lambda that captured an arm's event made every ApplyCore allocate one).</param>
+    private LedgerState UpdateVm<TEvent>(TEvent evt, Func<VmRecord, TEvent, VmRecord> change) where TEvent : IVmLedgerEvent =>
+        Vms.TryGetValue(evt.VmId, out var vm) ? this with { Vms = Vms.SetItem(evt.VmId, change(vm, evt)) } : this;
 
     /// <summary>Moves a VM's resources from its current host (if any) to <paramref name="to"/> (if any).</summary>
-    /// <param name="leaves">the VM leaves the ledger with its allocation (released): removed, not updated.</param>
-    private LedgerState MoveAllocation(VmId id, HostId? to, bool leaves = false)
+    private LedgerState MoveAllocation(VmId id, HostId? to) =>
+        MoveAllocation(id, to, 0, static (vm, host, entitled, _) => vm with { Host = host, EntitledCpuMillicores = entitled });
+
+    /// <summary>
+    /// The VM gone from the ledger with all it held: its host's allocation, its name, its tenant's usage and storage, its
+    /// disk's room in its pool. One copy of the state for them all (a release follows every delete).
+    /// </summary>
+    private LedgerState Release(VmId id)
     {
-        var vm = Vms[id];
-        return leaves
-            ? this with { Hosts = HostsAfterMove(vm, to), Vms = Vms.Remove(id) }
-            : MoveAllocation(id, to, 0, static (vm, host, entitled, _) => vm with { Host = host, EntitledCpuMillicores = entitled });
+        var gone = Vms[id];
+        return (this with
+        {
+            Hosts = HostsAfterMove(gone, null),
+            Vms = Vms.Remove(id),
+            Names = WithoutName(Names, gone.Tenant, gone.Spec.Name),
+            Usage = Usage.SetItem(gone.Tenant, UsageOf(gone.Tenant).Add(-1, -gone.Spec.Vcpus, -gone.Spec.MemoryMiB)),
+            StorageUsage = Charge(StorageUsage, gone.Tenant, -gone.Spec.EffectiveDiskGiB),
+        }).WithDiskReleased(gone);
     }
 
     /// <summary>Moves a VM's resources, and changes its record with the move: one copy of the record, one update of the VMs.</summary>
