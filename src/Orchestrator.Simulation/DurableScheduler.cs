@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
@@ -26,7 +27,7 @@ internal sealed class DurableScheduler : IAsyncDisposable
     private long _startedAt;
 
     /// <param name="postgres">a PostgreSQL connection string to journal to instead of SQLite (its database must be the bench's own).</param>
-    /// <param name="recoveryLine">listen for the scheduler's account of its recovery (<see cref="RecoveryLine"/>).</param>
+    /// <param name="recoveryLine">listen for the scheduler's account of each recovery (<see cref="RecoveryLines"/>).</param>
     private DurableScheduler(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery, string? postgres, bool recoveryLine = false)
     {
         _removeDirectory = dataDirectory is null;
@@ -65,16 +66,16 @@ internal sealed class DurableScheduler : IAsyncDisposable
         _sink = System.ActorOf(Props.Create(() => new Sink()), "simulated-hosts");
         if (recoveryLine)
         {
-            var heard = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            System.EventStream.Subscribe(System.ActorOf(Props.Create(() => new RecoveryListener(heard))), typeof(Info));
-            RecoveryLine = heard.Task;
+            var heard = Channel.CreateUnbounded<string>();
+            System.EventStream.Subscribe(System.ActorOf(Props.Create(() => new RecoveryListener(heard.Writer))), typeof(Info));
+            RecoveryLines = heard.Reader;
         }
 
         Scheduler = Start();
     }
 
-    /// <summary>The scheduler's own line on its recovery (<see cref="RecoveryPhases"/>); null unless asked for.</summary>
-    public Task<string>? RecoveryLine { get; }
+    /// <summary>The scheduler's own line on each of its recoveries, in order (<see cref="RecoveryPhases"/>); null unless asked for.</summary>
+    public ChannelReader<string>? RecoveryLines { get; }
 
     public ActorSystem System { get; }
 
@@ -88,7 +89,7 @@ internal sealed class DurableScheduler : IAsyncDisposable
     public static DurableScheduler Create(string? dataDirectory, PlacementStrategy strategy, int snapshotEvery = 100_000, string? postgres = null) =>
         new(dataDirectory, strategy, snapshotEvery, postgres);
 
-    /// <summary>A scheduler on the ledger in <paramref name="dataDirectory"/>, recovering as it starts, with its <see cref="RecoveryLine"/>.</summary>
+    /// <summary>A scheduler on the ledger in <paramref name="dataDirectory"/>, recovering as it starts, with its <see cref="RecoveryLines"/>.</summary>
     public static DurableScheduler Recover(string dataDirectory, int snapshotEvery) =>
         new(dataDirectory, PlacementStrategy.Pack, snapshotEvery, postgres: null, recoveryLine: true);
 
@@ -157,13 +158,13 @@ internal sealed class DurableScheduler : IAsyncDisposable
     }
 
     /// <summary>Hands on the scheduler's recovery line from the log events.</summary>
-    private sealed class RecoveryListener(TaskCompletionSource<string> heard) : UntypedActor
+    private sealed class RecoveryListener(ChannelWriter<string> heard) : UntypedActor
     {
         protected override void OnReceive(object message)
         {
             if (message is Info info && info.Message?.ToString() is { } text && RecoveryPhases.Find(text) is not null)
             {
-                heard.TrySetResult(text);
+                heard.TryWrite(text);
             }
         }
     }

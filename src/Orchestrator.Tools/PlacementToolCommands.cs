@@ -107,7 +107,7 @@ public static class PlacementToolCommands
         var nodes = Positive("--nodes", "Node processes: 1 runs the scheduler actor in this process; more start a cluster here whose nodes share the hosts (simulated driver), and kill the scheduler's node to time its recovery elsewhere.", 1);
         var recover = new Option<bool>("--recover")
         {
-            Description = "Place nothing: start a scheduler in this fresh process on the ledger an earlier `scale --data DIR` left in --data, and time its recovery (cold).",
+            Description = "Place nothing: start a scheduler in this fresh process on the ledger an earlier `scale --data DIR` left in --data, and time its recovery (cold), then a second one in the same process (warm).",
         };
         var output = OutputOption();
         var command = new Command("scale", "Simulated hosts and VMs through the scheduler actor on SQLite: memory per allocation, snapshot size, recovery time.")

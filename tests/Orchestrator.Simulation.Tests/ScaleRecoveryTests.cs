@@ -28,6 +28,10 @@ public sealed class ScaleRecoveryTests : IDisposable
         Assert.Equal(300, root.GetProperty("vms").GetInt32());
         Assert.True(root.GetProperty("recovery_s").GetDouble() > 0);
         Assert.Contains("snapshot read", root.GetProperty("phases").GetString());
+        // The second recovery, in the same process, heard with its own line: the same ledger, whole again.
+        Assert.True(root.GetProperty("warm_first_answer_s").GetDouble() > 0);
+        Assert.Equal(300, root.GetProperty("warm_vms").GetInt32());
+        Assert.Contains("snapshot read", root.GetProperty("warm_phases").GetString());
     }
 
     [Fact]
