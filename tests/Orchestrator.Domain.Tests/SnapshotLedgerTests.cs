@@ -218,7 +218,50 @@ public class SnapshotLedgerTests
 
         var delete = ledger.Send(new LedgerCommands.DeleteVm(Acme, "web"));
         Assert.Null(delete.Refusal);
-        Assert.Contains(delete.Events, e => e is SnapshotDeleted);
+        var id = ledger.State.FindVm(Acme, "web")!.Id;
+        ledger.Send(new LedgerCommands.ConfirmDeleted(id));
         Assert.Empty(ledger.State.Snapshots);
+        Assert.Equal(0, ledger.State.StorageUsedGiB(Acme));
+    }
+
+    [Fact]
+    public void A_deleted_vms_snapshots_go_only_once_its_host_has_stopped_it_or_is_lost()
+    {
+        var ledger = Ledger();
+        Vm(ledger, "web", diskGiB: 2);
+        Running(ledger, "web");
+        Assert.Null(Take(ledger, "web", "s1").Refusal);
+        var s1 = ledger.State.FindSnapshot(Acme, "web", "s1")!;
+        var id = ledger.State.FindVm(Acme, "web")!.Id;
+
+        // Its QEMU still runs on the layers under its disk: the delete leaves them, and they take no new overlay.
+        var delete = ledger.Send(new LedgerCommands.DeleteVm(Acme, "web"));
+        Assert.Null(delete.Refusal);
+        Assert.DoesNotContain(delete.Events, e => e is SnapshotDeleted);
+        Assert.Empty(delete.Events.SelectMany(ledger.State.LayersGoneBy));
+        Assert.NotNull(ledger.State.FindSnapshot(Acme, "web", "s1"));
+        var clone = ledger.Send(new LedgerCommands.CreateVm(Acme, new VmSpec("copy", 1, 256, "demo", DiskGiB: 2, FromSnapshot: "web/s1"), VmId.New()));
+        Assert.Equal(RefusalKind.Conflict, clone.Refusal!.Kind);
+        Assert.Contains("VM 'web' is being deleted", clone.Refusal.Message);
+
+        // The host stopped it: its snapshots are deleted before its release, each layer's file let go then.
+        var before = ledger.State;
+        var confirmed = ledger.Send(new LedgerCommands.ConfirmDeleted(id));
+        Assert.Equal([typeof(SnapshotDeleted), typeof(LedgerEvents.VmReleased)], confirmed.Events.Select(e => e.GetType()));
+        Assert.Equal(new LayerGone(s1.Layer, "local", H1), Assert.Single(before.LayersGoneBy(confirmed.Events[0])));
+        Assert.Empty(ledger.State.Snapshots);
+        Assert.Equal(0, ledger.State.StorageUsedGiB(Acme));
+        Assert.Equal(0, ledger.State.AllocatedGiB(H1, Local()));
+
+        // A VM being deleted on a host that is lost goes with it, its snapshots first.
+        Vm(ledger, "db", diskGiB: 2);
+        Running(ledger, "db");
+        Assert.Null(Take(ledger, "db", "s1").Refusal);
+        Assert.Null(ledger.Send(new LedgerCommands.DeleteVm(Acme, "db")).Refusal);
+        var lost = ledger.Send(new LedgerCommands.LoseHost(H1));
+        Assert.Equal([typeof(LedgerEvents.HostLost), typeof(SnapshotDeleted), typeof(LedgerEvents.VmReleased)], lost.Events.Select(e => e.GetType()));
+        Assert.Empty(ledger.State.Snapshots);
+        Assert.Empty(ledger.State.Vms);
+        Assert.Equal(0, ledger.State.StorageUsedGiB(Acme));
     }
 }

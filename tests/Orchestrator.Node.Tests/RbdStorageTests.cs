@@ -80,9 +80,9 @@ public sealed class RbdStorageTests(CephFixture fixture, ITestOutputHelper outpu
     }
 
     /// <summary>
-    /// A deleted VM's layers are let go when the ledger deletes it, while its host may still be stopping its QEMU, and a
-    /// killed client's watch outlives it for Ceph's watch timeout: Ceph refuses to remove a watched image. The remove
-    /// waits for the watch to go instead of failing and leaving the image behind for good.
+    /// A deleted VM's snapshot layers are let go once its host confirms it stopped, but a killed client's watch outlives it
+    /// for Ceph's watch timeout, and the host removes the VM's own disk as its QEMU goes: Ceph refuses to remove a watched
+    /// image. The remove waits for the watch to go instead of failing and leaving the image behind for good.
     /// </summary>
     [Fact]
     public async Task An_image_still_open_when_its_delete_comes_is_removed_once_it_is_closed()

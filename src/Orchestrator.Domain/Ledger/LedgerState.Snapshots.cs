@@ -184,6 +184,12 @@ public sealed partial record LedgerState
                 $"no snapshot '{FieldError.Echo(from)}' (give it as VM/SNAPSHOT, both the tenant's)")]));
         }
 
+        if (Vms.GetValueOrDefault(snapshot.Vm) is { Status: VmStatus.Deleting } owner)
+        {
+            return Decision.Refuse(Refusal.Conflict("fromSnapshot",
+                $"VM '{owner.Spec.Name}' is being deleted, and its snapshots go with it once its host has stopped it"));
+        }
+
         if (!snapshot.Ready)
         {
             return Decision.Refuse(Refusal.Conflict("fromSnapshot", $"snapshot '{from}' is still being taken"));
@@ -227,9 +233,12 @@ public sealed partial record LedgerState
             $"VM '{vm.Spec.Name}' cannot be deleted: {clone} is a clone of one of its snapshots (delete the clone first)"));
     }
 
-    /// <summary>The VM's delete with its snapshots (they are layers of its disk): each deleted with it.</summary>
-    private IEnumerable<ILedgerEvent> SnapshotsDeletedWith(VmRecord vm) =>
-        SnapshotsOfVm(vm.Id).Select(s => (ILedgerEvent)new SnapshotDeleted(s.Id, s.Tenant));
+    /// <summary>
+    /// A deleted VM's release with its snapshots, which are layers of its disk: each deleted first, so that their files
+    /// go (<see cref="LayersGoneBy"/>) only once nothing runs on them.
+    /// </summary>
+    private IReadOnlyList<ILedgerEvent> ReleasedWithSnapshots(VmRecord vm) =>
+        [.. SnapshotsOfVm(vm.Id).Select(s => (ILedgerEvent)new SnapshotDeleted(s.Id, s.Tenant)), new VmReleased(vm.Id)];
 
     /// <summary>
     /// The layer files <paramref name="evt"/> leaves unneeded, judged on the state before it: a deleted snapshot's, a

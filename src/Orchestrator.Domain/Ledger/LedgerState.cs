@@ -291,12 +291,14 @@ public sealed partial record LedgerState(
             events.Add(evt);
         }
 
-        // VMs being deleted on the lost host are gone with it.
+        // VMs being deleted on the lost host are gone with it, and their snapshots with them.
         foreach (var vm in VmsOn(c.HostId).Where(v => v.Status == VmStatus.Deleting))
         {
-            var released = new VmReleased(vm.Id);
-            state = state.Apply(released);
-            events.Add(released);
+            foreach (var evt in ReleasedWithSnapshots(vm))
+            {
+                state = state.Apply(evt);
+                events.Add(evt);
+            }
         }
 
         return new Decision(events, null);
@@ -600,13 +602,15 @@ public sealed partial record LedgerState(
         }
 
         var deleteRequested = new VmDeleteRequested(vm.Id);
-        ILedgerEvent[] volumes = [.. (c.WithVolumes ? VolumesDeletedWith(vm) : Enumerable.Empty<ILedgerEvent>()), .. SnapshotsDeletedWith(vm)];
+        ILedgerEvent[] volumes = c.WithVolumes ? [.. VolumesDeletedWith(vm)] : [];
         if (vm.Host is null)
         {
-            // Never placed: nothing runs anywhere, release at once.
-            return Decision.Accept([deleteRequested, .. volumes, new VmReleased(vm.Id)]);
+            // On no host: nothing runs anywhere, release at once.
+            return Decision.Accept([deleteRequested, .. volumes, .. ReleasedWithSnapshots(vm)]);
         }
 
+        // Its snapshots are the layers under its disk, which its QEMU holds open until its host has stopped it: they go
+        // with its release, once the host confirms (or is lost), not before (an rbd image with a watcher cannot go).
         return Decision.Accept([deleteRequested, .. volumes]);
     }
 
@@ -638,8 +642,14 @@ public sealed partial record LedgerState(
             return Decision.Nothing;
         }
 
-        var released = new VmReleased(vm.Id);
-        return Decision.Accept([released, .. Apply(released).PlacePending(rules)]);
+        var released = ReleasedWithSnapshots(vm);
+        var state = this;
+        foreach (var evt in released)
+        {
+            state = state.Apply(evt);
+        }
+
+        return Decision.Accept([.. released, .. state.PlacePending(rules)]);
     }
 
     private Decision DecideSetResources(LedgerCommands.SetVmResources c)
