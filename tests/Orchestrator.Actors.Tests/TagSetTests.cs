@@ -3,6 +3,7 @@ using Orchestrator.Actors.Events;
 using Orchestrator.Actors.Persistence;
 using Orchestrator.Domain;
 using Orchestrator.Domain.Ledger;
+using Orchestrator.Domain.Tenants;
 using Orchestrator.Domain.Vms;
 using static Orchestrator.Domain.Ledger.LedgerEvents;
 
@@ -34,14 +35,17 @@ public class TagSetTests
     }
 
     [Fact]
-    public void A_placement_is_tagged_by_its_tenant_and_host_each_once()
+    public void A_placement_is_tagged_by_its_tenant_only_and_a_host_event_not_at_all()
     {
         var vm = new VmId(Guid.NewGuid());
         var requested = new VmRequested(vm, new TenantId("acme"), new VmSpec("web1", 1, 256, "demo"), DateTimeOffset.UnixEpoch);
         var decided = LedgerState.Empty.Apply(requested);
 
         Assert.Equal(["tenant:acme"], EventTags.For(LedgerState.Empty, requested));
-        Assert.Equal(["tenant:acme", "host:h1"], EventTags.For(decided, new VmPlaced(vm, new HostId("h1"), new Epoch(1))));
-        Assert.Same(EventTags.Host(new HostId("h1")), EventTags.Host(new HostId("h1")));
+        // Tagged against the state it was decided on, where its VmRequested already is.
+        Assert.Equal(["tenant:acme"], EventTags.For(decided, new VmPlaced(vm, new HostId("h1"), new Epoch(1))));
+        Assert.Empty(EventTags.For(decided, new HostRegistered(new HostId("h1"), 4, 4096, "qemu", DateTimeOffset.UnixEpoch)));
+        Assert.Equal(["tenant:acme"], EventTags.For(LedgerState.Empty, new TenantCreated(new TenantId("acme"), TenantQuota.Unlimited, DateTimeOffset.UnixEpoch)));
+        Assert.Same(EventTags.Tenant(new TenantId("acme")), EventTags.Tenant(new TenantId("acme")));
     }
 }

@@ -10,24 +10,22 @@ public static class EventTags
 {
     private const string TenantPrefix = "tenant:";
 
-    // Every event of a placement is tagged with its tenant and host: the strings are made once per tenant and host, not
-    // once per event (bounded, so that a churn of hosts or tenants cannot grow them without end).
+    // Every event of a VM is tagged with its tenant: the strings are made once per tenant, not once per event (bounded,
+    // so that a churn of tenants cannot grow them without end).
     private const int CachedTagsAtMost = 100_000;
     private static readonly ConcurrentDictionary<TenantId, string> TenantTags = new();
-    private static readonly ConcurrentDictionary<HostId, string> HostTags = new();
 
-    public static string Tenant(TenantId tenant) =>
-        TenantTags.TryGetValue(tenant, out var tag) ? tag : Remember(TenantTags, tenant, TenantPrefix + tenant.Value);
-
-    public static string Host(HostId host) =>
-        HostTags.TryGetValue(host, out var tag) ? tag : Remember(HostTags, host, "host:" + host.Value);
-
-    private static string Remember<TKey>(ConcurrentDictionary<TKey, string> cache, TKey key, string tag)
-        where TKey : notnull
+    public static string Tenant(TenantId tenant)
     {
-        if (cache.Count < CachedTagsAtMost)
+        if (TenantTags.TryGetValue(tenant, out var tag))
         {
-            cache.TryAdd(key, tag);
+            return tag;
+        }
+
+        tag = TenantPrefix + tenant.Value;
+        if (TenantTags.Count < CachedTagsAtMost)
+        {
+            TenantTags.TryAdd(tenant, tag);
         }
 
         return tag;
@@ -48,39 +46,26 @@ public static class EventTags
     }
 
     /// <summary>
-    /// A ledger event's tags: every VM event by tenant and host, so a tenant's stream never needs a scan. Tagged against
-    /// the state the event is decided on (the VM a VmPlaced follows in the same decision is there only, not yet in the
-    /// persisted state).
+    /// A ledger event's tags: its tenant's, so that a tenant's stream never needs a scan; none for an event of no tenant
+    /// (hosts, shares), which only the whole journal's stream reads. Tagged against the state the event is decided on
+    /// (the VM a VmPlaced follows in the same decision is there only, not yet in the persisted state).
     /// </summary>
+    /// <remarks>
+    /// Only the tags a reader asks for: each is a row and two index entries per event. Placements and hosts were
+    /// tagged with their host too, which nothing ever read: a third of a placement's tag rows.
+    /// </remarks>
     public static string[] For(LedgerState decided, ILedgerEvent evt)
     {
-        string? tenant = null;
-        if (evt is IVmLedgerEvent vmEvent && decided.Vms.TryGetValue(vmEvent.VmId, out var vm))
+        TenantId? tenant = evt switch
         {
-            tenant = Tenant(vm.Tenant);
-        }
-        else if (evt is VmRequested requested)
-        {
-            tenant = Tenant(requested.Tenant);
-        }
-
-        var other = evt switch
-        {
-            VmPlaced placed => Host(placed.HostId),
-            HostRegistered registered => Host(registered.HostId),
-            SharesChanged shares => Host(shares.HostId),
-            TenantCreated created => Tenant(created.Tenant),
-            TenantUpdated updated => Tenant(updated.Tenant),
+            IVmLedgerEvent vmEvent when decided.Vms.TryGetValue(vmEvent.VmId, out var vm) => vm.Tenant,
+            VmRequested requested => requested.Tenant,
+            TenantCreated created => created.Tenant,
+            TenantUpdated updated => updated.Tenant,
             _ => null,
         };
 
         // An array of the exact size: the journal takes it as it is (see TagSet).
-        return (tenant, other) switch
-        {
-            (null, null) => [],
-            ({ } one, null) => [one],
-            (null, { } one) => [one],
-            ({ } one, { } two) => one == two ? [one] : [one, two],
-        };
+        return tenant is { } owner ? [Tenant(owner)] : [];
     }
 }
